@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lading-registry/lading/internal/app"
+)
+
+// commonFlags are shared by every command that opens the data directory.
+type commonFlags struct {
+	dataDir   string
+	logLevel  string
+	logFormat string
+}
+
+func (c *commonFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.dataDir, "data-dir", "./lading-data", "directory holding blobs and the metadata database")
+	cmd.Flags().StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+}
+
+func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", c.logLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(c.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	}
+}
+
+func newServeCommand() *cobra.Command {
+	var common commonFlags
+	cfg := app.Config{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the registry",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := common.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			cfg.DataDir = common.dataDir
+			cfg.Logger = log
+			cfg.Version = versionString()
+			cfg.AdminAccessKeyID = os.Getenv("LADING_ADMIN_ACCESS_KEY_ID")
+			cfg.AdminSecretAccessKey = os.Getenv("LADING_ADMIN_SECRET_ACCESS_KEY")
+			a, err := app.Open(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return a.Serve(cmd.Context())
+		},
+	}
+	common.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:5000", "address to listen on")
+	f.StringVar(&cfg.Region, "region", "us-east-1", "AWS region this registry presents itself as")
+	f.StringVar(&cfg.RegistryID, "registry-id", "000000000000", "12-digit registry (account) id")
+	f.BoolVar(&cfg.CreateOnPush, "create-on-push", true, "create repositories on first push")
+	f.BoolVar(&cfg.AnonymousPull, "anonymous-pull", false, "allow pulls without credentials")
+	f.DurationVar(&cfg.UploadTTL, "upload-ttl", 24*time.Hour, "remove upload sessions idle this long")
+	return cmd
+}

@@ -1,0 +1,209 @@
+// Package app wires Lading together: it opens the stores, builds the HTTP faces and the
+// background workers from a Config, and runs them until the context ends.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lading-registry/lading/internal/auth"
+	blobfs "github.com/lading-registry/lading/internal/blob/fs"
+	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/store/sqlite"
+)
+
+// Config is everything `lading serve` can be told.
+type Config struct {
+	Addr          string
+	DataDir       string
+	Region        string
+	RegistryID    string
+	CreateOnPush  bool
+	AnonymousPull bool
+	UploadTTL     time.Duration
+	// Bootstrap admin credentials; empty means "generate on first start".
+	AdminAccessKeyID     string
+	AdminSecretAccessKey string
+	Version              string
+	Logger               *slog.Logger
+}
+
+// App is a built, not yet running, Lading server.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	meta     *sqlite.DB
+	blobs    *blobfs.Store
+	auth     *auth.Authenticator
+	handler  http.Handler
+	registry *prometheus.Registry
+}
+
+// Open prepares the data directory, the stores and the handlers.
+func Open(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.UploadTTL <= 0 {
+		cfg.UploadTTL = 24 * time.Hour
+	}
+	if len(cfg.RegistryID) != 12 || strings.Trim(cfg.RegistryID, "0123456789") != "" {
+		return nil, fmt.Errorf("registry id %q: must be 12 digits", cfg.RegistryID)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	meta, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "lading.db"))
+	if err != nil {
+		if errors.Is(err, sqlite.ErrNewerSchema) {
+			return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+		}
+		return nil, err
+	}
+	blobs, err := blobfs.New(cfg.DataDir)
+	if err != nil {
+		_ = meta.Close()
+		return nil, err
+	}
+	if err := auth.Bootstrap(ctx, meta, cfg.DataDir, cfg.AdminAccessKeyID, cfg.AdminSecretAccessKey, cfg.Logger); err != nil {
+		_ = meta.Close()
+		return nil, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(meta, nil)}
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lading_uploads_in_progress", Help: "Blob upload sessions open.",
+	}, func() float64 {
+		var n float64
+		_ = meta.Reader().QueryRow("SELECT count(*) FROM uploads").Scan(&n)
+		return n
+	}))
+	a.handler = a.buildHandler()
+	return a, nil
+}
+
+// Close releases the stores.
+func (a *App) Close() error { return a.meta.Close() }
+
+// Handler is the whole HTTP surface (for tests that serve it themselves).
+func (a *App) Handler() http.Handler { return a.handler }
+
+func (a *App) buildHandler() http.Handler {
+	m := newMetrics(a.registry)
+	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Logger: a.log})
+	v2 := auth.RegistryMiddleware(a.auth, a.cfg.AnonymousPull, a.log, registry)
+	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
+	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
+			v2.ServeHTTP(w, r)
+		case p == "/healthz":
+			_, _ = w.Write([]byte("ok\n"))
+		case p == "/readyz":
+			if err := a.meta.Ping(r.Context()); err != nil {
+				http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("ready\n"))
+		case p == "/metrics":
+			metricsHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	route := func(r *http.Request) string {
+		switch p := r.URL.Path; {
+		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
+			return oci.RouteName(r)
+		case p == "/healthz", p == "/readyz", p == "/metrics":
+			return strings.TrimPrefix(p, "/")
+		default:
+			return "other"
+		}
+	}
+	return observe(m, a.log, route, mux)
+}
+
+// Serve listens on cfg.Addr and serves until ctx ends, then shuts down gracefully: in-flight
+// requests finish (upload sessions stay resumable; they are on disk).
+func (a *App) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return a.ServeListener(ctx, ln)
+}
+
+// ServeListener is Serve on an existing listener.
+func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go a.purgeUploads(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("lading serving", "addr", ln.Addr().String(), "data_dir", a.cfg.DataDir, "version", a.cfg.Version)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down: waiting for in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// purgeUploads removes upload sessions idle for longer than the TTL.
+func (a *App) purgeUploads(ctx context.Context) {
+	every := min(a.cfg.UploadTTL/4, 10*time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-a.cfg.UploadTTL)
+		ids, err := a.meta.DeleteUploadsBefore(ctx, cutoff)
+		if err != nil {
+			a.log.Warn("purge upload sessions", "err", err)
+			continue
+		}
+		for _, id := range ids {
+			_ = a.blobs.Cancel(ctx, id)
+		}
+		// Sessions whose metadata never got written (a crash in between) are found by age.
+		orphans, err := a.blobs.PurgeUploads(ctx, cutoff)
+		if err != nil {
+			a.log.Warn("purge upload data", "err", err)
+		}
+		if n := len(ids) + len(orphans); n > 0 {
+			a.log.Info("purged abandoned uploads", "count", n)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+// Package auth holds Lading's identities: access keys (an id and a secret, as AWS issues them),
+// the bootstrap admin key, HTTP Basic authentication for the registry face, registry tokens
+// (what GetAuthorizationToken returns) and SigV4 verification for the API faces.
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// Errors of authentication.
+var (
+	ErrNoCredentials  = errors.New("no credentials")
+	ErrBadCredentials = errors.New("invalid credentials")
+	ErrTokenExpired   = errors.New("token expired")
+)
+
+// KeyStore is what authentication needs from the metadata store.
+type KeyStore interface {
+	AccessKey(ctx context.Context, id string) (store.AccessKey, error)
+	CreateAccessKey(ctx context.Context, k store.AccessKey) error
+	ListAccessKeys(ctx context.Context) ([]store.AccessKey, error)
+	DeleteAccessKey(ctx context.Context, id string) error
+	SettingOrInit(ctx context.Context, key string, init func() (string, error)) (string, error)
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	AccessKeyID string
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the caller of a request, if authenticated.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// NewAccessKey generates a key in AWS's shape: a 20-character id starting with "LAK" (instead of
+// AWS's "AKIA") and a 40-character secret.
+func NewAccessKey(description string) (store.AccessKey, error) {
+	const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	b := make([]byte, 17+30)
+	if _, err := rand.Read(b); err != nil {
+		return store.AccessKey{}, err
+	}
+	id := []byte("LAK")
+	for _, c := range b[:17] {
+		id = append(id, idAlphabet[int(c)%len(idAlphabet)])
+	}
+	secret := base64.StdEncoding.EncodeToString(b[17:])[:40]
+	secret = strings.NewReplacer("+", "x", "/", "y").Replace(secret)
+	return store.AccessKey{ID: string(id), Secret: secret, Description: description, CreatedAt: time.Now().UTC()}, nil
+}
+
+// CredentialsFile is the name, in the data directory, of the generated admin credentials.
+const CredentialsFile = "admin-credentials"
+
+// Bootstrap makes sure an admin key exists. With id and secret given (from the environment) it
+// registers that pair; otherwise, when no key exists yet, it generates one and writes it to a
+// 0600 file in dataDir, logging the file's path but never the secret.
+func Bootstrap(ctx context.Context, keys KeyStore, dataDir, id, secret string, log *slog.Logger) error {
+	if id != "" || secret != "" {
+		if id == "" || secret == "" {
+			return errors.New("LADING_ADMIN_ACCESS_KEY_ID and LADING_ADMIN_SECRET_ACCESS_KEY must be set together")
+		}
+		existing, err := keys.AccessKey(ctx, id)
+		switch {
+		case err == nil:
+			if existing.Secret != secret {
+				// The environment is authoritative for the bootstrap admin: rotate to it.
+				if err := keys.DeleteAccessKey(ctx, id); err != nil {
+					return err
+				}
+				return keys.CreateAccessKey(ctx, store.AccessKey{ID: id, Secret: secret, Description: "bootstrap admin (environment)"})
+			}
+			return nil
+		case errors.Is(err, store.ErrNotFound):
+			return keys.CreateAccessKey(ctx, store.AccessKey{ID: id, Secret: secret, Description: "bootstrap admin (environment)"})
+		default:
+			return err
+		}
+	}
+	existing, err := keys.ListAccessKeys(ctx)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dataDir, CredentialsFile)
+	if len(existing) > 0 {
+		if _, err := os.Stat(path); err == nil {
+			log.Info("admin credentials", "file", path)
+		}
+		return nil
+	}
+	k, err := NewAccessKey("bootstrap admin (generated)")
+	if err != nil {
+		return err
+	}
+	content := fmt.Sprintf("LADING_ADMIN_ACCESS_KEY_ID=%s\nLADING_ADMIN_SECRET_ACCESS_KEY=%s\n", k.ID, k.Secret)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("write admin credentials: %w", err)
+	}
+	if err := keys.CreateAccessKey(ctx, k); err != nil {
+		return err
+	}
+	log.Info("generated admin credentials", "file", path, "access_key_id", k.ID)
+	return nil
+}
+
+// Authenticator checks credentials.
+type Authenticator struct {
+	keys KeyStore
+	now  func() time.Time
+}
+
+// NewAuthenticator returns an Authenticator over keys; now may be nil.
+func NewAuthenticator(keys KeyStore, now func() time.Time) *Authenticator {
+	if now == nil {
+		now = time.Now
+	}
+	return &Authenticator{keys: keys, now: now}
+}
+
+// Secret returns the secret of an access key, for SigV4 verification.
+func (a *Authenticator) Secret(ctx context.Context, id string) (string, error) {
+	k, err := a.keys.AccessKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrBadCredentials
+	}
+	return k.Secret, err
+}
+
+// Basic authenticates HTTP Basic credentials: an access key id and its secret, or the user
+// "AWS" with a registry token.
+func (a *Authenticator) Basic(ctx context.Context, user, password string) (Principal, error) {
+	if user == "AWS" {
+		return a.verifyToken(ctx, password)
+	}
+	k, err := a.keys.AccessKey(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrBadCredentials
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(k.Secret), []byte(password)) != 1 {
+		return Principal{}, ErrBadCredentials
+	}
+	return Principal{AccessKeyID: k.ID}, nil
+}
+
+// Request authenticates an HTTP request's Basic credentials.
+func (a *Authenticator) Request(r *http.Request) (Principal, error) {
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return Principal{}, ErrNoCredentials
+	}
+	return a.Basic(r.Context(), user, pass)
+}
+
+// TokenTTL is how long a registry token is valid, as on ECR.
+const TokenTTL = 12 * time.Hour
+
+const tokenKeySetting = "auth.token_key"
+
+func (a *Authenticator) tokenKey(ctx context.Context) ([]byte, error) {
+	v, err := a.keys.SettingOrInit(ctx, tokenKeySetting, func() (string, error) {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(b), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token signing key: %w", err)
+	}
+	return hex.DecodeString(v)
+}
+
+type tokenClaims struct {
+	AccessKeyID string `json:"k"`
+	Expires     int64  `json:"e"`
+}
+
+// IssueToken returns a registry password for p, valid for TokenTTL, and its expiry. The token is
+// signed with a key kept in the metadata store, so every node accepts it; it holds no ':' so
+// that "AWS:<token>" splits as the AWS CLI expects.
+func (a *Authenticator) IssueToken(ctx context.Context, p Principal) (string, time.Time, error) {
+	key, err := a.tokenKey(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp := a.now().Add(TokenTTL).Truncate(time.Second)
+	body, _ := json.Marshal(tokenClaims{AccessKeyID: p.AccessKeyID, Expires: exp.Unix()})
+	payload := base64.RawURLEncoding.EncodeToString(body)
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(payload))
+	return payload + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), exp, nil
+}
+
+func (a *Authenticator) verifyToken(ctx context.Context, token string) (Principal, error) {
+	payload, sig, ok := strings.Cut(token, ".")
+	if !ok {
+		return Principal{}, ErrBadCredentials
+	}
+	key, err := a.tokenKey(ctx)
+	if err != nil {
+		return Principal{}, err
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(payload))
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, mac.Sum(nil)) {
+		return Principal{}, ErrBadCredentials
+	}
+	body, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return Principal{}, ErrBadCredentials
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(body, &c); err != nil {
+		return Principal{}, ErrBadCredentials
+	}
+	if a.now().Unix() >= c.Expires {
+		return Principal{}, ErrTokenExpired
+	}
+	// A token dies with the key that obtained it.
+	if _, err := a.keys.AccessKey(ctx, c.AccessKeyID); err != nil {
+		return Principal{}, ErrBadCredentials
+	}
+	return Principal{AccessKeyID: c.AccessKeyID}, nil
+}

@@ -1,0 +1,38 @@
+package auth
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+)
+
+// RegistryMiddleware guards the registry face with HTTP Basic authentication. Reads may be
+// anonymous when anonymousPull is set. Failures get 401 with ECR's Basic challenge before any
+// routing, so a wrong password reveals nothing about which repositories exist.
+func RegistryMiddleware(a *Authenticator, anonymousPull bool, log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := a.Request(r)
+		switch {
+		case err == nil:
+			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+			return
+		case errors.Is(err, ErrNoCredentials) && anonymousPull && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			next.ServeHTTP(w, r)
+			return
+		case errors.Is(err, ErrNoCredentials), errors.Is(err, ErrBadCredentials), errors.Is(err, ErrTokenExpired):
+		default:
+			log.ErrorContext(r.Context(), "authentication failed", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+scheme+"://"+r.Host+`/",service="ecr.amazonaws.com"`)
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}` + "\n"))
+	})
+}

@@ -1,0 +1,196 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/lading-registry/lading/internal/blob"
+)
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestChunkedUploadCommits(t *testing.T) {
+	ctx := context.Background()
+	data := make([]byte, 3<<20+17)
+	_, _ = rand.Read(data)
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
+		t.Run(string(alg), func(t *testing.T) {
+			s := newStore(t)
+			id, err := s.NewUpload(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var off int64
+			for _, chunk := range [][]byte{data[:1000], data[1000 : 2<<20], data[2<<20:]} {
+				n, err := s.Append(ctx, id, off, bytes.NewReader(chunk), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				off += int64(len(chunk))
+				if n != off {
+					t.Fatalf("size %d, want %d", n, off)
+				}
+			}
+			want := alg.FromBytes(data)
+			if _, err := s.Stat(ctx, want); !errors.Is(err, blob.ErrNotFound) {
+				t.Fatalf("blob visible before commit: %v", err)
+			}
+			size, err := s.Commit(ctx, id, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if size != int64(len(data)) {
+				t.Fatalf("size %d", size)
+			}
+			r, err := s.Open(ctx, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(r)
+			_ = r.Close()
+			if !bytes.Equal(got, data) {
+				t.Fatal("content differs")
+			}
+			if _, err := s.UploadSize(ctx, id); !errors.Is(err, blob.ErrUploadNotFound) {
+				t.Fatalf("upload still present: %v", err)
+			}
+		})
+	}
+}
+
+func TestAppendRejectsWrongOffset(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id, _ := s.NewUpload(ctx)
+	if _, err := s.Append(ctx, id, 0, bytes.NewReader([]byte("abc")), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{0, 2, 4} {
+		size, err := s.Append(ctx, id, off, bytes.NewReader([]byte("x")), 0)
+		if !errors.Is(err, blob.ErrOffsetMismatch) || size != 3 {
+			t.Fatalf("offset %d: size %d err %v", off, size, err)
+		}
+	}
+}
+
+func TestCommitWrongDigestLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id, _ := s.NewUpload(ctx)
+	_, _ = s.Append(ctx, id, 0, bytes.NewReader([]byte("hello")), 0)
+	bad := digest.FromString("other")
+	if _, err := s.Commit(ctx, id, bad); !errors.Is(err, blob.ErrDigestMismatch) {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := s.Stat(ctx, bad); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatal("blob visible after failed commit")
+	}
+	if _, err := s.Stat(ctx, digest.FromString("hello")); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatal("blob visible after failed commit")
+	}
+}
+
+func TestStaleHashStateIsIgnored(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id, _ := s.NewUpload(ctx)
+	_, _ = s.Append(ctx, id, 0, bytes.NewReader([]byte("hello ")), 0)
+	// Simulate a crash after data was written but before the hash state was saved.
+	dir, _ := s.uploadDir(id)
+	f, _ := os.OpenFile(filepath.Join(dir, "data"), os.O_APPEND|os.O_WRONLY, 0)
+	_, _ = f.WriteString("world")
+	_ = f.Close()
+	if _, err := s.Commit(ctx, id, digest.FromString("hello world")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLimit(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id, _ := s.NewUpload(ctx)
+	size, err := s.Append(ctx, id, 0, bytes.NewReader(make([]byte, 11)), 10)
+	if !errors.Is(err, blob.ErrTooLarge) || size != 0 {
+		t.Fatalf("size %d err %v", size, err)
+	}
+}
+
+func TestConcurrentUploadsOfSameBlob(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	data := make([]byte, 1<<20)
+	_, _ = rand.Read(data)
+	d := digest.FromBytes(data)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := s.NewUpload(ctx)
+			if err == nil {
+				_, err = s.Append(ctx, id, 0, bytes.NewReader(data), 0)
+			}
+			if err == nil {
+				_, err = s.Commit(ctx, id, d)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := s.Open(ctx, d)
+	got, _ := io.ReadAll(r)
+	_ = r.Close()
+	if digest.FromBytes(got) != d {
+		t.Fatal("blob corrupted")
+	}
+}
+
+func TestPurgeUploads(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	old, _ := s.NewUpload(ctx)
+	fresh, _ := s.NewUpload(ctx)
+	dir, _ := s.uploadDir(old)
+	past := time.Now().Add(-48 * time.Hour)
+	_ = os.Chtimes(dir, past, past)
+	purged, err := s.PurgeUploads(ctx, time.Now().Add(-24*time.Hour))
+	if err != nil || len(purged) != 1 || purged[0] != old {
+		t.Fatalf("purged %v, %v", purged, err)
+	}
+	if _, err := s.UploadSize(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUploadIDsAreNotPaths(t *testing.T) {
+	s := newStore(t)
+	for _, id := range []string{"../../etc", "", "ABC", "0123456789abcdef0123456789abcdef/.."} {
+		if _, err := s.UploadSize(context.Background(), id); !errors.Is(err, blob.ErrUploadNotFound) {
+			t.Fatalf("%q: %v", id, err)
+		}
+	}
+}

@@ -1,0 +1,613 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// ensureRepository returns whether it created the repository; with create false a missing
+// repository is ErrRepositoryNotFound.
+func ensureRepository(ctx context.Context, tx *sql.Tx, name string, create bool) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, "SELECT 1 FROM repositories WHERE name = ?", name).Scan(&one)
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	if !create {
+		return false, store.ErrRepositoryNotFound
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO repositories(name, created_at) VALUES (?, ?)", name, time.Now().UnixMilli())
+	return err == nil, err
+}
+
+// CreateRepository creates a repository with the given settings.
+func (db *DB) CreateRepository(ctx context.Context, r store.Repository) (store.Repository, error) {
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	if r.TagMutability == "" {
+		r.TagMutability = store.TagMutable
+	}
+	if r.EncryptionType == "" {
+		r.EncryptionType = "AES256"
+	}
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO repositories(name, created_at, tag_mutability, scan_on_push, encryption_type, kms_key)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING`,
+			r.Name, ms(r.CreatedAt), r.TagMutability, r.ScanOnPush, r.EncryptionType, r.KMSKey)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrRepositoryExists
+		}
+		return putResourceTags(ctx, tx, r.Name, r.Tags)
+	})
+	return r, err
+}
+
+func putResourceTags(ctx context.Context, tx *sql.Tx, repo string, tags map[string]string) error {
+	for k, v := range tags {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO repository_resource_tags(repository, key, value) VALUES (?, ?, ?)
+			ON CONFLICT(repository, key) DO UPDATE SET value = excluded.value`, repo, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const repositoryColumns = "name, created_at, tag_mutability, scan_on_push, encryption_type, kms_key"
+
+func scanRepository(row interface{ Scan(...any) error }) (store.Repository, error) {
+	var r store.Repository
+	var created int64
+	err := row.Scan(&r.Name, &created, &r.TagMutability, &r.ScanOnPush, &r.EncryptionType, &r.KMSKey)
+	r.CreatedAt = fromMS(created)
+	return r, err
+}
+
+// GetRepository returns one repository with its resource tags.
+func (db *DB) GetRepository(ctx context.Context, name string) (store.Repository, error) {
+	r, err := scanRepository(db.read.QueryRowContext(ctx, "SELECT "+repositoryColumns+" FROM repositories WHERE name = ?", name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, store.ErrRepositoryNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("get repository: %w", err)
+	}
+	r.Tags, err = db.resourceTags(ctx, name)
+	return r, err
+}
+
+func (db *DB) resourceTags(ctx context.Context, repo string) (map[string]string, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT key, value FROM repository_resource_tags WHERE repository = ? ORDER BY key", repo)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	tags := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		tags[k] = v
+	}
+	return tags, rows.Err()
+}
+
+// ListRepositories returns up to limit repositories named after `after`, in name order.
+func (db *DB) ListRepositories(ctx context.Context, after string, limit int) ([]store.Repository, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT "+repositoryColumns+" FROM repositories WHERE name > ? ORDER BY name LIMIT ?", after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Repository
+	for rows.Next() {
+		r, err := scanRepository(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// DeleteRepository removes a repository; unless force, only when it holds no manifests.
+func (db *DB) DeleteRepository(ctx context.Context, name string, force bool) (store.Repository, error) {
+	r, err := db.GetRepository(ctx, name)
+	if err != nil {
+		return r, err
+	}
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		if !force {
+			var n int
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM manifests WHERE repository = ?", name).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return store.ErrRepositoryNotEmpty
+			}
+		}
+		// Children first: foreign keys would cascade, but explicit deletes keep the order obvious.
+		for _, q := range []string{
+			"DELETE FROM tags WHERE repository = ?",
+			"DELETE FROM manifest_references WHERE repository = ?",
+			"DELETE FROM manifests WHERE repository = ?",
+			"DELETE FROM repository_blobs WHERE repository = ?",
+			"DELETE FROM uploads WHERE repository = ?",
+			"DELETE FROM repositories WHERE name = ?",
+		} {
+			if _, err := tx.ExecContext(ctx, q, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return r, err
+}
+
+// UpdateRepository applies fn to a repository's settings and stores the result.
+func (db *DB) UpdateRepository(ctx context.Context, name string, fn func(*store.Repository) error) (store.Repository, error) {
+	var r store.Repository
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		r, err = scanRepository(tx.QueryRowContext(ctx, "SELECT "+repositoryColumns+" FROM repositories WHERE name = ?", name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrRepositoryNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE repositories SET tag_mutability = ?, scan_on_push = ?, encryption_type = ?, kms_key = ? WHERE name = ?`,
+			r.TagMutability, r.ScanOnPush, r.EncryptionType, r.KMSKey, name)
+		return err
+	})
+	return r, err
+}
+
+// TagRepository adds or replaces resource tags.
+func (db *DB) TagRepository(ctx context.Context, name string, tags map[string]string) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := ensureRepository(ctx, tx, name, false); err != nil {
+			return err
+		}
+		return putResourceTags(ctx, tx, name, tags)
+	})
+}
+
+// UntagRepository removes resource tags by key.
+func (db *DB) UntagRepository(ctx context.Context, name string, keys []string) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := ensureRepository(ctx, tx, name, false); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM repository_resource_tags WHERE repository = ? AND key = ?", name, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ResourceTags returns a repository's resource tags.
+func (db *DB) ResourceTags(ctx context.Context, name string) (map[string]string, error) {
+	if _, err := db.GetRepository(ctx, name); err != nil {
+		return nil, err
+	}
+	return db.resourceTags(ctx, name)
+}
+
+// RepositoryExists reports whether a repository exists.
+func (db *DB) RepositoryExists(ctx context.Context, name string) (bool, error) {
+	var one int
+	err := db.read.QueryRowContext(ctx, "SELECT 1 FROM repositories WHERE name = ?", name).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// LinkBlob makes a committed blob visible in a repository, creating the repository when create is set.
+func (db *DB) LinkBlob(ctx context.Context, repo, digest string, size int64, create bool) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := ensureRepository(ctx, tx, repo, create); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO repository_blobs(repository, digest, size, linked_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT(repository, digest) DO NOTHING`, repo, digest, size, time.Now().UnixMilli())
+		return err
+	})
+}
+
+// BlobSize returns the size of a blob linked into repo, or ErrBlobUnknown.
+func (db *DB) BlobSize(ctx context.Context, repo, digest string) (int64, error) {
+	var size int64
+	err := db.read.QueryRowContext(ctx, "SELECT size FROM repository_blobs WHERE repository = ? AND digest = ?", repo, digest).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, store.ErrBlobUnknown
+	}
+	return size, err
+}
+
+// AnyBlobSize returns the size of a blob linked into any repository, or ErrBlobUnknown.
+func (db *DB) AnyBlobSize(ctx context.Context, digest string) (int64, error) {
+	var size int64
+	err := db.read.QueryRowContext(ctx, "SELECT size FROM repository_blobs WHERE digest = ? LIMIT 1", digest).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, store.ErrBlobUnknown
+	}
+	return size, err
+}
+
+// UnlinkBlob removes a blob from a repository. The content stays for other repositories.
+func (db *DB) UnlinkBlob(ctx context.Context, repo, digest string) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM repository_blobs WHERE repository = ? AND digest = ?", repo, digest)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrBlobUnknown
+		}
+		return nil
+	})
+}
+
+// BlobLinked reports whether any repository still links digest (so its content must stay).
+func (db *DB) BlobLinked(ctx context.Context, digest string) (bool, error) {
+	_, err := db.AnyBlobSize(ctx, digest)
+	if errors.Is(err, store.ErrBlobUnknown) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// CreateUpload records an upload session for repo.
+func (db *DB) CreateUpload(ctx context.Context, id, repo string, create bool) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := ensureRepository(ctx, tx, repo, create); err != nil {
+			return err
+		}
+		now := time.Now().UnixMilli()
+		_, err := tx.ExecContext(ctx, "INSERT INTO uploads(id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)", id, repo, now, now)
+		return err
+	})
+}
+
+// UploadRepository returns the repository an upload session belongs to.
+func (db *DB) UploadRepository(ctx context.Context, id string) (string, error) {
+	var repo string
+	err := db.read.QueryRowContext(ctx, "SELECT repository FROM uploads WHERE id = ?", id).Scan(&repo)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", store.ErrUploadNotFound
+	}
+	return repo, err
+}
+
+// DeleteUpload forgets an upload session.
+func (db *DB) DeleteUpload(ctx context.Context, id string) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "DELETE FROM uploads WHERE id = ?", id)
+		return err
+	})
+}
+
+// DeleteUploadsBefore forgets sessions created before t and returns their ids.
+func (db *DB) DeleteUploadsBefore(ctx context.Context, t time.Time) ([]string, error) {
+	var ids []string
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, "DELETE FROM uploads WHERE updated_at < ? RETURNING id", t.UnixMilli())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	return ids, err
+}
+
+// TouchUpload records activity on a session, so that the TTL counts from the last chunk.
+func (db *DB) TouchUpload(ctx context.Context, id string) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE uploads SET updated_at = ? WHERE id = ?", time.Now().UnixMilli(), id)
+		return err
+	})
+}
+
+// PutManifest stores a manifest, its references and tags in one transaction. Required
+// references must exist in the repository (ErrBlobUnknown / ErrManifestUnknown otherwise).
+func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, create bool) (store.PutManifestResult, error) {
+	var res store.PutManifestResult
+	ann := ""
+	if len(m.Annotations) > 0 {
+		b, err := json.Marshal(m.Annotations)
+		if err != nil {
+			return res, err
+		}
+		ann = string(b)
+	}
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		res = store.PutManifestResult{}
+		created, err := ensureRepository(ctx, tx, m.Repository, create)
+		if err != nil {
+			return err
+		}
+		res.RepositoryCreated = created
+		var mutability string
+		if err := tx.QueryRowContext(ctx, "SELECT tag_mutability FROM repositories WHERE name = ?", m.Repository).Scan(&mutability); err != nil {
+			return err
+		}
+		imageSize := int64(0)
+		for _, r := range refs {
+			switch r.Kind {
+			case store.RefManifest:
+				var size, childImage int64
+				err := tx.QueryRowContext(ctx, "SELECT size, image_size FROM manifests WHERE repository = ? AND digest = ?", m.Repository, r.Digest).Scan(&size, &childImage)
+				if errors.Is(err, sql.ErrNoRows) {
+					if r.Required {
+						return fmt.Errorf("%w: %s", store.ErrManifestUnknown, r.Digest)
+					}
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				imageSize += childImage
+			default:
+				if r.Required {
+					var size int64
+					err := tx.QueryRowContext(ctx, "SELECT size FROM repository_blobs WHERE repository = ? AND digest = ?", m.Repository, r.Digest).Scan(&size)
+					if errors.Is(err, sql.ErrNoRows) {
+						return fmt.Errorf("%w: %s", store.ErrBlobUnknown, r.Digest)
+					}
+					if err != nil {
+						return err
+					}
+				}
+				imageSize += r.Size
+			}
+		}
+		for _, tag := range tags {
+			if mutability != store.TagImmutable {
+				continue
+			}
+			var cur string
+			err := tx.QueryRowContext(ctx, "SELECT digest FROM tags WHERE repository = ? AND tag = ?", m.Repository, tag).Scan(&cur)
+			if err == nil && cur != m.Digest {
+				return fmt.Errorf("%w: %s", store.ErrTagImmutable, tag)
+			}
+		}
+		now := time.Now().UnixMilli()
+		r, err := tx.ExecContext(ctx, `INSERT INTO manifests(repository, digest, media_type, artifact_type, config_media_type, config_digest,
+				subject, annotations, size, image_size, content, pushed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(repository, digest) DO NOTHING`,
+			m.Repository, m.Digest, m.MediaType, m.ArtifactType, m.ConfigMediaType, m.ConfigDigest, m.Subject, ann,
+			m.Size, imageSize, m.Content, now)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n > 0 {
+			res.Created = true
+			for i, ref := range refs {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_references(repository, manifest, target, kind, position) VALUES (?, ?, ?, ?, ?)`,
+					m.Repository, m.Digest, ref.Digest, ref.Kind, i); err != nil {
+					return err
+				}
+			}
+		}
+		for _, tag := range tags {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO tags(repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT(repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+				m.Repository, tag, m.Digest, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+const manifestColumns = `repository, digest, media_type, artifact_type, config_media_type, config_digest, subject, annotations,
+	size, image_size, pushed_at, last_pulled_at`
+
+func scanManifest(row interface{ Scan(...any) error }, extra ...any) (store.Manifest, error) {
+	var m store.Manifest
+	var ann string
+	var pushed, pulled int64
+	dest := append([]any{&m.Repository, &m.Digest, &m.MediaType, &m.ArtifactType, &m.ConfigMediaType, &m.ConfigDigest,
+		&m.Subject, &ann, &m.Size, &m.ImageSize, &pushed, &pulled}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return m, err
+	}
+	m.PushedAt, m.LastPulledAt = fromMS(pushed), fromMS(pulled)
+	if ann != "" {
+		if err := json.Unmarshal([]byte(ann), &m.Annotations); err != nil {
+			return m, fmt.Errorf("decode annotations: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// GetManifest returns a manifest with its content.
+func (db *DB) GetManifest(ctx context.Context, repo, digest string) (store.Manifest, error) {
+	var content []byte
+	m, err := scanManifest(db.read.QueryRowContext(ctx, "SELECT "+manifestColumns+", content FROM manifests WHERE repository = ? AND digest = ?", repo, digest), &content)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, store.ErrManifestNotFound
+	}
+	m.Content = content
+	return m, err
+}
+
+// ResolveTag returns the digest a tag points at.
+func (db *DB) ResolveTag(ctx context.Context, repo, tag string) (string, error) {
+	var d string
+	err := db.read.QueryRowContext(ctx, "SELECT digest FROM tags WHERE repository = ? AND tag = ?", repo, tag).Scan(&d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", store.ErrTagNotFound
+	}
+	return d, err
+}
+
+// MarkPulled records a pull. Writes are coalesced to one a minute per manifest, since ECR's
+// lastRecordedPullTime is approximate and a write per pull would serialise readers.
+func (db *DB) MarkPulled(ctx context.Context, m store.Manifest, at time.Time) error {
+	if at.Sub(m.LastPulledAt) < time.Minute {
+		return nil
+	}
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE manifests SET last_pulled_at = ? WHERE repository = ? AND digest = ?", at.UnixMilli(), m.Repository, m.Digest)
+		return err
+	})
+}
+
+// DeleteManifest removes a manifest and the tags pointing at it. Unless allowReferenced, a
+// manifest that an index in the repository lists is refused with ErrReferencedByIndex.
+func (db *DB) DeleteManifest(ctx context.Context, repo, digest string, allowReferenced bool) (store.Manifest, error) {
+	var m store.Manifest
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		m, err = scanManifest(tx.QueryRowContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", repo, digest))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrManifestNotFound
+		}
+		if err != nil {
+			return err
+		}
+		m.Tags, err = queryStrings(ctx, tx, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", repo, digest)
+		if err != nil {
+			return err
+		}
+		if !allowReferenced {
+			var parent string
+			err := tx.QueryRowContext(ctx, `SELECT manifest FROM manifest_references WHERE repository = ? AND target = ? AND kind = 'manifest' LIMIT 1`,
+				repo, digest).Scan(&parent)
+			if err == nil {
+				return fmt.Errorf("%w %s", store.ErrReferencedByIndex, parent)
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		for _, q := range []string{
+			"DELETE FROM tags WHERE repository = ? AND digest = ?",
+			"DELETE FROM manifest_references WHERE repository = ? AND manifest = ?",
+			"DELETE FROM manifests WHERE repository = ? AND digest = ?",
+		} {
+			if _, err := tx.ExecContext(ctx, q, repo, digest); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return m, err
+}
+
+// DeleteTag removes a tag, leaving its manifest.
+func (db *DB) DeleteTag(ctx context.Context, repo, tag string) (string, error) {
+	var d string
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, "DELETE FROM tags WHERE repository = ? AND tag = ? RETURNING digest", repo, tag).Scan(&d)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrTagNotFound
+		}
+		return err
+	})
+	return d, err
+}
+
+// ListTags returns up to limit tags of repo after `after`, in lexical order.
+func (db *DB) ListTags(ctx context.Context, repo, after string, limit int) ([]string, error) {
+	ok, err := db.RepositoryExists(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, store.ErrRepositoryNotFound
+	}
+	return queryStrings(ctx, db.read, "SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?", repo, after, limit)
+}
+
+// TagsOf returns the tags pointing at a manifest.
+func (db *DB) TagsOf(ctx context.Context, repo, digest string) ([]string, error) {
+	return queryStrings(ctx, db.read, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", repo, digest)
+}
+
+// Referrers lists the manifests whose subject is digest, oldest first.
+func (db *DB) Referrers(ctx context.Context, repo, digest string) ([]store.Descriptor, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND subject = ? ORDER BY pushed_at, digest", repo, digest)
+	if err != nil {
+		return nil, fmt.Errorf("referrers: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Descriptor
+	for rows.Next() {
+		m, err := scanManifest(rows)
+		if err != nil {
+			return nil, err
+		}
+		at := m.ArtifactType
+		if at == "" {
+			at = m.ConfigMediaType
+		}
+		out = append(out, store.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: at, Annotations: m.Annotations})
+	}
+	return out, rows.Err()
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,106 @@
+// Package store holds the metadata model shared by Lading's faces and workers — repositories,
+// manifests, tags, upload sessions, access keys — and the errors its drivers return.
+// The interfaces over it are owned by the packages that use them; store/sqlite implements them.
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors returned by drivers, for callers to test with errors.Is.
+var (
+	ErrRepositoryNotFound = errors.New("repository not found")
+	ErrRepositoryExists   = errors.New("repository already exists")
+	ErrRepositoryNotEmpty = errors.New("repository contains images")
+	ErrManifestNotFound   = errors.New("manifest not found")
+	ErrTagNotFound        = errors.New("tag not found")
+	ErrBlobUnknown        = errors.New("blob not linked into repository")
+	ErrManifestUnknown    = errors.New("referenced manifest not in repository")
+	ErrUploadNotFound     = errors.New("upload not found")
+	// ErrReferencedByIndex means a manifest is a child of an index in the same repository.
+	ErrReferencedByIndex = errors.New("manifest is referenced by an index")
+	// ErrTagImmutable means a tag of an IMMUTABLE repository would move to another manifest.
+	ErrTagImmutable   = errors.New("tag is immutable")
+	ErrAccessKeyFound = errors.New("access key already exists")
+	ErrNotFound       = errors.New("not found")
+)
+
+// Tag mutability values, as ECR names them.
+const (
+	TagMutable   = "MUTABLE"
+	TagImmutable = "IMMUTABLE"
+)
+
+// Repository is a named collection of manifests, tags and blob links.
+type Repository struct {
+	Name           string
+	CreatedAt      time.Time
+	TagMutability  string
+	ScanOnPush     bool
+	EncryptionType string
+	KMSKey         string
+	Tags           map[string]string // resource tags (ECR TagResource), not image tags
+}
+
+// Reference kinds in a manifest.
+const (
+	RefConfig   = "config"
+	RefLayer    = "layer"
+	RefManifest = "manifest"
+)
+
+// Reference is something a manifest points at.
+type Reference struct {
+	Kind      string
+	Digest    string
+	Size      int64
+	MediaType string
+	// Required references must already exist in the repository; non-distributable layers do not.
+	Required bool
+	// Platform is "os/arch[/variant]" for an index's child manifests.
+	Platform string
+}
+
+// Manifest is a stored image manifest, image index or artifact manifest.
+type Manifest struct {
+	Repository      string
+	Digest          string
+	MediaType       string
+	ArtifactType    string
+	ConfigMediaType string
+	ConfigDigest    string
+	Subject         string
+	Annotations     map[string]string
+	Size            int64
+	ImageSize       int64
+	Content         []byte
+	PushedAt        time.Time
+	LastPulledAt    time.Time
+	Tags            []string
+}
+
+// Descriptor summarises a manifest that refers to another one (for the referrers API).
+type Descriptor struct {
+	MediaType    string
+	Digest       string
+	Size         int64
+	ArtifactType string
+	Annotations  map[string]string
+}
+
+// PutManifestResult says what a manifest push changed.
+type PutManifestResult struct {
+	Created bool // the manifest was not in the repository before
+	// RepositoryCreated is set when the push created the repository.
+	RepositoryCreated bool
+}
+
+// AccessKey is an access key id and its secret. The secret is kept, not hashed, because SigV4
+// verification needs it to recompute signatures (as AWS does).
+type AccessKey struct {
+	ID          string
+	Secret      string
+	Description string
+	CreatedAt   time.Time
+}
