@@ -1,0 +1,145 @@
+// Package scanning decides which repositories are scanned and how often. policy.go is the pure
+// part: the registry scanning configuration (ECR's PutRegistryScanningConfiguration) and how it
+// applies to one repository, as ECR computes it for BatchGetRepositoryScanningConfiguration.
+package scanning
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Scan types, as ECR names them.
+const (
+	ScanTypeBasic    = "BASIC"
+	ScanTypeEnhanced = "ENHANCED"
+)
+
+// Scan frequencies, as ECR names them.
+const (
+	FrequencyScanOnPush = "SCAN_ON_PUSH"
+	FrequencyContinuous = "CONTINUOUS_SCAN"
+	FrequencyManual     = "MANUAL"
+)
+
+// FilterTypeWildcard is the only repository filter type ECR knows.
+const FilterTypeWildcard = "WILDCARD"
+
+// Policy is the registry scanning configuration.
+type Policy struct {
+	ScanType string `json:"scanType"`
+	Rules    []Rule `json:"rules"`
+}
+
+// Rule applies a scan frequency to the repositories matching any of its filters.
+type Rule struct {
+	Frequency string   `json:"scanFrequency"`
+	Filters   []Filter `json:"repositoryFilters"`
+}
+
+// Filter is a repository name filter.
+type Filter struct {
+	Value string `json:"filter"`
+	Type  string `json:"filterType"`
+}
+
+// DefaultPolicy is what a registry has before anyone configures scanning: basic scanning with
+// no rules, so every repository is scanned manually (or on push when the repository says so).
+func DefaultPolicy() Policy { return Policy{ScanType: ScanTypeBasic, Rules: []Rule{}} }
+
+// FilterPattern is the model's pattern for a filter value.
+var FilterPattern = regexp.MustCompile(`^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$`)
+
+// Decision is how one repository is scanned under a policy.
+type Decision struct {
+	// Frequency is SCAN_ON_PUSH, CONTINUOUS_SCAN or MANUAL. Under enhanced scanning MANUAL
+	// means "not scanned", since enhanced scanning has no manual scans.
+	Frequency string
+	// ScanOnPush reports whether an image pushed to the repository is scanned.
+	ScanOnPush bool
+	// AppliedFilters are the filters of the deciding rule that match the repository.
+	AppliedFilters []Filter
+}
+
+// Scanned reports whether images of the repository are scanned automatically.
+func (d Decision) Scanned() bool { return d.Frequency != FrequencyManual }
+
+// rank orders frequencies by precedence: continuous scanning wins over scan on push.
+func rank(frequency string) int {
+	switch frequency {
+	case FrequencyContinuous:
+		return 3
+	case FrequencyScanOnPush:
+		return 2
+	case FrequencyManual:
+		return 1
+	}
+	return 0
+}
+
+// Evaluate applies policy to the repository repo. repoScanOnPush is the repository's own,
+// deprecated, scanOnPush flag: basic scanning still honours it, enhanced scanning ignores it.
+// Under basic scanning only SCAN_ON_PUSH rules count.
+func Evaluate(policy Policy, repo string, repoScanOnPush bool) Decision {
+	best := Decision{Frequency: FrequencyManual}
+	bestRank := 0
+	for _, rule := range policy.Rules {
+		if policy.ScanType != ScanTypeEnhanced && rule.Frequency != FrequencyScanOnPush {
+			continue
+		}
+		r := rank(rule.Frequency)
+		if r == 0 || r < bestRank {
+			continue
+		}
+		var matched []Filter
+		for _, f := range rule.Filters {
+			if Match(f.Value, repo) {
+				matched = append(matched, f)
+			}
+		}
+		if len(matched) == 0 {
+			continue
+		}
+		if r == bestRank {
+			best.AppliedFilters = append(best.AppliedFilters, matched...)
+			continue
+		}
+		best = Decision{Frequency: rule.Frequency, AppliedFilters: matched}
+		bestRank = r
+	}
+	if policy.ScanType != ScanTypeEnhanced && bestRank == 0 && repoScanOnPush {
+		best.Frequency = FrequencyScanOnPush
+	}
+	best.ScanOnPush = best.Frequency == FrequencyScanOnPush || best.Frequency == FrequencyContinuous
+	if best.AppliedFilters == nil {
+		best.AppliedFilters = []Filter{}
+	}
+	return best
+}
+
+// Match reports whether an ECR WILDCARD filter matches a repository name: a filter without '*'
+// matches any name containing it; with '*', the whole name must match, each '*' standing for
+// any run of characters (including none).
+func Match(filter, repo string) bool {
+	if !strings.Contains(filter, "*") {
+		return strings.Contains(repo, filter)
+	}
+	parts := strings.Split(filter, "*")
+	first, last := parts[0], parts[len(parts)-1]
+	if !strings.HasPrefix(repo, first) {
+		return false
+	}
+	rest := repo[len(first):]
+	if len(rest) < len(last) || !strings.HasSuffix(rest, last) {
+		return false
+	}
+	rest = rest[:len(rest)-len(last)]
+	// Middle parts match greedily from the left: the first occurrence leaves the most room.
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(rest, p)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(p):]
+	}
+	return true
+}
