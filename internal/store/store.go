@@ -104,3 +104,17 @@ type AccessKey struct {
 	Description string
 	CreatedAt   time.Time
 }
+
+// ImageID names one image entry as ECR lists them: a digest and one of its tags, or the digest
+// alone for an untagged manifest.
+type ImageID struct {
+	Digest string
+	Tag    string
+}
+
+// Tag status filters of ECR's ListImages and DescribeImages.
+const (
+	TagStatusTagged   = "TAGGED"
+	TagStatusUntagged = "UNTAGGED"
+	TagStatusAny      = "ANY"
+)
