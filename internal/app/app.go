@@ -20,6 +20,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/auth"
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
+	"github.com/lading-registry/lading/internal/ecr"
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
@@ -105,11 +106,14 @@ func (a *App) buildHandler() http.Handler {
 	m := newMetrics(a.registry)
 	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Logger: a.log})
 	v2 := auth.RegistryMiddleware(a.auth, a.cfg.AnonymousPull, a.log, registry)
+	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log})
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			v2.ServeHTTP(w, r)
+		case isECR(r):
+			ecrAPI.ServeHTTP(w, r)
 		case p == "/healthz":
 			_, _ = w.Write([]byte("ok\n"))
 		case p == "/readyz":
@@ -128,6 +132,8 @@ func (a *App) buildHandler() http.Handler {
 		switch p := r.URL.Path; {
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			return oci.RouteName(r)
+		case isECR(r):
+			return ecr.RouteName(r)
 		case p == "/healthz", p == "/readyz", p == "/metrics":
 			return strings.TrimPrefix(p, "/")
 		default:
@@ -135,6 +141,14 @@ func (a *App) buildHandler() http.Handler {
 		}
 	}
 	return observe(m, a.log, route, mux)
+}
+
+// isECR reports requests for the ECR face: JSON 1.1 calls on POST / (the ECR handler answers
+// an unknown X-Amz-Target itself) and the layer URLs GetDownloadUrlForLayer hands out.
+func isECR(r *http.Request) bool {
+	p := r.URL.Path
+	return (p == "/" && r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("X-Amz-Target"), ecr.TargetPrefix)) ||
+		strings.HasPrefix(p, ecr.DownloadPath+"/")
 }
 
 // Serve listens on cfg.Addr and serves until ctx ends, then shuts down gracefully: in-flight

@@ -1,0 +1,552 @@
+package ecr
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/store"
+)
+
+type imageID struct {
+	ImageDigest *string `json:"imageDigest,omitempty"`
+	ImageTag    *string `json:"imageTag,omitempty"`
+}
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+type imageFailure struct {
+	ImageID       imageID `json:"imageId"`
+	FailureCode   string  `json:"failureCode"`
+	FailureReason string  `json:"failureReason"`
+}
+
+// Image failure codes (ImageFailureCode).
+const (
+	failInvalidImageDigest    = "InvalidImageDigest"
+	failInvalidImageTag       = "InvalidImageTag"
+	failTagDoesNotMatchDigest = "ImageTagDoesNotMatchDigest"
+	failImageNotFound         = "ImageNotFound"
+	failMissingDigestAndTag   = "MissingDigestAndTag"
+	failReferencedByIndex     = "ImageReferencedByManifestList"
+)
+
+func validateImageIDs(v *validator, ids []imageID, required bool) {
+	v.list("imageIds", len(ids), ids != nil, required, 1, 100)
+	for i, id := range ids {
+		v.str("imageIds."+itoa(i+1)+".member.imageTag", id.ImageTag, false, 1, 300, nil)
+	}
+}
+
+// resolveImage finds the manifest an image id names. It returns a failure (code and reason) for
+// ids that name nothing, as the batch operations report them.
+func (h *Handler) resolveImage(ctx context.Context, repo string, id imageID) (string, *imageFailure, error) {
+	fail := func(code, reason string) (string, *imageFailure, error) {
+		return "", &imageFailure{ImageID: id, FailureCode: code, FailureReason: reason}, nil
+	}
+	if id.ImageDigest == nil && id.ImageTag == nil {
+		return fail(failMissingDigestAndTag, "Invalid request parameters: both tag and digest cannot be null")
+	}
+	var want string
+	if id.ImageDigest != nil {
+		d, err := digest.Parse(*id.ImageDigest)
+		if err != nil {
+			return fail(failInvalidImageDigest, "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'")
+		}
+		want = d.String()
+	}
+	if id.ImageTag != nil {
+		if !oci.ValidTag(*id.ImageTag) {
+			return fail(failInvalidImageTag, "Invalid request parameters: image tag "+quote(*id.ImageTag)+" is not a valid tag")
+		}
+		d, err := h.meta.ResolveTag(ctx, repo, *id.ImageTag)
+		if errors.Is(err, store.ErrTagNotFound) {
+			return fail(failImageNotFound, "Requested image not found")
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		if want != "" && d != want {
+			return fail(failTagDoesNotMatchDigest, "Invalid request parameters: image tag and digest do not match")
+		}
+		return d, nil, nil
+	}
+	if _, err := h.meta.GetImage(ctx, repo, want); errors.Is(err, store.ErrManifestNotFound) {
+		return fail(failImageNotFound, "Requested image not found")
+	} else if err != nil {
+		return "", nil, err
+	}
+	return want, nil, nil
+}
+
+type listFilter struct {
+	TagStatus   *string `json:"tagStatus"`
+	ImageStatus *string `json:"imageStatus"`
+}
+
+func (f *listFilter) validate(v *validator) {
+	if f == nil {
+		return
+	}
+	v.enum("filter.tagStatus", f.TagStatus, false, store.TagStatusTagged, store.TagStatusUntagged, store.TagStatusAny)
+	v.enum("filter.imageStatus", f.ImageStatus, false, "ACTIVE", "ARCHIVED", "ACTIVATING", "ANY")
+}
+
+func (f *listFilter) tagStatus() string {
+	if f == nil || f.TagStatus == nil {
+		return store.TagStatusAny
+	}
+	return *f.TagStatus
+}
+
+// activeOnly is false when the filter asks only for archived or activating images, which Lading
+// never has (it has no archive storage class).
+func (f *listFilter) noneMatch() bool {
+	return f != nil && f.ImageStatus != nil && (*f.ImageStatus == "ARCHIVED" || *f.ImageStatus == "ACTIVATING")
+}
+
+func (f *listFilter) key() string {
+	if f == nil {
+		return ""
+	}
+	s := f.tagStatus()
+	if f.ImageStatus != nil {
+		s += "/" + *f.ImageStatus
+	}
+	return s
+}
+
+func (h *Handler) listImages(ctx context.Context, c *call, body []byte) (any, error) {
+	var in struct {
+		RegistryID     *string     `json:"registryId"`
+		RepositoryName *string     `json:"repositoryName"`
+		NextToken      *string     `json:"nextToken"`
+		MaxResults     *int64      `json:"maxResults"`
+		Filter         *listFilter `json:"filter"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	v := &validator{}
+	v.registryID(in.RegistryID)
+	v.repositoryName("repositoryName", in.RepositoryName, true)
+	v.intRange("maxResults", in.MaxResults, false, 1, 1000)
+	in.Filter.validate(v)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := h.checkRegistry(in.RegistryID); err != nil {
+		return nil, err
+	}
+	repo := *in.RepositoryName
+	tok, err := decodePageToken(in.NextToken, c.op, repo, in.Filter.key())
+	if err != nil {
+		return nil, err
+	}
+	limit := 100
+	if in.MaxResults != nil {
+		limit = int(*in.MaxResults)
+	}
+	resp := struct {
+		ImageIDs  []imageID `json:"imageIds"`
+		NextToken *string   `json:"nextToken,omitempty"`
+	}{ImageIDs: []imageID{}}
+	ids, err := h.meta.ListImageIDs(ctx, repo, in.Filter.tagStatus(), tok.After, tok.After2, limit+1)
+	if err != nil {
+		return nil, h.storeError(err, repo)
+	}
+	if in.Filter.noneMatch() {
+		return resp, nil
+	}
+	if len(ids) > limit {
+		ids = ids[:limit]
+		last := ids[len(ids)-1]
+		resp.NextToken = pageToken{Op: c.op, Repo: repo, Filter: in.Filter.key(), After: last.Digest, After2: last.Tag}.encode()
+	}
+	for _, id := range ids {
+		resp.ImageIDs = append(resp.ImageIDs, imageID{ImageDigest: strPtr(id.Digest), ImageTag: strPtr(id.Tag)})
+	}
+	return resp, nil
+}
+
+type imageDetail struct {
+	RegistryID             string   `json:"registryId"`
+	RepositoryName         string   `json:"repositoryName"`
+	ImageDigest            string   `json:"imageDigest"`
+	ImageTags              []string `json:"imageTags,omitempty"`
+	ImageSizeInBytes       int64    `json:"imageSizeInBytes"`
+	ImagePushedAt          *epoch   `json:"imagePushedAt,omitempty"`
+	ImageManifestMediaType string   `json:"imageManifestMediaType,omitempty"`
+	ArtifactMediaType      string   `json:"artifactMediaType,omitempty"`
+	LastRecordedPullTime   *epoch   `json:"lastRecordedPullTime,omitempty"`
+	SubjectManifestDigest  string   `json:"subjectManifestDigest,omitempty"`
+	ImageStatus            string   `json:"imageStatus"`
+}
+
+func (h *Handler) imageDetail(m store.Manifest) imageDetail {
+	// ECR's artifactMediaType is the config's media type; artifacts with an empty config name
+	// their type in artifactType instead.
+	artifact := m.ConfigMediaType
+	if m.ArtifactType != "" {
+		artifact = m.ArtifactType
+	}
+	return imageDetail{
+		RegistryID: h.cfg.RegistryID, RepositoryName: m.Repository, ImageDigest: m.Digest, ImageTags: m.Tags,
+		ImageSizeInBytes: m.ImageSize, ImagePushedAt: epochPtr(m.PushedAt), ImageManifestMediaType: m.MediaType,
+		ArtifactMediaType: artifact, LastRecordedPullTime: epochPtr(m.LastPulledAt), SubjectManifestDigest: m.Subject,
+		ImageStatus: "ACTIVE",
+	}
+}
+
+func (h *Handler) describeImages(ctx context.Context, c *call, body []byte) (any, error) {
+	var in struct {
+		RegistryID     *string     `json:"registryId"`
+		RepositoryName *string     `json:"repositoryName"`
+		ImageIDs       []imageID   `json:"imageIds"`
+		NextToken      *string     `json:"nextToken"`
+		MaxResults     *int64      `json:"maxResults"`
+		Filter         *listFilter `json:"filter"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	v := &validator{}
+	v.registryID(in.RegistryID)
+	v.repositoryName("repositoryName", in.RepositoryName, true)
+	validateImageIDs(v, in.ImageIDs, false)
+	v.intRange("maxResults", in.MaxResults, false, 1, 1000)
+	in.Filter.validate(v)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := h.checkRegistry(in.RegistryID); err != nil {
+		return nil, err
+	}
+	repo := *in.RepositoryName
+	resp := struct {
+		ImageDetails []imageDetail `json:"imageDetails"`
+		NextToken    *string       `json:"nextToken,omitempty"`
+	}{ImageDetails: []imageDetail{}}
+	if in.ImageIDs != nil {
+		if in.NextToken != nil || in.MaxResults != nil {
+			return nil, newError(errInvalidParameter, "Invalid parameter: maxResults and nextToken cannot be used with imageIds")
+		}
+		if _, err := h.meta.GetRepository(ctx, repo); err != nil {
+			return nil, h.storeError(err, repo)
+		}
+		seen := map[string]bool{}
+		for _, id := range in.ImageIDs {
+			d, fail, err := h.resolveImage(ctx, repo, id)
+			if err != nil {
+				return nil, err
+			}
+			if fail != nil {
+				if fail.FailureCode == failImageNotFound {
+					return nil, newError(errImageNotFound, "The image with imageId {imageDigest:'%s', imageTag:'%s'} does not exist within the repository with name '%s' in the registry with id '%s'",
+						deref(id.ImageDigest), deref(id.ImageTag), repo, h.cfg.RegistryID)
+				}
+				return nil, newError(errInvalidParameter, "%s", fail.FailureReason)
+			}
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			m, err := h.meta.GetImage(ctx, repo, d)
+			if err != nil {
+				return nil, err
+			}
+			resp.ImageDetails = append(resp.ImageDetails, h.imageDetail(m))
+		}
+		return resp, nil
+	}
+	tok, err := decodePageToken(in.NextToken, c.op, repo, in.Filter.key())
+	if err != nil {
+		return nil, err
+	}
+	limit := 100
+	if in.MaxResults != nil {
+		limit = int(*in.MaxResults)
+	}
+	imgs, err := h.meta.ListImages(ctx, repo, in.Filter.tagStatus(), tok.After, limit+1)
+	if err != nil {
+		return nil, h.storeError(err, repo)
+	}
+	if in.Filter.noneMatch() {
+		return resp, nil
+	}
+	if len(imgs) > limit {
+		imgs = imgs[:limit]
+		resp.NextToken = pageToken{Op: c.op, Repo: repo, Filter: in.Filter.key(), After: imgs[len(imgs)-1].Digest}.encode()
+	}
+	for _, m := range imgs {
+		resp.ImageDetails = append(resp.ImageDetails, h.imageDetail(m))
+	}
+	return resp, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "null"
+	}
+	return *s
+}
+
+type imageOut struct {
+	RegistryID             string  `json:"registryId"`
+	RepositoryName         string  `json:"repositoryName"`
+	ImageID                imageID `json:"imageId"`
+	ImageManifest          string  `json:"imageManifest"`
+	ImageManifestMediaType string  `json:"imageManifestMediaType"`
+}
+
+func (h *Handler) batchGetImage(ctx context.Context, _ *call, body []byte) (any, error) {
+	var in struct {
+		RegistryID         *string   `json:"registryId"`
+		RepositoryName     *string   `json:"repositoryName"`
+		ImageIDs           []imageID `json:"imageIds"`
+		AcceptedMediaTypes []string  `json:"acceptedMediaTypes"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	v := &validator{}
+	v.registryID(in.RegistryID)
+	v.repositoryName("repositoryName", in.RepositoryName, true)
+	validateImageIDs(v, in.ImageIDs, true)
+	v.list("acceptedMediaTypes", len(in.AcceptedMediaTypes), in.AcceptedMediaTypes != nil, false, 1, 100)
+	for i := range in.AcceptedMediaTypes {
+		v.str("acceptedMediaTypes."+itoa(i+1)+".member", &in.AcceptedMediaTypes[i], true, 1, 255, nil)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := h.checkRegistry(in.RegistryID); err != nil {
+		return nil, err
+	}
+	repo := *in.RepositoryName
+	if _, err := h.meta.GetRepository(ctx, repo); err != nil {
+		return nil, h.storeError(err, repo)
+	}
+	resp := struct {
+		Images   []imageOut     `json:"images"`
+		Failures []imageFailure `json:"failures"`
+	}{Images: []imageOut{}, Failures: []imageFailure{}}
+	for _, id := range in.ImageIDs {
+		d, fail, err := h.resolveImage(ctx, repo, id)
+		if err != nil {
+			return nil, err
+		}
+		if fail != nil {
+			resp.Failures = append(resp.Failures, *fail)
+			continue
+		}
+		m, err := h.meta.GetManifest(ctx, repo, d)
+		if errors.Is(err, store.ErrManifestNotFound) {
+			resp.Failures = append(resp.Failures, imageFailure{ImageID: id, FailureCode: failImageNotFound, FailureReason: "Requested image not found"})
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Lading stores manifests as pushed and converts none: when the stored type is not among
+		// acceptedMediaTypes the manifest is still returned, as ECR does when it cannot convert,
+		// and the caller decides (imageManifestMediaType says what it got).
+		out := imageOut{RegistryID: h.cfg.RegistryID, RepositoryName: repo,
+			ImageID:       imageID{ImageDigest: strPtr(m.Digest), ImageTag: id.ImageTag},
+			ImageManifest: string(m.Content), ImageManifestMediaType: m.MediaType}
+		resp.Images = append(resp.Images, out)
+	}
+	return resp, nil
+}
+
+func (h *Handler) batchDeleteImage(ctx context.Context, _ *call, body []byte) (any, error) {
+	var in struct {
+		RegistryID     *string   `json:"registryId"`
+		RepositoryName *string   `json:"repositoryName"`
+		ImageIDs       []imageID `json:"imageIds"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	v := &validator{}
+	v.registryID(in.RegistryID)
+	v.repositoryName("repositoryName", in.RepositoryName, true)
+	validateImageIDs(v, in.ImageIDs, true)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := h.checkRegistry(in.RegistryID); err != nil {
+		return nil, err
+	}
+	repo := *in.RepositoryName
+	if _, err := h.meta.GetRepository(ctx, repo); err != nil {
+		return nil, h.storeError(err, repo)
+	}
+	resp := struct {
+		ImageIDs []imageID      `json:"imageIds"`
+		Failures []imageFailure `json:"failures"`
+	}{ImageIDs: []imageID{}, Failures: []imageFailure{}}
+	referenced := func(id imageID, err error) {
+		parent := strings.TrimSpace(strings.TrimPrefix(err.Error(), store.ErrReferencedByIndex.Error()))
+		resp.Failures = append(resp.Failures, imageFailure{ImageID: id, FailureCode: failReferencedByIndex,
+			FailureReason: "Requested image referenced by manifest list: [" + parent + "]"})
+	}
+	for _, id := range in.ImageIDs {
+		d, fail, err := h.resolveImage(ctx, repo, id)
+		if err != nil {
+			return nil, err
+		}
+		if fail != nil {
+			resp.Failures = append(resp.Failures, *fail)
+			continue
+		}
+		if id.ImageTag != nil && id.ImageDigest == nil {
+			m, deleted, err := h.meta.UntagImage(ctx, repo, *id.ImageTag)
+			switch {
+			case errors.Is(err, store.ErrReferencedByIndex):
+				referenced(id, err)
+				continue
+			case errors.Is(err, store.ErrTagNotFound):
+				resp.Failures = append(resp.Failures, imageFailure{ImageID: id, FailureCode: failImageNotFound, FailureReason: "Requested image not found"})
+				continue
+			case err != nil:
+				return nil, err
+			}
+			resp.ImageIDs = append(resp.ImageIDs, imageID{ImageDigest: strPtr(m.Digest), ImageTag: id.ImageTag})
+			if deleted && h.cfg.Hooks.ManifestDeleted != nil {
+				h.cfg.Hooks.ManifestDeleted(context.WithoutCancel(ctx), repo, m)
+			}
+			continue
+		}
+		// A digest (with or without its tag) deletes the image and every tag on it.
+		m, err := h.meta.DeleteManifest(ctx, repo, d, false)
+		switch {
+		case errors.Is(err, store.ErrReferencedByIndex):
+			referenced(id, err)
+			continue
+		case errors.Is(err, store.ErrManifestNotFound):
+			resp.Failures = append(resp.Failures, imageFailure{ImageID: id, FailureCode: failImageNotFound, FailureReason: "Requested image not found"})
+			continue
+		case err != nil:
+			return nil, err
+		}
+		if len(m.Tags) == 0 {
+			resp.ImageIDs = append(resp.ImageIDs, imageID{ImageDigest: strPtr(m.Digest)})
+		}
+		for _, t := range m.Tags {
+			resp.ImageIDs = append(resp.ImageIDs, imageID{ImageDigest: strPtr(m.Digest), ImageTag: strPtr(t)})
+		}
+		if h.cfg.Hooks.ManifestDeleted != nil {
+			h.cfg.Hooks.ManifestDeleted(context.WithoutCancel(ctx), repo, m)
+		}
+	}
+	return resp, nil
+}
+
+func (h *Handler) putImage(ctx context.Context, _ *call, body []byte) (any, error) {
+	var in struct {
+		RegistryID             *string `json:"registryId"`
+		RepositoryName         *string `json:"repositoryName"`
+		ImageManifest          *string `json:"imageManifest"`
+		ImageManifestMediaType *string `json:"imageManifestMediaType"`
+		ImageTag               *string `json:"imageTag"`
+		ImageDigest            *string `json:"imageDigest"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	v := &validator{}
+	v.registryID(in.RegistryID)
+	v.repositoryName("repositoryName", in.RepositoryName, true)
+	v.str("imageManifest", in.ImageManifest, true, 1, oci.MaxManifestSize, nil)
+	v.str("imageManifestMediaType", in.ImageManifestMediaType, false, 1, 255, nil)
+	v.str("imageTag", in.ImageTag, false, 1, 300, nil)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := h.checkRegistry(in.RegistryID); err != nil {
+		return nil, err
+	}
+	repo := *in.RepositoryName
+	content := []byte(*in.ImageManifest)
+	if len(content) > oci.MaxManifestSize {
+		return nil, newError(errInvalidParameter, "Invalid parameter at 'imageManifest' failed to satisfy constraint: 'Member must have length less than or equal to %d'", oci.MaxManifestSize)
+	}
+	var tags []string
+	if in.ImageTag != nil {
+		if !oci.ValidTag(*in.ImageTag) {
+			return nil, newError(errInvalidParameter, "Invalid parameter at 'imageTag' failed to satisfy constraint: 'must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'")
+		}
+		tags = []string{*in.ImageTag}
+	}
+	d := digest.SHA256.FromBytes(content)
+	if in.ImageDigest != nil {
+		want, err := digest.Parse(*in.ImageDigest)
+		if err != nil {
+			return nil, newError(errInvalidParameter, "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Invalid image digest'")
+		}
+		if got := want.Algorithm().FromBytes(content); got != want {
+			return nil, newError(errImageDigestDoesNotMatch, "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Provided digest %s does not match the digest of the manifest %s'", want, got)
+		}
+		d = want
+	}
+	mediaType := ""
+	if in.ImageManifestMediaType != nil {
+		mediaType = *in.ImageManifestMediaType
+	}
+	parsed, err := oci.ParseManifest(mediaType, content)
+	if err != nil {
+		return nil, newError(errInvalidParameter, "Invalid parameter at 'ImageManifest' failed to satisfy constraint: '%s'", err.Error())
+	}
+	if _, err := h.meta.GetRepository(ctx, repo); err != nil {
+		return nil, h.storeError(err, repo)
+	}
+	if _, err := h.meta.GetImage(ctx, repo, d.String()); err == nil {
+		if in.ImageTag == nil {
+			return nil, newError(errImageAlreadyExists, "Image with digest '%s' already exists in the repository with name '%s' in registry with id '%s'", d, repo, h.cfg.RegistryID)
+		}
+		if cur, err := h.meta.ResolveTag(ctx, repo, *in.ImageTag); err == nil && cur == d.String() {
+			return nil, newError(errImageAlreadyExists, "Image with digest '%s' and tag '%s' already exists in the repository with name '%s' in registry with id '%s'",
+				d, *in.ImageTag, repo, h.cfg.RegistryID)
+		}
+	} else if !errors.Is(err, store.ErrManifestNotFound) {
+		return nil, err
+	}
+	m := store.Manifest{
+		Repository: repo, Digest: d.String(), MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType,
+		ConfigMediaType: parsed.ConfigMediaType, ConfigDigest: parsed.ConfigDigest, Subject: parsed.Subject,
+		Annotations: parsed.Annotations, Size: int64(len(content)), Content: content,
+	}
+	res, err := h.meta.PutManifest(ctx, m, parsed.References, tags, false)
+	switch {
+	case errors.Is(err, store.ErrBlobUnknown):
+		return nil, newError(errLayersNotFound, "Layers with digests '%s' required for pushing image into repository with name '%s' in the registry with id '%s' do not exist",
+			strings.TrimPrefix(err.Error(), store.ErrBlobUnknown.Error()+": "), repo, h.cfg.RegistryID)
+	case errors.Is(err, store.ErrManifestUnknown):
+		return nil, newError(errReferencedImagesNotFound, "Images with digests '%s' referenced by the manifest list do not exist in the repository with name '%s'",
+			strings.TrimPrefix(err.Error(), store.ErrManifestUnknown.Error()+": "), repo)
+	case errors.Is(err, store.ErrTagImmutable):
+		return nil, newError(errImageTagAlreadyExists, "The image tag '%s' already exists in the '%s' repository and cannot be overwritten because the repository is immutable.",
+			*in.ImageTag, repo)
+	case err != nil:
+		return nil, h.storeError(err, repo)
+	}
+	if h.cfg.Hooks.ManifestPushed != nil {
+		pushed := m
+		pushed.Content = nil
+		h.cfg.Hooks.ManifestPushed(context.WithoutCancel(ctx), oci.PushEvent{Repository: repo, Manifest: pushed, Parsed: parsed, Tags: tags, Created: res.Created})
+	}
+	return map[string]any{"image": imageOut{
+		RegistryID: h.cfg.RegistryID, RepositoryName: repo,
+		ImageID:       imageID{ImageDigest: strPtr(d.String()), ImageTag: in.ImageTag},
+		ImageManifest: *in.ImageManifest, ImageManifestMediaType: parsed.MediaType,
+	}}, nil
+}
