@@ -223,6 +223,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = []byte("{}")
 	}
 	c := &call{r: r, op: opName, principal: res.Principal, region: res.Region}
+	h.cfg.Logger.DebugContext(r.Context(), "ECR call", "op", opName, "access_key_id", res.Principal.AccessKeyID, "signing_region", res.Region)
 	ctx := auth.WithPrincipal(r.Context(), res.Principal)
 	out, err := op(ctx, c, body)
 	if err != nil {
