@@ -192,6 +192,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, "", newError(errUnknownOperation, "ECR operations are POST /"))
 		return
 	}
+	if r.Header.Get("Authorization") == "" {
+		// Refused before the body is read, so that anonymous clients cannot make the server
+		// buffer large bodies.
+		h.writeError(w, r, "", newError(auth.CodeMissingAuthenticationToken, "Missing Authentication Token"))
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
 	if err != nil {
 		h.writeError(w, r, "", newError(errSerialization, "could not read the request body"))

@@ -107,8 +107,8 @@ func (f *listFilter) tagStatus() string {
 	return *f.TagStatus
 }
 
-// activeOnly is false when the filter asks only for archived or activating images, which Lading
-// never has (it has no archive storage class).
+// noneMatch reports a filter asking only for archived or activating images, which Lading never
+// has (it has no archive storage class).
 func (f *listFilter) noneMatch() bool {
 	return f != nil && f.ImageStatus != nil && (*f.ImageStatus == "ARCHIVED" || *f.ImageStatus == "ACTIVATING")
 }

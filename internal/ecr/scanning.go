@@ -2,8 +2,10 @@ package ecr
 
 import (
 	"context"
+	"errors"
 
 	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/store"
 )
 
 type filterWire struct {
@@ -147,7 +149,7 @@ func (h *Handler) batchGetRepositoryScanningConfiguration(ctx context.Context, _
 		seen[name] = true
 		r, err := h.meta.GetRepository(ctx, name)
 		if err != nil {
-			if se := h.storeError(err, name); se != err {
+			if errors.Is(err, store.ErrRepositoryNotFound) {
 				resp.Failures = append(resp.Failures, failureOut{RepositoryName: name, FailureCode: "REPOSITORY_NOT_FOUND",
 					FailureReason: "The repository with name '" + name + "' does not exist in the registry with id '" + h.cfg.RegistryID + "'"})
 				continue
