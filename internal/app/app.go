@@ -133,7 +133,7 @@ func (a *App) buildHandler() http.Handler {
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			return oci.RouteName(r)
 		case isECR(r):
-			return ecr.RouteName(r)
+			return ecrAPI.RouteName(r)
 		case p == "/healthz", p == "/readyz", p == "/metrics":
 			return strings.TrimPrefix(p, "/")
 		default:

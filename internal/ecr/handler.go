@@ -169,13 +169,14 @@ func (h *Handler) Operations() []string {
 	return out
 }
 
-// RouteName names the operation of a request, for metrics labels.
-func RouteName(r *http.Request) string {
-	if r.Method == http.MethodGet {
+// RouteName names the operation of a request, for metrics labels; unknown operations share one
+// name so that clients cannot create labels at will.
+func (h *Handler) RouteName(r *http.Request) string {
+	if r.Method != http.MethodPost {
 		return "ecr_layer_download"
 	}
-	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), TargetPrefix)
-	if !ok || op == "" || len(op) > 64 || strings.Trim(op, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
+	op, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), TargetPrefix)
+	if _, ok := h.ops[op]; !ok {
 		return "ecr_unknown"
 	}
 	return "ecr_" + op
@@ -262,9 +263,6 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, op string, 
 		}
 		h.cfg.Logger.ErrorContext(r.Context(), "ECR operation failed", "op", op, "err", err)
 		ae = newError(errServer, "An internal error occurred in Lading")
-	}
-	if ae.Type == errUnknownOperation {
-		ae.Status = http.StatusBadRequest
 	}
 	h.writeJSON(w, ae.Status, ae.body())
 }
