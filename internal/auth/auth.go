@@ -125,7 +125,8 @@ func Bootstrap(ctx context.Context, keys KeyStore, dataDir, id, secret string, l
 	if err := keys.CreateAccessKey(ctx, k); err != nil {
 		return err
 	}
-	log.Info("generated admin credentials", "file", path, "access_key_id", k.ID)
+	// Warn, so that it shows at every log level: the operator needs this path once.
+	log.Warn("generated admin credentials; the secret is only in this file", "file", path, "access_key_id", k.ID)
 	return nil
 }
 
