@@ -18,12 +18,8 @@ import (
 // access-key create`, and signs ECR calls with it against `lading serve`; a deleted key is
 // refused at once.
 func TestBinaryServesECR(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "lading")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/lading").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
+	bin := ladingBin
+	data := filepath.Join(t.TempDir(), "data")
 	out, err := run(t, nil, nil, bin, "admin", "access-key", "create", "--data-dir", data, "--description", "ci")
 	if err != nil {
 		t.Fatal(err)

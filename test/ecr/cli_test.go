@@ -96,7 +96,7 @@ func wantField(t *testing.T, v any, want any, steps ...any) {
 }
 
 func TestAWSCLI(t *testing.T) {
-	s := startServer(t)
+	s := startBinary(t)
 	c := newClients(t, s)
 
 	for _, name := range []string{"scanrepo-prod", "scanrepo-test"} {
@@ -272,7 +272,7 @@ func TestAWSCLI(t *testing.T) {
 // CompleteLayerUpload and PutImage, then pulls it with crane (logged in with an
 // authorization token) and compares every byte.
 func TestLayerUploadThenCranePull(t *testing.T) {
-	s := startServer(t)
+	s := startBinary(t)
 	c := newClients(t, s)
 	api := s.admin()
 	ctx := context.Background()

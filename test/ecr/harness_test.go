@@ -9,13 +9,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,11 +26,13 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/lading-registry/lading/internal/app"
+	"github.com/lading-registry/lading/internal/testserver"
 )
 
 const (
-	adminKey    = "LAKTESTADMINTESTADMN"
-	adminSecret = "testadminsecrettestadminsecrettestadmins"
+	// The harness's admin key, so that in-process and process servers take the same credentials.
+	adminKey    = testserver.AccessKeyID
+	adminSecret = testserver.SecretAccessKey
 	registryID  = "123456789012"
 )
 
@@ -122,8 +124,8 @@ func (s *server) rawCall(t *testing.T, op, body, id, secret string, signedAt tim
 	return resp.StatusCode, out
 }
 
-// tool finds a client program on PATH or in the Go bin directory, failing (not skipping) when
-// it is missing: CI installs them.
+// tool finds a client program: the first existing candidate path, else on PATH or in
+// GOPATH/bin, failing (not skipping) when it is missing: CI installs them (.ci/install-tools).
 func tool(t *testing.T, name string, candidates ...string) string {
 	t.Helper()
 	for _, c := range candidates {
@@ -131,17 +133,33 @@ func tool(t *testing.T, name string, candidates ...string) string {
 			return c
 		}
 	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
+	return testserver.Tool(t, name)
+}
+
+// ladingBin is the lading command, built once for the package by TestMain.
+var ladingBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lading-ecr-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
+	ladingBin, err = testserver.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	t.Fatalf("%s is not installed (CI installs it; see .ci/run and shared/reference/peers-setup.md)", name)
-	return ""
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startBinary runs `lading serve` as a process, through the project's test harness.
+func startBinary(t *testing.T) *server {
+	t.Helper()
+	ts := testserver.Start(t, ladingBin, "--registry-id", registryID, "--region", "us-east-1")
+	return &server{URL: ts.URL(), Host: ts.Addr}
 }
 
 // run runs a command with env added to a minimal environment, returning stdout; stdin may be nil.
