@@ -130,61 +130,86 @@ type SigV4Result struct {
 	SignedAt time.Time
 }
 
-// VerifySigV4 checks a request's SigV4 signature for service, over body (the request body, already
-// read). The signature is recomputed with the secret of the claimed access key and compared in
-// constant time. Refusals are *SigV4Error; other errors are failures of the key store.
-func (a *Authenticator) VerifySigV4(r *http.Request, body []byte, service string) (SigV4Result, error) {
-	var res SigV4Result
+// sigV4Request is a request whose SigV4 header, dates, scope and key checked out; only the
+// signature itself, which needs the body, remains to be verified.
+type sigV4Request struct {
+	auth     Authorization
+	amzDate  string
+	signedAt time.Time
+	secret   string
+}
+
+// CheckSigV4Header does every check of VerifySigV4 that needs no body: the Authorization header,
+// the timestamp and its skew, the scope's service and the access key. Calling it first lets a
+// face refuse a request before reading a large body.
+func (a *Authenticator) CheckSigV4Header(r *http.Request, service string) error {
+	_, err := a.prepareSigV4(r, service)
+	return err
+}
+
+func (a *Authenticator) prepareSigV4(r *http.Request, service string) (sigV4Request, error) {
+	var req sigV4Request
 	header := r.Header.Get("Authorization")
 	if header == "" {
-		return res, sigErr(CodeMissingAuthenticationToken, "Missing Authentication Token")
+		return req, sigErr(CodeMissingAuthenticationToken, "Missing Authentication Token")
 	}
 	auth, err := ParseAuthorization(header)
 	if err != nil {
-		return res, err
+		return req, err
 	}
 	if r.Header.Get("X-Amz-Security-Token") != "" {
 		// Lading issues no temporary credentials, so no session token can be valid.
-		return res, sigErr(CodeUnrecognizedClient, "The security token included in the request is invalid.")
+		return req, sigErr(CodeUnrecognizedClient, "The security token included in the request is invalid.")
 	}
 	amzDate, signedAt, err := requestTime(r)
 	if err != nil {
-		return res, err
+		return req, err
 	}
 	if auth.Date != amzDate[:8] {
-		return res, sigErr(CodeInvalidSignature, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
+		return req, sigErr(CodeInvalidSignature, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			auth.Date, amzDate[:8], amzDate)
 	}
 	if auth.Service != service {
-		return res, sigErr(CodeInvalidSignature, "Credential should be scoped to correct service: '%s'. ", service)
+		return req, sigErr(CodeInvalidSignature, "Credential should be scoped to correct service: '%s'. ", service)
 	}
 	now := a.now().UTC()
 	if signedAt.Before(now.Add(-MaxClockSkew)) {
-		return res, sigErr(CodeInvalidSignature, "Signature expired: %s is now earlier than %s (%s - 15 min.)",
+		return req, sigErr(CodeInvalidSignature, "Signature expired: %s is now earlier than %s (%s - 15 min.)",
 			amzDate, now.Add(-MaxClockSkew).Format(amzDateFormat), now.Format(amzDateFormat))
 	}
 	if signedAt.After(now.Add(MaxClockSkew)) {
-		return res, sigErr(CodeInvalidSignature, "Signature not yet current: %s is still later than %s (%s + 15 min.)",
+		return req, sigErr(CodeInvalidSignature, "Signature not yet current: %s is still later than %s (%s + 15 min.)",
 			amzDate, now.Add(MaxClockSkew).Format(amzDateFormat), now.Format(amzDateFormat))
 	}
 	secret, err := a.Secret(r.Context(), auth.AccessKeyID)
 	if errors.Is(err, ErrBadCredentials) {
-		return res, sigErr(CodeUnrecognizedClient, "The security token included in the request is invalid.")
+		return req, sigErr(CodeUnrecognizedClient, "The security token included in the request is invalid.")
 	}
 	if err != nil {
-		return res, err
+		return req, err
+	}
+	return sigV4Request{auth: auth, amzDate: amzDate, signedAt: signedAt, secret: secret}, nil
+}
+
+// VerifySigV4 checks a request's SigV4 signature for service, over body (the request body, already
+// read). The signature is recomputed with the secret of the claimed access key and compared in
+// constant time. Refusals are *SigV4Error; other errors are failures of the key store.
+func (a *Authenticator) VerifySigV4(r *http.Request, body []byte, service string) (SigV4Result, error) {
+	req, err := a.prepareSigV4(r, service)
+	if err != nil {
+		return SigV4Result{}, err
 	}
 	payloadHash := sha256.Sum256(body)
 	if claimed := r.Header.Get("X-Amz-Content-Sha256"); claimed != "" && claimed != "UNSIGNED-PAYLOAD" &&
 		!strings.EqualFold(claimed, hex.EncodeToString(payloadHash[:])) {
-		return res, sigErr(CodeInvalidSignature, "The provided 'x-amz-content-sha256' header does not match what was computed.")
+		return SigV4Result{}, sigErr(CodeInvalidSignature, "The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}
-	want := Signature(secret, auth, amzDate, CanonicalRequest(r, auth.SignedHeaders, hex.EncodeToString(payloadHash[:])))
-	if !hmac.Equal([]byte(want), []byte(auth.Signature)) {
-		return res, sigErr(CodeInvalidSignature, "The request signature we calculated does not match the signature you provided. "+
+	want := Signature(req.secret, req.auth, req.amzDate, CanonicalRequest(r, req.auth.SignedHeaders, hex.EncodeToString(payloadHash[:])))
+	if !hmac.Equal([]byte(want), []byte(req.auth.Signature)) {
+		return SigV4Result{}, sigErr(CodeInvalidSignature, "The request signature we calculated does not match the signature you provided. "+
 			"Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
-	return SigV4Result{Principal: Principal{AccessKeyID: auth.AccessKeyID}, Region: auth.Region, SignedAt: signedAt}, nil
+	return SigV4Result{Principal: Principal{AccessKeyID: req.auth.AccessKeyID}, Region: req.auth.Region, SignedAt: req.signedAt}, nil
 }
 
 // requestTime returns the request's signing time from X-Amz-Date or, failing that, Date.

@@ -82,6 +82,7 @@ type Blobs interface {
 // Authenticator verifies callers and issues what GetAuthorizationToken and
 // GetDownloadUrlForLayer hand out.
 type Authenticator interface {
+	CheckSigV4Header(r *http.Request, service string) error
 	VerifySigV4(r *http.Request, body []byte, service string) (auth.SigV4Result, error)
 	IssueToken(ctx context.Context, p auth.Principal) (string, time.Time, error)
 	SignResource(ctx context.Context, resource string, exp time.Time) (string, error)
@@ -193,10 +194,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, "", newError(errUnknownOperation, "ECR operations are POST /"))
 		return
 	}
-	if r.Header.Get("Authorization") == "" {
-		// Refused before the body is read, so that anonymous clients cannot make the server
-		// buffer large bodies.
-		h.writeError(w, r, "", newError(auth.CodeMissingAuthenticationToken, "Missing Authentication Token"))
+	// Everything but the signature is checked before the body is read, so that clients without
+	// a valid key cannot make the server buffer large bodies.
+	if err := h.auth.CheckSigV4Header(r, "ecr"); err != nil {
+		h.authError(w, r, err)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
@@ -212,12 +213,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.auth.VerifySigV4(r, body, "ecr")
 	if err != nil {
-		var se *auth.SigV4Error
-		if errors.As(err, &se) {
-			h.writeError(w, r, "", newError(se.Code, "%s", se.Message))
-			return
-		}
-		h.writeError(w, r, "", err)
+		h.authError(w, r, err)
 		return
 	}
 	opName, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), TargetPrefix)
@@ -243,6 +239,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.writeJSON(w, http.StatusOK, b)
+}
+
+// authError answers a SigV4 refusal under AWS's name for it.
+func (h *Handler) authError(w http.ResponseWriter, r *http.Request, err error) {
+	var se *auth.SigV4Error
+	if errors.As(err, &se) {
+		err = newError(se.Code, "%s", se.Message)
+	}
+	h.writeError(w, r, "", err)
 }
 
 func (h *Handler) writeJSON(w http.ResponseWriter, status int, b []byte) {

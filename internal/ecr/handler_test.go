@@ -1,10 +1,16 @@
 package ecr
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 func TestRouteName(t *testing.T) {
@@ -57,5 +63,28 @@ func TestPageToken(t *testing.T) {
 		if _, err := decodePageToken(&bad, "ListImages", "a", "TAGGED"); err == nil {
 			t.Errorf("token %q accepted", bad)
 		}
+	}
+}
+
+// tripwire fails the test when read.
+type tripwire struct{ t *testing.T }
+
+func (w tripwire) Read([]byte) (int, error) {
+	w.t.Error("the body of a request with an unknown key was read")
+	return 0, io.EOF
+}
+
+func TestUnknownKeyIsRefusedBeforeTheBody(t *testing.T) {
+	h := newTestHandler(t)
+	req := httptest.NewRequest(http.MethodPost, "http://lading.test/", tripwire{t})
+	req.Header.Set("X-Amz-Target", TargetPrefix+"UploadLayerPart")
+	creds := aws.Credentials{AccessKeyID: "LAKUNKNOWNUNKNOWNUNK", SecretAccessKey: fuzzSecret}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, strings.Repeat("0", 64), "ecr", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"UnrecognizedClientException"`) {
+		t.Fatalf("got %d %s", rec.Code, rec.Body.String())
 	}
 }
