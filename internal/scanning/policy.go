@@ -80,6 +80,10 @@ func rank(frequency string) int {
 // deprecated, scanOnPush flag: basic scanning still honours it, enhanced scanning ignores it.
 // Under basic scanning only SCAN_ON_PUSH rules count.
 func Evaluate(policy Policy, repo string, repoScanOnPush bool) Decision {
+	if policy.ScanType == ScanTypeEnhanced && len(policy.Rules) == 0 {
+		// ECR documents enhanced scanning without rules as continuous scanning of every repository.
+		return Decision{Frequency: FrequencyContinuous, ScanOnPush: true, AppliedFilters: []Filter{{Value: "*", Type: FilterTypeWildcard}}}
+	}
 	best := Decision{Frequency: FrequencyManual}
 	bestRank := 0
 	for _, rule := range policy.Rules {

@@ -82,8 +82,8 @@ func TestEvaluate(t *testing.T) {
 		{"enhanced ignores the repository flag", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{
 			{Frequency: FrequencyContinuous, Filters: []Filter{f("prod")}}}}, "test", true,
 			Decision{Frequency: FrequencyManual, AppliedFilters: []Filter{}}},
-		{"enhanced without rules scans nothing", Policy{ScanType: ScanTypeEnhanced}, "prod", true,
-			Decision{Frequency: FrequencyManual, AppliedFilters: []Filter{}}},
+		{"enhanced without rules scans everything continuously", Policy{ScanType: ScanTypeEnhanced}, "prod", false,
+			Decision{Frequency: FrequencyContinuous, ScanOnPush: true, AppliedFilters: []Filter{{Value: "*", Type: FilterTypeWildcard}}}},
 		{"basic ignores continuous rules", Policy{ScanType: ScanTypeBasic, Rules: []Rule{
 			{Frequency: FrequencyContinuous, Filters: []Filter{f("*")}}}}, "prod", false,
 			Decision{Frequency: FrequencyManual, AppliedFilters: []Filter{}}},

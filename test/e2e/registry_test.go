@@ -239,6 +239,18 @@ func TestGracefulShutdown(t *testing.T) {
 		result <- resp.StatusCode
 	}()
 	_, _ = pw.Write(data[:len(data)/2])
+	// Stop only once the server is handling the request: bytes sitting in socket buffers are not
+	// yet a request in flight.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		fi, err := os.Stat(filepath.Join(srv.DataDir, "uploads", filepath.Base(loc), "data"))
+		if err == nil && fi.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server never started receiving the chunk")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	stopped := make(chan struct{})
 	go func() { srv.Stop(); close(stopped) }()
 	time.Sleep(300 * time.Millisecond)
