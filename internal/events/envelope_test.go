@@ -304,7 +304,9 @@ func TestBuildersRejectBadInput(t *testing.T) {
 		{"action type", func() (store.OutboxEvent, error) {
 			return o.ImageAction(ImageAction{Action: "PULL", Repository: "r", Digest: digest7f})
 		}},
-		{"action without digest", func() (store.OutboxEvent, error) { return o.ImageAction(ImageAction{Action: ActionPush, Repository: "r"}) }},
+		{"action without digest", func() (store.OutboxEvent, error) {
+			return o.ImageAction(ImageAction{Action: ActionPush, Repository: "r"})
+		}},
 		{"no origin", func() (store.OutboxEvent, error) {
 			return Origin{}.ImageAction(ImageAction{Action: ActionPush, Repository: "r", Digest: digest7f})
 		}},
