@@ -225,16 +225,19 @@ func (w *worker) run(ctx context.Context) {
 			w.save(ctx)
 			saved = w.pos
 		}
-		if w.pos != saved && ctx.Err() == nil {
+		if w.pos != saved {
 			w.save(ctx) // events the filter skipped
 		}
 	}
 }
 
-// save stores the cursor. A failure is only logged: the worst it costs is a second delivery
-// of events after a restart, which at-least-once allows.
+// save stores the cursor, even while shutting down, so that what was delivered is not sent
+// again. A failure is only logged: the worst it costs is a second delivery after a restart,
+// which at-least-once allows.
 func (w *worker) save(ctx context.Context) {
-	if err := w.d.st.AdvanceWebhookCursor(ctx, w.hook.Name, w.pos); err != nil && ctx.Err() == nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := w.d.st.AdvanceWebhookCursor(ctx, w.hook.Name, w.pos); err != nil {
 		w.d.log.Warn("save event webhook cursor", "webhook", w.hook.Name, "seq", w.pos, "err", err)
 	}
 }

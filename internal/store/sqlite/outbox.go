@@ -85,6 +85,10 @@ func appendOutboxTx(ctx context.Context, tx *sql.Tx, events []store.OutboxEvent)
 }
 
 // ReadOutbox returns up to limit events with a sequence number above afterSeq, in order.
+// Readers keep a cursor (the last seq they handled), which is sound because SQLite has one
+// writer at a time: sequence numbers become visible in commit order, so no event can appear
+// later below a cursor. (A PostgreSQL outbox must take care of this itself: sequence values
+// there are handed out before commit, and commit in any order.)
 func (db *DB) ReadOutbox(ctx context.Context, afterSeq int64, limit int) ([]store.OutboxEvent, error) {
 	if limit <= 0 {
 		limit = 100

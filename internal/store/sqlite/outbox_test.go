@@ -250,3 +250,20 @@ func TestPruneOutboxKeepsWhatAWebhookStillNeeds(t *testing.T) {
 		t.Fatalf("after pruning everything: %+v, want one event with seq > %d", next, evs[4].Seq)
 	}
 }
+
+// BenchmarkAppendOutboxTx measures what an event adds to the transaction of the change it reports.
+func BenchmarkAppendOutboxTx(b *testing.B) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(b.TempDir(), "meta.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ev := testEvent(`{"result":"SUCCESS","repository-name":"bench","image-digest":"sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234abcd","action-type":"PUSH","image-tag":"latest"}`)
+	for b.Loop() {
+		ev.ID = ""
+		if err := db.Tx(ctx, func(tx *sql.Tx) error { return appendOutboxTx(ctx, tx, []store.OutboxEvent{ev}) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
