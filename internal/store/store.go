@@ -4,6 +4,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -118,3 +119,23 @@ const (
 	TagStatusUntagged = "UNTAGGED"
 	TagStatusAny      = "ANY"
 )
+
+// OutboxEvent is one EventBridge-shaped event in the metadata store's outbox, written in the
+// same transaction as the change it reports and delivered later by internal/events.
+// The whole envelope (id, account, region) is fixed when the event is written, so that every
+// delivery of it, to every webhook and after every restart, carries the same bytes.
+type OutboxEvent struct {
+	// Seq is assigned by the store: increasing in commit order, never reused.
+	Seq int64
+	// ID is the envelope id (a UUID); the store assigns one when it is empty. Appending an
+	// event whose ID is already in the outbox is a no-op, so a retried append is harmless.
+	ID         string
+	DetailType string // "ECR Image Action", "Inspector2 Finding", ...
+	Source     string // "aws.ecr", "aws.inspector2"
+	Account    string // the registry id
+	Region     string
+	Time       time.Time
+	Resources  []string        // ARNs; nil is written as []
+	Detail     json.RawMessage // a JSON object
+	CreatedAt  time.Time       // set by the store
+}
