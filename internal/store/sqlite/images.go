@@ -136,6 +136,7 @@ func (db *DB) GetImage(ctx context.Context, repo, digest string) (store.Manifest
 // tag then stays). It returns the manifest the tag pointed at and whether it was deleted.
 func (db *DB) UntagImage(ctx context.Context, repo, tag string) (store.Manifest, bool, error) {
 	var m store.Manifest
+	var eff store.Effects
 	deleted := false
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		var digest string
@@ -165,21 +166,19 @@ func (db *DB) UntagImage(ctx context.Context, repo, tag string) (store.Manifest,
 			if !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
-			for _, q := range []string{
-				"DELETE FROM tags WHERE repository = ? AND digest = ?",
-				"DELETE FROM manifest_references WHERE repository = ? AND manifest = ?",
-				"DELETE FROM manifests WHERE repository = ? AND digest = ?",
-			} {
-				if _, err := tx.ExecContext(ctx, q, repo, digest); err != nil {
-					return err
-				}
+			if err := deleteManifestTx(ctx, tx, repo, digest); err != nil {
+				return err
 			}
 			deleted = true
-			return nil
+		} else if _, err = tx.ExecContext(ctx, "DELETE FROM tags WHERE repository = ? AND tag = ?", repo, tag); err != nil {
+			return err
 		}
-		_, err = tx.ExecContext(ctx, "DELETE FROM tags WHERE repository = ? AND tag = ?", repo, tag)
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: deleted})
 		return err
 	})
+	if err == nil {
+		db.reportEffects(eff)
+	}
 	return m, deleted, err
 }
 

@@ -160,6 +160,9 @@ func (db *DB) DeleteRepository(ctx context.Context, name string, force bool) (st
 			"DELETE FROM manifests WHERE repository = ?",
 			"DELETE FROM repository_blobs WHERE repository = ?",
 			"DELETE FROM uploads WHERE repository = ?",
+			"DELETE FROM image_scans WHERE repository = ?",
+			"DELETE FROM findings WHERE repository = ?",
+			"DELETE FROM scan_jobs WHERE repository = ?",
 			"DELETE FROM repositories WHERE name = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, q, name); err != nil {
@@ -354,6 +357,7 @@ func (db *DB) TouchUpload(ctx context.Context, id string) error {
 // references must exist in the repository (ErrBlobUnknown / ErrManifestUnknown otherwise).
 func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, create bool) (store.PutManifestResult, error) {
 	var res store.PutManifestResult
+	var eff store.Effects
 	ann := ""
 	if len(m.Annotations) > 0 {
 		b, err := json.Marshal(m.Annotations)
@@ -438,8 +442,15 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 				return err
 			}
 		}
-		return nil
+		pushed := m
+		pushed.Content = nil
+		pushed.PushedAt = fromMS(now)
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangePush, Repository: m.Repository, Manifest: pushed, Tags: tags, Created: res.Created})
+		return err
 	})
+	if err == nil {
+		db.reportEffects(eff)
+	}
 	return res, err
 }
 
@@ -501,6 +512,7 @@ func (db *DB) MarkPulled(ctx context.Context, m store.Manifest, at time.Time) er
 // manifest that an index in the repository lists is refused with ErrReferencedByIndex.
 func (db *DB) DeleteManifest(ctx context.Context, repo, digest string, allowReferenced bool) (store.Manifest, error) {
 	var m store.Manifest
+	var eff store.Effects
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		m, err = scanManifest(tx.QueryRowContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", repo, digest))
@@ -525,30 +537,40 @@ func (db *DB) DeleteManifest(ctx context.Context, repo, digest string, allowRefe
 				return err
 			}
 		}
-		for _, q := range []string{
-			"DELETE FROM tags WHERE repository = ? AND digest = ?",
-			"DELETE FROM manifest_references WHERE repository = ? AND manifest = ?",
-			"DELETE FROM manifests WHERE repository = ? AND digest = ?",
-		} {
-			if _, err := tx.ExecContext(ctx, q, repo, digest); err != nil {
-				return err
-			}
+		if err := deleteManifestTx(ctx, tx, repo, digest); err != nil {
+			return err
 		}
-		return nil
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: true})
+		return err
 	})
+	if err == nil {
+		db.reportEffects(eff)
+	}
 	return m, err
 }
 
 // DeleteTag removes a tag, leaving its manifest.
 func (db *DB) DeleteTag(ctx context.Context, repo, tag string) (string, error) {
 	var d string
+	var eff store.Effects
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, "DELETE FROM tags WHERE repository = ? AND tag = ? RETURNING digest", repo, tag).Scan(&d)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrTagNotFound
 		}
+		if err != nil {
+			return err
+		}
+		m, err := scanManifest(tx.QueryRowContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", repo, d))
+		if err != nil {
+			return err
+		}
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: []string{tag}})
 		return err
 	})
+	if err == nil {
+		db.reportEffects(eff)
+	}
 	return d, err
 }
 

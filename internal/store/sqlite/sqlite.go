@@ -21,6 +21,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/lading-registry/lading/internal/store"
 )
 
 //go:embed migrations/*.sql
@@ -34,6 +36,9 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 	path  string
+
+	effects   store.EffectsFunc
+	committed func(store.Effects)
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies pending migrations.

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// ChangeKind says what happened to a manifest.
+type ChangeKind string
+
+// Change kinds.
+const (
+	ChangePush   ChangeKind = "PUSH"
+	ChangeDelete ChangeKind = "DELETE"
+)
+
+// Change describes a manifest push or delete, inside the transaction that makes it, so that
+// the events it causes and the scans it starts are written atomically with it.
+type Change struct {
+	Kind       ChangeKind
+	Repository string
+	// RepositoryScanOnPush is the repository's own (deprecated) scanOnPush flag.
+	RepositoryScanOnPush bool
+	Manifest             Manifest
+	// Tags are the tags the push set, or the tags the delete removed.
+	Tags []string
+	// Created is set when a push stored a manifest the repository did not hold.
+	Created bool
+	// ManifestDeleted is set when a delete removed the manifest (not only a tag).
+	ManifestDeleted bool
+}
+
+// Effects are written in the same transaction as the change that causes them.
+type Effects struct {
+	Events []OutboxEvent
+	Scans  []ScanJob
+}
+
+// EffectsFunc computes the effects of a change. It runs inside the write transaction, so it
+// must not write to the store; it may read through the store's read connections.
+type EffectsFunc func(ctx context.Context, c Change) (Effects, error)
+
+// Scan job triggers.
+const (
+	TriggerPush     = "PUSH"
+	TriggerManual   = "MANUAL"
+	TriggerCoverage = "COVERAGE" // an existing image brought into continuous coverage
+)
+
+// ScanJob asks for one repository image to be scanned.
+type ScanJob struct {
+	ID         int64
+	Repository string
+	Digest     string
+	ScanType   string
+	Trigger    string
+	Attempts   int
+	CreatedAt  time.Time
+}
+
+// ImageScan is the scan state of one repository image for one scan type.
+type ImageScan struct {
+	Repository        string
+	Digest            string
+	ScanType          string
+	Status            string
+	Description       string
+	Frequency         string
+	InventoryID       int64
+	LastScanStartedAt time.Time
+	CompletedAt       time.Time
+	SourceUpdatedAt   time.Time
+	UpdatedAt         time.Time
+}
+
+// Finding is a stored finding: the indexed fields, and the rest as JSON owned by the scanner.
+type Finding struct {
+	Repository      string
+	Digest          string
+	ScanType        string
+	VulnerabilityID string
+	ARN             string
+	Status          string
+	Severity        string
+	Score           float64
+	Fingerprint     string
+	Detail          []byte
+	FirstObservedAt time.Time
+	LastObservedAt  time.Time
+	UpdatedAt       time.Time
+}
+
+// Usage kinds, for `lading admin usage`.
+const (
+	UsageInitial = "INITIAL"
+	UsageRescan  = "RESCAN"
+)
+
+// Usage records one scan performed.
+type Usage struct {
+	Repository string
+	Digest     string
+	ScanType   string
+	Kind       string
+	At         time.Time
+}
+
+// ScanTarget names a repository image whose scan state is read and rewritten in one go.
+type ScanTarget struct {
+	Repository string
+	Digest     string
+	ScanType   string
+	// JobID, when set, is the job being completed: if it is gone (the image was deleted
+	// mid-scan), nothing is written for this target.
+	JobID int64
+}
+
+// ScanState is what the store holds for a target when its update is computed.
+type ScanState struct {
+	Target   ScanTarget
+	Scan     *ImageScan // nil when the image was never scanned with this scan type
+	Findings []Finding
+	Manifest Manifest
+}
+
+// ScanUpdate is what to write for a target. Findings are upserts by vulnerability id.
+type ScanUpdate struct {
+	Scan     *ImageScan
+	Findings []Finding
+	Usage    []Usage
+	Events   []OutboxEvent
+}
+
+// InventoryRef is a repository image whose scan used an inventory, for continuous scanning.
+type InventoryRef struct {
+	Repository   string
+	Digest       string
+	InventoryID  int64
+	PushedAt     time.Time
+	LastPulledAt time.Time
+	ScanOnPush   bool
+}

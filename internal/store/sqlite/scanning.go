@@ -1,0 +1,447 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// EnqueueScans queues scan jobs (one per image and scan type at a time).
+func (db *DB) EnqueueScans(ctx context.Context, jobs ...store.ScanJob) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		for _, j := range jobs {
+			if err := enqueueScanTx(ctx, tx, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ClaimScanJob takes the oldest queued job, or a running one whose lease ran out (its worker
+// died), and leases it to owner until now+lease.
+func (db *DB) ClaimScanJob(ctx context.Context, owner string, now time.Time, lease time.Duration) (store.ScanJob, bool, error) {
+	var j store.ScanJob
+	found := false
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var created int64
+		err := tx.QueryRowContext(ctx, `SELECT id, repository, image_digest, scan_type, trigger, attempts, created_at FROM scan_jobs
+			WHERE state = 'queued' OR (state = 'running' AND lease_until < ?) ORDER BY id LIMIT 1`, now.UnixMilli()).
+			Scan(&j.ID, &j.Repository, &j.Digest, &j.ScanType, &j.Trigger, &j.Attempts, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		j.Attempts++
+		j.CreatedAt = fromMS(created)
+		found = true
+		_, err = tx.ExecContext(ctx, `UPDATE scan_jobs SET state = 'running', attempts = ?, lease_owner = ?, lease_until = ? WHERE id = ?`,
+			j.Attempts, owner, now.Add(lease).UnixMilli(), j.ID)
+		return err
+	})
+	return j, found, err
+}
+
+// ReleaseScanJob puts a claimed job back in the queue (after a failure worth retrying).
+func (db *DB) ReleaseScanJob(ctx context.Context, id int64) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE scan_jobs SET state = 'queued', lease_owner = '', lease_until = 0 WHERE id = ?`, id)
+		return err
+	})
+}
+
+// PendingScanJobs counts queued and running jobs.
+func (db *DB) PendingScanJobs(ctx context.Context) (int, error) {
+	var n int
+	err := db.read.QueryRowContext(ctx, "SELECT count(*) FROM scan_jobs").Scan(&n)
+	return n, err
+}
+
+// ImageScan returns the scan state of a repository image, or ErrNotFound.
+func (db *DB) ImageScan(ctx context.Context, repo, digest, scanType string) (store.ImageScan, error) {
+	s, err := scanImageScan(db.read.QueryRowContext(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		repo, digest, scanType))
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, store.ErrNotFound
+	}
+	return s, err
+}
+
+const imageScanColumns = `repository, image_digest, scan_type, status, description, frequency, coalesce(inventory_id, 0),
+	last_scan_started_at, completed_at, source_updated_at, updated_at`
+
+func scanImageScan(row interface{ Scan(...any) error }) (store.ImageScan, error) {
+	var s store.ImageScan
+	var started, completed, source, updated int64
+	err := row.Scan(&s.Repository, &s.Digest, &s.ScanType, &s.Status, &s.Description, &s.Frequency, &s.InventoryID,
+		&started, &completed, &source, &updated)
+	s.LastScanStartedAt, s.CompletedAt, s.SourceUpdatedAt, s.UpdatedAt = fromMS(started), fromMS(completed), fromMS(source), fromMS(updated)
+	return s, err
+}
+
+// PutImageScan records a scan state outside a scan job (e.g. a manual scan being accepted).
+func (db *DB) PutImageScan(ctx context.Context, s store.ImageScan) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error { return putImageScanTx(ctx, tx, s) })
+}
+
+func putImageScanTx(ctx context.Context, tx *sql.Tx, s store.ImageScan) error {
+	var inv any
+	if s.InventoryID != 0 {
+		inv = s.InventoryID
+	}
+	if s.UpdatedAt.IsZero() {
+		s.UpdatedAt = time.Now()
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
+			last_scan_started_at, completed_at, source_updated_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET status = excluded.status, description = excluded.description,
+			frequency = excluded.frequency, inventory_id = excluded.inventory_id, last_scan_started_at = excluded.last_scan_started_at,
+			completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at`,
+		s.Repository, s.Digest, s.ScanType, s.Status, s.Description, s.Frequency, inv,
+		ms(s.LastScanStartedAt), ms(s.CompletedAt), ms(s.SourceUpdatedAt), ms(s.UpdatedAt))
+	return err
+}
+
+// ImageScans returns the scan states of a repository's images for the given digests.
+func (db *DB) ImageScans(ctx context.Context, repo string, digests []string) (map[string][]store.ImageScan, error) {
+	out := map[string][]store.ImageScan{}
+	for chunk := range chunks(digests, 500) {
+		rows, err := db.read.QueryContext(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest IN ("+placeholders(len(chunk))+")",
+			append([]any{repo}, toAny(chunk)...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			s, err := scanImageScan(rows)
+			if err != nil {
+				_ = rows.Close()
+				return nil, err
+			}
+			out[s.Digest] = append(out[s.Digest], s)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+const findingColumns = `repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint, detail,
+	first_observed_at, last_observed_at, updated_at`
+
+func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
+	var f store.Finding
+	var first, last, updated int64
+	var detail string
+	err := row.Scan(&f.Repository, &f.Digest, &f.ScanType, &f.VulnerabilityID, &f.ARN, &f.Status, &f.Severity, &f.Score,
+		&f.Fingerprint, &detail, &first, &last, &updated)
+	f.Detail = []byte(detail)
+	f.FirstObservedAt, f.LastObservedAt, f.UpdatedAt = fromMS(first), fromMS(last), fromMS(updated)
+	return f, err
+}
+
+func queryFindings(ctx context.Context, q querier, repo, digest, scanType string) ([]store.Finding, error) {
+	rows, err := q.QueryContext(ctx, "SELECT "+findingColumns+` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ?
+		ORDER BY vulnerability_id`, repo, digest, scanType)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Finding
+	for rows.Next() {
+		f, err := scanFinding(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// Findings returns every finding of a repository image for a scan type, ordered by id.
+func (db *DB) Findings(ctx context.Context, repo, digest, scanType string) ([]store.Finding, error) {
+	return queryFindings(ctx, db.read, repo, digest, scanType)
+}
+
+// ApplyScans reads the state of each target and writes what update returns for it, all in one
+// transaction with the events and usage records the update carries. A target whose image is
+// gone, or whose job is gone, is skipped (update is not called).
+func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error {
+	var events int
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		events = 0
+		for _, t := range targets {
+			if t.JobID != 0 {
+				var one int
+				err := tx.QueryRowContext(ctx, "SELECT 1 FROM scan_jobs WHERE id = ?", t.JobID).Scan(&one)
+				if errors.Is(err, sql.ErrNoRows) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			m, err := scanManifest(tx.QueryRowContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
+			if errors.Is(err, sql.ErrNoRows) {
+				if t.JobID != 0 {
+					if _, err := tx.ExecContext(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m.Tags, err = queryStrings(ctx, tx, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", t.Repository, t.Digest); err != nil {
+				return err
+			}
+			st := store.ScanState{Target: t, Manifest: m}
+			s, err := scanImageScan(tx.QueryRowContext(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+				t.Repository, t.Digest, t.ScanType))
+			switch {
+			case err == nil:
+				st.Scan = &s
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			if st.Findings, err = queryFindings(ctx, tx, t.Repository, t.Digest, t.ScanType); err != nil {
+				return err
+			}
+			up, err := update(st)
+			if err != nil {
+				return err
+			}
+			if err := writeScanUpdate(ctx, tx, t, up); err != nil {
+				return err
+			}
+			events += len(up.Events)
+			if t.JobID != 0 {
+				if _, err := tx.ExecContext(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && events > 0 {
+		db.reportEffects(store.Effects{Events: make([]store.OutboxEvent, events)})
+	}
+	return err
+}
+
+func writeScanUpdate(ctx context.Context, tx *sql.Tx, t store.ScanTarget, up store.ScanUpdate) error {
+	if up.Scan != nil {
+		s := *up.Scan
+		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
+		if err := putImageScanTx(ctx, tx, s); err != nil {
+			return err
+		}
+	}
+	for _, f := range up.Findings {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO findings(`+findingColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
+				severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, detail = excluded.detail,
+				first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at`,
+			t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score, f.Fingerprint, string(f.Detail),
+			ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)); err != nil {
+			return fmt.Errorf("write finding: %w", err)
+		}
+	}
+	for _, u := range up.Usage {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)",
+			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At)); err != nil {
+			return err
+		}
+	}
+	return appendOutboxTx(ctx, tx, up.Events)
+}
+
+// LayerInventory returns a cached layer inventory, or ErrNotFound.
+func (db *DB) LayerInventory(ctx context.Context, layerDigest, mode string, schema int) ([]byte, error) {
+	var b []byte
+	err := db.read.QueryRowContext(ctx, "SELECT inventory FROM layer_inventories WHERE layer_digest = ? AND mode = ? AND schema_version = ?",
+		layerDigest, mode, schema).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return b, err
+}
+
+// PutLayerInventory caches a layer inventory.
+func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode string, schema int, inventory []byte) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO layer_inventories(layer_digest, mode, schema_version, inventory, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT(layer_digest, mode) DO UPDATE SET schema_version = excluded.schema_version, inventory = excluded.inventory,
+				created_at = excluded.created_at`, layerDigest, mode, schema, inventory, time.Now().UnixMilli())
+		return err
+	})
+}
+
+// PackageKey is an (ecosystem, name) pair of the inverted index.
+type PackageKey struct{ Ecosystem, Name string }
+
+// PutImageInventory stores an image's merged inventory and indexes its package keys, returning
+// its id. An existing inventory for the digest and mode is replaced.
+func (db *DB) PutImageInventory(ctx context.Context, digest, mode string, schema int, os string, keys []PackageKey, packages int, inventory []byte) (int64, error) {
+	var id int64
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO image_inventories(image_digest, mode, schema_version, os, package_count, inventory, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(image_digest, mode) DO UPDATE SET schema_version = excluded.schema_version, os = excluded.os,
+				package_count = excluded.package_count, inventory = excluded.inventory, created_at = excluded.created_at RETURNING id`,
+			digest, mode, schema, os, packages, inventory, time.Now().UnixMilli()).Scan(&id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM inventory_packages WHERE inventory_id = ?", id); err != nil {
+			return err
+		}
+		return indexKeysTx(ctx, tx, id, keys)
+	})
+	return id, err
+}
+
+func indexKeysTx(ctx context.Context, tx *sql.Tx, inventoryID int64, keys []PackageKey) error {
+	getKey, err := tx.PrepareContext(ctx, `INSERT INTO package_keys(ecosystem, name) VALUES (?, ?)
+		ON CONFLICT(ecosystem, name) DO UPDATE SET name = excluded.name RETURNING id`)
+	if err != nil {
+		return err
+	}
+	defer getKey.Close()
+	link, err := tx.PrepareContext(ctx, "INSERT INTO inventory_packages(key_id, inventory_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+	if err != nil {
+		return err
+	}
+	defer link.Close()
+	for _, k := range keys {
+		var keyID int64
+		if err := getKey.QueryRowContext(ctx, k.Ecosystem, k.Name).Scan(&keyID); err != nil {
+			return err
+		}
+		if _, err := link.ExecContext(ctx, keyID, inventoryID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ImageInventory returns a stored image inventory by id.
+func (db *DB) ImageInventory(ctx context.Context, id int64) ([]byte, error) {
+	var b []byte
+	err := db.read.QueryRowContext(ctx, "SELECT inventory FROM image_inventories WHERE id = ?", id).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return b, err
+}
+
+// InventoriesHolding returns the repository images, scanned with scanType, whose inventory
+// holds any of keys: the candidates for re-evaluation when those packages' advisories change.
+func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []PackageKey) ([]store.InventoryRef, error) {
+	var out []store.InventoryRef
+	for chunk := range chunks(keys, 200) {
+		var cond []string
+		var args []any
+		for _, k := range chunk {
+			cond = append(cond, "(ecosystem = ? AND name = ?)")
+			args = append(args, k.Ecosystem, k.Name)
+		}
+		args = append(args, scanType)
+		rows, err := db.read.QueryContext(ctx, `SELECT s.repository, s.image_digest, s.inventory_id, m.pushed_at, m.last_pulled_at, r.scan_on_push
+			FROM image_scans s
+			JOIN manifests m ON m.repository = s.repository AND m.digest = s.image_digest
+			JOIN repositories r ON r.name = s.repository
+			WHERE s.inventory_id IN (SELECT DISTINCT ip.inventory_id FROM inventory_packages ip
+				WHERE ip.key_id IN (SELECT id FROM package_keys WHERE `+strings.Join(cond, " OR ")+`))
+			AND s.scan_type = ?`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("inventories holding packages: %w", err)
+		}
+		for rows.Next() {
+			var r store.InventoryRef
+			var pushed, pulled int64
+			if err := rows.Scan(&r.Repository, &r.Digest, &r.InventoryID, &pushed, &pulled, &r.ScanOnPush); err != nil {
+				_ = rows.Close()
+				return nil, err
+			}
+			r.PushedAt, r.LastPulledAt = fromMS(pushed), fromMS(pulled)
+			out = append(out, r)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// UsageSince returns the scans performed since t.
+func (db *DB) UsageSince(ctx context.Context, t time.Time) ([]store.Usage, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT repository, image_digest, scan_type, kind, at FROM scan_usage WHERE at >= ? ORDER BY at", t.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Usage
+	for rows.Next() {
+		var u store.Usage
+		var at int64
+		if err := rows.Scan(&u.Repository, &u.Digest, &u.ScanType, &u.Kind, &at); err != nil {
+			return nil, err
+		}
+		u.At = fromMS(at)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// RepositoryImages lists the image manifests of every repository pushed or pulled since t,
+// for bringing existing images into continuous coverage.
+func (db *DB) RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE pushed_at >= ? OR last_pulled_at >= ? ORDER BY repository, digest",
+		since.UnixMilli(), since.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Manifest
+	for rows.Next() {
+		m, err := scanManifest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func toAny[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+// chunks yields xs in pieces of at most n, to keep SQL parameter lists bounded.
+func chunks[T any](xs []T, n int) func(func([]T) bool) {
+	return func(yield func([]T) bool) {
+		for len(xs) > 0 {
+			k := min(n, len(xs))
+			if !yield(xs[:k]) {
+				return
+			}
+			xs = xs[k:]
+		}
+	}
+}
