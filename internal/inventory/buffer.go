@@ -10,7 +10,7 @@ import (
 )
 
 // errTooLarge marks content over a size limit.
-var errTooLarge = errors.New("over the size limit")
+var errTooLarge = errors.New("too large")
 
 // scratch owns one temporary directory, created on first use inside the configured scratch
 // directory and removed by close. All spilled content lives there.
@@ -95,7 +95,7 @@ type buffers struct {
 // over max is errTooLarge. A blob is kept in memory when it fits the memory budget, else spilled.
 func (bs *buffers) read(r io.Reader, declared, max int64) (*blob, error) {
 	if declared > max {
-		return nil, fmt.Errorf("%d bytes: %w (%d)", declared, errTooLarge, max)
+		return nil, fmt.Errorf("%d bytes, over the %d-byte limit (%w)", declared, max, errTooLarge)
 	}
 	limited := &io.LimitedReader{R: r, N: max + 1}
 	b := &blob{owner: bs}
@@ -122,7 +122,7 @@ func (bs *buffers) read(r io.Reader, declared, max int64) (*blob, error) {
 	}
 	if b.size > max {
 		b.close()
-		return nil, fmt.Errorf("more than %d bytes: %w", max, errTooLarge)
+		return nil, fmt.Errorf("more than %d bytes, over the limit (%w)", max, errTooLarge)
 	}
 	return b, nil
 }
@@ -171,7 +171,7 @@ type countingReader struct {
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	if c.n >= c.max {
-		return 0, fmt.Errorf("layer decompresses to more than %d bytes: %w", c.max, errTooLarge)
+		return 0, fmt.Errorf("more than %d bytes (%w)", c.max, errTooLarge)
 	}
 	if int64(len(p)) > c.max-c.n {
 		p = p[:c.max-c.n]
