@@ -377,9 +377,9 @@ func fileOpener(fsys files, p string) func(context.Context) (io.ReadCloser, erro
 
 // dockerManifest is one entry of a docker archive's manifest.json.
 type dockerManifest struct {
-	Config       string                   `json:"Config"`
-	RepoTags     []string                 `json:"RepoTags"`
-	Layers       []string                 `json:"Layers"`
+	Config       string                    `json:"Config"`
+	RepoTags     []string                  `json:"RepoTags"`
+	Layers       []string                  `json:"Layers"`
 	LayerSources map[v1.Hash]v1.Descriptor `json:"LayerSources,omitempty"`
 }
 
