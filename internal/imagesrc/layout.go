@@ -80,7 +80,7 @@ func openTarFiles(ctx context.Context, p string) (*tarFiles, error) {
 		}
 		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
 		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg:
 			tf.entries[name] = tarEntry{offset: or.n, size: hdr.Size}
 		case tar.TypeSymlink:
 			// Older `docker save` links repeated layers to their first copy.

@@ -266,7 +266,7 @@ func goBinaryPackages(ra io.ReaderAt, size int64, p string) ([]Package, error) {
 		if strings.Contains(err.Error(), "not a Go executable") {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("Go build information: %w", err)
+		return nil, fmt.Errorf("build information: %w", err)
 	}
 	var pkgs []Package
 	add := func(name, version string) {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/lading-registry/lading/internal/inventory"
 )
@@ -227,5 +230,61 @@ func TestModeBasicSkipsLanguages(t *testing.T) {
 	}
 	if len(img.Packages) != 88 {
 		t.Errorf("got %d packages, want 88", len(img.Packages))
+	}
+}
+
+func gunzip(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+func TestRpm(t *testing.T) {
+	alma := []byte("NAME=\"AlmaLinux\"\nVERSION=\"9.4 (Seafoam Ocelot)\"\nID=\"almalinux\"\nVERSION_ID=\"9.4\"\n")
+	tests := []struct {
+		name, path string
+		db         []byte
+		want       []inventory.Package
+	}{
+		{"sqlite", "var/lib/rpm/rpmdb.sqlite", gunzip(t, testdata(t, "rpm/rpmdb.sqlite.gz")), []inventory.Package{
+			{Name: "openssl", Version: "1:3.0.7-27.el9", Epoch: 1, Release: "27.el9", SourceName: "openssl", SourceVersion: "3.0.7-27.el9", Arch: "x86_64"},
+			{Name: "openssl-libs", Version: "1:3.0.7-27.el9", Epoch: 1, Release: "27.el9", SourceName: "openssl", SourceVersion: "3.0.7-27.el9", Arch: "x86_64"},
+			{Name: "zlib", Version: "1.2.11-40.el9", Release: "40.el9", SourceName: "zlib", SourceVersion: "1.2.11-40.el9", Arch: "x86_64"},
+		}},
+		{"Berkeley DB", "var/lib/rpm/Packages", testdata(t, "rpm/Packages"), []inventory.Package{
+			{Name: "hello", Version: "1:0.0.1-rls", Epoch: 1, Release: "rls", SourceName: "hello", SourceVersion: "0.0.1-rls", Arch: "x86_64"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			scratch := t.TempDir()
+			img, _ := scanLayers(t, inventory.Options{ScratchDir: scratch}, tarLayer(t,
+				file("etc/os-release", alma), file(tt.path, tt.db)))
+			if len(img.Skipped) != 0 {
+				t.Errorf("skipped %+v", img.Skipped)
+			}
+			if len(img.Packages) != len(tt.want) {
+				t.Fatalf("got %+v", img.Packages)
+			}
+			for i, w := range tt.want {
+				p := img.Packages[i]
+				if p.Name != w.Name || p.Version != w.Version || p.Epoch != w.Epoch || p.Release != w.Release ||
+					p.SourceName != w.SourceName || p.SourceVersion != w.SourceVersion || p.Arch != w.Arch ||
+					p.Ecosystem != "AlmaLinux:9" || p.Path != "/"+tt.path || p.PackageManager != "OS" {
+					t.Errorf("got %+v, want %+v", p, w)
+				}
+				if !strings.HasPrefix(p.PURL, "pkg:rpm/almalinux/"+w.Name+"@") {
+					t.Errorf("purl %s", p.PURL)
+				}
+			}
+			assertEmptyDir(t, scratch)
+		})
 	}
 }

@@ -39,7 +39,11 @@ func buildGoBinary(tb testing.TB) []byte {
 		}
 	}
 	out := filepath.Join(dir, "textapp")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-o", out, ".")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		tb.Fatalf("the go command is needed to build the test binary: %v", err)
+	}
+	cmd := exec.Command(goTool, "build", "-trimpath", "-o", out, ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0", "GOOS=linux")
 	if msg, err := cmd.CombinedOutput(); err != nil {

@@ -85,9 +85,8 @@ type layerScan struct {
 	links map[string]string
 	// nonDir records the non-directory entries ('f' file, 'l' link, 'h' hard link, 'o' other),
 	// up to maxTrackedPaths, to resolve hard links and check opaque markers.
-	nonDir        map[string]byte
-	skippedOver   int
-	archiveBudget int64
+	nonDir      map[string]byte
+	skippedOver int
 }
 
 func (ls *layerScan) skip(p, format string, args ...any) {
@@ -211,7 +210,7 @@ func (ls *layerScan) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header)
 	case tar.TypeLink:
 		ls.hardlink(p, hdr.Linkname)
 		return nil
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		ls.track(p, 'f')
 		return ls.file(ctx, tr, hdr, p)
 	case tar.TypeChar, tar.TypeBlock:
@@ -307,7 +306,14 @@ var elfMagic = []byte{0x7f, 'E', 'L', 'F'}
 func (ls *layerScan) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, p string) error {
 	kind := classify(p, ls.opts.Mode)
 	if kind == kindNone {
-		if ls.opts.Mode == ModeBasic || hdr.Size < int64(len(elfMagic)) {
+		if ls.opts.Mode == ModeBasic {
+			return nil
+		}
+		if hdr.Mode&0o111 != 0 {
+			// It may replace an executable in which a lower layer found packages.
+			ls.paths[p] = struct{}{}
+		}
+		if hdr.Size < int64(len(elfMagic)) {
 			return nil
 		}
 		var head [4]byte

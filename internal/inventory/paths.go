@@ -97,8 +97,6 @@ func (k fileKind) String() string {
 	}
 }
 
-func (k fileKind) isOS() bool { return k == kindDpkg || k == kindApk || k == kindRpm }
-
 var javaArchiveExts = []string{".jar", ".war", ".ear", ".jmod", ".par", ".sar", ".jpi", ".hpi", ".lpkg", ".nar"}
 
 func isJavaArchiveName(name string) bool {
