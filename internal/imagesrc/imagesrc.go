@@ -56,7 +56,8 @@ type Layer struct {
 	open      func(ctx context.Context) (io.ReadCloser, error)
 }
 
-// Open returns the layer blob as stored (compressed or not).
+// Open returns the layer blob as stored (compressed or not), streamed: from a file through a
+// section reader, from a registry as it downloads (under the context given to OpenRemote).
 func (l Layer) Open(ctx context.Context) (io.ReadCloser, error) {
 	if l.open == nil {
 		return nil, fmt.Errorf("layer %s: no content", l.Digest)

@@ -258,13 +258,13 @@ func (e *scalibrExtractors) cargoAuditable(ctx context.Context, p string, hdr *t
 // "stdlib"). An ELF file that is not a Go binary yields nothing; an ELF file that cannot be
 // parsed (e.g. truncated) is an error.
 func goBinaryPackages(ra io.ReaderAt, size int64, p string) ([]Package, error) {
-	if _, err := elf.NewFile(io.NewSectionReader(ra, 0, size)); err != nil {
-		return nil, fmt.Errorf("unreadable ELF file: %w", err)
-	}
 	bi, err := readBuildInfo(io.NewSectionReader(ra, 0, size))
 	if err != nil {
 		if strings.Contains(err.Error(), "not a Go executable") {
 			return nil, nil
+		}
+		if strings.HasPrefix(err.Error(), "unreadable ELF file") {
+			return nil, err
 		}
 		return nil, fmt.Errorf("build information: %w", err)
 	}
@@ -294,13 +294,18 @@ func goBinaryPackages(ra io.ReaderAt, size int64, p string) ([]Package, error) {
 	return pkgs, nil
 }
 
-// readBuildInfo guards debug/buildinfo against panics on hostile files.
-func readBuildInfo(r io.ReaderAt) (bi *debug.BuildInfo, err error) {
+// readBuildInfo reads an ELF file's Go build information, guarding debug/elf and
+// debug/buildinfo against panics on hostile files. It parses the ELF headers first because
+// buildinfo reports an unreadable file like a non-Go one.
+func readBuildInfo(r *io.SectionReader) (bi *debug.BuildInfo, err error) {
 	defer func() {
 		if rec := recover(); rec != nil {
-			err = fmt.Errorf("read build information: %v", rec)
+			err = fmt.Errorf("unreadable ELF file: %v", rec)
 		}
 	}()
+	if _, err := elf.NewFile(r); err != nil {
+		return nil, fmt.Errorf("unreadable ELF file: %w", err)
+	}
 	return buildinfo.Read(r)
 }
 

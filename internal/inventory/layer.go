@@ -198,11 +198,11 @@ func (ls *layerScan) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header)
 		ls.whiteout(p, dir, base)
 		return nil
 	}
-	if hdr.Typeflag != tar.TypeDir {
-		ls.forget(p)
-	}
+	// Any entry, a directory too, replaces what an earlier entry of this layer left at p.
+	ls.forget(p)
 	switch hdr.Typeflag {
 	case tar.TypeDir:
+		delete(ls.nonDir, p)
 		return nil
 	case tar.TypeSymlink:
 		ls.symlink(p, hdr.Linkname)

@@ -150,3 +150,19 @@ func TestScanLayerEntries(t *testing.T) {
 		t.Errorf("OS through the link: %+v", img.OS)
 	}
 }
+
+// TestScanLayerSymlinkReplacedByDirectory: a directory entry replaces a symbolic link of the
+// same layer, so files below it are read.
+func TestScanLayerSymlinkReplacedByDirectory(t *testing.T) {
+	inv, err := inventory.ScanLayer(context.Background(), bytes.NewReader(tarLayer(t,
+		symlink("app", "/srv"),
+		dir("app/"),
+		file("app/node_modules/lodash/package.json", testdata(t, "npm/node-app/node_modules/lodash/package.json")),
+	)), "sha256:x", inventory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Packages) != 1 || len(inv.Skipped) != 0 {
+		t.Errorf("packages %+v, skipped %+v", inv.Packages, inv.Skipped)
+	}
+}
