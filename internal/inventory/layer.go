@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ErrCorruptLayer is returned for a layer whose tar or compressed stream breaks off or is
@@ -60,10 +61,15 @@ func ScanLayer(ctx context.Context, r io.Reader, layerDigest string, opts Option
 			Mode:          opts.Mode,
 		},
 	}
+	start := time.Now()
 	if err := ls.run(ctx, r); err != nil {
 		return nil, err
 	}
-	return ls.finish(), nil
+	inv := ls.finish()
+	opts.Logger.DebugContext(ctx, "layer scanned", "layer", layerDigest, "entries", inv.Stats.Entries,
+		"bytes", inv.Stats.DecompressedBytes, "packages", len(inv.Packages), "osDatabases", len(inv.OSDatabases),
+		"skipped", len(inv.Skipped), "incomplete", inv.Incomplete, "duration", time.Since(start))
+	return inv, nil
 }
 
 // layerScan is the state of one ScanLayer call.
