@@ -257,9 +257,8 @@ func (ls *layerScan) symlink(p, target string) {
 	if _, escapes := resolveLinkTarget(p, target); escapes {
 		ls.skip(p, "symbolic link to %q leaves the image root: it is only followed inside the root", target)
 	}
-	if classify(p, ls.opts.Mode) != kindNone {
-		ls.paths[p] = struct{}{}
-	}
+	// A link may replace a file or a whole directory in which a lower layer found packages.
+	ls.paths[p] = struct{}{}
 }
 
 func (ls *layerScan) hardlink(p, linkname string) {

@@ -178,3 +178,14 @@ func TestMergeOSRelease(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeDirectoryReplacedByLink scans real layers: the second replaces node_modules with
+// a symbolic link, which hides the installed packages below it.
+func TestMergeDirectoryReplacedByLink(t *testing.T) {
+	img, _ := scanLayers(t, inventory.Options{},
+		tarLayer(t, file("app/node_modules/lodash/package.json", testdata(t, "npm/node-app/node_modules/lodash/package.json"))),
+		tarLayer(t, symlink("app/node_modules", "/cache/node_modules")))
+	if len(img.Packages) != 0 {
+		t.Errorf("packages below a replaced directory: %+v", img.Packages)
+	}
+}
