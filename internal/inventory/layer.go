@@ -263,9 +263,7 @@ func (ls *layerScan) symlink(p, target string) {
 
 func (ls *layerScan) hardlink(p, linkname string) {
 	ls.track(p, 'h')
-	if classify(p, ls.opts.Mode) != kindNone {
-		ls.paths[p] = struct{}{}
-	}
+	ls.paths[p] = struct{}{} // it replaces whatever lower layers had at p
 	target, absolute, err := cleanEntryPath(linkname)
 	if err != nil {
 		ls.skip(p, "hard link to %q %s: not read", linkname, err)
@@ -282,7 +280,6 @@ func (ls *layerScan) hardlink(p, linkname string) {
 	}
 	// The link shares the target's content, so whatever the target holds is found here too.
 	if pkgs, ok := ls.filePkgs[target]; ok {
-		ls.paths[p] = struct{}{}
 		ls.filePkgs[p] = withPath(pkgs, target, p)
 	}
 	if db, ok := ls.osdbs[target]; ok && classify(p, ls.opts.Mode) == classify(target, ls.opts.Mode) {

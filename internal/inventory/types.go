@@ -91,10 +91,11 @@ type Package struct {
 // "epoch" and "release".
 func (p Package) UpstreamVersion() string {
 	v := p.Version
-	if p.Epoch != 0 || strings.Contains(v, ":") {
-		if _, after, ok := strings.Cut(v, ":"); ok {
-			v = after
-		}
+	if p.PackageManager != ManagerOS {
+		return v
+	}
+	if _, after, ok := strings.Cut(v, ":"); ok {
+		v = after
 	}
 	if p.Release != "" {
 		v = strings.TrimSuffix(v, "-"+p.Release)
