@@ -78,22 +78,27 @@ func openTarFiles(ctx context.Context, p string) (*tarFiles, error) {
 			_ = f.Close()
 			return nil, fmt.Errorf("%w: %s is not a readable tar file: %v", ErrInvalid, p, err)
 		}
-		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
+		name := tarName(hdr.Name)
 		switch hdr.Typeflag {
 		case tar.TypeReg:
 			tf.entries[name] = tarEntry{offset: or.n, size: hdr.Size}
 		case tar.TypeSymlink:
 			// Older `docker save` links repeated layers to their first copy.
-			tf.entries[name] = tarEntry{link: path.Join(path.Dir(name), hdr.Linkname)}
+			tf.entries[name] = tarEntry{link: tarName(path.Join(path.Dir(name), hdr.Linkname))}
 		case tar.TypeLink:
-			tf.entries[name] = tarEntry{link: path.Clean(hdr.Linkname)}
+			tf.entries[name] = tarEntry{link: tarName(hdr.Linkname)}
 		}
 	}
 	return tf, nil
 }
 
+// tarName normalises an entry name: relative, clean, never above the archive's root.
+func tarName(name string) string {
+	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}
+
 func (t *tarFiles) lookup(name string) (tarEntry, bool) {
-	name = path.Clean(name)
+	name = tarName(name)
 	for range maxTarLinkHops {
 		e, ok := t.entries[name]
 		if !ok || e.link == "" {
