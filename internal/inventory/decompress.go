@@ -1,0 +1,62 @@
+package inventory
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// ErrNotTar is returned for a layer whose (decompressed) content is not a tar archive.
+var ErrNotTar = errors.New("layer is not a tar archive")
+
+// ErrUnsupportedCompression is returned for a layer compressed with a format that OCI layers
+// do not use (bzip2, xz).
+var ErrUnsupportedCompression = errors.New("unsupported layer compression")
+
+var (
+	magicGzip  = []byte{0x1f, 0x8b}
+	magicZstd  = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+	magicBzip2 = []byte{'B', 'Z', 'h'}
+)
+
+// zstdMaxWindow allows `zstd --long=27` layers while bounding the decoder's memory.
+const zstdMaxWindow = 128 << 20
+
+// decompress detects the compression of a layer stream by its magic bytes (media types are
+// not trusted) and returns the decompressed stream.
+func decompress(r io.Reader) (io.Reader, func(), error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(6)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("read layer: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip layer: %w", err)
+		}
+		return zr, func() { _ = zr.Close() }, nil
+	case bytes.HasPrefix(head, magicZstd):
+		zr, err := zstd.NewReader(br,
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(zstdMaxWindow),
+		)
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd layer: %w", err)
+		}
+		return zr, zr.Close, nil
+	case bytes.HasPrefix(head, magicXz):
+		return nil, nil, fmt.Errorf("%w: xz", ErrUnsupportedCompression)
+	case bytes.HasPrefix(head, magicBzip2):
+		return nil, nil, fmt.Errorf("%w: bzip2", ErrUnsupportedCompression)
+	default:
+		return br, func() {}, nil
+	}
+}

@@ -1,0 +1,336 @@
+package inventory
+
+// The Java archive walker is our own rather than osv-scalibr's java/archive extractor: that
+// one reads every nested archive wholly into memory, stops at 16 levels (images hold jars
+// nested deeper), reports limits only as one error for the whole file, and links deps.dev's
+// gRPC client into the binary. This one spills large nested archives to the scratch
+// directory, bounds each nested archive and the total expansion of a top-level archive,
+// refuses overlapping-entry zip bombs, and records each skipped part with its reason.
+
+import (
+	"archive/zip"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+const (
+	maxPomPropertiesBytes = 64 << 10
+	maxManifestBytes      = 1 << 20
+)
+
+// archiveWalk is the state of the walk through one top-level archive.
+type archiveWalk struct {
+	ls        *layerScan
+	remaining int64 // bytes that nested archives may still expand to
+}
+
+func (ls *layerScan) scanJavaArchive(ctx context.Context, b *blob, p string) []Package {
+	w := &archiveWalk{ls: ls, remaining: ls.lim.MaxArchiveExpansion}
+	return w.scan(ctx, b.readerAt(), b.size, p, 0)
+}
+
+func (w *archiveWalk) scan(ctx context.Context, ra io.ReaderAt, size int64, display string, depth int) []Package {
+	lim := w.ls.lim
+	zr, err := zip.NewReader(ra, size)
+	if err != nil {
+		w.ls.skip(display, "not a readable zip archive: %v", err)
+		return nil
+	}
+	if len(zr.File) > lim.MaxArchiveEntries {
+		w.ls.skip(display, "archive with %d entries, over the %d-entry limit: not read", len(zr.File), lim.MaxArchiveEntries)
+		return nil
+	}
+	if err := checkZipLayout(zr); err != nil {
+		w.ls.skip(display, "%v: not read", err)
+		return nil
+	}
+	var (
+		poms       []Package
+		mf         manifest
+		nested     []Package
+		hasClasses bool
+	)
+	for _, f := range zr.File {
+		if ctx.Err() != nil {
+			return nil
+		}
+		name := f.Name
+		if strings.HasSuffix(name, ".class") {
+			hasClasses = true
+		}
+		switch {
+		case strings.HasPrefix(name, "META-INF/maven/") && path.Base(name) == "pom.properties":
+			data, err := readZipEntry(f, maxPomPropertiesBytes)
+			if err != nil {
+				w.ls.skip(display+"!/"+name, "%v", err)
+				continue
+			}
+			if pkg, ok := parsePomProperties(data); ok {
+				poms = append(poms, pkg)
+			}
+		case strings.EqualFold(name, "META-INF/MANIFEST.MF"):
+			data, err := readZipEntry(f, maxManifestBytes)
+			if err != nil {
+				w.ls.skip(display+"!/"+name, "%v", err)
+				continue
+			}
+			mf = parseManifest(data)
+		case isJavaArchiveName(name) && !f.FileInfo().IsDir():
+			nested = append(nested, w.nested(ctx, f, display+"!/"+name, depth+1)...)
+		}
+	}
+	own := dedupePackages(poms)
+	// Without pom.properties the archive is named after its file name and manifest, but only
+	// if it holds code: an archive of archives (a wrapper) is no package of its own.
+	if len(own) == 0 && hasClasses {
+		if pkg, ok := identifyFromManifestAndName(mf, display); ok {
+			own = []Package{pkg}
+		}
+	}
+	for i := range own {
+		own[i].Path = display
+		own[i].Ecosystem = EcosystemMaven
+		own[i].PackageManager = ManagerJAR
+		own[i].PURL = purlFor(own[i])
+	}
+	return append(own, nested...)
+}
+
+func (w *archiveWalk) nested(ctx context.Context, f *zip.File, display string, depth int) []Package {
+	lim := w.ls.lim
+	if depth > lim.MaxArchiveDepth {
+		w.ls.skip(display, "archive nested deeper than %d levels: not read", lim.MaxArchiveDepth)
+		return nil
+	}
+	if f.UncompressedSize64 > uint64(lim.MaxNestedArchiveBytes) {
+		w.ls.skip(display, "nested archive of %d bytes is over the %d-byte limit: not read", f.UncompressedSize64, lim.MaxNestedArchiveBytes)
+		return nil
+	}
+	if w.remaining <= 0 {
+		w.ls.skip(display, "the enclosing archive already expanded to %d bytes: not read", lim.MaxArchiveExpansion)
+		return nil
+	}
+	rc, err := f.Open()
+	if err != nil {
+		w.ls.skip(display, "nested archive: %v", err)
+		return nil
+	}
+	defer rc.Close()
+	max := min(lim.MaxNestedArchiveBytes, w.remaining)
+	counted := &countingReader{r: ctxReader{ctx: ctx, r: rc}, max: max + 1}
+	b, err := w.ls.bufs.read(counted, int64(f.UncompressedSize64), max)
+	w.remaining -= counted.n
+	if err != nil {
+		if ctx.Err() == nil {
+			w.ls.skip(display, "nested archive: %v", err)
+		}
+		return nil
+	}
+	defer b.close()
+	return w.scan(ctx, b.readerAt(), b.size, display, depth)
+}
+
+// checkZipLayout refuses archives whose entries share compressed data (the overlapping-entry
+// zip bomb): in a real archive every entry's data lies apart.
+func checkZipLayout(zr *zip.Reader) error {
+	type span struct{ start, end int64 }
+	spans := make([]span, 0, len(zr.File))
+	for _, f := range zr.File {
+		start, err := f.DataOffset()
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", f.Name, err)
+		}
+		spans = append(spans, span{start, start + int64(f.CompressedSize64)})
+	}
+	slices.SortFunc(spans, func(a, b span) int { return compareInt64(a.start, b.start) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].start < spans[i-1].end {
+			return errors.New("zip entries overlap (an overlapping-entry zip bomb)")
+		}
+	}
+	return nil
+}
+
+func compareInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func readZipEntry(f *zip.File, max int64) ([]byte, error) {
+	if f.UncompressedSize64 > uint64(max) {
+		return nil, fmt.Errorf("%d bytes, over the %d-byte limit: not read", f.UncompressedSize64, max)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("more than %d bytes: not read", max)
+	}
+	return data, nil
+}
+
+// parsePomProperties reads the Maven coordinates from a pom.properties file (Java
+// properties syntax; Maven writes simple key=value lines).
+func parsePomProperties(data []byte) (Package, bool) {
+	props := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	sc.Buffer(make([]byte, 0, 4096), maxPomPropertiesBytes)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || line[0] == '!' {
+			continue
+		}
+		i := strings.IndexAny(line, "=:")
+		if i < 0 {
+			continue
+		}
+		props[strings.TrimSpace(line[:i])] = strings.TrimSpace(line[i+1:])
+	}
+	g, a, v := props["groupId"], props["artifactId"], props["version"]
+	if !validCoordinate(g) || !validCoordinate(a) || !validCoordinate(v) {
+		return Package{}, false
+	}
+	return Package{Name: g + ":" + a, Version: v}, true
+}
+
+func validCoordinate(s string) bool {
+	return s != "" && len(s) <= 256 && !strings.ContainsAny(s, " \t${}")
+}
+
+type manifest map[string]string
+
+// parseManifest reads the main section of a MANIFEST.MF: "Key: value" lines, continued by
+// lines that start with one space.
+func parseManifest(data []byte) manifest {
+	m := manifest{}
+	var key string
+	for line := range strings.SplitSeq(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n") {
+		if line == "" {
+			break // the main section ends at the first blank line
+		}
+		if line[0] == ' ' && key != "" {
+			m[key] += line[1:]
+			continue
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			key = ""
+			continue
+		}
+		key = strings.TrimSpace(k)
+		m[key] = strings.TrimSpace(v)
+	}
+	return m
+}
+
+// identifyFromManifestAndName is the fallback for archives without pom.properties: the
+// artifact and version from the file name, the version from the manifest when the name has
+// none, and the group from the manifest (or, as for legacy artifacts such as junit:junit, the
+// artifact id).
+func identifyFromManifestAndName(mf manifest, display string) (Package, bool) {
+	file := display
+	if i := strings.LastIndex(file, "!/"); i >= 0 {
+		file = file[i+2:]
+	}
+	artifact, version := nameVersionFromFilename(path.Base(file))
+	if artifact == "" {
+		return Package{}, false
+	}
+	if version == "" {
+		version = firstNonEmpty(mf["Implementation-Version"], mf["Bundle-Version"])
+	}
+	if !validCoordinate(version) {
+		return Package{}, false
+	}
+	group := ""
+	if g := mf["Implementation-Vendor-Id"]; isReverseDomain(g) {
+		group = g
+	} else if bsn, _, _ := strings.Cut(mf["Bundle-SymbolicName"], ";"); isReverseDomain(bsn) && strings.HasSuffix(bsn, "."+lastDotPart(artifact)) {
+		group = strings.TrimSuffix(bsn, "."+lastDotPart(artifact))
+	}
+	if !isReverseDomain(group) {
+		group = artifact
+	}
+	return Package{Name: group + ":" + artifact, Version: version}, true
+}
+
+func lastDotPart(s string) string {
+	if i := strings.LastIndex(s, "."); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+var reverseDomain = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$`)
+
+func isReverseDomain(s string) bool { return len(s) <= 256 && reverseDomain.MatchString(s) }
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+var (
+	versionStart       = regexp.MustCompile(`^[0-9]`)
+	buildVersionStart  = regexp.MustCompile(`^build[0-9]`)
+	releaseVersionPart = regexp.MustCompile(`^rc?[0-9]+([^a-zA-Z]|$)`)
+)
+
+func looksLikeVersion(s string) bool {
+	return versionStart.MatchString(s) || buildVersionStart.MatchString(s) || releaseVersionPart.MatchString(s)
+}
+
+// nameVersionFromFilename splits "log4j-core-2.14.1.jar" into ("log4j-core", "2.14.1"): the
+// version starts after the first "-" (or "_" or ".") that is followed by a version.
+func nameVersionFromFilename(base string) (string, string) {
+	name := strings.TrimSuffix(base, path.Ext(base))
+	for i, c := range name {
+		if c == '-' && looksLikeVersion(name[i+1:]) && i > 0 {
+			return name[:i], name[i+1:]
+		}
+	}
+	for _, sep := range []string{"_", "."} {
+		if i := strings.Index(name, sep); i > 0 && looksLikeVersion(name[i+1:]) {
+			return name[:i], name[i+1:]
+		}
+	}
+	if looksLikeVersion(name) {
+		return "", ""
+	}
+	return name, ""
+}
+
+func dedupePackages(pkgs []Package) []Package {
+	seen := map[string]bool{}
+	out := pkgs[:0]
+	for _, p := range pkgs {
+		k := p.Name + "@" + p.Version
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
