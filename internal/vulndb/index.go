@@ -1,0 +1,482 @@
+package vulndb
+
+import (
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Index is an immutable, in-memory snapshot of the advisory database at one version,
+// keyed by (ecosystem, package). It is safe for concurrent use; a newer version is a new
+// Index that shares the unchanged packages with the old one.
+type Index struct {
+	version int64
+	pkgs    map[PackageKey]*pkgEntry
+	advs    map[string]*Advisory
+	stats   IndexStats
+}
+
+// IndexStats describes what an Index holds.
+type IndexStats struct {
+	Packages   int `json:"packages"`
+	Advisories int `json:"advisories"`
+	// UnorderableVersions counts range events and listed versions that the ecosystem's
+	// version syntax rejects; such events are left out of range evaluation.
+	UnorderableVersions int `json:"unorderableVersions"`
+}
+
+// EmptyIndex is an index of version 0 with nothing in it.
+func EmptyIndex() *Index {
+	return &Index{pkgs: map[PackageKey]*pkgEntry{}, advs: map[string]*Advisory{}}
+}
+
+// Version is the database version the index reflects.
+func (ix *Index) Version() int64 { return ix.version }
+
+// Stats describes the index.
+func (ix *Index) Stats() IndexStats {
+	s := ix.stats
+	s.Packages, s.Advisories = len(ix.pkgs), len(ix.advs)
+	return s
+}
+
+// Advisory returns a current, not withdrawn advisory by record id, or nil.
+func (ix *Index) Advisory(id string) *Advisory { return ix.advs[id] }
+
+// HasPackage reports whether any advisory names the package (ecosystem exactly, name
+// normalised). Scanners can use it to skip packages cheaply.
+func (ix *Index) HasPackage(ecosystem, name string) bool {
+	_, ok := ix.pkgs[MakeKey(ecosystem, name)]
+	return ok
+}
+
+// pkgEntry is everything known about one package key, compiled for matching.
+type pkgEntry struct {
+	spaces [2]*versionSpace // [0] the ecosystem's order, [1] SemVer for SEMVER ranges when different
+	advs   []*Advisory      // distinct advisories, sorted by id
+	affs   []compiledAffected
+}
+
+type compiledAffected struct {
+	adv      int32 // index into pkgEntry.advs
+	aff      *Affected
+	versions []int32 // ranks of the explicit versions in spaces[0]; rankUnknown when unplaceable
+	ranges   []compiledRange
+	fixed    []fixedVersion
+}
+
+type compiledRange struct {
+	space  uint8
+	events []compiledEvent // sorted by rank, then kind
+	limits []int32
+	// zeroOnly: the range is "introduced 0" alone, so it holds every version, even one the
+	// ecosystem cannot parse.
+	zeroOnly bool
+}
+
+type compiledEvent struct {
+	kind EventKind
+	rank int32
+}
+
+type fixedVersion struct {
+	space uint8
+	rank  int32
+	s     string
+}
+
+// builder compiles package entries; it remembers how each base ecosystem is ordered.
+type builder struct {
+	probes      map[string]spaceInfo
+	unorderable int
+}
+
+func newBuilder() *builder { return &builder{probes: map[string]spaceInfo{}} }
+
+func (b *builder) space(base string) spaceInfo {
+	info, ok := b.probes[base]
+	if !ok {
+		info = probeSpace(base)
+		b.probes[base] = info
+	}
+	return info
+}
+
+type affRef struct {
+	adv *Advisory
+	aff *Affected
+}
+
+// BuildIndex builds the index of a database version from its current advisories.
+// Withdrawn advisories are left out.
+func BuildIndex(version int64, advisories []*Advisory) *Index {
+	b := newBuilder()
+	ix := &Index{version: version, pkgs: map[PackageKey]*pkgEntry{}, advs: make(map[string]*Advisory, len(advisories))}
+	refs := map[PackageKey][]affRef{}
+	for _, a := range advisories {
+		if a.IsWithdrawn() {
+			continue
+		}
+		ix.advs[a.ID] = a
+		for i := range a.Affected {
+			af := &a.Affected[i]
+			k := af.Key()
+			if k.Ecosystem == "" || k.Name == "" {
+				continue
+			}
+			refs[k] = append(refs[k], affRef{a, af})
+		}
+	}
+	for k, rs := range refs {
+		ix.pkgs[k] = b.compile(k, rs)
+	}
+	ix.stats.UnorderableVersions = b.unorderable
+	return ix
+}
+
+// withChanges returns a new index at version: the packages named by keys are rebuilt from
+// advisories (every current advisory affecting any of them); all other packages are
+// shared with ix.
+func (ix *Index) withChanges(version int64, keys []PackageKey, advisories []*Advisory) *Index {
+	b := newBuilder()
+	nx := &Index{version: version, pkgs: maps.Clone(ix.pkgs), advs: maps.Clone(ix.advs)}
+	changed := make(map[PackageKey]bool, len(keys))
+	for _, k := range keys {
+		changed[k] = true
+		if old := nx.pkgs[k]; old != nil {
+			for _, a := range old.advs {
+				delete(nx.advs, a.ID)
+			}
+		}
+		delete(nx.pkgs, k)
+	}
+	refs := map[PackageKey][]affRef{}
+	for _, a := range advisories {
+		if a.IsWithdrawn() {
+			continue
+		}
+		nx.advs[a.ID] = a
+		for i := range a.Affected {
+			af := &a.Affected[i]
+			if k := af.Key(); changed[k] {
+				refs[k] = append(refs[k], affRef{a, af})
+			}
+		}
+	}
+	for k, rs := range refs {
+		nx.pkgs[k] = b.compile(k, rs)
+	}
+	nx.stats.UnorderableVersions = ix.stats.UnorderableVersions + b.unorderable
+	return nx
+}
+
+func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
+	base := BaseEcosystem(key.Ecosystem)
+	info := b.space(base)
+	e := &pkgEntry{}
+
+	// Distinct advisories, by id.
+	for _, r := range refs {
+		if !slices.Contains(e.advs, r.adv) {
+			e.advs = append(e.advs, r.adv)
+		}
+	}
+	slices.SortFunc(e.advs, func(x, y *Advisory) int { return strings.Compare(x.ID, y.ID) })
+
+	// Which ordering each range uses: 0 = ecosystem, 1 = SemVer, -1 = none (GIT, or an
+	// ECOSYSTEM range of an ecosystem Lading cannot order).
+	spaceFor := func(rangeType string) int {
+		switch rangeType {
+		case "ECOSYSTEM":
+			if info.supported {
+				return 0
+			}
+		case "SEMVER":
+			if info.semver {
+				return 0
+			}
+			return 1
+		}
+		return -1
+	}
+	var strs [2]map[string]struct{}
+	add := func(space int, s string) {
+		if strs[space] == nil {
+			strs[space] = map[string]struct{}{}
+		}
+		strs[space][s] = struct{}{}
+	}
+	for _, r := range refs {
+		if info.supported {
+			for _, v := range r.aff.Versions {
+				add(0, v)
+			}
+		}
+		for _, rg := range r.aff.Ranges {
+			sp := spaceFor(rg.Type)
+			if sp < 0 {
+				continue
+			}
+			for _, ev := range rg.Events {
+				if (ev.Kind == Introduced && ev.Version == "0") || (ev.Kind == Limit && ev.Version == "*") {
+					continue
+				}
+				add(sp, ev.Version)
+			}
+		}
+	}
+	names := [2]string{base, semverSpace}
+	for i := range strs {
+		if strs[i] != nil {
+			var bad int
+			e.spaces[i], bad = newVersionSpace(names[i], strs[i])
+			b.unorderable += bad
+		}
+	}
+
+	for _, r := range refs {
+		ca := compiledAffected{adv: int32(slices.Index(e.advs, r.adv)), aff: r.aff}
+		if len(r.aff.Versions) > 0 {
+			ca.versions = make([]int32, len(r.aff.Versions))
+			for i, v := range r.aff.Versions {
+				ca.versions[i] = rankUnknown
+				if e.spaces[0] != nil {
+					if rk, ok := e.spaces[0].rank(v); ok {
+						ca.versions[i] = rk
+					}
+				}
+			}
+		}
+		for _, rg := range r.aff.Ranges {
+			sp := spaceFor(rg.Type)
+			if sp < 0 {
+				// Unorderable: only "every version" can still be answered.
+				if rg.Type != "GIT" && zeroOnly(rg) {
+					ca.ranges = append(ca.ranges, compiledRange{zeroOnly: true})
+				}
+				continue
+			}
+			cr := compiledRange{space: uint8(sp), zeroOnly: zeroOnly(rg)}
+			for _, ev := range rg.Events {
+				var rk int32
+				switch {
+				case ev.Kind == Introduced && ev.Version == "0":
+					rk = rankZero
+				case ev.Kind == Limit && ev.Version == "*":
+					rk = rankInf
+				default:
+					var ok bool
+					if rk, ok = e.spaces[sp].rank(ev.Version); !ok {
+						continue // unorderable: left out, counted above
+					}
+				}
+				if ev.Kind == Limit {
+					cr.limits = append(cr.limits, rk)
+					continue
+				}
+				cr.events = append(cr.events, compiledEvent{ev.Kind, rk})
+				if ev.Kind == Fixed {
+					ca.fixed = append(ca.fixed, fixedVersion{uint8(sp), rk, ev.Version})
+				}
+			}
+			slices.SortStableFunc(cr.events, func(x, y compiledEvent) int {
+				if x.rank != y.rank {
+					return int(x.rank - y.rank)
+				}
+				return int(x.kind) - int(y.kind)
+			})
+			ca.ranges = append(ca.ranges, cr)
+		}
+		e.affs = append(e.affs, ca)
+	}
+	return e
+}
+
+func zeroOnly(rg Range) bool {
+	if len(rg.Events) == 0 {
+		return false
+	}
+	for _, ev := range rg.Events {
+		if ev.Kind != Introduced || ev.Version != "0" {
+			return false
+		}
+	}
+	return true
+}
+
+// contains evaluates one range at the query's ranks (OSV's IncludedInRanges).
+func (cr *compiledRange) contains(ranks *[2]int32) bool {
+	if cr.zeroOnly {
+		return true
+	}
+	v := ranks[cr.space]
+	if v == rankUnknown {
+		return false
+	}
+	if len(cr.limits) > 0 {
+		below := false
+		for _, l := range cr.limits {
+			if v < l {
+				below = true
+				break
+			}
+		}
+		if !below {
+			return false
+		}
+	}
+	vulnerable := false
+	for _, ev := range cr.events {
+		switch ev.kind {
+		case Introduced:
+			if v >= ev.rank {
+				vulnerable = true
+			}
+		case Fixed:
+			if v >= ev.rank {
+				vulnerable = false
+			}
+		case LastAffected:
+			if v > ev.rank {
+				vulnerable = false
+			}
+		}
+	}
+	return vulnerable
+}
+
+// hit is one advisory found affecting the queried version.
+type hit struct {
+	adv   *Advisory
+	sev   *Severity // an affected entry's own severity, if any
+	cvss  []CVSS
+	fixed []fixedVersion
+}
+
+// evaluate returns the advisories of the entry that affect version. err is non-nil
+// (ErrInvalidVersion) when the version could not be placed in the ecosystem's order; the
+// hits are then only those that need no ordering.
+func (e *pkgEntry) evaluate(version string, hits []hit) ([]hit, error) {
+	var ranks [2]int32
+	var verr error
+	for i, sp := range e.spaces {
+		ranks[i] = rankUnknown
+		if sp == nil {
+			continue
+		}
+		v, err := parseIn(sp.name, version)
+		if err != nil {
+			verr = err
+			continue
+		}
+		ranks[i] = sp.rankOf(v)
+	}
+	var matched [4]uint64
+	var matchedBig []bool
+	if len(e.advs) > len(matched)*64 {
+		matchedBig = make([]bool, len(e.advs))
+	}
+	isMatched := func(i int32) bool {
+		if matchedBig != nil {
+			return matchedBig[i]
+		}
+		return matched[i/64]&(1<<(i%64)) != 0
+	}
+	setMatched := func(i int32) {
+		if matchedBig != nil {
+			matchedBig[i] = true
+			return
+		}
+		matched[i/64] |= 1 << (i % 64)
+	}
+	found := false
+	for i := range e.affs {
+		ca := &e.affs[i]
+		if isMatched(ca.adv) {
+			continue
+		}
+		if ca.affects(version, &ranks) {
+			setMatched(ca.adv)
+			found = true
+		}
+	}
+	if !found {
+		return hits, verr
+	}
+	for ai, a := range e.advs {
+		if !isMatched(int32(ai)) {
+			continue
+		}
+		h := hit{adv: a}
+		// Every fixed version of the advisory's entries for this package above the queried
+		// version is an upgrade that leaves it.
+		for i := range e.affs {
+			ca := &e.affs[i]
+			if ca.adv != int32(ai) {
+				continue
+			}
+			if h.sev == nil && ca.aff.Severity != nil {
+				h.sev = ca.aff.Severity
+			}
+			h.cvss = append(h.cvss, ca.aff.CVSS...)
+			for _, f := range ca.fixed {
+				if r := ranks[f.space]; r == rankUnknown || f.rank > r {
+					h.fixed = append(h.fixed, f)
+				}
+			}
+		}
+		hits = append(hits, h)
+	}
+	return hits, verr
+}
+
+func (ca *compiledAffected) affects(version string, ranks *[2]int32) bool {
+	for i, rk := range ca.versions {
+		if ca.aff.Versions[i] == version || (rk != rankUnknown && rk == ranks[0]) {
+			return true
+		}
+	}
+	for i := range ca.ranges {
+		if ca.ranges[i].contains(ranks) {
+			return true
+		}
+	}
+	return false
+}
+
+// Affecting returns the vulnerabilities affecting one version of a package, with records
+// that alias each other merged into one vulnerability, sorted by vulnerability id.
+// ecosystem is OSV's ecosystem string ("Debian:12", "Alpine:v3.20", "npm", "Go", ...) and
+// name the package as OSV names it (the source package for distributions); names are
+// normalised where the ecosystem is case- or punctuation-insensitive.
+//
+// When the version is not valid in the ecosystem the error wraps ErrInvalidVersion and the
+// result holds only what needs no ordering (listed versions, ranges open from "0").
+// A package no advisory names costs one map lookup and no allocation.
+func (ix *Index) Affecting(ecosystem, name, version string) ([]*Vulnerability, error) {
+	key := MakeKey(ecosystem, name)
+	e := ix.pkgs[key]
+	var bare *pkgEntry
+	if base := BaseEcosystem(key.Ecosystem); base != key.Ecosystem && releaseOptional(base) {
+		bare = ix.pkgs[PackageKey{Ecosystem: base, Name: key.Name}]
+	}
+	if e == nil && bare == nil {
+		return nil, nil
+	}
+	var hits []hit
+	var err error
+	if e != nil {
+		hits, err = e.evaluate(version, hits)
+	}
+	if bare != nil {
+		var err2 error
+		hits, err2 = bare.evaluate(version, hits)
+		if err == nil {
+			err = err2
+		}
+	}
+	if len(hits) == 0 {
+		return nil, err
+	}
+	return mergeHits(key, version, hits), err
+}
