@@ -434,11 +434,11 @@ func TestDistroEcosystem(t *testing.T) {
 
 func TestParseAdvisoryRejects(t *testing.T) {
 	tests := map[string]string{
-		"not json":     `{"id":`,
-		"no id":        `{"modified":"2024-01-01T00:00:00Z"}`,
-		"no modified":  `{"id":"X-1"}`,
-		"bad modified": `{"id":"X-1","modified":"yesterday"}`,
-		"slash in id":  `{"id":"../X","modified":"2024-01-01T00:00:00Z"}`,
+		"not json":      `{"id":`,
+		"no id":         `{"modified":"2024-01-01T00:00:00Z"}`,
+		"no modified":   `{"id":"X-1"}`,
+		"bad modified":  `{"id":"X-1","modified":"yesterday"}`,
+		"slash in id":   `{"id":"../X","modified":"2024-01-01T00:00:00Z"}`,
 		"bad withdrawn": `{"id":"X-1","modified":"2024-01-01T00:00:00Z","withdrawn":"2024-13-01"}`,
 	}
 	for name, js := range tests {

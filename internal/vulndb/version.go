@@ -110,7 +110,7 @@ func newVersionSpace(name string, strs map[string]struct{}) (*versionSpace, int)
 	for i, p := range ps {
 		if i > 0 {
 			if c, err := vs.bounds[len(vs.bounds)-1].Compare(p.v); err == nil && c == 0 {
-				vs.ranks[p.s] = int32(2*len(vs.bounds)) // equal to the previous boundary
+				vs.ranks[p.s] = int32(2 * len(vs.bounds)) // equal to the previous boundary
 				continue
 			}
 		}
