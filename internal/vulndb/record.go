@@ -209,7 +209,13 @@ func ParseAdvisory(raw []byte) (*Advisory, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCanonical(compact, hash)
+}
+
+// parseCanonical parses a record already compacted by Canonicalize.
+func parseCanonical(compact []byte, hash string) (*Advisory, error) {
 	var r osvRecord
+	var err error
 	if err := json.Unmarshal(compact, &r); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}

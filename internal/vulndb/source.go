@@ -202,3 +202,19 @@ func eachInZip(ctx context.Context, r io.ReaderAt, size int64, name string, fn r
 	}
 	return nil
 }
+
+// countZipRecords counts the .json entries of a zip (for progress), 0 when unreadable.
+func countZipRecords(path string) int64 {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return 0
+	}
+	defer zr.Close()
+	var n int64
+	for _, f := range zr.File {
+		if !f.FileInfo().IsDir() && strings.EqualFold(filepath.Ext(f.Name), ".json") {
+			n++
+		}
+	}
+	return n
+}
