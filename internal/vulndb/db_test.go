@@ -325,5 +325,5 @@ func TestImportCancelled(t *testing.T) {
 type progressFunc func()
 
 func (progressFunc) Begin(string, string, int64) {}
-func (f progressFunc) Advance(int64)            { f() }
-func (progressFunc) End()                       {}
+func (f progressFunc) Advance(int64)             { f() }
+func (progressFunc) End()                        {}
