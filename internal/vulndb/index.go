@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Index is an immutable, in-memory snapshot of the advisory database at one version,
@@ -52,9 +54,65 @@ func (ix *Index) HasPackage(ecosystem, name string) bool {
 
 // pkgEntry is everything known about one package key, compiled for matching.
 type pkgEntry struct {
+	key    PackageKey
 	spaces [2]*versionSpace // [0] the ecosystem's order, [1] SemVer for SEMVER ranges when different
 	advs   []*Advisory      // distinct advisories, sorted by id
 	affs   []compiledAffected
+
+	// Answers depend only on where a version falls among the boundaries, so when the entry
+	// has one ordering they are computed once per rank and shared; and the rank of each
+	// version string queried is remembered (up to memoLimit), since scans of images built on
+	// the same bases ask about the same versions over and over.
+	byRank []atomic.Pointer[[]*Vulnerability]
+	memoMu sync.RWMutex
+	memo   map[string]int32 // version string -> rank, at most memoLimit
+}
+
+const (
+	// memoLimit bounds the remembered versions of one package.
+	memoLimit = 256
+	// maxSharedAdvisories bounds the packages whose answers are kept per rank: a package
+	// with hundreds of advisories (a kernel) would keep hundreds of answers of hundreds of
+	// vulnerabilities each, so its answers are built per query instead.
+	maxSharedAdvisories = 32
+)
+
+// rankFor places a version in the entry's single ordering.
+func (e *pkgEntry) rankFor(version string) (int32, error) {
+	e.memoMu.RLock()
+	r, ok := e.memo[version]
+	e.memoMu.RUnlock()
+	if ok {
+		return r, nil
+	}
+	v, err := parseIn(e.spaces[0].name, version)
+	if err != nil {
+		return rankUnknown, err
+	}
+	r = e.spaces[0].rankOf(v)
+	if r != rankUnknown {
+		e.memoMu.Lock()
+		if e.memo == nil {
+			e.memo = make(map[string]int32, 4)
+		}
+		if len(e.memo) < memoLimit {
+			e.memo[version] = r
+		}
+		e.memoMu.Unlock()
+	}
+	return r, nil
+}
+
+// atRank returns the (shared) answer for versions at rank r.
+func (e *pkgEntry) atRank(r int32) []*Vulnerability {
+	slot := &e.byRank[r]
+	if p := slot.Load(); p != nil {
+		return *p
+	}
+	ranks := [2]int32{r, rankUnknown}
+	vs := buildResult(e.key, e.collect(&ranks, "", nil))
+	slot.Store(&vs)
+	return vs
 }
 
 type compiledAffected struct {
@@ -173,7 +231,7 @@ func (ix *Index) withChanges(version int64, keys []PackageKey, advisories []*Adv
 func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 	base := BaseEcosystem(key.Ecosystem)
 	info := b.space(base)
-	e := &pkgEntry{}
+	e := &pkgEntry{key: key}
 
 	// Distinct advisories, by id.
 	for _, r := range refs {
@@ -289,6 +347,10 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 		}
 		e.affs = append(e.affs, ca)
 	}
+	slices.SortStableFunc(e.affs, func(x, y compiledAffected) int { return int(x.adv - y.adv) })
+	if e.spaces[0] != nil && e.spaces[1] == nil && len(e.advs) <= maxSharedAdvisories {
+		e.byRank = make([]atomic.Pointer[[]*Vulnerability], 2*len(e.spaces[0].bounds)+2)
+	}
 	return e
 }
 
@@ -349,11 +411,11 @@ func (cr *compiledRange) contains(ranks *[2]int32) bool {
 type hit struct {
 	adv   *Advisory
 	sev   *Severity // an affected entry's own severity, if any
-	cvss  []CVSS
+	cvss  []CVSS    // affected entries' own vectors
 	fixed []fixedVersion
 }
 
-// evaluate returns the advisories of the entry that affect version. err is non-nil
+// evaluate appends the advisories of the entry that affect version. err is non-nil
 // (ErrInvalidVersion) when the version could not be placed in the ecosystem's order; the
 // hits are then only those that need no ordering.
 func (e *pkgEntry) evaluate(version string, hits []hit) ([]hit, error) {
@@ -371,54 +433,43 @@ func (e *pkgEntry) evaluate(version string, hits []hit) ([]hit, error) {
 		}
 		ranks[i] = sp.rankOf(v)
 	}
-	var matched [4]uint64
-	var matchedBig []bool
-	if len(e.advs) > len(matched)*64 {
-		matchedBig = make([]bool, len(e.advs))
-	}
-	isMatched := func(i int32) bool {
-		if matchedBig != nil {
-			return matchedBig[i]
+	return e.collect(&ranks, version, hits), verr
+}
+
+// collect appends the advisories affecting a version placed at ranks; version is its
+// spelling, compared with listed versions that have no place in the order ("" when the
+// version has a place, which settles listed versions by rank).
+func (e *pkgEntry) collect(ranks *[2]int32, version string, hits []hit) []hit {
+	// e.affs is grouped by advisory (compile sorts it), so one pass finds each advisory's
+	// verdict and, for those affected, the fixed versions above the queried one.
+	for lo := 0; lo < len(e.affs); {
+		adv := e.affs[lo].adv
+		hi := lo + 1
+		for hi < len(e.affs) && e.affs[hi].adv == adv {
+			hi++
 		}
-		return matched[i/64]&(1<<(i%64)) != 0
-	}
-	setMatched := func(i int32) {
-		if matchedBig != nil {
-			matchedBig[i] = true
-			return
-		}
-		matched[i/64] |= 1 << (i % 64)
-	}
-	found := false
-	for i := range e.affs {
-		ca := &e.affs[i]
-		if isMatched(ca.adv) {
-			continue
-		}
-		if ca.affects(version, &ranks) {
-			setMatched(ca.adv)
-			found = true
-		}
-	}
-	if !found {
-		return hits, verr
-	}
-	for ai, a := range e.advs {
-		if !isMatched(int32(ai)) {
-			continue
-		}
-		h := hit{adv: a}
-		// Every fixed version of the advisory's entries for this package above the queried
-		// version is an upgrade that leaves it.
-		for i := range e.affs {
-			ca := &e.affs[i]
-			if ca.adv != int32(ai) {
-				continue
+		group := e.affs[lo:hi]
+		lo = hi
+		affected := false
+		for i := range group {
+			if group[i].affects(version, ranks) {
+				affected = true
+				break
 			}
+		}
+		if !affected {
+			continue
+		}
+		h := hit{adv: e.advs[adv]}
+		for i := range group {
+			ca := &group[i]
 			if h.sev == nil && ca.aff.Severity != nil {
 				h.sev = ca.aff.Severity
 			}
-			h.cvss = append(h.cvss, ca.aff.CVSS...)
+			if len(ca.aff.CVSS) > 0 {
+				h.cvss = append(h.cvss, ca.aff.CVSS...)
+			}
+			// Every fixed version above the queried one is an upgrade that leaves the advisory.
 			for _, f := range ca.fixed {
 				if r := ranks[f.space]; r == rankUnknown || f.rank > r {
 					h.fixed = append(h.fixed, f)
@@ -427,12 +478,12 @@ func (e *pkgEntry) evaluate(version string, hits []hit) ([]hit, error) {
 		}
 		hits = append(hits, h)
 	}
-	return hits, verr
+	return hits
 }
 
 func (ca *compiledAffected) affects(version string, ranks *[2]int32) bool {
 	for i, rk := range ca.versions {
-		if ca.aff.Versions[i] == version || (rk != rankUnknown && rk == ranks[0]) {
+		if (version != "" && ca.aff.Versions[i] == version) || (rk != rankUnknown && rk == ranks[0]) {
 			return true
 		}
 	}
@@ -463,6 +514,19 @@ func (ix *Index) Affecting(ecosystem, name, version string) ([]*Vulnerability, e
 	if e == nil && bare == nil {
 		return nil, nil
 	}
+	if bare == nil && e.spaces[0] != nil && e.spaces[1] == nil {
+		r, err := e.rankFor(version)
+		switch {
+		case r != rankUnknown && e.byRank != nil:
+			return e.atRank(r), nil
+		case r != rankUnknown:
+			ranks := [2]int32{r, rankUnknown}
+			return buildResult(key, e.collect(&ranks, "", nil)), nil
+		case version == "":
+			return nil, err
+		}
+		// Unplaceable: fall through to match listed versions by spelling.
+	}
 	var hits []hit
 	var err error
 	if e != nil {
@@ -475,8 +539,37 @@ func (ix *Index) Affecting(ecosystem, name, version string) ([]*Vulnerability, e
 			err = err2
 		}
 	}
-	if len(hits) == 0 {
-		return nil, err
+	return buildResult(key, hits), err
+}
+
+func buildResult(key PackageKey, hits []hit) []*Vulnerability {
+	switch len(hits) {
+	case 0:
+		return nil
+	case 1:
+		return []*Vulnerability{singleVulnerability(key, hits[0])}
 	}
-	return mergeHits(key, version, hits), err
+	return mergeHits(key, hits)
+}
+
+// BoundaryVersions returns the versions named in the ranges and version lists of a
+// package's advisories (as written), for tests and benchmarks that need realistic versions.
+func (ix *Index) BoundaryVersions(k PackageKey) []string {
+	e := ix.pkgs[k]
+	if e == nil {
+		return nil
+	}
+	var out []string
+	for _, ca := range e.affs {
+		out = append(out, ca.aff.Versions...)
+		for _, rg := range ca.aff.Ranges {
+			for _, ev := range rg.Events {
+				if rg.Type != "GIT" && ev.Version != "0" && ev.Version != "*" {
+					out = append(out, ev.Version)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -163,7 +163,7 @@ func TestAffectingDetails(t *testing.T) {
 	if l.Severity != SeverityCritical || l.CVSSScore == nil || *l.CVSSScore != 10.0 || l.CVSSVersion != "3.1" {
 		t.Errorf("severity %s score %v version %s", l.Severity, l.CVSSScore, l.CVSSVersion)
 	}
-	if l.Summary == "" || l.Details == "" || len(l.References) == 0 || l.Published == nil {
+	if l.Summary == "" || l.Details == "" || len(l.References) == 0 || l.Published.IsZero() {
 		t.Errorf("missing display fields: %+v", l)
 	}
 	if m := find(vs, "CVE-2021-44832"); m.Severity != SeverityMedium || *m.CVSSScore != 6.6 {

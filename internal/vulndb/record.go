@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -45,6 +46,13 @@ type Advisory struct {
 	Affected         []Affected
 	// Hash is the SHA-256 of the compacted JSON, hex: equal hashes mean an unchanged record.
 	Hash string
+
+	// Precomputed for Index.Affecting, which builds results from them without allocating.
+	otherIDs []string    // identifiers other than VulnerabilityID, sorted
+	self     []*Advisory // just this advisory
+	selfID   []string    // just its id
+	score    *float64    // the severity's score, nil without one
+	best     CVSS        // the best vector, for a score when the severity has none
 }
 
 // Affected is one affected[] entry.
@@ -274,7 +282,29 @@ func parseCanonical(compact []byte, hash string) (*Advisory, error) {
 	a.CVSS = scoreVectors(r.Severity)
 	a.Severity = recordSeverity(a, r.Severity)
 	a.VulnerabilityID = vulnerabilityID(a)
+	a.precompute()
 	return a, nil
+}
+
+func (a *Advisory) precompute() {
+	for _, id := range a.identifiers() {
+		if id != a.VulnerabilityID && !slices.Contains(a.otherIDs, id) {
+			a.otherIDs = append(a.otherIDs, id)
+		}
+	}
+	slices.Sort(a.otherIDs)
+	a.otherIDs = slices.Clip(a.otherIDs)
+	if a.otherIDs == nil {
+		a.otherIDs = []string{}
+	}
+	a.self, a.selfID = []*Advisory{a}, []string{a.ID}
+	if a.Severity.HasScore {
+		s := a.Severity.Score
+		a.score = &s
+	}
+	if vs := fromVectors(a.CVSS); vs.HasScore {
+		a.best = CVSS{Version: vs.Version, Vector: vs.Vector, BaseScore: vs.Score}
+	}
 }
 
 func checkID(id string) error {
@@ -304,7 +334,13 @@ func parseTime(id, field, s string, required bool) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%w: %s: %s time %q is not RFC 3339", ErrInvalidRecord, id, field, s)
+		// Some published records write year 1 as "1-01-01T…"; pad the year and try again.
+		if y, rest, ok := strings.Cut(s, "-"); ok && len(y) < 4 && strings.Trim(y, "0123456789") == "" {
+			t, err = time.Parse(time.RFC3339Nano, strings.Repeat("0", 4-len(y))+y+"-"+rest)
+		}
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%w: %s: %s time %q is not RFC 3339", ErrInvalidRecord, id, field, s)
+		}
 	}
 	return t.UTC(), nil
 }

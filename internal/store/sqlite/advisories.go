@@ -70,7 +70,7 @@ func scanRecords(rows *sql.Rows, fn func(vulndb.StoredRecord) error) error {
 		if err := rows.Scan(&r.ID, &mod, &r.Withdrawn, &r.Hash, &r.Raw); err != nil {
 			return err
 		}
-		r.Modified = time.Unix(0, mod).UTC()
+		r.Modified = time.UnixMicro(mod).UTC()
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -243,7 +243,7 @@ func (db *DB) AdvisoryDigests(ctx context.Context, fn func(vulndb.RecordDigest) 
 			if err := recs.Scan(&d.ID, &mod, &d.Hash); err != nil {
 				return err
 			}
-			d.Modified = time.Unix(0, mod).UTC()
+			d.Modified = time.UnixMicro(mod).UTC()
 			for havePkg && pid <= d.ID {
 				if pid == d.ID {
 					d.Keys = append(d.Keys, pk)
@@ -309,7 +309,7 @@ func (db *DB) AdvisoryStatus(ctx context.Context) (*vulndb.Status, error) {
 				_ = rows.Close()
 				return err
 			}
-			e.NewestModified = time.Unix(0, newest).UTC()
+			e.NewestModified = time.UnixMicro(newest).UTC()
 			st.Ecosystems = append(st.Ecosystems, e)
 		}
 		if err := rows.Close(); err != nil {
@@ -404,7 +404,7 @@ func (b *advisoryBatch) flush(ctx context.Context) error {
 		}
 		defer putPkg.Close()
 		for _, r := range b.pending {
-			if _, err := putRec.ExecContext(ctx, r.ID, b.id, r.Modified.UnixNano(), r.Withdrawn, r.Hash, r.Raw); err != nil {
+			if _, err := putRec.ExecContext(ctx, r.ID, b.id, r.Modified.UnixMicro(), r.Withdrawn, r.Hash, r.Raw); err != nil {
 				return err
 			}
 			if _, err := delPkgs.ExecContext(ctx, r.ID, b.id); err != nil {

@@ -1,7 +1,7 @@
 -- Advisory database (internal/vulndb). A batch (an import or a sync) stages its records
 -- under its batch_id, invisible to readers, then one short commit transaction points
 -- advisory_current at them and gives the batch the next version. Old rows are collected
--- after the commit. Times are Unix milliseconds, record modified times Unix nanoseconds.
+-- after the commit. Times are Unix milliseconds, record modified times Unix microseconds.
 
 CREATE TABLE advisory_batches (
     batch_id     INTEGER PRIMARY KEY AUTOINCREMENT,
