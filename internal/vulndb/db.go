@@ -115,10 +115,11 @@ func (d *DB) runBatch(ctx context.Context, kind, source string, fill func(*appli
 }
 
 func (d *DB) applyOnce(ctx context.Context, kind, source string, fill func(*applier) error) (res *Result, err error) {
-	a := &applier{db: d, kind: kind, source: source, current: map[string]RecordDigest{},
+	a := &applier{db: d, kind: kind, source: source, current: map[string]RecordDigest{}, byHash: map[string]string{},
 		seen: map[string]seenRecord{}, snapshots: map[string]map[string]bool{}, changes: map[PackageKey]struct{}{}}
 	a.base, err = d.store.AdvisoryDigests(ctx, func(rd RecordDigest) error {
 		a.current[rd.ID] = rd
+		a.byHash[rd.Hash] = rd.ID
 		return nil
 	})
 	if err != nil {
@@ -149,6 +150,7 @@ type applier struct {
 	kind, source string
 	base         int64
 	current      map[string]RecordDigest
+	byHash       map[string]string // hash of a current record -> its id
 	seen         map[string]seenRecord
 	snapshots    map[string]map[string]bool // ecosystem -> ids its complete set holds
 	changes      map[PackageKey]struct{}
@@ -199,6 +201,19 @@ func (a *applier) addSource(ctx context.Context, s source) error {
 // add diffs one raw record; snapshotIDs, when not nil, collects the ids of a complete set.
 func (a *applier) add(ctx context.Context, where string, raw []byte, snapshotIDs map[string]bool) error {
 	compact, hash, err := Canonicalize(raw)
+	if err == nil {
+		// A record identical to a current one needs no parsing: most of a sync is unchanged.
+		if id, ok := a.byHash[hash]; ok {
+			if snapshotIDs != nil {
+				snapshotIDs[id] = true
+			}
+			if _, dup := a.seen[id]; !dup {
+				a.seen[id] = seenRecord{modified: a.current[id].Modified, hash: hash}
+				a.stats.Unchanged++
+			}
+			return nil
+		}
+	}
 	var adv *Advisory
 	if err == nil {
 		adv, err = parseCanonical(compact, hash)
@@ -256,8 +271,9 @@ func (a *applier) add(ctx context.Context, where string, raw []byte, snapshotIDs
 }
 
 // deletions returns the current records that complete sets in this batch lack: a record is
-// deleted only when every ecosystem it affects had its complete set in the batch, so a
-// record listed under two ecosystems survives an update of just one of them.
+// deleted only when every ecosystem it affects had its complete set in the batch and none
+// of them (nor any other input) holds it, so a record listed under two ecosystems survives
+// an update of just one of them.
 func (a *applier) deletions() []RecordDigest {
 	if len(a.snapshots) == 0 {
 		return nil
@@ -267,14 +283,16 @@ func (a *applier) deletions() []RecordDigest {
 		if _, seen := a.seen[id]; seen || len(d.Keys) == 0 {
 			continue
 		}
-		covered := true
+		covered, present := true, false
 		for _, k := range d.Keys {
-			if _, ok := a.snapshots[BaseEcosystem(k.Ecosystem)]; !ok {
+			ids, ok := a.snapshots[BaseEcosystem(k.Ecosystem)]
+			if !ok {
 				covered = false
 				break
 			}
+			present = present || ids[id]
 		}
-		if covered {
+		if covered && !present {
 			out = append(out, d)
 		}
 	}
