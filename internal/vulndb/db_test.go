@@ -297,10 +297,10 @@ func TestImportFailuresKeepPreviousVersion(t *testing.T) {
 }
 
 func TestImportCancelled(t *testing.T) {
-	db, st := newDB(t, vulndb.Options{})
+	st := openStore(t, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	db = vulndb.New(st, vulndb.Options{Logger: quietLogger(), Progress: progressFunc(func() {
+	db := vulndb.New(st, vulndb.Options{Logger: quietLogger(), Progress: progressFunc(func() {
 		if n++; n == 20 {
 			cancel()
 		}
