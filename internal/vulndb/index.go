@@ -506,6 +506,9 @@ func (ca *compiledAffected) affects(version string, ranks *[2]int32) bool {
 // A package no advisory names costs one map lookup and no allocation.
 func (ix *Index) Affecting(ecosystem, name, version string) ([]*Vulnerability, error) {
 	key := MakeKey(ecosystem, name)
+	if key.Ecosystem == "Go" && len(version) > 2 && strings.HasPrefix(version, "go") && version[2] >= '0' && version[2] <= '9' {
+		version = version[2:] // Go toolchain versions ("go1.21.3") are stdlib versions
+	}
 	e := ix.pkgs[key]
 	var bare *pkgEntry
 	if base := BaseEcosystem(key.Ecosystem); base != key.Ecosystem && releaseOptional(base) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -88,6 +89,8 @@ func TestAffectingOSVMini(t *testing.T) {
 		{"Go", "stdlib", "1.19.0", []string{"CVE-2022-27664", "CVE-2023-39325", "CVE-2023-45288"}},
 		{"Go", "stdlib", "1.18.6", []string{"CVE-2023-39325", "CVE-2023-45288"}},
 		{"Go", "stdlib", "1.22.2", nil},
+		{"Go", "stdlib", "go1.18.6", []string{"CVE-2023-39325", "CVE-2023-45288"}},
+		{"Go", "golang.org/x/text", "v0.3.7", []string{"CVE-2022-32149"}},
 		{"Go", "golang.org/x/text", "0.3.7", []string{"CVE-2022-32149"}},
 		{"Go", "golang.org/x/net", "0.0.0-20220906165146-f3363e06e74c", []string{"CVE-2023-39325", "CVE-2023-45288", "CVE-2024-45338"}},
 		{"Go", "k8s.io/kubernetes", "1.20.0", nil},
@@ -469,5 +472,46 @@ func TestIncrementalIndexEqualsFull(t *testing.T) {
 	}
 	if nx.Version() != 2 || nx.Advisory("A-1").Modified.Month() != 2 {
 		t.Errorf("version %d advisory %v", nx.Version(), nx.Advisory("A-1"))
+	}
+}
+
+// BenchmarkAffecting times lookups on the osv-mini index: "warm" asks the same version
+// again (answered from what the package remembers), "cold" a new version every time.
+func BenchmarkAffecting(b *testing.B) {
+	ix := miniIndex(b)
+	for _, q := range []struct{ eco, name, version string }{
+		{"Debian:11", "zlib", "1:1.2.11.dfsg-2+deb11u1"},
+		{"Alpine:v3.23", "openssl", "3.3.1-r0"},
+		{"AlmaLinux:9", "openssl", "1:3.0.1-42.el9"},
+		{"Maven", "org.apache.logging.log4j:log4j-core", "2.14.1"},
+		{"PyPI", "requests", "2.19.1"},
+		{"Go", "stdlib", "1.19.0"},
+		{"npm", "lodash", "4.17.4"},
+		{"npm", "express", "4.17.1"}, // no advisory
+	} {
+		b.Run("warm/"+q.eco+"/"+q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = ix.Affecting(q.eco, q.name, q.version)
+			}
+		})
+		b.Run("cold/"+q.eco+"/"+q.name, func(b *testing.B) {
+			versions := make([]string, 4096)
+			for i := range versions {
+				versions[i] = fmt.Sprintf("%s.%d", q.version, i)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				// A fresh index now and then keeps the remembered versions from helping.
+				if i%len(versions) == 0 {
+					b.StopTimer()
+					ix = miniIndex(b)
+					b.StartTimer()
+				}
+				_, _ = ix.Affecting(q.eco, q.name, versions[i%len(versions)])
+				i++
+			}
+		})
 	}
 }
