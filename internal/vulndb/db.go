@@ -34,6 +34,8 @@ type Options struct {
 	SkipInvalid bool
 	// UserAgent is sent to HTTP mirrors.
 	UserAgent string
+	// StallTimeout ends an HTTP transfer that receives nothing for this long; default 1 min.
+	StallTimeout time.Duration
 }
 
 // New returns a DB over store.
@@ -51,6 +53,9 @@ func New(store Store, opts Options) *DB {
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   8,
 		}}
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = time.Minute
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "lading-vulndb"

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -109,7 +110,11 @@ func (a *applier) syncEcosystem(ctx context.Context, m mirror, eco string) error
 		return err
 	}
 	defer release()
-	return a.addSource(ctx, source{path: path, kind: zipSource, snapshot: eco})
+	err = a.addSource(ctx, source{path: path, kind: zipSource, snapshot: eco})
+	if _, isHTTP := m.(*httpMirror); err != nil && isHTTP {
+		err = fmt.Errorf("%s/%s/all.zip (downloaded): %w", m.name(), eco, err)
+	}
+	return err
 }
 
 // syncChanged fetches only the records modified_id.csv shows as new or changed. It
@@ -265,7 +270,8 @@ type mirror interface {
 func (d *DB) openMirror(source string) (mirror, error) {
 	u, err := url.Parse(source)
 	if err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-		return &httpMirror{base: strings.TrimSuffix(source, "/"), client: d.opts.HTTPClient, cacheDir: d.opts.CacheDir, userAgent: d.opts.UserAgent}, nil
+		return &httpMirror{base: strings.TrimSuffix(source, "/"), client: d.opts.HTTPClient, cacheDir: d.opts.CacheDir,
+			userAgent: d.opts.UserAgent, stall: d.opts.StallTimeout}, nil
 	}
 	if err == nil && u.Scheme == "file" {
 		source = u.Path
@@ -383,6 +389,69 @@ type httpMirror struct {
 	client    *http.Client
 	cacheDir  string
 	userAgent string
+	stall     time.Duration
+}
+
+// errStalled ends a transfer that sent nothing for the stall timeout.
+var errStalled = errors.New("the transfer stalled")
+
+// do sends a GET whose body fails with errStalled when no byte arrives for h.stall. The
+// returned cancel must be called once the body is done with.
+func (h *httpMirror) do(ctx context.Context, rel string, header http.Header) (*http.Response, *http.Request, context.CancelFunc, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(h.stall, func() { cancel(errStalled) })
+	done := func() {
+		timer.Stop()
+		cancel(nil)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url(rel), nil)
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	req.Header.Set("User-Agent", h.userAgent)
+	maps.Copy(req.Header, header)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		if c := context.Cause(ctx); errors.Is(c, errStalled) {
+			err = c
+		}
+		done()
+		return nil, nil, nil, fmt.Errorf("GET %s: %w", req.URL, err)
+	}
+	resp.Body = &stallBody{ReadCloser: resp.Body, ctx: ctx, timer: timer, d: h.stall}
+	return resp, req, done, nil
+}
+
+type stallBody struct {
+	io.ReadCloser
+	ctx   context.Context
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.d)
+	}
+	if err != nil && err != io.EOF {
+		if c := context.Cause(b.ctx); errors.Is(c, errStalled) {
+			err = fmt.Errorf("%w: nothing received for %s", c, b.d)
+		}
+	}
+	return n, err
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 func (h *httpMirror) name() string { return h.base }
@@ -395,33 +464,22 @@ func (h *httpMirror) url(rel string) string {
 	return h.base + "/" + strings.Join(parts, "/")
 }
 
-func (h *httpMirror) request(ctx context.Context, rel string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url(rel), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("User-Agent", h.userAgent)
-	return req, nil
-}
-
 func (h *httpMirror) get(ctx context.Context, rel string, limit int64) (io.ReadCloser, error) {
-	req, err := h.request(ctx, rel)
+	resp, req, cancel, err := h.do(ctx, rel, nil)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", req.URL, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		_ = resp.Body.Close()
+		cancel()
 		return nil, fmt.Errorf("GET %s: %w", req.URL, ErrNotFound)
 	case resp.StatusCode != http.StatusOK:
 		_ = resp.Body.Close()
+		cancel()
 		return nil, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
 	}
-	return limitedReadCloser(resp.Body, limit, req.URL.String()), nil
+	return cancelOnClose{limitedReadCloser(resp.Body, limit, req.URL.String()), cancel}, nil
 }
 
 func (h *httpMirror) ecosystems(ctx context.Context) ([]string, error) {
@@ -475,22 +533,20 @@ func (h *httpMirror) zip(ctx context.Context, eco string, p Progress) (string, f
 }
 
 func (h *httpMirror) download(ctx context.Context, rel, part, validatorFile string, p Progress) error {
-	req, err := h.request(ctx, rel)
-	if err != nil {
-		return err
-	}
 	var have int64
+	header := http.Header{}
 	if fi, err := os.Stat(part); err == nil && fi.Size() > 0 {
 		if v, err := os.ReadFile(validatorFile); err == nil && len(v) > 0 {
 			have = fi.Size()
-			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
-			req.Header.Set("If-Range", string(v))
+			header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+			header.Set("If-Range", string(v))
 		}
 	}
-	resp, err := h.client.Do(req)
+	resp, req, cancel, err := h.do(ctx, rel, header)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", req.URL, err)
+		return err
 	}
+	defer cancel()
 	defer resp.Body.Close()
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	switch resp.StatusCode {

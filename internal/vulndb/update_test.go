@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lading-registry/lading/internal/vulndb"
 )
@@ -66,6 +67,7 @@ type bucket struct {
 	mu        sync.Mutex
 	requests  []string
 	dropAfter int64 // > 0: close the connection after this many bytes of a whole all.zip
+	stall     bool  // with dropAfter: stop sending instead, until the client gives up
 }
 
 func (b *bucket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -75,7 +77,7 @@ func (b *bucket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		entry += " " + rg
 	}
 	b.requests = append(b.requests, entry)
-	drop := b.dropAfter
+	drop, stall := b.dropAfter, b.stall
 	b.mu.Unlock()
 	p := filepath.Join(b.dir, filepath.FromSlash(strings.TrimPrefix(r.URL.Path, "/")))
 	f, err := os.Open(p)
@@ -95,6 +97,9 @@ func (b *bucket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.CopyN(w, f, drop)
 		w.(http.Flusher).Flush()
+		if stall {
+			<-r.Context().Done()
+		}
 		panic(http.ErrAbortHandler) // the connection drops half-way
 	}
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
@@ -233,6 +238,7 @@ func TestUpdateFailuresKeepPreviousVersion(t *testing.T) {
 		bad["Go"]["GO-2024-3333.json"] = []byte(`{"id":"GO-2024-3333","modified":"2026-01-01T00:00:00Z","affected":[{"package":`)
 		writeMirror(t, dir, bad)
 		_, err := db.Update(ctx, url, nil)
+		t.Log(err)
 		if !errors.Is(err, vulndb.ErrInvalidRecord) || !strings.Contains(err.Error(), "GO-2024-3333.json") {
 			t.Fatalf("err = %v", err)
 		}
@@ -250,6 +256,7 @@ func TestUpdateFailuresKeepPreviousVersion(t *testing.T) {
 		// A new ecosystem is always fetched whole.
 		_ = os.Rename(filepath.Join(dir, "Go"), filepath.Join(dir, "Hex"))
 		_, err := db.Update(ctx, url, []string{"Hex"})
+		t.Log(err)
 		if !errors.Is(err, vulndb.ErrCorruptArchive) || !strings.Contains(err.Error(), "all.zip") {
 			t.Fatalf("err = %v", err)
 		}
@@ -265,6 +272,7 @@ func TestUpdateFailuresKeepPreviousVersion(t *testing.T) {
 		b.dropAfter = 1000
 		b.mu.Unlock()
 		_, err := db.Update(ctx, url, []string{"npm"})
+		t.Log(err)
 		if err == nil || !strings.Contains(err.Error(), "after 1000 of") || !strings.Contains(err.Error(), "resumes") {
 			t.Fatalf("err = %v", err)
 		}
@@ -285,6 +293,26 @@ func TestUpdateFailuresKeepPreviousVersion(t *testing.T) {
 			t.Errorf("downloads left in the cache: %v", entries)
 		}
 	})
+}
+
+func TestUpdateStalledTransfer(t *testing.T) {
+	dir := t.TempDir()
+	writeMirror(t, dir, map[string]map[string][]byte{"npm": miniRecords(t, "npm")})
+	b, url := serveBucket(t, dir)
+	b.dropAfter, b.stall = 700, true
+	db, st := newDB(t, vulndb.Options{CacheDir: t.TempDir(), StallTimeout: 200 * time.Millisecond})
+	start := time.Now()
+	_, err := db.Update(context.Background(), url, nil)
+	if err == nil || !strings.Contains(err.Error(), "stalled") || !strings.Contains(err.Error(), "after 700 of") {
+		t.Fatalf("err = %v", err)
+	}
+	t.Log(err)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("gave up after %s", el)
+	}
+	if v, _ := st.AdvisoryVersion(context.Background()); v != 0 {
+		t.Errorf("version %d", v)
+	}
 }
 
 func maps2(m map[string]map[string][]byte) map[string]map[string][]byte {
