@@ -4,7 +4,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 )
 
@@ -60,17 +59,11 @@ type pkgEntry struct {
 	affs   []compiledAffected
 
 	// Answers depend only on where a version falls among the boundaries, so when the entry
-	// has one ordering they are computed once per rank and shared; and the rank of each
-	// version string queried is remembered (up to memoLimit), since scans of images built on
-	// the same bases ask about the same versions over and over.
+	// has one ordering they are computed once per rank and shared.
 	byRank []atomic.Pointer[[]*Vulnerability]
-	memoMu sync.RWMutex
-	memo   map[string]int32 // version string -> rank, at most memoLimit
 }
 
 const (
-	// memoLimit bounds the remembered versions of one package.
-	memoLimit = 256
 	// maxSharedAdvisories bounds the packages whose answers are kept per rank: a package
 	// with hundreds of advisories (a kernel) would keep hundreds of answers of hundreds of
 	// vulnerabilities each, so its answers are built per query instead.
@@ -79,28 +72,7 @@ const (
 
 // rankFor places a version in the entry's single ordering.
 func (e *pkgEntry) rankFor(version string) (int32, error) {
-	e.memoMu.RLock()
-	r, ok := e.memo[version]
-	e.memoMu.RUnlock()
-	if ok {
-		return r, nil
-	}
-	v, err := parseIn(e.spaces[0].name, version)
-	if err != nil {
-		return rankUnknown, err
-	}
-	r = e.spaces[0].rankOf(v)
-	if r != rankUnknown {
-		e.memoMu.Lock()
-		if e.memo == nil {
-			e.memo = make(map[string]int32, 4)
-		}
-		if len(e.memo) < memoLimit {
-			e.memo[version] = r
-		}
-		e.memoMu.Unlock()
-	}
-	return r, nil
+	return e.spaces[0].place(version)
 }
 
 // atRank returns the (shared) answer for versions at rank r.
@@ -143,13 +115,30 @@ type fixedVersion struct {
 	s     string
 }
 
-// builder compiles package entries; it remembers how each base ecosystem is ordered.
+// builder compiles package entries; it remembers how each base ecosystem is ordered, and
+// shares one versionSpace between packages with the same boundaries (the binary packages
+// of one source package in RPM distributions, a module and its submodules, ...).
 type builder struct {
 	probes      map[string]spaceInfo
+	spaces      map[string]*versionSpace
 	unorderable int
 }
 
-func newBuilder() *builder { return &builder{probes: map[string]spaceInfo{}} }
+func newBuilder() *builder {
+	return &builder{probes: map[string]spaceInfo{}, spaces: map[string]*versionSpace{}}
+}
+
+func (b *builder) versionSpace(name string, strs map[string]struct{}) *versionSpace {
+	sorted := slices.Sorted(maps.Keys(strs))
+	sig := name + "\x00" + strings.Join(sorted, "\x00")
+	if vs, ok := b.spaces[sig]; ok {
+		return vs
+	}
+	vs, bad := newVersionSpace(name, strs)
+	b.unorderable += bad
+	b.spaces[sig] = vs
+	return vs
+}
 
 func (b *builder) space(base string) spaceInfo {
 	info, ok := b.probes[base]
@@ -286,9 +275,7 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 	names := [2]string{base, semverSpace}
 	for i := range strs {
 		if strs[i] != nil {
-			var bad int
-			e.spaces[i], bad = newVersionSpace(names[i], strs[i])
-			b.unorderable += bad
+			e.spaces[i] = b.versionSpace(names[i], strs[i])
 		}
 	}
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/google/osv-scalibr/semantic"
 )
@@ -77,6 +78,40 @@ type versionSpace struct {
 	name   string // base ecosystem or semverSpace
 	bounds []semantic.Version
 	ranks  map[string]int32 // boundary string -> rank
+
+	// The rank of each version string queried is remembered (up to memoLimit): scans of
+	// images built on the same bases ask about the same versions over and over.
+	memoMu sync.RWMutex
+	memo   map[string]int32
+}
+
+// memoLimit bounds the remembered versions of one space.
+const memoLimit = 1024
+
+// place returns the rank of a version string.
+func (vs *versionSpace) place(version string) (int32, error) {
+	vs.memoMu.RLock()
+	r, ok := vs.memo[version]
+	vs.memoMu.RUnlock()
+	if ok {
+		return r, nil
+	}
+	v, err := parseIn(vs.name, version)
+	if err != nil {
+		return rankUnknown, err
+	}
+	r = vs.rankOf(v)
+	if r != rankUnknown {
+		vs.memoMu.Lock()
+		if vs.memo == nil {
+			vs.memo = make(map[string]int32, 4)
+		}
+		if len(vs.memo) < memoLimit {
+			vs.memo[version] = r
+		}
+		vs.memoMu.Unlock()
+	}
+	return r, nil
 }
 
 func newVersionSpace(name string, strs map[string]struct{}) (*versionSpace, int) {

@@ -48,9 +48,11 @@ type Watcher struct {
 	interval time.Duration
 	cur      atomic.Pointer[Index]
 
-	refresh sync.Mutex // one refresh at a time
-	mu      sync.Mutex
-	subs    map[*Subscription]struct{}
+	refresh   sync.Mutex // one refresh at a time
+	mu        sync.Mutex
+	subs      map[*Subscription]struct{}
+	ready     chan struct{} // closed after the first successful refresh
+	readyOnce sync.Once
 }
 
 // WatcherOptions configure a Watcher.
@@ -71,13 +73,18 @@ func NewWatcher(store StoreReader, opts WatcherOptions) *Watcher {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	w := &Watcher{store: store, log: opts.Logger, interval: opts.PollInterval, subs: map[*Subscription]struct{}{}}
+	w := &Watcher{store: store, log: opts.Logger, interval: opts.PollInterval, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}
 	w.cur.Store(EmptyIndex())
 	return w
 }
 
-// Index returns the current index snapshot. It never returns nil.
+// Index returns the current index snapshot. It never returns nil; before the first
+// refresh it is empty (see Ready).
 func (w *Watcher) Index() *Index { return w.cur.Load() }
+
+// Ready is closed once the index reflects the store (after the first successful refresh):
+// scans should wait for it rather than match against the empty index.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
 // Run refreshes now and then every poll interval until ctx is done. Failed refreshes are
 // logged and retried; the last good index stays in use.
@@ -107,6 +114,7 @@ func (w *Watcher) Refresh(ctx context.Context) (*Change, error) {
 	}
 	cur := w.cur.Load()
 	if v == cur.Version() {
+		w.readyOnce.Do(func() { close(w.ready) })
 		return nil, nil
 	}
 	var next *Index
@@ -131,6 +139,7 @@ func (w *Watcher) Refresh(ctx context.Context) (*Change, error) {
 			"packages", next.Stats().Packages, "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 	w.cur.Store(next)
+	w.readyOnce.Do(func() { close(w.ready) })
 	w.publish(ch)
 	return &ch, nil
 }

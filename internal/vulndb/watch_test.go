@@ -58,6 +58,11 @@ func TestWatcherSeesImportOfAnotherProcess(t *testing.T) {
 		return ch
 	}
 
+	select {
+	case <-w.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("watcher never ready on an empty database")
+	}
 	importInChild(t, dbPath, "testdata/osv-mini/Debian")
 	ch := next()
 	if ch.To != 1 || !ch.Full {
