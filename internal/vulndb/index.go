@@ -47,8 +47,13 @@ func (ix *Index) Advisory(id string) *Advisory { return ix.advs[id] }
 // HasPackage reports whether any advisory names the package (ecosystem exactly, name
 // normalised). Scanners can use it to skip packages cheaply.
 func (ix *Index) HasPackage(ecosystem, name string) bool {
-	_, ok := ix.pkgs[MakeKey(ecosystem, name)]
-	return ok
+	key := MakeKey(ecosystem, name)
+	if _, ok := ix.pkgs[key]; ok {
+		return true
+	}
+	base := BaseEcosystem(key.Ecosystem)
+	_, ok := ix.pkgs[PackageKey{Ecosystem: base, Name: key.Name}]
+	return ok && base != key.Ecosystem && releaseOptional(base)
 }
 
 // pkgEntry is everything known about one package key, compiled for matching.

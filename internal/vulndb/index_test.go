@@ -350,6 +350,9 @@ func TestEventKinds(t *testing.T) {
 	if ix.Stats().UnorderableVersions != 1 {
 		t.Errorf("unorderable versions: %d, want 1", ix.Stats().UnorderableVersions)
 	}
+	if !ix.HasPackage("Debian:12", "bash") || !ix.HasPackage("PyPI", "PKG") || ix.HasPackage("npm", "nothing") {
+		t.Error("HasPackage")
+	}
 	if ix.Advisory("T-WD") != nil {
 		t.Error("withdrawn advisory is in the index")
 	}
