@@ -208,7 +208,7 @@ func (a *applier) add(ctx context.Context, where string, raw []byte, snapshotIDs
 	compact, hash, err := Canonicalize(raw)
 	if err == nil {
 		// A record identical to a current one needs no parsing: most of a sync is unchanged.
-		if id, ok := a.byHash[hash]; ok {
+		if id, ok := a.byHash[hash]; ok && !a.seen[id].staged {
 			if snapshotIDs != nil {
 				snapshotIDs[id] = true
 			}
@@ -239,7 +239,7 @@ func (a *applier) add(ctx context.Context, where string, raw []byte, snapshotIDs
 		return nil // the same record again, or an older copy of it
 	}
 	cur, exists := a.current[adv.ID]
-	if exists && cur.Hash == hash {
+	if exists && cur.Hash == hash && !prev.staged {
 		a.seen[adv.ID] = seenRecord{modified: adv.Modified, hash: hash}
 		if !dup {
 			a.stats.Unchanged++

@@ -327,3 +327,45 @@ type progressFunc func()
 func (progressFunc) Begin(string, string, int64) {}
 func (f progressFunc) Advance(int64)             { f() }
 func (progressFunc) End()                        {}
+
+func TestImportSameRecordTwiceKeepsTheNewest(t *testing.T) {
+	ctx := context.Background()
+	db, _ := newDB(t, vulndb.Options{})
+	rec := func(modified, fixed string) string {
+		return `{"id":"X-1","modified":"` + modified + `","affected":[{"package":{"ecosystem":"npm","name":"x"},
+			"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"` + fixed + `"}]}]}]}`
+	}
+	write := func(js string) string {
+		d := t.TempDir()
+		if err := os.WriteFile(filepath.Join(d, "X-1.json"), []byte(js), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	current := write(rec("2024-02-01T00:00:00Z", "2.0.0"))
+	if _, err := db.Import(ctx, current); err != nil {
+		t.Fatal(err)
+	}
+	older := write(rec("2024-01-01T00:00:00Z", "1.0.0"))
+	newer := write(rec("2024-03-01T00:00:00Z", "3.0.0"))
+	tests := []struct {
+		name  string
+		paths []string
+		fixed string
+	}{
+		{"older copy first", []string{older, current}, "2.0.0"},
+		{"older copy last", []string{current, older}, "2.0.0"},
+		{"newer copy among older", []string{older, newer, current}, "3.0.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := db.Import(ctx, tt.paths...); err != nil {
+				t.Fatal(err)
+			}
+			vs, err := db.Query(ctx, "npm", "x", "0.5.0")
+			if err != nil || len(vs) != 1 || !slices.Equal(vs[0].FixedVersions, []string{tt.fixed}) {
+				t.Errorf("got %+v %v, want fixed in %s", vs, err, tt.fixed)
+			}
+		})
+	}
+}

@@ -133,6 +133,9 @@ func (a *applier) syncChanged(ctx context.Context, m mirror, eco string, ids map
 	if err != nil {
 		return false, fmt.Errorf("modified_id.csv: %w", err)
 	}
+	if len(entries) == 0 {
+		return false, nil // an empty listing for an ecosystem we hold: trust only all.zip
+	}
 	var fetch []string
 	for _, e := range entries {
 		if cur, ok := a.current[e.id]; !ok || e.modified.After(cur.Modified) {
@@ -187,6 +190,12 @@ func (a *applier) syncChanged(ctx context.Context, m mirror, eco string, ids map
 	go func() { wg.Wait(); close(results) }()
 	for r := range results {
 		where := m.name() + "/" + eco + "/" + r.id + ".json"
+		if errors.Is(r.err, ErrNotFound) {
+			// The listing is ahead of the records (the mirror is being written): take the
+			// whole ecosystem instead. What was added so far is valid and stays.
+			a.db.opts.Logger.Info("vulndb: a listed record is missing on the mirror; downloading all.zip", "record", where)
+			return false, nil
+		}
 		if r.err != nil {
 			return false, fmt.Errorf("%s: %w", where, r.err)
 		}

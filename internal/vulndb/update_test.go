@@ -295,6 +295,37 @@ func TestUpdateFailuresKeepPreviousVersion(t *testing.T) {
 	})
 }
 
+func TestUpdateFallsBackToAllZip(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ecos := map[string]map[string][]byte{"Alpine": miniRecords(t, "Alpine")}
+	writeMirror(t, dir, ecos)
+	b, url := serveBucket(t, dir)
+	db, _ := newDB(t, vulndb.Options{})
+	if _, err := db.Update(ctx, url, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The listing names a changed record whose file is not there (yet).
+	raw := strings.Replace(string(ecos["Alpine"]["ALPINE-CVE-2024-3094.json"]), `"modified": "2026-11-29T00:00:00Z"`, `"modified": "2026-12-01T00:00:00Z"`, 1)
+	ecos["Alpine"]["ALPINE-CVE-2024-3094.json"] = []byte(strings.Replace(raw, "5.6.1-r2", "5.6.1-r3", 2))
+	writeMirror(t, dir, ecos)
+	if err := os.Remove(filepath.Join(dir, "Alpine", "ALPINE-CVE-2024-3094.json")); err != nil {
+		t.Fatal(err)
+	}
+	b.take()
+	res, err := db.Update(ctx, url, nil)
+	if err != nil || res.BatchStats.Changed != 1 || res.Deleted != 0 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if reqs := b.take(); !slices.Contains(reqs, "/Alpine/all.zip") {
+		t.Errorf("no fallback to all.zip: %v", reqs)
+	}
+	vs, _ := db.Query(ctx, "Alpine:v3.24", "xz", "5.6.1-r2")
+	if got := ids(vs); !slices.Equal(got, []string{"CVE-2024-3094"}) {
+		t.Errorf("changed record: %v", got)
+	}
+}
+
 func TestUpdateStalledTransfer(t *testing.T) {
 	dir := t.TempDir()
 	writeMirror(t, dir, map[string]map[string][]byte{"npm": miniRecords(t, "npm")})
