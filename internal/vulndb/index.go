@@ -64,8 +64,10 @@ type pkgEntry struct {
 	affs   []compiledAffected
 
 	// Answers depend only on where a version falls among the boundaries, so when the entry
-	// has one ordering they are computed once per rank and shared.
+	// has one ordering an answer asked for twice is kept and shared (answers asked for once
+	// are not, so a sweep over many versions does not fill memory).
 	byRank []atomic.Pointer[[]*Vulnerability]
+	asked  []atomic.Uint32
 }
 
 const (
@@ -88,7 +90,9 @@ func (e *pkgEntry) atRank(r int32) []*Vulnerability {
 	}
 	ranks := [2]int32{r, rankUnknown}
 	vs := buildResult(e.key, e.collect(&ranks, "", nil))
-	slot.Store(&vs)
+	if e.asked[r].Add(1) >= 2 {
+		slot.Store(&vs)
+	}
 	return vs
 }
 
@@ -342,6 +346,7 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 	slices.SortStableFunc(e.affs, func(x, y compiledAffected) int { return int(x.adv - y.adv) })
 	if e.spaces[0] != nil && e.spaces[1] == nil && len(e.advs) <= maxSharedAdvisories {
 		e.byRank = make([]atomic.Pointer[[]*Vulnerability], 2*len(e.spaces[0].bounds)+2)
+		e.asked = make([]atomic.Uint32, len(e.byRank))
 	}
 	return e
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/osv-scalibr/semantic"
@@ -107,7 +108,7 @@ func (vs *versionSpace) place(version string) (int32, error) {
 			vs.memo = make(map[string]int32, 4)
 		}
 		if len(vs.memo) < memoLimit {
-			vs.memo[version] = r
+			vs.memo[strings.Clone(version)] = r // not the caller's buffer
 		}
 		vs.memoMu.Unlock()
 	}
