@@ -55,14 +55,12 @@ type SeveritySource string
 
 // Severity sources in order of preference.
 const (
-	SourceCVSSv3          SeveritySource = "CVSS_V3"
-	SourceCVSSv4          SeveritySource = "CVSS_V4"
-	SourceDatabaseWord    SeveritySource = "database_specific.severity"
-	SourceDatabaseScore   SeveritySource = "database_specific.cvss"
-	SourceDistribution    SeveritySource = "distribution"
-	SourceCVSSv2          SeveritySource = "CVSS_V2"
-	SourceNone            SeveritySource = ""
-	sourceRankUnavailable                = 0
+	SourceCVSSv3        SeveritySource = "CVSS_V3"
+	SourceCVSSv4        SeveritySource = "CVSS_V4"
+	SourceDatabaseWord  SeveritySource = "database_specific.severity"
+	SourceDatabaseScore SeveritySource = "database_specific.cvss"
+	SourceDistribution  SeveritySource = "distribution"
+	SourceCVSSv2        SeveritySource = "CVSS_V2"
 )
 
 func (s SeveritySource) rank() int {
@@ -80,12 +78,12 @@ func (s SeveritySource) rank() int {
 	case SourceCVSSv2:
 		return 1
 	}
-	return sourceRankUnavailable
+	return 0
 }
 
 // Severity is the severity Lading reports for a vulnerability.
 type Severity struct {
-	Level  FindingSeverity `json:"severity"`
+	Level  FindingSeverity `json:"level"`
 	Source SeveritySource  `json:"source,omitempty"`
 	// Score is the CVSS base score when the source has one (vector or numeric score).
 	Score    float64 `json:"score,omitempty"`
@@ -170,7 +168,7 @@ func ScoreVector(vector string) (CVSS, bool) {
 		}
 		c = CVSS{Version: "4.0", Vector: vector, BaseScore: v.Score()}
 	default:
-		v, err := cvss20.ParseVector(strings.TrimPrefix(strings.TrimPrefix(vector, "("), "CVSS:2.0/"))
+		v, err := cvss20.ParseVector(strings.TrimPrefix(vector, "CVSS:2.0/"))
 		if err != nil {
 			return c, false
 		}
