@@ -295,6 +295,33 @@ func TestUpdateFailuresKeepPreviousVersion(t *testing.T) {
 	})
 }
 
+func TestUpdateFetchesRecordWithColonInID(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ecos := map[string]map[string][]byte{"AlmaLinux": miniRecords(t, "AlmaLinux")}
+	writeMirror(t, dir, ecos)
+	b, url := serveBucket(t, dir)
+	db, _ := newDB(t, vulndb.Options{})
+	if _, err := db.Update(ctx, url, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw := string(ecos["AlmaLinux"]["ALSA-2023:0946.json"])
+	raw = strings.Replace(raw, `"modified": "2023-02-28T19:45:58Z"`, `"modified": "2024-01-01T00:00:00Z"`, 1)
+	if !strings.Contains(raw, "2024-01-01") {
+		t.Fatalf("test record changed upstream: %s", raw[:200])
+	}
+	ecos["AlmaLinux"]["ALSA-2023:0946.json"] = []byte(raw)
+	writeMirror(t, dir, ecos)
+	b.take()
+	res, err := db.Update(ctx, url, nil)
+	if err != nil || res.BatchStats.Changed != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if reqs := b.take(); !slices.Contains(reqs, "/AlmaLinux/ALSA-2023:0946.json") {
+		t.Errorf("requests %v", reqs)
+	}
+}
+
 func TestUpdateFallsBackToAllZip(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
