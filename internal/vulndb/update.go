@@ -203,8 +203,13 @@ func (a *applier) syncChanged(ctx context.Context, m mirror, eco string, ids map
 		if err == nil && adv.ID != r.id {
 			err = fmt.Errorf("%w: file of %s holds %s", ErrInvalidRecord, r.id, adv.ID)
 		}
-		if err != nil && !a.db.opts.SkipInvalid {
-			return false, fmt.Errorf("%s: %w", where, err)
+		if err != nil {
+			if !a.db.opts.SkipInvalid {
+				return false, fmt.Errorf("%s: %w", where, err)
+			}
+			a.skipped++
+			a.db.opts.Logger.Warn("vulndb: skipping invalid record", "where", where, "err", err)
+			continue
 		}
 		if err := a.add(ctx, where, r.raw, ids); err != nil {
 			return false, err
