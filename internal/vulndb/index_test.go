@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -517,4 +518,32 @@ func BenchmarkAffecting(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Queries share remembered versions and answers; they must agree with a fresh index and
+// be safe from many goroutines (run with -race).
+func TestAffectingConcurrent(t *testing.T) {
+	ix, fresh := miniIndex(t), miniIndex(t)
+	qs := []struct{ eco, name, version string }{
+		{"Debian:11", "zlib", "1:1.2.11.dfsg-2+deb11u1"},
+		{"Maven", "org.apache.logging.log4j:log4j-core", "2.14.1"},
+		{"Maven", "org.apache.logging.log4j:log4j-core", "2.3.1"},
+		{"npm", "lodash", "4.17.16"},
+		{"Go", "stdlib", "1.19.0"},
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				q := qs[(g+i)%len(qs)]
+				got, _ := ix.Affecting(q.eco, q.name, q.version)
+				want, _ := fresh.Affecting(q.eco, q.name, q.version)
+				if !slices.Equal(vulnIDs(got), vulnIDs(want)) {
+					t.Errorf("%v: %v, want %v", q, vulnIDs(got), vulnIDs(want))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
