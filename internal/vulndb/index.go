@@ -2,6 +2,7 @@ package vulndb
 
 import (
 	"maps"
+	bits64 "math/bits"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -68,6 +69,17 @@ type pkgEntry struct {
 	// are not, so a sweep over many versions does not fill memory).
 	byRank []atomic.Pointer[[]*Vulnerability]
 	asked  []atomic.Uint32
+
+	advStart []int32 // affs[advStart[i]:advStart[i+1]] are advisory i's entries
+	// Per advisory, over its entries for this package: the first entry's own severity,
+	// their own vectors, and their fixed versions sorted by ordering and rank (all shared
+	// with results: read-only).
+	advSev   []*Severity
+	advCVSS  [][]CVSS
+	advFixed [][]fixedVersion
+	// verdicts holds, for each rank of the single ordering, a bitset of the advisories
+	// affecting versions at that rank: range evaluation done once, at build time.
+	verdicts []uint64
 }
 
 const (
@@ -88,8 +100,7 @@ func (e *pkgEntry) atRank(r int32) []*Vulnerability {
 	if p := slot.Load(); p != nil {
 		return *p
 	}
-	ranks := [2]int32{r, rankUnknown}
-	vs := buildResult(e.key, e.collect(&ranks, "", nil))
+	vs := buildResult(e.key, e.collectRank(r))
 	if e.asked[r].Add(1) >= 2 {
 		slot.Store(&vs)
 	}
@@ -344,9 +355,51 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 		e.affs = append(e.affs, ca)
 	}
 	slices.SortStableFunc(e.affs, func(x, y compiledAffected) int { return int(x.adv - y.adv) })
-	if e.spaces[0] != nil && e.spaces[1] == nil && len(e.advs) <= maxSharedAdvisories {
-		e.byRank = make([]atomic.Pointer[[]*Vulnerability], 2*len(e.spaces[0].bounds)+2)
-		e.asked = make([]atomic.Uint32, len(e.byRank))
+	e.advStart = make([]int32, len(e.advs)+1)
+	for _, ca := range e.affs {
+		e.advStart[ca.adv+1]++
+	}
+	for i := 1; i < len(e.advStart); i++ {
+		e.advStart[i] += e.advStart[i-1]
+	}
+	e.advSev = make([]*Severity, len(e.advs))
+	e.advCVSS = make([][]CVSS, len(e.advs))
+	e.advFixed = make([][]fixedVersion, len(e.advs))
+	for adv := range e.advs {
+		var fixed []fixedVersion
+		for i := e.advStart[adv]; i < e.advStart[adv+1]; i++ {
+			ca := &e.affs[i]
+			if e.advSev[adv] == nil {
+				e.advSev[adv] = ca.aff.Severity
+			}
+			e.advCVSS[adv] = append(e.advCVSS[adv], ca.aff.CVSS...)
+			fixed = append(fixed, ca.fixed...)
+		}
+		slices.SortFunc(fixed, func(x, y fixedVersion) int {
+			if x.space != y.space {
+				return int(x.space) - int(y.space)
+			}
+			return int(x.rank - y.rank)
+		})
+		e.advCVSS[adv] = slices.Clip(e.advCVSS[adv])
+		e.advFixed[adv] = slices.Clip(fixed)
+	}
+	if e.spaces[0] != nil && e.spaces[1] == nil {
+		nranks := 2*len(e.spaces[0].bounds) + 2
+		words := e.words()
+		e.verdicts = make([]uint64, nranks*words)
+		for r := range nranks {
+			ranks := [2]int32{int32(r), rankUnknown}
+			for i := range e.affs {
+				if adv := e.affs[i].adv; e.verdicts[r*words+int(adv)/64]&(1<<(adv%64)) == 0 && e.affs[i].affects("", &ranks) {
+					e.verdicts[r*words+int(adv)/64] |= 1 << (adv % 64)
+				}
+			}
+		}
+		if len(e.advs) <= maxSharedAdvisories {
+			e.byRank = make([]atomic.Pointer[[]*Vulnerability], nranks)
+			e.asked = make([]atomic.Uint32, nranks)
+		}
 	}
 	return e
 }
@@ -439,44 +492,66 @@ func (e *pkgEntry) evaluate(version string, hits []hit) ([]hit, error) {
 func (e *pkgEntry) collect(ranks *[2]int32, version string, hits []hit) []hit {
 	// e.affs is grouped by advisory (compile sorts it), so one pass finds each advisory's
 	// verdict and, for those affected, the fixed versions above the queried one.
-	for lo := 0; lo < len(e.affs); {
-		adv := e.affs[lo].adv
-		hi := lo + 1
-		for hi < len(e.affs) && e.affs[hi].adv == adv {
-			hi++
-		}
-		group := e.affs[lo:hi]
-		lo = hi
-		affected := false
+	for adv := range e.advs {
+		group := e.affs[e.advStart[adv]:e.advStart[adv+1]]
 		for i := range group {
 			if group[i].affects(version, ranks) {
-				affected = true
+				hits = append(hits, e.hit(adv, ranks))
 				break
 			}
 		}
-		if !affected {
-			continue
-		}
-		h := hit{adv: e.advs[adv]}
-		for i := range group {
-			ca := &group[i]
-			if h.sev == nil && ca.aff.Severity != nil {
-				h.sev = ca.aff.Severity
-			}
-			if len(ca.aff.CVSS) > 0 {
-				h.cvss = append(h.cvss, ca.aff.CVSS...)
-			}
-			// Every fixed version above the queried one is an upgrade that leaves the advisory.
-			for _, f := range ca.fixed {
-				if r := ranks[f.space]; r == rankUnknown || f.rank > r {
-					h.fixed = append(h.fixed, f)
-				}
-			}
-		}
-		hits = append(hits, h)
 	}
 	return hits
 }
+
+// collectRank is collect for a version placed at rank r of the single ordering, read from
+// the precomputed verdicts.
+func (e *pkgEntry) collectRank(r int32) []hit {
+	ranks := [2]int32{r, rankUnknown}
+	words := e.words()
+	row := e.verdicts[int(r)*words : int(r+1)*words]
+	n := 0
+	for _, bits := range row {
+		n += bits64.OnesCount64(bits)
+	}
+	if n == 0 {
+		return nil
+	}
+	hits := make([]hit, 0, n)
+	for w, bits := range row {
+		for bits != 0 {
+			adv := w*64 + bits64.TrailingZeros64(bits)
+			bits &= bits - 1
+			hits = append(hits, e.hit(adv, &ranks))
+		}
+	}
+	return hits
+}
+
+// hit gathers what a match of advisory adv reports: its entries' own severity and vectors,
+// and every fixed version above the queried one (an upgrade that leaves the advisory).
+// With one ordering those are a suffix of the advisory's sorted fixed versions, so nothing
+// is allocated.
+func (e *pkgEntry) hit(adv int, ranks *[2]int32) hit {
+	h := hit{adv: e.advs[adv], sev: e.advSev[adv], cvss: e.advCVSS[adv]}
+	fixed := e.advFixed[adv]
+	if e.spaces[1] == nil {
+		if r := ranks[0]; r != rankUnknown {
+			i, _ := slices.BinarySearchFunc(fixed, r+1, func(f fixedVersion, t int32) int { return int(f.rank - t) })
+			fixed = fixed[i:]
+		}
+		h.fixed = fixed
+		return h
+	}
+	for _, f := range fixed {
+		if r := ranks[f.space]; r == rankUnknown || f.rank > r {
+			h.fixed = append(h.fixed, f)
+		}
+	}
+	return h
+}
+
+func (e *pkgEntry) words() int { return (len(e.advs) + 63) / 64 }
 
 func (ca *compiledAffected) affects(version string, ranks *[2]int32) bool {
 	for i, rk := range ca.versions {
@@ -514,14 +589,13 @@ func (ix *Index) Affecting(ecosystem, name, version string) ([]*Vulnerability, e
 	if e == nil && bare == nil {
 		return nil, nil
 	}
-	if bare == nil && e.spaces[0] != nil && e.spaces[1] == nil {
+	if bare == nil && e.verdicts != nil {
 		r, err := e.rankFor(version)
 		switch {
 		case r != rankUnknown && e.byRank != nil:
 			return e.atRank(r), nil
 		case r != rankUnknown:
-			ranks := [2]int32{r, rankUnknown}
-			return buildResult(key, e.collect(&ranks, "", nil)), nil
+			return buildResult(key, e.collectRank(r)), nil
 		case version == "":
 			return nil, err
 		}
