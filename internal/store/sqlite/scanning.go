@@ -421,10 +421,6 @@ func (db *DB) RecentImages(ctx context.Context, since time.Time) ([]store.Manife
 	return out, rows.Err()
 }
 
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
-
 func toAny[T any](xs []T) []any {
 	out := make([]any, len(xs))
 	for i, x := range xs {
