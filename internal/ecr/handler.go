@@ -24,7 +24,7 @@ import (
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/blob"
 	"github.com/lading-registry/lading/internal/oci"
-	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
 
@@ -65,8 +65,8 @@ type Metadata interface {
 	TouchUpload(ctx context.Context, id string) error
 	DeleteUpload(ctx context.Context, id string) error
 
-	ScanningPolicy(ctx context.Context) (scanning.Policy, error)
-	PutScanningPolicy(ctx context.Context, p scanning.Policy) error
+	ScanningPolicy(ctx context.Context) (policy.Policy, error)
+	PutScanningPolicy(ctx context.Context, p policy.Policy) error
 }
 
 // Blobs is what the ECR face needs from the blob store.

@@ -315,7 +315,7 @@ func (h *Handler) putImageScanningConfiguration(ctx context.Context, _ *call, bo
 		return nil, err
 	}
 	// Stored as ECR does: basic scanning still honours the flag; enhanced scanning ignores it
-	// (scanning.Evaluate applies both rules).
+	// (policy.Evaluate applies both rules).
 	scanOnPush := in.ImageScanningConfiguration.ScanOnPush != nil && *in.ImageScanningConfiguration.ScanOnPush
 	r, err := h.meta.UpdateRepository(ctx, *in.RepositoryName, func(r *store.Repository) error {
 		r.ScanOnPush = scanOnPush

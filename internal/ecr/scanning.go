@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
 
@@ -33,7 +33,7 @@ type policyOut struct {
 	Rules    []ruleOut `json:"rules"`
 }
 
-func filtersOut(fs []scanning.Filter) []filterOut {
+func filtersOut(fs []policy.Filter) []filterOut {
 	out := make([]filterOut, len(fs))
 	for i, f := range fs {
 		out[i] = filterOut{Filter: f.Value, FilterType: f.Type}
@@ -41,7 +41,7 @@ func filtersOut(fs []scanning.Filter) []filterOut {
 	return out
 }
 
-func toPolicyOut(p scanning.Policy) policyOut {
+func toPolicyOut(p policy.Policy) policyOut {
 	out := policyOut{ScanType: p.ScanType, Rules: make([]ruleOut, len(p.Rules))}
 	for i, r := range p.Rules {
 		out.Rules[i] = ruleOut{ScanFrequency: r.Frequency, RepositoryFilters: filtersOut(r.Filters)}
@@ -58,33 +58,33 @@ func (h *Handler) putRegistryScanningConfiguration(ctx context.Context, _ *call,
 		return nil, err
 	}
 	v := &validator{coral: true}
-	v.enum("scanType", in.ScanType, false, scanning.ScanTypeBasic, scanning.ScanTypeEnhanced)
+	v.enum("scanType", in.ScanType, false, policy.ScanTypeBasic, policy.ScanTypeEnhanced)
 	v.list("rules", len(in.Rules), in.Rules != nil, false, 0, 2)
 	for i, r := range in.Rules {
 		path := "rules." + itoa(i+1) + ".member"
-		v.enum(path+".scanFrequency", r.ScanFrequency, true, scanning.FrequencyScanOnPush, scanning.FrequencyContinuous, scanning.FrequencyManual)
+		v.enum(path+".scanFrequency", r.ScanFrequency, true, policy.FrequencyScanOnPush, policy.FrequencyContinuous, policy.FrequencyManual)
 		v.list(path+".repositoryFilters", len(r.RepositoryFilters), r.RepositoryFilters != nil, true, 1, 100)
 		for j, f := range r.RepositoryFilters {
 			fpath := path + ".repositoryFilters." + itoa(j+1) + ".member"
-			v.str(fpath+".filter", f.Filter, true, 1, 255, scanning.FilterPattern)
-			v.enum(fpath+".filterType", f.FilterType, true, scanning.FilterTypeWildcard)
+			v.str(fpath+".filter", f.Filter, true, 1, 255, policy.FilterPattern)
+			v.enum(fpath+".filterType", f.FilterType, true, policy.FilterTypeWildcard)
 		}
 	}
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	p := scanning.Policy{ScanType: scanning.ScanTypeBasic, Rules: []scanning.Rule{}}
+	p := policy.Policy{ScanType: policy.ScanTypeBasic, Rules: []policy.Rule{}}
 	if in.ScanType != nil {
 		p.ScanType = *in.ScanType
 	}
 	for i, r := range in.Rules {
-		if p.ScanType == scanning.ScanTypeBasic && *r.ScanFrequency != scanning.FrequencyScanOnPush {
+		if p.ScanType == policy.ScanTypeBasic && *r.ScanFrequency != policy.FrequencyScanOnPush {
 			return nil, newError(errInvalidParameter, "Invalid parameter at 'rules.%d.member.scanFrequency' failed to satisfy constraint: 'BASIC scan type only supports the SCAN_ON_PUSH scan frequency, not %s'",
 				i+1, *r.ScanFrequency)
 		}
-		rule := scanning.Rule{Frequency: *r.ScanFrequency, Filters: make([]scanning.Filter, len(r.RepositoryFilters))}
+		rule := policy.Rule{Frequency: *r.ScanFrequency, Filters: make([]policy.Filter, len(r.RepositoryFilters))}
 		for j, f := range r.RepositoryFilters {
-			rule.Filters[j] = scanning.Filter{Value: *f.Filter, Type: *f.FilterType}
+			rule.Filters[j] = policy.Filter{Value: *f.Filter, Type: *f.FilterType}
 		}
 		p.Rules = append(p.Rules, rule)
 	}
@@ -156,7 +156,7 @@ func (h *Handler) batchGetRepositoryScanningConfiguration(ctx context.Context, _
 			}
 			return nil, err
 		}
-		d := scanning.Evaluate(p, name, r.ScanOnPush)
+		d := policy.Evaluate(p, name, r.ScanOnPush)
 		resp.ScanningConfigurations = append(resp.ScanningConfigurations, configOut{
 			RepositoryArn: h.arn(name), RepositoryName: name, ScanOnPush: d.ScanOnPush,
 			ScanFrequency: d.Frequency, AppliedScanFilters: filtersOut(d.AppliedFilters),

@@ -56,6 +56,8 @@ type ScanJob struct {
 	Trigger    string
 	Attempts   int
 	CreatedAt  time.Time
+	// LeaseOwner is the worker holding a running job ("host/pid").
+	LeaseOwner string
 }
 
 // ImageScan is the scan state of one repository image for one scan type.
@@ -140,3 +142,6 @@ type InventoryRef struct {
 	LastPulledAt time.Time
 	ScanOnPush   bool
 }
+
+// PackageKey is an (ecosystem, name) pair of the inverted index from packages to images.
+type PackageKey struct{ Ecosystem, Name string }

@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
 
@@ -114,11 +114,11 @@ func TestScanningPolicyRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	p, err := db.ScanningPolicy(ctx)
-	if err != nil || !reflect.DeepEqual(p, scanning.DefaultPolicy()) {
+	if err != nil || !reflect.DeepEqual(p, policy.DefaultPolicy()) {
 		t.Fatalf("default = %+v, %v", p, err)
 	}
-	want := scanning.Policy{ScanType: scanning.ScanTypeEnhanced, Rules: []scanning.Rule{{
-		Frequency: scanning.FrequencyContinuous, Filters: []scanning.Filter{{Value: "prod", Type: scanning.FilterTypeWildcard}}}}}
+	want := policy.Policy{ScanType: policy.ScanTypeEnhanced, Rules: []policy.Rule{{
+		Frequency: policy.FrequencyContinuous, Filters: []policy.Filter{{Value: "prod", Type: policy.FilterTypeWildcard}}}}}
 	if err := db.PutScanningPolicy(ctx, want); err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,32 @@ func (db *DB) ReleaseScanJob(ctx context.Context, id int64) error {
 	})
 }
 
+// ExtendScanLease keeps a running job leased to owner until t (a heartbeat).
+func (db *DB) ExtendScanLease(ctx context.Context, id int64, owner string, t time.Time) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE scan_jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?", t.UnixMilli(), id, owner)
+		return err
+	})
+}
+
+// RunningScanJobs lists the jobs currently leased, with their owners.
+func (db *DB) RunningScanJobs(ctx context.Context) ([]store.ScanJob, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT id, repository, image_digest, scan_type, trigger, attempts, lease_owner FROM scan_jobs WHERE state = 'running'")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.ScanJob
+	for rows.Next() {
+		var j store.ScanJob
+		if err := rows.Scan(&j.ID, &j.Repository, &j.Digest, &j.ScanType, &j.Trigger, &j.Attempts, &j.LeaseOwner); err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
 // PendingScanJobs counts queued and running jobs.
 func (db *DB) PendingScanJobs(ctx context.Context) (int, error) {
 	var n int
@@ -285,12 +311,9 @@ func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode string, s
 	})
 }
 
-// PackageKey is an (ecosystem, name) pair of the inverted index.
-type PackageKey struct{ Ecosystem, Name string }
-
 // PutImageInventory stores an image's merged inventory and indexes its package keys, returning
 // its id. An existing inventory for the digest and mode is replaced.
-func (db *DB) PutImageInventory(ctx context.Context, digest, mode string, schema int, os string, keys []PackageKey, packages int, inventory []byte) (int64, error) {
+func (db *DB) PutImageInventory(ctx context.Context, digest, mode string, schema int, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error) {
 	var id int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO image_inventories(image_digest, mode, schema_version, os, package_count, inventory, created_at)
@@ -308,7 +331,7 @@ func (db *DB) PutImageInventory(ctx context.Context, digest, mode string, schema
 	return id, err
 }
 
-func indexKeysTx(ctx context.Context, tx *sql.Tx, inventoryID int64, keys []PackageKey) error {
+func indexKeysTx(ctx context.Context, tx *sql.Tx, inventoryID int64, keys []store.PackageKey) error {
 	getKey, err := tx.PrepareContext(ctx, `INSERT INTO package_keys(ecosystem, name) VALUES (?, ?)
 		ON CONFLICT(ecosystem, name) DO UPDATE SET name = excluded.name RETURNING id`)
 	if err != nil {
@@ -344,7 +367,10 @@ func (db *DB) ImageInventory(ctx context.Context, id int64) ([]byte, error) {
 
 // InventoriesHolding returns the repository images, scanned with scanType, whose inventory
 // holds any of keys: the candidates for re-evaluation when those packages' advisories change.
-func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []PackageKey) ([]store.InventoryRef, error) {
+func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error) {
+	if keys == nil {
+		return db.inventoryRefs(ctx, "s.inventory_id IS NOT NULL AND s.scan_type = ?", scanType)
+	}
 	var out []store.InventoryRef
 	for chunk := range chunks(keys, 200) {
 		var cond []string
@@ -379,6 +405,29 @@ func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []Pa
 		}
 	}
 	return out, nil
+}
+
+func (db *DB) inventoryRefs(ctx context.Context, where string, args ...any) ([]store.InventoryRef, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT s.repository, s.image_digest, s.inventory_id, m.pushed_at, m.last_pulled_at, r.scan_on_push
+		FROM image_scans s
+		JOIN manifests m ON m.repository = s.repository AND m.digest = s.image_digest
+		JOIN repositories r ON r.name = s.repository
+		WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.InventoryRef
+	for rows.Next() {
+		var r store.InventoryRef
+		var pushed, pulled int64
+		if err := rows.Scan(&r.Repository, &r.Digest, &r.InventoryID, &pushed, &pulled, &r.ScanOnPush); err != nil {
+			return nil, err
+		}
+		r.PushedAt, r.LastPulledAt = fromMS(pushed), fromMS(pulled)
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // UsageSince returns the scans performed since t.

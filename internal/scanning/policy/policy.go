@@ -1,7 +1,7 @@
-// Package scanning decides which repositories are scanned and how often. policy.go is the pure
-// part: the registry scanning configuration (ECR's PutRegistryScanningConfiguration) and how it
-// applies to one repository, as ECR computes it for BatchGetRepositoryScanningConfiguration.
-package scanning
+// Package policy is the pure part of scanning: the registry scanning configuration (ECR's
+// PutRegistryScanningConfiguration) and how it applies to one repository, as ECR computes it for
+// BatchGetRepositoryScanningConfiguration and as the scanner follows it.
+package policy
 
 import (
 	"regexp"

@@ -1,0 +1,157 @@
+package scanning
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// Finding statuses, as Inspector names them.
+const (
+	FindingActive = "ACTIVE"
+	FindingClosed = "CLOSED"
+)
+
+// ImageInfo is what a finding says about the image it is in.
+type ImageInfo struct {
+	Architecture string `json:"architecture,omitempty"`
+	Author       string `json:"author,omitempty"`
+	Platform     string `json:"platform,omitempty"`
+}
+
+// Detail is the JSON a stored finding carries: the match and the image facts needed to render
+// it as ECR and Inspector show findings.
+type Detail struct {
+	Finding match.Finding `json:"finding"`
+	Image   ImageInfo     `json:"image"`
+}
+
+// FindingARN names a finding of one repository image.
+func FindingARN(origin events.Origin, repo, dgst, scanType, vulnID string) string {
+	sum := sha256.Sum256([]byte(repo + "\x00" + dgst + "\x00" + scanType + "\x00" + vulnID))
+	return "arn:aws:inspector2:" + origin.Region + ":" + origin.Account + ":finding/" + hex.EncodeToString(sum[:16])
+}
+
+// diffFindings compares the stored findings of an image with a fresh match. It returns the rows
+// to write and those that changed in a way worth an event: new findings (ACTIVE), changed ones
+// (new detail, updatedAt moves), reopened ones, and findings no longer matched (CLOSED).
+// An unchanged ACTIVE finding only has its lastObservedAt moved.
+func diffFindings(t store.ScanTarget, cur []store.Finding, next []match.Finding, info ImageInfo, origin events.Origin, now time.Time) (writes, changed []store.Finding, err error) {
+	old := make(map[string]store.Finding, len(cur))
+	for _, f := range cur {
+		old[f.VulnerabilityID] = f
+	}
+	seen := make(map[string]bool, len(next))
+	for _, m := range next {
+		seen[m.VulnerabilityID] = true
+		detail, err := json.Marshal(Detail{Finding: m, Image: info})
+		if err != nil {
+			return nil, nil, err
+		}
+		sum := sha256.Sum256(detail)
+		fp := hex.EncodeToString(sum[:])
+		f := store.Finding{Repository: t.Repository, Digest: t.Digest, ScanType: t.ScanType, VulnerabilityID: m.VulnerabilityID,
+			ARN: FindingARN(origin, t.Repository, t.Digest, t.ScanType, m.VulnerabilityID), Status: FindingActive,
+			Severity: m.Severity, Fingerprint: fp, Detail: detail, FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
+		if m.Score != nil {
+			f.Score = *m.Score
+		}
+		prev, ok := old[m.VulnerabilityID]
+		switch {
+		case !ok:
+			changed = append(changed, f)
+		case prev.Status == FindingActive && prev.Fingerprint == fp:
+			f.FirstObservedAt, f.UpdatedAt = prev.FirstObservedAt, prev.UpdatedAt
+		default: // changed, or reopened
+			f.FirstObservedAt = prev.FirstObservedAt
+			changed = append(changed, f)
+		}
+		writes = append(writes, f)
+	}
+	for _, f := range cur {
+		if seen[f.VulnerabilityID] || f.Status == FindingClosed {
+			continue
+		}
+		f.Status, f.UpdatedAt = FindingClosed, now
+		writes = append(writes, f)
+		changed = append(changed, f)
+	}
+	return writes, changed, nil
+}
+
+// findingEvent builds the "Inspector2 Finding" event of a stored finding.
+func findingEvent(origin events.Origin, f store.Finding, m store.Manifest) (store.OutboxEvent, error) {
+	var d Detail
+	if err := json.Unmarshal(f.Detail, &d); err != nil {
+		return store.OutboxEvent{}, err
+	}
+	return origin.InspectorFinding(EventFinding(f, d, m))
+}
+
+// EventFinding converts a stored finding to the events package's shape.
+func EventFinding(f store.Finding, d Detail, m store.Manifest) events.Finding {
+	mf := d.Finding
+	ef := events.Finding{
+		ARN: f.ARN, Title: mf.Title, Description: mf.Description, Severity: f.Severity, Status: f.Status,
+		FirstObservedAt: f.FirstObservedAt, LastObservedAt: f.LastObservedAt, UpdatedAt: f.UpdatedAt,
+		FixAvailable: mf.FixAvailable(), ExploitAvailable: "NO",
+		Remediation: events.Remediation{Text: remediationText(mf)},
+		Vulnerability: events.Vulnerability{
+			ID: mf.VulnerabilityID, Source: mf.Source, SourceURL: mf.SourceURL, VendorSeverity: mf.VendorSeverity,
+			VendorCreatedAt: mf.Published, VendorUpdatedAt: mf.Modified, RelatedVulnerabilities: mf.Related,
+			ReferenceURLs: mf.ReferenceURLs,
+		},
+		Image: events.Image{Repository: f.Repository, Digest: f.Digest, Tags: m.Tags, PushedAt: m.PushedAt,
+			Author: d.Image.Author, Architecture: d.Image.Architecture, Platform: d.Image.Platform},
+	}
+	if mf.Score != nil {
+		ef.InspectorScore = *mf.Score
+		if mf.CVSSVector != "" {
+			ef.InspectorScoreDetails = &events.AdjustedCVSS{ScoreSource: mf.CVSSSource, CVSSSource: mf.CVSSSource,
+				Version: mf.CVSSVersion, Score: *mf.Score, ScoringVector: mf.CVSSVector}
+		}
+	}
+	for _, c := range mf.CVSS {
+		ef.Vulnerability.CVSS = append(ef.Vulnerability.CVSS, events.CVSS{BaseScore: c.BaseScore, ScoringVector: c.Vector, Version: c.Version, Source: mf.Source})
+	}
+	for _, p := range mf.Packages {
+		ef.Vulnerability.Packages = append(ef.Vulnerability.Packages, events.VulnerablePackage{
+			Name: p.Name, Version: p.Version, Epoch: p.Epoch, Release: p.Release, Arch: p.Arch, PackageManager: p.PackageManager,
+			FilePath: p.FilePath, FixedInVersion: p.FixedInVersion, Remediation: p.Remediation, SourceLayerHash: p.Layer})
+	}
+	return ef
+}
+
+// remediationText is the finding-level recommendation.
+func remediationText(f match.Finding) string {
+	for _, p := range f.Packages {
+		if p.Remediation != "" {
+			return p.Remediation
+		}
+	}
+	return "None Provided"
+}
+
+// RemediationText is the finding-level recommendation shown by the API.
+func RemediationText(f match.Finding) string { return remediationText(f) }
+
+// severityCounts tallies the ACTIVE findings by severity.
+func severityCounts(fs []store.Finding) map[string]int {
+	out := map[string]int{}
+	for _, f := range fs {
+		if f.Status == FindingActive {
+			out[f.Severity]++
+		}
+	}
+	return out
+}
+
+func detailOf(f store.Finding) (Detail, bool) {
+	var d Detail
+	return d, json.Unmarshal(f.Detail, &d) == nil
+}

@@ -1,0 +1,283 @@
+package scanning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/vulndb"
+)
+
+// Scan statuses, as ECR names them.
+const (
+	StatusInProgress  = "IN_PROGRESS"
+	StatusComplete    = "COMPLETE"
+	StatusFailed      = "FAILED"
+	StatusUnsupported = "UNSUPPORTED_IMAGE"
+	StatusActive      = "ACTIVE"
+	StatusPending     = "PENDING"
+)
+
+// Status descriptions ECR uses.
+const (
+	DescComplete    = "The scan was completed successfully."
+	DescActive      = "Continuous scan is selected for image."
+	DescUnsupported = "The operating system and/or package manager are not supported."
+)
+
+// Errors of StartImageScan, for the ECR face to name.
+var (
+	ErrQuotaExceeded      = errors.New("The scan quota per image has been exceeded. Wait and try again.")
+	ErrUnsupportedImage   = errors.New("The operating system and/or package manager are not supported.")
+	ErrEnhancedManualScan = errors.New("Manual scans are not supported when the registry uses enhanced scanning.")
+	ErrNotAnImage         = errors.New("The image is a manifest list or an artifact, not a scannable image.")
+)
+
+// BasicScanInterval is how often an image may be scanned with basic scanning.
+const BasicScanInterval = 24 * time.Hour
+
+// Store is what scanning needs from the metadata store.
+type Store interface {
+	ScanningPolicy(ctx context.Context) (policy.Policy, error)
+	GetRepository(ctx context.Context, name string) (store.Repository, error)
+	GetManifest(ctx context.Context, repo, digest string) (store.Manifest, error)
+	BlobSize(ctx context.Context, repo, digest string) (int64, error)
+	EnqueueScans(ctx context.Context, jobs ...store.ScanJob) error
+	ClaimScanJob(ctx context.Context, owner string, now time.Time, lease time.Duration) (store.ScanJob, bool, error)
+	ReleaseScanJob(ctx context.Context, id int64) error
+	ImageScan(ctx context.Context, repo, digest, scanType string) (store.ImageScan, error)
+	PutImageScan(ctx context.Context, s store.ImageScan) error
+	ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error
+	LayerInventory(ctx context.Context, layerDigest, mode string, schema int) ([]byte, error)
+	PutLayerInventory(ctx context.Context, layerDigest, mode string, schema int, inventory []byte) error
+	PutImageInventory(ctx context.Context, digest, mode string, schema int, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error)
+	ImageInventory(ctx context.Context, id int64) ([]byte, error)
+	InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error)
+	RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error)
+	Setting(ctx context.Context, key string) (string, error)
+	PutSetting(ctx context.Context, key, value string) error
+}
+
+// Blobs opens blob content.
+type Blobs interface {
+	Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, error)
+}
+
+// Advisories is the live advisory index.
+type Advisories interface {
+	Index() *vulndb.Index
+	Subscribe() *vulndb.Subscription
+	Ready() <-chan struct{}
+}
+
+// Config tunes the scanning service.
+type Config struct {
+	Origin  events.Origin
+	Workers int
+	// ScanTimeout bounds one scan; a scan that takes longer fails with a reason.
+	ScanTimeout time.Duration
+	// RescanDuration is how long after its push (or last pull) an image stays in continuous
+	// coverage, as Inspector's ECR rescan duration.
+	RescanDuration time.Duration
+	ScratchDir     string
+	// MaxAttempts bounds retries of a scan that failed for a reason worth retrying.
+	MaxAttempts int
+	Now         func() time.Time
+	Logger      *slog.Logger
+	// Notify is called after events were written (to wake the event dispatcher).
+	Notify func()
+}
+
+// Service runs scans and keeps findings current.
+type Service struct {
+	store Store
+	blobs Blobs
+	adv   Advisories
+	cfg   Config
+	owner string
+	wake  chan struct{}
+	// imageLocks serialises scans and re-evaluations of one image digest inside this process.
+	imageLocks sync.Map
+	// indexChangedAt is when the advisory index last changed (vulnerabilitySourceUpdatedAt).
+	indexChangedAt atomic.Pointer[time.Time]
+}
+
+// New returns a scanning service.
+func New(st Store, blobs Blobs, adv Advisories, cfg Config) *Service {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.ScanTimeout <= 0 {
+		cfg.ScanTimeout = 10 * time.Minute
+	}
+	if cfg.RescanDuration <= 0 {
+		cfg.RescanDuration = 14 * 24 * time.Hour
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ScratchDir == "" {
+		cfg.ScratchDir = os.TempDir()
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = func() {}
+	}
+	host, _ := os.Hostname()
+	return &Service{store: st, blobs: blobs, adv: adv, cfg: cfg, wake: make(chan struct{}, 1),
+		owner: host + "/" + strconv.Itoa(os.Getpid())}
+}
+
+// Wake tells the workers that jobs may be waiting.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Committed is the store's after-commit hook: new jobs wake the workers, new events the
+// dispatcher.
+func (s *Service) Committed(eff store.Effects) {
+	if len(eff.Scans) > 0 {
+		s.Wake()
+	}
+	if len(eff.Events) > 0 {
+		s.cfg.Notify()
+	}
+}
+
+// IsImage reports whether a manifest is a runnable image (not an index or an artifact), the
+// only kind ECR scans.
+func IsImage(m store.Manifest) bool {
+	switch m.MediaType {
+	case "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json":
+	default:
+		return false
+	}
+	switch m.ConfigMediaType {
+	case "application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json":
+		return m.ArtifactType == ""
+	}
+	return false
+}
+
+// Effects computes what a manifest change causes: the "ECR Image Action" event, and a scan job
+// when the registry's scanning configuration scans the repository on push. It runs inside the
+// change's transaction (see store.EffectsFunc).
+func (s *Service) Effects(ctx context.Context, c store.Change) (store.Effects, error) {
+	var eff store.Effects
+	action := events.ImageAction{Repository: c.Repository, Digest: c.Manifest.Digest,
+		ManifestMediaType: c.Manifest.MediaType, ArtifactMediaType: c.Manifest.ConfigMediaType, At: s.cfg.Now()}
+	tags := c.Tags
+	if len(tags) == 0 {
+		tags = []string{""}
+	}
+	switch c.Kind {
+	case store.ChangePush:
+		action.Action = events.ActionPush
+	case store.ChangeDelete:
+		action.Action = events.ActionDelete
+	}
+	for _, tag := range tags {
+		a := action
+		a.Tag = tag
+		ev, err := s.cfg.Origin.ImageAction(a)
+		if err != nil {
+			return eff, err
+		}
+		eff.Events = append(eff.Events, ev)
+	}
+	if c.Kind != store.ChangePush || !c.Created || !IsImage(c.Manifest) {
+		return eff, nil
+	}
+	pol, err := s.store.ScanningPolicy(ctx)
+	if err != nil {
+		return eff, fmt.Errorf("read scanning policy: %w", err)
+	}
+	d := policy.Evaluate(pol, c.Repository, c.RepositoryScanOnPush)
+	if d.ScanOnPush {
+		eff.Scans = append(eff.Scans, store.ScanJob{Repository: c.Repository, Digest: c.Manifest.Digest,
+			ScanType: policyScanType(pol), Trigger: store.TriggerPush})
+	}
+	return eff, nil
+}
+
+func policyScanType(p policy.Policy) string {
+	if p.ScanType == policy.ScanTypeEnhanced {
+		return policy.ScanTypeEnhanced
+	}
+	return policy.ScanTypeBasic
+}
+
+// StartImageScan is ECR's manual scan: basic scanning only, once per image per 24 hours
+// (the push scan included). An image without a supported operating system is refused
+// synchronously, as ECR refuses it.
+func (s *Service) StartImageScan(ctx context.Context, repo, dgst string) (store.ImageScan, error) {
+	pol, err := s.store.ScanningPolicy(ctx)
+	if err != nil {
+		return store.ImageScan{}, err
+	}
+	if pol.ScanType == policy.ScanTypeEnhanced {
+		return store.ImageScan{}, ErrEnhancedManualScan
+	}
+	m, err := s.store.GetManifest(ctx, repo, dgst)
+	if err != nil {
+		return store.ImageScan{}, err
+	}
+	if !IsImage(m) {
+		return store.ImageScan{}, ErrNotAnImage
+	}
+	now := s.cfg.Now()
+	prev, err := s.store.ImageScan(ctx, repo, dgst, policy.ScanTypeBasic)
+	hadPrev := err == nil
+	switch {
+	case hadPrev:
+		if !prev.LastScanStartedAt.IsZero() && now.Sub(prev.LastScanStartedAt) < BasicScanInterval {
+			return prev, ErrQuotaExceeded
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return store.ImageScan{}, err
+	}
+	img, err := s.loadImage(ctx, repo, m)
+	if err != nil {
+		return store.ImageScan{}, err
+	}
+	inv, err := s.inventory(ctx, img, policy.ScanTypeBasic)
+	if err != nil {
+		return store.ImageScan{}, err
+	}
+	if inv.OS == nil {
+		return store.ImageScan{}, ErrUnsupportedImage
+	}
+	scan := store.ImageScan{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeBasic, Status: StatusInProgress,
+		Frequency: policy.FrequencyManual, LastScanStartedAt: now, UpdatedAt: now}
+	if hadPrev {
+		scan.CompletedAt, scan.SourceUpdatedAt, scan.InventoryID = prev.CompletedAt, prev.SourceUpdatedAt, prev.InventoryID
+	}
+	if err := s.store.PutImageScan(ctx, scan); err != nil {
+		return scan, err
+	}
+	if err := s.store.EnqueueScans(ctx, store.ScanJob{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeBasic, Trigger: store.TriggerManual}); err != nil {
+		return scan, err
+	}
+	s.Wake()
+	return scan, nil
+}

@@ -1,0 +1,320 @@
+package scanning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// leaseTime is how long a claimed job stays leased without a heartbeat; a worker extends it
+// every leaseTime/3 while it scans, so a job whose worker died is free again within leaseTime.
+const leaseTime = 30 * time.Second
+
+// JobStore is what the workers need beyond Store: lease upkeep.
+type JobStore interface {
+	ExtendScanLease(ctx context.Context, id int64, owner string, t time.Time) error
+	RunningScanJobs(ctx context.Context) ([]store.ScanJob, error)
+}
+
+// Run starts the scan workers and continuous re-evaluation, and returns when ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	s.releaseOrphans(ctx)
+	var wg sync.WaitGroup
+	for range s.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.worker(ctx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.continuous(ctx)
+	}()
+	wg.Wait()
+	return nil
+}
+
+// releaseOrphans requeues the jobs that a previous process on this host was running when it
+// died, so they need not wait for their lease to run out.
+func (s *Service) releaseOrphans(ctx context.Context) {
+	js, ok := s.store.(JobStore)
+	if !ok {
+		return
+	}
+	jobs, err := js.RunningScanJobs(ctx)
+	if err != nil {
+		s.cfg.Logger.Warn("list running scan jobs", "err", err)
+		return
+	}
+	host, _, _ := strings.Cut(s.owner, "/")
+	for _, j := range jobs {
+		h, pid, ok := strings.Cut(j.LeaseOwner, "/")
+		if !ok || h != host || j.LeaseOwner == s.owner {
+			continue
+		}
+		if n, err := strconv.Atoi(pid); err == nil && processAlive(n) {
+			continue
+		}
+		if err := s.store.ReleaseScanJob(ctx, j.ID); err == nil {
+			s.cfg.Logger.Info("requeued scan interrupted by a restart", "repository", j.Repository, "digest", j.Digest)
+		}
+	}
+}
+
+func processAlive(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err == nil
+}
+
+func (s *Service) worker(ctx context.Context) {
+	poll := time.NewTicker(2 * time.Second)
+	defer poll.Stop()
+	for ctx.Err() == nil {
+		job, ok, err := s.store.ClaimScanJob(ctx, s.owner, s.cfg.Now(), leaseTime)
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("claim scan job", "err", err)
+		}
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			case <-poll.C: // jobs queued by another node
+			}
+			continue
+		}
+		s.runJob(ctx, job)
+	}
+}
+
+// lockImage serialises work on one image digest in this process (a scan and a re-evaluation
+// of the same image must not interleave their read-modify-write of findings).
+func (s *Service) lockImage(dgst string) func() {
+	v, _ := s.imageLocks.LoadOrStore(dgst, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func (s *Service) runJob(ctx context.Context, job store.ScanJob) {
+	log := s.cfg.Logger.With("repository", job.Repository, "digest", job.Digest, "scan_type", job.ScanType, "trigger", job.Trigger)
+	scanCtx, cancel := context.WithTimeout(ctx, s.cfg.ScanTimeout)
+	defer cancel()
+	stopHeartbeat := s.heartbeat(scanCtx, job)
+	err := s.scan(scanCtx, job)
+	stopHeartbeat()
+	switch {
+	case err == nil:
+		log.Info("scan complete")
+		return
+	case ctx.Err() != nil:
+		// Shutting down: the job stays leased and is taken up again after the restart.
+		return
+	case errors.Is(err, context.DeadlineExceeded):
+		err = fmt.Errorf("the scan did not finish within %s", s.cfg.ScanTimeout)
+	case errors.Is(err, ErrBadImage):
+	case job.Attempts < s.cfg.MaxAttempts:
+		log.Warn("scan failed; will retry", "attempt", job.Attempts, "err", err)
+		if rerr := s.store.ReleaseScanJob(ctx, job.ID); rerr != nil {
+			log.Warn("requeue scan", "err", rerr)
+		}
+		return
+	}
+	log.Warn("scan failed", "err", err)
+	if ferr := s.fail(ctx, job, err); ferr != nil {
+		log.Warn("record failed scan", "err", ferr)
+	}
+}
+
+func (s *Service) heartbeat(ctx context.Context, job store.ScanJob) func() {
+	js, ok := s.store.(JobStore)
+	if !ok {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(leaseTime / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = js.ExtendScanLease(ctx, job.ID, s.owner, s.cfg.Now().Add(leaseTime))
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// fail records a scan that cannot complete, with the reason, and ends its job.
+func (s *Service) fail(ctx context.Context, job store.ScanJob, cause error) error {
+	now := s.cfg.Now()
+	target := store.ScanTarget{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, JobID: job.ID}
+	return s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
+		scan := store.ImageScan{Status: StatusFailed, Description: cause.Error(), UpdatedAt: now, CompletedAt: now}
+		if st.Scan != nil {
+			scan.Frequency, scan.InventoryID, scan.LastScanStartedAt, scan.SourceUpdatedAt = st.Scan.Frequency, st.Scan.InventoryID, st.Scan.LastScanStartedAt, st.Scan.SourceUpdatedAt
+		}
+		up := store.ScanUpdate{Scan: &scan}
+		ev, err := s.completionEvent(job.ScanType, st.Manifest, StatusFailed, nil)
+		if err != nil {
+			return up, err
+		}
+		up.Events = append(up.Events, ev)
+		return up, nil
+	})
+}
+
+func (s *Service) completionEvent(scanType string, m store.Manifest, status string, counts map[string]int) (store.OutboxEvent, error) {
+	sc := events.ScanCompleted{Repository: m.Repository, Digest: m.Digest, Tags: m.Tags, Status: status, SeverityCounts: counts, At: s.cfg.Now()}
+	if scanType == policy.ScanTypeEnhanced {
+		if status == StatusActive || status == StatusComplete {
+			sc.Status = "INITIAL_SCAN_COMPLETE"
+		}
+		return s.cfg.Origin.InspectorScan(sc)
+	}
+	return s.cfg.Origin.ImageScan(sc)
+}
+
+// scan runs one job: inventory (reading only layers not read before), match, and the write of
+// findings, status, usage and events in one transaction.
+func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
+	defer s.lockImage(job.Digest)()
+	m, err := s.store.GetManifest(ctx, job.Repository, job.Digest)
+	if errors.Is(err, store.ErrManifestNotFound) || errors.Is(err, store.ErrRepositoryNotFound) {
+		// Deleted while queued: the delete removed the job too, or will; nothing to do.
+		return s.store.ApplyScans(ctx, []store.ScanTarget{{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, JobID: job.ID}},
+			func(store.ScanState) (store.ScanUpdate, error) { return store.ScanUpdate{}, nil })
+	}
+	if err != nil {
+		return err
+	}
+	started := s.cfg.Now()
+	img, err := s.loadImage(ctx, job.Repository, m)
+	if err != nil {
+		return err
+	}
+	inv, err := s.inventory(ctx, img, job.ScanType)
+	if err != nil {
+		return err
+	}
+	stored := storedInventory{OS: inv.OS, Packages: inv.Packages, History: img.history, Skipped: inv.Skipped}
+	raw, err := encodeGzipJSON(stored)
+	if err != nil {
+		return err
+	}
+	osName := ""
+	if inv.OS != nil {
+		osName = inv.OS.Ecosystem
+	}
+	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.SchemaVersion, osName, packageKeys(inv.Packages), len(inv.Packages), raw)
+	if err != nil {
+		return err
+	}
+	pol, err := s.store.ScanningPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	repo, err := s.store.GetRepository(ctx, job.Repository)
+	if err != nil {
+		return err
+	}
+	decision := policy.Evaluate(pol, job.Repository, repo.ScanOnPush)
+	info := ImageInfo{Architecture: img.config.Architecture, Author: img.config.Author, Platform: platformName(inv.OS)}
+
+	idx := s.adv.Index()
+	var findings []match.Finding
+	status, desc := StatusComplete, DescComplete
+	switch {
+	case job.ScanType == policy.ScanTypeBasic && inv.OS == nil:
+		status, desc = StatusUnsupported, DescUnsupported
+	default:
+		findings, err = match.Image(inv.Packages, idx, img.history)
+		if err != nil {
+			s.cfg.Logger.Debug("some versions could not be compared", "digest", job.Digest, "err", err)
+		}
+		if job.ScanType == policy.ScanTypeEnhanced && decision.Frequency == policy.FrequencyContinuous {
+			status, desc = StatusActive, DescActive
+		}
+	}
+	frequency := decision.Frequency
+	if job.Trigger == store.TriggerManual {
+		frequency = policy.FrequencyManual
+	}
+	now := s.cfg.Now()
+	target := store.ScanTarget{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, JobID: job.ID}
+	return s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
+		writes, changed, err := diffFindings(target, st.Findings, findings, info, s.cfg.Origin, now)
+		if err != nil {
+			return store.ScanUpdate{}, err
+		}
+		scan := store.ImageScan{Status: status, Description: desc, Frequency: frequency, InventoryID: invID,
+			LastScanStartedAt: started, CompletedAt: now, SourceUpdatedAt: s.sourceUpdatedAt(), UpdatedAt: now}
+		if st.Scan != nil && job.ScanType == policy.ScanTypeBasic && job.Trigger == store.TriggerManual && !st.Scan.LastScanStartedAt.IsZero() {
+			scan.LastScanStartedAt = st.Scan.LastScanStartedAt // the quota counts from the accepted request
+		}
+		up := store.ScanUpdate{Scan: &scan, Findings: writes}
+		kind := store.UsageInitial
+		if st.Scan != nil && !st.Scan.CompletedAt.IsZero() {
+			kind = store.UsageRescan
+		}
+		up.Usage = append(up.Usage, store.Usage{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, Kind: kind, At: now})
+		if job.ScanType == policy.ScanTypeEnhanced {
+			for _, f := range changed {
+				ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
+				if err != nil {
+					return up, err
+				}
+				up.Events = append(up.Events, ev)
+			}
+		}
+		ev, err := s.completionEvent(job.ScanType, st.Manifest, status, severityCounts(writes))
+		if err != nil {
+			return up, err
+		}
+		up.Events = append(up.Events, ev)
+		return up, nil
+	})
+}
+
+// sourceUpdatedAt is when the advisory index in use last changed.
+func (s *Service) sourceUpdatedAt() time.Time {
+	if t := s.indexChangedAt.Load(); t != nil {
+		return *t
+	}
+	return s.cfg.Now()
+}
+
+// packageKeys are the distinct advisory keys of an inventory, for the inverted index.
+func packageKeys(pkgs []inventory.Package) []store.PackageKey {
+	seen := map[store.PackageKey]bool{}
+	var out []store.PackageKey
+	for _, p := range pkgs {
+		if p.Ecosystem == "" {
+			continue
+		}
+		k := match.Key(p)
+		sk := store.PackageKey{Ecosystem: k.Ecosystem, Name: k.Name}
+		if !seen[sk] {
+			seen[sk] = true
+			out = append(out, sk)
+		}
+	}
+	return out
+}
