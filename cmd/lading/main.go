@@ -44,7 +44,7 @@ func newRootCommand() *cobra.Command {
 			return applyEnv(cmd.Flags())
 		},
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newAdminCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newAdminCommand(), newDBCommand(), newScanCommand())
 	return root
 }
 

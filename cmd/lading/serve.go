@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-registry/lading/internal/app"
+	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 // commonFlags are shared by every command that opens the data directory.
@@ -75,5 +76,13 @@ func newServeCommand() *cobra.Command {
 	f.BoolVar(&cfg.CreateOnPush, "create-on-push", true, "create repositories on first push")
 	f.BoolVar(&cfg.AnonymousPull, "anonymous-pull", false, "allow pulls without credentials")
 	f.DurationVar(&cfg.UploadTTL, "upload-ttl", 24*time.Hour, "remove upload sessions idle this long")
+	f.StringVar(&cfg.DBSource, "db-source", vulndb.DefaultSource, "advisory mirror in OSV's bucket layout (URL or folder) to sync from; none disables syncing")
+	f.DurationVar(&cfg.DBSyncInterval, "db-sync-interval", time.Hour, "how often to sync advisories from --db-source")
+	f.IntVar(&cfg.ScanWorkers, "scan-workers", 2, "scans run at once")
+	f.DurationVar(&cfg.ScanTimeout, "scan-timeout", 10*time.Minute, "a scan taking longer fails")
+	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration)")
+	f.StringArrayVar(&cfg.EventWebhooks, "event-webhook", nil, "POST EventBridge-shaped events to this URL (repeatable)")
+	f.StringVar(&cfg.EventWebhookSecret, "event-webhook-secret", "", "HMAC-SHA256 secret signing requests to --event-webhook URLs (default $LADING_EVENT_WEBHOOK_SECRET)")
+	f.StringVar(&cfg.EventsConfig, "events-config", "", "YAML or JSON file listing webhooks (url, name, secret|secret_env|secret_file, detail_types)")
 	return cmd
 }

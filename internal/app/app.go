@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,8 +22,11 @@ import (
 	"github.com/lading-registry/lading/internal/auth"
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
 	"github.com/lading-registry/lading/internal/ecr"
+	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 // Config is everything `lading serve` can be told.
@@ -39,11 +43,31 @@ type Config struct {
 	AdminSecretAccessKey string
 	Version              string
 	Logger               *slog.Logger
+
+	// Advisory database sync: source (a mirror URL or folder; "none" disables) and interval.
+	DBSource       string
+	DBSyncInterval time.Duration
+	// DBPollInterval is how often the advisory database version is checked, so that imports
+	// by other processes are picked up (default 1 s).
+	DBPollInterval time.Duration
+
+	ScanWorkers    int
+	ScanTimeout    time.Duration
+	RescanDuration time.Duration
+
+	EventWebhooks      []string
+	EventWebhookSecret string
+	EventsConfig       string
 }
 
 // App is a built, not yet running, Lading server.
 type App struct {
 	cfg      Config
+	vulns    *vulndb.DB
+	watcher  *vulndb.Watcher
+	syncer   *vulndb.Syncer
+	events   *events.Dispatcher
+	scans    *scanning.Service
 	log      *slog.Logger
 	meta     *sqlite.DB
 	blobs    *blobfs.Store
@@ -92,8 +116,48 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Reader().QueryRow("SELECT count(*) FROM uploads").Scan(&n)
 		return n
 	}))
+	if err := a.openScanning(ctx); err != nil {
+		_ = meta.Close()
+		return nil, err
+	}
 	a.handler = a.buildHandler()
 	return a, nil
+}
+
+// openScanning builds the advisory database, the event dispatcher and the scanning service,
+// and makes manifest changes write their events and scan jobs in their own transactions.
+func (a *App) openScanning(ctx context.Context) error {
+	cfg := a.cfg
+	a.vulns = vulndb.New(a.meta, vulndb.Options{Logger: a.log.With("component", "vulndb"), CacheDir: filepath.Join(cfg.DataDir, "vulndb-cache")})
+	poll := cfg.DBPollInterval
+	if poll <= 0 {
+		poll = time.Second
+	}
+	a.watcher = vulndb.NewWatcher(a.meta, vulndb.WatcherOptions{PollInterval: poll, Logger: a.log.With("component", "vulndb")})
+	source := cfg.DBSource
+	if source == "" {
+		source = vulndb.DefaultSource
+	}
+	a.syncer = vulndb.NewSyncer(a.vulns, vulndb.SyncerOptions{Source: source, Interval: cfg.DBSyncInterval})
+	origin := events.Origin{Account: cfg.RegistryID, Region: cfg.Region}
+	hooks, err := events.LoadWebhooks(events.Settings{URLs: cfg.EventWebhooks, Secret: cfg.EventWebhookSecret, ConfigFile: cfg.EventsConfig}, os.Getenv)
+	if err != nil {
+		return err
+	}
+	a.events, err = events.NewDispatcher(ctx, a.meta, hooks, events.Options{Logger: a.log.With("component", "events"), Registerer: a.registry})
+	if err != nil {
+		return err
+	}
+	scratch := filepath.Join(cfg.DataDir, "scratch")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return err
+	}
+	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{
+		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, RescanDuration: cfg.RescanDuration,
+		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify,
+	})
+	a.meta.SetEffects(a.scans.Effects, a.scans.Committed)
+	return nil
 }
 
 // Close releases the stores.
@@ -106,7 +170,7 @@ func (a *App) buildHandler() http.Handler {
 	m := newMetrics(a.registry)
 	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Logger: a.log})
 	v2 := auth.RegistryMiddleware(a.auth, a.cfg.AnonymousPull, a.log, registry)
-	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log})
+	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans})
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
@@ -171,8 +235,22 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	bg, stopBG := context.WithCancel(ctx)
-	defer stopBG()
-	go a.purgeUploads(bg)
+	var workers sync.WaitGroup
+	for _, run := range []func(context.Context){
+		a.purgeUploads,
+		func(ctx context.Context) { _ = a.watcher.Run(ctx) },
+		func(ctx context.Context) { _ = a.syncer.Run(ctx) },
+		func(ctx context.Context) { _ = a.events.Run(ctx) },
+		func(ctx context.Context) { _ = a.scans.Run(ctx) },
+	} {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			run(bg)
+		}()
+	}
+	// Background work stops before the caller closes the stores.
+	defer func() { stopBG(); workers.Wait() }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -96,6 +96,8 @@ type Config struct {
 	Region string
 	// Hooks are told about manifests PutImage stores and BatchDeleteImage removes.
 	Hooks oci.Hooks
+	// Scans serves the scanning operations; nil answers them as if no image was ever scanned.
+	Scans Scans
 	// DownloadURLTTL is how long a GetDownloadUrlForLayer URL works (default one hour).
 	DownloadURLTTL time.Duration
 	Logger         *slog.Logger
@@ -157,6 +159,8 @@ func NewHandler(meta Metadata, blobs Blobs, authn Authenticator, cfg Config) *Ha
 		"PutRegistryScanningConfiguration":        h.putRegistryScanningConfiguration,
 		"GetRegistryScanningConfiguration":        h.getRegistryScanningConfiguration,
 		"BatchGetRepositoryScanningConfiguration": h.batchGetRepositoryScanningConfiguration,
+		"StartImageScan":                          h.startImageScan,
+		"DescribeImageScanFindings":               h.describeImageScanFindings,
 	}
 	return h
 }

@@ -189,6 +189,9 @@ type imageDetail struct {
 	LastRecordedPullTime   *epoch   `json:"lastRecordedPullTime,omitempty"`
 	SubjectManifestDigest  string   `json:"subjectManifestDigest,omitempty"`
 	ImageStatus            string   `json:"imageStatus"`
+	// Lading fills the scan members, which ECR leaves empty.
+	ImageScanStatus          *imageScanStatus     `json:"imageScanStatus,omitempty"`
+	ImageScanFindingsSummary *scanFindingsSummary `json:"imageScanFindingsSummary,omitempty"`
 }
 
 func (h *Handler) imageDetail(m store.Manifest) imageDetail {
@@ -265,7 +268,7 @@ func (h *Handler) describeImages(ctx context.Context, c *call, body []byte) (any
 			}
 			resp.ImageDetails = append(resp.ImageDetails, h.imageDetail(m))
 		}
-		return resp, nil
+		return resp, h.scanDetails(ctx, repo, resp.ImageDetails)
 	}
 	tok, err := decodePageToken(in.NextToken, c.op, repo, in.Filter.key())
 	if err != nil {
@@ -289,7 +292,7 @@ func (h *Handler) describeImages(ctx context.Context, c *call, body []byte) (any
 	for _, m := range imgs {
 		resp.ImageDetails = append(resp.ImageDetails, h.imageDetail(m))
 	}
-	return resp, nil
+	return resp, h.scanDetails(ctx, repo, resp.ImageDetails)
 }
 
 func deref(s *string) string {

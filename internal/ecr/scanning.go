@@ -91,6 +91,11 @@ func (h *Handler) putRegistryScanningConfiguration(ctx context.Context, _ *call,
 	if err := h.meta.PutScanningPolicy(ctx, p); err != nil {
 		return nil, err
 	}
+	if h.cfg.Scans != nil {
+		if err := h.cfg.Scans.PolicyChanged(ctx); err != nil {
+			h.cfg.Logger.Warn("bring images into scan coverage", "err", err)
+		}
+	}
 	return map[string]any{"registryScanningConfiguration": toPolicyOut(p)}, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/lading-registry/lading/internal/blob"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
@@ -72,7 +72,7 @@ type Store interface {
 
 // Blobs opens blob content.
 type Blobs interface {
-	Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, error)
+	Open(ctx context.Context, d digest.Digest) (blob.ReadSeekCloser, error)
 }
 
 // Advisories is the live advisory index.
@@ -102,7 +102,8 @@ type Config struct {
 
 // Service runs scans and keeps findings current.
 type Service struct {
-	store Store
+	store   Store
+	results ResultStore
 	blobs Blobs
 	adv   Advisories
 	cfg   Config
@@ -115,7 +116,10 @@ type Service struct {
 }
 
 // New returns a scanning service.
-func New(st Store, blobs Blobs, adv Advisories, cfg Config) *Service {
+func New(st interface {
+	Store
+	ResultStore
+}, blobs Blobs, adv Advisories, cfg Config) *Service {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
 	}
@@ -141,7 +145,7 @@ func New(st Store, blobs Blobs, adv Advisories, cfg Config) *Service {
 		cfg.Notify = func() {}
 	}
 	host, _ := os.Hostname()
-	return &Service{store: st, blobs: blobs, adv: adv, cfg: cfg, wake: make(chan struct{}, 1),
+	return &Service{store: st, results: st, blobs: blobs, adv: adv, cfg: cfg, wake: make(chan struct{}, 1),
 		owner: host + "/" + strconv.Itoa(os.Getpid())}
 }
 

@@ -29,6 +29,12 @@ type JobStore interface {
 
 // Run starts the scan workers and continuous re-evaluation, and returns when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	// Matching against an index that has not loaded yet would report nothing.
+	select {
+	case <-s.adv.Ready():
+	case <-ctx.Done():
+		return nil
+	}
 	s.releaseOrphans(ctx)
 	var wg sync.WaitGroup
 	for range s.cfg.Workers {

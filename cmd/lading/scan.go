@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/lading-registry/lading/internal/ecr"
+	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/imagesrc"
+	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/vulndb"
+)
+
+type scanOptions struct {
+	common     commonFlags
+	format     string
+	output     string
+	severities []string
+	exitCode   int
+	failOn     string
+	scanners   string
+	platform   string
+	insecure   bool
+	timeout    time.Duration
+	registryID string
+	region     string
+}
+
+func newScanCommand() *cobra.Command {
+	var o scanOptions
+	cmd := &cobra.Command{
+		Use:   "scan IMAGE",
+		Short: "Scan an image for vulnerable packages",
+		Long: "Scan an image: a docker-archive tar (docker save), an OCI image layout (folder or tar; NAME picks one\n" +
+			"image of several, as PATH:NAME), or a registry reference (credentials from the docker config).\n" +
+			"Advisories come from the database in --data-dir (see `lading db import` and `lading db update`).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runScan(cmd, args[0], &o) },
+	}
+	o.common.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.format, "format", "table", "output format: table, json (ECR DescribeImageScanFindings), sarif, cyclonedx, spdx")
+	f.StringVarP(&o.output, "output", "o", "", "write the report to this file instead of standard output")
+	f.StringSliceVar(&o.severities, "severity", nil, "report only these severities (CRITICAL,HIGH,MEDIUM,LOW,INFORMATIONAL,UNDEFINED)")
+	f.IntVar(&o.exitCode, "exit-code", 0, "exit with this code when findings at or above --fail-on exist")
+	f.StringVar(&o.failOn, "fail-on", "LOW", "the lowest severity that makes --exit-code apply")
+	f.StringVar(&o.scanners, "scanners", "os,lang", "os (operating-system packages, as BASIC scanning) or os,lang (also language packages, as ENHANCED)")
+	f.StringVar(&o.platform, "platform", "", "for a multi-platform image, the os/arch[/variant] to scan (default: the host's)")
+	f.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP and unverified TLS for registry references")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	f.StringVar(&o.registryID, "registry-id", "000000000000", "registry id shown in the JSON report")
+	f.StringVar(&o.region, "region", "us-east-1", "region shown in the JSON report")
+	return cmd
+}
+
+func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
+	log, err := o.common.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	inventory.RouteLibraryLogs(log)
+	var mode inventory.Mode
+	switch strings.ReplaceAll(o.scanners, " ", "") {
+	case "os":
+		mode = inventory.ModeBasic
+	case "os,lang", "lang,os":
+		mode = inventory.ModeEnhanced
+	default:
+		return fmt.Errorf("--scanners %q: want os or os,lang", o.scanners)
+	}
+	for i, s := range o.severities {
+		o.severities[i] = strings.ToUpper(s)
+		if !slices.Contains(match.Severities(), o.severities[i]) {
+			return fmt.Errorf("--severity %q: want one of %s", s, strings.Join(match.Severities(), ", "))
+		}
+	}
+	o.failOn = strings.ToUpper(o.failOn)
+	if !slices.Contains(match.Severities(), o.failOn) {
+		return fmt.Errorf("--fail-on %q: want one of %s", o.failOn, strings.Join(match.Severities(), ", "))
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+
+	meta, err := openMeta(ctx, o.common.dataDir)
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	idx, err := vulndb.New(meta, vulndb.Options{Logger: log}).LoadIndex(ctx)
+	if err != nil {
+		return fmt.Errorf("load advisories: %w", err)
+	}
+	if idx.Stats().Advisories == 0 {
+		log.Warn("the advisory database is empty: run `lading db import` or `lading db update` first", "data_dir", o.common.dataDir)
+	}
+
+	img, err := imagesrc.Open(ctx, source, imagesrc.Options{Platform: o.platform, Insecure: o.insecure})
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	progress := newLayerProgress(os.Stderr, len(img.Layers))
+	scratch, err := os.MkdirTemp("", "lading-scan-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	layers := make([]*inventory.LayerInventory, 0, len(img.Layers))
+	history := map[string]string{}
+	for i, l := range img.Layers {
+		progress.start(i, l)
+		rc, err := l.Open(ctx)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
+		li, err := inventory.ScanLayer(ctx, progress.reader(rc), l.Digest, inventory.Options{Mode: mode, ScratchDir: scratch, Logger: log})
+		_ = rc.Close()
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
+		layers = append(layers, li)
+		history[l.Digest] = l.CreatedBy
+	}
+	progress.done()
+	inv := inventory.Merge(layers)
+	for _, s := range inv.Skipped {
+		log.Debug("skipped", "path", s.Path, "layer", s.Layer, "reason", s.Reason)
+	}
+	findings, err := match.Image(inv.Packages, idx, history)
+	if err != nil {
+		log.Debug("some versions could not be compared", "err", err)
+	}
+	if len(o.severities) > 0 {
+		findings = slices.DeleteFunc(findings, func(f match.Finding) bool { return !slices.Contains(o.severities, f.Severity) })
+	}
+
+	out := cmd.OutOrStdout()
+	if o.output != "" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	rep := scanReport{opts: o, img: img, inv: inv, findings: findings, mode: mode, advisories: idx}
+	switch o.format {
+	case "table":
+		err = rep.table(out)
+	case "json":
+		err = rep.json(out)
+	case "sarif":
+		err = rep.sarif(out)
+	case "cyclonedx":
+		err = rep.cyclonedx(out)
+	case "spdx":
+		err = rep.spdx(out)
+	default:
+		return fmt.Errorf("--format %q: want table, json, sarif, cyclonedx or spdx", o.format)
+	}
+	if err != nil {
+		return err
+	}
+	if o.exitCode != 0 {
+		for _, f := range findings {
+			if match.SeverityRank(f.Severity) <= match.SeverityRank(o.failOn) {
+				return exitError{code: o.exitCode}
+			}
+		}
+	}
+	return nil
+}
+
+// scanReport renders the result of `lading scan`.
+type scanReport struct {
+	opts       *scanOptions
+	img        *imagesrc.Image
+	inv        *inventory.Image
+	findings   []match.Finding
+	mode       inventory.Mode
+	advisories *vulndb.Index
+}
+
+func (r scanReport) repository() string {
+	name := r.img.Name
+	if name == "" {
+		name = "image"
+	}
+	// "corpus/neo4j-like:4.4.0" -> "corpus/neo4j-like"; a registry host stays out.
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name = name[:i]
+	}
+	if i := strings.Index(name, "/"); i > 0 && strings.ContainsAny(name[:i], ".:") {
+		name = name[i+1:]
+	}
+	return strings.ToLower(name)
+}
+
+func (r scanReport) tag() string {
+	name := r.img.Name
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		return name[i+1:]
+	}
+	return ""
+}
+
+func (r scanReport) table(w io.Writer) error {
+	osName := "unknown"
+	if r.inv.OS != nil {
+		osName = r.inv.OS.PrettyName
+	}
+	fmt.Fprintf(w, "%s (%s), %s, %d packages, %d findings\n", r.img.Name, r.img.ManifestDigest, osName, len(r.inv.Packages), len(r.findings))
+	if counts := match.Counts(r.findings); len(counts) > 0 {
+		var parts []string
+		for _, s := range match.Severities() {
+			if counts[s] > 0 {
+				parts = append(parts, fmt.Sprintf("%s: %d", s, counts[s]))
+			}
+		}
+		fmt.Fprintln(w, strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VULNERABILITY\tSEVERITY\tSCORE\tPACKAGE\tINSTALLED\tFIXED IN\tPATH\tLAYER\tCREATED BY")
+	for _, f := range r.findings {
+		score := "-"
+		if f.Score != nil {
+			score = match.FormatScore(*f.Score)
+		}
+		for _, p := range f.Packages {
+			fixed := p.FixedInVersion
+			if fixed == "" {
+				fixed = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.VulnerabilityID, f.Severity, score, p.Name, p.Version, fixed,
+				p.FilePath, shortDigest(p.Layer), truncate(p.CreatedBy, 60))
+		}
+	}
+	return tw.Flush()
+}
+
+func shortDigest(d string) string {
+	if i := strings.Index(d, ":"); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
+}
+
+func truncate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+// json prints exactly what ECR's DescribeImageScanFindings returns for this image.
+func (r scanReport) json(w io.Writer) error {
+	scanType := policy.ScanTypeEnhanced
+	if r.mode == inventory.ModeBasic {
+		scanType = policy.ScanTypeBasic
+	}
+	now := time.Now().UTC()
+	repo := r.repository()
+	info := scanning.ImageInfo{Platform: platformOf(r.inv)}
+	if r.img.Config != nil {
+		info.Architecture, info.Author = r.img.Config.Architecture, r.img.Config.Author
+	}
+	stored, err := scanning.Snapshot(events.Origin{Account: r.opts.registryID, Region: r.opts.region}, repo, r.img.ManifestDigest, scanType, r.findings, info, now)
+	if err != nil {
+		return err
+	}
+	scan := store.ImageScan{Repository: repo, Digest: r.img.ManifestDigest, ScanType: scanType, Status: scanning.StatusComplete,
+		Description: scanning.DescComplete, CompletedAt: now, SourceUpdatedAt: now}
+	m := store.Manifest{Repository: repo, Digest: r.img.ManifestDigest}
+	if t := r.tag(); t != "" {
+		m.Tags = []string{t}
+	}
+	if r.img.Config != nil {
+		m.PushedAt = r.img.Config.Created.Time
+	}
+	out := ecr.NewScanFindingsOutput(r.opts.registryID, repo, r.img.ManifestDigest, r.tag(), scan,
+		ecr.RenderFindings(r.opts.registryID, r.opts.region, scan, stored, m))
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "    ")
+	return enc.Encode(out)
+}
+
+func platformOf(inv *inventory.Image) string {
+	if inv.OS == nil {
+		return ""
+	}
+	v := inv.OS.VersionID
+	name := strings.ToUpper(inv.OS.ID)
+	if v != "" {
+		name += "_" + strings.ReplaceAll(v, ".", "_")
+	}
+	return name
+}
+
+// layerProgress draws a line per layer on a terminal while layers are read.
+type layerProgress struct {
+	w     io.Writer
+	tty   bool
+	total int
+	i     int
+	size  int64
+	read  int64
+	last  time.Time
+}
+
+func newLayerProgress(w *os.File, total int) *layerProgress {
+	return &layerProgress{w: w, tty: term.IsTerminal(int(w.Fd())), total: total}
+}
+
+func (p *layerProgress) start(i int, l imagesrc.Layer) {
+	p.i, p.size, p.read = i, l.Size, 0
+	p.draw(true)
+}
+
+func (p *layerProgress) reader(r io.Reader) io.Reader { return &progressReader{r: r, p: p} }
+
+func (p *layerProgress) draw(force bool) {
+	if !p.tty || (!force && time.Since(p.last) < 100*time.Millisecond) {
+		return
+	}
+	p.last = time.Now()
+	pct := ""
+	if p.size > 0 {
+		pct = fmt.Sprintf(" %3d%%", min(100, p.read*100/p.size))
+	}
+	fmt.Fprintf(p.w, "\rreading layer %d/%d%s  %s", p.i+1, p.total, pct, bar(p.read, p.size, 30))
+}
+
+func (p *layerProgress) done() {
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func bar(n, total int64, width int) string {
+	if total <= 0 {
+		return ""
+	}
+	k := int(min(total, n) * int64(width) / total)
+	return "[" + strings.Repeat("#", k) + strings.Repeat(".", width-k) + "]"
+}
+
+type progressReader struct {
+	r io.Reader
+	p *layerProgress
+}
+
+func (pr *progressReader) Read(b []byte) (int, error) {
+	n, err := pr.r.Read(b)
+	pr.p.read += int64(n)
+	pr.p.draw(false)
+	return n, err
+}
+
