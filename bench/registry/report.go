@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Targets of issue 2.
+const (
+	targetGetVsDistribution = 1.2 // blob GET at least 1.2x Distribution's...
+	targetGetVsServeFile    = 0.9 // ...and within 10% of a bare ServeFile server
+	targetPushVsDist        = 1.0 // push and small-image round trip at least as fast
+	targetPeakRSS           = 150 << 20
+)
+
+// results are the samples of each measurement, keyed by server name.
+type results struct {
+	get1, getN                    map[string][]float64 // bytes per second
+	push                          map[string][]float64 // seconds
+	smallPush, smallPull, smallRT map[string][]float64 // seconds
+	rss                           map[string][]int64   // bytes
+}
+
+func newResults() results {
+	m := func() map[string][]float64 { return map[string][]float64{} }
+	return results{get1: m(), getN: m(), push: m(), smallPush: m(), smallPull: m(), smallRT: m(), rss: map[string][]int64{}}
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func gbps(v float64) string { return fmt.Sprintf("%.2f GB/s", v/1e9) }
+func secs(v float64) string { return fmt.Sprintf("%.2f s", v) }
+func mib(v int64) string    { return fmt.Sprintf("%d MiB", v>>20) }
+
+func (b *bench) report(ctx context.Context, out io.Writer) {
+	r := b.res
+	cfg := b.cfg
+	fmt.Fprintf(out, "\nLading vs CNCF Distribution %s (filesystem storage), %s\n", distributionVersion, time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(out, "machine: %s, %d cores, %s; lading %s; crane %s; %s\n",
+		cpuModel(), runtime.NumCPU(), runtime.Version(), ladingRevision(ctx, cfg.repo), craneVersion, curlVersion(ctx, b.tools.curl))
+	fmt.Fprintf(out, "medians of %d runs for (a), %d for (b) and (c); ratio = Lading's speed / Distribution's (above 1 means Lading is faster)\n\n",
+		cfg.getReps, cfg.reps)
+
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "item\tLading\tDistribution\tratio\tServeFile\tLading/ServeFile\ttarget\tresult")
+	layer := fmt.Sprintf("%d MiB", cfg.layerSize>>20)
+	if cfg.layerSize == 1<<30 {
+		layer = "1 GiB"
+	}
+	for _, g := range []struct {
+		label string
+		m     map[string][]float64
+	}{{"(a) blob GET " + layer + ", 1 stream (curl)", r.get1}, {fmt.Sprintf("(a) blob GET %s, %d streams (curl)", layer, cfg.streams), r.getN}} {
+		l, d, sf := median(g.m["lading"]), median(g.m["distribution"]), median(g.m["servefile"])
+		ok := l >= targetGetVsDistribution*d && l >= targetGetVsServeFile*sf
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\t%.2f\t>= %.1fx Distribution and >= %.2f ServeFile\t%s\n",
+			g.label, gbps(l), gbps(d), l/d, gbps(sf), l/sf, targetGetVsDistribution, targetGetVsServeFile, passFail(ok))
+	}
+	l, d := median(r.push["lading"]), median(r.push["distribution"])
+	fmt.Fprintf(tw, "(b) push %s image (crane)\t%s\t%s\t%.2fx\t\t\t>= %.1fx\t%s\n",
+		layer, secs(l), secs(d), d/l, targetPushVsDist, passFail(d/l >= targetPushVsDist))
+	n := cfg.smallImages
+	for _, row := range []struct {
+		label  string
+		m      map[string][]float64
+		target bool
+	}{
+		{fmt.Sprintf("(c) push %d small images (crane, %d at once)", n, cfg.workers), r.smallPush, false},
+		{fmt.Sprintf("(c) pull %d small images (crane, %d at once)", n, cfg.workers), r.smallPull, false},
+		{"(c) push then pull, round trip", r.smallRT, true},
+	} {
+		l, d := median(row.m["lading"]), median(row.m["distribution"])
+		target, result := "(see round trip)", ""
+		if row.target {
+			target, result = fmt.Sprintf(">= %.1fx", targetPushVsDist), passFail(d/l >= targetPushVsDist)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t\t\t%s\t%s\n", row.label, secs(l), secs(d), d/l, target, result)
+	}
+	lr, dr := slices.Max(r.rss["lading"]), slices.Max(r.rss["distribution"])
+	fmt.Fprintf(tw, "(d) peak RSS (VmHWM) during (b), max of runs\t%s\t%s\t\t\t\tLading < %s\t%s\n",
+		mib(lr), mib(dr), mib(targetPeakRSS), passFail(lr < targetPeakRSS))
+	_ = tw.Flush()
+
+	fmt.Fprintln(out, "\nsamples:")
+	for _, s := range []struct {
+		label string
+		m     map[string][]float64
+		unit  func(float64) string
+	}{
+		{"(a) GET 1 stream", r.get1, gbps}, {fmt.Sprintf("(a) GET %d streams", cfg.streams), r.getN, gbps},
+		{"(b) push", r.push, secs}, {"(c) small push", r.smallPush, secs}, {"(c) small pull", r.smallPull, secs},
+	} {
+		for _, name := range []string{"lading", "distribution", "servefile"} {
+			if xs := s.m[name]; len(xs) > 0 {
+				parts := make([]string, len(xs))
+				for i, x := range xs {
+					parts[i] = s.unit(x)
+				}
+				fmt.Fprintf(out, "  %-20s %-13s %s\n", s.label, name, strings.Join(parts, ", "))
+			}
+		}
+	}
+	for _, name := range []string{"lading", "distribution"} {
+		parts := []string{}
+		for _, v := range r.rss[name] {
+			parts = append(parts, mib(v))
+		}
+		fmt.Fprintf(out, "  %-20s %-13s %s\n", "(d) peak RSS", name, strings.Join(parts, ", "))
+	}
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func ladingRevision(ctx context.Context, repo string) string {
+	rev, err := output(ctx, repo, "git", "describe", "--always", "--dirty")
+	if err != nil {
+		return "(unknown revision)"
+	}
+	return rev
+}
+
+func curlVersion(ctx context.Context, curl string) string {
+	v, err := output(ctx, "", curl, "--version")
+	if err != nil {
+		return "curl"
+	}
+	first, _, _ := strings.Cut(v, "\n")
+	fields := strings.Fields(first)
+	if len(fields) >= 2 {
+		return fields[0] + " " + fields[1]
+	}
+	return first
+}
