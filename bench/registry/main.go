@@ -31,7 +31,8 @@ type config struct {
 	workRoot    string // parent of the run's temporary directory
 	keep        bool
 	layerSize   int64
-	reps        int // repetitions of (b) and (c)
+	reps        int // repetitions of (b)
+	smallReps   int // repetitions of (c)
 	getReps     int // repetitions of each GET measurement
 	streams     int
 	smallImages int
@@ -55,8 +56,9 @@ func main() {
 	flag.StringVar(&cfg.workRoot, "workdir", os.TempDir(), "where to make the run's temporary directory (needs about 4 GiB free)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (data dirs and server logs) after the run")
 	flag.Int64Var(&layerMiB, "layer-mib", 1024, "size of the big layer in MiB")
-	flag.IntVar(&cfg.reps, "reps", 3, "repetitions of the push and small-image measurements")
-	flag.IntVar(&cfg.getReps, "get-reps", 5, "repetitions of each blob GET measurement")
+	flag.IntVar(&cfg.reps, "reps", 5, "repetitions of the big push (b)")
+	flag.IntVar(&cfg.smallReps, "small-reps", 3, "repetitions of the small-image round trip (c)")
+	flag.IntVar(&cfg.getReps, "get-reps", 7, "repetitions of each blob GET measurement (a)")
 	flag.IntVar(&cfg.streams, "streams", 8, "parallel curl streams for the multi-stream GET")
 	flag.IntVar(&cfg.smallImages, "small-images", 500, "number of small images pushed then pulled")
 	flag.Int64Var(&cfg.smallSize, "small-bytes", 4096, "random bytes in each small image's layer (a multiple of 512)")
@@ -65,7 +67,7 @@ func main() {
 	flag.StringVar(&cfg.crane, "crane-bin", "", "crane binary (default: ~/go/bin/crane or PATH, installed at "+craneVersion+" if missing)")
 	flag.Parse()
 	cfg.layerSize = layerMiB << 20
-	if cfg.layerSize <= tarOverhead || cfg.smallSize%512 != 0 || cfg.reps < 1 || cfg.getReps < 1 ||
+	if cfg.layerSize <= tarOverhead || cfg.smallSize%512 != 0 || cfg.reps < 1 || cfg.smallReps < 1 || cfg.getReps < 1 ||
 		cfg.streams < 1 || cfg.smallImages < 1 || cfg.workers < 1 {
 		fmt.Fprintln(os.Stderr, "bench: invalid flags")
 		flag.Usage()
@@ -99,6 +101,8 @@ type bench struct {
 	tools tools
 	crane crane
 	res   results
+	// loadStart is the load average when the run began.
+	loadStart string
 	// The registries kept running after the last push, for the GET and small-image phases.
 	lading, dist *server
 }
@@ -113,7 +117,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg, work: work, res: newResults()}
+	b := &bench{cfg: cfg, work: work, res: newResults(), loadStart: loadAverage()}
 	defer func() {
 		for _, s := range []*server{b.lading, b.dist} {
 			if s != nil {
@@ -265,7 +269,7 @@ func (b *bench) measureGet(ctx context.Context, big image) error {
 // time, on each registry.
 func (b *bench) measureSmall(ctx context.Context) error {
 	servers := map[string]*server{"lading": b.lading, "distribution": b.dist}
-	for rep := range b.cfg.reps {
+	for rep := range b.cfg.smallReps {
 		setDir := filepath.Join(b.work, fmt.Sprintf("small-%d", rep))
 		progress("(c) writing %d small images", b.cfg.smallImages)
 		rnd := newRand()
