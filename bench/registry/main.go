@@ -119,6 +119,9 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	b := &bench{cfg: cfg, work: work, res: newResults(), loadStart: loadAverage()}
 	defer func() {
+		if err != nil {
+			b.dumpLogs()
+		}
 		for _, s := range []*server{b.lading, b.dist} {
 			if s != nil {
 				s.stop()
@@ -159,6 +162,19 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	b.report(ctx, out)
 	return nil
+}
+
+// dumpLogs prints the end of every server log of the run, to explain a failure.
+func (b *bench) dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(b.work, "*", "*.log"))
+	more, _ := filepath.Glob(filepath.Join(b.work, "*.log"))
+	for _, l := range append(logs, more...) {
+		content, err := os.ReadFile(l)
+		if err != nil || len(content) == 0 {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "--- %s\n%s\n", l, lastLines(string(content), 20))
+	}
 }
 
 // startRegistry starts a fresh instance of name ("lading" or "distribution") in dir.
@@ -249,7 +265,10 @@ func (b *bench) measureGet(ctx context.Context, big image) error {
 		for rep := range b.cfg.getReps {
 			for i := range targets {
 				t := targets[(i+rep)%len(targets)]
-				bps, err := getThroughput(ctx, b.tools.curl, t.s, t.path, big.Layer.Size, streams)
+				bps, err, failure := getSample(ctx, b.tools.curl, t.s, t.path, big.Layer.Size, streams)
+				if failure != nil {
+					b.res.failures = append(b.res.failures, fmt.Sprintf("%s, %d stream(s): %v", t.s.name, streams, failure))
+				}
 				if err != nil {
 					return err
 				}

@@ -19,7 +19,7 @@ func encodeBasic(user, pass string) string {
 // curlGet downloads url to /dev/null and returns the bytes received and curl's own average
 // speed in bytes per second.
 func curlGet(ctx context.Context, curl string, s *server, path string) (int64, float64, error) {
-	args := []string{"-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{speed_download}"}
+	args := []string{"-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{speed_download}"}
 	if s.basic {
 		args = append(args, "-u", ladingUser+":"+ladingSecret)
 	}
@@ -38,6 +38,18 @@ func curlGet(ctx context.Context, curl string, s *server, path string) (int64, f
 		return 0, 0, fmt.Errorf("GET %s from %s: HTTP %d", path, s.name, code)
 	}
 	return size, speed, nil
+}
+
+// getSample is getThroughput retried once after a failed transfer; the failure is returned for
+// the report, since a registry that drops transfers is a finding, not noise.
+func getSample(ctx context.Context, curl string, s *server, path string, want int64, streams int) (float64, error, error) {
+	bps, failure := getThroughput(ctx, curl, s, path, want, streams)
+	if failure == nil || ctx.Err() != nil {
+		return bps, failure, nil
+	}
+	progress("%s: %v; retrying", s.name, failure)
+	bps, err := getThroughput(ctx, curl, s, path, want, streams)
+	return bps, err, failure
 }
 
 // getThroughput downloads path with `streams` curls at once and returns bytes per second: curl's

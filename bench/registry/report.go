@@ -27,6 +27,7 @@ type results struct {
 	push                          map[string][]float64 // seconds
 	smallPush, smallPull, smallRT map[string][]float64 // seconds
 	rss                           map[string][]int64   // bytes
+	failures                      []string             // failed transfers, each retried once
 }
 
 func newResults() results {
@@ -123,6 +124,12 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		mib(lr), mib(dr), mib(targetPeakRSS), passFail(lr < targetPeakRSS))
 	_ = tw.Flush()
 
+	if len(r.failures) > 0 {
+		fmt.Fprintln(out, "\nfailed transfers (each retried once, and the retry counted):")
+		for _, f := range r.failures {
+			fmt.Fprintln(out, "  "+f)
+		}
+	}
 	fmt.Fprintln(out, "\nsamples:")
 	for _, s := range []struct {
 		label string
