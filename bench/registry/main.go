@@ -213,7 +213,11 @@ func (b *bench) measurePush(ctx context.Context, big image) error {
 				return err
 			}
 			syscall.Sync() // start from clean page cache, whoever wrote before
-			d, err := timed(func() error { return b.crane.push(ctx, big.Dir, s.addr+"/bench/big:latest") })
+			var d time.Duration
+			cpu, err := s.cpuDuring(func() (err error) {
+				d, err = timed(func() error { return b.crane.push(ctx, big.Dir, s.addr+"/bench/big:latest") })
+				return err
+			})
 			if err != nil {
 				s.stop()
 				return err
@@ -224,8 +228,9 @@ func (b *bench) measurePush(ctx context.Context, big image) error {
 				return err
 			}
 			b.res.push[name] = append(b.res.push[name], d.Seconds())
+			b.res.pushCPU[name] = append(b.res.pushCPU[name], cpu)
 			b.res.rss[name] = append(b.res.rss[name], rss)
-			progress("(b) push %d: %-12s %6.2f s  peak RSS %d MiB", rep+1, name, d.Seconds(), rss>>20)
+			progress("(b) push %d: %-12s %6.2f s  server CPU %5.2f s  peak RSS %d MiB", rep+1, name, d.Seconds(), cpu, rss>>20)
 			if !last {
 				s.stop()
 				if err := os.RemoveAll(dir); err != nil {
@@ -265,19 +270,27 @@ func (b *bench) measureGet(ctx context.Context, big image) error {
 		for rep := range b.cfg.getReps {
 			for i := range targets {
 				t := targets[(i+rep)%len(targets)]
-				bps, err, failure := getSample(ctx, b.tools.curl, t.s, t.path, big.Layer.Size, streams)
+				var bps float64
+				var failure error
+				cpu, err := t.s.cpuDuring(func() (err error) {
+					bps, err, failure = getSample(ctx, b.tools.curl, t.s, t.path, big.Layer.Size, streams)
+					return err
+				})
 				if failure != nil {
 					b.res.failures = append(b.res.failures, fmt.Sprintf("%s, %d stream(s): %v", t.s.name, streams, failure))
 				}
 				if err != nil {
 					return err
 				}
-				m := b.res.get1
+				m, mcpu := b.res.get1, b.res.get1CPU
 				if streams > 1 {
-					m = b.res.getN
+					m, mcpu = b.res.getN, b.res.getNCPU
 				}
 				m[t.s.name] = append(m[t.s.name], bps)
-				progress("(a) GET %d stream(s) %d: %-12s %5.2f GB/s", streams, rep+1, t.s.name, bps/1e9)
+				// CPU per GiB served, so one and several streams compare.
+				perGiB := cpu / (float64(streams*int(big.Layer.Size)) / (1 << 30))
+				mcpu[t.s.name] = append(mcpu[t.s.name], perGiB)
+				progress("(a) GET %d stream(s) %d: %-12s %5.2f GB/s  server CPU %.2f s/GiB", streams, rep+1, t.s.name, bps/1e9, perGiB)
 			}
 		}
 	}
@@ -301,6 +314,10 @@ func (b *bench) measureSmall(ctx context.Context) error {
 			s := servers[name]
 			ref := func(i int) string { return fmt.Sprintf("%s/bench/small:r%d-i%04d", s.addr, rep, i) }
 			syscall.Sync()
+			cpu0, err := s.cpuSeconds()
+			if err != nil {
+				return err
+			}
 			push, err := timed(func() error {
 				return parallel(ctx, b.cfg.smallImages, b.cfg.workers, func(i int) error {
 					return b.crane.push(ctx, filepath.Join(setDir, fmt.Sprintf("i%04d", i)), ref(i))
@@ -321,13 +338,18 @@ func (b *bench) measureSmall(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			cpu1, err := s.cpuSeconds()
+			if err != nil {
+				return err
+			}
 			if err := os.RemoveAll(pulled); err != nil {
 				return err
 			}
 			b.res.smallPush[name] = append(b.res.smallPush[name], push.Seconds())
 			b.res.smallPull[name] = append(b.res.smallPull[name], pull.Seconds())
 			b.res.smallRT[name] = append(b.res.smallRT[name], (push + pull).Seconds())
-			progress("(c) small %d: %-12s push %5.2f s  pull %5.2f s", rep+1, name, push.Seconds(), pull.Seconds())
+			b.res.smallCPU[name] = append(b.res.smallCPU[name], cpu1-cpu0)
+			progress("(c) small %d: %-12s push %5.2f s  pull %5.2f s  server CPU %5.2f s", rep+1, name, push.Seconds(), pull.Seconds(), cpu1-cpu0)
 		}
 		if err := os.RemoveAll(setDir); err != nil {
 			return err

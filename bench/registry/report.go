@@ -27,12 +27,15 @@ type results struct {
 	push                          map[string][]float64 // seconds
 	smallPush, smallPull, smallRT map[string][]float64 // seconds
 	rss                           map[string][]int64   // bytes
-	failures                      []string             // failed transfers, each retried once
+	// Server CPU seconds: per GiB sent for (a), per push for (b), per push+pull for (c).
+	get1CPU, getNCPU, pushCPU, smallCPU map[string][]float64
+	failures                            []string // failed transfers, each retried once
 }
 
 func newResults() results {
 	m := func() map[string][]float64 { return map[string][]float64{} }
-	return results{get1: m(), getN: m(), push: m(), smallPush: m(), smallPull: m(), smallRT: m(), rss: map[string][]int64{}}
+	return results{get1: m(), getN: m(), push: m(), smallPush: m(), smallPull: m(), smallRT: m(), rss: map[string][]int64{},
+		get1CPU: m(), getNCPU: m(), pushCPU: m(), smallCPU: m()}
 }
 
 func median(xs []float64) float64 {
@@ -79,7 +82,8 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 	fmt.Fprintf(out, "load average (1 min) at start %s, at end %s\n", b.loadStart, loadAverage())
 	fmt.Fprintf(out, "figures are medians of %d runs for (a), %d for (b), %d for (c); ratios are medians of per-run ratios of speeds\n",
 		cfg.getReps, cfg.reps, cfg.smallReps)
-	fmt.Fprintf(out, "(Lading/Distribution: above 1 means Lading is faster; Lading/ServeFile: 1 is the physical limit)\n\n")
+	fmt.Fprintf(out, "(Lading/Distribution: above 1 means Lading is faster; Lading/ServeFile: 1 is the physical limit;\n")
+	fmt.Fprintf(out, " CPU rows: the server process's CPU time, ratio = Distribution's / Lading's, above 1 means Lading is cheaper)\n\n")
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "item\tLading\tDistribution\tratio\tServeFile\tLading/ServeFile\ttarget\tresult")
@@ -87,20 +91,37 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 	if cfg.layerSize == 1<<30 {
 		layer = "1 GiB"
 	}
+	// cpuRow prints a server's CPU cost under a timed row: lower is better, so the ratio is
+	// Distribution's over Lading's, like the speeds. It has no target.
+	cpuRow := func(label string, m map[string][]float64, unit string, serveFile bool) {
+		sf, vsSF := "", ""
+		if serveFile {
+			sf = fmt.Sprintf("%.2f %s", median(m["servefile"]), unit)
+			vsSF = fmt.Sprintf("%.2f", pairedRatio(m["servefile"], m["lading"]))
+		}
+		fmt.Fprintf(tw, "    %s\t%.2f %s\t%.2f %s\t%.2fx\t%s\t%s\t\t\n", label, median(m["lading"]), unit,
+			median(m["distribution"]), unit, pairedRatio(m["distribution"], m["lading"]), sf, vsSF)
+	}
 	for _, g := range []struct {
 		label string
 		m     map[string][]float64
-	}{{"(a) blob GET " + layer + ", 1 stream (curl)", r.get1}, {fmt.Sprintf("(a) blob GET %s, %d streams (curl)", layer, cfg.streams), r.getN}} {
+		cpu   map[string][]float64
+	}{
+		{"(a) blob GET " + layer + ", 1 stream (curl)", r.get1, r.get1CPU},
+		{fmt.Sprintf("(a) blob GET %s, %d streams (curl)", layer, cfg.streams), r.getN, r.getNCPU},
+	} {
 		vsDist := pairedRatio(g.m["lading"], g.m["distribution"])
 		vsSF := pairedRatio(g.m["lading"], g.m["servefile"])
 		ok := vsDist >= targetGetVsDistribution && vsSF >= targetGetVsServeFile
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\t%.2f\t>= %.1fx Distribution and >= %.2f ServeFile\t%s\n",
 			g.label, gbps(median(g.m["lading"])), gbps(median(g.m["distribution"])), vsDist,
 			gbps(median(g.m["servefile"])), vsSF, targetGetVsDistribution, targetGetVsServeFile, passFail(ok))
+		cpuRow("server CPU per GiB sent", g.cpu, "s", true)
 	}
 	ratio := pairedRatio(r.push["distribution"], r.push["lading"]) // times: the inverse is the speed ratio
 	fmt.Fprintf(tw, "(b) push %s image (crane)\t%s\t%s\t%.2fx\t\t\t>= %.1fx\t%s\n", layer,
 		secs(median(r.push["lading"])), secs(median(r.push["distribution"])), ratio, targetPushVsDist, passFail(ratio >= targetPushVsDist))
+	cpuRow("server CPU during the push", r.pushCPU, "s", false)
 	n := cfg.smallImages
 	for _, row := range []struct {
 		label  string
@@ -119,6 +140,7 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t\t\t%s\t%s\n", row.label,
 			secs(median(row.m["lading"])), secs(median(row.m["distribution"])), ratio, target, result)
 	}
+	cpuRow("server CPU during push+pull", r.smallCPU, "s", false)
 	lr, dr := slices.Max(r.rss["lading"]), slices.Max(r.rss["distribution"])
 	fmt.Fprintf(tw, "(d) peak RSS (VmHWM) during (b), max of runs\t%s\t%s\t\t\t\tLading < %s\t%s\n",
 		mib(lr), mib(dr), mib(targetPeakRSS), passFail(lr < targetPeakRSS))
@@ -137,7 +159,9 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		unit  func(float64) string
 	}{
 		{"(a) GET 1 stream", r.get1, gbps}, {fmt.Sprintf("(a) GET %d streams", cfg.streams), r.getN, gbps},
-		{"(b) push", r.push, secs}, {"(c) small push", r.smallPush, secs}, {"(c) small pull", r.smallPull, secs},
+		{"(a) CPU s/GiB, 1", r.get1CPU, secs}, {fmt.Sprintf("(a) CPU s/GiB, %d", cfg.streams), r.getNCPU, secs},
+		{"(b) push", r.push, secs}, {"(b) server CPU", r.pushCPU, secs},
+		{"(c) small push", r.smallPush, secs}, {"(c) small pull", r.smallPull, secs}, {"(c) server CPU", r.smallCPU, secs},
 	} {
 		for _, name := range []string{"lading", "distribution", "servefile"} {
 			if xs := s.m[name]; len(xs) > 0 {

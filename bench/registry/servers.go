@@ -113,6 +113,8 @@ health: {storagedriver: {enabled: false}}
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, bin, "serve", cfgPath)
+	// Distribution always traces; without a collector its OTLP exporter would only fail and log.
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
 	return start(ctx, "distribution", addr, filepath.Join(dir, "distribution.log"), http.MethodGet, "/v2/", false, cmd)
 }
 
@@ -177,4 +179,45 @@ func (s *server) peakRSS() (int64, error) {
 		return 0, err
 	}
 	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux's common ABIs).
+const userHZ = 100
+
+// cpuSeconds is the CPU time (user and system, all threads) the process has used so far. Unlike
+// wall time it barely depends on what else the machine runs, so it shows each server's cost even
+// on a busy machine.
+func (s *server) cpuSeconds() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces: count from after it.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parse /proc stat: %w", err)
+	}
+	return float64(utime+stime) / userHZ, nil
+}
+
+// cpuDuring returns the CPU seconds the server used while fn ran.
+func (s *server) cpuDuring(fn func() error) (float64, error) {
+	before, err := s.cpuSeconds()
+	if err != nil {
+		return 0, err
+	}
+	if err := fn(); err != nil {
+		return 0, err
+	}
+	after, err := s.cpuSeconds()
+	return after - before, err
 }
