@@ -119,7 +119,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	b := &bench{cfg: cfg, work: work, res: newResults(), loadStart: loadAverage()}
 	defer func() {
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
 			b.dumpLogs()
 		}
 		for _, s := range []*server{b.lading, b.dist} {
