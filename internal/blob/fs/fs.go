@@ -190,9 +190,7 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	if limit > 0 {
 		src = io.LimitReader(r, limit-size+1)
 	}
-	buf := s.buffers.Get().(*[]byte)
-	n, copyErr := io.CopyBuffer(io.MultiWriter(f, h), contextReader{ctx, src}, *buf)
-	s.buffers.Put(buf)
+	n, copyErr := s.copyAndHash(f, size, h, contextReader{ctx, src})
 	size += n
 	if limit > 0 && size > limit {
 		if err := f.Truncate(size - n); err != nil {
@@ -208,6 +206,74 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		return size, fmt.Errorf("receive upload data: %w", copyErr)
 	}
 	return size, nil
+}
+
+// hashDepth is how many received chunks may wait for the hasher: enough to ride out jitter
+// between the two goroutines, few enough to keep an upload's memory at a few MiB.
+const hashDepth = 2
+
+// writebackEvery is how much written data is handed to the kernel's writeback at a time, so that
+// the disk works while the upload goes on and Commit's fsync has little left to wait for.
+const writebackEvery = 8 << 20
+
+type chunk struct {
+	buf *[]byte
+	n   int
+}
+
+// copyAndHash appends src to f, whose data ends at offset, and feeds h exactly the bytes written
+// to f, even when it fails part way. Hashing, the largest CPU cost of an upload, runs on its own
+// goroutine, overlapping with receiving and writing the next chunk.
+func (s *Store) copyAndHash(f *os.File, offset int64, h hash.Hash, src io.Reader) (int64, error) {
+	free := make(chan *[]byte, hashDepth+1)
+	for range hashDepth + 1 {
+		free <- s.buffers.Get().(*[]byte)
+	}
+	full := make(chan chunk, hashDepth)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for c := range full {
+			h.Write((*c.buf)[:c.n])
+			free <- c.buf
+		}
+	}()
+	var written, unsynced int64
+	var err error
+	for {
+		buf := <-free
+		nr, rerr := src.Read(*buf)
+		if nr > 0 {
+			nw, werr := f.Write((*buf)[:nr])
+			written += int64(nw)
+			full <- chunk{buf, nw}
+			if werr == nil && nw != nr {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				err = werr
+				break
+			}
+			if unsynced += int64(nw); unsynced >= writebackEvery {
+				startWriteback(f, offset+written-unsynced, unsynced)
+				unsynced = 0
+			}
+		} else {
+			free <- buf
+		}
+		if rerr != nil {
+			if rerr != io.EOF {
+				err = rerr
+			}
+			break
+		}
+	}
+	close(full)
+	<-hashed
+	for range hashDepth + 1 {
+		s.buffers.Put(<-free)
+	}
+	return written, err
 }
 
 // Commit verifies the session's content against want and, when it matches, makes it the blob

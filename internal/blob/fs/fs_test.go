@@ -194,3 +194,43 @@ func TestUploadIDsAreNotPaths(t *testing.T) {
 		}
 	}
 }
+
+// failingReader yields its data in chunks of up to 1 MiB, then fails.
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p[:min(len(p), 1<<20)], f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+func TestInterruptedAppendKeepsReceivedBytes(t *testing.T) {
+	ctx := context.Background()
+	// Larger than the writeback step, so that an interrupted upload has started writeback.
+	data := make([]byte, writebackEvery+3<<20+5)
+	_, _ = rand.Read(data)
+	cut := writebackEvery + 1<<20 + 3
+	errCut := errors.New("connection reset")
+	s := newStore(t)
+	id, _ := s.NewUpload(ctx)
+	size, err := s.Append(ctx, id, 0, &failingReader{data: data[:cut], err: errCut}, 0)
+	if !errors.Is(err, errCut) || size != int64(cut) {
+		t.Fatalf("size %d err %v, want %d and %v", size, err, cut, errCut)
+	}
+	if got, err := s.UploadSize(ctx, id); err != nil || got != int64(cut) {
+		t.Fatalf("upload size %d, %v", got, err)
+	}
+	// The client resumes where the server says it is; the saved hash state must match.
+	if _, err := s.Append(ctx, id, int64(cut), bytes.NewReader(data[cut:]), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(ctx, id, digest.FromBytes(data)); err != nil {
+		t.Fatal(err)
+	}
+}
