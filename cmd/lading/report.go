@@ -74,7 +74,7 @@ func (r scanReport) sarif(w io.Writer) error {
 		"runs": []any{map[string]any{
 			"tool": map[string]any{"driver": map[string]any{
 				"name": "lading", "informationUri": "https://github.com/lading-registry/lading", "version": version, "rules": nonNil(rules)}},
-			"results": nonNil(results),
+			"results":    nonNil(results),
 			"properties": map[string]any{"image": r.img.Name, "imageDigest": r.img.ManifestDigest},
 		}},
 	}

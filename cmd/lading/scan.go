@@ -371,4 +371,3 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 	pr.p.draw(false)
 	return n, err
 }
-

@@ -104,11 +104,11 @@ type Config struct {
 type Service struct {
 	store   Store
 	results ResultStore
-	blobs Blobs
-	adv   Advisories
-	cfg   Config
-	owner string
-	wake  chan struct{}
+	blobs   Blobs
+	adv     Advisories
+	cfg     Config
+	owner   string
+	wake    chan struct{}
 	// imageLocks serialises scans and re-evaluations of one image digest inside this process.
 	imageLocks sync.Map
 	// indexChangedAt is when the advisory index last changed (vulnerabilitySourceUpdatedAt).
