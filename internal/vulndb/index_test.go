@@ -292,6 +292,8 @@ func TestEventKinds(t *testing.T) {
 		{"Ubuntu:18.04:LTS", "curl", "7.58.0-2ubuntu3.24", nil},
 		{"Ubuntu:Pro:18.04:LTS", "curl", "7.58.0-2ubuntu3.24", []string{"T-UBUNTU-PRO"}},
 		{"Debian:12", "bash", "5.2.15-1", []string{"T-DEB-BARE"}},
+		{"Debian", "bash", "5.2.15-1", []string{"T-DEB-BARE"}},
+		{"Debian:11", "bash", "5.2.15-1", []string{"T-DEB-BARE"}},
 		{"Debian:12", "bash", "5.2.15-2", nil},
 		{"Rocky Linux:9", "curl", "7.76.1-26.el9_3", []string{"T-ROCKY"}},
 		{"Rocky Linux:9", "curl", "7.76.1-26.el9_3.2", nil},
@@ -329,6 +331,11 @@ func TestEventKinds(t *testing.T) {
 	}
 	if s := sev("Debian:12", "bash", "1.0-1"); s.Level != SeverityLow || s.Source != SourceDistribution {
 		t.Errorf("Debian urgency: %+v", s)
+	}
+	for _, eco := range []string{"Debian", "Debian:12", "Debian:11"} {
+		if vs, _ := ix.Affecting(eco, "bash", "5.0-1"); len(vs) != 1 || vs[0].Ecosystem != eco {
+			t.Errorf("%s: results name another ecosystem: %+v", eco, vs)
+		}
 	}
 	if s := sev("Red Hat:enterprise_linux:9::baseos", "openssl", "0:1-1"); s.Level != SeverityCritical {
 		t.Errorf("Red Hat summary: %+v", s)
