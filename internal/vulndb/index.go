@@ -90,6 +90,9 @@ type pkgEntry struct {
 }
 
 const (
+	// maxVerdictWords bounds one package's verdict table (8 MiB); a package beyond it is
+	// evaluated range by range at each query instead.
+	maxVerdictWords = 1 << 20
 	// maxSharedAdvisories bounds the packages whose answers are kept per rank: a package
 	// with hundreds of advisories (a kernel) would keep hundreds of answers of hundreds of
 	// vulnerabilities each, so its answers are built per query instead.
@@ -416,8 +419,7 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 		}
 		e.vulns = make([]atomic.Pointer[Vulnerability], e.vulnStart[len(e.advs)])
 	}
-	if e.spaces[0] != nil && e.spaces[1] == nil {
-		nranks := 2*len(e.spaces[0].bounds) + 2
+	if nranks := 2*len(e.spaces[0].boundsOrNil()) + 2; e.spaces[0] != nil && e.spaces[1] == nil && nranks*e.words() <= maxVerdictWords {
 		words := e.words()
 		e.verdicts = make([]uint64, nranks*words)
 		for r := range nranks {

@@ -554,3 +554,37 @@ func TestAffectingConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// The precomputed verdicts and shared answers must agree with evaluating the ranges at
+// query time (the OSV algorithm as written), at every boundary and between boundaries.
+func TestPrecomputedAnswersAgreeWithEvaluation(t *testing.T) {
+	fast, slow := miniIndex(t), miniIndex(t)
+	for _, e := range slow.pkgs {
+		e.verdicts, e.byRank = nil, nil
+	}
+	summary := func(vs []*Vulnerability) []string {
+		var out []string
+		for _, v := range vs {
+			out = append(out, v.VulnerabilityID+" "+strings.Join(v.AdvisoryIDs, ",")+" fixed="+strings.Join(v.FixedVersions, ",")+" "+string(v.Severity))
+		}
+		return out
+	}
+	n := 0
+	for k := range fast.pkgs {
+		for _, b := range fast.BoundaryVersions(k) {
+			for _, v := range []string{b, b + ".1", b + "-1", "0.0.1", "99999"} {
+				for range 2 { // the second time answers come from what the first remembered
+					got, _ := fast.Affecting(k.Ecosystem, k.Name, v)
+					want, _ := slow.Affecting(k.Ecosystem, k.Name, v)
+					if !slices.Equal(summary(got), summary(want)) {
+						t.Fatalf("%s@%s: %v, want %v", k, v, summary(got), summary(want))
+					}
+					n++
+				}
+			}
+		}
+	}
+	if n < 1000 {
+		t.Fatalf("only %d comparisons", n)
+	}
+}
