@@ -61,8 +61,10 @@ func (ix *Index) HasPackage(ecosystem, name string) bool {
 type pkgEntry struct {
 	key    PackageKey
 	spaces [2]*versionSpace // [0] the ecosystem's order, [1] SemVer for SEMVER ranges when different
-	advs   []*Advisory      // distinct advisories, sorted by id
-	affs   []compiledAffected
+	advs   []*Advisory      // distinct advisories, by vulnerability id and id
+	// disjoint: no two advisories share an identifier, so none merge.
+	disjoint bool
+	affs     []compiledAffected
 
 	// Answers depend only on where a version falls among the boundaries, so when the entry
 	// has one ordering an answer asked for twice is kept and shared (answers asked for once
@@ -77,12 +79,20 @@ type pkgEntry struct {
 	advSev   []*Severity
 	advCVSS  [][]CVSS
 	advFixed [][]fixedVersion
+	// vulns[vulnStart[i]+j] is advisory i's Vulnerability when its fixed versions from the
+	// j-th on lie above the queried version; built on first use. Bounded by the data, not
+	// by the queries.
+	vulns     []atomic.Pointer[Vulnerability]
+	vulnStart []int32
 	// verdicts holds, for each rank of the single ordering, a bitset of the advisories
 	// affecting versions at that rank: range evaluation done once, at build time.
 	verdicts []uint64
 }
 
 const (
+	// maxVerdictWords bounds one package's verdict table (8 MiB); a package beyond it is
+	// evaluated range by range at each query instead.
+	maxVerdictWords = 1 << 20
 	// maxSharedAdvisories bounds the packages whose answers are kept per rank: a package
 	// with hundreds of advisories (a kernel) would keep hundreds of answers of hundreds of
 	// vulnerabilities each, so its answers are built per query instead.
@@ -100,7 +110,7 @@ func (e *pkgEntry) atRank(r int32) []*Vulnerability {
 	if p := slot.Load(); p != nil {
 		return *p
 	}
-	vs := buildResult(e.key, e.collectRank(r))
+	vs := e.answer(e.collectRank(r))
 	if e.asked[r].Add(1) >= 2 {
 		slot.Store(&vs)
 	}
@@ -248,7 +258,25 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 			e.advs = append(e.advs, r.adv)
 		}
 	}
-	slices.SortFunc(e.advs, func(x, y *Advisory) int { return strings.Compare(x.ID, y.ID) })
+	// In result order, so that answers need no sorting.
+	slices.SortFunc(e.advs, func(x, y *Advisory) int {
+		if c := strings.Compare(x.VulnerabilityID, y.VulnerabilityID); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ID, y.ID)
+	})
+	// Most packages have no two advisories that alias each other: their answers need no
+	// merging either.
+	owner := make(map[string]*Advisory, 2*len(e.advs))
+	e.disjoint = true
+	for _, a := range e.advs {
+		for _, id := range append([]string{a.VulnerabilityID}, a.otherIDs...) {
+			if o, ok := owner[id]; ok && o != a {
+				e.disjoint = false
+			}
+			owner[id] = a
+		}
+	}
 
 	// Which ordering each range uses: 0 = ecosystem, 1 = SemVer, -1 = none (GIT, or an
 	// ECOSYSTEM range of an ecosystem Lading cannot order).
@@ -384,8 +412,14 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 		e.advCVSS[adv] = slices.Clip(e.advCVSS[adv])
 		e.advFixed[adv] = slices.Clip(fixed)
 	}
-	if e.spaces[0] != nil && e.spaces[1] == nil {
-		nranks := 2*len(e.spaces[0].bounds) + 2
+	if e.spaces[1] == nil {
+		e.vulnStart = make([]int32, len(e.advs)+1)
+		for adv, f := range e.advFixed {
+			e.vulnStart[adv+1] = e.vulnStart[adv] + int32(len(f)) + 1
+		}
+		e.vulns = make([]atomic.Pointer[Vulnerability], e.vulnStart[len(e.advs)])
+	}
+	if nranks := 2*len(e.spaces[0].boundsOrNil()) + 2; e.spaces[0] != nil && e.spaces[1] == nil && nranks*e.words() <= maxVerdictWords {
 		words := e.words()
 		e.verdicts = make([]uint64, nranks*words)
 		for r := range nranks {
@@ -463,6 +497,9 @@ type hit struct {
 	sev   *Severity // an affected entry's own severity, if any
 	cvss  []CVSS    // affected entries' own vectors
 	fixed []fixedVersion
+	// cache, when not nil, keeps the Vulnerability this hit makes on its own: it depends
+	// only on the advisory and on which of its fixed versions lie above the queried one.
+	cache *atomic.Pointer[Vulnerability]
 }
 
 // evaluate appends the advisories of the entry that affect version. err is non-nil
@@ -496,7 +533,9 @@ func (e *pkgEntry) collect(ranks *[2]int32, version string, hits []hit) []hit {
 		group := e.affs[e.advStart[adv]:e.advStart[adv+1]]
 		for i := range group {
 			if group[i].affects(version, ranks) {
-				hits = append(hits, e.hit(adv, ranks))
+				h := e.hit(adv, ranks)
+				h.cache = nil // this path may answer for another key (a bare ecosystem)
+				hits = append(hits, h)
 				break
 			}
 		}
@@ -536,11 +575,12 @@ func (e *pkgEntry) hit(adv int, ranks *[2]int32) hit {
 	h := hit{adv: e.advs[adv], sev: e.advSev[adv], cvss: e.advCVSS[adv]}
 	fixed := e.advFixed[adv]
 	if e.spaces[1] == nil {
+		i := 0
 		if r := ranks[0]; r != rankUnknown {
-			i, _ := slices.BinarySearchFunc(fixed, r+1, func(f fixedVersion, t int32) int { return int(f.rank - t) })
-			fixed = fixed[i:]
+			i, _ = slices.BinarySearchFunc(fixed, r+1, func(f fixedVersion, t int32) int { return int(f.rank - t) })
 		}
-		h.fixed = fixed
+		h.fixed = fixed[i:]
+		h.cache = &e.vulns[e.vulnStart[adv]+int32(i)]
 		return h
 	}
 	for _, f := range fixed {
@@ -595,7 +635,7 @@ func (ix *Index) Affecting(ecosystem, name, version string) ([]*Vulnerability, e
 		case r != rankUnknown && e.byRank != nil:
 			return e.atRank(r), nil
 		case r != rankUnknown:
-			return buildResult(key, e.collectRank(r)), nil
+			return e.answer(e.collectRank(r)), nil
 		case version == "":
 			return nil, err
 		}
@@ -621,9 +661,35 @@ func buildResult(key PackageKey, hits []hit) []*Vulnerability {
 	case 0:
 		return nil
 	case 1:
-		return []*Vulnerability{singleVulnerability(key, hits[0])}
+		return []*Vulnerability{single(key, hits[0])}
 	}
 	return mergeHits(key, hits)
+}
+
+// answer builds the result of hits from collectRank: already in order, and when no two
+// advisories of the package alias each other, made of shared per-advisory results.
+func (e *pkgEntry) answer(hits []hit) []*Vulnerability {
+	if !e.disjoint || len(hits) == 0 {
+		return buildResult(e.key, hits)
+	}
+	out := make([]*Vulnerability, len(hits))
+	for i, h := range hits {
+		out[i] = single(e.key, h)
+	}
+	return out
+}
+
+// single is the Vulnerability of a hit that merges with no other, shared when cached.
+func single(key PackageKey, h hit) *Vulnerability {
+	if h.cache == nil {
+		return singleVulnerability(key, h)
+	}
+	if v := h.cache.Load(); v != nil {
+		return v
+	}
+	v := singleVulnerability(key, h)
+	h.cache.Store(v)
+	return v
 }
 
 // BoundaryVersions returns the versions named in the ranges and version lists of a

@@ -177,6 +177,13 @@ func (vs *versionSpace) rankOf(v semantic.Version) int32 {
 	return int32(2*lo + 1)
 }
 
+func (vs *versionSpace) boundsOrNil() []semantic.Version {
+	if vs == nil {
+		return nil
+	}
+	return vs.bounds
+}
+
 // rank returns the rank of a boundary string.
 func (vs *versionSpace) rank(s string) (int32, bool) {
 	r, ok := vs.ranks[s]

@@ -48,6 +48,13 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// liveHeap is the heap in use, in MiB.
+func liveHeap() float64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapAlloc) / (1 << 20)
+}
+
 // peakRSS is the process's peak resident set size in MiB (getrusage; Linux reports KiB).
 func peakRSS() float64 {
 	var ru syscall.Rusage
@@ -110,10 +117,15 @@ func run(corpus string, nq int, cpuProfile string) error {
 			return err
 		}
 		qs := w.make(ix, res.Keys, nq)
+		runtime.GC()
+		before := liveHeap()
 		if err := timeQueries(w.name, ix, qs, cpuProfile); err != nil {
 			return err
 		}
 		cpuProfile = ""
+		runtime.GC()
+		fmt.Printf("  live heap: %.0f MiB with the index, %.0f MiB after the queries (remembered versions and answers)\n", before, liveHeap())
+		runtime.KeepAlive(ix)
 	}
 	fmt.Printf("peak RSS at the end %.0f MiB\n", peakRSS())
 	return nil
