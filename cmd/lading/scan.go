@@ -250,7 +250,19 @@ func (r scanReport) table(w io.Writer) error {
 				p.FilePath, shortDigest(p.Layer), truncate(p.CreatedBy, 60))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.inv.Skipped) > 0 {
+		fmt.Fprintf(w, "\n%d entries skipped or read in part:\n", len(r.inv.Skipped))
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PATH\tLAYER\tREASON")
+		for _, s := range r.inv.Skipped {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", truncate(s.Path, 100), shortDigest(s.Layer), s.Reason)
+		}
+		return tw.Flush()
+	}
+	return nil
 }
 
 func shortDigest(d string) string {
