@@ -184,7 +184,7 @@ func TestHostileImage(t *testing.T) {
 	text := string(out)
 	for _, want := range []string{
 		"../../../../etc/passwd", "app/../../escape.txt", "/app/link-up", "/app/hardlink-escape", // traversal
-		"/etc/os-release", // the escaping os-release link
+		"/etc/os-release",                                                                                                        // the escaping os-release link
 		"/app/lib/zbsm.jar", "400mb_jar_in_jar.jar", "notarealjar.jar", "truncated-log4j-core-2.15.0.jar", "truncated-go-binary", // archives
 		"/var/lib/dpkg/status", "/lib/apk/db/installed", "evil-1.0.dist-info/METADATA", "node_modules/evil/package.json", // metadata
 		"/dev/evil-null", "/tmp/evil-fifo", // odd entries
