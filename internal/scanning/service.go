@@ -84,7 +84,9 @@ type Advisories interface {
 
 // Config tunes the scanning service.
 type Config struct {
-	Origin  events.Origin
+	Origin events.Origin
+	// Workers is how many scans run at once on this node; with 0, the node queues scans but
+	// runs none, and leaves continuous re-evaluation to the nodes that scan.
 	Workers int
 	// ScanTimeout bounds one scan; a scan that takes longer fails with a reason.
 	ScanTimeout time.Duration
@@ -120,9 +122,7 @@ func New(st interface {
 	Store
 	ResultStore
 }, blobs Blobs, adv Advisories, cfg Config) *Service {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 2
-	}
+	cfg.Workers = max(cfg.Workers, 0) // 0: this node scans nothing (another node does)
 	if cfg.ScanTimeout <= 0 {
 		cfg.ScanTimeout = 10 * time.Minute
 	}
@@ -218,8 +218,13 @@ func (s *Service) Effects(ctx context.Context, c store.Change) (store.Effects, e
 	}
 	d := policy.Evaluate(pol, c.Repository, c.RepositoryScanOnPush)
 	if d.ScanOnPush {
+		st := policyScanType(pol)
+		pending := &store.ImageScan{Status: StatusInProgress, Frequency: d.Frequency}
+		if st == policy.ScanTypeEnhanced {
+			pending.Status = StatusPending
+		}
 		eff.Scans = append(eff.Scans, store.ScanJob{Repository: c.Repository, Digest: c.Manifest.Digest,
-			ScanType: policyScanType(pol), Trigger: store.TriggerPush})
+			ScanType: st, Trigger: store.TriggerPush, Pending: pending})
 	}
 	return eff, nil
 }

@@ -29,6 +29,9 @@ type JobStore interface {
 
 // Run starts the scan workers and continuous re-evaluation, and returns when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	if s.cfg.Workers == 0 {
+		return nil
+	}
 	// Matching against an index that has not loaded yet would report nothing.
 	select {
 	case <-s.adv.Ready():
