@@ -39,10 +39,10 @@ const (
 
 // Errors of StartImageScan, for the ECR face to name.
 var (
-	ErrQuotaExceeded      = errors.New("The scan quota per image has been exceeded. Wait and try again.")
-	ErrUnsupportedImage   = errors.New("The operating system and/or package manager are not supported.")
-	ErrEnhancedManualScan = errors.New("Manual scans are not supported when the registry uses enhanced scanning.")
-	ErrNotAnImage         = errors.New("The image is a manifest list or an artifact, not a scannable image.")
+	ErrQuotaExceeded      = errors.New("the image was scanned less than 24 hours ago")
+	ErrUnsupportedImage   = errors.New("the image's operating system is not supported")
+	ErrEnhancedManualScan = errors.New("manual scans are not supported under enhanced scanning")
+	ErrNotAnImage         = errors.New("the manifest is an index or an artifact, not an image")
 )
 
 // BasicScanInterval is how often an image may be scanned with basic scanning.
