@@ -261,3 +261,88 @@ func TestDiffFindings(t *testing.T) {
 		t.Fatal("ARN not stable")
 	}
 }
+
+func TestScanTimeoutMarksFailed(t *testing.T) {
+	f := newFixture(t)
+	f.svc.cfg.ScanTimeout = time.Nanosecond
+	if err := f.db.PutScanningPolicy(f.ctx, policy.Policy{ScanType: policy.ScanTypeEnhanced}); err != nil {
+		t.Fatal(err)
+	}
+	dgst := f.pushImage(t, "app", map[string]string{"etc/os-release": debianRelease})
+	job, ok, err := f.db.ClaimScanJob(f.ctx, f.svc.owner, f.clock.Now(), time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("no job queued by the push: %v", err)
+	}
+	f.svc.runJob(f.ctx, job)
+	scan, err := f.db.ImageScan(f.ctx, "app", dgst, policy.ScanTypeEnhanced)
+	if err != nil || scan.Status != StatusFailed || scan.Description != "the scan did not finish within 1ns" {
+		t.Fatalf("%+v %v", scan, err)
+	}
+	if n, _ := f.db.PendingScanJobs(f.ctx); n != 0 {
+		t.Fatalf("%d jobs left", n)
+	}
+}
+
+func TestImageDeletedBeforeItsScan(t *testing.T) {
+	f := newFixture(t)
+	if err := f.db.PutScanningPolicy(f.ctx, policy.Policy{ScanType: policy.ScanTypeEnhanced}); err != nil {
+		t.Fatal(err)
+	}
+	dgst := f.pushImage(t, "app", map[string]string{"etc/os-release": debianRelease})
+	job, ok, err := f.db.ClaimScanJob(f.ctx, f.svc.owner, f.clock.Now(), time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("no job: %v", err)
+	}
+	if _, err := f.db.DeleteManifest(f.ctx, "app", dgst, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.scan(f.ctx, job); err != nil {
+		t.Fatalf("scan of a deleted image: %v", err)
+	}
+	if _, err := f.db.ImageScan(f.ctx, "app", dgst, policy.ScanTypeEnhanced); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("scan state written for a deleted image: %v", err)
+	}
+	// The delete wrote its event with the change.
+	evs, err := f.db.ReadOutbox(f.ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range evs {
+		if e.DetailType == events.DetailTypeImageAction {
+			var d map[string]any
+			_ = json.Unmarshal(e.Detail, &d)
+			actions = append(actions, d["action-type"].(string))
+		}
+	}
+	if len(actions) != 2 || actions[0] != "PUSH" || actions[1] != "DELETE" {
+		t.Fatalf("image actions %v", actions)
+	}
+}
+
+func TestSwitchingToContinuousBringsImagesIntoCoverage(t *testing.T) {
+	f := newFixture(t)
+	old := f.pushImage(t, "prod-app", map[string]string{"etc/os-release": debianRelease})
+	if n := f.runJobs(t); n != 0 {
+		t.Fatalf("basic scanning without rules scanned %d images on push", n)
+	}
+	if err := f.db.PutScanningPolicy(f.ctx, policy.Policy{ScanType: policy.ScanTypeEnhanced, Rules: []policy.Rule{
+		{Frequency: policy.FrequencyContinuous, Filters: []policy.Filter{{Value: "prod", Type: policy.FilterTypeWildcard}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	other := f.pushImage(t, "test-app", map[string]string{"etc/os-release": debianRelease, "x": "y"})
+	f.runJobs(t) // nothing for test-app: no filter matches it
+	if err := f.svc.PolicyChanged(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.runJobs(t); n != 1 {
+		t.Fatalf("%d images brought into coverage, want 1", n)
+	}
+	scan, err := f.db.ImageScan(f.ctx, "prod-app", old, policy.ScanTypeEnhanced)
+	if err != nil || scan.Status != StatusActive {
+		t.Fatalf("prod-app: %+v %v", scan, err)
+	}
+	if _, err := f.db.ImageScan(f.ctx, "test-app", other, policy.ScanTypeEnhanced); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("test-app scanned: %v", err)
+	}
+}
