@@ -486,3 +486,54 @@ func TestScansAndEventsSurviveKill(t *testing.T) {
 		t.Fatalf("neo4j-like findings after restart: %+v %v", got, errors.Unwrap(err))
 	}
 }
+
+// TestIndexScannedPerPlatform: the images of a multi-platform index are scanned one by one; the
+// index itself is not.
+func TestIndexScannedPerPlatform(t *testing.T) {
+	srv := testserver.Start(t, ladingBin)
+	testserver.Run(t, ladingBin, "db", "import", "--data-dir", srv.DataDir, "--log-level", "warn", miniRecords(t, "Go"))
+	aws := newAWS(t, srv)
+	aws.json(nil, "put-registry-scanning-configuration", "--scan-type", "ENHANCED")
+	skopeo := testserver.Tool(t, "skopeo")
+	cmd := exec.Command(skopeo, "copy", "--all", "--dest-tls-verify=false", "--dest-authfile", filepath.Join(srv.DockerConfig(t), "config.json"),
+		"oci-archive:"+filepath.Join(testserver.SharedTestdata(t), "images", "multiarch.tar")+":multiarch", "docker://"+srv.Addr+"/multi:1.0.0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("skopeo: %v\n%s", err, out)
+	}
+	var images struct {
+		ImageDetails []struct {
+			ImageDigest            string   `json:"imageDigest"`
+			ImageTags              []string `json:"imageTags"`
+			ImageManifestMediaType string   `json:"imageManifestMediaType"`
+		} `json:"imageDetails"`
+	}
+	aws.json(&images, "describe-images", "--repository-name", "multi")
+	if len(images.ImageDetails) != 3 {
+		t.Fatalf("%d images, want the index and its two platform images", len(images.ImageDetails))
+	}
+	for _, img := range images.ImageDetails {
+		id := "imageDigest=" + img.ImageDigest
+		if strings.Contains(img.ImageManifestMediaType, "index") {
+			if _, err := aws.run("describe-image-scan-findings", "--repository-name", "multi", "--image-id", id); err == nil || !strings.Contains(err.Error(), "ScanNotFoundException") {
+				t.Fatalf("the index was scanned: %v", err)
+			}
+			continue
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			out, err := aws.run("describe-image-scan-findings", "--repository-name", "multi", "--image-id", id)
+			var f findings
+			if err == nil && json.Unmarshal(out, &f) == nil && f.ImageScanStatus.Status == "ACTIVE" {
+				// textnet is built with golang.org/x/text v0.3.5: GO-2021-0113 (CVE-2021-38561) applies.
+				if findEnhanced(f.ImageScanFindings.EnhancedFindings, "CVE-2021-38561") == nil {
+					t.Fatalf("platform image %s: no CVE-2021-38561 in %s", img.ImageDigest, out)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("platform image %s never scanned: %v %s", img.ImageDigest, err, out)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+}
