@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -344,5 +345,22 @@ func TestSwitchingToContinuousBringsImagesIntoCoverage(t *testing.T) {
 	}
 	if _, err := f.db.ImageScan(f.ctx, "test-app", other, policy.ScanTypeEnhanced); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("test-app scanned: %v", err)
+	}
+}
+
+func TestUnratedFindingMakesAValidEvent(t *testing.T) {
+	origin := events.Origin{Account: "123456789012", Region: "eu-west-1"}
+	target := store.ScanTarget{Repository: "app", Digest: "sha256:1", ScanType: policy.ScanTypeEnhanced}
+	f := match.Finding{VulnerabilityID: "DSA-1", Severity: "UNDEFINED", Packages: []match.VulnerablePackage{{Name: "a", Version: "1"}}}
+	writes, _, err := diffFindings(target, nil, []match.Finding{f}, ImageInfo{}, origin, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := findingEvent(origin, writes[0], store.Manifest{Repository: "app", Digest: "sha256:1"})
+	if err != nil {
+		t.Fatalf("event of an unrated finding: %v", err)
+	}
+	if !strings.Contains(string(ev.Detail), `"severity":"UNTRIAGED"`) {
+		t.Fatalf("detail %s", ev.Detail)
 	}
 }
