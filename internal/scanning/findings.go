@@ -96,6 +96,10 @@ func findingEvent(origin events.Origin, f store.Finding, m store.Manifest) (stor
 // EventFinding converts a stored finding to the events package's shape.
 func EventFinding(f store.Finding, d Detail, m store.Manifest) events.Finding {
 	mf := d.Finding
+	source := mf.Source
+	if source == "" {
+		source = "OSV"
+	}
 	severity := f.Severity
 	if severity == "UNDEFINED" {
 		severity = "UNTRIAGED" // Inspector's name for a finding without a rating
@@ -106,7 +110,7 @@ func EventFinding(f store.Finding, d Detail, m store.Manifest) events.Finding {
 		FixAvailable: mf.FixAvailable(), ExploitAvailable: "NO",
 		Remediation: events.Remediation{Text: remediationText(mf)},
 		Vulnerability: events.Vulnerability{
-			ID: mf.VulnerabilityID, Source: mf.Source, SourceURL: mf.SourceURL, VendorSeverity: mf.VendorSeverity,
+			ID: mf.VulnerabilityID, Source: source, SourceURL: mf.SourceURL, VendorSeverity: mf.VendorSeverity,
 			VendorCreatedAt: mf.Published, VendorUpdatedAt: mf.Modified, RelatedVulnerabilities: mf.Related,
 			ReferenceURLs: mf.ReferenceURLs,
 		},
