@@ -268,3 +268,19 @@ func RunErr(bin string, args ...string) (string, error) {
 	}
 	return stdout.String(), nil
 }
+
+// Main builds the lading binary into a temporary folder for a test package, stores its path in
+// *bin, runs the tests, and removes the folder. Use it from TestMain.
+func Main(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "lading-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
