@@ -265,6 +265,12 @@ func TestECRScanningStory(t *testing.T) {
 	if got.ImageScanFindings.FindingSeverityCounts["CRITICAL"] != 2 || got.ImageScanFindings.FindingSeverityCounts["HIGH"] != 1 {
 		t.Errorf("counts %v", got.ImageScanFindings.FindingSeverityCounts)
 	}
+	// Pages of one finding (the CLI follows nextToken) add up to the whole list.
+	var paged findings
+	aws.json(&paged, "describe-image-scan-findings", "--repository-name", "scanrepo-prod", "--image-id", "imageTag=4.4.0", "--page-size", "1")
+	if n := len(paged.ImageScanFindings.EnhancedFindings); n != len(got.ImageScanFindings.EnhancedFindings) || n < 4 {
+		t.Errorf("paged %d findings, unpaged %d", n, len(got.ImageScanFindings.EnhancedFindings))
+	}
 	// The repository no filter matches is not scanned.
 	if _, err := aws.findings("scanrepo-test", "4.4.0"); err == nil || !strings.Contains(err.Error(), "ScanNotFoundException") {
 		t.Fatalf("scanrepo-test: %v", err)
