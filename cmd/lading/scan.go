@@ -288,7 +288,7 @@ func (r scanReport) json(w io.Writer) error {
 	}
 	now := time.Now().UTC()
 	repo := r.repository()
-	info := scanning.ImageInfo{Platform: platformOf(r.inv)}
+	info := scanning.ImageInfo{Platform: scanning.PlatformName(r.inv.OS)}
 	if r.img.Config != nil {
 		info.Architecture, info.Author = r.img.Config.Architecture, r.img.Config.Author
 	}
@@ -310,18 +310,6 @@ func (r scanReport) json(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "    ")
 	return enc.Encode(out)
-}
-
-func platformOf(inv *inventory.Image) string {
-	if inv.OS == nil {
-		return ""
-	}
-	v := inv.OS.VersionID
-	name := strings.ToUpper(inv.OS.ID)
-	if v != "" {
-		name += "_" + strings.ReplaceAll(v, ".", "_")
-	}
-	return name
 }
 
 // layerProgress draws a line per layer on a terminal while layers are read.

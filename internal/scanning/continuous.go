@@ -136,7 +136,7 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 			return fmt.Errorf("decode inventory %d: %w", r.InventoryID, err)
 		}
 		fs, _ := match.Image(inv.Packages, idx, inv.History)
-		results[r.InventoryID] = &result{findings: fs, info: ImageInfo{Platform: platformName(inv.OS)}}
+		results[r.InventoryID] = &result{findings: fs, info: ImageInfo{Platform: PlatformName(inv.OS)}}
 	}
 	byTarget := map[store.ScanTarget]store.InventoryRef{}
 	for i, r := range refs {

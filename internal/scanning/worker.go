@@ -245,7 +245,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 		return err
 	}
 	decision := policy.Evaluate(pol, job.Repository, repo.ScanOnPush)
-	info := ImageInfo{Architecture: img.config.Architecture, Author: img.config.Author, Platform: platformName(inv.OS)}
+	info := ImageInfo{Architecture: img.config.Architecture, Author: img.config.Author, Platform: PlatformName(inv.OS)}
 
 	idx := s.adv.Index()
 	var findings []match.Finding
