@@ -44,6 +44,9 @@ const (
 	bundleSize   = 64 << 20 // tarred asset bundles of random files; the last one is smaller
 )
 
+// bigName is the big image's name in the table.
+const bigName = "big-1GiB"
+
 var bigTag = name.MustParseReference("bench/big:1.0.0").(name.Tag)
 
 // fixedTime is the mtime of every generated entry (as the corpus clamps its mtimes).
@@ -85,7 +88,7 @@ func (b *bench) bigImage(ctx context.Context) (scanImage, error) {
 				progress("reusing %s", archive)
 				info.Path = archive
 				b.bigInfo = info
-				return scanImage{name: "big-1GiB", path: archive, size: st.Size(), note: "generated (cached)"}, nil
+				return scanImage{name: bigName, path: archive, size: st.Size(), note: "generated (cached)"}, nil
 			}
 		}
 	}
@@ -106,7 +109,7 @@ func (b *bench) bigImage(ctx context.Context) (scanImage, error) {
 	}
 	b.bigInfo = info
 	progress("built %s: %d MiB of layers (%d MiB compressed) in %.0f s", archive, info.TarBytes>>20, info.GzBytes>>20, info.BuildTime)
-	return scanImage{name: "big-1GiB", path: archive, size: info.ArchiveBytes, note: "generated"}, nil
+	return scanImage{name: bigName, path: archive, size: info.ArchiveBytes, note: "generated"}, nil
 }
 
 // buildBig writes the image. Layers, in order:

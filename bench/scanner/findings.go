@@ -25,7 +25,7 @@ type osvVuln struct {
 	ids       map[string]bool // id, aliases, upstream, and its group's ids and aliases
 	ecosystem string
 	source    string // osv-scanner's package name (the source package for Debian)
-	path      string
+	paths     map[string]bool
 }
 
 // diffPair is a (vulnerability, package) pair one scanner reports and the other does not.
@@ -38,11 +38,34 @@ type diffPair struct {
 	hint    string // what the other scanner has for this package
 }
 
+// locationDiff is a package both report with the same vulnerabilities, found at different
+// places.
+type locationDiff struct {
+	pkg                 pkgKey
+	osvOnly, ladingOnly []string
+}
+
 type findingsDiff struct {
 	osvPairs, ladingPairs int // distinct (vulnerability, package) pairs of each
 	matched               int // osv-scanner's pairs that Lading has (up to aliases)
 	osvOnly, ladingOnly   []diffPair
-	skipped               string // why no comparison was made
+	locations             []locationDiff
+	ladingAll             []diffPair // Lading's pairs, listed when osv-scanner failed
+	skipped               string     // why no comparison was made
+}
+
+// location is where a package was found, in a form both reports can be compared in: the file
+// in the image (Lading writes "outer.jar!/inner.jar" for nested archives), and for npm the
+// node_modules folder (osv-scanner reports the packages of node_modules/.package-lock.json,
+// Lading each package's own package.json).
+func location(p string) string {
+	if i := strings.Index(p, "!/"); i >= 0 {
+		p = p[:i]
+	}
+	if i := strings.Index(p, "/node_modules/"); i >= 0 {
+		p = p[:i] + "/node_modules"
+	}
+	return p
 }
 
 // osvOutput is the part of osv-scanner's JSON report the comparison reads.
@@ -145,9 +168,12 @@ func parseOSV(path string) (map[pkgKey][]osvVuln, error) {
 						}
 					}
 				}
-				if !slices.ContainsFunc(pairs[key], func(o osvVuln) bool { return o.id == v.ID }) {
-					pairs[key] = append(pairs[key], osvVuln{id: v.ID, ids: ids, ecosystem: p.Package.Ecosystem, source: p.Package.Name, path: r.Source.Path})
+				i := slices.IndexFunc(pairs[key], func(o osvVuln) bool { return o.id == v.ID })
+				if i < 0 {
+					i = len(pairs[key])
+					pairs[key] = append(pairs[key], osvVuln{id: v.ID, ids: ids, ecosystem: p.Package.Ecosystem, source: p.Package.Name, paths: map[string]bool{}})
 				}
+				pairs[key][i].paths[location(r.Source.Path)] = true
 			}
 		}
 	}
@@ -155,7 +181,8 @@ func parseOSV(path string) (map[pkgKey][]osvVuln, error) {
 }
 
 type ladingPair struct {
-	manager, path string
+	manager string
+	paths   map[string]bool
 }
 
 func parseLading(path string) (map[pkgKey]map[string]ladingPair, error) {
@@ -180,9 +207,12 @@ func parseLading(path string) (map[pkgKey]map[string]ladingPair, error) {
 			if pairs[key] == nil {
 				pairs[key] = map[string]ladingPair{}
 			}
-			if _, ok := pairs[key][d.VulnerabilityID]; !ok {
-				pairs[key][d.VulnerabilityID] = ladingPair{manager: p.PackageManager, path: p.FilePath}
+			lp, ok := pairs[key][d.VulnerabilityID]
+			if !ok {
+				lp = ladingPair{manager: p.PackageManager, paths: map[string]bool{}}
+				pairs[key][d.VulnerabilityID] = lp
 			}
+			lp.paths[location(p.FilePath)] = true
 		}
 	}
 	return pairs, nil
@@ -278,19 +308,25 @@ func osvInventory(path string) (inventory, error) {
 // names a vulnerability by its CVE when a record has one, osv-scanner by the record's id.
 func compareFindings(res imageResult) (findingsDiff, error) {
 	var d findingsDiff
-	switch {
-	case res.osv.failure != "":
-		d.skipped = "osv-scanner failed: " + res.osv.failure
-		return d, nil
-	case res.lading.failure != "":
+	if res.lading.failure != "" {
 		d.skipped = "Lading failed: " + res.lading.failure
 		return d, nil
 	}
-	osv, err := parseOSV(res.osv.report)
+	lad, err := parseLading(res.lading.report)
 	if err != nil {
 		return d, err
 	}
-	lad, err := parseLading(res.lading.report)
+	if res.osv.failure != "" {
+		d.skipped = "osv-scanner failed: " + res.osv.failure
+		for k, ids := range lad {
+			for id, lp := range ids {
+				d.ladingAll = append(d.ladingAll, diffPair{vuln: id, pkg: k, eco: lp.manager, path: strings.Join(mapKeys(lp.paths), " ")})
+			}
+		}
+		slices.SortFunc(d.ladingAll, byPair)
+		return d, nil
+	}
+	osv, err := parseOSV(res.osv.report)
 	if err != nil {
 		return d, err
 	}
@@ -305,9 +341,22 @@ func compareFindings(res imageResult) (findingsDiff, error) {
 	}
 	for k, vs := range osv {
 		d.osvPairs += len(vs)
+		osvLocs, ladLocs := map[string]bool{}, map[string]bool{}
 		for _, v := range vs {
-			if slices.ContainsFunc(mapKeys(lad[k]), func(id string) bool { return v.ids[id] }) {
+			matched := false
+			for id, lp := range lad[k] {
+				if v.ids[id] {
+					matched = true
+					for l := range lp.paths {
+						ladLocs[l] = true
+					}
+				}
+			}
+			if matched {
 				d.matched++
+				for l := range v.paths {
+					osvLocs[l] = true
+				}
 				continue
 			}
 			aliases := []string{}
@@ -317,8 +366,25 @@ func compareFindings(res imageResult) (findingsDiff, error) {
 				}
 			}
 			slices.Sort(aliases)
-			d.osvOnly = append(d.osvOnly, diffPair{vuln: v.id, aliases: aliases, pkg: k, eco: v.ecosystem, path: v.path,
+			d.osvOnly = append(d.osvOnly, diffPair{vuln: v.id, aliases: aliases, pkg: k, eco: v.ecosystem, path: strings.Join(mapKeys(v.paths), " "),
 				hint: describe("Lading", ladInv, k, mapKeys(lad[k]))})
+		}
+		// Where the matched pairs were found: the same places on both sides?
+		ld := locationDiff{pkg: k}
+		for l := range osvLocs {
+			if !ladLocs[l] {
+				ld.osvOnly = append(ld.osvOnly, l)
+			}
+		}
+		for l := range ladLocs {
+			if !osvLocs[l] {
+				ld.ladingOnly = append(ld.ladingOnly, l)
+			}
+		}
+		if len(ld.osvOnly)+len(ld.ladingOnly) > 0 {
+			slices.Sort(ld.osvOnly)
+			slices.Sort(ld.ladingOnly)
+			d.locations = append(d.locations, ld)
 		}
 	}
 	for k, ids := range lad {
@@ -332,19 +398,21 @@ func compareFindings(res imageResult) (findingsDiff, error) {
 				others = append(others, v.id)
 			}
 			slices.Sort(others)
-			d.ladingOnly = append(d.ladingOnly, diffPair{vuln: id, pkg: k, eco: lp.manager, path: lp.path,
+			d.ladingOnly = append(d.ladingOnly, diffPair{vuln: id, pkg: k, eco: lp.manager, path: strings.Join(mapKeys(lp.paths), " "),
 				hint: describe("osv-scanner", osvInv, k, others)})
 		}
 	}
-	byPair := func(a, b diffPair) int {
-		if c := strings.Compare(a.pkg.String(), b.pkg.String()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.vuln, b.vuln)
-	}
 	slices.SortFunc(d.osvOnly, byPair)
 	slices.SortFunc(d.ladingOnly, byPair)
+	slices.SortFunc(d.locations, func(a, b locationDiff) int { return strings.Compare(a.pkg.String(), b.pkg.String()) })
 	return d, nil
+}
+
+func byPair(a, b diffPair) int {
+	if c := strings.Compare(a.pkg.String(), b.pkg.String()); c != 0 {
+		return c
+	}
+	return strings.Compare(a.vuln, b.vuln)
 }
 
 func mapKeys[V any](m map[string]V) []string {

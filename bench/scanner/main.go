@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -34,6 +36,7 @@ type config struct {
 	osvBin    string
 	ladingBin string
 	verbose   bool // list every finding difference, not only a summary per kind
+	only      string
 }
 
 func main() {
@@ -43,12 +46,13 @@ func main() {
 	flag.StringVar(&cfg.workRoot, "workdir", os.TempDir(), "where to make the run's temporary directory (needs about 5 GiB free)")
 	flag.StringVar(&cfg.cacheDir, "cache", "", "keep the generated big image in this folder and reuse it on later runs (default: build it every run)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (images, reports, logs) after the run")
-	flag.IntVar(&cfg.reps, "reps", 3, "timed runs of each scanner on each corpus image")
-	flag.IntVar(&cfg.bigReps, "big-reps", 3, "timed runs of each scanner on the big image")
+	flag.IntVar(&cfg.reps, "reps", 5, "timed runs of each scanner on each corpus image")
+	flag.IntVar(&cfg.bigReps, "big-reps", 5, "timed runs of each scanner on the big image")
 	flag.Int64Var(&cfg.bigMiB, "big-mib", 1024, "size of the big image in MiB (sum of its uncompressed layers)")
 	flag.BoolVar(&cfg.skipBig, "skip-big", false, "do not build or scan the big image")
 	flag.StringVar(&cfg.osvBin, "osv-scanner", "", "osv-scanner binary (default: $(go env GOPATH)/bin/osv-scanner or PATH; installed at "+osvVersion+" if missing)")
 	flag.StringVar(&cfg.ladingBin, "lading", "", "lading binary (default: built from REPO/cmd/lading)")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated image names to run (e.g. neo4j-like,big-1GiB; default: all)")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every differing finding pair (default: at most 20 per image and direction)")
 	flag.Parse()
 	if cfg.reps < 1 || cfg.bigReps < 1 || cfg.bigMiB < 256 {
@@ -106,6 +110,11 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	images, err := b.corpusImages(ctx)
 	if err != nil {
 		return fmt.Errorf("corpus images: %w", err)
+	}
+	if cfg.only != "" {
+		want := strings.Split(cfg.only, ",")
+		images = slices.DeleteFunc(images, func(i scanImage) bool { return !slices.Contains(want, i.name) })
+		cfg.skipBig = cfg.skipBig || !slices.Contains(want, bigName)
 	}
 	if !cfg.skipBig {
 		big, err := b.bigImage(ctx)

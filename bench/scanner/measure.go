@@ -115,7 +115,7 @@ func (b *bench) measure(ctx context.Context, img scanImage) (imageResult, error)
 		return res, err
 	}
 	reps := b.cfg.reps
-	if img.name == "big-1GiB" {
+	if img.name == bigName {
 		reps = b.cfg.bigReps
 	}
 	res.lading.inv = filepath.Join(dir, "lading-inventory.cdx.json")

@@ -98,13 +98,13 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 	fmt.Fprintln(out)
 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "image\tarchive\tLading wall\tCPU\tpeak RSS\tosv-scanner wall\tCPU\tpeak RSS\twall ratio\tRSS ratio\twall<=0.5x\tRSS<=0.5x\tload\tpairs osv/Lading\tmatched\tosv-only\tLading-only\t")
+	fmt.Fprintln(tw, "image\tarchive\tLading wall\tCPU\tpeak RSS\tosv-scanner wall\tCPU\tpeak RSS\twall ratio\tRSS ratio\twall<=0.5x\tRSS<=0.5x\tload\tpairs osv/Lading\tmatched\tosv-only\tLading-only\tlocation diffs\t")
 	for _, r := range b.results {
 		lw, ow := walls(r.lading.samples), walls(r.osv.samples)
 		lr, or := rsses(r.lading.samples), rsses(r.osv.samples)
 		wr, rr := pairedRatio(lw, ow), pairedRatio(lr, or)
 		wallOK, rssOK := passFail(wr <= targetWall), passFail(rr <= targetRSS)
-		if r.img.name != "big-1GiB" { // the targets bind on the 1 GiB image; elsewhere they inform
+		if r.img.name != bigName { // the targets bind on the 1 GiB image; elsewhere they inform
 			wallOK, rssOK = "("+strings.ToLower(wallOK)+")", "("+strings.ToLower(rssOK)+")"
 		}
 		lf, of := "", ""
@@ -114,20 +114,24 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		if r.osv.failure != "" {
 			of = " FAILED"
 		}
-		pairs, matched, oo, lo := "-", "-", "-", "-"
+		pairs, matched, oo, lo, locs := "-", "-", "-", "-", "-"
 		if r.diff.skipped == "" {
 			pairs = fmt.Sprintf("%d/%d", r.diff.osvPairs, r.diff.ladingPairs)
 			matched = fmt.Sprint(r.diff.matched)
 			oo, lo = fmt.Sprint(len(r.diff.osvOnly)), fmt.Sprint(len(r.diff.ladingOnly))
+			locs = fmt.Sprint(len(r.diff.locations))
+		} else if r.osv.failure != "" {
+			pairs = fmt.Sprintf("-/%d", len(r.diff.ladingAll))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2fx\t%.2fx\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2fx\t%.2fx\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.img.name, sizeString(r.img.size), median(lw), lf, median(cpus(r.lading.samples)), median(lr),
 			median(ow), of, median(cpus(r.osv.samples)), median(or), wr, rr, wallOK, rssOK, r.load,
-			pairs, matched, oo, lo)
+			pairs, matched, oo, lo, locs)
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "targets (issue 5) bind on big-1GiB; in parentheses: the same test on the corpus images, for information.")
-	fmt.Fprintln(out, "pairs: distinct (vulnerability, package name, version); matched: osv-scanner's pairs Lading also reports, up to aliases.")
+	fmt.Fprintln(out, "pairs: distinct (vulnerability, package name, version); matched: osv-scanner's pairs Lading also reports, up to aliases;")
+	fmt.Fprintln(out, "location diffs: packages of matched pairs that one scanner reports at a file (or node_modules folder) where the other does not.")
 
 	for _, r := range b.results {
 		fmt.Fprintf(out, "\n== %s (%s)\n", r.img.name, r.img.note)
@@ -139,14 +143,38 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		}
 		if r.diff.skipped != "" {
 			fmt.Fprintf(out, "findings not compared: %s\n", r.diff.skipped)
+			b.listPairs(out, "Lading reports", r.diff.ladingAll)
 			continue
 		}
 		if len(r.diff.osvOnly) == 0 && len(r.diff.ladingOnly) == 0 {
-			fmt.Fprintf(out, "findings: identical (%d pairs)\n", r.diff.matched)
-			continue
+			fmt.Fprintf(out, "findings: the same %d pairs\n", r.diff.matched)
 		}
 		b.listPairs(out, "osv-scanner reports, Lading does not", r.diff.osvOnly)
 		b.listPairs(out, "Lading reports, osv-scanner does not", r.diff.ladingOnly)
+		b.listLocations(out, r.diff.locations)
+	}
+}
+
+func (b *bench) listLocations(out io.Writer, ls []locationDiff) {
+	if len(ls) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "same vulnerabilities, found at different places (%d packages):\n", len(ls))
+	for _, l := range ls {
+		fmt.Fprintf(out, "  %s\n", l.pkg)
+		for _, side := range []struct {
+			who  string
+			locs []string
+		}{{"only osv-scanner", l.osvOnly}, {"only Lading", l.ladingOnly}} {
+			if len(side.locs) == 0 {
+				continue
+			}
+			locs := side.locs
+			if !b.cfg.verbose {
+				locs = first(locs, 3)
+			}
+			fmt.Fprintf(out, "      %s at %d: %s\n", side.who, len(side.locs), strings.Join(locs, " "))
+		}
 	}
 }
 
@@ -182,7 +210,10 @@ func (b *bench) listPairs(out io.Writer, title string, ps []diffPair) {
 		if !b.cfg.verbose {
 			vulns = first(vulns, 8)
 		}
-		fmt.Fprintf(out, "  %s [%s] %s: %d: %s\n      -> %s\n", g.pkg, g.eco, g.path, len(g.vulns), strings.Join(vulns, " "), g.hint)
+		fmt.Fprintf(out, "  %s [%s] at %s: %d: %s\n", g.pkg, g.eco, truncate(g.path, 160), len(g.vulns), strings.Join(vulns, " "))
+		if g.hint != "" {
+			fmt.Fprintf(out, "      -> %s\n", g.hint)
+		}
 	}
 }
 
