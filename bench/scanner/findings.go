@@ -309,7 +309,7 @@ func osvInventory(path string) (inventory, error) {
 func compareFindings(res imageResult) (findingsDiff, error) {
 	var d findingsDiff
 	if res.lading.failure != "" {
-		d.skipped = "Lading failed: " + res.lading.failure
+		d.skipped = "Lading gave no result"
 		return d, nil
 	}
 	lad, err := parseLading(res.lading.report)
@@ -317,7 +317,7 @@ func compareFindings(res imageResult) (findingsDiff, error) {
 		return d, err
 	}
 	if res.osv.failure != "" {
-		d.skipped = "osv-scanner failed: " + res.osv.failure
+		d.skipped = "osv-scanner gave no result"
 		for k, ids := range lad {
 			for id, lp := range ids {
 				d.ladingAll = append(d.ladingAll, diffPair{vuln: id, pkg: k, eco: lp.manager, path: strings.Join(mapKeys(lp.paths), " ")})
@@ -424,23 +424,33 @@ func mapKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// lastErrorLine is the last line of a log that mentions an error, to say why a run failed.
-func lastErrorLine(path string) string {
+// errorSummary says why an osv-scanner run failed: the plugins its log names in "Error during
+// extraction: (extracting as PLUGIN) ..." lines, or else the log's last line.
+func errorSummary(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
+	const prefix = "Error during extraction: (extracting as "
+	var plugins []string
 	var last string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		if strings.Contains(strings.ToLower(sc.Text()), "error") {
-			last = sc.Text()
+		line := sc.Text()
+		if strings.TrimSpace(line) != "" {
+			last = line
+		}
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			plugin, _, _ := strings.Cut(rest, ")")
+			if !slices.Contains(plugins, plugin) {
+				plugins = append(plugins, plugin)
+			}
 		}
 	}
-	if len(last) > 200 {
-		last = last[:200] + "…"
+	if len(plugins) == 0 {
+		return truncate(last, 200)
 	}
-	return last
+	return "errors during extraction in " + strings.Join(plugins, ", ")
 }

@@ -151,7 +151,7 @@ func (b *bench) measure(ctx context.Context, img scanImage) (imageResult, error)
 				if err == nil {
 					res.osv.samples = append(res.osv.samples, s)
 					if f := osvFailed(s); f != "" {
-						res.osv.failure = f + ": " + lastErrorLine(log)
+						res.osv.failure = f + ": " + errorSummary(log)
 					}
 				}
 			}

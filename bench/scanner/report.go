@@ -98,7 +98,7 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 	fmt.Fprintln(out)
 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "image\tarchive\tLading wall\tCPU\tpeak RSS\tosv-scanner wall\tCPU\tpeak RSS\twall ratio\tRSS ratio\twall<=0.5x\tRSS<=0.5x\tload\tpairs osv/Lading\tmatched\tosv-only\tLading-only\tlocation diffs\t")
+	fmt.Fprintln(tw, "image\tarchive\tLading wall\tCPU\tpeak RSS\tosv-scanner wall\tCPU\tpeak RSS\twall ratio\tCPU ratio\tRSS ratio\twall<=0.5x\tRSS<=0.5x\tload\tpairs osv/Lading\tmatched\tosv-only\tLading-only\tlocation diffs\t")
 	for _, r := range b.results {
 		lw, ow := walls(r.lading.samples), walls(r.osv.samples)
 		lr, or := rsses(r.lading.samples), rsses(r.osv.samples)
@@ -123,13 +123,14 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		} else if r.osv.failure != "" {
 			pairs = fmt.Sprintf("-/%d", len(r.diff.ladingAll))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2fx\t%.2fx\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2fx\t%.2fx\t%.2fx\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.img.name, sizeString(r.img.size), median(lw), lf, median(cpus(r.lading.samples)), median(lr),
-			median(ow), of, median(cpus(r.osv.samples)), median(or), wr, rr, wallOK, rssOK, r.load,
+			median(ow), of, median(cpus(r.osv.samples)), median(or), wr, pairedRatio(cpus(r.lading.samples), cpus(r.osv.samples)), rr, wallOK, rssOK, r.load,
 			pairs, matched, oo, lo, locs)
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "targets (issue 5) bind on big-1GiB; in parentheses: the same test on the corpus images, for information.")
+	fmt.Fprintln(out, "CPU ratio: the steadier figure when the machine is shared (see the load column: 1-minute load average after the image's runs).")
 	fmt.Fprintln(out, "pairs: distinct (vulnerability, package name, version); matched: osv-scanner's pairs Lading also reports, up to aliases;")
 	fmt.Fprintln(out, "location diffs: packages of matched pairs that one scanner reports at a file (or node_modules folder) where the other does not.")
 
