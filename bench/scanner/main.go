@@ -1,0 +1,136 @@
+// Command scanner benchmarks `lading scan` against osv-scanner v2 on the same image archives and
+// the same OSV data, as issue 5 asks: wall time (median of several runs) and peak RSS (ru_maxrss
+// of the child process) of both scanners on every image of ../shared/testdata/images and on a
+// ~1 GiB image it builds, the ratios and the targets, and a comparison of the findings: every
+// (vulnerability, package) pair one scanner reports and the other does not.
+//
+// Run it from the repository root:
+//
+//	go run ./bench/scanner
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	repo      string // repository root, where ./cmd/lading builds
+	shared    string // the shared folder: testdata/images, testdata/osv, testdata/artifacts
+	workRoot  string // parent of the run's temporary directory
+	cacheDir  string // where the big image is kept between runs ("" = rebuilt in the work dir)
+	keep      bool
+	reps      int // timed runs of each scanner on each corpus image
+	bigReps   int // timed runs of each scanner on the big image
+	bigMiB    int64
+	skipBig   bool
+	osvBin    string
+	ladingBin string
+	verbose   bool // list every finding difference, not only a summary per kind
+	only      string
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.repo, "repo", ".", "root of the Lading repository (where ./cmd/lading is)")
+	flag.StringVar(&cfg.shared, "shared", "", "the shared data folder (default: REPO/../shared, or $LADING_SHARED)")
+	flag.StringVar(&cfg.workRoot, "workdir", os.TempDir(), "where to make the run's temporary directory (needs about 5 GiB free)")
+	flag.StringVar(&cfg.cacheDir, "cache", "", "keep the generated big image in this folder and reuse it on later runs (default: build it every run)")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (images, reports, logs) after the run")
+	flag.IntVar(&cfg.reps, "reps", 5, "timed runs of each scanner on each corpus image")
+	flag.IntVar(&cfg.bigReps, "big-reps", 5, "timed runs of each scanner on the big image")
+	flag.Int64Var(&cfg.bigMiB, "big-mib", 1024, "size of the big image in MiB (sum of its uncompressed layers)")
+	flag.BoolVar(&cfg.skipBig, "skip-big", false, "do not build or scan the big image")
+	flag.StringVar(&cfg.osvBin, "osv-scanner", "", "osv-scanner binary (default: $(go env GOPATH)/bin/osv-scanner or PATH; installed at "+osvVersion+" if missing)")
+	flag.StringVar(&cfg.ladingBin, "lading", "", "lading binary (default: built from REPO/cmd/lading)")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated image names to run (e.g. neo4j-like,big-1GiB; default: all)")
+	flag.BoolVar(&cfg.verbose, "v", false, "print every differing finding pair (default: at most 20 per image and direction)")
+	flag.Parse()
+	if cfg.reps < 1 || cfg.bigReps < 1 || cfg.bigMiB < 256 {
+		fmt.Fprintln(os.Stderr, "bench: -reps and -big-reps must be at least 1, -big-mib at least 256")
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+var startTime = time.Now()
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(startTime).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, cfg config, out io.Writer) (err error) {
+	if cfg.repo, err = filepath.Abs(cfg.repo); err != nil {
+		return err
+	}
+	if cfg.shared == "" {
+		cfg.shared = os.Getenv("LADING_SHARED")
+	}
+	if cfg.shared == "" {
+		cfg.shared = filepath.Join(cfg.repo, "..", "shared")
+	}
+	if cfg.shared, err = filepath.Abs(cfg.shared); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(cfg.shared, "testdata", "images")); err != nil {
+		return fmt.Errorf("shared data: %w (set -shared)", err)
+	}
+	work, err := os.MkdirTemp(cfg.workRoot, "lading-scanbench-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cfg.keep {
+			progress("kept %s", work)
+			return
+		}
+		if rmErr := os.RemoveAll(work); rmErr != nil && err == nil {
+			err = rmErr
+		}
+	}()
+	b := &bench{cfg: cfg, work: work, loadStart: loadAverage()}
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	images, err := b.corpusImages(ctx)
+	if err != nil {
+		return fmt.Errorf("corpus images: %w", err)
+	}
+	if cfg.only != "" {
+		want := strings.Split(cfg.only, ",")
+		images = slices.DeleteFunc(images, func(i scanImage) bool { return !slices.Contains(want, i.name) })
+		cfg.skipBig = cfg.skipBig || !slices.Contains(want, bigName)
+	}
+	if !cfg.skipBig {
+		big, err := b.bigImage(ctx)
+		if err != nil {
+			return fmt.Errorf("big image: %w", err)
+		}
+		images = append(images, big)
+	}
+	for _, img := range images {
+		res, err := b.measure(ctx, img)
+		if err != nil {
+			return fmt.Errorf("%s: %w", img.name, err)
+		}
+		b.results = append(b.results, res)
+	}
+	b.loadEnd = loadAverage()
+	b.report(ctx, out)
+	return nil
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Targets of issue 5, on the 1 GiB image: Lading at most half osv-scanner's wall time and at
+// most half its peak RSS.
+const (
+	targetWall = 0.5
+	targetRSS  = 0.5
+)
+
+// maxListed bounds the differences printed per image and direction, unless -v.
+const maxListed = 20
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// pairedRatio is the median over repetitions of num[i]/den[i]: the two samples of a repetition
+// are taken back to back, so pairing them cancels much of the drift of a shared machine's load.
+func pairedRatio(num, den []float64) float64 {
+	n := min(len(num), len(den))
+	rs := make([]float64, 0, n)
+	for i := range n {
+		if den[i] > 0 {
+			rs = append(rs, num[i]/den[i])
+		}
+	}
+	return median(rs)
+}
+
+func walls(ss []sample) []float64 { return collect(ss, func(s sample) float64 { return s.wall }) }
+func cpus(ss []sample) []float64  { return collect(ss, func(s sample) float64 { return s.cpu }) }
+func rsses(ss []sample) []float64 {
+	return collect(ss, func(s sample) float64 { return float64(s.rssKiB) / 1024 })
+}
+
+func collect(ss []sample, f func(sample) float64) []float64 {
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func sizeString(n int64) string {
+	if n >= 1<<30 {
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+func (b *bench) report(ctx context.Context, out io.Writer) {
+	fmt.Fprintf(out, "\nLading `scan` vs %s, %s\n", b.osvVer, time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(out, "machine: %s, %d cores, %s; load average (1 min) %s at start, %s at end\n",
+		cpuModel(), runtime.NumCPU(), runtime.Version(), b.loadStart, b.loadEnd)
+	fmt.Fprintf(out, "lading %s; data: %s (Lading: lading db import, %.1f s, not timed; osv-scanner: the same all.zip files, offline)\n",
+		b.ladingRev, b.cfg.shared+"/testdata/osv", b.importDur.Seconds())
+	fmt.Fprintf(out, "runs: %d per scanner per corpus image, %d on the big image, alternating which goes first, after an untimed warm-up run of each;\n", b.cfg.reps, b.cfg.bigReps)
+	fmt.Fprintln(out, "wall and CPU (user+sys) are medians; peak RSS is ru_maxrss of the child, median; ratios are Lading / osv-scanner, medians of per-run ratios.")
+	if b.bigInfo.Path != "" {
+		fmt.Fprintf(out, "big-1GiB: %s of uncompressed layers (the 1 GiB), %s gzip-compressed, archive %s; %d layers:\n",
+			sizeString(b.bigInfo.TarBytes), sizeString(b.bigInfo.GzBytes), sizeString(b.bigInfo.ArchiveBytes), len(b.bigInfo.Layers))
+		for i, l := range b.bigInfo.Layers {
+			files := ""
+			if l.Files > 0 {
+				files = fmt.Sprintf(", %d files", l.Files)
+			}
+			fmt.Fprintf(out, "  %d. %s (tar %s, gzip %s%s)\n", i+1, truncate(l.CreatedBy, 100), sizeString(l.TarBytes), sizeString(l.GzBytes), files)
+		}
+	}
+	fmt.Fprintln(out)
+
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "image\tarchive\tLading wall\tCPU\tpeak RSS\tosv-scanner wall\tCPU\tpeak RSS\twall ratio\tCPU ratio\tRSS ratio\twall<=0.5x\tRSS<=0.5x\tload\tpairs osv/Lading\tmatched\tosv-only\tLading-only\tlocation diffs\t")
+	for _, r := range b.results {
+		lw, ow := walls(r.lading.samples), walls(r.osv.samples)
+		lr, or := rsses(r.lading.samples), rsses(r.osv.samples)
+		wr, rr := pairedRatio(lw, ow), pairedRatio(lr, or)
+		wallOK, rssOK := passFail(wr <= targetWall), passFail(rr <= targetRSS)
+		if r.img.name != bigName { // the targets bind on the 1 GiB image; elsewhere they inform
+			wallOK, rssOK = "("+strings.ToLower(wallOK)+")", "("+strings.ToLower(rssOK)+")"
+		}
+		lf, of := "", ""
+		if r.lading.failure != "" {
+			lf = " FAILED"
+		}
+		if r.osv.failure != "" {
+			of = " FAILED"
+		}
+		pairs, matched, oo, lo, locs := "-", "-", "-", "-", "-"
+		if r.diff.skipped == "" {
+			pairs = fmt.Sprintf("%d/%d", r.diff.osvPairs, r.diff.ladingPairs)
+			matched = fmt.Sprint(r.diff.matched)
+			oo, lo = fmt.Sprint(len(r.diff.osvOnly)), fmt.Sprint(len(r.diff.ladingOnly))
+			locs = fmt.Sprint(len(r.diff.locations))
+		} else if r.osv.failure != "" {
+			pairs = fmt.Sprintf("-/%d", len(r.diff.ladingAll))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2f s%s\t%.2f s\t%.0f MiB\t%.2fx\t%.2fx\t%.2fx\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			r.img.name, sizeString(r.img.size), median(lw), lf, median(cpus(r.lading.samples)), median(lr),
+			median(ow), of, median(cpus(r.osv.samples)), median(or), wr, pairedRatio(cpus(r.lading.samples), cpus(r.osv.samples)), rr, wallOK, rssOK, r.load,
+			pairs, matched, oo, lo, locs)
+	}
+	tw.Flush()
+	fmt.Fprintln(out, "targets (issue 5) bind on big-1GiB; in parentheses: the same test on the corpus images, for information.")
+	fmt.Fprintln(out, "CPU ratio: the steadier figure when the machine is shared (see the load column: 1-minute load average after the image's runs).")
+	fmt.Fprintln(out, "pairs: distinct (vulnerability, package name, version); matched: osv-scanner's pairs Lading also reports, up to aliases;")
+	fmt.Fprintln(out, "location diffs: packages of matched pairs that one scanner reports at a file (or node_modules folder) where the other does not.")
+
+	for _, r := range b.results {
+		fmt.Fprintf(out, "\n== %s (%s)\n", r.img.name, r.img.note)
+		if r.lading.failure != "" {
+			fmt.Fprintf(out, "Lading failed: %s\n", r.lading.failure)
+		}
+		if r.osv.failure != "" {
+			fmt.Fprintf(out, "osv-scanner failed: %s\n", r.osv.failure)
+		}
+		if r.diff.skipped != "" {
+			fmt.Fprintf(out, "findings not compared: %s\n", r.diff.skipped)
+			b.listPairs(out, "Lading reports", r.diff.ladingAll)
+			continue
+		}
+		if len(r.diff.osvOnly) == 0 && len(r.diff.ladingOnly) == 0 {
+			fmt.Fprintf(out, "findings: the same %d pairs\n", r.diff.matched)
+		}
+		b.listPairs(out, "osv-scanner reports, Lading does not", r.diff.osvOnly)
+		b.listPairs(out, "Lading reports, osv-scanner does not", r.diff.ladingOnly)
+		b.listLocations(out, r.diff.locations)
+	}
+}
+
+func (b *bench) listLocations(out io.Writer, ls []locationDiff) {
+	if len(ls) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "same vulnerabilities, found at different places (%d packages):\n", len(ls))
+	for _, l := range ls {
+		fmt.Fprintf(out, "  %s\n", l.pkg)
+		for _, side := range []struct {
+			who  string
+			locs []string
+		}{{"only osv-scanner", l.osvOnly}, {"only Lading", l.ladingOnly}} {
+			if len(side.locs) == 0 {
+				continue
+			}
+			locs := side.locs
+			if !b.cfg.verbose {
+				locs = first(locs, 3)
+			}
+			fmt.Fprintf(out, "      %s at %d: %s\n", side.who, len(side.locs), strings.Join(locs, " "))
+		}
+	}
+}
+
+func (b *bench) listPairs(out io.Writer, title string, ps []diffPair) {
+	if len(ps) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "%s (%d):\n", title, len(ps))
+	// Pairs on one package usually share one explanation: group them.
+	type group struct {
+		pkg   pkgKey
+		eco   string
+		path  string
+		hint  string
+		vulns []string
+	}
+	var groups []*group
+	for _, p := range ps {
+		if n := len(groups); n > 0 && groups[n-1].pkg == p.pkg {
+			groups[n-1].vulns = append(groups[n-1].vulns, vulnLabel(p))
+			continue
+		}
+		groups = append(groups, &group{pkg: p.pkg, eco: p.eco, path: p.path, hint: p.hint, vulns: []string{vulnLabel(p)}})
+	}
+	shown := 0
+	for _, g := range groups {
+		if !b.cfg.verbose && shown >= maxListed {
+			fmt.Fprintf(out, "  … %d more packages (-v lists all)\n", len(groups)-shown)
+			break
+		}
+		shown++
+		vulns := g.vulns
+		if !b.cfg.verbose {
+			vulns = first(vulns, 8)
+		}
+		fmt.Fprintf(out, "  %s [%s] at %s: %d: %s\n", g.pkg, g.eco, truncate(g.path, 160), len(g.vulns), strings.Join(vulns, " "))
+		if g.hint != "" {
+			fmt.Fprintf(out, "      -> %s\n", g.hint)
+		}
+	}
+}
+
+func vulnLabel(p diffPair) string {
+	if len(p.aliases) == 0 {
+		return p.vuln
+	}
+	return p.vuln + "(" + strings.Join(first(p.aliases, 3), ",") + ")"
+}
+
+func truncate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+// loadAverage is the 1-minute load average: the machine may be shared, and a busy one makes
+// every figure slower and noisier.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	first, _, _ := strings.Cut(string(b), " ")
+	return first
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
