@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -24,6 +25,9 @@ import (
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
+
+// scanMemoryLimit is the soft memory limit of `lading scan` (GOMEMLIMIT overrides it).
+const scanMemoryLimit = 128 << 20
 
 type scanOptions struct {
 	common     commonFlags
@@ -95,16 +99,20 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
 
+	// A scan holds little at once (layers stream; large files spill to disk), so a soft memory
+	// limit keeps the garbage collector from letting the heap double between collections.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(scanMemoryLimit)
+	}
 	meta, err := openMeta(ctx, o.common.dataDir)
 	if err != nil {
 		return err
 	}
 	defer meta.Close()
-	idx, err := vulndb.New(meta, vulndb.Options{Logger: log}).LoadIndex(ctx)
-	if err != nil {
-		return fmt.Errorf("load advisories: %w", err)
-	}
-	if idx.Stats().Advisories == 0 {
+	vdb := vulndb.New(meta, vulndb.Options{Logger: log})
+	if st, err := vdb.Status(ctx); err != nil {
+		return fmt.Errorf("advisory database: %w", err)
+	} else if st.Version == 0 {
 		log.Warn("the advisory database is empty: run `lading db import` or `lading db update` first", "data_dir", o.common.dataDir)
 	}
 
@@ -137,8 +145,20 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	}
 	progress.done()
 	inv := inventory.Merge(layers)
+	layers = nil
 	for _, s := range inv.Skipped {
 		log.Debug("skipped", "path", s.Path, "layer", s.Layer, "reason", s.Reason)
+	}
+	// Only the advisories of the packages found are loaded, not the whole database.
+	keys := make([]vulndb.PackageKey, 0, len(inv.Packages))
+	for _, p := range inv.Packages {
+		if p.Ecosystem != "" {
+			keys = append(keys, match.Key(p))
+		}
+	}
+	idx, err := vdb.IndexFor(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("load advisories: %w", err)
 	}
 	findings, err := match.Image(inv.Packages, idx, history)
 	if err != nil {

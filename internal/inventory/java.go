@@ -10,6 +10,7 @@ package inventory
 import (
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -220,24 +221,38 @@ type manifest map[string]string
 // parseManifest reads the main section of a MANIFEST.MF: "Key: value" lines, continued by
 // lines that start with one space.
 func parseManifest(data []byte) manifest {
+	// Only short values (names, versions) matter here: a value is cut at maxManifestValue, so
+	// that a manifest of endless continuation lines costs one linear pass, not a quadratic one.
+	const maxManifestValue = 4 << 10
 	m := manifest{}
 	var key string
-	for line := range strings.SplitSeq(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n") {
-		if line == "" {
+	var val []byte
+	flush := func() {
+		if key != "" {
+			m[key] = strings.TrimSpace(string(val))
+		}
+	}
+	for len(data) > 0 {
+		var line []byte
+		line, data, _ = bytes.Cut(data, []byte{'\n'})
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
 			break // the main section ends at the first blank line
 		}
 		if line[0] == ' ' && key != "" {
-			m[key] += line[1:]
+			val = append(val, line[1:min(len(line), 1+max(0, maxManifestValue-len(val)))]...)
 			continue
 		}
-		k, v, ok := strings.Cut(line, ":")
+		flush()
+		k, v, ok := bytes.Cut(line, []byte{':'})
 		if !ok {
-			key = ""
+			key, val = "", val[:0]
 			continue
 		}
-		key = strings.TrimSpace(k)
-		m[key] = strings.TrimSpace(v)
+		key = strings.TrimSpace(string(k))
+		val = append(val[:0], v[:min(len(v), maxManifestValue)]...)
 	}
+	flush()
 	return m
 }
 

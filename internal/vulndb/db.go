@@ -359,6 +359,40 @@ func (d *DB) Changes(ctx context.Context, after int64) (ChangeSet, error) {
 	return d.store.AdvisoryChanges(ctx, after, nil)
 }
 
+// IndexFor builds an index holding only the advisories that affect keys (and, for
+// distributions whose records may omit the release, the same package of the bare ecosystem):
+// what a one-off scan of a known inventory needs, without loading the whole database.
+func (d *DB) IndexFor(ctx context.Context, keys []PackageKey) (*Index, error) {
+	want := make([]PackageKey, 0, len(keys))
+	seen := make(map[PackageKey]bool, len(keys))
+	add := func(k PackageKey) {
+		if !seen[k] {
+			seen[k] = true
+			want = append(want, k)
+		}
+	}
+	for _, k := range keys {
+		k = MakeKey(k.Ecosystem, k.Name)
+		add(k)
+		if base := BaseEcosystem(k.Ecosystem); base != k.Ecosystem && releaseOptional(base) {
+			add(PackageKey{Ecosystem: base, Name: k.Name})
+		}
+	}
+	var advs []*Advisory
+	v, err := d.store.LoadAdvisories(ctx, want, func(r StoredRecord) error {
+		a, err := parseCanonical(r.Raw, r.Hash)
+		if err != nil {
+			return fmt.Errorf("stored record %s: %w", r.ID, err)
+		}
+		advs = append(advs, a)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return BuildIndex(v, advs), nil
+}
+
 // Query returns the vulnerabilities affecting one package version, read from the store
 // (without building the whole index): `lading db query`. The result is never nil.
 func (d *DB) Query(ctx context.Context, ecosystem, pkg, version string) ([]*Vulnerability, error) {

@@ -369,3 +369,39 @@ func TestImportSameRecordTwiceKeepsTheNewest(t *testing.T) {
 		})
 	}
 }
+
+func TestIndexForLoadsOnlyTheKeys(t *testing.T) {
+	ctx := context.Background()
+	db, _ := newDB(t, vulndb.Options{})
+	if _, err := db.Import(ctx, "testdata/osv-mini"); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := db.IndexFor(ctx, []vulndb.PackageKey{
+		vulndb.MakeKey("Maven", "org.apache.logging.log4j:log4j-core"),
+		vulndb.MakeKey("Debian:12", "openssl"), // Debian records may name the bare ecosystem too
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		eco, name, version string
+	}{
+		{"Maven", "org.apache.logging.log4j:log4j-core", "2.14.1"},
+		{"Debian:12", "openssl", "3.0.11-1~deb12u1"},
+	} {
+		got, err := idx.Affecting(tc.eco, tc.name, tc.version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := db.Query(ctx, tc.eco, tc.name, tc.version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || len(got) != len(want) {
+			t.Fatalf("%s %s: %d vulnerabilities, Query finds %d", tc.name, tc.version, len(got), len(want))
+		}
+	}
+	if vs, _ := idx.Affecting("npm", "lodash", "4.17.15"); len(vs) != 0 {
+		t.Fatalf("a package not asked for is in the index: %d", len(vs))
+	}
+}
