@@ -1,0 +1,131 @@
+package match
+
+import (
+	"archive/zip"
+	"io"
+	"maps"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/vulndb"
+)
+
+// miniIndex indexes osv-mini records of the given ecosystems (copied in internal/vulndb/testdata).
+func miniIndex(t *testing.T, ecosystems ...string) *vulndb.Index {
+	t.Helper()
+	var advs []*vulndb.Advisory
+	for _, eco := range ecosystems {
+		zr, err := zip.OpenReader(filepath.Join("..", "vulndb", "testdata", "osv-mini", eco, "all.zip"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range zr.File {
+			rc, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(rc)
+			_ = rc.Close()
+			a, err := vulndb.ParseAdvisory(raw)
+			if err != nil {
+				t.Fatalf("%s: %v", f.Name, err)
+			}
+			advs = append(advs, a)
+		}
+		_ = zr.Close()
+	}
+	return vulndb.BuildIndex(1, advs)
+}
+
+func byID(fs []Finding) map[string]Finding {
+	out := map[string]Finding{}
+	for _, f := range fs {
+		out[f.VulnerabilityID] = f
+	}
+	return out
+}
+
+func TestImage(t *testing.T) {
+	idx := miniIndex(t, "Maven", "Debian", "Go", "npm")
+	layer1, layer2 := "sha256:1", "sha256:2"
+	pkgs := []inventory.Package{
+		// Binary packages of source openssl, matched by source name and version.
+		{Ecosystem: "Debian:12", Name: "libssl3", Version: "3.0.11-1~deb12u1", SourceName: "openssl", SourceVersion: "3.0.11-1~deb12u1",
+			Release: "1~deb12u1", PackageManager: inventory.ManagerOS, Path: "/var/lib/dpkg/status", Layer: layer1},
+		{Ecosystem: "Debian:12", Name: "openssl", Version: "3.0.11-1~deb12u1", Release: "1~deb12u1", PackageManager: inventory.ManagerOS,
+			Path: "/var/lib/dpkg/status", Layer: layer1},
+		// Fixed already.
+		{Ecosystem: "Debian:12", Name: "libssl3", Version: "3.0.11-1~deb12u2", SourceName: "openssl", PackageManager: inventory.ManagerOS, Layer: layer1},
+		{Ecosystem: "Maven", Name: "org.apache.logging.log4j:log4j-core", Version: "2.14.1", PackageManager: inventory.ManagerJAR,
+			Path: "/app/lib/log4j-core-2.14.1.jar", Layer: layer2},
+		{Ecosystem: "Maven", Name: "org.apache.logging.log4j:log4j-core", Version: "2.17.1", PackageManager: inventory.ManagerJAR, Layer: layer2},
+		{Ecosystem: "Go", Name: "golang.org/x/text", Version: "0.3.5", PackageManager: inventory.ManagerGoBinary, Path: "/bin/app", Layer: layer2},
+		// An OS package of an image whose release is unknown is not matched.
+		{Name: "openssl", Version: "1.0", PackageManager: inventory.ManagerOS},
+	}
+	fs, err := Image(pkgs, idx, map[string]string{layer2: "COPY app /app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byID(fs)
+
+	ssl, ok := got["CVE-2023-5363"]
+	if !ok {
+		t.Fatalf("no openssl finding in %v", slices.Collect(maps.Keys(got)))
+	}
+	if len(ssl.Packages) != 2 || ssl.Packages[0].Name != "libssl3" || ssl.Packages[1].Name != "openssl" {
+		t.Fatalf("openssl packages %+v", ssl.Packages)
+	}
+	if p := ssl.Packages[0]; p.Version != "3.0.11" || p.Release != "1~deb12u1" || p.FixedInVersion != "3.0.11-1~deb12u2" || p.Layer != layer1 {
+		t.Fatalf("libssl3 %+v", p)
+	}
+	if ssl.Title != "CVE-2023-5363 - libssl3, openssl" || ssl.FixAvailable() != FixYes {
+		t.Fatalf("title %q fix %s", ssl.Title, ssl.FixAvailable())
+	}
+
+	l4 := got["CVE-2021-44228"]
+	if l4.Severity != "CRITICAL" || l4.Score == nil || *l4.Score != 10 || len(l4.Packages) != 1 {
+		t.Fatalf("log4shell %+v", l4)
+	}
+	if p := l4.Packages[0]; p.Version != "2.14.1" || p.FixedInVersion != "2.15.0" || p.CreatedBy != "COPY app /app" || p.FilePath != "/app/lib/log4j-core-2.14.1.jar" {
+		t.Fatalf("log4j package %+v", p)
+	}
+	if !slices.Contains(l4.Aliases, "GHSA-jfh8-c2jp-5v3q") {
+		t.Fatalf("aliases %v", l4.Aliases)
+	}
+	for _, id := range []string{"CVE-2021-38561", "CVE-2022-32149"} {
+		if _, ok := got[id]; !ok {
+			t.Errorf("x/text 0.3.5: %s missing", id)
+		}
+	}
+	if _, ok := got["CVE-2020-14040"]; ok {
+		t.Error("x/text 0.3.5 is past GO-2020-0015's fix (0.3.3)")
+	}
+	// Most severe first.
+	for i := 1; i < len(fs); i++ {
+		if SeverityRank(fs[i-1].Severity) > SeverityRank(fs[i].Severity) {
+			t.Fatalf("not sorted by severity: %s before %s", fs[i-1].Severity, fs[i].Severity)
+		}
+	}
+	counts := Counts(fs)
+	if counts["CRITICAL"] < 2 || counts["LOW"] != 0 {
+		t.Fatalf("counts %v", counts)
+	}
+}
+
+func TestFixAvailable(t *testing.T) {
+	for _, tc := range []struct {
+		fixed []string
+		want  string
+	}{{[]string{"1", "2"}, FixYes}, {[]string{"1", ""}, FixPartial}, {[]string{"", ""}, FixNo}} {
+		var f Finding
+		for _, v := range tc.fixed {
+			f.Packages = append(f.Packages, VulnerablePackage{FixedInVersion: v})
+		}
+		if got := f.FixAvailable(); got != tc.want {
+			t.Errorf("%v: %s, want %s", tc.fixed, got, tc.want)
+		}
+	}
+}
