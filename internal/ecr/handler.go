@@ -23,7 +23,6 @@ import (
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/blob"
-	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -94,8 +93,6 @@ type Config struct {
 	RegistryID string
 	// Region is the region in ARNs; requests may be signed for any region.
 	Region string
-	// Hooks are told about manifests PutImage stores and BatchDeleteImage removes.
-	Hooks oci.Hooks
 	// Scans serves the scanning operations; nil answers them as if no image was ever scanned.
 	Scans Scans
 	// DownloadURLTTL is how long a GetDownloadUrlForLayer URL works (default one hour).

@@ -412,7 +412,7 @@ func (h *Handler) batchDeleteImage(ctx context.Context, _ *call, body []byte) (a
 			continue
 		}
 		if id.ImageTag != nil && id.ImageDigest == nil {
-			m, deleted, err := h.meta.UntagImage(ctx, repo, *id.ImageTag)
+			m, _, err := h.meta.UntagImage(ctx, repo, *id.ImageTag)
 			switch {
 			case errors.Is(err, store.ErrReferencedByIndex):
 				referenced(id, err)
@@ -424,9 +424,6 @@ func (h *Handler) batchDeleteImage(ctx context.Context, _ *call, body []byte) (a
 				return nil, err
 			}
 			resp.ImageIDs = append(resp.ImageIDs, imageID{ImageDigest: strPtr(m.Digest), ImageTag: id.ImageTag})
-			if deleted && h.cfg.Hooks.ManifestDeleted != nil {
-				h.cfg.Hooks.ManifestDeleted(context.WithoutCancel(ctx), repo, m)
-			}
 			continue
 		}
 		// A digest (with or without its tag) deletes the image and every tag on it.
@@ -446,9 +443,6 @@ func (h *Handler) batchDeleteImage(ctx context.Context, _ *call, body []byte) (a
 		}
 		for _, t := range m.Tags {
 			resp.ImageIDs = append(resp.ImageIDs, imageID{ImageDigest: strPtr(m.Digest), ImageTag: strPtr(t)})
-		}
-		if h.cfg.Hooks.ManifestDeleted != nil {
-			h.cfg.Hooks.ManifestDeleted(context.WithoutCancel(ctx), repo, m)
 		}
 	}
 	return resp, nil
@@ -528,7 +522,7 @@ func (h *Handler) putImage(ctx context.Context, _ *call, body []byte) (any, erro
 		ConfigMediaType: parsed.ConfigMediaType, ConfigDigest: parsed.ConfigDigest, Subject: parsed.Subject,
 		Annotations: parsed.Annotations, Size: int64(len(content)), Content: content,
 	}
-	res, err := h.meta.PutManifest(ctx, m, parsed.References, tags, false)
+	_, err = h.meta.PutManifest(ctx, m, parsed.References, tags, false)
 	switch {
 	case errors.Is(err, store.ErrBlobUnknown):
 		return nil, newError(errLayersNotFound, "Layers with digests '%s' required for pushing image into repository with name '%s' in the registry with id '%s' do not exist",
@@ -541,11 +535,6 @@ func (h *Handler) putImage(ctx context.Context, _ *call, body []byte) (any, erro
 			*in.ImageTag, repo)
 	case err != nil:
 		return nil, h.storeError(err, repo)
-	}
-	if h.cfg.Hooks.ManifestPushed != nil {
-		pushed := m
-		pushed.Content = nil
-		h.cfg.Hooks.ManifestPushed(context.WithoutCancel(ctx), oci.PushEvent{Repository: repo, Manifest: pushed, Parsed: parsed, Tags: tags, Created: res.Created})
 	}
 	return map[string]any{"image": imageOut{
 		RegistryID: h.cfg.RegistryID, RepositoryName: repo,

@@ -59,25 +59,9 @@ type Blobs interface {
 	Cancel(ctx context.Context, id string) error
 }
 
-// PushEvent describes a manifest that landed or was deleted, for scanning and events.
-type PushEvent struct {
-	Repository string
-	Manifest   store.Manifest
-	Parsed     ParsedManifest
-	Tags       []string
-	Created    bool
-}
-
-// Hooks are told about changes after they are committed. Either may be nil.
-type Hooks struct {
-	ManifestPushed  func(ctx context.Context, ev PushEvent)
-	ManifestDeleted func(ctx context.Context, repo string, m store.Manifest)
-}
-
 // Config tunes the registry face.
 type Config struct {
 	CreateOnPush bool
-	Hooks        Hooks
 	Logger       *slog.Logger
 	Now          func() time.Time
 }
@@ -584,7 +568,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 		ConfigMediaType: parsed.ConfigMediaType, ConfigDigest: parsed.ConfigDigest, Subject: parsed.Subject,
 		Annotations: parsed.Annotations, Size: int64(len(body)), Content: body,
 	}
-	res, err := h.meta.PutManifest(ctx, m, parsed.References, tags, h.cfg.CreateOnPush)
+	_, err = h.meta.PutManifest(ctx, m, parsed.References, tags, h.cfg.CreateOnPush)
 	switch {
 	case errors.Is(err, store.ErrBlobUnknown), errors.Is(err, store.ErrManifestUnknown):
 		writeError(w, http.StatusBadRequest, codeManifestBlobUnknown, err.Error())
@@ -603,10 +587,6 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
-	if h.cfg.Hooks.ManifestPushed != nil {
-		m.Content = nil
-		h.cfg.Hooks.ManifestPushed(context.WithoutCancel(ctx), PushEvent{Repository: repo, Manifest: m, Parsed: parsed, Tags: tags, Created: res.Created})
-	}
 }
 
 func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, repo, ref string) {
@@ -633,7 +613,7 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, repo, r
 		writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
 		return
 	}
-	m, err := h.meta.DeleteManifest(ctx, repo, d.String(), true)
+	_, err := h.meta.DeleteManifest(ctx, repo, d.String(), true)
 	if errors.Is(err, store.ErrManifestNotFound) {
 		writeError(w, http.StatusNotFound, codeManifestUnknown, "manifest unknown")
 		return
@@ -643,9 +623,6 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, repo, r
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
-	if h.cfg.Hooks.ManifestDeleted != nil {
-		h.cfg.Hooks.ManifestDeleted(context.WithoutCancel(ctx), repo, m)
-	}
 }
 
 // --- listings ------------------------------------------------------------------------------
