@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -112,12 +113,16 @@ func scanImageScan(row interface{ Scan(...any) error }) (store.ImageScan, error)
 	return s, err
 }
 
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // PutImageScan records a scan state outside a scan job (e.g. a manual scan being accepted).
 func (db *DB) PutImageScan(ctx context.Context, s store.ImageScan) error {
 	return db.Tx(ctx, func(tx *sql.Tx) error { return putImageScanTx(ctx, tx, s) })
 }
 
-func putImageScanTx(ctx context.Context, tx *sql.Tx, s store.ImageScan) error {
+func putImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
 	var inv any
 	if s.InventoryID != 0 {
 		inv = s.InventoryID
@@ -203,10 +208,13 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 	var events int
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		events = 0
+		// A re-evaluation applies thousands of targets: prepare each statement once.
+		q := &txStatements{tx: tx, stmts: map[string]*sql.Stmt{}}
+		defer q.close()
 		for _, t := range targets {
 			if t.JobID != 0 {
 				var one int
-				err := tx.QueryRowContext(ctx, "SELECT 1 FROM scan_jobs WHERE id = ?", t.JobID).Scan(&one)
+				err := q.queryRow(ctx, "SELECT 1 FROM scan_jobs WHERE id = ?", t.JobID).Scan(&one)
 				if errors.Is(err, sql.ErrNoRows) {
 					continue
 				}
@@ -214,10 +222,10 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 					return err
 				}
 			}
-			m, err := scanManifest(tx.QueryRowContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
+			m, err := scanManifest(q.queryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
 			if errors.Is(err, sql.ErrNoRows) {
 				if t.JobID != 0 {
-					if _, err := tx.ExecContext(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
+					if err := q.exec(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
 						return err
 					}
 				}
@@ -226,11 +234,11 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 			if err != nil {
 				return err
 			}
-			if m.Tags, err = queryStrings(ctx, tx, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", t.Repository, t.Digest); err != nil {
+			if m.Tags, err = queryStrings(ctx, q, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", t.Repository, t.Digest); err != nil {
 				return err
 			}
 			st := store.ScanState{Target: t, Manifest: m}
-			s, err := scanImageScan(tx.QueryRowContext(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+			s, err := scanImageScan(q.queryRow(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
 				t.Repository, t.Digest, t.ScanType))
 			switch {
 			case err == nil:
@@ -238,19 +246,19 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
-			if st.Findings, err = queryFindings(ctx, tx, t.Repository, t.Digest, t.ScanType); err != nil {
+			if st.Findings, err = queryFindings(ctx, q, t.Repository, t.Digest, t.ScanType); err != nil {
 				return err
 			}
 			up, err := update(st)
 			if err != nil {
 				return err
 			}
-			if err := writeScanUpdate(ctx, tx, t, up); err != nil {
+			if err := writeScanUpdate(ctx, tx, q, t, st.Findings, up); err != nil {
 				return err
 			}
 			events += len(up.Events)
 			if t.JobID != 0 {
-				if _, err := tx.ExecContext(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
+				if err := q.exec(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
 					return err
 				}
 			}
@@ -263,31 +271,137 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 	return err
 }
 
-func writeScanUpdate(ctx context.Context, tx *sql.Tx, t store.ScanTarget, up store.ScanUpdate) error {
+// txStatements prepares each statement of a transaction once.
+type txStatements struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (q *txStatements) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st := q.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := q.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	q.stmts[query] = st
+	return st, nil
+}
+
+// QueryContext makes txStatements a querier.
+func (q *txStatements) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (q *txStatements) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (q *txStatements) exec(ctx context.Context, query string, args ...any) error {
+	_, err := q.ExecContext(ctx, query, args...)
+	return err
+}
+
+// ExecContext makes txStatements an execer.
+func (q *txStatements) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (q *txStatements) close() {
+	for _, st := range q.stmts {
+		_ = st.Close()
+	}
+}
+
+type rowScanner interface{ Scan(...any) error }
+
+// errRow is a row whose query could not be prepared.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// upsertFinding writes a finding whole.
+const upsertFinding = `INSERT INTO findings(` + findingColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
+		severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, detail = excluded.detail,
+		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at`
+
+// writeScanUpdate writes up for t; cur are the findings stored for t when up was computed.
+func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.ScanTarget, cur []store.Finding, up store.ScanUpdate) error {
 	if up.Scan != nil {
 		s := *up.Scan
 		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
-		if err := putImageScanTx(ctx, tx, s); err != nil {
+		if err := putImageScanTx(ctx, q, s); err != nil {
 			return err
 		}
 	}
+	stored := make(map[string]*store.Finding, len(cur))
+	for i := range cur {
+		stored[cur[i].VulnerabilityID] = &cur[i]
+	}
+	seen := make(map[string]bool, len(up.Findings))
 	for _, f := range up.Findings {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO findings(`+findingColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
-				severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, detail = excluded.detail,
-				first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at`,
-			t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score, f.Fingerprint, string(f.Detail),
-			ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)); err != nil {
+		if seen[f.VulnerabilityID] {
+			stored = nil // written twice: keep the order of the writes
+			break
+		}
+		seen[f.VulnerabilityID] = true
+	}
+	// A finding observed again, and otherwise as stored, only has its last_observed_at moved:
+	// one UPDATE per time for all of them, rather than rewriting each row's detail.
+	observed := map[int64][]any{}
+	for _, f := range up.Findings {
+		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
+			at := ms(f.LastObservedAt)
+			if at != ms(prev.LastObservedAt) {
+				observed[at] = append(observed[at], f.VulnerabilityID)
+			}
+			continue
+		}
+		if err := q.exec(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
+			f.Fingerprint, string(f.Detail), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)); err != nil {
 			return fmt.Errorf("write finding: %w", err)
 		}
 	}
+	for at, ids := range observed {
+		for chunk := range chunks(ids, 200) {
+			if _, err := tx.ExecContext(ctx, `UPDATE findings SET last_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
+				AND vulnerability_id IN (`+placeholders(len(chunk))+`)`, append([]any{at, t.Repository, t.Digest, t.ScanType}, chunk...)...); err != nil {
+				return fmt.Errorf("write finding: %w", err)
+			}
+		}
+	}
 	for _, u := range up.Usage {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)",
+		if err := q.exec(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)",
 			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At)); err != nil {
 			return err
 		}
 	}
+	if len(up.Events) == 0 {
+		return nil
+	}
 	return appendOutboxTx(ctx, tx, up.Events)
+}
+
+// onlyObserved reports whether writing f over the stored prev changes no column but
+// last_observed_at (times compared as stored, in milliseconds).
+func onlyObserved(prev, f store.Finding) bool {
+	return prev.Repository == f.Repository && prev.Digest == f.Digest && prev.ScanType == f.ScanType && prev.ARN == f.ARN &&
+		prev.Status == f.Status && prev.Severity == f.Severity && prev.Score == f.Score && prev.Fingerprint == f.Fingerprint &&
+		ms(prev.FirstObservedAt) == ms(f.FirstObservedAt) && ms(prev.UpdatedAt) == ms(f.UpdatedAt) && bytes.Equal(prev.Detail, f.Detail)
 }
 
 // LayerInventory returns a cached layer inventory, or ErrNotFound.
