@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,20 +78,10 @@ func (l *loader) prepare(img genImage) (preparedImage, error) {
 	}
 	p.inventory = buf.Bytes()
 	fs, _ := match.Image(img.pkgs, l.idx, img.history)
-	info := scanning.ImageInfo{Architecture: "amd64", Platform: platformName(img.base.os)}
+	info := scanning.ImageInfo{Architecture: "amd64", Platform: scanning.PlatformName(img.base.os)}
 	var err error
 	p.findings, err = scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, fs, info, img.pushedAt.Add(time.Minute))
 	return p, err
-}
-
-// platformName is Inspector's name of the OS, as internal/scanning computes it.
-func platformName(os *inventory.OSInfo) string {
-	v := os.VersionID
-	if os.ID == "alpine" {
-		parts := strings.SplitN(v, ".", 3)
-		v = parts[0] + "." + parts[1]
-	}
-	return strings.ToUpper(os.ID) + "_" + strings.ReplaceAll(v, ".", "_")
 }
 
 // run generates and writes every image: generation, matching and encoding on all cores,

@@ -15,7 +15,7 @@ import (
 
 func newAdminCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "admin", Short: "Administer a Lading data directory"}
-	cmd.AddCommand(newAccessKeyCommand())
+	cmd.AddCommand(newAccessKeyCommand(), newUsageCommand())
 	return cmd
 }
 

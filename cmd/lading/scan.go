@@ -250,7 +250,19 @@ func (r scanReport) table(w io.Writer) error {
 				p.FilePath, shortDigest(p.Layer), truncate(p.CreatedBy, 60))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.inv.Skipped) > 0 {
+		fmt.Fprintf(w, "\n%d entries skipped or read in part:\n", len(r.inv.Skipped))
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PATH\tLAYER\tREASON")
+		for _, s := range r.inv.Skipped {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", truncate(s.Path, 100), shortDigest(s.Layer), s.Reason)
+		}
+		return tw.Flush()
+	}
+	return nil
 }
 
 func shortDigest(d string) string {
@@ -276,7 +288,7 @@ func (r scanReport) json(w io.Writer) error {
 	}
 	now := time.Now().UTC()
 	repo := r.repository()
-	info := scanning.ImageInfo{Platform: platformOf(r.inv)}
+	info := scanning.ImageInfo{Platform: scanning.PlatformName(r.inv.OS)}
 	if r.img.Config != nil {
 		info.Architecture, info.Author = r.img.Config.Architecture, r.img.Config.Author
 	}
@@ -298,18 +310,6 @@ func (r scanReport) json(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "    ")
 	return enc.Encode(out)
-}
-
-func platformOf(inv *inventory.Image) string {
-	if inv.OS == nil {
-		return ""
-	}
-	v := inv.OS.VersionID
-	name := strings.ToUpper(inv.OS.ID)
-	if v != "" {
-		name += "_" + strings.ReplaceAll(v, ".", "_")
-	}
-	return name
 }
 
 // layerProgress draws a line per layer on a terminal while layers are read.

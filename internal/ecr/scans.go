@@ -72,11 +72,13 @@ func (h *Handler) startImageScan(ctx context.Context, _ *call, body []byte) (any
 	scan, err := h.cfg.Scans.StartImageScan(ctx, repo, dgst)
 	switch {
 	case errors.Is(err, scanning.ErrQuotaExceeded):
-		return nil, newError(errLimitExceeded, "%s", scanning.ErrQuotaExceeded.Error())
-	case errors.Is(err, scanning.ErrUnsupportedImage), errors.Is(err, scanning.ErrNotAnImage):
-		return nil, newError(errUnsupportedImageType, "%s", err.Error())
+		return nil, newError(errLimitExceeded, "The scan quota per image has been exceeded. Wait and try again.")
+	case errors.Is(err, scanning.ErrUnsupportedImage):
+		return nil, newError(errUnsupportedImageType, "The operating system and/or package manager are not supported.")
+	case errors.Is(err, scanning.ErrNotAnImage):
+		return nil, newError(errUnsupportedImageType, "The image is a manifest list or an artifact; scan the images it lists.")
 	case errors.Is(err, scanning.ErrEnhancedManualScan):
-		return nil, newError(errValidation, "%s", err.Error())
+		return nil, newError(errValidation, "Manual scans are not supported when enhanced scanning is configured for the registry.")
 	case err != nil:
 		return nil, h.storeError(err, repo)
 	}

@@ -254,9 +254,10 @@ func (o Origin) ImageScan(s ScanCompleted) (store.OutboxEvent, error) {
 	switch status {
 	case "":
 		status = "COMPLETE"
-	case "COMPLETE", "FAILED":
+	case "COMPLETE", "FAILED", "UNSUPPORTED_IMAGE":
+		// A basic scan ends in one of these (UNSUPPORTED_IMAGE: no supported operating system).
 	default:
-		return store.OutboxEvent{}, fmt.Errorf("%w: %s: scan status %q: want COMPLETE or FAILED", ErrInvalidEvent, DetailTypeImageScan, status)
+		return store.OutboxEvent{}, fmt.Errorf("%w: %s: scan status %q: want COMPLETE, FAILED or UNSUPPORTED_IMAGE", ErrInvalidEvent, DetailTypeImageScan, status)
 	}
 	counts := map[string]int{}
 	for k, n := range s.SeverityCounts {

@@ -40,6 +40,17 @@ func (s *Service) continuous(ctx context.Context) {
 		now := s.cfg.Now()
 		s.indexChangedAt.Store(&now)
 		n, err := s.Reevaluate(ctx, ch)
+		// A failed re-evaluation (the store busy, say) is retried: the change's keys would
+		// otherwise be lost, since the next change carries only its own.
+		for attempt, wait := 1, time.Second; err != nil && ctx.Err() == nil && attempt < 5; attempt, wait = attempt+1, wait*2 {
+			s.cfg.Logger.Warn("continuous scan re-evaluation failed; retrying", "from", ch.From, "to", ch.To, "attempt", attempt, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			n, err = s.Reevaluate(ctx, ch)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.cfg.Logger.Warn("continuous scan re-evaluation failed", "from", ch.From, "to", ch.To, "err", err)
@@ -178,7 +189,7 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		if inv == nil || st.Scan == nil {
 			return store.ScanUpdate{}, nil
 		}
-		info := ImageInfo{Platform: platformName(inv.os)}
+		info := ImageInfo{Platform: PlatformName(inv.os)}
 		if len(st.Findings) > 0 {
 			// Keep the image facts the scan recorded (architecture, author).
 			if d, ok := detailOf(st.Findings[0]); ok {

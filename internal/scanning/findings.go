@@ -113,13 +113,21 @@ func findingEvent(origin events.Origin, f store.Finding, m store.Manifest) (stor
 // EventFinding converts a stored finding to the events package's shape.
 func EventFinding(f store.Finding, d Detail, m store.Manifest) events.Finding {
 	mf := d.Finding
+	source := mf.Source
+	if source == "" {
+		source = "OSV"
+	}
+	severity := f.Severity
+	if severity == "UNDEFINED" {
+		severity = "UNTRIAGED" // Inspector's name for a finding without a rating
+	}
 	ef := events.Finding{
-		ARN: f.ARN, Title: mf.Title, Description: mf.Description, Severity: f.Severity, Status: f.Status,
+		ARN: f.ARN, Title: mf.Title, Description: mf.Description, Severity: severity, Status: f.Status,
 		FirstObservedAt: f.FirstObservedAt, LastObservedAt: f.LastObservedAt, UpdatedAt: f.UpdatedAt,
 		FixAvailable: mf.FixAvailable(), ExploitAvailable: "NO",
 		Remediation: events.Remediation{Text: remediationText(mf)},
 		Vulnerability: events.Vulnerability{
-			ID: mf.VulnerabilityID, Source: mf.Source, SourceURL: mf.SourceURL, VendorSeverity: mf.VendorSeverity,
+			ID: mf.VulnerabilityID, Source: source, SourceURL: mf.SourceURL, VendorSeverity: mf.VendorSeverity,
 			VendorCreatedAt: mf.Published, VendorUpdatedAt: mf.Modified, RelatedVulnerabilities: mf.Related,
 			ReferenceURLs: mf.ReferenceURLs,
 		},

@@ -171,8 +171,8 @@ func decodeGzipJSON(raw []byte, v any) error {
 	return json.NewDecoder(zr).Decode(v)
 }
 
-// platformName is Inspector's name for an image's operating system, e.g. DEBIAN_12.
-func platformName(os *inventory.OSInfo) string {
+// PlatformName is Inspector's name for an image's operating system, e.g. DEBIAN_12.
+func PlatformName(os *inventory.OSInfo) string {
 	if os == nil {
 		return ""
 	}

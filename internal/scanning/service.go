@@ -39,10 +39,10 @@ const (
 
 // Errors of StartImageScan, for the ECR face to name.
 var (
-	ErrQuotaExceeded      = errors.New("The scan quota per image has been exceeded. Wait and try again.")
-	ErrUnsupportedImage   = errors.New("The operating system and/or package manager are not supported.")
-	ErrEnhancedManualScan = errors.New("Manual scans are not supported when the registry uses enhanced scanning.")
-	ErrNotAnImage         = errors.New("The image is a manifest list or an artifact, not a scannable image.")
+	ErrQuotaExceeded      = errors.New("the image was scanned less than 24 hours ago")
+	ErrUnsupportedImage   = errors.New("the image's operating system is not supported")
+	ErrEnhancedManualScan = errors.New("manual scans are not supported under enhanced scanning")
+	ErrNotAnImage         = errors.New("the manifest is an index or an artifact, not an image")
 )
 
 // BasicScanInterval is how often an image may be scanned with basic scanning.
@@ -84,7 +84,9 @@ type Advisories interface {
 
 // Config tunes the scanning service.
 type Config struct {
-	Origin  events.Origin
+	Origin events.Origin
+	// Workers is how many scans run at once on this node; with 0, the node queues scans but
+	// runs none, and leaves continuous re-evaluation to the nodes that scan.
 	Workers int
 	// ScanTimeout bounds one scan; a scan that takes longer fails with a reason.
 	ScanTimeout time.Duration
@@ -120,9 +122,7 @@ func New(st interface {
 	Store
 	ResultStore
 }, blobs Blobs, adv Advisories, cfg Config) *Service {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 2
-	}
+	cfg.Workers = max(cfg.Workers, 0) // 0: this node scans nothing (another node does)
 	if cfg.ScanTimeout <= 0 {
 		cfg.ScanTimeout = 10 * time.Minute
 	}
@@ -218,8 +218,13 @@ func (s *Service) Effects(ctx context.Context, c store.Change) (store.Effects, e
 	}
 	d := policy.Evaluate(pol, c.Repository, c.RepositoryScanOnPush)
 	if d.ScanOnPush {
+		st := policyScanType(pol)
+		pending := &store.ImageScan{Status: StatusInProgress, Frequency: d.Frequency}
+		if st == policy.ScanTypeEnhanced {
+			pending.Status = StatusPending
+		}
 		eff.Scans = append(eff.Scans, store.ScanJob{Repository: c.Repository, Digest: c.Manifest.Digest,
-			ScanType: policyScanType(pol), Trigger: store.TriggerPush})
+			ScanType: st, Trigger: store.TriggerPush, Pending: pending})
 	}
 	return eff, nil
 }

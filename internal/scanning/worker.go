@@ -29,6 +29,9 @@ type JobStore interface {
 
 // Run starts the scan workers and continuous re-evaluation, and returns when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	if s.cfg.Workers == 0 {
+		return nil
+	}
 	// Matching against an index that has not loaded yet would report nothing.
 	select {
 	case <-s.adv.Ready():
@@ -242,7 +245,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 		return err
 	}
 	decision := policy.Evaluate(pol, job.Repository, repo.ScanOnPush)
-	info := ImageInfo{Architecture: img.config.Architecture, Author: img.config.Author, Platform: platformName(inv.OS)}
+	info := ImageInfo{Architecture: img.config.Architecture, Author: img.config.Author, Platform: PlatformName(inv.OS)}
 
 	idx := s.adv.Index()
 	var findings []match.Finding

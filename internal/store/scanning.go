@@ -58,6 +58,9 @@ type ScanJob struct {
 	CreatedAt  time.Time
 	// LeaseOwner is the worker holding a running job ("host/pid").
 	LeaseOwner string
+	// Pending, when set, is the scan state recorded with the job if the image has none yet,
+	// so that the scan shows as in progress from the moment it is queued.
+	Pending *ImageScan
 }
 
 // ImageScan is the scan state of one repository image for one scan type.

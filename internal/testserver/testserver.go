@@ -141,7 +141,8 @@ func (s *Server) Restart() error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"serve", "--addr", s.Addr, "--data-dir", s.DataDir, "--log-level", "warn"}, s.Args...)
+	// No advisory sync by default: tests import what they need, and only local servers are reachable.
+	args := append([]string{"serve", "--addr", s.Addr, "--data-dir", s.DataDir, "--log-level", "warn", "--db-source", "none"}, s.Args...)
 	cmd := exec.Command(s.Bin, args...)
 	cmd.Env = append(os.Environ(), s.Env...)
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -225,4 +226,61 @@ func (s *Server) Lines(substr string) []string {
 		}
 	}
 	return out
+}
+
+// SharedTestdata is the shared test data folder ($LADING_SHARED_TESTDATA, or ../shared/testdata
+// beside the module root). Tests that need it fail, not skip, when it is missing: CI has it.
+func SharedTestdata(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("LADING_SHARED_TESTDATA")
+	if dir == "" {
+		root, err := ModuleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(root, "..", "shared", "testdata")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "images")); err != nil {
+		t.Fatalf("shared test data not found at %s (set LADING_SHARED_TESTDATA): %v", dir, err)
+	}
+	return dir
+}
+
+// Run runs a lading command and returns its standard output, failing the test when it exits
+// with an error.
+func Run(t testing.TB, bin string, args ...string) string {
+	t.Helper()
+	out, err := RunErr(bin, args...)
+	if err != nil {
+		t.Fatalf("lading %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// RunErr runs a lading command, returning its standard output and, on failure, an error
+// holding its standard error.
+func RunErr(bin string, args ...string) (string, error) {
+	cmd := exec.Command(bin, args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%w\nstderr: %s", err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// Main builds the lading binary into a temporary folder for a test package, stores its path in
+// *bin, runs the tests, and removes the folder. Use it from TestMain.
+func Main(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "lading-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -13,18 +12,4 @@ import (
 // ladingBin is built once for the package, by TestMain.
 var ladingBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lading-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ladingBin, err = testserver.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testserver.Main(m, &ladingBin)) }

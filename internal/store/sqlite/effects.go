@@ -66,8 +66,17 @@ func deleteManifestTx(ctx context.Context, tx *sql.Tx, repo, digest string) erro
 // enqueueScanTx queues a scan job unless one for the same image and scan type is already
 // queued or running.
 func enqueueScanTx(ctx context.Context, tx *sql.Tx, j store.ScanJob) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO scan_jobs(repository, image_digest, scan_type, trigger, state, created_at)
+	now := time.Now()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO scan_jobs(repository, image_digest, scan_type, trigger, state, created_at)
 		VALUES (?, ?, ?, ?, 'queued', ?) ON CONFLICT(repository, image_digest, scan_type) DO NOTHING`,
-		j.Repository, j.Digest, j.ScanType, j.Trigger, time.Now().UnixMilli())
-	return err
+		j.Repository, j.Digest, j.ScanType, j.Trigger, now.UnixMilli()); err != nil {
+		return err
+	}
+	if p := j.Pending; p != nil {
+		_, err := tx.ExecContext(ctx, `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(repository, image_digest, scan_type) DO NOTHING`,
+			j.Repository, j.Digest, j.ScanType, p.Status, p.Description, p.Frequency, now.UnixMilli())
+		return err
+	}
+	return nil
 }

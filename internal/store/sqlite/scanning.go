@@ -493,30 +493,13 @@ func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []st
 			cond = append(cond, "(ecosystem = ? AND name = ?)")
 			args = append(args, k.Ecosystem, k.Name)
 		}
-		args = append(args, scanType)
-		rows, err := db.read.QueryContext(ctx, `SELECT s.repository, s.image_digest, s.inventory_id, m.pushed_at, m.last_pulled_at, r.scan_on_push
-			FROM image_scans s
-			JOIN manifests m ON m.repository = s.repository AND m.digest = s.image_digest
-			JOIN repositories r ON r.name = s.repository
-			WHERE s.inventory_id IN (SELECT DISTINCT ip.inventory_id FROM inventory_packages ip
+		refs, err := db.inventoryRefs(ctx, `s.inventory_id IN (SELECT DISTINCT ip.inventory_id FROM inventory_packages ip
 				WHERE ip.key_id IN (SELECT id FROM package_keys WHERE `+strings.Join(cond, " OR ")+`))
-			AND s.scan_type = ?`, args...)
+			AND s.scan_type = ?`, append(args, scanType)...)
 		if err != nil {
 			return nil, fmt.Errorf("inventories holding packages: %w", err)
 		}
-		for rows.Next() {
-			var r store.InventoryRef
-			var pushed, pulled int64
-			if err := rows.Scan(&r.Repository, &r.Digest, &r.InventoryID, &pushed, &pulled, &r.ScanOnPush); err != nil {
-				_ = rows.Close()
-				return nil, err
-			}
-			r.PushedAt, r.LastPulledAt = fromMS(pushed), fromMS(pulled)
-			out = append(out, r)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
+		out = append(out, refs...)
 	}
 	return out, nil
 }
