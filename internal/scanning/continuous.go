@@ -170,11 +170,13 @@ type loadedInventory struct {
 }
 
 func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx *vulndb.Index, changed keySet, now time.Time) error {
-	// One inventory may back the same digest in several repositories: load it once.
-	loaded, err := s.loadInventories(ctx, refs, idx, changed)
-	if err != nil {
-		return err
-	}
+	// Inventories load on all cores while the store applies the targets in order, each
+	// waiting for its own. One inventory may back the same digest in several repositories:
+	// it is loaded once.
+	ctx, cancel := context.WithCancel(ctx)
+	loads := s.startLoads(ctx, refs, idx, changed)
+	defer loads.wait()
+	defer cancel()
 	targets := make([]store.ScanTarget, 0, len(refs))
 	byTarget := make(map[store.ScanTarget]store.InventoryRef, len(refs))
 	for _, r := range refs {
@@ -185,7 +187,10 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 	sourceUpdated := s.sourceUpdatedAt()
 	return s.store.ApplyScans(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
 		r := byTarget[st.Target]
-		inv := loaded[r.InventoryID]
+		inv, err := loads.get(ctx, r.InventoryID)
+		if err != nil {
+			return store.ScanUpdate{}, err
+		}
 		if inv == nil || st.Scan == nil {
 			return store.ScanUpdate{}, nil
 		}
@@ -197,7 +202,6 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 			}
 		}
 		var writes, changedFindings []store.Finding
-		var err error
 		ok := false
 		if changed != nil {
 			writes, changedFindings, ok, err = s.changedFindings(ctx, st, r.InventoryID, inv, idx, changed, info, now)
@@ -232,57 +236,71 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 	})
 }
 
-// loadInventories reads the distinct inventories of refs on all cores. For a change with
-// known keys it keeps only the packages the change touched; for a Full change it matches
-// every package. An inventory that is gone is left out.
-func (s *Service) loadInventories(ctx context.Context, refs []store.InventoryRef, idx *vulndb.Index, changed keySet) (map[int64]*loadedInventory, error) {
-	var ids []int64
-	seen := make(map[int64]bool, len(refs))
+// inventoryLoads are the inventories of a batch, loading in the background.
+type inventoryLoads struct {
+	ready  map[int64]chan struct{} // closed once the inventory is loaded (or failed)
+	failed chan struct{}           // closed on the first error
+	mu     sync.Mutex
+	loaded map[int64]*loadedInventory
+	err    error
+	wg     sync.WaitGroup
+}
+
+// startLoads loads the distinct inventories of refs, in order, on all cores. For a change
+// with known keys only the packages the change touched are kept; for a Full change every
+// package is matched. An inventory that is gone loads as nil.
+func (s *Service) startLoads(ctx context.Context, refs []store.InventoryRef, idx *vulndb.Index, changed keySet) *inventoryLoads {
+	l := &inventoryLoads{ready: make(map[int64]chan struct{}, len(refs)), failed: make(chan struct{}), loaded: make(map[int64]*loadedInventory, len(refs))}
+	ids := make(chan int64, len(refs))
 	for _, r := range refs {
-		if !seen[r.InventoryID] {
-			seen[r.InventoryID] = true
-			ids = append(ids, r.InventoryID)
+		if l.ready[r.InventoryID] == nil {
+			l.ready[r.InventoryID] = make(chan struct{})
+			ids <- r.InventoryID
 		}
 	}
-	out := make(map[int64]*loadedInventory, len(ids))
-	var mu sync.Mutex
-	var firstErr error
-	next := make(chan int64)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(ids)) {
-		wg.Add(1)
+	close(ids)
+	for range min(runtime.GOMAXPROCS(0), len(l.ready)) {
+		l.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer l.wg.Done()
 			var rd inventoryReader
-			for id := range next {
-				inv, err := s.loadInventory(ctx, &rd, id, idx, changed)
-				mu.Lock()
-				switch {
-				case err != nil && firstErr == nil:
-					firstErr = err
-				case err == nil && inv != nil:
-					out[id] = inv
+			for id := range ids {
+				if ctx.Err() != nil {
+					return
 				}
-				mu.Unlock()
+				inv, err := s.loadInventory(ctx, &rd, id, idx, changed)
+				l.mu.Lock()
+				if err != nil && l.err == nil {
+					l.err = err
+					close(l.failed)
+				}
+				l.loaded[id] = inv
+				l.mu.Unlock()
+				close(l.ready[id])
 			}
 		}()
 	}
-	for _, id := range ids {
-		mu.Lock()
-		failed := firstErr != nil
-		mu.Unlock()
-		if failed || ctx.Err() != nil {
-			break
-		}
-		next <- id
-	}
-	close(next)
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
-	return out, firstErr
+	return l
 }
+
+// get waits for an inventory of the batch.
+func (l *inventoryLoads) get(ctx context.Context, id int64) (*loadedInventory, error) {
+	select {
+	case <-l.ready[id]:
+	case <-l.failed:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.loaded[id], nil
+}
+
+// wait returns once every loader has stopped.
+func (l *inventoryLoads) wait() { l.wg.Wait() }
 
 func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int64, idx *vulndb.Index, keys keySet) (*loadedInventory, error) {
 	raw, err := s.store.ImageInventory(ctx, id)
