@@ -209,19 +209,33 @@ type findingRow struct {
 
 func (r *testRegistry) findings(t *testing.T) []findingRow {
 	t.Helper()
-	rows, err := r.db.Reader().Query(`SELECT repository, image_digest, vulnerability_id, arn, status, severity, fingerprint, detail, score,
-		first_observed_at, last_observed_at, updated_at FROM findings ORDER BY repository, image_digest, vulnerability_id`)
+	// Through the store's reads, which know how lastObservedAt is kept.
+	rows, err := r.db.Reader().Query("SELECT repository, image_digest FROM image_scans ORDER BY repository, image_digest")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	var out []findingRow
+	var images [][2]string
 	for rows.Next() {
-		var f findingRow
-		if err := rows.Scan(&f.repo, &f.digest, &f.vuln, &f.arn, &f.status, &f.severity, &f.fingerprint, &f.detail, &f.score, &f.first, &f.last, &f.updated); err != nil {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, f)
+		images = append(images, k)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out []findingRow
+	for _, img := range images {
+		fs, err := r.db.Findings(context.Background(), img[0], img[1], policy.ScanTypeEnhanced)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fs {
+			out = append(out, findingRow{repo: f.Repository, digest: f.Digest, vuln: f.VulnerabilityID, arn: f.ARN, status: f.Status,
+				severity: f.Severity, fingerprint: f.Fingerprint, detail: string(f.Detail), score: f.Score,
+				first: f.FirstObservedAt.UnixMilli(), last: f.LastObservedAt.UnixMilli(), updated: f.UpdatedAt.UnixMilli()})
+		}
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -178,9 +179,17 @@ func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 	return f, err
 }
 
+// findingLastObserved is a finding's lastObservedAt (see 0021_findings_observed.sql): while
+// it is ACTIVE, the later of its own time and the time its image's findings were all
+// observed. Every query reading lastObservedAt joins image_scans s and uses it.
+const findingLastObserved = `CASE WHEN f.status = 'ACTIVE' AND s.findings_observed_at > f.last_observed_at
+	THEN s.findings_observed_at ELSE f.last_observed_at END`
+
 func queryFindings(ctx context.Context, q querier, repo, digest, scanType string) ([]store.Finding, error) {
-	rows, err := q.QueryContext(ctx, "SELECT "+findingColumns+` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ?
-		ORDER BY vulnerability_id`, repo, digest, scanType)
+	rows, err := q.QueryContext(ctx, `SELECT f.repository, f.image_digest, f.scan_type, f.vulnerability_id, f.arn, f.status, f.severity, f.score,
+			f.fingerprint, f.detail, f.first_observed_at, `+findingLastObserved+`, f.updated_at
+		FROM findings f LEFT JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest AND s.scan_type = f.scan_type
+		WHERE f.repository = ? AND f.image_digest = ? AND f.scan_type = ? ORDER BY f.vulnerability_id`, repo, digest, scanType)
 	if err != nil {
 		return nil, err
 	}
@@ -360,13 +369,17 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 		}
 		seen[f.VulnerabilityID] = true
 	}
-	// A finding observed again, and otherwise as stored, only has its last_observed_at moved:
-	// one UPDATE per time for all of them, rather than rewriting each row's detail.
+	// A finding observed again, and otherwise as stored, only has its lastObservedAt moved.
+	// When that is every ACTIVE finding the update does not rewrite, one write of the image's
+	// findings_observed_at moves them all; otherwise one UPDATE per time moves each row.
+	if err := materializeObserved(ctx, q, t, up.Findings); err != nil {
+		return err
+	}
 	observed := map[int64][]any{}
+	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
 	for _, f := range up.Findings {
 		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
-			at := ms(f.LastObservedAt)
-			if at != ms(prev.LastObservedAt) {
+			if at := ms(f.LastObservedAt); at != ms(prev.LastObservedAt) {
 				observed[at] = append(observed[at], f.VulnerabilityID)
 			}
 			continue
@@ -374,6 +387,19 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 		if err := q.exec(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
 			f.Fingerprint, string(f.Detail), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)); err != nil {
 			return fmt.Errorf("write finding: %w", err)
+		}
+		if f.Status == findingActive {
+			minWritten = min(minWritten, ms(f.LastObservedAt))
+		}
+	}
+	if at, ok := observedTogether(cur, up.Findings, observed); ok && at <= minWritten {
+		res, err := q.ExecContext(ctx, `UPDATE image_scans SET findings_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
+			AND findings_observed_at <= ?`, at, t.Repository, t.Digest, t.ScanType, at)
+		if err != nil {
+			return fmt.Errorf("write finding: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			observed = nil
 		}
 	}
 	for at, ids := range observed {
@@ -394,6 +420,59 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 		return nil
 	}
 	return appendOutboxTx(ctx, tx, up.Events)
+}
+
+// materializeObserved copies the image's findings_observed_at into its ACTIVE finding rows, and
+// clears it, before writes that give an ACTIVE finding an earlier lastObservedAt (a clock
+// stepped back): the image's time must not hide theirs.
+func materializeObserved(ctx context.Context, q *txStatements, t store.ScanTarget, writes []store.Finding) error {
+	var obs int64
+	err := q.queryRow(ctx, "SELECT findings_observed_at FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		t.Repository, t.Digest, t.ScanType).Scan(&obs)
+	if errors.Is(err, sql.ErrNoRows) || obs == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	earlier := false
+	for _, f := range writes {
+		earlier = earlier || f.Status == findingActive && ms(f.LastObservedAt) < obs
+	}
+	if !earlier {
+		return nil
+	}
+	if err := q.exec(ctx, `UPDATE findings SET last_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
+		AND status = 'ACTIVE' AND last_observed_at < ?`, obs, t.Repository, t.Digest, t.ScanType, obs); err != nil {
+		return err
+	}
+	return q.exec(ctx, "UPDATE image_scans SET findings_observed_at = 0 WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		t.Repository, t.Digest, t.ScanType)
+}
+
+// findingActive is the status of a finding that holds (Inspector's ACTIVE).
+const findingActive = "ACTIVE"
+
+// observedTogether reports whether observed (times to vulnerability ids) moves every stored
+// ACTIVE finding, at one time, that writes does not otherwise rewrite, and that time.
+func observedTogether(cur, writes []store.Finding, observed map[int64][]any) (int64, bool) {
+	if len(observed) != 1 {
+		return 0, false
+	}
+	var at int64
+	for t := range observed {
+		at = t
+	}
+	written := make(map[string]bool, len(writes))
+	for _, f := range writes {
+		written[f.VulnerabilityID] = true
+	}
+	for _, f := range cur {
+		if f.Status == findingActive && !written[f.VulnerabilityID] {
+			return 0, false // an ACTIVE finding the update does not observe
+		}
+	}
+	return at, true
 }
 
 // onlyObserved reports whether writing f over the stored prev changes no column but
