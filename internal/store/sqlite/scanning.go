@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lading-registry/lading/internal/store"
@@ -220,7 +222,12 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 		// A re-evaluation applies thousands of targets: prepare each statement once.
 		q := &txStatements{tx: tx, stmts: map[string]*sql.Stmt{}}
 		defer q.close()
-		for _, t := range targets {
+		var pre *statePrefetch
+		if prefetchable(targets) {
+			pre = db.prefetchStates(ctx, targets)
+			defer pre.stop()
+		}
+		for i, t := range targets {
 			if t.JobID != 0 {
 				var one int
 				err := q.queryRow(ctx, "SELECT 1 FROM scan_jobs WHERE id = ?", t.JobID).Scan(&one)
@@ -231,32 +238,24 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 					return err
 				}
 			}
-			m, err := scanManifest(q.queryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
-			if errors.Is(err, sql.ErrNoRows) {
+			var st store.ScanState
+			var found bool
+			var err error
+			if pre != nil {
+				st, found, err = pre.get(ctx, i)
+			} else {
+				st, found, err = readScanState(ctx, q, t)
+			}
+			if err != nil {
+				return err
+			}
+			if !found {
 				if t.JobID != 0 {
 					if err := q.exec(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
 						return err
 					}
 				}
 				continue
-			}
-			if err != nil {
-				return err
-			}
-			if m.Tags, err = queryStrings(ctx, q, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", t.Repository, t.Digest); err != nil {
-				return err
-			}
-			st := store.ScanState{Target: t, Manifest: m}
-			s, err := scanImageScan(q.queryRow(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
-				t.Repository, t.Digest, t.ScanType))
-			switch {
-			case err == nil:
-				st.Scan = &s
-			case !errors.Is(err, sql.ErrNoRows):
-				return err
-			}
-			if st.Findings, err = queryFindings(ctx, q, t.Repository, t.Digest, t.ScanType); err != nil {
-				return err
 			}
 			up, err := update(st)
 			if err != nil {
@@ -278,6 +277,185 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 		db.reportEffects(store.Effects{Events: make([]store.OutboxEvent, events)})
 	}
 	return err
+}
+
+// stateReader runs the queries of readScanState.
+type stateReader interface {
+	querier
+	queryRow(ctx context.Context, query string, args ...any) rowScanner
+}
+
+// readScanState reads what update is handed for t; found is false when the image is gone.
+func readScanState(ctx context.Context, q stateReader, t store.ScanTarget) (st store.ScanState, found bool, err error) {
+	m, err := scanManifest(q.queryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, err
+	}
+	if m.Tags, err = queryStrings(ctx, q, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", t.Repository, t.Digest); err != nil {
+		return st, false, err
+	}
+	st = store.ScanState{Target: t, Manifest: m}
+	s, err := scanImageScan(q.queryRow(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		t.Repository, t.Digest, t.ScanType))
+	switch {
+	case err == nil:
+		st.Scan = &s
+	case !errors.Is(err, sql.ErrNoRows):
+		return st, false, err
+	}
+	if st.Findings, err = queryFindings(ctx, q, t.Repository, t.Digest, t.ScanType); err != nil {
+		return st, false, err
+	}
+	return st, true, nil
+}
+
+// prefetchWindow bounds how many target states are read ahead of the writer; fewer targets
+// than minPrefetch are read in the transaction.
+const (
+	prefetchWindow = 64
+	minPrefetch    = 16
+)
+
+// prefetchable reports whether the states of targets can be read ahead, on the read
+// connections, while the transaction writes: when no target's rows are written before it is
+// read (distinct targets) and none completes a job (whose row the transaction deletes). The
+// transaction holds the only write lock, so what a read connection sees of a target not yet
+// written is what the transaction would read.
+func prefetchable(targets []store.ScanTarget) bool {
+	if len(targets) < minPrefetch {
+		return false
+	}
+	seen := make(map[store.ScanTarget]bool, len(targets))
+	for _, t := range targets {
+		if t.JobID != 0 || seen[t] {
+			return false
+		}
+		seen[t] = true
+	}
+	return true
+}
+
+// statePrefetch reads target states ahead of the writer, in order, on all cores.
+type statePrefetch struct {
+	done   []chan struct{}
+	states []prefetchedState
+	slots  chan struct{} // one per state read but not yet taken
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	q      *poolStatements
+}
+
+type prefetchedState struct {
+	st    store.ScanState
+	found bool
+	err   error
+}
+
+func (db *DB) prefetchStates(ctx context.Context, targets []store.ScanTarget) *statePrefetch {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &statePrefetch{done: make([]chan struct{}, len(targets)), states: make([]prefetchedState, len(targets)),
+		slots: make(chan struct{}, prefetchWindow), cancel: cancel, q: &poolStatements{db: db.read, stmts: map[string]*sql.Stmt{}}}
+	for i := range p.done {
+		p.done[i] = make(chan struct{})
+	}
+	next := make(chan int)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(next)
+		for i := range targets {
+			select {
+			case p.slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for i := range next {
+				st, found, err := readScanState(ctx, p.q, targets[i])
+				p.states[i] = prefetchedState{st, found, err}
+				close(p.done[i])
+			}
+		}()
+	}
+	return p
+}
+
+// get waits for the state of target i.
+func (p *statePrefetch) get(ctx context.Context, i int) (store.ScanState, bool, error) {
+	select {
+	case <-p.done[i]:
+	case <-ctx.Done():
+		return store.ScanState{}, false, ctx.Err()
+	}
+	<-p.slots
+	r := p.states[i]
+	p.states[i] = prefetchedState{}
+	return r.st, r.found, r.err
+}
+
+func (p *statePrefetch) stop() {
+	p.cancel()
+	p.wg.Wait()
+	p.q.close()
+}
+
+// poolStatements prepares each statement once on a connection pool, for concurrent use.
+type poolStatements struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+func (q *poolStatements) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if st := q.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := q.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	q.stmts[query] = st
+	return st, nil
+}
+
+// QueryContext makes poolStatements a querier.
+func (q *poolStatements) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (q *poolStatements) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (q *poolStatements) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, st := range q.stmts {
+		_ = st.Close()
+	}
 }
 
 // txStatements prepares each statement of a transaction once.

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -113,4 +114,61 @@ func TestApplyScansObservesFindings(t *testing.T) {
 		return []store.Finding{observe(cur["A"], 6), c, observe(cur["D"], 6)}
 	})
 	check(finding("A", "ACTIVE", 1, 6, 1), finding("B", "CLOSED", 1, 2, 3), finding("C", "ACTIVE", 1, 6, 6), finding("D", "ACTIVE", 3, 6, 3))
+}
+
+// TestApplyScansManyTargets applies enough targets for their states to be read ahead: each
+// update must see its target's state as stored before the transaction (and what earlier
+// targets of the same transaction wrote must not leak into it), images gone are skipped.
+func TestApplyScansManyTargets(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	const n = 3 * minPrefetch
+	var targets []store.ScanTarget
+	for i := range n {
+		dgst := fakeDigest(fmt.Sprintf("%02x", i))
+		repo := fmt.Sprintf("app%d", i%3)
+		m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+		if i != 7 { // image 7 is gone
+			if _, err := db.PutManifest(ctx, m, nil, []string{fmt.Sprintf("v%d", i)}, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		targets = append(targets, store.ScanTarget{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced})
+	}
+	if !prefetchable(targets) {
+		t.Fatal("targets not read ahead: the test would not cover it")
+	}
+	write := func(round int) map[string]int {
+		t.Helper()
+		seen := map[string]int{}
+		err := db.ApplyScans(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
+			seen[st.Target.Digest] = len(st.Findings)
+			if len(st.Manifest.Tags) != 1 || st.Manifest.Digest != st.Target.Digest {
+				return store.ScanUpdate{}, fmt.Errorf("state of %s: manifest %+v", st.Target.Digest, st.Manifest)
+			}
+			if (round == 0) != (st.Scan == nil) {
+				return store.ScanUpdate{}, fmt.Errorf("round %d, %s: scan %+v", round, st.Target.Digest, st.Scan)
+			}
+			now := time.Unix(int64(1000+round), 0)
+			f := store.Finding{Repository: st.Target.Repository, Digest: st.Target.Digest, ScanType: st.Target.ScanType,
+				VulnerabilityID: fmt.Sprintf("CVE-%d", round), ARN: "arn", Status: "ACTIVE", Severity: "LOW", Fingerprint: "fp", Detail: []byte("{}"),
+				FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
+			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: []store.Finding{f}}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	for round := range 3 {
+		seen := write(round)
+		if len(seen) != n-1 {
+			t.Fatalf("round %d: %d targets updated, want %d", round, len(seen), n-1)
+		}
+		for d, got := range seen {
+			if got != round {
+				t.Fatalf("round %d: %s had %d findings, want %d", round, d, got, round)
+			}
+		}
+	}
 }
