@@ -199,7 +199,7 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		{"total, import to last event written", total.Round(time.Microsecond).String()},
 		{"images re-evaluated", fmt.Sprint(n)},
 		{"new ACTIVE findings of the advisory", fmt.Sprint(after.newActive - before.newActive)},
-		{"finding rows written", fmt.Sprint(after.observed)},
+		{"findings observed (lastObservedAt moved)", fmt.Sprint(after.observed)},
 		{"\"Inspector2 Finding\" events written", fmt.Sprint(after.findingEvents - before.findingEvents)},
 		{"scan usage rows written", fmt.Sprint(after.usage - before.usage)},
 		{"store on disk before (file + WAL)", sizeBefore.String()},
@@ -246,7 +246,11 @@ func countRows(ctx context.Context, db *sqlite.DB, vulnID string, since int64) (
 		{&c.newActive, "SELECT count(*) FROM findings WHERE vulnerability_id = ? AND status = 'ACTIVE'", []any{vulnID}},
 		{&c.findingEvents, "SELECT count(*) FROM outbox WHERE detail_type = 'Inspector2 Finding'", nil},
 		{&c.usage, "SELECT count(*) FROM scan_usage", nil},
-		{&c.observed, "SELECT count(*) FROM findings WHERE last_observed_at >= ?", []any{since}},
+		// lastObservedAt as the store reads it (migration 0021): while ACTIVE, the later of the
+		// finding's own time and its image's.
+		{&c.observed, `SELECT count(*) FROM findings f JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest
+			AND s.scan_type = f.scan_type WHERE CASE WHEN f.status = 'ACTIVE' AND s.findings_observed_at > f.last_observed_at
+			THEN s.findings_observed_at ELSE f.last_observed_at END >= ?`, []any{since}},
 	} {
 		if since == 0 && q.dst == &c.observed {
 			continue
