@@ -148,23 +148,12 @@ func (ks keySet) holds(p inventory.Package) bool {
 	return false
 }
 
-// covers reports whether every key of other is in ks.
-func (ks keySet) covers(other keySet) bool {
-	for k := range other {
-		if _, ok := ks[k]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
 // loadedInventory is what re-evaluation needs of one stored inventory.
 type loadedInventory struct {
 	os      *inventory.OSInfo
 	history map[string]string
-	// pkgs are the packages selected by keys (every package when keys is nil).
+	// pkgs are the packages a change with known keys touched.
 	pkgs []inventory.Package
-	keys keySet
 	// findings is the match of every package, for a Full change.
 	findings []match.Finding
 }
@@ -322,7 +311,7 @@ func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int
 	if err != nil {
 		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
 	}
-	return &loadedInventory{os: inv.OS, history: inv.History, pkgs: inv.Packages, keys: keys}, nil
+	return &loadedInventory{os: inv.OS, history: inv.History, pkgs: inv.Packages}, nil
 }
 
 // matchAll matches every package of a stored inventory.
@@ -429,26 +418,17 @@ func (s *Service) changedFindings(ctx context.Context, st store.ScanState, invID
 		}
 	}
 	if len(keys) > len(changed) {
-		pkgs := inv.pkgs
-		if !inv.keys.covers(keys) {
-			raw, err := s.store.ImageInventory(ctx, invID)
-			if err != nil {
-				return nil, nil, false, err
-			}
-			var rd inventoryReader
-			full, err := rd.read(raw, keys.holds)
-			if err != nil {
-				return nil, nil, false, fmt.Errorf("decode inventory %d: %w", invID, err)
-			}
-			pkgs = full.Packages
+		// The touched vulnerabilities also hold packages of other keys: read them too.
+		raw, err := s.store.ImageInventory(ctx, invID)
+		if err != nil {
+			return nil, nil, false, err
 		}
-		var sel []inventory.Package
-		for _, p := range pkgs {
-			if keys.holds(p) {
-				sel = append(sel, p)
-			}
+		var rd inventoryReader
+		sel, err := rd.read(raw, keys.holds)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("decode inventory %d: %w", invID, err)
 		}
-		fresh, _ = match.Image(sel, idx, inv.history)
+		fresh, _ = match.Image(sel.Packages, idx, inv.history)
 	}
 	kept := fresh[:0]
 	for _, f := range fresh {
