@@ -57,7 +57,6 @@ type loader struct {
 	db     *sqlite.DB
 	idx    *vulndb.Index
 	origin events.Origin
-	now    time.Time
 
 	keyIDs  map[vulndb.PackageKey]int64
 	pairs   []uint64 // key id << 32 | inventory id
