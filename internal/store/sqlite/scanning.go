@@ -181,17 +181,18 @@ func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 	return f, err
 }
 
-// findingLastObserved is a finding's lastObservedAt (see 0021_findings_observed.sql): while
-// it is ACTIVE, the later of its own time and the time its image's findings were all
-// observed. Every query reading lastObservedAt joins image_scans s and uses it.
-const findingLastObserved = `CASE WHEN f.status = 'ACTIVE' AND s.findings_observed_at > f.last_observed_at
-	THEN s.findings_observed_at ELSE f.last_observed_at END`
-
-func queryFindings(ctx context.Context, q querier, repo, digest, scanType string) ([]store.Finding, error) {
-	rows, err := q.QueryContext(ctx, `SELECT f.repository, f.image_digest, f.scan_type, f.vulnerability_id, f.arn, f.status, f.severity, f.score,
-			f.fingerprint, f.detail, f.first_observed_at, `+findingLastObserved+`, f.updated_at
-		FROM findings f LEFT JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest AND s.scan_type = f.scan_type
-		WHERE f.repository = ? AND f.image_digest = ? AND f.scan_type = ? ORDER BY f.vulnerability_id`, repo, digest, scanType)
+// queryFindings reads the findings of an image. A finding's lastObservedAt is, while it is
+// ACTIVE, the later of its own last_observed_at and its image's findings_observed_at
+// (0021_findings_observed.sql); any query reading lastObservedAt must apply the same rule.
+func queryFindings(ctx context.Context, q stateReader, repo, digest, scanType string) ([]store.Finding, error) {
+	var observed int64
+	err := q.queryRow(ctx, "SELECT findings_observed_at FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		repo, digest, scanType).Scan(&observed)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx, "SELECT "+findingColumns+` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ?
+		ORDER BY vulnerability_id`, repo, digest, scanType)
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +203,9 @@ func queryFindings(ctx context.Context, q querier, repo, digest, scanType string
 		if err != nil {
 			return nil, err
 		}
+		if f.Status == findingActive && observed > ms(f.LastObservedAt) {
+			f.LastObservedAt = fromMS(observed)
+		}
 		out = append(out, f)
 	}
 	return out, rows.Err()
@@ -209,7 +213,21 @@ func queryFindings(ctx context.Context, q querier, repo, digest, scanType string
 
 // Findings returns every finding of a repository image for a scan type, ordered by id.
 func (db *DB) Findings(ctx context.Context, repo, digest, scanType string) ([]store.Finding, error) {
-	return queryFindings(ctx, db.read, repo, digest, scanType)
+	var out []store.Finding
+	// One read transaction: the image's observation time and its findings of one moment.
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = queryFindings(ctx, txReader{tx}, repo, digest, scanType)
+		return err
+	})
+	return out, err
+}
+
+// txReader makes a transaction a stateReader.
+type txReader struct{ *sql.Tx }
+
+func (r txReader) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	return r.QueryRowContext(ctx, query, args...)
 }
 
 // ApplyScans reads the state of each target and writes what update returns for it, all in one
