@@ -1,12 +1,20 @@
 package scanning
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
+	kgzip "github.com/klauspost/compress/gzip"
+
+	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
@@ -57,6 +65,11 @@ func (s *Service) continuous(ctx context.Context) {
 // hold a package the change touched (every such image when the change is Full), and writes the
 // resulting finding changes and events. No layer is read. It returns how many images it
 // re-evaluated.
+//
+// For a change with known keys only the packages whose advisories changed are matched again,
+// with the packages of the stored findings those matches touch (see changedFindings); the
+// other findings of the image stay as they are, only observed again. A Full change matches
+// every package of every image.
 func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error) {
 	if ch.Full {
 		if v, err := s.store.Setting(ctx, evaluatedVersionSetting); err == nil && v == strconv.FormatInt(ch.To, 10) {
@@ -64,13 +77,16 @@ func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error)
 		}
 	}
 	var keys []store.PackageKey
+	var changed keySet
 	if !ch.Full {
 		if len(ch.Keys) == 0 {
 			return 0, s.store.PutSetting(ctx, evaluatedVersionSetting, strconv.FormatInt(ch.To, 10))
 		}
 		keys = make([]store.PackageKey, 0, len(ch.Keys))
+		changed = make(keySet, len(ch.Keys))
 		for _, k := range ch.Keys {
 			keys = append(keys, store.PackageKey{Ecosystem: k.Ecosystem, Name: k.Name})
+			changed[k] = struct{}{}
 		}
 	}
 	refs, err := s.store.InventoriesHolding(ctx, policy.ScanTypeEnhanced, keys)
@@ -103,7 +119,7 @@ func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error)
 	done := 0
 	for start := 0; start < len(eligible); start += reevaluateBatch {
 		batch := eligible[start:min(start+reevaluateBatch, len(eligible))]
-		if err := s.reevaluateBatch(ctx, batch, idx, now); err != nil {
+		if err := s.reevaluateBatch(ctx, batch, idx, changed, now); err != nil {
 			return done, err
 		}
 		done += len(batch)
@@ -111,60 +127,94 @@ func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error)
 	return done, s.store.PutSetting(ctx, evaluatedVersionSetting, strconv.FormatInt(ch.To, 10))
 }
 
-func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx match.Advisories, now time.Time) error {
-	type result struct {
-		findings []match.Finding
-		info     ImageInfo
+// keySet is the set of package keys a change touched.
+type keySet map[vulndb.PackageKey]struct{}
+
+// holds reports whether the advisories matched against p may have changed: its key is in
+// the set, or its key without the release, since a record of the bare ecosystem ("Debian")
+// applies to every release.
+func (ks keySet) holds(p inventory.Package) bool {
+	if p.Ecosystem == "" {
+		return false
 	}
-	// One inventory may back the same digest in several repositories: decode and match it once.
-	results := map[int64]*result{}
+	k := match.Key(p)
+	if _, ok := ks[k]; ok {
+		return true
+	}
+	if base := vulndb.BaseEcosystem(k.Ecosystem); base != k.Ecosystem {
+		_, ok := ks[vulndb.PackageKey{Ecosystem: base, Name: k.Name}]
+		return ok
+	}
+	return false
+}
+
+// loadedInventory is what re-evaluation needs of one stored inventory.
+type loadedInventory struct {
+	os      *inventory.OSInfo
+	history map[string]string
+	// pkgs are the packages a change with known keys touched.
+	pkgs []inventory.Package
+	// findings is the match of every package, for a Full change.
+	findings []match.Finding
+}
+
+func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx *vulndb.Index, changed keySet, now time.Time) error {
+	// Inventories load on all cores while the store applies the targets in order, each
+	// waiting for its own. One inventory may back the same digest in several repositories:
+	// it is loaded once.
+	ctx, cancel := context.WithCancel(ctx)
+	loads := s.startLoads(ctx, refs, idx, changed)
+	defer loads.wait()
+	defer cancel()
 	targets := make([]store.ScanTarget, 0, len(refs))
+	byTarget := make(map[store.ScanTarget]store.InventoryRef, len(refs))
 	for _, r := range refs {
-		targets = append(targets, store.ScanTarget{Repository: r.Repository, Digest: r.Digest, ScanType: policy.ScanTypeEnhanced})
-		if results[r.InventoryID] != nil {
-			continue
-		}
-		raw, err := s.store.ImageInventory(ctx, r.InventoryID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		var inv storedInventory
-		if err := decodeGzipJSON(raw, &inv); err != nil {
-			return fmt.Errorf("decode inventory %d: %w", r.InventoryID, err)
-		}
-		fs, _ := match.Image(inv.Packages, idx, inv.History)
-		results[r.InventoryID] = &result{findings: fs, info: ImageInfo{Platform: PlatformName(inv.OS)}}
-	}
-	byTarget := map[store.ScanTarget]store.InventoryRef{}
-	for i, r := range refs {
-		byTarget[targets[i]] = r
+		t := store.ScanTarget{Repository: r.Repository, Digest: r.Digest, ScanType: policy.ScanTypeEnhanced}
+		targets = append(targets, t)
+		byTarget[t] = r
 	}
 	sourceUpdated := s.sourceUpdatedAt()
 	return s.store.ApplyScans(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
 		r := byTarget[st.Target]
-		res := results[r.InventoryID]
-		if res == nil || st.Scan == nil {
+		inv, err := loads.get(ctx, r.InventoryID)
+		if err != nil {
+			return store.ScanUpdate{}, err
+		}
+		if inv == nil || st.Scan == nil {
 			return store.ScanUpdate{}, nil
 		}
-		info := res.info
+		info := ImageInfo{Platform: PlatformName(inv.os)}
 		if len(st.Findings) > 0 {
 			// Keep the image facts the scan recorded (architecture, author).
 			if d, ok := detailOf(st.Findings[0]); ok {
 				info = d.Image
 			}
 		}
-		writes, changed, err := diffFindings(st.Target, st.Findings, res.findings, info, s.cfg.Origin, now)
-		if err != nil {
-			return store.ScanUpdate{}, err
+		var writes, changedFindings []store.Finding
+		ok := false
+		if changed != nil {
+			writes, changedFindings, ok, err = s.changedFindings(ctx, st, r.InventoryID, inv, idx, changed, info, now)
+			if err != nil {
+				return store.ScanUpdate{}, err
+			}
+		}
+		if !ok {
+			fresh := inv.findings
+			if changed != nil {
+				// The stored findings are not what the partial match can build on: match it all.
+				if fresh, err = s.matchAll(ctx, r.InventoryID, idx); err != nil {
+					return store.ScanUpdate{}, err
+				}
+			}
+			if writes, changedFindings, err = diffFindings(st.Target, st.Findings, fresh, info, s.cfg.Origin, now); err != nil {
+				return store.ScanUpdate{}, err
+			}
 		}
 		scan := *st.Scan
 		scan.SourceUpdatedAt, scan.UpdatedAt = sourceUpdated, now
 		up := store.ScanUpdate{Scan: &scan, Findings: writes,
 			Usage: []store.Usage{{Repository: r.Repository, Digest: r.Digest, ScanType: policy.ScanTypeEnhanced, Kind: store.UsageRescan, At: now}}}
-		for _, f := range changed {
+		for _, f := range changedFindings {
 			ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
 			if err != nil {
 				return up, err
@@ -173,6 +223,221 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		}
 		return up, nil
 	})
+}
+
+// inventoryLoads are the inventories of a batch, loading in the background.
+type inventoryLoads struct {
+	ready  map[int64]chan struct{} // closed once the inventory is loaded (or failed)
+	failed chan struct{}           // closed on the first error
+	mu     sync.Mutex
+	loaded map[int64]*loadedInventory
+	err    error
+	wg     sync.WaitGroup
+}
+
+// startLoads loads the distinct inventories of refs, in order, on all cores. For a change
+// with known keys only the packages the change touched are kept; for a Full change every
+// package is matched. An inventory that is gone loads as nil.
+func (s *Service) startLoads(ctx context.Context, refs []store.InventoryRef, idx *vulndb.Index, changed keySet) *inventoryLoads {
+	l := &inventoryLoads{ready: make(map[int64]chan struct{}, len(refs)), failed: make(chan struct{}), loaded: make(map[int64]*loadedInventory, len(refs))}
+	ids := make(chan int64, len(refs))
+	for _, r := range refs {
+		if l.ready[r.InventoryID] == nil {
+			l.ready[r.InventoryID] = make(chan struct{})
+			ids <- r.InventoryID
+		}
+	}
+	close(ids)
+	for range min(runtime.GOMAXPROCS(0), len(l.ready)) {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			var rd inventoryReader
+			for id := range ids {
+				if ctx.Err() != nil {
+					return
+				}
+				inv, err := s.loadInventory(ctx, &rd, id, idx, changed)
+				l.mu.Lock()
+				if err != nil && l.err == nil {
+					l.err = err
+					close(l.failed)
+				}
+				l.loaded[id] = inv
+				l.mu.Unlock()
+				close(l.ready[id])
+			}
+		}()
+	}
+	return l
+}
+
+// get waits for an inventory of the batch.
+func (l *inventoryLoads) get(ctx context.Context, id int64) (*loadedInventory, error) {
+	select {
+	case <-l.ready[id]:
+	case <-l.failed:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.loaded[id], nil
+}
+
+// wait returns once every loader has stopped.
+func (l *inventoryLoads) wait() { l.wg.Wait() }
+
+func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int64, idx *vulndb.Index, keys keySet) (*loadedInventory, error) {
+	raw, err := s.store.ImageInventory(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		var inv storedInventory
+		if err := decodeGzipJSON(raw, &inv); err != nil {
+			return nil, fmt.Errorf("decode inventory %d: %w", id, err)
+		}
+		fs, _ := match.Image(inv.Packages, idx, inv.History)
+		return &loadedInventory{os: inv.OS, history: inv.History, findings: fs}, nil
+	}
+	inv, err := rd.read(raw, keys.holds)
+	if err != nil {
+		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
+	}
+	return &loadedInventory{os: inv.OS, history: inv.History, pkgs: inv.Packages}, nil
+}
+
+// matchAll matches every package of a stored inventory.
+func (s *Service) matchAll(ctx context.Context, id int64, idx *vulndb.Index) ([]match.Finding, error) {
+	raw, err := s.store.ImageInventory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var inv storedInventory
+	if err := decodeGzipJSON(raw, &inv); err != nil {
+		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
+	}
+	fs, _ := match.Image(inv.Packages, idx, inv.History)
+	return fs, nil
+}
+
+// changedFindings computes what diffFindings would compute from a match of every package,
+// matching only the packages the change touched. It relies on the stored ACTIVE findings
+// being the match of every package against the advisories before the change (what the scan
+// and every re-evaluation since wrote):
+//
+//   - a package whose key the change did not touch matches what it matched before, so a
+//     vulnerability none of the touched packages matches, now or before, is unchanged;
+//   - the touched vulnerabilities T are those the touched packages match now, and the stored
+//     findings holding a touched package;
+//   - each vulnerability of T is built again from every package matching it: the touched
+//     packages, and the untouched ones its stored finding lists (an untouched package
+//     matching it now matched it before), so the inventory packages of those keys are
+//     matched too, in inventory order as match.Image sees them.
+//
+// It reports false, and computes nothing, when the stored findings were written with other
+// image facts than info (diffFindings would rewrite them all).
+func (s *Service) changedFindings(ctx context.Context, st store.ScanState, invID int64, inv *loadedInventory, idx *vulndb.Index, changed keySet,
+	info ImageInfo, now time.Time) (writes, changedOut []store.Finding, ok bool, err error) {
+	var touchedPkgs []inventory.Package
+	for _, p := range inv.pkgs {
+		if changed.holds(p) {
+			touchedPkgs = append(touchedPkgs, p)
+		}
+	}
+	fresh, _ := match.Image(touchedPkgs, idx, inv.history)
+	touched := make(map[string]bool, len(fresh))
+	for _, f := range fresh {
+		touched[f.VulnerabilityID] = true
+	}
+	// A stored finding can hold a touched package only if its detail names one: look for
+	// the name as the detail writes it (encoding/json, byte for byte) before decoding.
+	needles := make([][]byte, 0, len(touchedPkgs))
+	for _, p := range touchedPkgs {
+		n, err := json.Marshal(p.Name)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		needles = append(needles, append([]byte(`"name":`), n...))
+	}
+	imageJSON, err := json.Marshal(info)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	imageSuffix := append(append([]byte(`"image":`), imageJSON...), '}')
+	decoded := map[string]Detail{}
+	for _, f := range st.Findings {
+		if f.Status != FindingActive || touched[f.VulnerabilityID] || !containsAny(f.Detail, needles) {
+			continue
+		}
+		d, ok := detailOf(f)
+		if !ok {
+			return nil, nil, false, nil
+		}
+		decoded[f.VulnerabilityID] = d
+		for _, vp := range d.Finding.Packages {
+			if changed.holds(packageOf(vp)) {
+				touched[f.VulnerabilityID] = true
+				break
+			}
+		}
+	}
+	// Every vulnerability of T is built from all its packages: add the keys its stored
+	// finding lists.
+	keys := make(keySet, len(changed))
+	for k := range changed {
+		keys[k] = struct{}{}
+	}
+	for _, f := range st.Findings {
+		if f.Status != FindingActive {
+			continue
+		}
+		if !touched[f.VulnerabilityID] {
+			if !bytes.HasSuffix(f.Detail, imageSuffix) {
+				return nil, nil, false, nil
+			}
+			continue
+		}
+		d, ok := decoded[f.VulnerabilityID]
+		if !ok {
+			if d, ok = detailOf(f); !ok {
+				return nil, nil, false, nil
+			}
+		}
+		for _, vp := range d.Finding.Packages {
+			if p := packageOf(vp); p.Ecosystem != "" && !changed.holds(p) {
+				keys[match.Key(p)] = struct{}{}
+			}
+		}
+	}
+	if len(keys) > len(changed) {
+		// The touched vulnerabilities also hold packages of other keys: read them too.
+		raw, err := s.store.ImageInventory(ctx, invID)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		var rd inventoryReader
+		sel, err := rd.read(raw, keys.holds)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("decode inventory %d: %w", invID, err)
+		}
+		fresh, _ = match.Image(sel.Packages, idx, inv.history)
+	}
+	kept := fresh[:0]
+	for _, f := range fresh {
+		if touched[f.VulnerabilityID] {
+			kept = append(kept, f)
+		}
+	}
+	writes, changedOut, err = diffTouched(st.Target, st.Findings, kept, touched, info, s.cfg.Origin, now)
+	return writes, changedOut, true, err
 }
 
 // PolicyChanged brings existing images into coverage after the registry scanning
@@ -223,4 +488,60 @@ func (s *Service) PolicyChanged(ctx context.Context) error {
 	s.cfg.Logger.Info("images brought into continuous coverage", "images", len(jobs))
 	s.Wake()
 	return nil
+}
+
+// packageOf is the part of an inventory package a finding's package records that decides its
+// advisory key.
+func packageOf(vp match.VulnerablePackage) inventory.Package {
+	return inventory.Package{Ecosystem: vp.Ecosystem, Name: vp.Name, SourceName: vp.SourceName, PackageManager: vp.PackageManager}
+}
+
+func containsAny(b []byte, needles [][]byte) bool {
+	for _, n := range needles {
+		if bytes.Contains(b, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// inventoryReader decompresses stored inventories, reusing its buffers.
+type inventoryReader struct {
+	zr  *kgzip.Reader
+	buf bytes.Buffer
+}
+
+// read decodes a stored inventory (gzip'd JSON) keeping only the packages keep selects, in
+// order. keep sees a package with only Ecosystem, Name, SourceName and PackageManager set;
+// the packages it selects are decoded in full. The result is the full decode's, filtered.
+func (rd *inventoryReader) read(raw []byte, keep func(inventory.Package) bool) (*storedInventory, error) {
+	var err error
+	if rd.zr == nil {
+		rd.zr, err = kgzip.NewReader(bytes.NewReader(raw))
+	} else {
+		err = rd.zr.Reset(bytes.NewReader(raw))
+	}
+	if err != nil {
+		return nil, err
+	}
+	rd.buf.Reset()
+	if _, err := io.Copy(&rd.buf, rd.zr); err != nil {
+		return nil, err
+	}
+	inv, err := skimInventory(rd.buf.Bytes(), keep)
+	if errors.Is(err, errNotSkimmable) {
+		var full storedInventory
+		if err := json.NewDecoder(bytes.NewReader(rd.buf.Bytes())).Decode(&full); err != nil {
+			return nil, err
+		}
+		pkgs := full.Packages[:0]
+		for _, p := range full.Packages {
+			if keep(p) {
+				pkgs = append(pkgs, p)
+			}
+		}
+		full.Packages = pkgs
+		return &full, nil
+	}
+	return inv, err
 }

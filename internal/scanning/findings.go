@@ -42,6 +42,15 @@ func FindingARN(origin events.Origin, repo, dgst, scanType, vulnID string) strin
 // (new detail, updatedAt moves), reopened ones, and findings no longer matched (CLOSED).
 // An unchanged ACTIVE finding only has its lastObservedAt moved.
 func diffFindings(t store.ScanTarget, cur []store.Finding, next []match.Finding, info ImageInfo, origin events.Origin, now time.Time) (writes, changed []store.Finding, err error) {
+	return diffTouched(t, cur, next, nil, info, origin, now)
+}
+
+// diffTouched is diffFindings when next is the fresh match of only the vulnerabilities in
+// touched (nil: of all): a stored ACTIVE finding of another vulnerability is known to be
+// unchanged and is written as diffFindings writes an unchanged finding, without rebuilding
+// its detail.
+func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, touched map[string]bool, info ImageInfo, origin events.Origin,
+	now time.Time) (writes, changed []store.Finding, err error) {
 	old := make(map[string]store.Finding, len(cur))
 	for _, f := range cur {
 		old[f.VulnerabilityID] = f
@@ -75,6 +84,14 @@ func diffFindings(t store.ScanTarget, cur []store.Finding, next []match.Finding,
 	}
 	for _, f := range cur {
 		if seen[f.VulnerabilityID] || f.Status == FindingClosed {
+			continue
+		}
+		if touched != nil && !touched[f.VulnerabilityID] {
+			// Its match would rebuild the stored detail byte for byte (same fingerprint).
+			f.Repository, f.Digest, f.ScanType = t.Repository, t.Digest, t.ScanType
+			f.ARN = FindingARN(origin, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID)
+			f.LastObservedAt = now
+			writes = append(writes, f)
 			continue
 		}
 		f.Status, f.UpdatedAt = FindingClosed, now

@@ -1,11 +1,15 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lading-registry/lading/internal/store"
@@ -112,12 +116,16 @@ func scanImageScan(row interface{ Scan(...any) error }) (store.ImageScan, error)
 	return s, err
 }
 
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // PutImageScan records a scan state outside a scan job (e.g. a manual scan being accepted).
 func (db *DB) PutImageScan(ctx context.Context, s store.ImageScan) error {
 	return db.Tx(ctx, func(tx *sql.Tx) error { return putImageScanTx(ctx, tx, s) })
 }
 
-func putImageScanTx(ctx context.Context, tx *sql.Tx, s store.ImageScan) error {
+func putImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
 	var inv any
 	if s.InventoryID != 0 {
 		inv = s.InventoryID
@@ -173,7 +181,16 @@ func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 	return f, err
 }
 
-func queryFindings(ctx context.Context, q querier, repo, digest, scanType string) ([]store.Finding, error) {
+// queryFindings reads the findings of an image. A finding's lastObservedAt is, while it is
+// ACTIVE, the later of its own last_observed_at and its image's findings_observed_at
+// (0021_findings_observed.sql); any query reading lastObservedAt must apply the same rule.
+func queryFindings(ctx context.Context, q stateReader, repo, digest, scanType string) ([]store.Finding, error) {
+	var observed int64
+	err := q.queryRow(ctx, "SELECT findings_observed_at FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		repo, digest, scanType).Scan(&observed)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
 	rows, err := q.QueryContext(ctx, "SELECT "+findingColumns+` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ?
 		ORDER BY vulnerability_id`, repo, digest, scanType)
 	if err != nil {
@@ -186,6 +203,9 @@ func queryFindings(ctx context.Context, q querier, repo, digest, scanType string
 		if err != nil {
 			return nil, err
 		}
+		if f.Status == findingActive && observed > ms(f.LastObservedAt) {
+			f.LastObservedAt = fromMS(observed)
+		}
 		out = append(out, f)
 	}
 	return out, rows.Err()
@@ -193,7 +213,21 @@ func queryFindings(ctx context.Context, q querier, repo, digest, scanType string
 
 // Findings returns every finding of a repository image for a scan type, ordered by id.
 func (db *DB) Findings(ctx context.Context, repo, digest, scanType string) ([]store.Finding, error) {
-	return queryFindings(ctx, db.read, repo, digest, scanType)
+	var out []store.Finding
+	// One read transaction: the image's observation time and its findings of one moment.
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = queryFindings(ctx, txReader{tx}, repo, digest, scanType)
+		return err
+	})
+	return out, err
+}
+
+// txReader makes a transaction a stateReader.
+type txReader struct{ *sql.Tx }
+
+func (r txReader) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	return r.QueryRowContext(ctx, query, args...)
 }
 
 // ApplyScans reads the state of each target and writes what update returns for it, all in one
@@ -203,10 +237,18 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 	var events int
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		events = 0
-		for _, t := range targets {
+		// A re-evaluation applies thousands of targets: prepare each statement once.
+		q := &txStatements{tx: tx, stmts: map[string]*sql.Stmt{}}
+		defer q.close()
+		var pre *statePrefetch
+		if prefetchable(targets) {
+			pre = db.prefetchStates(ctx, targets)
+			defer pre.stop()
+		}
+		for i, t := range targets {
 			if t.JobID != 0 {
 				var one int
-				err := tx.QueryRowContext(ctx, "SELECT 1 FROM scan_jobs WHERE id = ?", t.JobID).Scan(&one)
+				err := q.queryRow(ctx, "SELECT 1 FROM scan_jobs WHERE id = ?", t.JobID).Scan(&one)
 				if errors.Is(err, sql.ErrNoRows) {
 					continue
 				}
@@ -214,43 +256,35 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 					return err
 				}
 			}
-			m, err := scanManifest(tx.QueryRowContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
-			if errors.Is(err, sql.ErrNoRows) {
+			var st store.ScanState
+			var found bool
+			var err error
+			if pre != nil {
+				st, found, err = pre.get(ctx, i)
+			} else {
+				st, found, err = readScanState(ctx, q, t)
+			}
+			if err != nil {
+				return err
+			}
+			if !found {
 				if t.JobID != 0 {
-					if _, err := tx.ExecContext(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
+					if err := q.exec(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
 						return err
 					}
 				}
 				continue
 			}
-			if err != nil {
-				return err
-			}
-			if m.Tags, err = queryStrings(ctx, tx, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", t.Repository, t.Digest); err != nil {
-				return err
-			}
-			st := store.ScanState{Target: t, Manifest: m}
-			s, err := scanImageScan(tx.QueryRowContext(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
-				t.Repository, t.Digest, t.ScanType))
-			switch {
-			case err == nil:
-				st.Scan = &s
-			case !errors.Is(err, sql.ErrNoRows):
-				return err
-			}
-			if st.Findings, err = queryFindings(ctx, tx, t.Repository, t.Digest, t.ScanType); err != nil {
-				return err
-			}
 			up, err := update(st)
 			if err != nil {
 				return err
 			}
-			if err := writeScanUpdate(ctx, tx, t, up); err != nil {
+			if err := writeScanUpdate(ctx, tx, q, t, st.Findings, up); err != nil {
 				return err
 			}
 			events += len(up.Events)
 			if t.JobID != 0 {
-				if _, err := tx.ExecContext(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
+				if err := q.exec(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
 					return err
 				}
 			}
@@ -263,31 +297,386 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 	return err
 }
 
-func writeScanUpdate(ctx context.Context, tx *sql.Tx, t store.ScanTarget, up store.ScanUpdate) error {
+// stateReader runs the queries of readScanState.
+type stateReader interface {
+	querier
+	queryRow(ctx context.Context, query string, args ...any) rowScanner
+}
+
+// readScanState reads what update is handed for t; found is false when the image is gone.
+func readScanState(ctx context.Context, q stateReader, t store.ScanTarget) (st store.ScanState, found bool, err error) {
+	m, err := scanManifest(q.queryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, err
+	}
+	if m.Tags, err = queryStrings(ctx, q, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", t.Repository, t.Digest); err != nil {
+		return st, false, err
+	}
+	st = store.ScanState{Target: t, Manifest: m}
+	s, err := scanImageScan(q.queryRow(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		t.Repository, t.Digest, t.ScanType))
+	switch {
+	case err == nil:
+		st.Scan = &s
+	case !errors.Is(err, sql.ErrNoRows):
+		return st, false, err
+	}
+	if st.Findings, err = queryFindings(ctx, q, t.Repository, t.Digest, t.ScanType); err != nil {
+		return st, false, err
+	}
+	return st, true, nil
+}
+
+// prefetchWindow bounds how many target states are read ahead of the writer; fewer targets
+// than minPrefetch are read in the transaction.
+const (
+	prefetchWindow = 64
+	minPrefetch    = 16
+)
+
+// prefetchable reports whether the states of targets can be read ahead, on the read
+// connections, while the transaction writes: when no target's rows are written before it is
+// read (distinct targets) and none completes a job (whose row the transaction deletes). The
+// transaction holds the only write lock, so what a read connection sees of a target not yet
+// written is what the transaction would read.
+func prefetchable(targets []store.ScanTarget) bool {
+	if len(targets) < minPrefetch {
+		return false
+	}
+	seen := make(map[store.ScanTarget]bool, len(targets))
+	for _, t := range targets {
+		if t.JobID != 0 || seen[t] {
+			return false
+		}
+		seen[t] = true
+	}
+	return true
+}
+
+// statePrefetch reads target states ahead of the writer, in order, on all cores.
+type statePrefetch struct {
+	done   []chan struct{}
+	states []prefetchedState
+	slots  chan struct{} // one per state read but not yet taken
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	q      *poolStatements
+}
+
+type prefetchedState struct {
+	st    store.ScanState
+	found bool
+	err   error
+}
+
+func (db *DB) prefetchStates(ctx context.Context, targets []store.ScanTarget) *statePrefetch {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &statePrefetch{done: make([]chan struct{}, len(targets)), states: make([]prefetchedState, len(targets)),
+		slots: make(chan struct{}, prefetchWindow), cancel: cancel, q: &poolStatements{db: db.read, stmts: map[string]*sql.Stmt{}}}
+	for i := range p.done {
+		p.done[i] = make(chan struct{})
+	}
+	next := make(chan int)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(next)
+		for i := range targets {
+			select {
+			case p.slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for i := range next {
+				st, found, err := readScanState(ctx, p.q, targets[i])
+				p.states[i] = prefetchedState{st, found, err}
+				close(p.done[i])
+			}
+		}()
+	}
+	return p
+}
+
+// get waits for the state of target i.
+func (p *statePrefetch) get(ctx context.Context, i int) (store.ScanState, bool, error) {
+	select {
+	case <-p.done[i]:
+	case <-ctx.Done():
+		return store.ScanState{}, false, ctx.Err()
+	}
+	<-p.slots
+	r := p.states[i]
+	p.states[i] = prefetchedState{}
+	return r.st, r.found, r.err
+}
+
+func (p *statePrefetch) stop() {
+	p.cancel()
+	p.wg.Wait()
+	p.q.close()
+}
+
+// poolStatements prepares each statement once on a connection pool, for concurrent use.
+type poolStatements struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+func (q *poolStatements) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if st := q.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := q.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	q.stmts[query] = st
+	return st, nil
+}
+
+// QueryContext makes poolStatements a querier.
+func (q *poolStatements) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (q *poolStatements) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (q *poolStatements) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, st := range q.stmts {
+		_ = st.Close()
+	}
+}
+
+// txStatements prepares each statement of a transaction once.
+type txStatements struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (q *txStatements) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st := q.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := q.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	q.stmts[query] = st
+	return st, nil
+}
+
+// QueryContext makes txStatements a querier.
+func (q *txStatements) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (q *txStatements) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (q *txStatements) exec(ctx context.Context, query string, args ...any) error {
+	_, err := q.ExecContext(ctx, query, args...)
+	return err
+}
+
+// ExecContext makes txStatements an execer.
+func (q *txStatements) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := q.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (q *txStatements) close() {
+	for _, st := range q.stmts {
+		_ = st.Close()
+	}
+}
+
+type rowScanner interface{ Scan(...any) error }
+
+// errRow is a row whose query could not be prepared.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// upsertFinding writes a finding whole.
+const upsertFinding = `INSERT INTO findings(` + findingColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
+		severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, detail = excluded.detail,
+		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at`
+
+// writeScanUpdate writes up for t; cur are the findings stored for t when up was computed.
+func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.ScanTarget, cur []store.Finding, up store.ScanUpdate) error {
 	if up.Scan != nil {
 		s := *up.Scan
 		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
-		if err := putImageScanTx(ctx, tx, s); err != nil {
+		if err := putImageScanTx(ctx, q, s); err != nil {
 			return err
 		}
 	}
+	stored := make(map[string]*store.Finding, len(cur))
+	for i := range cur {
+		stored[cur[i].VulnerabilityID] = &cur[i]
+	}
+	seen := make(map[string]bool, len(up.Findings))
 	for _, f := range up.Findings {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO findings(`+findingColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
-				severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, detail = excluded.detail,
-				first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at`,
-			t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score, f.Fingerprint, string(f.Detail),
-			ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)); err != nil {
+		if seen[f.VulnerabilityID] {
+			stored = nil // written twice: keep the order of the writes
+			break
+		}
+		seen[f.VulnerabilityID] = true
+	}
+	// A finding observed again, and otherwise as stored, only has its lastObservedAt moved.
+	// When that is every ACTIVE finding the update does not rewrite, one write of the image's
+	// findings_observed_at moves them all; otherwise one UPDATE per time moves each row.
+	if err := materializeObserved(ctx, q, t, up.Findings); err != nil {
+		return err
+	}
+	observed := map[int64][]any{}
+	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
+	for _, f := range up.Findings {
+		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
+			if at := ms(f.LastObservedAt); at != ms(prev.LastObservedAt) {
+				observed[at] = append(observed[at], f.VulnerabilityID)
+			}
+			continue
+		}
+		if err := q.exec(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
+			f.Fingerprint, string(f.Detail), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)); err != nil {
 			return fmt.Errorf("write finding: %w", err)
+		}
+		if f.Status == findingActive {
+			minWritten = min(minWritten, ms(f.LastObservedAt))
+		}
+	}
+	if at, ok := observedTogether(cur, up.Findings, observed); ok && at <= minWritten {
+		res, err := q.ExecContext(ctx, `UPDATE image_scans SET findings_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
+			AND findings_observed_at <= ?`, at, t.Repository, t.Digest, t.ScanType, at)
+		if err != nil {
+			return fmt.Errorf("write finding: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			observed = nil
+		}
+	}
+	for at, ids := range observed {
+		for chunk := range chunks(ids, 200) {
+			if _, err := tx.ExecContext(ctx, `UPDATE findings SET last_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
+				AND vulnerability_id IN (`+placeholders(len(chunk))+`)`, append([]any{at, t.Repository, t.Digest, t.ScanType}, chunk...)...); err != nil {
+				return fmt.Errorf("write finding: %w", err)
+			}
 		}
 	}
 	for _, u := range up.Usage {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)",
+		if err := q.exec(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)",
 			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At)); err != nil {
 			return err
 		}
 	}
+	if len(up.Events) == 0 {
+		return nil
+	}
 	return appendOutboxTx(ctx, tx, up.Events)
+}
+
+// materializeObserved copies the image's findings_observed_at into its ACTIVE finding rows, and
+// clears it, before writes that give an ACTIVE finding an earlier lastObservedAt (a clock
+// stepped back): the image's time must not hide theirs.
+func materializeObserved(ctx context.Context, q *txStatements, t store.ScanTarget, writes []store.Finding) error {
+	var obs int64
+	err := q.queryRow(ctx, "SELECT findings_observed_at FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		t.Repository, t.Digest, t.ScanType).Scan(&obs)
+	if errors.Is(err, sql.ErrNoRows) || obs == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	earlier := false
+	for _, f := range writes {
+		earlier = earlier || f.Status == findingActive && ms(f.LastObservedAt) < obs
+	}
+	if !earlier {
+		return nil
+	}
+	if err := q.exec(ctx, `UPDATE findings SET last_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
+		AND status = 'ACTIVE' AND last_observed_at < ?`, obs, t.Repository, t.Digest, t.ScanType, obs); err != nil {
+		return err
+	}
+	return q.exec(ctx, "UPDATE image_scans SET findings_observed_at = 0 WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		t.Repository, t.Digest, t.ScanType)
+}
+
+// findingActive is the status of a finding that holds (Inspector's ACTIVE).
+const findingActive = "ACTIVE"
+
+// observedTogether reports whether observed (times to vulnerability ids) moves every stored
+// ACTIVE finding, at one time, that writes does not otherwise rewrite, and that time.
+func observedTogether(cur, writes []store.Finding, observed map[int64][]any) (int64, bool) {
+	if len(observed) != 1 {
+		return 0, false
+	}
+	var at int64
+	for t := range observed {
+		at = t
+	}
+	written := make(map[string]bool, len(writes))
+	for _, f := range writes {
+		written[f.VulnerabilityID] = true
+	}
+	for _, f := range cur {
+		if f.Status == findingActive && !written[f.VulnerabilityID] {
+			return 0, false // an ACTIVE finding the update does not observe
+		}
+	}
+	return at, true
+}
+
+// onlyObserved reports whether writing f over the stored prev changes no column but
+// last_observed_at (times compared as stored, in milliseconds).
+func onlyObserved(prev, f store.Finding) bool {
+	return prev.Repository == f.Repository && prev.Digest == f.Digest && prev.ScanType == f.ScanType && prev.ARN == f.ARN &&
+		prev.Status == f.Status && prev.Severity == f.Severity && prev.Score == f.Score && prev.Fingerprint == f.Fingerprint &&
+		ms(prev.FirstObservedAt) == ms(f.FirstObservedAt) && ms(prev.UpdatedAt) == ms(f.UpdatedAt) && bytes.Equal(prev.Detail, f.Detail)
 }
 
 // LayerInventory returns a cached layer inventory, or ErrNotFound.

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/vulndb"
+)
+
+// storedInventory mirrors what internal/scanning stores for an image (image.go): the same
+// JSON, gzip'd, so that re-evaluation decodes what a real scan would have written.
+type storedInventory struct {
+	OS       *inventory.OSInfo   `json:"os,omitempty"`
+	Packages []inventory.Package `json:"packages"`
+	History  map[string]string   `json:"history,omitempty"`
+	Skipped  []inventory.Skipped `json:"skipped,omitempty"`
+}
+
+// preparedImage is a generated image with everything its initial scan would have stored.
+type preparedImage struct {
+	genImage
+	keys      []vulndb.PackageKey
+	inventory []byte
+	findings  []store.Finding
+}
+
+// loadStats summarises the store the load wrote.
+type loadStats struct {
+	images, repos, packages, findings, keys, indexRows int
+	inventoryBytes                                     int64
+	holders                                            map[vulndb.PackageKey]int
+}
+
+// loader writes generated images into the store the way scans would have left them.
+// Repositories and the scanning policy go through the store's API; the per-image rows
+// (manifests, references, tags, inventories, scans, findings, usage) are written with the
+// store's own statements in large transactions, and the inverted index is built at the end
+// in key order, because one transaction per image (as the scanner does) would take hours
+// for 100,000 images. The statements mirror internal/store/sqlite (registry.go, scanning.go).
+type loader struct {
+	db     *sqlite.DB
+	idx    *vulndb.Index
+	origin events.Origin
+
+	keyIDs  map[vulndb.PackageKey]int64
+	pairs   []uint64 // key id << 32 | inventory id
+	nextInv int64
+	stats   loadStats
+}
+
+func (l *loader) prepare(img genImage) (preparedImage, error) {
+	p := preparedImage{genImage: img}
+	p.keys = keysOf(img.pkgs, match.Key)
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err := json.NewEncoder(zw).Encode(storedInventory{OS: img.base.os, Packages: img.pkgs, History: img.history}); err != nil {
+		return p, err
+	}
+	if err := zw.Close(); err != nil {
+		return p, err
+	}
+	p.inventory = buf.Bytes()
+	fs, _ := match.Image(img.pkgs, l.idx, img.history)
+	info := scanning.ImageInfo{Architecture: "amd64", Platform: scanning.PlatformName(img.base.os)}
+	var err error
+	p.findings, err = scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, fs, info, img.pushedAt.Add(time.Minute))
+	return p, err
+}
+
+// run generates and writes every image: generation, matching and encoding on all cores,
+// writes on one connection in batches.
+func (l *loader) run(ctx context.Context, g *generator, progress func(done int)) error {
+	repos := g.cfg.repos
+	per, extra := g.cfg.images/repos, g.cfg.images%repos
+	for ri := range repos {
+		name := g.repoName(ri)
+		if _, err := l.db.CreateRepository(ctx, store.Repository{Name: name}); err != nil {
+			return fmt.Errorf("create repository %s: %w", name, err)
+		}
+	}
+	l.stats.repos = repos
+	out := make(chan []preparedImage, 4)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, runtime.GOMAXPROCS(0))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				ri := int(next.Add(1) - 1)
+				if ri >= repos || ctx.Err() != nil {
+					return
+				}
+				n := per
+				if ri < extra {
+					n++
+				}
+				imgs := g.repoImages(ri, n)
+				batch := make([]preparedImage, 0, len(imgs))
+				for _, img := range imgs {
+					p, err := l.prepare(img)
+					if err != nil {
+						errc <- err
+						cancel()
+						return
+					}
+					batch = append(batch, p)
+				}
+				select {
+				case out <- batch:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+
+	var pending []preparedImage
+	done := 0
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := l.write(ctx, pending); err != nil {
+			return err
+		}
+		done += len(pending)
+		progress(done)
+		pending = pending[:0]
+		return nil
+	}
+	for batch := range out {
+		pending = append(pending, batch...)
+		if len(pending) >= 2000 {
+			if err := flush(); err != nil {
+				cancel()
+				return err
+			}
+		}
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return l.writeIndex(ctx)
+}
+
+func (l *loader) write(ctx context.Context, imgs []preparedImage) error {
+	return l.db.Tx(ctx, func(tx *sql.Tx) error {
+		stmts := map[string]*sql.Stmt{}
+		exec := func(q string, args ...any) error {
+			st := stmts[q]
+			if st == nil {
+				var err error
+				if st, err = tx.PrepareContext(ctx, q); err != nil {
+					return err
+				}
+				stmts[q] = st
+			}
+			_, err := st.ExecContext(ctx, args...)
+			return err
+		}
+		defer func() {
+			for _, st := range stmts {
+				_ = st.Close()
+			}
+		}()
+		for _, img := range imgs {
+			if err := l.writeImage(exec, img); err != nil {
+				return fmt.Errorf("write %s@%s: %w", img.repo, img.digest, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) error {
+	pushed := img.pushedAt.UnixMilli()
+	imageSize := int64(4000)
+	refs := [][3]any{{img.configDigest, store.RefConfig, int64(4000)}}
+	for _, ly := range append(append([]layerDef(nil), img.base.layers...), img.layers...) {
+		imageSize += ly.size
+		refs = append(refs, [3]any{ly.digest, store.RefLayer, ly.size})
+	}
+	if err := exec(`INSERT INTO manifests(repository, digest, media_type, artifact_type, config_media_type, config_digest,
+			subject, annotations, size, image_size, content, pushed_at) VALUES (?, ?, ?, '', ?, ?, '', '', ?, ?, ?, ?)`,
+		img.repo, img.digest, "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.config.v1+json", img.configDigest,
+		len(img.manifest), imageSize, img.manifest, pushed); err != nil {
+		return err
+	}
+	for i, r := range refs {
+		if err := exec(`INSERT INTO repository_blobs(repository, digest, size, linked_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			img.repo, r[0], r[2], pushed); err != nil {
+			return err
+		}
+		if err := exec(`INSERT INTO manifest_references(repository, manifest, target, kind, position) VALUES (?, ?, ?, ?, ?)`,
+			img.repo, img.digest, r[0], r[1], i); err != nil {
+			return err
+		}
+	}
+	if err := exec(`INSERT INTO tags(repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)`, img.repo, img.tag, img.digest, pushed); err != nil {
+		return err
+	}
+	l.nextInv++
+	inv := l.nextInv
+	scanned := img.pushedAt.Add(time.Minute).UnixMilli()
+	if err := exec(`INSERT INTO image_inventories(id, image_digest, mode, schema_version, os, package_count, inventory, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, inv, img.digest, string(inventory.ModeEnhanced), inventory.SchemaVersion, img.base.os.Ecosystem,
+		len(img.pkgs), img.inventory, scanned); err != nil {
+		return err
+	}
+	for _, k := range img.keys {
+		id, ok := l.keyIDs[k]
+		if !ok {
+			id = int64(len(l.keyIDs) + 1)
+			l.keyIDs[k] = id
+			if err := exec(`INSERT INTO package_keys(id, ecosystem, name) VALUES (?, ?, ?)`, id, k.Ecosystem, k.Name); err != nil {
+				return err
+			}
+		}
+		l.pairs = append(l.pairs, uint64(id)<<32|uint64(inv))
+		l.stats.holders[k]++
+	}
+	if err := exec(`INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
+			last_scan_started_at, completed_at, source_updated_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		img.repo, img.digest, policy.ScanTypeEnhanced, scanning.StatusActive, scanning.DescActive, policy.FrequencyContinuous, inv,
+		pushed, scanned, scanned, scanned); err != nil {
+		return err
+	}
+	for _, f := range img.findings {
+		if err := exec(`INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint, detail,
+				first_observed_at, last_observed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			f.Repository, f.Digest, f.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score, f.Fingerprint, string(f.Detail),
+			f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli()); err != nil {
+			return err
+		}
+	}
+	if err := exec(`INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)`,
+		img.repo, img.digest, policy.ScanTypeEnhanced, store.UsageInitial, scanned); err != nil {
+		return err
+	}
+	l.stats.images++
+	l.stats.packages += len(img.pkgs)
+	l.stats.findings += len(img.findings)
+	l.stats.inventoryBytes += int64(len(img.inventory))
+	return nil
+}
+
+// writeIndex writes the inverted index from packages to inventories in key order (appending
+// to the B-tree instead of inserting all over it) and builds its second index afterwards, as
+// CREATE INDEX does it in one sorted pass. The result is the schema of 0020_scanning.sql.
+func (l *loader) writeIndex(ctx context.Context) error {
+	slices.Sort(l.pairs)
+	if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "DROP INDEX inventory_packages_inventory")
+		return err
+	}); err != nil {
+		return err
+	}
+	const chunk = 1 << 20
+	for start := 0; start < len(l.pairs); start += chunk {
+		part := l.pairs[start:min(start+chunk, len(l.pairs))]
+		if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+			st, err := tx.PrepareContext(ctx, "INSERT INTO inventory_packages(key_id, inventory_id) VALUES (?, ?)")
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for _, p := range part {
+				if _, err := st.ExecContext(ctx, int64(p>>32), int64(p&0xffffffff)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	l.stats.indexRows = len(l.pairs)
+	l.stats.keys = len(l.keyIDs)
+	l.pairs = nil
+	return l.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "CREATE INDEX inventory_packages_inventory ON inventory_packages(inventory_id)")
+		return err
+	})
+}

@@ -1,0 +1,287 @@
+// Command continuous benchmarks continuous scanning, as issue 6 asks: a store holding the
+// inventories of many images (100,000 by default) built on a few hundred base images, then one
+// new advisory that affects about 1% of them; it measures the time from the start of the
+// advisory's import until every finding and outbox event it causes is written, and prints the
+// figures with the store's size on disk.
+//
+// Run it from the repository root:
+//
+//	go run ./bench/continuous
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/vulndb"
+)
+
+type config struct {
+	gen          genConfig
+	shared       string
+	workdir      string
+	cache        string
+	keep         bool
+	affected     float64
+	target       time.Duration
+	cpuprofile   string
+	setupProfile string
+}
+
+func main() {
+	var cfg config
+	shared := os.Getenv("LADING_SHARED")
+	if shared == "" {
+		shared = "../shared"
+	}
+	flag.IntVar(&cfg.gen.images, "images", 100000, "images in the registry")
+	flag.IntVar(&cfg.gen.bases, "bases", 300, "base images they are built on")
+	flag.IntVar(&cfg.gen.repos, "repos", 0, "repositories (default: images/20)")
+	flag.IntVar(&cfg.gen.minPkgs, "min-packages", 100, "fewest packages in an image")
+	flag.IntVar(&cfg.gen.maxPkgs, "max-packages", 800, "most packages in an image")
+	flag.Float64Var(&cfg.gen.fresh, "fresh", 0.97, "probability that a package is at the newest version no advisory affects (lower: more findings per image)")
+	flag.Uint64Var(&cfg.gen.seed, "seed", 1, "seed of the generator")
+	flag.Float64Var(&cfg.affected, "affected", 0.01, "share of the images the new advisory affects")
+	flag.DurationVar(&cfg.target, "target", time.Second, "target for import to all findings and events written")
+	flag.StringVar(&cfg.shared, "shared", shared, "the shared folder holding testdata/ (env LADING_SHARED)")
+	flag.StringVar(&cfg.workdir, "workdir", os.TempDir(), "where to make the run's temporary directory (100,000 images need about 10 GiB)")
+	flag.StringVar(&cfg.cache, "cache", "", "folder keeping the store as set up: reused when it holds one made with the same flags, else written (saves the setup when measuring again)")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory")
+	flag.StringVar(&cfg.setupProfile, "setupprofile", "", "write a CPU profile of the setup to this file")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured part (import to last event) to this file")
+	flag.Parse()
+	if cfg.gen.repos == 0 {
+		cfg.gen.repos = max(1, cfg.gen.images/20)
+	}
+	if cfg.gen.images < 1 || cfg.gen.bases < 1 || cfg.gen.repos > cfg.gen.images || cfg.gen.minPkgs < 1 || cfg.gen.maxPkgs < cfg.gen.minPkgs ||
+		cfg.affected <= 0 || cfg.affected > 1 {
+		fmt.Fprintln(os.Stderr, "bench: invalid flags")
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func run(ctx context.Context, cfg config, w io.Writer) error {
+	dir, err := os.MkdirTemp(cfg.workdir, "lading-contbench-")
+	if err != nil {
+		return err
+	}
+	if cfg.keep {
+		fmt.Fprintln(w, "keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	fmt.Fprintf(w, "continuous scanning benchmark: %d images, %d bases, %d repositories, %d-%d packages per image, %.1f%% affected\n",
+		cfg.gen.images, cfg.gen.bases, cfg.gen.repos, cfg.gen.minPkgs, cfg.gen.maxPkgs, cfg.affected*100)
+	fmt.Fprintf(w, "machine: %d CPUs, %s, load average %s\n", runtime.NumCPU(), runtime.Version(), loadAverage())
+
+	dbPath := filepath.Join(dir, "lading.db")
+	setupStart := time.Now()
+	if cfg.setupProfile != "" {
+		f, err := os.Create(cfg.setupProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	st, err := setupStore(ctx, cfg, dbPath, w)
+	if err != nil {
+		return err
+	}
+	setup := time.Since(setupStart)
+	if cfg.setupProfile != "" {
+		pprof.StopCPUProfile()
+	}
+
+	// Reopen: the setup's WAL is checkpointed and its connections' caches dropped, as after a
+	// restart; the advisory index is loaded before the clock starts, as a server keeps it.
+	db, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	quiet := slog.New(slog.DiscardHandler)
+	watcher := vulndb.NewWatcher(db, vulndb.WatcherOptions{Logger: quiet})
+	if _, err := watcher.Refresh(ctx); err != nil {
+		return err
+	}
+	vdb := vulndb.New(db, vulndb.Options{Logger: quiet})
+	origin := events.Origin{Account: "123456789012", Region: "us-east-1"}
+	svc := scanning.New(db, nil, watcher, scanning.Config{Origin: origin, Logger: quiet})
+	before, err := countRows(ctx, db, st.vulnID, 0)
+	if err != nil {
+		return err
+	}
+	sizeBefore := storeSize(dbPath)
+	runtime.GC()
+	fmt.Fprintf(w, "load average before the measurement: %s\n", loadAverage())
+
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	t0 := time.Now()
+	res, err := vdb.Import(ctx, st.advisoryPath)
+	if err != nil {
+		pprof.StopCPUProfile()
+		return err
+	}
+	t1 := time.Now()
+	ch, err := watcher.Refresh(ctx)
+	if err != nil || ch == nil {
+		pprof.StopCPUProfile()
+		return fmt.Errorf("index refresh: change %v, %w", ch, err)
+	}
+	t2 := time.Now()
+	n, err := svc.Reevaluate(ctx, *ch)
+	t3 := time.Now()
+	pprof.StopCPUProfile()
+	if err != nil {
+		return fmt.Errorf("re-evaluate: %w", err)
+	}
+	after, err := countRows(ctx, db, st.vulnID, t2.UnixMilli())
+	if err != nil {
+		return err
+	}
+	sizeAfter := storeSize(dbPath)
+	total := t3.Sub(t0)
+
+	fmt.Fprintf(w, "\nadvisory %s: %s %s, all versions up to %s (held by %d images; %d packages changed, version %d -> %d, full=%v)\n",
+		st.vulnID, st.key.Ecosystem, st.key.Name, st.lastAffected, st.holders, len(res.Keys), ch.From, ch.To, ch.Full)
+	rows := [][2]string{
+		{"setup (corpus, advisories, images, index)", setup.Round(time.Millisecond).String()},
+		{"import of the advisory (vulndb.Import)", t1.Sub(t0).Round(time.Microsecond).String()},
+		{"index refresh (Watcher.Refresh)", t2.Sub(t1).Round(time.Microsecond).String()},
+		{"re-evaluation (Service.Reevaluate)", t3.Sub(t2).Round(time.Microsecond).String()},
+		{"total, import to last event written", total.Round(time.Microsecond).String()},
+		{"images re-evaluated", fmt.Sprint(n)},
+		{"new ACTIVE findings of the advisory", fmt.Sprint(after.newActive - before.newActive)},
+		{"findings observed (lastObservedAt moved)", fmt.Sprint(after.observed)},
+		{"\"Inspector2 Finding\" events written", fmt.Sprint(after.findingEvents - before.findingEvents)},
+		{"scan usage rows written", fmt.Sprint(after.usage - before.usage)},
+		{"store on disk before (file + WAL)", sizeBefore.String()},
+		{"store on disk after (file + WAL)", sizeAfter.String()},
+	}
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-44s %s\n", r[0], r[1])
+	}
+	verdict := "PASS"
+	var problems []string
+	if total >= cfg.target {
+		verdict = "FAIL"
+	}
+	if got := after.newActive - before.newActive; got != st.holders || n != st.holders {
+		problems = append(problems, fmt.Sprintf("expected %d new findings and images re-evaluated, got %d and %d", st.holders, got, n))
+	}
+	if got := after.findingEvents - before.findingEvents; got != st.holders {
+		problems = append(problems, fmt.Sprintf("expected %d finding events, got %d", st.holders, got))
+	}
+	if len(problems) > 0 {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(w, "%-44s %s (target < %s)\n", "result", verdict, cfg.target)
+	fmt.Fprintf(w, "load average after: %s\n", loadAverage())
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+type counts struct {
+	newActive, findingEvents, usage, observed int
+}
+
+func countRows(ctx context.Context, db *sqlite.DB, vulnID string, since int64) (counts, error) {
+	var c counts
+	r := db.Reader()
+	for _, q := range []struct {
+		dst  *int
+		sql  string
+		args []any
+	}{
+		{&c.newActive, "SELECT count(*) FROM findings WHERE vulnerability_id = ? AND status = 'ACTIVE'", []any{vulnID}},
+		{&c.findingEvents, "SELECT count(*) FROM outbox WHERE detail_type = 'Inspector2 Finding'", nil},
+		{&c.usage, "SELECT count(*) FROM scan_usage", nil},
+		// lastObservedAt as the store reads it (migration 0021): while ACTIVE, the later of the
+		// finding's own time and its image's.
+		{&c.observed, `SELECT count(*) FROM findings f JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest
+			AND s.scan_type = f.scan_type WHERE CASE WHEN f.status = 'ACTIVE' AND s.findings_observed_at > f.last_observed_at
+			THEN s.findings_observed_at ELSE f.last_observed_at END >= ?`, []any{since}},
+	} {
+		if since == 0 && q.dst == &c.observed {
+			continue
+		}
+		if err := r.QueryRowContext(ctx, q.sql, q.args...).Scan(q.dst); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+type diskSize struct{ file, wal int64 }
+
+func (d diskSize) String() string {
+	return fmt.Sprintf("%.2f GiB (%d + %d bytes)", float64(d.file+d.wal)/(1<<30), d.file, d.wal)
+}
+
+func storeSize(path string) diskSize {
+	var d diskSize
+	if fi, err := os.Stat(path); err == nil {
+		d.file = fi.Size()
+	}
+	if fi, err := os.Stat(path + "-wal"); err == nil {
+		d.wal = fi.Size()
+	}
+	return d
+}
+
+// policyContinuous is the registry configuration of the benchmark: enhanced scanning, every
+// repository scanned continuously.
+func policyContinuous() policy.Policy {
+	return policy.Policy{ScanType: policy.ScanTypeEnhanced, Rules: []policy.Rule{{Frequency: policy.FrequencyContinuous,
+		Filters: []policy.Filter{{Value: "*", Type: policy.FilterTypeWildcard}}}}}
+}

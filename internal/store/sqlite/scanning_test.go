@@ -1,0 +1,174 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// TestApplyScansObservesFindings checks lastObservedAt through the store's reads as updates
+// observe findings again: all of an image's ACTIVE findings together (one write of the image's
+// time), or only some of them (each row), with findings closed and added between.
+func TestApplyScansObservesFindings(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	dgst := fakeDigest("a")
+	m := store.Manifest{Repository: "app", Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+	if _, err := db.PutManifest(ctx, m, nil, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	target := store.ScanTarget{Repository: "app", Digest: dgst, ScanType: policy.ScanTypeEnhanced}
+	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Hour) }
+	finding := func(id, status string, first, last, updated int) store.Finding {
+		return store.Finding{Repository: "app", Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: id, ARN: "arn:" + id,
+			Status: status, Severity: "HIGH", Fingerprint: "fp-" + id, Detail: []byte(`{"id":"` + id + `"}`),
+			FirstObservedAt: at(first), LastObservedAt: at(last), UpdatedAt: at(updated)}
+	}
+	// apply writes what update returns from the stored findings, as scans and re-evaluations do.
+	apply := func(now int, update func(cur map[string]store.Finding) []store.Finding) {
+		t.Helper()
+		err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
+			cur := map[string]store.Finding{}
+			for _, f := range st.Findings {
+				cur[f.VulnerabilityID] = f
+			}
+			scan := store.ImageScan{Status: "ACTIVE", UpdatedAt: at(now)}
+			return store.ScanUpdate{Scan: &scan, Findings: update(cur)}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	observe := func(f store.Finding, now int) store.Finding {
+		f.LastObservedAt = at(now)
+		return f
+	}
+	check := func(want ...store.Finding) {
+		t.Helper()
+		got, err := db.Findings(ctx, "app", dgst, policy.ScanTypeEnhanced)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d findings, want %d", len(got), len(want))
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.VulnerabilityID != w.VulnerabilityID || g.Status != w.Status || !g.FirstObservedAt.Equal(w.FirstObservedAt) ||
+				!g.LastObservedAt.Equal(w.LastObservedAt) || !g.UpdatedAt.Equal(w.UpdatedAt) || string(g.Detail) != string(w.Detail) {
+				t.Fatalf("finding %d = %s %s first %s last %s updated %s\nwant %s %s first %s last %s updated %s", i,
+					g.VulnerabilityID, g.Status, g.FirstObservedAt, g.LastObservedAt, g.UpdatedAt, w.VulnerabilityID, w.Status, w.FirstObservedAt, w.LastObservedAt, w.UpdatedAt)
+			}
+		}
+	}
+	rowLast := func(id string) time.Time {
+		t.Helper()
+		var v int64
+		if err := db.Reader().QueryRow("SELECT last_observed_at FROM findings WHERE vulnerability_id = ?", id).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return fromMS(v)
+	}
+
+	apply(1, func(map[string]store.Finding) []store.Finding {
+		return []store.Finding{finding("A", "ACTIVE", 1, 1, 1), finding("B", "ACTIVE", 1, 1, 1), finding("C", "CLOSED", 1, 1, 1)}
+	})
+	check(finding("A", "ACTIVE", 1, 1, 1), finding("B", "ACTIVE", 1, 1, 1), finding("C", "CLOSED", 1, 1, 1))
+
+	// Every ACTIVE finding observed again: one write for the image; the closed one keeps its time.
+	apply(2, func(cur map[string]store.Finding) []store.Finding {
+		return []store.Finding{observe(cur["A"], 2), observe(cur["B"], 2)}
+	})
+	check(finding("A", "ACTIVE", 1, 2, 1), finding("B", "ACTIVE", 1, 2, 1), finding("C", "CLOSED", 1, 1, 1))
+	if !rowLast("A").Equal(at(1)) {
+		t.Fatalf("finding A's row was rewritten (last_observed_at %s): want the image's time to move instead", rowLast("A"))
+	}
+
+	// A observed, B closed (keeping the time it was last observed), D new.
+	apply(3, func(cur map[string]store.Finding) []store.Finding {
+		b := cur["B"]
+		b.Status, b.UpdatedAt = "CLOSED", at(3)
+		return []store.Finding{observe(cur["A"], 3), b, finding("D", "ACTIVE", 3, 3, 3)}
+	})
+	check(finding("A", "ACTIVE", 1, 3, 1), finding("B", "CLOSED", 1, 2, 3), finding("C", "CLOSED", 1, 1, 1), finding("D", "ACTIVE", 3, 3, 3))
+
+	// Only A observed: D, ACTIVE and not observed, keeps its time.
+	apply(4, func(cur map[string]store.Finding) []store.Finding { return []store.Finding{observe(cur["A"], 4)} })
+	check(finding("A", "ACTIVE", 1, 4, 1), finding("B", "CLOSED", 1, 2, 3), finding("C", "CLOSED", 1, 1, 1), finding("D", "ACTIVE", 3, 3, 3))
+
+	// All observed at a time before the image's last one (a clock stepped back): as written.
+	apply(5, func(cur map[string]store.Finding) []store.Finding {
+		return []store.Finding{observe(cur["A"], 3), observe(cur["D"], 2)}
+	})
+	check(finding("A", "ACTIVE", 1, 3, 1), finding("B", "CLOSED", 1, 2, 3), finding("C", "CLOSED", 1, 1, 1), finding("D", "ACTIVE", 3, 2, 3))
+
+	// C reopened: its own time counts again.
+	apply(6, func(cur map[string]store.Finding) []store.Finding {
+		c := cur["C"]
+		c.Status, c.LastObservedAt, c.UpdatedAt = "ACTIVE", at(6), at(6)
+		return []store.Finding{observe(cur["A"], 6), c, observe(cur["D"], 6)}
+	})
+	check(finding("A", "ACTIVE", 1, 6, 1), finding("B", "CLOSED", 1, 2, 3), finding("C", "ACTIVE", 1, 6, 6), finding("D", "ACTIVE", 3, 6, 3))
+}
+
+// TestApplyScansManyTargets applies enough targets for their states to be read ahead: each
+// update must see its target's state as stored before the transaction (and what earlier
+// targets of the same transaction wrote must not leak into it), images gone are skipped.
+func TestApplyScansManyTargets(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	const n = 3 * minPrefetch
+	var targets []store.ScanTarget
+	for i := range n {
+		dgst := fakeDigest(fmt.Sprintf("%02x", i))
+		repo := fmt.Sprintf("app%d", i%3)
+		m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+		if i != 7 { // image 7 is gone
+			if _, err := db.PutManifest(ctx, m, nil, []string{fmt.Sprintf("v%d", i)}, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		targets = append(targets, store.ScanTarget{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced})
+	}
+	if !prefetchable(targets) {
+		t.Fatal("targets not read ahead: the test would not cover it")
+	}
+	write := func(round int) map[string]int {
+		t.Helper()
+		seen := map[string]int{}
+		err := db.ApplyScans(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
+			seen[st.Target.Digest] = len(st.Findings)
+			if len(st.Manifest.Tags) != 1 || st.Manifest.Digest != st.Target.Digest {
+				return store.ScanUpdate{}, fmt.Errorf("state of %s: manifest %+v", st.Target.Digest, st.Manifest)
+			}
+			if (round == 0) != (st.Scan == nil) {
+				return store.ScanUpdate{}, fmt.Errorf("round %d, %s: scan %+v", round, st.Target.Digest, st.Scan)
+			}
+			now := time.Unix(int64(1000+round), 0)
+			f := store.Finding{Repository: st.Target.Repository, Digest: st.Target.Digest, ScanType: st.Target.ScanType,
+				VulnerabilityID: fmt.Sprintf("CVE-%d", round), ARN: "arn", Status: "ACTIVE", Severity: "LOW", Fingerprint: "fp", Detail: []byte("{}"),
+				FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
+			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: []store.Finding{f}}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	for round := range 3 {
+		seen := write(round)
+		if len(seen) != n-1 {
+			t.Fatalf("round %d: %d targets updated, want %d", round, len(seen), n-1)
+		}
+		for d, got := range seen {
+			if got != round {
+				t.Fatalf("round %d: %s had %d findings, want %d", round, d, got, round)
+			}
+		}
+	}
+}
