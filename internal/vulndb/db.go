@@ -92,7 +92,15 @@ func (d *DB) Import(ctx context.Context, paths ...string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	return d.runBatch(ctx, "import", strings.Join(paths, " "), func(a *applier) error {
+	// Without a complete set there is nothing to delete, so only the digests of the records
+	// imported are needed: a small import need not read the whole database's digests.
+	lazy := true
+	for _, s := range srcs {
+		if s.snapshot != "" {
+			lazy = false
+		}
+	}
+	return d.runBatch(ctx, "import", strings.Join(paths, " "), lazy, func(a *applier) error {
 		for _, s := range srcs {
 			if err := a.addSource(ctx, s); err != nil {
 				return err
@@ -103,10 +111,10 @@ func (d *DB) Import(ctx context.Context, paths ...string) (*Result, error) {
 }
 
 // runBatch applies one batch, retrying when another batch committed meanwhile.
-func (d *DB) runBatch(ctx context.Context, kind, source string, fill func(*applier) error) (*Result, error) {
+func (d *DB) runBatch(ctx context.Context, kind, source string, lazy bool, fill func(*applier) error) (*Result, error) {
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		res, err := d.applyOnce(ctx, kind, source, fill)
+		res, err := d.applyOnce(ctx, kind, source, lazy, fill)
 		if errors.Is(err, ErrConflict) && attempt < maxAttempts {
 			d.opts.Logger.Info("vulndb: another batch committed meanwhile; starting over", "kind", kind, "attempt", attempt)
 			continue
@@ -119,14 +127,20 @@ func (d *DB) runBatch(ctx context.Context, kind, source string, fill func(*appli
 	}
 }
 
-func (d *DB) applyOnce(ctx context.Context, kind, source string, fill func(*applier) error) (res *Result, err error) {
+func (d *DB) applyOnce(ctx context.Context, kind, source string, lazy bool, fill func(*applier) error) (res *Result, err error) {
 	a := &applier{db: d, kind: kind, source: source, current: map[string]RecordDigest{}, byHash: map[string]string{},
-		seen: map[string]seenRecord{}, snapshots: map[string]map[string]bool{}, changes: map[PackageKey]struct{}{}}
-	a.base, err = d.store.AdvisoryDigests(ctx, func(rd RecordDigest) error {
-		a.current[rd.ID] = rd
-		a.byHash[rd.Hash] = rd.ID
-		return nil
-	})
+		seen: map[string]seenRecord{}, snapshots: map[string]map[string]bool{}, changes: map[PackageKey]struct{}{}, lazy: lazy}
+	if lazy {
+		// Digests are read per record as records come (current); the version they are read
+		// against is checked at commit, as in the eager case.
+		a.base, err = d.store.AdvisoryVersion(ctx)
+	} else {
+		a.base, err = d.store.AdvisoryDigests(ctx, func(rd RecordDigest) error {
+			a.current[rd.ID] = rd
+			a.byHash[rd.Hash] = rd.ID
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +176,21 @@ type applier struct {
 	batch        StagedBatch
 	stats        BatchStats
 	skipped      int
+	// lazy: current holds only the records looked up so far (there is no complete set to
+	// diff against), and byHash is empty.
+	lazy bool
+}
+
+// currentDigest returns the current version's digest of a record.
+func (a *applier) currentDigest(ctx context.Context, id string) (RecordDigest, bool, error) {
+	if d, ok := a.current[id]; ok || !a.lazy {
+		return d, ok, nil
+	}
+	d, ok, err := a.db.store.AdvisoryDigest(ctx, id)
+	if err == nil && ok {
+		a.current[id] = d
+	}
+	return d, ok, err
 }
 
 func (a *applier) stage(ctx context.Context) (StagedBatch, error) {
@@ -238,7 +267,10 @@ func (a *applier) add(ctx context.Context, where string, raw []byte, snapshotIDs
 	if dup && (prev.hash == hash || adv.Modified.Before(prev.modified)) {
 		return nil // the same record again, or an older copy of it
 	}
-	cur, exists := a.current[adv.ID]
+	cur, exists, err := a.currentDigest(ctx, adv.ID)
+	if err != nil {
+		return err
+	}
 	if exists && cur.Hash == hash && !prev.staged {
 		a.seen[adv.ID] = seenRecord{modified: adv.Modified, hash: hash}
 		if !dup {

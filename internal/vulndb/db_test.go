@@ -2,6 +2,7 @@ package vulndb_test
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -403,5 +404,46 @@ func TestIndexForLoadsOnlyTheKeys(t *testing.T) {
 	}
 	if vs, _ := idx.Affecting("npm", "lodash", "4.17.15"); len(vs) != 0 {
 		t.Fatalf("a package not asked for is in the index: %d", len(vs))
+	}
+}
+
+func TestImportOfRecordsReadsOnlyTheirDigests(t *testing.T) {
+	ctx := context.Background()
+	db, _ := newDB(t, vulndb.Options{})
+	if _, err := db.Import(ctx, "testdata/osv-mini"); err != nil {
+		t.Fatal(err)
+	}
+	// A folder of records is no complete set: the import diffs each record on its own.
+	dir := t.TempDir()
+	for name, raw := range miniRecords(t, "Maven") {
+		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := db.Import(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed || res.Unchanged != 4 {
+		t.Fatalf("re-import of unchanged records: %+v", res)
+	}
+	raw := miniRecords(t, "Maven")["GHSA-jfh8-c2jp-5v3q.json"]
+	changed := bytes.Replace(raw, []byte(`"modified": "`), []byte(`"modified": "2030-01-01T00:00:00Z", "x_old_modified": "`), 1)
+	if bytes.Equal(changed, raw) {
+		t.Fatal("test record not edited")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "GHSA-jfh8-c2jp-5v3q.json"), changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err = db.Import(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed || res.BatchStats.Changed != 1 || res.Unchanged != 3 || res.Deleted != 0 || len(res.Keys) != 1 {
+		t.Fatalf("one edited record: %+v keys %v", res, res.Keys)
+	}
+	st, err := db.Status(ctx)
+	if err != nil || st.Records != 45 {
+		t.Fatalf("records after a partial import: %+v %v", st, err)
 	}
 }

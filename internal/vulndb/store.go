@@ -89,6 +89,8 @@ type Store interface {
 	StoreReader
 	// AdvisoryDigests calls fn for every current record and returns the version they make up.
 	AdvisoryDigests(ctx context.Context, fn func(RecordDigest) error) (int64, error)
+	// AdvisoryDigest returns one current record's digest, if there is such a record.
+	AdvisoryDigest(ctx context.Context, id string) (RecordDigest, bool, error)
 	// StageAdvisories starts a batch.
 	StageAdvisories(ctx context.Context, info BatchInfo) (StagedBatch, error)
 }

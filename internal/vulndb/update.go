@@ -70,7 +70,7 @@ func (d *DB) Update(ctx context.Context, source string, ecosystems []string) (*R
 			return nil, fmt.Errorf("update: %w", err)
 		}
 	}
-	return d.runBatch(ctx, "update", source, func(a *applier) error {
+	return d.runBatch(ctx, "update", source, false, func(a *applier) error {
 		for _, eco := range ecosystems {
 			if err := a.syncEcosystem(ctx, m, eco); err != nil {
 				return fmt.Errorf("%s: %w", eco, err)

@@ -208,6 +208,42 @@ func (db *DB) AdvisoryChanges(ctx context.Context, after int64, load func(vulndb
 	return cs, nil
 }
 
+// AdvisoryDigest returns the id, modified time, hash and keys of one current record.
+func (db *DB) AdvisoryDigest(ctx context.Context, id string) (vulndb.RecordDigest, bool, error) {
+	d := vulndb.RecordDigest{ID: id}
+	found := false
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var mod int64
+		err := tx.QueryRowContext(ctx, `SELECT r.modified, r.hash FROM advisory_current c
+			JOIN advisory_records r ON r.id = c.id AND r.batch_id = c.batch_id WHERE c.id = ?`, id).Scan(&mod, &d.Hash)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found, d.Modified = true, time.UnixMicro(mod).UTC()
+		rows, err := tx.QueryContext(ctx, `SELECT p.ecosystem, p.name FROM advisory_current c
+			JOIN advisory_packages p ON p.id = c.id AND p.batch_id = c.batch_id WHERE c.id = ?`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k vulndb.PackageKey
+			if err := rows.Scan(&k.Ecosystem, &k.Name); err != nil {
+				return err
+			}
+			d.Keys = append(d.Keys, k)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return d, false, fmt.Errorf("read advisory digest %s: %w", id, err)
+	}
+	return d, found, nil
+}
+
 // AdvisoryDigests streams id, modified time, hash and keys of every current record.
 func (db *DB) AdvisoryDigests(ctx context.Context, fn func(vulndb.RecordDigest) error) (int64, error) {
 	var version int64
