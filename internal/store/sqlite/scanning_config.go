@@ -11,7 +11,7 @@ import (
 )
 
 // scanningPolicySetting holds the registry scanning configuration as JSON in the settings table.
-const scanningPolicySetting = "policy.registry_policy"
+const scanningPolicySetting = "scanning.registry_policy"
 
 // ScanningPolicy returns the registry scanning configuration, or the default (basic scanning, no
 // rules) when none was ever stored.
