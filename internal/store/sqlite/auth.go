@@ -43,22 +43,17 @@ func (db *DB) AccessKey(ctx context.Context, id string) (store.AccessKey, error)
 
 // ListAccessKeys returns every access key, oldest first.
 func (db *DB) ListAccessKeys(ctx context.Context) ([]store.AccessKey, error) {
-	rows, err := db.read.QueryContext(ctx, "SELECT id, secret, description, created_at FROM access_keys ORDER BY created_at, id")
+	out, err := queryAll(ctx, db.read, func(r rowScanner) (store.AccessKey, error) {
+		var k store.AccessKey
+		var created int64
+		err := r.Scan(&k.ID, &k.Secret, &k.Description, &created)
+		k.CreatedAt = fromMS(created)
+		return k, err
+	}, "SELECT id, secret, description, created_at FROM access_keys ORDER BY created_at, id")
 	if err != nil {
 		return nil, fmt.Errorf("list access keys: %w", err)
 	}
-	defer rows.Close()
-	var out []store.AccessKey
-	for rows.Next() {
-		var k store.AccessKey
-		var created int64
-		if err := rows.Scan(&k.ID, &k.Secret, &k.Description, &created); err != nil {
-			return nil, err
-		}
-		k.CreatedAt = fromMS(created)
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DeleteAccessKey removes an access key, or returns ErrNotFound.

@@ -81,7 +81,7 @@ func putResourceTags(ctx context.Context, tx *sql.Tx, repo string, tags map[stri
 
 const repositoryColumns = "name, created_at, tag_mutability, scan_on_push, encryption_type, kms_key"
 
-func scanRepository(row interface{ Scan(...any) error }) (store.Repository, error) {
+func scanRepository(row rowScanner) (store.Repository, error) {
 	var r store.Repository
 	var created int64
 	err := row.Scan(&r.Name, &created, &r.TagMutability, &r.ScanOnPush, &r.EncryptionType, &r.KMSKey)
@@ -121,20 +121,11 @@ func (db *DB) resourceTags(ctx context.Context, repo string) (map[string]string,
 
 // ListRepositories returns up to limit repositories named after `after`, in name order.
 func (db *DB) ListRepositories(ctx context.Context, after string, limit int) ([]store.Repository, error) {
-	rows, err := db.read.QueryContext(ctx, "SELECT "+repositoryColumns+" FROM repositories WHERE name > ? ORDER BY name LIMIT ?", after, limit)
+	out, err := queryAll(ctx, db.read, scanRepository, "SELECT "+repositoryColumns+" FROM repositories WHERE name > ? ORDER BY name LIMIT ?", after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
 	}
-	defer rows.Close()
-	var out []store.Repository
-	for rows.Next() {
-		r, err := scanRepository(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DeleteRepository removes a repository; unless force, only when it holds no manifests.
@@ -457,7 +448,7 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 const manifestColumns = `repository, digest, media_type, artifact_type, config_media_type, config_digest, subject, annotations,
 	size, image_size, pushed_at, last_pulled_at`
 
-func scanManifest(row interface{ Scan(...any) error }, extra ...any) (store.Manifest, error) {
+func scanManifest(row rowScanner, extra ...any) (store.Manifest, error) {
 	var m store.Manifest
 	var ann string
 	var pushed, pulled int64
@@ -593,43 +584,48 @@ func (db *DB) TagsOf(ctx context.Context, repo, digest string) ([]string, error)
 
 // Referrers lists the manifests whose subject is digest, oldest first.
 func (db *DB) Referrers(ctx context.Context, repo, digest string) ([]store.Descriptor, error) {
-	rows, err := db.read.QueryContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND subject = ? ORDER BY pushed_at, digest", repo, digest)
-	if err != nil {
-		return nil, fmt.Errorf("referrers: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Descriptor
-	for rows.Next() {
-		m, err := scanManifest(rows)
-		if err != nil {
-			return nil, err
-		}
+	out, err := queryAll(ctx, db.read, func(r rowScanner) (store.Descriptor, error) {
+		m, err := scanManifest(r)
 		at := m.ArtifactType
 		if at == "" {
 			at = m.ConfigMediaType
 		}
-		out = append(out, store.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: at, Annotations: m.Annotations})
+		return store.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: at, Annotations: m.Annotations}, err
+	}, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND subject = ? ORDER BY pushed_at, digest", repo, digest)
+	if err != nil {
+		return nil, fmt.Errorf("referrers: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+// rowScanner is what a scan function reads one row from.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// queryAll runs a query and returns each row as scan makes it.
+func queryAll[T any](ctx context.Context, q querier, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []T
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
+		v, err := scan(rows)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	return queryAll(ctx, q, func(r rowScanner) (string, error) {
+		var s string
+		return s, r.Scan(&s)
+	}, query, args...)
 }

@@ -531,8 +531,6 @@ func (q *txStatements) close() {
 	}
 }
 
-type rowScanner interface{ Scan(...any) error }
-
 // errRow is a row whose query could not be prepared.
 type errRow struct{ err error }
 
@@ -780,66 +778,35 @@ func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []st
 }
 
 func (db *DB) inventoryRefs(ctx context.Context, where string, args ...any) ([]store.InventoryRef, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT s.repository, s.image_digest, s.inventory_id, m.pushed_at, m.last_pulled_at, r.scan_on_push
+	return queryAll(ctx, db.read, func(row rowScanner) (store.InventoryRef, error) {
+		var r store.InventoryRef
+		var pushed, pulled int64
+		err := row.Scan(&r.Repository, &r.Digest, &r.InventoryID, &pushed, &pulled, &r.ScanOnPush)
+		r.PushedAt, r.LastPulledAt = fromMS(pushed), fromMS(pulled)
+		return r, err
+	}, `SELECT s.repository, s.image_digest, s.inventory_id, m.pushed_at, m.last_pulled_at, r.scan_on_push
 		FROM image_scans s
 		JOIN manifests m ON m.repository = s.repository AND m.digest = s.image_digest
 		JOIN repositories r ON r.name = s.repository
 		WHERE `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.InventoryRef
-	for rows.Next() {
-		var r store.InventoryRef
-		var pushed, pulled int64
-		if err := rows.Scan(&r.Repository, &r.Digest, &r.InventoryID, &pushed, &pulled, &r.ScanOnPush); err != nil {
-			return nil, err
-		}
-		r.PushedAt, r.LastPulledAt = fromMS(pushed), fromMS(pulled)
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // UsageSince returns the scans performed since t.
 func (db *DB) UsageSince(ctx context.Context, t time.Time) ([]store.Usage, error) {
-	rows, err := db.read.QueryContext(ctx, "SELECT repository, image_digest, scan_type, kind, at FROM scan_usage WHERE at >= ? ORDER BY at", t.UnixMilli())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Usage
-	for rows.Next() {
+	return queryAll(ctx, db.read, func(r rowScanner) (store.Usage, error) {
 		var u store.Usage
 		var at int64
-		if err := rows.Scan(&u.Repository, &u.Digest, &u.ScanType, &u.Kind, &at); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&u.Repository, &u.Digest, &u.ScanType, &u.Kind, &at)
 		u.At = fromMS(at)
-		out = append(out, u)
-	}
-	return out, rows.Err()
+		return u, err
+	}, "SELECT repository, image_digest, scan_type, kind, at FROM scan_usage WHERE at >= ? ORDER BY at", t.UnixMilli())
 }
 
-// RepositoryImages lists the image manifests of every repository pushed or pulled since t,
-// for bringing existing images into continuous coverage.
+// RecentImages lists the manifests of every repository pushed or pulled since t, for
+// bringing existing images into continuous coverage.
 func (db *DB) RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error) {
-	rows, err := db.read.QueryContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE pushed_at >= ? OR last_pulled_at >= ? ORDER BY repository, digest",
+	return queryAll(ctx, db.read, func(r rowScanner) (store.Manifest, error) { return scanManifest(r) }, "SELECT "+manifestColumns+" FROM manifests WHERE pushed_at >= ? OR last_pulled_at >= ? ORDER BY repository, digest",
 		since.UnixMilli(), since.UnixMilli())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Manifest
-	for rows.Next() {
-		m, err := scanManifest(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
 }
 
 func toAny[T any](xs []T) []any {
