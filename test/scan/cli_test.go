@@ -28,25 +28,6 @@ func miniRecords(t *testing.T, ecosystem string) string {
 	return filepath.Join(root, "internal", "vulndb", "testdata", "osv-mini", ecosystem, "all.zip")
 }
 
-type enhancedOutput struct {
-	RepositoryName  string `json:"repositoryName"`
-	ImageScanStatus struct {
-		Status string `json:"status"`
-	} `json:"imageScanStatus"`
-	ImageScanFindings struct {
-		FindingSeverityCounts map[string]int `json:"findingSeverityCounts"`
-		Findings              []struct {
-			Name       string `json:"name"`
-			Severity   string `json:"severity"`
-			Attributes []struct {
-				Key   string `json:"key"`
-				Value string `json:"value"`
-			} `json:"attributes"`
-		} `json:"findings"`
-		EnhancedFindings []enhancedFinding `json:"enhancedFindings"`
-	} `json:"imageScanFindings"`
-}
-
 type enhancedFinding struct {
 	FindingArn                  string  `json:"findingArn"`
 	Severity                    string  `json:"severity"`
@@ -83,7 +64,7 @@ func TestLog4ShellInScanJSON(t *testing.T) {
 	testserver.Run(t, ladingBin, "db", "import", "--data-dir", data, "--log-level", "warn", miniRecords(t, "Maven"))
 	image := filepath.Join(testserver.SharedTestdata(t), "images", "debian-family.tar") + ":neo4j-like"
 	out := testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--format", "json", image)
-	var got enhancedOutput
+	var got findings
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("scan --format json is not JSON: %v\n%s", err, out)
 	}

@@ -123,8 +123,10 @@ func (a *awsCLI) json(v any, args ...string) {
 	}
 }
 
-// findings is describe-image-scan-findings' output (both scan types).
+// findings is describe-image-scan-findings' output (both scan types), as the API and
+// `lading scan --format json` print it.
 type findings struct {
+	RepositoryName  string `json:"repositoryName"`
 	ImageScanStatus struct {
 		Status      string `json:"status"`
 		Description string `json:"description"`
