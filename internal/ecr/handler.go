@@ -327,6 +327,18 @@ func (h *Handler) checkRegistry(id *string) error {
 	return nil
 }
 
+// repository checks that a request names this registry and an existing repository, and
+// returns the repository's name.
+func (h *Handler) repository(ctx context.Context, registryID, name *string) (string, error) {
+	if err := h.checkRegistry(registryID); err != nil {
+		return "", err
+	}
+	if _, err := h.meta.GetRepository(ctx, *name); err != nil {
+		return "", h.storeError(err, *name)
+	}
+	return *name, nil
+}
+
 func (h *Handler) repoNotFound(name string) error {
 	return newError(errRepositoryNotFound, "The repository with name '%s' does not exist in the registry with id '%s'", name, h.cfg.RegistryID)
 }

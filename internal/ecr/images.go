@@ -331,12 +331,9 @@ func (h *Handler) batchGetImage(ctx context.Context, _ *call, body []byte) (any,
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if err := h.checkRegistry(in.RegistryID); err != nil {
+	repo, err := h.repository(ctx, in.RegistryID, in.RepositoryName)
+	if err != nil {
 		return nil, err
-	}
-	repo := *in.RepositoryName
-	if _, err := h.meta.GetRepository(ctx, repo); err != nil {
-		return nil, h.storeError(err, repo)
 	}
 	resp := struct {
 		Images   []imageOut     `json:"images"`
@@ -386,12 +383,9 @@ func (h *Handler) batchDeleteImage(ctx context.Context, _ *call, body []byte) (a
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if err := h.checkRegistry(in.RegistryID); err != nil {
+	repo, err := h.repository(ctx, in.RegistryID, in.RepositoryName)
+	if err != nil {
 		return nil, err
-	}
-	repo := *in.RepositoryName
-	if _, err := h.meta.GetRepository(ctx, repo); err != nil {
-		return nil, h.storeError(err, repo)
 	}
 	resp := struct {
 		ImageIDs []imageID      `json:"imageIds"`

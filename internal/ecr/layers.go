@@ -74,12 +74,9 @@ func (h *Handler) batchCheckLayerAvailability(ctx context.Context, _ *call, body
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if err := h.checkRegistry(in.RegistryID); err != nil {
+	repo, err := h.repository(ctx, in.RegistryID, in.RepositoryName)
+	if err != nil {
 		return nil, err
-	}
-	repo := *in.RepositoryName
-	if _, err := h.meta.GetRepository(ctx, repo); err != nil {
-		return nil, h.storeError(err, repo)
 	}
 	resp := struct {
 		Layers   []layerOut     `json:"layers"`
@@ -128,12 +125,9 @@ func (h *Handler) getDownloadURLForLayer(ctx context.Context, c *call, body []by
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if err := h.checkRegistry(in.RegistryID); err != nil {
+	repo, err := h.repository(ctx, in.RegistryID, in.RepositoryName)
+	if err != nil {
 		return nil, err
-	}
-	repo := *in.RepositoryName
-	if _, err := h.meta.GetRepository(ctx, repo); err != nil {
-		return nil, h.storeError(err, repo)
 	}
 	d, err := digest.Parse(*in.LayerDigest)
 	if err != nil {

@@ -61,7 +61,10 @@ func (h *Handler) startImageScan(ctx context.Context, _ *call, body []byte) (any
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	repo := *in.RepositoryName
+	repo, err := h.repository(ctx, in.RegistryID, in.RepositoryName)
+	if err != nil {
+		return nil, err
+	}
 	dgst, err := h.imageOrNotFound(ctx, repo, *in.ImageID)
 	if err != nil {
 		return nil, err
@@ -91,11 +94,9 @@ func (h *Handler) startImageScan(ctx context.Context, _ *call, body []byte) (any
 	}{h.cfg.RegistryID, repo, id, imageScanStatus{Status: scan.Status, Description: scan.Description}}, nil
 }
 
-// imageOrNotFound resolves an image id, answering ECR's errors for a missing repository or image.
+// imageOrNotFound resolves an image id of an existing repository, answering ECR's errors for a
+// missing image.
 func (h *Handler) imageOrNotFound(ctx context.Context, repo string, id imageID) (string, error) {
-	if _, err := h.meta.GetRepository(ctx, repo); err != nil {
-		return "", h.storeError(err, repo)
-	}
 	d, fail, err := h.resolveImage(ctx, repo, id)
 	if err != nil {
 		return "", err
@@ -136,7 +137,10 @@ func (h *Handler) describeImageScanFindings(ctx context.Context, c *call, body [
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	repo := *in.RepositoryName
+	repo, err := h.repository(ctx, in.RegistryID, in.RepositoryName)
+	if err != nil {
+		return nil, err
+	}
 	dgst, err := h.imageOrNotFound(ctx, repo, *in.ImageID)
 	if err != nil {
 		return nil, err
