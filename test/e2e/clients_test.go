@@ -186,6 +186,27 @@ func firstEntry(t *testing.T, idx v1.ImageIndex) v1.Descriptor {
 	return m.Manifests[0]
 }
 
+// checkPulledLayout compares the image (or, when !isImage, the index) a client pulled into the
+// OCI layout at dir with what was pushed.
+func checkPulledLayout(t *testing.T, dir string, isImage bool, img v1.Image, idx v1.ImageIndex) {
+	t.Helper()
+	pulled := layoutIndex(t, dir)
+	desc := firstEntry(t, pulled)
+	if isImage {
+		gi, err := pulled.Image(desc.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPulledImage(t, gi, img)
+		return
+	}
+	gidx, err := pulled.ImageIndex(desc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulledIndex(t, gidx, idx)
+}
+
 func checkPulledIndex(t *testing.T, got, want v1.ImageIndex) {
 	t.Helper()
 	if g, w := digestOf(t, got), digestOf(t, want); g != w {
@@ -257,21 +278,7 @@ func TestSkopeo(t *testing.T) {
 			"oci:"+dir+":"+tc.ref, dst)
 		out := filepath.Join(t.TempDir(), "out")
 		run(t, nil, skopeo, "copy", "--all", "--src-tls-verify=false", "--src-authfile", authfile, dst, "oci:"+out+":pulled")
-		pulled := layoutIndex(t, out)
-		desc := firstEntry(t, pulled)
-		if tc.ref == "img" {
-			gi, err := pulled.Image(desc.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkPulledImage(t, gi, img)
-		} else {
-			gidx, err := pulled.ImageIndex(desc.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkPulledIndex(t, gidx, idx)
-		}
+		checkPulledLayout(t, out, tc.ref == "img", img, idx)
 	}
 }
 
@@ -286,21 +293,7 @@ func TestOras(t *testing.T) {
 		run(t, nil, oras, "cp", "--to-registry-config", regConfig, "--to-plain-http", "--from-oci-layout", dir+":"+tc.ref, dst)
 		out := filepath.Join(t.TempDir(), "out")
 		run(t, nil, oras, "cp", "--from-registry-config", regConfig, "--from-plain-http", dst, "--to-oci-layout", out+":pulled")
-		pulled := layoutIndex(t, out)
-		desc := firstEntry(t, pulled)
-		if tc.ref == "img" {
-			gi, err := pulled.Image(desc.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkPulledImage(t, gi, img)
-		} else {
-			gidx, err := pulled.ImageIndex(desc.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkPulledIndex(t, gidx, idx)
-		}
+		checkPulledLayout(t, out, tc.ref == "img", img, idx)
 	}
 
 	// An artifact pushed from files, with an artifact type, pulled back byte for byte.
