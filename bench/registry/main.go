@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/lading-registry/lading/bench/internal/machine"
 )
 
 // serveFileCommand is the argument that makes this program the bare ServeFile helper.
@@ -117,7 +119,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg, work: work, res: newResults(), loadStart: loadAverage()}
+	b := &bench{cfg: cfg, work: work, res: newResults(), loadStart: machine.LoadAverage()}
 	defer func() {
 		if err != nil && ctx.Err() == nil {
 			b.dumpLogs()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lading-registry/lading/bench/internal/machine"
 )
 
 // Targets of issue 2.
@@ -77,9 +78,9 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 	cfg := b.cfg
 	fmt.Fprintf(out, "\nLading vs CNCF Distribution %s (filesystem storage), %s\n", distributionVersion, time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(out, "machine: %s, %d cores, %s; lading %s; crane %s; %s\n",
-		cpuModel(), runtime.NumCPU(), runtime.Version(), ladingRevision(ctx, cfg.repo), craneVersion, curlVersion(ctx, b.tools.curl))
+		machine.CPUModel(), runtime.NumCPU(), runtime.Version(), ladingRevision(ctx, cfg.repo), craneVersion, curlVersion(ctx, b.tools.curl))
 	fmt.Fprintf(out, "command: %s\n", strings.Join(append([]string{"go run ./bench/registry"}, os.Args[1:]...), " "))
-	fmt.Fprintf(out, "load average (1 min) at start %s, at end %s\n", b.loadStart, loadAverage())
+	fmt.Fprintf(out, "load average (1 min) at start %s, at end %s\n", b.loadStart, machine.LoadAverage())
 	fmt.Fprintf(out, "figures are medians of %d runs for (a), %d for (b), %d for (c); ratios are medians of per-run ratios of speeds\n",
 		cfg.getReps, cfg.reps, cfg.smallReps)
 	fmt.Fprintf(out, "(Lading/Distribution: above 1 means Lading is faster; Lading/ServeFile: 1 is the physical limit;\n")
@@ -180,32 +181,6 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		}
 		fmt.Fprintf(out, "  %-20s %-13s %s\n", "(d) peak RSS", name, strings.Join(parts, ", "))
 	}
-}
-
-// loadAverage is the 1-minute load average: the machine may be shared, and a busy one makes
-// every figure slower and noisier.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	first, _, _ := strings.Cut(string(b), " ")
-	return first
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
 }
 
 func ladingRevision(ctx context.Context, repo string) string {

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lading-registry/lading/bench/internal/machine"
 )
 
 type config struct {
@@ -103,7 +105,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 			err = rmErr
 		}
 	}()
-	b := &bench{cfg: cfg, work: work, loadStart: loadAverage()}
+	b := &bench{cfg: cfg, work: work, loadStart: machine.LoadAverage()}
 	if err := b.setup(ctx); err != nil {
 		return err
 	}
@@ -130,7 +132,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		}
 		b.results = append(b.results, res)
 	}
-	b.loadEnd = loadAverage()
+	b.loadEnd = machine.LoadAverage()
 	b.report(ctx, out)
 	return nil
 }

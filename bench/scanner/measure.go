@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/lading-registry/lading/bench/internal/machine"
 )
 
 // sample is one timed run of a scanner.
@@ -161,7 +163,7 @@ func (b *bench) measure(ctx context.Context, img scanImage) (imageResult, error)
 			progress("%s run %d: %-11s %7.2f s  CPU %7.2f s  peak RSS %5d MiB  exit %d", img.name, rep+1, who, s.wall, s.cpu, s.rssKiB>>10, s.exit)
 		}
 	}
-	res.load = loadAverage()
+	res.load = machine.LoadAverage()
 	var err error
 	res.diff, err = compareFindings(res)
 	if err != nil {

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lading-registry/lading/bench/internal/machine"
 )
 
 // Targets of issue 5, on the 1 GiB image: Lading at most half osv-scanner's wall time and at
@@ -79,7 +79,7 @@ func sizeString(n int64) string {
 func (b *bench) report(ctx context.Context, out io.Writer) {
 	fmt.Fprintf(out, "\nLading `scan` vs %s, %s\n", b.osvVer, time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(out, "machine: %s, %d cores, %s; load average (1 min) %s at start, %s at end\n",
-		cpuModel(), runtime.NumCPU(), runtime.Version(), b.loadStart, b.loadEnd)
+		machine.CPUModel(), runtime.NumCPU(), runtime.Version(), b.loadStart, b.loadEnd)
 	fmt.Fprintf(out, "lading %s; data: %s (Lading: lading db import, %.1f s, not timed; osv-scanner: the same all.zip files, offline)\n",
 		b.ladingRev, b.cfg.shared+"/testdata/osv", b.importDur.Seconds())
 	fmt.Fprintf(out, "runs: %d per scanner per corpus image, %d on the big image, alternating which goes first, after an untimed warm-up run of each;\n", b.cfg.reps, b.cfg.bigReps)
@@ -231,30 +231,4 @@ func truncate(s string, n int) string {
 		return s[:n-1] + "…"
 	}
 	return s
-}
-
-// loadAverage is the 1-minute load average: the machine may be shared, and a busy one makes
-// every figure slower and noisier.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	first, _, _ := strings.Cut(string(b), " ")
-	return first
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
 }
