@@ -58,10 +58,11 @@ type loader struct {
 	idx    *vulndb.Index
 	origin events.Origin
 
-	keyIDs  map[vulndb.PackageKey]int64
-	pairs   []uint64 // key id << 32 | inventory id
-	nextInv int64
-	stats   loadStats
+	keyIDs      map[vulndb.PackageKey]int64
+	pairs       []uint64 // key id << 32 | inventory id
+	nextInv     int64
+	nextFinding int64
+	stats       loadStats
 }
 
 func (l *loader) prepare(img genImage) (preparedImage, error) {
@@ -252,10 +253,14 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		return err
 	}
 	for _, f := range img.findings {
-		if err := exec(`INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint, detail,
-				first_observed_at, last_observed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			f.Repository, f.Digest, f.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score, f.Fingerprint, string(f.Detail),
-			f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli()); err != nil {
+		l.nextFinding++
+		if err := exec(`INSERT INTO findings(id, repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint,
+				package_keys, first_observed_at, last_observed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			l.nextFinding, f.Repository, f.Digest, f.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score, f.Fingerprint,
+			sqlite.PackageKeysColumn(f.PackageKeys), f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli()); err != nil {
+			return err
+		}
+		if err := exec(`INSERT INTO finding_details(finding_id, detail) VALUES (?, ?)`, l.nextFinding, string(f.Detail)); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -130,14 +131,18 @@ func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error)
 // keySet is the set of package keys a change touched.
 type keySet map[vulndb.PackageKey]struct{}
 
-// holds reports whether the advisories matched against p may have changed: its key is in
-// the set, or its key without the release, since a record of the bare ecosystem ("Debian")
-// applies to every release.
+// holds reports whether the advisories matched against p may have changed: see holdsKey.
 func (ks keySet) holds(p inventory.Package) bool {
 	if p.Ecosystem == "" {
 		return false
 	}
-	k := match.Key(p)
+	return ks.holdsKey(match.Key(p))
+}
+
+// holdsKey reports whether the advisories of key k may have changed: k is in the set, or k
+// without the release, since a record of the bare ecosystem ("Debian") applies to every
+// release.
+func (ks keySet) holdsKey(k vulndb.PackageKey) bool {
 	if _, ok := ks[k]; ok {
 		return true
 	}
@@ -183,17 +188,14 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		if inv == nil || st.Scan == nil {
 			return store.ScanUpdate{}, nil
 		}
-		info := ImageInfo{Platform: PlatformName(inv.os)}
-		if len(st.Findings) > 0 {
-			// Keep the image facts the scan recorded (architecture, author).
-			if d, ok := detailOf(st.Findings[0]); ok {
-				info = d.Image
-			}
+		info, err := imageFacts(ctx, &st, inv.os)
+		if err != nil {
+			return store.ScanUpdate{}, err
 		}
 		var writes, changedFindings []store.Finding
 		ok := false
 		if changed != nil {
-			writes, changedFindings, ok, err = s.changedFindings(ctx, st, r.InventoryID, inv, idx, changed, info, now)
+			writes, changedFindings, ok, err = s.changedFindings(ctx, &st, r.InventoryID, inv, idx, changed, info, now)
 			if err != nil {
 				return store.ScanUpdate{}, err
 			}
@@ -205,6 +207,9 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 				if fresh, err = s.matchAll(ctx, r.InventoryID, idx); err != nil {
 					return store.ScanUpdate{}, err
 				}
+			}
+			if err := closingDetails(ctx, &st, fresh, nil); err != nil {
+				return store.ScanUpdate{}, err
 			}
 			if writes, changedFindings, err = diffFindings(st.Target, st.Findings, fresh, info, s.cfg.Origin, now); err != nil {
 				return store.ScanUpdate{}, err
@@ -336,15 +341,15 @@ func (s *Service) matchAll(ctx context.Context, id int64, idx *vulndb.Index) ([]
 //   - a package whose key the change did not touch matches what it matched before, so a
 //     vulnerability none of the touched packages matches, now or before, is unchanged;
 //   - the touched vulnerabilities T are those the touched packages match now, and the stored
-//     findings holding a touched package;
+//     findings holding a package of a touched key (their package keys say which);
 //   - each vulnerability of T is built again from every package matching it: the touched
 //     packages, and the untouched ones its stored finding lists (an untouched package
 //     matching it now matched it before), so the inventory packages of those keys are
 //     matched too, in inventory order as match.Image sees them.
 //
-// It reports false, and computes nothing, when the stored findings were written with other
-// image facts than info (diffFindings would rewrite them all).
-func (s *Service) changedFindings(ctx context.Context, st store.ScanState, invID int64, inv *loadedInventory, idx *vulndb.Index, changed keySet,
+// Only the details of findings that close are read. It reports false, and computes nothing,
+// when a stored finding's packages cannot be told (its detail does not decode).
+func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invID int64, inv *loadedInventory, idx *vulndb.Index, changed keySet,
 	info ImageInfo, now time.Time) (writes, changedOut []store.Finding, ok bool, err error) {
 	var touchedPkgs []inventory.Package
 	for _, p := range inv.pkgs {
@@ -357,33 +362,27 @@ func (s *Service) changedFindings(ctx context.Context, st store.ScanState, invID
 	for _, f := range fresh {
 		touched[f.VulnerabilityID] = true
 	}
-	// A stored finding can hold a touched package only if its detail names one: look for
-	// the name as the detail writes it (encoding/json, byte for byte) before decoding.
-	needles := make([][]byte, 0, len(touchedPkgs))
-	for _, p := range touchedPkgs {
-		n, err := json.Marshal(p.Name)
-		if err != nil {
-			return nil, nil, false, err
-		}
-		needles = append(needles, append([]byte(`"name":`), n...))
-	}
-	imageJSON, err := json.Marshal(info)
-	if err != nil {
+	// Findings stored without their package keys (written by an older Lading) are told by
+	// their detail.
+	if err := loadDetails(ctx, st, func(f store.Finding) bool { return f.Status == FindingActive && f.PackageKeys == nil }); err != nil {
 		return nil, nil, false, err
 	}
-	imageSuffix := append(append([]byte(`"image":`), imageJSON...), '}')
-	decoded := map[string]Detail{}
+	keysOf := make(map[string][]store.PackageKey, len(st.Findings))
 	for _, f := range st.Findings {
-		if f.Status != FindingActive || touched[f.VulnerabilityID] || !containsAny(f.Detail, needles) {
+		if f.Status != FindingActive {
 			continue
 		}
-		d, ok := detailOf(f)
-		if !ok {
-			return nil, nil, false, nil
+		fk := f.PackageKeys
+		if fk == nil {
+			d, ok := detailOf(f)
+			if !ok {
+				return nil, nil, false, nil
+			}
+			fk = findingKeys(d.Finding)
 		}
-		decoded[f.VulnerabilityID] = d
-		for _, vp := range d.Finding.Packages {
-			if changed.holds(packageOf(vp)) {
+		keysOf[f.VulnerabilityID] = fk
+		for _, k := range fk {
+			if changed.holdsKey(vulndb.PackageKey(k)) {
 				touched[f.VulnerabilityID] = true
 				break
 			}
@@ -395,25 +394,13 @@ func (s *Service) changedFindings(ctx context.Context, st store.ScanState, invID
 	for k := range changed {
 		keys[k] = struct{}{}
 	}
-	for _, f := range st.Findings {
-		if f.Status != FindingActive {
+	for id, fk := range keysOf {
+		if !touched[id] {
 			continue
 		}
-		if !touched[f.VulnerabilityID] {
-			if !bytes.HasSuffix(f.Detail, imageSuffix) {
-				return nil, nil, false, nil
-			}
-			continue
-		}
-		d, ok := decoded[f.VulnerabilityID]
-		if !ok {
-			if d, ok = detailOf(f); !ok {
-				return nil, nil, false, nil
-			}
-		}
-		for _, vp := range d.Finding.Packages {
-			if p := packageOf(vp); p.Ecosystem != "" && !changed.holds(p) {
-				keys[match.Key(p)] = struct{}{}
+		for _, k := range fk {
+			if vk := vulndb.PackageKey(k); !changed.holdsKey(vk) {
+				keys[vk] = struct{}{}
 			}
 		}
 	}
@@ -436,8 +423,34 @@ func (s *Service) changedFindings(ctx context.Context, st store.ScanState, invID
 			kept = append(kept, f)
 		}
 	}
+	if err := closingDetails(ctx, st, kept, touched); err != nil {
+		return nil, nil, false, err
+	}
 	writes, changedOut, err = diffTouched(st.Target, st.Findings, kept, touched, info, s.cfg.Origin, now)
 	return writes, changedOut, true, err
+}
+
+// imageFacts returns the image facts (architecture, author, platform) the image's findings
+// were written with: those of its first ACTIVE finding, which every ACTIVE finding shares
+// (a scan writes all of them with the facts it read, a re-evaluation writes the findings it
+// changes with the facts read here); without findings, what the inventory tells.
+func imageFacts(ctx context.Context, st *store.ScanState, osInfo *inventory.OSInfo) (ImageInfo, error) {
+	info := ImageInfo{Platform: PlatformName(osInfo)}
+	i := slices.IndexFunc(st.Findings, func(f store.Finding) bool { return f.Status == FindingActive })
+	if i < 0 {
+		i = 0
+	}
+	if i >= len(st.Findings) {
+		return info, nil
+	}
+	id := st.Findings[i].VulnerabilityID
+	if err := loadDetails(ctx, st, func(f store.Finding) bool { return f.VulnerabilityID == id }); err != nil {
+		return info, err
+	}
+	if d, ok := detailOf(st.Findings[i]); ok {
+		info = d.Image
+	}
+	return info, nil
 }
 
 // PolicyChanged brings existing images into coverage after the registry scanning
@@ -494,15 +507,6 @@ func (s *Service) PolicyChanged(ctx context.Context) error {
 // advisory key.
 func packageOf(vp match.VulnerablePackage) inventory.Package {
 	return inventory.Package{Ecosystem: vp.Ecosystem, Name: vp.Name, SourceName: vp.SourceName, PackageManager: vp.PackageManager}
-}
-
-func containsAny(b []byte, needles [][]byte) bool {
-	for _, n := range needles {
-		if bytes.Contains(b, n) {
-			return true
-		}
-	}
-	return false
 }
 
 // inventoryReader decompresses stored inventories, reusing its buffers.

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -358,69 +359,84 @@ func TestReevaluateMatchesFullRematch(t *testing.T) {
 		{"a change no image holds", []map[string]any{later(recs["RUSTSEC-2016-0001"])}, 0, nil},
 	}
 	for i, step := range steps {
-		t.Run(step.name, func(t *testing.T) {
-			// Two registries with the same history: the base records and the earlier steps,
-			// each applied by a full rematch.
-			clock = time.Now().UTC().Truncate(time.Millisecond)
-			partial := newTestRegistry(t, continuousImages(), &clock)
-			full := newTestRegistry(t, continuousImages(), &clock)
-			var seqP, seqF int64
-			for _, r := range []*testRegistry{partial, full} {
-				for j := -1; j < i; j++ {
-					recs := base
-					if j >= 0 {
-						recs = steps[j].recs
+		for _, legacy := range []bool{false, true} {
+			name := step.name
+			if legacy {
+				name += ", findings without package keys"
+			}
+			t.Run(name, func(t *testing.T) {
+				// Two registries with the same history: the base records and the earlier steps,
+				// each applied by a full rematch.
+				clock = time.Now().UTC().Truncate(time.Millisecond)
+				partial := newTestRegistry(t, continuousImages(), &clock)
+				full := newTestRegistry(t, continuousImages(), &clock)
+				var seqP, seqF int64
+				for _, r := range []*testRegistry{partial, full} {
+					for j := -1; j < i; j++ {
+						recs := base
+						if j >= 0 {
+							recs = steps[j].recs
+						}
+						clock = clock.Add(time.Minute)
+						ch := r.importRecords(t, recs...)
+						if _, err := r.svc.Reevaluate(ctx, vulndb.Change{From: ch.From, To: ch.To, Full: true}); err != nil {
+							t.Fatal(err)
+						}
 					}
-					clock = clock.Add(time.Minute)
-					ch := r.importRecords(t, recs...)
-					if _, err := r.svc.Reevaluate(ctx, vulndb.Change{From: ch.From, To: ch.To, Full: true}); err != nil {
+					clock = clock.Add(-time.Duration(i+1) * time.Minute)
+				}
+				if legacy {
+					// As an older Lading wrote them: the detail alone says which packages they hold.
+					if err := partial.db.Tx(ctx, func(tx *sql.Tx) error {
+						_, err := tx.ExecContext(ctx, "UPDATE findings SET package_keys = NULL")
+						return err
+					}); err != nil {
 						t.Fatal(err)
 					}
 				}
-				clock = clock.Add(-time.Duration(i+1) * time.Minute)
-			}
-			_, seqP = partial.events(t, 0)
-			_, seqF = full.events(t, 0)
-			clock = clock.Add(time.Duration(i+2) * time.Minute)
-			chP := partial.importRecords(t, step.recs...)
-			chF := full.importRecords(t, step.recs...)
-			if chP.Full || len(chP.Keys) == 0 {
-				t.Fatalf("change %+v: want known keys", chP)
-			}
-			if _, err := partial.svc.Reevaluate(ctx, chP); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := full.svc.Reevaluate(ctx, vulndb.Change{From: chF.From, To: chF.To, Full: true}); err != nil {
-				t.Fatal(err)
-			}
-			redone := partial.reevaluatedAt(t, clock)
-			fp, ff := partial.findings(t), full.findings(t)
-			if len(fp) != len(ff) {
-				t.Fatalf("%d findings, full rematch has %d", len(fp), len(ff))
-			}
-			for i := range fp {
-				p, f := fp[i], ff[i]
-				if !redone[[2]string{p.repo, p.digest}] && f.last == clock.UnixMilli() {
-					p.last = f.last // the full rematch observes every image again
+				_, seqP = partial.events(t, 0)
+				_, seqF = full.events(t, 0)
+				clock = clock.Add(time.Duration(i+2) * time.Minute)
+				chP := partial.importRecords(t, step.recs...)
+				chF := full.importRecords(t, step.recs...)
+				if chP.Full || len(chP.Keys) == 0 {
+					t.Fatalf("change %+v: want known keys", chP)
 				}
-				if p != f {
-					t.Fatalf("finding differs from the full rematch:\n got %.600v\nwant %.600v", p, f)
+				if _, err := partial.svc.Reevaluate(ctx, chP); err != nil {
+					t.Fatal(err)
 				}
-			}
-			evP, _ := partial.events(t, seqP)
-			evF, _ := full.events(t, seqF)
-			if !slices.Equal(evP, evF) {
-				t.Fatalf("events differ from the full rematch: %d and %d; first of each:\n%.600v\n%.600v", len(evP), len(evF), evP, evF)
-			}
-			if len(evP) < step.events {
-				t.Fatalf("%d events, want at least %d", len(evP), step.events)
-			}
-			if len(redone) == 0 && step.events > 0 {
-				t.Fatal("no image re-evaluated")
-			}
-			if step.check != nil {
-				step.check(t, fp)
-			}
-		})
+				if _, err := full.svc.Reevaluate(ctx, vulndb.Change{From: chF.From, To: chF.To, Full: true}); err != nil {
+					t.Fatal(err)
+				}
+				redone := partial.reevaluatedAt(t, clock)
+				fp, ff := partial.findings(t), full.findings(t)
+				if len(fp) != len(ff) {
+					t.Fatalf("%d findings, full rematch has %d", len(fp), len(ff))
+				}
+				for i := range fp {
+					p, f := fp[i], ff[i]
+					if !redone[[2]string{p.repo, p.digest}] && f.last == clock.UnixMilli() {
+						p.last = f.last // the full rematch observes every image again
+					}
+					if p != f {
+						t.Fatalf("finding differs from the full rematch:\n got %.600v\nwant %.600v", p, f)
+					}
+				}
+				evP, _ := partial.events(t, seqP)
+				evF, _ := full.events(t, seqF)
+				if !slices.Equal(evP, evF) {
+					t.Fatalf("events differ from the full rematch: %d and %d; first of each:\n%.600v\n%.600v", len(evP), len(evF), evP, evF)
+				}
+				if len(evP) < step.events {
+					t.Fatalf("%d events, want at least %d", len(evP), step.events)
+				}
+				if len(redone) == 0 && step.events > 0 {
+					t.Fatal("no image re-evaluated")
+				}
+				if step.check != nil {
+					step.check(t, fp)
+				}
+			})
+		}
 	}
 }

@@ -1,9 +1,15 @@
 package scanning
 
 import (
+	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lading-registry/lading/internal/events"
@@ -66,7 +72,7 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 		fp := hex.EncodeToString(sum[:])
 		f := store.Finding{Repository: t.Repository, Digest: t.Digest, ScanType: t.ScanType, VulnerabilityID: m.VulnerabilityID,
 			ARN: FindingARN(origin, t.Repository, t.Digest, t.ScanType, m.VulnerabilityID), Status: FindingActive,
-			Severity: m.Severity, Fingerprint: fp, Detail: detail, FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
+			Severity: m.Severity, Fingerprint: fp, PackageKeys: findingKeys(m), Detail: detail, FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
 		if m.Score != nil {
 			f.Score = *m.Score
 		}
@@ -101,8 +107,67 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 	return writes, changed, nil
 }
 
+// findingKeys are the advisory keys of a finding's packages, sorted and distinct: what decides
+// whether a change of advisories touches the finding.
+func findingKeys(m match.Finding) []store.PackageKey {
+	keys := make([]store.PackageKey, 0, len(m.Packages))
+	for _, vp := range m.Packages {
+		if p := packageOf(vp); p.Ecosystem != "" {
+			k := match.Key(p)
+			keys = append(keys, store.PackageKey{Ecosystem: k.Ecosystem, Name: k.Name})
+		}
+	}
+	slices.SortFunc(keys, func(a, b store.PackageKey) int {
+		return cmp.Or(strings.Compare(a.Ecosystem, b.Ecosystem), strings.Compare(a.Name, b.Name))
+	})
+	return slices.Compact(keys)
+}
+
+// loadDetails reads the detail of the stored findings of st that want selects and that were
+// read without it.
+func loadDetails(ctx context.Context, st *store.ScanState, want func(store.Finding) bool) error {
+	var ids []string
+	for _, f := range st.Findings {
+		if f.Detail == nil && want(f) {
+			ids = append(ids, f.VulnerabilityID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if st.Details == nil {
+		return errors.New("finding details are not readable here")
+	}
+	details, err := st.Details(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("read finding details: %w", err)
+	}
+	for i := range st.Findings {
+		if d, ok := details[st.Findings[i].VulnerabilityID]; ok && st.Findings[i].Detail == nil {
+			st.Findings[i].Detail = d
+		}
+	}
+	return nil
+}
+
+// closingDetails loads the detail of the stored ACTIVE findings that diffTouched will close,
+// given the fresh match next of the vulnerabilities in touched (nil: all): their events show
+// them.
+func closingDetails(ctx context.Context, st *store.ScanState, next []match.Finding, touched map[string]bool) error {
+	matched := make(map[string]bool, len(next))
+	for _, m := range next {
+		matched[m.VulnerabilityID] = true
+	}
+	return loadDetails(ctx, st, func(f store.Finding) bool {
+		return f.Status == FindingActive && !matched[f.VulnerabilityID] && (touched == nil || touched[f.VulnerabilityID])
+	})
+}
+
 // findingEvent builds the "Inspector2 Finding" event of a stored finding.
 func findingEvent(origin events.Origin, f store.Finding, m store.Manifest) (store.OutboxEvent, error) {
+	if f.Detail == nil {
+		return store.OutboxEvent{}, fmt.Errorf("finding %s: detail not loaded", f.VulnerabilityID)
+	}
 	var d Detail
 	if err := json.Unmarshal(f.Detail, &d); err != nil {
 		return store.OutboxEvent{}, err

@@ -269,6 +269,9 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	now := s.cfg.Now()
 	target := store.ScanTarget{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, JobID: job.ID}
 	return s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
+		if err := closingDetails(ctx, &st, findings, nil); err != nil {
+			return store.ScanUpdate{}, err
+		}
 		writes, changed, err := diffFindings(target, st.Findings, findings, info, s.cfg.Origin, now)
 		if err != nil {
 			return store.ScanUpdate{}, err

@@ -89,6 +89,11 @@ type Finding struct {
 	Severity        string
 	Score           float64
 	Fingerprint     string
+	// PackageKeys are the advisory keys of the finding's packages, sorted; nil when the store
+	// does not know them (findings written before it recorded them): Detail then decides.
+	PackageKeys []PackageKey
+	// Detail is nil in a ScanState until loaded with its Details; written nil, it keeps the
+	// stored detail (a finding written for the first time needs one).
 	Detail          []byte
 	FirstObservedAt time.Time
 	LastObservedAt  time.Time
@@ -122,10 +127,15 @@ type ScanTarget struct {
 
 // ScanState is what the store holds for a target when its update is computed.
 type ScanState struct {
-	Target   ScanTarget
-	Scan     *ImageScan // nil when the image was never scanned with this scan type
+	Target ScanTarget
+	Scan   *ImageScan // nil when the image was never scanned with this scan type
+	// Findings are read without their Detail, which is large and which an update needs only
+	// for the findings it rebuilds or closes: Details reads it for those.
 	Findings []Finding
 	Manifest Manifest
+	// Details returns the stored detail of the target's findings with these vulnerability ids,
+	// read in the update's transaction.
+	Details func(ctx context.Context, vulnIDs []string) (map[string][]byte, error)
 }
 
 // ScanUpdate is what to write for a target. Findings are upserts by vulnerability id.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -167,39 +168,94 @@ func (db *DB) ImageScans(ctx context.Context, repo string, digests []string) (ma
 	return out, nil
 }
 
-const findingColumns = `repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint, detail,
+const findingColumns = `repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint, package_keys,
 	first_observed_at, last_observed_at, updated_at`
 
-func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
+// scanFinding reads a row of findingColumns, followed by the detail when withDetail.
+func scanFinding(row interface{ Scan(...any) error }, withDetail bool) (store.Finding, error) {
 	var f store.Finding
 	var first, last, updated int64
-	var detail string
-	err := row.Scan(&f.Repository, &f.Digest, &f.ScanType, &f.VulnerabilityID, &f.ARN, &f.Status, &f.Severity, &f.Score,
-		&f.Fingerprint, &detail, &first, &last, &updated)
-	f.Detail = []byte(detail)
+	var keys sql.NullString
+	var detail sql.RawBytes
+	dest := []any{&f.Repository, &f.Digest, &f.ScanType, &f.VulnerabilityID, &f.ARN, &f.Status, &f.Severity, &f.Score,
+		&f.Fingerprint, &keys, &first, &last, &updated}
+	if withDetail {
+		dest = append(dest, &detail)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return f, err
+	}
+	if withDetail {
+		f.Detail = bytes.Clone(detail)
+	}
+	f.PackageKeys = decodePackageKeys(keys)
 	f.FirstObservedAt, f.LastObservedAt, f.UpdatedAt = fromMS(first), fromMS(last), fromMS(updated)
-	return f, err
+	return f, nil
+}
+
+// PackageKeysColumn is a finding's package keys as the findings table holds them (one
+// "ecosystem<TAB>name" per line); NULL when there are none, or when a key holds a tab or a
+// newline and could not be read back (the detail then decides). Exported for loaders that
+// fill a store directly (benchmarks).
+func PackageKeysColumn(keys []store.PackageKey) sql.NullString {
+	if len(keys) == 0 {
+		return sql.NullString{}
+	}
+	var b strings.Builder
+	for i, k := range keys {
+		if strings.ContainsAny(k.Ecosystem, "\t\n") || strings.ContainsAny(k.Name, "\t\n") {
+			return sql.NullString{}
+		}
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(k.Ecosystem)
+		b.WriteByte('\t')
+		b.WriteString(k.Name)
+	}
+	return sql.NullString{String: b.String(), Valid: true}
+}
+
+func decodePackageKeys(s sql.NullString) []store.PackageKey {
+	if !s.Valid || s.String == "" {
+		return nil
+	}
+	out := make([]store.PackageKey, 0, strings.Count(s.String, "\n")+1)
+	for line := range strings.SplitSeq(s.String, "\n") {
+		eco, name, ok := strings.Cut(line, "\t")
+		if !ok {
+			return nil // not written by encodePackageKeys: unknown
+		}
+		out = append(out, store.PackageKey{Ecosystem: eco, Name: name})
+	}
+	return out
 }
 
 // queryFindings reads the findings of an image. A finding's lastObservedAt is, while it is
 // ACTIVE, the later of its own last_observed_at and its image's findings_observed_at
 // (0021_findings_observed.sql); any query reading lastObservedAt must apply the same rule.
-func queryFindings(ctx context.Context, q stateReader, repo, digest, scanType string) ([]store.Finding, error) {
+//
+// Details are read too when withDetail.
+func queryFindings(ctx context.Context, q stateReader, repo, digest, scanType string, withDetail bool) ([]store.Finding, error) {
 	var observed int64
 	err := q.queryRow(ctx, "SELECT findings_observed_at FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
 		repo, digest, scanType).Scan(&observed)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
-	rows, err := q.QueryContext(ctx, "SELECT "+findingColumns+` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ?
-		ORDER BY vulnerability_id`, repo, digest, scanType)
+	query := "SELECT " + findingColumns + ` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ? ORDER BY vulnerability_id`
+	if withDetail {
+		query = "SELECT " + qualified("f.", findingColumns) + `, d.detail FROM findings f JOIN finding_details d ON d.finding_id = f.id
+			WHERE f.repository = ? AND f.image_digest = ? AND f.scan_type = ? ORDER BY f.vulnerability_id`
+	}
+	rows, err := q.QueryContext(ctx, query, repo, digest, scanType)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []store.Finding
 	for rows.Next() {
-		f, err := scanFinding(rows)
+		f, err := scanFinding(rows, withDetail)
 		if err != nil {
 			return nil, err
 		}
@@ -217,7 +273,7 @@ func (db *DB) Findings(ctx context.Context, repo, digest, scanType string) ([]st
 	// One read transaction: the image's observation time and its findings of one moment.
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = queryFindings(ctx, txReader{tx}, repo, digest, scanType)
+		out, err = queryFindings(ctx, txReader{tx}, repo, digest, scanType, true)
 		return err
 	})
 	return out, err
@@ -275,6 +331,9 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 				}
 				continue
 			}
+			st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
+				return findingDetails(ctx, q, t, ids)
+			}
 			up, err := update(st)
 			if err != nil {
 				return err
@@ -324,7 +383,7 @@ func readScanState(ctx context.Context, q stateReader, t store.ScanTarget) (st s
 	case !errors.Is(err, sql.ErrNoRows):
 		return st, false, err
 	}
-	if st.Findings, err = queryFindings(ctx, q, t.Repository, t.Digest, t.ScanType); err != nil {
+	if st.Findings, err = queryFindings(ctx, q, t.Repository, t.Digest, t.ScanType, false); err != nil {
 		return st, false, err
 	}
 	return st, true, nil
@@ -539,8 +598,38 @@ func (r errRow) Scan(...any) error { return r.err }
 // upsertFinding writes a finding whole.
 const upsertFinding = `INSERT INTO findings(` + findingColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
-		severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, detail = excluded.detail,
-		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at`
+		severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, package_keys = excluded.package_keys,
+		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
+	RETURNING id`
+
+const upsertFindingDetail = `INSERT INTO finding_details(finding_id, detail) VALUES (?, ?)
+	ON CONFLICT(finding_id) DO UPDATE SET detail = excluded.detail`
+
+// findingDetails reads the details of a target's findings by vulnerability id.
+func findingDetails(ctx context.Context, q querier, t store.ScanTarget, ids []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ids))
+	for chunk := range chunks(ids, 200) {
+		rows, err := q.QueryContext(ctx, `SELECT f.vulnerability_id, d.detail FROM findings f JOIN finding_details d ON d.finding_id = f.id
+			WHERE f.repository = ? AND f.image_digest = ? AND f.scan_type = ? AND f.vulnerability_id IN (`+placeholders(len(chunk))+`)`,
+			append([]any{t.Repository, t.Digest, t.ScanType}, toAny(chunk)...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			var detail []byte
+			if err := rows.Scan(&id, &detail); err != nil {
+				_ = rows.Close()
+				return nil, err
+			}
+			out[id] = detail
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
 
 // writeScanUpdate writes up for t; cur are the findings stored for t when up was computed.
 func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.ScanTarget, cur []store.Finding, up store.ScanUpdate) error {
@@ -578,9 +667,18 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 			}
 			continue
 		}
-		if err := q.exec(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
-			f.Fingerprint, string(f.Detail), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)); err != nil {
+		if f.Detail == nil && stored[f.VulnerabilityID] == nil {
+			return fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
+		}
+		var id int64
+		if err := q.queryRow(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
+			f.Fingerprint, PackageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)).Scan(&id); err != nil {
 			return fmt.Errorf("write finding: %w", err)
+		}
+		if f.Detail != nil {
+			if err := q.exec(ctx, upsertFindingDetail, id, string(f.Detail)); err != nil {
+				return fmt.Errorf("write finding detail: %w", err)
+			}
 		}
 		if f.Status == findingActive {
 			minWritten = min(minWritten, ms(f.LastObservedAt))
@@ -669,12 +767,18 @@ func observedTogether(cur, writes []store.Finding, observed map[int64][]any) (in
 	return at, true
 }
 
+// errNoDetail refuses a new finding written without its detail.
+var errNoDetail = errors.New("a new finding needs its detail")
+
 // onlyObserved reports whether writing f over the stored prev changes no column but
-// last_observed_at (times compared as stored, in milliseconds).
+// last_observed_at (times compared as stored, in milliseconds). A detail not loaded (nil) or
+// written nil (kept) counts as unchanged.
 func onlyObserved(prev, f store.Finding) bool {
 	return prev.Repository == f.Repository && prev.Digest == f.Digest && prev.ScanType == f.ScanType && prev.ARN == f.ARN &&
 		prev.Status == f.Status && prev.Severity == f.Severity && prev.Score == f.Score && prev.Fingerprint == f.Fingerprint &&
-		ms(prev.FirstObservedAt) == ms(f.FirstObservedAt) && ms(prev.UpdatedAt) == ms(f.UpdatedAt) && bytes.Equal(prev.Detail, f.Detail)
+		slices.Equal(prev.PackageKeys, f.PackageKeys) &&
+		ms(prev.FirstObservedAt) == ms(f.FirstObservedAt) && ms(prev.UpdatedAt) == ms(f.UpdatedAt) &&
+		(prev.Detail == nil || f.Detail == nil || bytes.Equal(prev.Detail, f.Detail))
 }
 
 // LayerInventory returns a cached layer inventory, or ErrNotFound.
@@ -828,4 +932,13 @@ func chunks[T any](xs []T, n int) func(func([]T) bool) {
 			xs = xs[k:]
 		}
 	}
+}
+
+// qualified prefixes each column of a comma-separated list with a table alias.
+func qualified(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }

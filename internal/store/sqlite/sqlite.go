@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"runtime"
 	"sort"
@@ -155,7 +156,11 @@ func loadMigrations() ([]migration, error) {
 	return out, nil
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
+func migrate(ctx context.Context, db *sql.DB) error { return migrateTo(ctx, db, math.MaxInt) }
+
+// migrateTo applies the pending migrations up to version upTo (tests stop early to write
+// data in an older schema).
+func migrateTo(ctx context.Context, db *sql.DB, upTo int) error {
 	migs, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
@@ -190,7 +195,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	for _, m := range migs {
-		if applied[m.version] {
+		if applied[m.version] || m.version > upTo {
 			continue
 		}
 		tx, err := db.BeginTx(ctx, nil)
