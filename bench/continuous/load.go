@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"slices"
@@ -22,15 +19,6 @@ import (
 	"github.com/lading-registry/lading/internal/store/sqlite"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
-
-// storedInventory mirrors what internal/scanning stores for an image (image.go): the same
-// JSON, gzip'd, so that re-evaluation decodes what a real scan would have written.
-type storedInventory struct {
-	OS       *inventory.OSInfo   `json:"os,omitempty"`
-	Packages []inventory.Package `json:"packages"`
-	History  map[string]string   `json:"history,omitempty"`
-	Skipped  []inventory.Skipped `json:"skipped,omitempty"`
-}
 
 // preparedImage is a generated image with everything its initial scan would have stored.
 type preparedImage struct {
@@ -68,18 +56,12 @@ type loader struct {
 func (l *loader) prepare(img genImage) (preparedImage, error) {
 	p := preparedImage{genImage: img}
 	p.keys = keysOf(img.pkgs, match.Key)
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err := json.NewEncoder(zw).Encode(storedInventory{OS: img.base.os, Packages: img.pkgs, History: img.history}); err != nil {
+	var err error
+	if p.inventory, err = scanning.EncodeInventory(img.base.os, img.pkgs, img.history, nil); err != nil {
 		return p, err
 	}
-	if err := zw.Close(); err != nil {
-		return p, err
-	}
-	p.inventory = buf.Bytes()
 	fs, _ := match.Image(img.pkgs, l.idx, img.history)
 	info := scanning.ImageInfo{Architecture: "amd64", Platform: scanning.PlatformName(img.base.os)}
-	var err error
 	p.findings, err = scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, fs, info, img.pushedAt.Add(time.Minute))
 	return p, err
 }

@@ -1,19 +1,14 @@
 package scanning
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
-
-	kgzip "github.com/klauspost/compress/gzip"
 
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
@@ -304,17 +299,13 @@ func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int
 	if err != nil {
 		return nil, err
 	}
-	if keys == nil {
-		var inv storedInventory
-		if err := decodeGzipJSON(raw, &inv); err != nil {
-			return nil, fmt.Errorf("decode inventory %d: %w", id, err)
-		}
-		fs, _ := match.Image(inv.Packages, idx, inv.History)
-		return &loadedInventory{os: inv.OS, history: inv.History, findings: fs}, nil
-	}
-	inv, err := rd.read(raw, keys.holds)
+	inv, err := rd.read(raw, keys)
 	if err != nil {
 		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
+	}
+	if keys == nil {
+		fs, _ := match.Image(inv.Packages, idx, inv.History)
+		return &loadedInventory{os: inv.OS, history: inv.History, findings: fs}, nil
 	}
 	return &loadedInventory{os: inv.OS, history: inv.History, pkgs: inv.Packages}, nil
 }
@@ -325,8 +316,8 @@ func (s *Service) matchAll(ctx context.Context, id int64, idx *vulndb.Index) ([]
 	if err != nil {
 		return nil, err
 	}
-	var inv storedInventory
-	if err := decodeGzipJSON(raw, &inv); err != nil {
+	inv, err := decodeInventory(raw)
+	if err != nil {
 		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
 	}
 	fs, _ := match.Image(inv.Packages, idx, inv.History)
@@ -411,7 +402,7 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 			return nil, nil, false, err
 		}
 		var rd inventoryReader
-		sel, err := rd.read(raw, keys.holds)
+		sel, err := rd.read(raw, keys)
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("decode inventory %d: %w", invID, err)
 		}
@@ -507,45 +498,4 @@ func (s *Service) PolicyChanged(ctx context.Context) error {
 // advisory key.
 func packageOf(vp match.VulnerablePackage) inventory.Package {
 	return inventory.Package{Ecosystem: vp.Ecosystem, Name: vp.Name, SourceName: vp.SourceName, PackageManager: vp.PackageManager}
-}
-
-// inventoryReader decompresses stored inventories, reusing its buffers.
-type inventoryReader struct {
-	zr  *kgzip.Reader
-	buf bytes.Buffer
-}
-
-// read decodes a stored inventory (gzip'd JSON) keeping only the packages keep selects, in
-// order. keep sees a package with only Ecosystem, Name, SourceName and PackageManager set;
-// the packages it selects are decoded in full. The result is the full decode's, filtered.
-func (rd *inventoryReader) read(raw []byte, keep func(inventory.Package) bool) (*storedInventory, error) {
-	var err error
-	if rd.zr == nil {
-		rd.zr, err = kgzip.NewReader(bytes.NewReader(raw))
-	} else {
-		err = rd.zr.Reset(bytes.NewReader(raw))
-	}
-	if err != nil {
-		return nil, err
-	}
-	rd.buf.Reset()
-	if _, err := io.Copy(&rd.buf, rd.zr); err != nil {
-		return nil, err
-	}
-	inv, err := skimInventory(rd.buf.Bytes(), keep)
-	if errors.Is(err, errNotSkimmable) {
-		var full storedInventory
-		if err := json.NewDecoder(bytes.NewReader(rd.buf.Bytes())).Decode(&full); err != nil {
-			return nil, err
-		}
-		pkgs := full.Packages[:0]
-		for _, p := range full.Packages {
-			if keep(p) {
-				pkgs = append(pkgs, p)
-			}
-		}
-		full.Packages = pkgs
-		return &full, nil
-	}
-	return inv, err
 }

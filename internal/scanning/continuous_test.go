@@ -161,7 +161,7 @@ func newTestRegistry(t *testing.T, images []testImage, clock *time.Time) *testRe
 		content := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[],"n":%d}`, i)
 		sum := sha256.Sum256(content)
 		dgst := "sha256:" + hex.EncodeToString(sum[:])
-		raw, err := encodeGzipJSON(storedInventory{OS: img.os, Packages: img.pkgs, History: map[string]string{img.pkgs[0].Layer: "ADD rootfs /"}})
+		raw, err := EncodeInventory(img.os, img.pkgs, map[string]string{img.pkgs[0].Layer: "ADD rootfs /"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

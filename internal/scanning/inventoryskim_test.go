@@ -90,7 +90,7 @@ func TestSkimInventory(t *testing.T) {
 	var rd inventoryReader
 	raw := func(t *testing.T) []byte {
 		t.Helper()
-		if _, err := rd.read(stored, keepNames()); err != nil {
+		if _, _, err := rd.readStream(stored, keepNames()); err != nil {
 			t.Fatal(err)
 		}
 		return bytes.Clone(rd.buf.Bytes())
@@ -160,15 +160,15 @@ func TestInventoryReaderFallsBack(t *testing.T) {
 		if err := zw.Close(); err != nil {
 			t.Fatal(err)
 		}
-		inv, err := rd.read(buf.Bytes(), keepNames("b"))
+		inv, kept, err := rd.readStream(buf.Bytes(), keepNames("b"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(inv.Packages) != 1 || inv.Packages[0].Name != "b" {
-			t.Fatalf("%s: got %+v", doc, inv.Packages)
+		if len(inv.Packages) != 1 || inv.Packages[0].Name != "b" || !slices.Equal(kept, []int{1}) {
+			t.Fatalf("%s: got %+v at %v", doc, inv.Packages, kept)
 		}
 	}
-	if _, err := rd.read([]byte("not gzip"), keepNames("b")); err == nil {
+	if _, _, err := rd.readStream([]byte("not gzip"), keepNames("b")); err == nil {
 		t.Fatal("no error for a damaged inventory")
 	}
 }

@@ -223,8 +223,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if err != nil {
 		return err
 	}
-	stored := storedInventory{OS: inv.OS, Packages: inv.Packages, History: img.history, Skipped: inv.Skipped}
-	raw, err := encodeGzipJSON(stored)
+	raw, err := EncodeInventory(inv.OS, inv.Packages, img.history, inv.Skipped)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,153 @@
+package scanning
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/vulndb"
+)
+
+// bucketSample is skimSample with enough packages to fill every bucket.
+func bucketSample() storedInventory {
+	inv := skimSample()
+	for i := range 300 {
+		inv.Packages = append(inv.Packages, inventory.Package{Ecosystem: "npm", Name: fmt.Sprintf("dep-%d", i), Version: "1.0.0",
+			Path: fmt.Sprintf("app/node_modules/dep-%d/package.json", i), Layer: "sha256:bb", PackageManager: inventory.ManagerNodePkg})
+	}
+	return inv
+}
+
+func keysOf(ks ...vulndb.PackageKey) keySet {
+	out := keySet{}
+	for _, k := range ks {
+		out[k] = struct{}{}
+	}
+	return out
+}
+
+// TestStoredInventoryReadsWhatTheFullDecodeHolds checks that reading a bucketed inventory for
+// some keys gives the packages of the whole inventory those keys hold, in inventory order,
+// and that inventories stored as one stream read the same.
+func TestStoredInventoryReadsWhatTheFullDecodeHolds(t *testing.T) {
+	want := bucketSample()
+	bucketed, err := EncodeInventory(want.OS, want.Packages, want.History, want.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	single, err := encodeGzipJSON(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string][]byte{"bucketed": bucketed, "one stream": single} {
+		t.Run(name, func(t *testing.T) {
+			full, err := decodeInventory(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(*full, want) {
+				t.Fatalf("full decode differs:\n got %+v\nwant %+v", *full, want)
+			}
+			for _, ks := range []keySet{
+				keysOf(vulndb.PackageKey{Ecosystem: "Debian:12", Name: "openssl"}),                           // source name: two packages
+				keysOf(vulndb.PackageKey{Ecosystem: "Debian", Name: "openssl"}),                              // the bare ecosystem
+				keysOf(vulndb.PackageKey{Ecosystem: "npm", Name: "dep-7"}, vulndb.MakeKey("PyPI", "pyyaml")), // two buckets
+				keysOf(vulndb.PackageKey{Ecosystem: "npm", Name: `we"ird\name<&>`}),
+				keysOf(vulndb.PackageKey{Ecosystem: "npm", Name: "absent"}),
+				{},
+			} {
+				var rd inventoryReader
+				got, err := rd.read(raw, ks)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantPkgs := []inventory.Package{}
+				for _, p := range want.Packages {
+					if ks.holds(p) {
+						wantPkgs = append(wantPkgs, p)
+					}
+				}
+				if !reflect.DeepEqual(got.Packages, wantPkgs) || !reflect.DeepEqual(got.OS, want.OS) || !reflect.DeepEqual(got.History, want.History) {
+					t.Fatalf("keys %v: got %+v, want %+v", ks, got.Packages, wantPkgs)
+				}
+			}
+		})
+	}
+}
+
+func TestStoredInventoryRefusesCorruption(t *testing.T) {
+	s := bucketSample()
+	raw, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rd inventoryReader
+	h, _, err := rd.header(raw[len(inventoryMagic):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lying := func(edit func(*inventoryHeader)) []byte {
+		h := h
+		h.Buckets = append([]inventoryBucket(nil), h.Buckets...)
+		edit(&h)
+		var head bytes.Buffer
+		if err := writeGzipJSON(&head, h); err != nil {
+			t.Fatal(err)
+		}
+		_, body, _ := rd.header(raw[len(inventoryMagic):])
+		out := appendUvarint(append([]byte(nil), inventoryMagic...), head.Len())
+		out = append(out, head.Bytes()...)
+		return append(out, body...)
+	}
+	for name, bad := range map[string][]byte{
+		"truncated":   raw[:len(raw)-10],
+		"header only": raw[:len(inventoryMagic)+3],
+		"position out of range": lying(func(h *inventoryHeader) {
+			h.Buckets[0].Ordinals = append([]int{h.Packages}, h.Buckets[0].Ordinals[1:]...)
+		}),
+		"fewer packages counted": lying(func(h *inventoryHeader) { h.Packages-- }),
+		"bucket count":           lying(func(h *inventoryHeader) { h.Buckets = h.Buckets[:4] }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := decodeInventory(bad); !errors.Is(err, ErrCorruptInventory) {
+				t.Fatalf("got %v, want ErrCorruptInventory", err)
+			}
+		})
+	}
+}
+
+func appendUvarint(b []byte, n int) []byte {
+	for n >= 0x80 {
+		b = append(b, byte(n)|0x80)
+		n >>= 7
+	}
+	return append(b, byte(n))
+}
+
+// FuzzDecodeInventory checks that no stored inventory, however damaged, makes decoding panic
+// or run away.
+func FuzzDecodeInventory(f *testing.F) {
+	s := bucketSample()
+	raw, err := EncodeInventory(s.OS, s.Packages[:20], s.History, s.Skipped)
+	if err != nil {
+		f.Fatal(err)
+	}
+	single, err := encodeGzipJSON(s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	f.Add(single)
+	f.Add(append(append([]byte(nil), inventoryMagic...), 0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		full, err := decodeInventory(b)
+		if err == nil && full == nil {
+			t.Fatal("no inventory and no error")
+		}
+		var rd inventoryReader
+		_, _ = rd.read(b, keysOf(vulndb.PackageKey{Ecosystem: "npm", Name: "lodash"}))
+	})
+}
