@@ -168,17 +168,21 @@ func (db *DB) ImageScans(ctx context.Context, repo string, digests []string) (ma
 	return out, nil
 }
 
-const findingColumns = `repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint, package_keys,
+const findingColumns = `repository, image_digest, scan_type, ` + findingOwnColumns
+
+// findingOwnColumns are the columns of a finding read for a known image (the key's first
+// three left out: the reader knows them).
+const findingOwnColumns = `vulnerability_id, arn, status, severity, score, fingerprint, package_keys,
 	first_observed_at, last_observed_at, updated_at`
 
-// scanFinding reads a row of findingColumns, followed by the detail when withDetail.
-func scanFinding(row interface{ Scan(...any) error }, withDetail bool) (store.Finding, error) {
-	var f store.Finding
+// scanFinding reads a row of findingOwnColumns, followed by the detail when withDetail, of
+// a finding of the image repo@digest.
+func scanFinding(row interface{ Scan(...any) error }, repo, digest, scanType string, withDetail bool) (store.Finding, error) {
+	f := store.Finding{Repository: repo, Digest: digest, ScanType: scanType}
 	var first, last, updated int64
 	var keys sql.NullString
 	var detail sql.RawBytes
-	dest := []any{&f.Repository, &f.Digest, &f.ScanType, &f.VulnerabilityID, &f.ARN, &f.Status, &f.Severity, &f.Score,
-		&f.Fingerprint, &keys, &first, &last, &updated}
+	dest := []any{&f.VulnerabilityID, &f.ARN, &f.Status, &f.Severity, &f.Score, &f.Fingerprint, &keys, &first, &last, &updated}
 	if withDetail {
 		dest = append(dest, &detail)
 	}
@@ -243,9 +247,9 @@ func queryFindings(ctx context.Context, q stateReader, repo, digest, scanType st
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
-	query := "SELECT " + findingColumns + ` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ? ORDER BY vulnerability_id`
+	query := "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ? ORDER BY vulnerability_id`
 	if withDetail {
-		query = "SELECT " + qualified("f.", findingColumns) + `, d.detail FROM findings f JOIN finding_details d ON d.finding_id = f.id
+		query = "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail FROM findings f JOIN finding_details d ON d.finding_id = f.id
 			WHERE f.repository = ? AND f.image_digest = ? AND f.scan_type = ? ORDER BY f.vulnerability_id`
 	}
 	rows, err := q.QueryContext(ctx, query, repo, digest, scanType)
@@ -255,7 +259,7 @@ func queryFindings(ctx context.Context, q stateReader, repo, digest, scanType st
 	defer rows.Close()
 	var out []store.Finding
 	for rows.Next() {
-		f, err := scanFinding(rows, withDetail)
+		f, err := scanFinding(rows, repo, digest, scanType, withDetail)
 		if err != nil {
 			return nil, err
 		}
