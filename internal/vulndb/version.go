@@ -97,6 +97,11 @@ func (vs *versionSpace) place(version string) (int32, error) {
 	if ok {
 		return r, nil
 	}
+	// A version spelled as one of the boundaries (an installed version that is a fixed
+	// version, say) has that boundary's rank: no parse, no comparison.
+	if r, ok := vs.ranks[version]; ok {
+		return r, nil
+	}
 	v, err := parseIn(vs.name, version)
 	if err != nil {
 		return rankUnknown, err
