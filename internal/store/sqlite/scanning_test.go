@@ -149,9 +149,16 @@ func TestApplyScansManyTargets(t *testing.T) {
 			if (round == 0) != (st.Scan == nil) {
 				return store.ScanUpdate{}, fmt.Errorf("round %d, %s: scan %+v", round, st.Target.Digest, st.Scan)
 			}
+			if round > 0 {
+				prev := fmt.Sprintf("CVE-%d", round-1)
+				d, err := st.Details(ctx, []string{prev})
+				if err != nil || string(d[prev]) != fmt.Sprintf(`{"round":%d}`, round-1) {
+					return store.ScanUpdate{}, fmt.Errorf("round %d, %s: details %q, %v", round, st.Target.Digest, d, err)
+				}
+			}
 			now := time.Unix(int64(1000+round), 0)
 			f := store.Finding{Repository: st.Target.Repository, Digest: st.Target.Digest, ScanType: st.Target.ScanType,
-				VulnerabilityID: fmt.Sprintf("CVE-%d", round), ARN: "arn", Status: "ACTIVE", Severity: "LOW", Fingerprint: "fp", Detail: []byte("{}"),
+				VulnerabilityID: fmt.Sprintf("CVE-%d", round), ARN: "arn", Status: "ACTIVE", Severity: "LOW", Fingerprint: "fp", Detail: fmt.Appendf(nil, `{"round":%d}`, round),
 				FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
 			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: []store.Finding{f}}, nil
 		})
