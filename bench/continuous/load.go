@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"slices"
@@ -25,6 +26,7 @@ type preparedImage struct {
 	genImage
 	keys      []vulndb.PackageKey
 	inventory []byte
+	facts     []byte // the image facts of its scan state
 	findings  []store.Finding
 }
 
@@ -62,6 +64,9 @@ func (l *loader) prepare(img genImage) (preparedImage, error) {
 	}
 	fs, _ := match.Image(img.pkgs, l.idx, img.history)
 	info := scanning.ImageInfo{Architecture: "amd64", Platform: scanning.PlatformName(img.base.os)}
+	if p.facts, err = json.Marshal(info); err != nil {
+		return p, err
+	}
 	p.findings, err = scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, fs, info, img.pushedAt.Add(time.Minute))
 	return p, err
 }
@@ -229,9 +234,9 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		l.stats.holders[k]++
 	}
 	if err := exec(`INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
-			last_scan_started_at, completed_at, source_updated_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		img.repo, img.digest, policy.ScanTypeEnhanced, scanning.StatusActive, scanning.DescActive, policy.FrequencyContinuous, inv,
-		pushed, scanned, scanned, scanned); err != nil {
+		pushed, scanned, scanned, scanned, string(img.facts)); err != nil {
 		return err
 	}
 	for _, f := range img.findings {

@@ -2,6 +2,7 @@ package scanning
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -212,6 +213,9 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		}
 		scan := *st.Scan
 		scan.SourceUpdatedAt, scan.UpdatedAt = sourceUpdated, now
+		if scan.ImageFacts, err = json.Marshal(info); err != nil {
+			return store.ScanUpdate{}, err
+		}
 		up := store.ScanUpdate{Scan: &scan, Findings: writes,
 			Usage: []store.Usage{{Repository: r.Repository, Digest: r.Digest, ScanType: policy.ScanTypeEnhanced, Kind: store.UsageRescan, At: now}}}
 		for _, f := range changedFindings {
@@ -422,11 +426,16 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 }
 
 // imageFacts returns the image facts (architecture, author, platform) the image's findings
-// were written with: those of its first ACTIVE finding, which every ACTIVE finding shares
-// (a scan writes all of them with the facts it read, a re-evaluation writes the findings it
-// changes with the facts read here); without findings, what the inventory tells.
+// were written with: those its scan state records, else (a scan written before the state
+// recorded them) those of its first ACTIVE finding, which every ACTIVE finding shares (a scan
+// writes all of them with the facts it read, a re-evaluation writes the findings it changes
+// with the facts read here); without findings, what the inventory tells.
 func imageFacts(ctx context.Context, st *store.ScanState, osInfo *inventory.OSInfo) (ImageInfo, error) {
-	info := ImageInfo{Platform: PlatformName(osInfo)}
+	var info ImageInfo
+	if st.Scan != nil && len(st.Scan.ImageFacts) > 0 && json.Unmarshal(st.Scan.ImageFacts, &info) == nil {
+		return info, nil
+	}
+	info = ImageInfo{Platform: PlatformName(osInfo)}
 	i := slices.IndexFunc(st.Findings, func(f store.Finding) bool { return f.Status == FindingActive })
 	if i < 0 {
 		i = 0

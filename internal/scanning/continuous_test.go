@@ -386,8 +386,12 @@ func TestReevaluateMatchesFullRematch(t *testing.T) {
 					clock = clock.Add(-time.Duration(i+1) * time.Minute)
 				}
 				if legacy {
-					// As an older Lading wrote them: the detail alone says which packages they hold.
+					// As an older Lading wrote them: the detail alone says which packages they hold,
+					// and which image facts they were written with.
 					if err := partial.db.Tx(ctx, func(tx *sql.Tx) error {
+						if _, err := tx.ExecContext(ctx, "UPDATE image_scans SET image_facts = ''"); err != nil {
+							return err
+						}
 						_, err := tx.ExecContext(ctx, "UPDATE findings SET package_keys = NULL")
 						return err
 					}); err != nil {

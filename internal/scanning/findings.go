@@ -40,7 +40,13 @@ type Detail struct {
 // FindingARN names a finding of one repository image.
 func FindingARN(origin events.Origin, repo, dgst, scanType, vulnID string) string {
 	sum := sha256.Sum256([]byte(repo + "\x00" + dgst + "\x00" + scanType + "\x00" + vulnID))
-	return "arn:aws:inspector2:" + origin.Region + ":" + origin.Account + ":finding/" + hex.EncodeToString(sum[:16])
+	return findingARNPrefix(origin) + hex.EncodeToString(sum[:16])
+}
+
+// findingARNPrefix is what the ARNs of one account and region share; the rest depends only on
+// the finding's image and vulnerability.
+func findingARNPrefix(origin events.Origin) string {
+	return "arn:aws:inspector2:" + origin.Region + ":" + origin.Account + ":finding/"
 }
 
 // diffFindings compares the stored findings of an image with a fresh match. It returns the rows
@@ -57,10 +63,29 @@ func diffFindings(t store.ScanTarget, cur []store.Finding, next []match.Finding,
 // its detail.
 func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, touched map[string]bool, info ImageInfo, origin events.Origin,
 	now time.Time) (writes, changed []store.Finding, err error) {
-	old := make(map[string]store.Finding, len(cur))
-	for _, f := range cur {
-		old[f.VulnerabilityID] = f
+	// A re-evaluation matches few vulnerabilities against many stored findings: look those
+	// few up in cur rather than indexing all of it.
+	var old map[string]store.Finding
+	if len(next) > 8 {
+		old = make(map[string]store.Finding, len(cur))
+		for _, f := range cur {
+			old[f.VulnerabilityID] = f
+		}
 	}
+	prevOf := func(id string) (store.Finding, bool) {
+		if old != nil {
+			f, ok := old[id]
+			return f, ok
+		}
+		for _, f := range cur {
+			if f.VulnerabilityID == id {
+				return f, true
+			}
+		}
+		return store.Finding{}, false
+	}
+	writes = make([]store.Finding, 0, len(next)+len(cur))
+	arnPrefix := findingARNPrefix(origin)
 	seen := make(map[string]bool, len(next))
 	for _, m := range next {
 		seen[m.VulnerabilityID] = true
@@ -76,7 +101,7 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 		if m.Score != nil {
 			f.Score = *m.Score
 		}
-		prev, ok := old[m.VulnerabilityID]
+		prev, ok := prevOf(m.VulnerabilityID)
 		switch {
 		case !ok:
 			changed = append(changed, f)
@@ -95,7 +120,9 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 		if touched != nil && !touched[f.VulnerabilityID] {
 			// Its match would rebuild the stored detail byte for byte (same fingerprint).
 			f.Repository, f.Digest, f.ScanType = t.Repository, t.Digest, t.ScanType
-			f.ARN = FindingARN(origin, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID)
+			if !strings.HasPrefix(f.ARN, arnPrefix) { // the account or region changed since
+				f.ARN = FindingARN(origin, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID)
+			}
 			f.LastObservedAt = now
 			writes = append(writes, f)
 			continue

@@ -2,6 +2,7 @@ package scanning
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -265,6 +266,10 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if job.Trigger == store.TriggerManual {
 		frequency = policy.FrequencyManual
 	}
+	facts, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
 	now := s.cfg.Now()
 	target := store.ScanTarget{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, JobID: job.ID}
 	return s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
@@ -276,7 +281,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 			return store.ScanUpdate{}, err
 		}
 		scan := store.ImageScan{Status: status, Description: desc, Frequency: frequency, InventoryID: invID,
-			LastScanStartedAt: started, CompletedAt: now, SourceUpdatedAt: s.sourceUpdatedAt(), UpdatedAt: now}
+			LastScanStartedAt: started, CompletedAt: now, SourceUpdatedAt: s.sourceUpdatedAt(), UpdatedAt: now, ImageFacts: facts}
 		if st.Scan != nil && job.ScanType == policy.ScanTypeBasic && job.Trigger == store.TriggerManual && !st.Scan.LastScanStartedAt.IsZero() {
 			scan.LastScanStartedAt = st.Scan.LastScanStartedAt // the quota counts from the accepted request
 		}

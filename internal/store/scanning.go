@@ -76,6 +76,9 @@ type ImageScan struct {
 	CompletedAt       time.Time
 	SourceUpdatedAt   time.Time
 	UpdatedAt         time.Time
+	// ImageFacts is what the scanner recorded of the image with its findings (JSON it owns);
+	// empty when not known. Written empty, the stored facts are kept.
+	ImageFacts []byte
 }
 
 // Finding is a stored finding: the indexed fields, and the rest as JSON owned by the scanner.

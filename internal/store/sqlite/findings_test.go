@@ -119,7 +119,11 @@ func TestMigrationMovesFindingDetails(t *testing.T) {
 	dgst := fakeDigest("e")
 	if _, err := w.ExecContext(ctx, `INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score,
 		fingerprint, detail, first_observed_at, last_observed_at, updated_at) VALUES ('app', ?, 'ENHANCED', 'CVE-7', 'arn:7', 'ACTIVE', 'LOW', 2.5,
-		'fp', '{"old":true}', 1000, 2000, 1500)`, dgst); err != nil {
+		'fp', '{"old":true,"image":{"architecture":"arm64"}}', 1000, 2000, 1500)`, dgst); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ExecContext(ctx, `INSERT INTO image_scans(repository, image_digest, scan_type, status, updated_at)
+		VALUES ('app', ?, 'ENHANCED', 'ACTIVE', 1500), ('app', ?, 'ENHANCED', 'ACTIVE', 1500)`, dgst, fakeDigest("f")); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
@@ -138,8 +142,26 @@ func TestMigrationMovesFindingDetails(t *testing.T) {
 		t.Fatalf("%d findings after the migration, want 1", len(got))
 	}
 	f := got[0]
-	if string(f.Detail) != `{"old":true}` || f.PackageKeys != nil || f.ARN != "arn:7" || f.Score != 2.5 || f.Fingerprint != "fp" ||
+	if string(f.Detail) != `{"old":true,"image":{"architecture":"arm64"}}` || f.PackageKeys != nil || f.ARN != "arn:7" || f.Score != 2.5 || f.Fingerprint != "fp" ||
 		f.FirstObservedAt.UnixMilli() != 1000 || f.LastObservedAt.UnixMilli() != 2000 || f.UpdatedAt.UnixMilli() != 1500 {
 		t.Fatalf("finding after the migration: %+v", f)
+	}
+
+	// The image facts are taken from the finding; an image without findings has none.
+	for d, want := range map[string]string{dgst: `{"architecture":"arm64"}`, fakeDigest("f"): ""} {
+		sc, err := db.ImageScan(ctx, "app", d, "ENHANCED")
+		if err != nil || string(sc.ImageFacts) != want {
+			t.Fatalf("image facts of %s: %q (%v), want %q", d, sc.ImageFacts, err, want)
+		}
+	}
+	// A scan state written without facts keeps them; written with facts, replaces them.
+	for _, put := range []struct{ facts, want string }{{"", `{"architecture":"arm64"}`}, {`{"platform":"X"}`, `{"platform":"X"}`}} {
+		if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: dgst, ScanType: "ENHANCED", Status: "ACTIVE",
+			ImageFacts: []byte(put.facts)}); err != nil {
+			t.Fatal(err)
+		}
+		if sc, err := db.ImageScan(ctx, "app", dgst, "ENHANCED"); err != nil || string(sc.ImageFacts) != put.want {
+			t.Fatalf("after writing %q: facts %q (%v), want %q", put.facts, sc.ImageFacts, err, put.want)
+		}
 	}
 }

@@ -106,14 +106,18 @@ func (db *DB) ImageScan(ctx context.Context, repo, digest, scanType string) (sto
 }
 
 const imageScanColumns = `repository, image_digest, scan_type, status, description, frequency, coalesce(inventory_id, 0),
-	last_scan_started_at, completed_at, source_updated_at, updated_at`
+	last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts`
 
-func scanImageScan(row interface{ Scan(...any) error }) (store.ImageScan, error) {
+func scanImageScan(row interface{ Scan(...any) error }, extra ...any) (store.ImageScan, error) {
 	var s store.ImageScan
 	var started, completed, source, updated int64
-	err := row.Scan(&s.Repository, &s.Digest, &s.ScanType, &s.Status, &s.Description, &s.Frequency, &s.InventoryID,
-		&started, &completed, &source, &updated)
+	var facts string
+	err := row.Scan(append([]any{&s.Repository, &s.Digest, &s.ScanType, &s.Status, &s.Description, &s.Frequency, &s.InventoryID,
+		&started, &completed, &source, &updated, &facts}, extra...)...)
 	s.LastScanStartedAt, s.CompletedAt, s.SourceUpdatedAt, s.UpdatedAt = fromMS(started), fromMS(completed), fromMS(source), fromMS(updated)
+	if facts != "" {
+		s.ImageFacts = []byte(facts)
+	}
 	return s, err
 }
 
@@ -134,13 +138,15 @@ func putImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
 	if s.UpdatedAt.IsZero() {
 		s.UpdatedAt = time.Now()
 	}
+	// Image facts written empty are kept: only a write of findings sets them.
 	_, err := tx.ExecContext(ctx, `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
-			last_scan_started_at, completed_at, source_updated_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET status = excluded.status, description = excluded.description,
 			frequency = excluded.frequency, inventory_id = excluded.inventory_id, last_scan_started_at = excluded.last_scan_started_at,
-			completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at`,
+			completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at,
+			image_facts = CASE WHEN excluded.image_facts = '' THEN image_scans.image_facts ELSE excluded.image_facts END`,
 		s.Repository, s.Digest, s.ScanType, s.Status, s.Description, s.Frequency, inv,
-		ms(s.LastScanStartedAt), ms(s.CompletedAt), ms(s.SourceUpdatedAt), ms(s.UpdatedAt))
+		ms(s.LastScanStartedAt), ms(s.CompletedAt), ms(s.SourceUpdatedAt), ms(s.UpdatedAt), string(s.ImageFacts))
 	return err
 }
 
@@ -247,6 +253,11 @@ func queryFindings(ctx context.Context, q stateReader, repo, digest, scanType st
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
+	return queryFindingsObserved(ctx, q, repo, digest, scanType, withDetail, observed)
+}
+
+// queryFindingsObserved is queryFindings for an image whose findings_observed_at is known.
+func queryFindingsObserved(ctx context.Context, q stateReader, repo, digest, scanType string, withDetail bool, observed int64) ([]store.Finding, error) {
 	query := "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ? ORDER BY vulnerability_id`
 	if withDetail {
 		query = "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail FROM findings f JOIN finding_details d ON d.finding_id = f.id
@@ -316,7 +327,7 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 					return err
 				}
 			}
-			var st store.ScanState
+			var st scanState
 			var found bool
 			var err error
 			if pre != nil {
@@ -338,11 +349,11 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 			st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
 				return findingDetails(ctx, q, t, ids)
 			}
-			up, err := update(st)
+			up, err := update(st.ScanState)
 			if err != nil {
 				return err
 			}
-			if err := writeScanUpdate(ctx, tx, q, t, st.Findings, up); err != nil {
+			if err := writeScanUpdate(ctx, tx, q, t, st.Findings, st.observed, up); err != nil {
 				return err
 			}
 			events += len(up.Events)
@@ -366,8 +377,14 @@ type stateReader interface {
 	queryRow(ctx context.Context, query string, args ...any) rowScanner
 }
 
+// scanState is what update is handed for a target, with the image's findings_observed_at.
+type scanState struct {
+	store.ScanState
+	observed int64
+}
+
 // readScanState reads what update is handed for t; found is false when the image is gone.
-func readScanState(ctx context.Context, q stateReader, t store.ScanTarget) (st store.ScanState, found bool, err error) {
+func readScanState(ctx context.Context, q stateReader, t store.ScanTarget) (st scanState, found bool, err error) {
 	m, err := scanManifest(q.queryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
@@ -378,16 +395,16 @@ func readScanState(ctx context.Context, q stateReader, t store.ScanTarget) (st s
 	if m.Tags, err = queryStrings(ctx, q, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", t.Repository, t.Digest); err != nil {
 		return st, false, err
 	}
-	st = store.ScanState{Target: t, Manifest: m}
-	s, err := scanImageScan(q.queryRow(ctx, "SELECT "+imageScanColumns+" FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
-		t.Repository, t.Digest, t.ScanType))
+	st = scanState{ScanState: store.ScanState{Target: t, Manifest: m}}
+	s, err := scanImageScan(q.queryRow(ctx, "SELECT "+imageScanColumns+", findings_observed_at FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
+		t.Repository, t.Digest, t.ScanType), &st.observed)
 	switch {
 	case err == nil:
 		st.Scan = &s
 	case !errors.Is(err, sql.ErrNoRows):
 		return st, false, err
 	}
-	if st.Findings, err = queryFindings(ctx, q, t.Repository, t.Digest, t.ScanType, false); err != nil {
+	if st.Findings, err = queryFindingsObserved(ctx, q, t.Repository, t.Digest, t.ScanType, false, st.observed); err != nil {
 		return st, false, err
 	}
 	return st, true, nil
@@ -430,7 +447,7 @@ type statePrefetch struct {
 }
 
 type prefetchedState struct {
-	st    store.ScanState
+	st    scanState
 	found bool
 	err   error
 }
@@ -475,11 +492,11 @@ func (db *DB) prefetchStates(ctx context.Context, targets []store.ScanTarget) *s
 }
 
 // get waits for the state of target i.
-func (p *statePrefetch) get(ctx context.Context, i int) (store.ScanState, bool, error) {
+func (p *statePrefetch) get(ctx context.Context, i int) (scanState, bool, error) {
 	select {
 	case <-p.done[i]:
 	case <-ctx.Done():
-		return store.ScanState{}, false, ctx.Err()
+		return scanState{}, false, ctx.Err()
 	}
 	<-p.slots
 	r := p.states[i]
@@ -636,7 +653,8 @@ func findingDetails(ctx context.Context, q querier, t store.ScanTarget, ids []st
 }
 
 // writeScanUpdate writes up for t; cur are the findings stored for t when up was computed.
-func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.ScanTarget, cur []store.Finding, up store.ScanUpdate) error {
+// imageObserved is the image's findings_observed_at when cur was read.
+func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.ScanTarget, cur []store.Finding, imageObserved int64, up store.ScanUpdate) error {
 	if up.Scan != nil {
 		s := *up.Scan
 		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
@@ -659,7 +677,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 	// A finding observed again, and otherwise as stored, only has its lastObservedAt moved.
 	// When that is every ACTIVE finding the update does not rewrite, one write of the image's
 	// findings_observed_at moves them all; otherwise one UPDATE per time moves each row.
-	if err := materializeObserved(ctx, q, t, up.Findings); err != nil {
+	if err := materializeObserved(ctx, q, t, imageObserved, up.Findings); err != nil {
 		return err
 	}
 	observed := map[int64][]any{}
@@ -721,15 +739,9 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 // materializeObserved copies the image's findings_observed_at into its ACTIVE finding rows, and
 // clears it, before writes that give an ACTIVE finding an earlier lastObservedAt (a clock
 // stepped back): the image's time must not hide theirs.
-func materializeObserved(ctx context.Context, q *txStatements, t store.ScanTarget, writes []store.Finding) error {
-	var obs int64
-	err := q.queryRow(ctx, "SELECT findings_observed_at FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
-		t.Repository, t.Digest, t.ScanType).Scan(&obs)
-	if errors.Is(err, sql.ErrNoRows) || obs == 0 {
+func materializeObserved(ctx context.Context, q *txStatements, t store.ScanTarget, obs int64, writes []store.Finding) error {
+	if obs == 0 {
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	earlier := false
 	for _, f := range writes {
