@@ -165,3 +165,51 @@ func TestMigrationMovesFindingDetails(t *testing.T) {
 		}
 	}
 }
+
+// TestInventoriesHoldingBareEcosystem checks that a key of a bare ecosystem reaches the images
+// holding the package in any release of it, and only those.
+func TestInventoriesHoldingBareEcosystem(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	images := map[string]store.PackageKey{
+		fakeDigest("1"): {Ecosystem: "Debian:12", Name: "openssl"},
+		fakeDigest("2"): {Ecosystem: "Debian:11", Name: "openssl"},
+		fakeDigest("3"): {Ecosystem: "Debian:12", Name: "openssl-extra"},
+		fakeDigest("4"): {Ecosystem: "DebianLike:1", Name: "openssl"},
+		fakeDigest("5"): {Ecosystem: "Debian", Name: "openssl"},
+	}
+	for dgst, key := range images {
+		m := store.Manifest{Repository: "app", Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+		if _, err := db.PutManifest(ctx, m, nil, nil, true); err != nil {
+			t.Fatal(err)
+		}
+		id, err := db.PutImageInventory(ctx, dgst, "ENHANCED", 1, key.Ecosystem, []store.PackageKey{key}, 1, []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: dgst, ScanType: "ENHANCED", Status: "ACTIVE", InventoryID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		key  store.PackageKey
+		want []string
+	}{
+		{store.PackageKey{Ecosystem: "Debian", Name: "openssl"}, []string{fakeDigest("1"), fakeDigest("2"), fakeDigest("5")}},
+		{store.PackageKey{Ecosystem: "Debian:12", Name: "openssl"}, []string{fakeDigest("1")}},
+		{store.PackageKey{Ecosystem: "Debian:1", Name: "openssl"}, nil},
+	} {
+		refs, err := db.InventoriesHolding(ctx, "ENHANCED", []store.PackageKey{tt.key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range refs {
+			got = append(got, r.Digest)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tt.want) {
+			t.Fatalf("%v: images %v, want %v", tt.key, got, tt.want)
+		}
+	}
+}

@@ -883,8 +883,15 @@ func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []st
 		var cond []string
 		var args []any
 		for _, k := range chunk {
-			cond = append(cond, "(ecosystem = ? AND name = ?)")
-			args = append(args, k.Ecosystem, k.Name)
+			if strings.Contains(k.Ecosystem, ":") {
+				cond = append(cond, "(ecosystem = ? AND name = ?)")
+				args = append(args, k.Ecosystem, k.Name)
+				continue
+			}
+			// A key of a bare ecosystem ("Debian") also names the package in each of its
+			// releases ("Debian:12"), as its advisories apply to them all.
+			cond = append(cond, "(name = ? AND (ecosystem = ? OR (ecosystem >= ? AND ecosystem < ?)))")
+			args = append(args, k.Name, k.Ecosystem, k.Ecosystem+":", k.Ecosystem+";")
 		}
 		refs, err := db.inventoryRefs(ctx, `s.inventory_id IN (SELECT DISTINCT ip.inventory_id FROM inventory_packages ip
 				WHERE ip.key_id IN (SELECT id FROM package_keys WHERE `+strings.Join(cond, " OR ")+`))
