@@ -61,7 +61,7 @@ func setupStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 			var s setupResult
 			if err := json.Unmarshal(raw, &s); err == nil && s.Flags == flagsKey(cfg) {
 				start := time.Now()
-				if err := copyFile(filepath.Join(cfg.cache, "lading.db"), dbPath); err != nil {
+				if err := copyFile(filepath.Join(cfg.cache, "lading.db"), dbPath, dbPath); err != nil {
 					return nil, err
 				}
 				fmt.Fprintf(w, "store copied from %s in %s (set up earlier with the same flags)\n", cfg.cache, time.Since(start).Round(time.Millisecond))
@@ -81,7 +81,7 @@ func setupStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 		if err := os.MkdirAll(cfg.cache, 0o755); err != nil {
 			return nil, err
 		}
-		if err := copyFile(dbPath, filepath.Join(cfg.cache, "lading.db")); err != nil {
+		if err := copyFile(dbPath, filepath.Join(cfg.cache, "lading.db"), dbPath); err != nil {
 			return nil, err
 		}
 		raw, err := json.Marshal(s)
@@ -95,10 +95,11 @@ func setupStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	return s, nil
 }
 
-// copyFile copies the cached store, writes it back, and leaves the copy, not the cache, in the
-// page cache, as the store is right after a setup: the cache's pages are dropped, then the copy
-// is read once.
-func copyFile(from, to string) error {
+// copyFile copies a store to or from the cache. Then, so that the measured store (measured,
+// one of the two) is as right after a setup: both are written back (the kernel's writeback of
+// 19 GiB would otherwise run during the measurement), the other one's pages are dropped from
+// the page cache, and the measured one is read once.
+func copyFile(from, to, measured string) error {
 	in, err := os.Open(from)
 	if err != nil {
 		return err
@@ -112,23 +113,29 @@ func copyFile(from, to string) error {
 		_ = out.Close()
 		return err
 	}
-	// Written back before the clock starts: the kernel's writeback of 19 GiB would otherwise
-	// compete with the measurement.
-	if err := out.Sync(); err != nil {
-		_ = out.Close()
-		return err
-	}
 	if err := out.Close(); err != nil {
 		return err
 	}
-	_ = unix.Fadvise(int(in.Fd()), 0, 0, unix.FADV_DONTNEED)
-	warm, err := os.Open(to)
-	if err != nil {
-		return err
+	for _, path := range []string{from, to} {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if err == nil && path != measured {
+			err = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		}
+		if err == nil && path == measured {
+			_, err = io.Copy(io.Discard, f)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
 	}
-	defer warm.Close()
-	_, err = io.Copy(io.Discard, warm)
-	return err
+	return nil
 }
 
 func printStats(w io.Writer, st map[string]float64) {
