@@ -663,8 +663,10 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 		}
 	}
 	stored := make(map[string]*store.Finding, len(cur))
+	hasDetail := make(map[string]bool, len(cur)) // rows whose detail is stored, or written here
 	for i := range cur {
 		stored[cur[i].VulnerabilityID] = &cur[i]
+		hasDetail[cur[i].VulnerabilityID] = true
 	}
 	seen := make(map[string]bool, len(up.Findings))
 	for _, f := range up.Findings {
@@ -689,9 +691,10 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 			}
 			continue
 		}
-		if f.Detail == nil && stored[f.VulnerabilityID] == nil {
+		if f.Detail == nil && !hasDetail[f.VulnerabilityID] {
 			return fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
 		}
+		hasDetail[f.VulnerabilityID] = true
 		var id int64
 		if err := q.queryRow(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
 			f.Fingerprint, PackageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)).Scan(&id); err != nil {
