@@ -234,7 +234,7 @@ func decodePackageKeys(s sql.NullString) []store.PackageKey {
 	for line := range strings.SplitSeq(s.String, "\n") {
 		eco, name, ok := strings.Cut(line, "\t")
 		if !ok {
-			return nil // not written by encodePackageKeys: unknown
+			return nil // not written by PackageKeysColumn: unknown
 		}
 		out = append(out, store.PackageKey{Ecosystem: eco, Name: name})
 	}
