@@ -428,24 +428,11 @@ func (d *DB) IndexFor(ctx context.Context, keys []PackageKey) (*Index, error) {
 // Query returns the vulnerabilities affecting one package version, read from the store
 // (without building the whole index): `lading db query`. The result is never nil.
 func (d *DB) Query(ctx context.Context, ecosystem, pkg, version string) ([]*Vulnerability, error) {
-	key := MakeKey(ecosystem, pkg)
-	keys := []PackageKey{key}
-	if base := BaseEcosystem(key.Ecosystem); base != key.Ecosystem && releaseOptional(base) {
-		keys = append(keys, PackageKey{Ecosystem: base, Name: key.Name})
-	}
-	var advs []*Advisory
-	v, err := d.store.LoadAdvisories(ctx, keys, func(r StoredRecord) error {
-		a, err := parseCanonical(r.Raw, r.Hash)
-		if err != nil {
-			return fmt.Errorf("stored record %s: %w", r.ID, err)
-		}
-		advs = append(advs, a)
-		return nil
-	})
+	ix, err := d.IndexFor(ctx, []PackageKey{{Ecosystem: ecosystem, Name: pkg}})
 	if err != nil {
 		return nil, err
 	}
-	vs, err := BuildIndex(v, advs).Affecting(key.Ecosystem, key.Name, version)
+	vs, err := ix.Affecting(ecosystem, pkg, version)
 	if vs == nil {
 		vs = []*Vulnerability{}
 	}
