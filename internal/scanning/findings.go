@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -137,17 +138,15 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 // findingKeys are the advisory keys of a finding's packages, sorted and distinct: what decides
 // whether a change of advisories touches the finding.
 func findingKeys(m match.Finding) []store.PackageKey {
-	keys := make([]store.PackageKey, 0, len(m.Packages))
-	for _, vp := range m.Packages {
-		if p := packageOf(vp); p.Ecosystem != "" {
-			k := match.Key(p)
-			keys = append(keys, store.PackageKey{Ecosystem: k.Ecosystem, Name: k.Name})
-		}
+	pkgs := make([]inventory.Package, len(m.Packages))
+	for i, vp := range m.Packages {
+		pkgs[i] = packageOf(vp)
 	}
+	keys := packageKeys(pkgs)
 	slices.SortFunc(keys, func(a, b store.PackageKey) int {
 		return cmp.Or(strings.Compare(a.Ecosystem, b.Ecosystem), strings.Compare(a.Name, b.Name))
 	})
-	return slices.Compact(keys)
+	return keys
 }
 
 // loadDetails reads the detail of the stored findings of st that want selects and that were
