@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/lading-registry/lading/internal/app"
@@ -45,6 +47,7 @@ func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
 
 func newServeCommand() *cobra.Command {
 	var common commonFlags
+	var maxBlobSize, minFreeSpace string
 	cfg := app.Config{}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -53,6 +56,12 @@ func newServeCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := common.logger(os.Stderr)
 			if err != nil {
+				return err
+			}
+			if cfg.MaxBlobSize, err = parseBytes("--max-blob-size", maxBlobSize); err != nil {
+				return err
+			}
+			if cfg.MinFreeSpace, err = parseBytes("--min-free-space", minFreeSpace); err != nil {
 				return err
 			}
 			cfg.DataDir = common.dataDir
@@ -76,6 +85,8 @@ func newServeCommand() *cobra.Command {
 	f.BoolVar(&cfg.CreateOnPush, "create-on-push", true, "create repositories on first push")
 	f.BoolVar(&cfg.AnonymousPull, "anonymous-pull", false, "allow pulls without credentials")
 	f.DurationVar(&cfg.UploadTTL, "upload-ttl", 24*time.Hour, "remove upload sessions idle this long")
+	f.StringVar(&maxBlobSize, "max-blob-size", "0", "refuse blobs (layers) larger than this, e.g. 10GiB; 0 for no limit")
+	f.StringVar(&minFreeSpace, "min-free-space", "256MiB", "refuse uploads that would leave less free space than this on the data dir's volume; 0 to let the disk fill")
 	f.StringVar(&cfg.DBSource, "db-source", vulndb.DefaultSource, "advisory mirror in OSV's bucket layout (URL or folder) to sync from; none disables syncing")
 	f.DurationVar(&cfg.DBSyncInterval, "db-sync-interval", time.Hour, "how often to sync advisories from --db-source")
 	f.IntVar(&cfg.ScanWorkers, "scan-workers", 2, "scans run at once")
@@ -85,4 +96,16 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.EventWebhookSecret, "event-webhook-secret", "", "HMAC-SHA256 secret signing requests to --event-webhook URLs (default $LADING_EVENT_WEBHOOK_SECRET)")
 	f.StringVar(&cfg.EventsConfig, "events-config", "", "YAML or JSON file listing webhooks (url, name, secret|secret_env|secret_file, detail_types)")
 	return cmd
+}
+
+// parseBytes reads a size such as "512MiB", "10GB" or "1048576".
+func parseBytes(flag, v string) (int64, error) {
+	n, err := humanize.ParseBytes(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: %w", flag, v, err)
+	}
+	if n > math.MaxInt64 {
+		return 0, fmt.Errorf("%s %q: too large", flag, v)
+	}
+	return int64(n), nil
 }

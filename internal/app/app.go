@@ -38,6 +38,11 @@ type Config struct {
 	CreateOnPush  bool
 	AnonymousPull bool
 	UploadTTL     time.Duration
+	// MaxBlobSize refuses blobs larger than this many bytes (0: no limit).
+	MaxBlobSize int64
+	// MinFreeSpace is the free space, in bytes, kept on the data dir's volume: uploads are
+	// refused rather than let the disk fill (0: none kept).
+	MinFreeSpace int64
 	// Bootstrap admin credentials; empty means "generate on first start".
 	AdminAccessKeyID     string
 	AdminSecretAccessKey string
@@ -97,7 +102,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 		return nil, err
 	}
-	blobs, err := blobfs.New(cfg.DataDir)
+	blobs, err := blobfs.New(cfg.DataDir, blobfs.Options{MaxBlobSize: cfg.MaxBlobSize, MinFreeBytes: cfg.MinFreeSpace})
 	if err != nil {
 		_ = meta.Close()
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	_ "crypto/sha256" // registers the digest algorithms blobs may be named with
 	_ "crypto/sha512"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -18,9 +19,31 @@ var (
 	// ErrOffsetMismatch means a chunk did not start where the upload ends.
 	ErrOffsetMismatch = errors.New("chunk offset does not match upload size")
 	ErrTooLarge       = errors.New("content exceeds the size limit")
+	// ErrInsufficientStorage means the volume is full or at the reserve kept free; the upload
+	// that met it has been discarded.
+	ErrInsufficientStorage = errors.New("insufficient storage")
+	// ErrCorrupt means a stored blob no longer matches what was verified when it was committed.
+	ErrCorrupt = errors.New("stored blob does not match its record")
 )
 
 // ReadSeekCloser is what a driver returns for a blob: seekable, so range requests are cheap.
 type ReadSeekCloser interface {
 	io.ReadSeekCloser
+}
+
+// CheckSize confirms that r, a blob just opened, holds the size recorded when the blob was
+// verified, and leaves it positioned at its start. A blob that differs was damaged after its
+// commit and must not be served.
+func CheckSize(r io.Seeker, recorded int64) error {
+	n, err := r.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("size blob: %w", err)
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("size blob: %w", err)
+	}
+	if n != recorded {
+		return fmt.Errorf("%w: %d bytes stored, %d recorded", ErrCorrupt, n, recorded)
+	}
+	return nil
 }

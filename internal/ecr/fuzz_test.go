@@ -39,7 +39,7 @@ func newTestHandler(tb testing.TB) *Handler {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = db.Close() })
-	blobs, err := blobfs.New(dir)
+	blobs, err := blobfs.New(dir, blobfs.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

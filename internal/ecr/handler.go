@@ -71,9 +71,10 @@ type Metadata interface {
 // Blobs is what the ECR face needs from the blob store.
 type Blobs interface {
 	Open(ctx context.Context, d digest.Digest) (blob.ReadSeekCloser, error)
+	Stat(ctx context.Context, d digest.Digest) (int64, error)
 	NewUpload(ctx context.Context) (string, error)
 	UploadSize(ctx context.Context, id string) (int64, error)
-	Append(ctx context.Context, id string, offset int64, r io.Reader, limit int64) (int64, error)
+	Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
 	Commit(ctx context.Context, id string, want digest.Digest) (int64, error)
 	Cancel(ctx context.Context, id string) error
 }

@@ -179,7 +179,8 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusInternalServerError, "internal error")
 		return
 	}
-	if _, err := h.meta.BlobSize(r.Context(), repo, d.String()); err != nil {
+	size, err := h.meta.BlobSize(r.Context(), repo, d.String())
+	if err != nil {
 		fail(http.StatusNotFound, "no such layer")
 		return
 	}
@@ -189,6 +190,11 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	if err := blob.CheckSize(f, size); err != nil {
+		h.cfg.Logger.ErrorContext(r.Context(), "refusing to serve a damaged blob", "digest", d.String(), "err", err)
+		fail(http.StatusNotFound, "no such layer")
+		return
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", `"`+d.String()+`"`)
 	http.ServeContent(w, r, "", time.Time{}, f)
@@ -224,7 +230,7 @@ func (h *Handler) initiateLayerUpload(ctx context.Context, _ *call, body []byte)
 	repo := *in.RepositoryName
 	id, err := h.blobs.NewUpload(ctx)
 	if err != nil {
-		return nil, err
+		return nil, h.uploadError(ctx, "", err)
 	}
 	if err := h.meta.CreateUpload(ctx, id, repo, false); err != nil {
 		_ = h.blobs.Cancel(ctx, id)
@@ -298,12 +304,12 @@ func (h *Handler) uploadLayerPart(ctx context.Context, _ *call, body []byte) (an
 	if lastByte < first || lastByte-first+1 != int64(len(in.LayerPartBlob)) {
 		return nil, invalid("The part's byte range does not match the size of layerPartBlob", size-1)
 	}
-	newSize, err := h.blobs.Append(ctx, id, first, bytes.NewReader(in.LayerPartBlob), 0)
+	newSize, err := h.blobs.Append(ctx, id, first, bytes.NewReader(in.LayerPartBlob))
 	if errors.Is(err, blob.ErrOffsetMismatch) {
 		return nil, invalid("The part's first byte does not follow the last byte received", newSize-1)
 	}
 	if err != nil {
-		return nil, err
+		return nil, h.uploadError(ctx, id, err)
 	}
 	if err := h.meta.TouchUpload(ctx, id); err != nil {
 		return nil, err
@@ -361,9 +367,13 @@ func (h *Handler) completeLayerUpload(ctx context.Context, _ *call, body []byte)
 	if size == 0 {
 		return nil, newError(errEmptyUpload, "The upload with id '%s' contains no layer parts", *in.UploadID)
 	}
-	if _, err := h.meta.BlobSize(ctx, repo, want.String()); err == nil {
-		h.dropUpload(ctx, id)
-		return nil, newError(errLayerAlreadyExists, "The image layer '%s' already exists in the repository with name '%s' in the registry with id '%s'", want, repo, h.cfg.RegistryID)
+	// A layer already stored intact is not stored again; one whose content no longer matches
+	// its record is, which repairs it.
+	if recorded, err := h.meta.BlobSize(ctx, repo, want.String()); err == nil {
+		if stored, err := h.blobs.Stat(ctx, want); err == nil && stored == recorded {
+			h.dropUpload(ctx, id)
+			return nil, newError(errLayerAlreadyExists, "The image layer '%s' already exists in the repository with name '%s' in the registry with id '%s'", want, repo, h.cfg.RegistryID)
+		}
 	}
 	size, err = h.blobs.Commit(ctx, id, want)
 	if errors.Is(err, blob.ErrDigestMismatch) {
@@ -371,13 +381,34 @@ func (h *Handler) completeLayerUpload(ctx context.Context, _ *call, body []byte)
 		return nil, newError(errInvalidLayer, "The layer digest calculated for the upload with id '%s' does not match the digest %s", *in.UploadID, want)
 	}
 	if err != nil {
-		return nil, err
+		return nil, h.uploadError(ctx, id, err)
 	}
 	if err := h.meta.LinkBlob(ctx, repo, want.String(), size, false); err != nil {
 		return nil, h.storeError(err, repo)
 	}
 	_ = h.meta.DeleteUpload(ctx, id)
 	return map[string]any{"registryId": h.cfg.RegistryID, "repositoryName": repo, "uploadId": *in.UploadID, "layerDigest": want.String()}, nil
+}
+
+// uploadError turns a blob store error met by upload id ("" before it exists) into ECR's answer.
+// The store has already discarded a session it refused to hold; its record goes with it. ECR
+// models no "storage full" error: LimitExceededException is the closest, and unlike
+// ServerException it does not make the SDKs retry into a full disk.
+func (h *Handler) uploadError(ctx context.Context, id string, err error) error {
+	switch {
+	case errors.Is(err, blob.ErrUploadNotFound):
+		return newError(errUploadNotFound, "The upload with id '%s' does not exist", uploadIDToUUID(id))
+	case errors.Is(err, blob.ErrTooLarge):
+		_ = h.meta.DeleteUpload(ctx, id)
+		return newError(errLimitExceeded, "The layer exceeds the registry's size limit (%s); the upload was discarded", err)
+	case errors.Is(err, blob.ErrInsufficientStorage):
+		if id != "" {
+			_ = h.meta.DeleteUpload(ctx, id)
+		}
+		h.cfg.Logger.ErrorContext(ctx, "upload refused: storage full", "err", err)
+		return newError(errLimitExceeded, "The registry is out of storage space (%s); the upload was discarded", err)
+	}
+	return err
 }
 
 func (h *Handler) dropUpload(ctx context.Context, id string) {

@@ -52,9 +52,10 @@ type Metadata interface {
 // Blobs is what the registry face needs from the blob store.
 type Blobs interface {
 	Open(ctx context.Context, d digest.Digest) (blob.ReadSeekCloser, error)
+	Stat(ctx context.Context, d digest.Digest) (int64, error)
 	NewUpload(ctx context.Context) (string, error)
 	UploadSize(ctx context.Context, id string) (int64, error)
-	Append(ctx context.Context, id string, offset int64, r io.Reader, limit int64) (int64, error)
+	Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
 	Commit(ctx context.Context, id string, want digest.Digest) (int64, error)
 	Cancel(ctx context.Context, id string) error
 }
@@ -181,6 +182,10 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 		return
 	}
 	defer f.Close()
+	if err := blob.CheckSize(f, size); err != nil {
+		h.damagedBlob(w, r, d, err)
+		return
+	}
 	hdr := w.Header()
 	hdr.Set("Docker-Content-Digest", d.String())
 	hdr.Set("Content-Type", "application/octet-stream")
@@ -194,6 +199,17 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 	}
 	// ServeContent handles Range and If-None-Match, and hands an *os.File to sendfile.
 	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// damagedBlob answers for a blob whose stored content no longer matches its record: as unknown,
+// so that a client pushing the image uploads it again, which replaces the damaged file.
+func (h *Handler) damagedBlob(w http.ResponseWriter, r *http.Request, d digest.Digest, err error) {
+	if !errors.Is(err, blob.ErrCorrupt) {
+		h.internalError(w, r, err)
+		return
+	}
+	h.cfg.Logger.ErrorContext(r.Context(), "refusing to serve a damaged blob", "digest", d.String(), "err", err)
+	writeError(w, http.StatusNotFound, codeBlobUnknown, "blob content is damaged; push it again")
 }
 
 func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, repo, ref string) {
@@ -250,7 +266,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, repo strin
 	}
 	id, err := h.blobs.NewUpload(ctx)
 	if err != nil {
-		h.internalError(w, r, err)
+		h.uploadError(w, r, "", err)
 		return
 	}
 	if err := h.meta.CreateUpload(ctx, id, repo, h.cfg.CreateOnPush); err != nil {
@@ -266,9 +282,9 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, repo strin
 			writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
 			return
 		}
-		if _, err := h.blobs.Append(ctx, id, 0, r.Body, 0); err != nil {
+		if _, err := h.blobs.Append(ctx, id, 0, r.Body); err != nil {
 			h.dropUpload(ctx, id)
-			h.internalError(w, r, err)
+			h.uploadError(w, r, id, err)
 			return
 		}
 		h.commit(w, r, repo, id, d)
@@ -299,6 +315,11 @@ func (h *Handler) tryMount(w http.ResponseWriter, r *http.Request, repo, mount, 
 		size, err = h.meta.AnyBlobSize(ctx, d.String())
 	}
 	if err != nil {
+		return false
+	}
+	// Content that no longer matches its record is not mounted: the client then uploads it,
+	// which repairs it.
+	if stored, err := h.blobs.Stat(ctx, d); err != nil || stored != size {
 		return false
 	}
 	if err := h.meta.LinkBlob(ctx, repo, d.String(), size, h.cfg.CreateOnPush); err != nil {
@@ -378,17 +399,14 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, repo, id s
 		writeError(w, http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid, "Content-Range does not match Content-Length")
 		return 0, false
 	}
-	size, err := h.blobs.Append(ctx, id, start, r.Body, 0)
-	switch {
-	case errors.Is(err, blob.ErrOffsetMismatch):
+	size, err := h.blobs.Append(ctx, id, start, r.Body)
+	if errors.Is(err, blob.ErrOffsetMismatch) {
 		setUploadHeaders(w, repo, id, size)
 		writeError(w, http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid, "chunk out of order")
 		return 0, false
-	case errors.Is(err, blob.ErrUploadNotFound):
-		writeError(w, http.StatusNotFound, codeBlobUploadUnknown, "upload unknown")
-		return 0, false
-	case err != nil:
-		h.internalError(w, r, err)
+	}
+	if err != nil {
+		h.uploadError(w, r, id, err)
 		return 0, false
 	}
 	_ = h.meta.TouchUpload(ctx, id)
@@ -428,16 +446,13 @@ func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, repo, id 
 func (h *Handler) commit(w http.ResponseWriter, r *http.Request, repo, id string, d digest.Digest) {
 	ctx := r.Context()
 	size, err := h.blobs.Commit(ctx, id, d)
-	switch {
-	case errors.Is(err, blob.ErrDigestMismatch):
+	if errors.Is(err, blob.ErrDigestMismatch) {
 		_ = h.meta.DeleteUpload(ctx, id)
 		writeError(w, http.StatusBadRequest, codeDigestInvalid, "provided digest did not match uploaded content")
 		return
-	case errors.Is(err, blob.ErrUploadNotFound):
-		writeError(w, http.StatusNotFound, codeBlobUploadUnknown, "upload unknown")
-		return
-	case err != nil:
-		h.internalError(w, r, err)
+	}
+	if err != nil {
+		h.uploadError(w, r, id, err)
 		return
 	}
 	if err := h.meta.LinkBlob(ctx, repo, d.String(), size, h.cfg.CreateOnPush); err != nil {
@@ -446,6 +461,31 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request, repo, id string
 	}
 	_ = h.meta.DeleteUpload(ctx, id)
 	h.blobCreated(w, repo, d)
+}
+
+// uploadError answers a blob store error met by upload session id ("" before it exists). The
+// store has already discarded a session it refused to hold; its record goes with it.
+func (h *Handler) uploadError(w http.ResponseWriter, r *http.Request, id string, err error) {
+	switch {
+	case errors.Is(err, blob.ErrUploadNotFound):
+		writeError(w, http.StatusNotFound, codeBlobUploadUnknown, "upload unknown")
+	case errors.Is(err, blob.ErrTooLarge):
+		h.forgetUpload(r.Context(), id)
+		writeError(w, http.StatusRequestEntityTooLarge, codeSizeInvalid, err.Error()+"; the upload was discarded")
+	case errors.Is(err, blob.ErrInsufficientStorage):
+		h.forgetUpload(r.Context(), id)
+		h.cfg.Logger.ErrorContext(r.Context(), "upload refused: storage full", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInsufficientStorage, codeBlobUploadInvalid,
+			"the registry is out of storage space ("+err.Error()+"); the upload was discarded")
+	default:
+		h.internalError(w, r, err)
+	}
+}
+
+func (h *Handler) forgetUpload(ctx context.Context, id string) {
+	if id != "" {
+		_ = h.meta.DeleteUpload(ctx, id)
+	}
 }
 
 func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, repo, id string) {

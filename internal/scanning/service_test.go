@@ -46,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
+	blobs, err := blobfs.New(filepath.Join(dir, "blobs"), blobfs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func (f *fixture) putBlob(t *testing.T, data []byte) digest.Digest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.blobs.Append(f.ctx, id, 0, bytes.NewReader(data), 0); err != nil {
+	if _, err := f.blobs.Append(f.ctx, id, 0, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
 	d := digest.FromBytes(data)

@@ -23,7 +23,7 @@ func BenchmarkUpload(b *testing.B) {
 	data := make([]byte, 256<<20)
 	_, _ = rand.Read(data)
 	d := digest.FromBytes(data)
-	s, err := New(b.TempDir())
+	s, err := New(b.TempDir(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func BenchmarkUpload(b *testing.B) {
 			b.Fatal(err)
 		}
 		t0 := time.Now()
-		if _, err := s.Append(ctx, id, 0, chunkedReader{bytes.NewReader(data)}, 0); err != nil {
+		if _, err := s.Append(ctx, id, 0, chunkedReader{bytes.NewReader(data)}); err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()

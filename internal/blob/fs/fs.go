@@ -1,12 +1,16 @@
 // Package fs stores blobs as files in a local directory:
 //
 //	<root>/blobs/<algorithm>/<first two hex digits>/<hex>   committed, verified blobs
+//	<root>/uploads/<id>/                                   the session; its flock serialises it
 //	<root>/uploads/<id>/data                               bytes received so far
 //	<root>/uploads/<id>/hashstate                          sha256 state at a known offset
 //
 // A blob becomes visible by an atomic rename after its digest verifies, so a crash at any point
-// leaves either no blob or a correct one. The saved hash state lets a chunked upload be verified
-// without reading its bytes again; it is trusted only when its offset equals the data's size.
+// leaves either no blob or a correct one. Every change to a session (append, commit, cancel,
+// purge) holds the session directory's lock and opens the data by name only once it has it, so a
+// request that waited while the session was committed finds it gone instead of writing into the
+// new blob. The saved hash state lets a chunked upload be verified without reading its bytes
+// again; it is trusted only when its offset equals the data's size.
 package fs
 
 import (
@@ -32,20 +36,37 @@ import (
 	"github.com/lading-registry/lading/internal/blob"
 )
 
+// Options bound what the store accepts.
+type Options struct {
+	// MaxBlobSize refuses uploads larger than this many bytes (0: no limit).
+	MaxBlobSize int64
+	// MinFreeBytes refuses new uploads, and stops running ones, when the volume's free space
+	// would fall below it, so that the disk never fills and the metadata store beside the blobs
+	// keeps room to record deletes (0: no reserve).
+	MinFreeBytes int64
+	// FreeBytes reports the free space of the volume holding path; tests replace it. Nil means
+	// the volume's own figure (statfs), where the platform has one.
+	FreeBytes func(path string) (int64, error)
+}
+
 // Store is a blob store rooted at a directory.
 type Store struct {
 	root    string
+	opts    Options
 	buffers sync.Pool // copy buffers for uploads: large ones keep syscalls few
 }
 
 // New creates the directory layout under root if needed.
-func New(root string) (*Store, error) {
+func New(root string, opts Options) (*Store, error) {
 	for _, d := range []string{"blobs", "uploads"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("create blob store: %w", err)
 		}
 	}
-	s := &Store{root: root}
+	if opts.FreeBytes == nil {
+		opts.FreeBytes = freeBytes
+	}
+	s := &Store{root: root, opts: opts}
 	s.buffers.New = func() any { b := make([]byte, 1<<20); return &b }
 	return s, nil
 }
@@ -111,43 +132,105 @@ func (s *Store) uploadDir(id string) (string, error) {
 	return filepath.Join(s.root, "uploads", id), nil
 }
 
+// checkSpace refuses to go on when the volume holds less than the configured reserve.
+func (s *Store) checkSpace() error {
+	if s.opts.MinFreeBytes <= 0 {
+		return nil
+	}
+	free, err := s.opts.FreeBytes(s.root)
+	if err != nil || free < 0 {
+		// Without a figure there is nothing to enforce; ENOSPC is still caught on write.
+		return nil
+	}
+	if free < s.opts.MinFreeBytes {
+		return fmt.Errorf("%w: %d bytes free, %d kept in reserve", blob.ErrInsufficientStorage, free, s.opts.MinFreeBytes)
+	}
+	return nil
+}
+
+// outOfSpace turns the file system's "no space" errors into ErrInsufficientStorage.
+func outOfSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", blob.ErrInsufficientStorage, err)
+	}
+	return err
+}
+
 // NewUpload starts an empty upload session and returns its id.
 func (s *Store) NewUpload(_ context.Context) (string, error) {
+	if err := s.checkSpace(); err != nil {
+		return "", err
+	}
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
 	id := hex.EncodeToString(b[:])
 	dir := filepath.Join(s.root, "uploads", id)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create upload: %w", err)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create upload: %w", outOfSpace(err))
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("create upload: %w", err)
+		_ = os.RemoveAll(dir)
+		return "", fmt.Errorf("create upload: %w", outOfSpace(err))
 	}
 	return id, f.Close()
 }
 
-// openUpload opens the upload's data file and takes an exclusive lock on it, which serialises
-// writers to one session across goroutines and processes alike.
-func (s *Store) openUpload(id string, flag int) (*os.File, string, error) {
+// session is an upload whose lock is held: the only state in which its data may be opened,
+// written, moved or removed. The lock is taken on the session's directory, not on the data
+// file, so that a waiter never holds a handle to data that a commit has since made a blob: once
+// it has the lock, it opens the data by name and finds nothing if the session has ended.
+type session struct {
+	dir  string
+	lock *os.File
+}
+
+// lockUpload takes the session's lock, waiting for whoever holds it (across goroutines and
+// processes alike), and checks that the session still has its data.
+func (s *Store) lockUpload(id string) (*session, error) {
 	dir, err := s.uploadDir(id)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), flag, 0)
+	lock, err := os.Open(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, "", blob.ErrUploadNotFound
+		return nil, blob.ErrUploadNotFound
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("open upload: %w", err)
+		return nil, fmt.Errorf("open upload: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		_ = f.Close()
-		return nil, "", fmt.Errorf("lock upload: %w", err)
+	if err := flock(lock, true); err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("lock upload: %w", err)
 	}
-	return f, dir, nil
+	return &session{dir: dir, lock: lock}, nil
+}
+
+func (u *session) unlock() { _ = u.lock.Close() } // closing releases the flock
+
+// openData opens the session's data; a session that was committed, cancelled or dropped while
+// the caller waited for the lock has none.
+func (u *session) openData() (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(u.dir, "data"), os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, blob.ErrUploadNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open upload: %w", err)
+	}
+	return f, nil
+}
+
+// end removes the session (its lock held): its data first, so that a waiter finds none even if
+// removing the directory fails part way.
+func (u *session) end() error {
+	if err := os.Remove(filepath.Join(u.dir, "data")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove upload: %w", err)
+	}
+	_ = os.RemoveAll(u.dir)
+	return nil
 }
 
 // UploadSize reports how many bytes the session holds.
@@ -166,11 +249,18 @@ func (s *Store) UploadSize(_ context.Context, id string) (int64, error) {
 	return fi.Size(), nil
 }
 
-// Append writes r at offset, which must equal the current size (offset < 0 means "at the end").
-// At most limit bytes are accepted in total (limit <= 0: no limit). It returns the new size. Bytes
-// received before an error are kept, so a client can ask for the size and resume.
-func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader, limit int64) (int64, error) {
-	f, dir, err := s.openUpload(id, os.O_RDWR)
+// Append writes r at offset, which must equal the current size (offset < 0 means "at the end"),
+// and returns the new size. Bytes received before a transport error are kept, so a client can
+// ask for the size and resume. An upload the store refuses to hold (beyond MaxBlobSize, or with
+// the volume at its reserve or full) is ended at once, freeing its space, with ErrTooLarge or
+// ErrInsufficientStorage.
+func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	u, err := s.lockUpload(id)
+	if err != nil {
+		return 0, err
+	}
+	defer u.unlock()
+	f, err := u.openData()
 	if err != nil {
 		return 0, err
 	}
@@ -182,26 +272,39 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	if offset >= 0 && offset != size {
 		return size, fmt.Errorf("%w: chunk starts at %d, upload holds %d bytes", blob.ErrOffsetMismatch, offset, size)
 	}
-	h, err := resumeSHA256(dir, f, size)
+	refuse := func(err error) (int64, error) {
+		if rmErr := u.end(); rmErr != nil {
+			return 0, errors.Join(err, rmErr)
+		}
+		return 0, err
+	}
+	if err := s.checkSpace(); err != nil {
+		return refuse(err)
+	}
+	h, err := resumeSHA256(u.dir, f, size)
 	if err != nil {
 		return size, err
 	}
-	src := r
+	src := io.Reader(contextReader{ctx, r})
+	limit := s.opts.MaxBlobSize
 	if limit > 0 {
-		src = io.LimitReader(r, limit-size+1)
+		src = io.LimitReader(src, limit-size+1)
 	}
-	n, copyErr := s.copyAndHash(f, size, h, contextReader{ctx, src})
+	n, copyErr := s.copyAndHash(f, size, h, src)
 	size += n
 	if limit > 0 && size > limit {
-		if err := f.Truncate(size - n); err != nil {
-			return 0, fmt.Errorf("truncate upload: %w", err)
-		}
-		return size - n, blob.ErrTooLarge
+		return refuse(fmt.Errorf("%w: the registry accepts blobs of at most %d bytes", blob.ErrTooLarge, limit))
 	}
-	if err := saveHashState(dir, h, size); err != nil {
+	if errors.Is(copyErr, blob.ErrInsufficientStorage) {
+		return refuse(copyErr)
+	}
+	if err := saveHashState(u.dir, h, size); err != nil {
+		if errors.Is(err, blob.ErrInsufficientStorage) {
+			return refuse(err)
+		}
 		return size, err
 	}
-	touch(dir)
+	touch(u.dir)
 	if copyErr != nil {
 		return size, fmt.Errorf("receive upload data: %w", copyErr)
 	}
@@ -251,12 +354,16 @@ func (s *Store) copyAndHash(f *os.File, offset int64, h hash.Hash, src io.Reader
 				werr = io.ErrShortWrite
 			}
 			if werr != nil {
-				err = werr
+				err = outOfSpace(werr)
 				break
 			}
 			if unsynced += int64(nw); unsynced >= writebackEvery {
 				startWriteback(f, offset+written-unsynced, unsynced)
 				unsynced = 0
+				// Other uploads fill the same volume: look again while this one grows.
+				if err = s.checkSpace(); err != nil {
+					break
+				}
 			}
 		} else {
 			free <- buf
@@ -277,12 +384,19 @@ func (s *Store) copyAndHash(f *os.File, offset int64, h hash.Hash, src io.Reader
 }
 
 // Commit verifies the session's content against want and, when it matches, makes it the blob
-// want. On a mismatch the session is removed and ErrDigestMismatch returned.
+// want. On a mismatch the session is removed and ErrDigestMismatch returned. The data file is
+// moved while the session's lock is held, and no one opens it without that lock, so nothing can
+// write to the blob once it is visible.
 func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int64, error) {
 	if err := want.Validate(); err != nil {
 		return 0, fmt.Errorf("%w: %w", blob.ErrDigestMismatch, err)
 	}
-	f, dir, err := s.openUpload(id, os.O_RDWR)
+	u, err := s.lockUpload(id)
+	if err != nil {
+		return 0, err
+	}
+	defer u.unlock()
+	f, err := u.openData()
 	if err != nil {
 		return 0, err
 	}
@@ -291,9 +405,12 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 	if err != nil {
 		return 0, err
 	}
+	if s.opts.MaxBlobSize > 0 && size > s.opts.MaxBlobSize {
+		return 0, errors.Join(fmt.Errorf("%w: the registry accepts blobs of at most %d bytes", blob.ErrTooLarge, s.opts.MaxBlobSize), u.end())
+	}
 	var got digest.Digest
 	if want.Algorithm() == digest.SHA256 {
-		h, err := resumeSHA256(dir, f, size)
+		h, err := resumeSHA256(u.dir, f, size)
 		if err != nil {
 			return 0, err
 		}
@@ -308,44 +425,50 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 		}
 	}
 	if got != want {
-		_ = os.RemoveAll(dir)
-		return 0, fmt.Errorf("%w: computed %s, expected %s", blob.ErrDigestMismatch, got, want)
+		return 0, errors.Join(fmt.Errorf("%w: computed %s, expected %s", blob.ErrDigestMismatch, got, want), u.end())
 	}
 	if err := f.Sync(); err != nil {
+		if err = outOfSpace(err); errors.Is(err, blob.ErrInsufficientStorage) {
+			return 0, errors.Join(err, u.end())
+		}
 		return 0, fmt.Errorf("sync upload: %w", err)
+	}
+	// Read-only, as a guard against anything that might open a blob to write.
+	if err := f.Chmod(0o400); err != nil {
+		return 0, fmt.Errorf("commit blob: %w", err)
 	}
 	dst, err := s.blobPath(want)
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return 0, err
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return 0, fmt.Errorf("commit blob: %w", outOfSpace(err))
 	}
-	// Renaming over an existing blob is harmless: both hold the same verified bytes.
-	if err := os.Rename(filepath.Join(dir, "data"), dst); err != nil {
-		return 0, fmt.Errorf("commit blob: %w", err)
+	// Renaming over an existing blob replaces it with bytes just verified, which also repairs a
+	// blob damaged on disk; readers of the old file keep reading it.
+	if err := os.Rename(filepath.Join(u.dir, "data"), dst); err != nil {
+		return 0, fmt.Errorf("commit blob: %w", outOfSpace(err))
 	}
 	syncDir(filepath.Dir(dst))
-	_ = os.RemoveAll(dir)
+	_ = os.RemoveAll(u.dir)
 	return size, nil
 }
 
 // Cancel discards an upload session.
 func (s *Store) Cancel(_ context.Context, id string) error {
-	dir, err := s.uploadDir(id)
+	u, err := s.lockUpload(id)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+	defer u.unlock()
+	if _, err := os.Stat(filepath.Join(u.dir, "data")); errors.Is(err, os.ErrNotExist) {
 		return blob.ErrUploadNotFound
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("cancel upload: %w", err)
-	}
-	return nil
+	return u.end()
 }
 
-// PurgeUploads removes sessions untouched since before, returning their ids.
+// PurgeUploads removes sessions untouched since before, returning their ids. A session whose
+// lock is held (a chunk arriving slowly) is left for the next round.
 func (s *Store) PurgeUploads(_ context.Context, before time.Time) ([]string, error) {
 	entries, err := os.ReadDir(filepath.Join(s.root, "uploads"))
 	if err != nil {
@@ -354,14 +477,21 @@ func (s *Store) PurgeUploads(_ context.Context, before time.Time) ([]string, err
 	var purged []string
 	for _, e := range entries {
 		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(before) {
+			continue
+		}
+		dir := filepath.Join(s.root, "uploads", e.Name())
+		lock, err := os.Open(dir)
 		if err != nil {
 			continue
 		}
-		if info.ModTime().Before(before) {
-			if err := os.RemoveAll(filepath.Join(s.root, "uploads", e.Name())); err == nil {
+		if flock(lock, false) == nil {
+			u := &session{dir: dir, lock: lock}
+			if u.end() == nil {
 				purged = append(purged, e.Name())
 			}
 		}
+		_ = lock.Close()
 	}
 	return purged, nil
 }
@@ -397,8 +527,8 @@ func saveHashState(dir string, h hash.Hash, size int64) error {
 	b := binary.BigEndian.AppendUint64(nil, uint64(size))
 	b = append(b, state...)
 	tmp := filepath.Join(dir, "hashstate.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("save hash state: %w", err)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save hash state: %w", outOfSpace(err))
 	}
 	return os.Rename(tmp, filepath.Join(dir, "hashstate"))
 }
@@ -407,6 +537,21 @@ func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
+	}
+}
+
+// flock takes an exclusive lock on f, waiting for it when wait is set (otherwise failing at once
+// if it is held).
+func flock(f *os.File, wait bool) error {
+	how := syscall.LOCK_EX
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
 	}
 }
 

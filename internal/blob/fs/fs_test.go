@@ -19,7 +19,7 @@ import (
 
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := New(t.TempDir())
+	s, err := New(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestChunkedUploadCommits(t *testing.T) {
 			}
 			var off int64
 			for _, chunk := range [][]byte{data[:1000], data[1000 : 2<<20], data[2<<20:]} {
-				n, err := s.Append(ctx, id, off, bytes.NewReader(chunk), 0)
+				n, err := s.Append(ctx, id, off, bytes.NewReader(chunk))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -79,11 +79,11 @@ func TestAppendRejectsWrongOffset(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	id, _ := s.NewUpload(ctx)
-	if _, err := s.Append(ctx, id, 0, bytes.NewReader([]byte("abc")), 0); err != nil {
+	if _, err := s.Append(ctx, id, 0, bytes.NewReader([]byte("abc"))); err != nil {
 		t.Fatal(err)
 	}
 	for _, off := range []int64{0, 2, 4} {
-		size, err := s.Append(ctx, id, off, bytes.NewReader([]byte("x")), 0)
+		size, err := s.Append(ctx, id, off, bytes.NewReader([]byte("x")))
 		if !errors.Is(err, blob.ErrOffsetMismatch) || size != 3 {
 			t.Fatalf("offset %d: size %d err %v", off, size, err)
 		}
@@ -94,7 +94,7 @@ func TestCommitWrongDigestLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	id, _ := s.NewUpload(ctx)
-	_, _ = s.Append(ctx, id, 0, bytes.NewReader([]byte("hello")), 0)
+	_, _ = s.Append(ctx, id, 0, bytes.NewReader([]byte("hello")))
 	bad := digest.FromString("other")
 	if _, err := s.Commit(ctx, id, bad); !errors.Is(err, blob.ErrDigestMismatch) {
 		t.Fatalf("got %v", err)
@@ -111,7 +111,7 @@ func TestStaleHashStateIsIgnored(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	id, _ := s.NewUpload(ctx)
-	_, _ = s.Append(ctx, id, 0, bytes.NewReader([]byte("hello ")), 0)
+	_, _ = s.Append(ctx, id, 0, bytes.NewReader([]byte("hello ")))
 	// Simulate a crash after data was written but before the hash state was saved.
 	dir, _ := s.uploadDir(id)
 	f, _ := os.OpenFile(filepath.Join(dir, "data"), os.O_APPEND|os.O_WRONLY, 0)
@@ -122,13 +122,32 @@ func TestStaleHashStateIsIgnored(t *testing.T) {
 	}
 }
 
-func TestLimit(t *testing.T) {
+func TestMaxBlobSizeDiscardsUpload(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t)
+	s, err := New(t.TempDir(), Options{MaxBlobSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunks := range [][]int{{11}, {6, 5}} {
+		id, _ := s.NewUpload(ctx)
+		var err error
+		var off int64
+		for _, n := range chunks {
+			if _, err = s.Append(ctx, id, off, bytes.NewReader(make([]byte, n))); err != nil {
+				break
+			}
+			off += int64(n)
+		}
+		if !errors.Is(err, blob.ErrTooLarge) {
+			t.Fatalf("chunks %v: err %v, want ErrTooLarge", chunks, err)
+		}
+		if _, err := s.UploadSize(ctx, id); !errors.Is(err, blob.ErrUploadNotFound) {
+			t.Fatalf("chunks %v: refused upload kept: %v", chunks, err)
+		}
+	}
 	id, _ := s.NewUpload(ctx)
-	size, err := s.Append(ctx, id, 0, bytes.NewReader(make([]byte, 11)), 10)
-	if !errors.Is(err, blob.ErrTooLarge) || size != 0 {
-		t.Fatalf("size %d err %v", size, err)
+	if _, err := s.Append(ctx, id, 0, bytes.NewReader(make([]byte, 10))); err != nil {
+		t.Fatalf("a blob of exactly the limit: %v", err)
 	}
 }
 
@@ -146,7 +165,7 @@ func TestConcurrentUploadsOfSameBlob(t *testing.T) {
 			defer wg.Done()
 			id, err := s.NewUpload(ctx)
 			if err == nil {
-				_, err = s.Append(ctx, id, 0, bytes.NewReader(data), 0)
+				_, err = s.Append(ctx, id, 0, bytes.NewReader(data))
 			}
 			if err == nil {
 				_, err = s.Commit(ctx, id, d)
@@ -219,7 +238,7 @@ func TestInterruptedAppendKeepsReceivedBytes(t *testing.T) {
 	errCut := errors.New("connection reset")
 	s := newStore(t)
 	id, _ := s.NewUpload(ctx)
-	size, err := s.Append(ctx, id, 0, &failingReader{data: data[:cut], err: errCut}, 0)
+	size, err := s.Append(ctx, id, 0, &failingReader{data: data[:cut], err: errCut})
 	if !errors.Is(err, errCut) || size != int64(cut) {
 		t.Fatalf("size %d err %v, want %d and %v", size, err, cut, errCut)
 	}
@@ -227,7 +246,7 @@ func TestInterruptedAppendKeepsReceivedBytes(t *testing.T) {
 		t.Fatalf("upload size %d, %v", got, err)
 	}
 	// The client resumes where the server says it is; the saved hash state must match.
-	if _, err := s.Append(ctx, id, int64(cut), bytes.NewReader(data[cut:]), 0); err != nil {
+	if _, err := s.Append(ctx, id, int64(cut), bytes.NewReader(data[cut:])); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Commit(ctx, id, digest.FromBytes(data)); err != nil {

@@ -21,7 +21,7 @@ func FuzzUploadStateMachine(f *testing.F) {
 	f.Add([]byte{0, 1, 'z', 4, 0, 1, 'z'})
 	f.Fuzz(func(t *testing.T, program []byte) {
 		ctx := context.Background()
-		s, err := New(t.TempDir())
+		s, err := New(t.TempDir(), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func FuzzUploadStateMachine(f *testing.F) {
 				if op%5 == 1 {
 					off += int64(n%7) + 1
 				}
-				size, err := s.Append(ctx, id, off, bytes.NewReader(data), 0)
+				size, err := s.Append(ctx, id, off, bytes.NewReader(data))
 				switch {
 				case !alive:
 					if !errors.Is(err, blob.ErrUploadNotFound) {
