@@ -96,7 +96,13 @@ func (s *Server) URL() string { return "http://" + s.Addr }
 // ready. The process is killed when the test ends.
 func Start(t testing.TB, bin string, extra ...string) *Server {
 	t.Helper()
-	s := &Server{Bin: bin, DataDir: filepath.Join(t.TempDir(), "data")}
+	return StartAt(t, bin, filepath.Join(t.TempDir(), "data"), extra...)
+}
+
+// StartAt is Start on a given data directory; the server's log goes beside it.
+func StartAt(t testing.TB, bin, dataDir string, extra ...string) *Server {
+	t.Helper()
+	s := &Server{Bin: bin, DataDir: dataDir}
 	s.Addr = FreeAddr(t)
 	s.Args = extra
 	s.Env = []string{"LADING_ADMIN_ACCESS_KEY_ID=" + AccessKeyID, "LADING_ADMIN_SECRET_ACCESS_KEY=" + SecretAccessKey}

@@ -8,7 +8,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,4 +137,94 @@ func checkBlob(t *testing.T, c *client, repo string, d digest.Digest, want []byt
 		t.Fatalf("GET %s served %d bytes hashing to %s", d, len(body), got)
 	}
 	return true
+}
+
+// TestFullDiskFreesFailedUpload puts the data dir on a 24 MiB tmpfs and pushes a 50 MiB blob:
+// once with no reserve, so that the write meets ENOSPC, and once with a reserve, so that the
+// upload is refused before the disk fills. Each time the answer says the storage is full, the
+// session's bytes are gone at once, and a small image pushes afterwards.
+func TestFullDiskFreesFailedUpload(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root (CI runs as root)")
+	}
+	for _, tc := range []struct {
+		name    string
+		reserve string
+	}{
+		{"ENOSPC", "0"},
+		{"reserve", "8MiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vol := filepath.Join(t.TempDir(), "vol")
+			if err := os.Mkdir(vol, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", vol).CombinedOutput(); err != nil {
+				t.Fatalf("mount tmpfs: %v: %s", err, out)
+			}
+			t.Cleanup(func() { _ = exec.Command("umount", "-l", vol).Run() })
+			srv := testserver.StartAt(t, ladingBin, vol, "--min-free-space", tc.reserve, "--scan-workers", "0")
+			c := newClient(t, srv)
+
+			loc := c.startUpload("full/disk")
+			req, err := http.NewRequest("PATCH", c.base+loc, bytes.NewReader(randomBytes(50<<20)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.SetBasicAuth(c.user, c.pass)
+			req.Header.Set("Content-Type", "application/octet-stream")
+			resp, err := http.DefaultClient.Do(req)
+			// The server stops reading when the disk is full; the client may see the reset of
+			// its unfinished body instead of the answer.
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusInsufficientStorage || !strings.Contains(string(body), "out of storage space") {
+					t.Fatalf("PATCH onto a full disk: %d %s", resp.StatusCode, body)
+				}
+			} else {
+				t.Logf("PATCH onto a full disk: %v", err)
+			}
+			entries, err := os.ReadDir(filepath.Join(vol, "uploads"))
+			if err != nil || len(entries) != 0 {
+				t.Fatalf("uploads left after the failure: %d (%v)", len(entries), err)
+			}
+			c.expect(c.do("GET", loc, nil, nil), http.StatusNotFound)
+			if lines := srv.Lines("storage full"); len(lines) == 0 {
+				t.Fatal("the server did not log the full disk")
+			}
+
+			// The space is free again: a small image pushes.
+			config := []byte(`{"architecture":"amd64","os":"linux"}`)
+			layer := randomBytes(1 << 20)
+			cd, ld := c.pushBlob("full/disk", config), c.pushBlob("full/disk", layer)
+			m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+				`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
+				`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`, cd, len(config), ld, len(layer))
+			c.expect(c.do("PUT", "/v2/full/disk/manifests/v1", strings.NewReader(m),
+				map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}), http.StatusCreated)
+		})
+	}
+}
+
+// TestMaxBlobSize: a blob over --max-blob-size is refused with SIZE_INVALID and its session
+// discarded, on a monolithic and on a chunked upload.
+func TestMaxBlobSize(t *testing.T) {
+	srv := testserver.Start(t, ladingBin, "--max-blob-size", "1MiB")
+	c := newClient(t, srv)
+	big := randomBytes(1<<20 + 1)
+	loc := c.startUpload("limit/repo")
+	body := c.expect(c.do("PUT", loc+"?digest="+digest.FromBytes(big).String(), bytes.NewReader(big), nil), http.StatusRequestEntityTooLarge)
+	if !strings.Contains(string(body), "SIZE_INVALID") {
+		t.Fatalf("body %s", body)
+	}
+	c.expect(c.do("GET", loc, nil, nil), http.StatusNotFound)
+
+	loc = c.startUpload("limit/repo")
+	resp := c.do("PATCH", loc, bytes.NewReader(big[:1<<20]), map[string]string{"Content-Type": "application/octet-stream"})
+	c.expect(resp, http.StatusAccepted)
+	loc = resp.Header.Get("Location")
+	c.expect(c.do("PATCH", loc, bytes.NewReader(big[1<<20:]), map[string]string{"Content-Type": "application/octet-stream"}), http.StatusRequestEntityTooLarge)
+	c.expect(c.do("GET", loc, nil, nil), http.StatusNotFound)
+	c.pushBlob("limit/repo", big[:1<<20]) // exactly the limit
 }
