@@ -125,6 +125,11 @@ func (s *Service) layerInventory(ctx context.Context, l ocispec.Descriptor, mode
 		return nil, err
 	}
 	defer rc.Close()
+	// The inventory is cached by digest for every image sharing the layer: never build it from
+	// content that no longer matches what was verified.
+	if err := blob.CheckSize(rc, l.Size); err != nil {
+		return nil, fmt.Errorf("%w: layer %s: %w", ErrBadImage, dg, err)
+	}
 	li, err := inventory.ScanLayer(ctx, rc, dg, inventory.Options{Mode: mode, ScratchDir: s.cfg.ScratchDir, Logger: s.cfg.Logger})
 	if err != nil {
 		if ctx.Err() != nil {
