@@ -10,6 +10,7 @@ const (
 	codeBlobUnknown         = "BLOB_UNKNOWN"
 	codeBlobUploadInvalid   = "BLOB_UPLOAD_INVALID"
 	codeBlobUploadUnknown   = "BLOB_UPLOAD_UNKNOWN"
+	codeDenied              = "DENIED"
 	codeDigestInvalid       = "DIGEST_INVALID"
 	codeManifestBlobUnknown = "MANIFEST_BLOB_UNKNOWN"
 	codeManifestInvalid     = "MANIFEST_INVALID"

@@ -207,11 +207,25 @@ func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, repo, ref s
 		writeError(w, http.StatusNotFound, codeBlobUnknown, "blob unknown to repository")
 		return
 	}
+	if errors.Is(err, store.ErrBlobReferenced) {
+		// 409 DENIED, as Distribution and Harbor users know a refusal that another resource causes.
+		writeError(w, http.StatusConflict, codeDenied, blobReferencedMessage(err))
+		return
+	}
 	if err != nil {
 		h.internalError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// blobReferencedMessage tells the client which manifest holds the blob and what to do.
+func blobReferencedMessage(err error) string {
+	var ref *store.BlobReferencedError
+	if !errors.As(err, &ref) {
+		return err.Error() + "; delete the manifests that reference it first"
+	}
+	return fmt.Sprintf("blob %s is referenced by manifest %s in repository %s; delete the manifest first", ref.Digest, ref.Manifest, ref.Repository)
 }
 
 // --- uploads -------------------------------------------------------------------------------
@@ -572,6 +586,9 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 	switch {
 	case errors.Is(err, store.ErrBlobUnknown), errors.Is(err, store.ErrManifestUnknown):
 		writeError(w, http.StatusBadRequest, codeManifestBlobUnknown, err.Error())
+		return
+	case errors.Is(err, store.ErrSizeMismatch):
+		writeError(w, http.StatusBadRequest, codeSizeInvalid, err.Error())
 		return
 	case errors.Is(err, store.ErrTagImmutable):
 		writeError(w, http.StatusBadRequest, codeTagInvalid, "The image tag already exists in the repository and cannot be overwritten because the repository is immutable.")
