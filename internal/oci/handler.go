@@ -208,7 +208,7 @@ func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, repo, ref s
 		return
 	}
 	if errors.Is(err, store.ErrBlobReferenced) {
-		// 409 DENIED, as Distribution and Harbor users know a refusal that another resource causes.
+		// 409: the refusal is due to another resource, which the client can delete first.
 		writeError(w, http.StatusConflict, codeDenied, blobReferencedMessage(err))
 		return
 	}
@@ -217,15 +217,6 @@ func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, repo, ref s
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
-}
-
-// blobReferencedMessage tells the client which manifest holds the blob and what to do.
-func blobReferencedMessage(err error) string {
-	var ref *store.BlobReferencedError
-	if !errors.As(err, &ref) {
-		return err.Error() + "; delete the manifests that reference it first"
-	}
-	return fmt.Sprintf("blob %s is referenced by manifest %s in repository %s; delete the manifest first", ref.Digest, ref.Manifest, ref.Repository)
 }
 
 // --- uploads -------------------------------------------------------------------------------
