@@ -51,6 +51,8 @@ func newScanCommand() *cobra.Command {
 		Short: "Scan an image for vulnerable packages",
 		Long: "Scan an image: a docker-archive tar (docker save), an OCI image layout (folder or tar; NAME picks one\n" +
 			"image of several, as PATH:NAME), or a registry reference (credentials from the docker config).\n" +
+			"An argument that looks like a path (starting with /, ./, ../ or ~, or ending in .tar, .tar.gz or .tgz)\n" +
+			"is a file, never a reference; docker://REFERENCE forces a reference.\n" +
 			"Advisories come from the database in --data-dir (see `lading db import` and `lading db update`).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runScan(cmd, args[0], &o) },
@@ -96,6 +98,11 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	if !slices.Contains(match.Severities(), o.failOn) {
 		return fmt.Errorf("--fail-on %q: want one of %s", o.failOn, strings.Join(match.Severities(), ", "))
 	}
+	// Before anything else: a missing file is a typing error to report at once.
+	src, err := imagesrc.ParseSource(source)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
 
@@ -116,7 +123,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 		log.Warn("the advisory database is empty: run `lading db import` or `lading db update` first", "data_dir", o.common.dataDir)
 	}
 
-	img, err := imagesrc.Open(ctx, source, imagesrc.Options{Platform: o.platform, Insecure: o.insecure})
+	img, err := src.Open(ctx, imagesrc.Options{Platform: o.platform, Insecure: o.insecure})
 	if err != nil {
 		return err
 	}

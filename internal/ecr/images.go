@@ -3,6 +3,7 @@ package ecr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -524,6 +525,11 @@ func (h *Handler) putImage(ctx context.Context, _ *call, body []byte) (any, erro
 	case errors.Is(err, store.ErrManifestUnknown):
 		return nil, newError(errReferencedImagesNotFound, "Images with digests '%s' referenced by the manifest list do not exist in the repository with name '%s'",
 			strings.TrimPrefix(err.Error(), store.ErrManifestUnknown.Error()+": "), repo)
+	case errors.Is(err, store.ErrSizeMismatch):
+		// ECR's model has no size error; it refuses what a manifest says with
+		// InvalidParameterException at 'ImageManifest', and LayersNotFoundException is for
+		// layers that are absent, which these are not.
+		return nil, newError(errInvalidParameter, "Invalid parameter at 'ImageManifest' failed to satisfy constraint: '%s'", sizeMismatchReason(err))
 	case errors.Is(err, store.ErrTagImmutable):
 		return nil, newError(errImageTagAlreadyExists, "The image tag '%s' already exists in the '%s' repository and cannot be overwritten because the repository is immutable.",
 			*in.ImageTag, repo)
@@ -535,4 +541,20 @@ func (h *Handler) putImage(ctx context.Context, _ *call, body []byte) (any, erro
 		ImageID:       imageID{ImageDigest: strPtr(d.String()), ImageTag: in.ImageTag},
 		ImageManifest: *in.ImageManifest, ImageManifestMediaType: parsed.MediaType,
 	}}, nil
+}
+
+// sizeMismatchReason says which descriptor of a manifest has a size other than its content's.
+func sizeMismatchReason(err error) string {
+	var e *store.SizeMismatchError
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	what := "Layer"
+	switch e.Kind {
+	case store.RefConfig:
+		what = "Config"
+	case store.RefManifest:
+		what = "Referenced image"
+	}
+	return fmt.Sprintf("%s with digest %s has size %d in the manifest but %d in the repository", what, e.Digest, e.DescriptorSize, e.StoredSize)
 }

@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -99,57 +97,13 @@ func (img *Image) Close() error {
 	return img.closer.Close()
 }
 
-// Open opens an image from a source:
-//   - "docker-archive:PATH[:NAME]", "oci-archive:PATH[:NAME]" (tar files), "oci:DIR[:NAME]";
-//   - "docker://REFERENCE" or "registry:REFERENCE" for a registry;
-//   - otherwise an existing file (a tar: OCI layout or docker-archive) or directory (OCI
-//     layout), or else a registry reference.
-//
-// NAME picks an image in a file that holds several: an OCI ref name
-// (org.opencontainers.image.ref.name), an image name (io.containerd.image.name) or a
-// docker-archive RepoTag.
+// Open opens an image from a source, as ParseSource reads it.
 func Open(ctx context.Context, source string, opts Options) (*Image, error) {
-	switch {
-	case strings.HasPrefix(source, "docker-archive:"), strings.HasPrefix(source, "oci-archive:"):
-		p, name := splitName(source[strings.Index(source, ":")+1:])
-		return OpenArchive(ctx, p, name, opts)
-	case strings.HasPrefix(source, "oci:"):
-		p, name := splitName(strings.TrimPrefix(source, "oci:"))
-		return OpenLayout(ctx, p, name, opts)
-	case strings.HasPrefix(source, "docker://"):
-		return OpenRemote(ctx, strings.TrimPrefix(source, "docker://"), opts)
-	case strings.HasPrefix(source, "registry:"):
-		return OpenRemote(ctx, strings.TrimPrefix(source, "registry:"), opts)
+	src, err := ParseSource(source)
+	if err != nil {
+		return nil, err
 	}
-	if fi, err := os.Stat(source); err == nil {
-		if fi.IsDir() {
-			return OpenLayout(ctx, source, "", opts)
-		}
-		return OpenArchive(ctx, source, "", opts)
-	}
-	if p, name := splitName(source); name != "" {
-		if fi, err := os.Stat(p); err == nil {
-			if fi.IsDir() {
-				return OpenLayout(ctx, p, name, opts)
-			}
-			return OpenArchive(ctx, p, name, opts)
-		}
-	}
-	return OpenRemote(ctx, source, opts)
-}
-
-// splitName splits "path:name" at the first colon that ends the path of an existing file, so
-// that names may hold colons themselves ("x.tar:corpus/x:1.0").
-func splitName(s string) (string, string) {
-	for i := 0; i < len(s); i++ {
-		if s[i] != ':' {
-			continue
-		}
-		if _, err := os.Stat(s[:i]); err == nil {
-			return s[:i], s[i+1:]
-		}
-	}
-	return s, ""
+	return src.Open(ctx, opts)
 }
 
 // platformSpec parses opts.Platform, defaulting to linux on the host's architecture.

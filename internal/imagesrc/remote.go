@@ -25,9 +25,9 @@ func OpenRemote(ctx context.Context, reference string, opts Options) (*Image, er
 	if opts.Insecure {
 		nameOpts = append(nameOpts, name.Insecure)
 	}
-	ref, err := name.ParseReference(reference, nameOpts...)
+	ref, err := parseReference(reference, nameOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("image reference %q: %w", reference, err)
+		return nil, err
 	}
 	keychain := opts.Keychain
 	if keychain == nil {

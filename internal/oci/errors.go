@@ -2,7 +2,11 @@ package oci
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+
+	"github.com/lading-registry/lading/internal/store"
 )
 
 // Error codes of the distribution spec.
@@ -10,6 +14,7 @@ const (
 	codeBlobUnknown         = "BLOB_UNKNOWN"
 	codeBlobUploadInvalid   = "BLOB_UPLOAD_INVALID"
 	codeBlobUploadUnknown   = "BLOB_UPLOAD_UNKNOWN"
+	codeDenied              = "DENIED"
 	codeDigestInvalid       = "DIGEST_INVALID"
 	codeManifestBlobUnknown = "MANIFEST_BLOB_UNKNOWN"
 	codeManifestInvalid     = "MANIFEST_INVALID"
@@ -38,4 +43,13 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 	_ = json.NewEncoder(w).Encode(struct {
 		Errors []specError `json:"errors"`
 	}{[]specError{{Code: code, Message: message}}})
+}
+
+// blobReferencedMessage tells the client which manifest holds the blob and what to do.
+func blobReferencedMessage(err error) string {
+	var ref *store.BlobReferencedError
+	if !errors.As(err, &ref) {
+		return err.Error() + "; delete the manifests that reference it first"
+	}
+	return fmt.Sprintf("blob %s is referenced by manifest %s in repository %s; delete the manifest first", ref.Digest, ref.Manifest, ref.Repository)
 }

@@ -223,6 +223,11 @@ func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, repo, ref s
 		writeError(w, http.StatusNotFound, codeBlobUnknown, "blob unknown to repository")
 		return
 	}
+	if errors.Is(err, store.ErrBlobReferenced) {
+		// 409: the refusal is due to another resource, which the client can delete first.
+		writeError(w, http.StatusConflict, codeDenied, blobReferencedMessage(err))
+		return
+	}
 	if err != nil {
 		h.internalError(w, r, err)
 		return
@@ -612,6 +617,9 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 	switch {
 	case errors.Is(err, store.ErrBlobUnknown), errors.Is(err, store.ErrManifestUnknown):
 		writeError(w, http.StatusBadRequest, codeManifestBlobUnknown, err.Error())
+		return
+	case errors.Is(err, store.ErrSizeMismatch):
+		writeError(w, http.StatusBadRequest, codeSizeInvalid, err.Error())
 		return
 	case errors.Is(err, store.ErrTagImmutable):
 		writeError(w, http.StatusBadRequest, codeTagInvalid, "The image tag already exists in the repository and cannot be overwritten because the repository is immutable.")

@@ -2,14 +2,11 @@ package oci_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -17,27 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
-	"github.com/lading-registry/lading/internal/oci"
-	"github.com/lading-registry/lading/internal/store/sqlite"
 )
-
-// newRegistry serves the registry face over real stores in a temporary directory.
-func newRegistry(t *testing.T, opts blobfs.Options) *httptest.Server {
-	t.Helper()
-	dir := t.TempDir()
-	meta, err := sqlite.Open(context.Background(), filepath.Join(dir, "lading.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = meta.Close() })
-	blobs, err := blobfs.New(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(oci.NewHandler(meta, blobs, oci.Config{CreateOnPush: true}))
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 func send(t *testing.T, method, url string, body []byte, hdr map[string]string) (*http.Response, []byte) {
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))

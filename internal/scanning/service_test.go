@@ -112,19 +112,21 @@ func (f *fixture) pushImage(t *testing.T, repo string, files map[string]string) 
 	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux",
 		"history": []map[string]any{{"created_by": "ADD rootfs /"}}})
 	config := f.putBlob(t, cfg)
-	for d, size := range map[digest.Digest]int{layer: len(layerData), config: len(cfg)} {
-		if err := f.db.LinkBlob(f.ctx, repo, d.String(), int64(size), true); err != nil {
+	// The store checks descriptor sizes against the linked blobs, so both are the real ones.
+	layerSize, cfgSize := int64(len(layerData)), int64(len(cfg))
+	for d, size := range map[digest.Digest]int64{layer: layerSize, config: cfgSize} {
+		if err := f.db.LinkBlob(f.ctx, repo, d.String(), size, true); err != nil {
 			t.Fatal(err)
 		}
 	}
 	man, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": len(cfg)},
-		"layers": []map[string]any{{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": len(layerData)}}})
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": cfgSize},
+		"layers": []map[string]any{{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": layerSize}}})
 	d := digest.FromBytes(man)
 	m := store.Manifest{Repository: repo, Digest: d.String(), MediaType: "application/vnd.oci.image.manifest.v1+json",
 		ConfigMediaType: "application/vnd.oci.image.config.v1+json", ConfigDigest: config.String(), Size: int64(len(man)), Content: man}
-	if _, err := f.db.PutManifest(f.ctx, m, []store.Reference{{Kind: store.RefConfig, Digest: config.String(), Required: true},
-		{Kind: store.RefLayer, Digest: layer.String(), Required: true}}, []string{"v1"}, true); err != nil {
+	if _, err := f.db.PutManifest(f.ctx, m, []store.Reference{{Kind: store.RefConfig, Digest: config.String(), Size: cfgSize, Required: true},
+		{Kind: store.RefLayer, Digest: layer.String(), Size: layerSize, Required: true}}, []string{"v1"}, true); err != nil {
 		t.Fatal(err)
 	}
 	return d.String()

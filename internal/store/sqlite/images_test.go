@@ -47,7 +47,7 @@ func TestImageQueries(t *testing.T) {
 	img(a, "v1", "latest")
 	img(b)
 	if _, err := db.PutManifest(ctx, store.Manifest{Repository: "app", Digest: idx, MediaType: "application/vnd.oci.image.index.v1+json", Size: 2, Content: []byte("{}")},
-		[]store.Reference{{Kind: store.RefManifest, Digest: a, Required: true}, {Kind: store.RefManifest, Digest: b, Required: true}}, []string{"multi"}, false); err != nil {
+		[]store.Reference{{Kind: store.RefManifest, Digest: a, Size: 2, Required: true}, {Kind: store.RefManifest, Digest: b, Size: 2, Required: true}}, []string{"multi"}, false); err != nil {
 		t.Fatal(err)
 	}
 

@@ -262,9 +262,14 @@ func (db *DB) AnyBlobSize(ctx context.Context, digest string) (int64, error) {
 	return size, err
 }
 
-// UnlinkBlob removes a blob from a repository. The content stays for other repositories.
+// UnlinkBlob removes a blob from a repository. The content stays for other repositories. A blob
+// that a manifest of the repository references (as config or layer) stays, with a
+// *store.BlobReferencedError: the image would no longer pull. The check runs in the transaction
+// that unlinks, so a manifest push cannot come between them.
 func (db *DB) UnlinkBlob(ctx context.Context, repo, digest string) error {
 	return db.Tx(ctx, func(tx *sql.Tx) error {
+		// Delete first: the write lock is then held, and an unknown blob stays ErrBlobUnknown
+		// even when a manifest names it (a non-distributable layer need not be linked).
 		res, err := tx.ExecContext(ctx, "DELETE FROM repository_blobs WHERE repository = ? AND digest = ?", repo, digest)
 		if err != nil {
 			return err
@@ -272,8 +277,24 @@ func (db *DB) UnlinkBlob(ctx context.Context, repo, digest string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.ErrBlobUnknown
 		}
-		return nil
+		return blobReferenced(ctx, tx, repo, digest)
 	})
+}
+
+// blobReferenced returns a *store.BlobReferencedError when a manifest of repo references the
+// blob digest as config or layer; the rollback of the caller's transaction keeps the link.
+func blobReferenced(ctx context.Context, tx *sql.Tx, repo, digest string) error {
+	var manifest string
+	err := tx.QueryRowContext(ctx, `SELECT manifest FROM manifest_references
+		WHERE repository = ? AND target = ? AND kind IN (?, ?) ORDER BY manifest LIMIT 1`,
+		repo, digest, store.RefConfig, store.RefLayer).Scan(&manifest)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	return &store.BlobReferencedError{Repository: repo, Digest: digest, Manifest: manifest}
 }
 
 // BlobLinked reports whether any repository still links digest (so its content must stay).
@@ -345,7 +366,8 @@ func (db *DB) TouchUpload(ctx context.Context, id string) error {
 }
 
 // PutManifest stores a manifest, its references and tags in one transaction. Required
-// references must exist in the repository (ErrBlobUnknown / ErrManifestUnknown otherwise).
+// references must exist in the repository (ErrBlobUnknown / ErrManifestUnknown otherwise), with
+// the size their descriptor gives (a *store.SizeMismatchError otherwise).
 func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, create bool) (store.PutManifestResult, error) {
 	var res store.PutManifestResult
 	var eff store.Effects
@@ -383,6 +405,9 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 				if err != nil {
 					return err
 				}
+				if err := checkSize(r, size); err != nil {
+					return err
+				}
 				imageSize += childImage
 			default:
 				if r.Required {
@@ -392,6 +417,9 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 						return fmt.Errorf("%w: %s", store.ErrBlobUnknown, r.Digest)
 					}
 					if err != nil {
+						return err
+					}
+					if err := checkSize(r, size); err != nil {
 						return err
 					}
 				}
@@ -443,6 +471,15 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 		db.reportEffects(eff)
 	}
 	return res, err
+}
+
+// checkSize refuses a descriptor whose size is not the stored content's: a client verifies the
+// size it was told, so such a manifest could not be pulled.
+func checkSize(r store.Reference, stored int64) error {
+	if r.Size == stored {
+		return nil
+	}
+	return &store.SizeMismatchError{Kind: r.Kind, Digest: r.Digest, DescriptorSize: r.Size, StoredSize: stored}
 }
 
 const manifestColumns = `repository, digest, media_type, artifact_type, config_media_type, config_digest, subject, annotations,

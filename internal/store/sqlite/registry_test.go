@@ -71,7 +71,7 @@ func TestIndexChildrenAndDeletion(t *testing.T) {
 	if _, err := db.PutManifest(ctx, idx, []store.Reference{{Kind: store.RefManifest, Digest: "sha256:missing", Required: true}}, nil, true); !errors.Is(err, store.ErrManifestUnknown) {
 		t.Fatalf("missing child: %v", err)
 	}
-	if _, err := db.PutManifest(ctx, idx, []store.Reference{{Kind: store.RefManifest, Digest: "sha256:child", Required: true}}, []string{"latest"}, true); err != nil {
+	if _, err := db.PutManifest(ctx, idx, []store.Reference{{Kind: store.RefManifest, Digest: "sha256:child", Size: child.Size, Required: true}}, []string{"latest"}, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.DeleteManifest(ctx, "app", "sha256:child", false); !errors.Is(err, store.ErrReferencedByIndex) {
