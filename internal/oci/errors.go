@@ -1,11 +1,13 @@
 package oci
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/lading-registry/lading/internal/blob"
 	"github.com/lading-registry/lading/internal/store"
 )
 
@@ -25,9 +27,108 @@ const (
 	codeTagInvalid          = "TAG_INVALID"
 	codeUnsupported         = "UNSUPPORTED"
 	codeRangeInvalid        = "RANGE_INVALID" // not in the spec's table, used by Distribution for 416
-	codeTooManyRequests     = "TOOMANYREQUESTS"
+	codeNotFound            = "NOT_FOUND"     // a path outside the API, as Distribution's router answers it
 	codeUnknown             = "UNKNOWN"
 )
+
+// apiError is an answer of the spec: a request the face refuses by itself (a malformed digest,
+// an unknown route) or a domain error translated through errorTable.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+func refuse(status int, code, message string) error {
+	return &apiError{status: status, code: code, message: message}
+}
+
+func badRequest(code, message string) error { return refuse(http.StatusBadRequest, code, message) }
+
+// errManifestBlobUnknown marks a store refusal of a manifest for a reference it lacks, which the
+// spec answers differently from a GET of a missing blob.
+var errManifestBlobUnknown = errors.New("manifest references unknown content")
+
+// errorTable is the one mapping from domain errors to the spec's answers; the first entry the
+// error matches (errors.Is) wins, so specific errors come before the ones they wrap. An empty
+// message takes the error's own text, for errors that say what was refused.
+var errorTable = []struct {
+	err     error
+	status  int
+	code    string
+	message string
+}{
+	{errManifestBlobUnknown, http.StatusBadRequest, codeManifestBlobUnknown, ""},
+	{store.ErrRepositoryNotFound, http.StatusNotFound, codeNameUnknown, "repository name not known to registry"},
+	{store.ErrBlobUnknown, http.StatusNotFound, codeBlobUnknown, "blob unknown to registry"},
+	{store.ErrBlobReferenced, http.StatusConflict, codeDenied, ""}, // the client can delete the manifest first
+	{store.ErrSizeMismatch, http.StatusBadRequest, codeSizeInvalid, ""},
+	{store.ErrManifestNotFound, http.StatusNotFound, codeManifestUnknown, "manifest unknown"},
+	{store.ErrTagNotFound, http.StatusNotFound, codeManifestUnknown, "manifest unknown"},
+	{store.ErrTagImmutable, http.StatusBadRequest, codeTagInvalid, "The image tag already exists in the repository and cannot be overwritten because the repository is immutable."},
+	{store.ErrUploadNotFound, http.StatusNotFound, codeBlobUploadUnknown, "upload unknown"},
+	{blob.ErrUploadNotFound, http.StatusNotFound, codeBlobUploadUnknown, "upload unknown"},
+	{blob.ErrDigestMismatch, http.StatusBadRequest, codeDigestInvalid, "provided digest did not match uploaded content"},
+	{blob.ErrOffsetMismatch, http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid, "chunk out of order"},
+	{blob.ErrTooLarge, http.StatusRequestEntityTooLarge, codeSizeInvalid, ""},
+	{blob.ErrInsufficientStorage, http.StatusInsufficientStorage, codeBlobUploadInvalid, ""},
+	{blob.ErrCorrupt, http.StatusNotFound, codeBlobUnknown, "blob content is damaged; push it again"}, // a re-push repairs it
+	{blob.ErrNotFound, http.StatusNotFound, codeBlobUnknown, "blob content missing"},
+}
+
+// answer is what the client is told of err, and whether err is a fault of the server.
+func answer(err error) (e apiError, internal bool) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return *ae, false
+	}
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			msg := row.message
+			if msg == "" {
+				msg = describe(err)
+			}
+			return apiError{status: row.status, code: row.code, message: msg}, false
+		}
+	}
+	return apiError{status: http.StatusInternalServerError, code: codeUnknown, message: "internal error"}, true
+}
+
+// describe is the message of an error that says what was refused.
+func describe(err error) string {
+	var ref *store.BlobReferencedError
+	switch {
+	case errors.As(err, &ref):
+		return fmt.Sprintf("blob %s is referenced by manifest %s in repository %s; delete the manifest first", ref.Digest, ref.Manifest, ref.Repository)
+	case errors.Is(err, store.ErrBlobReferenced):
+		return err.Error() + "; delete the manifests that reference it first"
+	case errors.Is(err, blob.ErrTooLarge):
+		return err.Error() + "; the upload was discarded"
+	case errors.Is(err, blob.ErrInsufficientStorage):
+		return "the registry is out of storage space (" + err.Error() + "); the upload was discarded"
+	}
+	return err.Error()
+}
+
+// fail answers a request that ended in err. Faults of the server are logged and answered
+// without their text; a request whose client went away gets no answer.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return
+	}
+	e, internal := answer(err)
+	switch {
+	case internal:
+		h.cfg.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	case errors.Is(err, blob.ErrCorrupt):
+		h.cfg.Logger.ErrorContext(r.Context(), "refusing to serve a damaged blob", "path", r.URL.Path, "err", err)
+	case errors.Is(err, blob.ErrInsufficientStorage):
+		h.cfg.Logger.ErrorContext(r.Context(), "upload refused: storage full", "path", r.URL.Path, "err", err)
+	}
+	writeError(w, e.status, e.code, e.message)
+}
 
 type specError struct {
 	Code    string `json:"code"`
@@ -43,13 +144,4 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 	_ = json.NewEncoder(w).Encode(struct {
 		Errors []specError `json:"errors"`
 	}{[]specError{{Code: code, Message: message}}})
-}
-
-// blobReferencedMessage tells the client which manifest holds the blob and what to do.
-func blobReferencedMessage(err error) string {
-	var ref *store.BlobReferencedError
-	if !errors.As(err, &ref) {
-		return err.Error() + "; delete the manifests that reference it first"
-	}
-	return fmt.Sprintf("blob %s is referenced by manifest %s in repository %s; delete the manifest first", ref.Digest, ref.Manifest, ref.Repository)
 }

@@ -96,95 +96,86 @@ func RouteName(r *http.Request) string {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if err := h.route(w, r); err != nil {
+		h.fail(w, r, err)
+	}
+}
+
+// route serves one request. A handler returns an error only before it has written its answer,
+// which fail then writes from the error table.
+func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 	rt, ok := parsePath(r.URL.Path)
 	if !ok {
-		writeError(w, http.StatusNotFound, codeNameUnknown, "no such route")
-		return
+		return refuse(http.StatusNotFound, codeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	}
 	if rt.kind != "base" && rt.kind != "catalog" && !ValidRepositoryName(rt.name) {
-		writeError(w, http.StatusBadRequest, codeNameInvalid, "invalid repository name")
-		return
+		return badRequest(codeNameInvalid, "invalid repository name")
 	}
 	type op struct{ kind, method string }
 	switch (op{rt.kind, r.Method}) {
 	case op{"base", http.MethodGet}, op{"base", http.MethodHead}:
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, "{}")
+		return nil
 	case op{"catalog", http.MethodGet}:
-		h.catalog(w, r)
+		return h.catalog(w, r)
 	case op{"tags", http.MethodGet}:
-		h.listTags(w, r, rt.name)
+		return h.listTags(w, r, rt.name)
 	case op{"manifest", http.MethodGet}, op{"manifest", http.MethodHead}:
-		h.getManifest(w, r, rt.name, rt.ref)
+		return h.getManifest(w, r, rt.name, rt.ref)
 	case op{"manifest", http.MethodPut}:
-		h.putManifest(w, r, rt.name, rt.ref)
+		return h.putManifest(w, r, rt.name, rt.ref)
 	case op{"manifest", http.MethodDelete}:
-		h.deleteManifest(w, r, rt.name, rt.ref)
+		return h.deleteManifest(w, r, rt.name, rt.ref)
 	case op{"blob", http.MethodGet}, op{"blob", http.MethodHead}:
-		h.getBlob(w, r, rt.name, rt.ref)
+		return h.getBlob(w, r, rt.name, rt.ref)
 	case op{"blob", http.MethodDelete}:
-		h.deleteBlob(w, r, rt.name, rt.ref)
+		return h.deleteBlob(w, r, rt.name, rt.ref)
 	case op{"uploads", http.MethodPost}:
-		h.startUpload(w, r, rt.name)
+		return h.startUpload(w, r, rt.name)
 	case op{"upload", http.MethodGet}:
-		h.uploadStatus(w, r, rt.name, rt.ref)
+		return h.uploadStatus(w, r, rt.name, rt.ref)
 	case op{"upload", http.MethodPatch}:
-		h.patchUpload(w, r, rt.name, rt.ref)
+		return h.patchUpload(w, r, rt.name, rt.ref)
 	case op{"upload", http.MethodPut}:
-		h.finishUpload(w, r, rt.name, rt.ref)
+		return h.finishUpload(w, r, rt.name, rt.ref)
 	case op{"upload", http.MethodDelete}:
-		h.cancelUpload(w, r, rt.name, rt.ref)
+		return h.cancelUpload(w, r, rt.name, rt.ref)
 	case op{"referrers", http.MethodGet}:
-		h.referrers(w, r, rt.name, rt.ref)
-	default:
-		writeError(w, http.StatusMethodNotAllowed, codeUnsupported, "method not allowed")
+		return h.referrers(w, r, rt.name, rt.ref)
 	}
+	return refuse(http.StatusMethodNotAllowed, codeUnsupported, "method not allowed")
 }
 
-func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) {
-		return
-	}
-	h.cfg.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusInternalServerError, codeUnknown, "internal error")
-}
+var errInvalidDigest = badRequest(codeDigestInvalid, "invalid digest")
 
 // parseDigest accepts only digests of algorithms the blob store can verify.
-func parseDigest(s string) (digest.Digest, bool) {
+func parseDigest(s string) (digest.Digest, error) {
 	d, err := digest.Parse(s)
-	return d, err == nil
+	if err != nil {
+		return "", errInvalidDigest
+	}
+	return d, nil
 }
 
 // --- blobs ---------------------------------------------------------------------------------
 
-func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref string) {
-	d, ok := parseDigest(ref)
-	if !ok {
-		writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
-		return
+func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref string) error {
+	d, err := parseDigest(ref)
+	if err != nil {
+		return err
 	}
 	size, err := h.meta.BlobSize(r.Context(), repo, d.String())
-	if errors.Is(err, store.ErrBlobUnknown) {
-		writeError(w, http.StatusNotFound, codeBlobUnknown, "blob unknown to registry")
-		return
-	}
 	if err != nil {
-		h.internalError(w, r, err)
-		return
+		return err
 	}
 	f, err := h.blobs.Open(r.Context(), d)
-	if errors.Is(err, blob.ErrNotFound) {
-		writeError(w, http.StatusNotFound, codeBlobUnknown, "blob content missing")
-		return
-	}
 	if err != nil {
-		h.internalError(w, r, err)
-		return
+		return err
 	}
 	defer f.Close()
 	if err := blob.CheckSize(f, size); err != nil {
-		h.damagedBlob(w, r, d, err)
-		return
+		return fmt.Errorf("blob %s: %w", d, err)
 	}
 	hdr := w.Header()
 	hdr.Set("Docker-Content-Digest", d.String())
@@ -195,44 +186,23 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 		hdr.Set("Content-Length", strconv.FormatInt(size, 10))
 		hdr.Set("Accept-Ranges", "bytes")
 		w.WriteHeader(http.StatusOK)
-		return
+		return nil
 	}
 	// ServeContent handles Range and If-None-Match, and hands an *os.File to sendfile.
 	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
 }
 
-// damagedBlob answers for a blob whose stored content no longer matches its record: as unknown,
-// so that a client pushing the image uploads it again, which replaces the damaged file.
-func (h *Handler) damagedBlob(w http.ResponseWriter, r *http.Request, d digest.Digest, err error) {
-	if !errors.Is(err, blob.ErrCorrupt) {
-		h.internalError(w, r, err)
-		return
-	}
-	h.cfg.Logger.ErrorContext(r.Context(), "refusing to serve a damaged blob", "digest", d.String(), "err", err)
-	writeError(w, http.StatusNotFound, codeBlobUnknown, "blob content is damaged; push it again")
-}
-
-func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, repo, ref string) {
-	d, ok := parseDigest(ref)
-	if !ok {
-		writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
-		return
-	}
-	err := h.meta.UnlinkBlob(r.Context(), repo, d.String())
-	if errors.Is(err, store.ErrBlobUnknown) {
-		writeError(w, http.StatusNotFound, codeBlobUnknown, "blob unknown to repository")
-		return
-	}
-	if errors.Is(err, store.ErrBlobReferenced) {
-		// 409: the refusal is due to another resource, which the client can delete first.
-		writeError(w, http.StatusConflict, codeDenied, blobReferencedMessage(err))
-		return
-	}
+func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, repo, ref string) error {
+	d, err := parseDigest(ref)
 	if err != nil {
-		h.internalError(w, r, err)
-		return
+		return err
+	}
+	if err := h.meta.UnlinkBlob(r.Context(), repo, d.String()); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 // --- uploads -------------------------------------------------------------------------------
@@ -252,67 +222,55 @@ func (h *Handler) blobCreated(w http.ResponseWriter, repo string, d digest.Diges
 	w.WriteHeader(http.StatusCreated)
 }
 
-func (h *Handler) repoError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, store.ErrRepositoryNotFound) {
-		writeError(w, http.StatusNotFound, codeNameUnknown, "repository name not known to registry")
-		return
-	}
-	h.internalError(w, r, err)
-}
-
-func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, repo string) {
+func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, repo string) error {
 	ctx := r.Context()
 	q := r.URL.Query()
 	if mount := q.Get("mount"); mount != "" {
-		if h.tryMount(w, r, repo, mount, q.Get("from")) {
-			return
+		if mounted, err := h.tryMount(w, r, repo, mount, q.Get("from")); mounted || err != nil {
+			return err
 		}
 		// Not mountable: the spec says to fall back to an upload session.
 	}
+	var d digest.Digest
+	if ds := q.Get("digest"); ds != "" { // a monolithic upload in the POST itself
+		var err error
+		if d, err = parseDigest(ds); err != nil {
+			return err
+		}
+	}
 	id, err := h.blobs.NewUpload(ctx)
 	if err != nil {
-		h.uploadError(w, r, "", err)
-		return
+		return err
 	}
 	if err := h.meta.CreateUpload(ctx, id, repo, h.cfg.CreateOnPush); err != nil {
 		_ = h.blobs.Cancel(ctx, id)
-		h.repoError(w, r, err)
-		return
+		return err
 	}
-	if ds := q.Get("digest"); ds != "" {
-		// Monolithic upload in the POST itself.
-		d, ok := parseDigest(ds)
-		if !ok {
-			h.dropUpload(ctx, id)
-			writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
-			return
-		}
+	if d != "" {
 		if _, err := h.blobs.Append(ctx, id, 0, r.Body); err != nil {
 			h.dropUpload(ctx, id)
-			h.uploadError(w, r, id, err)
-			return
+			return err
 		}
-		h.commit(w, r, repo, id, d)
-		return
+		return h.commit(w, r, repo, id, d)
 	}
 	setUploadHeaders(w, repo, id, 0)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
-// tryMount links an existing blob into repo and answers 201; it returns false when the blob
-// cannot be mounted, leaving the response unwritten.
-func (h *Handler) tryMount(w http.ResponseWriter, r *http.Request, repo, mount, from string) bool {
+// tryMount links an existing blob into repo and answers 201; it reports false, with nothing
+// written, when the blob cannot be mounted.
+func (h *Handler) tryMount(w http.ResponseWriter, r *http.Request, repo, mount, from string) (bool, error) {
 	ctx := r.Context()
-	d, ok := parseDigest(mount)
-	if !ok {
-		return false
+	d, err := digest.Parse(mount)
+	if err != nil {
+		return false, nil
 	}
 	var size int64
-	var err error
 	if from != "" {
 		if !ValidRepositoryName(from) {
-			return false
+			return false, nil
 		}
 		size, err = h.meta.BlobSize(ctx, from, d.String())
 	} else {
@@ -320,56 +278,47 @@ func (h *Handler) tryMount(w http.ResponseWriter, r *http.Request, repo, mount, 
 		size, err = h.meta.AnyBlobSize(ctx, d.String())
 	}
 	if err != nil {
-		return false
+		return false, nil
 	}
 	// Content that no longer matches its record is not mounted: the client then uploads it,
 	// which repairs it.
 	if stored, err := h.blobs.Stat(ctx, d); err != nil || stored != size {
-		return false
+		return false, nil
 	}
 	if err := h.meta.LinkBlob(ctx, repo, d.String(), size, h.cfg.CreateOnPush); err != nil {
-		h.repoError(w, r, err)
-		return true
+		return false, err
 	}
 	h.blobCreated(w, repo, d)
-	return true
+	return true, nil
 }
 
+// dropUpload discards a session and its record.
 func (h *Handler) dropUpload(ctx context.Context, id string) {
 	_ = h.blobs.Cancel(ctx, id)
 	_ = h.meta.DeleteUpload(ctx, id)
 }
 
 // checkUpload confirms the session exists and belongs to repo.
-func (h *Handler) checkUpload(w http.ResponseWriter, r *http.Request, repo, id string) bool {
-	owner, err := h.meta.UploadRepository(r.Context(), id)
-	if errors.Is(err, store.ErrUploadNotFound) || (err == nil && owner != repo) {
-		writeError(w, http.StatusNotFound, codeBlobUploadUnknown, "upload unknown")
-		return false
+func (h *Handler) checkUpload(ctx context.Context, repo, id string) error {
+	owner, err := h.meta.UploadRepository(ctx, id)
+	if err == nil && owner != repo {
+		return store.ErrUploadNotFound
 	}
-	if err != nil {
-		h.internalError(w, r, err)
-		return false
-	}
-	return true
+	return err
 }
 
-func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, repo, id string) {
-	if !h.checkUpload(w, r, repo, id) {
-		return
+func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, repo, id string) error {
+	if err := h.checkUpload(r.Context(), repo, id); err != nil {
+		return err
 	}
 	size, err := h.blobs.UploadSize(r.Context(), id)
-	if errors.Is(err, blob.ErrUploadNotFound) {
-		writeError(w, http.StatusNotFound, codeBlobUploadUnknown, "upload unknown")
-		return
-	}
 	if err != nil {
-		h.internalError(w, r, err)
-		return
+		return err
 	}
 	setUploadHeaders(w, repo, id, size)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // parseContentRange reads "start-end" (the spec's form, without "bytes "), returning the start
@@ -391,157 +340,113 @@ func parseContentRange(v string) (start, length int64, err error) {
 	return s, e - s + 1, nil
 }
 
-// appendChunk writes the request body into the session, honouring Content-Range. It writes the
-// error response itself and returns ok=false on failure.
-func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, repo, id string) (int64, bool) {
+// appendChunk writes the request body into the session, honouring Content-Range, and returns
+// the session's new size.
+func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, repo, id string) (int64, error) {
 	ctx := r.Context()
 	start, length, err := parseContentRange(r.Header.Get("Content-Range"))
 	if err != nil {
-		writeError(w, http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid, err.Error())
-		return 0, false
+		return 0, refuse(http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid, err.Error())
 	}
 	if length >= 0 && r.ContentLength >= 0 && r.ContentLength != length {
-		writeError(w, http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid, "Content-Range does not match Content-Length")
-		return 0, false
+		return 0, refuse(http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid, "Content-Range does not match Content-Length")
 	}
 	size, err := h.blobs.Append(ctx, id, start, r.Body)
 	if errors.Is(err, blob.ErrOffsetMismatch) {
-		setUploadHeaders(w, repo, id, size)
-		writeError(w, http.StatusRequestedRangeNotSatisfiable, codeRangeInvalid, "chunk out of order")
-		return 0, false
+		setUploadHeaders(w, repo, id, size) // where the client should resume
 	}
 	if err != nil {
-		h.uploadError(w, r, id, err)
-		return 0, false
+		h.forgetDiscarded(ctx, id, err)
+		return 0, err
 	}
 	_ = h.meta.TouchUpload(ctx, id)
-	return size, true
+	return size, nil
 }
 
-func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, repo, id string) {
-	if !h.checkUpload(w, r, repo, id) {
-		return
+// forgetDiscarded removes the record of a session the blob store discarded because it would
+// not hold it.
+func (h *Handler) forgetDiscarded(ctx context.Context, id string, err error) {
+	if errors.Is(err, blob.ErrTooLarge) || errors.Is(err, blob.ErrInsufficientStorage) || errors.Is(err, blob.ErrDigestMismatch) {
+		_ = h.meta.DeleteUpload(ctx, id)
 	}
-	size, ok := h.appendChunk(w, r, repo, id)
-	if !ok {
-		return
+}
+
+func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, repo, id string) error {
+	if err := h.checkUpload(r.Context(), repo, id); err != nil {
+		return err
+	}
+	size, err := h.appendChunk(w, r, repo, id)
+	if err != nil {
+		return err
 	}
 	setUploadHeaders(w, repo, id, size)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
-func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, repo, id string) {
-	if !h.checkUpload(w, r, repo, id) {
-		return
+func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, repo, id string) error {
+	if err := h.checkUpload(r.Context(), repo, id); err != nil {
+		return err
 	}
-	d, ok := parseDigest(r.URL.Query().Get("digest"))
-	if !ok {
-		writeError(w, http.StatusBadRequest, codeDigestInvalid, "digest parameter missing or invalid")
-		return
+	d, err := digest.Parse(r.URL.Query().Get("digest"))
+	if err != nil {
+		return badRequest(codeDigestInvalid, "digest parameter missing or invalid")
 	}
 	if r.ContentLength != 0 {
-		if _, ok := h.appendChunk(w, r, repo, id); !ok {
-			return
+		if _, err := h.appendChunk(w, r, repo, id); err != nil {
+			return err
 		}
 	}
-	h.commit(w, r, repo, id, d)
+	return h.commit(w, r, repo, id, d)
 }
 
-func (h *Handler) commit(w http.ResponseWriter, r *http.Request, repo, id string, d digest.Digest) {
+func (h *Handler) commit(w http.ResponseWriter, r *http.Request, repo, id string, d digest.Digest) error {
 	ctx := r.Context()
 	size, err := h.blobs.Commit(ctx, id, d)
-	if errors.Is(err, blob.ErrDigestMismatch) {
-		_ = h.meta.DeleteUpload(ctx, id)
-		writeError(w, http.StatusBadRequest, codeDigestInvalid, "provided digest did not match uploaded content")
-		return
-	}
 	if err != nil {
-		h.uploadError(w, r, id, err)
-		return
+		h.forgetDiscarded(ctx, id, err)
+		return err
 	}
 	if err := h.meta.LinkBlob(ctx, repo, d.String(), size, h.cfg.CreateOnPush); err != nil {
-		h.repoError(w, r, err)
-		return
+		return err
 	}
 	_ = h.meta.DeleteUpload(ctx, id)
 	h.blobCreated(w, repo, d)
+	return nil
 }
 
-// uploadError answers a blob store error met by upload session id ("" before it exists). The
-// store has already discarded a session it refused to hold; its record goes with it.
-func (h *Handler) uploadError(w http.ResponseWriter, r *http.Request, id string, err error) {
-	switch {
-	case errors.Is(err, blob.ErrUploadNotFound):
-		writeError(w, http.StatusNotFound, codeBlobUploadUnknown, "upload unknown")
-	case errors.Is(err, blob.ErrTooLarge):
-		h.forgetUpload(r.Context(), id)
-		writeError(w, http.StatusRequestEntityTooLarge, codeSizeInvalid, err.Error()+"; the upload was discarded")
-	case errors.Is(err, blob.ErrInsufficientStorage):
-		h.forgetUpload(r.Context(), id)
-		h.cfg.Logger.ErrorContext(r.Context(), "upload refused: storage full", "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInsufficientStorage, codeBlobUploadInvalid,
-			"the registry is out of storage space ("+err.Error()+"); the upload was discarded")
-	default:
-		h.internalError(w, r, err)
-	}
-}
-
-func (h *Handler) forgetUpload(ctx context.Context, id string) {
-	if id != "" {
-		_ = h.meta.DeleteUpload(ctx, id)
-	}
-}
-
-func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, repo, id string) {
-	if !h.checkUpload(w, r, repo, id) {
-		return
+func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, repo, id string) error {
+	if err := h.checkUpload(r.Context(), repo, id); err != nil {
+		return err
 	}
 	h.dropUpload(r.Context(), id)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // --- manifests -----------------------------------------------------------------------------
 
-// resolve turns a tag or digest into a digest, writing the error response when it cannot.
-func (h *Handler) resolve(w http.ResponseWriter, r *http.Request, repo, ref string) (string, bool) {
+// resolve turns a tag or digest into a digest.
+func (h *Handler) resolve(ctx context.Context, repo, ref string) (string, error) {
 	if strings.Contains(ref, ":") {
-		d, ok := parseDigest(ref)
-		if !ok {
-			writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
-			return "", false
-		}
-		return d.String(), true
+		d, err := parseDigest(ref)
+		return d.String(), err
 	}
 	if !ValidTag(ref) {
-		writeError(w, http.StatusBadRequest, codeTagInvalid, "invalid tag")
-		return "", false
+		return "", badRequest(codeTagInvalid, "invalid tag")
 	}
-	d, err := h.meta.ResolveTag(r.Context(), repo, ref)
-	if errors.Is(err, store.ErrTagNotFound) {
-		writeError(w, http.StatusNotFound, codeManifestUnknown, "manifest unknown")
-		return "", false
-	}
-	if err != nil {
-		h.internalError(w, r, err)
-		return "", false
-	}
-	return d, true
+	return h.meta.ResolveTag(ctx, repo, ref)
 }
 
-func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, repo, ref string) {
-	d, ok := h.resolve(w, r, repo, ref)
-	if !ok {
-		return
+func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, repo, ref string) error {
+	d, err := h.resolve(r.Context(), repo, ref)
+	if err != nil {
+		return err
 	}
 	m, err := h.meta.GetManifest(r.Context(), repo, d)
-	if errors.Is(err, store.ErrManifestNotFound) {
-		writeError(w, http.StatusNotFound, codeManifestUnknown, "manifest unknown")
-		return
-	}
 	if err != nil {
-		h.internalError(w, r, err)
-		return
+		return err
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", m.MediaType)
@@ -558,55 +463,47 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 			h.cfg.Logger.WarnContext(r.Context(), "record pull time", "err", err)
 		}
 	}
+	return nil
 }
 
-func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref string) {
+func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref string) error {
 	ctx := r.Context()
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxManifestSize+1))
 	if err != nil {
-		h.internalError(w, r, err)
-		return
+		return fmt.Errorf("read manifest: %w", err)
 	}
 	if len(body) > MaxManifestSize {
-		writeError(w, http.StatusRequestEntityTooLarge, codeSizeInvalid, fmt.Sprintf("manifest exceeds %d bytes", MaxManifestSize))
-		return
+		return refuse(http.StatusRequestEntityTooLarge, codeSizeInvalid, fmt.Sprintf("manifest exceeds %d bytes", MaxManifestSize))
 	}
 	var tags []string
 	var d digest.Digest
 	if strings.Contains(ref, ":") {
-		want, ok := parseDigest(ref)
-		if !ok {
-			writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
-			return
+		want, err := parseDigest(ref)
+		if err != nil {
+			return err
 		}
-		d = want.Algorithm().FromBytes(body)
-		if d != want {
-			writeError(w, http.StatusBadRequest, codeDigestInvalid, "manifest digest does not match content")
-			return
+		if d = want.Algorithm().FromBytes(body); d != want {
+			return badRequest(codeDigestInvalid, "manifest digest does not match content")
 		}
 	} else {
 		if !ValidTag(ref) {
-			writeError(w, http.StatusBadRequest, codeTagInvalid, "invalid tag")
-			return
+			return badRequest(codeTagInvalid, "invalid tag")
 		}
 		d = digest.SHA256.FromBytes(body)
 		tags = append(tags, ref)
 	}
 	for _, t := range r.URL.Query()["tag"] {
 		if !ValidTag(t) {
-			writeError(w, http.StatusBadRequest, codeTagInvalid, "invalid tag "+strconv.Quote(t))
-			return
+			return badRequest(codeTagInvalid, "invalid tag "+strconv.Quote(t))
 		}
 		tags = append(tags, t)
 	}
 	parsed, err := ParseManifest(r.Header.Get("Content-Type"), body)
 	if errors.Is(err, errUnsupportedMediaType) {
-		writeError(w, http.StatusUnsupportedMediaType, codeManifestInvalid, err.Error())
-		return
+		return refuse(http.StatusUnsupportedMediaType, codeManifestInvalid, err.Error())
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeManifestInvalid, err.Error())
-		return
+		return badRequest(codeManifestInvalid, err.Error())
 	}
 	m := store.Manifest{
 		Repository: repo, Digest: d.String(), MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType,
@@ -614,19 +511,11 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 		Annotations: parsed.Annotations, Size: int64(len(body)), Content: body,
 	}
 	_, err = h.meta.PutManifest(ctx, m, parsed.References, tags, h.cfg.CreateOnPush)
-	switch {
-	case errors.Is(err, store.ErrBlobUnknown), errors.Is(err, store.ErrManifestUnknown):
-		writeError(w, http.StatusBadRequest, codeManifestBlobUnknown, err.Error())
-		return
-	case errors.Is(err, store.ErrSizeMismatch):
-		writeError(w, http.StatusBadRequest, codeSizeInvalid, err.Error())
-		return
-	case errors.Is(err, store.ErrTagImmutable):
-		writeError(w, http.StatusBadRequest, codeTagInvalid, "The image tag already exists in the repository and cannot be overwritten because the repository is immutable.")
-		return
-	case err != nil:
-		h.repoError(w, r, err)
-		return
+	if errors.Is(err, store.ErrBlobUnknown) || errors.Is(err, store.ErrManifestUnknown) {
+		return fmt.Errorf("%w: %w", errManifestBlobUnknown, err)
+	}
+	if err != nil {
+		return err
 	}
 	w.Header().Set("Location", "/v2/"+repo+"/manifests/"+d.String())
 	w.Header().Set("Docker-Content-Digest", d.String())
@@ -635,42 +524,30 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
+	return nil
 }
 
-func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, repo, ref string) {
+func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, repo, ref string) error {
 	ctx := r.Context()
 	if !strings.Contains(ref, ":") {
 		if !ValidTag(ref) {
-			writeError(w, http.StatusBadRequest, codeTagInvalid, "invalid tag")
-			return
+			return badRequest(codeTagInvalid, "invalid tag")
 		}
-		_, err := h.meta.DeleteTag(ctx, repo, ref)
-		if errors.Is(err, store.ErrTagNotFound) {
-			writeError(w, http.StatusNotFound, codeManifestUnknown, "tag unknown")
-			return
-		}
-		if err != nil {
-			h.internalError(w, r, err)
-			return
+		if _, err := h.meta.DeleteTag(ctx, repo, ref); err != nil {
+			return err
 		}
 		w.WriteHeader(http.StatusAccepted)
-		return
+		return nil
 	}
-	d, ok := parseDigest(ref)
-	if !ok {
-		writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
-		return
-	}
-	_, err := h.meta.DeleteManifest(ctx, repo, d.String(), true)
-	if errors.Is(err, store.ErrManifestNotFound) {
-		writeError(w, http.StatusNotFound, codeManifestUnknown, "manifest unknown")
-		return
-	}
+	d, err := parseDigest(ref)
 	if err != nil {
-		h.internalError(w, r, err)
-		return
+		return err
+	}
+	if _, err := h.meta.DeleteManifest(ctx, repo, d.String(), true); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 // --- listings ------------------------------------------------------------------------------
@@ -696,22 +573,21 @@ func setNextLink(w http.ResponseWriter, path string, n int, last string) {
 	w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, path, q.Encode()))
 }
 
-func writeJSON(w http.ResponseWriter, contentType string, v any) {
+func writeJSON(w http.ResponseWriter, contentType string, v any) error {
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(v); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		return fmt.Errorf("encode response: %w", err)
 	}
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	_, _ = w.Write(buf.Bytes())
+	return nil
 }
 
-func (h *Handler) listTags(w http.ResponseWriter, r *http.Request, repo string) {
+func (h *Handler) listTags(w http.ResponseWriter, r *http.Request, repo string) error {
 	n, last, err := pageParams(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeUnsupported, err.Error())
-		return
+		return badRequest(codeUnsupported, err.Error())
 	}
 	limit := maxPage
 	if n >= 0 {
@@ -719,8 +595,7 @@ func (h *Handler) listTags(w http.ResponseWriter, r *http.Request, repo string) 
 	}
 	tags, err := h.meta.ListTags(r.Context(), repo, last, limit+1)
 	if err != nil {
-		h.repoError(w, r, err)
-		return
+		return err
 	}
 	if len(tags) > limit {
 		tags = tags[:limit]
@@ -729,14 +604,13 @@ func (h *Handler) listTags(w http.ResponseWriter, r *http.Request, repo string) 
 	if tags == nil {
 		tags = []string{}
 	}
-	writeJSON(w, "application/json", map[string]any{"name": repo, "tags": tags})
+	return writeJSON(w, "application/json", map[string]any{"name": repo, "tags": tags})
 }
 
-func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) error {
 	n, last, err := pageParams(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeUnsupported, err.Error())
-		return
+		return badRequest(codeUnsupported, err.Error())
 	}
 	limit := maxPage
 	if n >= 0 {
@@ -744,8 +618,7 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 	}
 	repos, err := h.meta.ListRepositories(r.Context(), last, limit+1)
 	if err != nil {
-		h.internalError(w, r, err)
-		return
+		return err
 	}
 	names := make([]string, 0, len(repos))
 	for _, rp := range repos {
@@ -755,19 +628,17 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 		names = names[:limit]
 		setNextLink(w, "/v2/_catalog", limit, names[len(names)-1])
 	}
-	writeJSON(w, "application/json", map[string]any{"repositories": names})
+	return writeJSON(w, "application/json", map[string]any{"repositories": names})
 }
 
-func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, repo, ref string) {
-	d, ok := parseDigest(ref)
-	if !ok {
-		writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
-		return
+func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, repo, ref string) error {
+	d, err := parseDigest(ref)
+	if err != nil {
+		return err
 	}
 	descs, err := h.meta.Referrers(r.Context(), repo, d.String())
 	if err != nil {
-		h.internalError(w, r, err)
-		return
+		return err
 	}
 	filter := r.URL.Query().Get("artifactType")
 	manifests := make([]descriptor, 0, len(descs))
@@ -781,7 +652,7 @@ func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, repo, ref st
 	if filter != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
-	writeJSON(w, MediaTypeOCIIndex, map[string]any{
+	return writeJSON(w, MediaTypeOCIIndex, map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     MediaTypeOCIIndex,
 		"manifests":     manifests,
