@@ -52,7 +52,7 @@ type Metadata interface {
 	GetImage(ctx context.Context, repo, digest string) (store.Manifest, error)
 	GetManifest(ctx context.Context, repo, digest string) (store.Manifest, error)
 	ResolveTag(ctx context.Context, repo, tag string) (string, error)
-	PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, create bool) (store.PutManifestResult, error)
+	PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, opts store.PutOptions) (store.PutManifestResult, error)
 	DeleteManifest(ctx context.Context, repo, digest string, allowReferenced bool) (store.Manifest, error)
 	UntagImage(ctx context.Context, repo, tag string) (store.Manifest, bool, error)
 	ReferencingManifest(ctx context.Context, repo, digest string) (store.Manifest, error)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store"
 )
 
@@ -65,7 +65,7 @@ func (h *Handler) resolveImage(ctx context.Context, repo string, id imageID) (st
 		want = d.String()
 	}
 	if id.ImageTag != nil {
-		if !oci.ValidTag(*id.ImageTag) {
+		if !registry.ValidTag(*id.ImageTag) {
 			return fail(failInvalidImageTag, "Invalid request parameters: image tag "+quote(*id.ImageTag)+" is not a valid tag")
 		}
 		d, err := h.meta.ResolveTag(ctx, repo, *id.ImageTag)
@@ -458,7 +458,7 @@ func (h *Handler) putImage(ctx context.Context, _ *call, body []byte) (any, erro
 	v := &validator{}
 	v.registryID(in.RegistryID)
 	v.repositoryName("repositoryName", in.RepositoryName, true)
-	v.str("imageManifest", in.ImageManifest, true, 1, oci.MaxManifestSize, nil)
+	v.str("imageManifest", in.ImageManifest, true, 1, registry.MaxManifestSize, nil)
 	v.str("imageManifestMediaType", in.ImageManifestMediaType, false, 1, 255, nil)
 	v.str("imageTag", in.ImageTag, false, 1, 300, nil)
 	if err := v.err(); err != nil {
@@ -469,78 +469,71 @@ func (h *Handler) putImage(ctx context.Context, _ *call, body []byte) (any, erro
 	}
 	repo := *in.RepositoryName
 	content := []byte(*in.ImageManifest)
-	if len(content) > oci.MaxManifestSize {
-		return nil, newError(errInvalidParameter, "Invalid parameter at 'imageManifest' failed to satisfy constraint: 'Member must have length less than or equal to %d'", oci.MaxManifestSize)
-	}
-	var tags []string
+	push := registry.Push{Repository: repo, Content: content, Options: store.PutOptions{RefuseUnchanged: true}}
 	if in.ImageTag != nil {
-		if !oci.ValidTag(*in.ImageTag) {
-			return nil, newError(errInvalidParameter, "Invalid parameter at 'imageTag' failed to satisfy constraint: 'must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'")
-		}
-		tags = []string{*in.ImageTag}
+		push.Tags = []string{*in.ImageTag}
 	}
-	d := digest.SHA256.FromBytes(content)
 	if in.ImageDigest != nil {
-		want, err := digest.Parse(*in.ImageDigest)
-		if err != nil {
-			return nil, newError(errInvalidParameter, "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Invalid image digest'")
-		}
-		if got := want.Algorithm().FromBytes(content); got != want {
-			return nil, newError(errImageDigestDoesNotMatch, "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Provided digest %s does not match the digest of the manifest %s'", want, got)
-		}
-		d = want
+		push.Digest = *in.ImageDigest
 	}
-	mediaType := ""
 	if in.ImageManifestMediaType != nil {
-		mediaType = *in.ImageManifestMediaType
+		push.MediaType = *in.ImageManifestMediaType
 	}
-	parsed, err := oci.ParseManifest(mediaType, content)
+	pushed, err := registry.PushManifest(ctx, h.meta, push)
 	if err != nil {
-		return nil, newError(errInvalidParameter, "Invalid parameter at 'ImageManifest' failed to satisfy constraint: '%s'", err.Error())
+		return nil, h.putImageError(err, push)
 	}
-	if _, err := h.meta.GetRepository(ctx, repo); err != nil {
-		return nil, h.storeError(err, repo)
-	}
-	if _, err := h.meta.GetImage(ctx, repo, d.String()); err == nil {
-		if in.ImageTag == nil {
-			return nil, newError(errImageAlreadyExists, "Image with digest '%s' already exists in the repository with name '%s' in registry with id '%s'", d, repo, h.cfg.RegistryID)
-		}
-		if cur, err := h.meta.ResolveTag(ctx, repo, *in.ImageTag); err == nil && cur == d.String() {
-			return nil, newError(errImageAlreadyExists, "Image with digest '%s' and tag '%s' already exists in the repository with name '%s' in registry with id '%s'",
-				d, *in.ImageTag, repo, h.cfg.RegistryID)
-		}
-	} else if !errors.Is(err, store.ErrManifestNotFound) {
-		return nil, err
-	}
-	m := store.Manifest{
-		Repository: repo, Digest: d.String(), MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType,
-		ConfigMediaType: parsed.ConfigMediaType, ConfigDigest: parsed.ConfigDigest, Subject: parsed.Subject,
-		Annotations: parsed.Annotations, Size: int64(len(content)), Content: content,
-	}
-	_, err = h.meta.PutManifest(ctx, m, parsed.References, tags, false)
-	switch {
-	case errors.Is(err, store.ErrBlobUnknown):
-		return nil, newError(errLayersNotFound, "Layers with digests '%s' required for pushing image into repository with name '%s' in the registry with id '%s' do not exist",
-			strings.TrimPrefix(err.Error(), store.ErrBlobUnknown.Error()+": "), repo, h.cfg.RegistryID)
-	case errors.Is(err, store.ErrManifestUnknown):
-		return nil, newError(errReferencedImagesNotFound, "Images with digests '%s' referenced by the manifest list do not exist in the repository with name '%s'",
-			strings.TrimPrefix(err.Error(), store.ErrManifestUnknown.Error()+": "), repo)
-	case errors.Is(err, store.ErrSizeMismatch):
-		// ECR's model has no size error; it refuses what a manifest says with
-		// InvalidParameterException at 'ImageManifest', and LayersNotFoundException is for
-		// layers that are absent, which these are not.
-		return nil, newError(errInvalidParameter, "Invalid parameter at 'ImageManifest' failed to satisfy constraint: '%s'", sizeMismatchReason(err))
-	case errors.Is(err, store.ErrTagImmutable):
-		return nil, newError(errImageTagAlreadyExists, "The image tag '%s' already exists in the '%s' repository and cannot be overwritten because the repository is immutable.",
-			*in.ImageTag, repo)
-	case err != nil:
-		return nil, h.storeError(err, repo)
-	}
+	d := pushed.Digest
+	parsed := pushed.Manifest
 	return map[string]any{"image": imageOut{
 		RegistryID: h.cfg.RegistryID, RepositoryName: repo,
 		ImageID:       imageID{ImageDigest: strPtr(d.String()), ImageTag: in.ImageTag},
 		ImageManifest: *in.ImageManifest, ImageManifestMediaType: parsed.MediaType,
 	}}, nil
+}
+
+// putImageError is ECR's answer to a refused manifest push.
+func (h *Handler) putImageError(err error, p registry.Push) error {
+	repo := p.Repository
+	var mismatch *registry.DigestMismatchError
+	switch {
+	case errors.Is(err, registry.ErrManifestTooLarge):
+		return newError(errInvalidParameter, "Invalid parameter at 'imageManifest' failed to satisfy constraint: 'Member must have length less than or equal to %d'", registry.MaxManifestSize)
+	case errors.Is(err, registry.ErrInvalidTag):
+		return newError(errInvalidParameter, "Invalid parameter at 'imageTag' failed to satisfy constraint: 'must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'")
+	case errors.Is(err, registry.ErrInvalidDigest):
+		return newError(errInvalidParameter, "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Invalid image digest'")
+	case errors.As(err, &mismatch):
+		return newError(errImageDigestDoesNotMatch, "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Provided digest %s does not match the digest of the manifest %s'",
+			mismatch.Pushed, mismatch.Content)
+	case errors.Is(err, registry.ErrInvalidManifest), errors.Is(err, registry.ErrUnsupportedMediaType):
+		return newError(errInvalidParameter, "Invalid parameter at 'ImageManifest' failed to satisfy constraint: '%s'", err.Error())
+	case errors.Is(err, store.ErrImageAlreadyExists):
+		d := digest.SHA256.FromBytes(p.Content)
+		if p.Digest != "" {
+			d = digest.Digest(p.Digest)
+		}
+		if len(p.Tags) == 0 {
+			return newError(errImageAlreadyExists, "Image with digest '%s' already exists in the repository with name '%s' in registry with id '%s'", d, repo, h.cfg.RegistryID)
+		}
+		return newError(errImageAlreadyExists, "Image with digest '%s' and tag '%s' already exists in the repository with name '%s' in registry with id '%s'",
+			d, p.Tags[0], repo, h.cfg.RegistryID)
+	case errors.Is(err, store.ErrBlobUnknown):
+		return newError(errLayersNotFound, "Layers with digests '%s' required for pushing image into repository with name '%s' in the registry with id '%s' do not exist",
+			strings.TrimPrefix(err.Error(), store.ErrBlobUnknown.Error()+": "), repo, h.cfg.RegistryID)
+	case errors.Is(err, store.ErrManifestUnknown):
+		return newError(errReferencedImagesNotFound, "Images with digests '%s' referenced by the manifest list do not exist in the repository with name '%s'",
+			strings.TrimPrefix(err.Error(), store.ErrManifestUnknown.Error()+": "), repo)
+	case errors.Is(err, store.ErrSizeMismatch):
+		// ECR's model has no size error; it refuses what a manifest says with
+		// InvalidParameterException at 'ImageManifest', and LayersNotFoundException is for
+		// layers that are absent, which these are not.
+		return newError(errInvalidParameter, "Invalid parameter at 'ImageManifest' failed to satisfy constraint: '%s'", sizeMismatchReason(err))
+	case errors.Is(err, store.ErrTagImmutable):
+		return newError(errImageTagAlreadyExists, "The image tag '%s' already exists in the '%s' repository and cannot be overwritten because the repository is immutable.",
+			p.Tags[0], repo)
+	}
+	return h.storeError(err, repo)
 }
 
 // sizeMismatchReason says which descriptor of a manifest has a size other than its content's.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/blob"
-	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store"
 )
 
@@ -43,7 +43,7 @@ func (h *Handler) mediaTypeOf(ctx context.Context, repo, d string) string {
 	if err != nil {
 		return ""
 	}
-	parsed, err := oci.ParseManifest(m.MediaType, m.Content)
+	parsed, err := registry.ParseManifest(m.MediaType, m.Content)
 	if err != nil {
 		return ""
 	}

@@ -77,16 +77,19 @@ func (h *Handler) putRegistryScanningConfiguration(ctx context.Context, _ *call,
 	if in.ScanType != nil {
 		p.ScanType = *in.ScanType
 	}
-	for i, r := range in.Rules {
-		if p.ScanType == policy.ScanTypeBasic && *r.ScanFrequency != policy.FrequencyScanOnPush {
-			return nil, newError(errInvalidParameter, "Invalid parameter at 'rules.%d.member.scanFrequency' failed to satisfy constraint: 'BASIC scan type only supports the SCAN_ON_PUSH scan frequency, not %s'",
-				i+1, *r.ScanFrequency)
-		}
+	for _, r := range in.Rules {
 		rule := policy.Rule{Frequency: *r.ScanFrequency, Filters: make([]policy.Filter, len(r.RepositoryFilters))}
 		for j, f := range r.RepositoryFilters {
 			rule.Filters[j] = policy.Filter{Value: *f.Filter, Type: *f.FilterType}
 		}
 		p.Rules = append(p.Rules, rule)
+	}
+	var refused *policy.RuleError
+	if err := policy.Validate(p); errors.As(err, &refused) {
+		return nil, newError(errInvalidParameter, "Invalid parameter at 'rules.%d.member.scanFrequency' failed to satisfy constraint: '%s scan type only supports the SCAN_ON_PUSH scan frequency, not %s'",
+			refused.Index+1, refused.ScanType, refused.Frequency)
+	} else if err != nil {
+		return nil, err
 	}
 	if err := h.meta.PutScanningPolicy(ctx, p); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/lading-registry/lading/internal/blob"
+	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store"
 )
 
@@ -61,6 +62,12 @@ var errorTable = []struct {
 	message string
 }{
 	{errManifestBlobUnknown, http.StatusBadRequest, codeManifestBlobUnknown, ""},
+	{registry.ErrManifestTooLarge, http.StatusRequestEntityTooLarge, codeSizeInvalid, ""},
+	{registry.ErrDigestMismatch, http.StatusBadRequest, codeDigestInvalid, ""},
+	{registry.ErrInvalidDigest, http.StatusBadRequest, codeDigestInvalid, ""},
+	{registry.ErrInvalidTag, http.StatusBadRequest, codeTagInvalid, ""},
+	{registry.ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, codeManifestInvalid, ""},
+	{registry.ErrInvalidManifest, http.StatusBadRequest, codeManifestInvalid, ""},
 	{store.ErrRepositoryNotFound, http.StatusNotFound, codeNameUnknown, "repository name not known to registry"},
 	{store.ErrBlobUnknown, http.StatusNotFound, codeBlobUnknown, "blob unknown to registry"},
 	{store.ErrBlobReferenced, http.StatusConflict, codeDenied, ""}, // the client can delete the manifest first

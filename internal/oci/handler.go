@@ -21,11 +21,9 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/lading-registry/lading/internal/blob"
+	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store"
 )
-
-// MaxManifestSize is the largest manifest accepted (as ECR and Distribution).
-const MaxManifestSize = 4 << 20
 
 // Metadata is what the registry face needs from the metadata store.
 type Metadata interface {
@@ -37,7 +35,7 @@ type Metadata interface {
 	UploadRepository(ctx context.Context, id string) (string, error)
 	TouchUpload(ctx context.Context, id string) error
 	DeleteUpload(ctx context.Context, id string) error
-	PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, create bool) (store.PutManifestResult, error)
+	PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, opts store.PutOptions) (store.PutManifestResult, error)
 	GetManifest(ctx context.Context, repo, digest string) (store.Manifest, error)
 	ResolveTag(ctx context.Context, repo, tag string) (string, error)
 	MarkPulled(ctx context.Context, m store.Manifest, at time.Time) error
@@ -108,7 +106,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return refuse(http.StatusNotFound, codeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	}
-	if rt.kind != "base" && rt.kind != "catalog" && !ValidRepositoryName(rt.name) {
+	if rt.kind != "base" && rt.kind != "catalog" && !registry.ValidRepositoryName(rt.name) {
 		return badRequest(codeNameInvalid, "invalid repository name")
 	}
 	type op struct{ kind, method string }
@@ -269,7 +267,7 @@ func (h *Handler) tryMount(w http.ResponseWriter, r *http.Request, repo, mount, 
 	}
 	var size int64
 	if from != "" {
-		if !ValidRepositoryName(from) {
+		if !registry.ValidRepositoryName(from) {
 			return false, nil
 		}
 		size, err = h.meta.BlobSize(ctx, from, d.String())
@@ -433,7 +431,7 @@ func (h *Handler) resolve(ctx context.Context, repo, ref string) (string, error)
 		d, err := parseDigest(ref)
 		return d.String(), err
 	}
-	if !ValidTag(ref) {
+	if !registry.ValidTag(ref) {
 		return "", badRequest(codeTagInvalid, "invalid tag")
 	}
 	return h.meta.ResolveTag(ctx, repo, ref)
@@ -467,60 +465,29 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 }
 
 func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref string) error {
-	ctx := r.Context()
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxManifestSize+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, registry.MaxManifestSize+1))
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
 	}
-	if len(body) > MaxManifestSize {
-		return refuse(http.StatusRequestEntityTooLarge, codeSizeInvalid, fmt.Sprintf("manifest exceeds %d bytes", MaxManifestSize))
-	}
-	var tags []string
-	var d digest.Digest
+	push := registry.Push{Repository: repo, Content: body, MediaType: r.Header.Get("Content-Type"),
+		Tags: r.URL.Query()["tag"], Options: store.PutOptions{CreateRepository: h.cfg.CreateOnPush}}
 	if strings.Contains(ref, ":") {
-		want, err := parseDigest(ref)
-		if err != nil {
-			return err
-		}
-		if d = want.Algorithm().FromBytes(body); d != want {
-			return badRequest(codeDigestInvalid, "manifest digest does not match content")
-		}
+		push.Digest = ref
 	} else {
-		if !ValidTag(ref) {
-			return badRequest(codeTagInvalid, "invalid tag")
-		}
-		d = digest.SHA256.FromBytes(body)
-		tags = append(tags, ref)
+		push.Tags = append([]string{ref}, push.Tags...)
 	}
-	for _, t := range r.URL.Query()["tag"] {
-		if !ValidTag(t) {
-			return badRequest(codeTagInvalid, "invalid tag "+strconv.Quote(t))
-		}
-		tags = append(tags, t)
-	}
-	parsed, err := ParseManifest(r.Header.Get("Content-Type"), body)
-	if errors.Is(err, errUnsupportedMediaType) {
-		return refuse(http.StatusUnsupportedMediaType, codeManifestInvalid, err.Error())
-	}
-	if err != nil {
-		return badRequest(codeManifestInvalid, err.Error())
-	}
-	m := store.Manifest{
-		Repository: repo, Digest: d.String(), MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType,
-		ConfigMediaType: parsed.ConfigMediaType, ConfigDigest: parsed.ConfigDigest, Subject: parsed.Subject,
-		Annotations: parsed.Annotations, Size: int64(len(body)), Content: body,
-	}
-	_, err = h.meta.PutManifest(ctx, m, parsed.References, tags, h.cfg.CreateOnPush)
+	pushed, err := registry.PushManifest(r.Context(), h.meta, push)
 	if errors.Is(err, store.ErrBlobUnknown) || errors.Is(err, store.ErrManifestUnknown) {
 		return fmt.Errorf("%w: %w", errManifestBlobUnknown, err)
 	}
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v2/"+repo+"/manifests/"+d.String())
-	w.Header().Set("Docker-Content-Digest", d.String())
-	if parsed.Subject != "" {
-		w.Header().Set("OCI-Subject", parsed.Subject)
+	d := pushed.Digest.String()
+	w.Header().Set("Location", "/v2/"+repo+"/manifests/"+d)
+	w.Header().Set("Docker-Content-Digest", d)
+	if pushed.Manifest.Subject != "" {
+		w.Header().Set("OCI-Subject", pushed.Manifest.Subject)
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
@@ -530,7 +497,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, repo, ref string) error {
 	ctx := r.Context()
 	if !strings.Contains(ref, ":") {
-		if !ValidTag(ref) {
+		if !registry.ValidTag(ref) {
 			return badRequest(codeTagInvalid, "invalid tag")
 		}
 		if _, err := h.meta.DeleteTag(ctx, repo, ref); err != nil {
@@ -641,20 +608,20 @@ func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, repo, ref st
 		return err
 	}
 	filter := r.URL.Query().Get("artifactType")
-	manifests := make([]descriptor, 0, len(descs))
+	manifests := make([]registry.Descriptor, 0, len(descs))
 	for _, ds := range descs {
 		if filter != "" && ds.ArtifactType != filter {
 			continue
 		}
-		manifests = append(manifests, descriptor{MediaType: ds.MediaType, Digest: ds.Digest, Size: ds.Size,
+		manifests = append(manifests, registry.Descriptor{MediaType: ds.MediaType, Digest: ds.Digest, Size: ds.Size,
 			ArtifactType: ds.ArtifactType, Annotations: ds.Annotations})
 	}
 	if filter != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
-	return writeJSON(w, MediaTypeOCIIndex, map[string]any{
+	return writeJSON(w, registry.MediaTypeOCIIndex, map[string]any{
 		"schemaVersion": 2,
-		"mediaType":     MediaTypeOCIIndex,
+		"mediaType":     registry.MediaTypeOCIIndex,
 		"manifests":     manifests,
 	})
 }

@@ -17,6 +17,7 @@ import (
 
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
 	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
 
@@ -104,12 +105,12 @@ func pushImageBlobs(t *testing.T, base, repo string) image {
 func imageManifest(img image, configSize, layerSize int) []byte {
 	return fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
 		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":%d}]}`,
-		oci.MediaTypeOCIManifest, img.config, configSize, img.layer, layerSize)
+		registry.MediaTypeOCIManifest, img.config, configSize, img.layer, layerSize)
 }
 
 func indexOf(child []byte, childSize int) []byte {
 	return fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d,"platform":{"os":"linux","architecture":"amd64"}}]}`,
-		oci.MediaTypeOCIIndex, oci.MediaTypeOCIManifest, digest.FromBytes(child), childSize)
+		registry.MediaTypeOCIIndex, registry.MediaTypeOCIManifest, digest.FromBytes(child), childSize)
 }
 
 func putManifest(t *testing.T, base, repo, ref, mediaType string, body []byte) *http.Response {
@@ -131,7 +132,7 @@ func TestDeleteReferencedBlob(t *testing.T) {
 			img := pushImageBlobs(t, srv.URL, repo)
 			man := imageManifest(img, img.configSize, img.layerSize)
 			md := digest.FromBytes(man).String()
-			wantStatus(t, putManifest(t, srv.URL, repo, "v1", oci.MediaTypeOCIManifest, man), http.StatusCreated, "")
+			wantStatus(t, putManifest(t, srv.URL, repo, "v1", registry.MediaTypeOCIManifest, man), http.StatusCreated, "")
 			blobURL := srv.URL + "/v2/" + repo + "/blobs/" + tc.target(img)
 
 			msg := wantStatus(t, do(t, http.MethodDelete, blobURL, "", nil), http.StatusConflict, "DENIED")
@@ -165,18 +166,18 @@ func TestPutManifestDescriptorSizes(t *testing.T) {
 		{
 			name:      "sizes as stored",
 			manifest:  func(img image, _ []byte) []byte { return imageManifest(img, img.configSize, img.layerSize) },
-			mediaType: oci.MediaTypeOCIManifest, status: http.StatusCreated,
+			mediaType: registry.MediaTypeOCIManifest, status: http.StatusCreated,
 		},
 		{
 			name:      "layer size+1",
 			manifest:  func(img image, _ []byte) []byte { return imageManifest(img, img.configSize, img.layerSize+1) },
-			mediaType: oci.MediaTypeOCIManifest, status: http.StatusBadRequest, code: "SIZE_INVALID",
+			mediaType: registry.MediaTypeOCIManifest, status: http.StatusBadRequest, code: "SIZE_INVALID",
 			inMessage: []string{"layer", "1101", "1100"},
 		},
 		{
 			name:      "config size-1",
 			manifest:  func(img image, _ []byte) []byte { return imageManifest(img, img.configSize-1, img.layerSize) },
-			mediaType: oci.MediaTypeOCIManifest, status: http.StatusBadRequest, code: "SIZE_INVALID",
+			mediaType: registry.MediaTypeOCIManifest, status: http.StatusBadRequest, code: "SIZE_INVALID",
 			inMessage: []string{"config"},
 		},
 		{
@@ -184,18 +185,18 @@ func TestPutManifestDescriptorSizes(t *testing.T) {
 			manifest: func(img image, _ []byte) []byte {
 				return bytes.Replace(imageManifest(img, img.configSize, img.layerSize), []byte(img.layer), []byte(missing), 1)
 			},
-			mediaType: oci.MediaTypeOCIManifest, status: http.StatusBadRequest, code: "MANIFEST_BLOB_UNKNOWN",
+			mediaType: registry.MediaTypeOCIManifest, status: http.StatusBadRequest, code: "MANIFEST_BLOB_UNKNOWN",
 			inMessage: []string{missing},
 		},
 		{
 			name:      "index with the child's size",
 			manifest:  func(_ image, child []byte) []byte { return indexOf(child, len(child)) },
-			mediaType: oci.MediaTypeOCIIndex, status: http.StatusCreated,
+			mediaType: registry.MediaTypeOCIIndex, status: http.StatusCreated,
 		},
 		{
 			name:      "index with child size+1",
 			manifest:  func(_ image, child []byte) []byte { return indexOf(child, len(child)+1) },
-			mediaType: oci.MediaTypeOCIIndex, status: http.StatusBadRequest, code: "SIZE_INVALID",
+			mediaType: registry.MediaTypeOCIIndex, status: http.StatusBadRequest, code: "SIZE_INVALID",
 			inMessage: []string{"manifest"},
 		},
 	} {
@@ -207,7 +208,7 @@ func TestPutManifestDescriptorSizes(t *testing.T) {
 				t.Fatalf("layer of %d bytes; the messages expected below assume 1100", img.layerSize)
 			}
 			child := imageManifest(img, img.configSize, img.layerSize)
-			wantStatus(t, putManifest(t, srv.URL, repo, "v1", oci.MediaTypeOCIManifest, child), http.StatusCreated, "")
+			wantStatus(t, putManifest(t, srv.URL, repo, "v1", registry.MediaTypeOCIManifest, child), http.StatusCreated, "")
 
 			body := tc.manifest(img, child)
 			d := digest.FromBytes(body).String()

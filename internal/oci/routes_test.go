@@ -19,6 +19,7 @@ import (
 
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
 	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
@@ -107,9 +108,9 @@ func TestEveryRouteAndErrorCode(t *testing.T) {
 	cd, ld := digest.FromBytes(config), digest.FromBytes(layer)
 	manifest := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
 		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":%d}]}`,
-		oci.MediaTypeOCIManifest, cd, len(config), ld, len(layer))
+		registry.MediaTypeOCIManifest, cd, len(config), ld, len(layer))
 	md := digest.FromBytes(manifest)
-	ociManifest := map[string]string{"Content-Type": oci.MediaTypeOCIManifest}
+	ociManifest := map[string]string{"Content-Type": registry.MediaTypeOCIManifest}
 	missing := digest.FromString("missing")
 
 	// Uploads whose Location later requests use.
@@ -177,7 +178,7 @@ func TestEveryRouteAndErrorCode(t *testing.T) {
 	}
 
 	// Manifests.
-	tooBig := bytes.Repeat([]byte(" "), oci.MaxManifestSize+1)
+	tooBig := bytes.Repeat([]byte(" "), registry.MaxManifestSize+1)
 	for _, ex := range []exchange{
 		{"put manifest", "PUT", "/v2/" + repo + "/manifests/v1", manifest, ociManifest, http.StatusCreated, ""},
 		{"put manifest by digest", "PUT", "/v2/" + repo + "/manifests/" + md.String(), manifest, ociManifest, http.StatusCreated, ""},
@@ -185,7 +186,7 @@ func TestEveryRouteAndErrorCode(t *testing.T) {
 		{"put manifest, invalid tag", "PUT", "/v2/" + repo + "/manifests/-v1", manifest, ociManifest, http.StatusBadRequest, "TAG_INVALID"},
 		{"put manifest, invalid extra tag", "PUT", "/v2/" + repo + "/manifests/v1?tag=-x", manifest, ociManifest, http.StatusBadRequest, "TAG_INVALID"},
 		{"put manifest, too large", "PUT", "/v2/" + repo + "/manifests/big", tooBig, ociManifest, http.StatusRequestEntityTooLarge, "SIZE_INVALID"},
-		{"put manifest, unsupported media type", "PUT", "/v2/" + repo + "/manifests/v2", bytes.Replace(manifest, []byte(oci.MediaTypeOCIManifest), []byte("text/plain"), 1),
+		{"put manifest, unsupported media type", "PUT", "/v2/" + repo + "/manifests/v2", bytes.Replace(manifest, []byte(registry.MediaTypeOCIManifest), []byte("text/plain"), 1),
 			map[string]string{"Content-Type": "text/plain"}, http.StatusUnsupportedMediaType, "MANIFEST_INVALID"},
 		{"put manifest, not JSON", "PUT", "/v2/" + repo + "/manifests/v2", []byte("{"), ociManifest, http.StatusBadRequest, "MANIFEST_INVALID"},
 		{"put manifest, unknown layer", "PUT", "/v2/" + repo + "/manifests/v2", bytes.Replace(manifest, []byte(ld.String()), []byte(missing.String()), 1), ociManifest, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN"},
@@ -250,5 +251,5 @@ func TestUnknownRepositoryWithoutCreateOnPush(t *testing.T) {
 	f := newRouteFixture(t, oci.Config{CreateOnPush: false})
 	f.run(t, exchange{"start upload", "POST", "/v2/nosuch/repo/blobs/uploads/", nil, nil, http.StatusNotFound, "NAME_UNKNOWN"})
 	m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[],"artifactType":"application/vnd.lading.test"}`)
-	f.run(t, exchange{"put manifest", "PUT", "/v2/nosuch/repo/manifests/v1", m, map[string]string{"Content-Type": oci.MediaTypeOCIManifest}, http.StatusNotFound, "NAME_UNKNOWN"})
+	f.run(t, exchange{"put manifest", "PUT", "/v2/nosuch/repo/manifests/v1", m, map[string]string{"Content-Type": registry.MediaTypeOCIManifest}, http.StatusNotFound, "NAME_UNKNOWN"})
 }

@@ -172,7 +172,7 @@ func newTestRegistry(t *testing.T, images []testImage, clock *time.Time) *testRe
 		for _, repo := range img.repos {
 			m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json",
 				ConfigMediaType: "application/vnd.oci.image.config.v1+json", Content: content, Size: int64(len(content))}
-			if _, err := db.PutManifest(ctx, m, nil, []string{"latest"}, true); err != nil {
+			if _, err := db.PutManifest(ctx, m, nil, []string{"latest"}, store.PutOptions{CreateRepository: true}); err != nil {
 				t.Fatal(err)
 			}
 			if err := db.PutImageScan(ctx, store.ImageScan{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, Status: StatusActive,

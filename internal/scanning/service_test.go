@@ -126,7 +126,7 @@ func (f *fixture) pushImage(t *testing.T, repo string, files map[string]string) 
 	m := store.Manifest{Repository: repo, Digest: d.String(), MediaType: "application/vnd.oci.image.manifest.v1+json",
 		ConfigMediaType: "application/vnd.oci.image.config.v1+json", ConfigDigest: config.String(), Size: int64(len(man)), Content: man}
 	if _, err := f.db.PutManifest(f.ctx, m, []store.Reference{{Kind: store.RefConfig, Digest: config.String(), Size: cfgSize, Required: true},
-		{Kind: store.RefLayer, Digest: layer.String(), Size: layerSize, Required: true}}, []string{"v1"}, true); err != nil {
+		{Kind: store.RefLayer, Digest: layer.String(), Size: layerSize, Required: true}}, []string{"v1"}, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
 	return d.String()

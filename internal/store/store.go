@@ -22,9 +22,11 @@ var (
 	// ErrReferencedByIndex means a manifest is a child of an index in the same repository.
 	ErrReferencedByIndex = errors.New("manifest is referenced by an index")
 	// ErrTagImmutable means a tag of an IMMUTABLE repository would move to another manifest.
-	ErrTagImmutable   = errors.New("tag is immutable")
-	ErrAccessKeyFound = errors.New("access key already exists")
-	ErrNotFound       = errors.New("not found")
+	ErrTagImmutable = errors.New("tag is immutable")
+	// ErrImageAlreadyExists refuses a push that would change nothing (PutOptions.RefuseUnchanged).
+	ErrImageAlreadyExists = errors.New("image already exists")
+	ErrAccessKeyFound     = errors.New("access key already exists")
+	ErrNotFound           = errors.New("not found")
 )
 
 // Tag mutability values, as ECR names them.
@@ -88,6 +90,15 @@ type Descriptor struct {
 	Size         int64
 	ArtifactType string
 	Annotations  map[string]string
+}
+
+// PutOptions tune PutManifest.
+type PutOptions struct {
+	// CreateRepository creates the repository on its first push.
+	CreateRepository bool
+	// RefuseUnchanged refuses with ErrImageAlreadyExists a push that changes nothing: the
+	// manifest is stored already and every tag given names it already (ECR's PutImage does).
+	RefuseUnchanged bool
 }
 
 // PutManifestResult says what a manifest push changed.

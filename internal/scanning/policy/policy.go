@@ -4,6 +4,8 @@
 package policy
 
 import (
+	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 )
@@ -45,6 +47,34 @@ type Filter struct {
 // DefaultPolicy is what a registry has before anyone configures scanning: basic scanning with
 // no rules, so every repository is scanned manually (or on push when the repository says so).
 func DefaultPolicy() Policy { return Policy{ScanType: ScanTypeBasic, Rules: []Rule{}} }
+
+// ErrFrequencyNotAllowed is a rule whose scan frequency its scan type does not offer.
+var ErrFrequencyNotAllowed = errors.New("scan frequency not allowed for the scan type")
+
+// RuleError is a refused rule of a policy: Index counts from 0.
+type RuleError struct {
+	Index     int
+	ScanType  string
+	Frequency string
+	Err       error
+}
+
+func (e *RuleError) Error() string {
+	return fmt.Sprintf("rule %d: %s scan type only supports the SCAN_ON_PUSH scan frequency, not %s", e.Index+1, e.ScanType, e.Frequency)
+}
+
+func (e *RuleError) Unwrap() error { return e.Err }
+
+// Validate checks the rules ECR puts on a configuration beyond its wire format: basic scanning
+// scans on push only (it has no continuous scanning, and manual scans need no rule).
+func Validate(p Policy) error {
+	for i, r := range p.Rules {
+		if p.ScanType == ScanTypeBasic && r.Frequency != FrequencyScanOnPush {
+			return &RuleError{Index: i, ScanType: p.ScanType, Frequency: r.Frequency, Err: ErrFrequencyNotAllowed}
+		}
+	}
+	return nil
+}
 
 // FilterPattern is the model's pattern for a filter value.
 var FilterPattern = regexp.MustCompile(`^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$`)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -111,5 +112,33 @@ func TestFilterPattern(t *testing.T) {
 		if got := FilterPattern.MatchString(tc.v); got != tc.want {
 			t.Errorf("FilterPattern(%q) = %v, want %v", tc.v, got, tc.want)
 		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	rule := func(freq string) Rule {
+		return Rule{Frequency: freq, Filters: []Filter{{Value: "*", Type: FilterTypeWildcard}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		policy Policy
+		index  int // of the refused rule, -1 when valid
+	}{
+		{"default", DefaultPolicy(), -1},
+		{"basic scan on push", Policy{ScanType: ScanTypeBasic, Rules: []Rule{rule(FrequencyScanOnPush)}}, -1},
+		{"basic continuous", Policy{ScanType: ScanTypeBasic, Rules: []Rule{rule(FrequencyScanOnPush), rule(FrequencyContinuous)}}, 1},
+		{"basic manual", Policy{ScanType: ScanTypeBasic, Rules: []Rule{rule(FrequencyManual)}}, 0},
+		{"enhanced continuous and manual", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{rule(FrequencyContinuous), rule(FrequencyManual)}}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Validate(tc.policy)
+			var re *RuleError
+			switch {
+			case tc.index < 0 && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.index >= 0 && (!errors.As(err, &re) || re.Index != tc.index || !errors.Is(err, ErrFrequencyNotAllowed)):
+				t.Fatalf("got %v, want rule %d refused", err, tc.index)
+			}
+		})
 	}
 }

@@ -21,7 +21,7 @@ func TestFindingDetailsReadOnDemand(t *testing.T) {
 	db := openTest(t)
 	dgst := fakeDigest("d")
 	m := store.Manifest{Repository: "app", Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
-	if _, err := db.PutManifest(ctx, m, nil, nil, true); err != nil {
+	if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
 	target := store.ScanTarget{Repository: "app", Digest: dgst, ScanType: policy.ScanTypeEnhanced}
@@ -180,7 +180,7 @@ func TestInventoriesHoldingBareEcosystem(t *testing.T) {
 	}
 	for dgst, key := range images {
 		m := store.Manifest{Repository: "app", Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
-		if _, err := db.PutManifest(ctx, m, nil, nil, true); err != nil {
+		if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
 			t.Fatal(err)
 		}
 		id, err := db.PutImageInventory(ctx, dgst, "ENHANCED", 1, key.Ecosystem, []store.PackageKey{key}, 1, []byte("x"))

@@ -39,7 +39,7 @@ func TestImageQueries(t *testing.T) {
 		m := store.Manifest{Repository: "app", Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json",
 			ConfigMediaType: "application/vnd.oci.image.config.v1+json", ConfigDigest: cfg, Size: 2, Content: []byte("{}")}
 		refs := []store.Reference{{Kind: store.RefConfig, Digest: cfg, Size: 10, Required: true}, {Kind: store.RefLayer, Digest: layer, Size: 100, Required: true}}
-		if _, err := db.PutManifest(ctx, m, refs, tags, false); err != nil {
+		if _, err := db.PutManifest(ctx, m, refs, tags, store.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -47,7 +47,7 @@ func TestImageQueries(t *testing.T) {
 	img(a, "v1", "latest")
 	img(b)
 	if _, err := db.PutManifest(ctx, store.Manifest{Repository: "app", Digest: idx, MediaType: "application/vnd.oci.image.index.v1+json", Size: 2, Content: []byte("{}")},
-		[]store.Reference{{Kind: store.RefManifest, Digest: a, Size: 2, Required: true}, {Kind: store.RefManifest, Digest: b, Size: 2, Required: true}}, []string{"multi"}, false); err != nil {
+		[]store.Reference{{Kind: store.RefManifest, Digest: a, Size: 2, Required: true}, {Kind: store.RefManifest, Digest: b, Size: 2, Required: true}}, []string{"multi"}, store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

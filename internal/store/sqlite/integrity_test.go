@@ -29,7 +29,7 @@ func TestUnlinkBlobReferencedByManifest(t *testing.T) {
 				{Kind: store.RefConfig, Digest: "sha256:cfg", Size: 5, Required: true},
 				{Kind: store.RefLayer, Digest: "sha256:layer", Size: 5, Required: true},
 			}
-			if _, err := db.PutManifest(ctx, manifest("app", "sha256:m1"), refs, []string{"v1"}, true); err != nil {
+			if _, err := db.PutManifest(ctx, manifest("app", "sha256:m1"), refs, []string{"v1"}, store.PutOptions{CreateRepository: true}); err != nil {
 				t.Fatal(err)
 			}
 
@@ -82,12 +82,12 @@ func TestUnlinkBlobOfIndexChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	child := manifest("app", "sha256:child")
-	if _, err := db.PutManifest(ctx, child, []store.Reference{{Kind: store.RefConfig, Digest: "sha256:cfg", Size: 5, Required: true}}, nil, true); err != nil {
+	if _, err := db.PutManifest(ctx, child, []store.Reference{{Kind: store.RefConfig, Digest: "sha256:cfg", Size: 5, Required: true}}, nil, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
 	idx := manifest("app", "sha256:index")
 	idx.MediaType = "application/vnd.oci.image.index.v1+json"
-	if _, err := db.PutManifest(ctx, idx, []store.Reference{{Kind: store.RefManifest, Digest: child.Digest, Size: child.Size, Required: true}}, nil, true); err != nil {
+	if _, err := db.PutManifest(ctx, idx, []store.Reference{{Kind: store.RefManifest, Digest: child.Digest, Size: child.Size, Required: true}}, nil, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
 	var ref *store.BlobReferencedError
@@ -168,10 +168,10 @@ func TestPutManifestChecksSizes(t *testing.T) {
 			if err := db.LinkBlob(ctx, "app", "sha256:layer", layerSize, true); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.PutManifest(ctx, child, nil, nil, true); err != nil {
+			if _, err := db.PutManifest(ctx, child, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
 				t.Fatal(err)
 			}
-			_, err := db.PutManifest(ctx, manifest("app", tc.digest), tc.refs, []string{"v1"}, true)
+			_, err := db.PutManifest(ctx, manifest("app", tc.digest), tc.refs, []string{"v1"}, store.PutOptions{CreateRepository: true})
 			if tc.wantErr == nil {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

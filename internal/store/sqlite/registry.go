@@ -368,7 +368,7 @@ func (db *DB) TouchUpload(ctx context.Context, id string) error {
 // PutManifest stores a manifest, its references and tags in one transaction. Required
 // references must exist in the repository (ErrBlobUnknown / ErrManifestUnknown otherwise), with
 // the size their descriptor gives (a *store.SizeMismatchError otherwise).
-func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, create bool) (store.PutManifestResult, error) {
+func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, opts store.PutOptions) (store.PutManifestResult, error) {
 	var res store.PutManifestResult
 	var eff store.Effects
 	ann := ""
@@ -381,11 +381,16 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 	}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		res = store.PutManifestResult{}
-		created, err := ensureRepository(ctx, tx, m.Repository, create)
+		created, err := ensureRepository(ctx, tx, m.Repository, opts.CreateRepository)
 		if err != nil {
 			return err
 		}
 		res.RepositoryCreated = created
+		if opts.RefuseUnchanged {
+			if err := refuseUnchanged(ctx, tx, m, tags); err != nil {
+				return err
+			}
+		}
 		var mutability string
 		if err := tx.QueryRowContext(ctx, "SELECT tag_mutability FROM repositories WHERE name = ?", m.Repository).Scan(&mutability); err != nil {
 			return err
@@ -471,6 +476,29 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 		db.reportEffects(eff)
 	}
 	return res, err
+}
+
+// refuseUnchanged returns ErrImageAlreadyExists when m is stored already and every tag names it.
+func refuseUnchanged(ctx context.Context, tx *sql.Tx, m store.Manifest, tags []string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, "SELECT 1 FROM manifests WHERE repository = ? AND digest = ?", m.Repository, m.Digest).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, tag := range tags {
+		var cur string
+		err := tx.QueryRowContext(ctx, "SELECT digest FROM tags WHERE repository = ? AND tag = ?", m.Repository, tag).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && cur != m.Digest) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return store.ErrImageAlreadyExists
 }
 
 // checkSize refuses a descriptor whose size is not the stored content's: a client verifies the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func TestPutManifestChecksReferences(t *testing.T) {
 		{Kind: store.RefConfig, Digest: "sha256:cfg", Size: 5, Required: true},
 		{Kind: store.RefLayer, Digest: "sha256:layer", Size: 7, Required: true},
 	}
-	if _, err := db.PutManifest(ctx, manifest("app", "sha256:m1"), refs, []string{"v1"}, true); !errors.Is(err, store.ErrBlobUnknown) {
+	if _, err := db.PutManifest(ctx, manifest("app", "sha256:m1"), refs, []string{"v1"}, store.PutOptions{CreateRepository: true}); !errors.Is(err, store.ErrBlobUnknown) {
 		t.Fatalf("missing layer: %v", err)
 	}
 	// Nothing of the failed push is visible.
@@ -42,7 +43,7 @@ func TestPutManifestChecksReferences(t *testing.T) {
 		t.Fatalf("tag visible after failed push: %v", err)
 	}
 	refs[1].Required = false // a non-distributable layer
-	res, err := db.PutManifest(ctx, manifest("app", "sha256:m1"), refs, []string{"v1"}, true)
+	res, err := db.PutManifest(ctx, manifest("app", "sha256:m1"), refs, []string{"v1"}, store.PutOptions{CreateRepository: true})
 	if err != nil || !res.Created {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -50,11 +51,11 @@ func TestPutManifestChecksReferences(t *testing.T) {
 	if err != nil || m.ImageSize != 12 {
 		t.Fatalf("image size %d, %v", m.ImageSize, err)
 	}
-	res, err = db.PutManifest(ctx, manifest("app", "sha256:m1"), refs, nil, true)
+	res, err = db.PutManifest(ctx, manifest("app", "sha256:m1"), refs, nil, store.PutOptions{CreateRepository: true})
 	if err != nil || res.Created {
 		t.Fatalf("re-push: %+v %v", res, err)
 	}
-	if _, err := db.PutManifest(ctx, manifest("other", "sha256:m1"), refs[:1], nil, false); !errors.Is(err, store.ErrRepositoryNotFound) {
+	if _, err := db.PutManifest(ctx, manifest("other", "sha256:m1"), refs[:1], nil, store.PutOptions{}); !errors.Is(err, store.ErrRepositoryNotFound) {
 		t.Fatalf("create disabled: %v", err)
 	}
 }
@@ -63,15 +64,15 @@ func TestIndexChildrenAndDeletion(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	child := manifest("app", "sha256:child")
-	if _, err := db.PutManifest(ctx, child, nil, nil, true); err != nil {
+	if _, err := db.PutManifest(ctx, child, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
 	idx := manifest("app", "sha256:index")
 	idx.MediaType = "application/vnd.oci.image.index.v1+json"
-	if _, err := db.PutManifest(ctx, idx, []store.Reference{{Kind: store.RefManifest, Digest: "sha256:missing", Required: true}}, nil, true); !errors.Is(err, store.ErrManifestUnknown) {
+	if _, err := db.PutManifest(ctx, idx, []store.Reference{{Kind: store.RefManifest, Digest: "sha256:missing", Required: true}}, nil, store.PutOptions{CreateRepository: true}); !errors.Is(err, store.ErrManifestUnknown) {
 		t.Fatalf("missing child: %v", err)
 	}
-	if _, err := db.PutManifest(ctx, idx, []store.Reference{{Kind: store.RefManifest, Digest: "sha256:child", Size: child.Size, Required: true}}, []string{"latest"}, true); err != nil {
+	if _, err := db.PutManifest(ctx, idx, []store.Reference{{Kind: store.RefManifest, Digest: "sha256:child", Size: child.Size, Required: true}}, []string{"latest"}, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.DeleteManifest(ctx, "app", "sha256:child", false); !errors.Is(err, store.ErrReferencedByIndex) {
@@ -92,17 +93,70 @@ func TestImmutableTags(t *testing.T) {
 	if _, err := db.CreateRepository(ctx, store.Repository{Name: "imm", TagMutability: store.TagImmutable}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.PutManifest(ctx, manifest("imm", "sha256:a"), nil, []string{"v1"}, false); err != nil {
+	if _, err := db.PutManifest(ctx, manifest("imm", "sha256:a"), nil, []string{"v1"}, store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.PutManifest(ctx, manifest("imm", "sha256:a"), nil, []string{"v1"}, false); err != nil {
+	if _, err := db.PutManifest(ctx, manifest("imm", "sha256:a"), nil, []string{"v1"}, store.PutOptions{}); err != nil {
 		t.Fatalf("same digest again: %v", err)
 	}
-	if _, err := db.PutManifest(ctx, manifest("imm", "sha256:b"), nil, []string{"v1"}, false); !errors.Is(err, store.ErrTagImmutable) {
+	if _, err := db.PutManifest(ctx, manifest("imm", "sha256:b"), nil, []string{"v1"}, store.PutOptions{}); !errors.Is(err, store.ErrTagImmutable) {
 		t.Fatalf("tag moved: %v", err)
 	}
-	if _, err := db.PutManifest(ctx, manifest("imm", "sha256:b"), nil, []string{"v2"}, false); err != nil {
+	if _, err := db.PutManifest(ctx, manifest("imm", "sha256:b"), nil, []string{"v2"}, store.PutOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRefuseUnchanged: a push that changes nothing is refused inside the transaction that would
+// write it, and only then; concurrent identical pushes see exactly one success.
+func TestRefuseUnchanged(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	refuse := store.PutOptions{CreateRepository: true, RefuseUnchanged: true}
+	for _, tc := range []struct {
+		name string
+		tags []string
+		want error
+	}{
+		{"first push", []string{"v1"}, nil},
+		{"same manifest, same tag", []string{"v1"}, store.ErrImageAlreadyExists},
+		{"same manifest, no tag", nil, store.ErrImageAlreadyExists},
+		{"same manifest, new tag", []string{"v2"}, nil},
+		{"same manifest, every tag present", []string{"v1", "v2"}, store.ErrImageAlreadyExists},
+		{"same manifest, one tag new", []string{"v1", "v3"}, nil},
+	} {
+		_, err := db.PutManifest(ctx, manifest("ru", "sha256:a"), nil, tc.tags, refuse)
+		if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Fatalf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if _, err := db.PutManifest(ctx, manifest("ru", "sha256:a"), nil, []string{"v1"}, store.PutOptions{}); err != nil {
+		t.Fatalf("a push that does not refuse: %v", err)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := db.PutManifest(ctx, manifest("ru", "sha256:b"), nil, []string{"race"}, refuse)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, store.ErrImageAlreadyExists):
+			t.Fatal(err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d concurrent identical pushes succeeded, want 1", ok)
 	}
 }
 
@@ -110,7 +164,7 @@ func TestListingsPaginate(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	for _, tag := range []string{"c", "a", "b", "d"} {
-		if _, err := db.PutManifest(ctx, manifest("pg", "sha256:"+tag), nil, []string{tag}, true); err != nil {
+		if _, err := db.PutManifest(ctx, manifest("pg", "sha256:"+tag), nil, []string{tag}, store.PutOptions{CreateRepository: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,7 +196,7 @@ func TestReferrers(t *testing.T) {
 		m.Subject = "sha256:subject"
 		m.ArtifactType = at
 		m.Annotations = map[string]string{"k": at}
-		if _, err := db.PutManifest(ctx, m, nil, nil, true); err != nil {
+		if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,7 +222,7 @@ func TestUploadsAndPulls(t *testing.T) {
 	if _, err := db.UploadRepository(ctx, "u1"); !errors.Is(err, store.ErrUploadNotFound) {
 		t.Fatal(err)
 	}
-	if _, err := db.PutManifest(ctx, manifest("up", "sha256:x"), nil, nil, true); err != nil {
+	if _, err := db.PutManifest(ctx, manifest("up", "sha256:x"), nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := db.GetManifest(ctx, "up", "sha256:x")
@@ -185,7 +239,7 @@ func TestUploadsAndPulls(t *testing.T) {
 func TestDeleteRepository(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
-	if _, err := db.PutManifest(ctx, manifest("del", "sha256:x"), nil, []string{"t"}, true); err != nil {
+	if _, err := db.PutManifest(ctx, manifest("del", "sha256:x"), nil, []string{"t"}, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.DeleteRepository(ctx, "del", false); !errors.Is(err, store.ErrRepositoryNotEmpty) {

@@ -18,7 +18,7 @@ func TestApplyScansObservesFindings(t *testing.T) {
 	db := openTest(t)
 	dgst := fakeDigest("a")
 	m := store.Manifest{Repository: "app", Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
-	if _, err := db.PutManifest(ctx, m, nil, nil, true); err != nil {
+	if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
 	target := store.ScanTarget{Repository: "app", Digest: dgst, ScanType: policy.ScanTypeEnhanced}
@@ -129,7 +129,7 @@ func TestApplyScansManyTargets(t *testing.T) {
 		repo := fmt.Sprintf("app%d", i%3)
 		m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
 		if i != 7 { // image 7 is gone
-			if _, err := db.PutManifest(ctx, m, nil, []string{fmt.Sprintf("v%d", i)}, true); err != nil {
+			if _, err := db.PutManifest(ctx, m, nil, []string{fmt.Sprintf("v%d", i)}, store.PutOptions{CreateRepository: true}); err != nil {
 				t.Fatal(err)
 			}
 		}

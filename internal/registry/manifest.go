@@ -1,4 +1,4 @@
-package oci
+package registry
 
 import (
 	"encoding/json"
@@ -22,8 +22,13 @@ const (
 	mediaTypeEmptyJSON      = "application/vnd.oci.empty.v1+json"
 )
 
-// errInvalidManifest wraps every reason a manifest is refused as MANIFEST_INVALID.
-var errInvalidManifest = errors.New("invalid manifest")
+// Errors of manifest parsing, for the faces to test with errors.Is.
+var (
+	// ErrInvalidManifest wraps every reason a manifest body is refused.
+	ErrInvalidManifest = errors.New("invalid manifest")
+	// ErrUnsupportedMediaType is a manifest of a kind the registry does not store.
+	ErrUnsupportedMediaType = errors.New("unsupported media type")
+)
 
 // ParsedManifest is what the registry keeps from a manifest besides its bytes.
 type ParsedManifest struct {
@@ -41,7 +46,8 @@ func (p ParsedManifest) IsIndex() bool {
 	return p.MediaType == MediaTypeOCIIndex || p.MediaType == MediaTypeDockerList
 }
 
-type descriptor struct {
+// Descriptor is a manifest's reference to content, as the image spec writes it.
+type Descriptor struct {
 	MediaType    string            `json:"mediaType"`
 	Digest       string            `json:"digest"`
 	Size         int64             `json:"size"`
@@ -55,10 +61,10 @@ type rawManifest struct {
 	SchemaVersion *int              `json:"schemaVersion"`
 	MediaType     string            `json:"mediaType"`
 	ArtifactType  string            `json:"artifactType"`
-	Config        *descriptor       `json:"config"`
-	Layers        []descriptor      `json:"layers"`
-	Manifests     []descriptor      `json:"manifests"`
-	Subject       *descriptor       `json:"subject"`
+	Config        *Descriptor       `json:"config"`
+	Layers        []Descriptor      `json:"layers"`
+	Manifests     []Descriptor      `json:"manifests"`
+	Subject       *Descriptor       `json:"subject"`
 	Annotations   map[string]string `json:"annotations"`
 }
 
@@ -68,7 +74,7 @@ type rawManifest struct {
 func ParseManifest(contentType string, body []byte) (ParsedManifest, error) {
 	var raw rawManifest
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return ParsedManifest{}, fmt.Errorf("%w: not JSON: %w", errInvalidManifest, err)
+		return ParsedManifest{}, fmt.Errorf("%w: not JSON: %w", ErrInvalidManifest, err)
 	}
 	mediaType := raw.MediaType
 	contentType = strings.TrimSpace(strings.Split(contentType, ";")[0])
@@ -76,7 +82,7 @@ func ParseManifest(contentType string, body []byte) (ParsedManifest, error) {
 	case mediaType == "":
 		mediaType = contentType
 	case contentType != "" && contentType != mediaType:
-		return ParsedManifest{}, fmt.Errorf("%w: mediaType %q does not match Content-Type %q", errInvalidManifest, mediaType, contentType)
+		return ParsedManifest{}, fmt.Errorf("%w: mediaType %q does not match Content-Type %q", ErrInvalidManifest, mediaType, contentType)
 	}
 	if mediaType == "" {
 		// Neither says: infer as registries do for OCI content without a mediaType field.
@@ -87,47 +93,47 @@ func ParseManifest(contentType string, body []byte) (ParsedManifest, error) {
 		}
 	}
 	if raw.SchemaVersion == nil || *raw.SchemaVersion != 2 {
-		return ParsedManifest{}, fmt.Errorf("%w: schemaVersion must be 2", errInvalidManifest)
+		return ParsedManifest{}, fmt.Errorf("%w: schemaVersion must be 2", ErrInvalidManifest)
 	}
 	p := ParsedManifest{MediaType: mediaType, ArtifactType: raw.ArtifactType, Annotations: raw.Annotations}
 	if raw.Subject != nil {
 		if err := checkDescriptor(*raw.Subject); err != nil {
-			return p, fmt.Errorf("%w: subject: %w", errInvalidManifest, err)
+			return p, fmt.Errorf("%w: subject: %w", ErrInvalidManifest, err)
 		}
 		p.Subject = raw.Subject.Digest
 	}
 	switch mediaType {
 	case MediaTypeOCIManifest, MediaTypeDockerManifest:
 		if raw.Config == nil {
-			return p, fmt.Errorf("%w: image manifest without config", errInvalidManifest)
+			return p, fmt.Errorf("%w: image manifest without config", ErrInvalidManifest)
 		}
 		if raw.Manifests != nil {
-			return p, fmt.Errorf("%w: image manifest with manifests", errInvalidManifest)
+			return p, fmt.Errorf("%w: image manifest with manifests", ErrInvalidManifest)
 		}
 		if err := checkDescriptor(*raw.Config); err != nil {
-			return p, fmt.Errorf("%w: config: %w", errInvalidManifest, err)
+			return p, fmt.Errorf("%w: config: %w", ErrInvalidManifest, err)
 		}
 		if mediaType == MediaTypeOCIManifest && raw.Config.MediaType == mediaTypeEmptyJSON && raw.ArtifactType == "" {
 			// The image spec requires artifactType when the config is the empty descriptor.
-			return p, fmt.Errorf("%w: artifactType is required with an empty config", errInvalidManifest)
+			return p, fmt.Errorf("%w: artifactType is required with an empty config", ErrInvalidManifest)
 		}
 		p.ConfigMediaType, p.ConfigDigest = raw.Config.MediaType, raw.Config.Digest
 		p.References = append(p.References, store.Reference{Kind: store.RefConfig, Digest: raw.Config.Digest, Size: raw.Config.Size,
 			MediaType: raw.Config.MediaType, Required: true})
 		for i, l := range raw.Layers {
 			if err := checkDescriptor(l); err != nil {
-				return p, fmt.Errorf("%w: layer %d: %w", errInvalidManifest, i, err)
+				return p, fmt.Errorf("%w: layer %d: %w", ErrInvalidManifest, i, err)
 			}
 			p.References = append(p.References, store.Reference{Kind: store.RefLayer, Digest: l.Digest, Size: l.Size,
 				MediaType: l.MediaType, Required: !nonDistributable(l.MediaType)})
 		}
 	case MediaTypeOCIIndex, MediaTypeDockerList:
 		if raw.Config != nil || raw.Layers != nil {
-			return p, fmt.Errorf("%w: index with config or layers", errInvalidManifest)
+			return p, fmt.Errorf("%w: index with config or layers", ErrInvalidManifest)
 		}
 		for i, m := range raw.Manifests {
 			if err := checkDescriptor(m); err != nil {
-				return p, fmt.Errorf("%w: manifest %d: %w", errInvalidManifest, i, err)
+				return p, fmt.Errorf("%w: manifest %d: %w", ErrInvalidManifest, i, err)
 			}
 			ref := store.Reference{Kind: store.RefManifest, Digest: m.Digest, Size: m.Size, MediaType: m.MediaType, Required: true}
 			if m.Platform != nil {
@@ -139,12 +145,10 @@ func ParseManifest(contentType string, body []byte) (ParsedManifest, error) {
 			p.References = append(p.References, ref)
 		}
 	default:
-		return p, fmt.Errorf("%w: unsupported manifest media type %q", errUnsupportedMediaType, mediaType)
+		return p, fmt.Errorf("%w: unsupported manifest media type %q", ErrUnsupportedMediaType, mediaType)
 	}
 	return p, nil
 }
-
-var errUnsupportedMediaType = errors.New("unsupported media type")
 
 // nonDistributable reports layers the spec lets a manifest reference without the registry
 // holding them.
@@ -152,7 +156,7 @@ func nonDistributable(mediaType string) bool {
 	return strings.HasPrefix(mediaType, "application/vnd.oci.image.layer.nondistributable.") || mediaType == mediaTypeDockerForeign
 }
 
-func checkDescriptor(d descriptor) error {
+func checkDescriptor(d Descriptor) error {
 	if d.MediaType == "" {
 		return errors.New("mediaType is required")
 	}

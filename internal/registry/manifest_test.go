@@ -1,4 +1,4 @@
-package oci
+package registry
 
 import (
 	"errors"
@@ -69,7 +69,7 @@ func TestParseManifest(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if tc.unsupported != errors.Is(err, errUnsupportedMediaType) || tc.unsupported == errors.Is(err, errInvalidManifest) {
+			if tc.unsupported != errors.Is(err, ErrUnsupportedMediaType) || tc.unsupported == errors.Is(err, ErrInvalidManifest) {
 				t.Fatalf("wrong error class: %v", err)
 			}
 		})
@@ -84,7 +84,7 @@ func FuzzParseManifest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, contentType, body string) {
 		p, err := ParseManifest(contentType, []byte(body))
 		if err != nil {
-			if !errors.Is(err, errInvalidManifest) && !errors.Is(err, errUnsupportedMediaType) {
+			if !errors.Is(err, ErrInvalidManifest) && !errors.Is(err, ErrUnsupportedMediaType) {
 				t.Fatalf("unclassified error %v", err)
 			}
 			return
