@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,6 +131,51 @@ type SigV4Result struct {
 	SignedAt time.Time
 }
 
+// SigV4Policy is what a face's protocol requires of a SigV4 request beyond a valid signature.
+// Host and the header the request is dated with (X-Amz-Date, else Date) must always be signed;
+// the policy names the headers that carry the rest of the request's meaning, which an
+// attacker could otherwise change under a valid signature.
+type SigV4Policy struct {
+	// Service is the signing name the credential scope must carry ("ecr", "inspector2").
+	Service string
+	// SignedHeaders must be signed in every request (lower case).
+	SignedHeaders []string
+	// SignedHeadersWithBody must also be signed when the request has a body (lower case).
+	SignedHeadersWithBody []string
+}
+
+// AWSJSONPolicy is the policy of AWS's JSON 1.0 and 1.1 protocols: the operation travels in
+// X-Amz-Target and the protocol in Content-Type, so both must be signed, as the AWS SDKs and
+// CLI do.
+func AWSJSONPolicy(service string) SigV4Policy {
+	return SigV4Policy{Service: service, SignedHeaders: []string{"x-amz-target", "content-type"}}
+}
+
+// RESTJSONPolicy is the policy of AWS's restJson1 protocol: the operation is the method and
+// path, which every signature covers, so only a body's Content-Type must be signed besides.
+func RESTJSONPolicy(service string) SigV4Policy {
+	return SigV4Policy{Service: service, SignedHeadersWithBody: []string{"content-type"}}
+}
+
+// checkSignedHeaders refuses a request that leaves unsigned a header its policy, or its use of
+// X-Amz-Date or Date, requires to be signed. The first such header is named, in AWS's words.
+func (p SigV4Policy) checkSignedHeaders(r *http.Request, signed []string) error {
+	dateHeader := "x-amz-date"
+	if r.Header.Get("X-Amz-Date") == "" {
+		dateHeader = "date"
+	}
+	required := append([]string{dateHeader}, p.SignedHeaders...)
+	if r.ContentLength != 0 { // -1, a body of unknown length, is a body too
+		required = append(required, p.SignedHeadersWithBody...)
+	}
+	for _, h := range required {
+		if !slices.Contains(signed, h) {
+			return sigErr(CodeIncompleteSignature, "'%s' must be a 'SignedHeader' in the AWS Authorization.", http.CanonicalHeaderKey(h))
+		}
+	}
+	return nil
+}
+
 // sigV4Request is a request whose SigV4 header, dates, scope and key checked out; only the
 // signature itself, which needs the body, remains to be verified.
 type sigV4Request struct {
@@ -139,15 +185,15 @@ type sigV4Request struct {
 	secret   string
 }
 
-// CheckSigV4Header does every check of VerifySigV4 that needs no body: the Authorization header,
-// the timestamp and its skew, the scope's service and the access key. Calling it first lets a
-// face refuse a request before reading a large body.
-func (a *Authenticator) CheckSigV4Header(r *http.Request, service string) error {
-	_, err := a.prepareSigV4(r, service)
+// CheckSigV4Header does every check of VerifySigV4 that needs no body: the Authorization header
+// and the headers it signs, the timestamp and its skew, the scope's service and the access key.
+// Calling it first lets a face refuse a request before reading a large body.
+func (a *Authenticator) CheckSigV4Header(r *http.Request, policy SigV4Policy) error {
+	_, err := a.prepareSigV4(r, policy)
 	return err
 }
 
-func (a *Authenticator) prepareSigV4(r *http.Request, service string) (sigV4Request, error) {
+func (a *Authenticator) prepareSigV4(r *http.Request, policy SigV4Policy) (sigV4Request, error) {
 	var req sigV4Request
 	header := r.Header.Get("Authorization")
 	if header == "" {
@@ -165,12 +211,15 @@ func (a *Authenticator) prepareSigV4(r *http.Request, service string) (sigV4Requ
 	if err != nil {
 		return req, err
 	}
+	if err := policy.checkSignedHeaders(r, auth.SignedHeaders); err != nil {
+		return req, err
+	}
 	if auth.Date != amzDate[:8] {
 		return req, sigErr(CodeInvalidSignature, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			auth.Date, amzDate[:8], amzDate)
 	}
-	if auth.Service != service {
-		return req, sigErr(CodeInvalidSignature, "Credential should be scoped to correct service: '%s'. ", service)
+	if auth.Service != policy.Service {
+		return req, sigErr(CodeInvalidSignature, "Credential should be scoped to correct service: '%s'. ", policy.Service)
 	}
 	now := a.now().UTC()
 	if signedAt.Before(now.Add(-MaxClockSkew)) {
@@ -191,11 +240,11 @@ func (a *Authenticator) prepareSigV4(r *http.Request, service string) (sigV4Requ
 	return sigV4Request{auth: auth, amzDate: amzDate, signedAt: signedAt, secret: secret}, nil
 }
 
-// VerifySigV4 checks a request's SigV4 signature for service, over body (the request body, already
-// read). The signature is recomputed with the secret of the claimed access key and compared in
-// constant time. Refusals are *SigV4Error; other errors are failures of the key store.
-func (a *Authenticator) VerifySigV4(r *http.Request, body []byte, service string) (SigV4Result, error) {
-	req, err := a.prepareSigV4(r, service)
+// VerifySigV4 checks a request's SigV4 signature under policy, over body (the request body,
+// already read). The signature is recomputed with the secret of the claimed access key and
+// compared in constant time. Refusals are *SigV4Error; other errors are failures of the key store.
+func (a *Authenticator) VerifySigV4(r *http.Request, body []byte, policy SigV4Policy) (SigV4Result, error) {
+	req, err := a.prepareSigV4(r, policy)
 	if err != nil {
 		return SigV4Result{}, err
 	}

@@ -45,7 +45,7 @@ func newTestAuthenticator(t *testing.T, now func() time.Time) *Authenticator {
 func sigServer(t *testing.T, a *Authenticator) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		res, err := a.VerifySigV4(r, body, "ecr")
+		res, err := a.VerifySigV4(r, body, AWSJSONPolicy("ecr"))
 		var se *SigV4Error
 		switch {
 		case errors.As(err, &se):
@@ -151,6 +151,92 @@ func TestVerifySigV4(t *testing.T) {
 			code, body := send(t, srv, tc.opts)
 			if code != tc.wantCode || body != tc.want {
 				t.Fatalf("got %d %q, want %d %q", code, body, tc.wantCode, tc.want)
+			}
+		})
+	}
+}
+
+// signOver signs r (its body is body) with the test key over exactly the given headers, with
+// the package's own canonical request, so that the signature is valid whatever the list holds.
+func signOver(r *http.Request, body string, at time.Time, signed ...string) {
+	amzDate := at.UTC().Format(amzDateFormat)
+	auth := Authorization{AccessKeyID: testKeyID, Date: amzDate[:8], Region: "us-east-1", Service: "ecr", SignedHeaders: signed}
+	sum := sha256.Sum256([]byte(body))
+	auth.Signature = Signature(testSecret, auth, amzDate, CanonicalRequest(r, signed, hex.EncodeToString(sum[:])))
+	r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+testKeyID+"/"+auth.Scope()+
+		", SignedHeaders="+strings.Join(signed, ";")+", Signature="+auth.Signature)
+}
+
+func TestRequiredSignedHeaders(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a := newTestAuthenticator(t, func() time.Time { return now })
+	jsonRequest := func(dateHeader string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "http://lading.test/", strings.NewReader(`{}`))
+		r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		r.Header.Set("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.ListImages")
+		if dateHeader == "Date" {
+			r.Header.Set("Date", now.Format(http.TimeFormat))
+		} else {
+			r.Header.Set("X-Amz-Date", now.Format(amzDateFormat))
+		}
+		return r
+	}
+	restRequest := func(method, body string) *http.Request {
+		r := httptest.NewRequest(method, "http://lading.test/findings/list", strings.NewReader(body))
+		if body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		r.Header.Set("X-Amz-Date", now.Format(amzDateFormat))
+		return r
+	}
+	for _, tc := range []struct {
+		name    string
+		policy  SigV4Policy
+		req     *http.Request
+		signed  []string
+		wantErr string // the message of the IncompleteSignatureException; empty: accepted
+	}{
+		{"JSON: all signed", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-type", "host", "x-amz-date", "x-amz-target"}, ""},
+		{"JSON: more signed", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-length", "content-type", "host", "x-amz-date", "x-amz-target"}, ""},
+		{"JSON: host unsigned", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-type", "x-amz-date", "x-amz-target"}, "'Host' must be a 'SignedHeader' in the AWS Authorization."},
+		{"JSON: x-amz-date unsigned", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-type", "host", "x-amz-target"}, "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."},
+		{"JSON: x-amz-target unsigned", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-type", "host", "x-amz-date"}, "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."},
+		{"JSON: content-type unsigned", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"host", "x-amz-date", "x-amz-target"}, "'Content-Type' must be a 'SignedHeader' in the AWS Authorization."},
+		{"JSON: dated by Date, signed", AWSJSONPolicy("ecr"), jsonRequest("Date"),
+			[]string{"content-type", "date", "host", "x-amz-target"}, ""},
+		{"JSON: dated by Date, unsigned", AWSJSONPolicy("ecr"), jsonRequest("Date"),
+			[]string{"content-type", "host", "x-amz-target"}, "'Date' must be a 'SignedHeader' in the AWS Authorization."},
+		{"REST: GET without body", RESTJSONPolicy("ecr"), restRequest(http.MethodGet, ""),
+			[]string{"host", "x-amz-date"}, ""},
+		{"REST: body, all signed", RESTJSONPolicy("ecr"), restRequest(http.MethodPost, `{}`),
+			[]string{"content-type", "host", "x-amz-date"}, ""},
+		{"REST: body, content-type unsigned", RESTJSONPolicy("ecr"), restRequest(http.MethodPost, `{}`),
+			[]string{"host", "x-amz-date"}, "'Content-Type' must be a 'SignedHeader' in the AWS Authorization."},
+		{"REST: x-amz-date unsigned", RESTJSONPolicy("ecr"), restRequest(http.MethodGet, ""),
+			[]string{"host"}, "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, _ := io.ReadAll(tc.req.Body)
+			signOver(tc.req, string(body), now, tc.signed...)
+			errHeader := a.CheckSigV4Header(tc.req, tc.policy)
+			res, err := a.VerifySigV4(tc.req, body, tc.policy)
+			if tc.wantErr == "" {
+				if errHeader != nil || err != nil || res.Principal.AccessKeyID != testKeyID {
+					t.Fatalf("refused: %v, %v", errHeader, err)
+				}
+				return
+			}
+			for _, err := range []error{errHeader, err} {
+				var se *SigV4Error
+				if !errors.As(err, &se) || se.Code != CodeIncompleteSignature || se.Message != tc.wantErr {
+					t.Fatalf("got %v, want %s: %s", err, CodeIncompleteSignature, tc.wantErr)
+				}
 			}
 		})
 	}

@@ -81,8 +81,8 @@ type Blobs interface {
 // Authenticator verifies callers and issues what GetAuthorizationToken and
 // GetDownloadUrlForLayer hand out.
 type Authenticator interface {
-	CheckSigV4Header(r *http.Request, service string) error
-	VerifySigV4(r *http.Request, body []byte, service string) (auth.SigV4Result, error)
+	CheckSigV4Header(r *http.Request, policy auth.SigV4Policy) error
+	VerifySigV4(r *http.Request, body []byte, policy auth.SigV4Policy) (auth.SigV4Result, error)
 	IssueToken(ctx context.Context, p auth.Principal) (string, time.Time, error)
 	SignResource(ctx context.Context, resource string, exp time.Time) (string, error)
 	VerifyResource(ctx context.Context, resource string, expires int64, signature string) error
@@ -106,6 +106,8 @@ type Handler struct {
 	meta  Metadata
 	blobs Blobs
 	auth  Authenticator
+	// sigV4 is AWS JSON 1.1's: X-Amz-Target names the operation, so it must be signed.
+	sigV4 auth.SigV4Policy
 	cfg   Config
 	ops   map[string]operation
 }
@@ -131,7 +133,7 @@ func NewHandler(meta Metadata, blobs Blobs, authn Authenticator, cfg Config) *Ha
 	if cfg.DownloadURLTTL <= 0 {
 		cfg.DownloadURLTTL = time.Hour
 	}
-	h := &Handler{meta: meta, blobs: blobs, auth: authn, cfg: cfg}
+	h := &Handler{meta: meta, blobs: blobs, auth: authn, sigV4: auth.AWSJSONPolicy("ecr"), cfg: cfg}
 	h.ops = map[string]operation{
 		"CreateRepository":                        h.createRepository,
 		"DescribeRepositories":                    h.describeRepositories,
@@ -197,7 +199,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Everything but the signature is checked before the body is read, so that clients without
 	// a valid key cannot make the server buffer large bodies.
-	if err := h.auth.CheckSigV4Header(r, "ecr"); err != nil {
+	if err := h.auth.CheckSigV4Header(r, h.sigV4); err != nil {
 		h.authError(w, r, err)
 		return
 	}
@@ -212,7 +214,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, "", e)
 		return
 	}
-	res, err := h.auth.VerifySigV4(r, body, "ecr")
+	res, err := h.auth.VerifySigV4(r, body, h.sigV4)
 	if err != nil {
 		h.authError(w, r, err)
 		return
