@@ -38,6 +38,8 @@ type Config struct {
 	CreateOnPush  bool
 	AnonymousPull bool
 	UploadTTL     time.Duration
+	// AuthThrottle slows down failed authentication (zero fields take auth's defaults).
+	AuthThrottle auth.ThrottleConfig
 	// Bootstrap admin credentials; empty means "generate on first start".
 	AdminAccessKeyID     string
 	AdminSecretAccessKey string
@@ -106,7 +108,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(meta, nil)}
+	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticatorWithOptions(meta, auth.Options{Throttle: cfg.AuthThrottle})}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

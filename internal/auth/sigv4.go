@@ -193,15 +193,48 @@ func (a *Authenticator) CheckSigV4Header(r *http.Request, policy SigV4Policy) er
 	return err
 }
 
+// prepareSigV4 checks all but the signature, throttles the request's source and key, and counts
+// an unknown key as a failure. A malformed or stale request guesses no secret, so it is refused
+// without being counted.
 func (a *Authenticator) prepareSigV4(r *http.Request, policy SigV4Policy) (sigV4Request, error) {
-	var req sigV4Request
+	att := attemptFrom(r.Context())
 	header := r.Header.Get("Authorization")
 	if header == "" {
-		return req, sigErr(CodeMissingAuthenticationToken, "Missing Authentication Token")
+		att.set(policy.Service, "", ResultAnonymous)
+		return sigV4Request{}, sigErr(CodeMissingAuthenticationToken, "Missing Authentication Token")
 	}
 	auth, err := ParseAuthorization(header)
+	claimed := truncate(auth.AccessKeyID, maxSubjectName)
+	source := clientSource(r)
+	if wait := a.limiter.wait(source, claimed); wait > 0 {
+		att.set(policy.Service, claimed, ResultThrottled)
+		return sigV4Request{}, &ThrottledError{RetryAfter: wait}
+	}
+	req, err := a.checkSigV4Form(r, policy, auth, err)
 	if err != nil {
+		att.set(policy.Service, claimed, ResultFailed)
 		return req, err
+	}
+	req.secret, err = a.Secret(r.Context(), auth.AccessKeyID)
+	if errors.Is(err, ErrBadCredentials) {
+		a.limiter.failure(source, claimed)
+		att.set(policy.Service, claimed, ResultFailed)
+		return req, sigErr(CodeUnrecognizedClient, "The security token included in the request is invalid.")
+	}
+	if err != nil {
+		att.set(policy.Service, claimed, ResultError)
+		return req, err
+	}
+	att.set(policy.Service, claimed, "")
+	return req, nil
+}
+
+// checkSigV4Form checks what needs neither the body nor the key: the parsed header (parseErr is
+// ParseAuthorization's), the signed headers, the timestamp and the scope.
+func (a *Authenticator) checkSigV4Form(r *http.Request, policy SigV4Policy, auth Authorization, parseErr error) (sigV4Request, error) {
+	var req sigV4Request
+	if parseErr != nil {
+		return req, parseErr
 	}
 	if r.Header.Get("X-Amz-Security-Token") != "" {
 		// Lading issues no temporary credentials, so no session token can be valid.
@@ -230,35 +263,37 @@ func (a *Authenticator) prepareSigV4(r *http.Request, policy SigV4Policy) (sigV4
 		return req, sigErr(CodeInvalidSignature, "Signature not yet current: %s is still later than %s (%s + 15 min.)",
 			amzDate, now.Add(MaxClockSkew).Format(amzDateFormat), now.Format(amzDateFormat))
 	}
-	secret, err := a.Secret(r.Context(), auth.AccessKeyID)
-	if errors.Is(err, ErrBadCredentials) {
-		return req, sigErr(CodeUnrecognizedClient, "The security token included in the request is invalid.")
-	}
-	if err != nil {
-		return req, err
-	}
-	return sigV4Request{auth: auth, amzDate: amzDate, signedAt: signedAt, secret: secret}, nil
+	return sigV4Request{auth: auth, amzDate: amzDate, signedAt: signedAt}, nil
 }
 
 // VerifySigV4 checks a request's SigV4 signature under policy, over body (the request body,
 // already read). The signature is recomputed with the secret of the claimed access key and
-// compared in constant time. Refusals are *SigV4Error; other errors are failures of the key store.
+// compared in constant time. Refusals are *SigV4Error, or *ThrottledError while the request's
+// source or key is throttled; other errors are failures of the key store. A wrong signature
+// counts as a failed authentication, a right one clears the key's failures.
 func (a *Authenticator) VerifySigV4(r *http.Request, body []byte, policy SigV4Policy) (SigV4Result, error) {
 	req, err := a.prepareSigV4(r, policy)
 	if err != nil {
 		return SigV4Result{}, err
 	}
+	att := attemptFrom(r.Context())
+	keyID := req.auth.AccessKeyID
 	payloadHash := sha256.Sum256(body)
 	if claimed := r.Header.Get("X-Amz-Content-Sha256"); claimed != "" && claimed != "UNSIGNED-PAYLOAD" &&
 		!strings.EqualFold(claimed, hex.EncodeToString(payloadHash[:])) {
+		att.set(policy.Service, keyID, ResultFailed)
 		return SigV4Result{}, sigErr(CodeInvalidSignature, "The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}
 	want := Signature(req.secret, req.auth, req.amzDate, CanonicalRequest(r, req.auth.SignedHeaders, hex.EncodeToString(payloadHash[:])))
 	if !hmac.Equal([]byte(want), []byte(req.auth.Signature)) {
+		a.limiter.failure(clientSource(r), keyID)
+		att.set(policy.Service, keyID, ResultFailed)
 		return SigV4Result{}, sigErr(CodeInvalidSignature, "The request signature we calculated does not match the signature you provided. "+
 			"Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
-	return SigV4Result{Principal: Principal{AccessKeyID: req.auth.AccessKeyID}, Region: req.auth.Region, SignedAt: req.signedAt}, nil
+	a.limiter.success(keyID)
+	att.set(policy.Service, keyID, ResultOK)
+	return SigV4Result{Principal: Principal{AccessKeyID: keyID}, Region: req.auth.Region, SignedAt: req.signedAt}, nil
 }
 
 // requestTime returns the request's signing time from X-Amz-Date or, failing that, Date.

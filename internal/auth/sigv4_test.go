@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,12 @@ const (
 // newTestAuthenticator opens a real metadata store holding one access key; now is the server clock.
 func newTestAuthenticator(t *testing.T, now func() time.Time) *Authenticator {
 	t.Helper()
+	return newTestAuthenticatorWith(t, Options{Now: now})
+}
+
+// newTestAuthenticatorWith is newTestAuthenticator with options.
+func newTestAuthenticatorWith(t *testing.T, opts Options) *Authenticator {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "meta.db"))
 	if err != nil {
@@ -38,7 +45,7 @@ func newTestAuthenticator(t *testing.T, now func() time.Time) *Authenticator {
 	if err := Bootstrap(context.Background(), db, dir, testKeyID, testSecret, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	return NewAuthenticator(db, now)
+	return NewAuthenticatorWithOptions(db, opts)
 }
 
 // sigServer answers with the verification outcome: 200 and the region, or the error code.
@@ -239,6 +246,82 @@ func TestRequiredSignedHeaders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSigV4Throttle(t *testing.T) {
+	c := newClock()
+	a := newTestAuthenticatorWith(t, Options{Now: c.now, Throttle: testThrottle})
+	call := func(remote, id, secret string, tamper func(*http.Request)) (*Attempt, error) {
+		r := httptest.NewRequest(http.MethodPost, "http://lading.test/", strings.NewReader(`{}`))
+		r.RemoteAddr = remote
+		r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		r.Header.Set("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.ListImages")
+		sum := sha256.Sum256([]byte(`{}`))
+		creds := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, r, hex.EncodeToString(sum[:]), "ecr", "us-east-1", c.now()); err != nil {
+			t.Fatal(err)
+		}
+		if tamper != nil {
+			tamper(r)
+		}
+		att := &Attempt{}
+		r = r.WithContext(WithAttempt(r.Context(), att))
+		if err := a.CheckSigV4Header(r, AWSJSONPolicy("ecr")); err != nil {
+			return att, err
+		}
+		_, err := a.VerifySigV4(r, []byte(`{}`), AWSJSONPolicy("ecr"))
+		return att, err
+	}
+	code := func(err error) string {
+		var se *SigV4Error
+		if errors.As(err, &se) {
+			return se.Code
+		}
+		return fmt.Sprint(err)
+	}
+	// Malformed, unsigned and stale requests guess no secret: they are not counted.
+	for range 10 {
+		if _, err := call("192.0.2.1:1", testKeyID, testSecret, func(r *http.Request) { r.Header.Del("Authorization") }); code(err) != CodeMissingAuthenticationToken {
+			t.Fatal(err)
+		}
+		if _, err := call("192.0.2.1:1", testKeyID, testSecret, func(r *http.Request) {
+			r.Header.Set("X-Amz-Date", c.now().Add(-20*time.Minute).Format(amzDateFormat))
+		}); code(err) != CodeInvalidSignature {
+			t.Fatal(err)
+		}
+		if _, err := call("192.0.2.1:1", testKeyID, testSecret, func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "x-amz-target", "x-amz-date", 1))
+		}); code(err) != CodeIncompleteSignature {
+			t.Fatal(err)
+		}
+	}
+	for i, tc := range []struct {
+		id, secret, want string
+	}{
+		{testKeyID, "wrongwrongwrongwrongwrongwrongwrongwrong", CodeInvalidSignature},
+		{"LAKUNKNOWNUNKNOWNUNK", testSecret, CodeUnrecognizedClient},
+		{testKeyID, "wrongwrongwrongwrongwrongwrongwrongwrong", CodeInvalidSignature},
+		{testKeyID, "wrongwrongwrongwrongwrongwrongwrongwrong", CodeInvalidSignature},
+		{testKeyID, testSecret, "throttled"},
+	} {
+		att, err := call("192.0.2.1:1", tc.id, tc.secret, nil)
+		got := code(err)
+		if errors.Is(err, ErrThrottled) {
+			got = "throttled"
+		}
+		wantResult := ResultFailed
+		if tc.want == "throttled" {
+			wantResult = ResultThrottled
+		}
+		if got != tc.want || att.Result != wantResult || att.AccessKeyID != tc.id || att.Face != "ecr" {
+			t.Fatalf("call %d: %s, %+v; want %s", i+1, got, att, tc.want)
+		}
+	}
+	c.advance(time.Second)
+	att, err := call("192.0.2.1:1", testKeyID, testSecret, nil)
+	if err != nil || att.Result != ResultOK || att.AccessKeyID != testKeyID {
+		t.Fatalf("after the wait: %v, %+v", err, att)
 	}
 }
 

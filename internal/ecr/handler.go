@@ -244,11 +244,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.writeJSON(w, http.StatusOK, b)
 }
 
-// authError answers a SigV4 refusal under AWS's name for it.
+// authError answers a SigV4 refusal under AWS's name for it. A throttled caller gets
+// ThrottlingException, as AWS's JSON services answer it (HTTP 400, "Rate exceeded"), with
+// Retry-After for the clients that read it.
 func (h *Handler) authError(w http.ResponseWriter, r *http.Request, err error) {
 	var se *auth.SigV4Error
-	if errors.As(err, &se) {
+	var te *auth.ThrottledError
+	switch {
+	case errors.As(err, &se):
 		err = newError(se.Code, "%s", se.Message)
+	case errors.As(err, &te):
+		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+		err = newError(errThrottling, "Rate exceeded")
 	}
 	h.writeError(w, r, "", err)
 }
