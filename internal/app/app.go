@@ -43,6 +43,8 @@ type Config struct {
 	// MinFreeSpace is the free space, in bytes, kept on the data dir's volume: uploads are
 	// refused rather than let the disk fill (0: none kept).
 	MinFreeSpace int64
+	// AuthThrottle slows down failed authentication (zero fields take auth's defaults).
+	AuthThrottle auth.ThrottleConfig
 	// Bootstrap admin credentials; empty means "generate on first start".
 	AdminAccessKeyID     string
 	AdminSecretAccessKey string
@@ -111,7 +113,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(meta, nil)}
+	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticatorWithOptions(meta, auth.Options{Throttle: cfg.AuthThrottle})}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lading-registry/lading/internal/auth"
 )
 
 // metrics are the HTTP figures /metrics exposes.
@@ -16,6 +18,9 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	bytesIn  *prometheus.CounterVec
 	bytesOut *prometheus.CounterVec
+	// Refused authentications and requests throttled for them, by face ("registry", "ecr").
+	authFailures  *prometheus.CounterVec
+	authThrottled *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,8 +38,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lading_http_response_bytes_total", Help: "Response body bytes sent, by route.",
 		}, []string{"route"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lading_auth_failures_total", Help: "Requests whose credentials were refused, by face.",
+		}, []string{"face"}),
+		authThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lading_auth_throttled_total", Help: "Requests refused unchecked after too many failed authentications from their source or for their key, by face.",
+		}, []string{"face"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut)
+	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.authFailures, m.authThrottled)
 	return m
 }
 
@@ -93,13 +104,16 @@ func (c *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// observe wraps a handler with metrics and a structured request log line.
+// observe wraps a handler with metrics and a structured request log line, which names the
+// access key a request authenticated as, or claimed, and how its authentication ended.
 func observe(m *metrics, log *slog.Logger, route func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
 		body := &countingBody{ReadCloser: r.Body}
 		r.Body = body
+		att := &auth.Attempt{}
+		r = r.WithContext(auth.WithAttempt(r.Context(), att))
 		next.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
@@ -111,9 +125,23 @@ func observe(m *metrics, log *slog.Logger, route func(*http.Request) string, nex
 		m.latency.WithLabelValues(name, r.Method, status).Observe(elapsed.Seconds())
 		m.bytesIn.WithLabelValues(name).Add(float64(body.n))
 		m.bytesOut.WithLabelValues(name).Add(float64(rec.bytes))
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		switch att.Result {
+		case auth.ResultFailed:
+			m.authFailures.WithLabelValues(att.Face).Inc()
+		case auth.ResultThrottled:
+			m.authThrottled.WithLabelValues(att.Face).Inc()
+		}
+		attrs := []slog.Attr{
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", name),
 			slog.Int("status", rec.status), slog.Int64("bytes_in", body.n), slog.Int64("bytes_out", rec.bytes),
-			slog.Duration("duration", elapsed), slog.String("remote", r.RemoteAddr))
+			slog.Duration("duration", elapsed), slog.String("remote", r.RemoteAddr),
+		}
+		if att.AccessKeyID != "" {
+			attrs = append(attrs, slog.String("access_key_id", att.AccessKeyID))
+		}
+		if att.Result != "" {
+			attrs = append(attrs, slog.String("auth", string(att.Result)))
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }

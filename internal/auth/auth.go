@@ -130,18 +130,34 @@ func Bootstrap(ctx context.Context, keys KeyStore, dataDir, id, secret string, l
 	return nil
 }
 
-// Authenticator checks credentials.
+// Authenticator checks credentials. Its request-level methods (Request, CheckSigV4Header,
+// VerifySigV4) slow down failed authentication: after a few failures from one source or for one
+// access key, requests from it or for it are refused for a growing while without their
+// credentials being checked (a *ThrottledError).
 type Authenticator struct {
-	keys KeyStore
-	now  func() time.Time
+	keys    KeyStore
+	now     func() time.Time
+	limiter *limiter
 }
 
-// NewAuthenticator returns an Authenticator over keys; now may be nil.
+// Options tunes an Authenticator.
+type Options struct {
+	// Now is the server clock; nil is time.Now.
+	Now      func() time.Time
+	Throttle ThrottleConfig
+}
+
+// NewAuthenticator returns an Authenticator over keys with the default throttle; now may be nil.
 func NewAuthenticator(keys KeyStore, now func() time.Time) *Authenticator {
-	if now == nil {
-		now = time.Now
+	return NewAuthenticatorWithOptions(keys, Options{Now: now})
+}
+
+// NewAuthenticatorWithOptions returns an Authenticator over keys.
+func NewAuthenticatorWithOptions(keys KeyStore, opts Options) *Authenticator {
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	return &Authenticator{keys: keys, now: now}
+	return &Authenticator{keys: keys, now: opts.Now, limiter: newLimiter(opts.Throttle, opts.Now)}
 }
 
 // Secret returns the secret of an access key, for SigV4 verification.
@@ -172,13 +188,40 @@ func (a *Authenticator) Basic(ctx context.Context, user, password string) (Princ
 	return Principal{AccessKeyID: k.ID}, nil
 }
 
-// Request authenticates an HTTP request's Basic credentials.
+// Request authenticates an HTTP request's Basic credentials, throttling failures by the
+// request's source and claimed key, and fills in the request's Attempt. Requests without
+// credentials (ErrNoCredentials) are neither counted nor throttled: every docker client probes
+// anonymously first.
 func (a *Authenticator) Request(r *http.Request) (Principal, error) {
+	const face = "registry"
+	att := attemptFrom(r.Context())
 	user, pass, ok := r.BasicAuth()
 	if !ok {
+		att.set(face, "", ResultAnonymous)
 		return Principal{}, ErrNoCredentials
 	}
-	return a.Basic(r.Context(), user, pass)
+	claimed := user
+	if user == "AWS" {
+		claimed = tokenKeyID(pass)
+	}
+	claimed = truncate(claimed, maxSubjectName)
+	source := clientSource(r)
+	if wait := a.limiter.wait(source, claimed); wait > 0 {
+		att.set(face, claimed, ResultThrottled)
+		return Principal{}, &ThrottledError{RetryAfter: wait}
+	}
+	p, err := a.Basic(r.Context(), user, pass)
+	switch {
+	case err == nil:
+		a.limiter.success(p.AccessKeyID)
+		att.set(face, p.AccessKeyID, ResultOK)
+	case errors.Is(err, ErrBadCredentials), errors.Is(err, ErrTokenExpired):
+		a.limiter.failure(source, claimed)
+		att.set(face, claimed, ResultFailed)
+	default:
+		att.set(face, claimed, ResultError)
+	}
+	return p, err
 }
 
 // TokenTTL is how long a registry token is valid, as on ECR.
@@ -219,6 +262,21 @@ func (a *Authenticator) IssueToken(ctx context.Context, p Principal) (string, ti
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(payload))
 	return payload + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), exp, nil
+}
+
+// tokenKeyID returns the key id a registry token claims to be issued to, without verifying it,
+// for throttling and logging; "" when the token does not parse.
+func tokenKeyID(token string) string {
+	payload, _, _ := strings.Cut(token, ".")
+	body, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return ""
+	}
+	var c tokenClaims
+	if json.Unmarshal(body, &c) != nil {
+		return ""
+	}
+	return c.AccessKeyID
 }
 
 func (a *Authenticator) verifyToken(ctx context.Context, token string) (Principal, error) {

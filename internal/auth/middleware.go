@@ -4,20 +4,31 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 )
 
 // RegistryMiddleware guards the registry face with HTTP Basic authentication. Reads may be
 // anonymous when anonymousPull is set. Failures get 401 with ECR's Basic challenge before any
-// routing, so a wrong password reveals nothing about which repositories exist.
+// routing, so a wrong password reveals nothing about which repositories exist; a source or key
+// that failed too often gets 429 TOOMANYREQUESTS with Retry-After, its credentials unchecked.
 func RegistryMiddleware(a *Authenticator, anonymousPull bool, log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.Request(r)
+		var throttled *ThrottledError
 		switch {
 		case err == nil:
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 			return
 		case errors.Is(err, ErrNoCredentials) && anonymousPull && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 			next.ServeHTTP(w, r)
+			return
+		case errors.As(err, &throttled):
+			w.Header().Set("Retry-After", strconv.Itoa(throttled.RetryAfterSeconds()))
+			w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			// ECR's registry answers throttling in these words, which docker shows as they are.
+			_, _ = w.Write([]byte(`{"errors":[{"code":"TOOMANYREQUESTS","message":"Rate exceeded"}]}` + "\n"))
 			return
 		case errors.Is(err, ErrNoCredentials), errors.Is(err, ErrBadCredentials), errors.Is(err, ErrTokenExpired):
 		default:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,6 +131,51 @@ type SigV4Result struct {
 	SignedAt time.Time
 }
 
+// SigV4Policy is what a face's protocol requires of a SigV4 request beyond a valid signature.
+// Host and the header the request is dated with (X-Amz-Date, else Date) must always be signed;
+// the policy names the headers that carry the rest of the request's meaning, which an
+// attacker could otherwise change under a valid signature.
+type SigV4Policy struct {
+	// Service is the signing name the credential scope must carry ("ecr", "inspector2").
+	Service string
+	// SignedHeaders must be signed in every request (lower case).
+	SignedHeaders []string
+	// SignedHeadersWithBody must also be signed when the request has a body (lower case).
+	SignedHeadersWithBody []string
+}
+
+// AWSJSONPolicy is the policy of AWS's JSON 1.0 and 1.1 protocols: the operation travels in
+// X-Amz-Target and the protocol in Content-Type, so both must be signed, as the AWS SDKs and
+// CLI do.
+func AWSJSONPolicy(service string) SigV4Policy {
+	return SigV4Policy{Service: service, SignedHeaders: []string{"x-amz-target", "content-type"}}
+}
+
+// RESTJSONPolicy is the policy of AWS's restJson1 protocol: the operation is the method and
+// path, which every signature covers, so only a body's Content-Type must be signed besides.
+func RESTJSONPolicy(service string) SigV4Policy {
+	return SigV4Policy{Service: service, SignedHeadersWithBody: []string{"content-type"}}
+}
+
+// checkSignedHeaders refuses a request that leaves unsigned a header its policy, or its use of
+// X-Amz-Date or Date, requires to be signed. The first such header is named, in AWS's words.
+func (p SigV4Policy) checkSignedHeaders(r *http.Request, signed []string) error {
+	dateHeader := "x-amz-date"
+	if r.Header.Get("X-Amz-Date") == "" {
+		dateHeader = "date"
+	}
+	required := append([]string{dateHeader}, p.SignedHeaders...)
+	if r.ContentLength != 0 { // -1, a body of unknown length, is a body too
+		required = append(required, p.SignedHeadersWithBody...)
+	}
+	for _, h := range required {
+		if !slices.Contains(signed, h) {
+			return sigErr(CodeIncompleteSignature, "'%s' must be a 'SignedHeader' in the AWS Authorization.", http.CanonicalHeaderKey(h))
+		}
+	}
+	return nil
+}
+
 // sigV4Request is a request whose SigV4 header, dates, scope and key checked out; only the
 // signature itself, which needs the body, remains to be verified.
 type sigV4Request struct {
@@ -139,23 +185,56 @@ type sigV4Request struct {
 	secret   string
 }
 
-// CheckSigV4Header does every check of VerifySigV4 that needs no body: the Authorization header,
-// the timestamp and its skew, the scope's service and the access key. Calling it first lets a
-// face refuse a request before reading a large body.
-func (a *Authenticator) CheckSigV4Header(r *http.Request, service string) error {
-	_, err := a.prepareSigV4(r, service)
+// CheckSigV4Header does every check of VerifySigV4 that needs no body: the Authorization header
+// and the headers it signs, the timestamp and its skew, the scope's service and the access key.
+// Calling it first lets a face refuse a request before reading a large body.
+func (a *Authenticator) CheckSigV4Header(r *http.Request, policy SigV4Policy) error {
+	_, err := a.prepareSigV4(r, policy)
 	return err
 }
 
-func (a *Authenticator) prepareSigV4(r *http.Request, service string) (sigV4Request, error) {
-	var req sigV4Request
+// prepareSigV4 checks all but the signature, throttles the request's source and key, and counts
+// an unknown key as a failure. A malformed or stale request guesses no secret, so it is refused
+// without being counted.
+func (a *Authenticator) prepareSigV4(r *http.Request, policy SigV4Policy) (sigV4Request, error) {
+	att := attemptFrom(r.Context())
 	header := r.Header.Get("Authorization")
 	if header == "" {
-		return req, sigErr(CodeMissingAuthenticationToken, "Missing Authentication Token")
+		att.set(policy.Service, "", ResultAnonymous)
+		return sigV4Request{}, sigErr(CodeMissingAuthenticationToken, "Missing Authentication Token")
 	}
 	auth, err := ParseAuthorization(header)
+	claimed := truncate(auth.AccessKeyID, maxSubjectName)
+	source := clientSource(r)
+	if wait := a.limiter.wait(source, claimed); wait > 0 {
+		att.set(policy.Service, claimed, ResultThrottled)
+		return sigV4Request{}, &ThrottledError{RetryAfter: wait}
+	}
+	req, err := a.checkSigV4Form(r, policy, auth, err)
 	if err != nil {
+		att.set(policy.Service, claimed, ResultFailed)
 		return req, err
+	}
+	req.secret, err = a.Secret(r.Context(), auth.AccessKeyID)
+	if errors.Is(err, ErrBadCredentials) {
+		a.limiter.failure(source, claimed)
+		att.set(policy.Service, claimed, ResultFailed)
+		return req, sigErr(CodeUnrecognizedClient, "The security token included in the request is invalid.")
+	}
+	if err != nil {
+		att.set(policy.Service, claimed, ResultError)
+		return req, err
+	}
+	att.set(policy.Service, claimed, "")
+	return req, nil
+}
+
+// checkSigV4Form checks what needs neither the body nor the key: the parsed header (parseErr is
+// ParseAuthorization's), the signed headers, the timestamp and the scope.
+func (a *Authenticator) checkSigV4Form(r *http.Request, policy SigV4Policy, auth Authorization, parseErr error) (sigV4Request, error) {
+	var req sigV4Request
+	if parseErr != nil {
+		return req, parseErr
 	}
 	if r.Header.Get("X-Amz-Security-Token") != "" {
 		// Lading issues no temporary credentials, so no session token can be valid.
@@ -165,12 +244,15 @@ func (a *Authenticator) prepareSigV4(r *http.Request, service string) (sigV4Requ
 	if err != nil {
 		return req, err
 	}
+	if err := policy.checkSignedHeaders(r, auth.SignedHeaders); err != nil {
+		return req, err
+	}
 	if auth.Date != amzDate[:8] {
 		return req, sigErr(CodeInvalidSignature, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			auth.Date, amzDate[:8], amzDate)
 	}
-	if auth.Service != service {
-		return req, sigErr(CodeInvalidSignature, "Credential should be scoped to correct service: '%s'. ", service)
+	if auth.Service != policy.Service {
+		return req, sigErr(CodeInvalidSignature, "Credential should be scoped to correct service: '%s'. ", policy.Service)
 	}
 	now := a.now().UTC()
 	if signedAt.Before(now.Add(-MaxClockSkew)) {
@@ -181,35 +263,37 @@ func (a *Authenticator) prepareSigV4(r *http.Request, service string) (sigV4Requ
 		return req, sigErr(CodeInvalidSignature, "Signature not yet current: %s is still later than %s (%s + 15 min.)",
 			amzDate, now.Add(MaxClockSkew).Format(amzDateFormat), now.Format(amzDateFormat))
 	}
-	secret, err := a.Secret(r.Context(), auth.AccessKeyID)
-	if errors.Is(err, ErrBadCredentials) {
-		return req, sigErr(CodeUnrecognizedClient, "The security token included in the request is invalid.")
-	}
-	if err != nil {
-		return req, err
-	}
-	return sigV4Request{auth: auth, amzDate: amzDate, signedAt: signedAt, secret: secret}, nil
+	return sigV4Request{auth: auth, amzDate: amzDate, signedAt: signedAt}, nil
 }
 
-// VerifySigV4 checks a request's SigV4 signature for service, over body (the request body, already
-// read). The signature is recomputed with the secret of the claimed access key and compared in
-// constant time. Refusals are *SigV4Error; other errors are failures of the key store.
-func (a *Authenticator) VerifySigV4(r *http.Request, body []byte, service string) (SigV4Result, error) {
-	req, err := a.prepareSigV4(r, service)
+// VerifySigV4 checks a request's SigV4 signature under policy, over body (the request body,
+// already read). The signature is recomputed with the secret of the claimed access key and
+// compared in constant time. Refusals are *SigV4Error, or *ThrottledError while the request's
+// source or key is throttled; other errors are failures of the key store. A wrong signature
+// counts as a failed authentication, a right one clears the key's failures.
+func (a *Authenticator) VerifySigV4(r *http.Request, body []byte, policy SigV4Policy) (SigV4Result, error) {
+	req, err := a.prepareSigV4(r, policy)
 	if err != nil {
 		return SigV4Result{}, err
 	}
+	att := attemptFrom(r.Context())
+	keyID := req.auth.AccessKeyID
 	payloadHash := sha256.Sum256(body)
 	if claimed := r.Header.Get("X-Amz-Content-Sha256"); claimed != "" && claimed != "UNSIGNED-PAYLOAD" &&
 		!strings.EqualFold(claimed, hex.EncodeToString(payloadHash[:])) {
+		att.set(policy.Service, keyID, ResultFailed)
 		return SigV4Result{}, sigErr(CodeInvalidSignature, "The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}
 	want := Signature(req.secret, req.auth, req.amzDate, CanonicalRequest(r, req.auth.SignedHeaders, hex.EncodeToString(payloadHash[:])))
 	if !hmac.Equal([]byte(want), []byte(req.auth.Signature)) {
+		a.limiter.failure(clientSource(r), keyID)
+		att.set(policy.Service, keyID, ResultFailed)
 		return SigV4Result{}, sigErr(CodeInvalidSignature, "The request signature we calculated does not match the signature you provided. "+
 			"Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
-	return SigV4Result{Principal: Principal{AccessKeyID: req.auth.AccessKeyID}, Region: req.auth.Region, SignedAt: req.signedAt}, nil
+	a.limiter.success(keyID)
+	att.set(policy.Service, keyID, ResultOK)
+	return SigV4Result{Principal: Principal{AccessKeyID: keyID}, Region: req.auth.Region, SignedAt: req.signedAt}, nil
 }
 
 // requestTime returns the request's signing time from X-Amz-Date or, failing that, Date.

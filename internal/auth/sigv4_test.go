@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,12 @@ const (
 // newTestAuthenticator opens a real metadata store holding one access key; now is the server clock.
 func newTestAuthenticator(t *testing.T, now func() time.Time) *Authenticator {
 	t.Helper()
+	return newTestAuthenticatorWith(t, Options{Now: now})
+}
+
+// newTestAuthenticatorWith is newTestAuthenticator with options.
+func newTestAuthenticatorWith(t *testing.T, opts Options) *Authenticator {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "meta.db"))
 	if err != nil {
@@ -38,14 +45,14 @@ func newTestAuthenticator(t *testing.T, now func() time.Time) *Authenticator {
 	if err := Bootstrap(context.Background(), db, dir, testKeyID, testSecret, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	return NewAuthenticator(db, now)
+	return NewAuthenticatorWithOptions(db, opts)
 }
 
 // sigServer answers with the verification outcome: 200 and the region, or the error code.
 func sigServer(t *testing.T, a *Authenticator) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		res, err := a.VerifySigV4(r, body, "ecr")
+		res, err := a.VerifySigV4(r, body, AWSJSONPolicy("ecr"))
 		var se *SigV4Error
 		switch {
 		case errors.As(err, &se):
@@ -153,6 +160,168 @@ func TestVerifySigV4(t *testing.T) {
 				t.Fatalf("got %d %q, want %d %q", code, body, tc.wantCode, tc.want)
 			}
 		})
+	}
+}
+
+// signOver signs r (its body is body) with the test key over exactly the given headers, with
+// the package's own canonical request, so that the signature is valid whatever the list holds.
+func signOver(r *http.Request, body string, at time.Time, signed ...string) {
+	amzDate := at.UTC().Format(amzDateFormat)
+	auth := Authorization{AccessKeyID: testKeyID, Date: amzDate[:8], Region: "us-east-1", Service: "ecr", SignedHeaders: signed}
+	sum := sha256.Sum256([]byte(body))
+	auth.Signature = Signature(testSecret, auth, amzDate, CanonicalRequest(r, signed, hex.EncodeToString(sum[:])))
+	r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+testKeyID+"/"+auth.Scope()+
+		", SignedHeaders="+strings.Join(signed, ";")+", Signature="+auth.Signature)
+}
+
+func TestRequiredSignedHeaders(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a := newTestAuthenticator(t, func() time.Time { return now })
+	jsonRequest := func(dateHeader string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "http://lading.test/", strings.NewReader(`{}`))
+		r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		r.Header.Set("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.ListImages")
+		if dateHeader == "Date" {
+			r.Header.Set("Date", now.Format(http.TimeFormat))
+		} else {
+			r.Header.Set("X-Amz-Date", now.Format(amzDateFormat))
+		}
+		return r
+	}
+	restRequest := func(method, body string) *http.Request {
+		r := httptest.NewRequest(method, "http://lading.test/findings/list", strings.NewReader(body))
+		if body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		r.Header.Set("X-Amz-Date", now.Format(amzDateFormat))
+		return r
+	}
+	for _, tc := range []struct {
+		name    string
+		policy  SigV4Policy
+		req     *http.Request
+		signed  []string
+		wantErr string // the message of the IncompleteSignatureException; empty: accepted
+	}{
+		{"JSON: all signed", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-type", "host", "x-amz-date", "x-amz-target"}, ""},
+		{"JSON: more signed", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-length", "content-type", "host", "x-amz-date", "x-amz-target"}, ""},
+		{"JSON: host unsigned", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-type", "x-amz-date", "x-amz-target"}, "'Host' must be a 'SignedHeader' in the AWS Authorization."},
+		{"JSON: x-amz-date unsigned", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-type", "host", "x-amz-target"}, "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."},
+		{"JSON: x-amz-target unsigned", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"content-type", "host", "x-amz-date"}, "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."},
+		{"JSON: content-type unsigned", AWSJSONPolicy("ecr"), jsonRequest("X-Amz-Date"),
+			[]string{"host", "x-amz-date", "x-amz-target"}, "'Content-Type' must be a 'SignedHeader' in the AWS Authorization."},
+		{"JSON: dated by Date, signed", AWSJSONPolicy("ecr"), jsonRequest("Date"),
+			[]string{"content-type", "date", "host", "x-amz-target"}, ""},
+		{"JSON: dated by Date, unsigned", AWSJSONPolicy("ecr"), jsonRequest("Date"),
+			[]string{"content-type", "host", "x-amz-target"}, "'Date' must be a 'SignedHeader' in the AWS Authorization."},
+		{"REST: GET without body", RESTJSONPolicy("ecr"), restRequest(http.MethodGet, ""),
+			[]string{"host", "x-amz-date"}, ""},
+		{"REST: body, all signed", RESTJSONPolicy("ecr"), restRequest(http.MethodPost, `{}`),
+			[]string{"content-type", "host", "x-amz-date"}, ""},
+		{"REST: body, content-type unsigned", RESTJSONPolicy("ecr"), restRequest(http.MethodPost, `{}`),
+			[]string{"host", "x-amz-date"}, "'Content-Type' must be a 'SignedHeader' in the AWS Authorization."},
+		{"REST: x-amz-date unsigned", RESTJSONPolicy("ecr"), restRequest(http.MethodGet, ""),
+			[]string{"host"}, "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, _ := io.ReadAll(tc.req.Body)
+			signOver(tc.req, string(body), now, tc.signed...)
+			errHeader := a.CheckSigV4Header(tc.req, tc.policy)
+			res, err := a.VerifySigV4(tc.req, body, tc.policy)
+			if tc.wantErr == "" {
+				if errHeader != nil || err != nil || res.Principal.AccessKeyID != testKeyID {
+					t.Fatalf("refused: %v, %v", errHeader, err)
+				}
+				return
+			}
+			for _, err := range []error{errHeader, err} {
+				var se *SigV4Error
+				if !errors.As(err, &se) || se.Code != CodeIncompleteSignature || se.Message != tc.wantErr {
+					t.Fatalf("got %v, want %s: %s", err, CodeIncompleteSignature, tc.wantErr)
+				}
+			}
+		})
+	}
+}
+
+func TestSigV4Throttle(t *testing.T) {
+	c := newClock()
+	a := newTestAuthenticatorWith(t, Options{Now: c.now, Throttle: testThrottle})
+	call := func(remote, id, secret string, tamper func(*http.Request)) (*Attempt, error) {
+		r := httptest.NewRequest(http.MethodPost, "http://lading.test/", strings.NewReader(`{}`))
+		r.RemoteAddr = remote
+		r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		r.Header.Set("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.ListImages")
+		sum := sha256.Sum256([]byte(`{}`))
+		creds := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, r, hex.EncodeToString(sum[:]), "ecr", "us-east-1", c.now()); err != nil {
+			t.Fatal(err)
+		}
+		if tamper != nil {
+			tamper(r)
+		}
+		att := &Attempt{}
+		r = r.WithContext(WithAttempt(r.Context(), att))
+		if err := a.CheckSigV4Header(r, AWSJSONPolicy("ecr")); err != nil {
+			return att, err
+		}
+		_, err := a.VerifySigV4(r, []byte(`{}`), AWSJSONPolicy("ecr"))
+		return att, err
+	}
+	code := func(err error) string {
+		var se *SigV4Error
+		if errors.As(err, &se) {
+			return se.Code
+		}
+		return fmt.Sprint(err)
+	}
+	// Malformed, unsigned and stale requests guess no secret: they are not counted.
+	for range 10 {
+		if _, err := call("192.0.2.1:1", testKeyID, testSecret, func(r *http.Request) { r.Header.Del("Authorization") }); code(err) != CodeMissingAuthenticationToken {
+			t.Fatal(err)
+		}
+		if _, err := call("192.0.2.1:1", testKeyID, testSecret, func(r *http.Request) {
+			r.Header.Set("X-Amz-Date", c.now().Add(-20*time.Minute).Format(amzDateFormat))
+		}); code(err) != CodeInvalidSignature {
+			t.Fatal(err)
+		}
+		if _, err := call("192.0.2.1:1", testKeyID, testSecret, func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "x-amz-target", "x-amz-date", 1))
+		}); code(err) != CodeIncompleteSignature {
+			t.Fatal(err)
+		}
+	}
+	for i, tc := range []struct {
+		id, secret, want string
+	}{
+		{testKeyID, "wrongwrongwrongwrongwrongwrongwrongwrong", CodeInvalidSignature},
+		{"LAKUNKNOWNUNKNOWNUNK", testSecret, CodeUnrecognizedClient},
+		{testKeyID, "wrongwrongwrongwrongwrongwrongwrongwrong", CodeInvalidSignature},
+		{testKeyID, "wrongwrongwrongwrongwrongwrongwrongwrong", CodeInvalidSignature},
+		{testKeyID, testSecret, "throttled"},
+	} {
+		att, err := call("192.0.2.1:1", tc.id, tc.secret, nil)
+		got := code(err)
+		if errors.Is(err, ErrThrottled) {
+			got = "throttled"
+		}
+		wantResult := ResultFailed
+		if tc.want == "throttled" {
+			wantResult = ResultThrottled
+		}
+		if got != tc.want || att.Result != wantResult || att.AccessKeyID != tc.id || att.Face != "ecr" {
+			t.Fatalf("call %d: %s, %+v; want %s", i+1, got, att, tc.want)
+		}
+	}
+	c.advance(time.Second)
+	att, err := call("192.0.2.1:1", testKeyID, testSecret, nil)
+	if err != nil || att.Result != ResultOK || att.AccessKeyID != testKeyID {
+		t.Fatalf("after the wait: %v, %+v", err, att)
 	}
 }
 

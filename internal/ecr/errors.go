@@ -30,6 +30,7 @@ const (
 	errInvalidTagParameter      = "InvalidTagParameterException"
 	errTooManyTags              = "TooManyTagsException"
 	errRequestEntityTooLarge    = "RequestEntityTooLargeException"
+	errThrottling               = "ThrottlingException"
 )
 
 // apiError is an error answered to the client as {"__type": Type, "message": Message} plus any

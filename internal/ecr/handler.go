@@ -82,8 +82,8 @@ type Blobs interface {
 // Authenticator verifies callers and issues what GetAuthorizationToken and
 // GetDownloadUrlForLayer hand out.
 type Authenticator interface {
-	CheckSigV4Header(r *http.Request, service string) error
-	VerifySigV4(r *http.Request, body []byte, service string) (auth.SigV4Result, error)
+	CheckSigV4Header(r *http.Request, policy auth.SigV4Policy) error
+	VerifySigV4(r *http.Request, body []byte, policy auth.SigV4Policy) (auth.SigV4Result, error)
 	IssueToken(ctx context.Context, p auth.Principal) (string, time.Time, error)
 	SignResource(ctx context.Context, resource string, exp time.Time) (string, error)
 	VerifyResource(ctx context.Context, resource string, expires int64, signature string) error
@@ -107,6 +107,8 @@ type Handler struct {
 	meta  Metadata
 	blobs Blobs
 	auth  Authenticator
+	// sigV4 is AWS JSON 1.1's: X-Amz-Target names the operation, so it must be signed.
+	sigV4 auth.SigV4Policy
 	cfg   Config
 	ops   map[string]operation
 }
@@ -132,7 +134,7 @@ func NewHandler(meta Metadata, blobs Blobs, authn Authenticator, cfg Config) *Ha
 	if cfg.DownloadURLTTL <= 0 {
 		cfg.DownloadURLTTL = time.Hour
 	}
-	h := &Handler{meta: meta, blobs: blobs, auth: authn, cfg: cfg}
+	h := &Handler{meta: meta, blobs: blobs, auth: authn, sigV4: auth.AWSJSONPolicy("ecr"), cfg: cfg}
 	h.ops = map[string]operation{
 		"CreateRepository":                        h.createRepository,
 		"DescribeRepositories":                    h.describeRepositories,
@@ -198,7 +200,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Everything but the signature is checked before the body is read, so that clients without
 	// a valid key cannot make the server buffer large bodies.
-	if err := h.auth.CheckSigV4Header(r, "ecr"); err != nil {
+	if err := h.auth.CheckSigV4Header(r, h.sigV4); err != nil {
 		h.authError(w, r, err)
 		return
 	}
@@ -213,7 +215,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, "", e)
 		return
 	}
-	res, err := h.auth.VerifySigV4(r, body, "ecr")
+	res, err := h.auth.VerifySigV4(r, body, h.sigV4)
 	if err != nil {
 		h.authError(w, r, err)
 		return
@@ -243,11 +245,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.writeJSON(w, http.StatusOK, b)
 }
 
-// authError answers a SigV4 refusal under AWS's name for it.
+// authError answers a SigV4 refusal under AWS's name for it. A throttled caller gets
+// ThrottlingException, as AWS's JSON services answer it (HTTP 400, "Rate exceeded"), with
+// Retry-After for the clients that read it.
 func (h *Handler) authError(w http.ResponseWriter, r *http.Request, err error) {
 	var se *auth.SigV4Error
-	if errors.As(err, &se) {
+	var te *auth.ThrottledError
+	switch {
+	case errors.As(err, &se):
 		err = newError(se.Code, "%s", se.Message)
+	case errors.As(err, &te):
+		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+		err = newError(errThrottling, "Rate exceeded")
 	}
 	h.writeError(w, r, "", err)
 }

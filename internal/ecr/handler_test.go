@@ -77,6 +77,7 @@ func (w tripwire) Read([]byte) (int, error) {
 func TestUnknownKeyIsRefusedBeforeTheBody(t *testing.T) {
 	h := newTestHandler(t)
 	req := httptest.NewRequest(http.MethodPost, "http://lading.test/", tripwire{t})
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", TargetPrefix+"UploadLayerPart")
 	creds := aws.Credentials{AccessKeyID: "LAKUNKNOWNUNKNOWNUNK", SecretAccessKey: fuzzSecret}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, strings.Repeat("0", 64), "ecr", "us-east-1", time.Now()); err != nil {
