@@ -466,13 +466,29 @@ func TestNewWebhookStartsFromNowAndRemovedOneIsForgotten(t *testing.T) {
 	}
 }
 
+// emptyReads counts the reads of the outbox that found nothing, once they have returned.
+type emptyReads struct {
+	events.Store
+	n atomic.Int64
+}
+
+func (e *emptyReads) ReadOutbox(ctx context.Context, afterSeq int64, limit int) ([]store.OutboxEvent, error) {
+	evs, err := e.Store.ReadOutbox(ctx, afterSeq, limit)
+	if err == nil && len(evs) == 0 {
+		e.n.Add(1)
+	}
+	return evs, err
+}
+
 func TestNotifyWakesAnIdleDispatcher(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "meta.db"))
 	r := newReceiver(t, "s", nil)
 	opts := fast()
 	opts.PollInterval = time.Hour // only Notify can wake it in time
-	d, _ := start(t, db, []events.Webhook{r.hook("r")}, opts)
-	time.Sleep(20 * time.Millisecond) // let it go idle
+	counted := &emptyReads{Store: db}
+	d, _ := start(t, counted, []events.Webhook{r.hook("r")}, opts)
+	// Idle: the worker found the outbox empty, and its next step is to wait for a wake-up.
+	waitFor(t, "an empty read of the outbox", func() bool { return counted.n.Load() > 0 })
 	ids := appendPushes(t, db, d, 0, 3)
 	waitFor(t, "delivery after Notify", func() bool { return len(r.accepted()) == 3 })
 	if !slices.Equal(r.accepted(), ids) {

@@ -140,7 +140,23 @@ func TestCrashDuringUploads(t *testing.T) {
 	for range 8 {
 		<-started
 	}
-	time.Sleep(200 * time.Millisecond) // let the server write what it received
+	// Kill only once the server is writing every second chunk: bytes in socket buffers are not
+	// yet an upload in flight.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		writing := 0
+		for _, u := range uploads {
+			if fi, err := os.Stat(filepath.Join(srv.DataDir, "uploads", filepath.Base(u.loc), "data")); err == nil && fi.Size() > 512<<10 {
+				writing++
+			}
+		}
+		if writing == len(uploads) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server is writing %d of %d second chunks", writing, len(uploads))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	srv.Kill()
 	for _, pw := range writers {
 		_ = pw.CloseWithError(io.ErrUnexpectedEOF) // the client side of the cut connection gives up
@@ -253,7 +269,18 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	stopped := make(chan struct{})
 	go func() { srv.Stop(); close(stopped) }()
-	time.Sleep(300 * time.Millisecond)
+	// Shutdown has begun once the server refuses new connections.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := http.Get(srv.URL() + "/healthz")
+		if err != nil {
+			break
+		}
+		_ = resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the server still accepts connections after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	select {
 	case <-stopped:
 		t.Fatal("server exited with a request in flight")
