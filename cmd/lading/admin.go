@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"log/slog"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lading-registry/lading/internal/app"
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
@@ -19,13 +19,10 @@ func newAdminCommand() *cobra.Command {
 	return cmd
 }
 
-// openMeta opens the metadata store of a data directory, for admin commands that run beside
-// (or without) a server.
-func openMeta(ctx context.Context, dataDir string) (*sqlite.DB, error) {
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, err
-	}
-	return sqlite.Open(ctx, filepath.Join(dataDir, "lading.db"))
+// openMeta opens the metadata store of a data directory, for commands that run beside (or
+// without) a server.
+func openMeta(ctx context.Context, dataDir string, log *slog.Logger) (*sqlite.DB, error) {
+	return app.OpenMeta(ctx, dataDir, log)
 }
 
 func newAccessKeyCommand() *cobra.Command {
@@ -39,7 +36,7 @@ func newAccessKeyCommand() *cobra.Command {
 		Short: "Create an access key and print it (the secret is shown only here)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openMeta(cmd.Context(), dataDir)
+			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
 			if err != nil {
 				return err
 			}
@@ -62,7 +59,7 @@ func newAccessKeyCommand() *cobra.Command {
 		Short: "List access keys (without secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openMeta(cmd.Context(), dataDir)
+			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
 			if err != nil {
 				return err
 			}
@@ -84,7 +81,7 @@ func newAccessKeyCommand() *cobra.Command {
 		Short: "Delete an access key",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := openMeta(cmd.Context(), dataDir)
+			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
 			if err != nil {
 				return err
 			}

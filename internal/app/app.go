@@ -4,7 +4,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -87,14 +86,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if len(cfg.RegistryID) != 12 || strings.Trim(cfg.RegistryID, "0123456789") != "" {
 		return nil, fmt.Errorf("registry id %q: must be 12 digits", cfg.RegistryID)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
-	meta, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "lading.db"))
+	meta, err := OpenMeta(ctx, cfg.DataDir, cfg.Logger)
 	if err != nil {
-		if errors.Is(err, sqlite.ErrNewerSchema) {
-			return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
-		}
 		return nil, err
 	}
 	blobs, err := blobfs.New(cfg.DataDir)
@@ -128,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 // and makes manifest changes write their events and scan jobs in their own transactions.
 func (a *App) openScanning(ctx context.Context) error {
 	cfg := a.cfg
-	a.vulns = vulndb.New(a.meta, vulndb.Options{Logger: a.log.With("component", "vulndb"), CacheDir: filepath.Join(cfg.DataDir, "vulndb-cache")})
+	a.vulns = vulndb.New(a.meta, vulndb.Options{Logger: a.log.With("component", "vulndb"), CacheDir: filepath.Join(cfg.DataDir, vulnDBCacheDir)})
 	poll := cfg.DBPollInterval
 	if poll <= 0 {
 		poll = time.Second
@@ -148,8 +141,8 @@ func (a *App) openScanning(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	scratch := filepath.Join(cfg.DataDir, "scratch")
-	if err := os.MkdirAll(scratch, 0o700); err != nil {
+	scratch := filepath.Join(cfg.DataDir, scratchDir)
+	if err := os.MkdirAll(scratch, privateDir); err != nil {
 		return err
 	}
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{

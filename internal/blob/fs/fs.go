@@ -41,7 +41,7 @@ type Store struct {
 // New creates the directory layout under root if needed.
 func New(root string) (*Store, error) {
 	for _, d := range []string{"blobs", "uploads"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("create blob store: %w", err)
 		}
 	}
@@ -119,10 +119,10 @@ func (s *Store) NewUpload(_ context.Context) (string, error) {
 	}
 	id := hex.EncodeToString(b[:])
 	dir := filepath.Join(s.root, "uploads", id)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create upload: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("create upload: %w", err)
 	}
@@ -318,7 +318,7 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return 0, err
 	}
 	// Renaming over an existing blob is harmless: both hold the same verified bytes.
@@ -397,7 +397,7 @@ func saveHashState(dir string, h hash.Hash, size int64) error {
 	b := binary.BigEndian.AppendUint64(nil, uint64(size))
 	b = append(b, state...)
 	tmp := filepath.Join(dir, "hashstate.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("save hash state: %w", err)
 	}
 	return os.Rename(tmp, filepath.Join(dir, "hashstate"))
