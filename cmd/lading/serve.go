@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-registry/lading/internal/app"
+	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -60,6 +61,7 @@ func newServeCommand() *cobra.Command {
 			cfg.Version = versionString()
 			cfg.AdminAccessKeyID = os.Getenv("LADING_ADMIN_ACCESS_KEY_ID")
 			cfg.AdminSecretAccessKey = os.Getenv("LADING_ADMIN_SECRET_ACCESS_KEY")
+			cfg.SecretKey = os.Getenv(auth.SecretKeyEnv)
 			a, err := app.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err

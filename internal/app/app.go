@@ -57,6 +57,10 @@ type Config struct {
 	EventWebhooks      []string
 	EventWebhookSecret string
 	EventsConfig       string
+
+	// SecretKey is the base64 key stored secrets are encrypted with (auth.SecretKeyEnv); empty
+	// means the key file in the data directory.
+	SecretKey string
 }
 
 // App is a built, not yet running, Lading server.
@@ -90,16 +94,21 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys, err := OpenKeys(ctx, meta, cfg.DataDir, cfg.SecretKey, cfg.Logger)
+	if err != nil {
+		_ = meta.Close()
+		return nil, err
+	}
 	blobs, err := blobfs.New(cfg.DataDir)
 	if err != nil {
 		_ = meta.Close()
 		return nil, err
 	}
-	if err := auth.Bootstrap(ctx, meta, cfg.DataDir, cfg.AdminAccessKeyID, cfg.AdminSecretAccessKey, cfg.Logger); err != nil {
+	if err := auth.Bootstrap(ctx, keys, cfg.DataDir, cfg.AdminAccessKeyID, cfg.AdminSecretAccessKey, cfg.Logger); err != nil {
 		_ = meta.Close()
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(meta, nil)}
+	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(keys, nil)}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -46,6 +46,28 @@ func OpenMeta(ctx context.Context, dataDir string, log *slog.Logger) (*sqlite.DB
 	return meta, err
 }
 
+// OpenKeys returns the access keys of an open data directory, their secrets (and the signing
+// keys) encrypted at rest with the secret key (secretKey, base64, or else the key file in
+// dataDir, made on first use), after encrypting what an older Lading stored in plain text.
+func OpenKeys(ctx context.Context, meta *sqlite.DB, dataDir, secretKey string, log *slog.Logger) (*auth.SealedKeys, error) {
+	return openKeys(ctx, meta, auth.SecretsOptions{DataDir: dataDir, Key: secretKey, Logger: log})
+}
+
+// ResetSecretKey is for a lost secret key: it makes a new one and drops what the old one
+// protected (see auth.SecretsOptions.Forget).
+func ResetSecretKey(ctx context.Context, meta *sqlite.DB, dataDir, secretKey string, log *slog.Logger) error {
+	_, err := openKeys(ctx, meta, auth.SecretsOptions{DataDir: dataDir, Key: secretKey, Logger: log, Forget: true})
+	return err
+}
+
+func openKeys(ctx context.Context, meta *sqlite.DB, o auth.SecretsOptions) (*auth.SealedKeys, error) {
+	s, err := auth.OpenSecrets(ctx, meta, o)
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", o.DataDir, err)
+	}
+	return auth.SealKeys(meta, s), nil
+}
+
 // secureDataDir creates dataDir (0700) and an empty metadata database (0600) if missing, the
 // latter so that SQLite, which gives lading.db-wal and lading.db-shm the mode of the database
 // file, makes them 0600 too. It then tightens what an older Lading made looser: the data
@@ -74,7 +96,7 @@ func secureDataDir(dataDir string, log *slog.Logger) error {
 			return err
 		}
 	}
-	for _, name := range []string{MetaFile, MetaFile + "-wal", MetaFile + "-shm", MetaFile + "-journal", auth.CredentialsFile} {
+	for _, name := range []string{MetaFile, MetaFile + "-wal", MetaFile + "-shm", MetaFile + "-journal", auth.CredentialsFile, auth.SecretKeyFile} {
 		if err := tighten(filepath.Join(dataDir, name), privateFile, log); err != nil {
 			return err
 		}

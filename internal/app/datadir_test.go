@@ -41,7 +41,7 @@ func TestOpenMakesDataDirPrivate(t *testing.T) {
 	}
 	for name, want := range map[string]fs.FileMode{
 		"": 0o700, "blobs": 0o700, "uploads": 0o700, scratchDir: 0o700,
-		MetaFile: 0o600, MetaFile + "-wal": 0o600, MetaFile + "-shm": 0o600,
+		MetaFile: 0o600, MetaFile + "-wal": 0o600, MetaFile + "-shm": 0o600, auth.SecretKeyFile: 0o600,
 	} {
 		if got := perm(t, filepath.Join(dir, name)); got != want {
 			t.Errorf("%q: mode %#o, want %#o", name, got, want)
@@ -70,6 +70,7 @@ func TestSecureDataDirTightens(t *testing.T) {
 		{MetaFile + "-wal", false, 0o644, 0o600},
 		{MetaFile + "-shm", false, 0o664, 0o600},
 		{auth.CredentialsFile, false, 0o644, 0o600},
+		{auth.SecretKeyFile, false, 0o440, 0o400},
 		{auth.CredentialsFile + ".other", false, 0o644, 0o644},
 	}
 	for _, tc := range cases {
