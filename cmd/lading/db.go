@@ -28,7 +28,7 @@ func openVulnDB(cmd *cobra.Command, common *commonFlags, skipInvalid bool) (*vul
 	if err != nil {
 		return nil, nil, err
 	}
-	meta, err := openMeta(cmd.Context(), common.dataDir)
+	meta, err := openMeta(cmd.Context(), common.dataDir, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -111,7 +111,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(scanMemoryLimit)
 	}
-	meta, err := openMeta(ctx, o.common.dataDir)
+	meta, err := openMeta(ctx, o.common.dataDir, log)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-registry/lading/internal/app"
+	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -69,6 +70,7 @@ func newServeCommand() *cobra.Command {
 			cfg.Version = versionString()
 			cfg.AdminAccessKeyID = os.Getenv("LADING_ADMIN_ACCESS_KEY_ID")
 			cfg.AdminSecretAccessKey = os.Getenv("LADING_ADMIN_SECRET_ACCESS_KEY")
+			cfg.SecretKey = os.Getenv(auth.SecretKeyEnv)
 			a, err := app.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -34,7 +35,7 @@ func newUsageCommand() *cobra.Command {
 					return err
 				}
 			}
-			db, err := openMeta(cmd.Context(), dataDir)
+			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -65,6 +64,10 @@ type Config struct {
 	EventWebhooks      []string
 	EventWebhookSecret string
 	EventsConfig       string
+
+	// SecretKey is the base64 key stored secrets are encrypted with (auth.SecretKeyEnv); empty
+	// means the key file in the data directory.
+	SecretKey string
 }
 
 // App is a built, not yet running, Lading server.
@@ -94,14 +97,13 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if len(cfg.RegistryID) != 12 || strings.Trim(cfg.RegistryID, "0123456789") != "" {
 		return nil, fmt.Errorf("registry id %q: must be 12 digits", cfg.RegistryID)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
-	meta, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "lading.db"))
+	meta, err := OpenMeta(ctx, cfg.DataDir, cfg.Logger)
 	if err != nil {
-		if errors.Is(err, sqlite.ErrNewerSchema) {
-			return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
-		}
+		return nil, err
+	}
+	keys, err := OpenKeys(ctx, meta, cfg.DataDir, cfg.SecretKey, cfg.Logger)
+	if err != nil {
+		_ = meta.Close()
 		return nil, err
 	}
 	blobs, err := blobfs.New(cfg.DataDir, blobfs.Options{MaxBlobSize: cfg.MaxBlobSize, MinFreeBytes: cfg.MinFreeSpace})
@@ -109,11 +111,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
-	if err := auth.Bootstrap(ctx, meta, cfg.DataDir, cfg.AdminAccessKeyID, cfg.AdminSecretAccessKey, cfg.Logger); err != nil {
+	if err := auth.Bootstrap(ctx, keys, cfg.DataDir, cfg.AdminAccessKeyID, cfg.AdminSecretAccessKey, cfg.Logger); err != nil {
 		_ = meta.Close()
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticatorWithOptions(meta, auth.Options{Throttle: cfg.AuthThrottle})}
+	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(keys, auth.Options{Throttle: cfg.AuthThrottle})}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -135,7 +137,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 // and makes manifest changes write their events and scan jobs in their own transactions.
 func (a *App) openScanning(ctx context.Context) error {
 	cfg := a.cfg
-	a.vulns = vulndb.New(a.meta, vulndb.Options{Logger: a.log.With("component", "vulndb"), CacheDir: filepath.Join(cfg.DataDir, "vulndb-cache")})
+	a.vulns = vulndb.New(a.meta, vulndb.Options{Logger: a.log.With("component", "vulndb"), CacheDir: filepath.Join(cfg.DataDir, vulnDBCacheDir)})
 	poll := cfg.DBPollInterval
 	if poll <= 0 {
 		poll = time.Second
@@ -155,8 +157,8 @@ func (a *App) openScanning(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	scratch := filepath.Join(cfg.DataDir, "scratch")
-	if err := os.MkdirAll(scratch, 0o700); err != nil {
+	scratch := filepath.Join(cfg.DataDir, scratchDir)
+	if err := os.MkdirAll(scratch, privateDir); err != nil {
 		return err
 	}
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{

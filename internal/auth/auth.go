@@ -147,13 +147,8 @@ type Options struct {
 	Throttle ThrottleConfig
 }
 
-// NewAuthenticator returns an Authenticator over keys with the default throttle; now may be nil.
-func NewAuthenticator(keys KeyStore, now func() time.Time) *Authenticator {
-	return NewAuthenticatorWithOptions(keys, Options{Now: now})
-}
-
-// NewAuthenticatorWithOptions returns an Authenticator over keys.
-func NewAuthenticatorWithOptions(keys KeyStore, opts Options) *Authenticator {
+// NewAuthenticator returns an Authenticator over keys.
+func NewAuthenticator(keys KeyStore, opts Options) *Authenticator {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

@@ -25,7 +25,7 @@ func TestTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	a := NewAuthenticator(db, func() time.Time { return now })
+	a := NewAuthenticator(db, Options{Now: func() time.Time { return now }})
 	if _, err := a.Basic(ctx, "LAKADMIN", "s3cret"); err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func newTestAuthenticatorWith(t *testing.T, opts Options) *Authenticator {
 	if err := Bootstrap(context.Background(), db, dir, testKeyID, testSecret, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	return NewAuthenticatorWithOptions(db, opts)
+	return NewAuthenticator(db, opts)
 }
 
 // sigServer answers with the verification outcome: 200 and the region, or the error code.

@@ -53,7 +53,7 @@ func newTestHandler(tb testing.TB) *Handler {
 	if err := db.LinkBlob(ctx, "fuzz/repo", "sha256:"+hex.EncodeToString(make([]byte, 32)), 3, false); err != nil {
 		tb.Fatal(err)
 	}
-	return NewHandler(db, blobs, auth.NewAuthenticator(db, nil), Config{RegistryID: "123456789012", Region: "us-east-1", Logger: log})
+	return NewHandler(db, blobs, auth.NewAuthenticator(db, auth.Options{}), Config{RegistryID: "123456789012", Region: "us-east-1", Logger: log})
 }
 
 // signedCall sends body to op through ServeHTTP, signed with the fuzz key.

@@ -117,6 +117,14 @@ type AccessKey struct {
 	CreatedAt   time.Time
 }
 
+// SecretChange replaces a stored secret, provided it still holds Old: the secret of access key
+// AccessKeyID or, when that is empty, the value of setting Setting.
+type SecretChange struct {
+	AccessKeyID string
+	Setting     string
+	Old, New    string
+}
+
 // ImageID names one image entry as ECR lists them: a digest and one of its tags, or the digest
 // alone for an untagged manifest.
 type ImageID struct {

@@ -524,7 +524,7 @@ func (h *httpMirror) zip(ctx context.Context, eco string, p Progress) (string, f
 	}
 	sum := sha256.Sum256([]byte(h.base))
 	dir = filepath.Join(dir, "osv-"+hex.EncodeToString(sum[:6]), eco)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		cleanupTemp()
 		return "", nil, err
 	}
@@ -585,13 +585,13 @@ func (h *httpMirror) download(ctx context.Context, rel, part, validatorFile stri
 		validator = resp.Header.Get("Last-Modified")
 	}
 	if validator != "" {
-		if err := os.WriteFile(validatorFile, []byte(validator), 0o644); err != nil {
+		if err := os.WriteFile(validatorFile, []byte(validator), 0o600); err != nil {
 			return err
 		}
 	} else {
 		_ = os.Remove(validatorFile)
 	}
-	f, err := os.OpenFile(part, flags, 0o644)
+	f, err := os.OpenFile(part, flags, 0o600)
 	if err != nil {
 		return err
 	}

@@ -106,3 +106,50 @@ func (db *DB) SettingOrInit(ctx context.Context, key string, init func() (string
 	})
 	return v, err
 }
+
+// ReplaceSecrets applies changes, each only if the stored value still is its Old (a change that
+// lost a race to another process is skipped), in one transaction, and returns how many applied.
+// The replaced bytes must not survive in the file: SQLite otherwise leaves a rewritten row's old
+// cell in the page's free space, so the transaction runs with secure_delete, and a checkpoint
+// then moves the rewritten pages over the old ones in lading.db and empties lading.db-wal. A
+// checkpoint that a reader in another process holds up is left to SQLite's next one.
+func (db *DB) ReplaceSecrets(ctx context.Context, changes []store.SecretChange) (int, error) {
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("replace secrets: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA secure_delete = ON"); err != nil {
+		return 0, fmt.Errorf("replace secrets: %w", err)
+	}
+	// The single write connection is shared: give it back as it was.
+	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA secure_delete = OFF") }()
+	n := 0
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("replace secrets: begin: %w", err)
+	}
+	for _, c := range changes {
+		var res sql.Result
+		if c.AccessKeyID != "" {
+			res, err = tx.ExecContext(ctx, "UPDATE access_keys SET secret = ? WHERE id = ? AND secret = ?", c.New, c.AccessKeyID, c.Old)
+		} else {
+			res, err = tx.ExecContext(ctx, "UPDATE settings SET value = ? WHERE key = ? AND value = ?", c.New, c.Setting, c.Old)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+			return 0, fmt.Errorf("replace secrets: %w", err)
+		}
+		if k, _ := res.RowsAffected(); k > 0 {
+			n++
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("replace secrets: commit: %w", err)
+	}
+	var busy, logPages, checkpointed int
+	if err := conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &checkpointed); err != nil {
+		return n, fmt.Errorf("replace secrets: checkpoint: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,128 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/store/sqlite"
+)
+
+// The data directory holds every secret Lading has (in lading.db, even encrypted, and beside
+// it), so it and what it holds are private to the user Lading runs as.
+const (
+	privateDir  = 0o700
+	privateFile = 0o600
+)
+
+// MetaFile is the metadata database in the data directory.
+const MetaFile = "lading.db"
+
+// Directories Lading keeps in the data directory.
+const (
+	scratchDir     = "scratch"
+	vulnDBCacheDir = "vulndb-cache"
+)
+
+// OpenMeta is how every command opens a data directory: it creates the directory (0700) if
+// needed, makes it and the files and directories Lading keeps in it private (see
+// secureDataDir), and opens the metadata store.
+func OpenMeta(ctx context.Context, dataDir string, log *slog.Logger) (*sqlite.DB, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := secureDataDir(dataDir, log); err != nil {
+		return nil, err
+	}
+	meta, err := sqlite.Open(ctx, filepath.Join(dataDir, MetaFile))
+	if errors.Is(err, sqlite.ErrNewerSchema) {
+		return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
+	}
+	return meta, err
+}
+
+// OpenKeys returns the access keys of an open data directory, their secrets (and the signing
+// keys) encrypted at rest with the secret key (secretKey, base64, or else the key file in
+// dataDir, made on first use), after encrypting what an older Lading stored in plain text.
+func OpenKeys(ctx context.Context, meta *sqlite.DB, dataDir, secretKey string, log *slog.Logger) (*auth.SealedKeys, error) {
+	return openKeys(ctx, meta, auth.SecretsOptions{DataDir: dataDir, Key: secretKey, Logger: log})
+}
+
+// ResetSecretKey is for a lost secret key: it makes a new one and drops what the old one
+// protected (see auth.SecretsOptions.Forget).
+func ResetSecretKey(ctx context.Context, meta *sqlite.DB, dataDir, secretKey string, log *slog.Logger) error {
+	_, err := openKeys(ctx, meta, auth.SecretsOptions{DataDir: dataDir, Key: secretKey, Logger: log, Forget: true})
+	return err
+}
+
+func openKeys(ctx context.Context, meta *sqlite.DB, o auth.SecretsOptions) (*auth.SealedKeys, error) {
+	s, err := auth.OpenSecrets(ctx, meta, o)
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", o.DataDir, err)
+	}
+	return auth.SealKeys(meta, s), nil
+}
+
+// secureDataDir creates dataDir (0700) and an empty metadata database (0600) if missing, the
+// latter so that SQLite, which gives lading.db-wal and lading.db-shm the mode of the database
+// file, makes them 0600 too. It then tightens what an older Lading made looser: the data
+// directory and the directories in it to 0700, the files holding secrets to 0600, with one
+// warning each. The files inside blobs/, uploads/, scratch/ and vulndb-cache/ are not walked
+// (that would read the whole tree at every start): their 0700 parent keeps other users out.
+func secureDataDir(dataDir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dataDir, privateDir); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	// A data directory that is a mount point may belong to root (a volume); what is in it
+	// stays private, so not being able to tighten it is a warning, not a failure.
+	if err := tighten(dataDir, privateDir, log); errors.Is(err, fs.ErrPermission) {
+		log.Warn("cannot make the data directory private; the files in it are", "path", dataDir, "err", err)
+	} else if err != nil {
+		return err
+	}
+	db := filepath.Join(dataDir, MetaFile)
+	f, err := os.OpenFile(db, os.O_RDONLY|os.O_CREATE, privateFile)
+	if err != nil {
+		return fmt.Errorf("create metadata database: %w", err)
+	}
+	_ = f.Close()
+	for _, d := range []string{"blobs", "uploads", scratchDir, vulnDBCacheDir} {
+		if err := tighten(filepath.Join(dataDir, d), privateDir, log); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{MetaFile, MetaFile + "-wal", MetaFile + "-shm", MetaFile + "-journal", auth.CredentialsFile, auth.SecretKeyFile} {
+		if err := tighten(filepath.Join(dataDir, name), privateFile, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tighten removes from path's mode the permission bits limit lacks (so 0644 becomes 0600 and
+// 0400 stays), when it exists.
+func tighten(path string, limit fs.FileMode, log *slog.Logger) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("tighten permissions: %w", err)
+	}
+	old := fi.Mode().Perm()
+	if old&^limit == 0 {
+		return nil
+	}
+	mode := old&limit | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("tighten permissions: %w", err)
+	}
+	log.Warn("tightened permissions: other users could read this",
+		"path", path, "old_mode", fmt.Sprintf("%#o", old), "new_mode", fmt.Sprintf("%#o", mode.Perm()))
+	return nil
+}
