@@ -8,14 +8,14 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/inventory"
-	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 // miniIndex indexes osv-mini records of the given ecosystems (copied in internal/vulndb/testdata).
-func miniIndex(t *testing.T, ecosystems ...string) *vulndb.Index {
+func miniIndex(t *testing.T, ecosystems ...string) *advisory.Index {
 	t.Helper()
-	var advs []*vulndb.Advisory
+	var advs []*advisory.Advisory
 	for _, eco := range ecosystems {
 		zr, err := zip.OpenReader(filepath.Join("..", "vulndb", "testdata", "osv-mini", eco, "all.zip"))
 		if err != nil {
@@ -28,7 +28,7 @@ func miniIndex(t *testing.T, ecosystems ...string) *vulndb.Index {
 			}
 			raw, _ := io.ReadAll(rc)
 			_ = rc.Close()
-			a, err := vulndb.ParseAdvisory(raw)
+			a, err := advisory.Parse(raw)
 			if err != nil {
 				t.Fatalf("%s: %v", f.Name, err)
 			}
@@ -36,7 +36,7 @@ func miniIndex(t *testing.T, ecosystems ...string) *vulndb.Index {
 		}
 		_ = zr.Close()
 	}
-	return vulndb.BuildIndex(1, advs)
+	return advisory.BuildIndex(1, advs)
 }
 
 func byID(fs []Finding) map[string]Finding {
