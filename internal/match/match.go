@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/advisory"
-	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/inventory/installed"
 )
 
 // Advisories is what matching needs from the advisory database; *advisory.Index has it.
@@ -108,8 +108,8 @@ var ErrUnmatchable = errors.New("version not comparable")
 
 // lookupName and lookupVersion are what a package is matched by: distributions publish
 // advisories against source packages, so OS packages use their source name and version.
-func lookup(p inventory.Package) (name, version string) {
-	if p.PackageManager == inventory.ManagerOS {
+func lookup(p installed.Package) (name, version string) {
+	if p.PackageManager == installed.ManagerOS {
 		name, version = p.Name, p.Version
 		if p.SourceName != "" {
 			name = p.SourceName
@@ -123,7 +123,7 @@ func lookup(p inventory.Package) (name, version string) {
 }
 
 // Key is the (ecosystem, name) a package is looked up by, as the advisory database keys it.
-func Key(p inventory.Package) advisory.PackageKey {
+func Key(p installed.Package) advisory.PackageKey {
 	name, _ := lookup(p)
 	return advisory.MakeKey(p.Ecosystem, name)
 }
@@ -131,7 +131,7 @@ func Key(p inventory.Package) advisory.PackageKey {
 // Image matches every package of an image. history maps a layer digest to the created_by of
 // its history entry. Packages whose version cannot be ordered still match what needs no
 // ordering; they are returned, wrapped in ErrUnmatchable, beside the findings.
-func Image(pkgs []inventory.Package, adv Advisories, history map[string]string) ([]Finding, error) {
+func Image(pkgs []installed.Package, adv Advisories, history map[string]string) ([]Finding, error) {
 	byID := map[string]*Finding{}
 	var order []string
 	var errs []error
@@ -255,13 +255,13 @@ func (f *Finding) mergeSeverity(v *advisory.Vulnerability) {
 	}
 }
 
-func vulnerablePackage(p inventory.Package, v *advisory.Vulnerability, history map[string]string) VulnerablePackage {
+func vulnerablePackage(p installed.Package, v *advisory.Vulnerability, history map[string]string) VulnerablePackage {
 	vp := VulnerablePackage{
 		Name: p.Name, Version: p.Version, Epoch: p.Epoch, Release: p.Release, Arch: p.Arch,
 		Ecosystem: p.Ecosystem, PackageManager: p.PackageManager, PURL: p.PURL,
 		FilePath: p.Path, Layer: p.Layer, CreatedBy: history[p.Layer], FixedInVersion: v.FixedIn(),
 	}
-	if p.PackageManager == inventory.ManagerOS {
+	if p.PackageManager == installed.ManagerOS {
 		vp.Version = p.UpstreamVersion()
 		vp.SourceName, vp.SourceVersion = p.SourceName, p.SourceVersion
 	}
