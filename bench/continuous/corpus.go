@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/lading-registry/lading/internal/vulndb"
+	"github.com/lading-registry/lading/internal/advisory"
 )
 
 // pkgDef is one package the generator may put in an image: a real name with the real versions
@@ -30,7 +30,7 @@ type pkgDef struct {
 
 // markSafe records which versions of each package no advisory affects, so that the generator
 // can make most packages of an image current, as in a maintained registry.
-func (c *corpus) markSafe(idx *vulndb.Index) {
+func (c *corpus) markSafe(idx *advisory.Index) {
 	for _, pools := range []map[string][]*pkgDef{c.os, c.lang} {
 		for _, defs := range pools {
 			for _, d := range defs {
@@ -95,7 +95,7 @@ func loadCorpus(osvDir, artifactsDir string) (*corpus, error) {
 		versions[eco][name][v] = true
 	}
 	for _, dir := range []string{"Debian", "Alpine", "AlmaLinux", "npm", "PyPI", "Go", "crates.io", "RubyGems", "Packagist", "Maven", "NuGet"} {
-		if err := eachRecord(filepath.Join(osvDir, dir, "all.zip"), func(a *vulndb.Advisory) {
+		if err := eachRecord(filepath.Join(osvDir, dir, "all.zip"), func(a *advisory.Advisory) {
 			for _, af := range a.Affected {
 				for _, v := range af.Versions {
 					add(af.Ecosystem, af.Name, v)
@@ -188,7 +188,7 @@ func nearestVersions(versions map[string]map[string]map[string]bool, family, eco
 func newDef(eco, name string, binaries []string, vs map[string]bool) *pkgDef {
 	var ok []string
 	for v := range vs {
-		if _, err := vulndb.CompareVersions(eco, v, v); err == nil {
+		if _, err := advisory.CompareVersions(eco, v, v); err == nil {
 			ok = append(ok, v)
 		}
 	}
@@ -196,7 +196,7 @@ func newDef(eco, name string, binaries []string, vs map[string]bool) *pkgDef {
 		return nil
 	}
 	slices.SortFunc(ok, func(a, b string) int {
-		c, _ := vulndb.CompareVersions(eco, a, b)
+		c, _ := advisory.CompareVersions(eco, a, b)
 		if c == 0 {
 			return strings.Compare(a, b)
 		}
@@ -292,7 +292,7 @@ func (c *corpus) addArtifacts(dir string) error {
 	return nil
 }
 
-func eachRecord(zipPath string, fn func(*vulndb.Advisory)) error {
+func eachRecord(zipPath string, fn func(*advisory.Advisory)) error {
 	zr, err := zip.OpenReader(zipPath)
 	if err != nil {
 		return fmt.Errorf("corpus: %w", err)
@@ -306,12 +306,12 @@ func eachRecord(zipPath string, fn func(*vulndb.Advisory)) error {
 		if err != nil {
 			return err
 		}
-		raw, err := io.ReadAll(io.LimitReader(rc, vulndb.MaxRecordSize))
+		raw, err := io.ReadAll(io.LimitReader(rc, advisory.MaxRecordSize))
 		_ = rc.Close()
 		if err != nil {
 			return err
 		}
-		a, err := vulndb.ParseAdvisory(raw)
+		a, err := advisory.Parse(raw)
 		if err != nil {
 			continue // the import reports such records; the pools just skip them
 		}

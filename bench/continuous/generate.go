@@ -14,8 +14,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	packageurl "github.com/package-url/packageurl-go"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/inventory"
-	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 // genConfig shapes the generated registry.
@@ -408,9 +408,9 @@ func clampPackages(pkgs []inventory.Package, maxPkgs int) []inventory.Package {
 }
 
 // keysOf returns an image's distinct advisory keys, as the scanner indexes them.
-func keysOf(pkgs []inventory.Package, key func(inventory.Package) vulndb.PackageKey) []vulndb.PackageKey {
-	seen := make(map[vulndb.PackageKey]bool, len(pkgs))
-	out := make([]vulndb.PackageKey, 0, len(pkgs))
+func keysOf(pkgs []inventory.Package, key func(inventory.Package) advisory.PackageKey) []advisory.PackageKey {
+	seen := make(map[advisory.PackageKey]bool, len(pkgs))
+	out := make([]advisory.PackageKey, 0, len(pkgs))
 	for _, p := range pkgs {
 		if p.Ecosystem == "" {
 			continue

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
@@ -18,13 +19,12 @@ import (
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/sqlite"
-	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 // preparedImage is a generated image with everything its initial scan would have stored.
 type preparedImage struct {
 	genImage
-	keys      []vulndb.PackageKey
+	keys      []advisory.PackageKey
 	inventory []byte
 	facts     []byte // the image facts of its scan state
 	findings  []store.Finding
@@ -34,7 +34,7 @@ type preparedImage struct {
 type loadStats struct {
 	images, repos, packages, findings, keys, indexRows int
 	inventoryBytes                                     int64
-	holders                                            map[vulndb.PackageKey]int
+	holders                                            map[advisory.PackageKey]int
 }
 
 // loader writes generated images into the store the way scans would have left them.
@@ -45,10 +45,10 @@ type loadStats struct {
 // for 100,000 images. The statements mirror internal/store/sqlite (registry.go, scanning.go).
 type loader struct {
 	db     *sqlite.DB
-	idx    *vulndb.Index
+	idx    *advisory.Index
 	origin events.Origin
 
-	keyIDs      map[vulndb.PackageKey]int64
+	keyIDs      map[advisory.PackageKey]int64
 	pairs       []uint64 // key id << 32 | inventory id
 	nextInv     int64
 	nextFinding int64

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 	"github.com/lading-registry/lading/internal/vulndb"
@@ -22,16 +23,16 @@ import (
 
 // setupResult is the prepared store and the advisory to import.
 type setupResult struct {
-	Flags        string             `json:"flags"`
-	VulnID       string             `json:"vulnId"`
-	Key          vulndb.PackageKey  `json:"key"`
-	LastAffected string             `json:"lastAffected"`
-	Holders      int                `json:"holders"`
-	Advisory     json.RawMessage    `json:"advisory"`
-	Stats        map[string]float64 `json:"stats"`
+	Flags        string              `json:"flags"`
+	VulnID       string              `json:"vulnId"`
+	Key          advisory.PackageKey `json:"key"`
+	LastAffected string              `json:"lastAffected"`
+	Holders      int                 `json:"holders"`
+	Advisory     json.RawMessage     `json:"advisory"`
+	Stats        map[string]float64  `json:"stats"`
 
 	vulnID, advisoryPath, lastAffected string
-	key                                vulndb.PackageKey
+	key                                advisory.PackageKey
 	holders                            int
 }
 
@@ -189,7 +190,7 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	cfg.gen.window = 7 * 24 * time.Hour
 	g := newGenerator(cfg.gen, c)
 	l := &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
-		keyIDs: map[vulndb.PackageKey]int64{}, stats: loadStats{holders: map[vulndb.PackageKey]int{}}}
+		keyIDs: map[advisory.PackageKey]int64{}, stats: loadStats{holders: map[advisory.PackageKey]int{}}}
 	start = time.Now()
 	last := time.Now()
 	if err := l.run(ctx, g, func(done int) {
@@ -218,8 +219,8 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 
 // chooseAdvisory writes a new advisory for the package held by the number of images closest
 // to want, affecting every version the data names for it (so every holder is affected).
-func chooseAdvisory(s *setupResult, c *corpus, holders map[vulndb.PackageKey]int, want int) error {
-	var best vulndb.PackageKey
+func chooseAdvisory(s *setupResult, c *corpus, holders map[advisory.PackageKey]int, want int) error {
+	var best advisory.PackageKey
 	bestDiff := -1
 	for k, n := range holders {
 		d := n - want
@@ -233,11 +234,11 @@ func chooseAdvisory(s *setupResult, c *corpus, holders map[vulndb.PackageKey]int
 	var name, last string
 	for _, pools := range []map[string][]*pkgDef{c.os, c.lang} {
 		for _, d := range pools[best.Ecosystem] {
-			if vulndb.MakeKey(d.eco, d.name) != best {
+			if advisory.MakeKey(d.eco, d.name) != best {
 				continue
 			}
 			v := d.versions[len(d.versions)-1]
-			if c, err := vulndb.CompareVersions(d.eco, v, last); last == "" || (err == nil && c > 0) {
+			if c, err := advisory.CompareVersions(d.eco, v, last); last == "" || (err == nil && c > 0) {
 				name, last = d.name, v
 			}
 		}

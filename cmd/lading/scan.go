@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/ecr"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/imagesrc"
@@ -157,7 +158,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 		log.Debug("skipped", "path", s.Path, "layer", s.Layer, "reason", s.Reason)
 	}
 	// Only the advisories of the packages found are loaded, not the whole database.
-	keys := make([]vulndb.PackageKey, 0, len(inv.Packages))
+	keys := make([]advisory.PackageKey, 0, len(inv.Packages))
 	for _, p := range inv.Packages {
 		if p.Ecosystem != "" {
 			keys = append(keys, match.Key(p))
@@ -219,7 +220,7 @@ type scanReport struct {
 	inv        *inventory.Image
 	findings   []match.Finding
 	mode       inventory.Mode
-	advisories *vulndb.Index
+	advisories *advisory.Index
 }
 
 func (r scanReport) repository() string {

@@ -4,7 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"strings"
+
+	"github.com/lading-registry/lading/internal/inventory/installed"
 )
 
 // SchemaVersion is stored in every LayerInventory. It changes whenever the extractors or the
@@ -24,18 +25,18 @@ const (
 
 // Package managers as Amazon Inspector names them in vulnerablePackages[].packageManager.
 const (
-	ManagerOS         = "OS"
-	ManagerJAR        = "JAR"
-	ManagerGoBinary   = "GOBINARY"
-	ManagerGoMod      = "GOMOD"
-	ManagerNodePkg    = "NODEPKG"
-	ManagerNPM        = "NPM"
-	ManagerPythonPkg  = "PYTHONPKG"
-	ManagerDotnetCore = "DOTNET_CORE"
-	ManagerNuGet      = "NUGET"
-	ManagerGemspec    = "GEMSPEC"
-	ManagerCargo      = "CARGO"
-	ManagerComposer   = "COMPOSER"
+	ManagerOS         = installed.ManagerOS
+	ManagerJAR        = installed.ManagerJAR
+	ManagerGoBinary   = installed.ManagerGoBinary
+	ManagerGoMod      = installed.ManagerGoMod
+	ManagerNodePkg    = installed.ManagerNodePkg
+	ManagerNPM        = installed.ManagerNPM
+	ManagerPythonPkg  = installed.ManagerPythonPkg
+	ManagerDotnetCore = installed.ManagerDotnetCore
+	ManagerNuGet      = installed.ManagerNuGet
+	ManagerGemspec    = installed.ManagerGemspec
+	ManagerCargo      = installed.ManagerCargo
+	ManagerComposer   = installed.ManagerComposer
 )
 
 // OSV ecosystem names of the language ecosystems.
@@ -54,54 +55,9 @@ const (
 // standard library (the toolchain a binary was built with).
 const GoStdlib = "stdlib"
 
-// Package is one package found in an image.
-type Package struct {
-	// Ecosystem is the OSV ecosystem, e.g. "Debian:12", "Alpine:v3.20", "Maven", "npm", "Go".
-	// For OS packages it is empty in a LayerInventory (the release is only known for the whole
-	// image) and filled in by Merge.
-	Ecosystem string `json:"ecosystem,omitempty"`
-	Name      string `json:"name"`
-	// Version is the full version as the ecosystem's OSV version ordering expects it: for dpkg
-	// "[epoch:]upstream[-revision]", for rpm "[epoch:]version-release", for apk "1.2.3-r4",
-	// for Go without the leading "v".
-	Version string `json:"version"`
-	// SourceName and SourceVersion are the distribution source package (Debian "Source:",
-	// Alpine origin, the rpm's SRPM). Distributions publish advisories by source package.
-	SourceName    string `json:"sourceName,omitempty"`
-	SourceVersion string `json:"sourceVersion,omitempty"`
-	// Epoch and Release are parts of Version, for formats that have them (dpkg, rpm, apk).
-	Epoch   int    `json:"epoch,omitempty"`
-	Release string `json:"release,omitempty"`
-	Arch    string `json:"arch,omitempty"`
-	PURL    string `json:"purl,omitempty"`
-	// Path is where the package was found: the package database, the metadata file, the
-	// archive (nested archives as "/app/x.jar!/BOOT-INF/lib/y.jar") or the binary.
-	Path string `json:"path"`
-	// Layer is the digest of the layer that introduced the package.
-	Layer string `json:"layer"`
-	// PackageManager is Inspector's vulnerablePackages[].packageManager value (ManagerOS, ...).
-	PackageManager string `json:"packageManager"`
-	// FromLockfile marks packages read from a lock file (package-lock.json, Cargo.lock,
-	// composer.lock) rather than from installed metadata; Merge drops them where installed
-	// metadata under the same directory reports the same package.
-	FromLockfile bool `json:"fromLockfile,omitempty"`
-}
-
-// UpstreamVersion is Version without epoch and release, as ECR shows "version" beside
-// "epoch" and "release".
-func (p Package) UpstreamVersion() string {
-	v := p.Version
-	if p.PackageManager != ManagerOS {
-		return v
-	}
-	if _, after, ok := strings.Cut(v, ":"); ok {
-		v = after
-	}
-	if p.Release != "" {
-		v = strings.TrimSuffix(v, "-"+p.Release)
-	}
-	return v
-}
+// Package is one package found in an image: see internal/inventory/installed, which
+// defines it apart from the extractors so that matching imports no I/O.
+type Package = installed.Package
 
 // Skipped records an entry (or part of one) that was not scanned, or was read in a special
 // way, and why.

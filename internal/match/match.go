@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lading-registry/lading/internal/inventory"
-	"github.com/lading-registry/lading/internal/vulndb"
+	"github.com/lading-registry/lading/internal/advisory"
+	"github.com/lading-registry/lading/internal/inventory/installed"
 )
 
-// Advisories is what matching needs from the advisory database; *vulndb.Index has it.
+// Advisories is what matching needs from the advisory database; *advisory.Index has it.
 type Advisories interface {
-	Affecting(ecosystem, name, version string) ([]*vulndb.Vulnerability, error)
+	Affecting(ecosystem, name, version string) ([]*advisory.Vulnerability, error)
 }
 
 // VulnerablePackage is one installed package a vulnerability affects, where it was found and
@@ -53,7 +53,7 @@ type Finding struct {
 	CVSSVector      string              `json:"cvssVector,omitempty"`
 	CVSSVersion     string              `json:"cvssVersion,omitempty"`
 	CVSSSource      string              `json:"cvssSource,omitempty"`
-	CVSS            []vulndb.CVSS       `json:"cvss,omitempty"`
+	CVSS            []advisory.CVSS     `json:"cvss,omitempty"`
 	VendorSeverity  string              `json:"vendorSeverity,omitempty"`
 	Source          string              `json:"source,omitempty"`
 	SourceURL       string              `json:"sourceUrl,omitempty"`
@@ -108,8 +108,8 @@ var ErrUnmatchable = errors.New("version not comparable")
 
 // lookupName and lookupVersion are what a package is matched by: distributions publish
 // advisories against source packages, so OS packages use their source name and version.
-func lookup(p inventory.Package) (name, version string) {
-	if p.PackageManager == inventory.ManagerOS {
+func lookup(p installed.Package) (name, version string) {
+	if p.PackageManager == installed.ManagerOS {
 		name, version = p.Name, p.Version
 		if p.SourceName != "" {
 			name = p.SourceName
@@ -123,15 +123,15 @@ func lookup(p inventory.Package) (name, version string) {
 }
 
 // Key is the (ecosystem, name) a package is looked up by, as the advisory database keys it.
-func Key(p inventory.Package) vulndb.PackageKey {
+func Key(p installed.Package) advisory.PackageKey {
 	name, _ := lookup(p)
-	return vulndb.MakeKey(p.Ecosystem, name)
+	return advisory.MakeKey(p.Ecosystem, name)
 }
 
 // Image matches every package of an image. history maps a layer digest to the created_by of
 // its history entry. Packages whose version cannot be ordered still match what needs no
 // ordering; they are returned, wrapped in ErrUnmatchable, beside the findings.
-func Image(pkgs []inventory.Package, adv Advisories, history map[string]string) ([]Finding, error) {
+func Image(pkgs []installed.Package, adv Advisories, history map[string]string) ([]Finding, error) {
 	byID := map[string]*Finding{}
 	var order []string
 	var errs []error
@@ -204,7 +204,7 @@ func comparePackages(a, b VulnerablePackage) int {
 	return 0
 }
 
-func newFinding(v *vulndb.Vulnerability) *Finding {
+func newFinding(v *advisory.Vulnerability) *Finding {
 	f := &Finding{
 		VulnerabilityID: v.VulnerabilityID,
 		AdvisoryIDs:     slices.Clone(v.AdvisoryIDs),
@@ -235,7 +235,7 @@ func newFinding(v *vulndb.Vulnerability) *Finding {
 	return f
 }
 
-func (f *Finding) setSeverity(v *vulndb.Vulnerability) {
+func (f *Finding) setSeverity(v *advisory.Vulnerability) {
 	f.Severity = string(v.Severity)
 	if f.Severity == "" {
 		f.Severity = "UNDEFINED"
@@ -249,19 +249,19 @@ func (f *Finding) setSeverity(v *vulndb.Vulnerability) {
 
 // mergeSeverity keeps the most severe rating when packages of one vulnerability come with
 // different records (a distribution's and a language registry's, say).
-func (f *Finding) mergeSeverity(v *vulndb.Vulnerability) {
+func (f *Finding) mergeSeverity(v *advisory.Vulnerability) {
 	if SeverityRank(string(v.Severity)) < SeverityRank(f.Severity) {
 		f.setSeverity(v)
 	}
 }
 
-func vulnerablePackage(p inventory.Package, v *vulndb.Vulnerability, history map[string]string) VulnerablePackage {
+func vulnerablePackage(p installed.Package, v *advisory.Vulnerability, history map[string]string) VulnerablePackage {
 	vp := VulnerablePackage{
 		Name: p.Name, Version: p.Version, Epoch: p.Epoch, Release: p.Release, Arch: p.Arch,
 		Ecosystem: p.Ecosystem, PackageManager: p.PackageManager, PURL: p.PURL,
 		FilePath: p.Path, Layer: p.Layer, CreatedBy: history[p.Layer], FixedInVersion: v.FixedIn(),
 	}
-	if p.PackageManager == inventory.ManagerOS {
+	if p.PackageManager == installed.ManagerOS {
 		vp.Version = p.UpstreamVersion()
 		vp.SourceName, vp.SourceVersion = p.SourceName, p.SourceVersion
 	}
@@ -283,7 +283,7 @@ func title(f *Finding) string {
 }
 
 // sourceOf names the database a vulnerability comes from, as Inspector's "source" does.
-func sourceOf(v *vulndb.Vulnerability) string {
+func sourceOf(v *advisory.Vulnerability) string {
 	id := v.ID
 	if len(v.AdvisoryIDs) > 0 {
 		id = v.AdvisoryIDs[0]
@@ -298,7 +298,7 @@ func sourceOf(v *vulndb.Vulnerability) string {
 	return prefix
 }
 
-func sourceURL(v *vulndb.Vulnerability) string {
+func sourceURL(v *advisory.Vulnerability) string {
 	if strings.HasPrefix(v.VulnerabilityID, "CVE-") {
 		return "https://nvd.nist.gov/vuln/detail/" + v.VulnerabilityID
 	}

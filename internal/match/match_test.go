@@ -8,14 +8,14 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/lading-registry/lading/internal/inventory"
-	"github.com/lading-registry/lading/internal/vulndb"
+	"github.com/lading-registry/lading/internal/advisory"
+	"github.com/lading-registry/lading/internal/inventory/installed"
 )
 
 // miniIndex indexes osv-mini records of the given ecosystems (copied in internal/vulndb/testdata).
-func miniIndex(t *testing.T, ecosystems ...string) *vulndb.Index {
+func miniIndex(t *testing.T, ecosystems ...string) *advisory.Index {
 	t.Helper()
-	var advs []*vulndb.Advisory
+	var advs []*advisory.Advisory
 	for _, eco := range ecosystems {
 		zr, err := zip.OpenReader(filepath.Join("..", "vulndb", "testdata", "osv-mini", eco, "all.zip"))
 		if err != nil {
@@ -28,7 +28,7 @@ func miniIndex(t *testing.T, ecosystems ...string) *vulndb.Index {
 			}
 			raw, _ := io.ReadAll(rc)
 			_ = rc.Close()
-			a, err := vulndb.ParseAdvisory(raw)
+			a, err := advisory.Parse(raw)
 			if err != nil {
 				t.Fatalf("%s: %v", f.Name, err)
 			}
@@ -36,7 +36,7 @@ func miniIndex(t *testing.T, ecosystems ...string) *vulndb.Index {
 		}
 		_ = zr.Close()
 	}
-	return vulndb.BuildIndex(1, advs)
+	return advisory.BuildIndex(1, advs)
 }
 
 func byID(fs []Finding) map[string]Finding {
@@ -50,20 +50,20 @@ func byID(fs []Finding) map[string]Finding {
 func TestImage(t *testing.T) {
 	idx := miniIndex(t, "Maven", "Debian", "Go", "npm")
 	layer1, layer2 := "sha256:1", "sha256:2"
-	pkgs := []inventory.Package{
+	pkgs := []installed.Package{
 		// Binary packages of source openssl, matched by source name and version.
 		{Ecosystem: "Debian:12", Name: "libssl3", Version: "3.0.11-1~deb12u1", SourceName: "openssl", SourceVersion: "3.0.11-1~deb12u1",
-			Release: "1~deb12u1", PackageManager: inventory.ManagerOS, Path: "/var/lib/dpkg/status", Layer: layer1},
-		{Ecosystem: "Debian:12", Name: "openssl", Version: "3.0.11-1~deb12u1", Release: "1~deb12u1", PackageManager: inventory.ManagerOS,
+			Release: "1~deb12u1", PackageManager: installed.ManagerOS, Path: "/var/lib/dpkg/status", Layer: layer1},
+		{Ecosystem: "Debian:12", Name: "openssl", Version: "3.0.11-1~deb12u1", Release: "1~deb12u1", PackageManager: installed.ManagerOS,
 			Path: "/var/lib/dpkg/status", Layer: layer1},
 		// Fixed already.
-		{Ecosystem: "Debian:12", Name: "libssl3", Version: "3.0.11-1~deb12u2", SourceName: "openssl", PackageManager: inventory.ManagerOS, Layer: layer1},
-		{Ecosystem: "Maven", Name: "org.apache.logging.log4j:log4j-core", Version: "2.14.1", PackageManager: inventory.ManagerJAR,
+		{Ecosystem: "Debian:12", Name: "libssl3", Version: "3.0.11-1~deb12u2", SourceName: "openssl", PackageManager: installed.ManagerOS, Layer: layer1},
+		{Ecosystem: "Maven", Name: "org.apache.logging.log4j:log4j-core", Version: "2.14.1", PackageManager: installed.ManagerJAR,
 			Path: "/app/lib/log4j-core-2.14.1.jar", Layer: layer2},
-		{Ecosystem: "Maven", Name: "org.apache.logging.log4j:log4j-core", Version: "2.17.1", PackageManager: inventory.ManagerJAR, Layer: layer2},
-		{Ecosystem: "Go", Name: "golang.org/x/text", Version: "0.3.5", PackageManager: inventory.ManagerGoBinary, Path: "/bin/app", Layer: layer2},
+		{Ecosystem: "Maven", Name: "org.apache.logging.log4j:log4j-core", Version: "2.17.1", PackageManager: installed.ManagerJAR, Layer: layer2},
+		{Ecosystem: "Go", Name: "golang.org/x/text", Version: "0.3.5", PackageManager: installed.ManagerGoBinary, Path: "/bin/app", Layer: layer2},
 		// An OS package of an image whose release is unknown is not matched.
-		{Name: "openssl", Version: "1.0", PackageManager: inventory.ManagerOS},
+		{Name: "openssl", Version: "1.0", PackageManager: installed.ManagerOS},
 	}
 	fs, err := Image(pkgs, idx, map[string]string{layer2: "COPY app /app"})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/scanning/policy"
@@ -125,7 +126,7 @@ func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error)
 }
 
 // keySet is the set of package keys a change touched.
-type keySet map[vulndb.PackageKey]struct{}
+type keySet map[advisory.PackageKey]struct{}
 
 // holds reports whether the advisories matched against p may have changed: see holdsKey.
 func (ks keySet) holds(p inventory.Package) bool {
@@ -138,12 +139,12 @@ func (ks keySet) holds(p inventory.Package) bool {
 // holdsKey reports whether the advisories of key k may have changed: k is in the set, or k
 // without the release, since a record of the bare ecosystem ("Debian") applies to every
 // release.
-func (ks keySet) holdsKey(k vulndb.PackageKey) bool {
+func (ks keySet) holdsKey(k advisory.PackageKey) bool {
 	if _, ok := ks[k]; ok {
 		return true
 	}
-	if base := vulndb.BaseEcosystem(k.Ecosystem); base != k.Ecosystem {
-		_, ok := ks[vulndb.PackageKey{Ecosystem: base, Name: k.Name}]
+	if base := advisory.BaseEcosystem(k.Ecosystem); base != k.Ecosystem {
+		_, ok := ks[advisory.PackageKey{Ecosystem: base, Name: k.Name}]
 		return ok
 	}
 	return false
@@ -159,7 +160,7 @@ type loadedInventory struct {
 	findings []match.Finding
 }
 
-func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx *vulndb.Index, changed keySet, now time.Time) error {
+func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet, now time.Time) error {
 	// Inventories load on all cores while the store applies the targets in order, each
 	// waiting for its own. One inventory may back the same digest in several repositories:
 	// it is loaded once.
@@ -242,7 +243,7 @@ type inventoryLoads struct {
 // startLoads loads the distinct inventories of refs, in order, on all cores. For a change
 // with known keys only the packages the change touched are kept; for a Full change every
 // package is matched. An inventory that is gone loads as nil.
-func (s *Service) startLoads(ctx context.Context, refs []store.InventoryRef, idx *vulndb.Index, changed keySet) *inventoryLoads {
+func (s *Service) startLoads(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet) *inventoryLoads {
 	l := &inventoryLoads{ready: make(map[int64]chan struct{}, len(refs)), failed: make(chan struct{}), loaded: make(map[int64]*loadedInventory, len(refs))}
 	ids := make(chan int64, len(refs))
 	for _, r := range refs {
@@ -295,7 +296,7 @@ func (l *inventoryLoads) get(ctx context.Context, id int64) (*loadedInventory, e
 // wait returns once every loader has stopped.
 func (l *inventoryLoads) wait() { l.wg.Wait() }
 
-func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int64, idx *vulndb.Index, keys keySet) (*loadedInventory, error) {
+func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int64, idx *advisory.Index, keys keySet) (*loadedInventory, error) {
 	raw, err := s.store.ImageInventory(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -315,7 +316,7 @@ func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int
 }
 
 // matchAll matches every package of a stored inventory.
-func (s *Service) matchAll(ctx context.Context, id int64, idx *vulndb.Index) ([]match.Finding, error) {
+func (s *Service) matchAll(ctx context.Context, id int64, idx *advisory.Index) ([]match.Finding, error) {
 	raw, err := s.store.ImageInventory(ctx, id)
 	if err != nil {
 		return nil, err
@@ -344,7 +345,7 @@ func (s *Service) matchAll(ctx context.Context, id int64, idx *vulndb.Index) ([]
 //
 // Only the details of findings that close are read. It reports false, and computes nothing,
 // when a stored finding's packages cannot be told (its detail does not decode).
-func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invID int64, inv *loadedInventory, idx *vulndb.Index, changed keySet,
+func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invID int64, inv *loadedInventory, idx *advisory.Index, changed keySet,
 	info ImageInfo, now time.Time) (writes, changedOut []store.Finding, ok bool, err error) {
 	var touchedPkgs []inventory.Package
 	for _, p := range inv.pkgs {
@@ -377,7 +378,7 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 		}
 		keysOf[f.VulnerabilityID] = fk
 		for _, k := range fk {
-			if changed.holdsKey(vulndb.PackageKey(k)) {
+			if changed.holdsKey(advisory.PackageKey(k)) {
 				touched[f.VulnerabilityID] = true
 				break
 			}
@@ -394,7 +395,7 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 			continue
 		}
 		for _, k := range fk {
-			if vk := vulndb.PackageKey(k); !changed.holdsKey(vk) {
+			if vk := advisory.PackageKey(k); !changed.holdsKey(vk) {
 				keys[vk] = struct{}{}
 			}
 		}

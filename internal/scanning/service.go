@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/blob"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/scanning/policy"
@@ -77,7 +78,7 @@ type Blobs interface {
 
 // Advisories is the live advisory index.
 type Advisories interface {
-	Index() *vulndb.Index
+	Index() *advisory.Index
 	Subscribe() *vulndb.Subscription
 	Ready() <-chan struct{}
 }

@@ -7,8 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/inventory"
-	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 // bucketSample is skimSample with enough packages to fill every bucket.
@@ -21,7 +21,7 @@ func bucketSample() storedInventory {
 	return inv
 }
 
-func keysOf(ks ...vulndb.PackageKey) keySet {
+func keysOf(ks ...advisory.PackageKey) keySet {
 	out := keySet{}
 	for _, k := range ks {
 		out[k] = struct{}{}
@@ -52,11 +52,11 @@ func TestStoredInventoryReadsWhatTheFullDecodeHolds(t *testing.T) {
 				t.Fatalf("full decode differs:\n got %+v\nwant %+v", *full, want)
 			}
 			for _, ks := range []keySet{
-				keysOf(vulndb.PackageKey{Ecosystem: "Debian:12", Name: "openssl"}),                           // source name: two packages
-				keysOf(vulndb.PackageKey{Ecosystem: "Debian", Name: "openssl"}),                              // the bare ecosystem
-				keysOf(vulndb.PackageKey{Ecosystem: "npm", Name: "dep-7"}, vulndb.MakeKey("PyPI", "pyyaml")), // two buckets
-				keysOf(vulndb.PackageKey{Ecosystem: "npm", Name: `we"ird\name<&>`}),
-				keysOf(vulndb.PackageKey{Ecosystem: "npm", Name: "absent"}),
+				keysOf(advisory.PackageKey{Ecosystem: "Debian:12", Name: "openssl"}),                             // source name: two packages
+				keysOf(advisory.PackageKey{Ecosystem: "Debian", Name: "openssl"}),                                // the bare ecosystem
+				keysOf(advisory.PackageKey{Ecosystem: "npm", Name: "dep-7"}, advisory.MakeKey("PyPI", "pyyaml")), // two buckets
+				keysOf(advisory.PackageKey{Ecosystem: "npm", Name: `we"ird\name<&>`}),
+				keysOf(advisory.PackageKey{Ecosystem: "npm", Name: "absent"}),
 				{},
 			} {
 				var rd inventoryReader
@@ -148,6 +148,6 @@ func FuzzDecodeInventory(f *testing.F) {
 			t.Fatal("no inventory and no error")
 		}
 		var rd inventoryReader
-		_, _ = rd.read(b, keysOf(vulndb.PackageKey{Ecosystem: "npm", Name: "lodash"}))
+		_, _ = rd.read(b, keysOf(advisory.PackageKey{Ecosystem: "npm", Name: "lodash"}))
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lading-registry/lading/internal/advisory"
 )
 
 // DB is Lading's advisory database: imports and updates write batches to the Store; queries
@@ -76,8 +78,8 @@ type Result struct {
 	// Skipped counts invalid records skipped under Options.SkipInvalid.
 	Skipped int `json:"skipped"`
 	// Keys are the packages the batch added, changed or withdrew advisories for.
-	Keys    []PackageKey  `json:"-"`
-	Elapsed time.Duration `json:"elapsed"`
+	Keys    []advisory.PackageKey `json:"-"`
+	Elapsed time.Duration         `json:"elapsed"`
 }
 
 // maxAttempts bounds retries of a batch that lost a race with another batch.
@@ -129,7 +131,7 @@ func (d *DB) runBatch(ctx context.Context, kind, source string, lazy bool, fill 
 
 func (d *DB) applyOnce(ctx context.Context, kind, source string, lazy bool, fill func(*applier) error) (res *Result, err error) {
 	a := &applier{db: d, kind: kind, source: source, current: map[string]RecordDigest{}, byHash: map[string]string{},
-		seen: map[string]seenRecord{}, snapshots: map[string]map[string]bool{}, changes: map[PackageKey]struct{}{}, lazy: lazy}
+		seen: map[string]seenRecord{}, snapshots: map[string]map[string]bool{}, changes: map[advisory.PackageKey]struct{}{}, lazy: lazy}
 	if lazy {
 		// Digests are read per record as records come (current); the version they are read
 		// against is checked at commit, as in the eager case.
@@ -172,7 +174,7 @@ type applier struct {
 	byHash       map[string]string // hash of a current record -> its id
 	seen         map[string]seenRecord
 	snapshots    map[string]map[string]bool // ecosystem -> ids its complete set holds
-	changes      map[PackageKey]struct{}
+	changes      map[advisory.PackageKey]struct{}
 	batch        StagedBatch
 	stats        BatchStats
 	skipped      int
@@ -234,7 +236,7 @@ func (a *applier) addSource(ctx context.Context, s source) error {
 
 // add diffs one raw record; snapshotIDs, when not nil, collects the ids of a complete set.
 func (a *applier) add(ctx context.Context, where string, raw []byte, snapshotIDs map[string]bool) error {
-	compact, hash, err := Canonicalize(raw)
+	compact, hash, err := advisory.Canonicalize(raw)
 	if err == nil {
 		// A record identical to a current one needs no parsing: most of a sync is unchanged.
 		if id, ok := a.byHash[hash]; ok && !a.seen[id].staged {
@@ -248,9 +250,9 @@ func (a *applier) add(ctx context.Context, where string, raw []byte, snapshotIDs
 			return nil
 		}
 	}
-	var adv *Advisory
+	var adv *advisory.Advisory
 	if err == nil {
-		adv, err = parseCanonical(compact, hash)
+		adv, err = advisory.ParseCanonical(compact, hash)
 	}
 	if err != nil {
 		if a.db.opts.SkipInvalid {
@@ -322,7 +324,7 @@ func (a *applier) deletions() []RecordDigest {
 		}
 		covered, present := true, false
 		for _, k := range d.Keys {
-			ids, ok := a.snapshots[BaseEcosystem(k.Ecosystem)]
+			ids, ok := a.snapshots[advisory.BaseEcosystem(k.Ecosystem)]
 			if !ok {
 				covered = false
 				break
@@ -355,11 +357,11 @@ func (a *applier) finish(ctx context.Context) (*Result, error) {
 	if a.batch == nil {
 		return res, nil // nothing changed: no new version
 	}
-	keys := make([]PackageKey, 0, len(a.changes))
+	keys := make([]advisory.PackageKey, 0, len(a.changes))
 	for k := range a.changes {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, comparePackageKeys)
+	slices.SortFunc(keys, advisory.PackageKey.Compare)
 	if err := a.batch.AddChanges(ctx, keys); err != nil {
 		return nil, err
 	}
@@ -371,13 +373,6 @@ func (a *applier) finish(ctx context.Context) (*Result, error) {
 	a.db.opts.Logger.Info("vulndb: new advisory database version", "version", v, "kind", a.kind,
 		"added", a.stats.Added, "changed", a.stats.Changed, "withdrawn", a.stats.Withdrawn, "deleted", a.stats.Deleted, "packages", len(keys))
 	return res, nil
-}
-
-func comparePackageKeys(x, y PackageKey) int {
-	if c := strings.Compare(x.Ecosystem, y.Ecosystem); c != 0 {
-		return c
-	}
-	return strings.Compare(x.Name, y.Name)
 }
 
 // Status describes the current database version: per ecosystem the record count and the
@@ -394,25 +389,25 @@ func (d *DB) Changes(ctx context.Context, after int64) (ChangeSet, error) {
 // IndexFor builds an index holding only the advisories that affect keys (and, for
 // distributions whose records may omit the release, the same package of the bare ecosystem):
 // what a one-off scan of a known inventory needs, without loading the whole database.
-func (d *DB) IndexFor(ctx context.Context, keys []PackageKey) (*Index, error) {
-	want := make([]PackageKey, 0, len(keys))
-	seen := make(map[PackageKey]bool, len(keys))
-	add := func(k PackageKey) {
+func (d *DB) IndexFor(ctx context.Context, keys []advisory.PackageKey) (*advisory.Index, error) {
+	want := make([]advisory.PackageKey, 0, len(keys))
+	seen := make(map[advisory.PackageKey]bool, len(keys))
+	add := func(k advisory.PackageKey) {
 		if !seen[k] {
 			seen[k] = true
 			want = append(want, k)
 		}
 	}
 	for _, k := range keys {
-		k = MakeKey(k.Ecosystem, k.Name)
+		k = advisory.MakeKey(k.Ecosystem, k.Name)
 		add(k)
-		if base := BaseEcosystem(k.Ecosystem); base != k.Ecosystem && releaseOptional(base) {
-			add(PackageKey{Ecosystem: base, Name: k.Name})
+		if bare, ok := k.Bare(); ok {
+			add(bare)
 		}
 	}
-	var advs []*Advisory
+	var advs []*advisory.Advisory
 	v, err := d.store.LoadAdvisories(ctx, want, func(r StoredRecord) error {
-		a, err := parseCanonical(r.Raw, r.Hash)
+		a, err := advisory.ParseCanonical(r.Raw, r.Hash)
 		if err != nil {
 			return fmt.Errorf("stored record %s: %w", r.ID, err)
 		}
@@ -422,34 +417,34 @@ func (d *DB) IndexFor(ctx context.Context, keys []PackageKey) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	return BuildIndex(v, advs), nil
+	return advisory.BuildIndex(v, advs), nil
 }
 
 // Query returns the vulnerabilities affecting one package version, read from the store
 // (without building the whole index): `lading db query`. The result is never nil.
-func (d *DB) Query(ctx context.Context, ecosystem, pkg, version string) ([]*Vulnerability, error) {
-	ix, err := d.IndexFor(ctx, []PackageKey{{Ecosystem: ecosystem, Name: pkg}})
+func (d *DB) Query(ctx context.Context, ecosystem, pkg, version string) ([]*advisory.Vulnerability, error) {
+	ix, err := d.IndexFor(ctx, []advisory.PackageKey{{Ecosystem: ecosystem, Name: pkg}})
 	if err != nil {
 		return nil, err
 	}
 	vs, err := ix.Affecting(ecosystem, pkg, version)
 	if vs == nil {
-		vs = []*Vulnerability{}
+		vs = []*advisory.Vulnerability{}
 	}
 	return vs, err
 }
 
 // LoadIndex builds the index of the current version from the store.
-func (d *DB) LoadIndex(ctx context.Context) (*Index, error) {
+func (d *DB) LoadIndex(ctx context.Context) (*advisory.Index, error) {
 	advs, v, err := loadAll(ctx, d.store)
 	if err != nil {
 		return nil, err
 	}
-	return BuildIndex(v, advs), nil
+	return advisory.BuildIndex(v, advs), nil
 }
 
 // loadAll reads and parses every current record, parsing on all CPUs.
-func loadAll(ctx context.Context, store StoreReader) ([]*Advisory, int64, error) {
+func loadAll(ctx context.Context, store StoreReader) ([]*advisory.Advisory, int64, error) {
 	type job struct {
 		i int
 		r StoredRecord
@@ -457,14 +452,14 @@ func loadAll(ctx context.Context, store StoreReader) ([]*Advisory, int64, error)
 	jobs := make(chan job, 256)
 	var (
 		mu       sync.Mutex
-		advs     []*Advisory
+		advs     []*advisory.Advisory
 		firstErr error
 		wg       sync.WaitGroup
 	)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for j := range jobs {
-				a, err := parseCanonical(j.r.Raw, j.r.Hash)
+				a, err := advisory.ParseCanonical(j.r.Raw, j.r.Hash)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("stored record %s: %w", j.r.ID, err)
@@ -497,5 +492,5 @@ func loadAll(ctx context.Context, store StoreReader) ([]*Advisory, int64, error)
 	if err != nil {
 		return nil, 0, err
 	}
-	return slices.DeleteFunc(advs, func(a *Advisory) bool { return a == nil }), v, nil
+	return slices.DeleteFunc(advs, func(a *advisory.Advisory) bool { return a == nil }), v, nil
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
@@ -97,7 +98,7 @@ func writeZip(t testing.TB, path string, files map[string][]byte) {
 	}
 }
 
-func ids(vs []*vulndb.Vulnerability) []string {
+func ids(vs []*advisory.Vulnerability) []string {
 	out := []string{}
 	for _, v := range vs {
 		out = append(out, v.VulnerabilityID)
@@ -115,8 +116,8 @@ func TestImportMini(t *testing.T) {
 	if !res.Changed || res.Version != 1 || res.Added != 45 || res.Withdrawn != 1 {
 		t.Fatalf("first import: %+v", res)
 	}
-	if !slices.Contains(res.Keys, vulndb.MakeKey("Maven", "org.apache.logging.log4j:log4j-core")) ||
-		!slices.Contains(res.Keys, vulndb.MakeKey("Go", "k8s.io/kubernetes")) {
+	if !slices.Contains(res.Keys, advisory.MakeKey("Maven", "org.apache.logging.log4j:log4j-core")) ||
+		!slices.Contains(res.Keys, advisory.MakeKey("Go", "k8s.io/kubernetes")) {
 		t.Errorf("change set lacks keys: %v", res.Keys)
 	}
 
@@ -197,7 +198,7 @@ func TestImportChangesAndDeletions(t *testing.T) {
 	if res.Version != 2 || res.Changed != true || res.BatchStats.Changed != 1 || res.Deleted != 1 || res.Unchanged != 6 {
 		t.Errorf("second import: %+v", res)
 	}
-	if want := []vulndb.PackageKey{vulndb.MakeKey("Debian:11", "zlib"), vulndb.MakeKey("Debian:12", "openssl")}; !slices.Equal(res.Keys, want) {
+	if want := []advisory.PackageKey{advisory.MakeKey("Debian:11", "zlib"), advisory.MakeKey("Debian:12", "openssl")}; !slices.Equal(res.Keys, want) {
 		t.Errorf("change set %v, want %v", res.Keys, want)
 	}
 	cs, err := db.Changes(ctx, 1)
@@ -261,7 +262,7 @@ func TestImportFailuresKeepPreviousVersion(t *testing.T) {
 		wantMsg string
 	}{
 		{"corrupt zip", []string{"testdata/osv-mini/npm", corrupt}, vulndb.ErrCorruptArchive, "npm/all.zip"},
-		{"record that fails to parse", []string{badRecord}, vulndb.ErrInvalidRecord, "x_NSWG-ECO-516.json"},
+		{"record that fails to parse", []string{badRecord}, advisory.ErrInvalidRecord, "x_NSWG-ECO-516.json"},
 		{"damaged entry", []string{midCorrupt}, vulndb.ErrCorruptArchive, "PyPI/all.zip"},
 		{"missing path", []string{filepath.Join(dir, "nope")}, os.ErrNotExist, "nope"},
 	}
@@ -377,9 +378,9 @@ func TestIndexForLoadsOnlyTheKeys(t *testing.T) {
 	if _, err := db.Import(ctx, "testdata/osv-mini"); err != nil {
 		t.Fatal(err)
 	}
-	idx, err := db.IndexFor(ctx, []vulndb.PackageKey{
-		vulndb.MakeKey("Maven", "org.apache.logging.log4j:log4j-core"),
-		vulndb.MakeKey("Debian:12", "openssl"), // Debian records may name the bare ecosystem too
+	idx, err := db.IndexFor(ctx, []advisory.PackageKey{
+		advisory.MakeKey("Maven", "org.apache.logging.log4j:log4j-core"),
+		advisory.MakeKey("Debian:12", "openssl"), // Debian records may name the bare ecosystem too
 	})
 	if err != nil {
 		t.Fatal(err)

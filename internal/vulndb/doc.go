@@ -1,6 +1,6 @@
 // Package vulndb is Lading's advisory database: OSV records imported from files or synced
-// from a mirror in OSV's bucket layout, kept in the metadata store, and matched against
-// package versions through an in-memory index.
+// from a mirror in OSV's bucket layout, kept in the metadata store, and loaded into the
+// in-memory index of internal/advisory that matching reads.
 //
 // # Writing
 //
@@ -21,26 +21,11 @@
 //
 // # Reading
 //
-// Index is an immutable snapshot of one version, keyed by (ecosystem, package). Watcher
-// polls the store's version (one indexed SELECT) and, when it moves, rebuilds only the
-// packages in the change sets, sharing everything else with the previous snapshot; it
+// Records are parsed, indexed and matched by internal/advisory, which does no I/O; this
+// package reads them from the store. Watcher polls the store's version (one indexed
+// SELECT) and, when it moves, rebuilds only the packages in the change sets
+// (advisory.Index.WithChanges), sharing everything else with the previous snapshot; it
 // notifies subscribers with the change set. Every process and node runs its own Watcher
-// over the shared store, so all see the same versions.
-//
-// # Matching
-//
-// Index.Affecting follows the OSV schema's evaluation: an advisory affects a version when
-// the version is listed in affected[].versions or lies in an ECOSYSTEM or SEMVER range
-// (introduced, fixed, last_affected and limit events, evaluated in version order); GIT
-// ranges and withdrawn records never match. Versions are ordered with osv-scalibr's semantic
-// package (Debian and Ubuntu, Alpine, the RPM distributions, Go, npm, PyPI, Maven, NuGet,
-// RubyGems, crates.io, Packagist, Hex, Pub and more). Each package's boundary versions are
-// parsed and sorted once, and every range is evaluated once per position among them at
-// build time; a query parses its version once, places it by binary search and reads the
-// verdicts. Versions asked about are remembered, and answers are shared between queries.
-//
-// Records that alias one another (a GHSA record and the CVE it aliases) are merged into one
-// Vulnerability whose id is the CVE. Severity comes from CVSS v3.x or v4 vectors
-// (pandatix/go-cvss), else a database_specific severity word or score, else the
-// distribution's own rating, else a CVSS v2 vector, mapped to ECR's FindingSeverity.
+// over the shared store, so all see the same versions. DB.IndexFor and DB.Query build a
+// small index of just the packages asked about, for one-off scans and `lading db query`.
 package vulndb

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/lading-registry/lading/internal/advisory"
 )
 
 // source is one input of an import: an all.zip, another zip, a folder of records or a
@@ -139,12 +141,12 @@ func readBounded(p string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
+	raw, err := io.ReadAll(io.LimitReader(f, advisory.MaxRecordSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	if len(raw) > MaxRecordSize {
-		return nil, fmt.Errorf("%s: %w: larger than %d bytes", p, ErrInvalidRecord, MaxRecordSize)
+	if len(raw) > advisory.MaxRecordSize {
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", p, advisory.ErrInvalidRecord, advisory.MaxRecordSize)
 	}
 	return raw, nil
 }
@@ -181,20 +183,20 @@ func eachInZip(ctx context.Context, r io.ReaderAt, size int64, name string, fn r
 			continue
 		}
 		where := name + ":" + zf.Name
-		if zf.UncompressedSize64 > MaxRecordSize {
-			return fmt.Errorf("%s: %w: larger than %d bytes", where, ErrInvalidRecord, MaxRecordSize)
+		if zf.UncompressedSize64 > advisory.MaxRecordSize {
+			return fmt.Errorf("%s: %w: larger than %d bytes", where, advisory.ErrInvalidRecord, advisory.MaxRecordSize)
 		}
 		rc, err := zf.Open()
 		if err != nil {
 			return fmt.Errorf("%s: %w: %w", where, ErrCorruptArchive, err)
 		}
-		raw, err := io.ReadAll(io.LimitReader(rc, MaxRecordSize+1))
+		raw, err := io.ReadAll(io.LimitReader(rc, advisory.MaxRecordSize+1))
 		_ = rc.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w: %w", where, ErrCorruptArchive, err)
 		}
-		if len(raw) > MaxRecordSize {
-			return fmt.Errorf("%s: %w: larger than %d bytes", where, ErrInvalidRecord, MaxRecordSize)
+		if len(raw) > advisory.MaxRecordSize {
+			return fmt.Errorf("%s: %w: larger than %d bytes", where, advisory.ErrInvalidRecord, advisory.MaxRecordSize)
 		}
 		if err := fn(where, raw); err != nil {
 			return err

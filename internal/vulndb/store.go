@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/lading-registry/lading/internal/advisory"
 )
 
 // The store keeps advisories in the metadata store, so that every node sees the same
@@ -30,7 +32,7 @@ type StoredRecord struct {
 	Withdrawn bool
 	Hash      string
 	// Keys are the packages the record affects; filled on writes, not on loads.
-	Keys []PackageKey
+	Keys []advisory.PackageKey
 	// Raw is the compacted OSV JSON.
 	Raw []byte
 }
@@ -40,7 +42,7 @@ type RecordDigest struct {
 	ID       string
 	Modified time.Time
 	Hash     string
-	Keys     []PackageKey
+	Keys     []advisory.PackageKey
 }
 
 // BatchInfo describes a batch when it is staged.
@@ -63,7 +65,7 @@ type BatchStats struct {
 // ChangeSet is the set of package keys changed by the versions after From up to To.
 type ChangeSet struct {
 	From, To int64
-	Keys     []PackageKey
+	Keys     []advisory.PackageKey
 	// Complete is false when the store no longer has the change set of some version in the
 	// interval: the reader must then treat everything as changed.
 	Complete bool
@@ -75,7 +77,7 @@ type StoreReader interface {
 	AdvisoryVersion(ctx context.Context) (int64, error)
 	// LoadAdvisories calls fn with every current record (keys == nil) or every current record
 	// affecting one of keys, and returns the version they make up, all read from one snapshot.
-	LoadAdvisories(ctx context.Context, keys []PackageKey, fn func(StoredRecord) error) (int64, error)
+	LoadAdvisories(ctx context.Context, keys []advisory.PackageKey, fn func(StoredRecord) error) (int64, error)
 	// AdvisoryChanges returns the keys changed after version `after`, up to the current
 	// version. When load is not nil and the change set is complete, it also calls load with
 	// every current record affecting those keys, from the same snapshot.
@@ -102,7 +104,7 @@ type StagedBatch interface {
 	// Delete stages the removal of a current record.
 	Delete(ctx context.Context, id string) error
 	// AddChanges records package keys the batch changes.
-	AddChanges(ctx context.Context, keys []PackageKey) error
+	AddChanges(ctx context.Context, keys []advisory.PackageKey) error
 	// Commit makes the batch current and returns its version, or fails with ErrConflict.
 	Commit(ctx context.Context, stats BatchStats) (int64, error)
 	// Abort discards the batch. It is safe after a failed Commit.

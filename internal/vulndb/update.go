@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 	"unicode"
+
+	"github.com/lading-registry/lading/internal/advisory"
 )
 
 // DefaultSource is OSV's public bucket, the default mirror of `lading db update`.
@@ -93,7 +95,7 @@ func (a *applier) syncEcosystem(ctx context.Context, m mirror, eco string) error
 	held := 0
 	for _, d := range a.current {
 		for _, k := range d.Keys {
-			if BaseEcosystem(k.Ecosystem) == eco {
+			if advisory.BaseEcosystem(k.Ecosystem) == eco {
 				held++
 				break
 			}
@@ -168,7 +170,7 @@ func (a *applier) syncChanged(ctx context.Context, m mirror, eco string, ids map
 	for range min(fetchWorkers, len(fetch)) {
 		wg.Go(func() {
 			for id := range jobs {
-				raw, err := readAllFrom(m.get(ctx, eco+"/"+id+".json", MaxRecordSize))
+				raw, err := readAllFrom(m.get(ctx, eco+"/"+id+".json", advisory.MaxRecordSize))
 				select {
 				case results <- fetched{id, raw, err}:
 				case <-ctx.Done():
@@ -199,9 +201,9 @@ func (a *applier) syncChanged(ctx context.Context, m mirror, eco string, ids map
 		if r.err != nil {
 			return false, fmt.Errorf("%s: %w", where, r.err)
 		}
-		adv, err := ParseAdvisory(r.raw)
+		adv, err := advisory.Parse(r.raw)
 		if err == nil && adv.ID != r.id {
-			err = fmt.Errorf("%w: file of %s holds %s", ErrInvalidRecord, r.id, adv.ID)
+			err = fmt.Errorf("%w: file of %s holds %s", advisory.ErrInvalidRecord, r.id, adv.ID)
 		}
 		if err != nil {
 			if !a.db.opts.SkipInvalid {
@@ -259,7 +261,7 @@ func parseModifiedIDs(r io.Reader) ([]modifiedID, error) {
 		if i := strings.LastIndexByte(id, '/'); i >= 0 {
 			id = id[i+1:]
 		}
-		if err := checkID(id); err != nil {
+		if err := advisory.CheckID(id); err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
 		out = append(out, modifiedID{t.UTC(), id})

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -168,7 +169,7 @@ func TestUpdateFullThenIncremental(t *testing.T) {
 	if !slices.Equal(reqs, want) {
 		t.Errorf("incremental sync fetched %v, want %v", reqs, want)
 	}
-	wantKeys := []vulndb.PackageKey{vulndb.MakeKey("Debian:12", "openssl"), vulndb.MakeKey("Go", "golang.org/x/text"), vulndb.MakeKey("npm", "left-pad")}
+	wantKeys := []advisory.PackageKey{advisory.MakeKey("Debian:12", "openssl"), advisory.MakeKey("Go", "golang.org/x/text"), advisory.MakeKey("npm", "left-pad")}
 	if !slices.Equal(res.Keys, wantKeys) {
 		t.Errorf("change set %v, want %v", res.Keys, wantKeys)
 	}
@@ -239,7 +240,7 @@ func TestUpdateFailuresKeepPreviousVersion(t *testing.T) {
 		writeMirror(t, dir, bad)
 		_, err := db.Update(ctx, url, nil)
 		t.Log(err)
-		if !errors.Is(err, vulndb.ErrInvalidRecord) || !strings.Contains(err.Error(), "GO-2024-3333.json") {
+		if !errors.Is(err, advisory.ErrInvalidRecord) || !strings.Contains(err.Error(), "GO-2024-3333.json") {
 			t.Fatalf("err = %v", err)
 		}
 		keep(t)

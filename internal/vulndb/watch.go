@@ -9,13 +9,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lading-registry/lading/internal/advisory"
 )
 
 // Change tells subscribers that the database moved from one version to another.
 type Change struct {
 	From, To int64
 	// Keys are the packages whose advisories were added, changed or withdrawn.
-	Keys []PackageKey
+	Keys []advisory.PackageKey
 	// Full means the keys are unknown (the watcher started, or fell too far behind):
 	// re-evaluate everything.
 	Full bool
@@ -27,14 +29,14 @@ func (c Change) merge(d Change) Change {
 	if out.Full {
 		return out
 	}
-	set := make(map[PackageKey]struct{}, len(c.Keys)+len(d.Keys))
+	set := make(map[advisory.PackageKey]struct{}, len(c.Keys)+len(d.Keys))
 	for _, k := range c.Keys {
 		set[k] = struct{}{}
 	}
 	for _, k := range d.Keys {
 		set[k] = struct{}{}
 	}
-	out.Keys = slices.SortedFunc(maps.Keys(set), comparePackageKeys)
+	out.Keys = slices.SortedFunc(maps.Keys(set), advisory.PackageKey.Compare)
 	return out
 }
 
@@ -46,7 +48,7 @@ type Watcher struct {
 	store    StoreReader
 	log      *slog.Logger
 	interval time.Duration
-	cur      atomic.Pointer[Index]
+	cur      atomic.Pointer[advisory.Index]
 
 	refresh   sync.Mutex // one refresh at a time
 	mu        sync.Mutex
@@ -74,13 +76,13 @@ func NewWatcher(store StoreReader, opts WatcherOptions) *Watcher {
 		opts.Logger = slog.Default()
 	}
 	w := &Watcher{store: store, log: opts.Logger, interval: opts.PollInterval, subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}
-	w.cur.Store(EmptyIndex())
+	w.cur.Store(advisory.EmptyIndex())
 	return w
 }
 
 // Index returns the current index snapshot. It never returns nil; before the first
 // refresh it is empty (see Ready).
-func (w *Watcher) Index() *Index { return w.cur.Load() }
+func (w *Watcher) Index() *advisory.Index { return w.cur.Load() }
 
 // Ready is closed once the index reflects the store (after the first successful refresh):
 // scans should wait for it rather than match against the empty index.
@@ -117,7 +119,7 @@ func (w *Watcher) Refresh(ctx context.Context) (*Change, error) {
 		w.readyOnce.Do(func() { close(w.ready) })
 		return nil, nil
 	}
-	var next *Index
+	var next *advisory.Index
 	var ch Change
 	if cur.Version() > 0 && v > cur.Version() {
 		next, ch, err = w.incremental(ctx, cur)
@@ -131,7 +133,7 @@ func (w *Watcher) Refresh(ctx context.Context) (*Change, error) {
 		if err != nil {
 			return nil, err
 		}
-		next = BuildIndex(version, advs)
+		next = advisory.BuildIndex(version, advs)
 		if ch.To != version || len(ch.Keys) == 0 {
 			ch = Change{From: cur.Version(), To: version, Full: true}
 		}
@@ -146,14 +148,14 @@ func (w *Watcher) Refresh(ctx context.Context) (*Change, error) {
 
 // incremental rebuilds the packages changed since cur. It returns a nil index when a full
 // reload is needed, with the change set if it is known.
-func (w *Watcher) incremental(ctx context.Context, cur *Index) (*Index, Change, error) {
-	var advs []*Advisory
+func (w *Watcher) incremental(ctx context.Context, cur *advisory.Index) (*advisory.Index, Change, error) {
+	var advs []*advisory.Advisory
 	cs, err := w.store.AdvisoryChanges(ctx, cur.Version(), func(r StoredRecord) error {
 		if a := cur.Advisory(r.ID); a != nil && a.Hash == r.Hash {
 			advs = append(advs, a) // unchanged: no need to parse it again
 			return nil
 		}
-		a, err := parseCanonical(r.Raw, r.Hash)
+		a, err := advisory.ParseCanonical(r.Raw, r.Hash)
 		if err != nil {
 			return fmt.Errorf("stored record %s: %w", r.ID, err)
 		}
@@ -170,7 +172,7 @@ func (w *Watcher) incremental(ctx context.Context, cur *Index) (*Index, Change, 
 	if len(cs.Keys) > fullReloadKeys {
 		return nil, ch, nil
 	}
-	next := cur.withChanges(cs.To, cs.Keys, advs)
+	next := cur.WithChanges(cs.To, cs.Keys, advs)
 	w.log.Debug("vulndb: advisory index refreshed", "from", cur.Version(), "to", cs.To, "packages", len(cs.Keys))
 	return next, ch, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -82,7 +83,7 @@ func TestWatcherSeesImportOfAnotherProcess(t *testing.T) {
 	before := w.Index()
 	importInChild(t, dbPath, dir)
 	ch = next()
-	if ch.From != 1 || ch.To != 2 || ch.Full || !slices.Equal(ch.Keys, []vulndb.PackageKey{vulndb.MakeKey("Debian:12", "curl")}) {
+	if ch.From != 1 || ch.To != 2 || ch.Full || !slices.Equal(ch.Keys, []advisory.PackageKey{advisory.MakeKey("Debian:12", "curl")}) {
 		t.Errorf("second change: %+v", ch)
 	}
 	vs, _ = w.Index().Affecting("Debian:12", "curl", "7.88.1-10+deb12u8")
@@ -130,7 +131,7 @@ func TestSubscriptionMergesChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []vulndb.PackageKey{vulndb.MakeKey("Maven", "org.apache.logging.log4j:log4j-core"), vulndb.MakeKey("NuGet", "newtonsoft.json")}
+	want := []advisory.PackageKey{advisory.MakeKey("Maven", "org.apache.logging.log4j:log4j-core"), advisory.MakeKey("NuGet", "newtonsoft.json")}
 	if ch.From != 1 || ch.To != 3 || ch.Full || !slices.Equal(ch.Keys, want) {
 		t.Errorf("merged change %+v, want 1->3 %v", ch, want)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -79,7 +80,7 @@ func scanRecords(rows *sql.Rows, fn func(vulndb.StoredRecord) error) error {
 }
 
 // LoadAdvisories streams current records, all of them or those affecting keys.
-func (db *DB) LoadAdvisories(ctx context.Context, keys []vulndb.PackageKey, fn func(vulndb.StoredRecord) error) (int64, error) {
+func (db *DB) LoadAdvisories(ctx context.Context, keys []advisory.PackageKey, fn func(vulndb.StoredRecord) error) (int64, error) {
 	var version int64
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -102,7 +103,7 @@ func (db *DB) LoadAdvisories(ctx context.Context, keys []vulndb.PackageKey, fn f
 }
 
 // loadByKeys finds the current records affecting keys, then streams each once.
-func loadByKeys(ctx context.Context, tx *sql.Tx, keys []vulndb.PackageKey, fn func(vulndb.StoredRecord) error) error {
+func loadByKeys(ctx context.Context, tx *sql.Tx, keys []advisory.PackageKey, fn func(vulndb.StoredRecord) error) error {
 	ids := map[string]bool{}
 	for chunk := range slices.Chunk(keys, inChunk) {
 		var b strings.Builder
@@ -187,7 +188,7 @@ func (db *DB) AdvisoryChanges(ctx context.Context, after int64, load func(vulndb
 			return err
 		}
 		for rows.Next() {
-			var k vulndb.PackageKey
+			var k advisory.PackageKey
 			if err := rows.Scan(&k.Ecosystem, &k.Name); err != nil {
 				_ = rows.Close()
 				return err
@@ -230,7 +231,7 @@ func (db *DB) AdvisoryDigest(ctx context.Context, id string) (vulndb.RecordDiges
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var k vulndb.PackageKey
+			var k advisory.PackageKey
 			if err := rows.Scan(&k.Ecosystem, &k.Name); err != nil {
 				return err
 			}
@@ -266,7 +267,7 @@ func (db *DB) AdvisoryDigests(ctx context.Context, fn func(vulndb.RecordDigest) 
 		defer pkgs.Close()
 		// Merge-join the two id-ordered streams.
 		var pid string
-		var pk vulndb.PackageKey
+		var pk advisory.PackageKey
 		havePkg := pkgs.Next()
 		if havePkg {
 			if err := pkgs.Scan(&pid, &pk.Ecosystem, &pk.Name); err != nil {
@@ -363,7 +364,7 @@ func (db *DB) AdvisoryStatus(ctx context.Context) (*vulndb.Status, error) {
 			if err := rows.Scan(&eco); err != nil {
 				return err
 			}
-			base := vulndb.BaseEcosystem(eco)
+			base := advisory.BaseEcosystem(eco)
 			for i := range st.Ecosystems {
 				if st.Ecosystems[i].Ecosystem == base {
 					st.Ecosystems[i].Releases = append(st.Ecosystems[i].Releases, eco)
@@ -472,7 +473,7 @@ func (b *advisoryBatch) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-func (b *advisoryBatch) AddChanges(ctx context.Context, keys []vulndb.PackageKey) error {
+func (b *advisoryBatch) AddChanges(ctx context.Context, keys []advisory.PackageKey) error {
 	for chunk := range slices.Chunk(keys, 2000) {
 		err := b.db.Tx(ctx, func(tx *sql.Tx) error {
 			st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO advisory_changes(batch_id, ecosystem, name) VALUES (?, ?, ?)`)

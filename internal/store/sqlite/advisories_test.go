@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -25,7 +26,7 @@ func openTemp(t *testing.T) *DB {
 func record(id, eco, name string, n int) vulndb.StoredRecord {
 	return vulndb.StoredRecord{
 		ID: id, Modified: time.Date(2024, 1, n, 0, 0, 0, 123000, time.UTC), Hash: fmt.Sprintf("%s-%d", id, n),
-		Keys: []vulndb.PackageKey{{Ecosystem: eco, Name: name}},
+		Keys: []advisory.PackageKey{{Ecosystem: eco, Name: name}},
 		Raw:  fmt.Appendf(nil, `{"id":%q,"n":%d}`, id, n),
 	}
 }
@@ -42,7 +43,7 @@ func commit(t *testing.T, db *DB, puts []vulndb.StoredRecord, dels []string) int
 	if err != nil {
 		t.Fatal(err)
 	}
-	var keys []vulndb.PackageKey
+	var keys []advisory.PackageKey
 	for _, r := range puts {
 		if err := b.Put(ctx, r); err != nil {
 			t.Fatal(err)
@@ -73,7 +74,7 @@ func count(t *testing.T, db *DB, table string) int {
 	return n
 }
 
-func loadIDs(t *testing.T, db *DB, keys []vulndb.PackageKey) ([]string, int64) {
+func loadIDs(t *testing.T, db *DB, keys []advisory.PackageKey) ([]string, int64) {
 	t.Helper()
 	var ids []string
 	v, err := db.LoadAdvisories(context.Background(), keys, func(r vulndb.StoredRecord) error {
@@ -101,10 +102,10 @@ func TestAdvisoryBatchesVersionsAndGarbage(t *testing.T) {
 	if ids, v := loadIDs(t, db, nil); !slices.Equal(ids, []string{"A"}) || v != 2 {
 		t.Errorf("current records %v at %d", ids, v)
 	}
-	if ids, _ := loadIDs(t, db, []vulndb.PackageKey{{Ecosystem: "npm", Name: "a"}}); len(ids) != 0 {
+	if ids, _ := loadIDs(t, db, []advisory.PackageKey{{Ecosystem: "npm", Name: "a"}}); len(ids) != 0 {
 		t.Errorf("old key still finds %v", ids)
 	}
-	if ids, _ := loadIDs(t, db, []vulndb.PackageKey{{Ecosystem: "npm", Name: "a2"}, {Ecosystem: "npm", Name: "zz"}}); !slices.Equal(ids, []string{"A"}) {
+	if ids, _ := loadIDs(t, db, []advisory.PackageKey{{Ecosystem: "npm", Name: "a2"}, {Ecosystem: "npm", Name: "zz"}}); !slices.Equal(ids, []string{"A"}) {
 		t.Errorf("by key: %v", ids)
 	}
 	// Superseded and deleted record versions are collected.
@@ -121,11 +122,11 @@ func TestAdvisoryBatchesVersionsAndGarbage(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(digests) != 1 || digests[0].Hash != "A-2" || !slices.Equal(digests[0].Keys, []vulndb.PackageKey{{Ecosystem: "npm", Name: "a2"}}) {
+	if len(digests) != 1 || digests[0].Hash != "A-2" || !slices.Equal(digests[0].Keys, []advisory.PackageKey{{Ecosystem: "npm", Name: "a2"}}) {
 		t.Errorf("digests %+v", digests)
 	}
 	cs, err := db.AdvisoryChanges(context.Background(), 1, nil)
-	if err != nil || !cs.Complete || cs.To != 2 || !slices.Equal(cs.Keys, []vulndb.PackageKey{{Ecosystem: "npm", Name: "a2"}}) {
+	if err != nil || !cs.Complete || cs.To != 2 || !slices.Equal(cs.Keys, []advisory.PackageKey{{Ecosystem: "npm", Name: "a2"}}) {
 		t.Errorf("changes after 1: %+v %v", cs, err)
 	}
 	st, err := db.AdvisoryStatus(context.Background())

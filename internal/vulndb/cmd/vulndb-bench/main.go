@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
@@ -114,7 +115,7 @@ func run(corpus string, nq int, cpuProfile string) error {
 	// worst case, printed for what it shows (the ecosystems' version comparisons), without one.
 	for _, w := range []struct {
 		name   string
-		make   func(*vulndb.Index, []vulndb.PackageKey, int) []query
+		make   func(*advisory.Index, []advisory.PackageKey, int) []query
 		target bool
 	}{
 		{"scan-like (100 images x 1,000 packages from a pool of 5,000 package versions, 20% with advisories)", scanQueries, true},
@@ -153,7 +154,7 @@ func verdict(what string, ok bool, figure string) string {
 	return fmt.Sprintf("target %s: FAIL (%s)", what, figure)
 }
 
-func timeQueries(name string, ix *vulndb.Index, qs []query, cpuProfile string) (time.Duration, error) {
+func timeQueries(name string, ix *advisory.Index, qs []query, cpuProfile string) (time.Duration, error) {
 	runtime.GC()
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
@@ -182,7 +183,7 @@ type query struct{ eco, name, version string }
 
 // versionsOf returns versions to ask about for a package: those its records name, and
 // each nudged just past itself, so queries land on and between the boundaries.
-func versionsOf(ix *vulndb.Index, k vulndb.PackageKey) []string {
+func versionsOf(ix *advisory.Index, k advisory.PackageKey) []string {
 	var out []string
 	for _, v := range ix.BoundaryVersions(k) {
 		out = append(out, v, v+".1")
@@ -195,10 +196,10 @@ func versionsOf(ix *vulndb.Index, k vulndb.PackageKey) []string {
 
 // coldQueries is the worst case: packages that have advisories, drawn uniformly, each
 // query a version not asked before, so nothing is answered from what an earlier query learnt.
-func coldQueries(ix *vulndb.Index, keys []vulndb.PackageKey, n int) []query {
+func coldQueries(ix *advisory.Index, keys []advisory.PackageKey, n int) []query {
 	r := rand.New(rand.NewPCG(1, 2))
 	seen := map[query]bool{}
-	versions := map[vulndb.PackageKey][]string{}
+	versions := map[advisory.PackageKey][]string{}
 	out := make([]query, 0, n)
 	for tries := 0; len(out) < n && tries < 50*n; tries++ {
 		k := keys[r.IntN(len(keys))]
@@ -221,7 +222,7 @@ func coldQueries(ix *vulndb.Index, keys []vulndb.PackageKey, n int) []query {
 
 // scanQueries looks like scanning a registry: images share most packages (common bases),
 // and most packages in an image have no advisory at all.
-func scanQueries(ix *vulndb.Index, keys []vulndb.PackageKey, n int) []query {
+func scanQueries(ix *advisory.Index, keys []advisory.PackageKey, n int) []query {
 	r := rand.New(rand.NewPCG(3, 4))
 	pool := make([]query, 5000)
 	for i := range pool {

@@ -1,4 +1,4 @@
-package vulndb
+package advisory
 
 import (
 	"maps"
@@ -52,9 +52,12 @@ func (ix *Index) HasPackage(ecosystem, name string) bool {
 	if _, ok := ix.pkgs[key]; ok {
 		return true
 	}
-	base := BaseEcosystem(key.Ecosystem)
-	_, ok := ix.pkgs[PackageKey{Ecosystem: base, Name: key.Name}]
-	return ok && base != key.Ecosystem && releaseOptional(base)
+	bare, ok := key.Bare()
+	if !ok {
+		return false
+	}
+	_, ok = ix.pkgs[bare]
+	return ok
 }
 
 // pkgEntry is everything known about one package key, compiled for matching.
@@ -211,10 +214,10 @@ func BuildIndex(version int64, advisories []*Advisory) *Index {
 	return ix
 }
 
-// withChanges returns a new index at version: the packages named by keys are rebuilt from
+// WithChanges returns a new index at version: the packages named by keys are rebuilt from
 // advisories (every current advisory affecting any of them); all other packages are
-// shared with ix.
-func (ix *Index) withChanges(version int64, keys []PackageKey, advisories []*Advisory) *Index {
+// shared with ix, which is left as it was.
+func (ix *Index) WithChanges(version int64, keys []PackageKey, advisories []*Advisory) *Index {
 	b := newBuilder()
 	nx := &Index{version: version, pkgs: maps.Clone(ix.pkgs), advs: maps.Clone(ix.advs)}
 	changed := make(map[PackageKey]bool, len(keys))
@@ -623,8 +626,8 @@ func (ix *Index) Affecting(ecosystem, name, version string) ([]*Vulnerability, e
 	}
 	e := ix.pkgs[key]
 	var bare *pkgEntry
-	if base := BaseEcosystem(key.Ecosystem); base != key.Ecosystem && releaseOptional(base) {
-		bare = ix.pkgs[PackageKey{Ecosystem: base, Name: key.Name}]
+	if bk, ok := key.Bare(); ok {
+		bare = ix.pkgs[bk]
 	}
 	if e == nil && bare == nil {
 		return nil, nil

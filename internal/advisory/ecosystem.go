@@ -1,4 +1,4 @@
-package vulndb
+package advisory
 
 import (
 	"strings"
@@ -16,6 +16,25 @@ type PackageKey struct {
 }
 
 func (k PackageKey) String() string { return k.Ecosystem + "/" + k.Name }
+
+// Compare orders keys by ecosystem, then name.
+func (k PackageKey) Compare(o PackageKey) int {
+	if c := strings.Compare(k.Ecosystem, o.Ecosystem); c != 0 {
+		return c
+	}
+	return strings.Compare(k.Name, o.Name)
+}
+
+// Bare returns the key of the same package in the bare ecosystem ("Debian" for
+// "Debian:12") when OSV makes the ecosystem's release suffix optional: records written for
+// the bare ecosystem apply to every release, so a lookup of k consults both keys.
+func (k PackageKey) Bare() (PackageKey, bool) {
+	base := BaseEcosystem(k.Ecosystem)
+	if base == k.Ecosystem || !releaseOptional(base) {
+		return PackageKey{}, false
+	}
+	return PackageKey{Ecosystem: base, Name: k.Name}, true
+}
 
 // MakeKey builds the key for an ecosystem and a package name, normalising the name.
 func MakeKey(ecosystem, name string) PackageKey {

@@ -1,4 +1,4 @@
-package vulndb
+package advisory
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package vulndb
+package advisory
 
 import (
 	"bytes"
@@ -17,8 +17,8 @@ import (
 // version lists) are a few MiB; anything far beyond is hostile or broken input.
 const MaxRecordSize = 32 << 20
 
-// ErrInvalidRecord marks an OSV record that cannot be used. Import and update fail on it
-// (unless told to skip invalid records) and leave the database as it was.
+// ErrInvalidRecord marks an OSV record that cannot be used. vulndb's import and update fail
+// on it (unless told to skip invalid records) and leave the database as it was.
 var ErrInvalidRecord = errors.New("invalid OSV record")
 
 // Advisory is one OSV record, parsed. Advisories are shared by Index snapshots and must be
@@ -209,25 +209,26 @@ func Canonicalize(raw []byte) ([]byte, string, error) {
 	return buf.Bytes(), hex.EncodeToString(sum[:]), nil
 }
 
-// ParseAdvisory parses and checks one OSV JSON record. It needs an id and a modified time
+// Parse parses and checks one OSV JSON record. It needs an id and a modified time
 // (RFC 3339); every other field is optional. Events with several kinds set are read as
 // several events rather than rejected, since the meaning is unambiguous.
-func ParseAdvisory(raw []byte) (*Advisory, error) {
+func Parse(raw []byte) (*Advisory, error) {
 	compact, hash, err := Canonicalize(raw)
 	if err != nil {
 		return nil, err
 	}
-	return parseCanonical(compact, hash)
+	return ParseCanonical(compact, hash)
 }
 
-// parseCanonical parses a record already compacted by Canonicalize.
-func parseCanonical(compact []byte, hash string) (*Advisory, error) {
+// ParseCanonical parses a record already compacted by Canonicalize (as the store keeps
+// records), with the hash Canonicalize returned for it.
+func ParseCanonical(compact []byte, hash string) (*Advisory, error) {
 	var r osvRecord
 	var err error
 	if err := json.Unmarshal(compact, &r); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
-	if err := checkID(r.ID); err != nil {
+	if err := CheckID(r.ID); err != nil {
 		return nil, err
 	}
 	a := &Advisory{
@@ -307,7 +308,9 @@ func (a *Advisory) precompute() {
 	}
 }
 
-func checkID(id string) error {
+// CheckID checks that id can be an OSV record id; ids also name files and URLs of a
+// mirror, so one with a path separator, "." or ".." is refused.
+func CheckID(id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: no id", ErrInvalidRecord)
 	}

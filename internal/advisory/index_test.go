@@ -1,36 +1,64 @@
-package vulndb
+package advisory
 
 import (
-	"context"
+	"archive/zip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// miniIndex builds an index of the osv-mini records shipped in testdata.
+// miniRecords reads the osv-mini records: the test data of internal/vulndb, which imports
+// them as OSV's bucket layout (one all.zip per ecosystem).
+func miniRecords(t testing.TB, ecosystems ...string) [][]byte {
+	t.Helper()
+	if len(ecosystems) == 0 {
+		ecosystems = []string{"*"}
+	}
+	var out [][]byte
+	for _, eco := range ecosystems {
+		zips, err := filepath.Glob(filepath.Join("..", "vulndb", "testdata", "osv-mini", eco, "all.zip"))
+		if err != nil || len(zips) == 0 {
+			t.Fatalf("no osv-mini zip for %s: %v", eco, err)
+		}
+		for _, z := range zips {
+			zr, err := zip.OpenReader(z)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range zr.File {
+				rc, err := f.Open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, err := io.ReadAll(rc)
+				_ = rc.Close()
+				if err != nil {
+					t.Fatalf("%s %s: %v", z, f.Name, err)
+				}
+				out = append(out, raw)
+			}
+			_ = zr.Close()
+		}
+	}
+	return out
+}
+
+// miniIndex builds an index of the osv-mini records.
 func miniIndex(t testing.TB) *Index {
 	t.Helper()
-	srcs, err := resolveSources([]string{"testdata/osv-mini"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var advs []*Advisory
-	for _, s := range srcs {
-		err := s.each(context.Background(), func(where string, raw []byte) error {
-			a, err := ParseAdvisory(raw)
-			if err != nil {
-				return err
-			}
-			advs = append(advs, a)
-			return nil
-		})
+	for _, raw := range miniRecords(t) {
+		a, err := Parse(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
+		advs = append(advs, a)
 	}
 	if len(advs) != 45 {
 		t.Fatalf("osv-mini has %d records, want 45", len(advs))
@@ -216,7 +244,7 @@ func TestAffectingDetails(t *testing.T) {
 // rec builds an advisory from JSON written in a test.
 func rec(t testing.TB, js string) *Advisory {
 	t.Helper()
-	a, err := ParseAdvisory([]byte(js))
+	a, err := Parse([]byte(js))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, js)
 	}
@@ -446,7 +474,7 @@ func TestDistroEcosystem(t *testing.T) {
 	}
 }
 
-func TestParseAdvisoryRejects(t *testing.T) {
+func TestParseRejects(t *testing.T) {
 	tests := map[string]string{
 		"not json":      `{"id":`,
 		"no id":         `{"modified":"2024-01-01T00:00:00Z"}`,
@@ -457,7 +485,7 @@ func TestParseAdvisoryRejects(t *testing.T) {
 	}
 	for name, js := range tests {
 		t.Run(name, func(t *testing.T) {
-			if _, err := ParseAdvisory([]byte(js)); !errors.Is(err, ErrInvalidRecord) {
+			if _, err := Parse([]byte(js)); !errors.Is(err, ErrInvalidRecord) {
 				t.Errorf("err = %v, want ErrInvalidRecord", err)
 			}
 		})
@@ -471,7 +499,7 @@ func TestIncrementalIndexEqualsFull(t *testing.T) {
 	// A-1 now only affects x below 1.5.0 and no longer y.
 	a1b := rec(t, `{"id":"A-1","modified":"2024-02-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"x"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.5.0"}]}]}]}`)
 	keys := []PackageKey{MakeKey("npm", "x"), MakeKey("npm", "y")}
-	nx := old.withChanges(2, keys, []*Advisory{a1b, a2})
+	nx := old.WithChanges(2, keys, []*Advisory{a1b, a2})
 	if got, _ := nx.Affecting("npm", "x", "1.6.0"); len(got) != 0 {
 		t.Errorf("x@1.6.0 still affected: %v", vulnIDs(got))
 	}

@@ -1,0 +1,73 @@
+// Package installed is the package model that internal/inventory produces and
+// internal/match consumes: one package found in an image, where it was found and how its
+// package manager names it. It does no I/O, so that matching can take packages without
+// importing the layer readers and extractors of internal/inventory, which re-exports these
+// names.
+package installed
+
+import "strings"
+
+// Package managers as Amazon Inspector names them in vulnerablePackages[].packageManager.
+const (
+	ManagerOS         = "OS"
+	ManagerJAR        = "JAR"
+	ManagerGoBinary   = "GOBINARY"
+	ManagerGoMod      = "GOMOD"
+	ManagerNodePkg    = "NODEPKG"
+	ManagerNPM        = "NPM"
+	ManagerPythonPkg  = "PYTHONPKG"
+	ManagerDotnetCore = "DOTNET_CORE"
+	ManagerNuGet      = "NUGET"
+	ManagerGemspec    = "GEMSPEC"
+	ManagerCargo      = "CARGO"
+	ManagerComposer   = "COMPOSER"
+)
+
+// Package is one package found in an image.
+type Package struct {
+	// Ecosystem is the OSV ecosystem, e.g. "Debian:12", "Alpine:v3.20", "Maven", "npm", "Go".
+	// For OS packages it is empty in a LayerInventory (the release is only known for the whole
+	// image) and filled in by inventory.Merge.
+	Ecosystem string `json:"ecosystem,omitempty"`
+	Name      string `json:"name"`
+	// Version is the full version as the ecosystem's OSV version ordering expects it: for dpkg
+	// "[epoch:]upstream[-revision]", for rpm "[epoch:]version-release", for apk "1.2.3-r4",
+	// for Go without the leading "v".
+	Version string `json:"version"`
+	// SourceName and SourceVersion are the distribution source package (Debian "Source:",
+	// Alpine origin, the rpm's SRPM). Distributions publish advisories by source package.
+	SourceName    string `json:"sourceName,omitempty"`
+	SourceVersion string `json:"sourceVersion,omitempty"`
+	// Epoch and Release are parts of Version, for formats that have them (dpkg, rpm, apk).
+	Epoch   int    `json:"epoch,omitempty"`
+	Release string `json:"release,omitempty"`
+	Arch    string `json:"arch,omitempty"`
+	PURL    string `json:"purl,omitempty"`
+	// Path is where the package was found: the package database, the metadata file, the
+	// archive (nested archives as "/app/x.jar!/BOOT-INF/lib/y.jar") or the binary.
+	Path string `json:"path"`
+	// Layer is the digest of the layer that introduced the package.
+	Layer string `json:"layer"`
+	// PackageManager is Inspector's vulnerablePackages[].packageManager value (ManagerOS, ...).
+	PackageManager string `json:"packageManager"`
+	// FromLockfile marks packages read from a lock file (package-lock.json, Cargo.lock,
+	// composer.lock) rather than from installed metadata; inventory.Merge drops them where
+	// installed metadata under the same directory reports the same package.
+	FromLockfile bool `json:"fromLockfile,omitempty"`
+}
+
+// UpstreamVersion is Version without epoch and release, as ECR shows "version" beside
+// "epoch" and "release".
+func (p Package) UpstreamVersion() string {
+	v := p.Version
+	if p.PackageManager != ManagerOS {
+		return v
+	}
+	if _, after, ok := strings.Cut(v, ":"); ok {
+		v = after
+	}
+	if p.Release != "" {
+		v = strings.TrimSuffix(v, "-"+p.Release)
+	}
+	return v
+}
