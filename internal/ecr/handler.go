@@ -349,16 +349,9 @@ func (h *Handler) repository(ctx context.Context, registryID, name *string) (str
 	return *name, nil
 }
 
-func (h *Handler) repoNotFound(name string) error {
-	return newError(errRepositoryNotFound, "The repository with name '%s' does not exist in the registry with id '%s'", name, h.cfg.RegistryID)
-}
-
-// storeError maps store errors that mean "no such repository".
+// storeError is domainError for a request about repo.
 func (h *Handler) storeError(err error, repo string) error {
-	if errors.Is(err, store.ErrRepositoryNotFound) {
-		return h.repoNotFound(repo)
-	}
-	return err
+	return h.domainError(err, about{repo: repo})
 }
 
 // epoch is a timestamp on the wire: epoch seconds, as a JSON number.

@@ -494,46 +494,14 @@ func (h *Handler) putImage(ctx context.Context, _ *call, body []byte) (any, erro
 
 // putImageError is ECR's answer to a refused manifest push.
 func (h *Handler) putImageError(err error, p registry.Push) error {
-	repo := p.Repository
-	var mismatch *registry.DigestMismatchError
-	switch {
-	case errors.Is(err, registry.ErrManifestTooLarge):
-		return newError(errInvalidParameter, "Invalid parameter at 'imageManifest' failed to satisfy constraint: 'Member must have length less than or equal to %d'", registry.MaxManifestSize)
-	case errors.Is(err, registry.ErrInvalidTag):
-		return newError(errInvalidParameter, "Invalid parameter at 'imageTag' failed to satisfy constraint: 'must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'")
-	case errors.Is(err, registry.ErrInvalidDigest):
-		return newError(errInvalidParameter, "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Invalid image digest'")
-	case errors.As(err, &mismatch):
-		return newError(errImageDigestDoesNotMatch, "Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Provided digest %s does not match the digest of the manifest %s'",
-			mismatch.Pushed, mismatch.Content)
-	case errors.Is(err, registry.ErrInvalidManifest), errors.Is(err, registry.ErrUnsupportedMediaType):
-		return newError(errInvalidParameter, "Invalid parameter at 'ImageManifest' failed to satisfy constraint: '%s'", err.Error())
-	case errors.Is(err, store.ErrImageAlreadyExists):
-		d := digest.SHA256.FromBytes(p.Content)
-		if p.Digest != "" {
-			d = digest.Digest(p.Digest)
-		}
-		if len(p.Tags) == 0 {
-			return newError(errImageAlreadyExists, "Image with digest '%s' already exists in the repository with name '%s' in registry with id '%s'", d, repo, h.cfg.RegistryID)
-		}
-		return newError(errImageAlreadyExists, "Image with digest '%s' and tag '%s' already exists in the repository with name '%s' in registry with id '%s'",
-			d, p.Tags[0], repo, h.cfg.RegistryID)
-	case errors.Is(err, store.ErrBlobUnknown):
-		return newError(errLayersNotFound, "Layers with digests '%s' required for pushing image into repository with name '%s' in the registry with id '%s' do not exist",
-			strings.TrimPrefix(err.Error(), store.ErrBlobUnknown.Error()+": "), repo, h.cfg.RegistryID)
-	case errors.Is(err, store.ErrManifestUnknown):
-		return newError(errReferencedImagesNotFound, "Images with digests '%s' referenced by the manifest list do not exist in the repository with name '%s'",
-			strings.TrimPrefix(err.Error(), store.ErrManifestUnknown.Error()+": "), repo)
-	case errors.Is(err, store.ErrSizeMismatch):
-		// ECR's model has no size error; it refuses what a manifest says with
-		// InvalidParameterException at 'ImageManifest', and LayersNotFoundException is for
-		// layers that are absent, which these are not.
-		return newError(errInvalidParameter, "Invalid parameter at 'ImageManifest' failed to satisfy constraint: '%s'", sizeMismatchReason(err))
-	case errors.Is(err, store.ErrTagImmutable):
-		return newError(errImageTagAlreadyExists, "The image tag '%s' already exists in the '%s' repository and cannot be overwritten because the repository is immutable.",
-			p.Tags[0], repo)
+	a := about{repo: p.Repository, digest: p.Digest}
+	if a.digest == "" {
+		a.digest = digest.SHA256.FromBytes(p.Content).String()
 	}
-	return h.storeError(err, repo)
+	if len(p.Tags) > 0 {
+		a.tag = p.Tags[0]
+	}
+	return h.domainError(err, a)
 }
 
 // sizeMismatchReason says which descriptor of a manifest has a size other than its content's.

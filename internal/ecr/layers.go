@@ -230,7 +230,7 @@ func (h *Handler) initiateLayerUpload(ctx context.Context, _ *call, body []byte)
 	repo := *in.RepositoryName
 	id, err := h.blobs.NewUpload(ctx)
 	if err != nil {
-		return nil, h.uploadError(ctx, "", err)
+		return nil, h.uploadError(ctx, "", "", err)
 	}
 	if err := h.meta.CreateUpload(ctx, id, repo, false); err != nil {
 		_ = h.blobs.Cancel(ctx, id)
@@ -246,8 +246,11 @@ func (h *Handler) checkUpload(ctx context.Context, repo, uploadID string) (strin
 	}
 	id := uuidToUploadID(uploadID)
 	owner, err := h.meta.UploadRepository(ctx, id)
-	if errors.Is(err, store.ErrUploadNotFound) || (err == nil && owner != repo) {
-		return "", newError(errUploadNotFound, "The upload with id '%s' does not exist in the repository with name '%s' in the registry with id '%s'", uploadID, repo, h.cfg.RegistryID)
+	if err == nil && owner != repo {
+		err = store.ErrUploadNotFound
+	}
+	if err != nil {
+		return "", h.domainError(err, about{repo: repo, upload: uploadID})
 	}
 	return id, err
 }
@@ -286,11 +289,8 @@ func (h *Handler) uploadLayerPart(ctx context.Context, _ *call, body []byte) (an
 		return nil, err
 	}
 	size, err := h.blobs.UploadSize(ctx, id)
-	if errors.Is(err, blob.ErrUploadNotFound) {
-		return nil, newError(errUploadNotFound, "The upload with id '%s' does not exist", *in.UploadID)
-	}
 	if err != nil {
-		return nil, err
+		return nil, h.domainError(err, about{repo: repo, upload: *in.UploadID})
 	}
 	invalid := func(reason string, last int64) error {
 		e := newError(errInvalidLayerPart, "%s", reason)
@@ -309,7 +309,7 @@ func (h *Handler) uploadLayerPart(ctx context.Context, _ *call, body []byte) (an
 		return nil, invalid("The part's first byte does not follow the last byte received", newSize-1)
 	}
 	if err != nil {
-		return nil, h.uploadError(ctx, id, err)
+		return nil, h.uploadError(ctx, repo, *in.UploadID, err)
 	}
 	if err := h.meta.TouchUpload(ctx, id); err != nil {
 		return nil, err
@@ -358,11 +358,8 @@ func (h *Handler) completeLayerUpload(ctx context.Context, _ *call, body []byte)
 		}
 	}
 	size, err := h.blobs.UploadSize(ctx, id)
-	if errors.Is(err, blob.ErrUploadNotFound) {
-		return nil, newError(errUploadNotFound, "The upload with id '%s' does not exist", *in.UploadID)
-	}
 	if err != nil {
-		return nil, err
+		return nil, h.domainError(err, about{repo: repo, upload: *in.UploadID})
 	}
 	if size == 0 {
 		return nil, newError(errEmptyUpload, "The upload with id '%s' contains no layer parts", *in.UploadID)
@@ -381,7 +378,7 @@ func (h *Handler) completeLayerUpload(ctx context.Context, _ *call, body []byte)
 		return nil, newError(errInvalidLayer, "The layer digest calculated for the upload with id '%s' does not match the digest %s", *in.UploadID, want)
 	}
 	if err != nil {
-		return nil, h.uploadError(ctx, id, err)
+		return nil, h.uploadError(ctx, repo, *in.UploadID, err)
 	}
 	if err := h.meta.LinkBlob(ctx, repo, want.String(), size, false); err != nil {
 		return nil, h.storeError(err, repo)
@@ -390,25 +387,18 @@ func (h *Handler) completeLayerUpload(ctx context.Context, _ *call, body []byte)
 	return map[string]any{"registryId": h.cfg.RegistryID, "repositoryName": repo, "uploadId": *in.UploadID, "layerDigest": want.String()}, nil
 }
 
-// uploadError turns a blob store error met by upload id ("" before it exists) into ECR's answer.
-// The store has already discarded a session it refused to hold; its record goes with it. ECR
-// models no "storage full" error: LimitExceededException is the closest, and unlike
-// ServerException it does not make the SDKs retry into a full disk.
-func (h *Handler) uploadError(ctx context.Context, id string, err error) error {
-	switch {
-	case errors.Is(err, blob.ErrUploadNotFound):
-		return newError(errUploadNotFound, "The upload with id '%s' does not exist", uploadIDToUUID(id))
-	case errors.Is(err, blob.ErrTooLarge):
-		_ = h.meta.DeleteUpload(ctx, id)
-		return newError(errLimitExceeded, "The layer exceeds the registry's size limit (%s); the upload was discarded", err)
-	case errors.Is(err, blob.ErrInsufficientStorage):
-		if id != "" {
-			_ = h.meta.DeleteUpload(ctx, id)
+// uploadError answers an error met by an upload (uploadID "" before it exists). The blob store
+// has already discarded a session it refused to hold; its record goes with it.
+func (h *Handler) uploadError(ctx context.Context, repo, uploadID string, err error) error {
+	if errors.Is(err, blob.ErrTooLarge) || errors.Is(err, blob.ErrInsufficientStorage) {
+		if uploadID != "" {
+			_ = h.meta.DeleteUpload(ctx, uuidToUploadID(uploadID))
 		}
-		h.cfg.Logger.ErrorContext(ctx, "upload refused: storage full", "err", err)
-		return newError(errLimitExceeded, "The registry is out of storage space (%s); the upload was discarded", err)
+		if errors.Is(err, blob.ErrInsufficientStorage) {
+			h.cfg.Logger.ErrorContext(ctx, "upload refused: storage full", "err", err)
+		}
 	}
-	return err
+	return h.domainError(err, about{repo: repo, upload: uploadID})
 }
 
 func (h *Handler) dropUpload(ctx context.Context, id string) {

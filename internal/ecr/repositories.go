@@ -3,7 +3,6 @@ package ecr
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sort"
 	"strconv"
 	"strings"
@@ -157,11 +156,8 @@ func (h *Handler) createRepository(ctx context.Context, c *call, body []byte) (a
 		}
 	}
 	created, err := h.meta.CreateRepository(ctx, repo)
-	if errors.Is(err, store.ErrRepositoryExists) {
-		return nil, newError(errRepositoryAlreadyExists, "The repository with name '%s' already exists in the registry with id '%s'", repo.Name, h.cfg.RegistryID)
-	}
 	if err != nil {
-		return nil, err
+		return nil, h.storeError(err, repo.Name)
 	}
 	return map[string]any{"repository": h.repositoryOut(c, created)}, nil
 }
@@ -253,10 +249,6 @@ func (h *Handler) deleteRepository(ctx context.Context, c *call, body []byte) (a
 		return nil, err
 	}
 	r, err := h.meta.DeleteRepository(ctx, *in.RepositoryName, in.Force)
-	if errors.Is(err, store.ErrRepositoryNotEmpty) {
-		return nil, newError(errRepositoryNotEmpty, "The repository with name '%s' in registry with id '%s' cannot be deleted because it still contains images",
-			*in.RepositoryName, h.cfg.RegistryID)
-	}
 	if err != nil {
 		return nil, h.storeError(err, *in.RepositoryName)
 	}

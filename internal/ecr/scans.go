@@ -28,7 +28,6 @@ type Scans interface {
 // Additional error types of the scanning operations.
 const (
 	errScanNotFound          = "ScanNotFoundException"
-	errLimitExceeded         = "LimitExceededException"
 	errUnsupportedImageType  = "UnsupportedImageTypeException"
 	defaultFindingsPageSize  = 100
 	findingTypePackageVulner = "PACKAGE_VULNERABILITY"
