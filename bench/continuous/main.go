@@ -34,7 +34,6 @@ import (
 
 type config struct {
 	gen          genConfig
-	shared       string
 	workdir      string
 	cache        string
 	keep         bool
@@ -46,10 +45,6 @@ type config struct {
 
 func main() {
 	var cfg config
-	shared := os.Getenv("LADING_SHARED")
-	if shared == "" {
-		shared = "../shared"
-	}
 	flag.IntVar(&cfg.gen.images, "images", 100000, "images in the registry")
 	flag.IntVar(&cfg.gen.bases, "bases", 300, "base images they are built on")
 	flag.IntVar(&cfg.gen.repos, "repos", 0, "repositories (default: images/20)")
@@ -59,7 +54,6 @@ func main() {
 	flag.Uint64Var(&cfg.gen.seed, "seed", 1, "seed of the generator")
 	flag.Float64Var(&cfg.affected, "affected", 0.01, "share of the images the new advisory affects")
 	flag.DurationVar(&cfg.target, "target", time.Second, "target for import to all findings and events written")
-	flag.StringVar(&cfg.shared, "shared", shared, "the shared folder holding testdata/ (env LADING_SHARED)")
 	flag.StringVar(&cfg.workdir, "workdir", os.TempDir(), "where to make the run's temporary directory (100,000 images need about 10 GiB)")
 	flag.StringVar(&cfg.cache, "cache", "", "folder keeping the store as set up: reused when it holds one made with the same flags, else written (saves the setup when measuring again)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory")

@@ -18,6 +18,7 @@ import (
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -145,8 +146,21 @@ func printStats(w io.Writer, st map[string]float64) {
 }
 
 func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*setupResult, error) {
+	// The shared corpus is too large for the repository; a cached store does without it.
+	root, err := testfiles.ModuleRoot(".")
+	if err != nil {
+		return nil, err
+	}
+	osvDir, err := testfiles.SharedDir(root, "osv")
+	if err != nil {
+		return nil, err
+	}
+	artifacts, err := testfiles.SharedDir(root, "artifacts")
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	c, err := loadCorpus(filepath.Join(cfg.shared, "testdata", "osv"), filepath.Join(cfg.shared, "testdata", "artifacts"))
+	c, err := loadCorpus(osvDir, artifacts)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +187,7 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	}
 	start = time.Now()
 	vdb := vulndb.New(db, vulndb.Options{Logger: slog.New(slog.DiscardHandler)})
-	res, err := vdb.Import(ctx, filepath.Join(cfg.shared, "testdata", "osv"))
+	res, err := vdb.Import(ctx, osvDir)
 	if err != nil {
 		return nil, err
 	}

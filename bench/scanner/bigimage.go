@@ -131,7 +131,7 @@ func (b *bench) bigImage(ctx context.Context) (scanImage, error) {
 // compress to about their own size.
 func (b *bench) buildBig(ctx context.Context, archive string) (bigImageInfo, error) {
 	info := bigImageInfo{Recipe: bigRecipe, Path: archive}
-	art := filepath.Join(b.cfg.shared, "testdata", "artifacts")
+	art := filepath.Join(b.cfg.shared, "artifacts")
 	layerDir, err := os.MkdirTemp(filepath.Dir(archive), "big-layers-")
 	if err != nil {
 		return info, err
@@ -139,7 +139,7 @@ func (b *bench) buildBig(ctx context.Context, archive string) (bigImageInfo, err
 	defer os.RemoveAll(layerDir)
 	rng := rand.NewChaCha8(sha256.Sum256([]byte("lading scanner benchmark"))) // reproducible bytes
 
-	family := filepath.Join(b.cfg.shared, "testdata", "images", "debian-family.tar")
+	family := filepath.Join(b.cfg.shared, "images", "debian-family.tar")
 	baseTag := name.MustParseReference("corpus/debian-base:bookworm").(name.Tag)
 	baseImg, err := tarball.Image(func() (io.ReadCloser, error) { return os.Open(family) }, &baseTag)
 	if err != nil {

@@ -25,7 +25,7 @@ type scanImage struct {
 // go-containerregistry into one docker-archive per image, layers copied byte for byte (still
 // gzip), so both scanners read exactly the same file.
 func (b *bench) corpusImages(ctx context.Context) ([]scanImage, error) {
-	dir := filepath.Join(b.cfg.shared, "testdata", "images")
+	dir := filepath.Join(b.cfg.shared, "images")
 	files, err := filepath.Glob(filepath.Join(dir, "*.tar"))
 	if err != nil {
 		return nil, err

@@ -23,11 +23,12 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/bench/internal/machine"
+	"github.com/lading-registry/lading/internal/testfiles"
 )
 
 type config struct {
 	repo      string // repository root, where ./cmd/lading builds
-	shared    string // the shared folder: testdata/images, testdata/osv, testdata/artifacts
+	shared    string // the shared test data folder: images/, osv/, artifacts/
 	workRoot  string // parent of the run's temporary directory
 	cacheDir  string // where the big image is kept between runs ("" = rebuilt in the work dir)
 	keep      bool
@@ -44,7 +45,6 @@ type config struct {
 func main() {
 	var cfg config
 	flag.StringVar(&cfg.repo, "repo", ".", "root of the Lading repository (where ./cmd/lading is)")
-	flag.StringVar(&cfg.shared, "shared", "", "the shared data folder (default: REPO/../shared, or $LADING_SHARED)")
 	flag.StringVar(&cfg.workRoot, "workdir", os.TempDir(), "where to make the run's temporary directory (needs about 5 GiB free)")
 	flag.StringVar(&cfg.cacheDir, "cache", "", "keep the generated big image in this folder and reuse it on later runs (default: build it every run)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (images, reports, logs) after the run")
@@ -80,17 +80,14 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if cfg.repo, err = filepath.Abs(cfg.repo); err != nil {
 		return err
 	}
-	if cfg.shared == "" {
-		cfg.shared = os.Getenv("LADING_SHARED")
+	// The shared corpus is too large for the repository: check it before any work.
+	for _, need := range []string{"images", "osv", "artifacts"} {
+		if _, err := testfiles.SharedDir(cfg.repo, need); err != nil {
+			return err
+		}
 	}
-	if cfg.shared == "" {
-		cfg.shared = filepath.Join(cfg.repo, "..", "shared")
-	}
-	if cfg.shared, err = filepath.Abs(cfg.shared); err != nil {
+	if cfg.shared, err = testfiles.SharedDir(cfg.repo); err != nil {
 		return err
-	}
-	if _, err := os.Stat(filepath.Join(cfg.shared, "testdata", "images")); err != nil {
-		return fmt.Errorf("shared data: %w (set -shared)", err)
 	}
 	work, err := os.MkdirTemp(cfg.workRoot, "lading-scanbench-")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -81,7 +82,7 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 	fmt.Fprintf(out, "machine: %s, %d cores, %s; load average (1 min) %s at start, %s at end\n",
 		machine.CPUModel(), runtime.NumCPU(), runtime.Version(), b.loadStart, b.loadEnd)
 	fmt.Fprintf(out, "lading %s; data: %s (Lading: lading db import, %.1f s, not timed; osv-scanner: the same all.zip files, offline)\n",
-		b.ladingRev, b.cfg.shared+"/testdata/osv", b.importDur.Seconds())
+		b.ladingRev, filepath.Join(b.cfg.shared, "osv"), b.importDur.Seconds())
 	fmt.Fprintf(out, "runs: %d per scanner per corpus image, %d on the big image, alternating which goes first, after an untimed warm-up run of each;\n", b.cfg.reps, b.cfg.bigReps)
 	fmt.Fprintln(out, "wall and CPU (user+sys) are medians; peak RSS is ru_maxrss of the child, median; ratios are Lading / osv-scanner, medians of per-run ratios.")
 	if b.bigInfo.Path != "" {

@@ -133,7 +133,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.osv, b.osvVer, err = osvScanner(ctx, b.cfg.osvBin); err != nil {
 		return err
 	}
-	osvData := filepath.Join(b.cfg.shared, "testdata", "osv")
+	osvData := filepath.Join(b.cfg.shared, "osv")
 	b.ladingDB = filepath.Join(b.work, "lading-data")
 	progress("lading db import %s", osvData)
 	start := time.Now()

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/lading-registry/lading/internal/testfiles"
 )
 
 // dpkgCompare asks dpkg how a compares to b.
@@ -46,7 +48,7 @@ func TestDebianOrderAgreesWithDpkg(t *testing.T) {
 	if _, err := exec.LookPath("dpkg"); err != nil {
 		t.Fatalf("this test needs dpkg (Debian's package manager), as on the project's machines: %v", err)
 	}
-	f, err := os.Open("testdata/debian-versions.txt")
+	f, err := os.Open(testfiles.Path(t, "local", "debian-versions.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

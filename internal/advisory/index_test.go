@@ -11,10 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/lading-registry/lading/internal/testfiles"
 )
 
-// miniRecords reads the osv-mini records: the test data of internal/vulndb, which imports
-// them as OSV's bucket layout (one all.zip per ecosystem).
+// miniRecords reads the osv-mini records of testdata/, in OSV's bucket layout (one all.zip
+// per ecosystem).
 func miniRecords(t testing.TB, ecosystems ...string) [][]byte {
 	t.Helper()
 	if len(ecosystems) == 0 {
@@ -22,7 +24,7 @@ func miniRecords(t testing.TB, ecosystems ...string) [][]byte {
 	}
 	var out [][]byte
 	for _, eco := range ecosystems {
-		zips, err := filepath.Glob(filepath.Join("..", "vulndb", "testdata", "osv-mini", eco, "all.zip"))
+		zips, err := filepath.Glob(filepath.Join(testfiles.Path(t, "osv-mini"), eco, "all.zip"))
 		if err != nil || len(zips) == 0 {
 			t.Fatalf("no osv-mini zip for %s: %v", eco, err)
 		}

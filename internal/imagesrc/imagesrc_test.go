@@ -22,33 +22,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/lading-registry/lading/internal/imagesrc"
+	"github.com/lading-registry/lading/internal/testfiles"
 )
 
-// imagesDir is shared/testdata/images: $LADING_SHARED_TESTDATA/images, or
-// ../shared/testdata/images beside the repository root. CI has it: missing fails.
+// imagesDir is the repository's testdata/images.
 func imagesDir(tb testing.TB) string {
 	tb.Helper()
-	base := os.Getenv("LADING_SHARED_TESTDATA")
-	if base == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				base = filepath.Join(dir, "..", "shared", "testdata")
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				tb.Fatalf("no go.mod above %s", wd)
-			}
-		}
-	}
-	dir := filepath.Join(base, "images")
-	if _, err := os.Stat(dir); err != nil {
-		tb.Fatalf("shared test images missing (set LADING_SHARED_TESTDATA): %v", err)
-	}
-	return dir
+	return testfiles.Path(tb, "images")
 }
 
 // blobDigest reads a layer and returns the sha256 of what it yields.

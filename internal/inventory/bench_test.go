@@ -10,8 +10,7 @@ import (
 )
 
 // BenchmarkScan scans the corpus images from scratch (no layer cache) and reports the bytes
-// read per second and the peak Go heap. The corpus is $LADING_SHARED_TESTDATA/images, by
-// default ../shared/testdata/images beside the repository.
+// read per second and the peak Go heap. The corpus is the repository's testdata/images.
 //
 //	go test ./internal/inventory -run '^$' -bench BenchmarkScan -benchtime 3x
 func BenchmarkScan(b *testing.B) {

@@ -11,6 +11,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/testfiles"
 )
 
 func layerDigest(i int) string { return fmt.Sprintf("sha256:%064d", i+1) }
@@ -253,12 +254,12 @@ func TestRpm(t *testing.T) {
 		db         []byte
 		want       []inventory.Package
 	}{
-		{"sqlite", "var/lib/rpm/rpmdb.sqlite", gunzip(t, testdata(t, "rpm/rpmdb.sqlite.gz")), []inventory.Package{
+		{"sqlite", "var/lib/rpm/rpmdb.sqlite", gunzip(t, testfiles.Read(t, "local/rpm/rpmdb.sqlite.gz")), []inventory.Package{
 			{Name: "openssl", Version: "1:3.0.7-27.el9", Epoch: 1, Release: "27.el9", SourceName: "openssl", SourceVersion: "3.0.7-27.el9", Arch: "x86_64"},
 			{Name: "openssl-libs", Version: "1:3.0.7-27.el9", Epoch: 1, Release: "27.el9", SourceName: "openssl", SourceVersion: "3.0.7-27.el9", Arch: "x86_64"},
 			{Name: "zlib", Version: "1.2.11-40.el9", Release: "40.el9", SourceName: "zlib", SourceVersion: "1.2.11-40.el9", Arch: "x86_64"},
 		}},
-		{"Berkeley DB", "var/lib/rpm/Packages", testdata(t, "rpm/Packages"), []inventory.Package{
+		{"Berkeley DB", "var/lib/rpm/Packages", testfiles.Read(t, "local/rpm/Packages"), []inventory.Package{
 			{Name: "hello", Version: "1:0.0.1-rls", Epoch: 1, Release: "rls", SourceName: "hello", SourceVersion: "0.0.1-rls", Arch: "x86_64"},
 		}},
 	}

@@ -7,9 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lading-registry/lading/internal/testfiles"
 )
 
 // The seeds make plain `go test` run every fuzz target on real inputs; `go test -fuzz=X`
@@ -17,11 +18,7 @@ import (
 
 func seedFile(f *testing.F, name string) []byte {
 	f.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", filepath.FromSlash(name)))
-	if err != nil {
-		f.Fatal(err)
-	}
-	return b
+	return testfiles.Read(f, "artifacts", name)
 }
 
 func seedTar(f *testing.F, entries map[string][]byte, links map[string]string) []byte {
@@ -139,7 +136,7 @@ func FuzzJavaArchive(f *testing.F) {
 	})
 	f.Add(inner)
 	f.Add(zipSeed(f, map[string][]byte{"BOOT-INF/lib/a-1.0.jar": inner, "WEB-INF/lib/b.war": zipSeed(f, map[string][]byte{"x.jar": inner})}))
-	f.Add(seedFile(f, "java/vuln-class.jar"))
+	f.Add(seedFile(f, "java/nested/vuln-class.jar"))
 	f.Fuzz(func(t *testing.T, archive []byte) {
 		sc := &scratch{parent: t.TempDir()}
 		defer func() { _ = sc.close() }()

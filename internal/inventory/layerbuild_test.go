@@ -10,6 +10,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/lading-registry/lading/internal/testfiles"
 )
 
 // entry is one tar entry of a test layer.
@@ -106,20 +108,17 @@ func zipArchive(tb testing.TB, files ...zipFile) []byte {
 	return buf.Bytes()
 }
 
+// testdata reads a file of testdata/artifacts, named by its slash-separated path.
 func testdata(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", filepath.FromSlash(name)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return testfiles.Read(tb, "artifacts", name)
 }
 
-// treeEntries turns a testdata folder into layer entries under prefix.
+// treeEntries turns a folder of testdata/artifacts into layer entries under prefix.
 func treeEntries(tb testing.TB, folder, prefix string) []entry {
 	tb.Helper()
 	var out []entry
-	root := filepath.Join("testdata", filepath.FromSlash(folder))
+	root := testfiles.Path(tb, "artifacts", folder)
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -4,20 +4,20 @@ import (
 	"archive/zip"
 	"io"
 	"maps"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/inventory/installed"
+	"github.com/lading-registry/lading/internal/testfiles"
 )
 
-// miniIndex indexes osv-mini records of the given ecosystems (copied in internal/vulndb/testdata).
+// miniIndex indexes osv-mini records of the given ecosystems (testdata/osv-mini).
 func miniIndex(t *testing.T, ecosystems ...string) *advisory.Index {
 	t.Helper()
 	var advs []*advisory.Advisory
 	for _, eco := range ecosystems {
-		zr, err := zip.OpenReader(filepath.Join("..", "vulndb", "testdata", "osv-mini", eco, "all.zip"))
+		zr, err := zip.OpenReader(testfiles.Path(t, "osv-mini", eco, "all.zip"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,13 +23,14 @@ import (
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
-// osvMini holds the real OSV records of internal/vulndb/testdata/osv-mini, by id.
+// osvMini holds the real OSV records of testdata/osv-mini, by id.
 func osvMini(t *testing.T) map[string]map[string]any {
 	t.Helper()
-	zips, err := filepath.Glob("../vulndb/testdata/osv-mini/*/all.zip")
+	zips, err := filepath.Glob(filepath.Join(testfiles.Path(t, "osv-mini"), "*", "all.zip"))
 	if err != nil || len(zips) == 0 {
 		t.Fatalf("osv-mini records: %v", err)
 	}

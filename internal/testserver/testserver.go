@@ -234,24 +234,6 @@ func (s *Server) Lines(substr string) []string {
 	return out
 }
 
-// SharedTestdata is the shared test data folder ($LADING_SHARED_TESTDATA, or ../shared/testdata
-// beside the module root). Tests that need it fail, not skip, when it is missing: CI has it.
-func SharedTestdata(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("LADING_SHARED_TESTDATA")
-	if dir == "" {
-		root, err := ModuleRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(root, "..", "shared", "testdata")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "images")); err != nil {
-		t.Fatalf("shared test data not found at %s (set LADING_SHARED_TESTDATA): %v", dir, err)
-	}
-	return dir
-}
-
 // Run runs a lading command and returns its standard output, failing the test when it exits
 // with an error.
 func Run(t testing.TB, bin string, args ...string) string {

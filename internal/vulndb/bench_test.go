@@ -2,32 +2,20 @@ package vulndb_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
-// corpusPath is the shared OSV corpus: LADING_OSV_CORPUS, or ../shared/testdata/osv from
-// the repository root.
-func corpusPath(b *testing.B) string {
-	p := os.Getenv("LADING_OSV_CORPUS")
-	if p == "" {
-		p = filepath.Join("..", "..", "..", "shared", "testdata", "osv")
-	}
-	if _, err := os.Stat(p); err != nil {
-		b.Fatalf("OSV corpus: %v (set LADING_OSV_CORPUS)", err)
-	}
-	return p
-}
-
-// BenchmarkImportCorpus imports the whole shared corpus into a fresh store per iteration
-// and reports records per second and the process's peak RSS. The fuller report (queries
-// too) is `go run ./internal/vulndb/cmd/vulndb-bench`.
+// BenchmarkImportCorpus imports the whole shared OSV corpus (osv/ of the shared test data,
+// too large for the repository) into a fresh store per iteration and reports records per
+// second and the process's peak RSS. The fuller report (queries too) is
+// `go run ./internal/vulndb/cmd/vulndb-bench`.
 func BenchmarkImportCorpus(b *testing.B) {
-	corpus := corpusPath(b)
+	corpus := testfiles.Shared(b, "osv")
 	var records int
 	for b.Loop() {
 		b.StopTimer()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -45,7 +46,7 @@ func newDB(t testing.TB, opts vulndb.Options) (*vulndb.DB, *sqlite.DB) {
 // miniRecords returns the raw records of one osv-mini ecosystem, by file name.
 func miniRecords(t testing.TB, eco string) map[string][]byte {
 	t.Helper()
-	zr, err := zip.OpenReader(filepath.Join("testdata", "osv-mini", eco, "all.zip"))
+	zr, err := zip.OpenReader(testfiles.Path(t, "osv-mini", eco, "all.zip"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func ids(vs []*advisory.Vulnerability) []string {
 func TestImportMini(t *testing.T) {
 	ctx := context.Background()
 	db, _ := newDB(t, vulndb.Options{})
-	res, err := db.Import(ctx, "testdata/osv-mini")
+	res, err := db.Import(ctx, testfiles.Path(t, "osv-mini"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestImportMini(t *testing.T) {
 	}
 
 	// The same data again changes nothing and makes no version.
-	res, err = db.Import(ctx, "testdata/osv-mini")
+	res, err = db.Import(ctx, testfiles.Path(t, "osv-mini"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestImportChangesAndDeletions(t *testing.T) {
 func TestImportFailuresKeepPreviousVersion(t *testing.T) {
 	ctx := context.Background()
 	db, _ := newDB(t, vulndb.Options{})
-	if _, err := db.Import(ctx, "testdata/osv-mini/Go"); err != nil {
+	if _, err := db.Import(ctx, testfiles.Path(t, "osv-mini", "Go")); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -261,7 +262,7 @@ func TestImportFailuresKeepPreviousVersion(t *testing.T) {
 		wantErr error
 		wantMsg string
 	}{
-		{"corrupt zip", []string{"testdata/osv-mini/npm", corrupt}, vulndb.ErrCorruptArchive, "npm/all.zip"},
+		{"corrupt zip", []string{testfiles.Path(t, "osv-mini", "npm"), corrupt}, vulndb.ErrCorruptArchive, "npm/all.zip"},
 		{"record that fails to parse", []string{badRecord}, advisory.ErrInvalidRecord, "x_NSWG-ECO-516.json"},
 		{"damaged entry", []string{midCorrupt}, vulndb.ErrCorruptArchive, "PyPI/all.zip"},
 		{"missing path", []string{filepath.Join(dir, "nope")}, os.ErrNotExist, "nope"},
@@ -307,7 +308,7 @@ func TestImportCancelled(t *testing.T) {
 			cancel()
 		}
 	})})
-	if _, err := db.Import(ctx, "testdata/osv-mini"); !errors.Is(err, context.Canceled) {
+	if _, err := db.Import(ctx, testfiles.Path(t, "osv-mini")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	v, err := st.AdvisoryVersion(context.Background())
@@ -318,7 +319,7 @@ func TestImportCancelled(t *testing.T) {
 	if err := st.Reader().QueryRow("SELECT COUNT(*) FROM advisory_records").Scan(&staged); err != nil || staged != 0 {
 		t.Fatalf("%d staged records left behind (%v)", staged, err)
 	}
-	res, err := db.Import(context.Background(), "testdata/osv-mini")
+	res, err := db.Import(context.Background(), testfiles.Path(t, "osv-mini"))
 	if err != nil || res.Version != 1 || res.Added != 45 {
 		t.Fatalf("import after interruption: %+v %v", res, err)
 	}
@@ -375,7 +376,7 @@ func TestImportSameRecordTwiceKeepsTheNewest(t *testing.T) {
 func TestIndexForLoadsOnlyTheKeys(t *testing.T) {
 	ctx := context.Background()
 	db, _ := newDB(t, vulndb.Options{})
-	if _, err := db.Import(ctx, "testdata/osv-mini"); err != nil {
+	if _, err := db.Import(ctx, testfiles.Path(t, "osv-mini")); err != nil {
 		t.Fatal(err)
 	}
 	idx, err := db.IndexFor(ctx, []advisory.PackageKey{
@@ -411,7 +412,7 @@ func TestIndexForLoadsOnlyTheKeys(t *testing.T) {
 func TestImportOfRecordsReadsOnlyTheirDigests(t *testing.T) {
 	ctx := context.Background()
 	db, _ := newDB(t, vulndb.Options{})
-	if _, err := db.Import(ctx, "testdata/osv-mini"); err != nil {
+	if _, err := db.Import(ctx, testfiles.Path(t, "osv-mini")); err != nil {
 		t.Fatal(err)
 	}
 	// A folder of records is no complete set: the import diffs each record on its own.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -28,7 +29,12 @@ func Example() {
 	defer store.Close()
 	db := vulndb.New(store, vulndb.Options{Logger: slog.New(slog.DiscardHandler)})
 
-	res, err := db.Import(ctx, "testdata/osv-mini/Maven")
+	// Records as OSV publishes them: <Ecosystem>/all.zip, here the repository's testdata/osv-mini.
+	maven, err := testfiles.Dir("osv-mini", "Maven")
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := db.Import(ctx, maven)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -73,7 +79,11 @@ func ExampleWatcher() {
 
 	// Elsewhere (another process, another node): an import or a sync.
 	db := vulndb.New(store, vulndb.Options{Logger: quiet})
-	if _, err := db.Import(ctx, "testdata/osv-mini/NuGet"); err != nil {
+	nuget, err := testfiles.Dir("osv-mini", "NuGet")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := db.Import(ctx, nuget); err != nil {
 		log.Fatal(err)
 	}
 

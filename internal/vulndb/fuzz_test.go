@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/lading-registry/lading/internal/advisory"
+	"github.com/lading-registry/lading/internal/testfiles"
 )
 
 // Records, archives and listings come from mirrors and users' files: untrusted input.
 
 func FuzzZip(f *testing.F) {
 	for _, eco := range []string{"NuGet", "RubyGems", "OSS-Fuzz"} {
-		raw, err := os.ReadFile("testdata/osv-mini/" + eco + "/all.zip")
+		raw, err := os.ReadFile(testfiles.Path(f, "osv-mini", eco, "all.zip"))
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/advisory"
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -195,18 +196,18 @@ func TestUpdateFullThenIncremental(t *testing.T) {
 func TestUpdateFromFolder(t *testing.T) {
 	ctx := context.Background()
 	db, _ := newDB(t, vulndb.Options{})
-	res, err := db.Update(ctx, "testdata/osv-mini", []string{"Maven", "Alpine"})
+	res, err := db.Update(ctx, testfiles.Path(t, "osv-mini"), []string{"Maven", "Alpine"})
 	if err != nil || res.Version != 1 || res.Added != 11 {
 		t.Fatalf("folder sync: %+v %v", res, err)
 	}
-	res, err = db.Update(ctx, "testdata/osv-mini", nil) // every ecosystem folder
+	res, err = db.Update(ctx, testfiles.Path(t, "osv-mini"), nil) // every ecosystem folder
 	if err != nil || res.Version != 2 || res.Added != 34 || res.Unchanged != 11 {
 		t.Fatalf("folder sync of all ecosystems: %+v %v", res, err)
 	}
-	if _, err := db.Update(ctx, "testdata/osv-mini", []string{"Hackage"}); !errors.Is(err, vulndb.ErrNotFound) {
+	if _, err := db.Update(ctx, testfiles.Path(t, "osv-mini"), []string{"Hackage"}); !errors.Is(err, vulndb.ErrNotFound) {
 		t.Errorf("unknown ecosystem: %v", err)
 	}
-	if _, err := db.Update(ctx, "testdata/osv-mini", []string{"../etc"}); err == nil {
+	if _, err := db.Update(ctx, testfiles.Path(t, "osv-mini"), []string{"../etc"}); err == nil {
 		t.Error("an ecosystem name with a path separator was accepted")
 	}
 }

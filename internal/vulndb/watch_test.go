@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/advisory"
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -64,7 +65,7 @@ func TestWatcherSeesImportOfAnotherProcess(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("watcher never ready on an empty database")
 	}
-	importInChild(t, dbPath, "testdata/osv-mini/Debian")
+	importInChild(t, dbPath, testfiles.Path(t, "osv-mini", "Debian"))
 	ch := next()
 	if ch.To != 1 || !ch.Full {
 		t.Errorf("first change: %+v", ch)
@@ -106,7 +107,7 @@ func TestSubscriptionMergesChanges(t *testing.T) {
 	ctx := context.Background()
 	db, st := newDB(t, vulndb.Options{})
 	w := vulndb.NewWatcher(st, vulndb.WatcherOptions{Logger: quietLogger()})
-	if _, err := db.Import(ctx, "testdata/osv-mini/npm"); err != nil {
+	if _, err := db.Import(ctx, testfiles.Path(t, "osv-mini", "npm")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Refresh(ctx); err != nil {
@@ -115,7 +116,7 @@ func TestSubscriptionMergesChanges(t *testing.T) {
 	sub := w.Subscribe()
 	defer sub.Close()
 	for _, eco := range []string{"Maven", "NuGet"} {
-		if _, err := db.Import(ctx, "testdata/osv-mini/"+eco); err != nil {
+		if _, err := db.Import(ctx, testfiles.Path(t, "osv-mini", eco)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := w.Refresh(ctx); err != nil {
@@ -146,7 +147,7 @@ func TestSyncer(t *testing.T) {
 	if err := vulndb.NewSyncer(db, vulndb.SyncerOptions{Source: vulndb.NoSource}).Run(ctx); err != nil {
 		t.Fatalf("source none: %v", err)
 	}
-	s := vulndb.NewSyncer(db, vulndb.SyncerOptions{Source: "testdata/osv-mini", Ecosystems: []string{"Go"}, Interval: time.Hour})
+	s := vulndb.NewSyncer(db, vulndb.SyncerOptions{Source: testfiles.Path(t, "osv-mini"), Ecosystems: []string{"Go"}, Interval: time.Hour})
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/testserver"
 )
 
@@ -21,11 +22,7 @@ const (
 // miniRecords is the hand-checkable OSV set copied into the project (with its attribution).
 func miniRecords(t *testing.T, ecosystem string) string {
 	t.Helper()
-	root, err := testserver.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(root, "internal", "vulndb", "testdata", "osv-mini", ecosystem, "all.zip")
+	return testfiles.Path(t, "osv-mini", ecosystem, "all.zip")
 }
 
 type enhancedFinding struct {
@@ -62,7 +59,7 @@ func findEnhanced(fs []enhancedFinding, id string) *enhancedFinding {
 func TestLog4ShellInScanJSON(t *testing.T) {
 	data := t.TempDir()
 	testserver.Run(t, ladingBin, "db", "import", "--data-dir", data, "--log-level", "warn", miniRecords(t, "Maven"))
-	image := filepath.Join(testserver.SharedTestdata(t), "images", "debian-family.tar") + ":neo4j-like"
+	image := testfiles.Path(t, "images", "debian-family.tar") + ":neo4j-like"
 	out := testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--format", "json", image)
 	var got findings
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
@@ -104,7 +101,7 @@ func TestLog4ShellInScanJSON(t *testing.T) {
 func TestScanExitCodeAndFormats(t *testing.T) {
 	data := t.TempDir()
 	testserver.Run(t, ladingBin, "db", "import", "--data-dir", data, "--log-level", "warn", miniRecords(t, "Maven"))
-	image := filepath.Join(testserver.SharedTestdata(t), "images", "debian-family.tar") + ":neo4j-like"
+	image := testfiles.Path(t, "images", "debian-family.tar") + ":neo4j-like"
 	cmd := exec.Command(ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--exit-code", "3", "--fail-on", "critical", image)
 	out, err := cmd.Output()
 	var exit *exec.ExitError
@@ -150,7 +147,7 @@ func errorsAs(err error, target **exec.ExitError) bool {
 func TestHostileImage(t *testing.T) {
 	data := t.TempDir()
 	testserver.Run(t, ladingBin, "db", "import", "--data-dir", data, "--log-level", "warn", miniRecords(t, "Maven"))
-	image := filepath.Join(testserver.SharedTestdata(t), "images", "hostile.tar")
+	image := testfiles.Path(t, "images", "hostile.tar")
 	cmd := exec.Command(ladingBin, "scan", "--data-dir", data, "--log-level", "warn", image)
 	out, err := cmd.Output()
 	if err != nil {

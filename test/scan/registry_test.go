@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/testserver"
 )
 
@@ -179,11 +180,11 @@ func tail(s string, n int) string {
 	return s
 }
 
-// pushCorpus copies an image of the shared corpus into the server with skopeo.
+// pushCorpus copies an image of testdata/images into the server with skopeo.
 func pushCorpus(t *testing.T, srv *testserver.Server, archive, ref, dest string) {
 	t.Helper()
 	skopeo := testserver.Tool(t, "skopeo")
-	src := "oci-archive:" + filepath.Join(testserver.SharedTestdata(t), "images", archive) + ":" + ref
+	src := "oci-archive:" + testfiles.Path(t, "images", archive) + ":" + ref
 	cmd := exec.Command(skopeo, "copy", "--dest-tls-verify=false", "--dest-authfile", filepath.Join(srv.DockerConfig(t), "config.json"),
 		src, "docker://"+srv.Addr+"/"+dest)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -504,7 +505,7 @@ func TestIndexScannedPerPlatform(t *testing.T) {
 	aws.json(nil, "put-registry-scanning-configuration", "--scan-type", "ENHANCED")
 	skopeo := testserver.Tool(t, "skopeo")
 	cmd := exec.Command(skopeo, "copy", "--all", "--dest-tls-verify=false", "--dest-authfile", filepath.Join(srv.DockerConfig(t), "config.json"),
-		"oci-archive:"+filepath.Join(testserver.SharedTestdata(t), "images", "multiarch.tar")+":multiarch", "docker://"+srv.Addr+"/multi:1.0.0")
+		"oci-archive:"+testfiles.Path(t, "images", "multiarch.tar")+":multiarch", "docker://"+srv.Addr+"/multi:1.0.0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("skopeo: %v\n%s", err, out)
 	}

@@ -1,7 +1,10 @@
 // Command vulndb-bench imports the shared OSV corpus into a fresh SQLite metadata store and
 // prints records per second and peak RSS, then times in-memory index queries.
 //
-//	go run ./internal/vulndb/cmd/vulndb-bench [-corpus ../shared/testdata/osv] [-queries 100000]
+//	go run ./internal/vulndb/cmd/vulndb-bench [-corpus DIR] [-queries 100000]
+//
+// The corpus defaults to osv/ of the shared test data (../shared/testdata beside the
+// repository, or $LADING_SHARED_TESTDATA).
 package main
 
 import (
@@ -19,25 +22,35 @@ import (
 
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 func main() {
-	corpus := flag.String("corpus", envOr("LADING_OSV_CORPUS", "../shared/testdata/osv"), "OSV corpus in OSV's bucket layout")
+	corpus := flag.String("corpus", "", "OSV corpus in OSV's bucket layout (default: osv/ of the shared test data)")
 	queries := flag.Int("queries", 100_000, "number of index queries to time per workload")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the queries to this file")
 	flag.Parse()
+	if *corpus == "" {
+		var err error
+		if *corpus, err = sharedCorpus(); err != nil {
+			fmt.Fprintln(os.Stderr, "vulndb-bench:", err)
+			os.Exit(1)
+		}
+	}
 	if err := run(*corpus, *queries, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "vulndb-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
+// sharedCorpus is osv/ of the shared test data, beside the working directory's module.
+func sharedCorpus() (string, error) {
+	root, err := testfiles.ModuleRoot(".")
+	if err != nil {
+		return "", err
 	}
-	return def
+	return testfiles.SharedDir(root, "osv")
 }
 
 // cpuTime is the process's user+system CPU time so far.
