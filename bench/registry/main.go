@@ -35,6 +35,8 @@ type config struct {
 	layerSize   int64
 	reps        int // repetitions of (b)
 	smallReps   int // repetitions of (c)
+	pullReps    int // repetitions of (e)
+	pullSize    int64
 	getReps     int // repetitions of each GET measurement
 	streams     int
 	smallImages int
@@ -60,6 +62,9 @@ func main() {
 	flag.Int64Var(&layerMiB, "layer-mib", 1024, "size of the big layer in MiB")
 	flag.IntVar(&cfg.reps, "reps", 5, "repetitions of the big push (b)")
 	flag.IntVar(&cfg.smallReps, "small-reps", 3, "repetitions of the small-image round trip (c)")
+	var pullMiB int64
+	flag.IntVar(&cfg.pullReps, "pull-reps", 5, "repetitions of the image pull (e)")
+	flag.Int64Var(&pullMiB, "pull-mib", 256, "size of the pulled image's layer in MiB (e)")
 	flag.IntVar(&cfg.getReps, "get-reps", 7, "repetitions of each blob GET measurement (a)")
 	flag.IntVar(&cfg.streams, "streams", 8, "parallel curl streams for the multi-stream GET")
 	flag.IntVar(&cfg.smallImages, "small-images", 500, "number of small images pushed then pulled")
@@ -69,7 +74,8 @@ func main() {
 	flag.StringVar(&cfg.crane, "crane-bin", "", "crane binary (default: ~/go/bin/crane or PATH, installed at "+craneVersion+" if missing)")
 	flag.Parse()
 	cfg.layerSize = layerMiB << 20
-	if cfg.layerSize <= tarOverhead || cfg.smallSize%512 != 0 || cfg.reps < 1 || cfg.smallReps < 1 || cfg.getReps < 1 ||
+	cfg.pullSize = pullMiB << 20
+	if cfg.layerSize <= tarOverhead || cfg.pullSize <= tarOverhead || cfg.pullReps < 1 || cfg.smallSize%512 != 0 || cfg.reps < 1 || cfg.smallReps < 1 || cfg.getReps < 1 ||
 		cfg.streams < 1 || cfg.smallImages < 1 || cfg.workers < 1 {
 		fmt.Fprintln(os.Stderr, "bench: invalid flags")
 		flag.Usage()
@@ -161,6 +167,9 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	if err := b.measureSmall(ctx); err != nil {
 		return fmt.Errorf("(c) small images: %w", err)
+	}
+	if err := b.measurePull(ctx); err != nil {
+		return fmt.Errorf("(e) pull: %w", err)
 	}
 	b.report(ctx, out)
 	return nil
@@ -355,6 +364,40 @@ func (b *bench) measureSmall(ctx context.Context) error {
 		}
 		if err := os.RemoveAll(setDir); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// measurePull pushes a fresh image to both registries, then pulls it with crane (written to
+// /dev/null, so that the client's disk is not measured) from each, alternating which goes first.
+func (b *bench) measurePull(ctx context.Context) error {
+	progress("writing the %d MiB image to pull", b.cfg.pullSize>>20)
+	img, err := writeImage(filepath.Join(b.work, "pull-image"), b.cfg.pullSize-tarOverhead, newRand())
+	if err != nil {
+		return fmt.Errorf("generate image: %w", err)
+	}
+	servers := map[string]*server{"lading": b.lading, "distribution": b.dist}
+	for _, s := range servers {
+		if err := b.crane.push(ctx, img.Dir, s.addr+"/bench/pull:latest"); err != nil {
+			return err
+		}
+	}
+	syscall.Sync()
+	for rep := range b.cfg.pullReps {
+		for _, name := range order(rep) {
+			s := servers[name]
+			var d time.Duration
+			cpu, err := s.cpuDuring(func() (err error) {
+				d, err = timed(func() error { return b.crane.pull(ctx, s.addr+"/bench/pull:latest", os.DevNull) })
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			b.res.pull[name] = append(b.res.pull[name], d.Seconds())
+			b.res.pullCPU[name] = append(b.res.pullCPU[name], cpu)
+			progress("(e) pull %d: %-12s %6.2f s  server CPU %5.2f s", rep+1, name, d.Seconds(), cpu)
 		}
 	}
 	return nil

@@ -20,6 +20,7 @@ const (
 	targetGetVsServeFile    = 0.9 // ...and within 10% of a bare ServeFile server
 	targetPushVsDist        = 1.0 // push and small-image round trip at least as fast
 	targetPeakRSS           = 150 << 20
+	targetPullVsDist        = 1.0 // issue 10: crane pull at least as fast as from Distribution
 )
 
 // results are the samples of each measurement, keyed by server name.
@@ -27,16 +28,17 @@ type results struct {
 	get1, getN                    map[string][]float64 // bytes per second
 	push                          map[string][]float64 // seconds
 	smallPush, smallPull, smallRT map[string][]float64 // seconds
+	pull                          map[string][]float64 // seconds
 	rss                           map[string][]int64   // bytes
 	// Server CPU seconds: per GiB sent for (a), per push for (b), per push+pull for (c).
-	get1CPU, getNCPU, pushCPU, smallCPU map[string][]float64
-	failures                            []string // failed transfers, each retried once
+	get1CPU, getNCPU, pushCPU, smallCPU, pullCPU map[string][]float64
+	failures                                     []string // failed transfers, each retried once
 }
 
 func newResults() results {
 	m := func() map[string][]float64 { return map[string][]float64{} }
-	return results{get1: m(), getN: m(), push: m(), smallPush: m(), smallPull: m(), smallRT: m(), rss: map[string][]int64{},
-		get1CPU: m(), getNCPU: m(), pushCPU: m(), smallCPU: m()}
+	return results{get1: m(), getN: m(), push: m(), smallPush: m(), smallPull: m(), smallRT: m(), pull: m(), rss: map[string][]int64{},
+		get1CPU: m(), getNCPU: m(), pushCPU: m(), smallCPU: m(), pullCPU: m()}
 }
 
 func median(xs []float64) float64 {
@@ -81,8 +83,8 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		machine.CPUModel(), runtime.NumCPU(), runtime.Version(), ladingRevision(ctx, cfg.repo), craneVersion, curlVersion(ctx, b.tools.curl))
 	fmt.Fprintf(out, "command: %s\n", strings.Join(append([]string{"go run ./bench/registry"}, os.Args[1:]...), " "))
 	fmt.Fprintf(out, "load average (1 min) at start %s, at end %s\n", b.loadStart, machine.LoadAverage())
-	fmt.Fprintf(out, "figures are medians of %d runs for (a), %d for (b), %d for (c); ratios are medians of per-run ratios of speeds\n",
-		cfg.getReps, cfg.reps, cfg.smallReps)
+	fmt.Fprintf(out, "figures are medians of %d runs for (a), %d for (b), %d for (c), %d for (e); ratios are medians of per-run ratios of speeds\n",
+		cfg.getReps, cfg.reps, cfg.smallReps, cfg.pullReps)
 	fmt.Fprintf(out, "(Lading/Distribution: above 1 means Lading is faster; Lading/ServeFile: 1 is the physical limit;\n")
 	fmt.Fprintf(out, " CPU rows: the server process's CPU time, ratio = Distribution's / Lading's, above 1 means Lading is cheaper)\n\n")
 
@@ -142,6 +144,10 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 			secs(median(row.m["lading"])), secs(median(row.m["distribution"])), ratio, target, result)
 	}
 	cpuRow("server CPU during push+pull", r.smallCPU, "s", false)
+	ratio = pairedRatio(r.pull["distribution"], r.pull["lading"])
+	fmt.Fprintf(tw, "(e) pull %d MiB image (crane, to /dev/null)\t%s\t%s\t%.2fx\t\t\t>= %.1fx\t%s\n", cfg.pullSize>>20,
+		secs(median(r.pull["lading"])), secs(median(r.pull["distribution"])), ratio, targetPullVsDist, passFail(ratio >= targetPullVsDist))
+	cpuRow("server CPU during the pull", r.pullCPU, "s", false)
 	lr, dr := slices.Max(r.rss["lading"]), slices.Max(r.rss["distribution"])
 	fmt.Fprintf(tw, "(d) peak RSS (VmHWM) during (b), max of runs\t%s\t%s\t\t\t\tLading < %s\t%s\n",
 		mib(lr), mib(dr), mib(targetPeakRSS), passFail(lr < targetPeakRSS))
@@ -163,6 +169,7 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		{"(a) CPU s/GiB, 1", r.get1CPU, secs}, {fmt.Sprintf("(a) CPU s/GiB, %d", cfg.streams), r.getNCPU, secs},
 		{"(b) push", r.push, secs}, {"(b) server CPU", r.pushCPU, secs},
 		{"(c) small push", r.smallPush, secs}, {"(c) small pull", r.smallPull, secs}, {"(c) server CPU", r.smallCPU, secs},
+		{"(e) pull", r.pull, secs}, {"(e) server CPU", r.pullCPU, secs},
 	} {
 		for _, name := range []string{"lading", "distribution", "servefile"} {
 			if xs := s.m[name]; len(xs) > 0 {

@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // recorder captures the status and size of a response. It forwards ReadFrom so that blob
-// downloads keep using sendfile, and Flush for streaming.
+// writes that read from a file keep their fast path, and Flush for streaming.
 type recorder struct {
 	http.ResponseWriter
 	status int

@@ -111,6 +111,8 @@ type Handler struct {
 	sigV4 auth.SigV4Policy
 	cfg   Config
 	ops   map[string]operation
+	// content serves the layers of download URLs.
+	content *blob.Server
 }
 
 // call is one API request being served.
@@ -134,7 +136,7 @@ func NewHandler(meta Metadata, blobs Blobs, authn Authenticator, cfg Config) *Ha
 	if cfg.DownloadURLTTL <= 0 {
 		cfg.DownloadURLTTL = time.Hour
 	}
-	h := &Handler{meta: meta, blobs: blobs, auth: authn, sigV4: auth.AWSJSONPolicy("ecr"), cfg: cfg}
+	h := &Handler{meta: meta, blobs: blobs, auth: authn, sigV4: auth.AWSJSONPolicy("ecr"), cfg: cfg, content: blob.NewServer()}
 	h.ops = map[string]operation{
 		"CreateRepository":                        h.createRepository,
 		"DescribeRepositories":                    h.describeRepositories,

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -197,7 +196,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", `"`+d.String()+`"`)
-	http.ServeContent(w, r, "", time.Time{}, f)
+	h.content.ServeContent(w, r, f)
 }
 
 // Upload ids are the blob store's 32 hex digits, shown as a UUID as the model requires.

@@ -67,9 +67,10 @@ type Config struct {
 
 // Handler serves /v2/.
 type Handler struct {
-	meta  Metadata
-	blobs Blobs
-	cfg   Config
+	meta    Metadata
+	blobs   Blobs
+	cfg     Config
+	content *blob.Server
 }
 
 // NewHandler returns the registry face over the given stores.
@@ -80,7 +81,7 @@ func NewHandler(meta Metadata, blobs Blobs, cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{meta: meta, blobs: blobs, cfg: cfg}
+	return &Handler{meta: meta, blobs: blobs, cfg: cfg, content: blob.NewServer()}
 }
 
 // RouteName names the operation of a request, for metrics labels.
@@ -186,8 +187,7 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	// ServeContent handles Range and If-None-Match, and hands an *os.File to sendfile.
-	http.ServeContent(w, r, "", time.Time{}, f)
+	h.content.ServeContent(w, r, f)
 	return nil
 }
 

@@ -95,7 +95,7 @@ func (s *Store) Stat(_ context.Context, d digest.Digest) (int64, error) {
 	return fi.Size(), nil
 }
 
-// Open returns the blob's content. The result is an *os.File, so net/http can use sendfile.
+// Open returns the blob's content, as an *os.File.
 func (s *Store) Open(_ context.Context, d digest.Digest) (blob.ReadSeekCloser, error) {
 	p, err := s.blobPath(d)
 	if err != nil {
