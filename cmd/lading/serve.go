@@ -95,6 +95,7 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.AuthThrottle.Window, "auth-failure-window", 15*time.Minute, "a client address or access key with no failed authentication for this long is forgiven")
 	f.StringVar(&cfg.DBSource, "db-source", vulndb.DefaultSource, "advisory mirror in OSV's bucket layout (URL or folder) to sync from; none disables syncing")
 	f.DurationVar(&cfg.DBSyncInterval, "db-sync-interval", time.Hour, "how often to sync advisories from --db-source")
+	f.DurationVar(&cfg.MaxDBAge, "max-db-age", 7*24*time.Hour, "/readyz says the advisory database is not current when its newest advisory is older than this (0: no limit)")
 	f.IntVar(&cfg.ScanWorkers, "scan-workers", 2, "scans run at once")
 	f.DurationVar(&cfg.ScanTimeout, "scan-timeout", 10*time.Minute, "a scan taking longer fails")
 	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration)")

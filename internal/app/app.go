@@ -56,6 +56,9 @@ type Config struct {
 	// DBPollInterval is how often the advisory database version is checked, so that imports
 	// by other processes are picked up (default 1 s).
 	DBPollInterval time.Duration
+	// MaxDBAge is how old the newest advisory may be before /readyz says the database is not
+	// current (0: no limit).
+	MaxDBAge time.Duration
 
 	ScanWorkers    int
 	ScanTimeout    time.Duration
@@ -84,6 +87,7 @@ type App struct {
 	auth     *auth.Authenticator
 	handler  http.Handler
 	registry *prometheus.Registry
+	dbHealth *dbHealth
 }
 
 // Open prepares the data directory, the stores and the handlers.
@@ -129,6 +133,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
+	a.dbHealth = &dbHealth{db: a.vulns, maxAge: cfg.MaxDBAge, version: func() int64 {
+		if ix := a.watcher.Index(); ix != nil {
+			return ix.Version()
+		}
+		return 0
+	}}
+	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lading_advisory_db_age_seconds", Help: "Age of the newest advisory in the database (-1: none).",
+	}, func() float64 { return a.dbHealth.age(context.Background()) }))
 	a.handler = a.buildHandler()
 	return a, nil
 }
@@ -194,7 +207,9 @@ func (a *App) buildHandler() http.Handler {
 				http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
 				return
 			}
-			_, _ = w.Write([]byte("ready\n"))
+			// A stale advisory database does not take the registry out of service: pushes and
+			// pulls work. It is said, for whoever watches the probe.
+			_, _ = w.Write([]byte("ready\n" + a.dbHealth.detail(r.Context()) + "\n"))
 		case p == "/metrics":
 			metricsHandler.ServeHTTP(w, r)
 		default:

@@ -23,6 +23,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/testserver"
 )
 
@@ -467,6 +468,41 @@ func TestOperationsEndpoints(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestReadyzSaysWhetherAdvisoriesAreCurrent: the probe stays 200 (the registry serves), and says
+// when scans cannot be trusted to be clean: no advisories, then advisories older than
+// --max-db-age; the metric gives the age.
+func TestReadyzSaysWhetherAdvisoriesAreCurrent(t *testing.T) {
+	srv := testserver.Start(t, ladingBin)
+	c := newClient(t, srv)
+	readyz := func() string { return string(c.expect(c.do("GET", "/readyz", nil, nil), http.StatusOK)) }
+	if got := readyz(); !strings.Contains(got, "advisories: not current: the advisory database holds no advisories") {
+		t.Fatalf("/readyz of an empty database: %q", got)
+	}
+	if m := string(c.expect(c.do("GET", "/metrics", nil, nil), http.StatusOK)); !strings.Contains(m, "lading_advisory_db_age_seconds -1") {
+		t.Error("metrics lack lading_advisory_db_age_seconds -1")
+	}
+	// osv-mini's newest records are older than the default week.
+	testserver.Run(t, ladingBin, "db", "import", "--data-dir", srv.DataDir, "--log-level", "warn", testfiles.Path(t, "osv-mini", "Debian", "all.zip"))
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		got := readyz()
+		if strings.Contains(got, "advisories: not current: the advisory database is out of date") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz after importing old advisories: %q", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.Stop()
+	srv.Args = append(srv.Args, "--max-db-age", "0")
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readyz(); !strings.Contains(got, "advisories: ok: version 1") {
+		t.Fatalf("/readyz without an age limit: %q", got)
 	}
 }
 
