@@ -22,6 +22,7 @@ import (
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/vulndb"
@@ -129,49 +130,27 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 		return err
 	}
 	defer img.Close()
-	progress := newLayerProgress(os.Stderr, len(img.Layers))
 	scratch, err := os.MkdirTemp("", "lading-scan-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	layers := make([]*inventory.LayerInventory, 0, len(img.Layers))
-	history := map[string]string{}
-	for i, l := range img.Layers {
-		progress.start(i, l)
-		rc, err := l.Open(ctx)
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", l.Digest, err)
-		}
-		li, err := inventory.ScanLayer(ctx, progress.reader(rc), l.Digest, inventory.Options{Mode: mode, ScratchDir: scratch, Logger: log})
-		_ = rc.Close()
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", l.Digest, err)
-		}
-		layers = append(layers, li)
-		history[l.Digest] = l.CreatedBy
-	}
+	progress := newLayerProgress(os.Stderr, len(img.Layers))
+	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer}
+	// Only the advisories of the packages found are loaded, not the whole database.
+	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
+		return vdb.IndexFor(ctx, keys)
+	})
+	res, err := scanner.Scan(ctx, pipelineLayers(img), advisories)
 	progress.done()
-	inv := inventory.Merge(layers)
-	layers = nil
+	if err != nil {
+		return err
+	}
+	inv := res.Image
 	for _, s := range inv.Skipped {
 		log.Debug("skipped", "path", s.Path, "layer", s.Layer, "reason", s.Reason)
 	}
-	// Only the advisories of the packages found are loaded, not the whole database.
-	keys := make([]advisory.PackageKey, 0, len(inv.Packages))
-	for _, p := range inv.Packages {
-		if p.Ecosystem != "" {
-			keys = append(keys, match.Key(p))
-		}
-	}
-	idx, err := vdb.IndexFor(ctx, keys)
-	if err != nil {
-		return fmt.Errorf("load advisories: %w", err)
-	}
-	findings, err := match.Image(inv.Packages, idx, history)
-	if err != nil {
-		log.Debug("some versions could not be compared", "err", err)
-	}
+	findings := res.Findings
 	if len(o.severities) > 0 {
 		findings = slices.DeleteFunc(findings, func(f match.Finding) bool { return !slices.Contains(o.severities, f.Severity) })
 	}
@@ -185,7 +164,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 		defer f.Close()
 		out = f
 	}
-	rep := scanReport{opts: o, img: img, inv: inv, findings: findings, mode: mode, advisories: idx}
+	rep := scanReport{opts: o, img: img, inv: inv, findings: findings, mode: mode}
 	switch o.format {
 	case "table":
 		err = rep.table(out)
@@ -213,14 +192,22 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	return nil
 }
 
+// pipelineLayers are the image's layers as the scan pipeline reads them.
+func pipelineLayers(img *imagesrc.Image) []pipeline.Layer {
+	out := make([]pipeline.Layer, len(img.Layers))
+	for i, l := range img.Layers {
+		out[i] = pipeline.Layer{Digest: l.Digest, Size: l.Size, CreatedBy: l.CreatedBy, Content: l}
+	}
+	return out
+}
+
 // scanReport renders the result of `lading scan`.
 type scanReport struct {
-	opts       *scanOptions
-	img        *imagesrc.Image
-	inv        *inventory.Image
-	findings   []match.Finding
-	mode       inventory.Mode
-	advisories *advisory.Index
+	opts     *scanOptions
+	img      *imagesrc.Image
+	inv      *inventory.Image
+	findings []match.Finding
+	mode     inventory.Mode
 }
 
 func (r scanReport) repository() string {
@@ -355,12 +342,12 @@ func newLayerProgress(w *os.File, total int) *layerProgress {
 	return &layerProgress{w: w, tty: term.IsTerminal(int(w.Fd())), total: total}
 }
 
-func (p *layerProgress) start(i int, l imagesrc.Layer) {
+// layer starts the line of layer i and counts what is read of it through r.
+func (p *layerProgress) layer(i int, l pipeline.Layer, r io.Reader) io.Reader {
 	p.i, p.size, p.read = i, l.Size, 0
 	p.draw(true)
+	return &progressReader{r: r, p: p}
 }
-
-func (p *layerProgress) reader(r io.Reader) io.Reader { return &progressReader{r: r, p: p} }
 
 func (p *layerProgress) draw(force bool) {
 	if !p.tty || (!force && time.Since(p.last) < 100*time.Millisecond) {

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -220,11 +222,13 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if err != nil {
 		return err
 	}
-	inv, err := s.inventory(ctx, img, job.ScanType)
+	log := s.cfg.Logger.With("digest", job.Digest)
+	res, err := s.scanner(job.ScanType, log).Scan(ctx, s.pipelineLayers(img), pipeline.Index(s.adv.Index()))
 	if err != nil {
-		return err
+		return badLayer(err)
 	}
-	raw, err := EncodeInventory(inv.OS, inv.Packages, img.history, inv.Skipped)
+	inv := res.Inventory
+	raw, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
 	if err != nil {
 		return err
 	}
@@ -232,7 +236,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if inv.OS != nil {
 		osName = inv.OS.Ecosystem
 	}
-	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.SchemaVersion, osName, packageKeys(inv.Packages), len(inv.Packages), raw)
+	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.SchemaVersion, osName, storeKeys(inv.Keys), len(inv.Packages), raw)
 	if err != nil {
 		return err
 	}
@@ -247,17 +251,15 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	decision := policy.Evaluate(pol, job.Repository, repo.ScanOnPush)
 	info := ImageInfo{Architecture: img.config.Architecture, Author: img.config.Author, Platform: PlatformName(inv.OS)}
 
-	idx := s.adv.Index()
 	var findings []match.Finding
 	status, desc := StatusComplete, DescComplete
 	switch {
 	case job.ScanType == policy.ScanTypeBasic && inv.OS == nil:
+		// Without an operating system basic scanning has nothing it supports (its packages
+		// have no ecosystem, so they matched nothing either).
 		status, desc = StatusUnsupported, DescUnsupported
 	default:
-		findings, err = match.Image(inv.Packages, idx, img.history)
-		if err != nil {
-			s.cfg.Logger.Debug("some versions could not be compared", "digest", job.Digest, "err", err)
-		}
+		findings = res.Findings
 		if job.ScanType == policy.ScanTypeEnhanced && decision.Frequency == policy.FrequencyContinuous {
 			status, desc = StatusActive, DescActive
 		}
@@ -318,19 +320,15 @@ func (s *Service) sourceUpdatedAt() time.Time {
 }
 
 // packageKeys are the distinct advisory keys of an inventory, for the inverted index.
-func packageKeys(pkgs []inventory.Package) []store.PackageKey {
-	seen := map[store.PackageKey]bool{}
-	var out []store.PackageKey
-	for _, p := range pkgs {
-		if p.Ecosystem == "" {
-			continue
-		}
-		k := match.Key(p)
-		sk := store.PackageKey{Ecosystem: k.Ecosystem, Name: k.Name}
-		if !seen[sk] {
-			seen[sk] = true
-			out = append(out, sk)
-		}
+func packageKeys(pkgs []inventory.Package) []store.PackageKey { return storeKeys(pipeline.Keys(pkgs)) }
+
+func storeKeys(keys []advisory.PackageKey) []store.PackageKey {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([]store.PackageKey, len(keys))
+	for i, k := range keys {
+		out[i] = store.PackageKey(k)
 	}
 	return out
 }
