@@ -24,10 +24,6 @@ import (
 // maxConfigSize bounds an image config read from the blob store.
 const maxConfigSize = 8 << 20
 
-// ErrBadImage wraps every reason an image cannot be scanned at all (as opposed to a store or
-// I/O failure worth retrying).
-var ErrBadImage = errors.New("image cannot be scanned")
-
 // image is a stored image manifest with what scanning needs of its config.
 type image struct {
 	repo     string
@@ -48,16 +44,19 @@ func (s *Service) loadImage(ctx context.Context, repo string, m store.Manifest) 
 	}
 	var man ocispec.Manifest
 	if err := json.Unmarshal(m.Content, &man); err != nil {
-		return nil, fmt.Errorf("%w: manifest: %w", ErrBadImage, err)
+		return nil, badImage(DescBadManifest, fmt.Errorf("manifest: %w", err))
 	}
 	img := &image{repo: repo, manifest: m, layers: man.Layers, history: map[string]string{}}
 	d, err := digest.Parse(man.Config.Digest.String())
 	if err != nil {
-		return nil, fmt.Errorf("%w: config digest: %w", ErrBadImage, err)
+		return nil, badImage(DescBadConfig, fmt.Errorf("config digest: %w", err))
 	}
 	rc, err := s.blobs.Open(ctx, d)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, badImage(DescBadConfig, fmt.Errorf("config: %w", err))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: config: %w", ErrBadImage, err)
+		return nil, fmt.Errorf("open config: %w", err)
 	}
 	defer rc.Close()
 	raw, err := io.ReadAll(io.LimitReader(rc, maxConfigSize+1))
@@ -65,10 +64,10 @@ func (s *Service) loadImage(ctx context.Context, repo string, m store.Manifest) 
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	if len(raw) > maxConfigSize {
-		return nil, fmt.Errorf("%w: config larger than %d bytes", ErrBadImage, maxConfigSize)
+		return nil, badImage(DescBadConfig, fmt.Errorf("config larger than %d bytes", maxConfigSize))
 	}
 	if err := json.Unmarshal(raw, &img.config); err != nil {
-		return nil, fmt.Errorf("%w: config: %w", ErrBadImage, err)
+		return nil, badImage(DescBadConfig, fmt.Errorf("config: %w", err))
 	}
 	// History entries marked empty_layer have no layer; the others pair with layers in order.
 	i := 0
@@ -125,18 +124,9 @@ func (l blobLayer) Open(ctx context.Context) (io.ReadCloser, error) {
 	// content that no longer matches what was verified.
 	if err := blob.CheckSize(rc, l.desc.Size); err != nil {
 		_ = rc.Close()
-		return nil, fmt.Errorf("%w: %w", ErrBadImage, err)
+		return nil, badImage(fmt.Sprintf(descDamagedLayer, l.desc.Digest), err)
 	}
 	return rc, nil
-}
-
-// badLayer makes a layer the pipeline could not read as a layer the image's fault: not
-// retried.
-func badLayer(err error) error {
-	if errors.Is(err, pipeline.ErrUnreadableLayer) {
-		return fmt.Errorf("%w: %w", ErrBadImage, err)
-	}
-	return err
 }
 
 // layerCache keeps the pipeline's layer inventories in the store.

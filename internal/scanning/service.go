@@ -272,7 +272,7 @@ func (s *Service) StartImageScan(ctx context.Context, repo, dgst string) (store.
 	}
 	inv, err := s.scanner(policy.ScanTypeBasic, s.cfg.Logger).Inventory(ctx, s.pipelineLayers(img))
 	if err != nil {
-		return store.ImageScan{}, badLayer(err)
+		return store.ImageScan{}, layerFault(err)
 	}
 	if inv.OS == nil {
 		return store.ImageScan{}, ErrUnsupportedImage

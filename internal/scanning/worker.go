@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -135,9 +134,7 @@ func (s *Service) runJob(ctx context.Context, job store.ScanJob) {
 	case ctx.Err() != nil:
 		// Shutting down: the job stays leased and is taken up again after the restart.
 		return
-	case errors.Is(err, context.DeadlineExceeded):
-		err = fmt.Errorf("the scan did not finish within %s", s.cfg.ScanTimeout)
-	case errors.Is(err, ErrBadImage):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrBadImage):
 	case job.Attempts < s.cfg.MaxAttempts:
 		log.Warn("scan failed; will retry", "attempt", job.Attempts, "err", err)
 		if rerr := s.store.ReleaseScanJob(ctx, job.ID); rerr != nil {
@@ -145,8 +142,7 @@ func (s *Service) runJob(ctx context.Context, job store.ScanJob) {
 		}
 		return
 	}
-	log.Warn("scan failed", "err", err)
-	if ferr := s.fail(ctx, job, err); ferr != nil {
+	if ferr := s.fail(ctx, job, s.describeFailure(log, err)); ferr != nil {
 		log.Warn("record failed scan", "err", ferr)
 	}
 }
@@ -174,12 +170,13 @@ func (s *Service) heartbeat(ctx context.Context, job store.ScanJob) func() {
 	return func() { close(done) }
 }
 
-// fail records a scan that cannot complete, with the reason, and ends its job.
-func (s *Service) fail(ctx context.Context, job store.ScanJob, cause error) error {
+// fail records a scan that cannot complete, with the description clients see, and ends its
+// job.
+func (s *Service) fail(ctx context.Context, job store.ScanJob, desc string) error {
 	now := s.cfg.Now()
 	target := store.ScanTarget{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, JobID: job.ID}
 	return s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
-		scan := store.ImageScan{Status: StatusFailed, Description: cause.Error(), UpdatedAt: now, CompletedAt: now}
+		scan := store.ImageScan{Status: StatusFailed, Description: desc, UpdatedAt: now, CompletedAt: now}
 		if st.Scan != nil {
 			scan.Frequency, scan.InventoryID, scan.LastScanStartedAt, scan.SourceUpdatedAt = st.Scan.Frequency, st.Scan.InventoryID, st.Scan.LastScanStartedAt, st.Scan.SourceUpdatedAt
 		}
@@ -225,7 +222,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	log := s.cfg.Logger.With("digest", job.Digest)
 	res, err := s.scanner(job.ScanType, log).Scan(ctx, s.pipelineLayers(img), pipeline.Index(s.adv.Index()))
 	if err != nil {
-		return badLayer(err)
+		return layerFault(err)
 	}
 	inv := res.Inventory
 	raw, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
