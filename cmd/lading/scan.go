@@ -2,28 +2,24 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/lading-registry/lading/internal/advisory"
-	"github.com/lading-registry/lading/internal/ecr"
-	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/imagesrc"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
-	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/report"
+	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/scanning/policy"
-	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -81,11 +77,12 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	}
 	inventory.RouteLibraryLogs(log)
 	var mode inventory.Mode
+	var scanType string
 	switch strings.ReplaceAll(o.scanners, " ", "") {
 	case "os":
-		mode = inventory.ModeBasic
+		mode, scanType = inventory.ModeBasic, policy.ScanTypeBasic
 	case "os,lang", "lang,os":
-		mode = inventory.ModeEnhanced
+		mode, scanType = inventory.ModeEnhanced, policy.ScanTypeEnhanced
 	default:
 		return fmt.Errorf("--scanners %q: want os or os,lang", o.scanners)
 	}
@@ -98,6 +95,10 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	o.failOn = strings.ToUpper(o.failOn)
 	if !slices.Contains(match.Severities(), o.failOn) {
 		return fmt.Errorf("--fail-on %q: want one of %s", o.failOn, strings.Join(match.Severities(), ", "))
+	}
+	// A typing error in the format is worth knowing before a long scan, not after.
+	if !slices.Contains(report.Formats(), o.format) {
+		return fmt.Errorf("--format %q: want one of %s", o.format, strings.Join(report.Formats(), ", "))
 	}
 	// Before anything else: a missing file is a typing error to report at once.
 	src, err := imagesrc.ParseSource(source)
@@ -129,49 +130,26 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 		return err
 	}
 	defer img.Close()
-	progress := newLayerProgress(os.Stderr, len(img.Layers))
 	scratch, err := os.MkdirTemp("", "lading-scan-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	layers := make([]*inventory.LayerInventory, 0, len(img.Layers))
-	history := map[string]string{}
-	for i, l := range img.Layers {
-		progress.start(i, l)
-		rc, err := l.Open(ctx)
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", l.Digest, err)
-		}
-		li, err := inventory.ScanLayer(ctx, progress.reader(rc), l.Digest, inventory.Options{Mode: mode, ScratchDir: scratch, Logger: log})
-		_ = rc.Close()
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", l.Digest, err)
-		}
-		layers = append(layers, li)
-		history[l.Digest] = l.CreatedBy
-	}
+	progress := newLayerProgress(os.Stderr, len(img.Layers))
+	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer}
+	// Only the advisories of the packages found are loaded, not the whole database.
+	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
+		return vdb.IndexFor(ctx, keys)
+	})
+	res, err := scanner.Scan(ctx, pipelineLayers(img), advisories)
 	progress.done()
-	inv := inventory.Merge(layers)
-	layers = nil
-	for _, s := range inv.Skipped {
+	if err != nil {
+		return err
+	}
+	for _, s := range res.Skipped {
 		log.Debug("skipped", "path", s.Path, "layer", s.Layer, "reason", s.Reason)
 	}
-	// Only the advisories of the packages found are loaded, not the whole database.
-	keys := make([]advisory.PackageKey, 0, len(inv.Packages))
-	for _, p := range inv.Packages {
-		if p.Ecosystem != "" {
-			keys = append(keys, match.Key(p))
-		}
-	}
-	idx, err := vdb.IndexFor(ctx, keys)
-	if err != nil {
-		return fmt.Errorf("load advisories: %w", err)
-	}
-	findings, err := match.Image(inv.Packages, idx, history)
-	if err != nil {
-		log.Debug("some versions could not be compared", "err", err)
-	}
+	findings := res.Findings
 	if len(o.severities) > 0 {
 		findings = slices.DeleteFunc(findings, func(f match.Finding) bool { return !slices.Contains(o.severities, f.Severity) })
 	}
@@ -185,22 +163,12 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 		defer f.Close()
 		out = f
 	}
-	rep := scanReport{opts: o, img: img, inv: inv, findings: findings, mode: mode, advisories: idx}
-	switch o.format {
-	case "table":
-		err = rep.table(out)
-	case "json":
-		err = rep.json(out)
-	case "sarif":
-		err = rep.sarif(out)
-	case "cyclonedx":
-		err = rep.cyclonedx(out)
-	case "spdx":
-		err = rep.spdx(out)
-	default:
-		return fmt.Errorf("--format %q: want table, json, sarif, cyclonedx or spdx", o.format)
+	scan := &report.Scan{Image: report.Image{Name: img.Name, ManifestDigest: img.ManifestDigest}, ScanType: scanType,
+		Inventory: res.Image, Findings: findings}
+	if img.Config != nil {
+		scan.Image.Architecture, scan.Image.Author, scan.Image.Created = img.Config.Architecture, img.Config.Author, img.Config.Created.Time
 	}
-	if err != nil {
+	if err := report.Write(out, o.format, scan, report.Options{ToolVersion: version, RegistryID: o.registryID, Region: o.region}); err != nil {
 		return err
 	}
 	if o.exitCode != 0 {
@@ -213,131 +181,13 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	return nil
 }
 
-// scanReport renders the result of `lading scan`.
-type scanReport struct {
-	opts       *scanOptions
-	img        *imagesrc.Image
-	inv        *inventory.Image
-	findings   []match.Finding
-	mode       inventory.Mode
-	advisories *advisory.Index
-}
-
-func (r scanReport) repository() string {
-	name := r.img.Name
-	if name == "" {
-		name = "image"
+// pipelineLayers are the image's layers as the scan pipeline reads them.
+func pipelineLayers(img *imagesrc.Image) []pipeline.Layer {
+	out := make([]pipeline.Layer, len(img.Layers))
+	for i, l := range img.Layers {
+		out[i] = pipeline.Layer{Digest: l.Digest, Size: l.Size, CreatedBy: l.CreatedBy, Content: l}
 	}
-	// "corpus/neo4j-like:4.4.0" -> "corpus/neo4j-like"; a registry host stays out.
-	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
-		name = name[:i]
-	}
-	if i := strings.Index(name, "/"); i > 0 && strings.ContainsAny(name[:i], ".:") {
-		name = name[i+1:]
-	}
-	return strings.ToLower(name)
-}
-
-func (r scanReport) tag() string {
-	name := r.img.Name
-	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
-		return name[i+1:]
-	}
-	return ""
-}
-
-func (r scanReport) table(w io.Writer) error {
-	osName := "unknown"
-	if r.inv.OS != nil {
-		osName = r.inv.OS.PrettyName
-	}
-	fmt.Fprintf(w, "%s (%s), %s, %d packages, %d findings\n", r.img.Name, r.img.ManifestDigest, osName, len(r.inv.Packages), len(r.findings))
-	if counts := match.Counts(r.findings); len(counts) > 0 {
-		var parts []string
-		for _, s := range match.Severities() {
-			if counts[s] > 0 {
-				parts = append(parts, fmt.Sprintf("%s: %d", s, counts[s]))
-			}
-		}
-		fmt.Fprintln(w, strings.Join(parts, ", "))
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VULNERABILITY\tSEVERITY\tSCORE\tPACKAGE\tINSTALLED\tFIXED IN\tPATH\tLAYER\tCREATED BY")
-	for _, f := range r.findings {
-		score := "-"
-		if f.Score != nil {
-			score = match.FormatScore(*f.Score)
-		}
-		for _, p := range f.Packages {
-			fixed := p.FixedInVersion
-			if fixed == "" {
-				fixed = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.VulnerabilityID, f.Severity, score, p.Name, p.Version, fixed,
-				p.FilePath, shortDigest(p.Layer), truncate(p.CreatedBy, 60))
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(r.inv.Skipped) > 0 {
-		fmt.Fprintf(w, "\n%d entries skipped or read in part:\n", len(r.inv.Skipped))
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PATH\tLAYER\tREASON")
-		for _, s := range r.inv.Skipped {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", truncate(s.Path, 100), shortDigest(s.Layer), s.Reason)
-		}
-		return tw.Flush()
-	}
-	return nil
-}
-
-func shortDigest(d string) string {
-	if i := strings.Index(d, ":"); i >= 0 && len(d) > i+13 {
-		return d[:i+13]
-	}
-	return d
-}
-
-func truncate(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n-1] + "…"
-	}
-	return s
-}
-
-// json prints exactly what ECR's DescribeImageScanFindings returns for this image.
-func (r scanReport) json(w io.Writer) error {
-	scanType := policy.ScanTypeEnhanced
-	if r.mode == inventory.ModeBasic {
-		scanType = policy.ScanTypeBasic
-	}
-	now := time.Now().UTC()
-	repo := r.repository()
-	info := scanning.ImageInfo{Platform: scanning.PlatformName(r.inv.OS)}
-	if r.img.Config != nil {
-		info.Architecture, info.Author = r.img.Config.Architecture, r.img.Config.Author
-	}
-	stored, err := scanning.Snapshot(events.Origin{Account: r.opts.registryID, Region: r.opts.region}, repo, r.img.ManifestDigest, scanType, r.findings, info, now)
-	if err != nil {
-		return err
-	}
-	scan := store.ImageScan{Repository: repo, Digest: r.img.ManifestDigest, ScanType: scanType, Status: scanning.StatusComplete,
-		Description: scanning.DescComplete, CompletedAt: now, SourceUpdatedAt: now}
-	m := store.Manifest{Repository: repo, Digest: r.img.ManifestDigest}
-	if t := r.tag(); t != "" {
-		m.Tags = []string{t}
-	}
-	if r.img.Config != nil {
-		m.PushedAt = r.img.Config.Created.Time
-	}
-	out := ecr.NewScanFindingsOutput(r.opts.registryID, repo, r.img.ManifestDigest, r.tag(), scan,
-		ecr.RenderFindings(r.opts.registryID, r.opts.region, scan, stored, m))
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "    ")
-	return enc.Encode(out)
+	return out
 }
 
 // layerProgress draws a line per layer on a terminal while layers are read.
@@ -355,12 +205,12 @@ func newLayerProgress(w *os.File, total int) *layerProgress {
 	return &layerProgress{w: w, tty: term.IsTerminal(int(w.Fd())), total: total}
 }
 
-func (p *layerProgress) start(i int, l imagesrc.Layer) {
+// layer starts the line of layer i and counts what is read of it through r.
+func (p *layerProgress) layer(i int, l pipeline.Layer, r io.Reader) io.Reader {
 	p.i, p.size, p.read = i, l.Size, 0
 	p.draw(true)
+	return &progressReader{r: r, p: p}
 }
-
-func (p *layerProgress) reader(r io.Reader) io.Reader { return &progressReader{r: r, p: p} }
 
 func (p *layerProgress) draw(force bool) {
 	if !p.tty || (!force && time.Since(p.last) < 100*time.Millisecond) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/blob"
+	"github.com/lading-registry/lading/internal/report"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -356,18 +357,8 @@ func (h *Handler) storeError(err error, repo string) error {
 	return h.domainError(err, about{repo: repo})
 }
 
-// epoch is a timestamp on the wire: epoch seconds, as a JSON number.
-type epoch time.Time
+// epoch is a timestamp on the wire: epoch seconds, as a JSON number. The wire shapes that
+// DescribeImageScanFindings shares with `lading scan` are internal/report's.
+type epoch = report.Epoch
 
-func (e epoch) MarshalJSON() ([]byte, error) {
-	t := time.Time(e)
-	return []byte(strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', -1, 64)), nil
-}
-
-func epochPtr(t time.Time) *epoch {
-	if t.IsZero() {
-		return nil
-	}
-	e := epoch(t)
-	return &e
-}
+func epochPtr(t time.Time) *epoch { return report.EpochOf(t) }

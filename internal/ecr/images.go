@@ -9,13 +9,11 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/lading-registry/lading/internal/registry"
+	"github.com/lading-registry/lading/internal/report"
 	"github.com/lading-registry/lading/internal/store"
 )
 
-type imageID struct {
-	ImageDigest *string `json:"imageDigest,omitempty"`
-	ImageTag    *string `json:"imageTag,omitempty"`
-}
+type imageID = report.ImageID
 
 func strPtr(s string) *string {
 	if s == "" {

@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// Scan reads each layer once with ScanLayer and merges the results. The registry's workers
-// call ScanLayer and Merge themselves, to reuse the LayerInventory of layers already seen.
+// Scan reads each layer once with ScanLayer and merges the results. The scan pipeline
+// (internal/scanning/pipeline) calls ScanLayer and Merge itself, to reuse the LayerInventory of
+// layers already seen.
 func Scan(ctx context.Context, layers []Layer, opts Options) (*Image, error) {
 	invs := make([]*LayerInventory, 0, len(layers))
 	for i, l := range layers {

@@ -14,6 +14,7 @@ import (
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/vulndb"
@@ -309,7 +310,7 @@ func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int
 		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
 	}
 	if keys == nil {
-		fs, _ := match.Image(inv.Packages, idx, inv.History)
+		fs := pipeline.Match(inv.Packages, idx, inv.History).Findings
 		return &loadedInventory{os: inv.OS, history: inv.History, findings: fs}, nil
 	}
 	return &loadedInventory{os: inv.OS, history: inv.History, pkgs: inv.Packages}, nil
@@ -325,8 +326,7 @@ func (s *Service) matchAll(ctx context.Context, id int64, idx *advisory.Index) (
 	if err != nil {
 		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
 	}
-	fs, _ := match.Image(inv.Packages, idx, inv.History)
-	return fs, nil
+	return pipeline.Match(inv.Packages, idx, inv.History).Findings, nil
 }
 
 // changedFindings computes what diffFindings would compute from a match of every package,
@@ -341,7 +341,7 @@ func (s *Service) matchAll(ctx context.Context, id int64, idx *advisory.Index) (
 //   - each vulnerability of T is built again from every package matching it: the touched
 //     packages, and the untouched ones its stored finding lists (an untouched package
 //     matching it now matched it before), so the inventory packages of those keys are
-//     matched too, in inventory order as match.Image sees them.
+//     matched too, in inventory order as the scan's match step sees them.
 //
 // Only the details of findings that close are read. It reports false, and computes nothing,
 // when a stored finding's packages cannot be told (its detail does not decode).
@@ -353,7 +353,7 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 			touchedPkgs = append(touchedPkgs, p)
 		}
 	}
-	fresh, _ := match.Image(touchedPkgs, idx, inv.history)
+	fresh := pipeline.Match(touchedPkgs, idx, inv.history).Findings
 	touched := make(map[string]bool, len(fresh))
 	for _, f := range fresh {
 		touched[f.VulnerabilityID] = true
@@ -411,7 +411,7 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("decode inventory %d: %w", invID, err)
 		}
-		fresh, _ = match.Image(sel.Packages, idx, inv.history)
+		fresh = pipeline.Match(sel.Packages, idx, inv.history).Findings
 	}
 	kept := fresh[:0]
 	for _, f := range fresh {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -15,16 +16,13 @@ import (
 
 	"github.com/lading-registry/lading/internal/blob"
 	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
 
 // maxConfigSize bounds an image config read from the blob store.
 const maxConfigSize = 8 << 20
-
-// ErrBadImage wraps every reason an image cannot be scanned at all (as opposed to a store or
-// I/O failure worth retrying).
-var ErrBadImage = errors.New("image cannot be scanned")
 
 // image is a stored image manifest with what scanning needs of its config.
 type image struct {
@@ -46,16 +44,19 @@ func (s *Service) loadImage(ctx context.Context, repo string, m store.Manifest) 
 	}
 	var man ocispec.Manifest
 	if err := json.Unmarshal(m.Content, &man); err != nil {
-		return nil, fmt.Errorf("%w: manifest: %w", ErrBadImage, err)
+		return nil, badImage(DescBadManifest, fmt.Errorf("manifest: %w", err))
 	}
 	img := &image{repo: repo, manifest: m, layers: man.Layers, history: map[string]string{}}
 	d, err := digest.Parse(man.Config.Digest.String())
 	if err != nil {
-		return nil, fmt.Errorf("%w: config digest: %w", ErrBadImage, err)
+		return nil, badImage(DescBadConfig, fmt.Errorf("config digest: %w", err))
 	}
 	rc, err := s.blobs.Open(ctx, d)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, badImage(DescBadConfig, fmt.Errorf("config: %w", err))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: config: %w", ErrBadImage, err)
+		return nil, fmt.Errorf("open config: %w", err)
 	}
 	defer rc.Close()
 	raw, err := io.ReadAll(io.LimitReader(rc, maxConfigSize+1))
@@ -63,10 +64,10 @@ func (s *Service) loadImage(ctx context.Context, repo string, m store.Manifest) 
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	if len(raw) > maxConfigSize {
-		return nil, fmt.Errorf("%w: config larger than %d bytes", ErrBadImage, maxConfigSize)
+		return nil, badImage(DescBadConfig, fmt.Errorf("config larger than %d bytes", maxConfigSize))
 	}
 	if err := json.Unmarshal(raw, &img.config); err != nil {
-		return nil, fmt.Errorf("%w: config: %w", ErrBadImage, err)
+		return nil, badImage(DescBadConfig, fmt.Errorf("config: %w", err))
 	}
 	// History entries marked empty_layer have no layer; the others pair with layers in order.
 	i := 0
@@ -89,62 +90,69 @@ func modeOf(scanType string) inventory.Mode {
 	return inventory.ModeBasic
 }
 
-// inventory merges the image's layer inventories, reading from the blob store only the layers
-// no earlier scan has read.
-func (s *Service) inventory(ctx context.Context, img *image, scanType string) (*inventory.Image, error) {
-	mode := modeOf(scanType)
-	layers := make([]*inventory.LayerInventory, 0, len(img.layers))
-	for _, l := range img.layers {
-		li, err := s.layerInventory(ctx, l, mode)
-		if err != nil {
-			return nil, err
-		}
-		layers = append(layers, li)
-	}
-	return inventory.Merge(layers), nil
+// scanner is the scan pipeline for a scan type, with the store's layer inventories as its
+// cache.
+func (s *Service) scanner(scanType string, log *slog.Logger) pipeline.Scanner {
+	return pipeline.Scanner{Mode: modeOf(scanType), ScratchDir: s.cfg.ScratchDir, Cache: layerCache{s.store}, Logger: log}
 }
 
-func (s *Service) layerInventory(ctx context.Context, l ocispec.Descriptor, mode inventory.Mode) (*inventory.LayerInventory, error) {
-	dg := l.Digest.String()
-	if raw, err := s.store.LayerInventory(ctx, dg, string(mode), inventory.SchemaVersion); err == nil {
-		var li inventory.LayerInventory
-		if err := decodeGzipJSON(raw, &li); err == nil {
-			return &li, nil
-		}
-		// A damaged cache entry is read again from the layer.
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
+// pipelineLayers are the image's layers as the pipeline reads them, from the blob store.
+func (s *Service) pipelineLayers(img *image) []pipeline.Layer {
+	out := make([]pipeline.Layer, len(img.layers))
+	for i, l := range img.layers {
+		dg := l.Digest.String()
+		out[i] = pipeline.Layer{Digest: dg, Size: l.Size, CreatedBy: img.history[dg], Content: blobLayer{blobs: s.blobs, desc: l}}
 	}
-	rc, err := s.blobs.Open(ctx, l.Digest)
+	return out
+}
+
+// blobLayer is a layer read from the blob store.
+type blobLayer struct {
+	blobs Blobs
+	desc  ocispec.Descriptor
+}
+
+func (l blobLayer) Open(ctx context.Context) (io.ReadCloser, error) {
+	rc, err := l.blobs.Open(ctx, l.desc.Digest)
 	if errors.Is(err, blob.ErrNotFound) {
-		// A non-distributable layer the registry never held: nothing to read, say so.
-		return &inventory.LayerInventory{SchemaVersion: inventory.SchemaVersion, Digest: dg, Mode: mode,
-			Skipped: []inventory.Skipped{{Layer: dg, Reason: "layer content is not in the registry (non-distributable layer)"}}}, nil
+		return nil, &pipeline.AbsentError{Reason: "layer content is not in the registry (non-distributable layer)"}
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
 	// The inventory is cached by digest for every image sharing the layer: never build it from
 	// content that no longer matches what was verified.
-	if err := blob.CheckSize(rc, l.Size); err != nil {
-		return nil, fmt.Errorf("%w: layer %s: %w", ErrBadImage, dg, err)
+	if err := blob.CheckSize(rc, l.desc.Size); err != nil {
+		_ = rc.Close()
+		return nil, badImage(fmt.Sprintf(descDamagedLayer, l.desc.Digest), err)
 	}
-	li, err := inventory.ScanLayer(ctx, rc, dg, inventory.Options{Mode: mode, ScratchDir: s.cfg.ScratchDir, Logger: s.cfg.Logger})
+	return rc, nil
+}
+
+// layerCache keeps the pipeline's layer inventories in the store.
+type layerCache struct{ store Store }
+
+func (c layerCache) Get(ctx context.Context, dg string, mode inventory.Mode) (*inventory.LayerInventory, bool, error) {
+	raw, err := c.store.LayerInventory(ctx, dg, string(mode), inventory.SchemaVersion)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%w: layer %s: %w", ErrBadImage, dg, err)
+		return nil, false, err
 	}
+	var li inventory.LayerInventory
+	if err := decodeGzipJSON(raw, &li); err != nil {
+		return nil, false, nil // a damaged entry: the layer is read again
+	}
+	return &li, true, nil
+}
+
+func (c layerCache) Put(ctx context.Context, dg string, mode inventory.Mode, li *inventory.LayerInventory) error {
 	raw, err := encodeGzipJSON(li)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := s.store.PutLayerInventory(ctx, dg, string(mode), inventory.SchemaVersion, raw); err != nil {
-		return nil, err
-	}
-	return li, nil
+	return c.store.PutLayerInventory(ctx, dg, string(mode), inventory.SchemaVersion, raw)
 }
 
 // storedInventory is what the store keeps of an image inventory.

@@ -270,9 +270,9 @@ func (s *Service) StartImageScan(ctx context.Context, repo, dgst string) (store.
 	if err != nil {
 		return store.ImageScan{}, err
 	}
-	inv, err := s.inventory(ctx, img, policy.ScanTypeBasic)
+	inv, err := s.scanner(policy.ScanTypeBasic, s.cfg.Logger).Inventory(ctx, s.pipelineLayers(img))
 	if err != nil {
-		return store.ImageScan{}, err
+		return store.ImageScan{}, layerFault(err)
 	}
 	if inv.OS == nil {
 		return store.ImageScan{}, ErrUnsupportedImage

@@ -107,10 +107,17 @@ Description: Secure Sockets Layer toolkit
 // pushImage stores a one-layer image in repo and returns its manifest digest.
 func (f *fixture) pushImage(t *testing.T, repo string, files map[string]string) string {
 	t.Helper()
-	layerData := gzipTar(t, files)
-	layer := f.putBlob(t, layerData)
 	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux",
 		"history": []map[string]any{{"created_by": "ADD rootfs /"}}})
+	d, _ := f.pushRaw(t, repo, gzipTar(t, files), cfg)
+	return d
+}
+
+// pushRaw stores an image of one layer and a config as given, and returns the digests of its
+// manifest and its layer.
+func (f *fixture) pushRaw(t *testing.T, repo string, layerData, cfg []byte) (string, digest.Digest) {
+	t.Helper()
+	layer := f.putBlob(t, layerData)
 	config := f.putBlob(t, cfg)
 	// The store checks descriptor sizes against the linked blobs, so both are the real ones.
 	layerSize, cfgSize := int64(len(layerData)), int64(len(cfg))
@@ -129,7 +136,7 @@ func (f *fixture) pushImage(t *testing.T, repo string, files map[string]string) 
 		{Kind: store.RefLayer, Digest: layer.String(), Size: layerSize, Required: true}}, []string{"v1"}, store.PutOptions{CreateRepository: true}); err != nil {
 		t.Fatal(err)
 	}
-	return d.String()
+	return d.String(), layer
 }
 
 // runJobs runs every queued scan job.

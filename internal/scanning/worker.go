@@ -4,16 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -133,9 +134,7 @@ func (s *Service) runJob(ctx context.Context, job store.ScanJob) {
 	case ctx.Err() != nil:
 		// Shutting down: the job stays leased and is taken up again after the restart.
 		return
-	case errors.Is(err, context.DeadlineExceeded):
-		err = fmt.Errorf("the scan did not finish within %s", s.cfg.ScanTimeout)
-	case errors.Is(err, ErrBadImage):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrBadImage):
 	case job.Attempts < s.cfg.MaxAttempts:
 		log.Warn("scan failed; will retry", "attempt", job.Attempts, "err", err)
 		if rerr := s.store.ReleaseScanJob(ctx, job.ID); rerr != nil {
@@ -143,8 +142,7 @@ func (s *Service) runJob(ctx context.Context, job store.ScanJob) {
 		}
 		return
 	}
-	log.Warn("scan failed", "err", err)
-	if ferr := s.fail(ctx, job, err); ferr != nil {
+	if ferr := s.fail(ctx, job, s.describeFailure(log, err)); ferr != nil {
 		log.Warn("record failed scan", "err", ferr)
 	}
 }
@@ -172,12 +170,13 @@ func (s *Service) heartbeat(ctx context.Context, job store.ScanJob) func() {
 	return func() { close(done) }
 }
 
-// fail records a scan that cannot complete, with the reason, and ends its job.
-func (s *Service) fail(ctx context.Context, job store.ScanJob, cause error) error {
+// fail records a scan that cannot complete, with the description clients see, and ends its
+// job.
+func (s *Service) fail(ctx context.Context, job store.ScanJob, desc string) error {
 	now := s.cfg.Now()
 	target := store.ScanTarget{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, JobID: job.ID}
 	return s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
-		scan := store.ImageScan{Status: StatusFailed, Description: cause.Error(), UpdatedAt: now, CompletedAt: now}
+		scan := store.ImageScan{Status: StatusFailed, Description: desc, UpdatedAt: now, CompletedAt: now}
 		if st.Scan != nil {
 			scan.Frequency, scan.InventoryID, scan.LastScanStartedAt, scan.SourceUpdatedAt = st.Scan.Frequency, st.Scan.InventoryID, st.Scan.LastScanStartedAt, st.Scan.SourceUpdatedAt
 		}
@@ -220,11 +219,13 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if err != nil {
 		return err
 	}
-	inv, err := s.inventory(ctx, img, job.ScanType)
+	log := s.cfg.Logger.With("digest", job.Digest)
+	res, err := s.scanner(job.ScanType, log).Scan(ctx, s.pipelineLayers(img), pipeline.Index(s.adv.Index()))
 	if err != nil {
-		return err
+		return layerFault(err)
 	}
-	raw, err := EncodeInventory(inv.OS, inv.Packages, img.history, inv.Skipped)
+	inv := res.Inventory
+	raw, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
 	if err != nil {
 		return err
 	}
@@ -232,7 +233,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if inv.OS != nil {
 		osName = inv.OS.Ecosystem
 	}
-	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.SchemaVersion, osName, packageKeys(inv.Packages), len(inv.Packages), raw)
+	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.SchemaVersion, osName, storeKeys(inv.Keys), len(inv.Packages), raw)
 	if err != nil {
 		return err
 	}
@@ -247,17 +248,15 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	decision := policy.Evaluate(pol, job.Repository, repo.ScanOnPush)
 	info := ImageInfo{Architecture: img.config.Architecture, Author: img.config.Author, Platform: PlatformName(inv.OS)}
 
-	idx := s.adv.Index()
 	var findings []match.Finding
 	status, desc := StatusComplete, DescComplete
 	switch {
 	case job.ScanType == policy.ScanTypeBasic && inv.OS == nil:
+		// Without an operating system basic scanning has nothing it supports (its packages
+		// have no ecosystem, so they matched nothing either).
 		status, desc = StatusUnsupported, DescUnsupported
 	default:
-		findings, err = match.Image(inv.Packages, idx, img.history)
-		if err != nil {
-			s.cfg.Logger.Debug("some versions could not be compared", "digest", job.Digest, "err", err)
-		}
+		findings = res.Findings
 		if job.ScanType == policy.ScanTypeEnhanced && decision.Frequency == policy.FrequencyContinuous {
 			status, desc = StatusActive, DescActive
 		}
@@ -318,19 +317,15 @@ func (s *Service) sourceUpdatedAt() time.Time {
 }
 
 // packageKeys are the distinct advisory keys of an inventory, for the inverted index.
-func packageKeys(pkgs []inventory.Package) []store.PackageKey {
-	seen := map[store.PackageKey]bool{}
-	var out []store.PackageKey
-	for _, p := range pkgs {
-		if p.Ecosystem == "" {
-			continue
-		}
-		k := match.Key(p)
-		sk := store.PackageKey{Ecosystem: k.Ecosystem, Name: k.Name}
-		if !seen[sk] {
-			seen[sk] = true
-			out = append(out, sk)
-		}
+func packageKeys(pkgs []inventory.Package) []store.PackageKey { return storeKeys(pipeline.Keys(pkgs)) }
+
+func storeKeys(keys []advisory.PackageKey) []store.PackageKey {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([]store.PackageKey, len(keys))
+	for i, k := range keys {
+		out[i] = store.PackageKey(k)
 	}
 	return out
 }
