@@ -31,6 +31,7 @@ import (
 // Config is everything `lading serve` can be told.
 type Config struct {
 	Addr          string
+	TLS           TLS
 	DataDir       string
 	Region        string
 	RegistryID    string
@@ -251,7 +252,12 @@ func (a *App) Serve(ctx context.Context) error {
 
 // ServeListener is Serve on an existing listener.
 func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
+	tlsCfg, err := a.tlsConfig()
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
+		TLSConfig:         tlsCfg,
 		Handler:           a.handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -277,8 +283,15 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	defer func() { stopBG(); workers.Wait() }()
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("lading serving", "addr", ln.Addr().String(), "data_dir", a.cfg.DataDir, "version", a.cfg.Version)
+	go func() {
+		if tlsCfg != nil {
+			// ServeTLS also offers HTTP/2; the certificate comes from TLSConfig.GetCertificate.
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	a.log.Info("lading serving", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "data_dir", a.cfg.DataDir, "version", a.cfg.Version)
 	select {
 	case err := <-errc:
 		return err

@@ -5,6 +5,7 @@ package testserver
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -89,8 +90,15 @@ type Server struct {
 	exited chan struct{}
 }
 
-// URL is the server's base URL.
-func (s *Server) URL() string { return "http://" + s.Addr }
+// URL is the server's base URL: https when it was started with a --tls-* flag.
+func (s *Server) URL() string {
+	for _, a := range s.Args {
+		if strings.HasPrefix(a, "--tls-") {
+			return "https://" + s.Addr
+		}
+	}
+	return "http://" + s.Addr
+}
 
 // Start runs `lading serve` with the given extra flags on a fresh data dir and waits until it is
 // ready. The process is killed when the test ends.
@@ -161,8 +169,11 @@ func (s *Server) Restart() error {
 	go func() { _ = cmd.Wait(); _ = logs.Close(); close(exited) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Readiness only: the tests check the certificate with their clients.
+	probe := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	defer probe.CloseIdleConnections()
 	for {
-		resp, err := http.Get(s.URL() + "/readyz")
+		resp, err := probe.Get(s.URL() + "/readyz")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
