@@ -55,9 +55,9 @@ func ScanLayer(ctx context.Context, r io.Reader, layerDigest string, opts Option
 		nonDir:  map[string]byte{},
 		require: make([]plugin.Plugin, 0, len(opts.Plugins)),
 		inv: &LayerInventory{
-			SchemaVersion: SchemaVersion,
-			Digest:        layerDigest,
-			Mode:          opts.Mode,
+			Fingerprint: fingerprint(opts.Plugins),
+			Digest:      layerDigest,
+			Mode:        opts.Mode,
 		},
 	}
 	ls.env = &plugin.Env{Layer: layerDigest, Limits: opts.Limits, Buffers: bufs,

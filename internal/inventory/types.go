@@ -10,11 +10,6 @@ import (
 	"github.com/lading-registry/lading/internal/inventory/plugins"
 )
 
-// SchemaVersion is stored in every LayerInventory. It changes whenever the extractors or the
-// format change in a way that makes a cached LayerInventory stale, so that a cache keyed by
-// layer digest can be keyed by (digest, SchemaVersion, Mode) instead.
-const SchemaVersion = 2
-
 // Mode selects the plugins, as ECR's scan types do.
 type Mode = plugin.Mode
 
@@ -83,9 +78,10 @@ type Symlink struct {
 // LayerInventory is what one layer contributes, independent of the other layers of any
 // image that holds it, so it can be cached by layer digest.
 type LayerInventory struct {
-	SchemaVersion int    `json:"schemaVersion"`
-	Digest        string `json:"digest"`
-	Mode          Mode   `json:"mode"`
+	// Fingerprint identifies the plugins that read the layer, as Fingerprint computes it.
+	Fingerprint string `json:"fingerprint"`
+	Digest      string `json:"digest"`
+	Mode        Mode   `json:"mode"`
 	// Packages are the packages found in this layer's files, except OS databases.
 	Packages []Package `json:"packages,omitempty"`
 	// OSDatabases are the OS package databases this layer writes.

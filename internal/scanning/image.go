@@ -106,7 +106,8 @@ func (s *Service) inventory(ctx context.Context, img *image, scanType string) (*
 
 func (s *Service) layerInventory(ctx context.Context, l ocispec.Descriptor, mode inventory.Mode) (*inventory.LayerInventory, error) {
 	dg := l.Digest.String()
-	if raw, err := s.store.LayerInventory(ctx, dg, string(mode), inventory.SchemaVersion); err == nil {
+	fingerprint := inventory.Fingerprint(mode)
+	if raw, err := s.store.LayerInventory(ctx, dg, string(mode), fingerprint); err == nil {
 		var li inventory.LayerInventory
 		if err := decodeGzipJSON(raw, &li); err == nil {
 			return &li, nil
@@ -118,7 +119,7 @@ func (s *Service) layerInventory(ctx context.Context, l ocispec.Descriptor, mode
 	rc, err := s.blobs.Open(ctx, l.Digest)
 	if errors.Is(err, blob.ErrNotFound) {
 		// A non-distributable layer the registry never held: nothing to read, say so.
-		return &inventory.LayerInventory{SchemaVersion: inventory.SchemaVersion, Digest: dg, Mode: mode,
+		return &inventory.LayerInventory{Fingerprint: fingerprint, Digest: dg, Mode: mode,
 			Skipped: []inventory.Skipped{{Layer: dg, Reason: "layer content is not in the registry (non-distributable layer)"}}}, nil
 	}
 	if err != nil {
@@ -141,7 +142,7 @@ func (s *Service) layerInventory(ctx context.Context, l ocispec.Descriptor, mode
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.PutLayerInventory(ctx, dg, string(mode), inventory.SchemaVersion, raw); err != nil {
+	if err := s.store.PutLayerInventory(ctx, dg, string(mode), fingerprint, raw); err != nil {
 		return nil, err
 	}
 	return li, nil

@@ -232,7 +232,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if inv.OS != nil {
 		osName = inv.OS.Ecosystem
 	}
-	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.SchemaVersion, osName, packageKeys(inv.Packages), len(inv.Packages), raw)
+	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.Fingerprint(modeOf(job.ScanType)), osName, packageKeys(inv.Packages), len(inv.Packages), raw)
 	if err != nil {
 		return err
 	}
