@@ -28,7 +28,7 @@ func Fingerprint(mode Mode) string {
 }
 
 func fingerprint(ps []Plugin) string {
-	return fingerprintOf(walkVersion, scalibrVersion(), ps)
+	return fingerprintOf(walkVersion, ScalibrVersion(), ps)
 }
 
 func fingerprintOf(walk int, scalibr string, ps []Plugin) string {
@@ -45,10 +45,10 @@ func fingerprintOf(walk int, scalibr string, ps []Plugin) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// scalibrVersion is the version of osv-scalibr built in, from the binary's build
+// ScalibrVersion is the version of osv-scalibr built in, from the binary's build
 // information. Test binaries carry no dependency information (debug.ReadBuildInfo lists no
 // Deps under go test), so the version osv-scalibr declares of itself stands in.
-func scalibrVersion() string {
+func ScalibrVersion() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v := moduleVersion(bi, scalibrModule); v != "" {
 			return v

@@ -75,8 +75,8 @@ func TestScalibrVersion(t *testing.T) {
 			required = fields[1]
 		}
 	}
-	if got := scalibrVersion(); required == "" || got != required {
-		t.Errorf("scalibrVersion() = %q, go.mod requires %q: after an upgrade to a version whose "+
+	if got := ScalibrVersion(); required == "" || got != required {
+		t.Errorf("ScalibrVersion() = %q, go.mod requires %q: after an upgrade to a version whose "+
 			"version.ScannerVersion differs (a pseudo-version), give the fallback another source", got, required)
 	}
 }
