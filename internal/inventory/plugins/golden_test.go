@@ -274,6 +274,9 @@ func corpusLayers(t *testing.T) [][]byte {
 	first, _, _ := bytes.Cut(status, []byte("\n\n"))
 	add("var/lib/dpkg/status.d/base-files", append(first, '\n'), 0o644)
 	add("var/lib/dpkg/status.d/base-files.md5sums", []byte("0123  /etc/issue\n"), 0o644)
+	// OpenWrt's opkg status file, in dpkg's format, as osv-scalibr's testdata/opkg/valid.
+	add("usr/lib/opkg/status", []byte("Package: busybox\nVersion: 1.36.1-r2\nDepends: libc\nStatus: install ok installed\n"+
+		"Architecture: x86_64\nInstalled-Time: 1730715936\n"), 0o644)
 	add("lib/apk/db/installed", read("artifacts/alpine/alpine-3.20.3.installed"), 0o644)
 	add("var/lib/rpm/rpmdb.sqlite", gunzip(t, read("local/rpm/rpmdb.sqlite.gz")), 0o644)
 	add("usr/lib/sysimage/rpm/Packages", read("local/rpm/Packages"), 0o644)

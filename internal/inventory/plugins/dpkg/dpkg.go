@@ -1,6 +1,6 @@
 // Package dpkg reads Debian's package database (/var/lib/dpkg/status, distroless
-// status.d/ files, and whatever else osv-scalibr's os/dpkg extractor reads) through that
-// extractor.
+// status.d/ files, and whatever else osv-scalibr's os/dpkg extractor reads, such as OpenWrt's
+// opkg status file, in the same format) through that extractor.
 package dpkg
 
 import (
@@ -10,6 +10,7 @@ import (
 	"github.com/google/osv-scalibr/extractor"
 	scalibrdpkg "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg"
 	dpkgmeta "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg/metadata"
+	"github.com/google/osv-scalibr/purl"
 
 	"github.com/lading-registry/lading/internal/inventory/installed"
 	"github.com/lading-registry/lading/internal/inventory/plugin"
@@ -19,11 +20,21 @@ import (
 // New returns the plugin.
 func New() plugin.Plugin {
 	return scalibrplugin.New(scalibrdpkg.New, scalibrplugin.Config{
-		Version:    1,
+		Version:    2, // 2: opkg status files are an "opkg" database
 		Describe:   "dpkg database",
 		OSDatabase: "dpkg",
+		Database:   kind,
 		Convert:    convert,
 	})
+}
+
+// kind tells opkg's packages, which osv-scalibr marks, from dpkg's: they are no Debian
+// packages, so Merge must not fall back to the Debian ecosystem for them.
+func kind(sp *extractor.Package) string {
+	if sp.PURLType == purl.TypeOpkg {
+		return "opkg"
+	}
+	return "dpkg"
 }
 
 // convert keeps the source package (Debian publishes advisories by source package) and

@@ -39,6 +39,9 @@ type Config struct {
 	// OSDatabase is the kind of OS package database the extractor reads ("dpkg"), "" for
 	// language files.
 	OSDatabase string
+	// Database, when set, tells the kind of database from what osv-scalibr reports of a
+	// package, for an extractor that reads several kinds ("" keeps OSDatabase).
+	Database func(*extractor.Package) string
 	// Convert turns a package osv-scalibr found into Lading's; false drops it. Path and
 	// Layer are filled in by the walk.
 	Convert func(*extractor.Package) (installed.Package, bool)
@@ -99,6 +102,11 @@ func (p *Plugin) Extract(ctx context.Context, in *plugin.Input) (plugin.Found, e
 	inv, err := p.ex.Extract(ctx, input)
 	found := plugin.Found{OSDatabase: p.cfg.OSDatabase}
 	for _, sp := range inv.Packages {
+		if p.cfg.Database != nil {
+			if kind := p.cfg.Database(sp); kind != "" {
+				found.OSDatabase = kind
+			}
+		}
 		if pkg, ok := p.cfg.Convert(sp); ok {
 			found.Packages = append(found.Packages, pkg)
 		}
