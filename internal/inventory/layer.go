@@ -339,7 +339,6 @@ func (ls *layerScan) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, 
 		return nil
 	}
 	ls.paths[p] = struct{}{}
-	ls.inv.Stats.FilesExtracted++
 	var max int64
 	extract := require[:0]
 	for _, pl := range require {
@@ -354,6 +353,7 @@ func (ls *layerScan) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, 
 	if len(extract) == 0 {
 		return nil
 	}
+	ls.inv.Stats.FilesExtracted++
 	c, err := ls.bufs.Read(io.MultiReader(bytes.NewReader(f.head), tr), hdr.Size, max)
 	if err != nil {
 		if errors.Is(err, plugin.ErrTooLarge) {
