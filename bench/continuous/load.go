@@ -44,9 +44,10 @@ type loadStats struct {
 // in key order, because one transaction per image (as the scanner does) would take hours
 // for 100,000 images. The statements mirror internal/store/sqlite (registry.go, scanning.go).
 type loader struct {
-	db     *sqlite.DB
-	idx    *advisory.Index
-	origin events.Origin
+	db          *sqlite.DB
+	idx         *advisory.Index
+	origin      events.Origin
+	fingerprint string // of the ENHANCED inventories, as the scanner records it
 
 	keyIDs      map[advisory.PackageKey]int64
 	pairs       []uint64 // key id << 32 | inventory id
@@ -216,8 +217,8 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	l.nextInv++
 	inv := l.nextInv
 	scanned := img.pushedAt.Add(time.Minute).UnixMilli()
-	if err := exec(`INSERT INTO image_inventories(id, image_digest, mode, schema_version, os, package_count, inventory, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, inv, img.digest, string(inventory.ModeEnhanced), inventory.SchemaVersion, img.base.os.Ecosystem,
+	if err := exec(`INSERT INTO image_inventories(id, image_digest, mode, fingerprint, os, package_count, inventory, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, inv, img.digest, string(inventory.ModeEnhanced), l.fingerprint, img.base.os.Ecosystem,
 		len(img.pkgs), img.inventory, scanned); err != nil {
 		return err
 	}

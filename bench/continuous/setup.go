@@ -17,6 +17,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
@@ -204,7 +205,8 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	cfg.gen.window = 7 * 24 * time.Hour
 	g := newGenerator(cfg.gen, c)
 	l := &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
-		keyIDs: map[advisory.PackageKey]int64{}, stats: loadStats{holders: map[advisory.PackageKey]int{}}}
+		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), keyIDs: map[advisory.PackageKey]int64{},
+		stats: loadStats{holders: map[advisory.PackageKey]int{}}}
 	start = time.Now()
 	last := time.Now()
 	if err := l.run(ctx, g, func(done int) {

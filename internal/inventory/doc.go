@@ -7,5 +7,8 @@
 // stacks the layer inventories of an image as a container runtime stacks layers (whiteouts,
 // opaque directories, overwrites) and attributes each package to its layer. Scan does both.
 // The package reads only the streams it is handed; it knows neither the blob store nor the
-// registry. README.md describes the merge rules, the extractors and the limits.
+// registry. The files of a layer are read by plugins (internal/inventory/plugin: the
+// interface, shaped as osv-scalibr's extractors; internal/inventory/plugins: the list, one
+// folder per ecosystem), and Fingerprint names the set a cached LayerInventory was read with.
+// README.md describes the layout, how to add an ecosystem, the merge rules and the limits.
 package inventory

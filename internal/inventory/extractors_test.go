@@ -352,3 +352,34 @@ checksum = "d07a8629359eb56f1e2fb1652bb04212c072a87ba68546a04065d525673ac461"
 		}
 	}
 }
+
+// TestOpkg reads OpenWrt's opkg status file, which osv-scalibr's dpkg extractor reads as the
+// same format: its packages are no Debian packages, with or without an os-release.
+func TestOpkg(t *testing.T) {
+	status := []byte("Package: busybox\nVersion: 1.36.1-r2\nDepends: libc\nStatus: install ok installed\nArchitecture: x86_64\n\n" +
+		"Package: ubus\nVersion: 2024.10.20~252a9b0c-r1\nStatus: install ok installed\nArchitecture: x86_64\n")
+	openwrt := []byte("NAME=\"OpenWrt\"\nVERSION=\"23.05.5\"\nID=\"openwrt\"\nVERSION_ID=\"23.05.5\"\n")
+	tests := []struct {
+		name    string
+		entries []entry
+	}{
+		{"with os-release", []entry{file("etc/os-release", openwrt), file("usr/lib/opkg/status", status)}},
+		{"without os-release", []entry{file("usr/lib/opkg/status", status)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img, invs := scanLayers(t, inventory.Options{Mode: inventory.ModeBasic}, tarLayer(t, tt.entries...))
+			if len(invs[0].OSDatabases) != 1 || invs[0].OSDatabases[0].Kind != "opkg" {
+				t.Fatalf("databases %+v", invs[0].OSDatabases)
+			}
+			if len(img.Packages) != 2 {
+				t.Fatalf("got %+v", img.Packages)
+			}
+			for _, p := range img.Packages {
+				if p.Ecosystem != "" || p.PURL != "" || p.PackageManager != inventory.ManagerOS || p.Path != "/usr/lib/opkg/status" {
+					t.Errorf("got %+v", p)
+				}
+			}
+		})
+	}
+}

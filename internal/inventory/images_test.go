@@ -253,7 +253,7 @@ func TestLayerInventoryJSON(t *testing.T) {
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatal(err)
 		}
-		if back.SchemaVersion != inventory.SchemaVersion || back.Digest != inv.Digest {
+		if back.Fingerprint != inventory.Fingerprint(inventory.ModeEnhanced) || back.Digest != inv.Digest {
 			t.Errorf("round trip lost the header: %+v", back)
 		}
 		stored = append(stored, &back)

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lading-registry/lading/internal/inventory/plugin"
 )
 
 // ErrCorruptLayer is returned for a layer whose tar or compressed stream breaks off or is
@@ -19,11 +22,9 @@ import (
 var ErrCorruptLayer = errors.New("corrupt layer")
 
 const (
-	maxPathLen          = 4096
-	maxOSReleaseBytes   = 64 << 10
-	maxTrackedPaths     = 200_000
-	maxReasonLen        = 300
-	scriptJarProbeBytes = 64 << 10
+	maxPathLen      = 4096
+	maxTrackedPaths = 200_000
+	maxReasonLen    = 300
 )
 
 // ScanLayer reads one layer's tar stream (gzip, zstd or uncompressed, detected by magic
@@ -37,30 +38,30 @@ func ScanLayer(ctx context.Context, r io.Reader, layerDigest string, opts Option
 	if parent == "" {
 		parent = os.TempDir()
 	}
-	sc := &scratch{parent: parent}
+	bufs := plugin.NewBuffers(parent, opts.Limits.MaxMemoryBytes)
 	defer func() {
-		if err := sc.close(); err != nil {
+		if err := bufs.Close(); err != nil {
 			opts.Logger.WarnContext(ctx, "remove scratch directory", "error", err)
 		}
 	}()
 	ls := &layerScan{
-		opts:     opts,
-		lim:      opts.Limits,
-		digest:   layerDigest,
-		bufs:     &buffers{scratch: sc, maxMemory: opts.Limits.MaxMemoryBytes},
-		exts:     newScalibrExtractors(),
-		filePkgs: map[string][]Package{},
-		osdbs:    map[string]OSDatabase{},
-		paths:    map[string]struct{}{},
-		osrel:    map[string]string{},
-		links:    map[string]string{},
-		nonDir:   map[string]byte{},
+		opts:    opts,
+		lim:     opts.Limits,
+		digest:  layerDigest,
+		bufs:    bufs,
+		files:   map[string][]fileResult{},
+		paths:   map[string]struct{}{},
+		links:   map[string]string{},
+		nonDir:  map[string]byte{},
+		require: make([]plugin.Plugin, 0, len(opts.Plugins)),
 		inv: &LayerInventory{
-			SchemaVersion: SchemaVersion,
-			Digest:        layerDigest,
-			Mode:          opts.Mode,
+			Fingerprint: fingerprint(opts.Plugins),
+			Digest:      layerDigest,
+			Mode:        opts.Mode,
 		},
 	}
+	ls.env = &plugin.Env{Layer: layerDigest, Limits: opts.Limits, Buffers: bufs,
+		Skip: func(path, reason string) { ls.skip(path, "%s", reason) }}
 	start := time.Now()
 	if err := ls.run(ctx, r); err != nil {
 		return nil, err
@@ -77,15 +78,14 @@ type layerScan struct {
 	opts   Options
 	lim    Limits
 	digest string
-	bufs   *buffers
-	exts   *scalibrExtractors
+	bufs   *plugin.Buffers
+	env    *plugin.Env
 	inv    *LayerInventory
 
-	// Content found so far, by path; a later entry for the same path replaces an earlier one.
-	filePkgs map[string][]Package
-	osdbs    map[string]OSDatabase
-	paths    map[string]struct{}
-	osrel    map[string]string
+	// files holds what the plugins found, by path; a later entry for the same path replaces
+	// an earlier one.
+	files map[string][]fileResult
+	paths map[string]struct{}
 	// links are this layer's symbolic links (all of them, up to maxTrackedPaths), to refuse
 	// entries written through them and to keep those on the way to os-release.
 	links map[string]string
@@ -93,6 +93,16 @@ type layerScan struct {
 	// up to maxTrackedPaths, to resolve hard links and check opaque markers.
 	nonDir      map[string]byte
 	skippedOver int
+	// cur and require are reused for every file, as FileRequired runs for each one.
+	cur     tarFile
+	require []plugin.Plugin
+}
+
+// fileResult is what one plugin found in one file.
+type fileResult struct {
+	plugin plugin.Plugin
+	info   fs.FileInfo
+	found  plugin.Found
 }
 
 func (ls *layerScan) skip(p, format string, args ...any) {
@@ -111,7 +121,7 @@ func (ls *layerScan) skip(p, format string, args ...any) {
 }
 
 func (ls *layerScan) run(ctx context.Context, r io.Reader) error {
-	dr, closeDecompressor, err := decompress(ctxReader{ctx: ctx, r: r})
+	dr, closeDecompressor, err := decompress(plugin.ContextReader(ctx, r))
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -134,7 +144,7 @@ func (ls *layerScan) run(ctx context.Context, r io.Reader) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(err, errTooLarge) {
+			if errors.Is(err, plugin.ErrTooLarge) {
 				ls.inv.Incomplete = true
 				ls.skip("/", "rest of the layer not read: %v", err)
 				return nil
@@ -149,7 +159,7 @@ func (ls *layerScan) run(ctx context.Context, r io.Reader) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(err, errTooLarge) {
+			if errors.Is(err, plugin.ErrTooLarge) {
 				ls.inv.Incomplete = true
 				ls.skip("/", "rest of the layer not read: %v", err)
 				return nil
@@ -162,9 +172,7 @@ func (ls *layerScan) run(ctx context.Context, r io.Reader) error {
 // forget drops what earlier entries of this layer left at p: a later entry for the same
 // path replaces it.
 func (ls *layerScan) forget(p string) {
-	delete(ls.filePkgs, p)
-	delete(ls.osdbs, p)
-	delete(ls.osrel, p)
+	delete(ls.files, p)
 	delete(ls.links, p)
 }
 
@@ -278,17 +286,25 @@ func (ls *layerScan) hardlink(p, linkname string) {
 		}
 		return
 	}
-	// The link shares the target's content, so whatever the target holds is found here too.
-	if pkgs, ok := ls.filePkgs[target]; ok {
-		ls.filePkgs[p] = withPath(pkgs, target, p)
+	// The link shares the target's content, so whatever the target holds is found here too;
+	// but a database or an os-release file counts only where its plugin would read it.
+	results, ok := ls.files[target]
+	if !ok {
+		return
 	}
-	if db, ok := ls.osdbs[target]; ok && classify(p, ls.opts.Mode) == classify(target, ls.opts.Mode) {
-		db.Path = p
-		db.Packages = withPath(db.Packages, target, p)
-		ls.osdbs[p] = db
+	var copied []fileResult
+	for _, r := range results {
+		if r.found.OSDatabase != "" || r.found.OSRelease != nil {
+			ls.cur = tarFile{path: p[1:], info: r.info}
+			if !r.plugin.FileRequired(&ls.cur) {
+				continue
+			}
+		}
+		r.found.Packages = withPath(r.found.Packages, target, p)
+		copied = append(copied, r)
 	}
-	if content, ok := ls.osrel[target]; ok && classify(p, ls.opts.Mode) == kindOSRelease {
-		ls.osrel[p] = content
+	if len(copied) > 0 {
+		ls.files[p] = copied
 	}
 }
 
@@ -302,161 +318,130 @@ func withPath(pkgs []Package, oldPrefix, newPrefix string) []Package {
 	return out
 }
 
-var elfMagic = []byte{0x7f, 'E', 'L', 'F'}
-
-// file handles a regular file: selects the extractor by name, or by content for executables.
+// file hands a regular file to the plugins that require it.
 func (ls *layerScan) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, p string) error {
-	kind := classify(p, ls.opts.Mode)
-	if kind == kindNone {
-		if ls.opts.Mode == ModeBasic {
-			return nil
+	ls.cur = tarFile{path: p[1:], info: hdr.FileInfo(), size: hdr.Size, r: tr}
+	f := &ls.cur
+	require := ls.require[:0]
+	for _, pl := range ls.opts.Plugins {
+		if pl.FileRequired(f) {
+			require = append(require, pl)
 		}
-		if hdr.Mode&0o111 != 0 {
-			// It may replace an executable in which a lower layer found packages.
-			ls.paths[p] = struct{}{}
-		}
-		if hdr.Size < int64(len(elfMagic)) {
-			return nil
-		}
-		var head [4]byte
-		if _, err := io.ReadFull(tr, head[:]); err != nil {
-			return err
-		}
-		content := io.MultiReader(bytes.NewReader(head[:]), tr)
-		switch {
-		case bytes.Equal(head[:], elfMagic):
-			ls.paths[p] = struct{}{}
-			return ls.binary(ctx, content, hdr, p)
-		case hdr.Mode&0o111 != 0 && bytes.HasPrefix(head[:], []byte("#!")):
-			// An executable jar behind a shell-script prefix ("fully executable" Spring Boot
-			// jars): a zip's end record sits in the last bytes.
-			ls.paths[p] = struct{}{}
-			return ls.scriptJar(ctx, content, hdr, p)
-		}
+	}
+	if f.err != nil {
+		return f.err // the stream broke while a plugin looked at the head
+	}
+	if hdr.Mode&0o111 != 0 && ls.opts.Mode != ModeBasic {
+		// It may replace an executable in which a lower layer found packages.
+		ls.paths[p] = struct{}{}
+	}
+	if len(require) == 0 {
 		return nil
 	}
 	ls.paths[p] = struct{}{}
+	var max int64
+	extract := require[:0]
+	for _, pl := range require {
+		if limit := pl.MaxBytes(ls.lim); hdr.Size > limit {
+			ls.skip(p, "%s: %d bytes, over the %d-byte limit: not read", pl.Name(), hdr.Size, limit)
+			continue
+		} else if limit > max {
+			max = limit
+		}
+		extract = append(extract, pl)
+	}
+	if len(extract) == 0 {
+		return nil
+	}
 	ls.inv.Stats.FilesExtracted++
-	switch kind {
-	case kindOSRelease:
-		if hdr.Size > maxOSReleaseBytes {
-			ls.skip(p, "os-release file of %d bytes is over the %d-byte limit: not read", hdr.Size, maxOSReleaseBytes)
-			return nil
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			return err
-		}
-		ls.osrel[p] = string(b)
-		return nil
-	case kindJava:
-		return ls.withBlob(tr, hdr, p, kind, ls.lim.MaxFileBytes, func(b *blob) {
-			ls.filePkgs[p] = ls.scanJavaArchive(ctx, b, p)
-		})
-	case kindRpm:
-		return ls.withBlob(tr, hdr, p, kind, ls.lim.MaxFileBytes, func(b *blob) {
-			ls.osDatabase(ctx, kind, p, hdr, b)
-		})
-	case kindDpkg, kindApk:
-		return ls.withBlob(tr, hdr, p, kind, ls.lim.MaxMetadataBytes, func(b *blob) {
-			ls.osDatabase(ctx, kind, p, hdr, b)
-		})
-	case kindComposerInstalled:
-		return ls.withBlob(tr, hdr, p, kind, ls.lim.MaxMetadataBytes, func(b *blob) {
-			pkgs, err := parseComposerInstalled(b.reader(), p)
-			if err != nil {
-				ls.skip(p, "composer installed.json: %v", err)
-			}
-			ls.filePkgs[p] = pkgs
-		})
-	default:
-		return ls.withBlob(tr, hdr, p, kind, ls.lim.MaxMetadataBytes, func(b *blob) {
-			ls.languageFile(ctx, kind, p, hdr, b)
-		})
-	}
-}
-
-// withBlob buffers the file's content (up to max bytes) and hands it to use. A file over the
-// limit is skipped; stream errors are returned.
-func (ls *layerScan) withBlob(r io.Reader, hdr *tar.Header, p string, kind fileKind, max int64, use func(*blob)) error {
-	if hdr.Size > max {
-		ls.skip(p, "%s of %d bytes is over the %d-byte limit: not read", kind, hdr.Size, max)
-		return nil
-	}
-	b, err := ls.bufs.read(r, hdr.Size, max)
+	c, err := ls.bufs.Read(io.MultiReader(bytes.NewReader(f.head), tr), hdr.Size, max)
 	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			ls.skip(p, "%s: %v: not read", kind, err)
+		if errors.Is(err, plugin.ErrTooLarge) {
+			ls.skip(p, "%v: not read", err)
 			return nil
 		}
 		return err
 	}
-	defer b.close()
-	use(b)
+	defer c.Close()
+	in := &plugin.Input{Path: p, Info: f.info, Content: c, Env: ls.env}
+	results := make([]fileResult, 0, len(extract))
+	for _, pl := range extract {
+		found, err := extractSafely(ctx, pl, in)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			ls.skip(p, "%v", err)
+		}
+		for i := range found.Packages {
+			if found.Packages[i].Path == "" {
+				found.Packages[i].Path = p
+			}
+		}
+		results = append(results, fileResult{plugin: pl, info: f.info, found: found})
+	}
+	ls.files[p] = results
 	return nil
 }
 
-func (ls *layerScan) binary(ctx context.Context, r io.Reader, hdr *tar.Header, p string) error {
-	if hdr.Size > ls.lim.MaxFileBytes {
-		ls.skip(p, "executable of %d bytes is over the %d-byte limit: not read", hdr.Size, ls.lim.MaxFileBytes)
-		return nil
-	}
-	return ls.withBlob(r, hdr, p, kindNone, ls.lim.MaxFileBytes, func(b *blob) {
-		pkgs, err := goBinaryPackages(b.readerAt(), b.size, p)
-		if err != nil {
-			ls.skip(p, "executable: %v", err)
-			return
+// extractSafely runs a plugin, turning a panic on hostile input into an error: most plugins
+// wrap third-party parsers.
+func extractSafely(ctx context.Context, pl plugin.Plugin, in *plugin.Input) (found plugin.Found, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s failed: %v", pl.Name(), r)
 		}
-		rust, err := ls.exts.cargoAuditable(ctx, p, hdr, b)
-		if err != nil {
-			ls.skip(p, "cargo-auditable data: %v", err)
-		}
-		pkgs = append(pkgs, rust...)
-		if len(pkgs) > 0 {
-			ls.inv.Stats.FilesExtracted++
-			ls.filePkgs[p] = pkgs
-		}
-	})
+	}()
+	return pl.Extract(ctx, in)
 }
 
-func (ls *layerScan) scriptJar(ctx context.Context, r io.Reader, hdr *tar.Header, p string) error {
-	if hdr.Size > ls.lim.MaxMetadataBytes {
-		return nil // a large script is not worth buffering to look for a jar at its end
-	}
-	return ls.withBlob(r, hdr, p, kindNone, ls.lim.MaxMetadataBytes, func(b *blob) {
-		if !hasZipEndRecord(b.readerAt(), b.size) {
-			return
-		}
-		if pkgs := ls.scanJavaArchive(ctx, b, p); len(pkgs) > 0 {
-			ls.inv.Stats.FilesExtracted++
-			ls.filePkgs[p] = pkgs
-		}
-	})
+// tarFile is a regular file as FileRequired sees it: path and header, and the head of its
+// content, read from the stream only when a plugin asks.
+type tarFile struct {
+	path string
+	info fs.FileInfo
+	size int64
+	r    io.Reader // nil for a hard link, whose content is its target's
+	head []byte
+	buf  [plugin.MaxHead]byte
+	err  error
 }
 
-// hasZipEndRecord reports whether the zip end-of-central-directory signature appears where a
-// zip's end record can be: in the last 64 KiB + 22 bytes.
-func hasZipEndRecord(ra io.ReaderAt, size int64) bool {
-	n := min(size, scriptJarProbeBytes+22)
-	tail := make([]byte, n)
-	if _, err := ra.ReadAt(tail, size-n); err != nil && !errors.Is(err, io.EOF) {
-		return false
+func (f *tarFile) Path() string               { return f.path }
+func (f *tarFile) Stat() (fs.FileInfo, error) { return f.info, nil }
+
+func (f *tarFile) Head(n int) ([]byte, error) {
+	n = int(min(int64(n), plugin.MaxHead, f.size))
+	if f.r == nil {
+		return nil, errNoContent
 	}
-	return bytes.Contains(tail, []byte("PK\x05\x06"))
+	if len(f.head) < n && f.err == nil {
+		k, err := io.ReadFull(f.r, f.buf[len(f.head):n])
+		f.head = f.buf[:len(f.head)+k]
+		if err != nil {
+			f.err = err
+		}
+	}
+	return f.head[:min(n, len(f.head))], f.err
 }
+
+var errNoContent = errors.New("a hard link's content is its target's")
 
 func (ls *layerScan) finish() *LayerInventory {
 	inv := ls.inv
-	for _, p := range sortedKeys(ls.filePkgs) {
-		inv.Packages = append(inv.Packages, ls.filePkgs[p]...)
-	}
-	for _, p := range sortedKeys(ls.osdbs) {
-		inv.OSDatabases = append(inv.OSDatabases, ls.osdbs[p])
+	for _, p := range sortedKeys(ls.files) {
+		for _, r := range ls.files[p] {
+			switch {
+			case r.found.OSRelease != nil:
+				inv.OSReleaseFiles = append(inv.OSReleaseFiles, OSReleaseFile{Path: p, Content: *r.found.OSRelease})
+			case r.found.OSDatabase != "":
+				inv.OSDatabases = append(inv.OSDatabases, OSDatabase{Path: p, Kind: r.found.OSDatabase, Packages: r.found.Packages})
+			default:
+				inv.Packages = append(inv.Packages, r.found.Packages...)
+			}
+		}
 	}
 	inv.Paths = sortedKeys(ls.paths)
-	for _, p := range sortedKeys(ls.osrel) {
-		inv.OSReleaseFiles = append(inv.OSReleaseFiles, OSReleaseFile{Path: p, Content: ls.osrel[p]})
-	}
 	for _, p := range sortedKeys(ls.links) {
 		if isOSReleaseLink(p, ls.links[p]) {
 			inv.Symlinks = append(inv.Symlinks, Symlink{Path: p, Target: ls.links[p]})
@@ -484,4 +469,24 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// countingReader counts the layer's decompressed bytes and fails with plugin.ErrTooLarge
+// past max.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	max int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.n >= c.max {
+		return 0, fmt.Errorf("more than %d bytes (%w)", c.max, plugin.ErrTooLarge)
+	}
+	if int64(len(p)) > c.max-c.n {
+		p = p[:c.max-c.n]
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -8,8 +8,12 @@ import (
 	"strings"
 )
 
-// maxSymlinkHops is the kernel's limit on symbolic links followed while resolving one path.
-const maxSymlinkHops = 40
+const (
+	// maxSymlinkHops is the kernel's limit on symbolic links followed while resolving one path.
+	maxSymlinkHops = 40
+	// maxOSReleaseLine bounds one line of an os-release file (the plugin reads at most 64 KiB).
+	maxOSReleaseLine = 64 << 10
+)
 
 var errTooManyLinks = errors.New("too many levels of symbolic links")
 
@@ -17,7 +21,7 @@ var errTooManyLinks = errors.New("too many levels of symbolic links")
 func parseOSRelease(content string) map[string]string {
 	m := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(content))
-	sc.Buffer(make([]byte, 0, 4096), maxOSReleaseBytes)
+	sc.Buffer(make([]byte, 0, 4096), maxOSReleaseLine)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {

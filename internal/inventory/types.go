@@ -6,22 +6,25 @@ import (
 	"log/slog"
 
 	"github.com/lading-registry/lading/internal/inventory/installed"
+	"github.com/lading-registry/lading/internal/inventory/plugin"
+	"github.com/lading-registry/lading/internal/inventory/plugins"
 )
 
-// SchemaVersion is stored in every LayerInventory. It changes whenever the extractors or the
-// format change in a way that makes a cached LayerInventory stale, so that a cache keyed by
-// layer digest can be keyed by (digest, SchemaVersion, Mode) instead.
-const SchemaVersion = 1
-
-// Mode selects the extractors, as ECR's scan types do.
-type Mode string
+// Mode selects the plugins, as ECR's scan types do.
+type Mode = plugin.Mode
 
 const (
 	// ModeBasic finds operating-system packages only (ECR "BASIC" scanning).
-	ModeBasic Mode = "BASIC"
+	ModeBasic = plugin.ModeBasic
 	// ModeEnhanced finds operating-system and language packages (ECR "ENHANCED" scanning).
-	ModeEnhanced Mode = "ENHANCED"
+	ModeEnhanced = plugin.ModeEnhanced
 )
+
+// Plugin reads one kind of package file: see internal/inventory/plugin.
+type Plugin = plugin.Plugin
+
+// Limits bound the resources one layer scan may use: see plugin.Limits.
+type Limits = plugin.Limits
 
 // Package managers as Amazon Inspector names them in vulnerablePackages[].packageManager.
 const (
@@ -38,22 +41,6 @@ const (
 	ManagerCargo      = installed.ManagerCargo
 	ManagerComposer   = installed.ManagerComposer
 )
-
-// OSV ecosystem names of the language ecosystems.
-const (
-	EcosystemMaven     = "Maven"
-	EcosystemNPM       = "npm"
-	EcosystemPyPI      = "PyPI"
-	EcosystemGo        = "Go"
-	EcosystemNuGet     = "NuGet"
-	EcosystemRubyGems  = "RubyGems"
-	EcosystemCratesIO  = "crates.io"
-	EcosystemPackagist = "Packagist"
-)
-
-// GoStdlib is the package name osv-scanner and the Go vulnerability database use for the Go
-// standard library (the toolchain a binary was built with).
-const GoStdlib = "stdlib"
 
 // Package is one package found in an image: see internal/inventory/installed, which
 // defines it apart from the extractors so that matching imports no I/O.
@@ -91,9 +78,10 @@ type Symlink struct {
 // LayerInventory is what one layer contributes, independent of the other layers of any
 // image that holds it, so it can be cached by layer digest.
 type LayerInventory struct {
-	SchemaVersion int    `json:"schemaVersion"`
-	Digest        string `json:"digest"`
-	Mode          Mode   `json:"mode"`
+	// Fingerprint identifies the plugins that read the layer, as Fingerprint computes it.
+	Fingerprint string `json:"fingerprint"`
+	Digest      string `json:"digest"`
+	Mode        Mode   `json:"mode"`
 	// Packages are the packages found in this layer's files, except OS databases.
 	Packages []Package `json:"packages,omitempty"`
 	// OSDatabases are the OS package databases this layer writes.
@@ -103,9 +91,9 @@ type LayerInventory struct {
 	// OpaqueDirs are directories whose content from the layers below this layer hides
 	// (".wh..wh..opq").
 	OpaqueDirs []string `json:"opaqueDirs,omitempty"`
-	// Paths are the package-relevant paths this layer writes (files and links whose name or
-	// content makes them candidates for an extractor), so that Merge can see that a file found
-	// in a lower layer was replaced. Sorted.
+	// Paths are the package-relevant paths this layer writes (files some plugin read,
+	// executables and links), so that Merge can see that a file found in a lower layer was
+	// replaced. Sorted.
 	Paths          []string        `json:"paths,omitempty"`
 	OSReleaseFiles []OSReleaseFile `json:"osReleaseFiles,omitempty"`
 	Symlinks       []Symlink       `json:"symlinks,omitempty"`
@@ -119,7 +107,8 @@ type LayerInventory struct {
 type LayerStats struct {
 	Entries           int64 `json:"entries"`
 	DecompressedBytes int64 `json:"decompressedBytes"`
-	FilesExtracted    int64 `json:"filesExtracted"`
+	// FilesExtracted counts the files handed to some plugin's Extract.
+	FilesExtracted int64 `json:"filesExtracted"`
 }
 
 // OSInfo describes the image's operating system, from its os-release file.
@@ -160,6 +149,9 @@ type Layer struct {
 type Options struct {
 	// Mode defaults to ModeEnhanced.
 	Mode Mode
+	// Plugins, when set, replace the plugins Mode selects (plugins.Default): the golden test
+	// runs them one at a time.
+	Plugins []Plugin
 	// ScratchDir is the directory under which a scan creates (with os.MkdirTemp) and removes
 	// its temporary directory for files too large to keep in memory. Nothing is written
 	// anywhere else. Defaults to os.TempDir().
@@ -169,71 +161,16 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Limits bound the resources one layer scan may use. Zero values take the defaults.
-type Limits struct {
-	// MaxLayerBytes bounds the decompressed bytes read from one layer (default 32 GiB). A
-	// layer that is larger is read up to the limit and marked Incomplete.
-	MaxLayerBytes int64
-	// MaxFileBytes bounds one file read for extraction: a package database, archive or
-	// executable (default 1 GiB).
-	MaxFileBytes int64
-	// MaxMetadataBytes bounds one text metadata file (status files, package.json, lock files;
-	// default 64 MiB).
-	MaxMetadataBytes int64
-	// MaxMemoryBytes bounds the file content held in memory at once; above it, content is
-	// spilled to the scratch directory (default 64 MiB).
-	MaxMemoryBytes int64
-	// MaxArchiveDepth bounds the nesting of archives inside archives (default 32).
-	MaxArchiveDepth int
-	// MaxNestedArchiveBytes bounds the decompressed size of one archive inside an archive
-	// (default 256 MiB).
-	MaxNestedArchiveBytes int64
-	// MaxArchiveExpansion bounds the bytes decompressed out of one top-level archive and all
-	// the archives nested in it (default 2 GiB).
-	MaxArchiveExpansion int64
-	// MaxArchiveEntries bounds the entries of one archive (default 500,000).
-	MaxArchiveEntries int
-	// MaxSkippedPerLayer bounds the Skipped records kept for one layer (default 1000); the
-	// rest are counted in a last record.
-	MaxSkippedPerLayer int
-}
-
-func (l Limits) withDefaults() Limits {
-	const (
-		kib = int64(1) << 10
-		mib = kib << 10
-		gib = mib << 10
-	)
-	def := func(v *int64, d int64) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&l.MaxLayerBytes, 32*gib)
-	def(&l.MaxFileBytes, gib)
-	def(&l.MaxMetadataBytes, 64*mib)
-	def(&l.MaxMemoryBytes, 64*mib)
-	def(&l.MaxNestedArchiveBytes, 256*mib)
-	def(&l.MaxArchiveExpansion, 2*gib)
-	if l.MaxArchiveDepth <= 0 {
-		l.MaxArchiveDepth = 32
-	}
-	if l.MaxArchiveEntries <= 0 {
-		l.MaxArchiveEntries = 500_000
-	}
-	if l.MaxSkippedPerLayer <= 0 {
-		l.MaxSkippedPerLayer = 1000
-	}
-	return l
-}
-
 func (o Options) withDefaults() Options {
 	if o.Mode == "" {
 		o.Mode = ModeEnhanced
 	}
+	if o.Plugins == nil {
+		o.Plugins = plugins.Default(o.Mode)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	o.Limits = o.Limits.withDefaults()
+	o.Limits = o.Limits.WithDefaults()
 	return o
 }

@@ -166,7 +166,7 @@ func newTestRegistry(t *testing.T, images []testImage, clock *time.Time) *testRe
 		if err != nil {
 			t.Fatal(err)
 		}
-		invID, err := db.PutImageInventory(ctx, dgst, string(inventory.ModeEnhanced), inventory.SchemaVersion, img.os.Ecosystem, packageKeys(img.pkgs), len(img.pkgs), raw)
+		invID, err := db.PutImageInventory(ctx, dgst, string(inventory.ModeEnhanced), inventory.Fingerprint(inventory.ModeEnhanced), img.os.Ecosystem, packageKeys(img.pkgs), len(img.pkgs), raw)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -133,7 +133,7 @@ func (l blobLayer) Open(ctx context.Context) (io.ReadCloser, error) {
 type layerCache struct{ store Store }
 
 func (c layerCache) Get(ctx context.Context, dg string, mode inventory.Mode) (*inventory.LayerInventory, bool, error) {
-	raw, err := c.store.LayerInventory(ctx, dg, string(mode), inventory.SchemaVersion)
+	raw, err := c.store.LayerInventory(ctx, dg, string(mode), inventory.Fingerprint(mode))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -152,7 +152,7 @@ func (c layerCache) Put(ctx context.Context, dg string, mode inventory.Mode, li 
 	if err != nil {
 		return err
 	}
-	return c.store.PutLayerInventory(ctx, dg, string(mode), inventory.SchemaVersion, raw)
+	return c.store.PutLayerInventory(ctx, dg, string(mode), inventory.Fingerprint(mode), raw)
 }
 
 // storedInventory is what the store keeps of an image inventory.

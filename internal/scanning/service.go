@@ -61,9 +61,9 @@ type Store interface {
 	ImageScan(ctx context.Context, repo, digest, scanType string) (store.ImageScan, error)
 	PutImageScan(ctx context.Context, s store.ImageScan) error
 	ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error
-	LayerInventory(ctx context.Context, layerDigest, mode string, schema int) ([]byte, error)
-	PutLayerInventory(ctx context.Context, layerDigest, mode string, schema int, inventory []byte) error
-	PutImageInventory(ctx context.Context, digest, mode string, schema int, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error)
+	LayerInventory(ctx context.Context, layerDigest, mode, fingerprint string) ([]byte, error)
+	PutLayerInventory(ctx context.Context, layerDigest, mode, fingerprint string, inventory []byte) error
+	PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error)
 	ImageInventory(ctx context.Context, id int64) ([]byte, error)
 	InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error)
 	RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error)

@@ -233,7 +233,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if inv.OS != nil {
 		osName = inv.OS.Ecosystem
 	}
-	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.SchemaVersion, osName, storeKeys(inv.Keys), len(inv.Packages), raw)
+	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.Fingerprint(modeOf(job.ScanType)), osName, storeKeys(inv.Keys), len(inv.Packages), raw)
 	if err != nil {
 		return err
 	}

@@ -188,7 +188,7 @@ func (s Scanner) layer(ctx context.Context, i int, l Layer) (*inventory.LayerInv
 	rc, err := l.Content.Open(ctx)
 	if absent, ok := errors.AsType[*AbsentError](err); ok {
 		// Not cached: the content may yet arrive.
-		return &inventory.LayerInventory{SchemaVersion: inventory.SchemaVersion, Digest: l.Digest, Mode: mode,
+		return &inventory.LayerInventory{Fingerprint: inventory.Fingerprint(mode), Digest: l.Digest, Mode: mode,
 			Skipped: []inventory.Skipped{{Layer: l.Digest, Reason: absent.Reason}}}, nil
 	}
 	if err != nil {

@@ -183,7 +183,7 @@ func TestInventoriesHoldingBareEcosystem(t *testing.T) {
 		if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
 			t.Fatal(err)
 		}
-		id, err := db.PutImageInventory(ctx, dgst, "ENHANCED", 1, key.Ecosystem, []store.PackageKey{key}, 1, []byte("x"))
+		id, err := db.PutImageInventory(ctx, dgst, "ENHANCED", "fp", key.Ecosystem, []store.PackageKey{key}, 1, []byte("x"))
 		if err != nil {
 			t.Fatal(err)
 		}

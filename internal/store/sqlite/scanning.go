@@ -800,36 +800,37 @@ func onlyObserved(prev, f store.Finding) bool {
 		(prev.Detail == nil || f.Detail == nil || bytes.Equal(prev.Detail, f.Detail))
 }
 
-// LayerInventory returns a cached layer inventory, or ErrNotFound.
-func (db *DB) LayerInventory(ctx context.Context, layerDigest, mode string, schema int) ([]byte, error) {
+// LayerInventory returns a layer inventory cached under fingerprint, or ErrNotFound.
+func (db *DB) LayerInventory(ctx context.Context, layerDigest, mode, fingerprint string) ([]byte, error) {
 	var b []byte
-	err := db.read.QueryRowContext(ctx, "SELECT inventory FROM layer_inventories WHERE layer_digest = ? AND mode = ? AND schema_version = ?",
-		layerDigest, mode, schema).Scan(&b)
+	err := db.read.QueryRowContext(ctx, "SELECT inventory FROM layer_inventories WHERE layer_digest = ? AND mode = ? AND fingerprint = ?",
+		layerDigest, mode, fingerprint).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	return b, err
 }
 
-// PutLayerInventory caches a layer inventory.
-func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode string, schema int, inventory []byte) error {
+// PutLayerInventory caches a layer inventory under the fingerprint of the extractors that
+// read it, replacing one cached under another.
+func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode, fingerprint string, inventory []byte) error {
 	return db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO layer_inventories(layer_digest, mode, schema_version, inventory, created_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT(layer_digest, mode) DO UPDATE SET schema_version = excluded.schema_version, inventory = excluded.inventory,
-				created_at = excluded.created_at`, layerDigest, mode, schema, inventory, time.Now().UnixMilli())
+		_, err := tx.ExecContext(ctx, `INSERT INTO layer_inventories(layer_digest, mode, fingerprint, inventory, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT(layer_digest, mode) DO UPDATE SET fingerprint = excluded.fingerprint, inventory = excluded.inventory,
+				created_at = excluded.created_at`, layerDigest, mode, fingerprint, inventory, time.Now().UnixMilli())
 		return err
 	})
 }
 
 // PutImageInventory stores an image's merged inventory and indexes its package keys, returning
 // its id. An existing inventory for the digest and mode is replaced.
-func (db *DB) PutImageInventory(ctx context.Context, digest, mode string, schema int, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error) {
+func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error) {
 	var id int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO image_inventories(image_digest, mode, schema_version, os, package_count, inventory, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(image_digest, mode) DO UPDATE SET schema_version = excluded.schema_version, os = excluded.os,
+		err := tx.QueryRowContext(ctx, `INSERT INTO image_inventories(image_digest, mode, fingerprint, os, package_count, inventory, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(image_digest, mode) DO UPDATE SET fingerprint = excluded.fingerprint, os = excluded.os,
 				package_count = excluded.package_count, inventory = excluded.inventory, created_at = excluded.created_at RETURNING id`,
-			digest, mode, schema, os, packages, inventory, time.Now().UnixMilli()).Scan(&id)
+			digest, mode, fingerprint, os, packages, inventory, time.Now().UnixMilli()).Scan(&id)
 		if err != nil {
 			return err
 		}

@@ -1,11 +1,13 @@
-package inventory
-
-// The Java archive walker is our own rather than osv-scalibr's java/archive extractor: that
-// one reads every nested archive wholly into memory, stops at 16 levels (images hold jars
-// nested deeper), reports limits only as one error for the whole file, and links deps.dev's
-// gRPC client into the binary. This one spills large nested archives to the scratch
-// directory, bounds each nested archive and the total expansion of a top-level archive,
-// refuses overlapping-entry zip bombs, and records each skipped part with its reason.
+// Package java finds Maven packages in Java archives (.jar, .war, .ear and the like, and
+// executables that are a shell script followed by a jar), at any depth of nesting.
+//
+// The walker is Lading's own rather than osv-scalibr's java/archive extractor: that one reads
+// every nested archive wholly into memory, stops at 16 levels (images hold jars nested
+// deeper), reports limits only as one error for the whole file, and links deps.dev's gRPC
+// client into the binary. This one spills large nested archives to the scratch directory,
+// bounds each nested archive and the total expansion of a top-level archive, refuses
+// overlapping-entry zip bombs, and records each skipped part with its reason.
+package java
 
 import (
 	"archive/zip"
@@ -19,43 +21,108 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	packageurl "github.com/package-url/packageurl-go"
+
+	"github.com/lading-registry/lading/internal/inventory/installed"
+	"github.com/lading-registry/lading/internal/inventory/plugin"
 )
 
 const (
 	maxPomPropertiesBytes = 64 << 10
 	maxManifestBytes      = 1 << 20
+	// maxScriptJarBytes bounds the executables searched for a jar behind a script: a large
+	// script is not worth buffering to look for a jar at its end.
+	maxScriptJarBytes = 64 << 20
+	// zipEndProbeBytes is where a zip's end record can be: in its last 64 KiB + 22 bytes.
+	zipEndProbeBytes = 64<<10 + 22
 )
+
+// New returns the plugin.
+func New() plugin.Plugin { return archives{} }
+
+type archives struct{}
+
+func (archives) Name() string { return "lading/java" }
+func (archives) Version() int { return 1 }
+
+// FileRequired takes archives by their extension, and executables that start with "#!": a
+// "fully executable" jar (Spring Boot's) is a shell script followed by the jar.
+func (archives) FileRequired(f plugin.File) bool {
+	if isArchiveName(f.Path()) {
+		return true
+	}
+	info, err := f.Stat()
+	if err != nil || info.Mode()&0o111 == 0 || info.Size() > maxScriptJarBytes {
+		return false
+	}
+	head, err := f.Head(2)
+	return err == nil && string(head) == "#!"
+}
+
+func (archives) MaxBytes(l plugin.Limits) int64 { return l.MaxFileBytes }
+
+func (archives) Extract(ctx context.Context, in *plugin.Input) (plugin.Found, error) {
+	if !isArchiveName(in.Path) && !hasZipEndRecord(in.Content, in.Content.Size()) {
+		return plugin.Found{}, nil // a plain script
+	}
+	w := &archiveWalk{env: in.Env, lim: in.Env.Limits, remaining: in.Env.Limits.MaxArchiveExpansion}
+	return plugin.Found{Packages: w.scan(ctx, in.Content, in.Content.Size(), in.Path, 0)}, nil
+}
+
+var archiveExts = [...]string{".jar", ".war", ".ear", ".jmod", ".par", ".sar", ".jpi", ".hpi", ".lpkg", ".nar"}
+
+func isArchiveName(name string) bool {
+	ext := path.Ext(name)
+	for _, e := range archiveExts {
+		if strings.EqualFold(ext, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasZipEndRecord reports whether the zip end-of-central-directory signature appears where a
+// zip's end record can be.
+func hasZipEndRecord(ra io.ReaderAt, size int64) bool {
+	n := min(size, zipEndProbeBytes)
+	tail := make([]byte, n)
+	if _, err := ra.ReadAt(tail, size-n); err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	return bytes.Contains(tail, []byte("PK\x05\x06"))
+}
 
 // archiveWalk is the state of the walk through one top-level archive.
 type archiveWalk struct {
-	ls        *layerScan
+	env       *plugin.Env
+	lim       plugin.Limits
 	remaining int64 // bytes that nested archives may still expand to
 }
 
-func (ls *layerScan) scanJavaArchive(ctx context.Context, b *blob, p string) []Package {
-	w := &archiveWalk{ls: ls, remaining: ls.lim.MaxArchiveExpansion}
-	return w.scan(ctx, b.readerAt(), b.size, p, 0)
+func (w *archiveWalk) skip(path, format string, args ...any) {
+	w.env.Skip(path, fmt.Sprintf(format, args...))
 }
 
-func (w *archiveWalk) scan(ctx context.Context, ra io.ReaderAt, size int64, display string, depth int) []Package {
-	lim := w.ls.lim
+func (w *archiveWalk) scan(ctx context.Context, ra io.ReaderAt, size int64, display string, depth int) []installed.Package {
+	lim := w.lim
 	zr, err := zip.NewReader(ra, size)
 	if err != nil {
-		w.ls.skip(display, "not a readable zip archive: %v", err)
+		w.skip(display, "not a readable zip archive: %v", err)
 		return nil
 	}
 	if len(zr.File) > lim.MaxArchiveEntries {
-		w.ls.skip(display, "archive with %d entries, over the %d-entry limit: not read", len(zr.File), lim.MaxArchiveEntries)
+		w.skip(display, "archive with %d entries, over the %d-entry limit: not read", len(zr.File), lim.MaxArchiveEntries)
 		return nil
 	}
 	if err := checkZipLayout(zr); err != nil {
-		w.ls.skip(display, "%v: not read", err)
+		w.skip(display, "%v: not read", err)
 		return nil
 	}
 	var (
-		poms       []Package
+		poms       []installed.Package
 		mf         manifest
-		nested     []Package
+		nested     []installed.Package
 		hasClasses bool
 	)
 	for _, f := range zr.File {
@@ -70,7 +137,7 @@ func (w *archiveWalk) scan(ctx context.Context, ra io.ReaderAt, size int64, disp
 		case strings.HasPrefix(name, "META-INF/maven/") && path.Base(name) == "pom.properties":
 			data, err := readZipEntry(f, maxPomPropertiesBytes)
 			if err != nil {
-				w.ls.skip(display+"!/"+name, "%v", err)
+				w.skip(display+"!/"+name, "%v", err)
 				continue
 			}
 			if pkg, ok := parsePomProperties(data); ok {
@@ -79,11 +146,11 @@ func (w *archiveWalk) scan(ctx context.Context, ra io.ReaderAt, size int64, disp
 		case strings.EqualFold(name, "META-INF/MANIFEST.MF"):
 			data, err := readZipEntry(f, maxManifestBytes)
 			if err != nil {
-				w.ls.skip(display+"!/"+name, "%v", err)
+				w.skip(display+"!/"+name, "%v", err)
 				continue
 			}
 			mf = parseManifest(data)
-		case isJavaArchiveName(name) && !f.FileInfo().IsDir():
+		case isArchiveName(name) && !f.FileInfo().IsDir():
 			nested = append(nested, w.nested(ctx, f, display+"!/"+name, depth+1)...)
 		}
 	}
@@ -92,50 +159,63 @@ func (w *archiveWalk) scan(ctx context.Context, ra io.ReaderAt, size int64, disp
 	// if it holds code: an archive of archives (a wrapper) is no package of its own.
 	if len(own) == 0 && hasClasses {
 		if pkg, ok := identifyFromManifestAndName(mf, display); ok {
-			own = []Package{pkg}
+			own = []installed.Package{pkg}
 		}
 	}
 	for i := range own {
 		own[i].Path = display
-		own[i].Ecosystem = EcosystemMaven
-		own[i].PackageManager = ManagerJAR
-		own[i].PURL = purlFor(own[i])
+		own[i].Ecosystem = "Maven"
+		own[i].PackageManager = installed.ManagerJAR
+		group, artifact, _ := strings.Cut(own[i].Name, ":")
+		own[i].PURL = packageurl.NewPackageURL(packageurl.TypeMaven, group, artifact, own[i].Version, nil, "").ToString()
 	}
 	return append(own, nested...)
 }
 
-func (w *archiveWalk) nested(ctx context.Context, f *zip.File, display string, depth int) []Package {
-	lim := w.ls.lim
+func (w *archiveWalk) nested(ctx context.Context, f *zip.File, display string, depth int) []installed.Package {
+	lim := w.lim
 	if depth > lim.MaxArchiveDepth {
-		w.ls.skip(display, "archive nested deeper than %d levels: not read", lim.MaxArchiveDepth)
+		w.skip(display, "archive nested deeper than %d levels: not read", lim.MaxArchiveDepth)
 		return nil
 	}
 	if f.UncompressedSize64 > uint64(lim.MaxNestedArchiveBytes) {
-		w.ls.skip(display, "nested archive of %d bytes is over the %d-byte limit: not read", f.UncompressedSize64, lim.MaxNestedArchiveBytes)
+		w.skip(display, "nested archive of %d bytes is over the %d-byte limit: not read", f.UncompressedSize64, lim.MaxNestedArchiveBytes)
 		return nil
 	}
 	if w.remaining <= 0 {
-		w.ls.skip(display, "the enclosing archive already expanded to %d bytes: not read", lim.MaxArchiveExpansion)
+		w.skip(display, "the enclosing archive already expanded to %d bytes: not read", lim.MaxArchiveExpansion)
 		return nil
 	}
 	rc, err := f.Open()
 	if err != nil {
-		w.ls.skip(display, "nested archive: %v", err)
+		w.skip(display, "nested archive: %v", err)
 		return nil
 	}
 	defer rc.Close()
 	max := min(lim.MaxNestedArchiveBytes, w.remaining)
-	counted := &countingReader{r: ctxReader{ctx: ctx, r: rc}, max: max + 1}
-	b, err := w.ls.bufs.read(counted, int64(f.UncompressedSize64), max)
+	counted := &countingReader{r: plugin.ContextReader(ctx, rc)}
+	b, err := w.env.Buffers.Read(counted, int64(f.UncompressedSize64), max)
 	w.remaining -= counted.n
 	if err != nil {
 		if ctx.Err() == nil {
-			w.ls.skip(display, "nested archive: %v", err)
+			w.skip(display, "nested archive: %v", err)
 		}
 		return nil
 	}
-	defer b.close()
-	return w.scan(ctx, b.readerAt(), b.size, display, depth)
+	defer b.Close()
+	return w.scan(ctx, b, b.Size(), display, depth)
+}
+
+// countingReader counts the bytes read, which the expansion budget is charged.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // checkZipLayout refuses archives whose entries share compressed data (the overlapping-entry
@@ -190,7 +270,7 @@ func readZipEntry(f *zip.File, max int64) ([]byte, error) {
 
 // parsePomProperties reads the Maven coordinates from a pom.properties file (Java
 // properties syntax; Maven writes simple key=value lines).
-func parsePomProperties(data []byte) (Package, bool) {
+func parsePomProperties(data []byte) (installed.Package, bool) {
 	props := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
 	sc.Buffer(make([]byte, 0, 4096), maxPomPropertiesBytes)
@@ -207,9 +287,9 @@ func parsePomProperties(data []byte) (Package, bool) {
 	}
 	g, a, v := props["groupId"], props["artifactId"], props["version"]
 	if !validCoordinate(g) || !validCoordinate(a) || !validCoordinate(v) {
-		return Package{}, false
+		return installed.Package{}, false
 	}
-	return Package{Name: g + ":" + a, Version: v}, true
+	return installed.Package{Name: g + ":" + a, Version: v}, true
 }
 
 func validCoordinate(s string) bool {
@@ -260,20 +340,20 @@ func parseManifest(data []byte) manifest {
 // artifact and version from the file name, the version from the manifest when the name has
 // none, and the group from the manifest (or, as for legacy artifacts such as junit:junit, the
 // artifact id).
-func identifyFromManifestAndName(mf manifest, display string) (Package, bool) {
+func identifyFromManifestAndName(mf manifest, display string) (installed.Package, bool) {
 	file := display
 	if i := strings.LastIndex(file, "!/"); i >= 0 {
 		file = file[i+2:]
 	}
 	artifact, version := nameVersionFromFilename(path.Base(file))
 	if artifact == "" {
-		return Package{}, false
+		return installed.Package{}, false
 	}
 	if version == "" {
 		version = firstNonEmpty(mf["Implementation-Version"], mf["Bundle-Version"])
 	}
 	if !validCoordinate(version) {
-		return Package{}, false
+		return installed.Package{}, false
 	}
 	group := ""
 	if g := mf["Implementation-Vendor-Id"]; isReverseDomain(g) {
@@ -284,7 +364,7 @@ func identifyFromManifestAndName(mf manifest, display string) (Package, bool) {
 	if !isReverseDomain(group) {
 		group = artifact
 	}
-	return Package{Name: group + ":" + artifact, Version: version}, true
+	return installed.Package{Name: group + ":" + artifact, Version: version}, true
 }
 
 func lastDotPart(s string) string {
@@ -337,7 +417,7 @@ func nameVersionFromFilename(base string) (string, string) {
 	return name, ""
 }
 
-func dedupePackages(pkgs []Package) []Package {
+func dedupePackages(pkgs []installed.Package) []installed.Package {
 	seen := map[string]bool{}
 	out := pkgs[:0]
 	for _, p := range pkgs {
