@@ -66,8 +66,8 @@ func sample(t *testing.T, scanType string) *report.Scan {
 	}
 	history := map[string]string{log4jLayer: "COPY lib/ /var/lib/neo4j/lib/ # a long step that the table cuts short at sixty characters"}
 	m := pipeline.Match(inv.Packages, advisory.BuildIndex(1, advs), history)
-	if m.Unmatchable != nil || len(m.Findings) != 2 {
-		t.Fatalf("sample: %d findings, %v", len(m.Findings), m.Unmatchable)
+	if m.NotEvaluated != nil || len(m.Findings) != 2 {
+		t.Fatalf("sample: %d findings, %v", len(m.Findings), m.NotEvaluated)
 	}
 	return &report.Scan{Image: report.Image{Name: "registry.example.com:5000/corpus/neo4j-like:4.4.0", ManifestDigest: digest,
 		Architecture: "amd64", Created: now.Add(-time.Hour)}, ScanType: scanType, Inventory: inv, Findings: m.Findings}
