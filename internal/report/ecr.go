@@ -182,8 +182,9 @@ type cvssScoreDetails struct {
 
 // RenderFindings turns a scan and its stored findings into ECR's imageScanFindings, in the shape
 // of the scan type: BASIC lists one finding per vulnerable package (ACTIVE ones only), ENHANCED
-// lists every finding with its status.
-func RenderFindings(registryID, region string, scan store.ImageScan, findings []store.Finding, m store.Manifest) ImageScanFindings {
+// lists every finding with its status. A finding whose stored detail does not decode is an
+// error naming it (scanning.ErrCorrupt), never left out.
+func RenderFindings(registryID, region string, scan store.ImageScan, findings []store.Finding, m store.Manifest) (ImageScanFindings, error) {
 	out := ImageScanFindings{ImageScanCompletedAt: EpochOf(scan.CompletedAt), VulnerabilitySourceUpdatedAt: EpochOf(scan.SourceUpdatedAt),
 		FindingSeverityCounts: map[string]int{}}
 	sorted := append([]store.Finding(nil), findings...)
@@ -201,9 +202,9 @@ func RenderFindings(registryID, region string, scan store.ImageScan, findings []
 		return a.VulnerabilityID < b.VulnerabilityID
 	})
 	for _, f := range sorted {
-		var d scanning.Detail
-		if err := json.Unmarshal(f.Detail, &d); err != nil {
-			continue
+		d, err := scanning.DecodeDetail(f)
+		if err != nil {
+			return ImageScanFindings{}, err
 		}
 		if scan.ScanType == policy.ScanTypeEnhanced {
 			out.EnhancedFindings = append(out.EnhancedFindings, enhanced(registryID, region, f, d, m))
@@ -229,7 +230,7 @@ func RenderFindings(registryID, region string, scan store.ImageScan, findings []
 	if len(out.FindingSeverityCounts) == 0 {
 		out.FindingSeverityCounts = nil
 	}
-	return out
+	return out, nil
 }
 
 func basic(f store.Finding, d scanning.Detail) []BasicFinding {
@@ -314,8 +315,11 @@ func JSON(w io.Writer, s *Scan, o Options) error {
 	if t := s.Image.tag(); t != "" {
 		m.Tags = []string{t}
 	}
-	out := newScanFindingsOutput(o.RegistryID, repo, s.Image.ManifestDigest, s.Image.tag(), scan,
-		RenderFindings(o.RegistryID, o.Region, scan, stored, m))
+	rendered, err := RenderFindings(o.RegistryID, o.Region, scan, stored, m)
+	if err != nil {
+		return err
+	}
+	out := newScanFindingsOutput(o.RegistryID, repo, s.Image.ManifestDigest, s.Image.tag(), scan, rendered)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "    ")
 	return enc.Encode(out)

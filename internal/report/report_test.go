@@ -16,8 +16,10 @@ import (
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/report"
+	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
 )
 
 const (
@@ -401,5 +403,26 @@ func TestWriteRefusesUnknownFormat(t *testing.T) {
 		if len(write(t, f, sample(t, policy.ScanTypeEnhanced))) == 0 {
 			t.Errorf("%s wrote nothing", f)
 		}
+	}
+}
+
+// TestRenderFindingsRefusesCorruptDetail: a stored finding whose detail does not decode fails
+// the rendering with an error naming the row, rather than vanishing from the answer.
+func TestRenderFindingsRefusesCorruptDetail(t *testing.T) {
+	for _, scanType := range []string{policy.ScanTypeBasic, policy.ScanTypeEnhanced} {
+		t.Run(scanType, func(t *testing.T) {
+			scan := store.ImageScan{Repository: "app", Digest: digest, ScanType: scanType, Status: "COMPLETE", CompletedAt: now}
+			fs := []store.Finding{{Repository: "app", Digest: digest, ScanType: scanType, VulnerabilityID: "CVE-2099-0001", Status: "ACTIVE",
+				Severity: "HIGH", Detail: []byte("{not json")}}
+			_, err := report.RenderFindings("123456789012", "eu-west-1", scan, fs, store.Manifest{Repository: "app", Digest: digest})
+			if !errors.Is(err, scanning.ErrCorrupt) {
+				t.Fatalf("err %v, want scanning.ErrCorrupt", err)
+			}
+			for _, want := range []string{"app@" + digest, "CVE-2099-0001", scanType} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %q", err, want)
+				}
+			}
+		})
 	}
 }
