@@ -41,6 +41,22 @@ type VulnerablePackage struct {
 	Remediation    string `json:"remediation,omitempty"`
 }
 
+// InstalledVersion is the package's version as installed, whole ("1:3.0.11-1~deb12u1"): for
+// OS packages Version is only the upstream part, shown beside Epoch and Release as ECR does.
+func (p VulnerablePackage) InstalledVersion() string {
+	if p.PackageManager != installed.ManagerOS {
+		return p.Version
+	}
+	v := p.Version
+	if p.Release != "" {
+		v += "-" + p.Release
+	}
+	if p.Epoch != 0 {
+		v = strconv.Itoa(p.Epoch) + ":" + v
+	}
+	return v
+}
+
 // Finding is one vulnerability in an image with every package it affects.
 type Finding struct {
 	VulnerabilityID string              `json:"vulnerabilityId"`

@@ -190,3 +190,22 @@ func TestNotEvaluated(t *testing.T) {
 		})
 	}
 }
+
+func TestInstalledVersion(t *testing.T) {
+	for _, tc := range []struct {
+		p    installed.Package
+		want string
+	}{
+		{installed.Package{Version: "3.0.11-1~deb12u1", Release: "1~deb12u1", PackageManager: installed.ManagerOS}, "3.0.11-1~deb12u1"},
+		{installed.Package{Version: "1:1.2.13.dfsg-1", Epoch: 1, Release: "1", PackageManager: installed.ManagerOS}, "1:1.2.13.dfsg-1"},
+		{installed.Package{Version: "1.36.1-r29", Release: "r29", PackageManager: installed.ManagerOS}, "1.36.1-r29"},
+		{installed.Package{Version: "1:3.0.1-40.el9", Epoch: 1, Release: "40.el9", PackageManager: installed.ManagerOS}, "1:3.0.1-40.el9"},
+		{installed.Package{Version: "2.14.1", PackageManager: installed.ManagerJAR}, "2.14.1"},
+	} {
+		// As a finding records it, then back.
+		vp := vulnerablePackage(tc.p, &advisory.Vulnerability{}, nil)
+		if got := vp.InstalledVersion(); got != tc.want {
+			t.Errorf("%+v: InstalledVersion() = %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}

@@ -299,8 +299,34 @@ func newScanFindingsOutput(registryID, repo, dgst, tag string, scan store.ImageS
 		ImageScanStatus: ImageScanStatus{Status: scan.Status, Description: scan.Description}, ImageScanFindings: &findings}
 }
 
-// JSON writes exactly what ECR's DescribeImageScanFindings returns for the image: every
-// finding ACTIVE and first observed now, as a one-off scan has no history.
+// scanReport is `lading scan --format json`: DescribeImageScanFindings' response, with Lading's
+// members beside it (clients of the ECR shape ignore them).
+type scanReport struct {
+	ScanFindingsOutput
+	// NotEvaluated is always present, empty when the scan evaluated everything.
+	NotEvaluated []match.NotEvaluated `json:"notEvaluated"`
+	Suppressed   []suppressedFinding  `json:"suppressed,omitempty"`
+	Ignored      int                  `json:"ignored,omitempty"`
+}
+
+type suppressedFinding struct {
+	VulnerabilityID string              `json:"vulnerabilityId"`
+	Severity        string              `json:"severity"`
+	Status          string              `json:"status"`
+	Justification   string              `json:"justification"`
+	Packages        []suppressedPackage `json:"packages"`
+}
+
+type suppressedPackage struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	PURL     string `json:"purl,omitempty"`
+	FilePath string `json:"filePath,omitempty"`
+}
+
+// JSON writes what ECR's DescribeImageScanFindings returns for the image (every finding ACTIVE
+// and first observed now, as a one-off scan has no history), with what the scan could not
+// evaluate and what was suppressed or ignored beside it.
 func JSON(w io.Writer, s *Scan, o Options) error {
 	now := o.now()
 	repo := s.Image.repository()
@@ -310,7 +336,7 @@ func JSON(w io.Writer, s *Scan, o Options) error {
 		return err
 	}
 	scan := store.ImageScan{Repository: repo, Digest: s.Image.ManifestDigest, ScanType: s.ScanType, Status: scanning.StatusComplete,
-		Description: scanning.DescComplete, CompletedAt: now, SourceUpdatedAt: now}
+		Description: scanning.DescribeNotEvaluated(scanning.StatusComplete, match.NotEvaluatedPackages(s.NotEvaluated)), CompletedAt: now, SourceUpdatedAt: now}
 	m := store.Manifest{Repository: repo, Digest: s.Image.ManifestDigest, PushedAt: s.Image.Created}
 	if t := s.Image.tag(); t != "" {
 		m.Tags = []string{t}
@@ -319,7 +345,15 @@ func JSON(w io.Writer, s *Scan, o Options) error {
 	if err != nil {
 		return err
 	}
-	out := newScanFindingsOutput(o.RegistryID, repo, s.Image.ManifestDigest, s.Image.tag(), scan, rendered)
+	out := scanReport{ScanFindingsOutput: newScanFindingsOutput(o.RegistryID, repo, s.Image.ManifestDigest, s.Image.tag(), scan, rendered),
+		NotEvaluated: nonNil(s.NotEvaluated), Ignored: s.Ignored}
+	for _, sp := range s.Suppressed {
+		so := suppressedFinding{VulnerabilityID: sp.Finding.VulnerabilityID, Severity: sp.Finding.Severity, Status: sp.Status, Justification: sp.Justification}
+		for _, p := range sp.Finding.Packages {
+			so.Packages = append(so.Packages, suppressedPackage{Name: p.Name, Version: p.InstalledVersion(), PURL: p.PURL, FilePath: p.FilePath})
+		}
+		out.Suppressed = append(out.Suppressed, so)
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "    ")
 	return enc.Encode(out)
