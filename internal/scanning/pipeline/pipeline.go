@@ -99,6 +99,9 @@ type Scanner struct {
 	// Progress, when set, wraps the stream of layer i (of those given) as it is read; layers
 	// the cache holds are not read. `lading scan` draws progress on a terminal with it.
 	Progress func(i int, l Layer, r io.Reader) io.Reader
+	// LayerDone, when set, is told each layer's inventory once it is read or taken from the
+	// cache (`lading scan` counts the packages found with it).
+	LayerDone func(i int, l Layer, li *inventory.LayerInventory)
 }
 
 // Inventory is an image's merged inventory with what matching and storing it need.
@@ -167,6 +170,9 @@ func (s Scanner) Inventory(ctx context.Context, layers []Layer) (*Inventory, err
 			return nil, &LayerError{Digest: l.Digest, Err: err}
 		}
 		read = append(read, li)
+		if s.LayerDone != nil {
+			s.LayerDone(i, l, li)
+		}
 		if l.CreatedBy != "" {
 			history[l.Digest] = l.CreatedBy
 		}
