@@ -293,6 +293,9 @@ type layerProgress struct {
 	read     int64
 	packages int
 	last     time.Time
+	// langPackages and osPackages (by database path) make up packages.
+	langPackages int
+	osPackages   map[string]int
 }
 
 func newLayerProgress(w *os.File, total int) *layerProgress {
@@ -306,9 +309,20 @@ func (p *layerProgress) layer(i int, l pipeline.Layer, r io.Reader) io.Reader {
 	return &progressReader{r: r, p: p}
 }
 
-// layerDone adds the packages a layer holds.
+// layerDone adds the packages a layer holds. An OS package database is written whole by each
+// layer that changes it, so the latest copy of each counts, not their sum.
 func (p *layerProgress) layerDone(_ int, _ pipeline.Layer, li *inventory.LayerInventory) {
-	p.packages += len(li.Packages)
+	p.langPackages += len(li.Packages)
+	for _, db := range li.OSDatabases {
+		if p.osPackages == nil {
+			p.osPackages = map[string]int{}
+		}
+		p.osPackages[db.Path] = len(db.Packages)
+	}
+	p.packages = p.langPackages
+	for _, n := range p.osPackages {
+		p.packages += n
+	}
 	p.draw(true)
 }
 
