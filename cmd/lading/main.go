@@ -22,6 +22,9 @@ func main() {
 	if err != nil {
 		var exit exitError
 		if errors.As(err, &exit) {
+			if exit.err != nil {
+				fmt.Fprintln(os.Stderr, "lading:", exit.err)
+			}
 			os.Exit(exit.code)
 		}
 		fmt.Fprintln(os.Stderr, "lading:", err)
@@ -29,10 +32,21 @@ func main() {
 	}
 }
 
-// exitError ends the process with a given status without printing (the command already did).
-type exitError struct{ code int }
+// exitError ends the process with a given status, printing err when there is one (without,
+// the command already said what it had to).
+type exitError struct {
+	code int
+	err  error
+}
 
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e exitError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+func (e exitError) Unwrap() error { return e.err }
 
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{

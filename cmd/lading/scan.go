@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -20,11 +22,27 @@ import (
 	"github.com/lading-registry/lading/internal/report"
 	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/triage"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 // scanMemoryLimit is the soft memory limit of `lading scan` (GOMEMLIMIT overrides it).
 const scanMemoryLimit = 128 << 20
+
+// Exit statuses of `lading scan` besides 0 and --exit-code's: a CI job must tell "vulnerable"
+// from "could not tell" from "broken", so each has its own. --exit-code may not take them.
+const (
+	exitCannotVouch = 2 // the advisory database is empty or older than --max-db-age
+	exitScanError   = 3 // the scan did not run or failed: bad flags, no such image, a read error
+)
+
+// scanExitHelp is the exit statuses as `lading scan --help` and the README give them.
+const scanExitHelp = `Exit status:
+  0  no finding at or above --fail-on (or --exit-code 0, the default)
+  N  findings at or above --fail-on, with --exit-code N (conventionally 1; not 2 or 3)
+  2  the advisory database cannot vouch for the result: it is empty, or its newest advisory is
+     older than --max-db-age (--allow-stale-db scans anyway, with a warning)
+  3  the scan failed: bad flags, no such file or image, an unreadable image or database`
 
 type scanOptions struct {
 	common     commonFlags
@@ -39,6 +57,10 @@ type scanOptions struct {
 	timeout    time.Duration
 	registryID string
 	region     string
+	maxDBAge   time.Duration
+	allowStale bool
+	ignoreFile string
+	vexFiles   []string
 }
 
 func newScanCommand() *cobra.Command {
@@ -50,10 +72,24 @@ func newScanCommand() *cobra.Command {
 			"image of several, as PATH:NAME), or a registry reference (credentials from the docker config).\n" +
 			"An argument that looks like a path (starting with /, ./, ../ or ~, or ending in .tar, .tar.gz or .tgz)\n" +
 			"is a file, never a reference; docker://REFERENCE forces a reference.\n" +
-			"Advisories come from the database in --data-dir (see `lading db import` and `lading db update`).",
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runScan(cmd, args[0], &o) },
+			"Advisories come from the database in --data-dir (see `lading db import` and `lading db update`).\n" +
+			"Packages the scan could not evaluate (a version that does not compare, an advisory range that does not)\n" +
+			"are listed and counted in every format: the scan does not call them clean.\n\n" + scanExitHelp,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
+				return exitError{code: exitScanError, err: err}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := runScan(cmd, args[0], &o)
+			if _, ok := errors.AsType[exitError](err); err != nil && !ok {
+				return exitError{code: exitScanError, err: err}
+			}
+			return err
+		},
 	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{code: exitScanError, err: err} })
 	o.common.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&o.format, "format", "table", "output format: table, json (ECR DescribeImageScanFindings), sarif, cyclonedx, spdx")
@@ -67,6 +103,10 @@ func newScanCommand() *cobra.Command {
 	f.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	f.StringVar(&o.registryID, "registry-id", "000000000000", "registry id shown in the JSON report")
 	f.StringVar(&o.region, "region", "us-east-1", "region shown in the JSON report")
+	f.DurationVar(&o.maxDBAge, "max-db-age", 7*24*time.Hour, "refuse to scan (exit 2) when the newest advisory is older than this (0: no limit)")
+	f.BoolVar(&o.allowStale, "allow-stale-db", false, "scan with an empty or out-of-date advisory database, with a warning, instead of exiting 2")
+	f.StringVar(&o.ignoreFile, "ignore-file", "", "leave out the vulnerabilities this file lists: one id per line, optional exp:YYYY-MM-DD and # reason (or Trivy's YAML form)")
+	f.StringSliceVar(&o.vexFiles, "vex", nil, "suppress the findings these VEX documents (OpenVEX 0.2 or CycloneDX JSON) say are not_affected or fixed (repeatable)")
 	return cmd
 }
 
@@ -92,6 +132,9 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 			return fmt.Errorf("--severity %q: want one of %s", s, strings.Join(match.Severities(), ", "))
 		}
 	}
+	if o.exitCode == exitCannotVouch || o.exitCode == exitScanError || o.exitCode < 0 || o.exitCode > 125 {
+		return fmt.Errorf("--exit-code %d: 2 and 3 are the statuses of a database that cannot vouch and of a failed scan; use 1 (or 4-125)", o.exitCode)
+	}
 	o.failOn = strings.ToUpper(o.failOn)
 	if !slices.Contains(match.Severities(), o.failOn) {
 		return fmt.Errorf("--fail-on %q: want one of %s", o.failOn, strings.Join(match.Severities(), ", "))
@@ -102,6 +145,11 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	}
 	// Before anything else: a missing file is a typing error to report at once.
 	src, err := imagesrc.ParseSource(source)
+	if err != nil {
+		return err
+	}
+	// Decisions files are read before the scan too: a typing error in one should not cost a scan.
+	triageOpts, err := readTriage(o)
 	if err != nil {
 		return err
 	}
@@ -119,10 +167,18 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	}
 	defer meta.Close()
 	vdb := vulndb.New(meta, vulndb.Options{Logger: log})
-	if st, err := vdb.Status(ctx); err != nil {
+	st, err := vdb.Status(ctx)
+	if err != nil {
 		return fmt.Errorf("advisory database: %w", err)
-	} else if st.Version == 0 {
-		log.Warn("the advisory database is empty: run `lading db import` or `lading db update` first", "data_dir", o.common.dataDir)
+	}
+	// A scan against an empty or stale database finds nothing it does not know of: its
+	// "clean" would be a guess, so it is not made unless asked for.
+	if err := st.CheckFresh(time.Now(), o.maxDBAge); err != nil {
+		if !o.allowStale {
+			fmt.Fprintf(os.Stderr, "lading: cannot vouch for a scan: %v (data dir %s); --allow-stale-db scans anyway\n", err, o.common.dataDir)
+			return exitError{code: exitCannotVouch}
+		}
+		log.Warn("scanning with an advisory database that cannot vouch for the result (--allow-stale-db)", "reason", err.Error())
 	}
 
 	img, err := src.Open(ctx, imagesrc.Options{Platform: o.platform, Insecure: o.insecure})
@@ -136,7 +192,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	}
 	defer os.RemoveAll(scratch)
 	progress := newLayerProgress(os.Stderr, len(img.Layers))
-	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer}
+	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone}
 	// Only the advisories of the packages found are loaded, not the whole database.
 	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
 		return vdb.IndexFor(ctx, keys)
@@ -149,7 +205,12 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	for _, s := range res.Skipped {
 		log.Debug("skipped", "path", s.Path, "layer", s.Layer, "reason", s.Reason)
 	}
-	findings := res.Findings
+	triageOpts.Image, triageOpts.Now = triage.ImageIDs(img.Name, img.ManifestDigest), time.Now()
+	decided := triage.Apply(res.Findings, triageOpts)
+	for _, r := range decided.Expired {
+		log.Warn("ignore rule expired: the finding is reported", "id", r.ID, "expired", r.Expires.Format(time.DateOnly), "file", o.ignoreFile, "line", r.Line)
+	}
+	findings := decided.Findings
 	if len(o.severities) > 0 {
 		findings = slices.DeleteFunc(findings, func(f match.Finding) bool { return !slices.Contains(o.severities, f.Severity) })
 	}
@@ -164,7 +225,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 		out = f
 	}
 	scan := &report.Scan{Image: report.Image{Name: img.Name, ManifestDigest: img.ManifestDigest}, ScanType: scanType,
-		Inventory: res.Image, Findings: findings}
+		Inventory: res.Image, Findings: findings, NotEvaluated: res.NotEvaluated, Suppressed: decided.Suppressed, Ignored: len(decided.Ignored)}
 	if img.Config != nil {
 		scan.Image.Architecture, scan.Image.Author, scan.Image.Created = img.Config.Architecture, img.Config.Author, img.Config.Created.Time
 	}
@@ -181,6 +242,36 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	return nil
 }
 
+// readTriage reads the ignore file and the VEX documents the flags name.
+func readTriage(o *scanOptions) (triage.Options, error) {
+	var to triage.Options
+	if o.ignoreFile != "" {
+		b, err := os.ReadFile(o.ignoreFile)
+		if err != nil {
+			return to, fmt.Errorf("--ignore-file: %w", err)
+		}
+		if to.Ignore, err = triage.ParseIgnoreFile(b); err != nil {
+			return to, fmt.Errorf("--ignore-file %s: %w", o.ignoreFile, err)
+		}
+	}
+	for _, path := range o.vexFiles {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return to, fmt.Errorf("--vex: %w", err)
+		}
+		v, err := triage.ParseVEX(path, b)
+		if err != nil {
+			return to, fmt.Errorf("--vex: %w", err)
+		}
+		if to.VEX == nil {
+			to.VEX = v
+		} else {
+			to.VEX.Merge(v)
+		}
+	}
+	return to, nil
+}
+
 // pipelineLayers are the image's layers as the scan pipeline reads them.
 func pipelineLayers(img *imagesrc.Image) []pipeline.Layer {
 	out := make([]pipeline.Layer, len(img.Layers))
@@ -190,15 +281,21 @@ func pipelineLayers(img *imagesrc.Image) []pipeline.Layer {
 	return out
 }
 
-// layerProgress draws a line per layer on a terminal while layers are read.
+// layerProgress draws one line on a terminal while layers are read: the layer, the bytes read
+// of it, and the packages found so far. It draws nothing when standard error is not a
+// terminal, so logs and CI output stay clean, and it clears its line when done.
 type layerProgress struct {
-	w     io.Writer
-	tty   bool
-	total int
-	i     int
-	size  int64
-	read  int64
-	last  time.Time
+	w        io.Writer
+	tty      bool
+	total    int
+	i        int
+	size     int64
+	read     int64
+	packages int
+	last     time.Time
+	// langPackages and osPackages (by database path) make up packages.
+	langPackages int
+	osPackages   map[string]int
 }
 
 func newLayerProgress(w *os.File, total int) *layerProgress {
@@ -212,16 +309,33 @@ func (p *layerProgress) layer(i int, l pipeline.Layer, r io.Reader) io.Reader {
 	return &progressReader{r: r, p: p}
 }
 
+// layerDone adds the packages a layer holds. An OS package database is written whole by each
+// layer that changes it, so the latest copy of each counts, not their sum.
+func (p *layerProgress) layerDone(_ int, _ pipeline.Layer, li *inventory.LayerInventory) {
+	p.langPackages += len(li.Packages)
+	for _, db := range li.OSDatabases {
+		if p.osPackages == nil {
+			p.osPackages = map[string]int{}
+		}
+		p.osPackages[db.Path] = len(db.Packages)
+	}
+	p.packages = p.langPackages
+	for _, n := range p.osPackages {
+		p.packages += n
+	}
+	p.draw(true)
+}
+
 func (p *layerProgress) draw(force bool) {
 	if !p.tty || (!force && time.Since(p.last) < 100*time.Millisecond) {
 		return
 	}
 	p.last = time.Now()
-	pct := ""
+	size := humanize.IBytes(uint64(p.read))
 	if p.size > 0 {
-		pct = fmt.Sprintf(" %3d%%", min(100, p.read*100/p.size))
+		size += " / " + humanize.IBytes(uint64(p.size))
 	}
-	fmt.Fprintf(p.w, "\rreading layer %d/%d%s  %s", p.i+1, p.total, pct, bar(p.read, p.size, 30))
+	fmt.Fprintf(p.w, "\r\033[Kreading layer %d/%d  %s  %s  %d packages", p.i+1, p.total, size, bar(p.read, p.size, 30), p.packages)
 }
 
 func (p *layerProgress) done() {

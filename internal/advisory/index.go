@@ -1,6 +1,8 @@
 package advisory
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	bits64 "math/bits"
 	"slices"
@@ -90,6 +92,21 @@ type pkgEntry struct {
 	// verdicts holds, for each rank of the single ordering, a bitset of the advisories
 	// affecting versions at that rank: range evaluation done once, at build time.
 	verdicts []uint64
+	// unevaluated are the advisories with a range that could not be compiled, with why; nil
+	// for almost every package, so answers pay nothing for it.
+	unevaluated []Unevaluated
+}
+
+// markUnevaluated records that a range of advisory adv could not be compiled (the first
+// reason per advisory is kept).
+func (e *pkgEntry) markUnevaluated(adv int32, reason string) {
+	id := e.advs[adv].ID
+	for _, u := range e.unevaluated {
+		if u.AdvisoryID == id {
+			return
+		}
+	}
+	e.unevaluated = append(e.unevaluated, Unevaluated{AdvisoryID: id, Reason: reason})
 }
 
 const (
@@ -347,12 +364,21 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 			sp := spaceFor(rg.Type)
 			if sp < 0 {
 				// Unorderable: only "every version" can still be answered.
-				if rg.Type != "GIT" && zeroOnly(rg) {
+				switch {
+				case rg.Type != "GIT" && zeroOnly(rg):
 					ca.ranges = append(ca.ranges, compiledRange{zeroOnly: true})
+				case rg.Type == "ECOSYSTEM":
+					e.markUnevaluated(ca.adv, fmt.Sprintf("an ECOSYSTEM range of %s, whose versions Lading cannot order", key.Ecosystem))
+				case rg.Type != "GIT":
+					// GIT ranges name commits, which no installed package has: they are not
+					// for version matching.
+					e.markUnevaluated(ca.adv, fmt.Sprintf("a range of unknown type %q", rg.Type))
 				}
 				continue
 			}
 			cr := compiledRange{space: uint8(sp), zeroOnly: zeroOnly(rg)}
+			var fixed []fixedVersion
+			broken := ""
 			for _, ev := range rg.Events {
 				var rk int32
 				switch {
@@ -363,8 +389,15 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 				default:
 					var ok bool
 					if rk, ok = e.spaces[sp].rank(ev.Version); !ok {
-						continue // unorderable: left out, counted above
+						// A range missing one of its events would answer wrongly either
+						// way (a missing introduced hides versions, a missing fixed shows
+						// fixed ones): the range is left out and the advisory reported as
+						// not evaluated.
+						broken = fmt.Sprintf("%s range event %s %q is not a valid %s version", rg.Type, ev.Kind, ev.Version, names[sp])
 					}
+				}
+				if broken != "" {
+					break
 				}
 				if ev.Kind == Limit {
 					cr.limits = append(cr.limits, rk)
@@ -372,9 +405,14 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 				}
 				cr.events = append(cr.events, compiledEvent{ev.Kind, rk})
 				if ev.Kind == Fixed {
-					ca.fixed = append(ca.fixed, fixedVersion{uint8(sp), rk, ev.Version})
+					fixed = append(fixed, fixedVersion{uint8(sp), rk, ev.Version})
 				}
 			}
+			if broken != "" {
+				e.markUnevaluated(ca.adv, broken)
+				continue
+			}
+			ca.fixed = append(ca.fixed, fixed...)
 			slices.SortStableFunc(cr.events, func(x, y compiledEvent) int {
 				if x.rank != y.rank {
 					return int(x.rank - y.rank)
@@ -521,7 +559,9 @@ func (e *pkgEntry) evaluate(version string, hits []hit) ([]hit, error) {
 			verr = err
 			continue
 		}
-		ranks[i] = sp.rankOf(v)
+		if ranks[i] = sp.rankOf(v); ranks[i] == rankUnknown {
+			verr = fmt.Errorf("%w: %q cannot be compared with the advisories' versions in %s", ErrInvalidVersion, version, sp.name)
+		}
 	}
 	return e.collect(&ranks, version, hits), verr
 }
@@ -632,6 +672,20 @@ func (ix *Index) Affecting(ecosystem, name, version string) ([]*Vulnerability, e
 	if e == nil && bare == nil {
 		return nil, nil
 	}
+	vs, err := ix.affecting(key, e, bare, version)
+	if (e == nil || e.unevaluated == nil) && (bare == nil || bare.unevaluated == nil) {
+		return vs, err
+	}
+	if ue := unevaluatedOf(vs, e, bare); ue != nil {
+		if err == nil {
+			return vs, ue
+		}
+		return vs, errors.Join(err, ue)
+	}
+	return vs, err
+}
+
+func (ix *Index) affecting(key PackageKey, e, bare *pkgEntry, version string) ([]*Vulnerability, error) {
 	if bare == nil && e.verdicts != nil {
 		r, err := e.rankFor(version)
 		switch {
@@ -657,6 +711,28 @@ func (ix *Index) Affecting(ecosystem, name, version string) ([]*Vulnerability, e
 		}
 	}
 	return buildResult(key, hits), err
+}
+
+// unevaluatedOf lists the advisories of the entries with a range that could not be compiled
+// and that did not match otherwise (through another range or a listed version); nil when
+// there are none.
+func unevaluatedOf(vs []*Vulnerability, entries ...*pkgEntry) *UnevaluatedError {
+	var out []Unevaluated
+	for _, e := range entries {
+		if e == nil {
+			continue
+		}
+		for _, u := range e.unevaluated {
+			hit := slices.ContainsFunc(vs, func(v *Vulnerability) bool { return slices.Contains(v.AdvisoryIDs, u.AdvisoryID) })
+			if !hit && !slices.Contains(out, u) {
+				out = append(out, u)
+			}
+		}
+	}
+	if out == nil {
+		return nil
+	}
+	return &UnevaluatedError{Advisories: out}
 }
 
 func buildResult(key PackageKey, hits []hit) []*Vulnerability {

@@ -618,3 +618,64 @@ func TestPrecomputedAnswersAgreeWithEvaluation(t *testing.T) {
 		t.Fatalf("only %d comparisons", n)
 	}
 }
+
+// TestUnevaluatedAdvisories: an advisory whose range cannot be compiled is never silently
+// left out: unless it matched otherwise, Affecting names it in an UnevaluatedError.
+func TestUnevaluatedAdvisories(t *testing.T) {
+	advs := []*Advisory{
+		// The fixed version is not a Debian version: the range cannot be evaluated.
+		rec(t, `{"id":"T-BADFIX","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},
+			"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"x:not-an-epoch"}]}]}]}`),
+		// A good advisory of the same package, evaluated as usual.
+		rec(t, `{"id":"T-GOOD","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},
+			"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.0.11-1~deb12u2"}]}]}]}`),
+		// A broken range beside a good one that matches: a finding, not an unevaluated entry.
+		rec(t, `{"id":"T-HALF","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"half"},
+			"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"y:bad"}]},{"type":"ECOSYSTEM","events":[{"introduced":"1.0-1"},{"fixed":"2.0-1"}]}]}]}`),
+		// An ecosystem whose versions cannot be ordered.
+		rec(t, `{"id":"T-UNORDERED","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"OSS-Fuzz","name":"proj"},
+			"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"1"},{"fixed":"2"}]}]}]}`),
+		// GIT ranges are not for versions: nothing to report.
+		rec(t, `{"id":"T-GITONLY","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"gitonly"},
+			"ranges":[{"type":"GIT","repo":"https://example.com/r","events":[{"introduced":"0"},{"fixed":"abc"}]}]}]}`),
+	}
+	ix := BuildIndex(1, advs)
+	tests := []struct {
+		name, eco, pkg, version string
+		wantVulns               []string
+		wantUnevaluated         []string // advisory ids
+		wantInvalidVersion      bool
+	}{
+		{"bad fixed version", "Debian:12", "openssl", "3.0.11-1~deb12u1", []string{"T-GOOD"}, []string{"T-BADFIX"}, false},
+		{"bad fixed version, fixed otherwise", "Debian:12", "openssl", "3.0.11-1~deb12u2", []string{}, []string{"T-BADFIX"}, false},
+		{"broken range, other range matches", "Debian:12", "half", "1.5-1", []string{"T-HALF"}, nil, false},
+		{"broken range, other range does not match", "Debian:12", "half", "2.5-1", []string{}, []string{"T-HALF"}, false},
+		{"unordered ecosystem", "OSS-Fuzz", "proj", "1.5", []string{}, []string{"T-UNORDERED"}, false},
+		{"git range", "PyPI", "gitonly", "1.0", []string{}, nil, false},
+		{"invalid installed version", "Debian:12", "openssl", "x:bad", []string{}, []string{"T-BADFIX"}, true},
+		{"no advisory", "PyPI", "nothing", "1.0", []string{}, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			vs, err := ix.Affecting(tc.eco, tc.pkg, tc.version)
+			if got := vulnIDs(vs); !slices.Equal(got, tc.wantVulns) {
+				t.Errorf("vulnerabilities %v, want %v", got, tc.wantVulns)
+			}
+			var got []string
+			if ue, ok := errors.AsType[*UnevaluatedError](err); ok {
+				for _, u := range ue.Advisories {
+					got = append(got, u.AdvisoryID)
+					if u.Reason == "" {
+						t.Errorf("%s: no reason", u.AdvisoryID)
+					}
+				}
+			}
+			if !slices.Equal(got, tc.wantUnevaluated) {
+				t.Errorf("unevaluated %v, want %v (err %v)", got, tc.wantUnevaluated, err)
+			}
+			if errors.Is(err, ErrInvalidVersion) != tc.wantInvalidVersion {
+				t.Errorf("err %v, want ErrInvalidVersion: %v", err, tc.wantInvalidVersion)
+			}
+		})
+	}
+}

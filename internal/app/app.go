@@ -177,7 +177,7 @@ func (a *App) openScanning(ctx context.Context) error {
 	}
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{
 		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, RescanDuration: cfg.RescanDuration,
-		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify,
+		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify, Registerer: a.registry,
 	})
 	a.meta.SetEffects(a.scans.Effects, a.scans.Committed)
 	return nil

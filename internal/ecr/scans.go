@@ -170,8 +170,10 @@ func (h *Handler) describeImageScanFindings(ctx context.Context, c *call, body [
 	if scan.Status == scanning.StatusInProgress || scan.Status == scanning.StatusPending || scan.CompletedAt.IsZero() {
 		return out, nil
 	}
-	full := report.RenderFindings(h.cfg.RegistryID, h.cfg.Region, scan, findings, m)
-	out.ImageScanFindings = &full
+	full, err := report.RenderFindings(h.cfg.RegistryID, h.cfg.Region, scan, findings, m)
+	if err != nil {
+		return nil, err
+	}
 	// Page through whichever list this scan type fills.
 	page := func(n int) (int, int) {
 		start := 0

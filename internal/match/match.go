@@ -41,6 +41,22 @@ type VulnerablePackage struct {
 	Remediation    string `json:"remediation,omitempty"`
 }
 
+// InstalledVersion is the package's version as installed, whole ("1:3.0.11-1~deb12u1"): for
+// OS packages Version is only the upstream part, shown beside Epoch and Release as ECR does.
+func (p VulnerablePackage) InstalledVersion() string {
+	if p.PackageManager != installed.ManagerOS {
+		return p.Version
+	}
+	v := p.Version
+	if p.Release != "" {
+		v += "-" + p.Release
+	}
+	if p.Epoch != 0 {
+		v = strconv.Itoa(p.Epoch) + ":" + v
+	}
+	return v
+}
+
 // Finding is one vulnerability in an image with every package it affects.
 type Finding struct {
 	VulnerabilityID string              `json:"vulnerabilityId"`
@@ -102,9 +118,75 @@ func SeverityRank(s string) int {
 // Severities lists ECR's severities, most severe first.
 func Severities() []string { return slices.Clone(severityOrder) }
 
-// ErrUnmatchable wraps the packages whose version the ecosystem cannot order; they are matched
-// only against what needs no ordering, and reported so the scan can say so.
-var ErrUnmatchable = errors.New("version not comparable")
+// NotEvaluated is a package, or one advisory of a package, that matching could not decide:
+// the package's version is not valid in its ecosystem (it was matched only against what needs
+// no ordering), or an advisory's range could not be evaluated. The scan cannot say the package
+// is unaffected, so it reports these rather than staying silent.
+type NotEvaluated struct {
+	Ecosystem string `json:"ecosystem"`
+	Package   string `json:"package"`
+	// Version is the installed version, whole (epoch and release included).
+	Version        string `json:"version"`
+	SourceName     string `json:"sourceName,omitempty"`
+	PackageManager string `json:"packageManager"`
+	PURL           string `json:"purl,omitempty"`
+	FilePath       string `json:"filePath"`
+	Layer          string `json:"sourceLayerHash,omitempty"`
+	// AdvisoryID is the advisory that could not be evaluated, or "" when the package's
+	// version is the cause (then no ordered range of any advisory was evaluated).
+	AdvisoryID string `json:"advisoryId,omitempty"`
+	Reason     string `json:"reason"`
+}
+
+// Key is the advisory key of the entry's package: what a change of advisories must touch
+// for the entry to change.
+func (n NotEvaluated) Key() advisory.PackageKey {
+	return Key(installed.Package{Ecosystem: n.Ecosystem, Name: n.Package, SourceName: n.SourceName, PackageManager: n.PackageManager})
+}
+
+// NotEvaluatedPackages counts the distinct packages of entries (a package may have several,
+// one per advisory).
+func NotEvaluatedPackages(ns []NotEvaluated) int {
+	type pkg struct{ eco, name, version, path, layer string }
+	seen := make(map[pkg]bool, len(ns))
+	for _, n := range ns {
+		seen[pkg{n.Ecosystem, n.Package, n.Version, n.FilePath, n.Layer}] = true
+	}
+	return len(seen)
+}
+
+// notEvaluated turns Affecting's error for a package into entries.
+func notEvaluated(p installed.Package, version string, err error) []NotEvaluated {
+	base := NotEvaluated{Ecosystem: p.Ecosystem, Package: p.Name, Version: p.Version, SourceName: p.SourceName,
+		PackageManager: p.PackageManager, PURL: p.PURL, FilePath: p.Path, Layer: p.Layer}
+	var out []NotEvaluated
+	var ue *advisory.UnevaluatedError
+	if errors.As(err, &ue) {
+		for _, u := range ue.Advisories {
+			n := base
+			n.AdvisoryID, n.Reason = u.AdvisoryID, u.Reason
+			out = append(out, n)
+		}
+	}
+	if errors.Is(err, advisory.ErrInvalidVersion) || out == nil {
+		n := base
+		n.Reason = fmt.Sprintf("version %q could not be compared with the advisories' versions: %v", version, versionError(err))
+		out = append(out, n)
+	}
+	return out
+}
+
+// versionError is err without the advisories it also names (they get entries of their own).
+func versionError(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if _, isUE := e.(*advisory.UnevaluatedError); !isUE {
+				return e
+			}
+		}
+	}
+	return err
+}
 
 // lookupName and lookupVersion are what a package is matched by: distributions publish
 // advisories against source packages, so OS packages use their source name and version.
@@ -130,11 +212,12 @@ func Key(p installed.Package) advisory.PackageKey {
 
 // Image matches every package of an image. history maps a layer digest to the created_by of
 // its history entry. Packages whose version cannot be ordered still match what needs no
-// ordering; they are returned, wrapped in ErrUnmatchable, beside the findings.
-func Image(pkgs []installed.Package, adv Advisories, history map[string]string) ([]Finding, error) {
+// ordering; they, and the advisories whose ranges could not be evaluated, are returned as
+// not evaluated beside the findings.
+func Image(pkgs []installed.Package, adv Advisories, history map[string]string) ([]Finding, []NotEvaluated) {
 	byID := map[string]*Finding{}
 	var order []string
-	var errs []error
+	var unknown []NotEvaluated
 	for _, p := range pkgs {
 		if p.Ecosystem == "" {
 			continue // an OS package of an image whose release is unknown
@@ -142,7 +225,7 @@ func Image(pkgs []installed.Package, adv Advisories, history map[string]string) 
 		name, version := lookup(p)
 		vulns, err := adv.Affecting(p.Ecosystem, name, version)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s %s %s: %w", ErrUnmatchable, p.Ecosystem, name, version, err))
+			unknown = append(unknown, notEvaluated(p, version, err)...)
 		}
 		for _, v := range vulns {
 			f, ok := byID[v.VulnerabilityID]
@@ -165,7 +248,7 @@ func Image(pkgs []installed.Package, adv Advisories, history map[string]string) 
 		out = append(out, *f)
 	}
 	Sort(out)
-	return out, errors.Join(errs...)
+	return out, unknown
 }
 
 // Sort orders findings most severe first, then by score, then by id.

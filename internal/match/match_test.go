@@ -65,9 +65,9 @@ func TestImage(t *testing.T) {
 		// An OS package of an image whose release is unknown is not matched.
 		{Name: "openssl", Version: "1.0", PackageManager: installed.ManagerOS},
 	}
-	fs, err := Image(pkgs, idx, map[string]string{layer2: "COPY app /app"})
-	if err != nil {
-		t.Fatal(err)
+	fs, unknown := Image(pkgs, idx, map[string]string{layer2: "COPY app /app"})
+	if unknown != nil {
+		t.Fatalf("not evaluated: %+v", unknown)
 	}
 	got := byID(fs)
 
@@ -126,6 +126,86 @@ func TestFixAvailable(t *testing.T) {
 		}
 		if got := f.FixAvailable(); got != tc.want {
 			t.Errorf("%v: %s, want %s", tc.fixed, got, tc.want)
+		}
+	}
+}
+
+// TestNotEvaluated: a package whose version cannot be compared, and an advisory whose range
+// cannot be evaluated, come back as not evaluated, never as silence.
+func TestNotEvaluated(t *testing.T) {
+	parse := func(raw string) *advisory.Advisory {
+		a, err := advisory.Parse([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	idx := advisory.BuildIndex(1, []*advisory.Advisory{
+		parse(`{"id":"DSA-0000-1","modified":"2024-01-01T00:00:00Z","upstream":["CVE-2099-0001"],"affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},
+			"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"not:a:version"}]}]}]}`),
+		parse(`{"id":"DSA-0000-2","modified":"2024-01-01T00:00:00Z","upstream":["CVE-2099-0002"],"affected":[{"package":{"ecosystem":"Debian:12","name":"zlib"},
+			"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1:1.2.13.dfsg-2"}]}]}]}`),
+	})
+	libssl := installed.Package{Ecosystem: "Debian:12", Name: "libssl3", Version: "3.0.11-1~deb12u1", SourceName: "openssl",
+		PackageManager: installed.ManagerOS, Path: "/var/lib/dpkg/status", Layer: "sha256:1"}
+	badZlib := installed.Package{Ecosystem: "Debian:12", Name: "zlib1g", Version: "x:1.2.13", SourceName: "zlib",
+		PackageManager: installed.ManagerOS, Path: "/var/lib/dpkg/status", Layer: "sha256:1"}
+	goodZlib := badZlib
+	goodZlib.Version = "1:1.2.13.dfsg-1"
+	tests := []struct {
+		name         string
+		pkgs         []installed.Package
+		wantFindings int
+		want         []NotEvaluated // Reason only checked for being set
+	}{
+		{"unparseable range", []installed.Package{libssl}, 0, []NotEvaluated{{Ecosystem: "Debian:12", Package: "libssl3", Version: "3.0.11-1~deb12u1",
+			SourceName: "openssl", PackageManager: installed.ManagerOS, FilePath: "/var/lib/dpkg/status", Layer: "sha256:1", AdvisoryID: "DSA-0000-1"}}},
+		{"unparseable version", []installed.Package{badZlib}, 0, []NotEvaluated{{Ecosystem: "Debian:12", Package: "zlib1g", Version: "x:1.2.13",
+			SourceName: "zlib", PackageManager: installed.ManagerOS, FilePath: "/var/lib/dpkg/status", Layer: "sha256:1"}}},
+		{"comparable", []installed.Package{goodZlib}, 1, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs, got := Image(tc.pkgs, idx, nil)
+			if len(fs) != tc.wantFindings {
+				t.Errorf("%d findings, want %d", len(fs), tc.wantFindings)
+			}
+			for i := range got {
+				if got[i].Reason == "" {
+					t.Errorf("entry %d has no reason", i)
+				}
+				got[i].Reason = ""
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("not evaluated\n%+v\nwant\n%+v", got, tc.want)
+			}
+			if n := NotEvaluatedPackages(got); n != len(tc.want) {
+				t.Errorf("%d packages, want %d", n, len(tc.want))
+			}
+			for _, n := range got {
+				if k := n.Key(); k != Key(tc.pkgs[0]) {
+					t.Errorf("key %v, want %v", k, Key(tc.pkgs[0]))
+				}
+			}
+		})
+	}
+}
+
+func TestInstalledVersion(t *testing.T) {
+	for _, tc := range []struct {
+		p    installed.Package
+		want string
+	}{
+		{installed.Package{Version: "3.0.11-1~deb12u1", Release: "1~deb12u1", PackageManager: installed.ManagerOS}, "3.0.11-1~deb12u1"},
+		{installed.Package{Version: "1:1.2.13.dfsg-1", Epoch: 1, Release: "1", PackageManager: installed.ManagerOS}, "1:1.2.13.dfsg-1"},
+		{installed.Package{Version: "1.36.1-r29", Release: "r29", PackageManager: installed.ManagerOS}, "1.36.1-r29"},
+		{installed.Package{Version: "1:3.0.1-40.el9", Epoch: 1, Release: "40.el9", PackageManager: installed.ManagerOS}, "1:3.0.1-40.el9"},
+		{installed.Package{Version: "2.14.1", PackageManager: installed.ManagerJAR}, "2.14.1"},
+	} {
+		// As a finding records it, then back.
+		vp := vulnerablePackage(tc.p, &advisory.Vulnerability{}, nil)
+		if got := vp.InstalledVersion(); got != tc.want {
+			t.Errorf("%+v: InstalledVersion() = %q, want %q", tc.p, got, tc.want)
 		}
 	}
 }

@@ -182,8 +182,9 @@ type cvssScoreDetails struct {
 
 // RenderFindings turns a scan and its stored findings into ECR's imageScanFindings, in the shape
 // of the scan type: BASIC lists one finding per vulnerable package (ACTIVE ones only), ENHANCED
-// lists every finding with its status.
-func RenderFindings(registryID, region string, scan store.ImageScan, findings []store.Finding, m store.Manifest) ImageScanFindings {
+// lists every finding with its status. A finding whose stored detail does not decode is an
+// error naming it (scanning.ErrCorrupt), never left out.
+func RenderFindings(registryID, region string, scan store.ImageScan, findings []store.Finding, m store.Manifest) (ImageScanFindings, error) {
 	out := ImageScanFindings{ImageScanCompletedAt: EpochOf(scan.CompletedAt), VulnerabilitySourceUpdatedAt: EpochOf(scan.SourceUpdatedAt),
 		FindingSeverityCounts: map[string]int{}}
 	sorted := append([]store.Finding(nil), findings...)
@@ -201,9 +202,9 @@ func RenderFindings(registryID, region string, scan store.ImageScan, findings []
 		return a.VulnerabilityID < b.VulnerabilityID
 	})
 	for _, f := range sorted {
-		var d scanning.Detail
-		if err := json.Unmarshal(f.Detail, &d); err != nil {
-			continue
+		d, err := scanning.DecodeDetail(f)
+		if err != nil {
+			return ImageScanFindings{}, err
 		}
 		if scan.ScanType == policy.ScanTypeEnhanced {
 			out.EnhancedFindings = append(out.EnhancedFindings, enhanced(registryID, region, f, d, m))
@@ -229,7 +230,7 @@ func RenderFindings(registryID, region string, scan store.ImageScan, findings []
 	if len(out.FindingSeverityCounts) == 0 {
 		out.FindingSeverityCounts = nil
 	}
-	return out
+	return out, nil
 }
 
 func basic(f store.Finding, d scanning.Detail) []BasicFinding {
@@ -298,8 +299,34 @@ func newScanFindingsOutput(registryID, repo, dgst, tag string, scan store.ImageS
 		ImageScanStatus: ImageScanStatus{Status: scan.Status, Description: scan.Description}, ImageScanFindings: &findings}
 }
 
-// JSON writes exactly what ECR's DescribeImageScanFindings returns for the image: every
-// finding ACTIVE and first observed now, as a one-off scan has no history.
+// scanReport is `lading scan --format json`: DescribeImageScanFindings' response, with Lading's
+// members beside it (clients of the ECR shape ignore them).
+type scanReport struct {
+	ScanFindingsOutput
+	// NotEvaluated is always present, empty when the scan evaluated everything.
+	NotEvaluated []match.NotEvaluated `json:"notEvaluated"`
+	Suppressed   []suppressedFinding  `json:"suppressed,omitempty"`
+	Ignored      int                  `json:"ignored,omitempty"`
+}
+
+type suppressedFinding struct {
+	VulnerabilityID string              `json:"vulnerabilityId"`
+	Severity        string              `json:"severity"`
+	Status          string              `json:"status"`
+	Justification   string              `json:"justification"`
+	Packages        []suppressedPackage `json:"packages"`
+}
+
+type suppressedPackage struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	PURL     string `json:"purl,omitempty"`
+	FilePath string `json:"filePath,omitempty"`
+}
+
+// JSON writes what ECR's DescribeImageScanFindings returns for the image (every finding ACTIVE
+// and first observed now, as a one-off scan has no history), with what the scan could not
+// evaluate and what was suppressed or ignored beside it.
 func JSON(w io.Writer, s *Scan, o Options) error {
 	now := o.now()
 	repo := s.Image.repository()
@@ -309,13 +336,24 @@ func JSON(w io.Writer, s *Scan, o Options) error {
 		return err
 	}
 	scan := store.ImageScan{Repository: repo, Digest: s.Image.ManifestDigest, ScanType: s.ScanType, Status: scanning.StatusComplete,
-		Description: scanning.DescComplete, CompletedAt: now, SourceUpdatedAt: now}
+		Description: scanning.DescribeNotEvaluated(scanning.StatusComplete, match.NotEvaluatedPackages(s.NotEvaluated)), CompletedAt: now, SourceUpdatedAt: now}
 	m := store.Manifest{Repository: repo, Digest: s.Image.ManifestDigest, PushedAt: s.Image.Created}
 	if t := s.Image.tag(); t != "" {
 		m.Tags = []string{t}
 	}
-	out := newScanFindingsOutput(o.RegistryID, repo, s.Image.ManifestDigest, s.Image.tag(), scan,
-		RenderFindings(o.RegistryID, o.Region, scan, stored, m))
+	rendered, err := RenderFindings(o.RegistryID, o.Region, scan, stored, m)
+	if err != nil {
+		return err
+	}
+	out := scanReport{ScanFindingsOutput: newScanFindingsOutput(o.RegistryID, repo, s.Image.ManifestDigest, s.Image.tag(), scan, rendered),
+		NotEvaluated: nonNil(s.NotEvaluated), Ignored: s.Ignored}
+	for _, sp := range s.Suppressed {
+		so := suppressedFinding{VulnerabilityID: sp.Finding.VulnerabilityID, Severity: sp.Finding.Severity, Status: sp.Status, Justification: sp.Justification}
+		for _, p := range sp.Finding.Packages {
+			so.Packages = append(so.Packages, suppressedPackage{Name: p.Name, Version: p.InstalledVersion(), PURL: p.PURL, FilePath: p.FilePath})
+		}
+		out.Suppressed = append(out.Suppressed, so)
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "    ")
 	return enc.Encode(out)

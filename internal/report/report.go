@@ -13,6 +13,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/triage"
 )
 
 // Scan is what a report shows of one image's scan.
@@ -23,6 +24,14 @@ type Scan struct {
 	ScanType  string
 	Inventory *inventory.Image
 	Findings  []match.Finding
+	// NotEvaluated is what the scan could not evaluate (versions that do not compare,
+	// advisories whose ranges do not): every report says so, so that none reads as clean.
+	NotEvaluated []match.NotEvaluated
+	// Suppressed are the findings, or packages of findings, that VEX statements take out;
+	// reports show them as suppressed, with why.
+	Suppressed []triage.Suppressed
+	// Ignored counts the findings an ignore file left out.
+	Ignored int
 }
 
 // Image names the scanned image.

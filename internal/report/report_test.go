@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -15,9 +16,13 @@ import (
 
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/report"
+	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/triage"
 )
 
 const (
@@ -66,8 +71,8 @@ func sample(t *testing.T, scanType string) *report.Scan {
 	}
 	history := map[string]string{log4jLayer: "COPY lib/ /var/lib/neo4j/lib/ # a long step that the table cuts short at sixty characters"}
 	m := pipeline.Match(inv.Packages, advisory.BuildIndex(1, advs), history)
-	if m.Unmatchable != nil || len(m.Findings) != 2 {
-		t.Fatalf("sample: %d findings, %v", len(m.Findings), m.Unmatchable)
+	if m.NotEvaluated != nil || len(m.Findings) != 2 {
+		t.Fatalf("sample: %d findings, %v", len(m.Findings), m.NotEvaluated)
 	}
 	return &report.Scan{Image: report.Image{Name: "registry.example.com:5000/corpus/neo4j-like:4.4.0", ManifestDigest: digest,
 		Architecture: "amd64", Created: now.Add(-time.Hour)}, ScanType: scanType, Inventory: inv, Findings: m.Findings}
@@ -168,7 +173,8 @@ func TestJSONIsDescribeImageScanFindings(t *testing.T) {
 		obj  map[string]json.RawMessage
 		want []string
 	}{
-		{topKeys, []string{"imageId", "imageScanFindings", "imageScanStatus", "registryId", "repositoryName"}},
+		// ECR's members, and Lading's notEvaluated beside them.
+		{topKeys, []string{"imageId", "imageScanFindings", "imageScanStatus", "notEvaluated", "registryId", "repositoryName"}},
 		{top.ImageScanFindings.EnhancedFindings[0], []string{"awsAccountId", "description", "exploitAvailable", "findingArn", "firstObservedAt",
 			"fixAvailable", "lastObservedAt", "packageVulnerabilityDetails", "remediation", "resources", "score", "scoreDetails", "severity",
 			"status", "title", "type", "updatedAt"}},
@@ -401,5 +407,96 @@ func TestWriteRefusesUnknownFormat(t *testing.T) {
 		if len(write(t, f, sample(t, policy.ScanTypeEnhanced))) == 0 {
 			t.Errorf("%s wrote nothing", f)
 		}
+	}
+}
+
+// TestRenderFindingsRefusesCorruptDetail: a stored finding whose detail does not decode fails
+// the rendering with an error naming the row, rather than vanishing from the answer.
+func TestRenderFindingsRefusesCorruptDetail(t *testing.T) {
+	for _, scanType := range []string{policy.ScanTypeBasic, policy.ScanTypeEnhanced} {
+		t.Run(scanType, func(t *testing.T) {
+			scan := store.ImageScan{Repository: "app", Digest: digest, ScanType: scanType, Status: "COMPLETE", CompletedAt: now}
+			fs := []store.Finding{{Repository: "app", Digest: digest, ScanType: scanType, VulnerabilityID: "CVE-2099-0001", Status: "ACTIVE",
+				Severity: "HIGH", Detail: []byte("{not json")}}
+			_, err := report.RenderFindings("123456789012", "eu-west-1", scan, fs, store.Manifest{Repository: "app", Digest: digest})
+			if !errors.Is(err, scanning.ErrCorrupt) {
+				t.Fatalf("err %v, want scanning.ErrCorrupt", err)
+			}
+			for _, want := range []string{"app@" + digest, "CVE-2099-0001", scanType} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// unknownSample is sample with what the scan could not evaluate, a VEX-suppressed finding,
+// ignored findings and eight device nodes skipped.
+func unknownSample(t *testing.T) *report.Scan {
+	s := sample(t, policy.ScanTypeEnhanced)
+	s.NotEvaluated = []match.NotEvaluated{
+		{Ecosystem: "Debian:12", Package: "zlib1g", Version: "x:1.2.13", SourceName: "zlib", PackageManager: "OS", FilePath: "/var/lib/dpkg/status",
+			Layer: baseLayer, Reason: `version "x:1.2.13" could not be compared`},
+		{Ecosystem: "Debian:12", Package: "libssl3", Version: "3.0.11-1~deb12u1", SourceName: "openssl", PackageManager: "OS", FilePath: "/var/lib/dpkg/status",
+			Layer: baseLayer, AdvisoryID: "DSA-9998-1", Reason: "ECOSYSTEM range event fixed \"x:1\" is not a valid Debian version"},
+	}
+	// The Debian finding is suppressed by a VEX statement.
+	for i, f := range s.Findings {
+		if f.Severity == "UNDEFINED" {
+			s.Suppressed = []triage.Suppressed{{Finding: f, Status: "not_affected", Justification: "not_affected: vulnerable_code_not_in_execute_path (vex.json)"}}
+			s.Findings = slices.Delete(s.Findings, i, i+1)
+			break
+		}
+	}
+	s.Ignored = 3
+	for i := range 8 {
+		s.Inventory.Skipped = append(s.Inventory.Skipped, inventory.Skipped{Path: fmt.Sprintf("/dev/tty%d", i), Layer: baseLayer, Reason: "device node: not read"})
+	}
+	return s
+}
+
+func TestReportsSayWhatWasNotEvaluated(t *testing.T) {
+	s := unknownSample(t)
+	tests := []struct {
+		format string
+		want   []string
+	}{
+		{"table", []string{
+			"3 packages, 1 findings, 2 packages not evaluated, 1 suppressed, 3 ignored\n",
+			"2 packages not evaluated (the scan cannot say they are unaffected):",
+			"zlib1g", "x:1.2.13", "DSA-9998-1",
+			"1 suppressed by VEX statements:", "CVE-2099-0001", "not_affected", "vulnerable_code_not_in_execute_path (vex.json)",
+			"3.0.11-1~deb12u1", // the full installed version
+			"8 device nodes skipped: /dev/tty0, /dev/tty1, /dev/tty2, /dev/tty3, /dev/tty4, /dev/tty5, /dev/tty6, /dev/tty7\n",
+			"9 entries skipped or read in part:", "/app/huge.jar",
+		}},
+		{"json", []string{`"description": "COMPLETE with 2 packages not evaluated"`, `"notEvaluated": [`, `"package": "zlib1g"`,
+			`"advisoryId": "DSA-9998-1"`, `"suppressed": [`, `"justification": "not_affected: vulnerable_code_not_in_execute_path (vex.json)"`,
+			`"version": "3.0.11-1~deb12u1"`, `"ignored": 3`}},
+		{"sarif", []string{`"ruleId": "LADING-NOT-EVALUATED"`, "zlib1g x:1.2.13 (Debian:12) was not evaluated", "was not evaluated against DSA-9998-1",
+			`"suppressions": [`, `"justification": "not_affected: vulnerable_code_not_in_execute_path (vex.json)"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.format, func(t *testing.T) {
+			out := string(write(t, tc.format, s))
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("%s lacks %q:\n%s", tc.format, want, out)
+				}
+			}
+		})
+	}
+	// One line for the device nodes, none of them in the table of single entries.
+	if out := string(write(t, "table", s)); strings.Count(out, "/dev/tty3") != 1 {
+		t.Errorf("device nodes listed more than once:\n%s", out)
+	}
+	// A scan that evaluated everything says nothing of it, and keeps ECR's description.
+	clean := string(write(t, "json", sample(t, policy.ScanTypeBasic)))
+	if !strings.Contains(clean, `"notEvaluated": []`) || !strings.Contains(clean, `"description": "The scan was completed successfully."`) {
+		t.Errorf("clean scan:\n%s", clean)
+	}
+	if table := string(write(t, "table", sample(t, policy.ScanTypeBasic))); strings.Contains(table, "not evaluated") {
+		t.Errorf("clean table mentions not evaluated:\n%s", table)
 	}
 }

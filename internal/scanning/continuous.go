@@ -157,8 +157,8 @@ type loadedInventory struct {
 	history map[string]string
 	// pkgs are the packages a change with known keys touched.
 	pkgs []inventory.Package
-	// findings is the match of every package, for a Full change.
-	findings []match.Finding
+	// matched is the match of every package, for a Full change.
+	matched pipeline.Matched
 }
 
 func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet, now time.Time) error {
@@ -177,7 +177,10 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		byTarget[t] = r
 	}
 	sourceUpdated := s.sourceUpdatedAt()
-	return s.store.ApplyScans(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
+	// Packages not evaluated per target, counted once the transaction commits (a target's
+	// entry is replaced should its update run again).
+	unknownByTarget := make(map[store.ScanTarget]int, len(refs))
+	err := s.store.ApplyScans(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
 		r := byTarget[st.Target]
 		inv, err := loads.get(ctx, r.InventoryID)
 		if err != nil {
@@ -191,25 +194,41 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 			return store.ScanUpdate{}, err
 		}
 		var writes, changedFindings []store.Finding
+		var unknown []match.NotEvaluated
 		ok := false
 		if changed != nil {
-			writes, changedFindings, ok, err = s.changedFindings(ctx, &st, r.InventoryID, inv, idx, changed, info, now)
+			var fresh []match.NotEvaluated
+			writes, changedFindings, fresh, ok, err = s.changedFindings(ctx, &st, r.InventoryID, inv, idx, changed, info, now)
 			if err != nil {
 				return store.ScanUpdate{}, err
 			}
+			if ok {
+				// Entries of untouched packages stand; those of touched ones are replaced.
+				old, err := NotEvaluatedOf(*st.Scan)
+				if err != nil {
+					return store.ScanUpdate{}, err
+				}
+				for _, n := range old {
+					if !changed.holdsKey(n.Key()) {
+						unknown = append(unknown, n)
+					}
+				}
+				unknown = append(unknown, fresh...)
+			}
 		}
 		if !ok {
-			fresh := inv.findings
+			fresh := inv.matched
 			if changed != nil {
 				// The stored findings are not what the partial match can build on: match it all.
 				if fresh, err = s.matchAll(ctx, r.InventoryID, idx); err != nil {
 					return store.ScanUpdate{}, err
 				}
 			}
-			if err := closingDetails(ctx, &st, fresh, nil); err != nil {
+			unknown = fresh.NotEvaluated
+			if err := closingDetails(ctx, &st, fresh.Findings, nil); err != nil {
 				return store.ScanUpdate{}, err
 			}
-			if writes, changedFindings, err = diffFindings(st.Target, st.Findings, fresh, info, s.cfg.Origin, now); err != nil {
+			if writes, changedFindings, err = diffFindings(st.Target, st.Findings, fresh.Findings, info, s.cfg.Origin, now); err != nil {
 				return store.ScanUpdate{}, err
 			}
 		}
@@ -218,6 +237,10 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		if scan.ImageFacts, err = json.Marshal(info); err != nil {
 			return store.ScanUpdate{}, err
 		}
+		if err := setNotEvaluated(&scan, unknown); err != nil {
+			return store.ScanUpdate{}, err
+		}
+		unknownByTarget[st.Target] = scan.NotEvaluatedPackages
 		up := store.ScanUpdate{Scan: &scan, Findings: writes,
 			Usage: []store.Usage{{Repository: r.Repository, Digest: r.Digest, ScanType: policy.ScanTypeEnhanced, Kind: store.UsageRescan, At: now}}}
 		for _, f := range changedFindings {
@@ -229,6 +252,15 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		}
 		return up, nil
 	})
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, k := range unknownByTarget {
+		n += k
+	}
+	s.metrics.notEvaluated.WithLabelValues(kindReevaluation).Add(float64(n))
+	return nil
 }
 
 // inventoryLoads are the inventories of a batch, loading in the background.
@@ -310,23 +342,22 @@ func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int
 		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
 	}
 	if keys == nil {
-		fs := pipeline.Match(inv.Packages, idx, inv.History).Findings
-		return &loadedInventory{os: inv.OS, history: inv.History, findings: fs}, nil
+		return &loadedInventory{os: inv.OS, history: inv.History, matched: pipeline.Match(inv.Packages, idx, inv.History)}, nil
 	}
 	return &loadedInventory{os: inv.OS, history: inv.History, pkgs: inv.Packages}, nil
 }
 
 // matchAll matches every package of a stored inventory.
-func (s *Service) matchAll(ctx context.Context, id int64, idx *advisory.Index) ([]match.Finding, error) {
+func (s *Service) matchAll(ctx context.Context, id int64, idx *advisory.Index) (pipeline.Matched, error) {
 	raw, err := s.store.ImageInventory(ctx, id)
 	if err != nil {
-		return nil, err
+		return pipeline.Matched{}, err
 	}
 	inv, err := decodeInventory(raw)
 	if err != nil {
-		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
+		return pipeline.Matched{}, fmt.Errorf("decode inventory %d: %w", id, err)
 	}
-	return pipeline.Match(inv.Packages, idx, inv.History).Findings, nil
+	return pipeline.Match(inv.Packages, idx, inv.History), nil
 }
 
 // changedFindings computes what diffFindings would compute from a match of every package,
@@ -344,16 +375,18 @@ func (s *Service) matchAll(ctx context.Context, id int64, idx *advisory.Index) (
 //     matched too, in inventory order as the scan's match step sees them.
 //
 // Only the details of findings that close are read. It reports false, and computes nothing,
-// when a stored finding's packages cannot be told (its detail does not decode).
+// when a stored finding's packages cannot be told (its detail does not decode). unknown is
+// what the touched packages could not be evaluated against.
 func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invID int64, inv *loadedInventory, idx *advisory.Index, changed keySet,
-	info ImageInfo, now time.Time) (writes, changedOut []store.Finding, ok bool, err error) {
+	info ImageInfo, now time.Time) (writes, changedOut []store.Finding, unknown []match.NotEvaluated, ok bool, err error) {
 	var touchedPkgs []inventory.Package
 	for _, p := range inv.pkgs {
 		if changed.holds(p) {
 			touchedPkgs = append(touchedPkgs, p)
 		}
 	}
-	fresh := pipeline.Match(touchedPkgs, idx, inv.history).Findings
+	m := pipeline.Match(touchedPkgs, idx, inv.history)
+	fresh, unknown := m.Findings, m.NotEvaluated
 	touched := make(map[string]bool, len(fresh))
 	for _, f := range fresh {
 		touched[f.VulnerabilityID] = true
@@ -361,7 +394,7 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 	// Findings stored without their package keys (written by an older Lading) are told by
 	// their detail.
 	if err := loadDetails(ctx, st, func(f store.Finding) bool { return f.Status == FindingActive && f.PackageKeys == nil }); err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
 	keysOf := make(map[string][]store.PackageKey, len(st.Findings))
 	for _, f := range st.Findings {
@@ -370,9 +403,12 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 		}
 		fk := f.PackageKeys
 		if fk == nil {
-			d, ok := detailOf(f)
-			if !ok {
-				return nil, nil, false, nil
+			d, err := DecodeDetail(f)
+			if err != nil {
+				// Its packages cannot be told: the caller matches every package instead,
+				// which rewrites the detail.
+				s.cfg.Logger.Warn("re-evaluation: a stored finding does not decode; matching the whole image", "err", err)
+				return nil, nil, nil, false, nil
 			}
 			fk = findingKeys(d.Finding)
 		}
@@ -404,12 +440,12 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 		// The touched vulnerabilities also hold packages of other keys: read them too.
 		raw, err := s.store.ImageInventory(ctx, invID)
 		if err != nil {
-			return nil, nil, false, err
+			return nil, nil, nil, false, err
 		}
 		var rd inventoryReader
 		sel, err := rd.read(raw, keys)
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("decode inventory %d: %w", invID, err)
+			return nil, nil, nil, false, fmt.Errorf("decode inventory %d of %s@%s: %w", invID, st.Target.Repository, st.Target.Digest, err)
 		}
 		fresh = pipeline.Match(sel.Packages, idx, inv.history).Findings
 	}
@@ -420,10 +456,10 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 		}
 	}
 	if err := closingDetails(ctx, st, kept, touched); err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
 	writes, changedOut, err = diffTouched(st.Target, st.Findings, kept, touched, info, s.cfg.Origin, now)
-	return writes, changedOut, true, err
+	return writes, changedOut, unknown, true, err
 }
 
 // imageFacts returns the image facts (architecture, author, platform) the image's findings

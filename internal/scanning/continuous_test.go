@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/scanning/policy"
@@ -442,6 +444,96 @@ func TestReevaluateMatchesFullRematch(t *testing.T) {
 					step.check(t, fp)
 				}
 			})
+		}
+	}
+}
+
+// TestReevaluateNotEvaluated: what a re-evaluation cannot evaluate (a version that does not
+// compare, an advisory range that does not compile) is stored with the scan, said in its
+// description and counted by the metric; a partial re-evaluation keeps the entries of the
+// packages it did not touch and replaces those it did, as a full rematch would.
+func TestReevaluateNotEvaluated(t *testing.T) {
+	ctx := context.Background()
+	deb12 := &inventory.OSInfo{ID: "debian", VersionID: "12", Ecosystem: "Debian:12", Path: "etc/os-release", Layer: "sha256:d12"}
+	images := []testImage{{repos: []string{"app/unknown"}, os: deb12, pkgs: []inventory.Package{
+		osPkg("Debian:12", "zlib1g", "zlib", "x:1.2.13", "sha256:d12"), // not a Debian version
+		osPkg("Debian:12", "libssl3", "openssl", "3.0.11-1~deb12u1", "sha256:d12"),
+	}}}
+	record := func(id, pkg, fixed, modified string) map[string]any {
+		return map[string]any{"id": id, "modified": modified, "upstream": []string{"CVE-2099-" + id[4:8]},
+			"affected": []any{map[string]any{"package": map[string]any{"ecosystem": "Debian:12", "name": pkg},
+				"ranges": []any{map[string]any{"type": "ECOSYSTEM", "events": []any{map[string]any{"introduced": "0"}, map[string]any{"fixed": fixed}}}}}}}
+	}
+	clock := time.Now().UTC().Truncate(time.Millisecond)
+	r := newTestRegistry(t, images, &clock)
+	reg := prometheus.NewRegistry()
+	r.svc = New(r.db, nil, r.watcher, Config{Origin: events.Origin{Account: "123456789012", Region: "eu-west-1"}, Logger: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return clock }, Registerer: reg})
+	metric := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "lading_scan_packages_not_evaluated_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == kindReevaluation {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatal("metric not registered")
+		return 0
+	}
+	steps := []struct {
+		name     string
+		recs     []map[string]any
+		full     bool
+		wantDesc string
+		want     []string // package/advisory of each entry
+		metric   float64
+	}{
+		{"a version that does not compare", []map[string]any{record("DSA-0001-1", "zlib", "1:1.3-1", "2024-01-01T00:00:00Z")}, true,
+			"ACTIVE with 1 packages not evaluated", []string{"zlib1g/"}, 1},
+		{"a range that does not compile", []map[string]any{record("DSA-0002-1", "openssl", "not:a:version", "2024-01-01T00:00:00Z")}, false,
+			"ACTIVE with 2 packages not evaluated", []string{"zlib1g/", "libssl3/DSA-0002-1"}, 3},
+		{"the range is corrected", []map[string]any{record("DSA-0002-1", "openssl", "3.0.11-1~deb12u2", "2024-02-01T00:00:00Z")}, false,
+			"ACTIVE with 1 packages not evaluated", []string{"zlib1g/"}, 4},
+	}
+	for _, step := range steps {
+		clock = clock.Add(time.Minute)
+		ch := r.importRecords(t, step.recs...)
+		if step.full {
+			ch = vulndb.Change{From: ch.From, To: ch.To, Full: true}
+		}
+		if _, err := r.svc.Reevaluate(ctx, ch); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		var dgst string
+		if err := r.db.Reader().QueryRow("SELECT image_digest FROM image_scans WHERE repository = 'app/unknown'").Scan(&dgst); err != nil {
+			t.Fatal(err)
+		}
+		sc, err := r.db.ImageScan(ctx, "app/unknown", dgst, policy.ScanTypeEnhanced)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns, err := NotEvaluatedOf(sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, n := range ns {
+			got = append(got, n.Package+"/"+n.AdvisoryID)
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(step.want))
+		if sc.Description != step.wantDesc || !slices.Equal(got, want) || sc.NotEvaluatedPackages != len(step.want) {
+			t.Errorf("%s: description %q, entries %v (%d packages); want %q, %v", step.name, sc.Description, got, sc.NotEvaluatedPackages, step.wantDesc, want)
+		}
+		if m := metric(); m != step.metric {
+			t.Errorf("%s: metric %v, want %v", step.name, m, step.metric)
 		}
 	}
 }

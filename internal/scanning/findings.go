@@ -194,8 +194,8 @@ func findingEvent(origin events.Origin, f store.Finding, m store.Manifest) (stor
 	if f.Detail == nil {
 		return store.OutboxEvent{}, fmt.Errorf("finding %s: detail not loaded", f.VulnerabilityID)
 	}
-	var d Detail
-	if err := json.Unmarshal(f.Detail, &d); err != nil {
+	d, err := DecodeDetail(f)
+	if err != nil {
 		return store.OutboxEvent{}, err
 	}
 	return origin.InspectorFinding(EventFinding(f, d, m))
@@ -267,7 +267,21 @@ func severityCounts(fs []store.Finding) map[string]int {
 	return out
 }
 
-func detailOf(f store.Finding) (Detail, bool) {
+// ErrCorrupt wraps a stored row of a scan (a finding's detail, a not-evaluated list) that does
+// not decode: a fault of the server, reported with the row it is in, never skipped.
+var ErrCorrupt = errors.New("stored scan data does not decode")
+
+// DecodeDetail decodes a stored finding's detail; an error names the row (repository, digest,
+// scan type, vulnerability id) and wraps ErrCorrupt.
+func DecodeDetail(f store.Finding) (Detail, error) {
 	var d Detail
-	return d, json.Unmarshal(f.Detail, &d) == nil
+	if err := json.Unmarshal(f.Detail, &d); err != nil {
+		return d, fmt.Errorf("%w: detail of finding %s of the %s scan of %s@%s: %w", ErrCorrupt, f.VulnerabilityID, f.ScanType, f.Repository, f.Digest, err)
+	}
+	return d, nil
+}
+
+func detailOf(f store.Finding) (Detail, bool) {
+	d, err := DecodeDetail(f)
+	return d, err == nil
 }

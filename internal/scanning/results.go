@@ -2,7 +2,6 @@ package scanning
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
@@ -65,25 +64,30 @@ func (s *Service) Summaries(ctx context.Context, repo string, digests []string) 
 			if err != nil {
 				return nil, err
 			}
-			out[dgst] = Summary{Scan: sc, Counts: listedCounts(st, fs)}
+			counts, err := listedCounts(st, fs)
+			if err != nil {
+				return nil, err
+			}
+			out[dgst] = Summary{Scan: sc, Counts: counts}
 		}
 	}
 	return out, nil
 }
 
-func listedCounts(scanType string, fs []store.Finding) map[string]int {
+func listedCounts(scanType string, fs []store.Finding) (map[string]int, error) {
 	if scanType == policy.ScanTypeEnhanced {
-		return severityCounts(fs)
+		return severityCounts(fs), nil
 	}
 	out := map[string]int{}
 	for _, f := range fs {
 		if f.Status != FindingActive {
 			continue
 		}
-		var d Detail
-		if json.Unmarshal(f.Detail, &d) == nil {
-			out[f.Severity] += len(d.Finding.Packages)
+		d, err := DecodeDetail(f)
+		if err != nil {
+			return nil, err
 		}
+		out[f.Severity] += len(d.Finding.Packages)
 	}
-	return out
+	return out, nil
 }

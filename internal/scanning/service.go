@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/blob"
@@ -101,6 +102,8 @@ type Config struct {
 	Logger      *slog.Logger
 	// Notify is called after events were written (to wake the event dispatcher).
 	Notify func()
+	// Registerer, when set, receives the service's metrics.
+	Registerer prometheus.Registerer
 }
 
 // Service runs scans and keeps findings current.
@@ -116,6 +119,7 @@ type Service struct {
 	imageLocks sync.Map
 	// indexChangedAt is when the advisory index last changed (vulnerabilitySourceUpdatedAt).
 	indexChangedAt atomic.Pointer[time.Time]
+	metrics        *metrics
 }
 
 // New returns a scanning service.
@@ -147,7 +151,7 @@ func New(st interface {
 	}
 	host, _ := os.Hostname()
 	return &Service{store: st, results: st, blobs: blobs, adv: adv, cfg: cfg, wake: make(chan struct{}, 1),
-		owner: host + "/" + strconv.Itoa(os.Getpid())}
+		owner: host + "/" + strconv.Itoa(os.Getpid()), metrics: newMetrics(cfg.Registerer)}
 }
 
 // Wake tells the workers that jobs may be waiting.

@@ -249,6 +249,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	info := ImageInfo{Architecture: img.config.Architecture, Author: img.config.Author, Platform: PlatformName(inv.OS)}
 
 	var findings []match.Finding
+	var unknown []match.NotEvaluated
 	status, desc := StatusComplete, DescComplete
 	switch {
 	case job.ScanType == policy.ScanTypeBasic && inv.OS == nil:
@@ -256,7 +257,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 		// have no ecosystem, so they matched nothing either).
 		status, desc = StatusUnsupported, DescUnsupported
 	default:
-		findings = res.Findings
+		findings, unknown = res.Findings, res.NotEvaluated
 		if job.ScanType == policy.ScanTypeEnhanced && decision.Frequency == policy.FrequencyContinuous {
 			status, desc = StatusActive, DescActive
 		}
@@ -271,7 +272,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	}
 	now := s.cfg.Now()
 	target := store.ScanTarget{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, JobID: job.ID}
-	return s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
+	err = s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
 		if err := closingDetails(ctx, &st, findings, nil); err != nil {
 			return store.ScanUpdate{}, err
 		}
@@ -281,6 +282,9 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 		}
 		scan := store.ImageScan{Status: status, Description: desc, Frequency: frequency, InventoryID: invID,
 			LastScanStartedAt: started, CompletedAt: now, SourceUpdatedAt: s.sourceUpdatedAt(), UpdatedAt: now, ImageFacts: facts}
+		if err := setNotEvaluated(&scan, unknown); err != nil {
+			return store.ScanUpdate{}, err
+		}
 		if st.Scan != nil && job.ScanType == policy.ScanTypeBasic && job.Trigger == store.TriggerManual && !st.Scan.LastScanStartedAt.IsZero() {
 			scan.LastScanStartedAt = st.Scan.LastScanStartedAt // the quota counts from the accepted request
 		}
@@ -306,6 +310,14 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 		up.Events = append(up.Events, ev)
 		return up, nil
 	})
+	if err != nil {
+		return err
+	}
+	if n := match.NotEvaluatedPackages(unknown); n > 0 {
+		s.metrics.notEvaluated.WithLabelValues(kindScan).Add(float64(n))
+		log.Info("packages not evaluated: the scan cannot vouch for them", "packages", n, "first", unknown[0])
+	}
+	return nil
 }
 
 // sourceUpdatedAt is when the advisory index in use last changed.

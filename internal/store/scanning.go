@@ -79,6 +79,11 @@ type ImageScan struct {
 	// ImageFacts is what the scanner recorded of the image with its findings (JSON it owns);
 	// empty when not known. Written empty, the stored facts are kept.
 	ImageFacts []byte
+	// NotEvaluated is what the scan could not evaluate (JSON the scanner owns), empty when
+	// nothing; NotEvaluatedPackages counts its packages. Unlike ImageFacts, each write
+	// replaces them.
+	NotEvaluated         []byte
+	NotEvaluatedPackages int
 }
 
 // Finding is a stored finding: the indexed fields, and the rest as JSON owned by the scanner.

@@ -60,7 +60,7 @@ func TestLog4ShellInScanJSON(t *testing.T) {
 	data := t.TempDir()
 	testserver.Run(t, ladingBin, "db", "import", "--data-dir", data, "--log-level", "warn", miniRecords(t, "Maven"))
 	image := testfiles.Path(t, "images", "debian-family.tar") + ":neo4j-like"
-	out := testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--format", "json", image)
+	out := testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--max-db-age", "0", "--format", "json", image)
 	var got findings
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("scan --format json is not JSON: %v\n%s", err, out)
@@ -92,7 +92,7 @@ func TestLog4ShellInScanJSON(t *testing.T) {
 
 	// The fixed jar of the same family is not reported, and OS-only scanning (BASIC) does not
 	// look at jars at all.
-	basic := testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--format", "json", "--scanners", "os", image)
+	basic := testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--max-db-age", "0", "--format", "json", "--scanners", "os", image)
 	if strings.Contains(basic, "CVE-2021-44228") {
 		t.Error("--scanners os reported a language package")
 	}
@@ -102,17 +102,17 @@ func TestScanExitCodeAndFormats(t *testing.T) {
 	data := t.TempDir()
 	testserver.Run(t, ladingBin, "db", "import", "--data-dir", data, "--log-level", "warn", miniRecords(t, "Maven"))
 	image := testfiles.Path(t, "images", "debian-family.tar") + ":neo4j-like"
-	cmd := exec.Command(ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--exit-code", "3", "--fail-on", "critical", image)
+	cmd := exec.Command(ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--max-db-age", "0", "--exit-code", "1", "--fail-on", "critical", image)
 	out, err := cmd.Output()
 	var exit *exec.ExitError
-	if !errorsAs(err, &exit) || exit.ExitCode() != 3 {
-		t.Fatalf("exit %v, want 3", err)
+	if !errorsAs(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1", err)
 	}
 	if !strings.Contains(string(out), "CVE-2021-44228") || !strings.Contains(string(out), log4jPath) {
 		t.Errorf("table lacks the finding:\n%s", out)
 	}
 	// Only LOW and below: none of those, so no failure.
-	if _, err := testserver.RunErr(ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--exit-code", "3", "--severity", "LOW", image); err != nil {
+	if _, err := testserver.RunErr(ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--max-db-age", "0", "--exit-code", "1", "--severity", "LOW", image); err != nil {
 		t.Fatalf("--severity LOW: %v", err)
 	}
 	for _, tc := range []struct{ format, want string }{
@@ -120,7 +120,7 @@ func TestScanExitCodeAndFormats(t *testing.T) {
 		{"cyclonedx", `"id": "CVE-2021-44228"`},
 		{"spdx", `"SPDXID": "SPDXRef-DOCUMENT"`},
 	} {
-		out := testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--format", tc.format, image)
+		out := testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--max-db-age", "0", "--format", tc.format, image)
 		var doc map[string]any
 		if err := json.Unmarshal([]byte(out), &doc); err != nil {
 			t.Fatalf("%s is not JSON: %v", tc.format, err)
@@ -129,7 +129,7 @@ func TestScanExitCodeAndFormats(t *testing.T) {
 			t.Errorf("%s lacks %s", tc.format, tc.want)
 		}
 	}
-	if !strings.Contains(testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--format", "spdx", image), "log4j-core") {
+	if !strings.Contains(testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--max-db-age", "0", "--format", "spdx", image), "log4j-core") {
 		t.Error("SPDX lacks the jar's package")
 	}
 }
@@ -148,7 +148,7 @@ func TestHostileImage(t *testing.T) {
 	data := t.TempDir()
 	testserver.Run(t, ladingBin, "db", "import", "--data-dir", data, "--log-level", "warn", miniRecords(t, "Maven"))
 	image := testfiles.Path(t, "images", "hostile.tar")
-	cmd := exec.Command(ladingBin, "scan", "--data-dir", data, "--log-level", "warn", image)
+	cmd := exec.Command(ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--max-db-age", "0", image)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("scan of the hostile image failed: %v\n%s", err, out)

@@ -11,7 +11,7 @@ import (
 )
 
 // TestScanMissingFile: a path-like argument that names no file is reported as such at once,
-// with the error exit status (not --exit-code's), and never sent to a registry.
+// with the error exit status (3, not --exit-code's), and never sent to a registry.
 func TestScanMissingFile(t *testing.T) {
 	data := t.TempDir()
 	for _, tc := range []struct{ arg, path string }{
@@ -22,7 +22,7 @@ func TestScanMissingFile(t *testing.T) {
 		t.Run(tc.arg, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--exit-code", "3", tc.arg)
+			cmd := exec.CommandContext(ctx, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--exit-code", "1", tc.arg)
 			cmd.Dir = t.TempDir() // relative paths name nothing here
 			// Any registry request would fail on this proxy with another message than the one wanted.
 			cmd.Env = append(os.Environ(), "HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1")
@@ -32,8 +32,8 @@ func TestScanMissingFile(t *testing.T) {
 			err := cmd.Run()
 			took := time.Since(start)
 			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-				t.Fatalf("exit %v, want status 1 (stderr %q)", err, stderr.String())
+			if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+				t.Fatalf("exit %v, want status 3 (stderr %q)", err, stderr.String())
 			}
 			want := "lading: open " + tc.path + ": no such file or directory"
 			if got := strings.TrimSpace(stderr.String()); got != want {

@@ -99,6 +99,9 @@ type Scanner struct {
 	// Progress, when set, wraps the stream of layer i (of those given) as it is read; layers
 	// the cache holds are not read. `lading scan` draws progress on a terminal with it.
 	Progress func(i int, l Layer, r io.Reader) io.Reader
+	// LayerDone, when set, is told each layer's inventory once it is read or taken from the
+	// cache (`lading scan` counts the packages found with it).
+	LayerDone func(i int, l Layer, li *inventory.LayerInventory)
 }
 
 // Inventory is an image's merged inventory with what matching and storing it need.
@@ -119,9 +122,10 @@ type Result struct {
 // Matched is the match of packages against advisories.
 type Matched struct {
 	Findings []match.Finding
-	// Unmatchable is nil, or the packages whose version could not be compared (each wrapping
-	// match.ErrUnmatchable); they were matched only against what needs no ordering.
-	Unmatchable error
+	// NotEvaluated are the packages whose version could not be compared (they were matched
+	// only against what needs no ordering) and the advisories whose ranges could not be
+	// evaluated: what the scan cannot vouch for.
+	NotEvaluated []match.NotEvaluated
 }
 
 func (s Scanner) mode() inventory.Mode {
@@ -150,8 +154,8 @@ func (s Scanner) Scan(ctx context.Context, layers []Layer, adv Advisories) (*Res
 		return nil, fmt.Errorf("load advisories: %w", err)
 	}
 	m := Match(inv.Packages, a, inv.History)
-	if m.Unmatchable != nil {
-		s.logger().Debug("some versions could not be compared", "err", m.Unmatchable)
+	if len(m.NotEvaluated) > 0 {
+		s.logger().Debug("packages not evaluated", "packages", match.NotEvaluatedPackages(m.NotEvaluated), "entries", len(m.NotEvaluated))
 	}
 	return &Result{Inventory: inv, Matched: m}, nil
 }
@@ -166,6 +170,9 @@ func (s Scanner) Inventory(ctx context.Context, layers []Layer) (*Inventory, err
 			return nil, &LayerError{Digest: l.Digest, Err: err}
 		}
 		read = append(read, li)
+		if s.LayerDone != nil {
+			s.LayerDone(i, l, li)
+		}
 		if l.CreatedBy != "" {
 			history[l.Digest] = l.CreatedBy
 		}
@@ -234,6 +241,6 @@ func Keys(pkgs []inventory.Package) []advisory.PackageKey {
 // Match matches packages against advisories: the step a scan and a re-evaluation of stored
 // inventories share. history maps a layer digest to its created_by.
 func Match(pkgs []inventory.Package, adv match.Advisories, history map[string]string) Matched {
-	fs, err := match.Image(pkgs, adv, history)
-	return Matched{Findings: fs, Unmatchable: err}
+	fs, unknown := match.Image(pkgs, adv, history)
+	return Matched{Findings: fs, NotEvaluated: unknown}
 }

@@ -131,8 +131,8 @@ func TestScanReadsEachLayerOnceAndMatches(t *testing.T) {
 	if p.Name != "libssl3" || p.Layer != "sha256:ssl" || p.CreatedBy != "RUN apt-get install libssl3" || p.FixedInVersion != "3.0.11-1~deb12u2" {
 		t.Errorf("vulnerable package %+v", p)
 	}
-	if res.Unmatchable != nil {
-		t.Errorf("unmatchable: %v", res.Unmatchable)
+	if res.NotEvaluated != nil {
+		t.Errorf("not evaluated: %v", res.NotEvaluated)
 	}
 	if !slices.Equal(progressed, []string{"sha256:base", "sha256:ssl"}) {
 		t.Errorf("progress saw %v", progressed)

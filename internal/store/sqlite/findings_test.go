@@ -213,3 +213,28 @@ func TestInventoriesHoldingBareEcosystem(t *testing.T) {
 		}
 	}
 }
+
+// TestImageScanNotEvaluated: what a scan could not evaluate is stored with its scan state and
+// replaced by each write (a later scan that evaluated everything clears it).
+func TestImageScanNotEvaluated(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	dgst := fakeDigest("n")
+	for _, put := range []struct {
+		list string
+		n    int
+	}{{`[{"package":"zlib1g"}]`, 1}, {`[{"package":"a"},{"package":"b"}]`, 2}, {"", 0}} {
+		if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: dgst, ScanType: "BASIC", Status: "COMPLETE",
+			NotEvaluated: []byte(put.list), NotEvaluatedPackages: put.n}); err != nil {
+			t.Fatal(err)
+		}
+		sc, err := db.ImageScan(ctx, "app", dgst, "BASIC")
+		if err != nil || string(sc.NotEvaluated) != put.list || sc.NotEvaluatedPackages != put.n {
+			t.Fatalf("after writing %q: %q, %d (%v)", put.list, sc.NotEvaluated, sc.NotEvaluatedPackages, err)
+		}
+		all, err := db.ImageScans(ctx, "app", []string{dgst})
+		if err != nil || len(all[dgst]) != 1 || string(all[dgst][0].NotEvaluated) != put.list {
+			t.Fatalf("ImageScans after writing %q: %+v (%v)", put.list, all, err)
+		}
+	}
+}

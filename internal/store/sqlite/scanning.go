@@ -106,17 +106,20 @@ func (db *DB) ImageScan(ctx context.Context, repo, digest, scanType string) (sto
 }
 
 const imageScanColumns = `repository, image_digest, scan_type, status, description, frequency, coalesce(inventory_id, 0),
-	last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts`
+	last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages`
 
 func scanImageScan(row interface{ Scan(...any) error }, extra ...any) (store.ImageScan, error) {
 	var s store.ImageScan
 	var started, completed, source, updated int64
-	var facts string
+	var facts, notEvaluated string
 	err := row.Scan(append([]any{&s.Repository, &s.Digest, &s.ScanType, &s.Status, &s.Description, &s.Frequency, &s.InventoryID,
-		&started, &completed, &source, &updated, &facts}, extra...)...)
+		&started, &completed, &source, &updated, &facts, &notEvaluated, &s.NotEvaluatedPackages}, extra...)...)
 	s.LastScanStartedAt, s.CompletedAt, s.SourceUpdatedAt, s.UpdatedAt = fromMS(started), fromMS(completed), fromMS(source), fromMS(updated)
 	if facts != "" {
 		s.ImageFacts = []byte(facts)
+	}
+	if notEvaluated != "" {
+		s.NotEvaluated = []byte(notEvaluated)
 	}
 	return s, err
 }
@@ -140,13 +143,15 @@ func putImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
 	}
 	// Image facts written empty are kept: only a write of findings sets them.
 	_, err := tx.ExecContext(ctx, `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
-			last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET status = excluded.status, description = excluded.description,
 			frequency = excluded.frequency, inventory_id = excluded.inventory_id, last_scan_started_at = excluded.last_scan_started_at,
 			completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at,
-			image_facts = CASE WHEN excluded.image_facts = '' THEN image_scans.image_facts ELSE excluded.image_facts END`,
+			image_facts = CASE WHEN excluded.image_facts = '' THEN image_scans.image_facts ELSE excluded.image_facts END,
+			not_evaluated = excluded.not_evaluated, not_evaluated_packages = excluded.not_evaluated_packages`,
 		s.Repository, s.Digest, s.ScanType, s.Status, s.Description, s.Frequency, inv,
-		ms(s.LastScanStartedAt), ms(s.CompletedAt), ms(s.SourceUpdatedAt), ms(s.UpdatedAt), string(s.ImageFacts))
+		ms(s.LastScanStartedAt), ms(s.CompletedAt), ms(s.SourceUpdatedAt), ms(s.UpdatedAt), string(s.ImageFacts), string(s.NotEvaluated), s.NotEvaluatedPackages)
 	return err
 }
 
