@@ -22,6 +22,7 @@ import (
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
 	"github.com/lading-registry/lading/internal/ecr"
 	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/gc"
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
@@ -72,6 +73,11 @@ type Config struct {
 	// SecretKey is the base64 key stored secrets are encrypted with (auth.SecretKeyEnv); empty
 	// means the key file in the data directory.
 	SecretKey string
+
+	// GCInterval is how often garbage collection runs (0: never); GCGrace spares links and
+	// blobs younger than it (see internal/gc).
+	GCInterval time.Duration
+	GCGrace    time.Duration
 }
 
 // App is a built, not yet running, Lading server.
@@ -268,6 +274,7 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	var workers sync.WaitGroup
 	for _, run := range []func(context.Context){
 		a.purgeUploads,
+		a.collectGarbage,
 		func(ctx context.Context) { _ = a.watcher.Run(ctx) },
 		func(ctx context.Context) { _ = a.syncer.Run(ctx) },
 		func(ctx context.Context) { _ = a.events.Run(ctx) },
@@ -335,4 +342,41 @@ func (a *App) purgeUploads(ctx context.Context) {
 			a.log.Info("purged abandoned uploads", "count", n)
 		}
 	}
+}
+
+// collectGarbage runs garbage collection every GCInterval.
+func (a *App) collectGarbage(ctx context.Context) {
+	if a.cfg.GCInterval <= 0 {
+		return
+	}
+	c := gc.New(a.meta, a.blobs)
+	t := time.NewTicker(a.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, err := c.Run(ctx, gc.Options{Grace: a.cfg.GCGrace, UploadTTL: a.cfg.UploadTTL, Logger: a.log.With("component", "gc")})
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("garbage collection", "err", err)
+		}
+	}
+}
+
+// CollectGarbage runs one garbage collection on a data directory, beside a server using it
+// or not (`lading admin gc`): SQLite's WAL lets both write, and the blob store's locks are
+// flocks, which hold across processes.
+func CollectGarbage(ctx context.Context, dataDir string, o gc.Options) (gc.Report, error) {
+	meta, err := OpenMeta(ctx, dataDir, o.Logger)
+	if err != nil {
+		return gc.Report{}, err
+	}
+	defer meta.Close()
+	blobs, err := blobfs.New(dataDir, blobfs.Options{})
+	if err != nil {
+		return gc.Report{}, err
+	}
+	return gc.New(meta, blobs).Run(ctx, o)
 }

@@ -59,6 +59,7 @@ type Metadata interface {
 	ReferencingManifest(ctx context.Context, repo, digest string) (store.Manifest, error)
 
 	BlobSize(ctx context.Context, repo, digest string) (int64, error)
+	CheckBlob(ctx context.Context, repo, digest string) (int64, error)
 	LinkBlob(ctx context.Context, repo, digest string, size int64, create bool) error
 	CreateUpload(ctx context.Context, id, repo string, create bool) error
 	UploadRepository(ctx context.Context, id string) (string, error)

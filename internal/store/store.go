@@ -158,3 +158,18 @@ type OutboxEvent struct {
 	Detail     json.RawMessage // a JSON object
 	CreatedAt  time.Time       // set by the store
 }
+
+// BlobLink is a blob made visible in a repository (a row of repository_blobs).
+type BlobLink struct {
+	Repository string
+	Digest     string
+	Size       int64
+	LinkedAt   time.Time
+}
+
+// InventoryPrune counts the cached inventories garbage collection removed (or would remove).
+type InventoryPrune struct {
+	LayerInventories int64
+	ImageInventories int64
+	Bytes            int64 // their stored (compressed) size
+}

@@ -54,6 +54,8 @@ type Store struct {
 	root    string
 	opts    Options
 	buffers sync.Pool // copy buffers for uploads: large ones keep syscalls few
+	// committing, when set (by tests), is called by Commit while it holds the digest's lock.
+	committing func(digest.Digest)
 }
 
 // New creates the directory layout under root if needed.
@@ -441,8 +443,22 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+	// The digest's lock keeps a garbage collection from removing the file between its last look
+	// at the blob and this rename (see RemoveUnused).
+	unlock, err := s.lockDigest(want)
+	if err != nil {
 		return 0, fmt.Errorf("commit blob: %w", outOfSpace(err))
+	}
+	defer unlock()
+	if s.committing != nil {
+		s.committing(want)
+	}
+	// The blob's mtime says when it was committed, not when its last chunk arrived: garbage
+	// collection spares files younger than its grace period, which covers the time between
+	// this commit and the link the caller records next.
+	now := time.Now()
+	if err := os.Chtimes(filepath.Join(u.dir, "data"), now, now); err != nil {
+		return 0, fmt.Errorf("commit blob: %w", err)
 	}
 	// Renaming over an existing blob replaces it with bytes just verified, which also repairs a
 	// blob damaged on disk; readers of the old file keep reading it.
