@@ -154,6 +154,8 @@ func (db *DB) DeleteRepository(ctx context.Context, name string, force bool) (st
 			"DELETE FROM image_scans WHERE repository = ?",
 			"DELETE FROM findings WHERE repository = ?",
 			"DELETE FROM scan_jobs WHERE repository = ?",
+			"DELETE FROM lifecycle_policies WHERE repository = ?",
+			"DELETE FROM lifecycle_previews WHERE repository = ?",
 			"DELETE FROM repositories WHERE name = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, q, name); err != nil {
