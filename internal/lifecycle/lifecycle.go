@@ -29,6 +29,7 @@ type Store interface {
 	ExpireImage(ctx context.Context, repo, digest string, tags []string, pushedAt time.Time) (bool, error)
 	MarkLifecycleEvaluated(ctx context.Context, repo, text string, at time.Time) error
 	PutLifecyclePreview(ctx context.Context, p store.LifecyclePreview) error
+	PutLifecyclePolicy(ctx context.Context, repo, text string) error
 }
 
 // Service runs lifecycle policies.
@@ -47,6 +48,16 @@ func New(s Store, now func() time.Time, log *slog.Logger) *Service {
 		log = slog.Default()
 	}
 	return &Service{store: s, now: now, log: log}
+}
+
+// PutPolicy validates text and makes it repo's policy, stored (and returned) compacted, as ECR
+// returns a policy. An invalid policy is a *policy.Error.
+func (s *Service) PutPolicy(ctx context.Context, repo, text string) (string, error) {
+	if _, err := policy.Parse(text); err != nil {
+		return "", err
+	}
+	text = policy.Canonical(text)
+	return text, s.store.PutLifecyclePolicy(ctx, repo, text)
 }
 
 // Evaluate returns what policy text would expire in repo now.
@@ -80,6 +91,7 @@ func (s *Service) Preview(ctx context.Context, repo, text string) (store.Lifecyc
 	if err != nil {
 		return store.LifecyclePreview{}, err
 	}
+	text = policy.Canonical(text)
 	pv := store.LifecyclePreview{Repository: repo, Text: text, Status: StatusComplete, CreatedAt: s.now(),
 		Results: make([]store.LifecyclePreviewResult, len(expiries))}
 	for i, e := range expiries {
