@@ -128,7 +128,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
-	blobs, err := blobfs.New(cfg.DataDir, blobfs.Options{MaxBlobSize: cfg.MaxBlobSize, MinFreeBytes: cfg.MinFreeSpace})
+	blobs, err := blobfs.New(cfg.DataDir, blobfs.Options{MaxBlobSize: cfg.MaxBlobSize, MinFreeBytes: cfg.MinFreeSpace, Now: cfg.Now})
 	if err != nil {
 		_ = meta.Close()
 		return nil, err

@@ -39,14 +39,12 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = meta.Close() })
-	blobs, err := blobfs.New(dir, blobfs.Options{})
+	clk := &clock{t: time.Now().Truncate(time.Millisecond)}
+	meta.SetClock(clk.now)
+	blobs, err := blobfs.New(dir, blobfs.Options{Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The store's clock runs ahead of the files' mtimes (the real clock), as it will after time
-	// passes.
-	clk := &clock{t: time.Now().Add(time.Minute).Truncate(time.Millisecond)}
-	meta.SetClock(clk.now)
 	return &env{dir: dir, meta: meta, blobs: blobs, clk: clk}
 }
 
@@ -147,7 +145,7 @@ func TestCollect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := time.Now().Add(-3 * time.Hour)
+	old := e.clk.t.Add(-3 * time.Hour)
 	if err := os.Chtimes(filepath.Join(e.dir, "uploads", orphan), old, old); err != nil {
 		t.Fatal(err)
 	}

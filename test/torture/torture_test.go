@@ -87,6 +87,7 @@ type image struct {
 
 // repoModel is what one repository should hold.
 type repoModel struct {
+	created   bool // by its first blob (create on push); repositories are never deleted here
 	links     map[digest.Digest]bool
 	manifests map[digest.Digest]*image
 	tags      map[string]digest.Digest
@@ -152,7 +153,7 @@ func (g *registry) open(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta.SetClock(g.now)
-	blobs, err := blobfs.New(g.dir, blobfs.Options{})
+	blobs, err := blobfs.New(g.dir, blobfs.Options{Now: g.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func (r *run) putBlob(repo string, content []byte) digest.Digest {
 		rec := r.g.do(http.MethodPost, "/v2/"+repo+"/blobs/uploads/?mount="+d.String()+"&from="+from, nil)
 		switch {
 		case rec.Code == http.StatusCreated && r.m.repos[from].links[d]:
-			rm.links[d] = true
+			rm.links[d], rm.created = true, true
 			return d
 		case rec.Code == http.StatusAccepted && !r.m.repos[from].links[d]:
 			loc := rec.Header().Get("Location")
@@ -278,7 +279,7 @@ func (r *run) putBlob(repo string, content []byte) digest.Digest {
 	} else if rec := r.g.do(http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), content, "Content-Type", "application/octet-stream"); rec.Code != http.StatusCreated {
 		r.fail("upload %s into %s: %d %s", d, repo, rec.Code, rec.Body)
 	}
-	rm.links[d] = true
+	rm.links[d], rm.created = true, true
 	r.m.files[d] = true
 	r.m.content[d] = content
 	return d
@@ -377,7 +378,7 @@ func (r *run) mount() string {
 	if rec.Code != http.StatusCreated {
 		r.fail("mount %s from %s into %s: %d %s", d, from, to, rec.Code, rec.Body)
 	}
-	r.m.repos[to].links[d] = true
+	r.m.repos[to].links[d], r.m.repos[to].created = true, true
 	return to
 }
 
@@ -406,6 +407,9 @@ var policies = []struct {
 func (r *run) lifecycle() string {
 	repo := r.pickRepo()
 	rm := r.m.repos[repo]
+	if !rm.created {
+		return repo
+	}
 	p := policies[r.rng.IntN(len(policies))]
 	n := p.numbers[0] + r.rng.IntN(p.numbers[1]-p.numbers[0]+1)
 	if _, err := r.g.life.PutPolicy(context.Background(), repo, p.text(n)); err != nil {

@@ -47,6 +47,9 @@ type Options struct {
 	// FreeBytes reports the free space of the volume holding path; tests replace it. Nil means
 	// the volume's own figure (statfs), where the platform has one.
 	FreeBytes func(path string) (int64, error)
+	// Now stamps a session's activity and a blob's commit (their mtimes), which garbage
+	// collection compares with its own clock; nil means time.Now. Tests move it.
+	Now func() time.Time
 }
 
 // Store is a blob store rooted at a directory.
@@ -67,6 +70,9 @@ func New(root string, opts Options) (*Store, error) {
 	}
 	if opts.FreeBytes == nil {
 		opts.FreeBytes = freeBytes
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	s := &Store{root: root, opts: opts}
 	s.buffers.New = func() any { b := make([]byte, 1<<20); return &b }
@@ -177,6 +183,7 @@ func (s *Store) NewUpload(_ context.Context) (string, error) {
 		_ = os.RemoveAll(dir)
 		return "", fmt.Errorf("create upload: %w", outOfSpace(err))
 	}
+	touch(dir, s.opts.Now())
 	return id, f.Close()
 }
 
@@ -306,7 +313,7 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		}
 		return size, err
 	}
-	touch(u.dir)
+	touch(u.dir, s.opts.Now())
 	if copyErr != nil {
 		return size, fmt.Errorf("receive upload data: %w", copyErr)
 	}
@@ -456,7 +463,7 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 	// The blob's mtime says when it was committed, not when its last chunk arrived: garbage
 	// collection spares files younger than its grace period, which covers the time between
 	// this commit and the link the caller records next.
-	now := time.Now()
+	now := s.opts.Now()
 	if err := os.Chtimes(filepath.Join(u.dir, "data"), now, now); err != nil {
 		return 0, fmt.Errorf("commit blob: %w", err)
 	}
@@ -513,8 +520,7 @@ func (s *Store) PurgeUploads(_ context.Context, before time.Time) ([]string, err
 }
 
 // touch marks the session active (PurgeUploads looks at the directory's mtime).
-func touch(dir string) {
-	now := time.Now()
+func touch(dir string, now time.Time) {
 	_ = os.Chtimes(dir, now, now)
 }
 
