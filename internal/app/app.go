@@ -408,3 +408,6 @@ func CollectGarbage(ctx context.Context, dataDir string, o gc.Options) (gc.Repor
 	}
 	return gc.New(meta, blobs).Run(ctx, o)
 }
+
+// DataDir is the data directory the app serves.
+func (a *App) DataDir() string { return a.cfg.DataDir }

@@ -174,17 +174,25 @@ func (s *Store) NewUpload(_ context.Context) (string, error) {
 		return "", err
 	}
 	id := hex.EncodeToString(b[:])
-	dir := filepath.Join(s.root, "uploads", id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	// The session is made under a name sessions do not have and renamed into place whole, so
+	// that garbage collection never sees it before its activity time is stamped.
+	stage := filepath.Join(s.root, "uploads", ".new-"+id)
+	if err := os.Mkdir(stage, 0o700); err != nil {
 		return "", fmt.Errorf("create upload: %w", outOfSpace(err))
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(filepath.Join(stage, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err == nil {
+		err = f.Close()
+	}
+	if err == nil {
+		touch(stage, s.opts.Now())
+		err = os.Rename(stage, filepath.Join(s.root, "uploads", id))
+	}
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(stage)
 		return "", fmt.Errorf("create upload: %w", outOfSpace(err))
 	}
-	touch(dir, s.opts.Now())
-	return id, f.Close()
+	return id, nil
 }
 
 // session is an upload whose lock is held: the only state in which its data may be opened,
