@@ -17,7 +17,7 @@ import (
 
 func newAdminCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "admin", Short: "Administer a Lading data directory"}
-	cmd.AddCommand(newAccessKeyCommand(), newUsageCommand(), newResetSecretKeyCommand())
+	cmd.AddCommand(newAccessKeyCommand(), newUsageCommand(), newResetSecretKeyCommand(), newGCCommand())
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/app"
 	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/gc"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -104,6 +105,9 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration)")
 	f.StringArrayVar(&cfg.EventWebhooks, "event-webhook", nil, "POST EventBridge-shaped events to this URL (repeatable)")
 	f.StringVar(&cfg.EventWebhookSecret, "event-webhook-secret", "", "HMAC-SHA256 secret signing requests to --event-webhook URLs (default $LADING_EVENT_WEBHOOK_SECRET)")
+	f.DurationVar(&cfg.LifecycleInterval, "lifecycle-interval", time.Hour, "apply repositories' lifecycle policies this often (0: never; previews work regardless)")
+	f.DurationVar(&cfg.GCInterval, "gc-interval", time.Hour, "run garbage collection this often (0: never; `lading admin gc` runs it by hand)")
+	f.DurationVar(&cfg.GCGrace, "gc-grace", gc.DefaultGrace, "garbage collection spares blob links and blobs younger than this: longer than any push takes between its layers and its manifest")
 	f.StringVar(&cfg.EventsConfig, "events-config", "", "YAML or JSON file listing webhooks (url, name, secret|secret_env|secret_file, detail_types)")
 	return cmd
 }

@@ -22,6 +22,8 @@ import (
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
 	"github.com/lading-registry/lading/internal/ecr"
 	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/gc"
+	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
@@ -72,23 +74,34 @@ type Config struct {
 	// SecretKey is the base64 key stored secrets are encrypted with (auth.SecretKeyEnv); empty
 	// means the key file in the data directory.
 	SecretKey string
+
+	// GCInterval is how often garbage collection runs (0: never); GCGrace spares links and
+	// blobs younger than it (see internal/gc).
+	GCInterval time.Duration
+	GCGrace    time.Duration
+	// LifecycleInterval is how often repositories' lifecycle policies run (0: never).
+	LifecycleInterval time.Duration
+	// Now is the clock that stamps pushes and blob links and that lifecycle policies and garbage
+	// collection compare them with (default time.Now); tests move it.
+	Now func() time.Time
 }
 
 // App is a built, not yet running, Lading server.
 type App struct {
-	cfg      Config
-	vulns    *vulndb.DB
-	watcher  *vulndb.Watcher
-	syncer   *vulndb.Syncer
-	events   *events.Dispatcher
-	scans    *scanning.Service
-	log      *slog.Logger
-	meta     *sqlite.DB
-	blobs    *blobfs.Store
-	auth     *auth.Authenticator
-	handler  http.Handler
-	registry *prometheus.Registry
-	dbHealth *dbHealth
+	cfg       Config
+	vulns     *vulndb.DB
+	watcher   *vulndb.Watcher
+	syncer    *vulndb.Syncer
+	events    *events.Dispatcher
+	scans     *scanning.Service
+	lifecycle *lifecycle.Service
+	log       *slog.Logger
+	meta      *sqlite.DB
+	blobs     *blobfs.Store
+	auth      *auth.Authenticator
+	handler   http.Handler
+	registry  *prometheus.Registry
+	dbHealth  *dbHealth
 }
 
 // Open prepares the data directory, the stores and the handlers.
@@ -99,6 +112,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.UploadTTL <= 0 {
 		cfg.UploadTTL = 24 * time.Hour
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if len(cfg.RegistryID) != 12 || strings.Trim(cfg.RegistryID, "0123456789") != "" {
 		return nil, fmt.Errorf("registry id %q: must be 12 digits", cfg.RegistryID)
 	}
@@ -106,12 +122,13 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	meta.SetClock(cfg.Now)
 	keys, err := OpenKeys(ctx, meta, cfg.DataDir, cfg.SecretKey, cfg.Logger)
 	if err != nil {
 		_ = meta.Close()
 		return nil, err
 	}
-	blobs, err := blobfs.New(cfg.DataDir, blobfs.Options{MaxBlobSize: cfg.MaxBlobSize, MinFreeBytes: cfg.MinFreeSpace})
+	blobs, err := blobfs.New(cfg.DataDir, blobfs.Options{MaxBlobSize: cfg.MaxBlobSize, MinFreeBytes: cfg.MinFreeSpace, Now: cfg.Now})
 	if err != nil {
 		_ = meta.Close()
 		return nil, err
@@ -143,6 +160,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "lading_advisory_db_age_seconds", Help: "Age of the newest advisory in the database (-1: none).",
 	}, func() float64 { return a.dbHealth.age(context.Background()) }))
+	a.lifecycle = lifecycle.New(meta, cfg.Now, a.log.With("component", "lifecycle"))
 	a.handler = a.buildHandler()
 	return a, nil
 }
@@ -193,7 +211,7 @@ func (a *App) buildHandler() http.Handler {
 	m := newMetrics(a.registry)
 	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Logger: a.log})
 	v2 := auth.RegistryMiddleware(a.auth, a.cfg.AnonymousPull, a.log, registry)
-	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans})
+	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans, Lifecycle: a.lifecycle})
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
@@ -268,6 +286,12 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	var workers sync.WaitGroup
 	for _, run := range []func(context.Context){
 		a.purgeUploads,
+		a.collectGarbage,
+		func(ctx context.Context) {
+			if a.cfg.LifecycleInterval > 0 {
+				a.lifecycle.Loop(ctx, a.cfg.LifecycleInterval)
+			}
+		},
 		func(ctx context.Context) { _ = a.watcher.Run(ctx) },
 		func(ctx context.Context) { _ = a.syncer.Run(ctx) },
 		func(ctx context.Context) { _ = a.events.Run(ctx) },
@@ -336,3 +360,54 @@ func (a *App) purgeUploads(ctx context.Context) {
 		}
 	}
 }
+
+// collectGarbage runs garbage collection every GCInterval.
+func (a *App) collectGarbage(ctx context.Context) {
+	if a.cfg.GCInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(a.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, err := a.CollectGarbage(ctx, false)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("garbage collection", "err", err)
+		}
+	}
+}
+
+// CollectGarbage runs one garbage collection with the server's settings.
+func (a *App) CollectGarbage(ctx context.Context, dryRun bool) (gc.Report, error) {
+	return gc.New(a.meta, a.blobs).Run(ctx, gc.Options{Grace: a.cfg.GCGrace, UploadTTL: a.cfg.UploadTTL, DryRun: dryRun,
+		Now: a.cfg.Now, Logger: a.log.With("component", "gc")})
+}
+
+// RunLifecycle applies every repository's lifecycle policy once, as the schedule does.
+func (a *App) RunLifecycle(ctx context.Context) error {
+	_, err := a.lifecycle.Run(ctx)
+	return err
+}
+
+// CollectGarbage runs one garbage collection on a data directory, beside a server using it
+// or not (`lading admin gc`): SQLite's WAL lets both write, and the blob store's locks are
+// flocks, which hold across processes.
+func CollectGarbage(ctx context.Context, dataDir string, o gc.Options) (gc.Report, error) {
+	meta, err := OpenMeta(ctx, dataDir, o.Logger)
+	if err != nil {
+		return gc.Report{}, err
+	}
+	defer meta.Close()
+	blobs, err := blobfs.New(dataDir, blobfs.Options{})
+	if err != nil {
+		return gc.Report{}, err
+	}
+	return gc.New(meta, blobs).Run(ctx, o)
+}
+
+// DataDir is the data directory the app serves.
+func (a *App) DataDir() string { return a.cfg.DataDir }

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Errors shared by every driver, for callers to test with errors.Is.
@@ -46,4 +49,18 @@ func CheckSize(r io.Seeker, recorded int64) error {
 		return fmt.Errorf("%w: %d bytes stored, %d recorded", ErrCorrupt, n, recorded)
 	}
 	return nil
+}
+
+// File is a committed blob as a driver finds it in storage, for garbage collection.
+type File struct {
+	Digest  digest.Digest
+	Size    int64
+	ModTime time.Time // when it was committed
+}
+
+// UploadDir is an upload session as a driver finds it in storage.
+type UploadDir struct {
+	ID      string
+	ModTime time.Time // its last activity
+	Size    int64     // the bytes received
 }

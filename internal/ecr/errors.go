@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/lading-registry/lading/internal/blob"
+	lifecyclepolicy "github.com/lading-registry/lading/internal/lifecycle/policy"
 	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -38,6 +39,8 @@ const (
 	errRequestEntityTooLarge    = "RequestEntityTooLargeException"
 	errThrottling               = "ThrottlingException"
 	errLimitExceeded            = "LimitExceededException"
+	errLifecyclePolicyNotFound  = "LifecyclePolicyNotFoundException"
+	errLifecyclePreviewNotFound = "LifecyclePolicyPreviewNotFoundException"
 )
 
 // apiError is an error answered to the client as {"__type": Type, "message": Message} plus any
@@ -143,6 +146,20 @@ var domainErrors = []struct {
 			return err.Error()
 		}
 		return fmt.Sprintf("Invalid parameter at 'imageDigest' failed to satisfy constraint: 'Provided digest %s does not match the digest of the manifest %s'", m.Pushed, m.Content)
+	}},
+	{store.ErrLifecyclePolicyNotFound, errLifecyclePolicyNotFound, func(a about, _ error) string {
+		return fmt.Sprintf("Lifecycle policy does not exist for the repository with name '%s' in the registry with id '%s'", a.repo, a.registry)
+	}},
+	{store.ErrLifecyclePreviewNotFound, errLifecyclePreviewNotFound, func(a about, _ error) string {
+		return fmt.Sprintf("There is no lifecycle policy preview for the repository with name '%s' in the registry with id '%s'", a.repo, a.registry)
+	}},
+	{lifecyclepolicy.ErrInvalid, errInvalidParameter, func(_ about, err error) string {
+		reason := err.Error()
+		var pe *lifecyclepolicy.Error
+		if errors.As(err, &pe) {
+			reason = pe.Reason
+		}
+		return fmt.Sprintf("Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: %s'", reason)
 	}},
 	{registry.ErrUnsupportedMediaType, errInvalidParameter, invalidManifest},
 	{registry.ErrInvalidManifest, errInvalidParameter, invalidManifest},

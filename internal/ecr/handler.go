@@ -59,11 +59,16 @@ type Metadata interface {
 	ReferencingManifest(ctx context.Context, repo, digest string) (store.Manifest, error)
 
 	BlobSize(ctx context.Context, repo, digest string) (int64, error)
+	CheckBlob(ctx context.Context, repo, digest string) (int64, error)
 	LinkBlob(ctx context.Context, repo, digest string, size int64, create bool) error
 	CreateUpload(ctx context.Context, id, repo string, create bool) error
 	UploadRepository(ctx context.Context, id string) (string, error)
 	TouchUpload(ctx context.Context, id string) error
 	DeleteUpload(ctx context.Context, id string) error
+
+	LifecyclePolicy(ctx context.Context, repo string) (store.LifecyclePolicy, error)
+	DeleteLifecyclePolicy(ctx context.Context, repo string) (store.LifecyclePolicy, error)
+	LifecyclePreview(ctx context.Context, repo string) (store.LifecyclePreview, error)
 
 	ScanningPolicy(ctx context.Context) (policy.Policy, error)
 	PutScanningPolicy(ctx context.Context, p policy.Policy) error
@@ -97,6 +102,8 @@ type Config struct {
 	Region string
 	// Scans serves the scanning operations; nil answers them as if no image was ever scanned.
 	Scans Scans
+	// Lifecycle serves the lifecycle policy operations' rules; nil refuses them.
+	Lifecycle Lifecycle
 	// DownloadURLTTL is how long a GetDownloadUrlForLayer URL works (default one hour).
 	DownloadURLTTL time.Duration
 	Logger         *slog.Logger
@@ -164,6 +171,11 @@ func NewHandler(meta Metadata, blobs Blobs, authn Authenticator, cfg Config) *Ha
 		"BatchGetRepositoryScanningConfiguration": h.batchGetRepositoryScanningConfiguration,
 		"StartImageScan":                          h.startImageScan,
 		"DescribeImageScanFindings":               h.describeImageScanFindings,
+		"PutLifecyclePolicy":                      h.putLifecyclePolicy,
+		"GetLifecyclePolicy":                      h.getLifecyclePolicy,
+		"DeleteLifecyclePolicy":                   h.deleteLifecyclePolicy,
+		"StartLifecyclePolicyPreview":             h.startLifecyclePolicyPreview,
+		"GetLifecyclePolicyPreview":               h.getLifecyclePolicyPreview,
 	}
 	return h
 }

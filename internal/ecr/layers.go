@@ -91,7 +91,9 @@ func (h *Handler) batchCheckLayerAvailability(ctx context.Context, _ *call, body
 			resp.Failures = append(resp.Failures, layerFailure{LayerDigest: &ds, FailureCode: "InvalidLayerDigest", FailureReason: "Invalid layer digest"})
 			continue
 		}
-		size, err := h.meta.BlobSize(ctx, repo, d.String())
+		// An answer of AVAILABLE lets the client skip the upload: CheckBlob keeps the link
+		// from garbage collection for a grace period.
+		size, err := h.meta.CheckBlob(ctx, repo, d.String())
 		if errors.Is(err, store.ErrBlobUnknown) {
 			resp.Layers = append(resp.Layers, layerOut{LayerDigest: ds, LayerAvailability: "UNAVAILABLE"})
 			continue
@@ -365,7 +367,7 @@ func (h *Handler) completeLayerUpload(ctx context.Context, _ *call, body []byte)
 	}
 	// A layer already stored intact is not stored again; one whose content no longer matches
 	// its record is, which repairs it.
-	if recorded, err := h.meta.BlobSize(ctx, repo, want.String()); err == nil {
+	if recorded, err := h.meta.CheckBlob(ctx, repo, want.String()); err == nil {
 		if stored, err := h.blobs.Stat(ctx, want); err == nil && stored == recorded {
 			h.dropUpload(ctx, id)
 			return nil, newError(errLayerAlreadyExists, "The image layer '%s' already exists in the repository with name '%s' in the registry with id '%s'", want, repo, h.cfg.RegistryID)

@@ -29,7 +29,9 @@ import (
 type Metadata interface {
 	LinkBlob(ctx context.Context, repo, digest string, size int64, create bool) error
 	BlobSize(ctx context.Context, repo, digest string) (int64, error)
+	CheckBlob(ctx context.Context, repo, digest string) (int64, error)
 	AnyBlobSize(ctx context.Context, digest string) (int64, error)
+	MountBlob(ctx context.Context, repo, from, digest string, create bool) (int64, error)
 	UnlinkBlob(ctx context.Context, repo, digest string) error
 	CreateUpload(ctx context.Context, id, repo string, create bool) error
 	UploadRepository(ctx context.Context, id string) (string, error)
@@ -164,7 +166,13 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 	if err != nil {
 		return err
 	}
-	size, err := h.meta.BlobSize(r.Context(), repo, d.String())
+	lookup := h.meta.BlobSize
+	if r.Method == http.MethodHead {
+		// A client asking before an upload skips it on 200: CheckBlob keeps the link from
+		// garbage collection for a grace period, while the client pushes its manifest.
+		lookup = h.meta.CheckBlob
+	}
+	size, err := lookup(r.Context(), repo, d.String())
 	if err != nil {
 		return err
 	}
@@ -283,7 +291,11 @@ func (h *Handler) tryMount(w http.ResponseWriter, r *http.Request, repo, mount, 
 	if stored, err := h.blobs.Stat(ctx, d); err != nil || stored != size {
 		return false, nil
 	}
-	if err := h.meta.LinkBlob(ctx, repo, d.String(), size, h.cfg.CreateOnPush); err != nil {
+	// The store links only if the source link still exists: garbage collection may have
+	// removed it (and be removing the file) since it was read above; then this is an upload.
+	if _, err := h.meta.MountBlob(ctx, repo, from, d.String(), h.cfg.CreateOnPush); errors.Is(err, store.ErrBlobUnknown) {
+		return false, nil
+	} else if err != nil {
 		return false, err
 	}
 	h.blobCreated(w, repo, d)

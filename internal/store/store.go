@@ -158,3 +158,48 @@ type OutboxEvent struct {
 	Detail     json.RawMessage // a JSON object
 	CreatedAt  time.Time       // set by the store
 }
+
+// BlobLink is a blob made visible in a repository (a row of repository_blobs).
+type BlobLink struct {
+	Repository string
+	Digest     string
+	Size       int64
+	LinkedAt   time.Time
+}
+
+// InventoryPrune counts the cached inventories garbage collection removed (or would remove).
+type InventoryPrune struct {
+	LayerInventories int64
+	ImageInventories int64
+	Bytes            int64 // their stored (compressed) size
+}
+
+// Lifecycle policy errors.
+var (
+	ErrLifecyclePolicyNotFound  = errors.New("lifecycle policy not found")
+	ErrLifecyclePreviewNotFound = errors.New("lifecycle policy preview not found")
+)
+
+// LifecyclePolicy is a repository's lifecycle policy.
+type LifecyclePolicy struct {
+	Repository      string
+	Text            string
+	LastEvaluatedAt time.Time // zero before the first run
+}
+
+// LifecyclePreview is the last lifecycle policy preview of a repository.
+type LifecyclePreview struct {
+	Repository string
+	Text       string
+	Status     string
+	Results    []LifecyclePreviewResult
+	CreatedAt  time.Time
+}
+
+// LifecyclePreviewResult is an image a preview expires.
+type LifecyclePreviewResult struct {
+	Digest       string    `json:"digest"`
+	Tags         []string  `json:"tags,omitempty"`
+	PushedAt     time.Time `json:"pushedAt"`
+	RulePriority int       `json:"rulePriority"`
+}

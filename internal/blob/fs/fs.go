@@ -47,6 +47,9 @@ type Options struct {
 	// FreeBytes reports the free space of the volume holding path; tests replace it. Nil means
 	// the volume's own figure (statfs), where the platform has one.
 	FreeBytes func(path string) (int64, error)
+	// Now stamps a session's activity and a blob's commit (their mtimes), which garbage
+	// collection compares with its own clock; nil means time.Now. Tests move it.
+	Now func() time.Time
 }
 
 // Store is a blob store rooted at a directory.
@@ -54,6 +57,8 @@ type Store struct {
 	root    string
 	opts    Options
 	buffers sync.Pool // copy buffers for uploads: large ones keep syscalls few
+	// committing, when set (by tests), is called by Commit while it holds the digest's lock.
+	committing func(digest.Digest)
 }
 
 // New creates the directory layout under root if needed.
@@ -65,6 +70,9 @@ func New(root string, opts Options) (*Store, error) {
 	}
 	if opts.FreeBytes == nil {
 		opts.FreeBytes = freeBytes
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	s := &Store{root: root, opts: opts}
 	s.buffers.New = func() any { b := make([]byte, 1<<20); return &b }
@@ -166,16 +174,25 @@ func (s *Store) NewUpload(_ context.Context) (string, error) {
 		return "", err
 	}
 	id := hex.EncodeToString(b[:])
-	dir := filepath.Join(s.root, "uploads", id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	// The session is made under a name sessions do not have and renamed into place whole, so
+	// that garbage collection never sees it before its activity time is stamped.
+	stage := filepath.Join(s.root, "uploads", ".new-"+id)
+	if err := os.Mkdir(stage, 0o700); err != nil {
 		return "", fmt.Errorf("create upload: %w", outOfSpace(err))
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(filepath.Join(stage, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err == nil {
+		err = f.Close()
+	}
+	if err == nil {
+		touch(stage, s.opts.Now())
+		err = os.Rename(stage, filepath.Join(s.root, "uploads", id))
+	}
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(stage)
 		return "", fmt.Errorf("create upload: %w", outOfSpace(err))
 	}
-	return id, f.Close()
+	return id, nil
 }
 
 // session is an upload whose lock is held: the only state in which its data may be opened,
@@ -304,7 +321,7 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		}
 		return size, err
 	}
-	touch(u.dir)
+	touch(u.dir, s.opts.Now())
 	if copyErr != nil {
 		return size, fmt.Errorf("receive upload data: %w", copyErr)
 	}
@@ -441,8 +458,22 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+	// The digest's lock keeps a garbage collection from removing the file between its last look
+	// at the blob and this rename (see RemoveUnused).
+	unlock, err := s.lockDigest(want)
+	if err != nil {
 		return 0, fmt.Errorf("commit blob: %w", outOfSpace(err))
+	}
+	defer unlock()
+	if s.committing != nil {
+		s.committing(want)
+	}
+	// The blob's mtime says when it was committed, not when its last chunk arrived: garbage
+	// collection spares files younger than its grace period, which covers the time between
+	// this commit and the link the caller records next.
+	now := s.opts.Now()
+	if err := os.Chtimes(filepath.Join(u.dir, "data"), now, now); err != nil {
+		return 0, fmt.Errorf("commit blob: %w", err)
 	}
 	// Renaming over an existing blob replaces it with bytes just verified, which also repairs a
 	// blob damaged on disk; readers of the old file keep reading it.
@@ -497,8 +528,7 @@ func (s *Store) PurgeUploads(_ context.Context, before time.Time) ([]string, err
 }
 
 // touch marks the session active (PurgeUploads looks at the directory's mtime).
-func touch(dir string) {
-	now := time.Now()
+func touch(dir string, now time.Time) {
 	_ = os.Chtimes(dir, now, now)
 }
 

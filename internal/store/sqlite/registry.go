@@ -154,6 +154,8 @@ func (db *DB) DeleteRepository(ctx context.Context, name string, force bool) (st
 			"DELETE FROM image_scans WHERE repository = ?",
 			"DELETE FROM findings WHERE repository = ?",
 			"DELETE FROM scan_jobs WHERE repository = ?",
+			"DELETE FROM lifecycle_policies WHERE repository = ?",
+			"DELETE FROM lifecycle_previews WHERE repository = ?",
 			"DELETE FROM repositories WHERE name = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, q, name); err != nil {
@@ -237,7 +239,7 @@ func (db *DB) LinkBlob(ctx context.Context, repo, digest string, size int64, cre
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO repository_blobs(repository, digest, size, linked_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT(repository, digest) DO NOTHING`, repo, digest, size, time.Now().UnixMilli())
+			ON CONFLICT(repository, digest) DO NOTHING`, repo, digest, size, db.now().UnixMilli())
 		return err
 	})
 }
@@ -312,7 +314,7 @@ func (db *DB) CreateUpload(ctx context.Context, id, repo string, create bool) er
 		if _, err := ensureRepository(ctx, tx, repo, create); err != nil {
 			return err
 		}
-		now := time.Now().UnixMilli()
+		now := db.now().UnixMilli()
 		_, err := tx.ExecContext(ctx, "INSERT INTO uploads(id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)", id, repo, now, now)
 		return err
 	})
@@ -360,7 +362,7 @@ func (db *DB) DeleteUploadsBefore(ctx context.Context, t time.Time) ([]string, e
 // TouchUpload records activity on a session, so that the TTL counts from the last chunk.
 func (db *DB) TouchUpload(ctx context.Context, id string) error {
 	return db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "UPDATE uploads SET updated_at = ? WHERE id = ?", time.Now().UnixMilli(), id)
+		_, err := tx.ExecContext(ctx, "UPDATE uploads SET updated_at = ? WHERE id = ?", db.now().UnixMilli(), id)
 		return err
 	})
 }
@@ -441,7 +443,7 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 				return fmt.Errorf("%w: %s", store.ErrTagImmutable, tag)
 			}
 		}
-		now := time.Now().UnixMilli()
+		now := db.now().UnixMilli()
 		r, err := tx.ExecContext(ctx, `INSERT INTO manifests(repository, digest, media_type, artifact_type, config_media_type, config_digest,
 				subject, annotations, size, image_size, content, pushed_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(repository, digest) DO NOTHING`,

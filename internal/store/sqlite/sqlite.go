@@ -40,6 +40,8 @@ type DB struct {
 
 	effects   store.EffectsFunc
 	committed func(store.Effects)
+	// now stamps pushes, links and upload activity; tests replace it (SetClock).
+	now func() time.Time
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies pending migrations.
@@ -65,7 +67,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
-	return &DB{write: w, read: r, path: path}, nil
+	return &DB{write: w, read: r, path: path, now: time.Now}, nil
 }
 
 func openPool(path string, readOnly bool) (*sql.DB, error) {
@@ -86,6 +88,11 @@ func openPool(path string, readOnly bool) (*sql.DB, error) {
 	}
 	return db, nil
 }
+
+// SetClock replaces the clock that stamps pushes (pushed_at), blob links (linked_at) and upload
+// activity, which lifecycle policies and garbage collection compare with their own clock. Call
+// it before use.
+func (db *DB) SetClock(now func() time.Time) { db.now = now }
 
 // Close closes both connection pools.
 func (db *DB) Close() error {

@@ -1,0 +1,199 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// PutLifecyclePolicy sets a repository's lifecycle policy.
+func (db *DB) PutLifecyclePolicy(ctx context.Context, repo, text string) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := ensureRepository(ctx, tx, repo, false); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO lifecycle_policies(repository, policy, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT(repository) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`, repo, text, db.now().UnixMilli())
+		return err
+	})
+}
+
+// LifecyclePolicy returns a repository's lifecycle policy: ErrRepositoryNotFound, or
+// ErrLifecyclePolicyNotFound when it has none.
+func (db *DB) LifecyclePolicy(ctx context.Context, repo string) (store.LifecyclePolicy, error) {
+	if err := db.requireRepository(ctx, repo); err != nil {
+		return store.LifecyclePolicy{}, err
+	}
+	p := store.LifecyclePolicy{Repository: repo}
+	var at int64
+	err := db.read.QueryRowContext(ctx, "SELECT policy, last_evaluated_at FROM lifecycle_policies WHERE repository = ?", repo).Scan(&p.Text, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, store.ErrLifecyclePolicyNotFound
+	}
+	p.LastEvaluatedAt = fromMS(at)
+	return p, err
+}
+
+// DeleteLifecyclePolicy removes a repository's lifecycle policy and returns it.
+func (db *DB) DeleteLifecyclePolicy(ctx context.Context, repo string) (store.LifecyclePolicy, error) {
+	p := store.LifecyclePolicy{Repository: repo}
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := ensureRepository(ctx, tx, repo, false); err != nil {
+			return err
+		}
+		var at int64
+		err := tx.QueryRowContext(ctx, "DELETE FROM lifecycle_policies WHERE repository = ? RETURNING policy, last_evaluated_at", repo).Scan(&p.Text, &at)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrLifecyclePolicyNotFound
+		}
+		p.LastEvaluatedAt = fromMS(at)
+		return err
+	})
+	return p, err
+}
+
+// LifecyclePolicies returns every repository's lifecycle policy, by repository name.
+func (db *DB) LifecyclePolicies(ctx context.Context) ([]store.LifecyclePolicy, error) {
+	return queryAll(ctx, db.read, func(r rowScanner) (store.LifecyclePolicy, error) {
+		var p store.LifecyclePolicy
+		var at int64
+		err := r.Scan(&p.Repository, &p.Text, &at)
+		p.LastEvaluatedAt = fromMS(at)
+		return p, err
+	}, "SELECT repository, policy, last_evaluated_at FROM lifecycle_policies ORDER BY repository")
+}
+
+// MarkLifecycleEvaluated records a run of the repository's policy, if it still has the one run.
+func (db *DB) MarkLifecycleEvaluated(ctx context.Context, repo, text string, at time.Time) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE lifecycle_policies SET last_evaluated_at = ? WHERE repository = ? AND policy = ?", at.UnixMilli(), repo, text)
+		return err
+	})
+}
+
+// PutLifecyclePreview replaces a repository's preview.
+func (db *DB) PutLifecyclePreview(ctx context.Context, p store.LifecyclePreview) error {
+	if p.Results == nil {
+		p.Results = []store.LifecyclePreviewResult{}
+	}
+	results, err := json.Marshal(p.Results)
+	if err != nil {
+		return err
+	}
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := ensureRepository(ctx, tx, p.Repository, false); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO lifecycle_previews(repository, policy, status, results, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT(repository) DO UPDATE SET policy = excluded.policy, status = excluded.status, results = excluded.results,
+				created_at = excluded.created_at`, p.Repository, p.Text, p.Status, results, p.CreatedAt.UnixMilli())
+		return err
+	})
+}
+
+// LifecyclePreview returns a repository's last preview, or ErrLifecyclePreviewNotFound.
+func (db *DB) LifecyclePreview(ctx context.Context, repo string) (store.LifecyclePreview, error) {
+	if err := db.requireRepository(ctx, repo); err != nil {
+		return store.LifecyclePreview{}, err
+	}
+	p := store.LifecyclePreview{Repository: repo}
+	var results string
+	var at int64
+	err := db.read.QueryRowContext(ctx, "SELECT policy, status, results, created_at FROM lifecycle_previews WHERE repository = ?", repo).
+		Scan(&p.Text, &p.Status, &results, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, store.ErrLifecyclePreviewNotFound
+	}
+	if err != nil {
+		return p, err
+	}
+	p.CreatedAt = fromMS(at)
+	if err := json.Unmarshal([]byte(results), &p.Results); err != nil {
+		return p, fmt.Errorf("decode lifecycle preview: %w", err)
+	}
+	return p, nil
+}
+
+// LifecycleImages returns the images a lifecycle policy considers, with their tags and push
+// times: every manifest of the repository except those an index of it lists, which stay as
+// long as their index (expiring one would break the index).
+func (db *DB) LifecycleImages(ctx context.Context, repo string) ([]store.Manifest, error) {
+	if err := db.requireRepository(ctx, repo); err != nil {
+		return nil, err
+	}
+	out, err := queryAll(ctx, db.read, func(r rowScanner) (store.Manifest, error) {
+		var m store.Manifest
+		var pushed int64
+		var tags string
+		err := r.Scan(&m.Digest, &pushed, &tags)
+		m.Repository, m.PushedAt = repo, fromMS(pushed)
+		if tags != "" {
+			m.Tags = strings.Split(tags, "\x00")
+			slices.Sort(m.Tags)
+		}
+		return m, err
+	}, `SELECT m.digest, m.pushed_at, coalesce((SELECT group_concat(t.tag, char(0)) FROM (SELECT tag FROM tags
+			WHERE repository = m.repository AND digest = m.digest ORDER BY tag) t), '')
+		FROM manifests m WHERE m.repository = ? AND NOT EXISTS (SELECT 1 FROM manifest_references r
+			WHERE r.repository = m.repository AND r.target = m.digest AND r.kind = 'manifest')
+		ORDER BY m.digest`, repo)
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle images: %w", err)
+	}
+	return out, nil
+}
+
+// ExpireImage deletes an image a lifecycle policy expired, with its effects (the "ECR Image
+// Action" DELETE event) in the same transaction, provided it is still as the policy saw it:
+// pushed at pushedAt, with exactly these tags, listed by no index. Otherwise (a tag moved
+// onto it, it was pushed again) it is left, and ExpireImage reports false.
+func (db *DB) ExpireImage(ctx context.Context, repo, digest string, tags []string, pushedAt time.Time) (bool, error) {
+	var eff store.Effects
+	var deleted bool
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		m, err := scanManifest(tx.QueryRowContext(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", repo, digest))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ms(m.PushedAt) != ms(pushedAt) {
+			return nil
+		}
+		m.Tags, err = queryStrings(ctx, tx, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", repo, digest)
+		if err != nil {
+			return err
+		}
+		want := slices.Sorted(slices.Values(tags))
+		if !slices.Equal(m.Tags, want) && !(len(m.Tags) == 0 && len(want) == 0) {
+			return nil
+		}
+		var parent string
+		err = tx.QueryRowContext(ctx, `SELECT manifest FROM manifest_references WHERE repository = ? AND target = ? AND kind = 'manifest' LIMIT 1`,
+			repo, digest).Scan(&parent)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err := deleteManifestTx(ctx, tx, repo, digest); err != nil {
+			return err
+		}
+		deleted = true
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: true})
+		return err
+	})
+	if err == nil && deleted {
+		db.reportEffects(eff)
+	}
+	return deleted, err
+}
