@@ -39,6 +39,10 @@ type VulnerablePackage struct {
 	CreatedBy      string `json:"createdBy,omitempty"`
 	FixedInVersion string `json:"fixedInVersion,omitempty"`
 	Remediation    string `json:"remediation,omitempty"`
+	// Reachability is, for a Go package, whether the advisory's vulnerable symbols are in the
+	// binary: ReachPresent, ReachAbsent or ReachUnknown; "" for other packages. A Lading
+	// member: clients of ECR's shape ignore it.
+	Reachability string `json:"reachability,omitempty"`
 }
 
 // InstalledVersion is the package's version as installed, whole ("1:3.0.11-1~deb12u1"): for
@@ -343,6 +347,7 @@ func vulnerablePackage(p installed.Package, v *advisory.Vulnerability, history m
 		Name: p.Name, Version: p.Version, Epoch: p.Epoch, Release: p.Release, Arch: p.Arch,
 		Ecosystem: p.Ecosystem, PackageManager: p.PackageManager, PURL: p.PURL,
 		FilePath: p.Path, Layer: p.Layer, CreatedBy: history[p.Layer], FixedInVersion: v.FixedIn(),
+		Reachability: reachability(p, v),
 	}
 	if p.PackageManager == installed.ManagerOS {
 		vp.Version = p.UpstreamVersion()
