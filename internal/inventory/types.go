@@ -46,6 +46,10 @@ const (
 // defines it apart from the extractors so that matching imports no I/O.
 type Package = installed.Package
 
+// Symbols are the functions a Go binary holds of one module's packages: see
+// internal/inventory/installed.
+type Symbols = installed.Symbols
+
 // Skipped records an entry (or part of one) that was not scanned, or was read in a special
 // way, and why.
 type Skipped struct {

@@ -134,6 +134,9 @@ type vulnerablePackage struct {
 	Release         string `json:"release,omitempty"`
 	SourceLayerHash string `json:"sourceLayerHash,omitempty"`
 	Version         string `json:"version"`
+	// Reachability is Lading's, for Go packages (match.ReachPresent, ...): a member ECR's
+	// SDKs do not know and ignore.
+	Reachability string `json:"reachability,omitempty"`
 }
 
 type remediation struct {
@@ -283,7 +286,7 @@ func enhanced(registryID, region string, f store.Finding, d scanning.Detail, m s
 	for _, p := range mf.Packages {
 		ef.PackageVulnerabilityDetails.VulnerablePackages = append(ef.PackageVulnerabilityDetails.VulnerablePackages, vulnerablePackage{
 			Arch: p.Arch, Epoch: p.Epoch, FilePath: p.FilePath, FixedInVersion: p.FixedInVersion, Name: p.Name,
-			PackageManager: p.PackageManager, Release: p.Release, SourceLayerHash: p.Layer, Version: p.Version})
+			PackageManager: p.PackageManager, Release: p.Release, SourceLayerHash: p.Layer, Version: p.Version, Reachability: p.Reachability})
 	}
 	return ef
 }
@@ -307,6 +310,8 @@ type scanReport struct {
 	NotEvaluated []match.NotEvaluated `json:"notEvaluated"`
 	Suppressed   []suppressedFinding  `json:"suppressed,omitempty"`
 	Ignored      int                  `json:"ignored,omitempty"`
+	// Unreachable counts the findings --reachable-only left out.
+	Unreachable int `json:"unreachableHidden,omitempty"`
 }
 
 type suppressedFinding struct {
@@ -346,7 +351,7 @@ func JSON(w io.Writer, s *Scan, o Options) error {
 		return err
 	}
 	out := scanReport{ScanFindingsOutput: newScanFindingsOutput(o.RegistryID, repo, s.Image.ManifestDigest, s.Image.tag(), scan, rendered),
-		NotEvaluated: nonNil(s.NotEvaluated), Ignored: s.Ignored}
+		NotEvaluated: nonNil(s.NotEvaluated), Ignored: s.Ignored, Unreachable: s.Unreachable}
 	for _, sp := range s.Suppressed {
 		so := suppressedFinding{VulnerabilityID: sp.Finding.VulnerabilityID, Severity: sp.Finding.Severity, Status: sp.Status, Justification: sp.Justification}
 		for _, p := range sp.Finding.Packages {

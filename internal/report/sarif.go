@@ -69,8 +69,12 @@ func SARIF(w io.Writer, s *Scan, o Options) error {
 		if p.FixedInVersion != "" {
 			text += "; fixed in " + p.FixedInVersion
 		}
+		props := map[string]any{"layer": p.Layer, "createdBy": p.CreatedBy, "purl": p.PURL}
+		if p.Reachability != "" {
+			props["reachability"] = p.Reachability
+		}
 		return result{RuleID: f.VulnerabilityID, Level: sarifLevel(f.Severity), Message: message{text},
-			Locations: at(p.FilePath), Properties: map[string]any{"layer": p.Layer, "createdBy": p.CreatedBy, "purl": p.PURL}}
+			Locations: at(p.FilePath), Properties: props}
 	}
 	for _, f := range s.Findings {
 		addRule(f)
