@@ -63,6 +63,8 @@ type scanOptions struct {
 	vexFiles   []string
 	// reachableOnly hides findings none of whose Go packages holds the vulnerable symbols.
 	reachableOnly bool
+	// includeOSOwned reports language packages an OS package installed on their own too.
+	includeOSOwned bool
 }
 
 func newScanCommand() *cobra.Command {
@@ -109,6 +111,7 @@ func newScanCommand() *cobra.Command {
 	f.BoolVar(&o.allowStale, "allow-stale-db", false, "scan with an empty or out-of-date advisory database, with a warning, instead of exiting 2")
 	f.StringVar(&o.ignoreFile, "ignore-file", "", "leave out the vulnerabilities this file lists: one id per line, optional exp:YYYY-MM-DD and # reason (or Trivy's YAML form)")
 	f.StringSliceVar(&o.vexFiles, "vex", nil, "suppress the findings these VEX documents (OpenVEX 0.2 or CycloneDX JSON) say are not_affected or fixed (repeatable)")
+	f.BoolVar(&o.includeOSOwned, "include-os-owned", false, "also report on their own the language packages an OS package installed (a Debian python3-xyz's dist-info), which are otherwise reported once, as the OS package naming them")
 	f.BoolVar(&o.reachableOnly, "reachable-only", false, "hide findings whose every package is a Go package whose binary lacks the advisory's vulnerable symbols (reachability ABSENT; UNKNOWN is kept)")
 	return cmd
 }
@@ -195,7 +198,8 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	}
 	defer os.RemoveAll(scratch)
 	progress := newLayerProgress(os.Stderr, len(img.Layers))
-	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone}
+	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone,
+		KeepOSOwned: o.includeOSOwned}
 	// Only the advisories of the packages found are loaded, not the whole database.
 	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
 		return vdb.IndexFor(ctx, keys)

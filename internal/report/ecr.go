@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/scanning/policy"
@@ -137,6 +138,8 @@ type vulnerablePackage struct {
 	// Reachability is Lading's, for Go packages (match.ReachPresent, ...): a member ECR's
 	// SDKs do not know and ignore.
 	Reachability string `json:"reachability,omitempty"`
+	// LanguagePackages are Lading's too: the language packages an OS package installed.
+	LanguagePackages []inventory.LanguagePackage `json:"languagePackages,omitempty"`
 }
 
 type remediation struct {
@@ -286,7 +289,8 @@ func enhanced(registryID, region string, f store.Finding, d scanning.Detail, m s
 	for _, p := range mf.Packages {
 		ef.PackageVulnerabilityDetails.VulnerablePackages = append(ef.PackageVulnerabilityDetails.VulnerablePackages, vulnerablePackage{
 			Arch: p.Arch, Epoch: p.Epoch, FilePath: p.FilePath, FixedInVersion: p.FixedInVersion, Name: p.Name,
-			PackageManager: p.PackageManager, Release: p.Release, SourceLayerHash: p.Layer, Version: p.Version, Reachability: p.Reachability})
+			PackageManager: p.PackageManager, Release: p.Release, SourceLayerHash: p.Layer, Version: p.Version, Reachability: p.Reachability,
+			LanguagePackages: p.LanguagePackages})
 	}
 	return ef
 }

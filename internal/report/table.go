@@ -61,7 +61,7 @@ func Table(w io.Writer, s *Scan) error {
 			if reach {
 				fixed += "\t" + orDash(p.Reachability)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.VulnerabilityID, f.Severity, score, p.Name, p.InstalledVersion(),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.VulnerabilityID, f.Severity, score, p.Label(), p.InstalledVersion(),
 				fixed, p.FilePath, shortDigest(p.Layer), truncate(p.CreatedBy, 60))
 		}
 	}

@@ -58,6 +58,18 @@ type Package struct {
 	// packages; nil when the binary's symbol table could not be read, and for every other
 	// package. Reachability is decided from them (internal/match).
 	Symbols *Symbols `json:"symbols,omitempty"`
+	// LanguagePackages are, for an OS package, the language packages whose metadata it
+	// installed (the dist-info of Debian's python3-xyz): the package is reported once, as
+	// this OS package, unless the scan asks for OS-owned language packages too.
+	LanguagePackages []LanguagePackage `json:"languagePackages,omitempty"`
+}
+
+// LanguagePackage names a language package an OS package installed.
+type LanguagePackage struct {
+	Ecosystem string `json:"ecosystem"`
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Path      string `json:"path"`
 }
 
 // Symbols are the functions a Go binary holds of one module's packages, inlined ones
