@@ -27,6 +27,8 @@ const (
 //
 // An advisory that lists no imports for the module gives UNKNOWN: it does not say which
 // code is vulnerable, and a module being linked is no evidence that its vulnerable part is.
+// Records merged into one vulnerability are read together: a GHSA record of a Go module,
+// which never lists symbols, defers to the Go vulnerability database's record it aliases.
 // An import that lists no symbols means its whole package is vulnerable: PRESENT when the
 // binary holds any function of the package. An import limited to other platforms (goos,
 // goarch) than the binary's does not apply.
@@ -46,7 +48,7 @@ func reachability(p installed.Package, v *advisory.Vulnerability) string {
 				continue
 			}
 			if len(af.Imports) == 0 {
-				return ReachUnknown
+				continue
 			}
 			listed = true
 			for _, im := range af.Imports {

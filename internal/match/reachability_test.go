@@ -35,29 +35,42 @@ func TestReachability(t *testing.T) {
 		symbols *installed.Symbols
 		es      string
 		want    string
+		ghsa    bool
 	}{
-		{"a vulnerable symbol linked", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["MatchStrings","Parse"]}]}`, ReachPresent},
-		{"a method linked", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["Tag.String"]}]}`, ReachPresent},
-		{"no vulnerable symbol linked", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["MatchStrings","ParseAcceptLanguage"]}]}`, ReachAbsent},
-		{"vulnerable package not linked", linked, `{"imports":[{"path":"golang.org/x/text/encoding/unicode","symbols":["utf16Decoder.Transform"]}]}`, ReachAbsent},
-		{"second import linked", linked, `{"imports":[{"path":"golang.org/x/text/encoding/unicode","symbols":["utf16Decoder.Transform"]},{"path":"golang.org/x/text/transform","symbols":["String"]}]}`, ReachPresent},
-		{"whole package, linked", linked, `{"imports":[{"path":"golang.org/x/text/language"}]}`, ReachPresent},
-		{"whole package, not linked", linked, `{"imports":[{"path":"golang.org/x/text/unicode/norm"}]}`, ReachAbsent},
-		{"other platform only", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["Parse"],"goos":["windows"]}]}`, ReachAbsent},
-		{"this platform", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["Parse"],"goos":["linux","windows"],"goarch":["amd64"]}]}`, ReachPresent},
-		{"advisory without imports", linked, "", ReachUnknown},
-		{"advisory with empty ecosystem_specific", linked, `{}`, ReachUnknown},
-		{"symbols unreadable", nil, `{"imports":[{"path":"golang.org/x/text/language","symbols":["MatchStrings"]}]}`, ReachUnknown},
+		{"a vulnerable symbol linked", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["MatchStrings","Parse"]}]}`, ReachPresent, false},
+		{"a method linked", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["Tag.String"]}]}`, ReachPresent, false},
+		{"no vulnerable symbol linked", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["MatchStrings","ParseAcceptLanguage"]}]}`, ReachAbsent, false},
+		{"vulnerable package not linked", linked, `{"imports":[{"path":"golang.org/x/text/encoding/unicode","symbols":["utf16Decoder.Transform"]}]}`, ReachAbsent, false},
+		{"second import linked", linked, `{"imports":[{"path":"golang.org/x/text/encoding/unicode","symbols":["utf16Decoder.Transform"]},{"path":"golang.org/x/text/transform","symbols":["String"]}]}`, ReachPresent, false},
+		{"whole package, linked", linked, `{"imports":[{"path":"golang.org/x/text/language"}]}`, ReachPresent, false},
+		{"whole package, not linked", linked, `{"imports":[{"path":"golang.org/x/text/unicode/norm"}]}`, ReachAbsent, false},
+		{"other platform only", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["Parse"],"goos":["windows"]}]}`, ReachAbsent, false},
+		{"this platform", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["Parse"],"goos":["linux","windows"],"goarch":["amd64"]}]}`, ReachPresent, false},
+		{"advisory without imports", linked, "", ReachUnknown, false},
+		{"advisory with empty ecosystem_specific", linked, `{}`, ReachUnknown, false},
+		{"symbols unreadable", nil, `{"imports":[{"path":"golang.org/x/text/language","symbols":["MatchStrings"]}]}`, ReachUnknown, false},
+		{"merged with a GHSA record without symbols", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["MatchStrings"]}]}`, ReachAbsent, true},
+		{"merged with a GHSA record, symbol linked", linked, `{"imports":[{"path":"golang.org/x/text/language","symbols":["Parse"]}]}`, ReachPresent, true},
+		{"GHSA record alone has no symbols", linked, "", ReachUnknown, true},
 		{"symbol table read, module not linked", &installed.Symbols{Packages: map[string][]string{}},
-			`{"imports":[{"path":"golang.org/x/text/language","symbols":["Parse"]}]}`, ReachAbsent},
+			`{"imports":[{"path":"golang.org/x/text/language","symbols":["Parse"]}]}`, ReachAbsent, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ix := advisory.BuildIndex(1, []*advisory.Advisory{goAdvisory(t, "GO-2099-0001", textMod, tt.es)})
+			if tt.ghsa {
+				// A GHSA record (no symbols) aliasing the Go record merges with it.
+				ghsa, err := advisory.Parse([]byte(`{"id":"GHSA-xxxx-yyyy-zzzz","modified":"2024-01-01T00:00:00Z","aliases":["GO-2099-0001"],
+					"affected":[{"package":{"ecosystem":"Go","name":"` + textMod + `"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"}]}]}]}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ix = advisory.BuildIndex(1, []*advisory.Advisory{goAdvisory(t, "GO-2099-0001", textMod, tt.es), ghsa})
+			}
 			pkg := installed.Package{Ecosystem: "Go", Name: textMod, Version: "0.3.5", PackageManager: installed.ManagerGoBinary,
 				Path: "/app/bin", Symbols: tt.symbols}
 			fs, _ := Image([]installed.Package{pkg}, ix, nil)
-			if len(fs) != 1 || len(fs[0].Packages) != 1 {
+			if len(fs) != 1 || len(fs[0].Packages) != 1 || (tt.ghsa && len(fs[0].AdvisoryIDs) != 2) {
 				t.Fatalf("findings %+v", fs)
 			}
 			if got := fs[0].Packages[0].Reachability; got != tt.want {

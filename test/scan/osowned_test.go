@@ -109,8 +109,8 @@ func TestScanOSOwnedLanguagePackages(t *testing.T) {
 	}
 	for want, shown := range map[string]bool{
 		"CVE-2099-9911": true, "python3-requests (PyPI requests 2.28.1)": true, // the Debian package, naming the Python one
-		"CVE-2099-9913": true,  // pip's PyYAML
-		"CVE-2099-9912": false, // requests as a PyPI package
+		"CVE-2099-9913":            true,  // pip's PyYAML
+		"CVE-2099-9912":            false, // requests as a PyPI package
 		", 2 packages, 2 findings": true,
 	} {
 		if strings.Contains(table, want) != shown {
