@@ -61,6 +61,10 @@ type scanOptions struct {
 	allowStale bool
 	ignoreFile string
 	vexFiles   []string
+	// reachableOnly hides findings none of whose Go packages holds the vulnerable symbols.
+	reachableOnly bool
+	// includeOSOwned reports language packages an OS package installed on their own too.
+	includeOSOwned bool
 }
 
 func newScanCommand() *cobra.Command {
@@ -107,6 +111,8 @@ func newScanCommand() *cobra.Command {
 	f.BoolVar(&o.allowStale, "allow-stale-db", false, "scan with an empty or out-of-date advisory database, with a warning, instead of exiting 2")
 	f.StringVar(&o.ignoreFile, "ignore-file", "", "leave out the vulnerabilities this file lists: one id per line, optional exp:YYYY-MM-DD and # reason (or Trivy's YAML form)")
 	f.StringSliceVar(&o.vexFiles, "vex", nil, "suppress the findings these VEX documents (OpenVEX 0.2 or CycloneDX JSON) say are not_affected or fixed (repeatable)")
+	f.BoolVar(&o.includeOSOwned, "include-os-owned", false, "also report on their own the language packages an OS package installed (a Debian python3-xyz's dist-info), which are otherwise reported once, as the OS package naming them")
+	f.BoolVar(&o.reachableOnly, "reachable-only", false, "hide findings whose every package is a Go package whose binary lacks the advisory's vulnerable symbols (reachability ABSENT; UNKNOWN is kept)")
 	return cmd
 }
 
@@ -192,7 +198,8 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	}
 	defer os.RemoveAll(scratch)
 	progress := newLayerProgress(os.Stderr, len(img.Layers))
-	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone}
+	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone,
+		KeepOSOwned: o.includeOSOwned}
 	// Only the advisories of the packages found are loaded, not the whole database.
 	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
 		return vdb.IndexFor(ctx, keys)
@@ -214,6 +221,12 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	if len(o.severities) > 0 {
 		findings = slices.DeleteFunc(findings, func(f match.Finding) bool { return !slices.Contains(o.severities, f.Severity) })
 	}
+	unreachable := 0
+	if o.reachableOnly {
+		n := len(findings)
+		findings = slices.DeleteFunc(findings, match.Finding.Unreachable)
+		unreachable = n - len(findings)
+	}
 
 	out := cmd.OutOrStdout()
 	if o.output != "" {
@@ -225,7 +238,8 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 		out = f
 	}
 	scan := &report.Scan{Image: report.Image{Name: img.Name, ManifestDigest: img.ManifestDigest}, ScanType: scanType,
-		Inventory: res.Image, Findings: findings, NotEvaluated: res.NotEvaluated, Suppressed: decided.Suppressed, Ignored: len(decided.Ignored)}
+		Inventory: res.Image, Findings: findings, NotEvaluated: res.NotEvaluated, Suppressed: decided.Suppressed, Ignored: len(decided.Ignored),
+		Unreachable: unreachable}
 	if img.Config != nil {
 		scan.Image.Architecture, scan.Image.Author, scan.Image.Created = img.Config.Architecture, img.Config.Author, img.Config.Created.Time
 	}

@@ -11,6 +11,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"id":"X","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"a"},
 		"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"1.0","fixed":"2.0","limit":"*","last_affected":"1.5"}]}],"versions":["1.0"]}]}`))
 	f.Add([]byte(`{"id":"X","modified":"1-01-01T00:00:00Z","severity":[{"type":"CVSS_V4","score":"CVSS:4.0/AV:N"}]}`))
+	f.Add([]byte(`{"id":"GO-1","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Go","name":"m"},
+		"ecosystem_specific":{"imports":[{"path":"m/p","symbols":["F","T.M"],"goos":["linux"]},{"path":""}]}}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		a, err := Parse(raw)
 		if err != nil {
@@ -18,6 +20,13 @@ func FuzzParse(f *testing.F) {
 		}
 		if CheckID(a.ID) != nil {
 			t.Fatalf("accepted a record with id %q", a.ID)
+		}
+		for _, af := range a.Affected {
+			for _, im := range af.Imports {
+				if im.Path == "" {
+					t.Fatalf("kept an import without a path: %+v", af.Imports)
+				}
+			}
 		}
 		ix := BuildIndex(1, []*Advisory{a})
 		for _, k := range a.Keys() {

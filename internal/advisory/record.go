@@ -68,6 +68,45 @@ type Affected struct {
 	// severity word in ecosystem_specific/database_specific); nil means the record's applies.
 	Severity *Severity
 	CVSS     []CVSS
+	// Imports are the vulnerable packages of a Go module and their symbols, as the Go
+	// vulnerability database writes them (ecosystem_specific.imports); nil when the record
+	// names none, for other ecosystems too.
+	Imports []GoImport
+}
+
+// GoImport is one ecosystem_specific.imports[] entry of a Go advisory: a package of the
+// affected module, the functions and methods of it that are vulnerable ("Parse",
+// "Tag.String"; none listed means the whole package), and the platforms it is vulnerable on
+// (none listed means every one).
+type GoImport struct {
+	Path    string   `json:"path"`
+	Symbols []string `json:"symbols,omitempty"`
+	GOOS    []string `json:"goos,omitempty"`
+	GOARCH  []string `json:"goarch,omitempty"`
+}
+
+// goImports reads ecosystem_specific.imports. A malformed member is read as absent, not as an
+// invalid record: it only narrows what is reported (reachability says UNKNOWN without it).
+func goImports(raw json.RawMessage) []GoImport {
+	if len(raw) == 0 {
+		return nil
+	}
+	var es struct {
+		Imports []GoImport `json:"imports"`
+	}
+	if err := json.Unmarshal(raw, &es); err != nil {
+		return nil
+	}
+	out := es.Imports[:0]
+	for _, im := range es.Imports {
+		if im.Path = strings.TrimSpace(im.Path); im.Path != "" {
+			out = append(out, im)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return slices.Clip(out)
 }
 
 // Key is the index key of the affected package.
@@ -275,6 +314,9 @@ func ParseCanonical(compact []byte, hash string) (*Advisory, error) {
 				}
 			}
 			af.Ranges = append(af.Ranges, rg)
+		}
+		if BaseEcosystem(af.Ecosystem) == "Go" {
+			af.Imports = goImports(af.EcosystemSpecific)
 		}
 		af.CVSS = scoreVectors(oa.Severity)
 		af.Severity = affectedSeverity(oa.Severity, af.CVSS, af.EcosystemSpecific, af.DatabaseSpecific)

@@ -378,10 +378,44 @@ func (ls *layerScan) file(ctx context.Context, tr *tar.Reader, hdr *tar.Header, 
 				found.Packages[i].Path = p
 			}
 		}
+		if found.Owned != nil {
+			found.Owned = ls.ownedByName(pl, found.Owned)
+		}
 		results = append(results, fileResult{plugin: pl, info: f.info, found: found})
 	}
 	ls.files[p] = results
 	return nil
+}
+
+// ownedByName keeps, of a package manager's record of installed files, the files that some
+// other plugin of the scan reads by name (language packages' metadata: a dist-info's
+// METADATA, a jar, a package.json): only those can make Merge report a language package as
+// an OS package, and a layer's record lists every file of every package. The test is the
+// plugins' own FileRequired on the path alone, so it holds whichever layer writes the file;
+// files recognised by content (Go binaries) are not kept, and their packages are never
+// OS-owned.
+func (ls *layerScan) ownedByName(from plugin.Plugin, o *plugin.Owned) *plugin.Owned {
+	out := &plugin.Owned{Kind: o.Kind}
+	for _, pkg := range o.Packages {
+		var kept []string
+		for _, f := range pkg.Files {
+			if !strings.HasPrefix(f, "/") || len(f) > maxPathLen {
+				continue
+			}
+			named := plugin.NewFile(f[1:], 0o644, nil)
+			if slices.ContainsFunc(ls.opts.Plugins, func(pl plugin.Plugin) bool { return pl.Name() != from.Name() && pl.FileRequired(named) }) {
+				kept = append(kept, f)
+			}
+		}
+		if len(kept) > 0 {
+			pkg.Files = kept
+			out.Packages = append(out.Packages, pkg)
+		}
+	}
+	if len(out.Packages) == 0 {
+		return nil
+	}
+	return out
 }
 
 // extractSafely runs a plugin, turning a panic on hostile input into an error: most plugins
@@ -436,6 +470,8 @@ func (ls *layerScan) finish() *LayerInventory {
 				inv.OSReleaseFiles = append(inv.OSReleaseFiles, OSReleaseFile{Path: p, Content: *r.found.OSRelease})
 			case r.found.OSDatabase != "":
 				inv.OSDatabases = append(inv.OSDatabases, OSDatabase{Path: p, Kind: r.found.OSDatabase, Packages: r.found.Packages})
+			case r.found.Owned != nil:
+				inv.FileOwners = append(inv.FileOwners, FileOwners{Path: p, Kind: r.found.Owned.Kind, Packages: r.found.Owned.Packages})
 			default:
 				inv.Packages = append(inv.Packages, r.found.Packages...)
 			}

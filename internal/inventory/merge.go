@@ -5,6 +5,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/lading-registry/lading/internal/inventory/plugin"
 )
 
 // liveFile is a path's content as the merge stands at some layer.
@@ -24,12 +26,21 @@ type liveText struct {
 	content string
 }
 
+// ownersVersion is one layer's copy of a record of installed files.
+type ownersVersion struct {
+	layer  int
+	owners FileOwners
+}
+
 // merged is the state of the image's file system as far as the inventory is concerned.
 type merged struct {
 	files map[string]liveFile
 	// dbs holds, per database path, the copies written by successive layers since the path
 	// was last deleted, lowest first.
-	dbs     map[string][]dbVersion
+	dbs map[string][]dbVersion
+	// owners holds, per record of installed files, its copies as dbs does: apk and rpm
+	// rewrite theirs with their databases.
+	owners  map[string][]ownersVersion
 	osrel   map[string]liveText
 	links   map[string]string
 	digests []string
@@ -44,11 +55,26 @@ type merged struct {
 // database lists the same package at the same version. The OS ecosystem of OS packages comes
 // from the image's os-release file. Merge does no I/O.
 func Merge(layers []*LayerInventory) *Image {
+	return MergeWith(layers, MergeOptions{})
+}
+
+// MergeOptions change what Merge reports.
+type MergeOptions struct {
+	// KeepOSOwned keeps a language package whose metadata an OS package installed (a Debian
+	// python3-xyz's dist-info) as a package of its own too, beside the OS package that names
+	// it. By default it is reported once, as the OS package, as Trivy does: the distribution
+	// patches and tracks it under its own name and version.
+	KeepOSOwned bool
+}
+
+// MergeWith is Merge with options.
+func MergeWith(layers []*LayerInventory, opts MergeOptions) *Image {
 	m := &merged{
-		files: map[string]liveFile{},
-		dbs:   map[string][]dbVersion{},
-		osrel: map[string]liveText{},
-		links: map[string]string{},
+		files:  map[string]liveFile{},
+		owners: map[string][]ownersVersion{},
+		dbs:    map[string][]dbVersion{},
+		osrel:  map[string]liveText{},
+		links:  map[string]string{},
 	}
 	img := &Image{Packages: []Package{}, Layers: []string{}}
 	for i, layer := range layers {
@@ -72,16 +98,74 @@ func Merge(layers []*LayerInventory) *Image {
 	if problem != nil {
 		img.Skipped = append(img.Skipped, *problem)
 	}
+	// osByName finds an OS package by its database's kind and its name.
+	type ownerKey struct{ kind, name string }
+	osByName := map[ownerKey][]int{}
 	for _, p := range sortedKeys(m.dbs) {
-		img.Packages = append(img.Packages, m.osPackages(m.dbs[p], osInfo)...)
+		history := m.dbs[p]
+		for _, pkg := range m.osPackages(history, osInfo) {
+			k := ownerKey{history[len(history)-1].db.Kind, pkg.Name}
+			osByName[k] = append(osByName[k], len(img.Packages))
+			img.Packages = append(img.Packages, pkg)
+		}
 	}
 	var language []Package
 	for _, p := range sortedKeys(m.files) {
 		language = append(language, m.files[p].pkgs...)
 	}
-	img.Packages = append(img.Packages, dropLockfileDuplicates(language)...)
+	owned := m.ownedFiles()
+	for _, pkg := range dropLockfileDuplicates(language) {
+		if o, ok := owned[fileKey(pkg.Path)]; ok {
+			// The owner must still be installed: a record outliving its package owns nothing.
+			candidates := osByName[ownerKey{o.kind, o.pkg}]
+			at := -1
+			for _, i := range candidates {
+				if at < 0 || (o.arch != "" && img.Packages[i].Arch == o.arch) {
+					at = i
+				}
+			}
+			if at >= 0 {
+				osPkg := &img.Packages[at]
+				osPkg.LanguagePackages = append(osPkg.LanguagePackages, LanguagePackage{Ecosystem: pkg.Ecosystem, Name: pkg.Name, Version: pkg.Version, Path: pkg.Path})
+				if !opts.KeepOSOwned {
+					continue
+				}
+			}
+		}
+		img.Packages = append(img.Packages, pkg)
+	}
 	slices.SortFunc(img.Packages, comparePackages)
 	return img
+}
+
+// fileOwner is the OS package that installed a file.
+type fileOwner struct{ kind, pkg, arch string }
+
+// ownedFiles maps each file a current record of installed files lists to its package. A
+// package listed by successive copies of a database at the same version and architecture
+// owns the files of all those copies: each layer keeps only the files some plugin reads by
+// name, so a copy rewritten by a later layer lists the same metadata files.
+func (m *merged) ownedFiles() map[string]fileOwner {
+	out := map[string]fileOwner{}
+	for _, src := range sortedKeys(m.owners) {
+		history := m.owners[src]
+		newest := history[len(history)-1].owners
+		for _, pkg := range newest.Packages {
+			owner := fileOwner{newest.Kind, pkg.Package, pkg.Arch}
+			for i := len(history) - 1; i >= 0; i-- {
+				j := slices.IndexFunc(history[i].owners.Packages, func(o plugin.OwnedFiles) bool {
+					return o.Package == pkg.Package && o.Version == pkg.Version && o.Arch == pkg.Arch
+				})
+				if j < 0 {
+					break
+				}
+				for _, f := range history[i].owners.Packages[j].Files {
+					out[f] = owner
+				}
+			}
+		}
+	}
+	return out
 }
 
 func comparePackages(a, b Package) int {
@@ -116,6 +200,9 @@ func (m *merged) apply(i int, layer *LayerInventory) {
 	for _, db := range layer.OSDatabases {
 		rewritten[db.Path] = true
 	}
+	for _, o := range layer.FileOwners {
+		rewritten[o.Path] = true
+	}
 	underDeleted := func(p string, exact bool) bool {
 		if exact && (removed[p] || replaced[p]) {
 			return true
@@ -139,6 +226,7 @@ func (m *merged) apply(i int, layer *LayerInventory) {
 	if len(removed)+len(removedBelow)+len(replaced) > 0 {
 		deleteWhere(m.files, deleted)
 		deleteWhere(m.dbs, dbDeleted)
+		deleteWhere(m.owners, dbDeleted)
 		deleteWhere(m.osrel, deleted)
 		deleteWhere(m.links, deleted)
 	}
@@ -155,6 +243,9 @@ func (m *merged) apply(i int, layer *LayerInventory) {
 	}
 	for _, db := range layer.OSDatabases {
 		m.dbs[db.Path] = append(m.dbs[db.Path], dbVersion{layer: i, db: db})
+	}
+	for _, o := range layer.FileOwners {
+		m.owners[o.Path] = append(m.owners[o.Path], ownersVersion{layer: i, owners: o})
 	}
 	for _, f := range layer.OSReleaseFiles {
 		m.osrel[f.Path] = liveText{layer: i, content: f.Content}

@@ -17,7 +17,7 @@ func Scan(ctx context.Context, layers []Layer, opts Options) (*Image, error) {
 		}
 		invs = append(invs, inv)
 	}
-	return Merge(invs), nil
+	return MergeWith(invs, MergeOptions{KeepOSOwned: opts.KeepOSOwned}), nil
 }
 
 func scanOne(ctx context.Context, l Layer, opts Options) (*LayerInventory, error) {

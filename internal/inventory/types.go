@@ -46,6 +46,14 @@ const (
 // defines it apart from the extractors so that matching imports no I/O.
 type Package = installed.Package
 
+// Symbols are the functions a Go binary holds of one module's packages: see
+// internal/inventory/installed.
+type Symbols = installed.Symbols
+
+// LanguagePackage names a language package an OS package installed: see
+// internal/inventory/installed.
+type LanguagePackage = installed.LanguagePackage
+
 // Skipped records an entry (or part of one) that was not scanned, or was read in a special
 // way, and why.
 type Skipped struct {
@@ -61,6 +69,15 @@ type OSDatabase struct {
 	// Kind is "dpkg", "apk" or "rpm".
 	Kind     string    `json:"kind"`
 	Packages []Package `json:"packages"`
+}
+
+// FileOwners is what one file of a layer (a dpkg .list file, apk's or rpm's database) says
+// of which OS package installed which files, kept only for the files some plugin reads by
+// name: the metadata of language packages, which Merge then reports as the OS package.
+type FileOwners struct {
+	Path     string              `json:"path"`
+	Kind     string              `json:"kind"`
+	Packages []plugin.OwnedFiles `json:"packages"`
 }
 
 // OSReleaseFile is the content of an os-release file written by a layer.
@@ -94,7 +111,9 @@ type LayerInventory struct {
 	// Paths are the package-relevant paths this layer writes (files some plugin read,
 	// executables and links), so that Merge can see that a file found in a lower layer was
 	// replaced. Sorted.
-	Paths          []string        `json:"paths,omitempty"`
+	Paths []string `json:"paths,omitempty"`
+	// FileOwners are the records of installed files this layer writes.
+	FileOwners     []FileOwners    `json:"fileOwners,omitempty"`
 	OSReleaseFiles []OSReleaseFile `json:"osReleaseFiles,omitempty"`
 	Symlinks       []Symlink       `json:"symlinks,omitempty"`
 	Skipped        []Skipped       `json:"skipped,omitempty"`
@@ -159,6 +178,9 @@ type Options struct {
 	Limits     Limits
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// KeepOSOwned makes Scan's merge keep, beside the OS package, a language package whose
+	// metadata an OS package installed (MergeOptions.KeepOSOwned).
+	KeepOSOwned bool
 }
 
 func (o Options) withDefaults() Options {

@@ -39,6 +39,26 @@ type VulnerablePackage struct {
 	CreatedBy      string `json:"createdBy,omitempty"`
 	FixedInVersion string `json:"fixedInVersion,omitempty"`
 	Remediation    string `json:"remediation,omitempty"`
+	// Reachability is, for a Go package, whether the advisory's vulnerable symbols are in the
+	// binary: ReachPresent, ReachAbsent or ReachUnknown; "" for other packages. A Lading
+	// member: clients of ECR's shape ignore it.
+	Reachability string `json:"reachability,omitempty"`
+	// LanguagePackages are, for an OS package, the language packages whose metadata it
+	// installed, reported as this package (a Lading member).
+	LanguagePackages []installed.LanguagePackage `json:"languagePackages,omitempty"`
+}
+
+// Label is the package's name, with the language packages it installed: "python3-requests
+// (PyPI requests 2.28.1)".
+func (p VulnerablePackage) Label() string {
+	if len(p.LanguagePackages) == 0 {
+		return p.Name
+	}
+	langs := make([]string, len(p.LanguagePackages))
+	for i, l := range p.LanguagePackages {
+		langs[i] = l.Ecosystem + " " + l.Name + " " + l.Version
+	}
+	return p.Name + " (" + strings.Join(langs, ", ") + ")"
 }
 
 // InstalledVersion is the package's version as installed, whole ("1:3.0.11-1~deb12u1"): for
@@ -343,10 +363,12 @@ func vulnerablePackage(p installed.Package, v *advisory.Vulnerability, history m
 		Name: p.Name, Version: p.Version, Epoch: p.Epoch, Release: p.Release, Arch: p.Arch,
 		Ecosystem: p.Ecosystem, PackageManager: p.PackageManager, PURL: p.PURL,
 		FilePath: p.Path, Layer: p.Layer, CreatedBy: history[p.Layer], FixedInVersion: v.FixedIn(),
+		Reachability: reachability(p, v),
 	}
 	if p.PackageManager == installed.ManagerOS {
 		vp.Version = p.UpstreamVersion()
 		vp.SourceName, vp.SourceVersion = p.SourceName, p.SourceVersion
+		vp.LanguagePackages = p.LanguagePackages
 	}
 	if vp.FixedInVersion != "" {
 		vp.Remediation = "Upgrade " + p.Name + " to " + vp.FixedInVersion + " or later."

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/scanning/policy"
@@ -134,6 +135,11 @@ type vulnerablePackage struct {
 	Release         string `json:"release,omitempty"`
 	SourceLayerHash string `json:"sourceLayerHash,omitempty"`
 	Version         string `json:"version"`
+	// Reachability is Lading's, for Go packages (match.ReachPresent, ...): a member ECR's
+	// SDKs do not know and ignore.
+	Reachability string `json:"reachability,omitempty"`
+	// LanguagePackages are Lading's too: the language packages an OS package installed.
+	LanguagePackages []inventory.LanguagePackage `json:"languagePackages,omitempty"`
 }
 
 type remediation struct {
@@ -283,7 +289,8 @@ func enhanced(registryID, region string, f store.Finding, d scanning.Detail, m s
 	for _, p := range mf.Packages {
 		ef.PackageVulnerabilityDetails.VulnerablePackages = append(ef.PackageVulnerabilityDetails.VulnerablePackages, vulnerablePackage{
 			Arch: p.Arch, Epoch: p.Epoch, FilePath: p.FilePath, FixedInVersion: p.FixedInVersion, Name: p.Name,
-			PackageManager: p.PackageManager, Release: p.Release, SourceLayerHash: p.Layer, Version: p.Version})
+			PackageManager: p.PackageManager, Release: p.Release, SourceLayerHash: p.Layer, Version: p.Version, Reachability: p.Reachability,
+			LanguagePackages: p.LanguagePackages})
 	}
 	return ef
 }
@@ -307,6 +314,8 @@ type scanReport struct {
 	NotEvaluated []match.NotEvaluated `json:"notEvaluated"`
 	Suppressed   []suppressedFinding  `json:"suppressed,omitempty"`
 	Ignored      int                  `json:"ignored,omitempty"`
+	// Unreachable counts the findings --reachable-only left out.
+	Unreachable int `json:"unreachableHidden,omitempty"`
 }
 
 type suppressedFinding struct {
@@ -346,7 +355,7 @@ func JSON(w io.Writer, s *Scan, o Options) error {
 		return err
 	}
 	out := scanReport{ScanFindingsOutput: newScanFindingsOutput(o.RegistryID, repo, s.Image.ManifestDigest, s.Image.tag(), scan, rendered),
-		NotEvaluated: nonNil(s.NotEvaluated), Ignored: s.Ignored}
+		NotEvaluated: nonNil(s.NotEvaluated), Ignored: s.Ignored, Unreachable: s.Unreachable}
 	for _, sp := range s.Suppressed {
 		so := suppressedFinding{VulnerabilityID: sp.Finding.VulnerabilityID, Severity: sp.Finding.Severity, Status: sp.Status, Justification: sp.Justification}
 		for _, p := range sp.Finding.Packages {

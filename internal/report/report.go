@@ -32,6 +32,9 @@ type Scan struct {
 	Suppressed []triage.Suppressed
 	// Ignored counts the findings an ignore file left out.
 	Ignored int
+	// Unreachable counts the findings left out because none of their Go packages holds the
+	// vulnerable symbols (`lading scan --reachable-only`).
+	Unreachable int
 }
 
 // Image names the scanned image.

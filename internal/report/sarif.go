@@ -65,12 +65,19 @@ func SARIF(w io.Writer, s *Scan, o Options) error {
 			DefaultConfig: map[string]string{"level": sarifLevel(f.Severity)}})
 	}
 	packageResult := func(f match.Finding, p match.VulnerablePackage) result {
-		text := fmt.Sprintf("%s %s (%s) is affected by %s", p.Name, p.InstalledVersion(), p.Ecosystem, f.VulnerabilityID)
+		text := fmt.Sprintf("%s %s (%s) is affected by %s", p.Label(), p.InstalledVersion(), p.Ecosystem, f.VulnerabilityID)
 		if p.FixedInVersion != "" {
 			text += "; fixed in " + p.FixedInVersion
 		}
+		props := map[string]any{"layer": p.Layer, "createdBy": p.CreatedBy, "purl": p.PURL}
+		if p.Reachability != "" {
+			props["reachability"] = p.Reachability
+		}
+		if len(p.LanguagePackages) > 0 {
+			props["languagePackages"] = p.LanguagePackages
+		}
 		return result{RuleID: f.VulnerabilityID, Level: sarifLevel(f.Severity), Message: message{text},
-			Locations: at(p.FilePath), Properties: map[string]any{"layer": p.Layer, "createdBy": p.CreatedBy, "purl": p.PURL}}
+			Locations: at(p.FilePath), Properties: props}
 	}
 	for _, f := range s.Findings {
 		addRule(f)

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -28,6 +29,9 @@ func Table(w io.Writer, s *Scan) error {
 	if s.Ignored > 0 {
 		summary += fmt.Sprintf(", %d ignored", s.Ignored)
 	}
+	if s.Unreachable > 0 {
+		summary += fmt.Sprintf(", %d unreachable hidden", s.Unreachable)
+	}
 	fmt.Fprintln(w, summary)
 	if counts := match.Counts(s.Findings); len(counts) > 0 {
 		var parts []string
@@ -40,15 +44,25 @@ func Table(w io.Writer, s *Scan) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VULNERABILITY\tSEVERITY\tSCORE\tPACKAGE\tINSTALLED\tFIXED IN\tPATH\tLAYER\tCREATED BY")
+	// REACHABILITY only when some finding has a Go package: the only ones that have one.
+	reach := slices.ContainsFunc(s.Findings, func(f match.Finding) bool { return f.Reachability() != "" })
+	if reach {
+		fmt.Fprintln(tw, "VULNERABILITY\tSEVERITY\tSCORE\tPACKAGE\tINSTALLED\tFIXED IN\tREACHABILITY\tPATH\tLAYER\tCREATED BY")
+	} else {
+		fmt.Fprintln(tw, "VULNERABILITY\tSEVERITY\tSCORE\tPACKAGE\tINSTALLED\tFIXED IN\tPATH\tLAYER\tCREATED BY")
+	}
 	for _, f := range s.Findings {
 		score := "-"
 		if f.Score != nil {
 			score = match.FormatScore(*f.Score)
 		}
 		for _, p := range f.Packages {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.VulnerabilityID, f.Severity, score, p.Name, p.InstalledVersion(),
-				orDash(p.FixedInVersion), p.FilePath, shortDigest(p.Layer), truncate(p.CreatedBy, 60))
+			fixed := orDash(p.FixedInVersion)
+			if reach {
+				fixed += "\t" + orDash(p.Reachability)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.VulnerabilityID, f.Severity, score, p.Label(), p.InstalledVersion(),
+				fixed, p.FilePath, shortDigest(p.Layer), truncate(p.CreatedBy, 60))
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -27,6 +27,12 @@ func skimSample() storedInventory {
 			{Ecosystem: "npm", Name: `we"ird\name<&>`, Version: "1.0.0", Path: "app/node_modules/x/package.json", Layer: "sha256:bb", PackageManager: inventory.ManagerNodePkg},
 			{Ecosystem: "PyPI", Name: "PyYAML", Version: "6.0", Path: "usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA", Layer: "sha256:cc", PackageManager: inventory.ManagerPythonPkg},
 			{Name: "busybox", Version: "1.36.1-r29", Path: "lib/apk/db/installed", Layer: "sha256:cc", PackageManager: inventory.ManagerOS},
+			// Go modules keep the functions their binary holds (reachability), and a read table
+			// that holds nothing of a module stays read.
+			{Ecosystem: "Go", Name: "golang.org/x/text", Version: "0.3.5", Path: "app/bin", Layer: "sha256:cc", PackageManager: inventory.ManagerGoBinary,
+				Symbols: &inventory.Symbols{Packages: map[string][]string{"golang.org/x/text/language": {"Parse", "Tag.String"}}, GOOS: "linux", GOARCH: "amd64"}},
+			{Ecosystem: "Go", Name: "gopkg.in/yaml.v2", Version: "2.2.8", Path: "app/bin", Layer: "sha256:cc", PackageManager: inventory.ManagerGoBinary,
+				Symbols: &inventory.Symbols{Packages: map[string][]string{}}},
 		},
 		History: map[string]string{"sha256:aa": "ADD rootfs.tar /", "sha256:bb": "RUN npm ci"},
 		Skipped: []inventory.Skipped{{Layer: "sha256:cc", Reason: "too big"}},

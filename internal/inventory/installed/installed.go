@@ -54,6 +54,36 @@ type Package struct {
 	// composer.lock) rather than from installed metadata; inventory.Merge drops them where
 	// installed metadata under the same directory reports the same package.
 	FromLockfile bool `json:"fromLockfile,omitempty"`
+	// Symbols are, for a module of a Go binary, the functions the binary holds of the module's
+	// packages; nil when the binary's symbol table could not be read, and for every other
+	// package. Reachability is decided from them (internal/match).
+	Symbols *Symbols `json:"symbols,omitempty"`
+	// LanguagePackages are, for an OS package, the language packages whose metadata it
+	// installed (the dist-info of Debian's python3-xyz): the package is reported once, as
+	// this OS package, unless the scan asks for OS-owned language packages too.
+	LanguagePackages []LanguagePackage `json:"languagePackages,omitempty"`
+}
+
+// LanguagePackage names a language package an OS package installed.
+type LanguagePackage struct {
+	Ecosystem string `json:"ecosystem"`
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Path      string `json:"path"`
+}
+
+// Symbols are the functions a Go binary holds of one module's packages, inlined ones
+// included: what the vulnerable symbols of Go advisories are looked for in.
+type Symbols struct {
+	// Packages maps each package path of the module that the binary holds code of to the
+	// names of its functions and methods, as the Go vulnerability database names symbols
+	// ("Parse", "Tag.String"), sorted. Never nil: an empty map says the symbol table was read
+	// and holds nothing of the module.
+	Packages map[string][]string `json:"packages"`
+	// GOOS and GOARCH are the binary's target, when its build information names it: some
+	// advisories are about one platform only.
+	GOOS   string `json:"goos,omitempty"`
+	GOARCH string `json:"goarch,omitempty"`
 }
 
 // UpstreamVersion is Version without epoch and release, as ECR shows "version" beside

@@ -106,4 +106,28 @@ type Found struct {
 	// OSRelease is the content of an os-release file, nil for other files. Merge reads the
 	// image's release from the one /etc/os-release or /usr/lib/os-release resolves to.
 	OSRelease *string
+	// Owned is, for a package manager's record of the files its packages installed (dpkg's
+	// info/*.list, apk's installed database, rpm's database), which package installed which
+	// file; nil for other files. The walk keeps only the files some plugin reads by name
+	// (language packages' metadata), and Merge reports a language package whose metadata an
+	// OS package installed as that OS package.
+	Owned *Owned
+}
+
+// Owned is a package manager's record of the files its packages installed.
+type Owned struct {
+	// Kind is the kind of OS database whose packages these are ("dpkg", "apk", "rpm").
+	Kind     string
+	Packages []OwnedFiles
+}
+
+// OwnedFiles are the files one OS package installed.
+type OwnedFiles struct {
+	Package string `json:"package"`
+	// Version and Arch are set when the record says (apk, rpm; a dpkg .list file names the
+	// architecture of a multi-arch package only).
+	Version string `json:"version,omitempty"`
+	Arch    string `json:"arch,omitempty"`
+	// Files are absolute paths ("/usr/lib/python3/dist-packages/x-1.0.dist-info/METADATA").
+	Files []string `json:"files"`
 }

@@ -172,6 +172,9 @@ type layerOutput struct {
 	// Skipped keeps paths only: reasons quote the standard library's errors, which change
 	// with the toolchain.
 	Skipped []string `json:"skipped"`
+	// Owned is what a plugin reports of installed files, before the walk keeps only those
+	// other plugins read (here, alone, none).
+	Owned []*plugin.Owned `json:"owned,omitempty"`
 }
 
 // run scans the corpus with p alone and digests what it found.
@@ -186,7 +189,7 @@ func run(t *testing.T, p plugin.Plugin, layers [][]byte) goldenOutput {
 		if err != nil {
 			t.Fatalf("%s: layer %d: %v", p.Name(), i, err)
 		}
-		lo := layerOutput{Required: rec.required, Packages: canonical(t, inv.Packages), OSReleaseFiles: inv.OSReleaseFiles}
+		lo := layerOutput{Required: rec.required, Packages: canonical(t, inv.Packages), OSReleaseFiles: inv.OSReleaseFiles, Owned: rec.owned}
 		for _, db := range inv.OSDatabases {
 			// Database packages keep their order: it is the database's.
 			lo.OSDatabases = append(lo.OSDatabases, db)
@@ -224,10 +227,19 @@ func canonical(t *testing.T, pkgs []inventory.Package) []string {
 	return out
 }
 
-// recorder is a plugin that notes the files it requires.
+// recorder is a plugin that notes the files it requires and the installed files it reports.
 type recorder struct {
 	plugin.Plugin
 	required []string
+	owned    []*plugin.Owned
+}
+
+func (r *recorder) Extract(ctx context.Context, in *plugin.Input) (plugin.Found, error) {
+	found, err := r.Plugin.Extract(ctx, in)
+	if found.Owned != nil {
+		r.owned = append(r.owned, found.Owned)
+	}
+	return found, err
 }
 
 func (r *recorder) FileRequired(f plugin.File) bool {
@@ -281,6 +293,9 @@ func corpusLayers(t *testing.T) [][]byte {
 	add("var/lib/rpm/rpmdb.sqlite", gunzip(t, read("local/rpm/rpmdb.sqlite.gz")), 0o644)
 	add("usr/lib/sysimage/rpm/Packages", read("local/rpm/Packages"), 0o644)
 	tree("artifacts/python/dist-packages", "usr/lib/python3/dist-packages")
+	// The record of the files a Debian package installed: one of them a Python package's metadata.
+	add("var/lib/dpkg/info/python3-chardet.list", []byte("/.\n/usr\n/usr/lib/python3/dist-packages/chardet-5.1.0.dist-info\n"+
+		"/usr/lib/python3/dist-packages/chardet-5.1.0.dist-info/METADATA\n/usr/share/doc/python3-chardet/copyright\n"), 0o644)
 	tree("artifacts/npm/node-app", "usr/src/app")
 	tree("artifacts/dotnet", "app")
 	tree("artifacts/java", "opt/java")

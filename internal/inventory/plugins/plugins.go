@@ -43,5 +43,10 @@ func Default(mode plugin.Mode) []plugin.Plugin {
 		rust.CargoAuditable(),
 		php.ComposerLock(),
 		php.Installed(),
+		// Which OS package installed which language package's metadata: only language
+		// packages need it.
+		dpkg.Files(),
+		apk.Files(),
+		rpm.Files(),
 	)
 }

@@ -102,6 +102,9 @@ type Scanner struct {
 	// LayerDone, when set, is told each layer's inventory once it is read or taken from the
 	// cache (`lading scan` counts the packages found with it).
 	LayerDone func(i int, l Layer, li *inventory.LayerInventory)
+	// KeepOSOwned reports language packages an OS package installed on their own too
+	// (inventory.MergeOptions); by default they are reported once, as the OS package.
+	KeepOSOwned bool
 }
 
 // Inventory is an image's merged inventory with what matching and storing it need.
@@ -177,7 +180,7 @@ func (s Scanner) Inventory(ctx context.Context, layers []Layer) (*Inventory, err
 			history[l.Digest] = l.CreatedBy
 		}
 	}
-	img := inventory.Merge(read)
+	img := inventory.MergeWith(read, inventory.MergeOptions{KeepOSOwned: s.KeepOSOwned})
 	return &Inventory{Image: img, History: history, Keys: Keys(img.Packages)}, nil
 }
 

@@ -1,5 +1,7 @@
 // Package gobinary reads the build information of Go executables, found by content (ELF
-// files, whatever their name or mode), with the standard library's debug/buildinfo.
+// files, whatever their name or mode), with the standard library's debug/buildinfo, and the
+// functions they hold (debug/gosym), by which reachability tells whether an advisory's
+// vulnerable symbols are in the binary.
 //
 // It is Lading's own rather than osv-scalibr's golang/gobinary extractor: that one wraps the
 // same call but hides read errors (a truncated binary looks like a non-Go file), names the
@@ -13,6 +15,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"path"
 	"runtime/debug"
 	"strings"
 
@@ -36,7 +39,7 @@ func New() plugin.Plugin { return goBinary{} }
 type goBinary struct{}
 
 func (goBinary) Name() string { return "lading/gobinary" }
-func (goBinary) Version() int { return 1 }
+func (goBinary) Version() int { return 2 } // 2: symbols
 
 // FileRequired looks at the first bytes: Go binaries are found by content.
 func (goBinary) FileRequired(f plugin.File) bool {
@@ -47,65 +50,138 @@ func (goBinary) FileRequired(f plugin.File) bool {
 func (goBinary) MaxBytes(l plugin.Limits) int64 { return l.MaxFileBytes }
 
 func (goBinary) Extract(_ context.Context, in *plugin.Input) (plugin.Found, error) {
-	pkgs, err := packages(in.Content, in.Content.Size())
+	pkgs, symErr, err := packages(in.Content, in.Content.Size())
 	if err != nil {
 		return plugin.Found{}, fmt.Errorf("executable: %w", err)
+	}
+	if symErr != nil && len(pkgs) > 0 {
+		// The packages stand; only their reachability is unknown, which the report says.
+		in.Env.Skip(in.Path, fmt.Sprintf("Go symbols not read (reachability unknown): %v", symErr))
 	}
 	return plugin.Found{Packages: pkgs}, nil
 }
 
-// packages reads the build information of an ELF file. A file that is not a Go binary yields
-// nothing; one that cannot be parsed (e.g. truncated) is an error.
-func packages(ra io.ReaderAt, size int64) ([]installed.Package, error) {
-	bi, err := readBuildInfo(io.NewSectionReader(ra, 0, size))
+// packages reads the build information of an ELF file, and the functions it holds of each
+// module. A file that is not a Go binary yields nothing; one that cannot be parsed (e.g.
+// truncated) is an error. A symbol table that cannot be read is symErr: the packages are
+// found all the same, without Symbols.
+func packages(ra io.ReaderAt, size int64) (pkgs []installed.Package, symErr, err error) {
+	f, bi, err := readBuildInfo(io.NewSectionReader(ra, 0, size))
 	if err != nil {
 		if strings.Contains(err.Error(), "not a Go executable") {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if strings.HasPrefix(err.Error(), "unreadable ELF file") {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, fmt.Errorf("build information: %w", err)
+		return nil, nil, fmt.Errorf("build information: %w", err)
 	}
-	var pkgs []installed.Package
-	add := func(name, version string) {
+	// modules maps the module path under which a module's code is compiled to its package;
+	// a replaced module's code keeps the import paths of the module it replaces.
+	type module struct {
+		at       int
+		reported string // the path reported: the replacement's
+	}
+	modules := map[string]module{}
+	add := func(name, version, compiledAs string) {
 		// OSV's Go ranges write versions without the leading "v".
 		version = strings.TrimPrefix(version, "v")
 		if name == "" || version == "" || version == "(devel)" {
 			return
 		}
+		modules[compiledAs] = module{len(pkgs), name}
 		pkgs = append(pkgs, installed.Package{Ecosystem: ecosystem, Name: name, Version: version,
 			PackageManager: installed.ManagerGoBinary, PURL: purl(name, version)})
 	}
 	goVersion, _, _ := strings.Cut(bi.GoVersion, " ")
 	if v, ok := strings.CutPrefix(goVersion, "go"); ok && looksLikeGoRelease(v) {
-		add(Stdlib, v)
+		add(Stdlib, v, Stdlib)
 	}
-	add(bi.Main.Path, bi.Main.Version)
+	add(bi.Main.Path, bi.Main.Version, bi.Main.Path)
 	for _, dep := range bi.Deps {
 		mod := dep
 		if dep.Replace != nil && dep.Replace.Path != "" {
 			mod = dep.Replace
 		}
 		// A replacement by a local directory has no version and no advisories.
-		add(mod.Path, mod.Version)
+		add(mod.Path, mod.Version, dep.Path)
 	}
-	return pkgs, nil
+	if len(pkgs) == 0 {
+		return nil, nil, nil
+	}
+	table, symErr := readSymbols(f)
+	if symErr != nil {
+		return pkgs, symErr, nil
+	}
+	var goos, goarch string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "GOOS":
+			goos = s.Value
+		case "GOARCH":
+			goarch = s.Value
+		}
+	}
+	for i := range pkgs {
+		pkgs[i].Symbols = &installed.Symbols{Packages: map[string][]string{}, GOOS: goos, GOARCH: goarch}
+	}
+	// Only the packages of the modules reported are kept: the others can match no advisory.
+	for pkgPath, syms := range table {
+		isMain := pkgPath == "main"
+		if isMain {
+			pkgPath = bi.Path // as govulncheck does: advisories name the main package by its path
+		}
+		owner, ok := "", false
+		for p := pkgPath; p != "." && p != "/" && p != ""; p = path.Dir(p) {
+			if _, ok = modules[p]; ok {
+				owner = p
+				break
+			}
+		}
+		if !ok {
+			first, _, _ := strings.Cut(pkgPath, "/")
+			if isMain || first == "" || strings.Contains(first, ".") {
+				continue
+			}
+			owner = Stdlib // no dot in the first element: the standard library's
+			if _, ok = modules[owner]; !ok {
+				continue
+			}
+		}
+		m := modules[owner]
+		if owner != Stdlib {
+			pkgPath = m.reported + strings.TrimPrefix(pkgPath, owner)
+		}
+		pkgs[m.at].Symbols.Packages[pkgPath] = syms
+	}
+	return pkgs, nil, nil
+}
+
+// readSymbols reads the function table, guarding debug/gosym against panics on hostile
+// files.
+func readSymbols(f *elf.File) (table map[string][]string, err error) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			table, err = nil, fmt.Errorf("function table: %v", rec)
+		}
+	}()
+	return symbolTable(f)
 }
 
 // readBuildInfo reads an ELF file's Go build information, guarding debug/elf and
 // debug/buildinfo against panics on hostile files. It parses the ELF headers first because
 // buildinfo reports an unreadable file like a non-Go one.
-func readBuildInfo(r *io.SectionReader) (bi *debug.BuildInfo, err error) {
+func readBuildInfo(r *io.SectionReader) (f *elf.File, bi *debug.BuildInfo, err error) {
 	defer func() {
 		if rec := recover(); rec != nil {
-			err = fmt.Errorf("unreadable ELF file: %v", rec)
+			f, bi, err = nil, nil, fmt.Errorf("unreadable ELF file: %v", rec)
 		}
 	}()
-	if _, err := elf.NewFile(r); err != nil {
-		return nil, fmt.Errorf("unreadable ELF file: %w", err)
+	if f, err = elf.NewFile(r); err != nil {
+		return nil, nil, fmt.Errorf("unreadable ELF file: %w", err)
 	}
-	return buildinfo.Read(r)
+	bi, err = buildinfo.Read(r)
+	return f, bi, err
 }
 
 // looksLikeGoRelease accepts "1.20.14", "1.21rc2", not development toolchains ("devel ...").

@@ -2,8 +2,10 @@ package gobinary
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,9 +44,9 @@ func TestPackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkgs, err := packages(bytes.NewReader(bin), int64(len(bin)))
-	if err != nil {
-		t.Fatal(err)
+	pkgs, symErr, err := packages(bytes.NewReader(bin), int64(len(bin)))
+	if err != nil || symErr != nil {
+		t.Fatal(err, symErr)
 	}
 	want := strings.TrimPrefix(strings.Fields(runtime.Version())[0], "go")
 	var stdlib bool
@@ -54,17 +56,103 @@ func TestPackages(t *testing.T) {
 		}
 		if p.Name == Stdlib {
 			stdlib = p.Version == want && p.PURL == "pkg:golang/stdlib@"+want
+			// The test binary runs tests: testing's (*T).Run is in it, named as advisories name it.
+			if p.Symbols == nil || !slices.Contains(p.Symbols.Packages["testing"], "T.Run") || p.Symbols.GOOS != runtime.GOOS {
+				t.Errorf("stdlib symbols: testing = %v", p.Symbols)
+			}
+			// Not linked: this package is not imported here.
+			if _, ok := p.Symbols.Packages["net/http"]; ok {
+				t.Error("net/http symbols found in a binary that does not link it")
+			}
 		}
 	}
 	if !stdlib {
 		t.Errorf("stdlib %s not found in %+v", want, pkgs)
 	}
-	if _, err := packages(bytes.NewReader(bin[:4096]), 4096); err == nil || !strings.Contains(err.Error(), "unreadable ELF file") {
+	if _, _, err := packages(bytes.NewReader(bin[:4096]), 4096); err == nil || !strings.Contains(err.Error(), "unreadable ELF file") {
 		t.Errorf("truncated binary: err = %v", err)
 	}
-	if pkgs, err := packages(bytes.NewReader([]byte("not an ELF file")), 15); err == nil || len(pkgs) != 0 {
+	if pkgs, _, err := packages(bytes.NewReader([]byte("not an ELF file")), 15); err == nil || len(pkgs) != 0 {
 		t.Errorf("not an ELF file: %+v, %v", pkgs, err)
 	}
+}
+
+func TestSplitSymbol(t *testing.T) {
+	tests := []struct {
+		name, pkg, sym string
+		ok             bool
+	}{
+		{"golang.org/x/text/language.Parse", "golang.org/x/text/language", "Parse", true},
+		{"golang.org/x/text/language.(*Tag).String", "golang.org/x/text/language", "Tag.String", true},
+		{"golang.org/x/text/language.Tag.String", "golang.org/x/text/language", "Tag.String", true},
+		{"sync/atomic.(*Pointer[...]).Store", "sync/atomic", "Pointer.Store", true},
+		{"slices.order2CmpFunc[go.shape.interface { IsDir() bool }]", "slices", "order2CmpFunc", true},
+		{"gopkg.in/yaml%2ev2.Unmarshal", "gopkg.in/yaml.v2", "Unmarshal", true},
+		{"net/http.(*Server).Serve.func1", "", "", false},
+		{"net/http.init.0", "", "", false},
+		{"net/http.init", "", "", false},
+		{"runtime.gcBgMarkWorker.gowrap1", "", "", false},
+		{"net/http.(*Server).Serve-fm", "", "", false},
+		{"type:.eq.[2]interface {}", "", "", false},
+		{"go:buildid", "", "", false},
+		{"vendor/golang.org/x/net/http2/hpack.HuffmanDecode", "", "", false},
+	}
+	for _, tt := range tests {
+		pkg, sym, ok := splitSymbol(tt.name)
+		if pkg != tt.pkg || sym != tt.sym || ok != tt.ok {
+			t.Errorf("splitSymbol(%q) = %q, %q, %v; want %q, %q, %v", tt.name, pkg, sym, ok, tt.pkg, tt.sym, tt.ok)
+		}
+	}
+}
+
+func TestFuncNames(t *testing.T) {
+	le := func(words ...uint64) []byte {
+		b := []byte{0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8}
+		for _, w := range words {
+			b = binary.LittleEndian.AppendUint64(b, w)
+		}
+		return b
+	}
+	// nfunc, nfiles, textStart, funcnameOffset, cuOffset; names start at byte 48.
+	good := append(le(2, 1, 0, 48, 60), []byte("a.F\x00b.(*T).M\x00")...)
+	tests := []struct {
+		name string
+		data []byte
+		want []string
+		ok   bool
+	}{
+		{"Go 1.20", good, []string{"a.F", "b.(*T).M"}, true},
+		{"names past the end", le(2, 1, 0, 48, 4096), nil, false},
+		{"reversed bounds", le(2, 1, 0, 60, 48), nil, false},
+		{"Go 1.2 format", append([]byte{0xfb, 0xff, 0xff, 0xff, 0, 0, 1, 8}, make([]byte, 64)...), nil, false},
+		{"short", []byte{0xf1, 0xff}, nil, false},
+	}
+	for _, tt := range tests {
+		got, err := funcNames(tt.data)
+		if (err == nil) != tt.ok || !slices.Equal(got, tt.want) {
+			t.Errorf("%s: funcNames = %q, %v; want %q (ok %v)", tt.name, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// FuzzFuncNames feeds the function-table header reader, which reads untrusted binaries.
+func FuzzFuncNames(f *testing.F) {
+	f.Add([]byte{0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8})
+	f.Add(append([]byte{0xfa, 0xff, 0xff, 0xff, 0, 0, 1, 4, 1, 0, 0, 0, 1, 0, 0, 0, 24, 0, 0, 0, 28, 0, 0, 0}, "a.F\x00"...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		names, err := funcNames(data)
+		if err != nil && names != nil {
+			t.Fatalf("names %q with error %v", names, err)
+		}
+		for _, n := range names {
+			if n == "" || strings.Contains(n, "\x00") {
+				t.Fatalf("bad name %q", n)
+			}
+			if pkg, sym, ok := splitSymbol(n); ok && (pkg == "" || sym == "") {
+				t.Fatalf("splitSymbol(%q) = %q, %q", n, pkg, sym)
+			}
+		}
+	})
 }
 
 func TestPURL(t *testing.T) {
@@ -89,7 +177,7 @@ func FuzzPackages(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, bin []byte) {
-		pkgs, _ := packages(bytes.NewReader(bin), int64(len(bin)))
+		pkgs, _, _ := packages(bytes.NewReader(bin), int64(len(bin)))
 		for _, p := range pkgs {
 			if p.Ecosystem != "Go" || p.Version == "" {
 				t.Fatalf("bad package %+v", p)
