@@ -68,6 +68,7 @@ var (
 	accountID     = regexp.MustCompile(`^[0-9]{12}$`)
 	userARN       = regexp.MustCompile(`^arn:aws:iam::([0-9]{12}):user/([\w+=,.@-]{1,64})$`)
 	rootARN       = regexp.MustCompile(`^arn:aws:iam::([0-9]{12}):root$`)
+	keyName       = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
 )
 
 func policyErr(format string, args ...any) error {

@@ -95,7 +95,9 @@ const (
 	testAccount = "000000000000"
 )
 
-func repoARN(name string) string { return "arn:aws:ecr:" + testRegion + ":" + testAccount + ":repository/" + name }
+func repoARN(name string) string {
+	return "arn:aws:ecr:" + testRegion + ":" + testAccount + ":repository/" + name
+}
 
 // policies is a PolicyStore holding fixed documents.
 type policies struct{ registry, repos map[string]string }

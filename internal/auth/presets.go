@@ -50,3 +50,9 @@ func PresetNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// ValidKeyName reports whether name can be an access key's name: an IAM user name, 1 to 64 of
+// letters, digits and +=,.@_-.
+func ValidKeyName(name string) bool {
+	return keyName.MatchString(name)
+}
