@@ -531,6 +531,39 @@ func TestExplicitDenyOverridesAllow(t *testing.T) {
 	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidParameterException" || !strings.Contains(ae.ErrorMessage(), "Condition is not supported") {
 		t.Fatalf("a policy with a Condition: %v", err)
 	}
+	// A registry policy denying the key everything refuses it on every repository, admin's
+	// grant notwithstanding; deleted, the key's own policy applies again.
+	admin := ps.sdk(ps.admin())
+	regPolicy := `{"Version":"2012-10-17","Statement":[{"Sid":"NoDev","Effect":"Deny","Principal":{"AWS":["` + userARN("dev") + `"]},"Action":"ecr:*","Resource":"*"}]}`
+	if _, err := admin.PutRegistryPolicy(context.Background(), &ecr.PutRegistryPolicyInput{PolicyText: aws.String(regPolicy)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := admin.GetRegistryPolicy(context.Background(), &ecr.GetRegistryPolicyInput{}); err != nil ||
+		aws.ToString(got.PolicyText) != regPolicy || aws.ToString(got.RegistryId) != permRegistryID {
+		t.Fatalf("GetRegistryPolicy: %+v %v", got, err)
+	}
+	if _, err := ps.try(cfg, ps.crane, "manifest", "--insecure", ps.srv.Addr+"/open/app:v1"); err == nil ||
+		!strings.Contains(err.Error(), "with an explicit deny in a resource-based policy") {
+		t.Fatalf("pull under a denying registry policy: %v", err)
+	}
+	if _, err := admin.DeleteRegistryPolicy(context.Background(), &ecr.DeleteRegistryPolicyInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.GetRegistryPolicy(context.Background(), &ecr.GetRegistryPolicyInput{}); !errors.As(err, &ae) || ae.ErrorCode() != "RegistryPolicyNotFoundException" {
+		t.Fatalf("GetRegistryPolicy after delete: %v", err)
+	}
+	if _, err := ps.try(cfg, ps.crane, "manifest", "--insecure", ps.srv.Addr+"/open/app:v1"); err != nil {
+		t.Fatalf("pull after the registry policy was deleted: %v", err)
+	}
+	// A repository policy that would lock its author out needs force, as on ECR.
+	lockout := aws.String(`{"Statement":[{"Effect":"Deny","Principal":{"AWS":"` + userARN("admin") + `"},"Action":"ecr:SetRepositoryPolicy"}]}`)
+	_, err = admin.SetRepositoryPolicy(context.Background(), &ecr.SetRepositoryPolicyInput{RepositoryName: aws.String("secret/app"), PolicyText: lockout})
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidParameterException" || !strings.Contains(ae.ErrorMessage(), "force") {
+		t.Fatalf("a lock-out policy without force: %v", err)
+	}
+	if _, err := admin.SetRepositoryPolicy(context.Background(), &ecr.SetRepositoryPolicyInput{RepositoryName: aws.String("secret/app"), PolicyText: lockout, Force: true}); err != nil {
+		t.Fatalf("with force: %v", err)
+	}
 	if _, err := testserver.RunErr(ladingBin, "admin", "access-key", "create", "--data-dir", ps.srv.DataDir, "--name", "c",
 		"--policy", ps.policyFile(`{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{}}]}`)); err == nil ||
 		!strings.Contains(err.Error(), "Condition is not supported") {
@@ -563,8 +596,8 @@ func TestNarrowedKeyIsRefusedAtOnce(t *testing.T) {
 		t.Fatalf("pull with the token of a narrowed key: %v", err)
 	}
 	list := testserver.Run(t, ladingBin, "admin", "access-key", "list", "--data-dir", ps.srv.DataDir)
-	if !regexp.MustCompile(`(?m)^` + k.id + `\s+ci\s+AmazonInspector2ReadOnlyAccess\s`).MatchString(list) ||
-		!regexp.MustCompile(`(?m)^` + testserver.AccessKeyID + `\s+admin\s+AdministratorAccess\s`).MatchString(list) {
+	if !regexp.MustCompile(`(?m)^`+k.id+`\s+ci\s+AmazonInspector2ReadOnlyAccess\s`).MatchString(list) ||
+		!regexp.MustCompile(`(?m)^`+testserver.AccessKeyID+`\s+admin\s+AdministratorAccess\s`).MatchString(list) {
 		t.Fatalf("access-key list:\n%s", list)
 	}
 	testserver.Run(t, ladingBin, "admin", "access-key", "delete", "--data-dir", ps.srv.DataDir, "ci")
@@ -647,7 +680,7 @@ func TestAuditLog(t *testing.T) {
 
 	type want struct {
 		keyID, name, face, action, resource, outcome, errorCode string
-		status                                                 int
+		status                                                  int
 	}
 	wants := []want{
 		{testserver.AccessKeyID, "admin", "ecr", "ecr:CreateRepository", repoARN("audited"), "allowed", "", 200},
