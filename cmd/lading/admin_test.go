@@ -31,7 +31,7 @@ func TestAccessKeyCommandsSealSecrets(t *testing.T) {
 	t.Setenv(auth.SecretKeyEnv, "")
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
-	out, err := lading(t, "admin", "access-key", "create", "--data-dir", dir, "--description", "ci")
+	out, err := lading(t, "admin", "access-key", "create", "--data-dir", dir, "--description", "ci", "--preset", "AdministratorAccess")
 	if err != nil {
 		t.Fatal(err)
 	}

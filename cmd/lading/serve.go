@@ -89,7 +89,7 @@ func newServeCommand() *cobra.Command {
 	f.BoolVar(&cfg.TLS.SelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate for the listen address, made once and kept in <data-dir>/tls (give clients tls/cert.pem as their CA)")
 	f.StringVar(&cfg.RegistryID, "registry-id", "000000000000", "12-digit registry (account) id")
 	f.BoolVar(&cfg.CreateOnPush, "create-on-push", true, "create repositories on first push")
-	f.BoolVar(&cfg.AnonymousPull, "anonymous-pull", false, "allow pulls without credentials")
+	f.BoolVar(&cfg.AnonymousPull, "anonymous-pull", false, `let anyone pull and list every repository without credentials (as if every repository's policy allowed Principal "*" to pull; a repository policy does it for one)`)
 	f.DurationVar(&cfg.UploadTTL, "upload-ttl", 24*time.Hour, "remove upload sessions idle this long")
 	f.StringVar(&maxBlobSize, "max-blob-size", "0", "refuse blobs (layers) larger than this, e.g. 10GiB; 0 for no limit")
 	f.StringVar(&minFreeSpace, "min-free-space", "256MiB", "refuse uploads that would leave less free space than this on the data dir's volume; 0 to let the disk fill")
@@ -108,6 +108,7 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.LifecycleInterval, "lifecycle-interval", time.Hour, "apply repositories' lifecycle policies this often (0: never; previews work regardless)")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", time.Hour, "run garbage collection this often (0: never; `lading admin gc` runs it by hand)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", gc.DefaultGrace, "garbage collection spares blob links and blobs younger than this: longer than any push takes between its layers and its manifest")
+	f.StringVar(&cfg.AuditLog, "audit-log", "", "write every mutating call and every refusal as a JSON line to this file (- for standard output)")
 	f.StringVar(&cfg.EventsConfig, "events-config", "", "YAML or JSON file listing webhooks (url, name, secret|secret_env|secret_file, detail_types)")
 	return cmd
 }

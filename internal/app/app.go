@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -84,6 +85,10 @@ type Config struct {
 	// Now is the clock that stamps pushes and blob links and that lifecycle policies and garbage
 	// collection compare them with (default time.Now); tests move it.
 	Now func() time.Time
+
+	// AuditLog is where every mutating call and every refusal is written, one JSON line each:
+	// a file, "-" for standard output, "" for nowhere.
+	AuditLog string
 }
 
 // App is a built, not yet running, Lading server.
@@ -99,6 +104,8 @@ type App struct {
 	meta      *sqlite.DB
 	blobs     *blobfs.Store
 	auth      *auth.Authenticator
+	authz     *auth.Authorizer
+	audit     *auditor
 	handler   http.Handler
 	registry  *prometheus.Registry
 	dbHealth  *dbHealth
@@ -137,7 +144,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(keys, auth.Options{Throttle: cfg.AuthThrottle})}
+	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(keys, auth.Options{Throttle: cfg.AuthThrottle}),
+		authz: auth.NewAuthorizer(meta, auth.AuthorizerOptions{RegistryID: cfg.RegistryID, Region: cfg.Region, AnonymousPull: cfg.AnonymousPull})}
+	auditLog, closeAudit, err := openAuditLog(cfg.AuditLog)
+	if err != nil {
+		_ = meta.Close()
+		return nil, err
+	}
+	a.audit = &auditor{w: auditLog, close: closeAudit, origin: events.Origin{Account: cfg.RegistryID, Region: cfg.Region},
+		outbox: meta, log: cfg.Logger.With("component", "audit")}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -148,6 +163,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return n
 	}))
 	if err := a.openScanning(ctx); err != nil {
+		_ = closeAudit()
 		_ = meta.Close()
 		return nil, err
 	}
@@ -189,6 +205,8 @@ func (a *App) openScanning(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// CloudTrail-shaped events are written only when a webhook asks for them.
+	a.audit.trail, a.audit.notify = events.AnyWants(hooks, events.DetailTypeAPICall), a.events.Notify
 	scratch := filepath.Join(cfg.DataDir, scratchDir)
 	if err := os.MkdirAll(scratch, privateDir); err != nil {
 		return err
@@ -201,17 +219,22 @@ func (a *App) openScanning(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the stores.
-func (a *App) Close() error { return a.meta.Close() }
+// Close releases the stores and the audit log.
+func (a *App) Close() error { return errors.Join(a.audit.close(), a.meta.Close()) }
+
+// Authorizer decides permissions for every face; the faces wired outside this package (the
+// Inspector face, the console) call its Check.
+func (a *App) Authorizer() *auth.Authorizer { return a.authz }
 
 // Handler is the whole HTTP surface (for tests that serve it themselves).
 func (a *App) Handler() http.Handler { return a.handler }
 
 func (a *App) buildHandler() http.Handler {
 	m := newMetrics(a.registry)
-	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Logger: a.log})
+	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Authorizer: a.authz, Logger: a.log})
 	v2 := auth.RegistryMiddleware(a.auth, a.cfg.AnonymousPull, a.log, registry)
-	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans, Lifecycle: a.lifecycle})
+	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans,
+		Lifecycle: a.lifecycle, Authorizer: a.authz, Policies: a.meta})
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
@@ -247,7 +270,7 @@ func (a *App) buildHandler() http.Handler {
 			return "other"
 		}
 	}
-	return observe(m, a.log, route, mux)
+	return observe(m, a.log, route, a.audit.record, mux)
 }
 
 // isECR reports requests for the ECR face: JSON 1.1 calls on POST / (the ECR handler answers

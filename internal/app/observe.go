@@ -105,8 +105,9 @@ func (c *countingBody) Read(p []byte) (int, error) {
 }
 
 // observe wraps a handler with metrics and a structured request log line, which names the
-// access key a request authenticated as, or claimed, and how its authentication ended.
-func observe(m *metrics, log *slog.Logger, route func(*http.Request) string, next http.Handler) http.Handler {
+// access key a request authenticated as, or claimed, how its authentication ended and what it
+// was authorized for, and hands the request's Attempt to the audit.
+func observe(m *metrics, log *slog.Logger, route func(*http.Request) string, audit func(*http.Request, int, *auth.Attempt), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
@@ -142,6 +143,10 @@ func observe(m *metrics, log *slog.Logger, route func(*http.Request) string, nex
 		if att.Result != "" {
 			attrs = append(attrs, slog.String("auth", string(att.Result)))
 		}
+		if att.Authz != "" {
+			attrs = append(attrs, slog.String("action", att.Action), slog.String("authz", att.Authz))
+		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+		audit(r, rec.status, att)
 	})
 }

@@ -1,6 +1,9 @@
 package auth
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Result is how a request's authentication ended, as the request log reports it.
 type Result string
@@ -15,9 +18,16 @@ const (
 	ResultError Result = "error"
 )
 
-// Attempt records a request's authentication for the request log, which runs outside the faces
-// that authenticate: the log puts an empty Attempt in the request's context (WithAttempt) and
-// the Authenticator fills it in. It never holds a secret or a token.
+// Authorization outcomes, as the request and audit logs report them.
+const (
+	AuthzAllowed = "allowed"
+	AuthzDenied  = "denied"
+)
+
+// Attempt records a request's authentication and authorization for the request and audit
+// logs, which run outside the faces: the log puts an empty Attempt in the request's context
+// (WithAttempt), the Authenticator and the Authorizer fill it in. It never holds a secret or
+// a token.
 type Attempt struct {
 	// Face is "registry" (HTTP Basic) or the SigV4 service ("ecr").
 	Face string
@@ -25,6 +35,38 @@ type Attempt struct {
 	// to) and the key the request claimed otherwise; empty when none could be read.
 	AccessKeyID string
 	Result      Result
+
+	// Name is the principal's name, once authorized.
+	Name string
+	// Action and Resource are what the request was authorized for: the first action allowed,
+	// or the one refused.
+	Action, Resource string
+	// Authz is AuthzAllowed, AuthzDenied or "" (nothing was authorized).
+	Authz string
+	// Denial is the refusal's message (AWS's words), when refused.
+	Denial string
+	// ErrorCode is what the face answered when the call failed (NoteError).
+	ErrorCode string
+}
+
+// decided records an authorization; a refusal overrides what was allowed before it.
+func (a *Attempt) decided(p Principal, action, resource string, err error) {
+	switch {
+	case err == nil && a.Authz == "":
+		a.Authz, a.Action, a.Resource = AuthzAllowed, action, resource
+	case errors.Is(err, ErrAccessDenied):
+		a.Authz, a.Action, a.Resource, a.Denial = AuthzDenied, action, resource, err.Error()
+	default:
+		return
+	}
+	a.Name = p.Name
+}
+
+// NoteError records the error code a face answered a request with, for the audit log.
+func NoteError(ctx context.Context, code string) {
+	if a, ok := ctx.Value(attemptKey{}).(*Attempt); ok && a != nil {
+		a.ErrorCode = code
+	}
 }
 
 func (a *Attempt) set(face, keyID string, res Result) {

@@ -37,12 +37,26 @@ type KeyStore interface {
 	CreateAccessKey(ctx context.Context, k store.AccessKey) error
 	ListAccessKeys(ctx context.Context) ([]store.AccessKey, error)
 	DeleteAccessKey(ctx context.Context, id string) error
+	UpdateAccessKeyPolicy(ctx context.Context, id, preset, policy string) error
 	SettingOrInit(ctx context.Context, key string, init func() (string, error)) (string, error)
 }
 
-// Principal is an authenticated caller.
+// Principal is the caller of a request: an access key, with its name and its policy as they
+// were stored when the request was authenticated, or the zero Principal, anonymous.
 type Principal struct {
 	AccessKeyID string
+	// Name is the key's IAM user name.
+	Name string
+	// Preset names the key's policy among the presets; when empty, Policy is the document.
+	Preset string
+	Policy string
+}
+
+// Anonymous reports a caller without credentials.
+func (p Principal) Anonymous() bool { return p.AccessKeyID == "" }
+
+func principalOf(k store.AccessKey) Principal {
+	return Principal{AccessKeyID: k.ID, Name: k.Name, Preset: k.Preset, Policy: k.Policy}
 }
 
 type principalKey struct{}
@@ -78,9 +92,13 @@ func NewAccessKey(description string) (store.AccessKey, error) {
 // CredentialsFile is the name, in the data directory, of the generated admin credentials.
 const CredentialsFile = "admin-credentials"
 
+// BootstrapName is the name the bootstrap admin key takes when no other key has it.
+const BootstrapName = "admin"
+
 // Bootstrap makes sure an admin key exists. With id and secret given (from the environment) it
-// registers that pair; otherwise, when no key exists yet, it generates one and writes it to a
-// 0600 file in dataDir, logging the file's path but never the secret.
+// registers that pair, with full access (the environment is authoritative: a policy narrowed
+// since is widened again); otherwise, when no key exists yet, it generates one and writes it
+// to a 0600 file in dataDir, logging the file's path but never the secret.
 func Bootstrap(ctx context.Context, keys KeyStore, dataDir, id, secret string, log *slog.Logger) error {
 	if id != "" || secret != "" {
 		if id == "" || secret == "" {
@@ -94,11 +112,20 @@ func Bootstrap(ctx context.Context, keys KeyStore, dataDir, id, secret string, l
 				if err := keys.DeleteAccessKey(ctx, id); err != nil {
 					return err
 				}
-				return keys.CreateAccessKey(ctx, store.AccessKey{ID: id, Secret: secret, Description: "bootstrap admin (environment)"})
+				return keys.CreateAccessKey(ctx, store.AccessKey{ID: id, Secret: secret, Description: "bootstrap admin (environment)",
+					Name: existing.Name, Preset: PresetAdministrator})
+			}
+			if existing.Preset != PresetAdministrator || existing.Policy != "" {
+				return keys.UpdateAccessKeyPolicy(ctx, id, PresetAdministrator, "")
 			}
 			return nil
 		case errors.Is(err, store.ErrNotFound):
-			return keys.CreateAccessKey(ctx, store.AccessKey{ID: id, Secret: secret, Description: "bootstrap admin (environment)"})
+			name, err := bootstrapName(ctx, keys, id)
+			if err != nil {
+				return err
+			}
+			return keys.CreateAccessKey(ctx, store.AccessKey{ID: id, Secret: secret, Description: "bootstrap admin (environment)",
+				Name: name, Preset: PresetAdministrator})
 		default:
 			return err
 		}
@@ -118,6 +145,7 @@ func Bootstrap(ctx context.Context, keys KeyStore, dataDir, id, secret string, l
 	if err != nil {
 		return err
 	}
+	k.Name, k.Preset = BootstrapName, PresetAdministrator
 	content := fmt.Sprintf("LADING_ADMIN_ACCESS_KEY_ID=%s\nLADING_ADMIN_SECRET_ACCESS_KEY=%s\n", k.ID, k.Secret)
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("write admin credentials: %w", err)
@@ -128,6 +156,20 @@ func Bootstrap(ctx context.Context, keys KeyStore, dataDir, id, secret string, l
 	// Warn, so that it shows at every log level: the operator needs this path once.
 	log.Warn("generated admin credentials; the secret is only in this file", "file", path, "access_key_id", k.ID)
 	return nil
+}
+
+// bootstrapName is BootstrapName, or the key's id when another key has that name.
+func bootstrapName(ctx context.Context, keys KeyStore, id string) (string, error) {
+	all, err := keys.ListAccessKeys(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, k := range all {
+		if k.Name == BootstrapName {
+			return id, nil
+		}
+	}
+	return BootstrapName, nil
 }
 
 // Authenticator checks credentials. Its request-level methods (Request, CheckSigV4Header,
@@ -157,11 +199,17 @@ func NewAuthenticator(keys KeyStore, opts Options) *Authenticator {
 
 // Secret returns the secret of an access key, for SigV4 verification.
 func (a *Authenticator) Secret(ctx context.Context, id string) (string, error) {
+	k, err := a.key(ctx, id)
+	return k.Secret, err
+}
+
+// key returns an access key; an unknown one is ErrBadCredentials.
+func (a *Authenticator) key(ctx context.Context, id string) (store.AccessKey, error) {
 	k, err := a.keys.AccessKey(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", ErrBadCredentials
+		return store.AccessKey{}, ErrBadCredentials
 	}
-	return k.Secret, err
+	return k, err
 }
 
 // Basic authenticates HTTP Basic credentials: an access key id and its secret, or the user
@@ -180,7 +228,7 @@ func (a *Authenticator) Basic(ctx context.Context, user, password string) (Princ
 	if subtle.ConstantTimeCompare([]byte(k.Secret), []byte(password)) != 1 {
 		return Principal{}, ErrBadCredentials
 	}
-	return Principal{AccessKeyID: k.ID}, nil
+	return principalOf(k), nil
 }
 
 // Request authenticates an HTTP request's Basic credentials, throttling failures by the
@@ -300,9 +348,14 @@ func (a *Authenticator) verifyToken(ctx context.Context, token string) (Principa
 	if a.now().Unix() >= c.Expires {
 		return Principal{}, ErrTokenExpired
 	}
-	// A token dies with the key that obtained it.
-	if _, err := a.keys.AccessKey(ctx, c.AccessKeyID); err != nil {
+	// A token dies with the key that obtained it, and carries only its identity: what it may do
+	// is the key's policy of the moment, read here at every request.
+	k, err := a.keys.AccessKey(ctx, c.AccessKeyID)
+	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, ErrBadCredentials
 	}
-	return Principal{AccessKeyID: c.AccessKeyID}, nil
+	if err != nil {
+		return Principal{}, err
+	}
+	return principalOf(k), nil
 }

@@ -162,6 +162,11 @@ func (k *SealedKeys) DeleteAccessKey(ctx context.Context, id string) error {
 	return k.inner.DeleteAccessKey(ctx, id)
 }
 
+// UpdateAccessKeyPolicy replaces an access key's policy; it holds no secret.
+func (k *SealedKeys) UpdateAccessKeyPolicy(ctx context.Context, id, preset, policy string) error {
+	return k.inner.UpdateAccessKeyPolicy(ctx, id, preset, policy)
+}
+
 // SettingOrInit is the store's SettingOrInit with the value encrypted.
 func (k *SealedKeys) SettingOrInit(ctx context.Context, key string, init func() (string, error)) (string, error) {
 	v, err := k.inner.SettingOrInit(ctx, key, func() (string, error) {

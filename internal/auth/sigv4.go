@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lading-registry/lading/internal/store"
 )
 
 // SigV4 error codes, as AWS's JSON services name them.
@@ -182,7 +184,7 @@ type sigV4Request struct {
 	auth     Authorization
 	amzDate  string
 	signedAt time.Time
-	secret   string
+	key      store.AccessKey
 }
 
 // CheckSigV4Header does every check of VerifySigV4 that needs no body: the Authorization header
@@ -215,7 +217,7 @@ func (a *Authenticator) prepareSigV4(r *http.Request, policy SigV4Policy) (sigV4
 		att.set(policy.Service, claimed, ResultFailed)
 		return req, err
 	}
-	req.secret, err = a.Secret(r.Context(), auth.AccessKeyID)
+	req.key, err = a.key(r.Context(), auth.AccessKeyID)
 	if errors.Is(err, ErrBadCredentials) {
 		a.limiter.failure(source, claimed)
 		att.set(policy.Service, claimed, ResultFailed)
@@ -284,7 +286,7 @@ func (a *Authenticator) VerifySigV4(r *http.Request, body []byte, policy SigV4Po
 		att.set(policy.Service, keyID, ResultFailed)
 		return SigV4Result{}, sigErr(CodeInvalidSignature, "The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}
-	want := Signature(req.secret, req.auth, req.amzDate, CanonicalRequest(r, req.auth.SignedHeaders, hex.EncodeToString(payloadHash[:])))
+	want := Signature(req.key.Secret, req.auth, req.amzDate, CanonicalRequest(r, req.auth.SignedHeaders, hex.EncodeToString(payloadHash[:])))
 	if !hmac.Equal([]byte(want), []byte(req.auth.Signature)) {
 		a.limiter.failure(clientSource(r), keyID)
 		att.set(policy.Service, keyID, ResultFailed)
@@ -293,7 +295,7 @@ func (a *Authenticator) VerifySigV4(r *http.Request, body []byte, policy SigV4Po
 	}
 	a.limiter.success(keyID)
 	att.set(policy.Service, keyID, ResultOK)
-	return SigV4Result{Principal: Principal{AccessKeyID: keyID}, Region: req.auth.Region, SignedAt: req.signedAt}, nil
+	return SigV4Result{Principal: principalOf(req.key), Region: req.auth.Region, SignedAt: req.signedAt}, nil
 }
 
 // requestTime returns the request's signing time from X-Amz-Date or, failing that, Date.

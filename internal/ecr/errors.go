@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/blob"
 	lifecyclepolicy "github.com/lading-registry/lading/internal/lifecycle/policy"
 	"github.com/lading-registry/lading/internal/registry"
@@ -88,6 +89,13 @@ var domainErrors = []struct {
 	typ     string
 	message func(a about, err error) string
 }{
+	{auth.ErrAccessDenied, errAccessDenied, func(_ about, err error) string { return err.Error() }},
+	{store.ErrRepositoryPolicyNotFound, errRepositoryPolicyNotFound, func(a about, _ error) string {
+		return fmt.Sprintf("Repository policy does not exist for the repository with name '%s' in the registry with id '%s'", a.repo, a.registry)
+	}},
+	{store.ErrRegistryPolicyNotFound, errRegistryPolicyNotFound, func(a about, _ error) string {
+		return fmt.Sprintf("Registry policy does not exist in the registry with id '%s'", a.registry)
+	}},
 	{store.ErrRepositoryNotFound, errRepositoryNotFound, func(a about, _ error) string {
 		return fmt.Sprintf("The repository with name '%s' does not exist in the registry with id '%s'", a.repo, a.registry)
 	}},

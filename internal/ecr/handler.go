@@ -104,6 +104,10 @@ type Config struct {
 	Scans Scans
 	// Lifecycle serves the lifecycle policy operations' rules; nil refuses them.
 	Lifecycle Lifecycle
+	// Authorizer decides every call before its operation runs; nil runs every call (tests of
+	// the protocol alone). Policies stores the repository and registry policies.
+	Authorizer Authorizer
+	Policies   Policies
 	// DownloadURLTTL is how long a GetDownloadUrlForLayer URL works (default one hour).
 	DownloadURLTTL time.Duration
 	Logger         *slog.Logger
@@ -177,6 +181,7 @@ func NewHandler(meta Metadata, blobs Blobs, authn Authenticator, cfg Config) *Ha
 		"StartLifecyclePolicyPreview":             h.startLifecyclePolicyPreview,
 		"GetLifecyclePolicyPreview":               h.getLifecyclePolicyPreview,
 	}
+	h.registerAuthz()
 	return h
 }
 
@@ -247,6 +252,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{r: r, op: opName, principal: res.Principal, region: res.Region}
 	h.cfg.Logger.DebugContext(r.Context(), "ECR call", "op", opName, "access_key_id", res.Principal.AccessKeyID, "signing_region", res.Region)
 	ctx := auth.WithPrincipal(r.Context(), res.Principal)
+	if err := h.authorize(ctx, c, body); err != nil {
+		h.writeError(w, r, opName, err)
+		return
+	}
 	out, err := op(ctx, c, body)
 	if err != nil {
 		h.writeError(w, r, opName, err)
@@ -295,6 +304,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, op string, 
 		h.cfg.Logger.ErrorContext(r.Context(), "ECR operation failed", "op", op, "err", err)
 		ae = newError(errServer, "An internal error occurred in Lading")
 	}
+	auth.NoteError(r.Context(), ae.Type)
 	h.writeJSON(w, ae.Status, ae.body())
 }
 

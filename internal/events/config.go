@@ -21,7 +21,7 @@ var ErrConfig = errors.New("invalid events configuration")
 const maxConfigSize = 1 << 20
 
 // KnownDetailTypes are the detail types Lading emits, the values a webhook may filter on.
-var KnownDetailTypes = []string{DetailTypeImageAction, DetailTypeImageScan, DetailTypeInspectorScan, DetailTypeInspectorFinding}
+var KnownDetailTypes = []string{DetailTypeImageAction, DetailTypeImageScan, DetailTypeInspectorScan, DetailTypeInspectorFinding, DetailTypeAPICall}
 
 // Webhook is one HTTP endpoint that receives every event (or those of DetailTypes).
 type Webhook struct {
@@ -31,7 +31,8 @@ type Webhook struct {
 	URL  string
 	// Secret keys the HMAC-SHA256 signature of each request; empty sends no signature.
 	Secret string
-	// DetailTypes, when not empty, limits the webhook to these detail types.
+	// DetailTypes, when not empty, limits the webhook to these detail types; when empty, it
+	// receives every detail type but the opt-in ones ("AWS API Call via CloudTrail").
 	DetailTypes []string
 }
 
@@ -41,7 +42,7 @@ type Webhook struct {
 //	  - url: https://siem.example.com/lading      # required, http or https
 //	    name: siem                                # optional; default: the URL
 //	    secret_env: SIEM_WEBHOOK_SECRET           # the secret: one of secret, secret_env, secret_file
-//	    detail_types: ["Inspector2 Finding"]      # optional; default: every event
+//	    detail_types: ["Inspector2 Finding"]      # optional; default: every event but "AWS API Call via CloudTrail"
 //	  - url: http://127.0.0.1:9000/hook
 //	    secret_file: /etc/lading/hook.secret      # relative paths are relative to the config file
 //

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -214,7 +213,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		saved := w.pos
 		for _, ev := range evs {
-			if len(w.hook.DetailTypes) > 0 && !slices.Contains(w.hook.DetailTypes, ev.DetailType) {
+			if !w.hook.Wants(ev.DetailType) {
 				w.pos = ev.Seq
 				continue
 			}

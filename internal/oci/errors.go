@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/blob"
 	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store"
@@ -125,7 +126,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return
 	}
+	if deniedAnswer(w, r, err) {
+		return
+	}
 	e, internal := answer(err)
+	auth.NoteError(r.Context(), e.code)
 	switch {
 	case internal:
 		h.cfg.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -30,7 +30,6 @@ type Metadata interface {
 	LinkBlob(ctx context.Context, repo, digest string, size int64, create bool) error
 	BlobSize(ctx context.Context, repo, digest string) (int64, error)
 	CheckBlob(ctx context.Context, repo, digest string) (int64, error)
-	AnyBlobSize(ctx context.Context, digest string) (int64, error)
 	MountBlob(ctx context.Context, repo, from, digest string, create bool) (int64, error)
 	UnlinkBlob(ctx context.Context, repo, digest string) error
 	CreateUpload(ctx context.Context, id, repo string, create bool) error
@@ -47,6 +46,7 @@ type Metadata interface {
 	ListRepositories(ctx context.Context, after string, limit int) ([]store.Repository, error)
 	RepositoryExists(ctx context.Context, name string) (bool, error)
 	Referrers(ctx context.Context, repo, digest string) ([]store.Descriptor, error)
+	BlobRepositories(ctx context.Context, digest string, limit int) ([]string, error)
 }
 
 // Blobs is what the registry face needs from the blob store.
@@ -63,8 +63,11 @@ type Blobs interface {
 // Config tunes the registry face.
 type Config struct {
 	CreateOnPush bool
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Authorizer decides every request before it is served; nil serves every request (tests
+	// of the protocol alone).
+	Authorizer Authorizer
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Handler serves /v2/.
@@ -111,6 +114,9 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 	}
 	if rt.kind != "base" && rt.kind != "catalog" && !registry.ValidRepositoryName(rt.name) {
 		return badRequest(codeNameInvalid, "invalid repository name")
+	}
+	if err := h.authorize(r, rt); err != nil {
+		return err
 	}
 	type op struct{ kind, method string }
 	switch (op{rt.kind, r.Method}) {
@@ -273,16 +279,24 @@ func (h *Handler) tryMount(w http.ResponseWriter, r *http.Request, repo, mount, 
 	if err != nil {
 		return false, nil
 	}
-	var size int64
-	if from != "" {
-		if !registry.ValidRepositoryName(from) {
-			return false, nil
+	if from == "" {
+		// Without "from", mount from a repository holding the blob that the caller may read.
+		repos, err := h.meta.BlobRepositories(ctx, d.String(), 100)
+		if err != nil {
+			return false, err
 		}
-		size, err = h.meta.BlobSize(ctx, from, d.String())
-	} else {
-		// Without "from", mount from any repository: every principal may read every repository.
-		size, err = h.meta.AnyBlobSize(ctx, d.String())
+		for _, repo := range repos {
+			if h.mayRead(ctx, repo) {
+				from = repo
+				break
+			}
+		}
 	}
+	// A source the caller may not read is not mounted from: the client uploads the blob.
+	if from == "" || !registry.ValidRepositoryName(from) || !h.mayRead(ctx, from) {
+		return false, nil
+	}
+	size, err := h.meta.BlobSize(ctx, from, d.String())
 	if err != nil {
 		return false, nil
 	}
@@ -595,13 +609,14 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) error {
 	if n >= 0 {
 		limit = min(n, maxPage)
 	}
-	repos, err := h.meta.ListRepositories(r.Context(), last, limit+1)
+	// The catalog lists what the caller may list (ecr:DescribeRepositories), repository by
+	// repository.
+	names, err := h.listable(r.Context(), last, limit+1)
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(repos))
-	for _, rp := range repos {
-		names = append(names, rp.Name)
+	if names == nil {
+		names = []string{}
 	}
 	if len(names) > limit {
 		names = names[:limit]

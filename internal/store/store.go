@@ -115,6 +115,12 @@ type AccessKey struct {
 	Secret      string
 	Description string
 	CreatedAt   time.Time
+	// Name is the key's IAM user name (arn:aws:iam::<registry id>:user/<name>), unique.
+	Name string
+	// Preset names the key's policy among internal/auth's presets; when empty, Policy holds
+	// the policy document.
+	Preset string
+	Policy string
 }
 
 // SecretChange replaces a stored secret, provided it still holds Old: the secret of access key

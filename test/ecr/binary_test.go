@@ -20,7 +20,7 @@ import (
 func TestBinaryServesECR(t *testing.T) {
 	bin := ladingBin
 	data := filepath.Join(t.TempDir(), "data")
-	out, err := run(t, nil, nil, bin, "admin", "access-key", "create", "--data-dir", data, "--description", "ci")
+	out, err := run(t, nil, nil, bin, "admin", "access-key", "create", "--data-dir", data, "--description", "ci", "--preset", "AdministratorAccess")
 	if err != nil {
 		t.Fatal(err)
 	}

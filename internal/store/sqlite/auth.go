@@ -10,14 +10,25 @@ import (
 	"github.com/lading-registry/lading/internal/store"
 )
 
-// CreateAccessKey stores a new access key; an existing id is ErrAccessKeyFound.
+// CreateAccessKey stores a new access key; an existing id is ErrAccessKeyFound, an existing
+// name ErrAccessKeyNameTaken. A key without a name is named by its id.
 func (db *DB) CreateAccessKey(ctx context.Context, k store.AccessKey) error {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = time.Now()
 	}
+	if k.Name == "" {
+		k.Name = k.ID
+	}
 	return db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO access_keys(id, secret, description, created_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT(id) DO NOTHING`, k.ID, k.Secret, k.Description, ms(k.CreatedAt))
+		var one int
+		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM access_keys WHERE name = ? AND id <> ?", k.Name, k.ID).Scan(&one); {
+		case err == nil:
+			return store.ErrAccessKeyNameTaken
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("create access key: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO access_keys(id, secret, description, created_at, name, preset, policy) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(id) DO NOTHING`, k.ID, k.Secret, k.Description, ms(k.CreatedAt), k.Name, k.Preset, k.Policy)
 		if err != nil {
 			return fmt.Errorf("create access key: %w", err)
 		}
@@ -28,28 +39,44 @@ func (db *DB) CreateAccessKey(ctx context.Context, k store.AccessKey) error {
 	})
 }
 
-// AccessKey returns one access key, or ErrNotFound.
-func (db *DB) AccessKey(ctx context.Context, id string) (store.AccessKey, error) {
+// UpdateAccessKeyPolicy replaces an access key's policy (a preset's name, or a document with
+// preset empty), or returns ErrNotFound. Requests authenticated afterwards, by any process,
+// are decided under the new policy.
+func (db *DB) UpdateAccessKeyPolicy(ctx context.Context, id, preset, policy string) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE access_keys SET preset = ?, policy = ? WHERE id = ?", preset, policy, id)
+		if err != nil {
+			return fmt.Errorf("update access key policy: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+const accessKeyColumns = "id, secret, description, created_at, name, preset, policy"
+
+func scanAccessKey(r rowScanner) (store.AccessKey, error) {
 	var k store.AccessKey
 	var created int64
-	err := db.read.QueryRowContext(ctx, "SELECT id, secret, description, created_at FROM access_keys WHERE id = ?", id).
-		Scan(&k.ID, &k.Secret, &k.Description, &created)
+	err := r.Scan(&k.ID, &k.Secret, &k.Description, &created, &k.Name, &k.Preset, &k.Policy)
+	k.CreatedAt = fromMS(created)
+	return k, err
+}
+
+// AccessKey returns one access key, or ErrNotFound.
+func (db *DB) AccessKey(ctx context.Context, id string) (store.AccessKey, error) {
+	k, err := scanAccessKey(db.read.QueryRowContext(ctx, "SELECT "+accessKeyColumns+" FROM access_keys WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, store.ErrNotFound
 	}
-	k.CreatedAt = fromMS(created)
 	return k, err
 }
 
 // ListAccessKeys returns every access key, oldest first.
 func (db *DB) ListAccessKeys(ctx context.Context) ([]store.AccessKey, error) {
-	out, err := queryAll(ctx, db.read, func(r rowScanner) (store.AccessKey, error) {
-		var k store.AccessKey
-		var created int64
-		err := r.Scan(&k.ID, &k.Secret, &k.Description, &created)
-		k.CreatedAt = fromMS(created)
-		return k, err
-	}, "SELECT id, secret, description, created_at FROM access_keys ORDER BY created_at, id")
+	out, err := queryAll(ctx, db.read, scanAccessKey, "SELECT "+accessKeyColumns+" FROM access_keys ORDER BY created_at, id")
 	if err != nil {
 		return nil, fmt.Errorf("list access keys: %w", err)
 	}
