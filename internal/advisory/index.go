@@ -47,6 +47,21 @@ func (ix *Index) Stats() IndexStats {
 // Advisory returns a current, not withdrawn advisory by record id, or nil.
 func (ix *Index) Advisory(id string) *Advisory { return ix.advs[id] }
 
+// ByVulnerability returns the current advisories about a vulnerability: the record with that
+// id, and the records naming it as their vulnerability or an alias, sorted by id. It walks
+// every advisory (a few milliseconds for the whole OSV corpus): it serves lookups by people,
+// not matching.
+func (ix *Index) ByVulnerability(id string) []*Advisory {
+	var out []*Advisory
+	for _, a := range ix.advs {
+		if a.ID == id || a.VulnerabilityID == id || slices.Contains(a.Aliases, id) {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Advisory) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 // HasPackage reports whether any advisory names the package (ecosystem exactly, name
 // normalised). Scanners can use it to skip packages cheaply.
 func (ix *Index) HasPackage(ecosystem, name string) bool {

@@ -709,6 +709,9 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 			if err := q.exec(ctx, upsertFindingDetail, id, string(f.Detail)); err != nil {
 				return fmt.Errorf("write finding detail: %w", err)
 			}
+			if err := indexFinding(ctx, q, id); err != nil {
+				return fmt.Errorf("index finding detail: %w", err)
+			}
 		}
 		if f.Status == findingActive {
 			minWritten = min(minWritten, ms(f.LastObservedAt))

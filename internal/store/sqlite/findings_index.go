@@ -1,0 +1,44 @@
+package sqlite
+
+import "context"
+
+// What ListFindings queries of a finding's detail is copied into the findings row and
+// finding_packages when the detail is written (migration 0025 backfilled the rows written
+// before, with the same statements). The JSON paths are those of scanning.Detail; the store's
+// test writes a real one and reads the columns back.
+
+const indexFindingColumns = `UPDATE findings SET
+	title           = coalesce(json_extract(d.detail, '$.finding.title'), ''),
+	source          = coalesce(json_extract(d.detail, '$.finding.source'), ''),
+	vendor_severity = coalesce(json_extract(d.detail, '$.finding.vendorSeverity'), ''),
+	aliases         = coalesce(json_extract(d.detail, '$.finding.aliases'), '[]'),
+	related         = coalesce(json_extract(d.detail, '$.finding.related'), '[]'),
+	fix_available   = (SELECT CASE
+			WHEN count(*) = 0 OR total(coalesce(json_extract(p.value, '$.fixedInVersion'), '') != '') = 0 THEN 'NO'
+			WHEN total(coalesce(json_extract(p.value, '$.fixedInVersion'), '') != '') = count(*) THEN 'YES'
+			ELSE 'PARTIAL' END
+		FROM json_each(d.detail, '$.finding.vulnerablePackages') p)
+	FROM finding_details d WHERE d.finding_id = findings.id AND findings.id = ?`
+
+const indexFindingPackages = `INSERT INTO finding_packages(finding_id, seq, name, version, epoch, release, arch, file_path, source_layer_hash)
+	SELECT d.finding_id, p.key, coalesce(json_extract(p.value, '$.name'), ''), coalesce(json_extract(p.value, '$.version'), ''),
+		coalesce(json_extract(p.value, '$.epoch'), 0), coalesce(json_extract(p.value, '$.release'), ''),
+		coalesce(json_extract(p.value, '$.arch'), ''), coalesce(json_extract(p.value, '$.filePath'), ''),
+		coalesce(json_extract(p.value, '$.sourceLayerHash'), '')
+	FROM finding_details d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?`
+
+// indexFinding copies what the queries need of the stored detail of finding id.
+func indexFinding(ctx context.Context, q execer, id int64) error {
+	if _, err := q.ExecContext(ctx, indexFindingColumns, id); err != nil {
+		return err
+	}
+	if _, err := q.ExecContext(ctx, "DELETE FROM finding_packages WHERE finding_id = ?", id); err != nil {
+		return err
+	}
+	_, err := q.ExecContext(ctx, indexFindingPackages, id)
+	return err
+}
+
+// IndexFinding is indexFinding for loaders that fill a store directly (benchmarks), inside
+// their transaction, after they wrote the finding's detail.
+func IndexFinding(ctx context.Context, tx execer, id int64) error { return indexFinding(ctx, tx, id) }
