@@ -108,6 +108,9 @@ type Config struct {
 	// the protocol alone). Policies stores the repository and registry policies.
 	Authorizer Authorizer
 	Policies   Policies
+	// Exploits, when set, says which vulnerabilities are known to be exploited (enhanced
+	// findings' exploitAvailable).
+	Exploits report.Exploits
 	// DownloadURLTTL is how long a GetDownloadUrlForLayer URL works (default one hour).
 	DownloadURLTTL time.Duration
 	Logger         *slog.Logger

@@ -170,7 +170,7 @@ func (h *Handler) describeImageScanFindings(ctx context.Context, c *call, body [
 	if scan.Status == scanning.StatusInProgress || scan.Status == scanning.StatusPending || scan.CompletedAt.IsZero() {
 		return out, nil
 	}
-	full, err := report.RenderFindings(h.cfg.RegistryID, h.cfg.Region, scan, findings, m)
+	full, err := report.RenderFindingsWith(h.cfg.RegistryID, h.cfg.Region, scan, findings, m, h.cfg.Exploits)
 	if err != nil {
 		return nil, err
 	}

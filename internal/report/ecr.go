@@ -186,11 +186,23 @@ type cvssScoreDetails struct {
 	Version       string  `json:"version"`
 }
 
+// Exploits tells which vulnerabilities are known to be exploited (the KEV catalogue): their
+// enhanced findings say exploitAvailable YES.
+type Exploits interface {
+	Exploited(ids ...string) bool
+}
+
 // RenderFindings turns a scan and its stored findings into ECR's imageScanFindings, in the shape
 // of the scan type: BASIC lists one finding per vulnerable package (ACTIVE ones only), ENHANCED
 // lists every finding with its status. A finding whose stored detail does not decode is an
-// error naming it (scanning.ErrCorrupt), never left out.
+// error naming it (scanning.ErrCorrupt), never left out. No vulnerability is known to be
+// exploited.
 func RenderFindings(registryID, region string, scan store.ImageScan, findings []store.Finding, m store.Manifest) (ImageScanFindings, error) {
+	return RenderFindingsWith(registryID, region, scan, findings, m, nil)
+}
+
+// RenderFindingsWith is RenderFindings knowing the exploited vulnerabilities (x may be nil).
+func RenderFindingsWith(registryID, region string, scan store.ImageScan, findings []store.Finding, m store.Manifest, x Exploits) (ImageScanFindings, error) {
 	out := ImageScanFindings{ImageScanCompletedAt: EpochOf(scan.CompletedAt), VulnerabilitySourceUpdatedAt: EpochOf(scan.SourceUpdatedAt),
 		FindingSeverityCounts: map[string]int{}}
 	sorted := append([]store.Finding(nil), findings...)
@@ -213,9 +225,10 @@ func RenderFindings(registryID, region string, scan store.ImageScan, findings []
 			return ImageScanFindings{}, err
 		}
 		if scan.ScanType == policy.ScanTypeEnhanced {
-			out.EnhancedFindings = append(out.EnhancedFindings, enhanced(registryID, region, f, d, m))
+			ef := Enhanced(registryID, region, f, d, m, x)
+			out.EnhancedFindings = append(out.EnhancedFindings, ef)
 			if f.Status == scanning.FindingActive {
-				out.FindingSeverityCounts[f.Severity]++
+				out.FindingSeverityCounts[ef.Severity]++
 			}
 			continue
 		}
@@ -256,13 +269,24 @@ func basic(f store.Finding, d scanning.Detail) []BasicFinding {
 	return out
 }
 
-func enhanced(registryID, region string, f store.Finding, d scanning.Detail, m store.Manifest) EnhancedFinding {
+// Enhanced is one stored finding as ECR's EnhancedImageScanFinding: the one definition of an
+// enhanced finding's fields, which Inspector's face shows in its own shape. Severities are
+// Inspector's words (a finding no source rated is UNTRIAGED; basic findings keep UNDEFINED).
+func Enhanced(registryID, region string, f store.Finding, d scanning.Detail, m store.Manifest, x Exploits) EnhancedFinding {
 	mf := d.Finding
+	severity := f.Severity
+	if severity == "UNDEFINED" || severity == "" {
+		severity = "UNTRIAGED"
+	}
+	exploit := "NO"
+	if x != nil && x.Exploited(append([]string{mf.VulnerabilityID}, mf.Aliases...)...) {
+		exploit = "YES"
+	}
 	ef := EnhancedFinding{
 		AWSAccountID: registryID, Description: mf.Description, FindingARN: f.ARN,
 		FirstObservedAt: EpochOf(f.FirstObservedAt), LastObservedAt: EpochOf(f.LastObservedAt), UpdatedAt: EpochOf(f.UpdatedAt),
-		Score: f.Score, Severity: f.Severity, Status: f.Status, Title: mf.Title, Type: findingTypePackageVulner,
-		FixAvailable: mf.FixAvailable(), ExploitAvailable: "NO",
+		Score: f.Score, Severity: severity, Status: f.Status, Title: mf.Title, Type: findingTypePackageVulner,
+		FixAvailable: mf.FixAvailable(), ExploitAvailable: exploit,
 		Remediation: remediation{Recommendation: recommendation{Text: scanning.RemediationText(mf)}},
 		PackageVulnerabilityDetails: packageVulnerabilityDetails{
 			ReferenceURLs: mf.ReferenceURLs, RelatedVulnerabilities: mf.Related, Source: mf.Source, SourceURL: mf.SourceURL,

@@ -193,7 +193,7 @@ func TestJSONIsDescribeImageScanFindings(t *testing.T) {
 		t.Errorf("status %+v", got.ImageScanStatus)
 	}
 	fs := got.ImageScanFindings
-	if fs.ImageScanCompletedAt != float64(now.Unix()) || fs.FindingSeverityCounts["CRITICAL"] != 1 || fs.FindingSeverityCounts["UNDEFINED"] != 1 || len(fs.FindingSeverityCounts) != 2 {
+	if fs.ImageScanCompletedAt != float64(now.Unix()) || fs.FindingSeverityCounts["CRITICAL"] != 1 || fs.FindingSeverityCounts["UNTRIAGED"] != 1 || len(fs.FindingSeverityCounts) != 2 {
 		t.Errorf("summary completed %v counts %v", fs.ImageScanCompletedAt, fs.FindingSeverityCounts)
 	}
 	if len(fs.Findings) != 0 || len(fs.EnhancedFindings) != 2 {
