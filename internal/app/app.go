@@ -23,7 +23,10 @@ import (
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
 	"github.com/lading-registry/lading/internal/ecr"
 	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/gc"
+	"github.com/lading-registry/lading/internal/inspector"
+	"github.com/lading-registry/lading/internal/kev"
 	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/scanning"
@@ -109,6 +112,8 @@ type App struct {
 	handler   http.Handler
 	registry  *prometheus.Registry
 	dbHealth  *dbHealth
+	// kev is the KEV catalogue compiled in: which CVEs are known to be exploited.
+	kev *kev.Catalog
 }
 
 // Open prepares the data directory, the stores and the handlers.
@@ -144,8 +149,13 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
+	catalog, err := kev.Embedded()
+	if err != nil {
+		_ = meta.Close()
+		return nil, err
+	}
 	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(keys, auth.Options{Throttle: cfg.AuthThrottle}),
-		authz: auth.NewAuthorizer(meta, auth.AuthorizerOptions{RegistryID: cfg.RegistryID, Region: cfg.Region, AnonymousPull: cfg.AnonymousPull})}
+		authz: auth.NewAuthorizer(meta, auth.AuthorizerOptions{RegistryID: cfg.RegistryID, Region: cfg.Region, AnonymousPull: cfg.AnonymousPull}), kev: catalog}
 	auditLog, closeAudit, err := openAuditLog(cfg.AuditLog)
 	if err != nil {
 		_ = meta.Close()
@@ -234,7 +244,9 @@ func (a *App) buildHandler() http.Handler {
 	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Authorizer: a.authz, Logger: a.log})
 	v2 := auth.RegistryMiddleware(a.auth, a.cfg.AnonymousPull, a.log, registry)
 	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans,
-		Lifecycle: a.lifecycle, Authorizer: a.authz, Policies: a.meta})
+		Lifecycle: a.lifecycle, Authorizer: a.authz, Policies: a.meta, Exploits: a.kev})
+	findingsSvc := findings.NewService(a.meta, a.watcher, a.kev, a.cfg.RegistryID, a.cfg.Region)
+	inspectorAPI := inspector.NewHandler(a.auth, findingsSvc, inspector.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log})
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
@@ -242,6 +254,8 @@ func (a *App) buildHandler() http.Handler {
 			v2.ServeHTTP(w, r)
 		case isECR(r):
 			ecrAPI.ServeHTTP(w, r)
+		case inspectorAPI.Handles(r):
+			inspectorAPI.ServeHTTP(w, r)
 		case p == "/healthz":
 			_, _ = w.Write([]byte("ok\n"))
 		case p == "/readyz":
@@ -264,6 +278,8 @@ func (a *App) buildHandler() http.Handler {
 			return oci.RouteName(r)
 		case isECR(r):
 			return ecrAPI.RouteName(r)
+		case inspectorAPI.Handles(r):
+			return inspectorAPI.RouteName(r)
 		case p == "/healthz", p == "/readyz", p == "/metrics":
 			return strings.TrimPrefix(p, "/")
 		default:
