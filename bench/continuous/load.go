@@ -251,6 +251,11 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		if err := exec(`INSERT INTO finding_details(finding_id, detail) VALUES (?, ?)`, l.nextFinding, string(f.Detail)); err != nil {
 			return err
 		}
+		for _, q := range sqlite.IndexFindingQueries() { // the query columns and package rows (0025)
+			if err := exec(q, l.nextFinding); err != nil {
+				return err
+			}
+		}
 	}
 	if err := exec(`INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)`,
 		img.repo, img.digest, policy.ScanTypeEnhanced, store.UsageInitial, scanned); err != nil {

@@ -27,18 +27,23 @@ const indexFindingPackages = `INSERT INTO finding_packages(finding_id, seq, name
 		coalesce(json_extract(p.value, '$.sourceLayerHash'), '')
 	FROM finding_details d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?`
 
-// indexFinding copies what the queries need of the stored detail of finding id.
-func indexFinding(ctx context.Context, q execer, id int64) error {
-	if _, err := q.ExecContext(ctx, indexFindingColumns, id); err != nil {
-		return err
-	}
-	if _, err := q.ExecContext(ctx, "DELETE FROM finding_packages WHERE finding_id = ?", id); err != nil {
-		return err
-	}
-	_, err := q.ExecContext(ctx, indexFindingPackages, id)
-	return err
+// indexFindingQueries are the statements that index the stored detail of a finding, each
+// taking the finding's id.
+func indexFindingQueries() []string {
+	return []string{indexFindingColumns, "DELETE FROM finding_packages WHERE finding_id = ?", indexFindingPackages}
 }
 
-// IndexFinding is indexFinding for loaders that fill a store directly (benchmarks), inside
-// their transaction, after they wrote the finding's detail.
-func IndexFinding(ctx context.Context, tx execer, id int64) error { return indexFinding(ctx, tx, id) }
+// indexFinding copies what the queries need of the stored detail of finding id.
+func indexFinding(ctx context.Context, q execer, id int64) error {
+	for _, query := range indexFindingQueries() {
+		if _, err := q.ExecContext(ctx, query, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IndexFindingQueries are the statements the scanning writers run, each with the finding's id,
+// after writing a finding's detail; exported for loaders that fill a store directly
+// (benchmarks), which must run them too.
+func IndexFindingQueries() []string { return indexFindingQueries() }
