@@ -136,7 +136,8 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	if err := r.QueryRowContext(ctx, "SELECT count(*) FROM repositories WHERE name >= ? AND name < ?", prefix, prefix+"\xff").Scan(&nPrefix); err != nil {
 		return err
 	}
-	var vuln, jarDir string
+	var vuln, rare, jarDir string
+	_ = r.QueryRowContext(ctx, "SELECT vulnerability_id FROM findings GROUP BY vulnerability_id HAVING count(*) = 1 LIMIT 1").Scan(&rare)
 	_ = r.QueryRowContext(ctx, "SELECT vulnerability_id FROM findings WHERE severity = 'CRITICAL' LIMIT 1 OFFSET 1000").Scan(&vuln)
 	_ = r.QueryRowContext(ctx, "SELECT file_path FROM finding_packages WHERE file_path LIKE '%/%' LIMIT 1 OFFSET 1000").Scan(&jarDir)
 	if i := strings.LastIndex(jarDir, "/"); i > 0 {
@@ -166,6 +167,9 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		{"ListFindings no filter, first page (25)", func([]byte) string { return `{}` }, 0},
 		{"ListFindings vulnerabilityId " + vuln + ", first page", func([]byte) string {
 			return `{"filterCriteria":{` + str("vulnerabilityId", "EQUALS", vuln) + `}}`
+		}, 0},
+		{"ListFindings vulnerabilityId " + rare + " (in one image), first page", func([]byte) string {
+			return `{"filterCriteria":{` + str("vulnerabilityId", "EQUALS", rare) + `}}`
 		}, 0},
 		{"ListFindings vulnerablePackages.filePath PREFIX, first page", func([]byte) string {
 			return `{"filterCriteria":{"vulnerablePackages":[{"filePath":{"comparison":"PREFIX","value":"` + jarDir + `"}}]}}`

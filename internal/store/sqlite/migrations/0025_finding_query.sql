@@ -26,6 +26,9 @@ CREATE TABLE finding_packages (
 
 -- BatchGetFindingDetails and findingArn filters look findings up by ARN.
 CREATE INDEX findings_arn ON findings(arn);
+-- A vulnerabilityId filter (the commonest) reads the findings of one vulnerability in the
+-- default order (repository, image), so a first page stops after a page of rows.
+CREATE INDEX findings_vulnerability ON findings(vulnerability_id, scan_type, repository, image_digest);
 
 UPDATE findings SET
     title           = coalesce(json_extract(d.detail, '$.finding.title'), ''),
