@@ -54,6 +54,7 @@ type Handler struct {
 	cfg      Config
 	mux      *http.ServeMux
 	ops      map[string]operation // by name
+	routes   map[string]string    // mux pattern -> metrics route name
 }
 
 // call is one API request being served.
@@ -70,10 +71,13 @@ func NewHandler(authn Authenticator, fs Findings, cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{auth: authn, findings: fs, sigV4: auth.RESTJSONPolicy("inspector2"), cfg: cfg, mux: http.NewServeMux(), ops: map[string]operation{}}
+	h := &Handler{auth: authn, findings: fs, sigV4: auth.RESTJSONPolicy("inspector2"), cfg: cfg, mux: http.NewServeMux(),
+		ops: map[string]operation{}, routes: map[string]string{}}
 	for _, op := range h.operations() {
 		h.ops[op.Name] = op
-		h.mux.Handle(op.Method+" "+op.Path, h.serve(op))
+		pattern := op.Method + " " + op.Path
+		h.routes[pattern] = "inspector_" + op.Name
+		h.mux.Handle(pattern, h.serve(op))
 	}
 	return h
 }
@@ -99,10 +103,8 @@ func (h *Handler) Handles(r *http.Request) bool {
 // RouteName names the operation of a request, for metrics labels.
 func (h *Handler) RouteName(r *http.Request) string {
 	_, pattern := h.mux.Handler(r)
-	for name, op := range h.ops {
-		if op.Method+" "+op.Path == pattern {
-			return "inspector_" + name
-		}
+	if name, ok := h.routes[pattern]; ok {
+		return name
 	}
 	return "inspector_unknown"
 }

@@ -205,6 +205,29 @@ func TestBatchGetFindingDetails(t *testing.T) {
 	}
 }
 
+func TestRoutes(t *testing.T) {
+	h, _ := newTestHandler(t)
+	for _, tc := range []struct {
+		method, path, route string
+		handles             bool
+	}{
+		{"POST", "/findings/list", "inspector_ListFindings", true},
+		{"POST", "/coverage/list", "inspector_ListCoverage", true},
+		{"GET", "/tags/arn%3Aaws%3Aecr%3Aus-east-1%3A123456789012%3Arepository%2Fapp", "inspector_ListTagsForResource", true},
+		{"GET", "/findings/list", "inspector_unknown", false},
+		{"POST", "/", "inspector_unknown", false},
+		{"GET", "/v2/", "inspector_unknown", false},
+	} {
+		r := httptest.NewRequest(tc.method, "http://lading.test"+tc.path, nil)
+		if got := h.Handles(r); got != tc.handles {
+			t.Errorf("%s %s: Handles %v", tc.method, tc.path, got)
+		}
+		if got := h.RouteName(r); got != tc.route {
+			t.Errorf("%s %s: route %s, want %s", tc.method, tc.path, got, tc.route)
+		}
+	}
+}
+
 func TestDecodeUnion(t *testing.T) {
 	members := []string{"repositoryAggregation", "packageAggregation"}
 	for _, tc := range []struct {
