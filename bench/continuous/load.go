@@ -84,7 +84,7 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 		}
 	}
 	l.stats.repos = repos
-	// The findings' ARN and vulnerability indexes (0025) take keys in random order: they are
+	// The findings' ARN and vulnerability indexes (0027) take keys in random order: they are
 	// built at the end in one sorted pass, as CREATE INDEX does, not inserted into all over.
 	if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "DROP INDEX findings_arn; DROP INDEX findings_vulnerability")
@@ -259,7 +259,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		if err := exec(`INSERT INTO finding_details(finding_id, detail) VALUES (?, ?)`, l.nextFinding, string(f.Detail)); err != nil {
 			return err
 		}
-		for _, q := range sqlite.IndexFindingQueries() { // the query columns and package rows (0025)
+		for _, q := range sqlite.IndexFindingQueries() { // the query columns and package rows (0027)
 			if err := exec(q, l.nextFinding); err != nil {
 				return err
 			}
@@ -310,7 +310,7 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	l.stats.keys = len(l.keyIDs)
 	l.pairs = nil
 	return l.db.Tx(ctx, func(tx *sql.Tx) error {
-		// The indexes dropped for the load, as 0020_scanning.sql and 0025_finding_query.sql define them.
+		// The indexes dropped for the load, as 0020_scanning.sql and 0027_finding_query.sql define them.
 		_, err := tx.ExecContext(ctx, `CREATE INDEX inventory_packages_inventory ON inventory_packages(inventory_id);
 			CREATE INDEX findings_arn ON findings(arn);
 			CREATE INDEX findings_vulnerability ON findings(vulnerability_id, scan_type, repository, image_digest)`)

@@ -106,7 +106,7 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "Inspector2 benchmark on %s\nmachine: %d CPUs (%s), %s, load average %s\n", path, runtime.NumCPU(), machine.CPUModel(), runtime.Version(), machine.LoadAverage())
 	open := time.Now()
-	db, err := sqlite.Open(ctx, path) // migrates a store of an older schema (0025 backfills the query columns)
+	db, err := sqlite.Open(ctx, path) // migrates a store of an older schema (0027 backfills the query columns)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,7 @@ package sqlite
 import "context"
 
 // What ListFindings queries of a finding's detail is copied into the findings row and
-// finding_packages when the detail is written (migration 0025 backfilled the rows written
+// finding_packages when the detail is written (migration 0027 backfilled the rows written
 // before, with the same statements). The JSON paths are those of scanning.Detail; the store's
 // test writes a real one and reads the columns back.
 

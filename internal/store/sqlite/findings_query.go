@@ -13,7 +13,7 @@ import (
 )
 
 // This file runs the findings queries of internal/findings: the criteria compiled to SQL over
-// findings (with the columns of migration 0025), finding_packages, manifests, tags and
+// findings (with the columns of migration 0027), finding_packages, manifests, tags and
 // image_scans. Only ENHANCED findings are Inspector's, and only of images the registry holds.
 
 // queryBuilder collects a query's joins, conditions and arguments.

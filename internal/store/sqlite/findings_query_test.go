@@ -275,7 +275,7 @@ func TestFindingsByARN(t *testing.T) {
 	}
 }
 
-// TestMigrationIndexesFindings writes a finding in the schema before 0025 and checks that the
+// TestMigrationIndexesFindings writes a finding in the schema before 0027 and checks that the
 // migration fills its query columns and package rows as the writer does.
 func TestMigrationIndexesFindings(t *testing.T) {
 	ctx := context.Background()
@@ -285,7 +285,7 @@ func TestMigrationIndexesFindings(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.SetMaxOpenConns(1)
-	if err := migrateTo(ctx, w, 24); err != nil {
+	if err := migrateTo(ctx, w, 26); err != nil {
 		t.Fatal(err)
 	}
 	detail, _ := json.Marshal(scanning.Detail{Finding: match.Finding{VulnerabilityID: "CVE-1", Title: "CVE-1 - a", Source: "S", VendorSeverity: "v",
