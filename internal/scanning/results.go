@@ -76,7 +76,14 @@ func (s *Service) Summaries(ctx context.Context, repo string, digests []string) 
 
 func listedCounts(scanType string, fs []store.Finding) (map[string]int, error) {
 	if scanType == policy.ScanTypeEnhanced {
-		return severityCounts(fs), nil
+		counts := severityCounts(fs)
+		// Enhanced findings say Inspector's word for an unrated finding, as
+		// DescribeImageScanFindings does (report.Enhanced).
+		if n, ok := counts["UNDEFINED"]; ok {
+			delete(counts, "UNDEFINED")
+			counts["UNTRIAGED"] += n
+		}
+		return counts, nil
 	}
 	out := map[string]int{}
 	for _, f := range fs {
