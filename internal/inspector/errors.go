@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/findings"
 )
 
@@ -14,6 +15,7 @@ const (
 	errInternal         = "InternalServerException"
 	errThrottling       = "ThrottlingException"
 	errUnknownOperation = "UnknownOperationException"
+	errAccessDenied     = "AccessDeniedException"
 	// errNotImplemented answers the model's operations Lading does not implement yet.
 	errNotImplemented = "NotImplementedException"
 )
@@ -44,6 +46,9 @@ var domainErrors = []struct {
 	err    error
 	toWire func(err error) *apiError
 }{
+	{auth.ErrAccessDenied, func(err error) *apiError {
+		return &apiError{Type: errAccessDenied, Status: http.StatusForbidden, Message: err.Error()}
+	}},
 	{findings.ErrInvalid, func(err error) *apiError {
 		ve := &findings.ValidationError{Reason: findings.ReasonOther}
 		errors.As(err, &ve)

@@ -38,8 +38,16 @@ type Findings interface {
 	Exploit(ids ...string) (kev.Entry, bool)
 }
 
+// Authorizer decides what a caller may do (internal/auth).
+type Authorizer interface {
+	Authorize(ctx context.Context, p auth.Principal, action, resource string) error
+}
+
 // Config tunes the face.
 type Config struct {
+	// Authorizer decides every call before its operation runs, as inspector2:<Operation> on
+	// "*" (Inspector's actions name no resource); nil runs every call (tests of the protocol).
+	Authorizer Authorizer
 	RegistryID string
 	// Region is the region in ARNs and resources; requests may be signed for any region.
 	Region string
@@ -141,6 +149,13 @@ func (h *Handler) serve(op operation) http.Handler {
 			h.authError(w, r, op.Name, err)
 			return
 		}
+		ctx := auth.WithPrincipal(r.Context(), res.Principal)
+		if az := h.cfg.Authorizer; az != nil {
+			if err := az.Authorize(ctx, res.Principal, "inspector2:"+op.Name, "*"); err != nil {
+				h.writeError(w, r, op.Name, err)
+				return
+			}
+		}
 		if op.handle == nil {
 			h.writeError(w, r, op.Name, &apiError{Type: errNotImplemented, Status: http.StatusNotImplemented,
 				Message: "Lading does not implement the Inspector2 operation " + op.Name + " yet"})
@@ -151,7 +166,7 @@ func (h *Handler) serve(op operation) http.Handler {
 		}
 		h.cfg.Logger.DebugContext(r.Context(), "Inspector2 call", "op", op.Name, "access_key_id", res.Principal.AccessKeyID, "signing_region", res.Region)
 		c := &call{r: r, op: op.Name, principal: res.Principal}
-		out, err := op.handle(auth.WithPrincipal(r.Context(), res.Principal), c, body)
+		out, err := op.handle(ctx, c, body)
 		if err != nil {
 			h.writeError(w, r, op.Name, err)
 			return

@@ -287,3 +287,26 @@ func FuzzListFindings(f *testing.F) {
 		}
 	})
 }
+
+type denyAll struct{ asked []string }
+
+func (d *denyAll) Authorize(_ context.Context, p auth.Principal, action, resource string) error {
+	d.asked = append(d.asked, action+" "+resource)
+	return &auth.AccessDeniedError{User: "arn:aws:iam::123456789012:user/x", Principal: p, Action: action, Resource: resource}
+}
+
+// TestAuthorization: every call is decided as inspector2:<Operation> on "*" before it runs; a
+// refusal is AccessDeniedException, 403, in AWS's words.
+func TestAuthorization(t *testing.T) {
+	h, _ := newTestHandler(t)
+	az := &denyAll{}
+	h.cfg.Authorizer = az
+	rec := signed(t, h, "POST", "/findings/list", "inspector2", []byte(`{}`))
+	if rec.Code != 403 || rec.Header().Get("X-Amzn-ErrorType") != errAccessDenied ||
+		!strings.Contains(rec.Body.String(), "is not authorized to perform: inspector2:ListFindings on resource: *") {
+		t.Fatalf("%d %s %s", rec.Code, rec.Header().Get("X-Amzn-ErrorType"), rec.Body)
+	}
+	if len(az.asked) != 1 || az.asked[0] != "inspector2:ListFindings *" {
+		t.Errorf("asked %v", az.asked)
+	}
+}
