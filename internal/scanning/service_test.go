@@ -8,13 +8,17 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/match"
@@ -372,5 +376,68 @@ func TestUnratedFindingMakesAValidEvent(t *testing.T) {
 	}
 	if !strings.Contains(string(ev.Detail), `"severity":"UNTRIAGED"`) {
 		t.Fatalf("detail %s", ev.Detail)
+	}
+}
+
+// indexChangingOnce hands out the current index once and then, before the scan that took it
+// can write, imports an advisory: the race of an advisory change published mid-scan.
+type indexChangingOnce struct {
+	*vulndb.Watcher
+	once   sync.Once
+	change func()
+}
+
+func (a *indexChangingOnce) Index() *advisory.Index {
+	idx := a.Watcher.Index()
+	a.once.Do(a.change)
+	return idx
+}
+
+// TestAdvisoryChangeDuringScanIsNotLost: an advisory that arrives while an image is matched,
+// before its scan is stored (so continuous scanning cannot find the image yet), still reaches
+// the image's findings.
+func TestAdvisoryChangeDuringScanIsNotLost(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	quiet := slog.New(slog.DiscardHandler)
+	w := vulndb.NewWatcher(f.db, vulndb.WatcherOptions{Logger: quiet})
+	if _, err := w.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(dir, "DSA-TEST-1.json")
+	if err := os.WriteFile(rec, []byte(`{"id":"DSA-TEST-1","modified":"2026-05-01T00:00:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},`+
+		`"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.0.13-1~deb12u1"}]}]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adv := &indexChangingOnce{Watcher: w, change: func() {
+		if _, err := vulndb.New(f.db, vulndb.Options{Logger: quiet}).Import(f.ctx, rec); err != nil {
+			t.Error(err)
+		}
+		if _, err := w.Refresh(f.ctx); err != nil {
+			t.Error(err)
+		}
+	}}
+	f.svc = New(f.db, f.blobs, adv, Config{Origin: events.Origin{Account: "123456789012", Region: "eu-west-1"}, Workers: 1,
+		ScratchDir: t.TempDir(), Now: f.clock.Now, Logger: quiet})
+	f.db.SetEffects(f.svc.Effects, f.svc.Committed)
+	if err := f.db.PutScanningPolicy(f.ctx, policy.Policy{ScanType: policy.ScanTypeEnhanced, Rules: []policy.Rule{
+		{Frequency: policy.FrequencyContinuous, Filters: []policy.Filter{{Value: "*", Type: policy.FilterTypeWildcard}}}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	d := f.pushImage(t, "app", map[string]string{"etc/os-release": debianRelease, "var/lib/dpkg/status": dpkgStatus})
+	if n := f.runJobs(t); n != 1 {
+		t.Fatalf("%d scans, want 1", n)
+	}
+	fs, err := f.db.Findings(f.ctx, "app", d, policy.ScanTypeEnhanced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, x := range fs {
+		ids = append(ids, x.VulnerabilityID)
+	}
+	if !slices.Contains(ids, "DSA-TEST-1") {
+		t.Fatalf("findings %v: the advisory imported during the scan is missing", ids)
 	}
 }

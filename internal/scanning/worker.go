@@ -220,11 +220,10 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 		return err
 	}
 	log := s.cfg.Logger.With("digest", job.Digest)
-	res, err := s.scanner(job.ScanType, log).Scan(ctx, s.pipelineLayers(img), pipeline.Index(s.adv.Index()))
+	inv, err := s.scanner(job.ScanType, log).Inventory(ctx, s.pipelineLayers(img))
 	if err != nil {
 		return layerFault(err)
 	}
-	inv := res.Inventory
 	raw, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
 	if err != nil {
 		return err
@@ -247,6 +246,38 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	}
 	decision := policy.Evaluate(pol, job.Repository, repo.ScanOnPush)
 	info := ImageInfo{Architecture: img.config.Architecture, Author: img.config.Author, Platform: PlatformName(inv.OS)}
+	facts, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	// An advisory change published while this scan matched is not re-evaluated for this image
+	// when continuous scanning looked for affected images before this scan's row was written:
+	// so match again, from the inventory, until the index in use is still current once the
+	// write has committed (after which a change re-evaluates the stored image).
+	for again := false; ; again = true {
+		idx := s.adv.Index()
+		unknown, err := s.applyScan(ctx, job, inv, idx, decision, info, facts, invID, started, again)
+		if err != nil {
+			return err
+		}
+		continuous := job.ScanType == policy.ScanTypeEnhanced && decision.Frequency == policy.FrequencyContinuous
+		if !continuous || s.adv.Index().Version() == idx.Version() {
+			if n := match.NotEvaluatedPackages(unknown); n > 0 {
+				s.metrics.notEvaluated.WithLabelValues(kindScan).Add(float64(n))
+				log.Info("packages not evaluated: the scan cannot vouch for them", "packages", n, "first", unknown[0])
+			}
+			return nil
+		}
+		log.Debug("advisory index changed during the scan: matching again", "from", idx.Version(), "to", s.adv.Index().Version())
+	}
+}
+
+// applyScan matches the inventory against idx and writes the scan's findings, status, usage and
+// events in one transaction. It returns what could not be evaluated. again is a match repeated
+// for an index that changed meanwhile: the job is done and the scan counted and announced, so
+// only the findings and their events are written.
+func (s *Service) applyScan(ctx context.Context, job store.ScanJob, inv *pipeline.Inventory, idx *advisory.Index, decision policy.Decision,
+	info ImageInfo, facts []byte, invID int64, started time.Time, again bool) ([]match.NotEvaluated, error) {
 
 	var findings []match.Finding
 	var unknown []match.NotEvaluated
@@ -257,7 +288,8 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 		// have no ecosystem, so they matched nothing either).
 		status, desc = StatusUnsupported, DescUnsupported
 	default:
-		findings, unknown = res.Findings, res.NotEvaluated
+		m := pipeline.Match(inv.Packages, idx, inv.History)
+		findings, unknown = m.Findings, m.NotEvaluated
 		if job.ScanType == policy.ScanTypeEnhanced && decision.Frequency == policy.FrequencyContinuous {
 			status, desc = StatusActive, DescActive
 		}
@@ -266,13 +298,12 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if job.Trigger == store.TriggerManual {
 		frequency = policy.FrequencyManual
 	}
-	facts, err := json.Marshal(info)
-	if err != nil {
-		return err
-	}
 	now := s.cfg.Now()
 	target := store.ScanTarget{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, JobID: job.ID}
-	err = s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
+	if again {
+		target.JobID = 0
+	}
+	err := s.store.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
 		if err := closingDetails(ctx, &st, findings, nil); err != nil {
 			return store.ScanUpdate{}, err
 		}
@@ -289,11 +320,13 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 			scan.LastScanStartedAt = st.Scan.LastScanStartedAt // the quota counts from the accepted request
 		}
 		up := store.ScanUpdate{Scan: &scan, Findings: writes}
-		kind := store.UsageInitial
-		if st.Scan != nil && !st.Scan.CompletedAt.IsZero() {
-			kind = store.UsageRescan
+		if !again {
+			kind := store.UsageInitial
+			if st.Scan != nil && !st.Scan.CompletedAt.IsZero() {
+				kind = store.UsageRescan
+			}
+			up.Usage = append(up.Usage, store.Usage{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, Kind: kind, At: now})
 		}
-		up.Usage = append(up.Usage, store.Usage{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, Kind: kind, At: now})
 		if job.ScanType == policy.ScanTypeEnhanced {
 			for _, f := range changed {
 				ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
@@ -303,6 +336,9 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 				up.Events = append(up.Events, ev)
 			}
 		}
+		if again {
+			return up, nil
+		}
 		ev, err := s.completionEvent(job.ScanType, st.Manifest, status, severityCounts(writes))
 		if err != nil {
 			return up, err
@@ -310,14 +346,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 		up.Events = append(up.Events, ev)
 		return up, nil
 	})
-	if err != nil {
-		return err
-	}
-	if n := match.NotEvaluatedPackages(unknown); n > 0 {
-		s.metrics.notEvaluated.WithLabelValues(kindScan).Add(float64(n))
-		log.Info("packages not evaluated: the scan cannot vouch for them", "packages", n, "first", unknown[0])
-	}
-	return nil
+	return unknown, err
 }
 
 // sourceUpdatedAt is when the advisory index in use last changed.
