@@ -108,6 +108,7 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.LifecycleInterval, "lifecycle-interval", time.Hour, "apply repositories' lifecycle policies this often (0: never; previews work regardless)")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", time.Hour, "run garbage collection this often (0: never; `lading admin gc` runs it by hand)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", gc.DefaultGrace, "garbage collection spares blob links and blobs younger than this: longer than any push takes between its layers and its manifest")
+	f.DurationVar(&cfg.ConsoleSessionTTL, "console-session-ttl", 12*time.Hour, "a web console sign-in (under /console/) lasts this long")
 	f.StringVar(&cfg.AuditLog, "audit-log", "", "write every mutating call and every refusal as a JSON line to this file (- for standard output)")
 	f.StringVar(&cfg.EventsConfig, "events-config", "", "YAML or JSON file listing webhooks (url, name, secret|secret_env|secret_file, detail_types)")
 	return cmd

@@ -21,6 +21,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/auth"
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
+	"github.com/lading-registry/lading/internal/console"
 	"github.com/lading-registry/lading/internal/ecr"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/findings"
@@ -89,6 +90,9 @@ type Config struct {
 	// collection compare them with (default time.Now); tests move it.
 	Now func() time.Time
 
+	// ConsoleSessionTTL is how long a web console sign-in lasts (0: console.DefaultSessionTTL).
+	ConsoleSessionTTL time.Duration
+
 	// AuditLog is where every mutating call and every refusal is written, one JSON line each:
 	// a file, "-" for standard output, "" for nowhere.
 	AuditLog string
@@ -107,6 +111,7 @@ type App struct {
 	meta      *sqlite.DB
 	blobs     *blobfs.Store
 	auth      *auth.Authenticator
+	keys      *auth.SealedKeys
 	authz     *auth.Authorizer
 	audit     *auditor
 	handler   http.Handler
@@ -154,7 +159,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(keys, auth.Options{Throttle: cfg.AuthThrottle}),
+	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, keys: keys, auth: auth.NewAuthenticator(keys, auth.Options{Throttle: cfg.AuthThrottle}),
 		authz: auth.NewAuthorizer(meta, auth.AuthorizerOptions{RegistryID: cfg.RegistryID, Region: cfg.Region, AnonymousPull: cfg.AnonymousPull}), kev: catalog}
 	auditLog, closeAudit, err := openAuditLog(cfg.AuditLog)
 	if err != nil {
@@ -187,7 +192,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Name: "lading_advisory_db_age_seconds", Help: "Age of the newest advisory in the database (-1: none).",
 	}, func() float64 { return a.dbHealth.age(context.Background()) }))
 	a.lifecycle = lifecycle.New(meta, cfg.Now, a.log.With("component", "lifecycle"))
-	a.handler = a.buildHandler()
+	if a.handler, err = a.buildHandler(); err != nil {
+		_ = closeAudit()
+		_ = meta.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -239,7 +248,7 @@ func (a *App) Authorizer() *auth.Authorizer { return a.authz }
 // Handler is the whole HTTP surface (for tests that serve it themselves).
 func (a *App) Handler() http.Handler { return a.handler }
 
-func (a *App) buildHandler() http.Handler {
+func (a *App) buildHandler() (http.Handler, error) {
 	m := newMetrics(a.registry)
 	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Authorizer: a.authz, Logger: a.log})
 	v2 := auth.RegistryMiddleware(a.auth, a.cfg.AnonymousPull, a.log, registry)
@@ -248,6 +257,12 @@ func (a *App) buildHandler() http.Handler {
 	findingsSvc := findings.NewService(a.meta, a.watcher, a.kev, a.cfg.RegistryID, a.cfg.Region)
 	inspectorAPI := inspector.NewHandler(a.auth, findingsSvc, inspector.Config{Authorizer: a.authz, RegistryID: a.cfg.RegistryID, Region: a.cfg.Region,
 		Logger: a.log})
+	consoleUI, err := console.New(console.Config{Auth: a.auth, Authz: a.authz, Store: a.meta, Keys: a.keys, Scans: a.scans, Findings: findingsSvc,
+		Advisories: a.dbHealth.current, MaxDBAge: a.cfg.MaxDBAge, SessionTTL: a.cfg.ConsoleSessionTTL, Region: a.cfg.Region,
+		Logger: a.log.With("component", "console")})
+	if err != nil {
+		return nil, err
+	}
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
@@ -255,6 +270,8 @@ func (a *App) buildHandler() http.Handler {
 			v2.ServeHTTP(w, r)
 		case isECR(r):
 			ecrAPI.ServeHTTP(w, r)
+		case consoleUI.Handles(r):
+			consoleUI.ServeHTTP(w, r)
 		case inspectorAPI.Handles(r):
 			inspectorAPI.ServeHTTP(w, r)
 		case p == "/healthz":
@@ -279,6 +296,8 @@ func (a *App) buildHandler() http.Handler {
 			return oci.RouteName(r)
 		case isECR(r):
 			return ecrAPI.RouteName(r)
+		case consoleUI.Handles(r):
+			return consoleUI.RouteName(r)
 		case inspectorAPI.Handles(r):
 			return inspectorAPI.RouteName(r)
 		case p == "/healthz", p == "/readyz", p == "/metrics":
@@ -287,7 +306,7 @@ func (a *App) buildHandler() http.Handler {
 			return "other"
 		}
 	}
-	return observe(m, a.log, route, a.audit.record, mux)
+	return observe(m, a.log, route, a.audit.record, mux), nil
 }
 
 // isECR reports requests for the ECR face: JSON 1.1 calls on POST / (the ECR handler answers

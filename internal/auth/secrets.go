@@ -277,7 +277,7 @@ func (s *Sealer) sealStored(ctx context.Context, st SecretStore, forget bool, lo
 			log.Warn("deleted an access key the secret key cannot decrypt", "access_key_id", k.ID)
 		}
 	}
-	for _, name := range []string{tokenKeySetting, urlKeySetting} {
+	for _, name := range []string{tokenKeySetting, urlKeySetting, consoleKeySetting} {
 		ad := settingAD(name)
 		v, err := st.Setting(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
@@ -336,7 +336,7 @@ func anySealed(ctx context.Context, st SecretStore) (bool, error) {
 			return true, nil
 		}
 	}
-	for _, name := range []string{tokenKeySetting, urlKeySetting} {
+	for _, name := range []string{tokenKeySetting, urlKeySetting, consoleKeySetting} {
 		v, err := st.Setting(ctx, name)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, err

@@ -1,0 +1,732 @@
+package console
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// Severities as the console shows them, most severe first: Inspector's words.
+var severities = []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNTRIAGED"}
+
+type sevCount struct {
+	Severity string
+	Count    int
+}
+
+// countsOf lists counts by severity in severities' order, ECR's UNDEFINED counted as UNTRIAGED.
+func countsOf(m map[string]int) []sevCount {
+	out := make([]sevCount, 0, len(severities))
+	for _, s := range severities {
+		n := m[s]
+		if s == "UNTRIAGED" {
+			n += m["UNDEFINED"]
+		}
+		out = append(out, sevCount{Severity: s, Count: n})
+	}
+	return out
+}
+
+// Limits of what one page walks: a registry larger than this is summarised in part, and the
+// page says so. (The aggregations of insp-agg answer the overview without walking, once merged.)
+const (
+	maxWalkedFindings = 5000
+	maxWalkedImages   = 5000
+	maxRepositories   = 10000
+)
+
+// activeFindings pages through the findings service's ACTIVE findings matching crit, up to
+// maxWalkedFindings; truncated says there were more.
+func (h *Handler) activeFindings(ctx context.Context, crit findings.Criteria) (out []findings.Listed, truncated bool, err error) {
+	if crit.Strings == nil {
+		crit.Strings = map[findings.Field][]findings.StringFilter{}
+	}
+	crit.Strings[findings.FindingStatus] = []findings.StringFilter{{Comparison: findings.Equals, Value: scanning.FindingActive}}
+	size := findings.MaxPageSize
+	var token *string
+	for {
+		page, err := h.cfg.Findings.List(ctx, findings.ListInput{Op: "Console", Criteria: crit, MaxResults: &size, NextToken: token})
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, page.Findings...)
+		if page.NextToken == "" {
+			return out, false, nil
+		}
+		if len(out) >= maxWalkedFindings {
+			return out, true, nil
+		}
+		token = &page.NextToken
+	}
+}
+
+// allRepositories lists the repositories the caller may describe, as DescribeRepositories
+// shows them.
+func (h *Handler) allRepositories(ctx context.Context) ([]store.Repository, error) {
+	p := principalOf(ctx)
+	var out []store.Repository
+	after := ""
+	for len(out) < maxRepositories {
+		page, err := h.cfg.Store.ListRepositories(ctx, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page {
+			if h.cfg.Authz.Allowed(ctx, p, "ecr:DescribeRepositories", h.cfg.Authz.RepositoryARN(r.Name)) {
+				out = append(out, r)
+			}
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].Name
+	}
+	return out, nil
+}
+
+func (h *Handler) allImages(ctx context.Context, repo string) ([]store.Manifest, error) {
+	var out []store.Manifest
+	after := ""
+	for {
+		page, err := h.cfg.Store.ListImages(ctx, repo, store.TagStatusAny, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < 1000 {
+			return out, nil
+		}
+		after = page[len(page)-1].Digest
+	}
+}
+
+func repoURL(name string) string { return Prefix + "repository?" + url.Values{"name": {name}}.Encode() }
+func imageURL(repo, digest string) string {
+	return Prefix + "image?" + url.Values{"repository": {repo}, "digest": {digest}}.Encode()
+}
+func vulnURL(id string) string { return Prefix + "vulnerability?" + url.Values{"id": {id}}.Encode() }
+
+// frequencyLabel is the scan frequency as the console's tables say it.
+func frequencyLabel(f string) string {
+	switch f {
+	case policy.FrequencyContinuous:
+		return "CONTINUOUS"
+	case policy.FrequencyScanOnPush:
+		return "SCAN ON PUSH"
+	}
+	return "MANUAL"
+}
+
+// ---- Overview ----
+
+type vulnCount struct {
+	ID, URL, Severity string
+	Images            int
+}
+
+type repoCount struct {
+	Name, URL      string
+	Critical, High int
+}
+
+func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "inspector2:ListFindings", "*"); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	active, truncated, err := h.activeFindings(ctx, findings.Criteria{})
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	bySev := map[string]int{}
+	vulns := map[string]*vulnCount{}
+	repos := map[string]*repoCount{}
+	for _, l := range active {
+		f := l.Finding
+		sev := findings.InspectorSeverity(f.Severity)
+		bySev[sev]++
+		v := vulns[f.VulnerabilityID]
+		if v == nil {
+			v = &vulnCount{ID: f.VulnerabilityID, URL: vulnURL(f.VulnerabilityID), Severity: sev}
+			vulns[f.VulnerabilityID] = v
+		}
+		v.Images++
+		rc := repos[f.Repository]
+		if rc == nil {
+			rc = &repoCount{Name: f.Repository, URL: repoURL(f.Repository)}
+			repos[f.Repository] = rc
+		}
+		switch sev {
+		case "CRITICAL":
+			rc.Critical++
+		case "HIGH":
+			rc.High++
+		}
+	}
+	top := make([]vulnCount, 0, len(vulns))
+	for _, v := range vulns {
+		top = append(top, *v)
+	}
+	slices.SortFunc(top, func(a, b vulnCount) int {
+		return cmp.Or(cmp.Compare(b.Images, a.Images), cmp.Compare(slices.Index(severities, a.Severity), slices.Index(severities, b.Severity)), strings.Compare(a.ID, b.ID))
+	})
+	top = top[:min(10, len(top))]
+	var worst []repoCount
+	for _, rc := range repos {
+		if rc.Critical > 0 {
+			worst = append(worst, *rc)
+		}
+	}
+	slices.SortFunc(worst, func(a, b repoCount) int {
+		return cmp.Or(cmp.Compare(b.Critical, a.Critical), cmp.Compare(b.High, a.High), strings.Compare(a.Name, b.Name))
+	})
+	worst = worst[:min(10, len(worst))]
+
+	scanned, notScanned, covTruncated, err := h.coverage(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	h.render(w, r, s, http.StatusOK, "overview", "overview", map[string]any{
+		"Title": "Overview", "Severities": countsOf(bySev), "Truncated": truncated, "TopVulns": top, "TopRepos": worst,
+		"Scanned": scanned, "NotScanned": notScanned, "CoverageTruncated": covTruncated, "DB": h.dbInfo(ctx),
+	})
+}
+
+// coverage counts the images the caller may see with and without a current scan.
+// SEAM(insp-agg): Seams.Coverage answers from Inspector's coverage once that lands.
+func (h *Handler) coverage(ctx context.Context) (scanned, notScanned int, truncated bool, err error) {
+	if h.cfg.Seams.Coverage != nil {
+		scanned, notScanned, err = h.cfg.Seams.Coverage(ctx)
+		return scanned, notScanned, false, err
+	}
+	repos, err := h.allRepositories(ctx)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	seen := 0
+	for _, repo := range repos {
+		imgs, err := h.allImages(ctx, repo.Name)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		digests := make([]string, 0, len(imgs))
+		for _, m := range imgs {
+			if scanning.IsImage(m) {
+				digests = append(digests, m.Digest)
+			}
+		}
+		sums, err := h.cfg.Scans.Summaries(ctx, repo.Name, digests)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		for _, d := range digests {
+			if sum, ok := sums[d]; ok && isScanned(sum.Scan.Status) {
+				scanned++
+			} else {
+				notScanned++
+			}
+		}
+		if seen += len(digests); seen >= maxWalkedImages {
+			return scanned, notScanned, true, nil
+		}
+	}
+	return scanned, notScanned, false, nil
+}
+
+func isScanned(status string) bool {
+	return status == scanning.StatusComplete || status == scanning.StatusActive
+}
+
+type dbInfo struct {
+	Known   bool
+	Version int64
+	Records int
+	Newest  time.Time
+	Age     string
+	Problem string
+}
+
+func (h *Handler) dbInfo(ctx context.Context) dbInfo {
+	if h.cfg.Advisories == nil {
+		return dbInfo{Problem: "unknown"}
+	}
+	st, err := h.cfg.Advisories(ctx)
+	if err != nil {
+		h.cfg.Logger.WarnContext(ctx, "console: advisory database status", "err", err)
+		return dbInfo{Problem: "the advisory database status could not be read"}
+	}
+	now := h.cfg.Now()
+	info := dbInfo{Known: true, Version: st.Version, Records: st.Records, Newest: st.Newest()}
+	if !info.Newest.IsZero() {
+		info.Age = now.Sub(info.Newest).Round(time.Minute).String()
+	}
+	if err := st.CheckFresh(now, h.cfg.MaxDBAge); err != nil {
+		info.Problem = err.Error()
+	}
+	return info
+}
+
+// ---- Repositories ----
+
+type repoRow struct {
+	Name, URL, Frequency string
+	Images               int
+	LastPush             time.Time
+	Critical, High       int
+	countsKnown          bool
+}
+
+var repoColumns = []string{"name", "images", "pushed", "frequency", "critical", "high"}
+
+func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	if err := h.cfg.Authz.AuthorizeList(ctx, s.Principal, "ecr:DescribeRepositories"); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	lq := parseListQuery(r.URL.Query(), repoColumns)
+	repos, err := h.allRepositories(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	pol, err := h.cfg.Store.ScanningPolicy(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	var rows []*repoRow
+	for _, repo := range repos {
+		if lq.Filter != "" && !strings.Contains(repo.Name, strings.ToLower(lq.Filter)) {
+			continue
+		}
+		imgs, err := h.allImages(ctx, repo.Name)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		row := &repoRow{Name: repo.Name, URL: repoURL(repo.Name), Images: len(imgs),
+			Frequency: frequencyLabel(policy.Evaluate(pol, repo.Name, repo.ScanOnPush).Frequency)}
+		for _, m := range imgs {
+			if m.PushedAt.After(row.LastPush) {
+				row.LastPush = m.PushedAt
+			}
+		}
+		rows = append(rows, row)
+	}
+	// Counting findings needs every image's scan: done for all rows only when sorting by it.
+	if lq.Sort == "critical" || lq.Sort == "high" {
+		for _, row := range rows {
+			if err := h.countRepo(ctx, row); err != nil {
+				h.fail(w, r, s, err)
+				return
+			}
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b *repoRow) int {
+		var c int
+		switch lq.Sort {
+		case "images":
+			c = cmp.Compare(a.Images, b.Images)
+		case "pushed":
+			c = a.LastPush.Compare(b.LastPush)
+		case "frequency":
+			c = strings.Compare(a.Frequency, b.Frequency)
+		case "critical":
+			c = cmp.Compare(a.Critical, b.Critical)
+		case "high":
+			c = cmp.Compare(a.High, b.High)
+		}
+		c = cmp.Or(c, strings.Compare(a.Name, b.Name))
+		if lq.Desc {
+			return -c
+		}
+		return c
+	})
+	from, to := lq.window(len(rows))
+	shown := rows[from:to]
+	for _, row := range shown {
+		if err := h.countRepo(ctx, row); err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+	}
+	h.render(w, r, s, http.StatusOK, "repositories", "repositories", map[string]any{
+		"Title": "Repositories", "Rows": shown, "Query": lq, "Total": len(rows),
+		"Headers": h.sortHeaders(Prefix+"repositories", lq, repoColumns, []string{"Repository", "Images", "Last push", "Scan frequency", "Critical", "High"}),
+		"Pages":   pages(Prefix+"repositories", lq, len(rows)),
+	})
+}
+
+// countRepo fills a row's critical and high counts from its images' current scans.
+func (h *Handler) countRepo(ctx context.Context, row *repoRow) error {
+	if row.countsKnown {
+		return nil
+	}
+	imgs, err := h.allImages(ctx, row.Name)
+	if err != nil {
+		return err
+	}
+	digests := make([]string, len(imgs))
+	for i, m := range imgs {
+		digests[i] = m.Digest
+	}
+	sums, err := h.cfg.Scans.Summaries(ctx, row.Name, digests)
+	if err != nil {
+		return err
+	}
+	for _, s := range sums {
+		row.Critical += s.Counts["CRITICAL"]
+		row.High += s.Counts["HIGH"]
+	}
+	row.countsKnown = true
+	return nil
+}
+
+type sortHeader struct {
+	Label, URL, Sort string // Sort: "ascending", "descending" or "" (aria-sort)
+}
+
+func (h *Handler) sortHeaders(base string, lq listQuery, columns, labels []string) []sortHeader {
+	out := make([]sortHeader, len(columns))
+	for i, c := range columns {
+		next := lq
+		next.Sort, next.Desc = c, false
+		hd := sortHeader{Label: labels[i]}
+		if lq.Sort == c {
+			hd.Sort = "ascending"
+			if lq.Desc {
+				hd.Sort = "descending"
+			}
+			next.Desc = !lq.Desc
+		}
+		hd.URL = base + "?" + next.values(1).Encode()
+		out[i] = hd
+	}
+	return out
+}
+
+type pageLink struct {
+	Number  int
+	URL     string
+	Current bool
+}
+
+func pages(base string, lq listQuery, n int) []pageLink {
+	count := (n + pageSize - 1) / pageSize
+	if count <= 1 {
+		return nil
+	}
+	var out []pageLink
+	for p := 1; p <= count; p++ {
+		out = append(out, pageLink{Number: p, URL: base + "?" + lq.values(p).Encode(), Current: p == lq.Page})
+	}
+	return out
+}
+
+// ---- Repository ----
+
+type imageRow struct {
+	Digest, URL, Platform, Status, StatusDesc string
+	Tags                                      []string
+	PushedAt                                  time.Time
+	Size                                      int64
+	Counts                                    []sevCount
+	Scannable, Pending                        bool
+}
+
+// notices are the messages a redirect may ask a page to show, by code: never text from the
+// query string.
+var notices = map[string]string{
+	"scan-started": "Scan started.",
+	"quota":        "This image was scanned less than 24 hours ago: basic scanning scans an image once a day (the push scan counts).",
+	"unsupported":  "This image's operating system is not supported by basic scanning.",
+	"enhanced":     "Manual scans are not supported under enhanced scanning: enhanced scanning keeps images current on its own.",
+	"not-image":    "This is an index or an artifact, not an image: scan each platform's image.",
+	"saved":        "Scanning configuration saved.",
+	"key-deleted":  "Access key deleted.",
+}
+
+func (h *Handler) repository(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	name := r.URL.Query().Get("name")
+	if name == "" || len(name) > 256 {
+		h.fail(w, r, s, errNotFound)
+		return
+	}
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "ecr:DescribeImages", h.cfg.Authz.RepositoryARN(name)); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	repo, err := h.cfg.Store.GetRepository(ctx, name)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	pol, err := h.cfg.Store.ScanningPolicy(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	imgs, err := h.allImages(ctx, name)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	slices.SortFunc(imgs, func(a, b store.Manifest) int { return b.PushedAt.Compare(a.PushedAt) })
+	digests := make([]string, len(imgs))
+	for i, m := range imgs {
+		digests[i] = m.Digest
+	}
+	sums, err := h.cfg.Scans.Summaries(ctx, name, digests)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	basic := pol.ScanType != policy.ScanTypeEnhanced
+	rows := make([]imageRow, 0, len(imgs))
+	live := false
+	for _, m := range imgs {
+		row := imageRow{Digest: m.Digest, URL: imageURL(name, m.Digest), Tags: m.Tags, PushedAt: m.PushedAt, Size: m.ImageSize,
+			Scannable: basic && scanning.IsImage(m), Status: "NOT SCANNED"}
+		if sum, ok := sums[m.Digest]; ok {
+			row.Status, row.StatusDesc = sum.Scan.Status, sum.Scan.Description
+			row.Counts = countsOf(sum.Counts)
+			row.Platform = platformOf(sum.Scan)
+			row.Pending = sum.Scan.Status == scanning.StatusInProgress || sum.Scan.Status == scanning.StatusPending
+			live = live || row.Pending
+		}
+		rows = append(rows, row)
+	}
+	d := policy.Evaluate(pol, name, repo.ScanOnPush)
+	h.render(w, r, s, http.StatusOK, "repository", "repositories", map[string]any{
+		"Title": name, "Name": name, "Repository": repo, "Frequency": frequencyLabel(d.Frequency), "ScanType": pol.ScanType,
+		"Images": rows, "Live": live, "Self": r.URL.RequestURI(), "Notice": notices[r.URL.Query().Get("notice")],
+	})
+}
+
+// platformOf is the image's platform as its scan recorded it ("linux/amd64").
+func platformOf(sc store.ImageScan) string {
+	var info scanning.ImageInfo
+	if len(sc.ImageFacts) == 0 || json.Unmarshal(sc.ImageFacts, &info) != nil {
+		return ""
+	}
+	switch {
+	case info.Platform != "" && info.Architecture != "" && !strings.Contains(info.Platform, "/"):
+		return info.Platform + "/" + info.Architecture
+	case info.Platform != "":
+		return info.Platform
+	}
+	return info.Architecture
+}
+
+func (h *Handler) startScan(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	name, dgst := r.PostForm.Get("repository"), r.PostForm.Get("digest")
+	if name == "" || dgst == "" || len(name) > 256 || len(dgst) > 256 {
+		h.fail(w, r, s, fmt.Errorf("%w: repository and digest are required", errBadRequest))
+		return
+	}
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "ecr:StartImageScan", h.cfg.Authz.RepositoryARN(name)); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	notice := "scan-started"
+	_, err := h.cfg.Scans.StartImageScan(ctx, name, dgst)
+	switch {
+	case errors.Is(err, scanning.ErrQuotaExceeded):
+		notice = "quota"
+	case errors.Is(err, scanning.ErrUnsupportedImage):
+		notice = "unsupported"
+	case errors.Is(err, scanning.ErrEnhancedManualScan):
+		notice = "enhanced"
+	case errors.Is(err, scanning.ErrNotAnImage):
+		notice = "not-image"
+	case err != nil:
+		h.fail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, repoURL(name)+"&notice="+notice, http.StatusSeeOther)
+}
+
+// ---- Image ----
+
+type findingRow struct {
+	VulnerabilityID, URL, Severity, Package, Installed, Fixed, Path, Status, Layer string
+	Score                                                                          float64
+	First, Last                                                                    time.Time
+}
+
+type layerRow struct {
+	Index             int
+	Digest, CreatedBy string
+	Size              int64
+	Findings          []findingRow
+}
+
+func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	name, dgst := q.Get("repository"), q.Get("digest")
+	if name == "" || dgst == "" || len(name) > 256 || len(dgst) > 256 {
+		h.fail(w, r, s, errNotFound)
+		return
+	}
+	arn := h.cfg.Authz.RepositoryARN(name)
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "ecr:DescribeImageScanFindings", arn); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	m, err := h.cfg.Store.GetImage(ctx, name, dgst)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	sevFilter := oneOf(q.Get("severity"), severities...)
+	statusFilter := oneOf(q.Get("status"), "ACTIVE", "CLOSED", "ALL")
+	if statusFilter == "" {
+		statusFilter = "ACTIVE"
+	}
+	var layers []scanning.Layer
+	if scanning.IsImage(m) {
+		if layers, err = h.cfg.Scans.ImageLayers(ctx, name, dgst); err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+	}
+	scan, list, err := h.cfg.Scans.Results(ctx, name, dgst)
+	scanned := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, s, err)
+		return
+	}
+	var rows []findingRow
+	for _, f := range list {
+		sev := findings.InspectorSeverity(f.Severity)
+		if (sevFilter != "" && sev != sevFilter) || (statusFilter != "ALL" && f.Status != statusFilter) {
+			continue
+		}
+		d, err := scanning.DecodeDetail(f)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		for _, p := range d.Finding.Packages {
+			rows = append(rows, findingRow{VulnerabilityID: f.VulnerabilityID, URL: vulnURL(f.VulnerabilityID), Severity: sev,
+				Package: p.Label(), Installed: p.InstalledVersion(), Fixed: p.FixedInVersion, Path: p.FilePath, Status: f.Status,
+				Layer: p.Layer, Score: f.Score, First: f.FirstObservedAt, Last: f.LastObservedAt})
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b findingRow) int {
+		return cmp.Or(cmp.Compare(slices.Index(severities, a.Severity), slices.Index(severities, b.Severity)), cmp.Compare(b.Score, a.Score),
+			strings.Compare(a.VulnerabilityID, b.VulnerabilityID))
+	})
+	lrows := make([]layerRow, len(layers))
+	for i, l := range layers {
+		lrows[i] = layerRow{Index: i + 1, Digest: l.Digest, CreatedBy: l.CreatedBy, Size: l.Size}
+		for _, f := range rows {
+			if f.Layer == l.Digest {
+				lrows[i].Findings = append(lrows[i].Findings, f)
+			}
+		}
+	}
+	refs, err := h.cfg.Store.Referrers(ctx, name, dgst)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	var sboms []Link
+	if h.cfg.Seams.SBOMDownloads != nil { // SEAM(sbom): CycloneDX / SPDX downloads
+		sboms = h.cfg.Seams.SBOMDownloads(name, dgst)
+	}
+	filters := map[string]any{"Severity": sevFilter, "Status": statusFilter, "Severities": severities, "Statuses": []string{"ACTIVE", "CLOSED", "ALL"}}
+	h.render(w, r, s, http.StatusOK, "image", "repositories", map[string]any{
+		"Title": name + "@" + shortDigest(dgst), "Repository": name, "RepoURL": repoURL(name), "Image": m, "Scanned": scanned,
+		"Scan": scan, "Platform": platformOf(scan), "Layers": lrows, "Findings": rows, "Filters": filters, "Referrers": refs, "SBOMs": sboms,
+		"Live": scan.Status == scanning.StatusInProgress || scan.Status == scanning.StatusPending, "Self": r.URL.RequestURI(),
+	})
+}
+
+// ---- Vulnerability ----
+
+type exposureRow struct {
+	Repository, RepoURL, Digest, ImageURL, Severity, Package, Path string
+	Tags                                                           []string
+}
+
+func (h *Handler) vulnerability(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	id := strings.TrimSpace(r.URL.Query().Get("id"))
+	if id == "" || len(id) > 128 {
+		h.fail(w, r, s, errNotFound)
+		return
+	}
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "inspector2:ListFindings", "*"); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	vs, err := h.cfg.Findings.SearchVulnerabilities(ctx, []string{id})
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	active, truncated, err := h.activeFindings(ctx, findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{
+		findings.VulnerabilityID: {{Comparison: findings.Equals, Value: id}}}})
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	if len(vs) == 0 && len(active) == 0 {
+		h.fail(w, r, s, errNotFound)
+		return
+	}
+	var v *findings.Vulnerability
+	if len(vs) > 0 {
+		v = &vs[0]
+	}
+	var rows []exposureRow
+	repos := map[string]bool{}
+	var repoList []Link
+	description := ""
+	for _, l := range active {
+		f := l.Finding
+		d, err := scanning.DecodeDetail(f)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		if description == "" {
+			description = d.Finding.Description
+		}
+		for _, p := range d.Finding.Packages {
+			rows = append(rows, exposureRow{Repository: f.Repository, RepoURL: repoURL(f.Repository), Digest: f.Digest,
+				ImageURL: imageURL(f.Repository, f.Digest), Severity: findings.InspectorSeverity(f.Severity), Package: p.Label() + " " + p.InstalledVersion(),
+				Path: p.FilePath, Tags: l.Manifest.Tags})
+		}
+		if !repos[f.Repository] {
+			repos[f.Repository] = true
+			repoList = append(repoList, Link{Label: f.Repository, URL: repoURL(f.Repository)})
+		}
+	}
+	if v != nil && v.Description != "" {
+		description = v.Description
+	}
+	h.render(w, r, s, http.StatusOK, "vulnerability", "overview", map[string]any{
+		"Title": id, "ID": id, "Vuln": v, "Description": description, "Exposures": rows, "Repositories": repoList, "Truncated": truncated,
+	})
+}

@@ -1,0 +1,249 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// Limits of the registry scanning configuration, as PutRegistryScanningConfiguration's model
+// sets them (the ECR face checks the same).
+const (
+	maxRules          = 2
+	maxFiltersPerRule = 100
+	maxFilterLen      = 255
+)
+
+// ruleForm is one rule of the settings form, as typed.
+type ruleForm struct {
+	Frequency string
+	Filters   string
+}
+
+// parsePolicyForm reads the scanning configuration form: scan_type, and for each rule slot
+// ruleN_frequency (empty: no rule) and ruleN_filters (filters separated by commas, spaces or
+// lines). It checks what the API's model checks, then policy.Validate; a refusal says which
+// field and why.
+func parsePolicyForm(form url.Values) (policy.Policy, []ruleForm, error) {
+	p := policy.Policy{ScanType: form.Get("scan_type"), Rules: []policy.Rule{}}
+	forms := make([]ruleForm, maxRules)
+	for i := range maxRules {
+		forms[i] = ruleForm{Frequency: form.Get(fmt.Sprintf("rule%d_frequency", i+1)), Filters: form.Get(fmt.Sprintf("rule%d_filters", i+1))}
+	}
+	if p.ScanType != policy.ScanTypeBasic && p.ScanType != policy.ScanTypeEnhanced {
+		return p, forms, fmt.Errorf("%w: scan type must be BASIC or ENHANCED", errBadRequest)
+	}
+	for i, rf := range forms {
+		if rf.Frequency == "" {
+			if strings.TrimSpace(rf.Filters) != "" {
+				return p, forms, fmt.Errorf("%w: rule %d: choose a scan frequency for its filters", errBadRequest, i+1)
+			}
+			continue
+		}
+		if !slices.Contains([]string{policy.FrequencyScanOnPush, policy.FrequencyContinuous, policy.FrequencyManual}, rf.Frequency) {
+			return p, forms, fmt.Errorf("%w: rule %d: unknown scan frequency", errBadRequest, i+1)
+		}
+		values := strings.FieldsFunc(rf.Filters, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+		if len(values) < 1 || len(values) > maxFiltersPerRule {
+			return p, forms, fmt.Errorf("%w: rule %d: give between 1 and %d repository filters", errBadRequest, i+1, maxFiltersPerRule)
+		}
+		rule := policy.Rule{Frequency: rf.Frequency, Filters: make([]policy.Filter, len(values))}
+		for j, v := range values {
+			if len(v) > maxFilterLen || !policy.FilterPattern.MatchString(v) {
+				return p, forms, fmt.Errorf("%w: rule %d: filter %q must be a lowercase repository name pattern (letters, digits, . _ - / and the * wildcard)",
+					errBadRequest, i+1, truncateRunes(v, 64))
+			}
+			rule.Filters[j] = policy.Filter{Value: v, Type: policy.FilterTypeWildcard}
+		}
+		p.Rules = append(p.Rules, rule)
+	}
+	var refused *policy.RuleError
+	if err := policy.Validate(p); errors.As(err, &refused) {
+		return p, forms, fmt.Errorf("%w: rule %d: %s scanning only supports the SCAN_ON_PUSH frequency, not %s", errBadRequest,
+			refused.Index+1, refused.ScanType, refused.Frequency)
+	} else if err != nil {
+		return p, forms, fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	return p, forms, nil
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+// formOf is the form that shows a stored configuration.
+func formOf(p policy.Policy) []ruleForm {
+	out := make([]ruleForm, maxRules)
+	for i, r := range p.Rules {
+		if i >= maxRules {
+			break
+		}
+		vals := make([]string, len(r.Filters))
+		for j, f := range r.Filters {
+			vals[j] = f.Value
+		}
+		out[i] = ruleForm{Frequency: r.Frequency, Filters: strings.Join(vals, ", ")}
+	}
+	return out
+}
+
+type keyRow struct {
+	ID, Name, Preset, Description, Created string
+	Self                                   bool
+}
+
+func (h *Handler) settings(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	h.renderSettings(w, r, s, http.StatusOK, nil, "", nil)
+}
+
+// renderSettings shows the settings page; forms, when set, is a refused configuration form
+// shown again with msg; created is a key just made, its secret shown this once.
+func (h *Handler) renderSettings(w http.ResponseWriter, r *http.Request, s *sessionCtx, status int, forms []ruleForm, msg string, created *store.AccessKey) {
+	ctx := r.Context()
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "ecr:GetRegistryScanningConfiguration", "*"); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	pol, err := h.cfg.Store.ScanningPolicy(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	scanType := pol.ScanType
+	if forms == nil {
+		forms = formOf(pol)
+	} else if st := r.PostForm.Get("scan_type"); st == policy.ScanTypeBasic || st == policy.ScanTypeEnhanced {
+		scanType = st
+	}
+	data := map[string]any{"Title": "Settings", "Policy": pol, "ScanType": scanType, "Rules": forms, "Error": msg,
+		"Notice": notices[r.URL.Query().Get("notice")], "Created": created, "Presets": auth.PresetNames(),
+		"Frequencies": []string{policy.FrequencyScanOnPush, policy.FrequencyContinuous, policy.FrequencyManual},
+		"CanEdit":     h.cfg.Authz.Allowed(ctx, s.Principal, "ecr:PutRegistryScanningConfiguration", "*")}
+	if h.cfg.Authz.Allowed(ctx, s.Principal, "iam:ListAccessKeys", "*") {
+		keys, err := h.cfg.Keys.ListAccessKeys(ctx)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		rows := make([]keyRow, len(keys))
+		for i, k := range keys {
+			preset := k.Preset
+			if preset == "" {
+				preset = "custom policy"
+			}
+			rows[i] = keyRow{ID: k.ID, Name: k.Name, Preset: preset, Description: k.Description, Created: k.CreatedAt.UTC().Format("2006-01-02"),
+				Self: k.ID == s.Principal.AccessKeyID}
+		}
+		data["Keys"] = rows
+		data["CanManageKeys"] = h.cfg.Authz.Allowed(ctx, s.Principal, "iam:CreateAccessKey", "*")
+	}
+	if h.cfg.Seams.SuppressionRules != nil { // SEAM(suppress): the rules, read-only until their page lands
+		rules, err := h.cfg.Seams.SuppressionRules(ctx)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		data["Suppressions"] = rules
+	}
+	h.render(w, r, s, status, "settings", "settings", data)
+}
+
+func (h *Handler) putScanning(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "ecr:PutRegistryScanningConfiguration", "*"); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	p, forms, err := parsePolicyForm(r.PostForm)
+	if err != nil {
+		h.renderSettings(w, r, s, http.StatusBadRequest, forms, strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "), nil)
+		return
+	}
+	if err := h.cfg.Store.PutScanningPolicy(ctx, p); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	// As the API does: images a new rule covers are brought into coverage; a failure here
+	// does not undo the saved configuration.
+	if err := h.cfg.Scans.PolicyChanged(ctx); err != nil {
+		h.cfg.Logger.WarnContext(ctx, "bring images into scan coverage", "err", err)
+	}
+	http.Redirect(w, r, Prefix+"settings?notice=saved", http.StatusSeeOther)
+}
+
+func (h *Handler) createKey(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "iam:CreateAccessKey", "*"); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	name, preset, desc := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("preset"), strings.TrimSpace(r.PostForm.Get("description"))
+	if !auth.ValidKeyName(name) {
+		h.renderSettings(w, r, s, http.StatusBadRequest, nil, "A key's name is 1 to 64 letters, digits and +=,.@_-", nil)
+		return
+	}
+	if _, ok := auth.PresetDocument(preset); !ok {
+		h.renderSettings(w, r, s, http.StatusBadRequest, nil, "Choose one of the policy presets.", nil)
+		return
+	}
+	if len(desc) > 256 {
+		h.renderSettings(w, r, s, http.StatusBadRequest, nil, "The description is at most 256 characters.", nil)
+		return
+	}
+	existing, err := h.cfg.Keys.ListAccessKeys(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	for _, k := range existing {
+		if k.Name == name {
+			h.renderSettings(w, r, s, http.StatusConflict, nil, "Another access key has that name.", nil)
+			return
+		}
+	}
+	k, err := auth.NewAccessKey(desc)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	k.Name, k.Preset = name, preset
+	if err := h.cfg.Keys.CreateAccessKey(ctx, k); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	h.cfg.Logger.InfoContext(ctx, "console: access key created", "access_key_id", k.ID, "name", k.Name, "by", s.Principal.AccessKeyID)
+	h.renderSettings(w, r, s, http.StatusOK, nil, "", &k)
+}
+
+func (h *Handler) deleteKey(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "iam:DeleteAccessKey", "*"); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	id := r.PostForm.Get("id")
+	if id == s.Principal.AccessKeyID {
+		h.renderSettings(w, r, s, http.StatusBadRequest, nil, "You are signed in with this key: sign in with another to delete it.", nil)
+		return
+	}
+	if err := h.cfg.Keys.DeleteAccessKey(ctx, id); errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, s, errNotFound)
+		return
+	} else if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	h.cfg.Logger.InfoContext(ctx, "console: access key deleted", "access_key_id", id, "by", s.Principal.AccessKeyID)
+	http.Redirect(w, r, Prefix+"settings?notice=key-deleted", http.StatusSeeOther)
+}
