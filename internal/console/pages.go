@@ -273,12 +273,29 @@ func (h *Handler) dbInfo(ctx context.Context) dbInfo {
 	now := h.cfg.Now()
 	info := dbInfo{Known: true, Version: st.Version, Records: st.Records, Newest: st.Newest()}
 	if !info.Newest.IsZero() {
-		info.Age = now.Sub(info.Newest).Round(time.Minute).String()
+		info.Age = age(now.Sub(info.Newest))
 	}
 	if err := st.CheckFresh(now, h.cfg.MaxDBAge); err != nil {
 		info.Problem = err.Error()
 	}
 	return info
+}
+
+// age says a duration as people read an age: "3 days", "5 hours", "12 minutes".
+func age(d time.Duration) string {
+	plural := func(n int, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d >= 48*time.Hour:
+		return plural(int(d/(24*time.Hour)), "day")
+	case d >= 2*time.Hour:
+		return plural(int(d/time.Hour), "hour")
+	}
+	return plural(max(0, int(d/time.Minute)), "minute")
 }
 
 // ---- Repositories ----
