@@ -369,3 +369,32 @@ func TestConsoleSessionExpires(t *testing.T) {
 		t.Errorf("after an expired session: %q at %s", msg, s.location())
 	}
 }
+
+// Under basic scanning the repository page's Scan button starts ECR's manual scan, through
+// the same path as StartImageScan, and a second scan the same day is refused with a message.
+func TestConsoleManualScan(t *testing.T) {
+	s := newStory(t)
+	const manual = "console-manual"
+	s.aws("ecr", "create-repository", "--repository-name", manual)
+	skopeo := testserver.Tool(t, "skopeo")
+	cmd := exec.Command(skopeo, "copy", "--dest-tls-verify=false", "--dest-authfile", filepath.Join(s.srv.DockerConfig(t), "config.json"),
+		"oci-archive:"+testfiles.Path(t, "images", "debian-family.tar")+":debian-base", "docker://"+s.srv.Addr+"/"+manual+":12")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	s.do(chromedp.Navigate(s.url("/console/repository?name="+manual)), chromedp.WaitVisible(chromedp.CSS("#signin")))
+	if st := s.signIn(testserver.SecretAccessKey); st != http.StatusOK {
+		t.Fatalf("sign-in: HTTP %d", st)
+	}
+	if f := s.text("#frequency"); f != "MANUAL" {
+		t.Errorf("scan frequency %q, want MANUAL", f)
+	}
+	for i, want := range []string{"Scan started", "less than 24 hours ago"} {
+		if st := s.submit(`#images form[action="/console/repository/scan"] button`); st != http.StatusOK {
+			t.Fatalf("scan %d: HTTP %d", i+1, st)
+		}
+		if n := s.text("#notice"); !strings.Contains(n, want) {
+			t.Errorf("scan %d: %q, want %q", i+1, n, want)
+		}
+	}
+}
