@@ -130,7 +130,8 @@ func TestPages(t *testing.T) {
 		status    int
 		want, not []string
 	}{
-		{Prefix, 200, []string{"CVE-2021-44228", `id="db-version">7<`}, nil},
+		{Prefix, 200, []string{"CVE-2021-44228", `id="db-version">7<`, `<th scope="row">2026-12-01</th>
+<td><span class="n">1</span>`}, nil},
 		{Prefix + "repositories", 200, []string{"team/app", "other"}, nil},
 		{Prefix + "repositories?q=team", 200, []string{"team/app"}, []string{">other<"}},
 		{Prefix + "repositories?page=999&sort=bogus", 200, []string{"team/app"}, nil},

@@ -54,6 +54,11 @@ func (h *Handler) activeFindings(ctx context.Context, crit findings.Criteria) (o
 		crit.Strings = map[findings.Field][]findings.StringFilter{}
 	}
 	crit.Strings[findings.FindingStatus] = []findings.StringFilter{{Comparison: findings.Equals, Value: scanning.FindingActive}}
+	return h.walkFindings(ctx, crit)
+}
+
+// walkFindings pages through the findings matching crit, up to maxWalkedFindings.
+func (h *Handler) walkFindings(ctx context.Context, crit findings.Criteria) (out []findings.Listed, truncated bool, err error) {
 	size := findings.MaxPageSize
 	var token *string
 	for {
@@ -201,10 +206,72 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx
 		h.fail(w, r, s, err)
 		return
 	}
+	trend, err := h.trend(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
 	h.render(w, r, s, http.StatusOK, "overview", "overview", map[string]any{
-		"Title": "Overview", "Severities": countsOf(bySev), "Truncated": truncated, "TopVulns": top, "TopRepos": worst,
+		"Title": "Overview", "Severities": countsOf(bySev), "Truncated": truncated, "TopVulns": top, "TopRepos": worst, "Trend": trend,
 		"Scanned": scanned, "NotScanned": notScanned, "CoverageTruncated": covTruncated, "DB": h.dbInfo(ctx),
 	})
+}
+
+// trendDays is how many days the overview's chart of opened and closed findings covers.
+const trendDays = 14
+
+type trendDay struct {
+	Day            string
+	Opened, Closed int
+}
+
+type trendData struct {
+	Days      []trendDay
+	Max       int
+	Truncated bool
+}
+
+// trend counts, per UTC day of the last trendDays, the findings first observed that day and
+// the findings closed that day (a CLOSED finding's updatedAt is when it closed): the finding
+// lifecycle as the findings service answers it.
+func (h *Handler) trend(ctx context.Context) (trendData, error) {
+	today := h.cfg.Now().UTC().Truncate(24 * time.Hour)
+	start := today.AddDate(0, 0, -(trendDays - 1))
+	opened, t1, err := h.walkFindings(ctx, findings.Criteria{Dates: map[findings.Field][]findings.DateFilter{findings.FirstObservedAt: {{Start: &start}}}})
+	if err != nil {
+		return trendData{}, err
+	}
+	closed, t2, err := h.walkFindings(ctx, findings.Criteria{
+		Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {{Comparison: findings.Equals, Value: scanning.FindingClosed}}},
+		Dates:   map[findings.Field][]findings.DateFilter{findings.UpdatedAt: {{Start: &start}}}})
+	if err != nil {
+		return trendData{}, err
+	}
+	out := trendData{Days: make([]trendDay, trendDays), Truncated: t1 || t2}
+	for i := range out.Days {
+		out.Days[i].Day = start.AddDate(0, 0, i).Format("2006-01-02")
+	}
+	index := func(t time.Time) int {
+		i := int(t.UTC().Sub(start) / (24 * time.Hour))
+		if i < 0 || i >= trendDays {
+			return -1
+		}
+		return i
+	}
+	for _, l := range opened {
+		if i := index(l.Finding.FirstObservedAt); i >= 0 {
+			out.Days[i].Opened++
+		}
+	}
+	for _, l := range closed {
+		if i := index(l.Finding.UpdatedAt); i >= 0 {
+			out.Days[i].Closed++
+		}
+	}
+	for _, d := range out.Days {
+		out.Max = max(out.Max, d.Opened, d.Closed)
+	}
+	return out, nil
 }
 
 // coverage counts the images the caller may see with and without a current scan.

@@ -289,6 +289,10 @@ func TestConsoleStory(t *testing.T) {
 	if v := s.text("section[aria-labelledby=top-vulns] table"); !strings.Contains(v, log4shell) {
 		t.Errorf("overview's vulnerabilities:\n%s", v)
 	}
+	// Today's row of the trend: the date, then the findings opened (the scan's), then closed.
+	if f := strings.Fields(s.text("#trend tbody tr:last-child")); len(f) < 3 || f[0] != time.Now().UTC().Format("2006-01-02") || f[1] == "0" {
+		t.Errorf("today's row of the trend: %q", f)
+	}
 	if n := s.text("#images-scanned"); n != "1" {
 		t.Errorf("overview: %s images scanned", n)
 	}
