@@ -302,6 +302,15 @@ func TestConsoleStory(t *testing.T) {
 		t.Errorf("repositories:\n%s", rows)
 	}
 	s.screenshot("repositories")
+	// htmx runs under the console's Content-Security-Policy: typing a filter updates the table
+	// in place (no page load) and the address.
+	if typ, err := chromedp.Run(s.ctx, chromedp.Evaluate[string](`typeof htmx`)); err != nil || typ != "object" {
+		t.Errorf("htmx did not load: %q %v", typ, err)
+	}
+	s.do(chromedp.SendKeys(chromedp.CSS("#q"), "zzz"), chromedp.WaitVisible(chromedp.CSS(`#repos td[colspan="6"]`)))
+	if loc := s.location(); !strings.Contains(loc, "q=zzz") {
+		t.Errorf("after filtering in place the address is %s", loc)
+	}
 	s.do(chromedp.Navigate(s.url("/console/repository?name="+repo)), chromedp.WaitVisible(chromedp.CSS("#images")))
 	s.screenshot("repository")
 
@@ -366,6 +375,11 @@ func (s *story) checkCookie() {
 // sign-in makes has expired by the page it leads to.
 func TestConsoleSessionExpires(t *testing.T) {
 	s := newStory(t, "--console-session-ttl", "1ns")
+	// A browser at the server's root is sent to the console (and, signed out, to sign in).
+	s.do(chromedp.Navigate(s.url("/")), chromedp.WaitVisible(chromedp.CSS("#signin")))
+	if loc := s.location(); !strings.Contains(loc, "/console/signin?next=%2Fconsole%2F") {
+		t.Errorf("the root led to %s", loc)
+	}
 	s.do(chromedp.Navigate(s.url("/console/repositories")), chromedp.WaitVisible(chromedp.CSS("#signin")))
 	s.signIn(testserver.SecretAccessKey)
 	s.do(chromedp.WaitVisible(chromedp.CSS("#signin")))
