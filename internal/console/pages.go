@@ -453,7 +453,7 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 	h.render(w, r, s, http.StatusOK, "repositories", "repositories", map[string]any{
 		"Title": "Repositories", "Rows": shown, "Query": lq, "Total": len(rows),
 		"Headers": h.sortHeaders(Prefix+"repositories", lq, repoColumns, []string{"Repository", "Images", "Last push", "Scan frequency", "Critical", "High"}),
-		"Pages":   pages(Prefix+"repositories", lq, len(rows)),
+		"Pages":   pages(Prefix+"repositories", nil, lq, len(rows)),
 	})
 }
 
@@ -511,14 +511,20 @@ type pageLink struct {
 	Current bool
 }
 
-func pages(base string, lq listQuery, n int) []pageLink {
+// pages links the pages of a table of n rows at path; fixed are query parameters every link
+// keeps (the repository of an image list).
+func pages(path string, fixed url.Values, lq listQuery, n int) []pageLink {
 	count := (n + pageSize - 1) / pageSize
 	if count <= 1 {
 		return nil
 	}
 	var out []pageLink
 	for p := 1; p <= count; p++ {
-		out = append(out, pageLink{Number: p, URL: base + "?" + lq.values(p).Encode(), Current: p == lq.Page})
+		v := lq.values(p)
+		for k, vs := range fixed {
+			v[k] = vs
+		}
+		out = append(out, pageLink{Number: p, URL: path + "?" + v.Encode(), Current: p == lq.Page})
 	}
 	return out
 }
@@ -572,7 +578,19 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, s *sessionC
 		h.fail(w, r, s, err)
 		return
 	}
-	slices.SortFunc(imgs, func(a, b store.Manifest) int { return b.PushedAt.Compare(a.PushedAt) })
+	// Newest first, filtered by tag or digest, a page at a time: only the page's scans are read.
+	lq := parseListQuery(r.URL.Query(), []string{"pushed"})
+	if lq.Filter != "" {
+		imgs = slices.DeleteFunc(imgs, func(m store.Manifest) bool {
+			return !strings.Contains(m.Digest, lq.Filter) && !slices.ContainsFunc(m.Tags, func(t string) bool { return strings.Contains(t, lq.Filter) })
+		})
+	}
+	slices.SortFunc(imgs, func(a, b store.Manifest) int {
+		return cmp.Or(b.PushedAt.Compare(a.PushedAt), strings.Compare(a.Digest, b.Digest))
+	})
+	total := len(imgs)
+	from, to := lq.window(total)
+	imgs = imgs[from:to]
 	digests := make([]string, len(imgs))
 	for i, m := range imgs {
 		digests[i] = m.Digest
@@ -601,6 +619,7 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, s *sessionC
 	h.render(w, r, s, http.StatusOK, "repository", "repositories", map[string]any{
 		"Title": name, "Name": name, "Repository": repo, "Frequency": frequencyLabel(d.Frequency), "ScanType": pol.ScanType,
 		"Images": rows, "Live": live, "Self": r.URL.RequestURI(), "Notice": notices[r.URL.Query().Get("notice")],
+		"Query": lq, "Total": total, "Pages": pages(Prefix+"repository", url.Values{"name": {name}}, lq, total),
 	})
 }
 
