@@ -132,7 +132,8 @@ func TestPages(t *testing.T) {
 	}{
 		{Prefix, 200, []string{"CVE-2021-44228", `id="db-version">7<`, `<th scope="row">2026-12-01</th>
 <td><span class="n">1</span>`}, nil},
-		{Prefix + "repositories", 200, []string{"team/app", "other"}, nil},
+		{Prefix + "repositories", 200, []string{"team/app</a></td><td>1</td>", "other</a></td><td>0</td>"}, nil},
+		{Prefix + "repositories?sort=images&order=desc", 200, []string{`aria-sort="descending"`, "team/app</a></td><td>1</td>"}, nil},
 		{Prefix + "repositories?q=team", 200, []string{"team/app"}, []string{">other<"}},
 		{Prefix + "repositories?page=999&sort=bogus", 200, []string{"team/app"}, nil},
 		{Prefix + "repository?name=team/app", 200, []string{"&lt;script&gt;", "Scan</button>"}, []string{evilText}},
@@ -161,6 +162,13 @@ func TestPages(t *testing.T) {
 			if strings.Contains(body, n) {
 				t.Errorf("GET %s: holds %q", tt.path, n)
 			}
+		}
+	}
+	// Sorted by image count, either way.
+	for _, order := range []string{"asc", "desc"} {
+		_, _, body := fx.get(c, Prefix+"repositories?sort=images&order="+order)
+		if app, other := strings.Index(body, ">team/app<"), strings.Index(body, ">other<"); (app < other) != (order == "desc") {
+			t.Errorf("sort=images&order=%s: team/app at %d, other at %d", order, app, other)
 		}
 	}
 	// The log4j finding sits under the layer whose step added it, not under the base layer.

@@ -372,7 +372,7 @@ type repoRow struct {
 	Images               int
 	LastPush             time.Time
 	Critical, High       int
-	countsKnown          bool
+	listed, countsKnown  bool
 }
 
 var repoColumns = []string{"name", "images", "pushed", "frequency", "critical", "high"}
@@ -399,19 +399,18 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 		if lq.Filter != "" && !strings.Contains(repo.Name, strings.ToLower(lq.Filter)) {
 			continue
 		}
-		imgs, err := h.allImages(ctx, repo.Name)
-		if err != nil {
-			h.fail(w, r, s, err)
-			return
-		}
-		row := &repoRow{Name: repo.Name, URL: repoURL(repo.Name), Images: len(imgs),
-			Frequency: frequencyLabel(policy.Evaluate(pol, repo.Name, repo.ScanOnPush).Frequency)}
-		for _, m := range imgs {
-			if m.PushedAt.After(row.LastPush) {
-				row.LastPush = m.PushedAt
+		rows = append(rows, &repoRow{Name: repo.Name, URL: repoURL(repo.Name),
+			Frequency: frequencyLabel(policy.Evaluate(pol, repo.Name, repo.ScanOnPush).Frequency)})
+	}
+	// Image counts and push times need every image listed: for all rows only when sorting by
+	// them, else for the page shown.
+	if lq.Sort == "images" || lq.Sort == "pushed" {
+		for _, row := range rows {
+			if err := h.listRepo(ctx, row); err != nil {
+				h.fail(w, r, s, err)
+				return
 			}
 		}
-		rows = append(rows, row)
 	}
 	// Counting findings needs every image's scan: done for all rows only when sorting by it.
 	if lq.Sort == "critical" || lq.Sort == "high" {
@@ -445,6 +444,10 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 	from, to := lq.window(len(rows))
 	shown := rows[from:to]
 	for _, row := range shown {
+		if err := h.listRepo(ctx, row); err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
 		if err := h.countRepo(ctx, row); err != nil {
 			h.fail(w, r, s, err)
 			return
@@ -455,6 +458,25 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 		"Headers": h.sortHeaders(Prefix+"repositories", lq, repoColumns, []string{"Repository", "Images", "Last push", "Scan frequency", "Critical", "High"}),
 		"Pages":   pages(Prefix+"repositories", nil, lq, len(rows)),
 	})
+}
+
+// listRepo fills a row's image count and last push.
+func (h *Handler) listRepo(ctx context.Context, row *repoRow) error {
+	if row.listed {
+		return nil
+	}
+	imgs, err := h.allImages(ctx, row.Name)
+	if err != nil {
+		return err
+	}
+	row.Images = len(imgs)
+	for _, m := range imgs {
+		if m.PushedAt.After(row.LastPush) {
+			row.LastPush = m.PushedAt
+		}
+	}
+	row.listed = true
+	return nil
 }
 
 // countRepo fills a row's critical and high counts from its images' current scans.
