@@ -116,7 +116,6 @@ type Config struct {
 	MaxDBAge time.Duration
 	// SessionTTL is how long a sign-in lasts (default 12 h).
 	SessionTTL time.Duration
-	Region     string
 	Now        func() time.Time
 	Logger     *slog.Logger
 	Seams      Seams

@@ -136,7 +136,7 @@ func TestPages(t *testing.T) {
 		{Prefix + "repositories?sort=images&order=desc", 200, []string{`aria-sort="descending"`, "team/app</a></td><td>1</td>"}, nil},
 		{Prefix + "repositories?q=team", 200, []string{"team/app"}, []string{">other<"}},
 		{Prefix + "repositories?page=999&sort=bogus", 200, []string{"team/app"}, nil},
-		{Prefix + "repository?name=team/app", 200, []string{"&lt;script&gt;", "Scan</button>"}, []string{evilText}},
+		{Prefix + "repository?name=team/app", 200, []string{"&lt;script&gt;", "Scan</button>", `/team/app</code>`}, []string{evilText}},
 		{Prefix + "repository?name=team/app&q=v1&page=9", 200, []string{"cccccccccccc", "1 images"}, nil},
 		{Prefix + "repository?name=team/app&q=nomatch", 200, []string{"No images match"}, []string{"cccccccccccc"}},
 		{Prefix + "repository?name=nope", 404, []string{"Not found"}, nil},

@@ -639,7 +639,7 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, s *sessionC
 	}
 	d := policy.Evaluate(pol, name, repo.ScanOnPush)
 	h.render(w, r, s, http.StatusOK, "repository", "repositories", map[string]any{
-		"Title": name, "Name": name, "Repository": repo, "Frequency": frequencyLabel(d.Frequency), "ScanType": pol.ScanType,
+		"Title": name, "Name": name, "Repository": repo, "URI": r.Host + "/" + name, "Frequency": frequencyLabel(d.Frequency), "ScanType": pol.ScanType,
 		"Images": rows, "Live": live, "Self": r.URL.RequestURI(), "Notice": notices[r.URL.Query().Get("notice")],
 		"Query": lq, "Total": total, "Pages": pages(Prefix+"repository", url.Values{"name": {name}}, lq, total),
 	})

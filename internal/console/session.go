@@ -221,13 +221,10 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, err)
 		return
 	}
-	c, err := r.Cookie(signInCookie)
-	nonce, sig, _ := strings.Cut(func() string {
-		if err != nil {
-			return ""
-		}
-		return c.Value
-	}(), ".")
+	var nonce, sig string
+	if c, err := r.Cookie(signInCookie); err == nil {
+		nonce, sig, _ = strings.Cut(c.Value, ".")
+	}
 	if nonce == "" || !hmac.Equal([]byte(sig), []byte(sign(key, "signin", nonce))) ||
 		!hmac.Equal([]byte(r.PostForm.Get(csrfField)), []byte(csrfToken(key, nonce))) {
 		h.renderSignIn(w, r, http.StatusForbidden, "The sign-in form expired or was not this server's; try again.")
