@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/scanning/policy"
@@ -61,6 +62,8 @@ type Store interface {
 	Referrers(ctx context.Context, repo, digest string) ([]store.Descriptor, error)
 	ScanningPolicy(ctx context.Context) (policy.Policy, error)
 	PutScanningPolicy(ctx context.Context, p policy.Policy) error
+	// WebhookCursors are the webhooks' delivery positions in the outbox, and its end.
+	WebhookCursors(ctx context.Context) (positions map[string]int64, end int64, err error)
 }
 
 // Keys manages access keys (the sealed key store, so that a created secret is encrypted).
@@ -111,6 +114,9 @@ type Config struct {
 	Scans      Scans
 	Findings   Findings
 	Advisories AdvisoryStatus
+	// Webhooks is this node's view of the event webhooks' deliveries (events.Dispatcher's);
+	// nil when none are configured.
+	Webhooks func() []events.WebhookState
 	// MaxDBAge is how old the newest advisory may be before the overview says the database is
 	// not current (as /readyz; 0: no limit).
 	MaxDBAge time.Duration

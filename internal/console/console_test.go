@@ -145,7 +145,8 @@ func TestPages(t *testing.T) {
 		{Prefix + "image?repository=team/app&digest=sha256:0000", 404, nil, nil},
 		{Prefix + "vulnerability?id=CVE-2021-44228", 200, []string{"Log4Shell &lt;script&gt;", "team/app", "CVSS:3.1/AV:N", "2.15.0"}, []string{evilText}},
 		{Prefix + "vulnerability?id=CVE-0000-0000", 404, nil, nil},
-		{Prefix + "settings", 200, []string{"Registry scanning configuration", "LAKOTHER000000000000"}, nil},
+		{Prefix + "settings", 200, []string{"Registry scanning configuration", "LAKOTHER000000000000", "<td>audit</td><td><code>https://hooks.example</code></td><td>2</td>",
+			"failing (2 attempts)", "HTTP 503 &lt;script&gt;"}, []string{evilText}},
 		{Prefix + "no/such/page", 404, nil, nil},
 	}
 	for _, tt := range tests {

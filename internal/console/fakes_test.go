@@ -17,6 +17,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/scanning"
@@ -126,6 +127,10 @@ func (s *fakeStore) PutScanningPolicy(_ context.Context, p policy.Policy) error 
 	return nil
 }
 
+func (s *fakeStore) WebhookCursors(context.Context) (map[string]int64, int64, error) {
+	return map[string]int64{"audit": 40}, 42, nil
+}
+
 type fakeKeys struct{ keys []store.AccessKey }
 
 func (k *fakeKeys) ListAccessKeys(context.Context) ([]store.AccessKey, error) { return k.keys, nil }
@@ -231,7 +236,10 @@ func newFixture(t *testing.T) *fixture {
 			ReferenceURLs: []string{"https://example.com/log4shell"}, Affected: []findings.AffectedPackage{{Ecosystem: "Maven", Name: "log4j-core", FixedVersions: []string{"2.15.0"}}}}}}
 	h, err := New(Config{Auth: &fakeAuth{}, Authz: fx.authz, Store: fx.store, Keys: fx.keys, Scans: fx.scans, Findings: fds,
 		Advisories: func(context.Context) (*vulndb.Status, error) { return &vulndb.Status{Version: 7, Records: 3}, nil },
-		Now:        func() time.Time { return fx.now }, Logger: slog.New(slog.DiscardHandler)})
+		Webhooks: func() []events.WebhookState {
+			return []events.WebhookState{{Name: "audit", Endpoint: "https://hooks.example", Failing: 2, Failures: 5, LastError: "HTTP 503 " + evilText}}
+		},
+		Now: func() time.Time { return fx.now }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -148,6 +150,14 @@ func (h *Handler) renderSettings(w http.ResponseWriter, r *http.Request, s *sess
 		data["Keys"] = rows
 		data["CanManageKeys"] = h.cfg.Authz.Allowed(ctx, s.Principal, "iam:CreateAccessKey", "*")
 	}
+	if h.cfg.Webhooks != nil && h.cfg.Authz.Allowed(ctx, s.Principal, "events:ListTargetsByRule", "*") {
+		hooks, err := h.webhooks(ctx)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		data["Webhooks"] = hooks
+	}
 	if h.cfg.Seams.SuppressionRules != nil { // SEAM(suppress): the rules, read-only until their page lands
 		rules, err := h.cfg.Seams.SuppressionRules(ctx)
 		if err != nil {
@@ -246,4 +256,27 @@ func (h *Handler) deleteKey(w http.ResponseWriter, r *http.Request, s *sessionCt
 	}
 	h.cfg.Logger.InfoContext(ctx, "console: access key deleted", "access_key_id", id, "by", s.Principal.AccessKeyID)
 	http.Redirect(w, r, Prefix+"settings?notice=key-deleted", http.StatusSeeOther)
+}
+
+type webhookRow struct {
+	events.WebhookState
+	Pending int64
+}
+
+// webhooks are the event webhooks with what each has pending (from the store, for every node)
+// and how its deliveries go (this node's).
+func (h *Handler) webhooks(ctx context.Context) ([]webhookRow, error) {
+	positions, end, err := h.cfg.Store.WebhookCursors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	states := h.cfg.Webhooks()
+	out := make([]webhookRow, len(states))
+	for i, st := range states {
+		out[i] = webhookRow{WebhookState: st}
+		if pos, ok := positions[st.Name]; ok {
+			out[i].Pending = max(0, end-pos)
+		}
+	}
+	return out, nil
 }

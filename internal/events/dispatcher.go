@@ -185,10 +185,11 @@ func (d *Dispatcher) prune(ctx context.Context) {
 
 // worker delivers to one webhook, in outbox order.
 type worker struct {
-	d    *Dispatcher
-	hook Webhook
-	pos  int64 // the last event delivered (or skipped by the filter)
-	wake chan struct{}
+	d     *Dispatcher
+	hook  Webhook
+	pos   int64 // the last event delivered (or skipped by the filter)
+	wake  chan struct{}
+	state deliveryState
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -256,6 +257,7 @@ func (w *worker) deliver(ctx context.Context, ev store.OutboxEvent) bool {
 		if err == nil {
 			m.delivered.WithLabelValues(w.hook.Name).Inc()
 			m.failing.WithLabelValues(w.hook.Name).Set(0)
+			w.state.ok()
 			if attempt > 1 {
 				w.d.log.Info("event webhook recovered", "webhook", w.hook.Name, "id", ev.ID, "attempts", attempt)
 			}
@@ -266,6 +268,7 @@ func (w *worker) deliver(ctx context.Context, ev store.OutboxEvent) bool {
 		}
 		m.failures.WithLabelValues(w.hook.Name).Inc()
 		m.failing.WithLabelValues(w.hook.Name).Set(float64(attempt))
+		w.state.failed(attempt, err, time.Now())
 		wait := jitter(backoff(attempt, w.d.opts.MinBackoff, w.d.opts.MaxBackoff))
 		if retryAfter > wait {
 			wait = min(retryAfter, w.d.opts.MaxBackoff)

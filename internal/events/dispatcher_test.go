@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -307,6 +308,11 @@ func TestRetriesWithBackoffUntilAccepted(t *testing.T) {
 		if got := metricValue(t, reg, name, "r"); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
+	}
+	// The console's view of the same: recovered, three failures, the last one's error.
+	if st := d.Webhooks(); len(st) != 1 || st[0].Name != "r" || st[0].Failing != 0 || st[0].Failures != 3 || st[0].LastError == "" ||
+		st[0].LastErrorAt.IsZero() || !strings.HasPrefix(st[0].Endpoint, "http://127.0.0.1:") {
+		t.Errorf("webhook state %+v", st)
 	}
 	// Waits double from 40 ms; jitter keeps at least half of each.
 	for i, floor := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond} {

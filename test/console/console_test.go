@@ -174,7 +174,8 @@ func xssAdvisory(t *testing.T) string {
 }
 
 func TestConsoleStory(t *testing.T) {
-	s := newStory(t)
+	// A webhook nobody answers, for the settings page's delivery state.
+	s := newStory(t, "--event-webhook", "http://127.0.0.1:9/hook")
 	testserver.Run(t, ladingBin, "db", "import", "--data-dir", s.srv.DataDir, "--log-level", "warn",
 		testfiles.Path(t, "osv-mini", "Maven", "all.zip"), xssAdvisory(t))
 	s.aws("ecr", "create-repository", "--repository-name", repo)
@@ -223,6 +224,9 @@ func TestConsoleStory(t *testing.T) {
 	if len(cfg.ScanningConfigurations) != 1 || cfg.ScanningConfigurations[0].ScanFrequency != "CONTINUOUS_SCAN" ||
 		len(cfg.ScanningConfigurations[0].AppliedScanFilters) != 1 || cfg.ScanningConfigurations[0].AppliedScanFilters[0].Filter != "console-*" {
 		t.Fatalf("batch-get-repository-scanning-configuration after the console's change: %+v", cfg)
+	}
+	if hooks := s.text("#webhooks"); !strings.Contains(hooks, "http://127.0.0.1:9") {
+		t.Errorf("webhooks on the settings page:\n%s", hooks)
 	}
 	s.screenshot("settings")
 
