@@ -143,11 +143,17 @@ func (s *story) aws(args ...string) []byte {
 	return stdout.Bytes()
 }
 
-// signIn fills the sign-in form (the browser is on it) and returns the status it leads to.
+// signIn fills the sign-in form (the browser is on it) with the admin key's id and returns
+// the status it leads to.
 func (s *story) signIn(secret string) int64 {
 	s.t.Helper()
+	return s.signInAs(testserver.AccessKeyID, secret)
+}
+
+func (s *story) signInAs(id, secret string) int64 {
+	s.t.Helper()
 	s.do(chromedp.WaitVisible(chromedp.CSS("#access_key_id")),
-		chromedp.SetValue(chromedp.CSS("#access_key_id"), testserver.AccessKeyID),
+		chromedp.SetValue(chromedp.CSS("#access_key_id"), id),
 		chromedp.SetValue(chromedp.CSS("#secret_access_key"), secret))
 	return s.submit("#signin")
 }
@@ -419,4 +425,66 @@ func TestConsoleManualScan(t *testing.T) {
 			t.Errorf("scan %d: %q, want %q", i+1, n, want)
 		}
 	}
+}
+
+// A key made in the console works with the API, and signed in with it the console shows what
+// its policy allows and refuses the rest with a 403 page.
+func TestConsolePermissions(t *testing.T) {
+	s := newStory(t)
+	s.aws("ecr", "create-repository", "--repository-name", "team/app")
+	s.do(chromedp.Navigate(s.url("/console/settings")), chromedp.WaitVisible(chromedp.CSS("#signin")))
+	if st := s.signIn(testserver.SecretAccessKey); st != http.StatusOK {
+		t.Fatalf("sign-in: HTTP %d", st)
+	}
+	s.do(chromedp.SetValue(chromedp.CSS(`#create-key input[name=name]`), "reader"),
+		chromedp.SetValue(chromedp.CSS(`#create-key select[name=preset]`), "AmazonEC2ContainerRegistryReadOnly"))
+	if st := s.submit(`#create-key button`); st != http.StatusOK {
+		t.Fatalf("create key: HTTP %d", st)
+	}
+	id, secret := s.text("#new-key-id"), s.text("#new-key-secret")
+	if len(id) != 20 || len(secret) != 40 {
+		t.Fatalf("new key %q / %d characters of secret", id, len(secret))
+	}
+	s.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#keys")))
+	if page, err := chromedp.Run(s.ctx, chromedp.OuterHTML(chromedp.CSS("main"))); err != nil || strings.Contains(page, secret) {
+		t.Errorf("the secret is shown again (%v)", err)
+	}
+	// The API takes the new key.
+	cmd := exec.Command(s.cli, "ecr", "describe-repositories", "--endpoint-url", s.srv.URL(), "--output", "json")
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+id, "AWS_SECRET_ACCESS_KEY="+secret, "AWS_DEFAULT_REGION=us-east-1",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "team/app") {
+		t.Fatalf("describe-repositories with the console's key: %v\n%s", err, out)
+	}
+
+	s.submit(`form[action="/console/signout"] button`)
+	s.do(chromedp.Navigate(s.url("/console/repositories")), chromedp.WaitVisible(chromedp.CSS("#signin")))
+	if st := s.signInAs(id, secret); st != http.StatusOK {
+		t.Fatalf("sign-in with the read-only key: HTTP %d", st)
+	}
+	if rows := s.text("#repos tbody"); !strings.Contains(rows, "team/app") {
+		t.Errorf("the read-only key's repositories:\n%s", rows)
+	}
+	tests := []struct {
+		path   string
+		status int64
+	}{
+		{"/console/repository?name=team/app", http.StatusOK},
+		{"/console/", http.StatusForbidden},         // inspector2:ListFindings
+		{"/console/settings", http.StatusForbidden}, // ecr:GetRegistryScanningConfiguration
+		{"/console/vulnerability?id=" + log4shell, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		resp, err := chromedp.RunResponse(s.ctx, chromedp.Navigate(s.url(tt.path)))
+		if err != nil || resp.Status != tt.status {
+			t.Errorf("GET %s as the read-only key: %v %v, want %d", tt.path, resp, err, tt.status)
+			continue
+		}
+		if tt.status == http.StatusForbidden {
+			if msg := s.text("#error-message"); !strings.Contains(msg, "is not authorized to perform") {
+				t.Errorf("GET %s: %q", tt.path, msg)
+			}
+		}
+	}
+	s.screenshot("forbidden")
 }
