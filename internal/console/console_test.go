@@ -137,7 +137,7 @@ func TestPages(t *testing.T) {
 		{Prefix + "repositories?q=team", 200, []string{"team/app"}, []string{">other<"}},
 		{Prefix + "repositories?page=999&sort=bogus", 200, []string{"team/app"}, nil},
 		{Prefix + "repository?name=team/app", 200, []string{"&lt;script&gt;", "Scan</button>", `/team/app</code>`}, []string{evilText}},
-		{Prefix + "repository?name=team/app&q=v1&page=9", 200, []string{"cccccccccccc", "1 images"}, nil},
+		{Prefix + "repository?name=team/app&q=v1&page=9", 200, []string{"cccccccccccc", "Images: 1,"}, nil},
 		{Prefix + "repository?name=team/app&q=nomatch", 200, []string{"No images match"}, []string{"cccccccccccc"}},
 		{Prefix + "repository?name=nope", 404, []string{"Not found"}, nil},
 		{img, 200, []string{"log4j-core", "/opt/app/lib/log4j-core-2.14.1.jar", "COPY lib/ /opt/app/lib/ &lt;script&gt;"}, []string{evilText}},
