@@ -36,6 +36,7 @@ type Findings interface {
 	Details(ctx context.Context, arns []string) (findings.DetailsOutput, error)
 	SearchVulnerabilities(ctx context.Context, ids []string) ([]findings.Vulnerability, error)
 	Exploit(ids ...string) (kev.Entry, bool)
+	Aggregate(ctx context.Context, in findings.Aggregation) (findings.AggregationOutput, error)
 }
 
 // Authorizer decides what a caller may do (internal/auth).

@@ -130,7 +130,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"unsigned", "POST", "/findings/list", "", `{}`, 403, "MissingAuthenticationTokenException", "", ""},
 		{"signed for ecr", "POST", "/findings/list", "ecr", `{}`, 403, "InvalidSignatureException", "", ""},
-		{"not implemented", "POST", "/coverage/list", "inspector2", `{}`, 501, errNotImplemented, "", ""},
+		{"not implemented", "POST", "/cis/scan/list", "inspector2", `{}`, 501, errNotImplemented, "", ""},
 		{"no such path", "POST", "/findings/nothing", "inspector2", `{}`, 404, errUnknownOperation, "", ""},
 		{"not JSON", "POST", "/findings/list", "inspector2", `{`, 400, errValidation, "body", "CANNOT_PARSE"},
 		{"wrong type", "POST", "/findings/list", "inspector2", `{"maxResults":"ten"}`, 400, errValidation, "maxResults", "CANNOT_PARSE"},
@@ -170,7 +170,7 @@ func TestErrors(t *testing.T) {
 			if tc.field != "" && (body.Reason != tc.reason || len(body.Fields) == 0 || body.Fields[0].Name != tc.field) {
 				t.Fatalf("reason %s fields %+v, want %s %s", body.Reason, body.Fields, tc.reason, tc.field)
 			}
-			if tc.typ == errNotImplemented && !strings.Contains(body.Message, "ListCoverage") {
+			if tc.typ == errNotImplemented && !strings.Contains(body.Message, "ListCisScans") {
 				t.Errorf("message %q does not name the operation", body.Message)
 			}
 		})

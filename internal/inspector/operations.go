@@ -66,7 +66,7 @@ func (h *Handler) operations() []operation {
 		{"ListCoverageStatistics", "POST", "/coverage/statistics/list", nil},
 		{"ListDelegatedAdminAccounts", "POST", "/delegatedadminaccounts/list", nil},
 		{"ListFilters", "POST", "/filters/list", nil},
-		{"ListFindingAggregations", "POST", "/findings/aggregation/list", nil},
+		{"ListFindingAggregations", "POST", "/findings/aggregation/list", h.listFindingAggregations},
 		{"ListFindings", "POST", "/findings/list", h.listFindings},
 		{"ListMembers", "POST", "/members/list", nil},
 		{"ListTagsForResource", "GET", "/tags/{resourceArn}", nil},

@@ -355,7 +355,7 @@ func badInput(t *testing.T, s *story) {
 		{"a token of another operation", "/findings/list", "inspector2", `{"nextToken":"eyJvIjoiTGlzdENvdmVyYWdlIiwicSI6IiIsImMiOnt9fQ"}`, 400, "ValidationException"},
 		{"unsigned", "/findings/list", "", `{}`, 403, "MissingAuthenticationTokenException"},
 		{"signed for ecr", "/findings/list", "ecr", `{}`, 403, "InvalidSignatureException"},
-		{"not implemented yet", "/findings/aggregation/list", "inspector2", `{"aggregationType":"REPOSITORY"}`, 501, "NotImplementedException"},
+		{"not implemented yet", "/cis/scan/list", "inspector2", `{}`, 501, "NotImplementedException"},
 	} {
 		status, typ, body := s.raw(t, "POST", tc.path, "", tc.service, tc.body)
 		if status != tc.status || typ != tc.typ {
