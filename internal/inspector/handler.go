@@ -50,6 +50,10 @@ type Config struct {
 	// "*" (Inspector's actions name no resource); nil runs every call (tests of the protocol).
 	Authorizer Authorizer
 	RegistryID string
+	// Coverage answers ListCoverage and ListCoverageStatistics, Scanning the account and
+	// configuration operations; nil answers them NotImplementedException.
+	Coverage Coverage
+	Scanning Scanning
 	// Region is the region in ARNs and resources; requests may be signed for any region.
 	Region string
 	Logger *slog.Logger

@@ -38,6 +38,16 @@ const (
 // ENHANCED Log4Shell finding.
 func newTestHandler(tb testing.TB) (*Handler, string) {
 	tb.Helper()
+	h, _, arn := newTestStore(tb, func(db *sqlite.DB, cfg *Config) {
+		svc := scanning.New(db, nil, nil, scanning.Config{})
+		cfg.Scanning, cfg.Coverage = svc, findings.NewCoverage(db, svc, cfg.RegistryID, cfg.Region)
+	})
+	return h, arn
+}
+
+// newTestStore is newTestHandler's store and handler; wire completes the handler's Config.
+func newTestStore(tb testing.TB, wire func(*sqlite.DB, *Config)) (*Handler, *sqlite.DB, string) {
+	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
@@ -49,7 +59,8 @@ func newTestHandler(tb testing.TB) (*Handler, string) {
 	if err := auth.Bootstrap(ctx, db, dir, testKey, testSecret, log); err != nil {
 		tb.Fatal(err)
 	}
-	m := store.Manifest{Repository: "prod/neo4j", Digest: testDigest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+	m := store.Manifest{Repository: "prod/neo4j", Digest: testDigest, MediaType: "application/vnd.oci.image.manifest.v1+json",
+		ConfigMediaType: "application/vnd.oci.image.config.v1+json", Size: 2, Content: []byte("{}")}
 	if _, err := db.PutManifest(ctx, m, nil, []string{"4.4.0"}, store.PutOptions{CreateRepository: true}); err != nil {
 		tb.Fatal(err)
 	}
@@ -76,7 +87,9 @@ func newTestHandler(tb testing.TB) (*Handler, string) {
 		tb.Fatal(err)
 	}
 	svc := findings.NewService(db, nil, cat, origin.Account, origin.Region)
-	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, Config{RegistryID: origin.Account, Region: origin.Region, Logger: log}), arn
+	cfg := Config{RegistryID: origin.Account, Region: origin.Region, Logger: log}
+	wire(db, &cfg)
+	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, cfg), db, arn
 }
 
 // signed sends a request through ServeHTTP, signed with the test key for service inspector2
