@@ -224,6 +224,7 @@ func TestInspectorStory(t *testing.T) {
 
 	t.Run("same finding as DescribeImageScanFindings", func(t *testing.T) { sameAsECR(t, s, arn) })
 	t.Run("bad input", func(t *testing.T) { badInput(t, s) })
+	t.Run("aggregations and coverage", func(t *testing.T) { aggregationsAndCoverage(t, s) })
 
 	// BatchGetFindingDetails: Log4Shell is in the KEV catalogue.
 	det, err := s.sdk.BatchGetFindingDetails(ctx, &inspector2.BatchGetFindingDetailsInput{FindingArns: []string{arn, "arn:aws:inspector2:us-east-1:000000000000:finding/00"}})
