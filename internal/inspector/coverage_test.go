@@ -3,6 +3,7 @@ package inspector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -279,4 +280,26 @@ func TestAccountStatus(t *testing.T) {
 	if pol, err := db.ScanningPolicy(context.Background()); err != nil || pol.ScanType != policy.ScanTypeEnhanced || len(pol.Rules) != 1 {
 		t.Errorf("Enable keeps the rules: %+v %v", pol, err)
 	}
+}
+
+// FuzzDecodeCoverageCriteria: whatever the criteria, the decoder returns criteria that
+// validate or not, or a validation error, and never panics.
+func FuzzDecodeCoverageCriteria(f *testing.F) {
+	for _, s := range []string{`{}`, `null`, `{"ecrRepositoryName":[{"comparison":"EQUALS","value":"prod"}]}`,
+		`{"lastScannedAt":[{"startInclusive":1700000000,"endInclusive":1.8e9}],"ecrImageInUseCount":[{"lowerInclusive":1}]}`,
+		`{"ec2InstanceTags":[{"comparison":"EQUALS","key":"k"}]}`, `{"scanStatusCode":"ACTIVE"}`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := decodeCoverageCriteria(raw, "filterCriteria")
+		if err != nil {
+			if !errors.Is(err, findings.ErrInvalid) {
+				t.Fatalf("%q: %v is not a validation error", raw, err)
+			}
+			return
+		}
+		if err := findings.ValidateCoverage("filterCriteria", c); err != nil && !errors.Is(err, findings.ErrInvalid) {
+			t.Fatalf("%q: %v", raw, err)
+		}
+	})
 }
