@@ -248,7 +248,7 @@ func aggregationQuery(in Aggregation) (AggregationQuery, error) {
 			v.add(prefix+"."+name, "is not a member of "+AggregationMember(in.Type))
 			return "", false
 		}
-		if k, _ := KindOf(f); f != groupLayer && f != groupPackage && k != want {
+		if k, known := KindOf(f); f != groupLayer && f != groupPackage && (!known || k != want) {
 			v.add(prefix+"."+name, "has filters of the wrong type")
 			return "", false
 		}

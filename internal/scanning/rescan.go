@@ -142,8 +142,8 @@ func (s *Service) closeScans(ctx context.Context, targets []store.ScanTarget, st
 	for start := 0; start < len(targets); start += reevaluateBatch {
 		batch := targets[start:min(start+reevaluateBatch, len(targets))]
 		err := s.store.ApplyScans(ctx, batch, func(st store.ScanState) (store.ScanUpdate, error) {
-			if st.Scan == nil {
-				return store.ScanUpdate{}, nil // deleted meanwhile
+			if st.Scan == nil || st.Scan.Status == status {
+				return store.ScanUpdate{}, nil // deleted meanwhile, or closed by another node
 			}
 			if err := closingDetails(ctx, &st, nil, nil); err != nil {
 				return store.ScanUpdate{}, err
