@@ -27,7 +27,9 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 		exploited = []byte("[]")
 	}
 	b := &queryBuilder{q: findings.Query{Criteria: q.Criteria, Account: q.Account, Region: q.Region}, exploited: string(exploited)}
-	b.add("f.scan_type = ?", policy.ScanTypeEnhanced)
+	// Literals, so that the planner may use the partial index findings_active_severity (0028):
+	// only ACTIVE findings are counted (findings.Service.Aggregate asks for them too).
+	b.add("f.scan_type = '" + policy.ScanTypeEnhanced + "' AND f.status = 'ACTIVE'")
 	b.compile()
 	// The key of a group within an image, and of a group in the end.
 	var innerKey, outerKey []string
@@ -70,16 +72,20 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 	for i, k := range innerKey {
 		inner = append(inner, k+" AS k"+fmt.Sprint(i))
 	}
-	// Only FINDING_TYPE counts fixes and exploits: for the other types every column read is in
-	// the findings_image index, so the findings table itself is never read.
-	fix, exploit := "0", "0"
+	// Only FINDING_TYPE counts fixes and exploits, only TITLE names a vulnerability: for the
+	// other types every column read is in the findings_active_severity index (0028), so neither the
+	// findings table nor its wider indexes are read.
+	fix, exploit, vuln := "0", "0", "''"
+	if q.Type == findings.AggregateTitle {
+		vuln = "min(f.vulnerability_id)"
+	}
 	if q.Type == findings.AggregateFindingType {
 		fix, exploit = count("f.fix_available IN ('YES', 'PARTIAL')"), count(exp.expr+" = 'YES'")
 	} else {
 		exp.args = nil
 	}
 	inner = append(inner, count("1")+" AS n_all", count("f.severity = 'MEDIUM'")+" AS n_medium", count("f.severity = 'HIGH'")+" AS n_high",
-		count("f.severity = 'CRITICAL'")+" AS n_critical", fix+" AS n_fix", exploit+" AS n_exploit", "min(f.vulnerability_id) AS vuln")
+		count("f.severity = 'CRITICAL'")+" AS n_critical", fix+" AS n_fix", exploit+" AS n_exploit", vuln+" AS vuln")
 	from := "findings f"
 	if needsImage(q.Criteria) {
 		from += " JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest"
@@ -103,8 +109,14 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 	}
 	outer = append(outer, "coalesce(sum(g.n_all), 0) AS c_all", "coalesce(sum(g.n_medium), 0)", "coalesce(sum(g.n_high), 0) AS c_high",
 		"coalesce(sum(g.n_critical), 0) AS c_critical", "coalesce(sum(g.n_fix), 0)", "coalesce(sum(g.n_exploit), 0)", "count(*) AS c_images",
-		"coalesce(min(g.vuln), '')", "coalesce(max(m.last_pulled_at), 0)",
-		"coalesce(max(json_extract(nullif(s.image_facts, ''), '$.architecture')), '')")
+		"coalesce(min(g.vuln), '')")
+	// Only AWS_ECR_CONTAINER tells the image's last pull and architecture: the other types
+	// join the image by its key alone (the manifests primary key covers it).
+	imageCols := "0, ''"
+	if q.Type == findings.AggregateImage {
+		imageCols = "coalesce(max(m.last_pulled_at), 0), coalesce(max(json_extract(nullif(s.image_facts, ''), '$.architecture')), '')"
+	}
+	outer = append(outer, imageCols)
 	var order string
 	dir := "DESC"
 	if q.SortOrder == findings.Asc {
@@ -124,8 +136,10 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 		order += ", " + k
 	}
 	query := "SELECT " + strings.Join(outer, ", ") + " FROM (" + innerSQL + ") g" +
-		" JOIN manifests m ON m.repository = g.repository AND m.digest = g.image_digest" +
-		" LEFT JOIN image_scans s ON s.repository = g.repository AND s.image_digest = g.image_digest AND s.scan_type = '" + policy.ScanTypeEnhanced + "'"
+		" JOIN manifests m ON m.repository = g.repository AND m.digest = g.image_digest"
+	if q.Type == findings.AggregateImage {
+		query += " LEFT JOIN image_scans s ON s.repository = g.repository AND s.image_digest = g.image_digest AND s.scan_type = '" + policy.ScanTypeEnhanced + "'"
+	}
 	if len(outerKey) > 0 {
 		query += " GROUP BY " + strings.Join(outerKey, ", ")
 	}
