@@ -31,8 +31,9 @@ type Coverage struct {
 type CoverageStore interface {
 	ScanningPolicy(ctx context.Context) (policy.Policy, error)
 	// CoverageRows returns repositories and images in (repository, digest) order (a
-	// repository, digest "", before its images), after the key given, at most limit.
-	CoverageRows(ctx context.Context, afterRepo, afterDigest string, limit int) ([]CoverageRow, error)
+	// repository, digest "", before its images), after the key given, at most limit; only
+	// those of the repositories named, when any are.
+	CoverageRows(ctx context.Context, repos []string, afterRepo, afterDigest string, limit int) ([]CoverageRow, error)
 }
 
 // RescanSource gives the rescan window in force (internal/scanning).
@@ -385,8 +386,16 @@ func (c *Coverage) scan(ctx context.Context, crit CoverageCriteria, afterRepo, a
 	}
 	now := c.now()
 	batch = max(batch, 1)
+	// Repository names given by EQUALS filters alone are looked up by key instead of read
+	// past; matches still applies every filter.
+	var repos []string
+	if list := crit.Strings[CovRepositoryName]; len(list) > 0 && !slices.ContainsFunc(list, func(sf StringFilter) bool { return sf.Comparison != Equals }) {
+		for _, sf := range list {
+			repos = append(repos, sf.Value)
+		}
+	}
 	for {
-		rows, err := c.store.CoverageRows(ctx, afterRepo, afterDigest, batch)
+		rows, err := c.store.CoverageRows(ctx, repos, afterRepo, afterDigest, batch)
 		if err != nil {
 			return false, fmt.Errorf("list coverage: %w", err)
 		}

@@ -100,6 +100,7 @@ func TestListCoverage(t *testing.T) {
 	}{
 		{`{"filterCriteria":{"scanStatusReason":[{"comparison":"EQUALS","value":"SCAN_FREQUENCY_MANUAL"}],"resourceType":[{"comparison":"EQUALS","value":"AWS_ECR_CONTAINER_IMAGE"}]}}`, 1},
 		{`{"filterCriteria":{"ecrRepositoryName":[{"comparison":"NOT_EQUALS","value":"test/app"}]}}`, 2},
+		{`{"filterCriteria":{"ecrRepositoryName":[{"comparison":"EQUALS","value":"test/app"},{"comparison":"EQUALS","value":"none"}]}}`, 2},
 		{`{"filterCriteria":{"ecrImageTags":[{"comparison":"EQUALS","value":"4.4.0"}]}}`, 1},
 		{`{"filterCriteria":{"lambdaFunctionName":[{"comparison":"EQUALS","value":"f"}]}}`, 0},
 	} {

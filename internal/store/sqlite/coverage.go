@@ -37,8 +37,15 @@ const imageCondition = `m.media_type IN ('application/vnd.oci.image.manifest.v1+
 // CoverageRows returns repositories and images in (repository, digest) order, a repository
 // (digest "") before its images, after (afterRepo, afterDigest), at most limit (Inspector's
 // ListCoverage). Each list reads its primary key's order; the two are merged here.
-func (db *DB) CoverageRows(ctx context.Context, afterRepo, afterDigest string, limit int) ([]findings.CoverageRow, error) {
+func (db *DB) CoverageRows(ctx context.Context, names []string, afterRepo, afterDigest string, limit int) ([]findings.CoverageRow, error) {
 	var repos, images []findings.CoverageRow
+	repoCond, imageCond := "", ""
+	var nameArgs []any
+	if len(names) > 0 {
+		repoCond = " AND r.name IN (" + placeholders(len(names)) + ")"
+		imageCond = " AND m.repository IN (" + placeholders(len(names)) + ")"
+		nameArgs = toAny(names)
+	}
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		repos, err = queryAll(ctx, tx, func(r rowScanner) (findings.CoverageRow, error) {
@@ -50,7 +57,7 @@ func (db *DB) CoverageRows(ctx context.Context, afterRepo, afterDigest string, l
 			}
 			return row, err
 		}, `SELECT r.name, r.scan_on_push, coalesce((SELECT max(s.completed_at) FROM image_scans s WHERE s.repository = r.name AND s.scan_type = ?), 0)
-			FROM repositories r WHERE r.name > ? ORDER BY r.name LIMIT ?`, policy.ScanTypeEnhanced, afterRepo, limit)
+			FROM repositories r WHERE r.name > ?`+repoCond+` ORDER BY r.name LIMIT ?`, append(append([]any{policy.ScanTypeEnhanced, afterRepo}, nameArgs...), limit)...)
 		if err != nil {
 			return fmt.Errorf("coverage of repositories: %w", err)
 		}
@@ -61,8 +68,8 @@ func (db *DB) CoverageRows(ctx context.Context, afterRepo, afterDigest string, l
 			FROM manifests m JOIN repositories r ON r.name = m.repository
 			LEFT JOIN image_scans s ON s.repository = m.repository AND s.image_digest = m.digest AND s.scan_type = ?
 			LEFT JOIN image_inventories ii ON ii.id = s.inventory_id
-			WHERE (m.repository, m.digest) > (?, ?) AND `+imageCondition+` ORDER BY m.repository, m.digest LIMIT ?`,
-			policy.ScanTypeEnhanced, afterRepo, afterDigest, limit)
+			WHERE (m.repository, m.digest) > (?, ?) AND `+imageCondition+imageCond+` ORDER BY m.repository, m.digest LIMIT ?`,
+			append(append([]any{policy.ScanTypeEnhanced, afterRepo, afterDigest}, nameArgs...), limit)...)
 		if err != nil {
 			return fmt.Errorf("coverage of images: %w", err)
 		}
