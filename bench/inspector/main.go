@@ -1,16 +1,13 @@
 // Command inspector benchmarks the Inspector2 face's queries on the registry store that
-// bench/continuous builds (100,000 images, about 7 million findings, by default): ListFindings
-// through the face's HTTP handler (decode, query, render, encode), first pages and a second
-// page, and prints each figure against its target.
+// bench/continuous builds (100,000 images, about 7 million findings, by default): ListFindings,
+// ListFindingAggregations and ListCoverage through the face's HTTP handler (decode, query,
+// render, encode), first pages and a second page, and prints each figure against its target.
 //
 // Run it from the repository root:
 //
 //	go run ./bench/inspector -cache DIR            # builds DIR with bench/continuous if needed (10-20 min)
 //	go run ./bench/inspector -cache DIR -images 10000
 //	go run ./bench/inspector -store PATH/lading.db # any Lading store
-//
-// REPOSITORY aggregation (< 500 ms) and ListCoverage (< 50 ms) are targets of operations not
-// implemented yet: their rows are printed as such, and measure() is where they go.
 package main
 
 import (
@@ -37,6 +34,7 @@ import (
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/inspector"
 	"github.com/lading-registry/lading/internal/kev"
+	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
 
@@ -95,6 +93,7 @@ func (trusting) VerifySigV4(*http.Request, []byte, auth.SigV4Policy) (auth.SigV4
 
 type query struct {
 	name   string
+	path   string                   // "": /findings/list
 	body   func(prev []byte) string // prev: the previous query's answer
 	target time.Duration            // 0: no target, shown for reference
 }
@@ -150,32 +149,47 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		return err
 	}
 	svc := findings.NewService(db, nil, cat, "123456789012", "us-east-1")
-	h := inspector.NewHandler(trusting{}, svc, inspector.Config{RegistryID: "123456789012", Region: "us-east-1", Logger: slog.New(slog.DiscardHandler)})
+	scans := scanning.New(db, nil, nil, scanning.Config{}) // the rescan window (default 14 days), for coverage
+	h := inspector.NewHandler(trusting{}, svc, inspector.Config{RegistryID: "123456789012", Region: "us-east-1", Logger: slog.New(slog.DiscardHandler),
+		Coverage: findings.NewCoverage(db, scans, "123456789012", "us-east-1"), Scanning: scans})
 	str := func(field, cmp, v string) string {
 		return fmt.Sprintf(`%q:[{"comparison":%q,"value":%q}]`, field, cmp, v)
 	}
 	severityPrefix := `{"filterCriteria":{` + str("severity", "EQUALS", "CRITICAL") + "," + str("ecrImageRepositoryName", "PREFIX", prefix) + `},"maxResults":100}`
 	queries := []query{
-		{"ListFindings severity CRITICAL + repository prefix, first page (100)", func([]byte) string { return severityPrefix }, 50 * time.Millisecond},
-		{"  the same, second page (nextToken)", func(prev []byte) string {
+		{"ListFindings severity CRITICAL + repository prefix, first page (100)", "", func([]byte) string { return severityPrefix }, 50 * time.Millisecond},
+		{"  the same, second page (nextToken)", "", func(prev []byte) string {
 			var out struct {
 				NextToken string `json:"nextToken"`
 			}
 			_ = json.Unmarshal(prev, &out)
 			return strings.TrimSuffix(severityPrefix, "}") + `,"nextToken":"` + out.NextToken + `"}`
 		}, 50 * time.Millisecond},
-		{"ListFindings no filter, first page (25)", func([]byte) string { return `{}` }, 0},
-		{"ListFindings vulnerabilityId " + vuln + ", first page", func([]byte) string {
+		{"ListFindings no filter, first page (25)", "", func([]byte) string { return `{}` }, 0},
+		{"ListFindings vulnerabilityId " + vuln + ", first page", "", func([]byte) string {
 			return `{"filterCriteria":{` + str("vulnerabilityId", "EQUALS", vuln) + `}}`
 		}, 0},
-		{"ListFindings vulnerabilityId " + rare + " (in one image), first page", func([]byte) string {
+		{"ListFindings vulnerabilityId " + rare + " (in one image), first page", "", func([]byte) string {
 			return `{"filterCriteria":{` + str("vulnerabilityId", "EQUALS", rare) + `}}`
 		}, 0},
-		{"ListFindings vulnerablePackages.filePath PREFIX, first page", func([]byte) string {
+		{"ListFindings vulnerablePackages.filePath PREFIX, first page", "", func([]byte) string {
 			return `{"filterCriteria":{"vulnerablePackages":[{"filePath":{"comparison":"PREFIX","value":"` + jarDir + `"}}]}}`
 		}, 0},
-		{"ListFindings repository prefix, sorted by severity DESC, first page", func([]byte) string {
+		{"ListFindings repository prefix, sorted by severity DESC, first page", "", func([]byte) string {
 			return `{"filterCriteria":{` + str("ecrImageRepositoryName", "PREFIX", prefix) + `},"sortCriteria":{"field":"SEVERITY","sortOrder":"DESC"}}`
+		}, 0},
+		{"ListFindingAggregations REPOSITORY over all findings, first page", "/findings/aggregation/list", func([]byte) string {
+			return `{"aggregationType":"REPOSITORY"}`
+		}, 500 * time.Millisecond},
+		{"ListFindingAggregations IMAGE_LAYER, repository prefix", "/findings/aggregation/list", func([]byte) string {
+			return `{"aggregationType":"IMAGE_LAYER","aggregationRequest":{"imageLayerAggregation":{` + str("repositories", "PREFIX", prefix) + `}}}`
+		}, 0},
+		{"ListCoverage first page (100)", "/coverage/list", func([]byte) string { return `{}` }, 50 * time.Millisecond},
+		{"ListCoverage scanStatusReason SCAN_ELIGIBILITY_EXPIRED, first page", "/coverage/list", func([]byte) string {
+			return `{"filterCriteria":{"scanStatusReason":[{"comparison":"EQUALS","value":"SCAN_ELIGIBILITY_EXPIRED"}]}}`
+		}, 0},
+		{"ListCoverageStatistics by SCAN_STATUS_REASON (every resource)", "/coverage/statistics/list", func([]byte) string {
+			return `{"groupBy":"SCAN_STATUS_REASON"}`
 		}, 0},
 	}
 	fmt.Fprintf(w, "%-70s %10s %10s %10s %8s  %s\n", "query", "first", "median", "max", "results", "target")
@@ -188,17 +202,26 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		for i := 0; i <= cfg.runs; i++ {
 			runtime.GC()
 			start := time.Now()
-			out, err := call(h, "/findings/list", body)
+			route := q.path
+			if route == "" {
+				route = "/findings/list"
+			}
+			out, err := call(h, route, body)
 			times = append(times, time.Since(start))
 			if err != nil {
 				return fmt.Errorf("%s: %w", q.name, err)
 			}
 			prev = out
 			var res struct {
-				Findings []json.RawMessage `json:"findings"`
+				Findings  []json.RawMessage `json:"findings"`
+				Responses []json.RawMessage `json:"responses"`
+				Resources []json.RawMessage `json:"coveredResources"`
+				Groups    []json.RawMessage `json:"countsByGroup"`
 			}
-			_ = json.Unmarshal(out, &res)
-			n = len(res.Findings)
+			if err := json.Unmarshal(out, &res); err != nil {
+				return fmt.Errorf("%s: %w", q.name, err)
+			}
+			n = len(res.Findings) + len(res.Responses) + len(res.Resources) + len(res.Groups)
 		}
 		first := times[0]
 		rest := slices.Clone(times[1:])
@@ -212,12 +235,6 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 			}
 		}
 		fmt.Fprintf(w, "%-70s %10s %10s %10s %8d  %s\n", q.name, round(first), round(median), round(rest[len(rest)-1]), n, verdict)
-	}
-	for _, todo := range []struct{ name, target string }{
-		{"ListFindingAggregations REPOSITORY over all findings", "< 500ms"},
-		{"ListCoverage first page", "< 50ms"},
-	} {
-		fmt.Fprintf(w, "%-70s %10s %10s %10s %8s  %s: not implemented yet\n", todo.name, "-", "-", "-", "-", todo.target)
 	}
 	fmt.Fprintf(w, "\nmedian of %d runs after the first (which may read pages from disk); load average after: %s\n", cfg.runs, machine.LoadAverage())
 	if failed {

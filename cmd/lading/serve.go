@@ -102,7 +102,7 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.MaxDBAge, "max-db-age", 7*24*time.Hour, "/readyz says the advisory database is not current when its newest advisory is older than this (0: no limit)")
 	f.IntVar(&cfg.ScanWorkers, "scan-workers", 2, "scans run at once")
 	f.DurationVar(&cfg.ScanTimeout, "scan-timeout", 10*time.Minute, "a scan taking longer fails")
-	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration)")
+	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration) until UpdateConfiguration sets it")
 	f.StringArrayVar(&cfg.EventWebhooks, "event-webhook", nil, "POST EventBridge-shaped events to this URL (repeatable)")
 	f.StringVar(&cfg.EventWebhookSecret, "event-webhook-secret", "", "HMAC-SHA256 secret signing requests to --event-webhook URLs (default $LADING_EVENT_WEBHOOK_SECRET)")
 	f.DurationVar(&cfg.LifecycleInterval, "lifecycle-interval", time.Hour, "apply repositories' lifecycle policies this often (0: never; previews work regardless)")

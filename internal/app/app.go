@@ -255,7 +255,9 @@ func (a *App) buildHandler() (http.Handler, error) {
 	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans,
 		Lifecycle: a.lifecycle, Authorizer: a.authz, Policies: a.meta, Exploits: a.kev})
 	findingsSvc := findings.NewService(a.meta, a.watcher, a.kev, a.cfg.RegistryID, a.cfg.Region)
+	coverage := findings.NewCoverage(a.meta, a.scans, a.cfg.RegistryID, a.cfg.Region)
 	inspectorAPI := inspector.NewHandler(a.auth, findingsSvc, inspector.Config{Authorizer: a.authz, RegistryID: a.cfg.RegistryID, Region: a.cfg.Region,
+		Coverage: coverage, Scanning: a.scans,
 		Logger: a.log})
 	consoleUI, err := console.New(console.Config{Auth: a.auth, Authz: a.authz, Store: a.meta, Keys: a.keys, Scans: a.scans, Findings: findingsSvc,
 		Advisories: a.dbHealth.current, Webhooks: a.events.Webhooks, MaxDBAge: a.cfg.MaxDBAge, SessionTTL: a.cfg.ConsoleSessionTTL,

@@ -36,6 +36,7 @@ type Findings interface {
 	Details(ctx context.Context, arns []string) (findings.DetailsOutput, error)
 	SearchVulnerabilities(ctx context.Context, ids []string) ([]findings.Vulnerability, error)
 	Exploit(ids ...string) (kev.Entry, bool)
+	Aggregate(ctx context.Context, in findings.Aggregation) (findings.AggregationOutput, error)
 }
 
 // Authorizer decides what a caller may do (internal/auth).
@@ -49,6 +50,10 @@ type Config struct {
 	// "*" (Inspector's actions name no resource); nil runs every call (tests of the protocol).
 	Authorizer Authorizer
 	RegistryID string
+	// Coverage answers ListCoverage and ListCoverageStatistics, Scanning the account and
+	// configuration operations; nil answers them NotImplementedException.
+	Coverage Coverage
+	Scanning Scanning
 	// Region is the region in ARNs and resources; requests may be signed for any region.
 	Region string
 	Logger *slog.Logger

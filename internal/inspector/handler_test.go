@@ -38,6 +38,16 @@ const (
 // ENHANCED Log4Shell finding.
 func newTestHandler(tb testing.TB) (*Handler, string) {
 	tb.Helper()
+	h, _, arn := newTestStore(tb, func(db *sqlite.DB, cfg *Config) {
+		svc := scanning.New(db, nil, nil, scanning.Config{})
+		cfg.Scanning, cfg.Coverage = svc, findings.NewCoverage(db, svc, cfg.RegistryID, cfg.Region)
+	})
+	return h, arn
+}
+
+// newTestStore is newTestHandler's store and handler; wire completes the handler's Config.
+func newTestStore(tb testing.TB, wire func(*sqlite.DB, *Config)) (*Handler, *sqlite.DB, string) {
+	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
@@ -49,7 +59,8 @@ func newTestHandler(tb testing.TB) (*Handler, string) {
 	if err := auth.Bootstrap(ctx, db, dir, testKey, testSecret, log); err != nil {
 		tb.Fatal(err)
 	}
-	m := store.Manifest{Repository: "prod/neo4j", Digest: testDigest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+	m := store.Manifest{Repository: "prod/neo4j", Digest: testDigest, MediaType: "application/vnd.oci.image.manifest.v1+json",
+		ConfigMediaType: "application/vnd.oci.image.config.v1+json", Size: 2, Content: []byte("{}")}
 	if _, err := db.PutManifest(ctx, m, nil, []string{"4.4.0"}, store.PutOptions{CreateRepository: true}); err != nil {
 		tb.Fatal(err)
 	}
@@ -76,7 +87,9 @@ func newTestHandler(tb testing.TB) (*Handler, string) {
 		tb.Fatal(err)
 	}
 	svc := findings.NewService(db, nil, cat, origin.Account, origin.Region)
-	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, Config{RegistryID: origin.Account, Region: origin.Region, Logger: log}), arn
+	cfg := Config{RegistryID: origin.Account, Region: origin.Region, Logger: log}
+	wire(db, &cfg)
+	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, cfg), db, arn
 }
 
 // signed sends a request through ServeHTTP, signed with the test key for service inspector2
@@ -130,7 +143,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"unsigned", "POST", "/findings/list", "", `{}`, 403, "MissingAuthenticationTokenException", "", ""},
 		{"signed for ecr", "POST", "/findings/list", "ecr", `{}`, 403, "InvalidSignatureException", "", ""},
-		{"not implemented", "POST", "/coverage/list", "inspector2", `{}`, 501, errNotImplemented, "", ""},
+		{"not implemented", "POST", "/cis/scan/list", "inspector2", `{}`, 501, errNotImplemented, "", ""},
 		{"no such path", "POST", "/findings/nothing", "inspector2", `{}`, 404, errUnknownOperation, "", ""},
 		{"not JSON", "POST", "/findings/list", "inspector2", `{`, 400, errValidation, "body", "CANNOT_PARSE"},
 		{"wrong type", "POST", "/findings/list", "inspector2", `{"maxResults":"ten"}`, 400, errValidation, "maxResults", "CANNOT_PARSE"},
@@ -170,7 +183,7 @@ func TestErrors(t *testing.T) {
 			if tc.field != "" && (body.Reason != tc.reason || len(body.Fields) == 0 || body.Fields[0].Name != tc.field) {
 				t.Fatalf("reason %s fields %+v, want %s %s", body.Reason, body.Fields, tc.reason, tc.field)
 			}
-			if tc.typ == errNotImplemented && !strings.Contains(body.Message, "ListCoverage") {
+			if tc.typ == errNotImplemented && !strings.Contains(body.Message, "ListCisScans") {
 				t.Errorf("message %q does not name the operation", body.Message)
 			}
 		})

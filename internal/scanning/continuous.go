@@ -99,17 +99,17 @@ func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error)
 	if pol.ScanType != policy.ScanTypeEnhanced {
 		return 0, s.store.PutSetting(ctx, evaluatedVersionSetting, strconv.FormatInt(ch.To, 10))
 	}
+	_, window, err := s.Rescan(ctx)
+	if err != nil {
+		return 0, err
+	}
 	now := s.cfg.Now()
 	var eligible []store.InventoryRef
 	for _, r := range refs {
 		if policy.Evaluate(pol, r.Repository, r.ScanOnPush).Frequency != policy.FrequencyContinuous {
 			continue
 		}
-		last := r.PushedAt
-		if r.LastPulledAt.After(last) {
-			last = r.LastPulledAt
-		}
-		if now.Sub(last) > s.cfg.RescanDuration {
+		if !window.Covers(r.PushedAt, r.LastPulledAt, now) {
 			continue // out of the rescan window, as Inspector stops monitoring such images
 		}
 		eligible = append(eligible, r)
@@ -186,7 +186,9 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		if err != nil {
 			return store.ScanUpdate{}, err
 		}
-		if inv == nil || st.Scan == nil {
+		if inv == nil || st.Scan == nil || st.Scan.Status == StatusExpired || st.Scan.Status == StatusFindingsUnavailable {
+			// Gone, or out of continuous scanning: a window grown since does not revive an
+			// expired image, as Inspector's does not.
 			return store.ScanUpdate{}, nil
 		}
 		info, err := imageFacts(ctx, &st, inv.os)
@@ -501,7 +503,16 @@ func (s *Service) PolicyChanged(ctx context.Context) error {
 	if pol.ScanType != policy.ScanTypeEnhanced {
 		return nil
 	}
-	images, err := s.store.RecentImages(ctx, s.cfg.Now().Add(-s.cfg.RescanDuration))
+	_, window, err := s.Rescan(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	since := time.Time{} // a lifetime window: every image
+	if window.Push > 0 {
+		since = now.Add(-max(window.Push, window.Pull))
+	}
+	images, err := s.store.RecentImages(ctx, since)
 	if err != nil {
 		return err
 	}
@@ -519,12 +530,13 @@ func (s *Service) PolicyChanged(ctx context.Context) error {
 			}
 			flag, repoFlags[m.Repository] = r.ScanOnPush, r.ScanOnPush
 		}
-		if policy.Evaluate(pol, m.Repository, flag).Frequency != policy.FrequencyContinuous {
+		if policy.Evaluate(pol, m.Repository, flag).Frequency != policy.FrequencyContinuous || !window.Covers(m.PushedAt, m.LastPulledAt, now) {
 			continue
 		}
-		if _, err := s.store.ImageScan(ctx, m.Repository, m.Digest, policy.ScanTypeEnhanced); err == nil {
+		// An image scanned before enhanced scanning was last disabled is scanned again.
+		if sc, err := s.store.ImageScan(ctx, m.Repository, m.Digest, policy.ScanTypeEnhanced); err == nil && sc.Status != StatusFindingsUnavailable {
 			continue
-		} else if !errors.Is(err, store.ErrNotFound) {
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		jobs = append(jobs, store.ScanJob{Repository: m.Repository, Digest: m.Digest, ScanType: policy.ScanTypeEnhanced, Trigger: store.TriggerCoverage})

@@ -49,10 +49,14 @@ func (s *Service) Run(ctx context.Context) error {
 			s.worker(ctx)
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s.continuous(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.expiry(ctx)
 	}()
 	wg.Wait()
 	return nil

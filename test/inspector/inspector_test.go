@@ -224,6 +224,7 @@ func TestInspectorStory(t *testing.T) {
 
 	t.Run("same finding as DescribeImageScanFindings", func(t *testing.T) { sameAsECR(t, s, arn) })
 	t.Run("bad input", func(t *testing.T) { badInput(t, s) })
+	t.Run("aggregations and coverage", func(t *testing.T) { aggregationsAndCoverage(t, s) })
 
 	// BatchGetFindingDetails: Log4Shell is in the KEV catalogue.
 	det, err := s.sdk.BatchGetFindingDetails(ctx, &inspector2.BatchGetFindingDetailsInput{FindingArns: []string{arn, "arn:aws:inspector2:us-east-1:000000000000:finding/00"}})
@@ -355,7 +356,7 @@ func badInput(t *testing.T, s *story) {
 		{"a token of another operation", "/findings/list", "inspector2", `{"nextToken":"eyJvIjoiTGlzdENvdmVyYWdlIiwicSI6IiIsImMiOnt9fQ"}`, 400, "ValidationException"},
 		{"unsigned", "/findings/list", "", `{}`, 403, "MissingAuthenticationTokenException"},
 		{"signed for ecr", "/findings/list", "ecr", `{}`, 403, "InvalidSignatureException"},
-		{"not implemented yet", "/findings/aggregation/list", "inspector2", `{"aggregationType":"REPOSITORY"}`, 501, "NotImplementedException"},
+		{"not implemented yet", "/cis/scan/list", "inspector2", `{}`, 501, "NotImplementedException"},
 	} {
 		status, typ, body := s.raw(t, "POST", tc.path, "", tc.service, tc.body)
 		if status != tc.status || typ != tc.typ {

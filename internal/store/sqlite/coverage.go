@@ -1,0 +1,124 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// EnhancedScans lists the images with an ENHANCED scan (scanning's rescan-window sweep).
+func (db *DB) EnhancedScans(ctx context.Context) ([]store.ScannedImage, error) {
+	return queryAll(ctx, db.read, func(r rowScanner) (store.ScannedImage, error) {
+		var im store.ScannedImage
+		var pushed, pulled int64
+		err := r.Scan(&im.Repository, &im.Digest, &im.Status, &pushed, &pulled, &im.ScanOnPush)
+		im.PushedAt = fromMS(pushed)
+		if pulled > 0 {
+			im.LastPulledAt = fromMS(pulled)
+		}
+		return im, err
+	}, `SELECT s.repository, s.image_digest, s.status, m.pushed_at, m.last_pulled_at, r.scan_on_push FROM image_scans s
+		JOIN manifests m ON m.repository = s.repository AND m.digest = s.image_digest JOIN repositories r ON r.name = s.repository
+		WHERE s.scan_type = ?`, policy.ScanTypeEnhanced)
+}
+
+// imageCondition is scanning.IsImage in SQL: the manifests ECR scans (not indexes, not
+// artifacts).
+const imageCondition = `m.media_type IN ('application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json')
+	AND m.config_media_type IN ('application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json')
+	AND m.artifact_type = ''`
+
+// CoverageRows returns repositories and images in (repository, digest) order, a repository
+// (digest "") before its images, after (afterRepo, afterDigest), at most limit (Inspector's
+// ListCoverage). Each list reads its primary key's order; the two are merged here.
+func (db *DB) CoverageRows(ctx context.Context, names []string, afterRepo, afterDigest string, limit int) ([]findings.CoverageRow, error) {
+	var repos, images []findings.CoverageRow
+	repoCond, imageCond := "", ""
+	var nameArgs []any
+	if len(names) > 0 {
+		repoCond = " AND r.name IN (" + placeholders(len(names)) + ")"
+		imageCond = " AND m.repository IN (" + placeholders(len(names)) + ")"
+		nameArgs = toAny(names)
+	}
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		repos, err = queryAll(ctx, tx, func(r rowScanner) (findings.CoverageRow, error) {
+			var row findings.CoverageRow
+			var scanned int64
+			err := r.Scan(&row.Repository, &row.ScanOnPush, &scanned)
+			if scanned > 0 {
+				row.LastScannedAt = fromMS(scanned)
+			}
+			return row, err
+		}, `SELECT r.name, r.scan_on_push, coalesce((SELECT max(s.completed_at) FROM image_scans s WHERE s.repository = r.name AND s.scan_type = ?), 0)
+			FROM repositories r WHERE r.name > ?`+repoCond+` ORDER BY r.name LIMIT ?`, append(append([]any{policy.ScanTypeEnhanced, afterRepo}, nameArgs...), limit)...)
+		if err != nil {
+			return fmt.Errorf("coverage of repositories: %w", err)
+		}
+		images, err = queryAll(ctx, tx, scanCoverageImage, `SELECT m.repository, m.digest, r.scan_on_push, m.pushed_at, m.last_pulled_at,
+				(SELECT json_group_array(t.tag) FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest),
+				s.status, coalesce(s.description, ''), coalesce(s.completed_at, 0), coalesce(s.updated_at, 0), coalesce(s.not_evaluated_packages, 0),
+				coalesce(ii.os = '' AND ii.package_count = 0, 0)
+			FROM manifests m JOIN repositories r ON r.name = m.repository
+			LEFT JOIN image_scans s ON s.repository = m.repository AND s.image_digest = m.digest AND s.scan_type = ?
+			LEFT JOIN image_inventories ii ON ii.id = s.inventory_id
+			WHERE (m.repository, m.digest) > (?, ?) AND `+imageCondition+imageCond+` ORDER BY m.repository, m.digest LIMIT ?`,
+			append(append([]any{policy.ScanTypeEnhanced, afterRepo, afterDigest}, nameArgs...), limit)...)
+		if err != nil {
+			return fmt.Errorf("coverage of images: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]findings.CoverageRow, 0, min(limit, len(repos)+len(images)))
+	for len(out) < limit && (len(repos) > 0 || len(images) > 0) {
+		// A repository sorts before its images (its digest is "").
+		if len(images) == 0 || len(repos) > 0 && repos[0].Repository <= images[0].Repository {
+			out, repos = append(out, repos[0]), repos[1:]
+			continue
+		}
+		out, images = append(out, images[0]), images[1:]
+	}
+	return out, nil
+}
+
+func scanCoverageImage(r rowScanner) (findings.CoverageRow, error) {
+	var row findings.CoverageRow
+	var pushed, pulled, completed, updated int64
+	var tags string
+	var status sql.NullString
+	var scan findings.CoverageScan
+	if err := r.Scan(&row.Repository, &row.Digest, &row.ScanOnPush, &pushed, &pulled, &tags, &status, &scan.Description, &completed, &updated,
+		&scan.NotEvaluatedPackages, &scan.NoPackages); err != nil {
+		return row, err
+	}
+	if err := json.Unmarshal([]byte(tags), &row.Tags); err != nil {
+		return row, fmt.Errorf("tags of %s@%s: %w", row.Repository, row.Digest, err)
+	}
+	slices.Sort(row.Tags)
+	row.PushedAt = fromMS(pushed)
+	if pulled > 0 {
+		row.LastPulledAt = fromMS(pulled)
+	}
+	if status.Valid {
+		scan.Status = status.String
+		row.Scan = &scan
+		// A re-evaluation is a scan too (Inspector updates lastScannedAt on CVE-driven rescans).
+		last := completed
+		if scan.Status == "ACTIVE" {
+			last = max(last, updated)
+		}
+		if last > 0 {
+			row.LastScannedAt = fromMS(last)
+		}
+	}
+	return row, nil
+}

@@ -1,0 +1,214 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+)
+
+// AggregateFindings returns a page of groups of the ENHANCED findings matching q (Inspector's
+// ListFindingAggregations).
+//
+// The groups are counted in two steps: per image (and the type's own key: layer, package,
+// title) over the findings_image index, then per group with the image joined once. Joining
+// the image (manifests, which says the registry still holds it) to every finding row would
+// cost a lookup per finding; this way it costs one per image.
+func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery) ([]findings.AggregateRow, error) {
+	exploited, err := json.Marshal(q.Exploited)
+	if err != nil {
+		return nil, err
+	}
+	if q.Exploited == nil {
+		exploited = []byte("[]")
+	}
+	b := &queryBuilder{q: findings.Query{Criteria: q.Criteria, Account: q.Account, Region: q.Region}, exploited: string(exploited)}
+	// Literals, so that the planner may use the partial index findings_active_severity (0028):
+	// only ACTIVE findings are counted (findings.Service.Aggregate asks for them too).
+	b.add("f.scan_type = '" + policy.ScanTypeEnhanced + "' AND f.status = 'ACTIVE'")
+	b.compile()
+	// The key of a group within an image, and of a group in the end.
+	var innerKey, outerKey []string
+	packages := false
+	switch q.Type {
+	case findings.AggregateRepository:
+		outerKey = []string{"g.repository"}
+	case findings.AggregateImage:
+		outerKey = []string{"g.repository", "g.image_digest"}
+	case findings.AggregateImageLayer:
+		innerKey, packages = []string{"p.source_layer_hash"}, true
+		outerKey = []string{"g.repository", "g.image_digest", "g.k0"}
+	case findings.AggregatePackage:
+		innerKey, packages = []string{"p.name"}, true
+		outerKey = []string{"g.k0"}
+	case findings.AggregateTitle:
+		innerKey = []string{"f.title"}
+		outerKey = []string{"g.k0"}
+	case findings.AggregateFindingType:
+	default:
+		return nil, fmt.Errorf("aggregation type %s: not supported", q.Type)
+	}
+	if len(q.Layers) > 0 {
+		b.stringCond(column{expr: "p.source_layer_hash"}, q.Layers)
+		packages = true
+	}
+	if len(q.Packages) > 0 {
+		b.stringCond(column{expr: "p.name"}, q.Packages)
+		packages = true
+	}
+	// A finding in a group is counted once, even with two packages in it.
+	count := func(cond string) string {
+		if packages {
+			return "count(DISTINCT CASE WHEN " + cond + " THEN f.id END)"
+		}
+		return "sum(CASE WHEN " + cond + " THEN 1 ELSE 0 END)"
+	}
+	exp := b.exploitedExpr()
+	inner := []string{"f.repository", "f.image_digest"}
+	for i, k := range innerKey {
+		inner = append(inner, k+" AS k"+fmt.Sprint(i))
+	}
+	// Only FINDING_TYPE counts fixes and exploits, only TITLE names a vulnerability: for the
+	// other types every column read is in the findings_active_severity index (0028), so neither the
+	// findings table nor its wider indexes are read.
+	fix, exploit, vuln := "0", "0", "''"
+	if q.Type == findings.AggregateTitle {
+		vuln = "min(f.vulnerability_id)"
+	}
+	if q.Type == findings.AggregateFindingType {
+		fix, exploit = count("f.fix_available IN ('YES', 'PARTIAL')"), count(exp.expr+" = 'YES'")
+	} else {
+		exp.args = nil
+	}
+	inner = append(inner, count("1")+" AS n_all", count("f.severity = 'MEDIUM'")+" AS n_medium", count("f.severity = 'HIGH'")+" AS n_high",
+		count("f.severity = 'CRITICAL'")+" AS n_critical", fix+" AS n_fix", exploit+" AS n_exploit", vuln+" AS vuln")
+	from := "findings f"
+	if needsImage(q.Criteria) {
+		from += " JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest"
+	}
+	if b.scans {
+		from += " LEFT JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest AND s.scan_type = f.scan_type"
+	}
+	if packages {
+		from += " JOIN finding_packages p ON p.finding_id = f.id"
+	}
+	groupInner := "f.repository, f.image_digest"
+	for i := range innerKey {
+		groupInner += ", k" + fmt.Sprint(i)
+	}
+	innerSQL := "SELECT " + strings.Join(inner, ", ") + " FROM " + from + " WHERE " + strings.Join(b.where, " AND ") + " GROUP BY " + groupInner
+	args := append(append([]any{}, exp.args...), b.args...)
+
+	outer := append([]string{}, outerKey...)
+	for len(outer) < 3 {
+		outer = append(outer, "''") // the row always has three key columns
+	}
+	outer = append(outer, "coalesce(sum(g.n_all), 0) AS c_all", "coalesce(sum(g.n_medium), 0)", "coalesce(sum(g.n_high), 0) AS c_high",
+		"coalesce(sum(g.n_critical), 0) AS c_critical", "coalesce(sum(g.n_fix), 0)", "coalesce(sum(g.n_exploit), 0)", "count(*) AS c_images",
+		"coalesce(min(g.vuln), '')")
+	// Only AWS_ECR_CONTAINER tells the image's last pull and architecture: the other types
+	// join the image by its key alone (the manifests primary key covers it).
+	imageCols := "0, ''"
+	if q.Type == findings.AggregateImage {
+		imageCols = "coalesce(max(m.last_pulled_at), 0), coalesce(max(json_extract(nullif(s.image_facts, ''), '$.architecture')), '')"
+	}
+	outer = append(outer, imageCols)
+	var order string
+	dir := "DESC"
+	if q.SortOrder == findings.Asc {
+		dir = "ASC"
+	}
+	switch q.SortBy {
+	case findings.SortByHigh:
+		order = "c_high " + dir
+	case findings.SortByAll:
+		order = "c_all " + dir
+	case findings.SortByAffectedImages:
+		order = "c_images " + dir
+	default:
+		order = "c_critical " + dir
+	}
+	for _, k := range outerKey {
+		order += ", " + k
+	}
+	query := "SELECT " + strings.Join(outer, ", ") + " FROM (" + innerSQL + ") g" +
+		" JOIN manifests m ON m.repository = g.repository AND m.digest = g.image_digest"
+	if q.Type == findings.AggregateImage {
+		query += " LEFT JOIN image_scans s ON s.repository = g.repository AND s.image_digest = g.image_digest AND s.scan_type = '" + policy.ScanTypeEnhanced + "'"
+	}
+	if len(outerKey) > 0 {
+		query += " GROUP BY " + strings.Join(outerKey, ", ")
+	}
+	query += " ORDER BY " + order + " LIMIT ? OFFSET ?"
+	args = append(args, q.Limit, q.Offset)
+
+	var out []findings.AggregateRow
+	err = db.readTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("aggregate findings: %w", err)
+		}
+		for rows.Next() {
+			var k [3]string
+			var r findings.AggregateRow
+			var pulled int64
+			if err := rows.Scan(&k[0], &k[1], &k[2], &r.Counts.All, &r.Counts.Medium, &r.Counts.High, &r.Counts.Critical, &r.FixAvailable,
+				&r.ExploitAvailable, &r.AffectedImages, &r.VulnerabilityID, &pulled, &r.Architecture); err != nil {
+				_ = rows.Close()
+				return err
+			}
+			switch q.Type {
+			case findings.AggregateRepository:
+				r.Repository = k[0]
+			case findings.AggregateImage:
+				r.Repository, r.Digest = k[0], k[1]
+				if pulled > 0 {
+					r.LastPulledAt = fromMS(pulled)
+				}
+			case findings.AggregateImageLayer:
+				r.Repository, r.Digest, r.LayerHash = k[0], k[1], k[2]
+			case findings.AggregatePackage:
+				r.PackageName = k[0]
+			case findings.AggregateTitle:
+				r.Title = k[0]
+			}
+			if q.Type != findings.AggregateTitle {
+				r.VulnerabilityID = ""
+			}
+			if q.Type != findings.AggregateImage {
+				r.Architecture = ""
+			}
+			out = append(out, r)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if q.Type != findings.AggregateImage {
+			return nil
+		}
+		for i, r := range out {
+			tags, err := queryStrings(ctx, tx, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", r.Repository, r.Digest)
+			if err != nil {
+				return fmt.Errorf("aggregate findings: tags of %s@%s: %w", r.Repository, r.Digest, err)
+			}
+			out[i].Tags = tags
+		}
+		return nil
+	})
+	return out, err
+}
+
+// needsImage reports whether criteria read the image's columns (manifests), which the
+// finding rows do not hold.
+func needsImage(c findings.Criteria) bool {
+	for f := range c.Dates {
+		if f == findings.ECRImagePushedAt || f == findings.ECRImageLastInUseAt {
+			return true
+		}
+	}
+	return false
+}
