@@ -31,6 +31,7 @@ import (
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/suppression"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -154,6 +155,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
+	// Suppression rules compare criteria on the account, resource ids and known exploits.
+	meta.SetFindingContext(sqlite.FindingContext{Account: cfg.RegistryID, Region: cfg.Region, Exploited: catalog.IDs()})
 	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, auth: auth.NewAuthenticator(keys, auth.Options{Throttle: cfg.AuthThrottle}),
 		authz: auth.NewAuthorizer(meta, auth.AuthorizerOptions{RegistryID: cfg.RegistryID, Region: cfg.Region, AnonymousPull: cfg.AnonymousPull}), kev: catalog}
 	auditLog, closeAudit, err := openAuditLog(cfg.AuditLog)
@@ -246,8 +249,10 @@ func (a *App) buildHandler() http.Handler {
 	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans,
 		Lifecycle: a.lifecycle, Authorizer: a.authz, Policies: a.meta, Exploits: a.kev})
 	findingsSvc := findings.NewService(a.meta, a.watcher, a.kev, a.cfg.RegistryID, a.cfg.Region)
+	rules := suppression.NewService(a.meta, a.cfg.RegistryID, a.cfg.Region,
+		scanning.AnnounceListed(events.Origin{Account: a.cfg.RegistryID, Region: a.cfg.Region}), a.cfg.Now)
 	inspectorAPI := inspector.NewHandler(a.auth, findingsSvc, inspector.Config{Authorizer: a.authz, RegistryID: a.cfg.RegistryID, Region: a.cfg.Region,
-		Logger: a.log})
+		Logger: a.log, Rules: rules})
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {

@@ -26,6 +26,7 @@ import (
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/suppression"
 )
 
 const (
@@ -76,7 +77,9 @@ func newTestHandler(tb testing.TB) (*Handler, string) {
 		tb.Fatal(err)
 	}
 	svc := findings.NewService(db, nil, cat, origin.Account, origin.Region)
-	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, Config{RegistryID: origin.Account, Region: origin.Region, Logger: log}), arn
+	db.SetFindingContext(sqlite.FindingContext{Account: origin.Account, Region: origin.Region, Exploited: cat.IDs()})
+	rules := suppression.NewService(db, origin.Account, origin.Region, scanning.AnnounceListed(origin), nil)
+	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, Config{RegistryID: origin.Account, Region: origin.Region, Logger: log, Rules: rules}), arn
 }
 
 // signed sends a request through ServeHTTP, signed with the test key for service inspector2
