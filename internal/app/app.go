@@ -29,6 +29,7 @@ import (
 	"github.com/lading-registry/lading/internal/kev"
 	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 	"github.com/lading-registry/lading/internal/suppression"
@@ -93,6 +94,9 @@ type Config struct {
 	// AuditLog is where every mutating call and every refusal is written, one JSON line each:
 	// a file, "-" for standard output, "" for nowhere.
 	AuditLog string
+
+	// PullGate is the registry's default pull-time policy gate (repositories may override it).
+	PullGate pullgate.Policy
 }
 
 // App is a built, not yet running, Lading server.
@@ -104,6 +108,7 @@ type App struct {
 	events    *events.Dispatcher
 	scans     *scanning.Service
 	lifecycle *lifecycle.Service
+	gate      *pullgate.Gate
 	log       *slog.Logger
 	meta      *sqlite.DB
 	blobs     *blobfs.Store
@@ -190,6 +195,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Name: "lading_advisory_db_age_seconds", Help: "Age of the newest advisory in the database (-1: none).",
 	}, func() float64 { return a.dbHealth.age(context.Background()) }))
 	a.lifecycle = lifecycle.New(meta, cfg.Now, a.log.With("component", "lifecycle"))
+	if a.gate, err = pullgate.New(meta, cfg.PullGate, cfg.RegistryID, a.scans.CurrentScanType, cfg.Now); err != nil {
+		_ = closeAudit()
+		_ = meta.Close()
+		return nil, fmt.Errorf("--pull-gate-*: %w", err)
+	}
 	a.handler = a.buildHandler()
 	return a, nil
 }
@@ -244,7 +254,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 
 func (a *App) buildHandler() http.Handler {
 	m := newMetrics(a.registry)
-	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Authorizer: a.authz, Logger: a.log})
+	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Authorizer: a.authz, Logger: a.log, PullGate: a.gate})
 	v2 := auth.RegistryMiddleware(a.auth, a.cfg.AnonymousPull, a.log, registry)
 	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans,
 		Lifecycle: a.lifecycle, Authorizer: a.authz, Policies: a.meta, Exploits: a.kev})
