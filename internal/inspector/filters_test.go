@@ -1,10 +1,17 @@
 package inspector
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/inspector2"
+	"github.com/aws/aws-sdk-go-v2/service/inspector2/types"
 )
 
 func callJSON(t *testing.T, h *Handler, path, body string, want int) map[string]any {
@@ -154,5 +161,54 @@ func TestListFiltersPagination(t *testing.T) {
 	rec := signed(t, h, "POST", "/filters/list", "inspector2", []byte(`{"maxResults":1,"action":"NONE","nextToken":"`+first["nextToken"].(string)+`"}`))
 	if rec.Code != 400 {
 		t.Errorf("token reused with another action: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestFiltersThroughTheSDK sends a rule through the AWS SDK for Go and reads it back: the
+// criteria, times and error types parse as the SDK's own shapes.
+func TestFiltersThroughTheSDK(t *testing.T) {
+	ctx := context.Background()
+	h, _ := newTestHandler(t)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := inspector2.New(inspector2.Options{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL), Retryer: aws.NopRetryer{},
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, nil
+		})})
+	start := time.Date(2021, 12, 1, 0, 0, 0, 0, time.UTC)
+	criteria := &types.FilterCriteria{
+		VulnerabilityId:    []types.StringFilter{{Comparison: types.StringComparisonEquals, Value: aws.String("CVE-2021-44228")}},
+		FirstObservedAt:    []types.DateFilter{{StartInclusive: aws.Time(start)}},
+		InspectorScore:     []types.NumberFilter{{LowerInclusive: aws.Float64(9)}},
+		VulnerablePackages: []types.PackageFilter{{Name: &types.StringFilter{Comparison: types.StringComparisonPrefix, Value: aws.String("org.apache")}}},
+	}
+	created, err := client.CreateFilter(ctx, &inspector2.CreateFilterInput{Name: aws.String("sdk-rule"), Action: types.FilterActionSuppress,
+		FilterCriteria: criteria, Reason: aws.String("accepted"), Tags: map[string]string{"owner": "sec"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.ListFilters(ctx, &inspector2.ListFiltersInput{Arns: []string{*created.Arn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Filters) != 1 {
+		t.Fatalf("filters %+v", out.Filters)
+	}
+	f := out.Filters[0]
+	c := f.Criteria
+	if f.Action != types.FilterActionSuppress || *f.Name != "sdk-rule" || *f.OwnerId != "123456789012" || f.Tags["owner"] != "sec" || f.CreatedAt == nil ||
+		*c.VulnerabilityId[0].Value != "CVE-2021-44228" || !c.FirstObservedAt[0].StartInclusive.Equal(start) || *c.InspectorScore[0].LowerInclusive != 9 ||
+		*c.VulnerablePackages[0].Name.Value != "org.apache" || c.VulnerablePackages[0].Version != nil {
+		t.Errorf("filter read back %+v, criteria %+v", f, c)
+	}
+	_, err = client.CreateFilter(ctx, &inspector2.CreateFilterInput{Name: aws.String("sdk-rule"), Action: types.FilterActionNone, FilterCriteria: criteria})
+	var bad *types.BadRequestException
+	if !errors.As(err, &bad) {
+		t.Errorf("duplicate name: %v, want BadRequestException", err)
+	}
+	_, err = client.DeleteFilter(ctx, &inspector2.DeleteFilterInput{Arn: aws.String(*created.Arn + "0")})
+	var nf *types.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Errorf("deleting an unknown filter: %v, want ResourceNotFoundException", err)
 	}
 }

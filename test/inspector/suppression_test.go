@@ -92,6 +92,17 @@ func (s *story) ecrHas(t *testing.T, vuln string) (listed bool, critical float64
 	}
 	counts, _ := isf["findingSeverityCounts"].(map[string]any)
 	critical, _ = counts["CRITICAL"].(float64)
+	// DescribeImages' summary counts the same findings.
+	images := s.aws(t, "ecr", "describe-images", "--repository-name", repo, "--image-ids", "imageTag=4.4.0")
+	details, _ := images["imageDetails"].([]any)
+	if len(details) != 1 {
+		t.Fatalf("describe-images %v", images)
+	}
+	summary, _ := details[0].(map[string]any)["imageScanFindingsSummary"].(map[string]any)
+	summaryCounts, _ := summary["findingSeverityCounts"].(map[string]any)
+	if n, _ := summaryCounts["CRITICAL"].(float64); n != critical {
+		t.Errorf("describe-images counts %v CRITICAL, describe-image-scan-findings %v", n, critical)
+	}
 	return listed, critical
 }
 

@@ -186,8 +186,8 @@ const findingColumns = `repository, image_digest, scan_type, ` + findingOwnColum
 const findingOwnColumns = `vulnerability_id, arn, status, severity, score, fingerprint, package_keys,
 	first_observed_at, last_observed_at, updated_at`
 
-// scanFinding reads a row of findingOwnColumns, followed by the detail and suppressed when withDetail, of
-// a finding of the image repo@digest.
+// scanFinding reads a row of findingOwnColumns, followed by the detail and the suppression
+// when withDetail, of a finding of the image repo@digest.
 func scanFinding(row interface{ Scan(...any) error }, repo, digest, scanType string, withDetail bool) (store.Finding, error) {
 	f := store.Finding{Repository: repo, Digest: digest, ScanType: scanType}
 	var first, last, updated int64
