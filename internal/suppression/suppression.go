@@ -73,7 +73,8 @@ type Store interface {
 	UpdateFilter(ctx context.Context, arn string, change func(*Rule) error, announce Announce) (Rule, error)
 	// DeleteFilter removes the rule with this ARN; ErrNotFound when there is none.
 	DeleteFilter(ctx context.Context, arn string, announce Announce) (Rule, error)
-	// ListFilters returns the rules matching q, oldest first, after q.After, at most q.Limit.
+	// ListFilters returns the rules matching q, oldest first (by creation time, then ARN),
+	// after q.After, at most q.Limit.
 	ListFilters(ctx context.Context, q ListQuery) ([]Rule, error)
 }
 
@@ -81,8 +82,16 @@ type Store interface {
 type ListQuery struct {
 	ARNs   []string // nil: any
 	Action Action   // "": any
-	After  string   // the ARN of the last rule of the previous page
-	Limit  int
+	// After, when set, is the last rule of the previous page (its creation time and ARN,
+	// which order rules): a rule deleted since does not lose the place.
+	After *Cursor
+	Limit int
+}
+
+// Cursor is where a page of rules ends.
+type Cursor struct {
+	CreatedAt time.Time
+	ARN       string
 }
 
 // Service manages rules for every face (Inspector's API, `lading vex import`, the console).
@@ -282,8 +291,9 @@ type ListOutput struct {
 
 // pageToken is a ListFilters nextToken: bound to the query it pages through.
 type pageToken struct {
-	Query string `json:"q"`
-	After string `json:"a"`
+	Query     string `json:"q"`
+	CreatedAt int64  `json:"t"` // Unix milliseconds
+	ARN       string `json:"a"`
 }
 
 func listHash(in ListInput) string {
@@ -321,13 +331,13 @@ func (s *Service) List(ctx context.Context, in ListInput) (ListOutput, error) {
 		if err == nil {
 			err = json.Unmarshal(b, &t)
 		}
-		if err != nil || t.After == "" {
+		if err != nil || t.ARN == "" {
 			return ListOutput{}, findings.Invalid(findings.ReasonFieldValidationFailed, "nextToken", "the token is not one this listing issued")
 		}
 		if t.Query != listHash(in) {
 			return ListOutput{}, findings.Invalid(findings.ReasonFieldValidationFailed, "nextToken", "the token was issued for other arns or action")
 		}
-		q.After = t.After
+		q.After = &Cursor{CreatedAt: time.UnixMilli(t.CreatedAt), ARN: t.ARN}
 	}
 	rules, err := s.store.ListFilters(ctx, q)
 	if err != nil {
@@ -336,7 +346,8 @@ func (s *Service) List(ctx context.Context, in ListInput) (ListOutput, error) {
 	out := ListOutput{Rules: rules}
 	if len(rules) > limit {
 		out.Rules = rules[:limit]
-		b, err := json.Marshal(pageToken{Query: listHash(in), After: rules[limit-1].ARN})
+		last := rules[limit-1]
+		b, err := json.Marshal(pageToken{Query: listHash(in), CreatedAt: last.CreatedAt.UnixMilli(), ARN: last.ARN})
 		if err != nil {
 			return ListOutput{}, err
 		}

@@ -163,16 +163,16 @@ func (db *DB) ListFilters(ctx context.Context, q suppression.ListQuery) ([]suppr
 		where = append(where, "action = ?")
 		args = append(args, string(q.Action))
 	}
-	if q.After != "" {
-		where = append(where, "id > coalesce((SELECT id FROM suppression_rules WHERE arn = ?), (SELECT max(id) FROM suppression_rules))")
-		args = append(args, q.After)
+	if q.After != nil {
+		where = append(where, "(created_at, arn) > (?, ?)")
+		args = append(args, ms(q.After.CreatedAt), q.After.ARN)
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = -1
 	}
 	rules, err := queryAll(ctx, db.read, scanRule, "SELECT "+ruleColumns+" FROM suppression_rules WHERE "+strings.Join(where, " AND ")+
-		" ORDER BY id LIMIT ?", append(args, limit)...)
+		" ORDER BY created_at, arn LIMIT ?", append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list suppression rules: %w", err)
 	}

@@ -165,7 +165,8 @@ func TestListFiltersPages(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	for i, name := range []string{"one", "two", "three", "four"} {
-		r := suppression.Rule{ARN: "arn:" + name, Name: name, Action: suppression.None, Owner: testOrigin.Account}
+		at := time.Date(2026, 11, 1, 0, 0, i, 0, time.UTC)
+		r := suppression.Rule{ARN: "arn:" + name, Name: name, Action: suppression.None, Owner: testOrigin.Account, CreatedAt: at, UpdatedAt: at}
 		if i%2 == 1 {
 			r.Action = suppression.Suppress
 		}
@@ -180,7 +181,9 @@ func TestListFiltersPages(t *testing.T) {
 	}{
 		{"all", suppression.ListQuery{}, []string{"one", "two", "three", "four"}},
 		{"page", suppression.ListQuery{Limit: 2}, []string{"one", "two"}},
-		{"after", suppression.ListQuery{After: "arn:two"}, []string{"three", "four"}},
+		{"after", suppression.ListQuery{After: &suppression.Cursor{CreatedAt: time.Date(2026, 11, 1, 0, 0, 1, 0, time.UTC), ARN: "arn:two"}}, []string{"three", "four"}},
+		{"after a rule deleted since", suppression.ListQuery{After: &suppression.Cursor{CreatedAt: time.Date(2026, 11, 1, 0, 0, 1, 5e8, time.UTC), ARN: "arn:gone"}},
+			[]string{"three", "four"}},
 		{"action", suppression.ListQuery{Action: suppression.Suppress}, []string{"two", "four"}},
 		{"arns", suppression.ListQuery{ARNs: []string{"arn:three", "arn:one", "arn:none"}}, []string{"one", "three"}},
 		{"no arns match", suppression.ListQuery{ARNs: []string{}}, nil},
