@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -31,12 +32,25 @@ import (
 func main() {
 	store := flag.String("store", "", "a Lading store (lading.db), copied before use")
 	runs := flag.Int("runs", 5, "runs of each query (the median is reported)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	if *store == "" {
 		fmt.Fprintln(os.Stderr, "usage: go run ./bench/suppression -store PATH/lading.db")
 		os.Exit(2)
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "suppression:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(context.Background(), *store, *runs); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "suppression:", err)
 		os.Exit(1)
 	}
