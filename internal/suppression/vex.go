@@ -38,6 +38,7 @@ var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 //     (the image; the repository is repository_url's path, else the name), or without a
 //     version (the repository);
 //   - a digest, sha256:<hex> (the image, in any repository);
+//   - a docker purl with a digest, pkg:docker/<namespace>/<name>@sha256%3A<hex> (Docker's tools);
 //   - an image reference, [<host>/]<repository>@sha256:<hex>.
 //
 // A purl of another type names a package, not an image: ok is false, as for anything else.
@@ -46,6 +47,18 @@ func ParseProduct(id string) (Scope, bool) {
 	switch {
 	case digestPattern.MatchString(id):
 		return Scope{Digest: id}, true
+	case strings.HasPrefix(id, "pkg:docker/"):
+		// purl-spec's docker type: the namespace is the registry and user, the version a tag
+		// or a digest. Only a digest names an image (a tag moves).
+		p, err := packageurl.FromString(id)
+		if err != nil || p.Name == "" || !digestPattern.MatchString(p.Version) {
+			return Scope{}, false
+		}
+		repo := repositoryPath(strings.TrimPrefix(p.Namespace+"/"+p.Name, "/"))
+		if u, ok := p.Qualifiers.Map()["repository_url"]; ok && u != "" {
+			repo = repositoryPath(u)
+		}
+		return Scope{Repository: repo, Digest: p.Version}, repo != ""
 	case strings.HasPrefix(id, "pkg:"):
 		p, err := packageurl.FromString(id)
 		if err != nil || p.Type != packageurl.TypeOCI || p.Name == "" {
