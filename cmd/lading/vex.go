@@ -25,7 +25,8 @@ func newVEXCommand() *cobra.Command {
 			"`lading scan --vex`) and make a suppression rule (action SUPPRESS, as Inspector's CreateFilter) of every\n" +
 			"not_affected or fixed statement about an image or a repository of the registry, the statement's\n" +
 			"justification as its reason: products are OCI purls (pkg:oci/<name>@sha256%3A<hex>?repository_url=<host>/<repo>,\n" +
-			"or without a version for a whole repository), digests, or <repo>@sha256:<hex> references; subcomponents\n" +
+			"or without a version for a whole repository), pkg:docker purls with a digest, digests, or <repo>@sha256:<hex>\n" +
+			"references; subcomponents " +
 			"(package purls) limit a rule to those packages. A later affected or under_investigation statement removes the\n" +
 			"rule. Rules are named vex-<hash of vulnerability and product>: importing a document again updates them.\n" +
 			"Works on the data directory, beside a running server; --registry-id and --region must be the server's.",
