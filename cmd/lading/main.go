@@ -58,7 +58,7 @@ func newRootCommand() *cobra.Command {
 			return applyEnv(cmd.Flags())
 		},
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newAdminCommand(), newDBCommand(), newScanCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newAdminCommand(), newDBCommand(), newScanCommand(), newVEXCommand())
 	return root
 }
 

@@ -110,6 +110,9 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.GCGrace, "gc-grace", gc.DefaultGrace, "garbage collection spares blob links and blobs younger than this: longer than any push takes between its layers and its manifest")
 	f.DurationVar(&cfg.ConsoleSessionTTL, "console-session-ttl", 12*time.Hour, "a web console sign-in (under /console/) lasts this long")
 	f.StringVar(&cfg.AuditLog, "audit-log", "", "write every mutating call and every refusal as a JSON line to this file (- for standard output)")
+	f.StringVar(&cfg.PullGate.Severity, "pull-gate-severity", "", "refuse manifest pulls (GET and HEAD on /v2/) of images with ACTIVE, unsuppressed findings at or above this severity (INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL); the registry default, which `lading admin pull-gate set` overrides per repository")
+	f.DurationVar(&cfg.PullGate.Grace, "pull-gate-grace", 0, "the pull gate counts only findings first observed more than this long ago")
+	f.StringArrayVar(&cfg.PullGate.Exempt, "pull-gate-exempt", nil, "an identity the pull gate lets through: access key name, access key id or arn:aws:iam::<registry id>:user/<name> (repeatable)")
 	f.StringVar(&cfg.EventsConfig, "events-config", "", "YAML or JSON file listing webhooks (url, name, secret|secret_env|secret_file, detail_types)")
 	return cmd
 }

@@ -30,8 +30,10 @@ import (
 	"github.com/lading-registry/lading/internal/kev"
 	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/suppression"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -96,6 +98,9 @@ type Config struct {
 	// AuditLog is where every mutating call and every refusal is written, one JSON line each:
 	// a file, "-" for standard output, "" for nowhere.
 	AuditLog string
+
+	// PullGate is the registry's default pull-time policy gate (repositories may override it).
+	PullGate pullgate.Policy
 }
 
 // App is a built, not yet running, Lading server.
@@ -107,6 +112,7 @@ type App struct {
 	events    *events.Dispatcher
 	scans     *scanning.Service
 	lifecycle *lifecycle.Service
+	gate      *pullgate.Gate
 	log       *slog.Logger
 	meta      *sqlite.DB
 	blobs     *blobfs.Store
@@ -159,6 +165,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
+	// Suppression rules compare criteria on the account, resource ids and known exploits.
+	meta.SetFindingContext(sqlite.FindingContext{Account: cfg.RegistryID, Region: cfg.Region, Exploited: catalog.IDs()})
 	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, keys: keys, auth: auth.NewAuthenticator(keys, auth.Options{Throttle: cfg.AuthThrottle}),
 		authz: auth.NewAuthorizer(meta, auth.AuthorizerOptions{RegistryID: cfg.RegistryID, Region: cfg.Region, AnonymousPull: cfg.AnonymousPull}), kev: catalog}
 	auditLog, closeAudit, err := openAuditLog(cfg.AuditLog)
@@ -192,6 +200,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Name: "lading_advisory_db_age_seconds", Help: "Age of the newest advisory in the database (-1: none).",
 	}, func() float64 { return a.dbHealth.age(context.Background()) }))
 	a.lifecycle = lifecycle.New(meta, cfg.Now, a.log.With("component", "lifecycle"))
+	if a.gate, err = pullgate.New(meta, cfg.PullGate, cfg.RegistryID, a.scans.CurrentScanType, cfg.Now); err != nil {
+		_ = closeAudit()
+		_ = meta.Close()
+		return nil, fmt.Errorf("--pull-gate-*: %w", err)
+	}
 	if a.handler, err = a.buildHandler(); err != nil {
 		_ = closeAudit()
 		_ = meta.Close()
@@ -250,14 +263,16 @@ func (a *App) Handler() http.Handler { return a.handler }
 
 func (a *App) buildHandler() (http.Handler, error) {
 	m := newMetrics(a.registry)
-	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Authorizer: a.authz, Logger: a.log})
+	registry := oci.NewHandler(a.meta, a.blobs, oci.Config{CreateOnPush: a.cfg.CreateOnPush, Authorizer: a.authz, Logger: a.log, PullGate: a.gate})
 	v2 := auth.RegistryMiddleware(a.auth, a.cfg.AnonymousPull, a.log, registry)
 	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans,
 		Lifecycle: a.lifecycle, Authorizer: a.authz, Policies: a.meta, Exploits: a.kev})
 	findingsSvc := findings.NewService(a.meta, a.watcher, a.kev, a.cfg.RegistryID, a.cfg.Region)
 	coverage := findings.NewCoverage(a.meta, a.scans, a.cfg.RegistryID, a.cfg.Region)
+	rules := suppression.NewService(a.meta, a.cfg.RegistryID, a.cfg.Region,
+		scanning.AnnounceListed(events.Origin{Account: a.cfg.RegistryID, Region: a.cfg.Region}), a.cfg.Now)
 	inspectorAPI := inspector.NewHandler(a.auth, findingsSvc, inspector.Config{Authorizer: a.authz, RegistryID: a.cfg.RegistryID, Region: a.cfg.Region,
-		Coverage: coverage, Scanning: a.scans,
+		Coverage: coverage, Scanning: a.scans, Rules: rules,
 		Logger: a.log})
 	consoleUI, err := console.New(console.Config{Auth: a.auth, Authz: a.authz, Store: a.meta, Keys: a.keys, Scans: a.scans, Findings: findingsSvc,
 		Advisories: a.dbHealth.current, Webhooks: a.events.Webhooks, MaxDBAge: a.cfg.MaxDBAge, SessionTTL: a.cfg.ConsoleSessionTTL,

@@ -56,35 +56,35 @@ func strict(raw json.RawMessage, path string, v any) error {
 // Wire shapes of the filters.
 type (
 	stringFilterWire struct {
-		Comparison *string `json:"comparison"`
-		Value      *string `json:"value"`
+		Comparison *string `json:"comparison,omitempty"`
+		Value      *string `json:"value,omitempty"`
 	}
 	dateFilterWire struct {
-		StartInclusive *float64 `json:"startInclusive"`
-		EndInclusive   *float64 `json:"endInclusive"`
+		StartInclusive *float64 `json:"startInclusive,omitempty"`
+		EndInclusive   *float64 `json:"endInclusive,omitempty"`
 	}
 	numberFilterWire struct {
-		LowerInclusive *float64 `json:"lowerInclusive"`
-		UpperInclusive *float64 `json:"upperInclusive"`
+		LowerInclusive *float64 `json:"lowerInclusive,omitempty"`
+		UpperInclusive *float64 `json:"upperInclusive,omitempty"`
 	}
 	mapFilterWire struct {
-		Comparison *string `json:"comparison"`
-		Key        *string `json:"key"`
-		Value      *string `json:"value"`
+		Comparison *string `json:"comparison,omitempty"`
+		Key        *string `json:"key,omitempty"`
+		Value      *string `json:"value,omitempty"`
 	}
 	portRangeFilterWire struct {
-		BeginInclusive *int `json:"beginInclusive"`
-		EndInclusive   *int `json:"endInclusive"`
+		BeginInclusive *int `json:"beginInclusive,omitempty"`
+		EndInclusive   *int `json:"endInclusive,omitempty"`
 	}
 	packageFilterWire struct {
-		Name                 *stringFilterWire `json:"name"`
-		Version              *stringFilterWire `json:"version"`
-		Release              *stringFilterWire `json:"release"`
-		Architecture         *stringFilterWire `json:"architecture"`
-		SourceLayerHash      *stringFilterWire `json:"sourceLayerHash"`
-		SourceLambdaLayerArn *stringFilterWire `json:"sourceLambdaLayerArn"`
-		FilePath             *stringFilterWire `json:"filePath"`
-		Epoch                *numberFilterWire `json:"epoch"`
+		Name                 *stringFilterWire `json:"name,omitempty"`
+		Version              *stringFilterWire `json:"version,omitempty"`
+		Release              *stringFilterWire `json:"release,omitempty"`
+		Architecture         *stringFilterWire `json:"architecture,omitempty"`
+		SourceLayerHash      *stringFilterWire `json:"sourceLayerHash,omitempty"`
+		SourceLambdaLayerArn *stringFilterWire `json:"sourceLambdaLayerArn,omitempty"`
+		FilePath             *stringFilterWire `json:"filePath,omitempty"`
+		Epoch                *numberFilterWire `json:"epoch,omitempty"`
 	}
 )
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/suppression"
 )
 
 // Error names, as Inspector2's model and AWS's REST front end spell them.
@@ -16,6 +17,8 @@ const (
 	errThrottling       = "ThrottlingException"
 	errUnknownOperation = "UnknownOperationException"
 	errAccessDenied     = "AccessDeniedException"
+	errNotFound         = "ResourceNotFoundException"
+	errBadRequest       = "BadRequestException"
 	// errNotImplemented answers the model's operations Lading does not implement yet.
 	errNotImplemented = "NotImplementedException"
 )
@@ -48,6 +51,13 @@ var domainErrors = []struct {
 }{
 	{auth.ErrAccessDenied, func(err error) *apiError {
 		return &apiError{Type: errAccessDenied, Status: http.StatusForbidden, Message: err.Error()}
+	}},
+	{suppression.ErrNotFound, func(err error) *apiError {
+		return &apiError{Type: errNotFound, Status: http.StatusNotFound, Message: err.Error()}
+	}},
+	{suppression.ErrNameTaken, func(err error) *apiError {
+		// Inspector refuses a filter name in use as a bad request.
+		return &apiError{Type: errBadRequest, Status: http.StatusBadRequest, Message: err.Error()}
 	}},
 	{findings.ErrInvalid, func(err error) *apiError {
 		ve := &findings.ValidationError{Reason: findings.ReasonOther}

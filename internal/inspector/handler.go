@@ -57,6 +57,9 @@ type Config struct {
 	// Region is the region in ARNs and resources; requests may be signed for any region.
 	Region string
 	Logger *slog.Logger
+	// Rules are the suppression rules (CreateFilter, ListFilters, UpdateFilter, DeleteFilter);
+	// nil answers those operations 501.
+	Rules Rules
 }
 
 // Handler serves the Inspector2 API.

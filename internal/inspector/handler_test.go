@@ -26,6 +26,7 @@ import (
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/suppression"
 )
 
 const (
@@ -87,7 +88,9 @@ func newTestStore(tb testing.TB, wire func(*sqlite.DB, *Config)) (*Handler, *sql
 		tb.Fatal(err)
 	}
 	svc := findings.NewService(db, nil, cat, origin.Account, origin.Region)
-	cfg := Config{RegistryID: origin.Account, Region: origin.Region, Logger: log}
+	db.SetFindingContext(sqlite.FindingContext{Account: origin.Account, Region: origin.Region, Exploited: cat.IDs()})
+	rules := suppression.NewService(db, origin.Account, origin.Region, scanning.AnnounceListed(origin), nil)
+	cfg := Config{RegistryID: origin.Account, Region: origin.Region, Logger: log, Rules: rules}
 	wire(db, &cfg)
 	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, cfg), db, arn
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/blob"
+	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -72,6 +73,7 @@ var errorTable = []struct {
 	{store.ErrRepositoryNotFound, http.StatusNotFound, codeNameUnknown, "repository name not known to registry"},
 	{store.ErrBlobUnknown, http.StatusNotFound, codeBlobUnknown, "blob unknown to registry"},
 	{store.ErrBlobReferenced, http.StatusConflict, codeDenied, ""}, // the client can delete the manifest first
+	{pullgate.ErrRefused, http.StatusForbidden, codeDenied, ""},    // the message names the findings
 	{store.ErrSizeMismatch, http.StatusBadRequest, codeSizeInvalid, ""},
 	{store.ErrManifestNotFound, http.StatusNotFound, codeManifestUnknown, "manifest unknown"},
 	{store.ErrTagNotFound, http.StatusNotFound, codeManifestUnknown, "manifest unknown"},

@@ -20,7 +20,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/blob"
+	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/registry"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -68,6 +70,13 @@ type Config struct {
 	Authorizer Authorizer
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// PullGate, when set, decides every manifest GET and HEAD (internal/pullgate).
+	PullGate PullGate
+}
+
+// PullGate refuses pulls of images with findings its policy does not accept.
+type PullGate interface {
+	Check(ctx context.Context, p pullgate.Caller, repo, digest string) error
 }
 
 // Handler serves /v2/.
@@ -471,6 +480,15 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, repo, ref 
 	m, err := h.meta.GetManifest(r.Context(), repo, d)
 	if err != nil {
 		return err
+	}
+	if h.cfg.PullGate != nil {
+		var p pullgate.Caller // anonymous unless the middleware set a principal
+		if got, ok := auth.PrincipalFrom(r.Context()); ok {
+			p = pullgate.Caller{AccessKeyID: got.AccessKeyID, Name: got.Name}
+		}
+		if err := h.cfg.PullGate.Check(r.Context(), p, repo, m.Digest); err != nil {
+			return err
+		}
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", m.MediaType)

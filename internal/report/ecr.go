@@ -225,6 +225,9 @@ func RenderFindingsWith(registryID, region string, scan store.ImageScan, finding
 			return ImageScanFindings{}, err
 		}
 		if scan.ScanType == policy.ScanTypeEnhanced {
+			if scanning.InspectorStatus(f) == scanning.FindingSuppressed {
+				continue // Inspector leaves suppressed findings out of ECR's findings and counts
+			}
 			ef := Enhanced(registryID, region, f, d, m, x)
 			out.EnhancedFindings = append(out.EnhancedFindings, ef)
 			if f.Status == scanning.FindingActive {
@@ -285,7 +288,7 @@ func Enhanced(registryID, region string, f store.Finding, d scanning.Detail, m s
 	ef := EnhancedFinding{
 		AWSAccountID: registryID, Description: mf.Description, FindingARN: f.ARN,
 		FirstObservedAt: EpochOf(f.FirstObservedAt), LastObservedAt: EpochOf(f.LastObservedAt), UpdatedAt: EpochOf(f.UpdatedAt),
-		Score: f.Score, Severity: severity, Status: f.Status, Title: mf.Title, Type: findingTypePackageVulner,
+		Score: f.Score, Severity: severity, Status: scanning.InspectorStatus(f), Title: mf.Title, Type: findingTypePackageVulner,
 		FixAvailable: mf.FixAvailable(), ExploitAvailable: exploit,
 		Remediation: remediation{Recommendation: recommendation{Text: scanning.RemediationText(mf)}},
 		PackageVulnerabilityDetails: packageVulnerabilityDetails{

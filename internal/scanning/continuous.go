@@ -245,12 +245,18 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		unknownByTarget[st.Target] = scan.NotEvaluatedPackages
 		up := store.ScanUpdate{Scan: &scan, Findings: writes,
 			Usage: []store.Usage{{Repository: r.Repository, Digest: r.Digest, ScanType: policy.ScanTypeEnhanced, Kind: store.UsageRescan, At: now}}}
-		for _, f := range changedFindings {
-			ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
-			if err != nil {
-				return up, err
+		if len(changedFindings) > 0 {
+			up.Announce = func(written []store.Finding) ([]store.OutboxEvent, error) {
+				evs := make([]store.OutboxEvent, 0, len(changedFindings))
+				for _, f := range withSuppression(changedFindings, written) {
+					ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
+					if err != nil {
+						return nil, err
+					}
+					evs = append(evs, ev)
+				}
+				return evs, nil
 			}
-			up.Events = append(up.Events, ev)
 		}
 		return up, nil
 	})

@@ -13,16 +13,27 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/store"
 )
 
-// Finding statuses, as Inspector names them.
+// Finding statuses, as Inspector names them. The store keeps ACTIVE or CLOSED;
+// FindingSuppressed is how an ACTIVE finding a suppression rule matches shows.
 const (
-	FindingActive = "ACTIVE"
-	FindingClosed = "CLOSED"
+	FindingActive     = "ACTIVE"
+	FindingClosed     = "CLOSED"
+	FindingSuppressed = "SUPPRESSED"
 )
+
+// InspectorStatus is a stored finding's status as Inspector shows it.
+func InspectorStatus(f store.Finding) string {
+	if f.Status == FindingActive && f.Suppressed {
+		return FindingSuppressed
+	}
+	return f.Status
+}
 
 // ImageInfo is what a finding says about the image it is in.
 type ImageInfo struct {
@@ -189,6 +200,39 @@ func closingDetails(ctx context.Context, st *store.ScanState, next []match.Findi
 	})
 }
 
+// withSuppression returns changed with each finding's suppression as the store applied it to
+// the findings written.
+func withSuppression(changed, written []store.Finding) []store.Finding {
+	suppressed := make(map[string]bool, len(written))
+	for _, f := range written {
+		if f.Suppressed {
+			suppressed[f.VulnerabilityID] = true
+		}
+	}
+	out := make([]store.Finding, len(changed))
+	for i, f := range changed {
+		f.Suppressed = suppressed[f.VulnerabilityID]
+		out[i] = f
+	}
+	return out
+}
+
+// AnnounceListed returns what builds the "Inspector2 Finding" events of listed findings whose
+// status changed outside a scan (a suppression rule changed).
+func AnnounceListed(origin events.Origin) func([]findings.Listed) ([]store.OutboxEvent, error) {
+	return func(ls []findings.Listed) ([]store.OutboxEvent, error) {
+		out := make([]store.OutboxEvent, 0, len(ls))
+		for _, l := range ls {
+			ev, err := findingEvent(origin, l.Finding, l.Manifest)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev)
+		}
+		return out, nil
+	}
+}
+
 // findingEvent builds the "Inspector2 Finding" event of a stored finding.
 func findingEvent(origin events.Origin, f store.Finding, m store.Manifest) (store.OutboxEvent, error) {
 	if f.Detail == nil {
@@ -213,7 +257,7 @@ func EventFinding(f store.Finding, d Detail, m store.Manifest) events.Finding {
 		severity = "UNTRIAGED" // Inspector's name for a finding without a rating
 	}
 	ef := events.Finding{
-		ARN: f.ARN, Title: mf.Title, Description: mf.Description, Severity: severity, Status: f.Status,
+		ARN: f.ARN, Title: mf.Title, Description: mf.Description, Severity: severity, Status: InspectorStatus(f),
 		FirstObservedAt: f.FirstObservedAt, LastObservedAt: f.LastObservedAt, UpdatedAt: f.UpdatedAt,
 		FixAvailable: mf.FixAvailable(), ExploitAvailable: "NO",
 		Remediation: events.Remediation{Text: remediationText(mf)},
@@ -256,11 +300,12 @@ func remediationText(f match.Finding) string {
 // RemediationText is the finding-level recommendation shown by the API.
 func RemediationText(f match.Finding) string { return remediationText(f) }
 
-// severityCounts tallies the ACTIVE findings by severity.
+// severityCounts tallies the ACTIVE findings by severity (suppressed ones are left out, as
+// Inspector leaves them out of ECR's counts).
 func severityCounts(fs []store.Finding) map[string]int {
 	out := map[string]int{}
 	for _, f := range fs {
-		if f.Status == FindingActive {
+		if InspectorStatus(f) == FindingActive {
 			out[f.Severity]++
 		}
 	}

@@ -29,6 +29,10 @@ func (s *Service) currentScanType(ctx context.Context) (string, error) {
 	return policyScanType(pol), nil
 }
 
+// CurrentScanType is the scan type whose results the registry shows (the pull gate reads
+// those findings).
+func (s *Service) CurrentScanType(ctx context.Context) (string, error) { return s.currentScanType(ctx) }
+
 // Results returns an image's current scan and findings, or store.ErrNotFound.
 func (s *Service) Results(ctx context.Context, repo, dgst string) (store.ImageScan, []store.Finding, error) {
 	st, err := s.currentScanType(ctx)

@@ -331,23 +331,28 @@ func (s *Service) applyScan(ctx context.Context, job store.ScanJob, inv *pipelin
 			}
 			up.Usage = append(up.Usage, store.Usage{Repository: job.Repository, Digest: job.Digest, ScanType: job.ScanType, Kind: kind, At: now})
 		}
-		if job.ScanType == policy.ScanTypeEnhanced {
-			for _, f := range changed {
-				ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
-				if err != nil {
-					return up, err
+		// The events are built once the store has applied the suppression rules to the
+		// findings written: they say SUPPRESSED, and the counts leave those out.
+		up.Announce = func(written []store.Finding) ([]store.OutboxEvent, error) {
+			var evs []store.OutboxEvent
+			if job.ScanType == policy.ScanTypeEnhanced {
+				for _, f := range withSuppression(changed, written) {
+					ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
+					if err != nil {
+						return nil, err
+					}
+					evs = append(evs, ev)
 				}
-				up.Events = append(up.Events, ev)
 			}
+			if again {
+				return evs, nil
+			}
+			ev, err := s.completionEvent(job.ScanType, st.Manifest, status, severityCounts(written))
+			if err != nil {
+				return nil, err
+			}
+			return append(evs, ev), nil
 		}
-		if again {
-			return up, nil
-		}
-		ev, err := s.completionEvent(job.ScanType, st.Manifest, status, severityCounts(writes))
-		if err != nil {
-			return up, err
-		}
-		up.Events = append(up.Events, ev)
 		return up, nil
 	})
 	return unknown, err

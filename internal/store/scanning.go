@@ -106,6 +106,10 @@ type Finding struct {
 	FirstObservedAt time.Time
 	LastObservedAt  time.Time
 	UpdatedAt       time.Time
+	// Suppressed is set when a SUPPRESS rule (internal/suppression) matches the finding, which
+	// an ACTIVE finding then shows as SUPPRESSED. The store keeps it: writers never set it; it is
+	// read with details (Findings, the finding queries), not in a ScanState.
+	Suppressed bool
 }
 
 // Usage kinds, for `lading admin usage`.
@@ -152,6 +156,11 @@ type ScanUpdate struct {
 	Findings []Finding
 	Usage    []Usage
 	Events   []OutboxEvent
+	// Announce, when set, is called once Findings are written and the suppression rules applied
+	// to them, with Findings as written (Suppressed set for those written with their detail,
+	// whose rules were evaluated): the events it returns, written after Events, can say whether
+	// a finding is SUPPRESSED.
+	Announce func(written []Finding) ([]OutboxEvent, error)
 }
 
 // InventoryRef is a repository image whose scan used an inventory, for continuous scanning.

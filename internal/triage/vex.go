@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -241,17 +242,88 @@ func (v *VEX) Decide(ids []string, s Subject) (Decision, bool) {
 	if best == nil {
 		return Decision{}, false
 	}
+	return Decision{Status: best.Status, Justification: best.justification()}, true
+}
+
+// justification says why a statement says what it says: its status, justification, impact
+// statement and notes, and the document it comes from.
+func (st *statement) justification() string {
 	var why []string
-	for _, w := range []string{string(best.Justification), best.ImpactStatement, best.StatusNotes} {
+	for _, w := range []string{string(st.Justification), st.ImpactStatement, st.StatusNotes} {
 		if w != "" && !slices.Contains(why, w) {
 			why = append(why, w)
 		}
 	}
-	j := string(best.Status)
+	j := string(st.Status)
 	if len(why) > 0 {
 		j += ": " + strings.Join(why, "; ")
 	}
-	return Decision{Status: best.Status, Justification: j + " (" + best.source + ")"}, true
+	return j + " (" + st.source + ")"
+}
+
+// Statement is a VEX statement as other packages read it (`lading vex import` makes
+// suppression rules of them).
+type Statement struct {
+	// Vulnerability is the statement's vulnerability id (its name, else its @id); Aliases
+	// are its other ids.
+	Vulnerability string
+	Aliases       []string
+	Status        vex.Status
+	// Justification is what Decide says of the statement: status, justification, impact
+	// statement and notes, and the document.
+	Justification string
+	Products      []Product
+	At            time.Time
+}
+
+// Product is what a statement is about: an identifier (a purl, a digest, a name) and the
+// identifiers it also goes by, and the packages within it the statement is limited to.
+type Product struct {
+	ID            string
+	Identifiers   []string
+	Subcomponents []string
+}
+
+// Statements returns the statements read, oldest first (ties in document order).
+func (v *VEX) Statements() []Statement {
+	sts := slices.Clone(v.statements)
+	slices.SortStableFunc(sts, func(a, b statement) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.order - b.order
+	})
+	out := make([]Statement, 0, len(sts))
+	for i := range sts {
+		st := &sts[i]
+		s := Statement{Vulnerability: string(st.Vulnerability.Name), Status: st.Status, Justification: st.justification(), At: st.at}
+		if s.Vulnerability == "" {
+			s.Vulnerability = st.Vulnerability.ID
+		}
+		for _, a := range st.Vulnerability.Aliases {
+			s.Aliases = append(s.Aliases, string(a))
+		}
+		for _, p := range st.Products {
+			s.Products = append(s.Products, product(p.Component, p.Subcomponents))
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func product(c vex.Component, subs []vex.Subcomponent) Product {
+	p := Product{ID: c.ID}
+	for _, t := range slices.Sorted(maps.Keys(c.Identifiers)) {
+		p.Identifiers = append(p.Identifiers, c.Identifiers[t])
+	}
+	for _, sc := range subs {
+		id := sc.ID
+		if id == "" {
+			id = sc.Identifiers[vex.PURL]
+		}
+		p.Subcomponents = append(p.Subcomponents, id)
+	}
+	return p
 }
 
 func applies(st *statement, s Subject) bool {

@@ -43,9 +43,9 @@ type story struct {
 	sdk *inspector2.Client
 }
 
-func newStory(t *testing.T) *story {
+func newStory(t *testing.T, serveArgs ...string) *story {
 	t.Helper()
-	srv := testserver.Start(t, ladingBin)
+	srv := testserver.Start(t, ladingBin, serveArgs...)
 	testserver.Run(t, ladingBin, "db", "import", "--data-dir", srv.DataDir, "--log-level", "warn", testfiles.Path(t, "osv-mini", "Maven", "all.zip"))
 	s := &story{srv: srv, cli: "/usr/bin/aws"} // Debian's AWS CLI v2; an older v1 may come first on PATH
 	if _, err := os.Stat(s.cli); err != nil {

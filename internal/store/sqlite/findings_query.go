@@ -23,6 +23,9 @@ type queryBuilder struct {
 	args      []any
 	scans     bool // image_scans is joined (s)
 	exploited string
+	// rule compiles a suppression rule's criteria: findingStatus is the stored ACTIVE or
+	// CLOSED, which suppression does not change (a rule cannot depend on what rules decide).
+	rule bool
 }
 
 func (b *queryBuilder) add(cond string, args ...any) {
@@ -42,6 +45,10 @@ type column struct {
 // the later of its own and its image's findings_observed_at.
 const lastObservedExpr = `(CASE WHEN f.status = 'ACTIVE' AND coalesce(s.findings_observed_at, 0) > f.last_observed_at
 	THEN s.findings_observed_at ELSE f.last_observed_at END)`
+
+// statusExpr is a finding's status as Inspector shows it (scanning.InspectorStatus): an ACTIVE
+// finding a suppression rule matches is SUPPRESSED (0029_suppression.sql).
+const statusExpr = `(CASE WHEN f.status = 'ACTIVE' AND f.suppressed = 1 THEN 'SUPPRESSED' ELSE f.status END)`
 
 // severityExpr is the severity as Inspector words it (findings.InspectorSeverity).
 const severityExpr = `(CASE f.severity WHEN 'UNDEFINED' THEN 'UNTRIAGED' ELSE f.severity END)`
@@ -65,7 +72,10 @@ func (b *queryBuilder) stringColumn(f findings.Field) (column, bool) {
 	case findings.Severity:
 		return column{expr: severityExpr}, true
 	case findings.FindingStatus:
-		return column{expr: "f.status"}, true
+		if b.rule {
+			return column{expr: "f.status"}, true
+		}
+		return column{expr: statusExpr}, true
 	case findings.Title:
 		return column{expr: "f.title"}, true
 	case findings.ResourceID:
@@ -318,7 +328,7 @@ func (b *queryBuilder) sortColumn() (column, bool, bool) {
 	case findings.SortLastObservedAt:
 		return column{expr: lastObservedExpr, scans: true}, false, true
 	case findings.SortFindingStatus:
-		return column{expr: "f.status"}, true, true
+		return column{expr: statusExpr}, true, true
 	case findings.SortECRImagePushedAt:
 		return column{expr: "m.pushed_at"}, false, true
 	case findings.SortECRImageRepositoryName:
@@ -478,7 +488,7 @@ func loadListed(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]finding
 	images := map[[2]string]store.Manifest{}
 	for chunk := range chunks(ids, 200) {
 		rows, err := tx.QueryContext(ctx, "SELECT f.id, f.repository, f.image_digest, f.scan_type, "+qualified("f.", findingOwnColumns)+
-			`, d.detail, coalesce(s.findings_observed_at, 0) FROM findings f JOIN finding_details d ON d.finding_id = f.id
+			`, f.suppressed, d.detail, coalesce(s.findings_observed_at, 0) FROM findings f JOIN finding_details d ON d.finding_id = f.id
 			LEFT JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest AND s.scan_type = f.scan_type
 			WHERE f.id IN (`+placeholders(len(chunk))+")", toAny(chunk)...)
 		if err != nil {
@@ -492,7 +502,7 @@ func loadListed(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]finding
 			var first, last, updated int64
 			var detail []byte
 			if err := rows.Scan(&id, &repo, &dgst, &scanType, &f.VulnerabilityID, &f.ARN, &f.Status, &f.Severity, &f.Score, &f.Fingerprint,
-				&keys, &first, &last, &updated, &detail, &observed); err != nil {
+				&keys, &first, &last, &updated, &f.Suppressed, &detail, &observed); err != nil {
 				_ = rows.Close()
 				return nil, err
 			}

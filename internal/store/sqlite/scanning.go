@@ -186,8 +186,8 @@ const findingColumns = `repository, image_digest, scan_type, ` + findingOwnColum
 const findingOwnColumns = `vulnerability_id, arn, status, severity, score, fingerprint, package_keys,
 	first_observed_at, last_observed_at, updated_at`
 
-// scanFinding reads a row of findingOwnColumns, followed by the detail when withDetail, of
-// a finding of the image repo@digest.
+// scanFinding reads a row of findingOwnColumns, followed by the detail and the suppression
+// when withDetail, of a finding of the image repo@digest.
 func scanFinding(row interface{ Scan(...any) error }, repo, digest, scanType string, withDetail bool) (store.Finding, error) {
 	f := store.Finding{Repository: repo, Digest: digest, ScanType: scanType}
 	var first, last, updated int64
@@ -195,7 +195,7 @@ func scanFinding(row interface{ Scan(...any) error }, repo, digest, scanType str
 	var detail sql.RawBytes
 	dest := []any{&f.VulnerabilityID, &f.ARN, &f.Status, &f.Severity, &f.Score, &f.Fingerprint, &keys, &first, &last, &updated}
 	if withDetail {
-		dest = append(dest, &detail)
+		dest = append(dest, &detail, &f.Suppressed)
 	}
 	if err := row.Scan(dest...); err != nil {
 		return f, err
@@ -265,7 +265,8 @@ func queryFindings(ctx context.Context, q stateReader, repo, digest, scanType st
 func queryFindingsObserved(ctx context.Context, q stateReader, repo, digest, scanType string, withDetail bool, observed int64) ([]store.Finding, error) {
 	query := "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ? ORDER BY vulnerability_id`
 	if withDetail {
-		query = "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail FROM findings f JOIN finding_details d ON d.finding_id = f.id
+		// Readers of details show findings: they need suppression too.
+		query = "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail, f.suppressed FROM findings f JOIN finding_details d ON d.finding_id = f.id
 			WHERE f.repository = ? AND f.image_digest = ? AND f.scan_type = ? ORDER BY f.vulnerability_id`
 	}
 	rows, err := q.QueryContext(ctx, query, repo, digest, scanType)
@@ -316,6 +317,10 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 		// A re-evaluation applies thousands of targets: prepare each statement once.
 		q := &txStatements{tx: tx, stmts: map[string]*sql.Stmt{}}
 		defer q.close()
+		rules, err := suppressRules(ctx, q, db.findingCtx)
+		if err != nil {
+			return err
+		}
 		var pre *statePrefetch
 		if prefetchable(targets) {
 			pre = db.prefetchStates(ctx, targets)
@@ -358,10 +363,11 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 			if err != nil {
 				return err
 			}
-			if err := writeScanUpdate(ctx, tx, q, t, st.Findings, st.observed, up); err != nil {
+			n, err := writeScanUpdate(ctx, tx, q, t, st.Findings, st.observed, up, rules)
+			if err != nil {
 				return err
 			}
-			events += len(up.Events)
+			events += n
 			if t.JobID != 0 {
 				if err := q.exec(ctx, "DELETE FROM scan_jobs WHERE id = ?", t.JobID); err != nil {
 					return err
@@ -658,13 +664,15 @@ func findingDetails(ctx context.Context, q querier, t store.ScanTarget, ids []st
 }
 
 // writeScanUpdate writes up for t; cur are the findings stored for t when up was computed.
-// imageObserved is the image's findings_observed_at when cur was read.
-func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.ScanTarget, cur []store.Finding, imageObserved int64, up store.ScanUpdate) error {
+// imageObserved is the image's findings_observed_at when cur was read. The suppression rules
+// are applied to the findings written with their detail. It returns how many events it wrote.
+func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.ScanTarget, cur []store.Finding, imageObserved int64, up store.ScanUpdate,
+	rules compiledRules) (int, error) {
 	if up.Scan != nil {
 		s := *up.Scan
 		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
 		if err := putImageScanTx(ctx, q, s); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	stored := make(map[string]*store.Finding, len(cur))
@@ -685,9 +693,10 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 	// When that is every ACTIVE finding the update does not rewrite, one write of the image's
 	// findings_observed_at moves them all; otherwise one UPDATE per time moves each row.
 	if err := materializeObserved(ctx, q, t, imageObserved, up.Findings); err != nil {
-		return err
+		return 0, err
 	}
 	observed := map[int64][]any{}
+	detailed := map[int64]string{}     // finding ids written with their detail -> vulnerability ids
 	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
 	for _, f := range up.Findings {
 		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
@@ -697,20 +706,21 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 			continue
 		}
 		if f.Detail == nil && !hasDetail[f.VulnerabilityID] {
-			return fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
+			return 0, fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
 		}
 		hasDetail[f.VulnerabilityID] = true
 		var id int64
 		if err := q.queryRow(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
 			f.Fingerprint, PackageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)).Scan(&id); err != nil {
-			return fmt.Errorf("write finding: %w", err)
+			return 0, fmt.Errorf("write finding: %w", err)
 		}
 		if f.Detail != nil {
+			detailed[id] = f.VulnerabilityID
 			if err := q.exec(ctx, upsertFindingDetail, id, string(f.Detail)); err != nil {
-				return fmt.Errorf("write finding detail: %w", err)
+				return 0, fmt.Errorf("write finding detail: %w", err)
 			}
 			if err := indexFinding(ctx, q, id); err != nil {
-				return fmt.Errorf("index finding detail: %w", err)
+				return 0, fmt.Errorf("index finding detail: %w", err)
 			}
 		}
 		if f.Status == findingActive {
@@ -721,7 +731,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 		res, err := q.ExecContext(ctx, `UPDATE image_scans SET findings_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
 			AND findings_observed_at <= ?`, at, t.Repository, t.Digest, t.ScanType, at)
 		if err != nil {
-			return fmt.Errorf("write finding: %w", err)
+			return 0, fmt.Errorf("write finding: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
 			observed = nil
@@ -731,20 +741,45 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 		for chunk := range chunks(ids, 200) {
 			if _, err := tx.ExecContext(ctx, `UPDATE findings SET last_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
 				AND vulnerability_id IN (`+placeholders(len(chunk))+`)`, append([]any{at, t.Repository, t.Digest, t.ScanType}, chunk...)...); err != nil {
-				return fmt.Errorf("write finding: %w", err)
+				return 0, fmt.Errorf("write finding: %w", err)
 			}
 		}
 	}
 	for _, u := range up.Usage {
 		if err := q.exec(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)",
 			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At)); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	if len(up.Events) == 0 {
-		return nil
+	ids := make([]int64, 0, len(detailed))
+	for id := range detailed {
+		ids = append(ids, id)
 	}
-	return appendOutboxTx(ctx, tx, up.Events)
+	suppressed, err := applyRulesToWritten(ctx, q, rules, ids)
+	if err != nil {
+		return 0, err
+	}
+	evs := up.Events
+	if up.Announce != nil {
+		byVuln := make(map[string]bool, len(suppressed))
+		for id := range suppressed {
+			byVuln[detailed[id]] = true
+		}
+		written := make([]store.Finding, len(up.Findings))
+		for i, f := range up.Findings {
+			f.Suppressed = byVuln[f.VulnerabilityID]
+			written[i] = f
+		}
+		more, err := up.Announce(written)
+		if err != nil {
+			return 0, err
+		}
+		evs = append(slices.Clip(evs), more...)
+	}
+	if len(evs) == 0 {
+		return 0, nil
+	}
+	return len(evs), appendOutboxTx(ctx, tx, evs)
 }
 
 // materializeObserved copies the image's findings_observed_at into its ACTIVE finding rows, and

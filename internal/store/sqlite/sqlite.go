@@ -42,6 +42,8 @@ type DB struct {
 	committed func(store.Effects)
 	// now stamps pushes, links and upload activity; tests replace it (SetClock).
 	now func() time.Time
+	// findingCtx is what suppression rules are evaluated with (SetFindingContext).
+	findingCtx FindingContext
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies pending migrations.
