@@ -29,6 +29,7 @@ import (
 	"github.com/lading-registry/lading/internal/kev"
 	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/sbom"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 	"github.com/lading-registry/lading/internal/vulndb"
@@ -70,6 +71,8 @@ type Config struct {
 	ScanWorkers    int
 	ScanTimeout    time.Duration
 	RescanDuration time.Duration
+	// AttachSBOM attaches each scanned image's SBOM as an OCI referrer.
+	AttachSBOM bool
 
 	EventWebhooks      []string
 	EventWebhookSecret string
@@ -221,9 +224,15 @@ func (a *App) openScanning(ctx context.Context) error {
 	if err := os.MkdirAll(scratch, privateDir); err != nil {
 		return err
 	}
+	var scanned func(ctx context.Context, repo, digest, scanType string) error
+	if cfg.AttachSBOM {
+		scanned = sbom.NewAttacher(a.meta, a.blobs, sbom.AttacherConfig{ToolVersion: cfg.Version, Now: cfg.Now,
+			Logger: a.log.With("component", "sbom")}).Attach
+	}
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{
 		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, RescanDuration: cfg.RescanDuration,
 		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify, Registerer: a.registry,
+		Scanned: scanned,
 	})
 	a.meta.SetEffects(a.scans.Effects, a.scans.Committed)
 	return nil

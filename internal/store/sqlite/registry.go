@@ -471,7 +471,8 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 		pushed := m
 		pushed.Content = nil
 		pushed.PushedAt = fromMS(now)
-		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangePush, Repository: m.Repository, Manifest: pushed, Tags: tags, Created: res.Created})
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangePush, Repository: m.Repository, Manifest: pushed, Tags: tags, Created: res.Created,
+			Generated: opts.Generated})
 		return err
 	})
 	if err == nil {
@@ -598,7 +599,8 @@ func (db *DB) DeleteManifest(ctx context.Context, repo, digest string, allowRefe
 		if err := deleteManifestTx(ctx, tx, repo, digest); err != nil {
 			return err
 		}
-		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: true})
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: true,
+			Generated: generatedSBOM(m)})
 		return err
 	})
 	if err == nil {
