@@ -29,6 +29,7 @@ import (
 	"github.com/lading-registry/lading/internal/kev"
 	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/reports"
 	"github.com/lading-registry/lading/internal/sbom"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
@@ -71,6 +72,8 @@ type Config struct {
 	ScanWorkers    int
 	ScanTimeout    time.Duration
 	RescanDuration time.Duration
+	// ReportsDir is where SBOM exports and findings reports are written ("" : <DataDir>/reports).
+	ReportsDir string
 	// AttachSBOM attaches each scanned image's SBOM as an OCI referrer.
 	AttachSBOM bool
 
@@ -117,6 +120,8 @@ type App struct {
 	dbHealth  *dbHealth
 	// kev is the KEV catalogue compiled in: which CVEs are known to be exploited.
 	kev *kev.Catalog
+	// reports runs Inspector's SBOM exports and findings reports.
+	reports *reports.Service
 }
 
 // Open prepares the data directory, the stores and the handlers.
@@ -255,8 +260,16 @@ func (a *App) buildHandler() http.Handler {
 	ecrAPI := ecr.NewHandler(a.meta, a.blobs, a.auth, ecr.Config{RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log, Scans: a.scans,
 		Lifecycle: a.lifecycle, Authorizer: a.authz, Policies: a.meta, Exploits: a.kev})
 	findingsSvc := findings.NewService(a.meta, a.watcher, a.kev, a.cfg.RegistryID, a.cfg.Region)
-	inspectorAPI := inspector.NewHandler(a.auth, findingsSvc, inspector.Config{Authorizer: a.authz, RegistryID: a.cfg.RegistryID, Region: a.cfg.Region,
-		Logger: a.log})
+	inspectorCfg := inspector.Config{Authorizer: a.authz, RegistryID: a.cfg.RegistryID, Region: a.cfg.Region, Logger: a.log}
+	reportsDir := a.cfg.ReportsDir
+	if reportsDir == "" {
+		reportsDir = filepath.Join(a.cfg.DataDir, reportsDirName)
+	}
+	a.reports = reports.New(a.meta, findingsSvc, inspector.NewFindingEncoder(findingsSvc, inspectorCfg), reports.Config{Dir: reportsDir,
+		Account: a.cfg.RegistryID, Region: a.cfg.Region, ToolVersion: a.cfg.Version, Now: a.cfg.Now, Logger: a.log.With("component", "reports")})
+	inspectorCfg.Reports = a.reports
+	inspectorAPI := inspector.NewHandler(a.auth, findingsSvc, inspectorCfg)
+	downloads := inspector.NewDownloads(a.auth, a.auth, a.reports, a.authz)
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
@@ -266,6 +279,8 @@ func (a *App) buildHandler() http.Handler {
 			ecrAPI.ServeHTTP(w, r)
 		case inspectorAPI.Handles(r):
 			inspectorAPI.ServeHTTP(w, r)
+		case strings.HasPrefix(p, inspector.ReportFilesPath):
+			downloads.ServeHTTP(w, r)
 		case p == "/healthz":
 			_, _ = w.Write([]byte("ok\n"))
 		case p == "/readyz":
@@ -290,6 +305,8 @@ func (a *App) buildHandler() http.Handler {
 			return ecrAPI.RouteName(r)
 		case inspectorAPI.Handles(r):
 			return inspectorAPI.RouteName(r)
+		case strings.HasPrefix(p, inspector.ReportFilesPath):
+			return "report_file"
 		case p == "/healthz", p == "/readyz", p == "/metrics":
 			return strings.TrimPrefix(p, "/")
 		default:
@@ -345,6 +362,7 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 		func(ctx context.Context) { _ = a.syncer.Run(ctx) },
 		func(ctx context.Context) { _ = a.events.Run(ctx) },
 		func(ctx context.Context) { _ = a.scans.Run(ctx) },
+		a.reports.Run,
 	} {
 		workers.Add(1)
 		go func() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/reports"
 )
 
 // Error names, as Inspector2's model and AWS's REST front end spell them.
@@ -48,6 +49,9 @@ var domainErrors = []struct {
 }{
 	{auth.ErrAccessDenied, func(err error) *apiError {
 		return &apiError{Type: errAccessDenied, Status: http.StatusForbidden, Message: err.Error()}
+	}},
+	{reports.ErrNotFound, func(err error) *apiError {
+		return &apiError{Type: errResourceNotFound, Status: http.StatusNotFound, Message: err.Error()}
 	}},
 	{findings.ErrInvalid, func(err error) *apiError {
 		ve := &findings.ValidationError{Reason: findings.ReasonOther}

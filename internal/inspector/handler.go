@@ -52,6 +52,8 @@ type Config struct {
 	// Region is the region in ARNs and resources; requests may be signed for any region.
 	Region string
 	Logger *slog.Logger
+	// Reports runs SBOM exports and findings reports; nil answers their operations 501.
+	Reports Reports
 }
 
 // Handler serves the Inspector2 API.

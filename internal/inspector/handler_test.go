@@ -76,7 +76,9 @@ func newTestHandler(tb testing.TB) (*Handler, string) {
 		tb.Fatal(err)
 	}
 	svc := findings.NewService(db, nil, cat, origin.Account, origin.Region)
-	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, Config{RegistryID: origin.Account, Region: origin.Region, Logger: log}), arn
+	cfg := Config{RegistryID: origin.Account, Region: origin.Region, Logger: log}
+	cfg.Reports = newTestReports(tb, db, svc, cfg, filepath.Join(dir, "reports"))
+	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, cfg), arn
 }
 
 // signed sends a request through ServeHTTP, signed with the test key for service inspector2
