@@ -234,4 +234,10 @@ func TestScanAttachesTheSBOMAndARescanReplacesIt(t *testing.T) {
 	if got := f.imageActions(t); len(got) != 2 || strings.Join(got, " ") != dgst+" "+dgst {
 		t.Errorf("image actions %v, want the image's push and delete", got)
 	}
+	// A referrer made while its image was being deleted is refused, not left behind.
+	_, err = f.db.PutManifest(ctx, store.Manifest{Repository: repo, Digest: second[0].Digest, MediaType: m.MediaType, ArtifactType: ArtifactType,
+		Subject: dgst, Size: m.Size, Content: m.Content}, nil, nil, store.PutOptions{Generated: true})
+	if !errors.Is(err, store.ErrManifestUnknown) {
+		t.Errorf("a generated referrer of a deleted image: %v, want ErrManifestUnknown", err)
+	}
 }

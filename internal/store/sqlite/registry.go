@@ -397,6 +397,18 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 		if err := tx.QueryRowContext(ctx, "SELECT tag_mutability FROM repositories WHERE name = ?", m.Repository).Scan(&mutability); err != nil {
 			return err
 		}
+		if opts.Generated && m.Subject != "" {
+			// A generated referrer (an SBOM) describes its subject and goes with it: refused
+			// once the subject is deleted, so none is left behind by a delete during its making.
+			var one int
+			err := tx.QueryRowContext(ctx, "SELECT 1 FROM manifests WHERE repository = ? AND digest = ?", m.Repository, m.Subject).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: subject %s", store.ErrManifestUnknown, m.Subject)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		imageSize := int64(0)
 		for _, r := range refs {
 			switch r.Kind {
