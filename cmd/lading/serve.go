@@ -103,6 +103,8 @@ func newServeCommand() *cobra.Command {
 	f.IntVar(&cfg.ScanWorkers, "scan-workers", 2, "scans run at once")
 	f.DurationVar(&cfg.ScanTimeout, "scan-timeout", 10*time.Minute, "a scan taking longer fails")
 	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration) until UpdateConfiguration sets it")
+	f.StringVar(&cfg.ReportsDir, "reports-dir", "", "directory Inspector's SBOM exports and findings reports are written to, as <bucketName>/<keyPrefix>/... (default <data-dir>/reports)")
+	f.BoolVar(&cfg.AttachSBOM, "attach-sbom", true, "attach each scanned image's CycloneDX SBOM in the registry as an OCI referrer of the image (replaced at each rescan)")
 	f.StringArrayVar(&cfg.EventWebhooks, "event-webhook", nil, "POST EventBridge-shaped events to this URL (repeatable)")
 	f.StringVar(&cfg.EventWebhookSecret, "event-webhook-secret", "", "HMAC-SHA256 secret signing requests to --event-webhook URLs (default $LADING_EVENT_WEBHOOK_SECRET)")
 	f.DurationVar(&cfg.LifecycleInterval, "lifecycle-interval", time.Hour, "apply repositories' lifecycle policies this often (0: never; previews work regardless)")

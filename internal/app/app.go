@@ -31,6 +31,8 @@ import (
 	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/pullgate"
+	"github.com/lading-registry/lading/internal/reports"
+	"github.com/lading-registry/lading/internal/sbom"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 	"github.com/lading-registry/lading/internal/suppression"
@@ -73,6 +75,10 @@ type Config struct {
 	ScanWorkers    int
 	ScanTimeout    time.Duration
 	RescanDuration time.Duration
+	// ReportsDir is where SBOM exports and findings reports are written ("" : <DataDir>/reports).
+	ReportsDir string
+	// AttachSBOM attaches each scanned image's SBOM as an OCI referrer.
+	AttachSBOM bool
 
 	EventWebhooks      []string
 	EventWebhookSecret string
@@ -125,6 +131,8 @@ type App struct {
 	dbHealth  *dbHealth
 	// kev is the KEV catalogue compiled in: which CVEs are known to be exploited.
 	kev *kev.Catalog
+	// reports runs Inspector's SBOM exports and findings reports.
+	reports *reports.Service
 }
 
 // Open prepares the data directory, the stores and the handlers.
@@ -243,9 +251,15 @@ func (a *App) openScanning(ctx context.Context) error {
 	if err := os.MkdirAll(scratch, privateDir); err != nil {
 		return err
 	}
+	var scanned func(ctx context.Context, repo, digest, scanType string) error
+	if cfg.AttachSBOM {
+		scanned = sbom.NewAttacher(a.meta, a.blobs, sbom.AttacherConfig{ToolVersion: cfg.Version, Now: cfg.Now,
+			Logger: a.log.With("component", "sbom")}).Attach
+	}
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{
 		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, RescanDuration: cfg.RescanDuration,
 		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify, Registerer: a.registry,
+		Scanned: scanned,
 	})
 	a.meta.SetEffects(a.scans.Effects, a.scans.Committed)
 	return nil
@@ -271,9 +285,17 @@ func (a *App) buildHandler() (http.Handler, error) {
 	coverage := findings.NewCoverage(a.meta, a.scans, a.cfg.RegistryID, a.cfg.Region)
 	rules := suppression.NewService(a.meta, a.cfg.RegistryID, a.cfg.Region,
 		scanning.AnnounceListed(events.Origin{Account: a.cfg.RegistryID, Region: a.cfg.Region}), a.cfg.Now)
-	inspectorAPI := inspector.NewHandler(a.auth, findingsSvc, inspector.Config{Authorizer: a.authz, RegistryID: a.cfg.RegistryID, Region: a.cfg.Region,
-		Coverage: coverage, Scanning: a.scans, Rules: rules,
-		Logger: a.log})
+	inspectorCfg := inspector.Config{Authorizer: a.authz, RegistryID: a.cfg.RegistryID, Region: a.cfg.Region,
+		Coverage: coverage, Scanning: a.scans, Rules: rules, Logger: a.log}
+	reportsDir := a.cfg.ReportsDir
+	if reportsDir == "" {
+		reportsDir = filepath.Join(a.cfg.DataDir, reportsDirName)
+	}
+	a.reports = reports.New(a.meta, findingsSvc, inspector.NewFindingEncoder(findingsSvc, inspectorCfg), reports.Config{Dir: reportsDir,
+		Account: a.cfg.RegistryID, Region: a.cfg.Region, ToolVersion: a.cfg.Version, Now: a.cfg.Now, Logger: a.log.With("component", "reports")})
+	inspectorCfg.Reports = a.reports
+	inspectorAPI := inspector.NewHandler(a.auth, findingsSvc, inspectorCfg)
+	downloads := inspector.NewDownloads(a.auth, a.auth, a.reports, a.authz)
 	consoleUI, err := console.New(console.Config{Auth: a.auth, Authz: a.authz, Store: a.meta, Keys: a.keys, Scans: a.scans, Findings: findingsSvc,
 		Advisories: a.dbHealth.current, Webhooks: a.events.Webhooks, MaxDBAge: a.cfg.MaxDBAge, SessionTTL: a.cfg.ConsoleSessionTTL,
 		Logger: a.log.With("component", "console")})
@@ -291,6 +313,8 @@ func (a *App) buildHandler() (http.Handler, error) {
 			consoleUI.ServeHTTP(w, r)
 		case inspectorAPI.Handles(r):
 			inspectorAPI.ServeHTTP(w, r)
+		case strings.HasPrefix(p, inspector.ReportFilesPath):
+			downloads.ServeHTTP(w, r)
 		case p == "/healthz":
 			_, _ = w.Write([]byte("ok\n"))
 		case p == "/readyz":
@@ -317,6 +341,8 @@ func (a *App) buildHandler() (http.Handler, error) {
 			return consoleUI.RouteName(r)
 		case inspectorAPI.Handles(r):
 			return inspectorAPI.RouteName(r)
+		case strings.HasPrefix(p, inspector.ReportFilesPath):
+			return "report_file"
 		case p == "/healthz", p == "/readyz", p == "/metrics":
 			return strings.TrimPrefix(p, "/")
 		default:
@@ -372,6 +398,7 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 		func(ctx context.Context) { _ = a.syncer.Run(ctx) },
 		func(ctx context.Context) { _ = a.events.Run(ctx) },
 		func(ctx context.Context) { _ = a.scans.Run(ctx) },
+		a.reports.Run,
 	} {
 		workers.Add(1)
 		go func() {

@@ -27,6 +27,7 @@ const MetaFile = "lading.db"
 const (
 	scratchDir     = "scratch"
 	vulnDBCacheDir = "vulndb-cache"
+	reportsDirName = "reports"
 )
 
 // OpenMeta is how every command opens a data directory: it creates the directory (0700) if

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/reports"
 	"github.com/lading-registry/lading/internal/suppression"
 )
 
@@ -58,6 +59,9 @@ var domainErrors = []struct {
 	{suppression.ErrNameTaken, func(err error) *apiError {
 		// Inspector refuses a filter name in use as a bad request.
 		return &apiError{Type: errBadRequest, Status: http.StatusBadRequest, Message: err.Error()}
+	}},
+	{reports.ErrNotFound, func(err error) *apiError {
+		return &apiError{Type: errNotFound, Status: http.StatusNotFound, Message: err.Error()}
 	}},
 	{findings.ErrInvalid, func(err error) *apiError {
 		ve := &findings.ValidationError{Reason: findings.ReasonOther}

@@ -60,6 +60,8 @@ type Config struct {
 	// Rules are the suppression rules (CreateFilter, ListFilters, UpdateFilter, DeleteFilter);
 	// nil answers those operations 501.
 	Rules Rules
+	// Reports runs SBOM exports and findings reports; nil answers their operations 501.
+	Reports Reports
 }
 
 // Handler serves the Inspector2 API.

@@ -91,6 +91,7 @@ func newTestStore(tb testing.TB, wire func(*sqlite.DB, *Config)) (*Handler, *sql
 	db.SetFindingContext(sqlite.FindingContext{Account: origin.Account, Region: origin.Region, Exploited: cat.IDs()})
 	rules := suppression.NewService(db, origin.Account, origin.Region, scanning.AnnounceListed(origin), nil)
 	cfg := Config{RegistryID: origin.Account, Region: origin.Region, Logger: log, Rules: rules}
+	cfg.Reports = newTestReports(tb, db, svc, cfg, filepath.Join(dir, "reports"))
 	wire(db, &cfg)
 	return NewHandler(auth.NewAuthenticator(db, auth.Options{}), svc, cfg), db, arn
 }

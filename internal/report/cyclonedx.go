@@ -19,8 +19,8 @@ func packageRef(p inventory.Package) string {
 	return p.Ecosystem + "/" + p.Name + "@" + p.Version + "?file=" + p.Path
 }
 
-// CycloneDX writes a CycloneDX 1.6 JSON BOM: the image, its packages, and the vulnerabilities
-// that affect them.
+// CycloneDX writes a CycloneDX JSON BOM (1.6 unless o.CycloneDXVersion says otherwise): the
+// image, its packages, and the vulnerabilities that affect them.
 func CycloneDX(w io.Writer, s *Scan, o Options) error {
 	bom := cdx.NewBOM()
 	bom.SerialNumber = "urn:uuid:" + uuid.NewString()
@@ -81,10 +81,16 @@ func CycloneDX(w io.Writer, s *Scan, o Options) error {
 		}
 		vulns = append(vulns, v)
 	}
-	bom.Vulnerabilities = &vulns
+	if len(vulns) > 0 {
+		bom.Vulnerabilities = &vulns
+	}
+	version := o.CycloneDXVersion
+	if version == 0 {
+		version = cdx.SpecVersion1_6
+	}
 	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
 	enc.SetPretty(true)
-	return enc.EncodeVersion(bom, cdx.SpecVersion1_6)
+	return enc.EncodeVersion(bom, version)
 }
 
 func remediationOf(f match.Finding) string {

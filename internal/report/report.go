@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
+
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/triage"
@@ -58,6 +60,9 @@ type Options struct {
 	Region     string
 	// Now is when the report is made (the zero time: the current time).
 	Now time.Time
+	// CycloneDXVersion is the CycloneDX spec version written (0: 1.6); Inspector's SBOM
+	// exports are 1.4.
+	CycloneDXVersion cdx.SpecVersion
 }
 
 func (o Options) now() time.Time {

@@ -104,6 +104,10 @@ type Config struct {
 	Notify func()
 	// Registerer, when set, receives the service's metrics.
 	Registerer prometheus.Registerer
+	// Scanned, when set, is called after a scan job's results are written (its inventory
+	// stored), while the image is still locked against another scan of it: the SBOM
+	// referrer is attached there. An error is logged; the scan stands.
+	Scanned func(ctx context.Context, repo, digest, scanType string) error
 }
 
 // Service runs scans and keeps findings current.
@@ -193,6 +197,10 @@ func IsImage(m store.Manifest) bool {
 // change's transaction (see store.EffectsFunc).
 func (s *Service) Effects(ctx context.Context, c store.Change) (store.Effects, error) {
 	var eff store.Effects
+	if c.Generated {
+		// Lading's own SBOM referrers: no client pushed or deleted anything.
+		return eff, nil
+	}
 	action := events.ImageAction{Repository: c.Repository, Digest: c.Manifest.Digest,
 		ManifestMediaType: c.Manifest.MediaType, ArtifactMediaType: c.Manifest.ConfigMediaType, At: s.cfg.Now()}
 	tags := c.Tags

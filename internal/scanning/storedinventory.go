@@ -260,3 +260,13 @@ func (rd *inventoryReader) readStream(raw []byte, keep func(inventory.Package) b
 	full.Packages = pkgs
 	return &full, kept, nil
 }
+
+// DecodeStoredInventory decodes a stored image inventory (either layout) into the packages and
+// operating system it holds: for SBOMs of scanned images.
+func DecodeStoredInventory(raw []byte) (*inventory.Image, error) {
+	inv, err := decodeInventory(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &inventory.Image{OS: inv.OS, Packages: inv.Packages, Skipped: inv.Skipped}, nil
+}

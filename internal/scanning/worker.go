@@ -270,6 +270,11 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 				s.metrics.notEvaluated.WithLabelValues(kindScan).Add(float64(n))
 				log.Info("packages not evaluated: the scan cannot vouch for them", "packages", n, "first", unknown[0])
 			}
+			if s.cfg.Scanned != nil {
+				if err := s.cfg.Scanned(ctx, job.Repository, job.Digest, job.ScanType); err != nil && ctx.Err() == nil {
+					log.Warn("after the scan", "err", err)
+				}
+			}
 			return nil
 		}
 		log.Debug("advisory index changed during the scan: matching again", "from", idx.Version(), "to", s.adv.Index().Version())

@@ -28,6 +28,9 @@ type Change struct {
 	Created bool
 	// ManifestDeleted is set when a delete removed the manifest (not only a tag).
 	ManifestDeleted bool
+	// Generated is set for a manifest Lading pushed or deletes itself (PutOptions.Generated,
+	// or a delete of a manifest marked AnnotationGeneratedSBOM).
+	Generated bool
 }
 
 // Effects are written in the same transaction as the change that causes them.

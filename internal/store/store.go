@@ -99,6 +99,9 @@ type PutOptions struct {
 	// RefuseUnchanged refuses with ErrImageAlreadyExists a push that changes nothing: the
 	// manifest is stored already and every tag given names it already (ECR's PutImage does).
 	RefuseUnchanged bool
+	// Generated marks a manifest Lading itself pushes (an image's SBOM referrer): no push
+	// event, no scan. No face sets it.
+	Generated bool
 }
 
 // PutManifestResult says what a manifest push changed.

@@ -46,8 +46,31 @@ func (db *DB) reportEffects(eff store.Effects) {
 	}
 }
 
-// deleteManifestTx removes a manifest with its tags, references and scan state.
+// generatedSBOMClause selects the SBOM referrers Lading generated (store.AnnotationGeneratedSBOM);
+// CASE, because json_extract fails on the empty annotations of most manifests.
+const generatedSBOMClause = `subject != '' AND coalesce(CASE WHEN json_valid(annotations) THEN json_extract(annotations, '$."` +
+	store.AnnotationGeneratedSBOM + `"') END, '') = 'true'`
+
+// generatedSBOM reports whether a manifest is an SBOM referrer Lading generated.
+func generatedSBOM(m store.Manifest) bool {
+	return m.Subject != "" && m.Annotations[store.AnnotationGeneratedSBOM] == "true"
+}
+
+// deleteManifestTx removes a manifest with its tags, references and scan state, and the SBOM
+// referrers Lading generated for it (they describe it and nothing else).
 func deleteManifestTx(ctx context.Context, tx *sql.Tx, repo, digest string) error {
+	sboms, err := queryStrings(ctx, tx, "SELECT digest FROM manifests WHERE repository = ? AND "+generatedSBOMClause+" AND subject = ?", repo, digest)
+	if err != nil {
+		return err
+	}
+	for _, d := range sboms {
+		if d == digest {
+			continue
+		}
+		if err := deleteManifestTx(ctx, tx, repo, d); err != nil {
+			return err
+		}
+	}
 	for _, q := range []string{
 		"DELETE FROM tags WHERE repository = ? AND digest = ?",
 		"DELETE FROM manifest_references WHERE repository = ? AND manifest = ?",

@@ -37,7 +37,8 @@ func tagStatusClause(tagStatus string) (string, error) {
 
 // ListImageIDs lists a repository's images as ECR's ListImages does: one entry per tag, and one
 // digest-only entry per untagged manifest, ordered by digest then tag, after (afterDigest,
-// afterTag).
+// afterTag). Lading's SBOM referrers are left out: a script written for ECR sees the images
+// it pushed.
 func (db *DB) ListImageIDs(ctx context.Context, repo, tagStatus, afterDigest, afterTag string, limit int) ([]store.ImageID, error) {
 	if err := db.requireRepository(ctx, repo); err != nil {
 		return nil, err
@@ -54,7 +55,7 @@ func (db *DB) ListImageIDs(ctx context.Context, repo, tagStatus, afterDigest, af
 	}
 	rows, err := db.read.QueryContext(ctx, `SELECT m.digest, coalesce(t.tag, '') AS tag
 		FROM manifests m LEFT JOIN tags t ON t.repository = m.repository AND t.digest = m.digest
-		WHERE m.repository = ? AND (m.digest, coalesce(t.tag, '')) > (?, ?)`+where+`
+		WHERE m.repository = ? AND (m.digest, coalesce(t.tag, '')) > (?, ?) AND NOT (m.`+generatedSBOMClause+`)`+where+`
 		ORDER BY m.digest, coalesce(t.tag, '') LIMIT ?`, repo, afterDigest, afterTag, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
@@ -96,7 +97,8 @@ func scanImage(row interface{ Scan(...any) error }) (store.Manifest, error) {
 }
 
 // ListImages returns up to limit manifests of repo (without content) with their tags, in digest
-// order after afterDigest, filtered by tag status.
+// order after afterDigest, filtered by tag status; Lading's SBOM referrers are left out, as by
+// ListImageIDs.
 func (db *DB) ListImages(ctx context.Context, repo, tagStatus, afterDigest string, limit int) ([]store.Manifest, error) {
 	if err := db.requireRepository(ctx, repo); err != nil {
 		return nil, err
@@ -105,7 +107,7 @@ func (db *DB) ListImages(ctx context.Context, repo, tagStatus, afterDigest strin
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.read.QueryContext(ctx, "SELECT "+imageColumns+" FROM manifests m WHERE m.repository = ? AND m.digest > ?"+clause+
+	rows, err := db.read.QueryContext(ctx, "SELECT "+imageColumns+" FROM manifests m WHERE m.repository = ? AND m.digest > ? AND NOT (m."+generatedSBOMClause+")"+clause+
 		" ORDER BY m.digest LIMIT ?", repo, afterDigest, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)

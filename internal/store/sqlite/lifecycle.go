@@ -123,7 +123,8 @@ func (db *DB) LifecyclePreview(ctx context.Context, repo string) (store.Lifecycl
 
 // LifecycleImages returns the images a lifecycle policy considers, with their tags and push
 // times: every manifest of the repository except those an index of it lists, which stay as
-// long as their index (expiring one would break the index).
+// long as their index (expiring one would break the index), and the SBOM referrers Lading
+// generated, which go with their image.
 func (db *DB) LifecycleImages(ctx context.Context, repo string) ([]store.Manifest, error) {
 	if err := db.requireRepository(ctx, repo); err != nil {
 		return nil, err
@@ -143,6 +144,7 @@ func (db *DB) LifecycleImages(ctx context.Context, repo string) ([]store.Manifes
 			WHERE repository = m.repository AND digest = m.digest ORDER BY tag) t), '')
 		FROM manifests m WHERE m.repository = ? AND NOT EXISTS (SELECT 1 FROM manifest_references r
 			WHERE r.repository = m.repository AND r.target = m.digest AND r.kind = 'manifest')
+			AND NOT (m.`+generatedSBOMClause+`)
 		ORDER BY m.digest`, repo)
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle images: %w", err)

@@ -397,6 +397,18 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 		if err := tx.QueryRowContext(ctx, "SELECT tag_mutability FROM repositories WHERE name = ?", m.Repository).Scan(&mutability); err != nil {
 			return err
 		}
+		if opts.Generated && m.Subject != "" {
+			// A generated referrer (an SBOM) describes its subject and goes with it: refused
+			// once the subject is deleted, so none is left behind by a delete during its making.
+			var one int
+			err := tx.QueryRowContext(ctx, "SELECT 1 FROM manifests WHERE repository = ? AND digest = ?", m.Repository, m.Subject).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: subject %s", store.ErrManifestUnknown, m.Subject)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		imageSize := int64(0)
 		for _, r := range refs {
 			switch r.Kind {
@@ -471,7 +483,8 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 		pushed := m
 		pushed.Content = nil
 		pushed.PushedAt = fromMS(now)
-		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangePush, Repository: m.Repository, Manifest: pushed, Tags: tags, Created: res.Created})
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangePush, Repository: m.Repository, Manifest: pushed, Tags: tags, Created: res.Created,
+			Generated: opts.Generated})
 		return err
 	})
 	if err == nil {
@@ -598,7 +611,8 @@ func (db *DB) DeleteManifest(ctx context.Context, repo, digest string, allowRefe
 		if err := deleteManifestTx(ctx, tx, repo, digest); err != nil {
 			return err
 		}
-		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: true})
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: true,
+			Generated: generatedSBOM(m)})
 		return err
 	})
 	if err == nil {
