@@ -18,7 +18,7 @@ import (
 	"github.com/lading-registry/lading/internal/testfiles"
 )
 
-func imageLayers(t *testing.T, file, name string) []pipeline.Layer {
+func imageLayers(t testing.TB, file, name string) []pipeline.Layer {
 	t.Helper()
 	img, err := imagesrc.OpenArchive(context.Background(), testfiles.Path(t, "images", file), name, imagesrc.Options{Platform: "linux/amd64"})
 	if err != nil {

@@ -27,7 +27,7 @@ const (
 		"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.0.11-1~deb12u2"}]}]}]}`
 )
 
-func gzipTar(t *testing.T, files map[string]string) []byte {
+func gzipTar(t testing.TB, files map[string]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -98,7 +98,7 @@ func (c *memCache) Put(_ context.Context, digest string, mode inventory.Mode, li
 	return nil
 }
 
-func index(t *testing.T) *advisory.Index {
+func index(t testing.TB) *advisory.Index {
 	t.Helper()
 	a, err := advisory.Parse([]byte(opensslRecord))
 	if err != nil {
