@@ -36,6 +36,10 @@ type config struct {
 	bigReps   int // timed runs of each scanner on the big image
 	bigMiB    int64
 	skipBig   bool
+	skipApt   bool
+	aptRootfs string // debootstrapped tree of the apt-like image ("" = CACHE/apt-rootfs)
+	skipWarm  bool
+	skipTput  bool
 	osvBin    string
 	ladingBin string
 	verbose   bool // list every finding difference, not only a summary per kind
@@ -52,6 +56,10 @@ func main() {
 	flag.IntVar(&cfg.bigReps, "big-reps", 5, "timed runs of each scanner on the big image")
 	flag.Int64Var(&cfg.bigMiB, "big-mib", 1024, "size of the big image in MiB (sum of its uncompressed layers)")
 	flag.BoolVar(&cfg.skipBig, "skip-big", false, "do not build or scan the big image")
+	flag.BoolVar(&cfg.skipApt, "skip-apt", false, "do not build or scan the apt-like image")
+	flag.StringVar(&cfg.aptRootfs, "apt-rootfs", "", "debootstrapped tree for the apt-like image (default: CACHE/apt-rootfs, made with debootstrap when missing)")
+	flag.BoolVar(&cfg.skipTput, "skip-throughput", false, "do not run the scan-on-push throughput benchmark (go test -bench in internal/scanning)")
+	flag.BoolVar(&cfg.skipWarm, "skip-warm", false, "do not run the warm-base benchmark (go test -bench in internal/scanning/pipeline)")
 	flag.StringVar(&cfg.osvBin, "osv-scanner", "", "osv-scanner binary (default: $(go env GOPATH)/bin/osv-scanner or PATH; installed at "+osvVersion+" if missing)")
 	flag.StringVar(&cfg.ladingBin, "lading", "", "lading binary (default: built from REPO/cmd/lading)")
 	flag.StringVar(&cfg.only, "only", "", "comma-separated image names to run (e.g. neo4j-like,big-1GiB; default: all)")
@@ -114,6 +122,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		want := strings.Split(cfg.only, ",")
 		images = slices.DeleteFunc(images, func(i scanImage) bool { return !slices.Contains(want, i.name) })
 		cfg.skipBig = cfg.skipBig || !slices.Contains(want, bigName)
+		cfg.skipApt = cfg.skipApt || !slices.Contains(want, aptName)
 	}
 	if !cfg.skipBig {
 		big, err := b.bigImage(ctx)
@@ -122,12 +131,32 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		}
 		images = append(images, big)
 	}
+	if !cfg.skipApt {
+		apt, err := b.aptImage(ctx)
+		if err != nil {
+			// The image needs Debian's repositories or a prepared tree: say why it is missing.
+			b.aptSkipped = err.Error()
+			progress("apt-like image skipped: %v", err)
+		} else {
+			images = append(images, apt)
+		}
+	}
 	for _, img := range images {
 		res, err := b.measure(ctx, img)
 		if err != nil {
 			return fmt.Errorf("%s: %w", img.name, err)
 		}
 		b.results = append(b.results, res)
+	}
+	if !cfg.skipWarm {
+		if b.warm, err = b.warmBase(ctx); err != nil {
+			return fmt.Errorf("warm-base benchmark: %w", err)
+		}
+	}
+	if !cfg.skipTput {
+		if b.tput, err = b.throughput(ctx); err != nil {
+			return fmt.Errorf("throughput benchmark: %w", err)
+		}
 	}
 	b.loadEnd = machine.LoadAverage()
 	b.report(ctx, out)

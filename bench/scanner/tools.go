@@ -34,7 +34,12 @@ type bench struct {
 	loadStart string
 	loadEnd   string
 	bigInfo   bigImageInfo
-	results   []imageResult
+	aptInfo   bigImageInfo
+	// aptSkipped says why the apt-like image is not in the run.
+	aptSkipped string
+	warm       *warmResult
+	tput       *throughputResult
+	results    []imageResult
 }
 
 func output(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -65,6 +66,8 @@ type scanOptions struct {
 	reachableOnly bool
 	// includeOSOwned reports language packages an OS package installed on their own too.
 	includeOSOwned bool
+	// cpuProfile and memProfile are where to write profiles of the scan (hidden: for developers).
+	cpuProfile, memProfile string
 }
 
 func newScanCommand() *cobra.Command {
@@ -113,6 +116,10 @@ func newScanCommand() *cobra.Command {
 	f.StringSliceVar(&o.vexFiles, "vex", nil, "suppress the findings these VEX documents (OpenVEX 0.2 or CycloneDX JSON) say are not_affected or fixed (repeatable)")
 	f.BoolVar(&o.includeOSOwned, "include-os-owned", false, "also report on their own the language packages an OS package installed (a Debian python3-xyz's dist-info), which are otherwise reported once, as the OS package naming them")
 	f.BoolVar(&o.reachableOnly, "reachable-only", false, "hide findings whose every package is a Go package whose binary lacks the advisory's vulnerable symbols (reachability ABSENT; UNKNOWN is kept)")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scan to this file")
+	f.StringVar(&o.memProfile, "memprofile", "", "write the heap profile at the heap's peak to this file")
+	_ = f.MarkHidden("cpuprofile")
+	_ = f.MarkHidden("memprofile")
 	return cmd
 }
 
@@ -161,6 +168,15 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
+	prof, err := startProfiles(ctx, o.cpuProfile, o.memProfile)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := prof.Stop(); perr != nil {
+			log.Warn("write profiles", "error", perr)
+		}
+	}()
 
 	// A scan holds little at once (layers stream; large files spill to disk), so a soft memory
 	// limit keeps the garbage collector from letting the heap double between collections.
@@ -197,15 +213,16 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	progress := newLayerProgress(os.Stderr, len(img.Layers))
+	layers := pipelineLayers(img)
+	progress := newLayerProgress(os.Stderr, layers)
 	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone,
 		KeepOSOwned: o.includeOSOwned}
 	// Only the advisories of the packages found are loaded, not the whole database.
 	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
 		return vdb.IndexFor(ctx, keys)
 	})
-	res, err := scanner.Scan(ctx, pipelineLayers(img), advisories)
-	progress.done()
+	res, err := scanner.Scan(ctx, layers, advisories)
+	progress.finish()
 	if err != nil {
 		return err
 	}
@@ -295,51 +312,70 @@ func pipelineLayers(img *imagesrc.Image) []pipeline.Layer {
 	return out
 }
 
-// layerProgress draws one line on a terminal while layers are read: the layer, the bytes read
-// of it, and the packages found so far. It draws nothing when standard error is not a
-// terminal, so logs and CI output stay clean, and it clears its line when done.
+// layerProgress draws one line on a terminal while layers are read: the layers done, the
+// bytes read of all layers, and the packages found so far. It draws nothing when standard
+// error is not a terminal, so logs and CI output stay clean, and it clears its line when done.
+// Layers are read concurrently, so its state is behind a mutex.
 type layerProgress struct {
-	w        io.Writer
-	tty      bool
-	total    int
-	i        int
-	size     int64
+	w     io.Writer
+	tty   bool
+	total int
+	// size is the sum of the layers' sizes (those known).
+	size int64
+
+	mu       sync.Mutex
+	done     int
 	read     int64
 	packages int
 	last     time.Time
-	// langPackages and osPackages (by database path) make up packages.
+	// langPackages and osPackages (by database path, with the layer index of the copy
+	// counted) make up packages.
 	langPackages int
-	osPackages   map[string]int
+	osPackages   map[string]osCount
 }
 
-func newLayerProgress(w *os.File, total int) *layerProgress {
-	return &layerProgress{w: w, tty: term.IsTerminal(int(w.Fd())), total: total}
+type osCount struct{ layer, packages int }
+
+func newLayerProgress(w *os.File, layers []pipeline.Layer) *layerProgress {
+	p := &layerProgress{w: w, tty: term.IsTerminal(int(w.Fd())), total: len(layers)}
+	for _, l := range layers {
+		p.size += max(l.Size, 0)
+	}
+	return p
 }
 
-// layer starts the line of layer i and counts what is read of it through r.
+// layer counts what is read of layer i through r.
 func (p *layerProgress) layer(i int, l pipeline.Layer, r io.Reader) io.Reader {
-	p.i, p.size, p.read = i, l.Size, 0
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.draw(true)
 	return &progressReader{r: r, p: p}
 }
 
 // layerDone adds the packages a layer holds. An OS package database is written whole by each
-// layer that changes it, so the latest copy of each counts, not their sum.
-func (p *layerProgress) layerDone(_ int, _ pipeline.Layer, li *inventory.LayerInventory) {
+// layer that changes it, so the copy of the highest layer counts, not their sum (layers finish
+// in any order).
+func (p *layerProgress) layerDone(i int, _ pipeline.Layer, li *inventory.LayerInventory) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
 	p.langPackages += len(li.Packages)
 	for _, db := range li.OSDatabases {
 		if p.osPackages == nil {
-			p.osPackages = map[string]int{}
+			p.osPackages = map[string]osCount{}
 		}
-		p.osPackages[db.Path] = len(db.Packages)
+		if c, ok := p.osPackages[db.Path]; !ok || c.layer <= i {
+			p.osPackages[db.Path] = osCount{layer: i, packages: len(db.Packages)}
+		}
 	}
 	p.packages = p.langPackages
-	for _, n := range p.osPackages {
-		p.packages += n
+	for _, c := range p.osPackages {
+		p.packages += c.packages
 	}
 	p.draw(true)
 }
 
+// draw is called with p.mu held.
 func (p *layerProgress) draw(force bool) {
 	if !p.tty || (!force && time.Since(p.last) < 100*time.Millisecond) {
 		return
@@ -349,10 +385,10 @@ func (p *layerProgress) draw(force bool) {
 	if p.size > 0 {
 		size += " / " + humanize.IBytes(uint64(p.size))
 	}
-	fmt.Fprintf(p.w, "\r\033[Kreading layer %d/%d  %s  %s  %d packages", p.i+1, p.total, size, bar(p.read, p.size, 30), p.packages)
+	fmt.Fprintf(p.w, "\r\033[Kreading layers: %d/%d done  %s  %s  %d packages", p.done, p.total, size, bar(p.read, p.size, 30), p.packages)
 }
 
-func (p *layerProgress) done() {
+func (p *layerProgress) finish() {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
@@ -373,7 +409,9 @@ type progressReader struct {
 
 func (pr *progressReader) Read(b []byte) (int, error) {
 	n, err := pr.r.Read(b)
+	pr.p.mu.Lock()
 	pr.p.read += int64(n)
 	pr.p.draw(false)
+	pr.p.mu.Unlock()
 	return n, err
 }

@@ -10,33 +10,39 @@ import (
 	"github.com/lading-registry/lading/internal/scanning/pipeline"
 )
 
-// TestLayerProgress: on a terminal the line shows the layer, the bytes read and the packages
-// found (an OS database counted once however many layers rewrite it), and is cleared at the
-// end; off a terminal nothing is drawn.
+// TestLayerProgress: on a terminal the line shows the layers done, the bytes read and the
+// packages found (an OS database counted once however many layers rewrite it, the highest
+// layer's copy even when a lower layer finishes last), and is cleared at the end; off a
+// terminal nothing is drawn.
 func TestLayerProgress(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		tty  bool
 		want []string
 	}{
-		{"terminal", true, []string{"reading layer 1/2", "3.0 KiB / 3.0 KiB", "reading layer 2/2", "4 packages"}},
+		{"terminal", true, []string{"reading layers: 1/2 done", "3.0 KiB / 6.0 KiB", "6.0 KiB / 6.0 KiB", "reading layers: 2/2 done", "4 packages"}},
 		{"not a terminal", false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			p := &layerProgress{w: &out, tty: tc.tty, total: 2}
-			layers := []*inventory.LayerInventory{
-				{Packages: []inventory.Package{{Name: "a"}}, OSDatabases: []inventory.OSDatabase{{Path: "/var/lib/dpkg/status", Packages: make([]inventory.Package, 2)}}},
-				{OSDatabases: []inventory.OSDatabase{{Path: "/var/lib/dpkg/status", Packages: make([]inventory.Package, 3)}}},
+			p := &layerProgress{w: &out, tty: tc.tty, total: 2, size: 6144}
+			// The upper layer (1) finishes first.
+			layers := []struct {
+				i  int
+				li *inventory.LayerInventory
+			}{
+				{1, &inventory.LayerInventory{Packages: []inventory.Package{{Name: "a"}}, OSDatabases: []inventory.OSDatabase{{Path: "/var/lib/dpkg/status", Packages: make([]inventory.Package, 3)}}}},
+				{0, &inventory.LayerInventory{OSDatabases: []inventory.OSDatabase{{Path: "/var/lib/dpkg/status", Packages: make([]inventory.Package, 2)}}}},
 			}
-			for i, li := range layers {
+			for _, tc := range layers {
+				i, li := tc.i, tc.li
 				l := pipeline.Layer{Size: 3072}
 				if _, err := io.Copy(io.Discard, p.layer(i, l, strings.NewReader(strings.Repeat("x", 3072)))); err != nil {
 					t.Fatal(err)
 				}
 				p.layerDone(i, l, li)
 			}
-			p.done()
+			p.finish()
 			got := out.String()
 			if !tc.tty {
 				if got != "" {

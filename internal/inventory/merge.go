@@ -126,7 +126,9 @@ func MergeWith(layers []*LayerInventory, opts MergeOptions) *Image {
 			}
 			if at >= 0 {
 				osPkg := &img.Packages[at]
-				osPkg.LanguagePackages = append(osPkg.LanguagePackages, LanguagePackage{Ecosystem: pkg.Ecosystem, Name: pkg.Name, Version: pkg.Version, Path: pkg.Path})
+				// Clipped: the layer inventories are shared between concurrent merges (the
+				// scanning service's memo), and must not be appended to in place.
+				osPkg.LanguagePackages = append(slices.Clip(osPkg.LanguagePackages), LanguagePackage{Ecosystem: pkg.Ecosystem, Name: pkg.Name, Version: pkg.Version, Path: pkg.Path})
 				if !opts.KeepOSOwned {
 					continue
 				}

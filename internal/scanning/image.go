@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -93,7 +94,7 @@ func modeOf(scanType string) inventory.Mode {
 // scanner is the scan pipeline for a scan type, with the store's layer inventories as its
 // cache.
 func (s *Service) scanner(scanType string, log *slog.Logger) pipeline.Scanner {
-	return pipeline.Scanner{Mode: modeOf(scanType), ScratchDir: s.cfg.ScratchDir, Cache: layerCache{s.store}, Logger: log}
+	return pipeline.Scanner{Mode: modeOf(scanType), ScratchDir: s.cfg.ScratchDir, Cache: layerCache{s.store, s.layerMemo}, Logger: log, Slots: s.layerSlots}
 }
 
 // pipelineLayers are the image's layers as the pipeline reads them, from the blob store.
@@ -129,11 +130,20 @@ func (l blobLayer) Open(ctx context.Context) (io.ReadCloser, error) {
 	return rc, nil
 }
 
-// layerCache keeps the pipeline's layer inventories in the store.
-type layerCache struct{ store Store }
+// layerCache keeps the pipeline's layer inventories in the store, and the last ones used
+// decoded in memory: the base layer shared by the images pushed in a row is decoded once,
+// not once per image (which was a quarter of a small image's scan).
+type layerCache struct {
+	store Store
+	memo  *layerMemo
+}
 
 func (c layerCache) Get(ctx context.Context, dg string, mode inventory.Mode) (*inventory.LayerInventory, bool, error) {
-	raw, err := c.store.LayerInventory(ctx, dg, string(mode), inventory.Fingerprint(mode))
+	key := memoKey{dg, mode, inventory.Fingerprint(mode)}
+	if li, ok := c.memo.get(key); ok {
+		return li, true, nil
+	}
+	raw, err := c.store.LayerInventory(ctx, dg, string(mode), key.fingerprint)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -144,6 +154,7 @@ func (c layerCache) Get(ctx context.Context, dg string, mode inventory.Mode) (*i
 	if err := decodeGzipJSON(raw, &li); err != nil {
 		return nil, false, nil // a damaged entry: the layer is read again
 	}
+	c.memo.put(key, &li)
 	return &li, true, nil
 }
 
@@ -152,7 +163,62 @@ func (c layerCache) Put(ctx context.Context, dg string, mode inventory.Mode, li 
 	if err != nil {
 		return err
 	}
-	return c.store.PutLayerInventory(ctx, dg, string(mode), inventory.Fingerprint(mode), raw)
+	if err := c.store.PutLayerInventory(ctx, dg, string(mode), inventory.Fingerprint(mode), raw); err != nil {
+		return err
+	}
+	c.memo.put(memoKey{dg, mode, inventory.Fingerprint(mode)}, li)
+	return nil
+}
+
+type memoKey struct {
+	digest      string
+	mode        inventory.Mode
+	fingerprint string
+}
+
+// layerMemo holds the last maxMemoLayers layer inventories used, decoded. They are shared by
+// concurrent scans, which only read them (inventory.Merge copies what it keeps).
+type layerMemo struct {
+	mu    sync.Mutex
+	max   int
+	m     map[memoKey]*inventory.LayerInventory
+	order []memoKey // oldest first
+}
+
+// maxMemoLayers bounds the memo by count: a layer inventory holds the layer's package list and
+// package-relevant paths, tens to hundreds of kilobytes for a base layer.
+const maxMemoLayers = 64
+
+func newLayerMemo(n int) *layerMemo {
+	return &layerMemo{max: n, m: map[memoKey]*inventory.LayerInventory{}}
+}
+
+func (lm *layerMemo) get(k memoKey) (*inventory.LayerInventory, bool) {
+	if lm == nil {
+		return nil, false
+	}
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	li, ok := lm.m[k]
+	return li, ok
+}
+
+func (lm *layerMemo) put(k memoKey, li *inventory.LayerInventory) {
+	if lm == nil {
+		return
+	}
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	if _, ok := lm.m[k]; ok {
+		lm.m[k] = li
+		return
+	}
+	if len(lm.order) >= lm.max {
+		delete(lm.m, lm.order[0])
+		lm.order = lm.order[1:]
+	}
+	lm.m[k] = li
+	lm.order = append(lm.order, k)
 }
 
 // storedInventory is what the store keeps of an image inventory.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/blob"
@@ -124,6 +126,11 @@ type Service struct {
 	// indexChangedAt is when the advisory index last changed (vulnerabilitySourceUpdatedAt).
 	indexChangedAt atomic.Pointer[time.Time]
 	metrics        *metrics
+	// layerMemo keeps recently used layer inventories decoded, for every scan of the node.
+	layerMemo *layerMemo
+	// layerSlots bounds the layers read at once by all the node's scans to the core count,
+	// whatever the number of workers, so memory stays bounded (pipeline.Scanner.Slots).
+	layerSlots *semaphore.Weighted
 }
 
 // New returns a scanning service.
@@ -155,7 +162,8 @@ func New(st interface {
 	}
 	host, _ := os.Hostname()
 	return &Service{store: st, results: st, blobs: blobs, adv: adv, cfg: cfg, wake: make(chan struct{}, 1),
-		owner: host + "/" + strconv.Itoa(os.Getpid()), metrics: newMetrics(cfg.Registerer)}
+		owner: host + "/" + strconv.Itoa(os.Getpid()), metrics: newMetrics(cfg.Registerer),
+		layerMemo: newLayerMemo(maxMemoLayers), layerSlots: semaphore.NewWeighted(int64(runtime.GOMAXPROCS(0)))}
 }
 
 // Wake tells the workers that jobs may be waiting.

@@ -65,7 +65,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{ctx: ctx, db: db, blobs: blobs, svc: svc, clock: c}
 }
 
-func (f *fixture) putBlob(t *testing.T, data []byte) digest.Digest {
+func (f *fixture) putBlob(t testing.TB, data []byte) digest.Digest {
 	t.Helper()
 	id, err := f.blobs.NewUpload(f.ctx)
 	if err != nil {
@@ -81,7 +81,7 @@ func (f *fixture) putBlob(t *testing.T, data []byte) digest.Digest {
 	return d
 }
 
-func gzipTar(t *testing.T, files map[string]string) []byte {
+func gzipTar(t testing.TB, files map[string]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)

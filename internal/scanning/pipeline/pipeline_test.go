@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/lading-registry/lading/internal/advisory"
@@ -26,7 +27,7 @@ const (
 		"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.0.11-1~deb12u2"}]}]}]}`
 )
 
-func gzipTar(t *testing.T, files map[string]string) []byte {
+func gzipTar(t testing.TB, files map[string]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -48,9 +49,10 @@ func gzipTar(t *testing.T, files map[string]string) []byte {
 	return buf.Bytes()
 }
 
-// blobs serves layer content from memory and counts the opens.
+// blobs serves layer content from memory and counts the opens (layers are read concurrently).
 type blobs struct {
 	content map[string][]byte
+	mu      sync.Mutex
 	opens   map[string]int
 }
 
@@ -64,7 +66,9 @@ type opener struct {
 }
 
 func (o opener) Open(context.Context) (io.ReadCloser, error) {
+	o.b.mu.Lock()
 	o.b.opens[o.digest]++
+	o.b.mu.Unlock()
 	data, ok := o.b.content[o.digest]
 	if !ok {
 		return nil, &pipeline.AbsentError{Reason: "not here"}
@@ -72,20 +76,29 @@ func (o opener) Open(context.Context) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
-// memCache is a Cache in memory.
-type memCache map[string]*inventory.LayerInventory
+// memCache is a Cache in memory, safe for the concurrent layer reads of a scan.
+type memCache struct {
+	mu sync.Mutex
+	m  map[string]*inventory.LayerInventory
+}
 
-func (c memCache) Get(_ context.Context, digest string, mode inventory.Mode) (*inventory.LayerInventory, bool, error) {
-	li, ok := c[digest+"/"+string(mode)]
+func newMemCache() *memCache { return &memCache{m: map[string]*inventory.LayerInventory{}} }
+
+func (c *memCache) Get(_ context.Context, digest string, mode inventory.Mode) (*inventory.LayerInventory, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	li, ok := c.m[digest+"/"+string(mode)]
 	return li, ok, nil
 }
 
-func (c memCache) Put(_ context.Context, digest string, mode inventory.Mode, li *inventory.LayerInventory) error {
-	c[digest+"/"+string(mode)] = li
+func (c *memCache) Put(_ context.Context, digest string, mode inventory.Mode, li *inventory.LayerInventory) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[digest+"/"+string(mode)] = li
 	return nil
 }
 
-func index(t *testing.T) *advisory.Index {
+func index(t testing.TB) *advisory.Index {
 	t.Helper()
 	a, err := advisory.Parse([]byte(opensslRecord))
 	if err != nil {
@@ -107,10 +120,15 @@ func TestScanReadsEachLayerOnceAndMatches(t *testing.T) {
 		asked = append(asked, keys)
 		return idx, nil
 	})
-	var progressed []string
-	cache := memCache{}
+	var (
+		progressMu sync.Mutex
+		progressed []string
+	)
+	cache := newMemCache()
 	s := pipeline.Scanner{Mode: inventory.ModeBasic, ScratchDir: t.TempDir(), Cache: cache,
 		Progress: func(i int, l pipeline.Layer, r io.Reader) io.Reader {
+			progressMu.Lock()
+			defer progressMu.Unlock()
 			progressed = append(progressed, l.Digest)
 			return r
 		}}
@@ -134,7 +152,8 @@ func TestScanReadsEachLayerOnceAndMatches(t *testing.T) {
 	if res.NotEvaluated != nil {
 		t.Errorf("not evaluated: %v", res.NotEvaluated)
 	}
-	if !slices.Equal(progressed, []string{"sha256:base", "sha256:ssl"}) {
+	// Layers are read concurrently: each once, in any order.
+	if slices.Sort(progressed); !slices.Equal(progressed, []string{"sha256:base", "sha256:ssl"}) {
 		t.Errorf("progress saw %v", progressed)
 	}
 
@@ -157,7 +176,7 @@ func TestAbsentLayerIsSkippedNotCached(t *testing.T) {
 	b := &blobs{opens: map[string]int{}, content: map[string][]byte{
 		"sha256:base": gzipTar(t, map[string]string{"etc/os-release": debianRelease}),
 	}}
-	cache := memCache{}
+	cache := newMemCache()
 	s := pipeline.Scanner{ScratchDir: t.TempDir(), Cache: cache}
 	inv, err := s.Inventory(context.Background(), []pipeline.Layer{b.layer("sha256:base", ""), b.layer("sha256:foreign", "")})
 	if err != nil {
@@ -167,7 +186,7 @@ func TestAbsentLayerIsSkippedNotCached(t *testing.T) {
 	if i < 0 || inv.Skipped[i].Reason != "not here" {
 		t.Errorf("skipped %+v", inv.Skipped)
 	}
-	if _, ok := cache["sha256:foreign/"+string(inventory.ModeEnhanced)]; ok {
+	if _, ok, _ := cache.Get(context.Background(), "sha256:foreign", inventory.ModeEnhanced); ok {
 		t.Error("an absent layer was cached")
 	}
 	if len(inv.History) != 0 {
