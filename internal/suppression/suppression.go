@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -194,9 +195,13 @@ func (in Input) validate(create bool) error {
 }
 
 // ruleARN names a new rule: arn:aws:inspector2:<region>:<account>:owner/<account>/filter/<id>.
+// The id starts with the clock in nanoseconds, so rules made in the same millisecond (the
+// stored creation time) still list in the order they were made: ListFilters orders by
+// creation time, then ARN.
 func (s *Service) ruleARN() (string, error) {
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano()))
+	if _, err := rand.Read(id[8:]); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("arn:aws:inspector2:%s:%s:owner/%s/filter/%s", s.region, s.account, s.account, hex.EncodeToString(id[:])), nil
