@@ -234,6 +234,13 @@ func TestConsoleStory(t *testing.T) {
 	if hooks := s.text("#webhooks"); !strings.Contains(hooks, "http://127.0.0.1:9") {
 		t.Errorf("webhooks on the settings page:\n%s", hooks)
 	}
+	// A suppression rule made through Inspector's API is listed there too.
+	s.aws("inspector2", "create-filter", "--name", "accepted-risk", "--action", "SUPPRESS", "--reason", "tracked in RISK-1",
+		"--filter-criteria", `{"vulnerabilityId":[{"comparison":"EQUALS","value":"CVE-2000-0001"}]}`)
+	s.do(chromedp.Navigate(s.url("/console/settings")), chromedp.WaitVisible(chromedp.CSS("#supp-h")))
+	if rules := s.text("section[aria-labelledby=supp-h]"); !strings.Contains(rules, "accepted-risk (SUPPRESS): tracked in RISK-1") {
+		t.Errorf("suppression rules on the settings page:\n%s", rules)
+	}
 	s.screenshot("settings")
 
 	// Push the seed image; its page shows the scan in progress, then Log4Shell under the layer
