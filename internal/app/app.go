@@ -213,6 +213,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, fmt.Errorf("--pull-gate-*: %w", err)
 	}
+	a.gate.WithPage(console.ImageURL)
 	if a.handler, err = a.buildHandler(); err != nil {
 		_ = closeAudit()
 		_ = meta.Close()

@@ -118,6 +118,10 @@ func (h *Handler) allImages(ctx context.Context, repo string) ([]store.Manifest,
 }
 
 func repoURL(name string) string { return Prefix + "repository?" + url.Values{"name": {name}}.Encode() }
+
+// ImageURL is the path of an image's page (other faces point people at it).
+func ImageURL(repo, digest string) string { return imageURL(repo, digest) }
+
 func imageURL(repo, digest string) string {
 	return Prefix + "image?" + url.Values{"repository": {repo}, "digest": {digest}}.Encode()
 }

@@ -83,6 +83,8 @@ type Gate struct {
 	registryID string
 	scanType   func(ctx context.Context) (string, error)
 	now        func() time.Time
+	// page names where a person reads an image's findings (the console's image page); nil: none.
+	page func(repo, digest string) string
 }
 
 // New returns a gate with the registry's default policy (from `lading serve`'s flags).
@@ -95,6 +97,12 @@ func New(st Store, def Policy, registryID string, scanType func(ctx context.Cont
 		now = time.Now
 	}
 	return &Gate{store: st, def: def, registryID: registryID, scanType: scanType, now: now}, nil
+}
+
+// WithPage makes refusals name where the image's findings are read (set before the gate is used).
+func (g *Gate) WithPage(page func(repo, digest string) string) *Gate {
+	g.page = page
+	return g
 }
 
 // MaxNamed is how many findings a refusal names.
@@ -137,8 +145,12 @@ func (g *Gate) Check(ctx context.Context, p Caller, repo, digest string) error {
 	if pol.Grace > 0 {
 		grace = " first observed more than " + pol.Grace.String() + " ago"
 	}
-	return fmt.Errorf("%w: %s@%s has %d ACTIVE %s at or above %s%s: %s%s", ErrRefused, repo, digest, len(ids), noun, pol.Severity, grace,
-		strings.Join(named, ", "), more)
+	see := ""
+	if g.page != nil {
+		see = "; see " + g.page(repo, digest)
+	}
+	return fmt.Errorf("%w: %s@%s has %d ACTIVE %s at or above %s%s: %s%s%s", ErrRefused, repo, digest, len(ids), noun, pol.Severity, grace,
+		strings.Join(named, ", "), more, see)
 }
 
 // exempt reports whether the policy names the caller.

@@ -88,8 +88,10 @@ func TestRefusalNamesAFew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.WithPage(func(repo, digest string) string { return "/console/image?repository=" + repo + "&digest=" + digest })
 	err = g.Check(context.Background(), Caller{}, "app", "sha256:abc")
-	if err == nil || !strings.Contains(err.Error(), "7 ACTIVE findings") || !strings.Contains(err.Error(), "CVE-5 and 2 more") || strings.Contains(err.Error(), "CVE-6") {
+	if err == nil || !strings.Contains(err.Error(), "7 ACTIVE findings") || !strings.Contains(err.Error(), "CVE-5 and 2 more") || strings.Contains(err.Error(), "CVE-6") ||
+		!strings.HasSuffix(err.Error(), "; see /console/image?repository=app&digest=sha256:abc") {
 		t.Errorf("refusal %v", err)
 	}
 }

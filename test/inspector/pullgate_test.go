@@ -49,7 +49,8 @@ func TestPullGate(t *testing.T) {
 	refused := func(why string) {
 		t.Helper()
 		out, err := s.cranePull(t, admin)
-		if err == nil || !strings.Contains(out, "DENIED") || !strings.Contains(out, log4shell) || !strings.Contains(out, "ACTIVE finding") {
+		if err == nil || !strings.Contains(out, "DENIED") || !strings.Contains(out, log4shell) || !strings.Contains(out, "ACTIVE finding") ||
+			!strings.Contains(out, "/console/image?") {
 			t.Fatalf("%s: crane pull: %v\n%s", why, err, out)
 		}
 	}
