@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/inspector2"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/lading-registry/lading/internal/testserver"
 )
 
 // sdkOperations lists the operations of the Inspector2 model, as methods of the SDK client.
@@ -53,7 +55,7 @@ func TestDocumentedOperations(t *testing.T) {
 	h, _ := newTestHandler(t)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	client := inspector2.New(inspector2.Options{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL), Retryer: aws.NopRetryer{},
+	client := inspector2.New(inspector2.Options{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL), Retryer: testserver.SDKRetryer(),
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, nil
 		})})

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/inspector2"
 	"github.com/aws/aws-sdk-go-v2/service/inspector2/types"
+
+	"github.com/lading-registry/lading/internal/testserver"
 )
 
 func callJSON(t *testing.T, h *Handler, path, body string, want int) map[string]any {
@@ -171,7 +173,7 @@ func TestFiltersThroughTheSDK(t *testing.T) {
 	h, _ := newTestHandler(t)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	client := inspector2.New(inspector2.Options{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL), Retryer: aws.NopRetryer{},
+	client := inspector2.New(inspector2.Options{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL), Retryer: testserver.SDKRetryer(),
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, nil
 		})})

@@ -138,7 +138,7 @@ func (ps *permServer) sdk(k identity) *ecr.Client {
 		return c
 	}
 	c := ecr.New(ecr.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(ps.srv.URL()), Retryer: aws.NopRetryer{},
+		Region: "us-east-1", BaseEndpoint: aws.String(ps.srv.URL()), Retryer: testserver.SDKRetryer(),
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: k.id, SecretAccessKey: k.secret, Source: "test"}, nil
 		}),
@@ -178,7 +178,7 @@ func (ps *permServer) digest(ref string) string {
 // repositories lists every repository, as the admin sees them. Pages stay small: the SDK's
 // transport can close its connection while the body is read when the server answers before the
 // client's write loop sees its request body end (aws-sdk-go-v2 issue #2737: the default retryer
-// retries net.ErrClosed; these clients use NopRetryer). Reproduced against the old code too; a
+// retries net.ErrClosed; these clients retry only that, testserver.SDKRetryer). Reproduced against the old code too; a
 // plain client reading the same answers 300 times never failed.
 func (ps *permServer) repositories() []string {
 	ps.t.Helper()

@@ -72,7 +72,7 @@ func (s *server) client(region, id, secret string) *ecr.Client {
 		Region:       region,
 		BaseEndpoint: aws.String(s.URL),
 		Credentials:  staticCreds(id, secret),
-		Retryer:      aws.NopRetryer{},
+		Retryer:      testserver.SDKRetryer(),
 	})
 }
 

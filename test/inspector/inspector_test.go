@@ -51,7 +51,7 @@ func newStory(t *testing.T, serveArgs ...string) *story {
 	if _, err := os.Stat(s.cli); err != nil {
 		s.cli = testserver.Tool(t, "aws")
 	}
-	s.sdk = inspector2.New(inspector2.Options{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL()), Retryer: aws.NopRetryer{},
+	s.sdk = inspector2.New(inspector2.Options{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL()), Retryer: testserver.SDKRetryer(),
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: testserver.AccessKeyID, SecretAccessKey: testserver.SecretAccessKey}, nil
 		})})
