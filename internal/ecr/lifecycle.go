@@ -81,26 +81,17 @@ func lastEvaluated(p store.LifecyclePolicy) *epoch {
 	return &zero
 }
 
+// getLifecyclePolicy and deleteLifecyclePolicy take the same request and answer the same policy:
+// the one stored, or the one deleted.
 func (h *Handler) getLifecyclePolicy(ctx context.Context, _ *call, body []byte) (any, error) {
-	var in struct {
-		RegistryID     *string `json:"registryId"`
-		RepositoryName *string `json:"repositoryName"`
-	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	repo, err := h.lifecycleRepo(ctx, &validator{coral: true}, in.RegistryID, in.RepositoryName)
-	if err != nil {
-		return nil, err
-	}
-	p, err := h.meta.LifecyclePolicy(ctx, repo)
-	if err != nil {
-		return nil, h.storeError(err, repo)
-	}
-	return lifecyclePolicyOut{RegistryID: h.cfg.RegistryID, RepositoryName: repo, LifecyclePolicyText: p.Text, LastEvaluatedAt: lastEvaluated(p)}, nil
+	return h.lifecyclePolicyOp(ctx, body, h.meta.LifecyclePolicy)
 }
 
 func (h *Handler) deleteLifecyclePolicy(ctx context.Context, _ *call, body []byte) (any, error) {
+	return h.lifecyclePolicyOp(ctx, body, h.meta.DeleteLifecyclePolicy)
+}
+
+func (h *Handler) lifecyclePolicyOp(ctx context.Context, body []byte, op func(ctx context.Context, repo string) (store.LifecyclePolicy, error)) (any, error) {
 	var in struct {
 		RegistryID     *string `json:"registryId"`
 		RepositoryName *string `json:"repositoryName"`
@@ -112,7 +103,7 @@ func (h *Handler) deleteLifecyclePolicy(ctx context.Context, _ *call, body []byt
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.meta.DeleteLifecyclePolicy(ctx, repo)
+	p, err := op(ctx, repo)
 	if err != nil {
 		return nil, h.storeError(err, repo)
 	}

@@ -242,19 +242,23 @@ func criteriaEcho(j store.ReportJob) json.RawMessage {
 	return json.RawMessage(j.Criteria)
 }
 
-func (h *Handler) cancelSbomExport(ctx context.Context, _ *call, body []byte) (any, error) {
-	var in reportIDWire
-	if err := decode(body, &in); err != nil {
-		return nil, err
+// cancelReport is CancelSbomExport and CancelFindingsReport: the same request and answer, each
+// cancelling its own kind of job (Reports.CancelSBOMExport or Reports.CancelFindingsReport).
+func (h *Handler) cancelReport(cancel func(r Reports, ctx context.Context, id string) error) handlerFunc {
+	return func(ctx context.Context, _ *call, body []byte) (any, error) {
+		var in reportIDWire
+		if err := decode(body, &in); err != nil {
+			return nil, err
+		}
+		id, err := reportID(in.ReportID)
+		if err != nil {
+			return nil, err
+		}
+		if err := cancel(h.cfg.Reports, ctx, id); err != nil {
+			return nil, err
+		}
+		return map[string]string{"reportId": id}, nil
 	}
-	id, err := reportID(in.ReportID)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.cfg.Reports.CancelSBOMExport(ctx, id); err != nil {
-		return nil, err
-	}
-	return map[string]string{"reportId": id}, nil
 }
 
 func (h *Handler) createFindingsReport(ctx context.Context, _ *call, body []byte) (any, error) {
@@ -318,21 +322,6 @@ func (h *Handler) getFindingsReportStatus(ctx context.Context, _ *call, body []b
 		Destination    destinationOut  `json:"destination"`
 		FilterCriteria json.RawMessage `json:"filterCriteria,omitempty"`
 	}{j.ID, j.Status, j.ErrorCode, j.ErrorMessage, destinationOf(j), criteriaEcho(j)}, nil
-}
-
-func (h *Handler) cancelFindingsReport(ctx context.Context, _ *call, body []byte) (any, error) {
-	var in reportIDWire
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	id, err := reportID(in.ReportID)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.cfg.Reports.CancelFindingsReport(ctx, id); err != nil {
-		return nil, err
-	}
-	return map[string]string{"reportId": id}, nil
 }
 
 // FindingEncoder gives findings reports their findings in the shape ListFindings answers with
