@@ -82,6 +82,8 @@ type Blobs interface {
 // Advisories is the live advisory index.
 type Advisories interface {
 	Index() *advisory.Index
+	// Current is Index after catching up with the store's version.
+	Current(ctx context.Context) (*advisory.Index, error)
 	Subscribe() *vulndb.Subscription
 	Ready() <-chan struct{}
 }

@@ -387,10 +387,10 @@ type indexChangingOnce struct {
 	change func()
 }
 
-func (a *indexChangingOnce) Index() *advisory.Index {
-	idx := a.Watcher.Index()
+func (a *indexChangingOnce) Current(ctx context.Context) (*advisory.Index, error) {
+	idx, err := a.Watcher.Current(ctx)
 	a.once.Do(a.change)
-	return idx
+	return idx, err
 }
 
 // TestAdvisoryChangeDuringScanIsNotLost: an advisory that arrives while an image is matched,
@@ -439,5 +439,34 @@ func TestAdvisoryChangeDuringScanIsNotLost(t *testing.T) {
 	}
 	if !slices.Contains(ids, "DSA-TEST-1") {
 		t.Fatalf("findings %v: the advisory imported during the scan is missing", ids)
+	}
+}
+
+// TestScanSeesAnImportNotYetPolled: an import by another process (`lading db import` beside
+// the server) that the watcher's poll has not seen yet is used by a scan that starts after it.
+func TestScanSeesAnImportNotYetPolled(t *testing.T) {
+	f := newFixture(t)
+	rec := filepath.Join(t.TempDir(), "DSA-TEST-2.json")
+	if err := os.WriteFile(rec, []byte(`{"id":"DSA-TEST-2","modified":"2026-05-01T00:00:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},`+
+		`"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.0.13-1~deb12u1"}]}]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vulndb.New(f.db, vulndb.Options{Logger: slog.New(slog.DiscardHandler)}).Import(f.ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.PutScanningPolicy(f.ctx, policy.Policy{ScanType: policy.ScanTypeBasic, Rules: []policy.Rule{
+		{Frequency: policy.FrequencyScanOnPush, Filters: []policy.Filter{{Value: "*", Type: policy.FilterTypeWildcard}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	d := f.pushImage(t, "app", map[string]string{"etc/os-release": debianRelease, "var/lib/dpkg/status": dpkgStatus})
+	if n := f.runJobs(t); n != 1 {
+		t.Fatalf("%d scans, want 1", n)
+	}
+	fs, err := f.db.Findings(f.ctx, "app", d, policy.ScanTypeBasic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].VulnerabilityID != "DSA-TEST-2" {
+		t.Fatalf("findings %+v, want DSA-TEST-2 from the import the watcher had not polled", fs)
 	}
 }

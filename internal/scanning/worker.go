@@ -259,7 +259,10 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	// so match again, from the inventory, until the index in use is still current once the
 	// write has committed (after which a change re-evaluates the stored image).
 	for again := false; ; again = true {
-		idx := s.adv.Index()
+		idx, err := s.adv.Current(ctx)
+		if err != nil {
+			return err
+		}
 		unknown, err := s.applyScan(ctx, job, inv, idx, decision, info, facts, invID, started, again)
 		if err != nil {
 			return err

@@ -84,6 +84,17 @@ func NewWatcher(store StoreReader, opts WatcherOptions) *Watcher {
 // refresh it is empty (see Ready).
 func (w *Watcher) Index() *advisory.Index { return w.cur.Load() }
 
+// Current brings the index up to the store's version and returns it: a scan that starts
+// right after an import by another process (`lading db import`, another node) matches
+// against that import rather than against the index of the last poll. Checking the version
+// is one cheap read; a rebuild, when the version moved, is what the next poll would do anyway.
+func (w *Watcher) Current(ctx context.Context) (*advisory.Index, error) {
+	if _, err := w.Refresh(ctx); err != nil {
+		return nil, fmt.Errorf("refresh the advisory index: %w", err)
+	}
+	return w.Index(), nil
+}
+
 // Ready is closed once the index reflects the store (after the first successful refresh):
 // scans should wait for it rather than match against the empty index.
 func (w *Watcher) Ready() <-chan struct{} { return w.ready }
