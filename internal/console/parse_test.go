@@ -153,7 +153,7 @@ func FuzzParseForms(f *testing.F) {
 			t.Fatalf("out of bounds: %+v", lq)
 		}
 		if p, _, err := parsePolicyForm(q); err == nil {
-			if policy.Validate(p) != nil || len(p.Rules) > maxRules {
+			if policy.Validate(p) != nil || len(p.Rules) > policy.MaxRules {
 				t.Fatalf("accepted an invalid policy: %+v", p)
 			}
 		}

@@ -15,14 +15,6 @@ import (
 	"github.com/lading-registry/lading/internal/store"
 )
 
-// Limits of the registry scanning configuration, as PutRegistryScanningConfiguration's model
-// sets them (the ECR face checks the same).
-const (
-	maxRules          = 2
-	maxFiltersPerRule = 100
-	maxFilterLen      = 255
-)
-
 // ruleForm is one rule of the settings form, as typed.
 type ruleForm struct {
 	Frequency string
@@ -35,8 +27,8 @@ type ruleForm struct {
 // field and why.
 func parsePolicyForm(form url.Values) (policy.Policy, []ruleForm, error) {
 	p := policy.Policy{ScanType: form.Get("scan_type"), Rules: []policy.Rule{}}
-	forms := make([]ruleForm, maxRules)
-	for i := range maxRules {
+	forms := make([]ruleForm, policy.MaxRules)
+	for i := range policy.MaxRules {
 		forms[i] = ruleForm{Frequency: form.Get(fmt.Sprintf("rule%d_frequency", i+1)), Filters: form.Get(fmt.Sprintf("rule%d_filters", i+1))}
 	}
 	if p.ScanType != policy.ScanTypeBasic && p.ScanType != policy.ScanTypeEnhanced {
@@ -53,12 +45,12 @@ func parsePolicyForm(form url.Values) (policy.Policy, []ruleForm, error) {
 			return p, forms, fmt.Errorf("%w: rule %d: unknown scan frequency", errBadRequest, i+1)
 		}
 		values := strings.FieldsFunc(rf.Filters, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
-		if len(values) < 1 || len(values) > maxFiltersPerRule {
-			return p, forms, fmt.Errorf("%w: rule %d: give between 1 and %d repository filters", errBadRequest, i+1, maxFiltersPerRule)
+		if len(values) < 1 || len(values) > policy.MaxFiltersPerRule {
+			return p, forms, fmt.Errorf("%w: rule %d: give between 1 and %d repository filters", errBadRequest, i+1, policy.MaxFiltersPerRule)
 		}
 		rule := policy.Rule{Frequency: rf.Frequency, Filters: make([]policy.Filter, len(values))}
 		for j, v := range values {
-			if len(v) > maxFilterLen || !policy.FilterPattern.MatchString(v) {
+			if len(v) > policy.MaxFilterLen || !policy.FilterPattern.MatchString(v) {
 				return p, forms, fmt.Errorf("%w: rule %d: filter %q must be a lowercase repository name pattern (letters, digits, . _ - / and the * wildcard)",
 					errBadRequest, i+1, truncateRunes(v, 64))
 			}
@@ -86,9 +78,9 @@ func truncateRunes(s string, n int) string {
 
 // formOf is the form that shows a stored configuration.
 func formOf(p policy.Policy) []ruleForm {
-	out := make([]ruleForm, maxRules)
+	out := make([]ruleForm, policy.MaxRules)
 	for i, r := range p.Rules {
-		if i >= maxRules {
+		if i >= policy.MaxRules {
 			break
 		}
 		vals := make([]string, len(r.Filters))

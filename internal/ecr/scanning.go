@@ -59,14 +59,14 @@ func (h *Handler) putRegistryScanningConfiguration(ctx context.Context, _ *call,
 	}
 	v := &validator{coral: true}
 	v.enum("scanType", in.ScanType, false, policy.ScanTypeBasic, policy.ScanTypeEnhanced)
-	v.list("rules", len(in.Rules), in.Rules != nil, false, 0, 2)
+	v.list("rules", len(in.Rules), in.Rules != nil, false, 0, policy.MaxRules)
 	for i, r := range in.Rules {
 		path := "rules." + itoa(i+1) + ".member"
 		v.enum(path+".scanFrequency", r.ScanFrequency, true, policy.FrequencyScanOnPush, policy.FrequencyContinuous, policy.FrequencyManual)
-		v.list(path+".repositoryFilters", len(r.RepositoryFilters), r.RepositoryFilters != nil, true, 1, 100)
+		v.list(path+".repositoryFilters", len(r.RepositoryFilters), r.RepositoryFilters != nil, true, 1, policy.MaxFiltersPerRule)
 		for j, f := range r.RepositoryFilters {
 			fpath := path + ".repositoryFilters." + itoa(j+1) + ".member"
-			v.str(fpath+".filter", f.Filter, true, 1, 255, policy.FilterPattern)
+			v.str(fpath+".filter", f.Filter, true, 1, policy.MaxFilterLen, policy.FilterPattern)
 			v.enum(fpath+".filterType", f.FilterType, true, policy.FilterTypeWildcard)
 		}
 	}

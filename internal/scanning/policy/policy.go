@@ -48,6 +48,17 @@ type Filter struct {
 // no rules, so every repository is scanned manually (or on push when the repository says so).
 func DefaultPolicy() Policy { return Policy{ScanType: ScanTypeBasic, Rules: []Rule{}} }
 
+// Limits of a registry scanning configuration, as PutRegistryScanningConfiguration's model
+// sets them; every face that takes a configuration checks them with its own wording.
+const (
+	MaxRules          = 2
+	MaxFiltersPerRule = 100
+	MaxFilterLen      = 255
+)
+
+// ErrInvalid is a configuration outside the model's shape (see the limits above).
+var ErrInvalid = errors.New("invalid scanning configuration")
+
 // ErrFrequencyNotAllowed is a rule whose scan frequency its scan type does not offer.
 var ErrFrequencyNotAllowed = errors.New("scan frequency not allowed for the scan type")
 
@@ -65,9 +76,31 @@ func (e *RuleError) Error() string {
 
 func (e *RuleError) Unwrap() error { return e.Err }
 
-// Validate checks the rules ECR puts on a configuration beyond its wire format: basic scanning
-// scans on push only (it has no continuous scanning, and manual scans need no rule).
+// Validate checks a configuration: its shape as the model defines it (faces check it first, to
+// name the field in their own words), and the rule ECR adds beyond that: basic scanning scans on
+// push only (it has no continuous scanning, and manual scans need no rule).
 func Validate(p Policy) error {
+	if p.ScanType != ScanTypeBasic && p.ScanType != ScanTypeEnhanced {
+		return fmt.Errorf("%w: scan type %q", ErrInvalid, p.ScanType)
+	}
+	if len(p.Rules) > MaxRules {
+		return fmt.Errorf("%w: %d rules, at most %d", ErrInvalid, len(p.Rules), MaxRules)
+	}
+	for i, r := range p.Rules {
+		switch r.Frequency {
+		case FrequencyScanOnPush, FrequencyContinuous, FrequencyManual:
+		default:
+			return fmt.Errorf("%w: rule %d: scan frequency %q", ErrInvalid, i+1, r.Frequency)
+		}
+		if len(r.Filters) < 1 || len(r.Filters) > MaxFiltersPerRule {
+			return fmt.Errorf("%w: rule %d: %d repository filters, want 1 to %d", ErrInvalid, i+1, len(r.Filters), MaxFiltersPerRule)
+		}
+		for _, f := range r.Filters {
+			if f.Type != FilterTypeWildcard || len(f.Value) > MaxFilterLen || !FilterPattern.MatchString(f.Value) {
+				return fmt.Errorf("%w: rule %d: repository filter %q of type %q", ErrInvalid, i+1, f.Value, f.Type)
+			}
+		}
+	}
 	for i, r := range p.Rules {
 		if p.ScanType == ScanTypeBasic && r.Frequency != FrequencyScanOnPush {
 			return &RuleError{Index: i, ScanType: p.ScanType, Frequency: r.Frequency, Err: ErrFrequencyNotAllowed}

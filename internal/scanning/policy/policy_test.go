@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -119,23 +120,47 @@ func TestValidate(t *testing.T) {
 	rule := func(freq string) Rule {
 		return Rule{Frequency: freq, Filters: []Filter{{Value: "*", Type: FilterTypeWildcard}}}
 	}
+	filters := func(n int) []Filter {
+		out := make([]Filter, n)
+		for i := range out {
+			out[i] = Filter{Value: "team-" + strings.Repeat("a", i%10+1), Type: FilterTypeWildcard}
+		}
+		return out
+	}
+	const invalid = -2 // refused for its shape (ErrInvalid)
 	for _, tc := range []struct {
 		name   string
 		policy Policy
-		index  int // of the refused rule, -1 when valid
+		index  int // of the refused rule, -1 when valid, invalid when refused for its shape
 	}{
 		{"default", DefaultPolicy(), -1},
 		{"basic scan on push", Policy{ScanType: ScanTypeBasic, Rules: []Rule{rule(FrequencyScanOnPush)}}, -1},
 		{"basic continuous", Policy{ScanType: ScanTypeBasic, Rules: []Rule{rule(FrequencyScanOnPush), rule(FrequencyContinuous)}}, 1},
 		{"basic manual", Policy{ScanType: ScanTypeBasic, Rules: []Rule{rule(FrequencyManual)}}, 0},
 		{"enhanced continuous and manual", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{rule(FrequencyContinuous), rule(FrequencyManual)}}, -1},
+		{"most filters", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{{Frequency: FrequencyContinuous, Filters: filters(MaxFiltersPerRule)}}}, -1},
+		{"longest filter", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{{Frequency: FrequencyContinuous,
+			Filters: []Filter{{Value: strings.Repeat("a", MaxFilterLen), Type: FilterTypeWildcard}}}}}, -1},
+		{"no scan type", Policy{Rules: []Rule{}}, invalid},
+		{"three rules", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{rule(FrequencyContinuous), rule(FrequencyScanOnPush), rule(FrequencyManual)}}, invalid},
+		{"unknown frequency", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{rule("DAILY")}}, invalid},
+		{"no filters", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{{Frequency: FrequencyContinuous}}}, invalid},
+		{"too many filters", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{{Frequency: FrequencyContinuous, Filters: filters(MaxFiltersPerRule + 1)}}}, invalid},
+		{"filter too long", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{{Frequency: FrequencyContinuous,
+			Filters: []Filter{{Value: strings.Repeat("a", MaxFilterLen+1), Type: FilterTypeWildcard}}}}}, invalid},
+		{"uppercase filter", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{{Frequency: FrequencyContinuous,
+			Filters: []Filter{{Value: "Prod", Type: FilterTypeWildcard}}}}}, invalid},
+		{"filter type", Policy{ScanType: ScanTypeEnhanced, Rules: []Rule{{Frequency: FrequencyContinuous,
+			Filters: []Filter{{Value: "prod", Type: "REGEX"}}}}}, invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Validate(tc.policy)
 			var re *RuleError
 			switch {
-			case tc.index < 0 && err != nil:
+			case tc.index == -1 && err != nil:
 				t.Fatalf("refused: %v", err)
+			case tc.index == invalid && !errors.Is(err, ErrInvalid):
+				t.Fatalf("got %v, want ErrInvalid", err)
 			case tc.index >= 0 && (!errors.As(err, &re) || re.Index != tc.index || !errors.Is(err, ErrFrequencyNotAllowed)):
 				t.Fatalf("got %v, want rule %d refused", err, tc.index)
 			}
