@@ -50,7 +50,8 @@ type loader struct {
 	fingerprint string // of the ENHANCED inventories, as the scanner records it
 
 	keyIDs      map[advisory.PackageKey]int64
-	pairs       []uint64 // key id << 32 | inventory id
+	textIDs     map[string]int64 // finding_texts
+	pairs       []uint64         // key id << 32 | inventory id
 	nextInv     int64
 	nextFinding int64
 	stats       loadStats
@@ -256,7 +257,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			sqlite.PackageKeysColumn(f.PackageKeys), f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli()); err != nil {
 			return err
 		}
-		if err := exec(`INSERT INTO finding_details(finding_id, detail) VALUES (?, ?)`, l.nextFinding, string(f.Detail)); err != nil {
+		if err := l.writeDetail(exec, l.nextFinding, f.Detail); err != nil {
 			return err
 		}
 		for _, q := range sqlite.IndexFindingQueries() { // the query columns and package rows (0027)
@@ -274,6 +275,29 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	l.stats.findings += len(img.findings)
 	l.stats.inventoryBytes += int64(len(img.inventory))
 	return nil
+}
+
+// writeDetail stores a finding's detail as the store does (sqlite.SplitDetail,
+// 0032_finding_texts.sql): the vulnerability's text and the image's facts once, in
+// finding_texts (numbered here rather than looked up), the packages in the detail row.
+func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail []byte) error {
+	head, packages, tail, ok := sqlite.SplitDetail(detail)
+	if !ok {
+		return exec(sqlite.UpsertFindingParts, id, nil, nil, string(detail))
+	}
+	var ids [2]int64
+	for i, text := range []string{head, tail} {
+		tid, ok := l.textIDs[text]
+		if !ok {
+			tid = int64(len(l.textIDs) + 1)
+			l.textIDs[text] = tid
+			if err := exec(sqlite.InsertFindingText, tid, text); err != nil {
+				return err
+			}
+		}
+		ids[i] = tid
+	}
+	return exec(sqlite.UpsertFindingParts, id, ids[0], ids[1], packages)
 }
 
 // writeIndex writes the inverted index from packages to inventories in key order (appending

@@ -15,9 +15,10 @@ import (
 // ListFindingAggregations).
 //
 // The groups are counted in two steps: per image (and the type's own key: layer, package,
-// title) over the findings_image index, then per group with the image joined once. Joining
-// the image (manifests, which says the registry still holds it) to every finding row would
-// cost a lookup per finding; this way it costs one per image.
+// title) over the findings_image index (or, for repositories and images without filters, from
+// the per-image counts the writers keep: image_finding_counts), then per group with the image
+// joined once. Joining the image (manifests, which says the registry still holds it) to every
+// finding row would cost a lookup per finding; this way it costs one per image.
 func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery) ([]findings.AggregateRow, error) {
 	exploited, err := json.Marshal(q.Exploited)
 	if err != nil {
@@ -27,8 +28,7 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 		exploited = []byte("[]")
 	}
 	b := &queryBuilder{q: findings.Query{Criteria: q.Criteria, Account: q.Account, Region: q.Region}, exploited: string(exploited)}
-	// Literals, so that the planner may use the partial index findings_active_severity (0028):
-	// only ACTIVE findings are counted (findings.Service.Aggregate asks for them too).
+	// Only ACTIVE findings are counted (findings.Service.Aggregate asks for them too).
 	b.add("f.scan_type = '" + policy.ScanTypeEnhanced + "' AND f.status = 'ACTIVE'")
 	b.compile()
 	// The key of a group within an image, and of a group in the end.
@@ -72,9 +72,8 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 	for i, k := range innerKey {
 		inner = append(inner, k+" AS k"+fmt.Sprint(i))
 	}
-	// Only FINDING_TYPE counts fixes and exploits, only TITLE names a vulnerability: for the
-	// other types every column read is in the findings_active_severity index (0028), so neither the
-	// findings table nor its wider indexes are read.
+	// Only FINDING_TYPE counts fixes and exploits, only TITLE names a vulnerability: the other
+	// types read neither.
 	fix, exploit, vuln := "0", "0", "''"
 	if q.Type == findings.AggregateTitle {
 		vuln = "min(f.vulnerability_id)"
@@ -102,6 +101,12 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 	}
 	innerSQL := "SELECT " + strings.Join(inner, ", ") + " FROM " + from + " WHERE " + strings.Join(b.where, " AND ") + " GROUP BY " + groupInner
 	args := append(append([]any{}, exp.args...), b.args...)
+	if countsAnswer(q) {
+		// The same per-image rows, kept by the writers (0033_finding_counts.sql).
+		innerSQL = `SELECT repository, image_digest, n_all, n_medium, n_high, n_critical, 0 AS n_fix, 0 AS n_exploit, '' AS vuln
+			FROM image_finding_counts WHERE scan_type = '` + policy.ScanTypeEnhanced + `' AND n_all > 0`
+		args = nil
+	}
 
 	outer := append([]string{}, outerKey...)
 	for len(outer) < 3 {
@@ -200,6 +205,18 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 		return nil
 	})
 	return out, err
+}
+
+// countsAnswer reports whether image_finding_counts answers q: groups of repositories or
+// images, counting what Inspector shows as ACTIVE, without any other filter.
+func countsAnswer(q findings.AggregationQuery) bool {
+	if q.Type != findings.AggregateRepository && q.Type != findings.AggregateImage || len(q.Layers) > 0 || len(q.Packages) > 0 {
+		return false
+	}
+	c := q.Criteria
+	status := c.Strings[findings.FindingStatus]
+	return len(c.Strings) == 1 && len(status) == 1 && status[0] == findings.StringFilter{Comparison: findings.Equals, Value: "ACTIVE"} &&
+		len(c.Dates) == 0 && len(c.Numbers) == 0 && len(c.Maps) == 0 && len(c.PortRanges) == 0 && len(c.Packages) == 0
 }
 
 // needsImage reports whether criteria read the image's columns (manifests), which the

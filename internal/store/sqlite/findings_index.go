@@ -18,14 +18,14 @@ const indexFindingColumns = `UPDATE findings SET
 			WHEN total(coalesce(json_extract(p.value, '$.fixedInVersion'), '') != '') = count(*) THEN 'YES'
 			ELSE 'PARTIAL' END
 		FROM json_each(d.detail, '$.finding.vulnerablePackages') p)
-	FROM finding_details d WHERE d.finding_id = findings.id AND findings.id = ?`
+	FROM finding_detail_view d WHERE d.finding_id = findings.id AND findings.id = ?`
 
 const indexFindingPackages = `INSERT INTO finding_packages(finding_id, seq, name, version, epoch, release, arch, file_path, source_layer_hash)
 	SELECT d.finding_id, p.key, coalesce(json_extract(p.value, '$.name'), ''), coalesce(json_extract(p.value, '$.version'), ''),
 		coalesce(json_extract(p.value, '$.epoch'), 0), coalesce(json_extract(p.value, '$.release'), ''),
 		coalesce(json_extract(p.value, '$.arch'), ''), coalesce(json_extract(p.value, '$.filePath'), ''),
 		coalesce(json_extract(p.value, '$.sourceLayerHash'), '')
-	FROM finding_details d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?`
+	FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?`
 
 // indexFindingQueries are the statements that index the stored detail of a finding, each
 // taking the finding's id.

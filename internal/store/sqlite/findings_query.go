@@ -488,7 +488,7 @@ func loadListed(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]finding
 	images := map[[2]string]store.Manifest{}
 	for chunk := range chunks(ids, 200) {
 		rows, err := tx.QueryContext(ctx, "SELECT f.id, f.repository, f.image_digest, f.scan_type, "+qualified("f.", findingOwnColumns)+
-			`, f.suppressed, d.detail, coalesce(s.findings_observed_at, 0) FROM findings f JOIN finding_details d ON d.finding_id = f.id
+			`, f.suppressed, d.detail, coalesce(s.findings_observed_at, 0) FROM findings f JOIN finding_detail_view d ON d.finding_id = f.id
 			LEFT JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest AND s.scan_type = f.scan_type
 			WHERE f.id IN (`+placeholders(len(chunk))+")", toAny(chunk)...)
 		if err != nil {

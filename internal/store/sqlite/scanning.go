@@ -266,7 +266,7 @@ func queryFindingsObserved(ctx context.Context, q stateReader, repo, digest, sca
 	query := "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = ? AND image_digest = ? AND scan_type = ? ORDER BY vulnerability_id`
 	if withDetail {
 		// Readers of details show findings: they need suppression too.
-		query = "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail, f.suppressed FROM findings f JOIN finding_details d ON d.finding_id = f.id
+		query = "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail, f.suppressed FROM findings f JOIN finding_detail_view d ON d.finding_id = f.id
 			WHERE f.repository = ? AND f.image_digest = ? AND f.scan_type = ? ORDER BY f.vulnerability_id`
 	}
 	rows, err := q.QueryContext(ctx, query, repo, digest, scanType)
@@ -634,14 +634,11 @@ const upsertFinding = `INSERT INTO findings(` + findingColumns + `) VALUES (?, ?
 		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
 	RETURNING id`
 
-const upsertFindingDetail = `INSERT INTO finding_details(finding_id, detail) VALUES (?, ?)
-	ON CONFLICT(finding_id) DO UPDATE SET detail = excluded.detail`
-
 // findingDetails reads the details of a target's findings by vulnerability id.
 func findingDetails(ctx context.Context, q querier, t store.ScanTarget, ids []string) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(ids))
 	for chunk := range chunks(ids, 200) {
-		rows, err := q.QueryContext(ctx, `SELECT f.vulnerability_id, d.detail FROM findings f JOIN finding_details d ON d.finding_id = f.id
+		rows, err := q.QueryContext(ctx, `SELECT f.vulnerability_id, d.detail FROM findings f JOIN finding_detail_view d ON d.finding_id = f.id
 			WHERE f.repository = ? AND f.image_digest = ? AND f.scan_type = ? AND f.vulnerability_id IN (`+placeholders(len(chunk))+`)`,
 			append([]any{t.Repository, t.Digest, t.ScanType}, toAny(chunk)...)...)
 		if err != nil {
@@ -716,7 +713,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 		}
 		if f.Detail != nil {
 			detailed[id] = f.VulnerabilityID
-			if err := q.exec(ctx, upsertFindingDetail, id, string(f.Detail)); err != nil {
+			if err := putFindingDetail(ctx, q, id, f.Detail); err != nil {
 				return 0, fmt.Errorf("write finding detail: %w", err)
 			}
 			if err := indexFinding(ctx, q, id); err != nil {

@@ -1,0 +1,165 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/suppression"
+)
+
+// checkCounts compares image_finding_counts with a count of the findings, and the
+// aggregations answered from it with the same aggregations counted from the findings.
+func checkCounts(t *testing.T, db *DB, step string) {
+	t.Helper()
+	ctx := context.Background()
+	const cols = "repository || ' ' || image_digest || ' ' || scan_type || ' ' || n_all || '/' || n_critical || '/' || n_high || '/' || n_medium || '/' || n_low || '/' || n_informational || '/' || n_undefined"
+	kept, err := queryStrings(ctx, db.Reader(), "SELECT "+cols+" FROM image_finding_counts WHERE n_all > 0 ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recount, err := queryStrings(ctx, db.Reader(), `SELECT `+cols+` FROM (SELECT repository, image_digest, scan_type, count(*) AS n_all,
+		sum(severity = 'CRITICAL') AS n_critical, sum(severity = 'HIGH') AS n_high, sum(severity = 'MEDIUM') AS n_medium, sum(severity = 'LOW') AS n_low,
+		sum(severity = 'INFORMATIONAL') AS n_informational, sum(severity NOT IN ('CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFORMATIONAL')) AS n_undefined
+		FROM findings WHERE status = 'ACTIVE' AND suppressed = 0 GROUP BY repository, image_digest, scan_type) ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(kept, recount) {
+		t.Fatalf("%s: counts kept\n%s\nrecounted\n%s", step, strings.Join(kept, "\n"), strings.Join(recount, "\n"))
+	}
+	if len(kept) == 0 && step != "repository deleted" {
+		t.Fatalf("%s: nothing counted", step)
+	}
+	active := findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {sf(findings.Equals, "ACTIVE")}}}
+	// A criterion every finding meets takes the aggregation off the counts.
+	everyFinding := findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {sf(findings.Equals, "ACTIVE")},
+		findings.FindingType: {sf(findings.Equals, "PACKAGE_VULNERABILITY")}}}
+	for _, typ := range []findings.AggregationType{findings.AggregateRepository, findings.AggregateImage} {
+		q := findings.AggregationQuery{Type: typ, Criteria: active, Limit: 100, Account: testOrigin.Account, Region: testOrigin.Region}
+		if !countsAnswer(q) {
+			t.Fatalf("%s aggregation not answered from the counts", typ)
+		}
+		fast, err := db.AggregateFindings(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Criteria = everyFinding
+		slow, err := db.AggregateFindings(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(fast) != fmt.Sprint(slow) {
+			t.Fatalf("%s: %s aggregation from the counts\n%v\nfrom the findings\n%v", step, typ, fast, slow)
+		}
+	}
+}
+
+// TestFindingCountsKept checks that the per-image counts equal a recount of the findings
+// after each kind of write: a scan, a re-evaluation, suppression rules made and dropped, the
+// findings of an image closed (as when its scan eligibility expires), an image deleted, a
+// repository deleted.
+func TestFindingCountsKept(t *testing.T) {
+	ctx := context.Background()
+	fx := newQueryFixture(t) // the scans
+	db := fx.db
+	db.SetFindingContext(FindingContext{Account: testOrigin.Account, Region: testOrigin.Region})
+	checkCounts(t, db, "scanned")
+
+	target := store.ScanTarget{Repository: "prod/web", Digest: fakeDigest("2"), ScanType: policy.ScanTypeEnhanced}
+	later := fx.t0.Add(24 * time.Hour)
+	reevaluate := func(step string, change func(fs []store.Finding) []store.Finding) {
+		t.Helper()
+		if err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
+			if err := loadAll(ctx, &st); err != nil {
+				return store.ScanUpdate{}, err
+			}
+			return store.ScanUpdate{Findings: change(st.Findings)}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		checkCounts(t, db, step)
+	}
+	reevaluate("re-evaluated: one more severe, one closed, one new", func(fs []store.Finding) []store.Finding {
+		for i := range fs {
+			fs[i].LastObservedAt = later
+			switch fs[i].VulnerabilityID {
+			case "CVE-2023-5678":
+				fs[i].Severity, fs[i].Fingerprint, fs[i].UpdatedAt = "HIGH", "changed", later
+			case "GHSA-xxxx-yyyy-zzzz":
+				fs[i].Status, fs[i].UpdatedAt = "CLOSED", later
+			}
+		}
+		n := fs[0]
+		n.VulnerabilityID, n.ARN, n.Severity, n.Fingerprint, n.FirstObservedAt = "CVE-2026-0001", "arn:new", "LOW", "new", later
+		return append(fs, n)
+	})
+	reevaluate("re-evaluated: observed only", func(fs []store.Finding) []store.Finding {
+		for i := range fs {
+			fs[i].LastObservedAt = later.Add(time.Hour)
+		}
+		return fs
+	})
+	reevaluate("re-evaluated: reopened", func(fs []store.Finding) []store.Finding {
+		for i := range fs {
+			if fs[i].Status == "CLOSED" {
+				fs[i].Status, fs[i].UpdatedAt = "ACTIVE", later.Add(2*time.Hour)
+			}
+		}
+		return fs
+	})
+
+	rule := suppression.Rule{ARN: "arn:aws:inspector2:us-east-1:123456789012:owner/123456789012/filter/c", Name: "criticals", Action: suppression.Suppress,
+		Criteria: strs(findings.Severity, sf(findings.Equals, "CRITICAL")), Owner: testOrigin.Account, CreatedAt: fx.t0, UpdatedAt: fx.t0}
+	none := func([]findings.Listed) ([]store.OutboxEvent, error) { return nil, nil }
+	if err := db.CreateFilter(ctx, rule, none); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, db, "suppression rule created")
+	if _, err := db.UpdateFilter(ctx, rule.ARN, func(r *suppression.Rule) error {
+		r.Criteria = strs(findings.ECRImageRepositoryName, sf(findings.Prefix, "prod/"))
+		return nil
+	}, none); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, db, "suppression rule changed")
+	if _, err := db.DeleteFilter(ctx, rule.ARN, none); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, db, "suppression rule deleted")
+
+	target = store.ScanTarget{Repository: "test/web", Digest: fakeDigest("3"), ScanType: policy.ScanTypeEnhanced}
+	reevaluate("findings closed (scan eligibility expired)", func(fs []store.Finding) []store.Finding {
+		for i := range fs {
+			fs[i].Status, fs[i].UpdatedAt = "CLOSED", later
+		}
+		return fs
+	})
+	if _, err := db.DeleteManifest(ctx, "prod/neo4j", fakeDigest("1"), true); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, db, "image deleted")
+	if _, err := db.DeleteRepository(ctx, "prod/web", true); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, db, "repository deleted")
+}
+
+// loadAll reads the detail of every finding of st.
+func loadAll(ctx context.Context, st *store.ScanState) error {
+	var ids []string
+	for _, f := range st.Findings {
+		ids = append(ids, f.VulnerabilityID)
+	}
+	got, err := st.Details(ctx, ids)
+	for i := range st.Findings {
+		st.Findings[i].Detail = got[st.Findings[i].VulnerabilityID]
+	}
+	return err
+}
