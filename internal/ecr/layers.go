@@ -139,6 +139,12 @@ func (h *Handler) getDownloadURLForLayer(ctx context.Context, c *call, body []by
 	} else if err != nil {
 		return nil, err
 	}
+	// With redirects on, the URL is the bucket's own presigned one, as ECR's are.
+	if u, err := h.blobs.RedirectURL(ctx, d, h.cfg.DownloadURLTTL); err != nil {
+		return nil, err
+	} else if u != "" {
+		return map[string]any{"downloadUrl": u, "layerDigest": d.String()}, nil
+	}
 	exp := h.cfg.Now().Add(h.cfg.DownloadURLTTL)
 	sig, err := h.auth.SignResource(ctx, downloadResource(repo, d.String()), exp)
 	if err != nil {

@@ -58,7 +58,7 @@ func ParseURL(raw string) (Config, error) {
 		return Config{}, fmt.Errorf("blob store URL: %w", err)
 	}
 	if u.Scheme != "s3" || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return Config{}, fmt.Errorf("blob store URL %q: want s3://bucket[/prefix]?endpoint=...&region=...", raw)
+		return Config{}, fmt.Errorf("blob store URL %q: want s3://bucket[/prefix] with endpoint and region parameters", raw)
 	}
 	c := Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), PartSize: 8 << 20}
 	if c.Prefix != "" {
