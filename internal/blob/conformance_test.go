@@ -293,6 +293,45 @@ func TestDriverConformance(t *testing.T) {
 				t.Fatalf("dropped session still there: %v", err)
 			}
 		}},
+		{"a late chunk racing a commit on another node never changes the blob", func(t *testing.T, st setup) {
+			a, b := st.node(t, blob.Options{}), st.node(t, blob.Options{})
+			for round := range 10 {
+				first := random(64<<10 + round)
+				id, err := a.NewUpload(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Append(ctx, id, 0, bytes.NewReader(first)); err != nil {
+					t.Fatal(err)
+				}
+				d := digest.FromBytes(first)
+				done := make(chan error, 1)
+				go func() {
+					_, err := b.Append(ctx, id, int64(len(first)), bytes.NewReader([]byte("late")))
+					done <- err
+				}()
+				_, commitErr := a.Commit(ctx, id, d)
+				appendErr := <-done
+				switch {
+				case commitErr == nil: // the commit came first: the late chunk finds no session
+					if !errors.Is(appendErr, blob.ErrUploadNotFound) {
+						t.Fatalf("round %d: append after the commit: %v", round, appendErr)
+					}
+					if !bytes.Equal(readAll(t, b, d), first) {
+						t.Fatalf("round %d: the blob changed", round)
+					}
+				case errors.Is(commitErr, blob.ErrDigestMismatch): // the chunk came first
+					if appendErr != nil {
+						t.Fatalf("round %d: append: %v", round, appendErr)
+					}
+					if _, err := a.Stat(ctx, d); !errors.Is(err, blob.ErrNotFound) {
+						t.Fatalf("round %d: a blob that failed its digest is visible: %v", round, err)
+					}
+				default:
+					t.Fatalf("round %d: commit: %v", round, commitErr)
+				}
+			}
+		}},
 		{"storage outage: unavailable, then recovered", func(t *testing.T, st setup) {
 			if st.down == nil {
 				return // a local directory has no outage to play; the S3 row does
