@@ -225,3 +225,44 @@ func TestS3Redirect(t *testing.T) {
 		t.Fatal("blob not served through the redirect")
 	}
 }
+
+// TestAdminGCOnS3: `lading admin gc --blobs s3://...`, beside the server, frees a blob no
+// manifest references and an abandoned upload from the bucket, and keeps an image's blobs.
+func TestAdminGCOnS3(t *testing.T) {
+	crane := testserver.Tool(t, "crane")
+	srv, s3 := startOnS3(t, "--gc-interval", "0")
+	c := newClient(t, srv)
+	env := []string{"DOCKER_CONFIG=" + srv.DockerConfig(t)}
+	_, img, _ := testImages(t)
+	ref := srv.Addr + "/s3/gc:v1"
+	run(t, env, crane, "push", "--insecure", singleLayout(t, img, nil), ref)
+	loose := c.pushBlob("s3/gc", randomBytes(2000)) // linked, referenced by no manifest
+	loc := c.startUpload("s3/gc")
+	c.expect(c.do("PATCH", loc, bytes.NewReader(randomBytes(3000)), map[string]string{"Content-Type": "application/octet-stream"}), http.StatusAccepted)
+	bucket := filepath.Join(s3.Dir, testserver.S3Bucket)
+	inBucket := func(d digest.Digest) bool {
+		_, err := os.Stat(filepath.Join(bucket, "blobs", "sha256", d.Encoded()[:2], d.Encoded()))
+		return err == nil
+	}
+	if !inBucket(loose) {
+		t.Fatal("the loose blob is not in the bucket")
+	}
+	out := adminGC(t, srv.DataDir, "--blobs", s3.URL(), "--grace", "0", "--upload-ttl", "1ns")
+	if reported(t, out, "blobs") != 1 || reported(t, out, "upload sessions") != 1 {
+		t.Fatalf("admin gc:\n%s", out)
+	}
+	if inBucket(loose) {
+		t.Error("the loose blob is still in the bucket")
+	}
+	if n := filesUnder(t, filepath.Join(bucket, "uploads")); n != 0 {
+		t.Errorf("%d objects of the abandoned upload left in the bucket", n)
+	}
+	pulled := filepath.Join(t.TempDir(), "pulled")
+	run(t, env, crane, "pull", "--insecure", "--format=oci", ref, pulled)
+	idx := layoutIndex(t, pulled)
+	gi, err := idx.Image(firstEntry(t, idx).Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulledImage(t, gi, img)
+}
