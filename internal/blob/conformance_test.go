@@ -23,25 +23,25 @@ import (
 type setup struct {
 	name string
 	// node opens the store again, as another process (or the same one after a restart) would.
-	node func(t *testing.T, opts blob.Options) *blob.Store
+	node func(t testing.TB, opts blob.Options) *blob.Store
 	// down and up make the storage unreachable and reachable again (nil: it cannot fail).
 	down, up func(t *testing.T)
 }
 
-func drivers(t *testing.T) []setup {
+func drivers(t testing.TB) []setup {
 	fsRoot := t.TempDir()
 	srv := testserver.StartS3(t)
 	srv.SetEnv(t)
 	locks := t.TempDir()
 	return []setup{
-		{name: "fs", node: func(t *testing.T, opts blob.Options) *blob.Store {
+		{name: "fs", node: func(t testing.TB, opts blob.Options) *blob.Store {
 			d, err := blobfs.NewDriver(fsRoot, blobfs.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return blob.NewStore(d, d, opts)
 		}},
-		{name: "s3", node: func(t *testing.T, opts blob.Options) *blob.Store {
+		{name: "s3", node: func(t testing.TB, opts blob.Options) *blob.Store {
 			cfg, err := blobs3.ParseURL(srv.URL() + "&part-size=" + strconv.Itoa(5<<20))
 			if err != nil {
 				t.Fatal(err)
@@ -370,6 +370,41 @@ func TestDriverConformance(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) { tc.run(t, st) })
 			}
+		})
+	}
+}
+
+// BenchmarkUpload pushes a 64 MiB blob through each driver as 8 MiB chunks (PATCHes) and
+// commits it: the shared upload path's throughput, and what a commit costs on each storage.
+func BenchmarkUpload(b *testing.B) {
+	ctx := context.Background()
+	data := random(64 << 20)
+	d := digest.FromBytes(data)
+	for _, st := range drivers(b) {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.node(b, blob.Options{})
+			b.SetBytes(int64(len(data)))
+			var commitTime time.Duration
+			for b.Loop() {
+				id, err := s.NewUpload(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for off := 0; off < len(data); off += 8 << 20 {
+					if _, err := s.Append(ctx, id, int64(off), bytes.NewReader(data[off:off+8<<20])); err != nil {
+						b.Fatal(err)
+					}
+				}
+				t0 := time.Now()
+				if _, err := s.Commit(ctx, id, d); err != nil {
+					b.Fatal(err)
+				}
+				commitTime += time.Since(t0)
+				if err := s.Delete(ctx, d); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(commitTime.Milliseconds())/float64(b.N), "commit-ms/op")
 		})
 	}
 }
