@@ -46,6 +46,8 @@ type Config struct {
 	PathStyle bool
 	// PartSize is the size of each multipart upload part (at least 5 MiB; default 8 MiB).
 	PartSize int64
+	// HTTPClient, when set, sends the requests (tests count them); nil is the SDK's own.
+	HTTPClient aws.HTTPClient
 }
 
 // minPartSize is S3's smallest part but the last.
@@ -134,6 +136,9 @@ func New(ctx context.Context, c Config) (*Driver, error) {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 		}
 		o.UsePathStyle = c.PathStyle
+		if c.HTTPClient != nil {
+			o.HTTPClient = c.HTTPClient
+		}
 		// Checksums only when the operation requires them: S3-compatible servers differ in
 		// what they accept, and every blob is verified by its digest anyway.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
