@@ -266,3 +266,26 @@ func TestAdminGCOnS3(t *testing.T) {
 	}
 	checkPulledImage(t, gi, img)
 }
+
+// TestS3UploadAcrossTwoServers: two `lading serve` processes on one data directory (SQLite
+// metadata, as several processes may share it) and one bucket; an upload started on the first
+// gets a chunk from each and is committed on the second.
+func TestS3UploadAcrossTwoServers(t *testing.T) {
+	a, s3 := startOnS3(t)
+	b := testserver.StartAt(t, ladingBin, a.DataDir, "--blobs", s3.URL())
+	ca, cb := newClient(t, a), newClient(t, b)
+	data := randomBytes(11<<20 + 99)
+	cut := 6<<20 + 1
+	loc := ca.startUpload("s3/two")
+	resp := ca.do("PATCH", loc, bytes.NewReader(data[:cut]), map[string]string{
+		"Content-Type": "application/octet-stream", "Content-Range": fmt.Sprintf("0-%d", cut-1)})
+	ca.expect(resp, http.StatusAccepted)
+	resp = cb.do("PATCH", resp.Header.Get("Location"), bytes.NewReader(data[cut:]), map[string]string{
+		"Content-Type": "application/octet-stream", "Content-Range": fmt.Sprintf("%d-%d", cut, len(data)-1)})
+	cb.expect(resp, http.StatusAccepted)
+	d := digest.FromBytes(data)
+	cb.expect(cb.do("PUT", resp.Header.Get("Location")+"?digest="+d.String(), nil, nil), http.StatusCreated)
+	if !checkBlob(t, ca, "s3/two", d, data) || !checkBlob(t, cb, "s3/two", d, data) {
+		t.Fatal("the blob is not served by both servers")
+	}
+}
