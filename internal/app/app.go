@@ -170,6 +170,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
+	if err := blobs.Ping(ctx); err != nil {
+		// Not fatal: blob operations answer 503 and /readyz fails until the storage answers.
+		cfg.Logger.Warn("blob store unavailable at start", "err", err)
+	}
 	if err := auth.Bootstrap(ctx, keys, cfg.DataDir, cfg.AdminAccessKeyID, cfg.AdminSecretAccessKey, cfg.Logger); err != nil {
 		_ = meta.Close()
 		return nil, fmt.Errorf("bootstrap admin: %w", err)

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/lading-registry/lading/internal/blob"
@@ -155,6 +156,11 @@ func classify(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
+	// A missing bucket is the storage missing, not a blob: the same 503 as an outage.
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
+		return fmt.Errorf("%s %s: %w: %w", op, key, blob.ErrUnavailable, err)
+	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
 		switch s := re.HTTPStatusCode(); {
@@ -174,7 +180,11 @@ func classify(op, key string, err error) error {
 // Ping checks that the bucket answers.
 func (d *Driver) Ping(ctx context.Context) error {
 	_, err := d.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &d.bucket})
-	return classify("head bucket", d.bucket, err)
+	if err = classify("head bucket", d.bucket, err); err != nil && !errors.Is(err, blob.ErrUnavailable) {
+		// HeadBucket's 404 has no body to name it: the bucket is missing.
+		return fmt.Errorf("%w: %w", blob.ErrUnavailable, err)
+	}
+	return err
 }
 
 // Stat describes an object, a file being written (from its state) or a prefix holding objects.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -115,5 +116,39 @@ func TestCommitDownloadsNothing(t *testing.T) {
 	defer counter.mu.Unlock()
 	if n := counter.down["GET /"+testserver.S3Bucket+"/blobs/sha256/"+want.Encoded()[:2]+"/"+want.Encoded()]; n != int64(len(data)) {
 		t.Errorf("reading the blob back counted %d bytes, want %d", n, len(data))
+	}
+}
+
+// TestMissingBucketIsUnavailable: a bucket that does not exist is storage that is not there
+// (503 and a failing /readyz), never "this blob is unknown".
+func TestMissingBucketIsUnavailable(t *testing.T) {
+	srv := testserver.StartS3(t)
+	srv.SetEnv(t)
+	ctx := context.Background()
+	cfg, err := ParseURL(strings.Replace(srv.URL(), testserver.S3Bucket, "no-such-bucket", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := blobfs.NewFileLocker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := blob.NewStore(d, locks, blob.Options{})
+	checks := []struct {
+		name string
+		err  error
+	}{
+		{"ping", s.Ping(ctx)},
+		{"stat", func() error { _, err := s.Stat(ctx, digest.FromString("x")); return err }()},
+		{"new upload", func() error { _, err := s.NewUpload(ctx); return err }()},
+	}
+	for _, c := range checks {
+		if !errors.Is(c.err, blob.ErrUnavailable) || errors.Is(c.err, blob.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrUnavailable", c.name, c.err)
+		}
 	}
 }
