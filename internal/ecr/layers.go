@@ -192,6 +192,11 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := h.blobs.Open(r.Context(), d)
+	if errors.Is(err, blob.ErrUnavailable) {
+		h.cfg.Logger.ErrorContext(r.Context(), "blob storage unavailable", "digest", d.String(), "err", err)
+		fail(http.StatusServiceUnavailable, "blob storage is unavailable; retry later")
+		return
+	}
 	if err != nil {
 		fail(http.StatusNotFound, "no such layer")
 		return

@@ -136,7 +136,17 @@ func TestS3Outage(t *testing.T) {
 
 	other := randomBytes(1000)
 	loc := c.startUpload("s3/outage") // a session started before the outage
+	dl, err := sdk.GetDownloadUrlForLayer(context.Background(), &ecr.GetDownloadUrlForLayerInput{
+		RepositoryName: aws.String("s3/outage"), LayerDigest: aws.String(d.String())})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s3.Stop()
+	if resp, err := http.Get(aws.ToString(dl.DownloadUrl)); err != nil {
+		t.Fatal(err)
+	} else if _ = resp.Body.Close(); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("layer download URL during the outage: %d", resp.StatusCode)
+	}
 	unavailable := func(resp *http.Response, what string) {
 		t.Helper()
 		b, _ := io.ReadAll(resp.Body)
