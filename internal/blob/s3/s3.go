@@ -335,10 +335,12 @@ func (d *Driver) copyInParts(ctx context.Context, from, to string, size int64) e
 func (d *Driver) Delete(ctx context.Context, p string) error {
 	k := d.key(p)
 	var keys []string
+	writers := false // a writer's state or a directory: multipart uploads may be there
 	err := d.list(ctx, k, func(o types.Object) error {
 		ok := aws.ToString(o.Key)
 		if ok == k || strings.HasPrefix(ok, k+"/") || ok == k+stateSuffix || strings.HasPrefix(ok, k+pendingInfix) {
 			keys = append(keys, ok)
+			writers = writers || ok == k+stateSuffix || strings.HasPrefix(ok, k+"/")
 		}
 		return nil
 	})
@@ -346,9 +348,9 @@ func (d *Driver) Delete(ctx context.Context, p string) error {
 		return err
 	}
 	// Multipart uploads of files beneath: those in writers' states, and any a crash left
-	// before its state was saved.
+	// before its state was saved (a writer's state exists from its file's creation on).
 	uploads := s3.NewListMultipartUploadsPaginator(d.client, &s3.ListMultipartUploadsInput{Bucket: &d.bucket, Prefix: &k})
-	for uploads.HasMorePages() {
+	for writers && uploads.HasMorePages() {
 		page, err := uploads.NextPage(ctx)
 		if err != nil {
 			return classify("list uploads", k, err)

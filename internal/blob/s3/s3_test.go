@@ -10,6 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/opencontainers/go-digest"
 
@@ -150,5 +154,63 @@ func TestMissingBucketIsUnavailable(t *testing.T) {
 		if !errors.Is(c.err, blob.ErrUnavailable) || errors.Is(c.err, blob.ErrNotFound) {
 			t.Errorf("%s: %v, want ErrUnavailable", c.name, c.err)
 		}
+	}
+}
+
+// TestCancelAbortsMultipartUploads: a cancelled session and a dropped idle one leave no
+// multipart upload (whose parts S3 would keep, and bill, forever) and no object.
+func TestCancelAbortsMultipartUploads(t *testing.T) {
+	srv := testserver.StartS3(t)
+	srv.SetEnv(t)
+	ctx := context.Background()
+	cfg, err := ParseURL(srv.URL() + "&part-size=5242880")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Prefix = "cancel/"
+	d, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := blobfs.NewFileLocker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := blob.NewStore(d, locks, blob.Options{})
+	data := make([]byte, 6<<20) // one part and a pending tail
+	for _, end := range []string{"cancel", "drop"} {
+		id, err := s.NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, id, 0, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		open, err := d.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &d.bucket, Prefix: aws.String("cancel/")})
+		if err != nil || len(open.Uploads) != 1 {
+			t.Fatalf("%s: multipart uploads before: %v, %v", end, open, err)
+		}
+		if end == "cancel" {
+			err = s.Cancel(ctx, id)
+		} else {
+			_, err = s.DropIdleUpload(ctx, id, time.Now().Add(time.Hour))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mpus, err := d.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &d.bucket, Prefix: aws.String("cancel/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mpus.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left", len(mpus.Uploads))
+	}
+	objs, err := d.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &d.bucket, Prefix: aws.String("cancel/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs.Contents) != 0 {
+		t.Errorf("%d objects left, the first %s", len(objs.Contents), aws.ToString(objs.Contents[0].Key))
 	}
 }
