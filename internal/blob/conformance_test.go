@@ -293,6 +293,29 @@ func TestDriverConformance(t *testing.T) {
 				t.Fatalf("dropped session still there: %v", err)
 			}
 		}},
+		{"a chunk cut off with its request keeps what arrived", func(t *testing.T, st setup) {
+			s := st.node(t, blob.Options{})
+			id, _ := s.NewUpload(ctx)
+			cut := 6<<20 + 3 // a part and a pending tail on S3
+			reqCtx, hangUp := context.WithCancel(ctx)
+			size, err := s.Append(reqCtx, id, 0, &hangingUpReader{data: big[:cut], hangUp: hangUp})
+			if err == nil || size != int64(cut) {
+				t.Fatalf("cut-off append: size %d, %v; want %d and an error", size, err, cut)
+			}
+			if got, err := s.UploadSize(ctx, id); err != nil || got != int64(cut) {
+				t.Fatalf("upload size %d, %v", got, err)
+			}
+			if _, err := s.Append(ctx, id, int64(cut), bytes.NewReader(big[cut:])); err != nil {
+				t.Fatal(err)
+			}
+			d := digest.FromBytes(big)
+			if _, err := s.Commit(ctx, id, d); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readAll(t, s, d), big) {
+				t.Fatal("content differs")
+			}
+		}},
 		{"a late chunk racing a commit on another node never changes the blob", func(t *testing.T, st setup) {
 			a, b := st.node(t, blob.Options{}), st.node(t, blob.Options{})
 			for round := range 10 {
@@ -407,4 +430,21 @@ func BenchmarkUpload(b *testing.B) {
 			b.ReportMetric(float64(commitTime.Milliseconds())/float64(b.N), "commit-ms/op")
 		})
 	}
+}
+
+// hangingUpReader is a request body whose client goes away: it yields its data 1 MiB at a time,
+// then cancels the request's context and fails, as net/http does when the connection drops.
+type hangingUpReader struct {
+	data   []byte
+	hangUp context.CancelFunc
+}
+
+func (r *hangingUpReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		r.hangUp()
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p[:min(len(p), 1<<20)], r.data)
+	r.data = r.data[n:]
+	return n, nil
 }

@@ -289,9 +289,11 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		return refuse(copyErr)
 	}
 	// The state is saved before the driver persists the chunk, so that whatever the driver holds
-	// after a failure has its state: the new one, or the previous one, removed only after.
+	// after a failure has its state: the new one, or the previous one, removed only after. What
+	// was received is kept even when the request ended (the client went away): it resumes there.
+	keep := context.WithoutCancel(ctx)
 	if n > 0 {
-		if err := s.saveHashState(ctx, session, h, size+n); err != nil {
+		if err := s.saveHashState(keep, session, h, size+n); err != nil {
 			if errors.Is(err, ErrInsufficientStorage) {
 				return refuse(err)
 			}
@@ -305,7 +307,7 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		return size, fmt.Errorf("save upload data: %w", err)
 	}
 	if n > 0 {
-		_ = s.d.Delete(ctx, hashStatePath(session, size))
+		_ = s.d.Delete(keep, hashStatePath(session, size))
 	}
 	size += n
 	if copyErr != nil {

@@ -432,6 +432,9 @@ func (d *Driver) RedirectURL(ctx context.Context, p string, ttl time.Duration) (
 	return req.URL, nil
 }
 
+// closeTimeout bounds how long a writer's Close may take once its request has ended.
+const closeTimeout = 30 * time.Second
+
 const (
 	stateSuffix  = ".upload"
 	pendingInfix = ".pending."
@@ -569,12 +572,14 @@ func (w *writer) uploadPart(ctx context.Context, b []byte) error {
 }
 
 // Close saves the pending bytes under a new generation, then the state naming them: a failure
-// in between leaves the previous state, whole.
+// in between leaves the previous state, whole. It does so even when the request that wrote
+// them has ended (its client went away), within closeTimeout.
 func (w *writer) Close() error {
 	if !w.dirty || w.committed {
 		return nil
 	}
-	ctx := w.ctx
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), closeTimeout)
+	defer cancel()
 	old := w.st.Gen
 	hadPending := w.st.Pending > 0
 	w.st.Gen++
