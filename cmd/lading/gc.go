@@ -16,6 +16,7 @@ import (
 func newGCCommand() *cobra.Command {
 	var common commonFlags
 	var o gc.Options
+	var blobs string
 	cmd := &cobra.Command{
 		Use:   "gc [--dry-run] [--grace 1h] --data-dir DIR",
 		Short: "Remove blobs, links, cached inventories and upload sessions no image needs",
@@ -33,7 +34,7 @@ func newGCCommand() *cobra.Command {
 			if o.Grace < 0 {
 				return fmt.Errorf("--grace %s: must not be negative", o.Grace)
 			}
-			rep, err := app.CollectGarbage(cmd.Context(), common.dataDir, o)
+			rep, err := app.CollectGarbage(cmd.Context(), common.dataDir, blobs, o)
 			if err != nil {
 				return err
 			}
@@ -41,6 +42,7 @@ func newGCCommand() *cobra.Command {
 		},
 	}
 	common.register(cmd)
+	registerBlobsFlag(cmd, &blobs)
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "report what would be removed, removing nothing")
 	cmd.Flags().DurationVar(&o.Grace, "grace", gc.DefaultGrace, "spare links and blobs younger than this (a push in progress); 0 only when nothing pushes")
 	cmd.Flags().DurationVar(&o.UploadTTL, "upload-ttl", 24*time.Hour, "remove upload sessions idle this long")

@@ -47,6 +47,11 @@ func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
 	}
 }
 
+// registerBlobsFlag adds --blobs, which every command that opens the blob store takes.
+func registerBlobsFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVar(v, "blobs", "", "where blobs are kept: empty for files in the data dir, or s3://bucket[/prefix]?endpoint=URL&region=R (credentials from the standard AWS environment and config files)")
+}
+
 func newServeCommand() *cobra.Command {
 	var common commonFlags
 	var maxBlobSize, minFreeSpace string
@@ -82,6 +87,8 @@ func newServeCommand() *cobra.Command {
 	}
 	common.register(cmd)
 	f := cmd.Flags()
+	registerBlobsFlag(cmd, &cfg.Blobs)
+	f.BoolVar(&cfg.S3Redirect, "s3-redirect", false, "with --blobs s3://..., answer blob GETs and GetDownloadUrlForLayer with presigned URLs of the bucket (clients must reach it)")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:5000", "address to listen on")
 	f.StringVar(&cfg.Region, "region", "us-east-1", "AWS region this registry presents itself as")
 	f.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve HTTPS (and HTTP/2) with this PEM certificate (chain); reloaded when it changes")

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lading-registry/lading/internal/auth"
-	blobfs "github.com/lading-registry/lading/internal/blob/fs"
+	"github.com/lading-registry/lading/internal/blob"
 	"github.com/lading-registry/lading/internal/console"
 	"github.com/lading-registry/lading/internal/ecr"
 	"github.com/lading-registry/lading/internal/events"
@@ -107,6 +107,11 @@ type Config struct {
 
 	// PullGate is the registry's default pull-time policy gate (repositories may override it).
 	PullGate pullgate.Policy
+
+	// Blobs is where blobs are kept: "" for files in DataDir, or s3://bucket?endpoint=...&region=...
+	Blobs string
+	// S3Redirect answers blob GETs, and GetDownloadUrlForLayer, with presigned URLs of the bucket.
+	S3Redirect bool
 }
 
 // App is a built, not yet running, Lading server.
@@ -121,7 +126,7 @@ type App struct {
 	gate      *pullgate.Gate
 	log       *slog.Logger
 	meta      *sqlite.DB
-	blobs     *blobfs.Store
+	blobs     *blob.Store
 	auth      *auth.Authenticator
 	keys      *auth.SealedKeys
 	authz     *auth.Authorizer
@@ -159,10 +164,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
-	blobs, err := blobfs.New(cfg.DataDir, blobfs.Options{MaxBlobSize: cfg.MaxBlobSize, MinFreeBytes: cfg.MinFreeSpace, Now: cfg.Now})
+	blobs, err := OpenBlobs(ctx, cfg.DataDir, cfg.Blobs, BlobOptions{MaxBlobSize: cfg.MaxBlobSize, MinFreeSpace: cfg.MinFreeSpace,
+		S3Redirect: cfg.S3Redirect, Now: cfg.Now})
 	if err != nil {
 		_ = meta.Close()
 		return nil, err
+	}
+	if err := blobs.Ping(ctx); err != nil {
+		// Not fatal: blob operations answer 503 and /readyz fails until the storage answers.
+		cfg.Logger.Warn("blob store unavailable at start", "err", err)
 	}
 	if err := auth.Bootstrap(ctx, keys, cfg.DataDir, cfg.AdminAccessKeyID, cfg.AdminSecretAccessKey, cfg.Logger); err != nil {
 		_ = meta.Close()
@@ -321,6 +331,11 @@ func (a *App) buildHandler() (http.Handler, error) {
 		case p == "/readyz":
 			if err := a.meta.Ping(r.Context()); err != nil {
 				http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			if err := a.blobs.Ping(r.Context()); err != nil {
+				a.log.WarnContext(r.Context(), "readiness: blob store unavailable", "err", err)
+				http.Error(w, "blob store unavailable", http.StatusServiceUnavailable)
 				return
 			}
 			// A stale advisory database does not take the registry out of service: pushes and
@@ -500,13 +515,13 @@ func (a *App) RunLifecycle(ctx context.Context) error {
 // CollectGarbage runs one garbage collection on a data directory, beside a server using it
 // or not (`lading admin gc`): SQLite's WAL lets both write, and the blob store's locks are
 // flocks, which hold across processes.
-func CollectGarbage(ctx context.Context, dataDir string, o gc.Options) (gc.Report, error) {
+func CollectGarbage(ctx context.Context, dataDir, blobsSpec string, o gc.Options) (gc.Report, error) {
 	meta, err := OpenMeta(ctx, dataDir, o.Logger)
 	if err != nil {
 		return gc.Report{}, err
 	}
 	defer meta.Close()
-	blobs, err := blobfs.New(dataDir, blobfs.Options{})
+	blobs, err := OpenBlobs(ctx, dataDir, blobsSpec, BlobOptions{})
 	if err != nil {
 		return gc.Report{}, err
 	}

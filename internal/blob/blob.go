@@ -1,6 +1,7 @@
 // Package blob defines Lading's content-addressed blob storage: blobs named by their digest, written
 // through upload sessions and made visible only once their content verifies against that digest.
-// Drivers live in subpackages (blob/fs for a local directory).
+// Store holds those rules over a Driver, the small interface the storage itself implements, as in
+// CNCF Distribution; drivers live in subpackages (blob/fs for a local directory, blob/s3 for a bucket).
 package blob
 
 import (

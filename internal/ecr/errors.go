@@ -198,6 +198,10 @@ func (h *Handler) domainError(err error, a about) error {
 		return err
 	}
 	a.registry = h.cfg.RegistryID
+	if errors.Is(err, blob.ErrUnavailable) {
+		// A ServerException the SDKs retry, with the status that says "later".
+		return &apiError{Type: errServer, Message: "Blob storage is unavailable; retry later", Status: http.StatusServiceUnavailable}
+	}
 	for _, row := range domainErrors {
 		if errors.Is(err, row.err) {
 			return newError(row.typ, "%s", row.message(a, err))

@@ -77,6 +77,8 @@ type Metadata interface {
 // Blobs is what the ECR face needs from the blob store.
 type Blobs interface {
 	Open(ctx context.Context, d digest.Digest) (blob.ReadSeekCloser, error)
+	// RedirectURL is a URL of the storage's own for the blob, valid for ttl ("" : none).
+	RedirectURL(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error)
 	Stat(ctx context.Context, d digest.Digest) (int64, error)
 	NewUpload(ctx context.Context) (string, error)
 	UploadSize(ctx context.Context, id string) (int64, error)

@@ -139,6 +139,12 @@ func (h *Handler) getDownloadURLForLayer(ctx context.Context, c *call, body []by
 	} else if err != nil {
 		return nil, err
 	}
+	// With redirects on, the URL is the bucket's own presigned one, as ECR's are.
+	if u, err := h.blobs.RedirectURL(ctx, d, h.cfg.DownloadURLTTL); err != nil {
+		return nil, err
+	} else if u != "" {
+		return map[string]any{"downloadUrl": u, "layerDigest": d.String()}, nil
+	}
 	exp := h.cfg.Now().Add(h.cfg.DownloadURLTTL)
 	sig, err := h.auth.SignResource(ctx, downloadResource(repo, d.String()), exp)
 	if err != nil {
@@ -186,6 +192,11 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := h.blobs.Open(r.Context(), d)
+	if errors.Is(err, blob.ErrUnavailable) {
+		h.cfg.Logger.ErrorContext(r.Context(), "blob storage unavailable", "digest", d.String(), "err", err)
+		fail(http.StatusServiceUnavailable, "blob storage is unavailable; retry later")
+		return
+	}
 	if err != nil {
 		fail(http.StatusNotFound, "no such layer")
 		return

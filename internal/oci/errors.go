@@ -32,6 +32,7 @@ const (
 	codeRangeInvalid        = "RANGE_INVALID" // not in the spec's table, used by Distribution for 416
 	codeNotFound            = "NOT_FOUND"     // a path outside the API, as Distribution's router answers it
 	codeUnknown             = "UNKNOWN"
+	codeUnavailable         = "UNAVAILABLE" // Distribution's code for a 503
 )
 
 // apiError is an answer of the spec: a request the face refuses by itself (a malformed digest,
@@ -86,6 +87,7 @@ var errorTable = []struct {
 	{blob.ErrInsufficientStorage, http.StatusInsufficientStorage, codeBlobUploadInvalid, ""},
 	{blob.ErrCorrupt, http.StatusNotFound, codeBlobUnknown, "blob content is damaged; push it again"}, // a re-push repairs it
 	{blob.ErrNotFound, http.StatusNotFound, codeBlobUnknown, "blob content missing"},
+	{blob.ErrUnavailable, http.StatusServiceUnavailable, codeUnavailable, "blob storage is unavailable; retry later"},
 }
 
 // answer is what the client is told of err, and whether err is a fault of the server.
@@ -140,6 +142,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.cfg.Logger.ErrorContext(r.Context(), "refusing to serve a damaged blob", "path", r.URL.Path, "err", err)
 	case errors.Is(err, blob.ErrInsufficientStorage):
 		h.cfg.Logger.ErrorContext(r.Context(), "upload refused: storage full", "path", r.URL.Path, "err", err)
+	case errors.Is(err, blob.ErrUnavailable):
+		h.cfg.Logger.ErrorContext(r.Context(), "blob storage unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, e.status, e.code, e.message)
 }

@@ -60,7 +60,13 @@ type Blobs interface {
 	Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
 	Commit(ctx context.Context, id string, want digest.Digest) (int64, error)
 	Cancel(ctx context.Context, id string) error
+	// RedirectURL is where a client may fetch the blob directly ("" : serve it here).
+	RedirectURL(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error)
 }
+
+// redirectTTL is how long a blob GET's redirect URL works: long enough for a slow layer's
+// download to start, as CNCF Distribution's default.
+const redirectTTL = 20 * time.Minute
 
 // Config tunes the registry face.
 type Config struct {
@@ -191,6 +197,11 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 	if err != nil {
 		return err
 	}
+	if r.Method == http.MethodGet {
+		if redirected, err := h.redirectBlob(w, r, d, size); redirected || err != nil {
+			return err
+		}
+	}
 	f, err := h.blobs.Open(r.Context(), d)
 	if err != nil {
 		return err
@@ -212,6 +223,25 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 	}
 	h.content.ServeContent(w, r, f)
 	return nil
+}
+
+// redirectBlob answers a blob GET with a redirect to the storage's own URL, when it gives one;
+// the blob's size is checked first, as it is before serving it here.
+func (h *Handler) redirectBlob(w http.ResponseWriter, r *http.Request, d digest.Digest, size int64) (bool, error) {
+	u, err := h.blobs.RedirectURL(r.Context(), d, redirectTTL)
+	if err != nil || u == "" {
+		return false, err
+	}
+	stored, err := h.blobs.Stat(r.Context(), d)
+	if err != nil {
+		return false, err
+	}
+	if stored != size {
+		return false, fmt.Errorf("blob %s: %w: %d bytes stored, %d recorded", d, blob.ErrCorrupt, stored, size)
+	}
+	w.Header().Set("Docker-Content-Digest", d.String())
+	http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+	return true, nil
 }
 
 func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, repo, ref string) error {

@@ -13,8 +13,13 @@ import (
 // TestOCIConformance runs the OCI distribution-spec conformance suite with its defaults (sha512
 // digests, referrers, non-distributable layers) plus upload cancel, with credentials.
 func TestOCIConformance(t *testing.T) {
+	runConformance(t, testserver.Start(t, ladingBin))
+}
+
+// runConformance runs the suite against a running server.
+func runConformance(t *testing.T, srv *testserver.Server) {
+	t.Helper()
 	bin := testserver.Tool(t, "conformance")
-	srv := testserver.Start(t, ladingBin)
 	dir := t.TempDir()
 	cmd := exec.Command(bin)
 	cmd.Dir = dir

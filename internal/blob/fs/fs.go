@@ -1,33 +1,28 @@
-// Package fs stores blobs as files in a local directory:
+// Package fs is the blob driver for a local directory, and the blob store made of it (the
+// default): files under the paths internal/blob's Store uses,
 //
 //	<root>/blobs/<algorithm>/<first two hex digits>/<hex>   committed, verified blobs
 //	<root>/uploads/<id>/                                   the session; its flock serialises it
 //	<root>/uploads/<id>/data                               bytes received so far
-//	<root>/uploads/<id>/hashstate                          sha256 state at a known offset
+//	<root>/uploads/<id>/hashstate.<offset>                 sha256 state at that offset
 //
-// A blob becomes visible by an atomic rename after its digest verifies, so a crash at any point
-// leaves either no blob or a correct one. Every change to a session (append, commit, cancel,
-// purge) holds the session directory's lock and opens the data by name only once it has it, so a
-// request that waited while the session was committed finds it gone instead of writing into the
-// new blob. The saved hash state lets a chunked upload be verified without reading its bytes
-// again; it is trusted only when its offset equals the data's size.
+// A blob becomes visible by an atomic rename (Move) after its digest verifies. Locks are
+// flocks on directories of the tree, which hold across processes. A directory's mtime is the
+// activity of what it holds, stamped with the store's clock on every write beneath it (and
+// kept on a removal), so garbage collection can compare it with its own clock.
 package fs
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sync"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,20 +47,39 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Store is a blob store rooted at a directory.
+// Store is the blob store on a local directory: internal/blob's Store over the files driver.
 type Store struct {
-	root    string
-	opts    Options
-	buffers sync.Pool // copy buffers for uploads: large ones keep syscalls few
-	// committing, when set (by tests), is called by Commit while it holds the digest's lock.
-	committing func(digest.Digest)
+	*blob.Store
+	*files
 }
 
 // New creates the directory layout under root if needed.
 func New(root string, opts Options) (*Store, error) {
+	d, err := NewDriver(root, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{Store: blob.NewStore(d, d, blob.Options{MaxBlobSize: opts.MaxBlobSize}), files: d.files}, nil
+}
+
+// files is the driver's state; Driver carries its methods, so that Store's own are not
+// shadowed by them.
+type files struct {
+	root string
+	opts Options
+	// committing, when set (by tests), is called by Move into blobs/ while the digest's lock
+	// is held.
+	committing func(digest.Digest)
+}
+
+// Driver is the blob driver on a local directory.
+type Driver struct{ *files }
+
+// NewDriver returns the driver rooted at root, creating its layout if needed.
+func NewDriver(root string, opts Options) (Driver, error) {
 	for _, d := range []string{"blobs", "uploads"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
-			return nil, fmt.Errorf("create blob store: %w", err)
+			return Driver{}, fmt.Errorf("create blob store: %w", err)
 		}
 	}
 	if opts.FreeBytes == nil {
@@ -74,74 +88,45 @@ func New(root string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Store{root: root, opts: opts}
-	s.buffers.New = func() any { b := make([]byte, 1<<20); return &b }
-	return s, nil
+	return Driver{&files{root: root, opts: opts}}, nil
 }
 
-func (s *Store) blobPath(d digest.Digest) (string, error) {
-	if err := d.Validate(); err != nil {
-		return "", fmt.Errorf("%w: %w", blob.ErrNotFound, err)
+// full is the file path of a driver path; the store's paths are made of validated ids and
+// digests, and anything climbing out of the root is refused all the same.
+func (s *files) full(p string) (string, error) {
+	clean := filepath.Clean(filepath.FromSlash(p))
+	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%w: %q", blob.ErrPathNotFound, p)
 	}
-	h := d.Encoded()
-	return filepath.Join(s.root, "blobs", string(d.Algorithm()), h[:2], h), nil
+	return filepath.Join(s.root, clean), nil
 }
 
-// Stat returns the size of a committed blob.
-func (s *Store) Stat(_ context.Context, d digest.Digest) (int64, error) {
-	p, err := s.blobPath(d)
+func (s *files) blobPath(d digest.Digest) (string, error) {
+	p, err := blob.BlobPath(d)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
-	fi, err := os.Stat(p)
+	return s.full(p)
+}
+
+func (s *files) uploadDir(id string) (string, error) {
+	p, err := blob.SessionPath(id)
+	if err != nil {
+		return "", err
+	}
+	return s.full(p)
+}
+
+// notExist turns the file system's "no such file" into the driver's error.
+func notExist(err error) error {
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, blob.ErrNotFound
+		return fmt.Errorf("%w: %w", blob.ErrPathNotFound, err)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("stat blob: %w", err)
-	}
-	return fi.Size(), nil
+	return err
 }
 
-// Open returns the blob's content, as an *os.File.
-func (s *Store) Open(_ context.Context, d digest.Digest) (blob.ReadSeekCloser, error) {
-	p, err := s.blobPath(d)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, blob.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open blob: %w", err)
-	}
-	return f, nil
-}
-
-// Delete removes a committed blob. Deleting a missing blob is not an error.
-func (s *Store) Delete(_ context.Context, d digest.Digest) error {
-	p, err := s.blobPath(d)
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("delete blob: %w", err)
-	}
-	return nil
-}
-
-var uploadIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-func (s *Store) uploadDir(id string) (string, error) {
-	if !uploadIDPattern.MatchString(id) {
-		return "", blob.ErrUploadNotFound
-	}
-	return filepath.Join(s.root, "uploads", id), nil
-}
-
-// checkSpace refuses to go on when the volume holds less than the configured reserve.
-func (s *Store) checkSpace() error {
+// CheckSpace refuses to go on when the volume holds less than the configured reserve.
+func (s *files) CheckSpace() error {
 	if s.opts.MinFreeBytes <= 0 {
 		return nil
 	}
@@ -164,403 +149,307 @@ func outOfSpace(err error) error {
 	return err
 }
 
-// NewUpload starts an empty upload session and returns its id.
-func (s *Store) NewUpload(_ context.Context) (string, error) {
-	if err := s.checkSpace(); err != nil {
-		return "", err
-	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	id := hex.EncodeToString(b[:])
-	// The session is made under a name sessions do not have and renamed into place whole, so
-	// that garbage collection never sees it before its activity time is stamped.
-	stage := filepath.Join(s.root, "uploads", ".new-"+id)
-	if err := os.Mkdir(stage, 0o700); err != nil {
-		return "", fmt.Errorf("create upload: %w", outOfSpace(err))
-	}
-	f, err := os.OpenFile(filepath.Join(stage, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err == nil {
-		err = f.Close()
-	}
-	if err == nil {
-		touch(stage, s.opts.Now())
-		err = os.Rename(stage, filepath.Join(s.root, "uploads", id))
-	}
+// Stat describes a file or directory.
+func (d Driver) Stat(_ context.Context, p string) (blob.FileInfo, error) {
+	full, err := d.full(p)
 	if err != nil {
-		_ = os.RemoveAll(stage)
-		return "", fmt.Errorf("create upload: %w", outOfSpace(err))
+		return blob.FileInfo{}, err
 	}
-	return id, nil
+	fi, err := os.Stat(full)
+	if err != nil {
+		return blob.FileInfo{}, notExist(err)
+	}
+	return blob.FileInfo{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}, nil
 }
 
-// session is an upload whose lock is held: the only state in which its data may be opened,
-// written, moved or removed. The lock is taken on the session's directory, not on the data
-// file, so that a waiter never holds a handle to data that a commit has since made a blob: once
-// it has the lock, it opens the data by name and finds nothing if the session has ended.
-type session struct {
-	dir  string
-	lock *os.File
-}
-
-// lockUpload takes the session's lock, waiting for whoever holds it (across goroutines and
-// processes alike), and checks that the session still has its data.
-func (s *Store) lockUpload(id string) (*session, error) {
-	dir, err := s.uploadDir(id)
+// Open opens a file as an *os.File.
+func (d Driver) Open(_ context.Context, p string) (blob.ReadSeekCloser, error) {
+	full, err := d.full(p)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := os.Open(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, blob.ErrUploadNotFound
-	}
+	f, err := os.Open(full)
 	if err != nil {
-		return nil, fmt.Errorf("open upload: %w", err)
-	}
-	if err := flock(lock, true); err != nil {
-		_ = lock.Close()
-		return nil, fmt.Errorf("lock upload: %w", err)
-	}
-	return &session{dir: dir, lock: lock}, nil
-}
-
-func (u *session) unlock() { _ = u.lock.Close() } // closing releases the flock
-
-// openData opens the session's data; a session that was committed, cancelled or dropped while
-// the caller waited for the lock has none.
-func (u *session) openData() (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(u.dir, "data"), os.O_RDWR, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, blob.ErrUploadNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open upload: %w", err)
+		return nil, notExist(err)
 	}
 	return f, nil
 }
 
-// end removes the session (its lock held): its data first, so that a waiter finds none even if
-// removing the directory fails part way.
-func (u *session) end() error {
-	if err := os.Remove(filepath.Join(u.dir, "data")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove upload: %w", err)
+// Reader reads a file from offset on.
+func (d Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
+	f, err := d.Open(ctx, p)
+	if err != nil {
+		return nil, err
 	}
-	_ = os.RemoveAll(u.dir)
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// GetContent reads a small file.
+func (d Driver) GetContent(_ context.Context, p string) ([]byte, error) {
+	full, err := d.full(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(full)
+	if err != nil {
+		return nil, notExist(err)
+	}
+	return b, nil
+}
+
+// PutContent replaces a small file whole (written aside, then renamed into place).
+func (d Driver) PutContent(_ context.Context, p string, content []byte) error {
+	full, err := d.full(p)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+		return outOfSpace(err)
+	}
+	tmp := full + ".tmp"
+	if err := os.WriteFile(tmp, content, 0o600); err != nil {
+		_ = os.Remove(tmp)
+		return outOfSpace(err)
+	}
+	if err := os.Rename(tmp, full); err != nil {
+		return err
+	}
+	d.touch(filepath.Dir(full))
 	return nil
 }
 
-// UploadSize reports how many bytes the session holds.
-func (s *Store) UploadSize(_ context.Context, id string) (int64, error) {
-	dir, err := s.uploadDir(id)
-	if err != nil {
-		return 0, err
-	}
-	fi, err := os.Stat(filepath.Join(dir, "data"))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, blob.ErrUploadNotFound
-	}
-	if err != nil {
-		return 0, fmt.Errorf("stat upload: %w", err)
-	}
-	return fi.Size(), nil
+// touch stamps a directory as active now, by the store's clock.
+func (s *files) touch(dir string) {
+	now := s.opts.Now()
+	_ = os.Chtimes(dir, now, now)
 }
 
-// Append writes r at offset, which must equal the current size (offset < 0 means "at the end"),
-// and returns the new size. Bytes received before a transport error are kept, so a client can
-// ask for the size and resume. An upload the store refuses to hold (beyond MaxBlobSize, or with
-// the volume at its reserve or full) is ended at once, freeing its space, with ErrTooLarge or
-// ErrInsufficientStorage.
-func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
-	u, err := s.lockUpload(id)
+// Writer opens a file to write. A new file whose directory does not exist gets its directory
+// built under a name the store does not use and renamed into place whole, so that garbage
+// collection never sees a session before its activity time is stamped.
+func (d Driver) Writer(_ context.Context, p string, appending bool) (blob.FileWriter, error) {
+	full, err := d.full(p)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer u.unlock()
-	f, err := u.openData()
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return 0, fmt.Errorf("seek upload: %w", err)
-	}
-	if offset >= 0 && offset != size {
-		return size, fmt.Errorf("%w: chunk starts at %d, upload holds %d bytes", blob.ErrOffsetMismatch, offset, size)
-	}
-	refuse := func(err error) (int64, error) {
-		if rmErr := u.end(); rmErr != nil {
-			return 0, errors.Join(err, rmErr)
+	if appending {
+		f, err := os.OpenFile(full, os.O_RDWR, 0)
+		if err != nil {
+			return nil, notExist(err)
 		}
-		return 0, err
-	}
-	if err := s.checkSpace(); err != nil {
-		return refuse(err)
-	}
-	h, err := resumeSHA256(u.dir, f, size)
-	if err != nil {
-		return size, err
-	}
-	src := io.Reader(contextReader{ctx, r})
-	limit := s.opts.MaxBlobSize
-	if limit > 0 {
-		src = io.LimitReader(src, limit-size+1)
-	}
-	n, copyErr := s.copyAndHash(f, size, h, src)
-	size += n
-	if limit > 0 && size > limit {
-		return refuse(fmt.Errorf("%w: the registry accepts blobs of at most %d bytes", blob.ErrTooLarge, limit))
-	}
-	if errors.Is(copyErr, blob.ErrInsufficientStorage) {
-		return refuse(copyErr)
-	}
-	if err := saveHashState(u.dir, h, size); err != nil {
-		if errors.Is(err, blob.ErrInsufficientStorage) {
-			return refuse(err)
+		size, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			_ = f.Close()
+			return nil, err
 		}
-		return size, err
+		return &fileWriter{d: d.files, f: f, path: full, size: size}, nil
 	}
-	touch(u.dir, s.opts.Now())
-	if copyErr != nil {
-		return size, fmt.Errorf("receive upload data: %w", copyErr)
+	dir := filepath.Dir(full)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return d.createStaged(full)
 	}
-	return size, nil
+	f, err := os.OpenFile(full, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, outOfSpace(notExist(err))
+	}
+	return &fileWriter{d: d.files, f: f, path: full}, nil
 }
 
-// hashDepth is how many received chunks may wait for the hasher: enough to ride out jitter
-// between the two goroutines, few enough to keep an upload's memory at a few MiB.
-const hashDepth = 2
+func (s *files) createStaged(full string) (blob.FileWriter, error) {
+	dir := filepath.Dir(full)
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	stage := filepath.Join(filepath.Dir(dir), ".new-"+filepath.Base(dir)+"-"+hex.EncodeToString(b[:]))
+	if err := os.MkdirAll(stage, 0o700); err != nil {
+		return nil, outOfSpace(err)
+	}
+	f, err := os.OpenFile(filepath.Join(stage, filepath.Base(full)), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err == nil {
+		s.touch(stage)
+		err = os.Rename(stage, dir)
+	}
+	if err != nil {
+		if f != nil {
+			_ = f.Close()
+		}
+		_ = os.RemoveAll(stage)
+		return nil, outOfSpace(err)
+	}
+	return &fileWriter{d: s, f: f, path: full}, nil
+}
 
 // writebackEvery is how much written data is handed to the kernel's writeback at a time, so that
 // the disk works while the upload goes on and Commit's fsync has little left to wait for.
 const writebackEvery = 8 << 20
 
-type chunk struct {
-	buf *[]byte
-	n   int
+type fileWriter struct {
+	d        *files
+	f        *os.File
+	path     string
+	size     int64
+	unsynced int64
 }
 
-// copyAndHash appends src to f, whose data ends at offset, and feeds h exactly the bytes written
-// to f, even when it fails part way. Hashing, the largest CPU cost of an upload, runs on its own
-// goroutine, overlapping with receiving and writing the next chunk.
-func (s *Store) copyAndHash(f *os.File, offset int64, h hash.Hash, src io.Reader) (int64, error) {
-	free := make(chan *[]byte, hashDepth+1)
-	for range hashDepth + 1 {
-		free <- s.buffers.Get().(*[]byte)
+func (w *fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.size += int64(n)
+	if err != nil {
+		return n, outOfSpace(err)
 	}
-	full := make(chan chunk, hashDepth)
-	hashed := make(chan struct{})
-	go func() {
-		defer close(hashed)
-		for c := range full {
-			h.Write((*c.buf)[:c.n])
-			free <- c.buf
-		}
-	}()
-	var written, unsynced int64
-	var err error
-	for {
-		buf := <-free
-		nr, rerr := src.Read(*buf)
-		if nr > 0 {
-			nw, werr := f.Write((*buf)[:nr])
-			written += int64(nw)
-			full <- chunk{buf, nw}
-			if werr == nil && nw != nr {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				err = outOfSpace(werr)
-				break
-			}
-			if unsynced += int64(nw); unsynced >= writebackEvery {
-				startWriteback(f, offset+written-unsynced, unsynced)
-				unsynced = 0
-				// Other uploads fill the same volume: look again while this one grows.
-				if err = s.checkSpace(); err != nil {
-					break
-				}
-			}
-		} else {
-			free <- buf
-		}
-		if rerr != nil {
-			if rerr != io.EOF {
-				err = rerr
-			}
-			break
-		}
+	if w.unsynced += int64(n); w.unsynced >= writebackEvery {
+		startWriteback(w.f, w.size-w.unsynced, w.unsynced)
+		w.unsynced = 0
 	}
-	close(full)
-	<-hashed
-	for range hashDepth + 1 {
-		s.buffers.Put(<-free)
-	}
-	return written, err
+	return n, nil
 }
 
-// Commit verifies the session's content against want and, when it matches, makes it the blob
-// want. On a mismatch the session is removed and ErrDigestMismatch returned. The data file is
-// moved while the session's lock is held, and no one opens it without that lock, so nothing can
-// write to the blob once it is visible.
-func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int64, error) {
-	if err := want.Validate(); err != nil {
-		return 0, fmt.Errorf("%w: %w", blob.ErrDigestMismatch, err)
-	}
-	u, err := s.lockUpload(id)
-	if err != nil {
-		return 0, err
-	}
-	defer u.unlock()
-	f, err := u.openData()
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return 0, err
-	}
-	if s.opts.MaxBlobSize > 0 && size > s.opts.MaxBlobSize {
-		return 0, errors.Join(fmt.Errorf("%w: the registry accepts blobs of at most %d bytes", blob.ErrTooLarge, s.opts.MaxBlobSize), u.end())
-	}
-	var got digest.Digest
-	if want.Algorithm() == digest.SHA256 {
-		h, err := resumeSHA256(u.dir, f, size)
-		if err != nil {
-			return 0, err
-		}
-		got = digest.NewDigest(digest.SHA256, h)
-	} else {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return 0, err
-		}
-		got, err = want.Algorithm().FromReader(contextReader{ctx, f})
-		if err != nil {
-			return 0, fmt.Errorf("hash upload: %w", err)
-		}
-	}
-	if got != want {
-		return 0, errors.Join(fmt.Errorf("%w: computed %s, expected %s", blob.ErrDigestMismatch, got, want), u.end())
-	}
-	if err := f.Sync(); err != nil {
-		if err = outOfSpace(err); errors.Is(err, blob.ErrInsufficientStorage) {
-			return 0, errors.Join(err, u.end())
-		}
-		return 0, fmt.Errorf("sync upload: %w", err)
-	}
-	// Read-only, as a guard against anything that might open a blob to write.
-	if err := f.Chmod(0o400); err != nil {
-		return 0, fmt.Errorf("commit blob: %w", err)
-	}
-	dst, err := s.blobPath(want)
-	if err != nil {
-		return 0, err
-	}
-	// The digest's lock keeps a garbage collection from removing the file between its last look
-	// at the blob and this rename (see RemoveUnused).
-	unlock, err := s.lockDigest(want)
-	if err != nil {
-		return 0, fmt.Errorf("commit blob: %w", outOfSpace(err))
-	}
-	defer unlock()
-	if s.committing != nil {
-		s.committing(want)
-	}
-	// The blob's mtime says when it was committed, not when its last chunk arrived: garbage
-	// collection spares files younger than its grace period, which covers the time between
-	// this commit and the link the caller records next.
-	now := s.opts.Now()
-	if err := os.Chtimes(filepath.Join(u.dir, "data"), now, now); err != nil {
-		return 0, fmt.Errorf("commit blob: %w", err)
-	}
-	// Renaming over an existing blob replaces it with bytes just verified, which also repairs a
-	// blob damaged on disk; readers of the old file keep reading it.
-	if err := os.Rename(filepath.Join(u.dir, "data"), dst); err != nil {
-		return 0, fmt.Errorf("commit blob: %w", outOfSpace(err))
-	}
-	syncDir(filepath.Dir(dst))
-	_ = os.RemoveAll(u.dir)
-	return size, nil
+func (w *fileWriter) Size() int64 { return w.size }
+
+// Close keeps what was written (it is on disk already) and stamps the directory as active.
+func (w *fileWriter) Close() error {
+	w.d.touch(filepath.Dir(w.path))
+	return w.f.Close()
 }
 
-// Cancel discards an upload session.
-func (s *Store) Cancel(_ context.Context, id string) error {
-	u, err := s.lockUpload(id)
+func (w *fileWriter) Cancel(context.Context) error {
+	_ = w.f.Close()
+	if err := os.Remove(w.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Commit makes the file durable and read-only, as a guard against anything that might open a
+// blob to write.
+func (w *fileWriter) Commit(context.Context) error {
+	defer w.f.Close()
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("sync upload: %w", outOfSpace(err))
+	}
+	if err := w.f.Chmod(0o400); err != nil {
+		return fmt.Errorf("commit blob: %w", err)
+	}
+	return nil
+}
+
+// Move renames src to dst. The file's mtime says when it was moved (a blob's commit), not when
+// its last bytes arrived: garbage collection spares files younger than its grace period, which
+// covers the time between a commit and the link its caller records next. Readers of a file dst
+// replaces keep reading it.
+func (d Driver) Move(_ context.Context, src, dst string) error {
+	from, err := d.full(src)
 	if err != nil {
 		return err
 	}
-	defer u.unlock()
-	if _, err := os.Stat(filepath.Join(u.dir, "data")); errors.Is(err, os.ErrNotExist) {
-		return blob.ErrUploadNotFound
+	to, err := d.full(dst)
+	if err != nil {
+		return err
 	}
-	return u.end()
+	if d.committing != nil {
+		if parts := strings.Split(dst, "/"); len(parts) == 4 {
+			d.committing(digest.NewDigestFromEncoded(digest.Algorithm(parts[1]), parts[3]))
+		}
+	}
+	now := d.opts.Now()
+	if err := os.Chtimes(from, now, now); err != nil {
+		return notExist(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		return outOfSpace(err)
+	}
+	if err := os.Rename(from, to); err != nil {
+		return outOfSpace(notExist(err))
+	}
+	syncDir(filepath.Dir(to))
+	return nil
 }
 
-// PurgeUploads removes sessions untouched since before, returning their ids. A session whose
-// lock is held (a chunk arriving slowly) is left for the next round.
-func (s *Store) PurgeUploads(_ context.Context, before time.Time) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(s.root, "uploads"))
+// Delete removes a file (keeping its directory's activity time) or a directory tree.
+func (d Driver) Delete(_ context.Context, p string) error {
+	full, err := d.full(p)
 	if err != nil {
-		return nil, fmt.Errorf("list uploads: %w", err)
+		return err
 	}
-	var purged []string
+	fi, err := os.Lstat(full)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return os.RemoveAll(full)
+	}
+	parent, perr := os.Stat(filepath.Dir(full))
+	if err := os.Remove(full); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if perr == nil {
+		_ = os.Chtimes(filepath.Dir(full), parent.ModTime(), parent.ModTime())
+	}
+	return nil
+}
+
+// List names a directory's entries.
+func (d Driver) List(_ context.Context, p string) ([]blob.FileInfo, error) {
+	full, err := d.full(p)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(full)
+	if err != nil {
+		return nil, notExist(err)
+	}
+	out := make([]blob.FileInfo, 0, len(entries))
 	for _, e := range entries {
 		info, err := e.Info()
-		if err != nil || !info.ModTime().Before(before) {
-			continue
-		}
-		dir := filepath.Join(s.root, "uploads", e.Name())
-		lock, err := os.Open(dir)
 		if err != nil {
-			continue
+			continue // removed since the listing
 		}
-		if flock(lock, false) == nil {
-			u := &session{dir: dir, lock: lock}
-			if u.end() == nil {
-				purged = append(purged, e.Name())
-			}
-		}
-		_ = lock.Close()
+		out = append(out, blob.FileInfo{Path: p + "/" + e.Name(), Size: info.Size(), ModTime: info.ModTime(), IsDir: e.IsDir()})
 	}
-	return purged, nil
+	return out, nil
 }
 
-// touch marks the session active (PurgeUploads looks at the directory's mtime).
-func touch(dir string, now time.Time) {
-	_ = os.Chtimes(dir, now, now)
-}
-
-// resumeSHA256 returns a sha256 hash of the first size bytes of f, from the saved state when it
-// matches, otherwise by reading the file again (after a crash between write and state save).
-func resumeSHA256(dir string, f *os.File, size int64) (hash.Hash, error) {
-	h := sha256.New()
-	if b, err := os.ReadFile(filepath.Join(dir, "hashstate")); err == nil && len(b) > 8 &&
-		int64(binary.BigEndian.Uint64(b[:8])) == size {
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b[8:]); err == nil {
-			return h, nil
-		}
-		h.Reset()
-	}
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
-		return nil, fmt.Errorf("rehash upload: %w", err)
-	}
-	return h, nil
-}
-
-func saveHashState(dir string, h hash.Hash, size int64) error {
-	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+// Walk calls fn for every file beneath p.
+func (d Driver) Walk(ctx context.Context, p string, fn func(blob.FileInfo) error) error {
+	full, err := d.full(p)
 	if err != nil {
 		return err
 	}
-	b := binary.BigEndian.AppendUint64(nil, uint64(size))
-	b = append(b, state...)
-	tmp := filepath.Join(dir, "hashstate.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("save hash state: %w", outOfSpace(err))
-	}
-	return os.Rename(tmp, filepath.Join(dir, "hashstate"))
+	err = filepath.WalkDir(full, func(path string, e iofs.DirEntry, err error) error {
+		if errors.Is(err, iofs.ErrNotExist) && path != full {
+			return nil // removed since the listing
+		}
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.IsDir() {
+			return nil
+		}
+		info, err := e.Info()
+		if errors.Is(err, iofs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("stat blob: %w", err)
+		}
+		rel, err := filepath.Rel(d.root, path)
+		if err != nil {
+			return err
+		}
+		return fn(blob.FileInfo{Path: filepath.ToSlash(rel), Size: info.Size(), ModTime: info.ModTime()})
+	})
+	return notExist(err)
 }
 
 func syncDir(dir string) {
@@ -568,32 +457,4 @@ func syncDir(dir string) {
 		_ = d.Sync()
 		_ = d.Close()
 	}
-}
-
-// flock takes an exclusive lock on f, waiting for it when wait is set (otherwise failing at once
-// if it is held).
-func flock(f *os.File, wait bool) error {
-	how := syscall.LOCK_EX
-	if !wait {
-		how |= syscall.LOCK_NB
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
-}
-
-// contextReader stops a long copy when the request's context ends.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

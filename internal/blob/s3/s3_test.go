@@ -1,0 +1,216 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/lading-registry/lading/internal/blob"
+	blobfs "github.com/lading-registry/lading/internal/blob/fs"
+	"github.com/lading-registry/lading/internal/testserver"
+)
+
+// countingClient records every request and the bytes each response carried.
+type countingClient struct {
+	mu   sync.Mutex
+	reqs []string // "METHOD path bytes"
+	down map[string]int64
+}
+
+func (c *countingClient) Do(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
+	c.down[r.Method+" "+r.URL.Path] += int64(len(b))
+	return resp, err
+}
+
+func (c *countingClient) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reqs, c.down = nil, map[string]int64{}
+}
+
+// TestCommitDownloadsNothing: committing a chunked upload reads only its small state objects
+// (the writer's and the hash state): the data is neither downloaded to be hashed nor to be
+// moved, which multipart completion and server-side copies do.
+func TestCommitDownloadsNothing(t *testing.T) {
+	srv := testserver.StartS3(t)
+	srv.SetEnv(t)
+	ctx := context.Background()
+	cfg, err := ParseURL(srv.URL() + "&part-size=5242880")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := &countingClient{down: map[string]int64{}}
+	cfg.HTTPClient = counter
+	d, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := blobfs.NewFileLocker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := blob.NewStore(d, locks, blob.Options{})
+	data := make([]byte, 12<<20+77) // two parts and a pending tail
+	_, _ = rand.Read(data)
+	id, err := s.NewUpload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += 3 << 20 {
+		end := min(off+3<<20, len(data))
+		if _, err := s.Append(ctx, id, int64(off), bytes.NewReader(data[off:end])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counter.reset()
+	want := digest.FromBytes(data)
+	if _, err := s.Commit(ctx, id, want); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for req, n := range counter.down {
+		if strings.HasPrefix(req, "GET ") {
+			total += n
+		}
+	}
+	if total > 4096 {
+		t.Errorf("commit downloaded %d bytes: %v", total, counter.down)
+	}
+	var completed, copied bool
+	for _, r := range counter.reqs {
+		completed = completed || (strings.HasPrefix(r, "POST ") && strings.HasSuffix(r, "/data"))
+		copied = copied || (strings.HasPrefix(r, "PUT ") && strings.Contains(r, "/blobs/sha256/"))
+	}
+	if !completed || !copied {
+		t.Errorf("commit did not complete the multipart upload (%v) and copy it into blobs/ (%v): %v", completed, copied, counter.reqs)
+	}
+	r, err := s.Open(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+	// The count sees what a download carries: reading the blob back counts its bytes.
+	counter.mu.Lock()
+	defer counter.mu.Unlock()
+	if n := counter.down["GET /"+testserver.S3Bucket+"/blobs/sha256/"+want.Encoded()[:2]+"/"+want.Encoded()]; n != int64(len(data)) {
+		t.Errorf("reading the blob back counted %d bytes, want %d", n, len(data))
+	}
+}
+
+// TestMissingBucketIsUnavailable: a bucket that does not exist is storage that is not there
+// (503 and a failing /readyz), never "this blob is unknown".
+func TestMissingBucketIsUnavailable(t *testing.T) {
+	srv := testserver.StartS3(t)
+	srv.SetEnv(t)
+	ctx := context.Background()
+	cfg, err := ParseURL(strings.Replace(srv.URL(), testserver.S3Bucket, "no-such-bucket", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := blobfs.NewFileLocker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := blob.NewStore(d, locks, blob.Options{})
+	checks := []struct {
+		name string
+		err  error
+	}{
+		{"ping", s.Ping(ctx)},
+		{"stat", func() error { _, err := s.Stat(ctx, digest.FromString("x")); return err }()},
+		{"new upload", func() error { _, err := s.NewUpload(ctx); return err }()},
+	}
+	for _, c := range checks {
+		if !errors.Is(c.err, blob.ErrUnavailable) || errors.Is(c.err, blob.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrUnavailable", c.name, c.err)
+		}
+	}
+}
+
+// TestCancelAbortsMultipartUploads: a cancelled session and a dropped idle one leave no
+// multipart upload (whose parts S3 would keep, and bill, forever) and no object.
+func TestCancelAbortsMultipartUploads(t *testing.T) {
+	srv := testserver.StartS3(t)
+	srv.SetEnv(t)
+	ctx := context.Background()
+	cfg, err := ParseURL(srv.URL() + "&part-size=5242880")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Prefix = "cancel/"
+	d, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := blobfs.NewFileLocker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := blob.NewStore(d, locks, blob.Options{})
+	data := make([]byte, 6<<20) // one part and a pending tail
+	for _, end := range []string{"cancel", "drop"} {
+		id, err := s.NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, id, 0, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		open, err := d.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &d.bucket, Prefix: aws.String("cancel/")})
+		if err != nil || len(open.Uploads) != 1 {
+			t.Fatalf("%s: multipart uploads before: %v, %v", end, open, err)
+		}
+		if end == "cancel" {
+			err = s.Cancel(ctx, id)
+		} else {
+			_, err = s.DropIdleUpload(ctx, id, time.Now().Add(time.Hour))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mpus, err := d.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &d.bucket, Prefix: aws.String("cancel/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mpus.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left", len(mpus.Uploads))
+	}
+	objs, err := d.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &d.bucket, Prefix: aws.String("cancel/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs.Contents) != 0 {
+		t.Errorf("%d objects left, the first %s", len(objs.Contents), aws.ToString(objs.Contents[0].Key))
+	}
+}
