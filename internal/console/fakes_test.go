@@ -150,12 +150,14 @@ func (k *fakeKeys) DeleteAccessKey(_ context.Context, id string) error {
 
 type fakeScans struct {
 	findings []store.Finding
-	startErr error
-	started  int
+	// inventory is the scan's stored inventory (0: none).
+	inventory int64
+	startErr  error
+	started   int
 }
 
 func (s *fakeScans) Results(_ context.Context, repo, dgst string) (store.ImageScan, []store.Finding, error) {
-	return store.ImageScan{Repository: repo, Digest: dgst, Status: scanning.StatusActive}, s.findings, nil
+	return store.ImageScan{Repository: repo, Digest: dgst, Status: scanning.StatusActive, InventoryID: s.inventory}, s.findings, nil
 }
 func (s *fakeScans) Summaries(_ context.Context, _ string, digests []string) (map[string]scanning.Summary, error) {
 	out := map[string]scanning.Summary{}

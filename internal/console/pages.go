@@ -1,11 +1,13 @@
 package console
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/sbom"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
@@ -43,7 +46,6 @@ func countsOf(m map[string]int) []sevCount {
 // page says so. (The aggregations of insp-agg answer the overview without walking, once merged.)
 const (
 	maxWalkedFindings = 5000
-	maxWalkedImages   = 5000
 	maxRepositories   = 10000
 )
 
@@ -205,7 +207,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx
 	})
 	worst = worst[:min(10, len(worst))]
 
-	scanned, notScanned, covTruncated, err := h.coverage(ctx)
+	cov, err := h.coverageCounts(ctx, s)
 	if err != nil {
 		h.fail(w, r, s, err)
 		return
@@ -217,7 +219,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx
 	}
 	h.render(w, r, s, http.StatusOK, "overview", "overview", map[string]any{
 		"Title": "Overview", "Severities": countsOf(bySev), "Truncated": truncated, "TopVulns": top, "TopRepos": worst, "Trend": trend,
-		"Scanned": scanned, "NotScanned": notScanned, "CoverageTruncated": covTruncated, "DB": h.dbInfo(ctx),
+		"Coverage": cov, "DB": h.dbInfo(ctx),
 	})
 }
 
@@ -276,51 +278,6 @@ func (h *Handler) trend(ctx context.Context) (trendData, error) {
 		out.Max = max(out.Max, d.Opened, d.Closed)
 	}
 	return out, nil
-}
-
-// coverage counts the images the caller may see with and without a current scan.
-// SEAM(insp-agg): Seams.Coverage answers from Inspector's coverage once that lands.
-func (h *Handler) coverage(ctx context.Context) (scanned, notScanned int, truncated bool, err error) {
-	if h.cfg.Seams.Coverage != nil {
-		scanned, notScanned, err = h.cfg.Seams.Coverage(ctx)
-		return scanned, notScanned, false, err
-	}
-	repos, err := h.allRepositories(ctx)
-	if err != nil {
-		return 0, 0, false, err
-	}
-	seen := 0
-	for _, repo := range repos {
-		imgs, err := h.allImages(ctx, repo.Name)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		digests := make([]string, 0, len(imgs))
-		for _, m := range imgs {
-			if scanning.IsImage(m) {
-				digests = append(digests, m.Digest)
-			}
-		}
-		sums, err := h.cfg.Scans.Summaries(ctx, repo.Name, digests)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		for _, d := range digests {
-			if sum, ok := sums[d]; ok && isScanned(sum.Scan.Status) {
-				scanned++
-			} else {
-				notScanned++
-			}
-		}
-		if seen += len(digests); seen >= maxWalkedImages {
-			return scanned, notScanned, true, nil
-		}
-	}
-	return scanned, notScanned, false, nil
-}
-
-func isScanned(status string) bool {
-	return status == scanning.StatusComplete || status == scanning.StatusActive
 }
 
 type dbInfo struct {
@@ -576,6 +533,10 @@ var notices = map[string]string{
 	"not-image":    "This is an index or an artifact, not an image: scan each platform's image.",
 	"saved":        "Scanning configuration saved.",
 	"key-deleted":  "Access key deleted.",
+	"rescan-saved": "Rescan configuration saved: images out of the new window leave continuous coverage.",
+	"rule-created": "Suppression rule created: the findings it matches are suppressed.",
+	"rule-saved":   "Suppression rule saved and applied again.",
+	"rule-deleted": "Suppression rule deleted: the findings only it suppressed are active again.",
 }
 
 func (h *Handler) repository(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
@@ -727,7 +688,7 @@ func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 		return
 	}
 	sevFilter := oneOf(q.Get("severity"), severities...)
-	statusFilter := oneOf(q.Get("status"), "ACTIVE", "CLOSED", "ALL")
+	statusFilter := oneOf(q.Get("status"), findingStatuses...)
 	if statusFilter == "" {
 		statusFilter = "ACTIVE"
 	}
@@ -746,8 +707,8 @@ func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 	}
 	var rows []findingRow
 	for _, f := range list {
-		sev := findings.InspectorSeverity(f.Severity)
-		if (sevFilter != "" && sev != sevFilter) || (statusFilter != "ALL" && f.Status != statusFilter) {
+		sev, status := findings.InspectorSeverity(f.Severity), scanning.InspectorStatus(f)
+		if (sevFilter != "" && sev != sevFilter) || (statusFilter != "ALL" && status != statusFilter) {
 			continue
 		}
 		d, err := scanning.DecodeDetail(f)
@@ -757,7 +718,7 @@ func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 		}
 		for _, p := range d.Finding.Packages {
 			rows = append(rows, findingRow{VulnerabilityID: f.VulnerabilityID, URL: vulnURL(f.VulnerabilityID), Severity: sev,
-				Package: p.Label(), Installed: p.InstalledVersion(), Fixed: p.FixedInVersion, Path: p.FilePath, Status: f.Status,
+				Package: p.Label(), Installed: p.InstalledVersion(), Fixed: p.FixedInVersion, Path: p.FilePath, Status: status,
 				Layer: p.Layer, Score: f.Score, First: f.FirstObservedAt, Last: f.LastObservedAt})
 		}
 	}
@@ -780,15 +741,60 @@ func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 		return
 	}
 	var sboms []Link
-	if h.cfg.Seams.SBOMDownloads != nil { // SEAM(sbom): CycloneDX / SPDX downloads
-		sboms = h.cfg.Seams.SBOMDownloads(name, dgst)
+	if h.cfg.SBOMs != nil && scanned && scan.InventoryID != 0 {
+		for _, f := range sbomFormats {
+			sboms = append(sboms, Link{Label: f.Label, URL: Prefix + "image/sbom?" + url.Values{"repository": {name}, "digest": {dgst}, "format": {f.Name}}.Encode()})
+		}
 	}
-	filters := map[string]any{"Severity": sevFilter, "Status": statusFilter, "Severities": severities, "Statuses": []string{"ACTIVE", "CLOSED", "ALL"}}
+	filters := map[string]any{"Severity": sevFilter, "Status": statusFilter, "Severities": severities, "Statuses": findingStatuses}
 	h.render(w, r, s, http.StatusOK, "image", "repositories", map[string]any{
 		"Title": name + "@" + shortDigest(dgst), "Repository": name, "RepoURL": repoURL(name), "Image": m, "Scanned": scanned,
 		"Scan": scan, "Platform": platformOf(scan), "Layers": lrows, "Findings": rows, "Filters": filters, "Referrers": refs, "SBOMs": sboms,
 		"Live": scan.Status == scanning.StatusInProgress || scan.Status == scanning.StatusPending, "Self": r.URL.RequestURI(),
 	})
+}
+
+// findingStatuses are the image page's status filter: Inspector's statuses (an ACTIVE
+// finding a suppression rule matches is SUPPRESSED), and every one.
+var findingStatuses = []string{scanning.FindingActive, scanning.FindingSuppressed, scanning.FindingClosed, "ALL"}
+
+// sbomFormats are the SBOM formats an image's page offers, as SBOM exports name them.
+var sbomFormats = []struct{ Name, Label, File string }{
+	{"CYCLONEDX_1_4", "CycloneDX 1.4 (JSON)", "cdx.json"},
+	{"SPDX_2_3", "SPDX 2.3 (JSON)", "spdx.json"},
+}
+
+// imageSBOM serves an image's SBOM to a key that may read its findings: the document an SBOM
+// export writes for it, as a download.
+func (h *Handler) imageSBOM(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	name, dgst, format := q.Get("repository"), q.Get("digest"), q.Get("format")
+	i := slices.IndexFunc(sbomFormats, func(f struct{ Name, Label, File string }) bool { return f.Name == format })
+	if h.cfg.SBOMs == nil || name == "" || dgst == "" || len(name) > 256 || len(dgst) > 256 || i < 0 {
+		h.fail(w, r, s, errNotFound)
+		return
+	}
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "ecr:DescribeImageScanFindings", h.cfg.Authz.RepositoryARN(name)); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	if _, err := h.cfg.Store.GetImage(ctx, name, dgst); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	var doc bytes.Buffer
+	if err := h.cfg.SBOMs.ImageSBOM(ctx, name, dgst, format, &doc); errors.Is(err, sbom.ErrNoInventory) {
+		h.fail(w, r, s, errNotFound)
+		return
+	} else if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	file := strings.NewReplacer("/", "_", ":", "_").Replace(name+"@"+dgst) + "." + sbomFormats[i].File
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": file}))
+	_, _ = w.Write(doc.Bytes())
 }
 
 // ---- Vulnerability ----
