@@ -87,6 +87,7 @@ type Scans interface {
 // Findings is the findings service, as the Inspector face uses it.
 type Findings interface {
 	List(ctx context.Context, in findings.ListInput) (findings.ListOutput, error)
+	Aggregate(ctx context.Context, in findings.Aggregation) (findings.AggregationOutput, error)
 	SearchVulnerabilities(ctx context.Context, ids []string) ([]findings.Vulnerability, error)
 }
 

@@ -26,7 +26,7 @@ var severities = []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", 
 
 type sevCount struct {
 	Severity string
-	Count    int
+	Count    int64
 }
 
 // countsOf lists counts by severity in severities' order, ECR's UNDEFINED counted as UNTRIAGED.
@@ -37,7 +37,7 @@ func countsOf(m map[string]int) []sevCount {
 		if s == "UNTRIAGED" {
 			n += m["UNDEFINED"]
 		}
-		out = append(out, sevCount{Severity: s, Count: n})
+		out = append(out, sevCount{Severity: s, Count: int64(n)})
 	}
 	return out
 }
@@ -144,12 +144,12 @@ func frequencyLabel(f string) string {
 
 type vulnCount struct {
 	ID, URL, Severity string
-	Images            int
+	Images            int64
 }
 
 type repoCount struct {
 	Name, URL      string
-	Critical, High int
+	Critical, High int64
 }
 
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
@@ -158,55 +158,21 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx
 		h.fail(w, r, s, err)
 		return
 	}
-	active, truncated, err := h.activeFindings(ctx, findings.Criteria{})
+	bySev, err := h.severityCounts(ctx)
 	if err != nil {
 		h.fail(w, r, s, err)
 		return
 	}
-	bySev := map[string]int{}
-	vulns := map[string]*vulnCount{}
-	repos := map[string]*repoCount{}
-	for _, l := range active {
-		f := l.Finding
-		sev := findings.InspectorSeverity(f.Severity)
-		bySev[sev]++
-		v := vulns[f.VulnerabilityID]
-		if v == nil {
-			v = &vulnCount{ID: f.VulnerabilityID, URL: vulnURL(f.VulnerabilityID), Severity: sev}
-			vulns[f.VulnerabilityID] = v
-		}
-		v.Images++
-		rc := repos[f.Repository]
-		if rc == nil {
-			rc = &repoCount{Name: f.Repository, URL: repoURL(f.Repository)}
-			repos[f.Repository] = rc
-		}
-		switch sev {
-		case "CRITICAL":
-			rc.Critical++
-		case "HIGH":
-			rc.High++
-		}
+	top, err := h.topVulnerabilities(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
 	}
-	top := make([]vulnCount, 0, len(vulns))
-	for _, v := range vulns {
-		top = append(top, *v)
+	worst, err := h.topRepositories(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
 	}
-	slices.SortFunc(top, func(a, b vulnCount) int {
-		return cmp.Or(cmp.Compare(b.Images, a.Images), cmp.Compare(slices.Index(severities, a.Severity), slices.Index(severities, b.Severity)), strings.Compare(a.ID, b.ID))
-	})
-	top = top[:min(10, len(top))]
-	var worst []repoCount
-	for _, rc := range repos {
-		if rc.Critical > 0 {
-			worst = append(worst, *rc)
-		}
-	}
-	slices.SortFunc(worst, func(a, b repoCount) int {
-		return cmp.Or(cmp.Compare(b.Critical, a.Critical), cmp.Compare(b.High, a.High), strings.Compare(a.Name, b.Name))
-	})
-	worst = worst[:min(10, len(worst))]
-
 	cov, err := h.coverageCounts(ctx, s)
 	if err != nil {
 		h.fail(w, r, s, err)
@@ -218,9 +184,91 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx
 		return
 	}
 	h.render(w, r, s, http.StatusOK, "overview", "overview", map[string]any{
-		"Title": "Overview", "Severities": countsOf(bySev), "Truncated": truncated, "TopVulns": top, "TopRepos": worst, "Trend": trend,
+		"Title": "Overview", "Severities": bySev, "TopVulns": top, "TopRepos": worst, "Trend": trend,
 		"Coverage": cov, "DB": h.dbInfo(ctx),
 	})
+}
+
+// overviewRows is how many vulnerabilities and repositories the overview ranks.
+const overviewRows = 10
+
+// severityCounts counts the ACTIVE findings by severity, as ListFindingAggregations
+// (FINDING_TYPE) counts them: critical, high, medium, and the rest (low, informational,
+// untriaged) together.
+func (h *Handler) severityCounts(ctx context.Context) ([]sevCount, error) {
+	out, err := h.cfg.Findings.Aggregate(ctx, findings.Aggregation{Op: "ConsoleOverview", Type: findings.AggregateFindingType})
+	if err != nil {
+		return nil, err
+	}
+	var c findings.SeverityCounts
+	for _, row := range out.Rows {
+		c.All += row.Counts.All
+		c.Critical += row.Counts.Critical
+		c.High += row.Counts.High
+		c.Medium += row.Counts.Medium
+	}
+	return []sevCount{{"CRITICAL", c.Critical}, {"HIGH", c.High}, {"MEDIUM", c.Medium},
+		{"LOW", max(0, c.All-c.Critical-c.High-c.Medium)}}, nil
+}
+
+// topVulnerabilities are the vulnerabilities ACTIVE in the most images (TITLE aggregation by
+// finding count: a vulnerability is one finding per image), with their advisories' severity.
+func (h *Handler) topVulnerabilities(ctx context.Context) ([]vulnCount, error) {
+	n := overviewRows
+	out, err := h.cfg.Findings.Aggregate(ctx, findings.Aggregation{Op: "ConsoleOverview", Type: findings.AggregateTitle,
+		SortBy: findings.SortByAll, SortOrder: findings.Desc, MaxResults: &n})
+	if err != nil {
+		return nil, err
+	}
+	top := make([]vulnCount, 0, len(out.Rows))
+	ids := make([]string, 0, len(out.Rows))
+	for _, row := range out.Rows {
+		sev := "LOW"
+		switch {
+		case row.Counts.Critical > 0:
+			sev = "CRITICAL"
+		case row.Counts.High > 0:
+			sev = "HIGH"
+		case row.Counts.Medium > 0:
+			sev = "MEDIUM"
+		}
+		top = append(top, vulnCount{ID: row.VulnerabilityID, URL: vulnURL(row.VulnerabilityID), Severity: sev, Images: row.Counts.All})
+		ids = append(ids, row.VulnerabilityID)
+	}
+	if len(ids) == 0 {
+		return top, nil
+	}
+	// The advisory's own severity, where the counts only say "below medium".
+	vs, err := h.cfg.Findings.SearchVulnerabilities(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vs {
+		for i := range top {
+			if top[i].ID == v.ID && top[i].Severity == "LOW" && v.Severity != "" {
+				top[i].Severity = findings.InspectorSeverity(v.Severity)
+			}
+		}
+	}
+	return top, nil
+}
+
+// topRepositories are the repositories with the most critical ACTIVE findings (REPOSITORY
+// aggregation), those with none left out.
+func (h *Handler) topRepositories(ctx context.Context) ([]repoCount, error) {
+	n := overviewRows
+	out, err := h.cfg.Findings.Aggregate(ctx, findings.Aggregation{Op: "ConsoleOverview", Type: findings.AggregateRepository,
+		SortBy: findings.SortByCritical, SortOrder: findings.Desc, MaxResults: &n})
+	if err != nil {
+		return nil, err
+	}
+	var worst []repoCount
+	for _, row := range out.Rows {
+		if row.Counts.Critical > 0 {
+			worst = append(worst, repoCount{Name: row.Repository, URL: repoURL(row.Repository), Critical: row.Counts.Critical, High: row.Counts.High})
+		}
+	}
+	return worst, nil
 }
 
 // trendDays is how many days the overview's chart of opened and closed findings covers.
