@@ -55,6 +55,9 @@ type config struct {
 	cache, store  string
 	images, bases int
 	requests      int
+	// budget bounds the time spent on one page: a page far over its target is measured with
+	// fewer requests (the count is printed).
+	budget time.Duration
 }
 
 func main() {
@@ -64,6 +67,7 @@ func main() {
 	flag.IntVar(&cfg.images, "images", 100000, "images of the store bench/continuous builds (with -cache)")
 	flag.IntVar(&cfg.bases, "bases", 300, "base images of the store bench/continuous builds (with -cache)")
 	flag.IntVar(&cfg.requests, "requests", 50, "requests of each page after the first (the p95 is compared with the target)")
+	flag.DurationVar(&cfg.budget, "budget", time.Minute, "time spent on one page at most: a slower page is measured with fewer requests (at least 5)")
 	flag.Parse()
 	if (cfg.cache == "") == (cfg.store == "") || cfg.requests < 1 {
 		fmt.Fprintln(os.Stderr, "bench: give one of -cache and -store")
@@ -201,9 +205,10 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	quiet := slog.New(slog.DiscardHandler)
 	svc := findings.NewService(db, nil, cat, account, region)
 	scans := scanning.New(db, configs{}, nil, scanning.Config{Logger: quiet})
+	cov := findings.NewCoverage(db, scans, account, region)
 	h, err := console.New(console.Config{
 		Auth: signer{}, Authz: auth.NewAuthorizer(db, auth.AuthorizerOptions{RegistryID: account, Region: region}), Store: db, Keys: db,
-		Scans: scans, Findings: svc, Coverage: findings.NewCoverage(db, scans, account, region),
+		Scans: scans, Findings: svc, Coverage: cov,
 		Rules:  suppression.NewService(db, account, region, scanning.AnnounceListed(eventsOrigin()), nil),
 		Rescan: scans, SBOMs: reports.New(db, svc, nil, reports.Config{Dir: filepath.Join(os.TempDir(), "lading-bench-console-reports"), Account: account, Region: region, Logger: quiet}),
 		Logger: quiet,
@@ -232,12 +237,16 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		{"settings", "/console/settings", 100 * time.Millisecond},
 		{"image SBOM download, CycloneDX (not a page)", "/console/image/sbom?" + imageQ + "&format=CYCLONEDX_1_4", 0},
 	}
-	fmt.Fprintf(w, "%-58s %9s %9s %9s %9s %9s  %s\n", "page", "first", "median", "p95", "max", "bytes", "target (p95)")
+	fmt.Fprintf(w, "%-58s %9s %9s %9s %9s %4s %9s  %s\n", "page", "first", "median", "p95", "max", "n", "bytes", "target (p95)")
 	failed := false
 	for _, p := range pages {
 		var times []time.Duration
 		size := 0
+		began := time.Now()
 		for i := 0; i <= cfg.requests; i++ {
+			if i > 5 && time.Since(began) > cfg.budget {
+				break
+			}
 			start := time.Now()
 			n, err := get(h, p.path, cookies)
 			times = append(times, time.Since(start))
@@ -257,9 +266,13 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 				verdict, failed = fmt.Sprintf("< %s: FAIL", p.target), true
 			}
 		}
-		fmt.Fprintf(w, "%-58s %9s %9s %9s %9s %9d  %s\n", p.name, round(first), round(rest[len(rest)/2]), round(p95), round(rest[len(rest)-1]), size, verdict)
+		fmt.Fprintf(w, "%-58s %9s %9s %9s %9s %4d %9d  %s\n", p.name, round(first), round(rest[len(rest)/2]), round(p95), round(rest[len(rest)-1]), len(rest), size, verdict)
 	}
-	fmt.Fprintf(w, "\np95 of %d requests after the first (which may read pages from disk); load average after: %s\n", cfg.requests, machine.LoadAverage())
+	if err := overviewParts(ctx, w, svc, cov); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\np95 of n requests after the first (which may read pages from disk; n < %d when the page took over %s); load average after: %s\n",
+		cfg.requests, cfg.budget, machine.LoadAverage())
 	if failed {
 		return errors.New("a target was missed")
 	}
@@ -308,3 +321,56 @@ func get(h http.Handler, path string, cookies []*http.Cookie) (int, error) {
 }
 
 func eventsOrigin() events.Origin { return events.Origin{Account: account, Region: region} }
+
+// overviewParts times the domain queries the overview makes, each alone (the overview runs
+// them side by side): where its time goes.
+func overviewParts(ctx context.Context, w io.Writer, svc *findings.Service, cov *findings.Coverage) error {
+	ten := 10
+	agg := func(in findings.Aggregation) func() error {
+		return func() error { _, err := svc.Aggregate(ctx, in); return err }
+	}
+	start := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -13)
+	parts := []struct {
+		name string
+		run  func() error
+	}{
+		{"ListFindingAggregations FINDING_TYPE (severity counts)", agg(findings.Aggregation{Op: "B", Type: findings.AggregateFindingType})},
+		{"ListFindingAggregations TITLE by ALL, 10 (top vulnerabilities)", agg(findings.Aggregation{Op: "B", Type: findings.AggregateTitle,
+			SortBy: findings.SortByAll, SortOrder: findings.Desc, MaxResults: &ten})},
+		{"ListFindingAggregations REPOSITORY by CRITICAL, 10 (top repositories)", agg(findings.Aggregation{Op: "B", Type: findings.AggregateRepository,
+			SortBy: findings.SortByCritical, SortOrder: findings.Desc, MaxResults: &ten})},
+		{"ListCoverageStatistics images by SCAN_STATUS_CODE (scanned / not)", func() error {
+			_, err := cov.Statistics(ctx, findings.StatisticsInput{Op: "B", GroupBy: findings.GroupScanStatusCode, Criteria: findings.CoverageCriteria{
+				Strings: map[findings.Field][]findings.StringFilter{findings.CovResourceType: {{Comparison: findings.Equals, Value: findings.ResourceImage}}}}})
+			return err
+		}},
+		{"ListFindings firstObservedAt in 14 days, 50 pages of 100 (trend)", func() error {
+			size := 100
+			in := findings.ListInput{Op: "B", MaxResults: &size, Criteria: findings.Criteria{Dates: map[findings.Field][]findings.DateFilter{
+				findings.FirstObservedAt: {{Start: &start}}}}}
+			for range 50 {
+				page, err := svc.List(ctx, in)
+				if err != nil || page.NextToken == "" {
+					return err
+				}
+				in.NextToken = &page.NextToken
+			}
+			return nil
+		}},
+	}
+	fmt.Fprintf(w, "\nthe overview's queries, each alone (5 runs):\n%-70s %9s %9s\n", "query", "first", "median")
+	for _, p := range parts {
+		var times []time.Duration
+		for range 6 {
+			t := time.Now()
+			if err := p.run(); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			times = append(times, time.Since(t))
+		}
+		rest := slices.Clone(times[1:])
+		slices.Sort(rest)
+		fmt.Fprintf(w, "%-70s %9s %9s\n", p.name, round(times[0]), round(rest[len(rest)/2]))
+	}
+	return nil
+}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/sbom"
 	"github.com/lading-registry/lading/internal/scanning"
@@ -43,21 +45,11 @@ func countsOf(m map[string]int) []sevCount {
 }
 
 // Limits of what one page walks: a registry larger than this is summarised in part, and the
-// page says so. (The aggregations of insp-agg answer the overview without walking, once merged.)
+// page says so (the overview's trend, which no aggregation counts by day).
 const (
 	maxWalkedFindings = 5000
 	maxRepositories   = 10000
 )
-
-// activeFindings pages through the findings service's ACTIVE findings matching crit, up to
-// maxWalkedFindings; truncated says there were more.
-func (h *Handler) activeFindings(ctx context.Context, crit findings.Criteria) (out []findings.Listed, truncated bool, err error) {
-	if crit.Strings == nil {
-		crit.Strings = map[findings.Field][]findings.StringFilter{}
-	}
-	crit.Strings[findings.FindingStatus] = []findings.StringFilter{{Comparison: findings.Equals, Value: scanning.FindingActive}}
-	return h.walkFindings(ctx, crit)
-}
 
 // walkFindings pages through the findings matching crit, up to maxWalkedFindings.
 func (h *Handler) walkFindings(ctx context.Context, crit findings.Criteria) (out []findings.Listed, truncated bool, err error) {
@@ -158,28 +150,21 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx
 		h.fail(w, r, s, err)
 		return
 	}
-	bySev, err := h.severityCounts(ctx)
-	if err != nil {
-		h.fail(w, r, s, err)
-		return
-	}
-	top, err := h.topVulnerabilities(ctx)
-	if err != nil {
-		h.fail(w, r, s, err)
-		return
-	}
-	worst, err := h.topRepositories(ctx)
-	if err != nil {
-		h.fail(w, r, s, err)
-		return
-	}
-	cov, err := h.coverageCounts(ctx, s)
-	if err != nil {
-		h.fail(w, r, s, err)
-		return
-	}
-	trend, err := h.trend(ctx)
-	if err != nil {
+	// Each part is its own query over every finding or image: they run side by side.
+	var (
+		bySev []sevCount
+		top   []vulnCount
+		worst []repoCount
+		cov   coverageCounts
+		trend trendData
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { bySev, err = h.severityCounts(gctx); return err })
+	g.Go(func() (err error) { top, err = h.topVulnerabilities(gctx); return err })
+	g.Go(func() (err error) { worst, err = h.topRepositories(gctx); return err })
+	g.Go(func() (err error) { cov, err = h.coverageCounts(gctx, s); return err })
+	g.Go(func() (err error) { trend, err = h.trend(gctx); return err })
+	if err := g.Wait(); err != nil {
 		h.fail(w, r, s, err)
 		return
 	}
@@ -847,6 +832,9 @@ func (h *Handler) imageSBOM(w http.ResponseWriter, r *http.Request, s *sessionCt
 
 // ---- Vulnerability ----
 
+// exposuresPageSize is how many findings the vulnerability page lists at once.
+const exposuresPageSize = 50
+
 type exposureRow struct {
 	Repository, RepoURL, Digest, ImageURL, Severity, Package, Path string
 	Tags                                                           []string
@@ -868,11 +856,36 @@ func (h *Handler) vulnerability(w http.ResponseWriter, r *http.Request, s *sessi
 		h.fail(w, r, s, err)
 		return
 	}
-	active, truncated, err := h.activeFindings(ctx, findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{
-		findings.VulnerabilityID: {{Comparison: findings.Equals, Value: id}}}})
+	// Where it is active: a page of its ACTIVE findings (ListFindings' order: repository,
+	// image), and how many images in all (TITLE aggregation).
+	size := exposuresPageSize
+	in := findings.ListInput{Op: "ConsoleVulnerability", MaxResults: &size, Criteria: findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{
+		findings.VulnerabilityID: {{Comparison: findings.Equals, Value: id}},
+		findings.FindingStatus:   {{Comparison: findings.Equals, Value: scanning.FindingActive}}}}}
+	token := r.URL.Query().Get("token")
+	if token != "" && len(token) <= 4096 {
+		in.NextToken = &token
+	}
+	page, err := h.cfg.Findings.List(ctx, in)
+	var invalid *findings.ValidationError
+	if errors.As(err, &invalid) && in.NextToken != nil {
+		in.NextToken, token = nil, "" // a token not issued for this listing: the first page
+		page, err = h.cfg.Findings.List(ctx, in)
+	}
 	if err != nil {
 		h.fail(w, r, s, err)
 		return
+	}
+	active := page.Findings
+	agg, err := h.cfg.Findings.Aggregate(ctx, findings.Aggregation{Op: "ConsoleVulnerability", Type: findings.AggregateTitle,
+		Strings: map[string][]findings.StringFilter{"vulnerabilityIds": {{Comparison: findings.Equals, Value: id}}}})
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	var images int64
+	for _, row := range agg.Rows {
+		images += row.Counts.All
 	}
 	if len(vs) == 0 && len(active) == 0 {
 		h.fail(w, r, s, errNotFound)
@@ -909,7 +922,12 @@ func (h *Handler) vulnerability(w http.ResponseWriter, r *http.Request, s *sessi
 	if v != nil && v.Description != "" {
 		description = v.Description
 	}
-	h.render(w, r, s, http.StatusOK, "vulnerability", "overview", map[string]any{
-		"Title": id, "ID": id, "Vuln": v, "Description": description, "Exposures": rows, "Repositories": repoList, "Truncated": truncated,
-	})
+	data := map[string]any{"Title": id, "ID": id, "Vuln": v, "Description": description, "Exposures": rows, "Repositories": repoList, "Images": images}
+	if token != "" {
+		data["First"] = vulnURL(id)
+	}
+	if page.NextToken != "" {
+		data["Next"] = vulnURL(id) + "&" + url.Values{"token": {page.NextToken}}.Encode()
+	}
+	h.render(w, r, s, http.StatusOK, "vulnerability", "overview", data)
 }
