@@ -322,8 +322,7 @@ func get(h http.Handler, path string, cookies []*http.Cookie) (int, error) {
 
 func eventsOrigin() events.Origin { return events.Origin{Account: account, Region: region} }
 
-// overviewParts times the domain queries the overview makes, each alone (the overview runs
-// them side by side): where its time goes.
+// overviewParts times the domain queries the overview makes, one by one: where its time goes.
 func overviewParts(ctx context.Context, w io.Writer, svc *findings.Service, cov *findings.Coverage) error {
 	ten := 10
 	agg := func(in findings.Aggregation) func() error {
@@ -358,7 +357,7 @@ func overviewParts(ctx context.Context, w io.Writer, svc *findings.Service, cov 
 			return nil
 		}},
 	}
-	fmt.Fprintf(w, "\nthe overview's queries, each alone (5 runs):\n%-70s %9s %9s\n", "query", "first", "median")
+	fmt.Fprintf(w, "\nthe overview's queries, one by one (5 runs after the first):\n%-70s %9s %9s\n", "query", "first", "median")
 	for _, p := range parts {
 		var times []time.Duration
 		for range 6 {

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/sbom"
 	"github.com/lading-registry/lading/internal/scanning"
@@ -150,21 +148,30 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx
 		h.fail(w, r, s, err)
 		return
 	}
-	// Each part is its own query over every finding or image: they run side by side.
-	var (
-		bySev []sevCount
-		top   []vulnCount
-		worst []repoCount
-		cov   coverageCounts
-		trend trendData
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { bySev, err = h.severityCounts(gctx); return err })
-	g.Go(func() (err error) { top, err = h.topVulnerabilities(gctx); return err })
-	g.Go(func() (err error) { worst, err = h.topRepositories(gctx); return err })
-	g.Go(func() (err error) { cov, err = h.coverageCounts(gctx, s); return err })
-	g.Go(func() (err error) { trend, err = h.trend(gctx); return err })
-	if err := g.Wait(); err != nil {
+	// Each part is its own query over every finding or image. (Run side by side they took
+	// longer than one after the other on a loaded 2-core machine: bench/console.)
+	bySev, err := h.severityCounts(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	top, err := h.topVulnerabilities(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	worst, err := h.topRepositories(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	cov, err := h.coverageCounts(ctx, s)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	trend, err := h.trend(ctx)
+	if err != nil {
 		h.fail(w, r, s, err)
 		return
 	}
