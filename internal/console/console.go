@@ -1,6 +1,7 @@
 // Package console is Lading's fourth face: a web console under /console/, rendered on the
-// server with html/template from what the domain packages answer (the findings service, the
-// scanning service, the store's repositories and images, the scanning policy). It holds no
+// server with html/template from what the domain packages answer (the findings service and its
+// aggregations, Inspector's coverage, the suppression rules, the scanning service, the reports'
+// SBOMs, the store's repositories and images, the scanning policy). It holds no
 // rules of its own: permissions are internal/auth's, validation is the domain's. Templates and
 // static assets are embedded; the front-end packages (htmx, Pico CSS) are vendored at pinned
 // versions by scripts/vendor-console, and every page works read-only without JavaScript.
