@@ -309,7 +309,7 @@ func (a *App) buildHandler() (http.Handler, error) {
 	downloads := inspector.NewDownloads(a.auth, a.auth, a.reports, a.authz)
 	consoleUI, err := console.New(console.Config{Auth: a.auth, Authz: a.authz, Store: a.meta, Keys: a.keys, Scans: a.scans, Findings: findingsSvc,
 		Advisories: a.dbHealth.current, Webhooks: a.events.Webhooks, MaxDBAge: a.cfg.MaxDBAge, SessionTTL: a.cfg.ConsoleSessionTTL,
-		Seams: console.Seams{SuppressionRules: ruleNames(rules)}, Logger: a.log.With("component", "console")})
+		Coverage: coverage, Rules: rules, Rescan: a.scans, SBOMs: a.reports, Logger: a.log.With("component", "console")})
 	if err != nil {
 		return nil, err
 	}
@@ -530,28 +530,3 @@ func CollectGarbage(ctx context.Context, dataDir, blobsSpec string, o gc.Options
 
 // DataDir is the data directory the app serves.
 func (a *App) DataDir() string { return a.cfg.DataDir }
-
-// ruleNames lists the suppression rules for the console's settings page: name, action and reason.
-func ruleNames(rules *suppression.Service) func(ctx context.Context) ([]string, error) {
-	return func(ctx context.Context) ([]string, error) {
-		var out []string
-		in := suppression.ListInput{}
-		for {
-			page, err := rules.List(ctx, in)
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range page.Rules {
-				line := r.Name + " (" + string(r.Action) + ")"
-				if r.Reason != "" {
-					line += ": " + r.Reason
-				}
-				out = append(out, line)
-			}
-			if page.NextToken == "" {
-				return out, nil
-			}
-			in.NextToken = &page.NextToken
-		}
-	}
-}

@@ -1,6 +1,7 @@
 // Package console is Lading's fourth face: a web console under /console/, rendered on the
-// server with html/template from what the domain packages answer (the findings service, the
-// scanning service, the store's repositories and images, the scanning policy). It holds no
+// server with html/template from what the domain packages answer (the findings service and its
+// aggregations, Inspector's coverage, the suppression rules, the scanning service, the reports'
+// SBOMs, the store's repositories and images, the scanning policy). It holds no
 // rules of its own: permissions are internal/auth's, validation is the domain's. Templates and
 // static assets are embedded; the front-end packages (htmx, Pico CSS) are vendored at pinned
 // versions by scripts/vendor-console, and every page works read-only without JavaScript.
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -24,6 +26,7 @@ import (
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/suppression"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -85,6 +88,7 @@ type Scans interface {
 // Findings is the findings service, as the Inspector face uses it.
 type Findings interface {
 	List(ctx context.Context, in findings.ListInput) (findings.ListOutput, error)
+	Aggregate(ctx context.Context, in findings.Aggregation) (findings.AggregationOutput, error)
 	SearchVulnerabilities(ctx context.Context, ids []string) ([]findings.Vulnerability, error)
 }
 
@@ -94,15 +98,31 @@ type AdvisoryStatus func(ctx context.Context) (*vulndb.Status, error)
 // Link is a labelled URL.
 type Link struct{ Label, URL string }
 
-// Seams are hooks for features built elsewhere, each nil until its branch lands:
-//   - Coverage (Inspector coverage, insp-agg): the overview's scanned / not scanned counts, in
-//     place of walking the images here;
-//   - SBOMDownloads (SBOM export, sbom): the image page's CycloneDX / SPDX download links;
-//   - SuppressionRules (suppress): rendered on the settings page, a page of their own later.
-type Seams struct {
-	Coverage         func(ctx context.Context) (scanned, notScanned int, err error)
-	SBOMDownloads    func(repo, digest string) []Link
-	SuppressionRules func(ctx context.Context) ([]string, error)
+// Coverage is Inspector's coverage (findings.Coverage): each image's scan status and reason,
+// listed and counted as ListCoverage and ListCoverageStatistics answer.
+type Coverage interface {
+	List(ctx context.Context, in findings.CoverageInput) (findings.CoverageOutput, error)
+	Statistics(ctx context.Context, in findings.StatisticsInput) (findings.StatisticsOutput, error)
+}
+
+// Rules are the suppression rules (suppression.Service), with its validation.
+type Rules interface {
+	List(ctx context.Context, in suppression.ListInput) (suppression.ListOutput, error)
+	Create(ctx context.Context, in suppression.Input) (suppression.Rule, error)
+	Update(ctx context.Context, arn string, in suppression.Input) (suppression.Rule, error)
+	Delete(ctx context.Context, arn string) (suppression.Rule, error)
+}
+
+// RescanConfig is Inspector's ECR rescan configuration (scanning.Service): how long an image
+// stays in continuous coverage.
+type RescanConfig interface {
+	Rescan(ctx context.Context) (policy.Rescan, policy.Window, error)
+	SetRescan(ctx context.Context, r policy.Rescan) error
+}
+
+// SBOMs writes an image's SBOM, as an SBOM export does (reports.Service.ImageSBOM).
+type SBOMs interface {
+	ImageSBOM(ctx context.Context, repo, digest, format string, w io.Writer) error
 }
 
 // Config is what the console is built from.
@@ -124,7 +144,12 @@ type Config struct {
 	SessionTTL time.Duration
 	Now        func() time.Time
 	Logger     *slog.Logger
-	Seams      Seams
+	// Coverage, Rules, Rescan and SBOMs are optional: without one, its page or section is not
+	// shown.
+	Coverage Coverage
+	Rules    Rules
+	Rescan   RescanConfig
+	SBOMs    SBOMs
 }
 
 // Handler serves the console.
@@ -147,7 +172,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Logger = slog.Default()
 	}
 	h := &Handler{cfg: cfg, pages: map[string]*template.Template{}}
-	for _, name := range []string{"signin", "overview", "repositories", "repository", "image", "vulnerability", "settings", "error"} {
+	for _, name := range []string{"signin", "overview", "repositories", "repository", "image", "vulnerability", "coverage", "settings", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console template %s: %w", name, err)
@@ -212,9 +237,15 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+Prefix+"repository", h.session(h.repository))
 	m.HandleFunc("POST "+Prefix+"repository/scan", h.session(h.startScan))
 	m.HandleFunc("GET "+Prefix+"image", h.session(h.image))
+	m.HandleFunc("GET "+Prefix+"image/sbom", h.session(h.imageSBOM))
 	m.HandleFunc("GET "+Prefix+"vulnerability", h.session(h.vulnerability))
+	m.HandleFunc("GET "+Prefix+"coverage", h.session(h.coverage))
 	m.HandleFunc("GET "+Prefix+"settings", h.session(h.settings))
 	m.HandleFunc("POST "+Prefix+"settings/scanning", h.session(h.putScanning))
+	m.HandleFunc("POST "+Prefix+"settings/rescan", h.session(h.putRescan))
+	m.HandleFunc("POST "+Prefix+"settings/rules", h.session(h.createRule))
+	m.HandleFunc("POST "+Prefix+"settings/rules/update", h.session(h.updateRule))
+	m.HandleFunc("POST "+Prefix+"settings/rules/delete", h.session(h.deleteRule))
 	m.HandleFunc("POST "+Prefix+"settings/keys", h.session(h.createKey))
 	m.HandleFunc("POST "+Prefix+"settings/keys/delete", h.session(h.deleteKey))
 	m.HandleFunc(Prefix, h.session(func(w http.ResponseWriter, r *http.Request, s *sessionCtx) {

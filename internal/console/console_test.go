@@ -143,7 +143,7 @@ func TestPages(t *testing.T) {
 		{img, 200, []string{"log4j-core", "/opt/app/lib/log4j-core-2.14.1.jar", "COPY lib/ /opt/app/lib/ &lt;script&gt;"}, []string{evilText}},
 		{img + "&severity=LOW", 200, []string{"No findings match"}, nil},
 		{Prefix + "image?repository=team/app&digest=sha256:0000", 404, nil, nil},
-		{Prefix + "vulnerability?id=CVE-2021-44228", 200, []string{"Log4Shell &lt;script&gt;", "team/app", "CVSS:3.1/AV:N", "2.15.0"}, []string{evilText}},
+		{Prefix + "vulnerability?id=CVE-2021-44228", 200, []string{"Log4Shell &lt;script&gt;", "Active in 1 image.", "team/app", "CVSS:3.1/AV:N", "2.15.0"}, []string{evilText}},
 		{Prefix + "vulnerability?id=CVE-0000-0000", 404, nil, nil},
 		{Prefix + "settings", 200, []string{"Registry scanning configuration", "LAKOTHER000000000000", "<td>audit</td><td><code>https://hooks.example</code></td><td>2</td>",
 			"failing (2 attempts)", "HTTP 503 &lt;script&gt;"}, []string{evilText}},

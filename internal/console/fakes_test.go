@@ -150,12 +150,14 @@ func (k *fakeKeys) DeleteAccessKey(_ context.Context, id string) error {
 
 type fakeScans struct {
 	findings []store.Finding
-	startErr error
-	started  int
+	// inventory is the scan's stored inventory (0: none).
+	inventory int64
+	startErr  error
+	started   int
 }
 
 func (s *fakeScans) Results(_ context.Context, repo, dgst string) (store.ImageScan, []store.Finding, error) {
-	return store.ImageScan{Repository: repo, Digest: dgst, Status: scanning.StatusActive}, s.findings, nil
+	return store.ImageScan{Repository: repo, Digest: dgst, Status: scanning.StatusActive, InventoryID: s.inventory}, s.findings, nil
 }
 func (s *fakeScans) Summaries(_ context.Context, _ string, digests []string) (map[string]scanning.Summary, error) {
 	out := map[string]scanning.Summary{}
@@ -188,6 +190,45 @@ func (f *fakeFindings) List(_ context.Context, in findings.ListInput) (findings.
 	}
 	return findings.ListOutput{Findings: out}, nil
 }
+
+// Aggregate groups the ACTIVE findings as the store does for the types the overview asks for.
+func (f *fakeFindings) Aggregate(_ context.Context, in findings.Aggregation) (findings.AggregationOutput, error) {
+	groups := map[string]*findings.AggregateRow{}
+	var keys []string
+	for _, l := range f.listed {
+		if l.Finding.Status != "ACTIVE" {
+			continue
+		}
+		key := ""
+		switch in.Type {
+		case findings.AggregateRepository:
+			key = l.Finding.Repository
+		case findings.AggregateTitle:
+			key = l.Finding.VulnerabilityID
+		}
+		g := groups[key]
+		if g == nil {
+			g = &findings.AggregateRow{Repository: l.Finding.Repository, VulnerabilityID: l.Finding.VulnerabilityID}
+			groups[key] = g
+			keys = append(keys, key)
+		}
+		g.Counts.All++
+		switch l.Finding.Severity {
+		case "CRITICAL":
+			g.Counts.Critical++
+		case "HIGH":
+			g.Counts.High++
+		case "MEDIUM":
+			g.Counts.Medium++
+		}
+	}
+	out := findings.AggregationOutput{Type: in.Type}
+	for _, k := range keys {
+		out.Rows = append(out.Rows, *groups[k])
+	}
+	return out, nil
+}
+
 func (f *fakeFindings) SearchVulnerabilities(_ context.Context, ids []string) ([]findings.Vulnerability, error) {
 	var out []findings.Vulnerability
 	for _, v := range f.vulns {

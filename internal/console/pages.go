@@ -1,11 +1,13 @@
 package console
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/sbom"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
@@ -23,7 +26,7 @@ var severities = []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", 
 
 type sevCount struct {
 	Severity string
-	Count    int
+	Count    int64
 }
 
 // countsOf lists counts by severity in severities' order, ECR's UNDEFINED counted as UNTRIAGED.
@@ -34,28 +37,17 @@ func countsOf(m map[string]int) []sevCount {
 		if s == "UNTRIAGED" {
 			n += m["UNDEFINED"]
 		}
-		out = append(out, sevCount{Severity: s, Count: n})
+		out = append(out, sevCount{Severity: s, Count: int64(n)})
 	}
 	return out
 }
 
 // Limits of what one page walks: a registry larger than this is summarised in part, and the
-// page says so. (The aggregations of insp-agg answer the overview without walking, once merged.)
+// page says so (the overview's trend, which no aggregation counts by day).
 const (
 	maxWalkedFindings = 5000
-	maxWalkedImages   = 5000
 	maxRepositories   = 10000
 )
-
-// activeFindings pages through the findings service's ACTIVE findings matching crit, up to
-// maxWalkedFindings; truncated says there were more.
-func (h *Handler) activeFindings(ctx context.Context, crit findings.Criteria) (out []findings.Listed, truncated bool, err error) {
-	if crit.Strings == nil {
-		crit.Strings = map[findings.Field][]findings.StringFilter{}
-	}
-	crit.Strings[findings.FindingStatus] = []findings.StringFilter{{Comparison: findings.Equals, Value: scanning.FindingActive}}
-	return h.walkFindings(ctx, crit)
-}
 
 // walkFindings pages through the findings matching crit, up to maxWalkedFindings.
 func (h *Handler) walkFindings(ctx context.Context, crit findings.Criteria) (out []findings.Listed, truncated bool, err error) {
@@ -142,12 +134,12 @@ func frequencyLabel(f string) string {
 
 type vulnCount struct {
 	ID, URL, Severity string
-	Images            int
+	Images            int64
 }
 
 type repoCount struct {
 	Name, URL      string
-	Critical, High int
+	Critical, High int64
 }
 
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
@@ -156,56 +148,24 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx
 		h.fail(w, r, s, err)
 		return
 	}
-	active, truncated, err := h.activeFindings(ctx, findings.Criteria{})
+	// Each part is its own query over every finding or image. (Run side by side they took
+	// longer than one after the other on a loaded 2-core machine: bench/console.)
+	bySev, err := h.severityCounts(ctx)
 	if err != nil {
 		h.fail(w, r, s, err)
 		return
 	}
-	bySev := map[string]int{}
-	vulns := map[string]*vulnCount{}
-	repos := map[string]*repoCount{}
-	for _, l := range active {
-		f := l.Finding
-		sev := findings.InspectorSeverity(f.Severity)
-		bySev[sev]++
-		v := vulns[f.VulnerabilityID]
-		if v == nil {
-			v = &vulnCount{ID: f.VulnerabilityID, URL: vulnURL(f.VulnerabilityID), Severity: sev}
-			vulns[f.VulnerabilityID] = v
-		}
-		v.Images++
-		rc := repos[f.Repository]
-		if rc == nil {
-			rc = &repoCount{Name: f.Repository, URL: repoURL(f.Repository)}
-			repos[f.Repository] = rc
-		}
-		switch sev {
-		case "CRITICAL":
-			rc.Critical++
-		case "HIGH":
-			rc.High++
-		}
+	top, err := h.topVulnerabilities(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
 	}
-	top := make([]vulnCount, 0, len(vulns))
-	for _, v := range vulns {
-		top = append(top, *v)
+	worst, err := h.topRepositories(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
 	}
-	slices.SortFunc(top, func(a, b vulnCount) int {
-		return cmp.Or(cmp.Compare(b.Images, a.Images), cmp.Compare(slices.Index(severities, a.Severity), slices.Index(severities, b.Severity)), strings.Compare(a.ID, b.ID))
-	})
-	top = top[:min(10, len(top))]
-	var worst []repoCount
-	for _, rc := range repos {
-		if rc.Critical > 0 {
-			worst = append(worst, *rc)
-		}
-	}
-	slices.SortFunc(worst, func(a, b repoCount) int {
-		return cmp.Or(cmp.Compare(b.Critical, a.Critical), cmp.Compare(b.High, a.High), strings.Compare(a.Name, b.Name))
-	})
-	worst = worst[:min(10, len(worst))]
-
-	scanned, notScanned, covTruncated, err := h.coverage(ctx)
+	cov, err := h.coverageCounts(ctx, s)
 	if err != nil {
 		h.fail(w, r, s, err)
 		return
@@ -216,9 +176,91 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sessionCtx
 		return
 	}
 	h.render(w, r, s, http.StatusOK, "overview", "overview", map[string]any{
-		"Title": "Overview", "Severities": countsOf(bySev), "Truncated": truncated, "TopVulns": top, "TopRepos": worst, "Trend": trend,
-		"Scanned": scanned, "NotScanned": notScanned, "CoverageTruncated": covTruncated, "DB": h.dbInfo(ctx),
+		"Title": "Overview", "Severities": bySev, "TopVulns": top, "TopRepos": worst, "Trend": trend,
+		"Coverage": cov, "DB": h.dbInfo(ctx),
 	})
+}
+
+// overviewRows is how many vulnerabilities and repositories the overview ranks.
+const overviewRows = 10
+
+// severityCounts counts the ACTIVE findings by severity, as ListFindingAggregations
+// (FINDING_TYPE) counts them: critical, high, medium, and the rest (low, informational,
+// untriaged) together.
+func (h *Handler) severityCounts(ctx context.Context) ([]sevCount, error) {
+	out, err := h.cfg.Findings.Aggregate(ctx, findings.Aggregation{Op: "ConsoleOverview", Type: findings.AggregateFindingType})
+	if err != nil {
+		return nil, err
+	}
+	var c findings.SeverityCounts
+	for _, row := range out.Rows {
+		c.All += row.Counts.All
+		c.Critical += row.Counts.Critical
+		c.High += row.Counts.High
+		c.Medium += row.Counts.Medium
+	}
+	return []sevCount{{"CRITICAL", c.Critical}, {"HIGH", c.High}, {"MEDIUM", c.Medium},
+		{"LOW", max(0, c.All-c.Critical-c.High-c.Medium)}}, nil
+}
+
+// topVulnerabilities are the vulnerabilities ACTIVE in the most images (TITLE aggregation by
+// finding count: a vulnerability is one finding per image), with their advisories' severity.
+func (h *Handler) topVulnerabilities(ctx context.Context) ([]vulnCount, error) {
+	n := overviewRows
+	out, err := h.cfg.Findings.Aggregate(ctx, findings.Aggregation{Op: "ConsoleOverview", Type: findings.AggregateTitle,
+		SortBy: findings.SortByAll, SortOrder: findings.Desc, MaxResults: &n})
+	if err != nil {
+		return nil, err
+	}
+	top := make([]vulnCount, 0, len(out.Rows))
+	ids := make([]string, 0, len(out.Rows))
+	for _, row := range out.Rows {
+		sev := "LOW"
+		switch {
+		case row.Counts.Critical > 0:
+			sev = "CRITICAL"
+		case row.Counts.High > 0:
+			sev = "HIGH"
+		case row.Counts.Medium > 0:
+			sev = "MEDIUM"
+		}
+		top = append(top, vulnCount{ID: row.VulnerabilityID, URL: vulnURL(row.VulnerabilityID), Severity: sev, Images: row.Counts.All})
+		ids = append(ids, row.VulnerabilityID)
+	}
+	if len(ids) == 0 {
+		return top, nil
+	}
+	// The advisory's own severity, where the counts only say "below medium".
+	vs, err := h.cfg.Findings.SearchVulnerabilities(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vs {
+		for i := range top {
+			if top[i].ID == v.ID && top[i].Severity == "LOW" && v.Severity != "" {
+				top[i].Severity = findings.InspectorSeverity(v.Severity)
+			}
+		}
+	}
+	return top, nil
+}
+
+// topRepositories are the repositories with the most critical ACTIVE findings (REPOSITORY
+// aggregation), those with none left out.
+func (h *Handler) topRepositories(ctx context.Context) ([]repoCount, error) {
+	n := overviewRows
+	out, err := h.cfg.Findings.Aggregate(ctx, findings.Aggregation{Op: "ConsoleOverview", Type: findings.AggregateRepository,
+		SortBy: findings.SortByCritical, SortOrder: findings.Desc, MaxResults: &n})
+	if err != nil {
+		return nil, err
+	}
+	var worst []repoCount
+	for _, row := range out.Rows {
+		if row.Counts.Critical > 0 {
+			worst = append(worst, repoCount{Name: row.Repository, URL: repoURL(row.Repository), Critical: row.Counts.Critical, High: row.Counts.High})
+		}
+	}
+	return worst, nil
 }
 
 // trendDays is how many days the overview's chart of opened and closed findings covers.
@@ -276,51 +318,6 @@ func (h *Handler) trend(ctx context.Context) (trendData, error) {
 		out.Max = max(out.Max, d.Opened, d.Closed)
 	}
 	return out, nil
-}
-
-// coverage counts the images the caller may see with and without a current scan.
-// SEAM(insp-agg): Seams.Coverage answers from Inspector's coverage once that lands.
-func (h *Handler) coverage(ctx context.Context) (scanned, notScanned int, truncated bool, err error) {
-	if h.cfg.Seams.Coverage != nil {
-		scanned, notScanned, err = h.cfg.Seams.Coverage(ctx)
-		return scanned, notScanned, false, err
-	}
-	repos, err := h.allRepositories(ctx)
-	if err != nil {
-		return 0, 0, false, err
-	}
-	seen := 0
-	for _, repo := range repos {
-		imgs, err := h.allImages(ctx, repo.Name)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		digests := make([]string, 0, len(imgs))
-		for _, m := range imgs {
-			if scanning.IsImage(m) {
-				digests = append(digests, m.Digest)
-			}
-		}
-		sums, err := h.cfg.Scans.Summaries(ctx, repo.Name, digests)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		for _, d := range digests {
-			if sum, ok := sums[d]; ok && isScanned(sum.Scan.Status) {
-				scanned++
-			} else {
-				notScanned++
-			}
-		}
-		if seen += len(digests); seen >= maxWalkedImages {
-			return scanned, notScanned, true, nil
-		}
-	}
-	return scanned, notScanned, false, nil
-}
-
-func isScanned(status string) bool {
-	return status == scanning.StatusComplete || status == scanning.StatusActive
 }
 
 type dbInfo struct {
@@ -576,6 +573,10 @@ var notices = map[string]string{
 	"not-image":    "This is an index or an artifact, not an image: scan each platform's image.",
 	"saved":        "Scanning configuration saved.",
 	"key-deleted":  "Access key deleted.",
+	"rescan-saved": "Rescan configuration saved: images out of the new window leave continuous coverage.",
+	"rule-created": "Suppression rule created: the findings it matches are suppressed.",
+	"rule-saved":   "Suppression rule saved and applied again.",
+	"rule-deleted": "Suppression rule deleted: the findings only it suppressed are active again.",
 }
 
 func (h *Handler) repository(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
@@ -727,7 +728,7 @@ func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 		return
 	}
 	sevFilter := oneOf(q.Get("severity"), severities...)
-	statusFilter := oneOf(q.Get("status"), "ACTIVE", "CLOSED", "ALL")
+	statusFilter := oneOf(q.Get("status"), findingStatuses...)
 	if statusFilter == "" {
 		statusFilter = "ACTIVE"
 	}
@@ -746,8 +747,8 @@ func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 	}
 	var rows []findingRow
 	for _, f := range list {
-		sev := findings.InspectorSeverity(f.Severity)
-		if (sevFilter != "" && sev != sevFilter) || (statusFilter != "ALL" && f.Status != statusFilter) {
+		sev, status := findings.InspectorSeverity(f.Severity), scanning.InspectorStatus(f)
+		if (sevFilter != "" && sev != sevFilter) || (statusFilter != "ALL" && status != statusFilter) {
 			continue
 		}
 		d, err := scanning.DecodeDetail(f)
@@ -757,7 +758,7 @@ func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 		}
 		for _, p := range d.Finding.Packages {
 			rows = append(rows, findingRow{VulnerabilityID: f.VulnerabilityID, URL: vulnURL(f.VulnerabilityID), Severity: sev,
-				Package: p.Label(), Installed: p.InstalledVersion(), Fixed: p.FixedInVersion, Path: p.FilePath, Status: f.Status,
+				Package: p.Label(), Installed: p.InstalledVersion(), Fixed: p.FixedInVersion, Path: p.FilePath, Status: status,
 				Layer: p.Layer, Score: f.Score, First: f.FirstObservedAt, Last: f.LastObservedAt})
 		}
 	}
@@ -780,10 +781,12 @@ func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 		return
 	}
 	var sboms []Link
-	if h.cfg.Seams.SBOMDownloads != nil { // SEAM(sbom): CycloneDX / SPDX downloads
-		sboms = h.cfg.Seams.SBOMDownloads(name, dgst)
+	if h.cfg.SBOMs != nil && scanned && scan.InventoryID != 0 {
+		for _, f := range sbomFormats {
+			sboms = append(sboms, Link{Label: f.Label, URL: Prefix + "image/sbom?" + url.Values{"repository": {name}, "digest": {dgst}, "format": {f.Name}}.Encode()})
+		}
 	}
-	filters := map[string]any{"Severity": sevFilter, "Status": statusFilter, "Severities": severities, "Statuses": []string{"ACTIVE", "CLOSED", "ALL"}}
+	filters := map[string]any{"Severity": sevFilter, "Status": statusFilter, "Severities": severities, "Statuses": findingStatuses}
 	h.render(w, r, s, http.StatusOK, "image", "repositories", map[string]any{
 		"Title": name + "@" + shortDigest(dgst), "Repository": name, "RepoURL": repoURL(name), "Image": m, "Scanned": scanned,
 		"Scan": scan, "Platform": platformOf(scan), "Layers": lrows, "Findings": rows, "Filters": filters, "Referrers": refs, "SBOMs": sboms,
@@ -791,7 +794,53 @@ func (h *Handler) image(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 	})
 }
 
+// findingStatuses are the image page's status filter: Inspector's statuses (an ACTIVE
+// finding a suppression rule matches is SUPPRESSED), and every one.
+var findingStatuses = []string{scanning.FindingActive, scanning.FindingSuppressed, scanning.FindingClosed, "ALL"}
+
+// sbomFormats are the SBOM formats an image's page offers, as SBOM exports name them.
+var sbomFormats = []struct{ Name, Label, File string }{
+	{"CYCLONEDX_1_4", "CycloneDX 1.4 (JSON)", "cdx.json"},
+	{"SPDX_2_3", "SPDX 2.3 (JSON)", "spdx.json"},
+}
+
+// imageSBOM serves an image's SBOM to a key that may read its findings: the document an SBOM
+// export writes for it, as a download.
+func (h *Handler) imageSBOM(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	name, dgst, format := q.Get("repository"), q.Get("digest"), q.Get("format")
+	i := slices.IndexFunc(sbomFormats, func(f struct{ Name, Label, File string }) bool { return f.Name == format })
+	if h.cfg.SBOMs == nil || name == "" || dgst == "" || len(name) > 256 || len(dgst) > 256 || i < 0 {
+		h.fail(w, r, s, errNotFound)
+		return
+	}
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "ecr:DescribeImageScanFindings", h.cfg.Authz.RepositoryARN(name)); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	if _, err := h.cfg.Store.GetImage(ctx, name, dgst); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	var doc bytes.Buffer
+	if err := h.cfg.SBOMs.ImageSBOM(ctx, name, dgst, format, &doc); errors.Is(err, sbom.ErrNoInventory) {
+		h.fail(w, r, s, errNotFound)
+		return
+	} else if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	file := strings.NewReplacer("/", "_", ":", "_").Replace(name+"@"+dgst) + "." + sbomFormats[i].File
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": file}))
+	_, _ = w.Write(doc.Bytes())
+}
+
 // ---- Vulnerability ----
+
+// exposuresPageSize is how many findings the vulnerability page lists at once.
+const exposuresPageSize = 50
 
 type exposureRow struct {
 	Repository, RepoURL, Digest, ImageURL, Severity, Package, Path string
@@ -814,11 +863,36 @@ func (h *Handler) vulnerability(w http.ResponseWriter, r *http.Request, s *sessi
 		h.fail(w, r, s, err)
 		return
 	}
-	active, truncated, err := h.activeFindings(ctx, findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{
-		findings.VulnerabilityID: {{Comparison: findings.Equals, Value: id}}}})
+	// Where it is active: a page of its ACTIVE findings (ListFindings' order: repository,
+	// image), and how many images in all (TITLE aggregation).
+	size := exposuresPageSize
+	in := findings.ListInput{Op: "ConsoleVulnerability", MaxResults: &size, Criteria: findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{
+		findings.VulnerabilityID: {{Comparison: findings.Equals, Value: id}},
+		findings.FindingStatus:   {{Comparison: findings.Equals, Value: scanning.FindingActive}}}}}
+	token := r.URL.Query().Get("token")
+	if token != "" && len(token) <= 4096 {
+		in.NextToken = &token
+	}
+	page, err := h.cfg.Findings.List(ctx, in)
+	var invalid *findings.ValidationError
+	if errors.As(err, &invalid) && in.NextToken != nil {
+		in.NextToken, token = nil, "" // a token not issued for this listing: the first page
+		page, err = h.cfg.Findings.List(ctx, in)
+	}
 	if err != nil {
 		h.fail(w, r, s, err)
 		return
+	}
+	active := page.Findings
+	agg, err := h.cfg.Findings.Aggregate(ctx, findings.Aggregation{Op: "ConsoleVulnerability", Type: findings.AggregateTitle,
+		Strings: map[string][]findings.StringFilter{"vulnerabilityIds": {{Comparison: findings.Equals, Value: id}}}})
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	var images int64
+	for _, row := range agg.Rows {
+		images += row.Counts.All
 	}
 	if len(vs) == 0 && len(active) == 0 {
 		h.fail(w, r, s, errNotFound)
@@ -855,7 +929,12 @@ func (h *Handler) vulnerability(w http.ResponseWriter, r *http.Request, s *sessi
 	if v != nil && v.Description != "" {
 		description = v.Description
 	}
-	h.render(w, r, s, http.StatusOK, "vulnerability", "overview", map[string]any{
-		"Title": id, "ID": id, "Vuln": v, "Description": description, "Exposures": rows, "Repositories": repoList, "Truncated": truncated,
-	})
+	data := map[string]any{"Title": id, "ID": id, "Vuln": v, "Description": description, "Exposures": rows, "Repositories": repoList, "Images": images}
+	if token != "" {
+		data["First"] = vulnURL(id)
+	}
+	if page.NextToken != "" {
+		data["Next"] = vulnURL(id) + "&" + url.Values{"token": {page.NextToken}}.Encode()
+	}
+	h.render(w, r, s, http.StatusOK, "vulnerability", "overview", data)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/suppression"
 )
 
 func TestParseListQuery(t *testing.T) {
@@ -143,7 +144,9 @@ func equalPolicy(a, b policy.Policy) bool {
 // browser sends: none may panic, and what they accept stays within bounds.
 func FuzzParseForms(f *testing.F) {
 	for _, s := range []string{"", "q=a&sort=images&order=desc&page=2", "scan_type=ENHANCED&rule1_frequency=CONTINUOUS_SCAN&rule1_filters=a*,b",
-		"next=/console/x", "page=-1&q=%00", "rule1_filters=" + strings.Repeat("a,", 200)} {
+		"next=/console/x", "page=-1&q=%00", "rule1_filters=" + strings.Repeat("a,", 200),
+		"name=abc&action=SUPPRESS&vulnerability_ids=CVE-1,CVE-2&repositories=a*,b&severity=HIGH&packages=p&file_path=/x",
+		"status=INACTIVE&reason=SCAN_FREQUENCY_MANUAL&repository=a&token=xyz", "keep_criteria=1&severity=LOW&severity=nope"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -161,5 +164,19 @@ func FuzzParseForms(f *testing.F) {
 			t.Fatalf("next %q", n)
 		}
 		_, _ = decodeSession([]byte("k"), raw, time.Unix(0, 0))
+		if rf, in, err := parseSuppressionForm(q); err == nil {
+			if in.Name == nil || in.Action == nil || (in.Criteria == nil) != rf.Fixed {
+				t.Fatalf("suppression form %+v: input %+v", rf, in)
+			}
+			if in.Criteria != nil {
+				// What the form makes, the form shows back (unless a value holds a separator).
+				_ = formOfRule(suppression.Rule{Criteria: *in.Criteria})
+				_ = describeCriteria(*in.Criteria)
+			}
+		}
+		cq := parseCoverageQuery(q)
+		if len(cq.Repository) > 256 || len(cq.Token) > 4096 || (cq.Status != "" && cq.Status != "ACTIVE" && cq.Status != "INACTIVE") {
+			t.Fatalf("coverage query out of bounds: %+v", cq)
+		}
 	})
 }

@@ -8,11 +8,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/suppression"
 )
 
 // ruleForm is one rule of the settings form, as typed.
@@ -98,12 +100,32 @@ type keyRow struct {
 }
 
 func (h *Handler) settings(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
-	h.renderSettings(w, r, s, http.StatusOK, nil, "", nil)
+	h.renderSettingsWith(w, r, s, http.StatusOK, settingsState{})
+}
+
+// settingsState is what a settings page shows besides the stored settings: a refused form
+// shown again with why, or a key just made (its secret shown this once).
+type settingsState struct {
+	// Scanning is a refused scanning configuration form; Error says why (or why another form
+	// at the top of the page was refused).
+	Scanning []ruleForm
+	Error    string
+	Created  *store.AccessKey
+	// RuleForm is a refused suppression rule form, RuleError why.
+	RuleForm  *suppressionForm
+	RuleError string
+	// Rescan is a refused rescan configuration, RescanError why.
+	Rescan      *policy.Rescan
+	RescanError string
 }
 
 // renderSettings shows the settings page; forms, when set, is a refused configuration form
 // shown again with msg; created is a key just made, its secret shown this once.
 func (h *Handler) renderSettings(w http.ResponseWriter, r *http.Request, s *sessionCtx, status int, forms []ruleForm, msg string, created *store.AccessKey) {
+	h.renderSettingsWith(w, r, s, status, settingsState{Scanning: forms, Error: msg, Created: created})
+}
+
+func (h *Handler) renderSettingsWith(w http.ResponseWriter, r *http.Request, s *sessionCtx, status int, st settingsState) {
 	ctx := r.Context()
 	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "ecr:GetRegistryScanningConfiguration", "*"); err != nil {
 		h.fail(w, r, s, err)
@@ -115,13 +137,14 @@ func (h *Handler) renderSettings(w http.ResponseWriter, r *http.Request, s *sess
 		return
 	}
 	scanType := pol.ScanType
+	forms := st.Scanning
 	if forms == nil {
 		forms = formOf(pol)
 	} else if st := r.PostForm.Get("scan_type"); st == policy.ScanTypeBasic || st == policy.ScanTypeEnhanced {
 		scanType = st
 	}
-	data := map[string]any{"Title": "Settings", "Policy": pol, "ScanType": scanType, "Rules": forms, "Error": msg,
-		"Notice": notices[r.URL.Query().Get("notice")], "Created": created, "Presets": auth.PresetNames(),
+	data := map[string]any{"Title": "Settings", "Policy": pol, "ScanType": scanType, "Rules": forms, "Error": st.Error,
+		"Notice": notices[r.URL.Query().Get("notice")], "Created": st.Created, "Presets": auth.PresetNames(),
 		"Frequencies": []string{policy.FrequencyScanOnPush, policy.FrequencyContinuous, policy.FrequencyManual},
 		"CanEdit":     h.cfg.Authz.Allowed(ctx, s.Principal, "ecr:PutRegistryScanningConfiguration", "*")}
 	if h.cfg.Authz.Allowed(ctx, s.Principal, "iam:ListAccessKeys", "*") {
@@ -150,16 +173,115 @@ func (h *Handler) renderSettings(w http.ResponseWriter, r *http.Request, s *sess
 		}
 		data["Webhooks"] = hooks
 	}
-	// The rules, read-only until a page of their own lands; shown to a key allowed to list them.
-	if h.cfg.Seams.SuppressionRules != nil && h.cfg.Authz.Authorize(ctx, s.Principal, "inspector2:ListFilters", "*") == nil {
-		rules, err := h.cfg.Seams.SuppressionRules(ctx)
-		if err != nil {
-			h.fail(w, r, s, err)
-			return
-		}
-		data["Suppressions"] = rules
+	if err := h.rescanSettings(r, s, st, data); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	if err := h.ruleSettings(r, s, st, data); err != nil {
+		h.fail(w, r, s, err)
+		return
 	}
 	h.render(w, r, s, status, "settings", "settings", data)
+}
+
+// rescanOptions are the rescan configuration form's choices, the model's values.
+type rescanOptions struct {
+	Durations, PullDurations, PullModes []string
+}
+
+// rescanSettings adds the rescan configuration to a key allowed inspector2:GetConfiguration
+// (editable with inspector2:UpdateConfiguration).
+func (h *Handler) rescanSettings(r *http.Request, s *sessionCtx, st settingsState, data map[string]any) error {
+	ctx := r.Context()
+	if h.cfg.Rescan == nil || !h.cfg.Authz.Allowed(ctx, s.Principal, "inspector2:GetConfiguration", "*") {
+		return nil
+	}
+	cur, window, err := h.cfg.Rescan.Rescan(ctx)
+	if err != nil {
+		return err
+	}
+	shown := cur
+	if st.Rescan != nil {
+		shown = *st.Rescan
+	}
+	data["Rescan"] = map[string]any{"Current": cur, "Form": shown, "Error": st.RescanError, "PushWindow": windowLabel(window.Push),
+		"PullWindow": windowLabel(window.Pull), "CanEdit": h.cfg.Authz.Allowed(ctx, s.Principal, "inspector2:UpdateConfiguration", "*"),
+		"Options": rescanOptions{Durations: policy.RescanDurations(), PullDurations: policy.PullDateRescanDurations(), PullModes: policy.PullDateRescanModes()}}
+	return nil
+}
+
+// windowLabel says a rescan window: "14 days", or "the image's lifetime" (0).
+func windowLabel(d time.Duration) string {
+	if d == 0 {
+		return "the image's lifetime"
+	}
+	return age(d)
+}
+
+// ruleSettings adds the suppression rules to a key allowed inspector2:ListFilters, with the
+// forms the key may use: a new rule (CreateFilter), the rule named by ?rule= (UpdateFilter),
+// delete buttons (DeleteFilter).
+func (h *Handler) ruleSettings(r *http.Request, s *sessionCtx, st settingsState, data map[string]any) error {
+	ctx := r.Context()
+	if h.cfg.Rules == nil || !h.cfg.Authz.Allowed(ctx, s.Principal, "inspector2:ListFilters", "*") {
+		return nil
+	}
+	rows, byARN, err := h.ruleRows(r)
+	if err != nil {
+		return err
+	}
+	canCreate := h.cfg.Authz.Allowed(ctx, s.Principal, "inspector2:CreateFilter", "*")
+	canUpdate := h.cfg.Authz.Allowed(ctx, s.Principal, "inspector2:UpdateFilter", "*")
+	form := suppressionForm{Action: string(suppression.Suppress)}
+	switch {
+	case st.RuleForm != nil:
+		form = *st.RuleForm
+		if form.Fixed { // the stored criteria, described, beside the refused form
+			if ru, ok := byARN[form.ARN]; ok {
+				data["FixedCriteria"] = describeCriteria(ru.Criteria)
+			}
+		}
+	case r.URL.Query().Get("rule") != "":
+		ru, ok := byARN[r.URL.Query().Get("rule")]
+		if !ok {
+			return fmt.Errorf("%w: no such suppression rule", errNotFound)
+		}
+		form = formOfRule(ru)
+		if form.Fixed {
+			data["FixedCriteria"] = describeCriteria(ru.Criteria)
+		}
+	}
+	editing := form.ARN != ""
+	data["Suppressions"] = map[string]any{"Rows": rows, "Form": form, "Editing": editing, "Error": st.RuleError,
+		"CanWrite":  (editing && canUpdate) || (!editing && canCreate),
+		"CanUpdate": canUpdate, "CanDelete": h.cfg.Authz.Allowed(ctx, s.Principal, "inspector2:DeleteFilter", "*"),
+		"Actions": []string{string(suppression.Suppress), string(suppression.None)}, "Severities": severities}
+	return nil
+}
+
+func (h *Handler) putRescan(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
+	ctx := r.Context()
+	if h.cfg.Rescan == nil {
+		h.fail(w, r, s, errNotFound)
+		return
+	}
+	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "inspector2:UpdateConfiguration", "*"); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	rc := policy.Rescan{Duration: r.PostForm.Get("rescan_duration"), PullDateDuration: r.PostForm.Get("pull_date_rescan_duration"),
+		PullDateMode: r.PostForm.Get("pull_date_rescan_mode")}
+	if member, allowed := policy.ValidateRescan(rc); member != "" {
+		h.renderSettingsWith(w, r, s, http.StatusBadRequest, settingsState{Rescan: &rc,
+			RescanError: fmt.Sprintf("%s must be one of %s", member, strings.Join(allowed, ", "))})
+		return
+	}
+	if err := h.cfg.Rescan.SetRescan(ctx, rc); err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	h.cfg.Logger.InfoContext(ctx, "console: rescan configuration saved", "rescan_duration", rc.Duration, "by", s.Principal.AccessKeyID)
+	http.Redirect(w, r, Prefix+"settings?notice=rescan-saved#rescan", http.StatusSeeOther)
 }
 
 func (h *Handler) putScanning(w http.ResponseWriter, r *http.Request, s *sessionCtx) {

@@ -68,15 +68,8 @@ func (s *Service) exportSBOMs(ctx context.Context, j *job, c ResourceCriteria) e
 		if err != nil {
 			return err
 		}
-		o := report.Options{ToolVersion: s.cfg.ToolVersion, RegistryID: s.cfg.Account, Region: s.cfg.Region, Now: s.cfg.Now(),
-			CycloneDXVersion: cdx.SpecVersion1_4}
 		key := sbomKey(dest, s.cfg.Account, j.ID, im.Repository, im.Digest)
-		if err := s.write(ctx, j, key, func(w io.Writer) error {
-			if j.Format == FormatSPDX23 {
-				return report.SPDX(w, scan, o)
-			}
-			return report.CycloneDX(w, scan, o)
-		}); err != nil {
+		if err := s.write(ctx, j, key, func(w io.Writer) error { return s.writeSBOM(w, scan, j.Format) }); err != nil {
 			return err
 		}
 	}
@@ -84,6 +77,35 @@ func (s *Service) exportSBOMs(ctx context.Context, j *job, c ResourceCriteria) e
 		return &failure{code: ErrorNoFindingsFound, message: "No scanned image matches the resource filter criteria"}
 	}
 	return nil
+}
+
+// writeSBOM writes an image's SBOM document in format (FormatCycloneDX14 or FormatSPDX23).
+func (s *Service) writeSBOM(w io.Writer, scan *report.Scan, format string) error {
+	o := report.Options{ToolVersion: s.cfg.ToolVersion, RegistryID: s.cfg.Account, Region: s.cfg.Region, Now: s.cfg.Now(),
+		CycloneDXVersion: cdx.SpecVersion1_4}
+	if format == FormatSPDX23 {
+		return report.SPDX(w, scan, o)
+	}
+	return report.CycloneDX(w, scan, o)
+}
+
+// ImageSBOM writes one image's SBOM in format (FormatCycloneDX14 or FormatSPDX23), the
+// document an SBOM export writes for it: its packages from the current scan type's stored
+// inventory, with its ACTIVE findings. sbom.ErrNoInventory when the image has none (not
+// scanned yet, or its scan failed).
+func (s *Service) ImageSBOM(ctx context.Context, repo, dgst, format string, w io.Writer) error {
+	if format != FormatCycloneDX14 && format != FormatSPDX23 {
+		return findings.Invalid(findings.ReasonFieldValidationFailed, "reportFormat", "must be one of CYCLONEDX_1_4, SPDX_2_3")
+	}
+	scanType, err := s.currentScanType(ctx)
+	if err != nil {
+		return err
+	}
+	scan, err := sbom.Scan(ctx, s.st, sbom.Image{Repository: repo, Digest: dgst, ScanType: scanType, WithFindings: true})
+	if err != nil {
+		return err
+	}
+	return s.writeSBOM(w, scan, format)
 }
 
 // reportPage is how many findings a findings report reads at once.

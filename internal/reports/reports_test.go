@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/sbom"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
@@ -231,5 +232,22 @@ func TestFileServesOnlyWhatJobsWrote(t *testing.T) {
 		if _, _, err := s.File(context.Background(), "reports", key); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%q: %v, want ErrNotFound", key, err)
 		}
+	}
+}
+
+// An image's SBOM (the console's download) is one of the export's formats, of an image with a
+// stored inventory.
+func TestImageSBOMRefusals(t *testing.T) {
+	s, _, _ := newTestService(t, blockingFindings{})
+	var out strings.Builder
+	var invalid *findings.ValidationError
+	if err := s.ImageSBOM(context.Background(), "app", "sha256:00", FormatCSV, &out); !errors.As(err, &invalid) {
+		t.Errorf("CSV: %v", err)
+	}
+	if err := s.ImageSBOM(context.Background(), "app", "sha256:00", FormatSPDX23, &out); !errors.Is(err, sbom.ErrNoInventory) {
+		t.Errorf("an image never scanned: %v", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("written: %q", out.String())
 	}
 }

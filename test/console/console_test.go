@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -238,10 +239,28 @@ func TestConsoleStory(t *testing.T) {
 	s.aws("inspector2", "create-filter", "--name", "accepted-risk", "--action", "SUPPRESS", "--reason", "tracked in RISK-1",
 		"--filter-criteria", `{"vulnerabilityId":[{"comparison":"EQUALS","value":"CVE-2000-0001"}]}`)
 	s.do(chromedp.Navigate(s.url("/console/settings")), chromedp.WaitVisible(chromedp.CSS("#supp-h")))
-	if rules := s.text("section[aria-labelledby=supp-h]"); !strings.Contains(rules, "accepted-risk (SUPPRESS): tracked in RISK-1") {
+	if rules := s.text("#rules-table"); !strings.Contains(rules, "accepted-risk") || !strings.Contains(rules, "tracked in RISK-1") ||
+		!strings.Contains(rules, "vulnerabilityId = CVE-2000-0001") {
 		t.Errorf("suppression rules on the settings page:\n%s", rules)
 	}
-	s.screenshot("settings")
+	// The rescan duration, changed here, is what Inspector's GetConfiguration reports.
+	s.do(chromedp.SetValue(chromedp.CSS("#rescan_duration"), "DAYS_30"))
+	if st := s.submit("#save-rescan"); st != http.StatusOK {
+		t.Fatalf("save rescan duration: HTTP %d", st)
+	}
+	if cur := s.text("#rescan-current"); cur != "DAYS_30" {
+		t.Errorf("rescan duration after saving: %q", cur)
+	}
+	var conf struct {
+		ECRConfiguration struct {
+			RescanDurationState struct {
+				RescanDuration string `json:"rescanDuration"`
+			} `json:"rescanDurationState"`
+		} `json:"ecrConfiguration"`
+	}
+	if err := json.Unmarshal(s.aws("inspector2", "get-configuration"), &conf); err != nil || conf.ECRConfiguration.RescanDurationState.RescanDuration != "DAYS_30" {
+		t.Errorf("inspector2 get-configuration after the console's change: %+v %v", conf, err)
+	}
 
 	// Push the seed image; its page shows the scan in progress, then Log4Shell under the layer
 	// whose step added log4j-core (the page refreshes itself when the scan completes).
@@ -271,6 +290,27 @@ func TestConsoleStory(t *testing.T) {
 		t.Errorf("Log4Shell is listed under the base layer too:\n%s", base)
 	}
 	s.screenshot("image")
+	// The image's SBOM, in both formats, to the signed-in user.
+	for format, want := range map[string]string{"CYCLONEDX_1_4": `"bomFormat"`, "SPDX_2_3": `"spdxVersion"`} {
+		href, err := chromedp.Run(s.ctx, chromedp.Evaluate[string](`document.querySelector('a[href*="format=`+format+`"]').href`))
+		if err != nil {
+			t.Fatalf("SBOM link %s: %v", format, err)
+		}
+		if doc := s.fetch(href); !strings.Contains(doc, want) || !strings.Contains(doc, "log4j-core") {
+			t.Errorf("SBOM %s: %.300s", format, doc)
+		}
+	}
+	// The SBOM referrer is attached once the scan completes: reload until it shows.
+	for i := 0; i < 20; i++ {
+		if n, err := chromedp.Run(s.ctx, chromedp.Evaluate[int](`document.querySelectorAll("#refs-h").length`)); err == nil && n > 0 {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+		s.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#findings")))
+	}
+	if refs := s.text("#refs-h + table"); !strings.Contains(refs, "application/vnd.cyclonedx+json") {
+		t.Errorf("referrers (the SBOM attached on scan):\n%s", refs)
+	}
 	// At a narrow width the page still shows its findings.
 	s.do(chromedp.EmulateViewport(420, 900), chromedp.WaitVisible(chromedp.CSS(layer)))
 	s.screenshot("image-narrow")
@@ -331,6 +371,43 @@ func TestConsoleStory(t *testing.T) {
 	s.do(chromedp.Navigate(s.url("/console/repository?name="+repo)), chromedp.WaitVisible(chromedp.CSS("#images")))
 	s.screenshot("repository")
 
+	// Coverage: the pushed image, scanned continuously.
+	s.do(chromedp.Navigate(s.url("/console/coverage")), chromedp.WaitVisible(chromedp.CSS("#coverage table")))
+	if rows := s.text("#coverage tbody"); !strings.Contains(rows, repo) || !strings.Contains(rows, "4.4.0") || !strings.Contains(rows, "ACTIVE") ||
+		!strings.Contains(rows, "SUCCESSFUL") || !strings.Contains(rows, "CONTINUOUS") {
+		t.Errorf("coverage:\n%s", rows)
+	}
+	s.screenshot("coverage")
+	s.do(chromedp.Navigate(s.url("/console/coverage?status=INACTIVE")), chromedp.WaitVisible(chromedp.CSS("#coverage table")))
+	if rows := s.text("#coverage tbody"); strings.Contains(rows, repo) {
+		t.Errorf("coverage filtered INACTIVE lists the active image:\n%s", rows)
+	}
+
+	// A suppression rule made in Settings takes Log4Shell out of the image's ACTIVE findings;
+	// the SUPPRESSED view shows it.
+	s.do(chromedp.Navigate(s.url("/console/settings")), chromedp.WaitVisible(chromedp.CSS("#rule-form")),
+		chromedp.SetValue(chromedp.CSS("#rule_name"), "log4shell-mitigated"),
+		chromedp.SetValue(chromedp.CSS("#rule_reason"), "JNDI lookups disabled (RISK-2)"),
+		chromedp.SetValue(chromedp.CSS("#rule_vulnerability_ids"), log4shell),
+		chromedp.SetValue(chromedp.CSS("#rule_repositories"), "console-*"))
+	if st := s.submit("#save-rule"); st != http.StatusOK {
+		t.Fatalf("create suppression rule: HTTP %d", st)
+	}
+	if rules := s.text("#rules-table"); !strings.Contains(rules, "log4shell-mitigated") || !strings.Contains(rules, "ecrImageRepositoryName starts with console-") {
+		t.Errorf("rules after creating one:\n%s", rules)
+	}
+	s.screenshot("settings")
+	imagePage := s.url("/console/image?" + url.Values{"repository": {repo}, "digest": {s.imageDigest()}}.Encode())
+	s.do(chromedp.Navigate(imagePage+"&status=ACTIVE"), chromedp.WaitVisible(chromedp.CSS("#findings table")))
+	if rows := s.text("#findings tbody"); strings.Contains(rows, log4shell) {
+		t.Errorf("the suppressed finding is still ACTIVE:\n%s", rows)
+	}
+	s.do(chromedp.Navigate(imagePage+"&status=SUPPRESSED"), chromedp.WaitVisible(chromedp.CSS("#findings table")))
+	if rows := s.text("#findings tbody"); !strings.Contains(rows, log4shell) || !strings.Contains(rows, "SUPPRESSED") {
+		t.Errorf("the SUPPRESSED view:\n%s", rows)
+	}
+	s.screenshot("image-suppressed")
+
 	// Unknown things are 404 pages.
 	for _, path := range []string{"/console/repository?name=nope", "/console/vulnerability?id=CVE-1999-0000", "/console/image?repository=" + repo + "&digest=sha256:00"} {
 		resp, err := chromedp.RunResponse(s.ctx, chromedp.Navigate(s.url(path)))
@@ -368,6 +445,43 @@ func TestConsoleStory(t *testing.T) {
 	if loc := s.location(); !strings.Contains(loc, "/console/signin") {
 		t.Errorf("signed out, /console/repositories went to %s", loc)
 	}
+}
+
+// fetch GETs a console URL with the browser's cookies (a download the browser would save).
+func (s *story) fetch(u string) string {
+	s.t.Helper()
+	cookies, err := chromedp.Call(s.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{s.url("/console/")}})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	for _, c := range cookies.Cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("GET %s: HTTP %d %v", u, resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// imageDigest is the digest of the story's image (tag 4.4.0), as the API reports it.
+func (s *story) imageDigest() string {
+	s.t.Helper()
+	var out struct {
+		ImageDetails []struct {
+			ImageDigest string `json:"imageDigest"`
+		} `json:"imageDetails"`
+	}
+	if err := json.Unmarshal(s.aws("ecr", "describe-images", "--repository-name", repo, "--image-ids", "imageTag=4.4.0"), &out); err != nil || len(out.ImageDetails) != 1 {
+		s.t.Fatalf("describe-images: %+v %v", out, err)
+	}
+	return out.ImageDetails[0].ImageDigest
 }
 
 // checkCookie checks the session cookie's attributes as the browser holds them.
@@ -480,6 +594,7 @@ func TestConsolePermissions(t *testing.T) {
 		{"/console/", http.StatusForbidden},         // inspector2:ListFindings
 		{"/console/settings", http.StatusForbidden}, // ecr:GetRegistryScanningConfiguration
 		{"/console/vulnerability?id=" + log4shell, http.StatusForbidden},
+		{"/console/coverage", http.StatusForbidden}, // inspector2:ListCoverage
 	}
 	for _, tt := range tests {
 		resp, err := chromedp.RunResponse(s.ctx, chromedp.Navigate(s.url(tt.path)))
