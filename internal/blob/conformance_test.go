@@ -164,7 +164,7 @@ func TestDriverConformance(t *testing.T) {
 		}},
 		{"wrong digest leaves nothing", func(t *testing.T, st setup) {
 			s := st.node(t, blob.Options{})
-			id, _ := s.NewUpload(ctx)
+			id := newUpload(t, s)
 			if _, err := s.Append(ctx, id, 0, bytes.NewReader([]byte("hello"))); err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +194,7 @@ func TestDriverConformance(t *testing.T) {
 		}},
 		{"chunk at a wrong offset is refused", func(t *testing.T, st setup) {
 			s := st.node(t, blob.Options{})
-			id, _ := s.NewUpload(ctx)
+			id := newUpload(t, s)
 			if _, err := s.Append(ctx, id, 0, bytes.NewReader([]byte("abc"))); err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +206,7 @@ func TestDriverConformance(t *testing.T) {
 		}},
 		{"size limit discards the upload", func(t *testing.T, st setup) {
 			s := st.node(t, blob.Options{MaxBlobSize: 10})
-			id, _ := s.NewUpload(ctx)
+			id := newUpload(t, s)
 			if _, err := s.Append(ctx, id, 0, bytes.NewReader(make([]byte, 6))); err != nil {
 				t.Fatal(err)
 			}
@@ -219,7 +219,7 @@ func TestDriverConformance(t *testing.T) {
 		}},
 		{"cancel and commit end the session", func(t *testing.T, st setup) {
 			s := st.node(t, blob.Options{})
-			id, _ := s.NewUpload(ctx)
+			id := newUpload(t, s)
 			if _, err := s.Append(ctx, id, 0, bytes.NewReader(big[:6<<20])); err != nil {
 				t.Fatal(err)
 			}
@@ -233,8 +233,10 @@ func TestDriverConformance(t *testing.T) {
 				t.Fatalf("second cancel: %v", err)
 			}
 			d := digest.FromString("once")
-			id2, _ := s.NewUpload(ctx)
-			_, _ = s.Append(ctx, id2, 0, bytes.NewReader([]byte("once")))
+			id2 := newUpload(t, s)
+			if _, err := s.Append(ctx, id2, 0, bytes.NewReader([]byte("once"))); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := s.Commit(ctx, id2, d); err != nil {
 				t.Fatal(err)
 			}
@@ -268,7 +270,7 @@ func TestDriverConformance(t *testing.T) {
 			if _, err := s.Stat(ctx, d); !errors.Is(err, blob.ErrNotFound) {
 				t.Fatalf("removed blob still there: %v", err)
 			}
-			id, _ := s.NewUpload(ctx)
+			id := newUpload(t, s)
 			if _, err := s.Append(ctx, id, 0, bytes.NewReader(big[:6<<20])); err != nil {
 				t.Fatal(err)
 			}
@@ -295,7 +297,7 @@ func TestDriverConformance(t *testing.T) {
 		}},
 		{"a chunk cut off with its request keeps what arrived", func(t *testing.T, st setup) {
 			s := st.node(t, blob.Options{})
-			id, _ := s.NewUpload(ctx)
+			id := newUpload(t, s)
 			cut := 6<<20 + 3 // a part and a pending tail on S3
 			reqCtx, hangUp := context.WithCancel(ctx)
 			size, err := s.Append(reqCtx, id, 0, &hangingUpReader{data: big[:cut], hangUp: hangUp})
@@ -365,7 +367,7 @@ func TestDriverConformance(t *testing.T) {
 			if _, err := upload(t, []*blob.Store{s}, [][]byte{data}, d); err != nil {
 				t.Fatal(err)
 			}
-			id, _ := s.NewUpload(ctx)
+			id := newUpload(t, s)
 			st.down(t)
 			if err := s.Ping(ctx); !errors.Is(err, blob.ErrUnavailable) {
 				t.Errorf("ping during the outage: %v", err)
@@ -447,4 +449,16 @@ func (r *hangingUpReader) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), 1<<20)], r.data)
 	r.data = r.data[n:]
 	return n, nil
+}
+
+// newUpload starts an upload session, failing the test when it cannot.
+func newUpload(t testing.TB, s interface {
+	NewUpload(context.Context) (string, error)
+}) string {
+	t.Helper()
+	id, err := s.NewUpload(context.Background())
+	if err != nil {
+		t.Fatalf("new upload: %v", err)
+	}
+	return id
 }

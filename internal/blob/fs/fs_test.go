@@ -78,7 +78,7 @@ func TestChunkedUploadCommits(t *testing.T) {
 func TestAppendRejectsWrongOffset(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	id, _ := s.NewUpload(ctx)
+	id := newUpload(t, s)
 	if _, err := s.Append(ctx, id, 0, bytes.NewReader([]byte("abc"))); err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +93,10 @@ func TestAppendRejectsWrongOffset(t *testing.T) {
 func TestCommitWrongDigestLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	id, _ := s.NewUpload(ctx)
-	_, _ = s.Append(ctx, id, 0, bytes.NewReader([]byte("hello")))
+	id := newUpload(t, s)
+	if _, err := s.Append(ctx, id, 0, bytes.NewReader([]byte("hello"))); err != nil {
+		t.Fatal(err)
+	}
 	bad := digest.FromString("other")
 	if _, err := s.Commit(ctx, id, bad); !errors.Is(err, blob.ErrDigestMismatch) {
 		t.Fatalf("got %v", err)
@@ -110,13 +112,25 @@ func TestCommitWrongDigestLeavesNothing(t *testing.T) {
 func TestStaleHashStateIsIgnored(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	id, _ := s.NewUpload(ctx)
-	_, _ = s.Append(ctx, id, 0, bytes.NewReader([]byte("hello ")))
+	id := newUpload(t, s)
+	if _, err := s.Append(ctx, id, 0, bytes.NewReader([]byte("hello "))); err != nil {
+		t.Fatal(err)
+	}
 	// Simulate a crash after data was written but before the hash state was saved.
-	dir, _ := s.uploadDir(id)
-	f, _ := os.OpenFile(filepath.Join(dir, "data"), os.O_APPEND|os.O_WRONLY, 0)
-	_, _ = f.WriteString("world")
-	_ = f.Close()
+	dir, err := s.uploadDir(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("world"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Commit(ctx, id, digest.FromString("hello world")); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +143,7 @@ func TestMaxBlobSizeDiscardsUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, chunks := range [][]int{{11}, {6, 5}} {
-		id, _ := s.NewUpload(ctx)
+		id := newUpload(t, s)
 		var err error
 		var off int64
 		for _, n := range chunks {
@@ -145,7 +159,7 @@ func TestMaxBlobSizeDiscardsUpload(t *testing.T) {
 			t.Fatalf("chunks %v: refused upload kept: %v", chunks, err)
 		}
 	}
-	id, _ := s.NewUpload(ctx)
+	id := newUpload(t, s)
 	if _, err := s.Append(ctx, id, 0, bytes.NewReader(make([]byte, 10))); err != nil {
 		t.Fatalf("a blob of exactly the limit: %v", err)
 	}
@@ -180,9 +194,15 @@ func TestConcurrentUploadsOfSameBlob(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, _ := s.Open(ctx, d)
-	got, _ := io.ReadAll(r)
+	r, err := s.Open(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
 	_ = r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if digest.FromBytes(got) != d {
 		t.Fatal("blob corrupted")
 	}
@@ -191,11 +211,16 @@ func TestConcurrentUploadsOfSameBlob(t *testing.T) {
 func TestPurgeUploads(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	old, _ := s.NewUpload(ctx)
-	fresh, _ := s.NewUpload(ctx)
-	dir, _ := s.uploadDir(old)
+	old := newUpload(t, s)
+	fresh := newUpload(t, s)
+	dir, err := s.uploadDir(old)
+	if err != nil {
+		t.Fatal(err)
+	}
 	past := time.Now().Add(-48 * time.Hour)
-	_ = os.Chtimes(dir, past, past)
+	if err := os.Chtimes(dir, past, past); err != nil {
+		t.Fatal(err)
+	}
 	purged, err := s.PurgeUploads(ctx, time.Now().Add(-24*time.Hour))
 	if err != nil || len(purged) != 1 || purged[0] != old {
 		t.Fatalf("purged %v, %v", purged, err)
@@ -237,7 +262,7 @@ func TestInterruptedAppendKeepsReceivedBytes(t *testing.T) {
 	cut := writebackEvery + 1<<20 + 3
 	errCut := errors.New("connection reset")
 	s := newStore(t)
-	id, _ := s.NewUpload(ctx)
+	id := newUpload(t, s)
 	size, err := s.Append(ctx, id, 0, &failingReader{data: data[:cut], err: errCut})
 	if !errors.Is(err, errCut) || size != int64(cut) {
 		t.Fatalf("size %d err %v, want %d and %v", size, err, cut, errCut)
@@ -252,4 +277,14 @@ func TestInterruptedAppendKeepsReceivedBytes(t *testing.T) {
 	if _, err := s.Commit(ctx, id, digest.FromBytes(data)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// newUpload starts an upload session, failing the test when it cannot.
+func newUpload(t testing.TB, s *Store) string {
+	t.Helper()
+	id, err := s.NewUpload(context.Background())
+	if err != nil {
+		t.Fatalf("new upload: %v", err)
+	}
+	return id
 }

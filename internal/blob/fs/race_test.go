@@ -150,7 +150,7 @@ func checkBlobsIntact(t *testing.T, s *Store) {
 func TestWriteAfterCommitIsRefused(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	id, _ := s.NewUpload(ctx)
+	id := newUpload(t, s)
 	data := []byte("committed content")
 	if _, err := s.Append(ctx, id, 0, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
@@ -187,7 +187,7 @@ func TestWriteAfterCommitIsRefused(t *testing.T) {
 func TestSessionLockSerialisesAcrossHandles(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	id, _ := s.NewUpload(ctx)
+	id := newUpload(t, s)
 	data := []byte("first chunk")
 	if _, err := s.Append(ctx, id, 0, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
