@@ -21,7 +21,7 @@ import (
 
 func newAdminCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "admin", Short: "Administer a Lading data directory"}
-	cmd.AddCommand(newAccessKeyCommand(), newUsageCommand(), newResetSecretKeyCommand(), newGCCommand(), newPullGateCommand())
+	cmd.AddCommand(newAccessKeyCommand(), newUsageCommand(), newResetSecretKeyCommand(), newGCCommand(), newPullGateCommand(), newMigrateCommand())
 	return cmd
 }
 

@@ -299,3 +299,49 @@ func TestS3UploadAcrossTwoServers(t *testing.T) {
 		t.Fatal("the blob is not served by both servers")
 	}
 }
+
+// TestAdminMigrateBlobsToS3: a registry on files moves its blobs into a bucket with `lading
+// admin migrate --to-blobs`; a second run copies nothing; a server on the same data directory
+// with --blobs s3://... then serves the image byte for byte.
+func TestAdminMigrateBlobsToS3(t *testing.T) {
+	crane := testserver.Tool(t, "crane")
+	s3 := testserver.StartS3(t)
+	s3.SetEnv(t)
+	onFiles := testserver.Start(t, ladingBin)
+	env := []string{"DOCKER_CONFIG=" + onFiles.DockerConfig(t)}
+	_, img, _ := testImages(t)
+	run(t, env, crane, "push", "--insecure", singleLayout(t, img, nil), onFiles.Addr+"/moved/app:v1")
+	onDisk := filesUnder(t, filepath.Join(onFiles.DataDir, "blobs"))
+	if onDisk == 0 {
+		t.Fatal("no blob on disk after the push")
+	}
+
+	migrate := func() string {
+		t.Helper()
+		return run(t, nil, ladingBin, "admin", "migrate", "--data-dir", onFiles.DataDir, "--to-blobs", s3.URL(), "--log-level", "warn")
+	}
+	if out := migrate(); reported(t, out, "blobs copied") != onDisk || reported(t, out, "blobs already there") != 0 {
+		t.Fatalf("first migrate of %d blobs:\n%s", onDisk, out)
+	}
+	if out := migrate(); reported(t, out, "blobs copied") != 0 || reported(t, out, "blobs already there") != onDisk {
+		t.Fatalf("second migrate:\n%s", out)
+	}
+	if n := filesUnder(t, filepath.Join(s3.Dir, testserver.S3Bucket, "blobs")); n != onDisk {
+		t.Fatalf("%d blobs in the bucket, %d on disk", n, onDisk)
+	}
+
+	// What is served next can only come from the bucket.
+	onFiles.Stop()
+	if err := os.RemoveAll(filepath.Join(onFiles.DataDir, "blobs")); err != nil {
+		t.Fatal(err)
+	}
+	onS3 := testserver.StartAt(t, ladingBin, onFiles.DataDir, "--blobs", s3.URL())
+	pulled := filepath.Join(t.TempDir(), "pulled")
+	run(t, []string{"DOCKER_CONFIG=" + onS3.DockerConfig(t)}, crane, "pull", "--insecure", "--format=oci", onS3.Addr+"/moved/app:v1", pulled)
+	idx := layoutIndex(t, pulled)
+	gi, err := idx.Image(firstEntry(t, idx).Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulledImage(t, gi, img)
+}
