@@ -163,7 +163,7 @@ func formOfRule(r suppression.Rule) suppressionForm {
 		if p.FilePath != nil {
 			path = p.FilePath.Value
 		}
-		if p.Version != nil || p.Release != nil || p.Architecture != nil || p.SourceLayerHash != nil || p.SourceLambdaLayerArn != nil || p.Epoch != nil ||
+		if p.Version != nil || p.Release != nil || p.Architecture != nil || p.SourceLayerHash != nil || p.SourceLambdaLayerArn != nil || p.Epoch != nil || p.Reachability != nil ||
 			(p.FilePath != nil && p.FilePath.Comparison != findings.Prefix) || (i > 0 && path != rf.FilePath) ||
 			(p.Name == nil && len(c.Packages) > 1) || (p.Name != nil && (p.Name.Comparison != findings.Equals || strings.ContainsAny(p.Name.Value, ", \n\r\t"))) ||
 			(p.Name == nil && p.FilePath == nil) {
@@ -247,7 +247,8 @@ func describeCriteria(c findings.Criteria) string {
 			name string
 			f    *findings.StringFilter
 		}{{"name", p.Name}, {"version", p.Version}, {"release", p.Release}, {"architecture", p.Architecture},
-			{"sourceLayerHash", p.SourceLayerHash}, {"sourceLambdaLayerArn", p.SourceLambdaLayerArn}, {"filePath", p.FilePath}} {
+			{"sourceLayerHash", p.SourceLayerHash}, {"sourceLambdaLayerArn", p.SourceLambdaLayerArn}, {"filePath", p.FilePath},
+			{"reachability", p.Reachability}} {
 			if m.f != nil {
 				fs = append(fs, str("package "+m.name, *m.f))
 			}

@@ -54,6 +54,9 @@ type PortRangeFilter struct {
 type PackageFilter struct {
 	Name, Version, Release, Architecture, SourceLayerHash, SourceLambdaLayerArn, FilePath *StringFilter
 	Epoch                                                                                 *NumberFilter
+	// Reachability is Lading's: a Go package's match.ReachPresent, ReachAbsent or ReachUnknown
+	// ("" for the packages of other ecosystems, which no filter value matches).
+	Reachability *StringFilter
 }
 
 // Field names a criterion: a member of Inspector's FilterCriteria.
@@ -315,7 +318,8 @@ func Validate(prefix string, c Criteria, s *Sort) error {
 // stringFilters names a package filter's string filters as the wire does, in a fixed order.
 func (pf PackageFilter) stringFilters() map[string]*StringFilter {
 	return map[string]*StringFilter{"name": pf.Name, "version": pf.Version, "release": pf.Release, "architecture": pf.Architecture,
-		"sourceLayerHash": pf.SourceLayerHash, "sourceLambdaLayerArn": pf.SourceLambdaLayerArn, "filePath": pf.FilePath}
+		"sourceLayerHash": pf.SourceLayerHash, "sourceLambdaLayerArn": pf.SourceLambdaLayerArn, "filePath": pf.FilePath,
+		"reachability": pf.Reachability}
 }
 
 type validation struct{ fields []FieldError }

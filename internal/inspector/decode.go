@@ -85,6 +85,8 @@ type (
 		SourceLambdaLayerArn *stringFilterWire `json:"sourceLambdaLayerArn,omitempty"`
 		FilePath             *stringFilterWire `json:"filePath,omitempty"`
 		Epoch                *numberFilterWire `json:"epoch,omitempty"`
+		// Reachability is a Lading member: a Go package's PRESENT, ABSENT or UNKNOWN.
+		Reachability *stringFilterWire `json:"reachability,omitempty"`
 	}
 )
 
@@ -248,7 +250,8 @@ func (w packageFilterWire) domain(path string) (findings.PackageFilter, error) {
 		out  **findings.StringFilter
 	}{{"name", w.Name, &pf.Name}, {"version", w.Version, &pf.Version}, {"release", w.Release, &pf.Release},
 		{"architecture", w.Architecture, &pf.Architecture}, {"sourceLayerHash", w.SourceLayerHash, &pf.SourceLayerHash},
-		{"sourceLambdaLayerArn", w.SourceLambdaLayerArn, &pf.SourceLambdaLayerArn}, {"filePath", w.FilePath, &pf.FilePath}} {
+		{"sourceLambdaLayerArn", w.SourceLambdaLayerArn, &pf.SourceLambdaLayerArn}, {"filePath", w.FilePath, &pf.FilePath},
+		{"reachability", w.Reachability, &pf.Reachability}} {
 		if m.in == nil {
 			continue
 		}

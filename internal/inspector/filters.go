@@ -220,7 +220,8 @@ func encodeCriteria(c findings.Criteria) map[string]any {
 		for i, p := range c.Packages {
 			ws[i] = packageFilterWire{Name: encodeString(p.Name), Version: encodeString(p.Version), Release: encodeString(p.Release),
 				Architecture: encodeString(p.Architecture), SourceLayerHash: encodeString(p.SourceLayerHash),
-				SourceLambdaLayerArn: encodeString(p.SourceLambdaLayerArn), FilePath: encodeString(p.FilePath)}
+				SourceLambdaLayerArn: encodeString(p.SourceLambdaLayerArn), FilePath: encodeString(p.FilePath),
+				Reachability: encodeString(p.Reachability)}
 			if p.Epoch != nil {
 				ws[i].Epoch = &numberFilterWire{LowerInclusive: p.Epoch.Lower, UpperInclusive: p.Epoch.Upper}
 			}

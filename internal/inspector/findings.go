@@ -82,6 +82,9 @@ type vulnerablePackage struct {
 	Remediation     string `json:"remediation,omitempty"`
 	SourceLayerHash string `json:"sourceLayerHash,omitempty"`
 	Version         string `json:"version"`
+	// Reachability is Lading's, as in DescribeImageScanFindings: whether a Go package's
+	// vulnerable symbols are in the binary. SDKs ignore the member.
+	Reachability string `json:"reachability,omitempty"`
 }
 
 // remediation is Inspector's: its recommendation's URL member is "Url", unlike ECR's "url".
@@ -155,7 +158,8 @@ func (h *Handler) renderFinding(l findings.Listed) (Finding, error) {
 	}
 	for i, vp := range p.VulnerablePackages {
 		out := vulnerablePackage{Arch: vp.Arch, Epoch: vp.Epoch, FilePath: vp.FilePath, FixedInVersion: vp.FixedInVersion, Name: vp.Name,
-			PackageManager: vp.PackageManager, Release: vp.Release, SourceLayerHash: vp.SourceLayerHash, Version: vp.Version}
+			PackageManager: vp.PackageManager, Release: vp.Release, SourceLayerHash: vp.SourceLayerHash, Version: vp.Version,
+			Reachability: vp.Reachability}
 		if i < len(d.Finding.Packages) {
 			out.Remediation = d.Finding.Packages[i].Remediation
 		}

@@ -327,3 +327,58 @@ func TestAuthorization(t *testing.T) {
 		t.Errorf("asked %v", az.asked)
 	}
 }
+
+// TestListFindingsReachability: a Go finding carries each package's reachability, and the
+// Lading member of vulnerablePackages filters selects by it.
+func TestListFindingsReachability(t *testing.T) {
+	ctx := context.Background()
+	h, db, _ := newTestStore(t, func(db *sqlite.DB, cfg *Config) {
+		svc := scanning.New(db, nil, nil, scanning.Config{})
+		cfg.Scanning, cfg.Coverage = svc, findings.NewCoverage(db, svc, cfg.RegistryID, cfg.Region)
+	})
+	m := store.Manifest{Repository: "go/app", Digest: "sha256:" + strings.Repeat("b", 64), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+	if _, err := db.PutManifest(ctx, m, nil, []string{"1"}, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	origin := events.Origin{Account: "123456789012", Region: "us-east-1"}
+	now := time.Now()
+	var writes []store.Finding
+	for vuln, reach := range map[string]string{"CVE-2024-0001": match.ReachPresent, "CVE-2024-0002": match.ReachAbsent} {
+		mf := match.Finding{VulnerabilityID: vuln, Title: vuln + " - golang.org/x/net", Severity: "HIGH", Source: "GO",
+			Packages: []match.VulnerablePackage{{Name: "golang.org/x/net", Version: "v0.1.0", Ecosystem: "Go", PackageManager: "GOBINARY",
+				FilePath: "/usr/local/bin/app", Layer: "sha256:cccc", Reachability: reach}}}
+		detail, err := json.Marshal(scanning.Detail{Finding: mf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writes = append(writes, store.Finding{VulnerabilityID: vuln, ARN: scanning.FindingARN(origin, m.Repository, m.Digest, policy.ScanTypeEnhanced, vuln),
+			Status: "ACTIVE", Severity: "HIGH", Fingerprint: vuln, Detail: detail, FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now})
+	}
+	if err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: m.Repository, Digest: m.Digest, ScanType: policy.ScanTypeEnhanced}},
+		func(store.ScanState) (store.ScanUpdate, error) {
+			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: writes}, nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	for reach, want := range map[string]string{"PRESENT": "CVE-2024-0001", "ABSENT": "CVE-2024-0002"} {
+		rec := signed(t, h, "POST", "/findings/list", "inspector2",
+			[]byte(`{"filterCriteria":{"vulnerablePackages":[{"reachability":{"comparison":"EQUALS","value":"`+reach+`"}}]}}`))
+		var out struct {
+			Findings []struct {
+				PackageVulnerabilityDetails struct {
+					VulnerabilityID    string `json:"vulnerabilityId"`
+					VulnerablePackages []struct {
+						Reachability string `json:"reachability"`
+					} `json:"vulnerablePackages"`
+				} `json:"packageVulnerabilityDetails"`
+			} `json:"findings"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 || len(out.Findings) != 1 {
+			t.Fatalf("%s: %d %v %s", reach, rec.Code, err, rec.Body)
+		}
+		d := out.Findings[0].PackageVulnerabilityDetails
+		if d.VulnerabilityID != want || len(d.VulnerablePackages) != 1 || d.VulnerablePackages[0].Reachability != reach {
+			t.Errorf("%s: %s", reach, rec.Body)
+		}
+	}
+}

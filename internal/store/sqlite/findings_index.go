@@ -3,8 +3,8 @@ package sqlite
 import "context"
 
 // What ListFindings queries of a finding's detail is copied into the findings row and
-// finding_packages when the detail is written (migration 0027 backfilled the rows written
-// before, with the same statements). The JSON paths are those of scanning.Detail; the store's
+// finding_packages when the detail is written (migrations 0027 and 0036 backfilled the rows
+// written before). The JSON paths are those of scanning.Detail; the store's
 // test writes a real one and reads the columns back.
 
 const indexFindingColumns = `UPDATE findings SET
@@ -20,11 +20,11 @@ const indexFindingColumns = `UPDATE findings SET
 		FROM json_each(d.detail, '$.finding.vulnerablePackages') p)
 	FROM finding_detail_view d WHERE d.finding_id = findings.id AND findings.id = ?`
 
-const indexFindingPackages = `INSERT INTO finding_packages(finding_id, seq, name, version, epoch, release, arch, file_path, source_layer_hash)
+const indexFindingPackages = `INSERT INTO finding_packages(finding_id, seq, name, version, epoch, release, arch, file_path, source_layer_hash, reachability)
 	SELECT d.finding_id, p.key, coalesce(json_extract(p.value, '$.name'), ''), coalesce(json_extract(p.value, '$.version'), ''),
 		coalesce(json_extract(p.value, '$.epoch'), 0), coalesce(json_extract(p.value, '$.release'), ''),
 		coalesce(json_extract(p.value, '$.arch'), ''), coalesce(json_extract(p.value, '$.filePath'), ''),
-		coalesce(json_extract(p.value, '$.sourceLayerHash'), '')
+		coalesce(json_extract(p.value, '$.sourceLayerHash'), ''), coalesce(json_extract(p.value, '$.reachability'), '')
 	FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?`
 
 // indexFindingQueries are the statements that index the stored detail of a finding, each

@@ -206,7 +206,7 @@ func (b *queryBuilder) compile() {
 				col string
 				sf  *findings.StringFilter
 			}{{"p.name", pf.Name}, {"p.version", pf.Version}, {"p.release", pf.Release}, {"p.arch", pf.Architecture},
-				{"p.source_layer_hash", pf.SourceLayerHash}, {"p.file_path", pf.FilePath}} {
+				{"p.source_layer_hash", pf.SourceLayerHash}, {"p.file_path", pf.FilePath}, {"p.reachability", pf.Reachability}} {
 				if m.sf != nil {
 					cond, a := stringCmp(column{expr: m.col}, *m.sf)
 					conds = append(conds, cond)

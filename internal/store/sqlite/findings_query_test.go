@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -34,7 +35,6 @@ type fixtureFinding struct {
 
 func newQueryFixture(t *testing.T) *queryFixture {
 	t.Helper()
-	ctx := context.Background()
 	db := openTest(t)
 	fx := &queryFixture{db: db, t0: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), arns: map[string]string{}}
 	log4j := match.VulnerablePackage{Name: "org.apache.logging.log4j:log4j-core", Version: "2.14.1", Ecosystem: "Maven", PackageManager: "JAR",
@@ -59,46 +59,53 @@ func newQueryFixture(t *testing.T) *queryFixture {
 		}},
 	}
 	for _, img := range images {
-		m := store.Manifest{Repository: img.repo, Digest: img.digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}"), PushedAt: img.pushed}
-		if _, err := db.PutManifest(ctx, m, nil, []string{img.tag}, store.PutOptions{CreateRepository: true}); err != nil {
-			t.Fatal(err)
+		fx.addImage(t, img.repo, img.digest, img.tag, img.arch, img.pushed, img.fs)
+	}
+	return fx
+}
+
+// addImage pushes an image and writes its ENHANCED findings as a scan does.
+func (fx *queryFixture) addImage(t *testing.T, repo, digest, tag, arch string, pushed time.Time, fs []fixtureFinding) {
+	t.Helper()
+	ctx := context.Background()
+	m := store.Manifest{Repository: repo, Digest: digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}"), PushedAt: pushed}
+	if _, err := fx.db.PutManifest(ctx, m, nil, []string{tag}, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.db.Tx(ctx, func(tx *sql.Tx) error { // PutManifest stamps the time of the push
+		_, err := tx.ExecContext(ctx, "UPDATE manifests SET pushed_at = ? WHERE repository = ?", pushed.UnixMilli(), repo)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	target := store.ScanTarget{Repository: repo, Digest: digest, ScanType: policy.ScanTypeEnhanced}
+	info := scanning.ImageInfo{Architecture: arch}
+	facts, _ := json.Marshal(info)
+	var writes []store.Finding
+	for i, ff := range fs {
+		score := ff.score
+		mf := match.Finding{VulnerabilityID: ff.vuln, Title: ff.vuln + " - pkg", Severity: ff.severity, Source: ff.source, VendorSeverity: ff.vendor,
+			Aliases: ff.aliases, Related: ff.related, Packages: ff.pkgs}
+		if score > 0 {
+			mf.Score = &score
 		}
-		if err := db.Tx(ctx, func(tx *sql.Tx) error { // PutManifest stamps the time of the push
-			_, err := tx.ExecContext(ctx, "UPDATE manifests SET pushed_at = ? WHERE repository = ?", img.pushed.UnixMilli(), img.repo)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		target := store.ScanTarget{Repository: img.repo, Digest: img.digest, ScanType: policy.ScanTypeEnhanced}
-		info := scanning.ImageInfo{Architecture: img.arch}
-		facts, _ := json.Marshal(info)
-		var writes []store.Finding
-		for i, ff := range img.fs {
-			score := ff.score
-			mf := match.Finding{VulnerabilityID: ff.vuln, Title: ff.vuln + " - pkg", Severity: ff.severity, Source: ff.source, VendorSeverity: ff.vendor,
-				Aliases: ff.aliases, Related: ff.related, Packages: ff.pkgs}
-			if score > 0 {
-				mf.Score = &score
-			}
-			detail, err := json.Marshal(scanning.Detail{Finding: mf, Image: info})
-			if err != nil {
-				t.Fatal(err)
-			}
-			at := fx.t0.Add(time.Duration(i) * time.Minute)
-			arn := scanning.FindingARN(testOrigin, img.repo, img.digest, policy.ScanTypeEnhanced, ff.vuln)
-			fx.arns[img.repo+"/"+ff.vuln] = arn
-			writes = append(writes, store.Finding{Repository: img.repo, Digest: img.digest, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: ff.vuln,
-				ARN: arn, Status: "ACTIVE", Severity: ff.severity, Score: score, Fingerprint: ff.vuln, Detail: detail,
-				FirstObservedAt: at, LastObservedAt: at, UpdatedAt: at})
-		}
-		err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(store.ScanState) (store.ScanUpdate, error) {
-			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: fx.t0, ImageFacts: facts}, Findings: writes}, nil
-		})
+		detail, err := json.Marshal(scanning.Detail{Finding: mf, Image: info})
 		if err != nil {
 			t.Fatal(err)
 		}
+		at := fx.t0.Add(time.Duration(i) * time.Minute)
+		arn := scanning.FindingARN(testOrigin, repo, digest, policy.ScanTypeEnhanced, ff.vuln)
+		fx.arns[repo+"/"+ff.vuln] = arn
+		writes = append(writes, store.Finding{Repository: repo, Digest: digest, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: ff.vuln,
+			ARN: arn, Status: "ACTIVE", Severity: ff.severity, Score: score, Fingerprint: ff.vuln, Detail: detail,
+			FirstObservedAt: at, LastObservedAt: at, UpdatedAt: at})
 	}
-	return fx
+	err := fx.db.ApplyScans(ctx, []store.ScanTarget{target}, func(store.ScanState) (store.ScanUpdate, error) {
+		return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: fx.t0, ImageFacts: facts}, Findings: writes}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (fx *queryFixture) list(t *testing.T, q findings.Query) []string {
@@ -322,6 +329,99 @@ func TestMigrationIndexesFindings(t *testing.T) {
 	}, "SELECT name, epoch, file_path, source_layer_hash FROM finding_packages WHERE finding_id = 7 ORDER BY seq")
 	if err != nil || !slices.Equal(rows, []string{"a|/x/a|sha256:l|0", "b|||2"}) {
 		t.Fatalf("packages %q (%v)", rows, err)
+	}
+}
+
+// TestQueryFindingsByReachability: the Lading member of vulnerablePackages filters selects Go
+// findings by whether the vulnerable symbols are in the binary, package by package.
+func TestQueryFindingsByReachability(t *testing.T) {
+	fx := newQueryFixture(t)
+	gobin := func(name, reach string) match.VulnerablePackage {
+		return match.VulnerablePackage{Name: name, Version: "v1.0.0", Ecosystem: "Go", PackageManager: "GOBINARY", FilePath: "/usr/local/bin/app",
+			Layer: "sha256:cccc", Reachability: reach}
+	}
+	fx.addImage(t, "go/app", fakeDigest("4"), "1", "amd64", fx.t0, []fixtureFinding{
+		{vuln: "CVE-2024-0001", severity: "HIGH", source: "GO", pkgs: []match.VulnerablePackage{gobin("golang.org/x/net", match.ReachPresent)}},
+		{vuln: "CVE-2024-0002", severity: "HIGH", source: "GO", pkgs: []match.VulnerablePackage{gobin("golang.org/x/text", match.ReachAbsent)}},
+		{vuln: "CVE-2024-0003", severity: "HIGH", source: "GO", pkgs: []match.VulnerablePackage{gobin("stdlib", match.ReachUnknown),
+			gobin("golang.org/x/crypto", match.ReachAbsent)}},
+	})
+	reach := func(c findings.Comparison, v string) findings.Criteria {
+		return findings.Criteria{Packages: []findings.PackageFilter{{Reachability: ptr(sf(c, v))}}}
+	}
+	for _, tc := range []struct {
+		name string
+		c    findings.Criteria
+		want []string
+	}{
+		{"present", reach(findings.Equals, match.ReachPresent), []string{"go/app/CVE-2024-0001"}},
+		{"absent, one package of two", reach(findings.Equals, match.ReachAbsent), []string{"go/app/CVE-2024-0002", "go/app/CVE-2024-0003"}},
+		{"unknown", reach(findings.Equals, match.ReachUnknown), []string{"go/app/CVE-2024-0003"}},
+		{"same package as the name", findings.Criteria{Packages: []findings.PackageFilter{{Name: ptr(sf(findings.Equals, "stdlib")),
+			Reachability: ptr(sf(findings.Equals, match.ReachAbsent))}}}, nil},
+		{"not absent: other ecosystems have none", findings.Criteria{Packages: []findings.PackageFilter{{Reachability: ptr(sf(findings.NotEquals, match.ReachAbsent))}},
+			Strings: map[findings.Field][]findings.StringFilter{findings.ECRImageRepositoryName: {sf(findings.Equals, "go/app")}}},
+			[]string{"go/app/CVE-2024-0001", "go/app/CVE-2024-0003"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fx.list(t, findings.Query{Criteria: tc.c}); !slices.Equal(got, tc.want) {
+				t.Errorf("got %v\nwant %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMigrationCopiesReachability: migration 0036 fills finding_packages.reachability of the
+// findings written before it, from whole details and from details split by 0032.
+func TestMigrationCopiesReachability(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	w, err := openPool(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMaxOpenConns(1)
+	if err := migrateTo(ctx, w, 35); err != nil {
+		t.Fatal(err)
+	}
+	pkgs := `[{"name":"golang.org/x/net","version":"v0.1.0","filePath":"/app","reachability":"ABSENT"},{"name":"stdlib","version":"go1.20","filePath":"/app","reachability":"PRESENT"}]`
+	for _, q := range []string{
+		`INSERT INTO findings(id, repository, image_digest, scan_type, vulnerability_id, arn, status, severity, fingerprint, first_observed_at, last_observed_at, updated_at)
+			VALUES (1, 'app', 'sha256:1', 'ENHANCED', 'CVE-1', 'arn:1', 'ACTIVE', 'LOW', 'fp', 1, 1, 1),
+			(2, 'app', 'sha256:1', 'ENHANCED', 'CVE-2', 'arn:2', 'ACTIVE', 'LOW', 'fp', 1, 1, 1),
+			(3, 'app', 'sha256:1', 'ENHANCED', 'CVE-3', 'arn:3', 'ACTIVE', 'LOW', 'fp', 1, 1, 1)`,
+		`INSERT INTO finding_texts(id, text) VALUES (10, '"vulnerabilityId":"CVE-2"'), (11, '{"architecture":"amd64"}')`,
+		// A whole detail, a split one, and one without reachability.
+		`INSERT INTO finding_details(finding_id, head_id, tail_id, detail) VALUES
+			(1, NULL, NULL, '{"finding":{"vulnerabilityId":"CVE-1","vulnerablePackages":` + pkgs + `},"image":{}}'),
+			(2, 10, 11, '` + pkgs + `'),
+			(3, NULL, NULL, '{"finding":{"vulnerabilityId":"CVE-3","vulnerablePackages":[{"name":"openssl","version":"3"}]},"image":{}}')`,
+		`INSERT INTO finding_packages(finding_id, seq, name, version, epoch, release, arch, file_path, source_layer_hash) VALUES
+			(1, 0, 'golang.org/x/net', 'v0.1.0', 0, '', '', '/app', ''), (1, 1, 'stdlib', 'go1.20', 0, '', '', '/app', ''),
+			(2, 0, 'golang.org/x/net', 'v0.1.0', 0, '', '', '/app', ''), (2, 1, 'stdlib', 'go1.20', 0, '', '', '/app', ''),
+			(3, 0, 'openssl', '3', 0, '', '', '', '')`,
+	} {
+		if _, err := w.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := queryAll(ctx, db.Reader(), func(r rowScanner) (string, error) {
+		var id, seq int
+		var reach string
+		err := r.Scan(&id, &seq, &reach)
+		return fmt.Sprintf("%d/%d=%s", id, seq, reach), err
+	}, "SELECT finding_id, seq, reachability FROM finding_packages ORDER BY finding_id, seq")
+	want := []string{"1/0=ABSENT", "1/1=PRESENT", "2/0=ABSENT", "2/1=PRESENT", "3/0="}
+	if err != nil || !slices.Equal(rows, want) {
+		t.Fatalf("reachability %q (%v), want %q", rows, err, want)
 	}
 }
 
