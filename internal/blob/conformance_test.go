@@ -6,14 +6,17 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/lading-registry/lading/internal/blob"
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
+	"github.com/lading-registry/lading/internal/blob/pglock"
 	blobs3 "github.com/lading-registry/lading/internal/blob/s3"
 	"github.com/lading-registry/lading/internal/testserver"
 )
@@ -29,7 +32,7 @@ type setup struct {
 }
 
 func drivers(t testing.TB) []setup {
-	fsRoot := t.TempDir()
+	fsRoot, pgRoot := t.TempDir(), t.TempDir()
 	srv := testserver.StartS3(t)
 	srv.SetEnv(t)
 	locks := t.TempDir()
@@ -60,6 +63,24 @@ func drivers(t testing.TB) []setup {
 			if err := srv.Start(); err != nil {
 				t.Fatal(err)
 			}
+		}},
+		// Locks from PostgreSQL, as nodes on several machines take them (pglock).
+		{name: "fs+pglock", node: func(t testing.TB, opts blob.Options) *blob.Store {
+			d, err := blobfs.NewDriver(pgRoot, blobfs.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := pgxpool.ParseConfig(pgServerURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.MaxConns = 32 // each lock held keeps a connection
+			pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(pool.Close)
+			return blob.NewStore(d, pglock.New(pool), opts)
 		}},
 	}
 }
@@ -449,6 +470,14 @@ func (r *hangingUpReader) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), 1<<20)], r.data)
 	r.data = r.data[n:]
 	return n, nil
+}
+
+// pgServerURL is the PostgreSQL server of the tests (internal/store/postgres/pgtest's).
+func pgServerURL() string {
+	if u := os.Getenv("LADING_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
 // newUpload starts an upload session, failing the test when it cannot.

@@ -1,0 +1,81 @@
+// Package pglock gives the blob store's locks (blob.Locker) from PostgreSQL's advisory locks,
+// so that nodes on several machines sharing one bucket exclude each other as processes sharing
+// a data directory do with file locks. A lock is held by a connection of its own: when a node
+// dies, its connection closes and PostgreSQL releases what it held, as the kernel does for a
+// file lock.
+package pglock
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lading-registry/lading/internal/blob"
+)
+
+// Locker takes advisory locks through a pool; each held lock keeps one of its connections, so
+// the pool's size bounds how many uploads and commits hold locks at once (others wait for a
+// connection).
+type Locker struct {
+	pool *pgxpool.Pool
+	// space keeps these locks apart from other users of advisory locks in the same database:
+	// the lock key is the first argument of the two-key form.
+	space int32
+}
+
+// Space is the advisory-lock key space the blob store's locks use.
+const Space int32 = 0x4c424c4b // "LBLK"
+
+// New returns the locks of a database.
+func New(pool *pgxpool.Pool) *Locker { return &Locker{pool: pool, space: Space} }
+
+// key names a lock by a 32-bit hash of its name: two names sharing a hash share a lock, which
+// makes a holder wait more than it must, never less.
+func key(name string) int32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	return int32(h.Sum32())
+}
+
+// Lock takes the lock on name, waiting for it when wait is set, else failing at once with
+// blob.ErrLocked.
+func (l *Locker) Lock(ctx context.Context, name string, wait bool) (func(), error) {
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w: %w", name, blob.ErrUnavailable, err)
+	}
+	k := key(name)
+	if wait {
+		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", l.space, k); err != nil {
+			// A wait cut short by ctx may leave the request behind on the server: this
+			// connection is not fit to go back to the pool.
+			_ = conn.Hijack().Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+	} else {
+		var got bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", l.space, k).Scan(&got); err != nil {
+			_ = conn.Hijack().Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		if !got {
+			conn.Release()
+			return nil, blob.ErrLocked
+		}
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var released bool
+		err := conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1, $2)", l.space, k).Scan(&released)
+		if err != nil || !released {
+			// Closing the session releases every lock it holds.
+			_ = conn.Hijack().Close(ctx)
+			return
+		}
+		conn.Release()
+	}, nil
+}
