@@ -113,6 +113,7 @@ func (db *DB) GetImage(ctx context.Context, repo, digest string) (store.Manifest
 func (db *DB) UntagImage(ctx context.Context, repo, tag string) (store.Manifest, bool, error) {
 	var m store.Manifest
 	var deleted bool
+	var eff store.Effects
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		deleted = false
 		var digest string
@@ -133,18 +134,24 @@ func (db *DB) UntagImage(ctx context.Context, repo, tag string) (store.Manifest,
 			return err
 		}
 		if others > 0 {
-			_, err = tx.Exec(ctx, "DELETE FROM tags WHERE repository = $1 AND tag = $2", repo, tag)
-			return err
+			if _, err = tx.Exec(ctx, "DELETE FROM tags WHERE repository = $1 AND tag = $2", repo, tag); err != nil {
+				return err
+			}
+		} else {
+			if err := referencedByIndex(ctx, tx, repo, digest); err != nil {
+				return err
+			}
+			if err := deleteManifestTx(ctx, tx, repo, digest); err != nil {
+				return err
+			}
+			deleted = true
 		}
-		if err := referencedByIndex(ctx, tx, repo, digest); err != nil {
-			return err
-		}
-		if err := deleteManifestTx(ctx, tx, repo, digest); err != nil {
-			return err
-		}
-		deleted = true
-		return nil
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: deleted})
+		return err
 	})
+	if err == nil {
+		db.reportEffects(eff)
+	}
 	return m, deleted, err
 }
 

@@ -145,11 +145,12 @@ func (db *DB) LifecycleImages(ctx context.Context, repo string) ([]store.Manifes
 	return out, nil
 }
 
-// ExpireImage deletes an image a lifecycle policy expired, provided it is still as the policy
-// saw it: pushed at pushedAt, with exactly these tags, listed by no index. Otherwise (a tag
+// ExpireImage deletes an image a lifecycle policy expired, with its effects (the "ECR Image
+// Action" DELETE event) in the same transaction, provided it is still as the policy saw it: pushed at pushedAt, with exactly these tags, listed by no index. Otherwise (a tag
 // moved onto it, it was pushed again) it is left, and ExpireImage reports false.
 func (db *DB) ExpireImage(ctx context.Context, repo, digest string, tags []string, pushedAt time.Time) (bool, error) {
 	var deleted bool
+	var eff store.Effects
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		deleted = false
 		m, err := scanManifest(tx.QueryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = $1 AND digest = $2", repo, digest))
@@ -183,7 +184,11 @@ func (db *DB) ExpireImage(ctx context.Context, repo, digest string, tags []strin
 			return err
 		}
 		deleted = true
-		return nil
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: true})
+		return err
 	})
+	if err == nil && deleted {
+		db.reportEffects(eff)
+	}
 	return deleted, err
 }

@@ -10,9 +10,10 @@
 //
 // The store is not complete yet: it holds the registry core (repositories, blobs, manifests,
 // tags, uploads, access keys, settings, resource policies, lifecycle policies, pull-gate
-// overrides and garbage collection's queries), not advisories, scanning, findings or the
-// outbox, and writes no effects (events, scan jobs) of a change. No command opens it until it
-// does (docs/architecture.md).
+// overrides and garbage collection's queries), the outbox and webhook cursors, the effects of
+// a change (events, scan jobs), scan jobs and image scan states; not advisories, inventories,
+// findings, suppression, coverage or reports. No command opens it until it does
+// (docs/architecture.md).
 package postgres
 
 import (
@@ -28,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/schema"
 )
 
@@ -40,6 +42,13 @@ var ErrNewerSchema = schema.ErrNewerSchema
 // DB is an open metadata store.
 type DB struct {
 	pool *pgxpool.Pool
+
+	effects   store.EffectsFunc
+	committed func(store.Effects)
+	// writers bounds the write transactions open at once to half the pool: a transaction's
+	// effects function reads through the pool (store.EffectsFunc) while the transaction holds
+	// its connection, and with every connection held by such transactions none could go on.
+	writers chan struct{}
 	// now stamps pushes, links and upload activity; tests replace it (SetClock).
 	now func() time.Time
 }
@@ -59,7 +68,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool, now: time.Now}, nil
+	return &DB{pool: pool, now: time.Now, writers: make(chan struct{}, max(1, cfg.MaxConns/2))}, nil
 }
 
 // SetClock replaces the clock that stamps pushes (pushed_at), blob links (linked_at) and upload
@@ -88,6 +97,12 @@ const maxAttempts = 20
 // tx runs fn in a SERIALIZABLE write transaction, committing when it returns nil, and runs it
 // again after a serialization failure or deadlock.
 func (db *DB) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	select {
+	case db.writers <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-db.writers }()
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
 		if err == nil || !retryable(err) || attempt == maxAttempts {

@@ -2,15 +2,20 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/ecr"
+	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/postgres"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
@@ -19,11 +24,13 @@ import (
 
 // The consumers' interfaces store/postgres satisfies in full so far.
 var (
-	_ oci.Metadata     = (*postgres.DB)(nil)
-	_ ecr.Metadata     = (*postgres.DB)(nil)
-	_ ecr.Policies     = (*postgres.DB)(nil)
-	_ auth.KeyStore    = (*postgres.DB)(nil)
-	_ auth.PolicyStore = (*postgres.DB)(nil)
+	_ events.Store      = (*postgres.DB)(nil)
+	_ scanning.JobStore = (*postgres.DB)(nil)
+	_ oci.Metadata      = (*postgres.DB)(nil)
+	_ ecr.Metadata      = (*postgres.DB)(nil)
+	_ ecr.Policies      = (*postgres.DB)(nil)
+	_ auth.KeyStore     = (*postgres.DB)(nil)
+	_ auth.PolicyStore  = (*postgres.DB)(nil)
 )
 
 // TestPostgres runs every test of the package in one database, a schema each.
@@ -44,6 +51,9 @@ func TestPostgres(t *testing.T) {
 	t.Run("MigrationsOnceAcrossNodes", func(t *testing.T) { testMigrationsOnceAcrossNodes(t, pg) })
 	t.Run("RefusesNewerSchema", func(t *testing.T) { testRefusesNewerSchema(t, pg) })
 	t.Run("ConcurrentPushesToImmutableTag", func(t *testing.T) { testConcurrentImmutableTag(t, open(t)) })
+	t.Run("ConcurrentClaimsTakeEachJobOnce", func(t *testing.T) { testConcurrentClaims(t, open(t)) })
+	t.Run("OutboxReaderMissesNoConcurrentEvent", func(t *testing.T) { testOutboxReaderMissesNothing(t, open(t)) })
+	t.Run("EffectsReadingTheStoreUnderLoad", func(t *testing.T) { testEffectsUnderLoad(t, pg) })
 	t.Run("PingFailsWhenClosed", func(t *testing.T) {
 		db := open(t)
 		if err := db.Ping(context.Background()); err != nil {
@@ -145,5 +155,154 @@ func testConcurrentImmutableTag(t *testing.T, db *postgres.DB) {
 	}
 	if won != 1 {
 		t.Fatalf("%d pushes took the immutable tag, want 1", won)
+	}
+}
+
+// testConcurrentClaims: workers of several nodes claiming at once take every job exactly once.
+func testConcurrentClaims(t *testing.T, db *postgres.DB) {
+	ctx := context.Background()
+	const jobs, workers = 40, 8
+	var queued []store.ScanJob
+	for i := range jobs {
+		queued = append(queued, store.ScanJob{Repository: "app", Digest: fmt.Sprintf("sha256:%064d", i), ScanType: "BASIC", Trigger: store.TriggerPush})
+	}
+	if err := db.EnqueueScans(ctx, queued...); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var mu sync.Mutex
+	claimed := map[int64]string{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("node-%d", w)
+			for {
+				j, ok, err := db.ClaimScanJob(ctx, owner, now, time.Minute)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !ok {
+					return
+				}
+				mu.Lock()
+				if prev, dup := claimed[j.ID]; dup {
+					mu.Unlock()
+					errs <- fmt.Errorf("job %d claimed by %s and %s", j.ID, prev, owner)
+					return
+				}
+				claimed[j.ID] = owner
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(claimed) != jobs {
+		t.Fatalf("%d jobs claimed, want %d", len(claimed), jobs)
+	}
+}
+
+// testOutboxReaderMissesNothing: a reader following the outbox with a cursor, as the event
+// dispatcher does, while many transactions append at once, sees every event: a sequence number
+// is never committed behind one the reader has passed.
+func testOutboxReaderMissesNothing(t *testing.T, db *postgres.DB) {
+	ctx := context.Background()
+	const writers, perWriter = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				ev := store.OutboxEvent{DetailType: "test", Source: "lading", Detail: json.RawMessage(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))}
+				if err := db.AppendOutbox(ctx, ev); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	seen := map[string]bool{}
+	var cursor int64
+	for finished := false; ; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		evs, err := db.ReadOutbox(ctx, cursor, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Seq <= cursor {
+				t.Fatalf("seq %d after cursor %d", e.Seq, cursor)
+			}
+			cursor = e.Seq
+			seen[string(e.Detail)] = true
+		}
+		if finished && len(evs) == 0 {
+			break
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != writers*perWriter {
+		t.Fatalf("the reader saw %d events of %d", len(seen), writers*perWriter)
+	}
+}
+
+// testEffectsUnderLoad: many pushes at once, each with an effects function that reads through
+// the store (as scanning's reads the scanning configuration), on a small pool: none waits
+// forever for a connection its own kind holds.
+func testEffectsUnderLoad(t *testing.T, pg *pgtest.Database) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	db, err := postgres.Open(ctx, pg.Schema(t)+"&pool_max_conns=4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetEffects(func(ctx context.Context, c store.Change) (store.Effects, error) {
+		if _, err := db.ScanningPolicy(ctx); err != nil {
+			return store.Effects{}, err
+		}
+		return store.Effects{Events: []store.OutboxEvent{{DetailType: "test", Source: "lading", Detail: json.RawMessage(`{}`)}}}, nil
+	}, nil)
+	const pushes = 32
+	var wg sync.WaitGroup
+	errs := make([]error, pushes)
+	for i := range pushes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := store.Manifest{Repository: "app", Digest: fmt.Sprintf("sha256:%064d", i), MediaType: "application/vnd.oci.image.manifest.v1+json",
+				Size: 2, Content: []byte("{}")}
+			_, errs[i] = db.PutManifest(ctx, m, nil, []string{fmt.Sprint("t", i)}, store.PutOptions{CreateRepository: true})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("push %d: %v", i, err)
+		}
+	}
+	if evs, err := db.ReadOutbox(ctx, 0, 100); err != nil || len(evs) != pushes {
+		t.Fatalf("%d events, %v; want %d", len(evs), err, pushes)
 	}
 }

@@ -131,13 +131,15 @@ func (db *DB) DeleteRepository(ctx context.Context, name string, force bool) (st
 				return store.ErrRepositoryNotEmpty
 			}
 		}
-		// Children first, as in store/sqlite; the scanning tables join this list when they land.
+		// Children first, as in store/sqlite; findings join this list when they land.
 		for _, q := range []string{
 			"DELETE FROM tags WHERE repository = $1",
 			"DELETE FROM manifest_references WHERE repository = $1",
 			"DELETE FROM manifests WHERE repository = $1",
 			"DELETE FROM repository_blobs WHERE repository = $1",
 			"DELETE FROM uploads WHERE repository = $1",
+			"DELETE FROM image_scans WHERE repository = $1",
+			"DELETE FROM scan_jobs WHERE repository = $1",
 			"DELETE FROM lifecycle_policies WHERE repository = $1",
 			"DELETE FROM lifecycle_previews WHERE repository = $1",
 			"DELETE FROM repositories WHERE name = $1",
@@ -340,6 +342,7 @@ func (db *DB) TouchUpload(ctx context.Context, id string) error {
 // the size their descriptor gives (a *store.SizeMismatchError otherwise).
 func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Reference, tags []string, opts store.PutOptions) (store.PutManifestResult, error) {
 	var res store.PutManifestResult
+	var eff store.Effects
 	ann := ""
 	if len(m.Annotations) > 0 {
 		b, err := json.Marshal(m.Annotations)
@@ -449,8 +452,16 @@ func (db *DB) PutManifest(ctx context.Context, m store.Manifest, refs []store.Re
 				return err
 			}
 		}
-		return nil
+		pushed := m
+		pushed.Content = nil
+		pushed.PushedAt = fromMS(now)
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangePush, Repository: m.Repository, Manifest: pushed, Tags: tags, Created: res.Created,
+			Generated: opts.Generated})
+		return err
 	})
+	if err == nil {
+		db.reportEffects(eff)
+	}
 	return res, err
 }
 
@@ -543,6 +554,7 @@ func (db *DB) MarkPulled(ctx context.Context, m store.Manifest, at time.Time) er
 // manifest that an index in the repository lists is refused with ErrReferencedByIndex.
 func (db *DB) DeleteManifest(ctx context.Context, repo, digest string, allowReferenced bool) (store.Manifest, error) {
 	var m store.Manifest
+	var eff store.Effects
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		var err error
 		m, err = scanManifest(tx.QueryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = $1 AND digest = $2", repo, digest))
@@ -561,9 +573,22 @@ func (db *DB) DeleteManifest(ctx context.Context, repo, digest string, allowRefe
 				return err
 			}
 		}
-		return deleteManifestTx(ctx, tx, repo, digest)
+		if err := deleteManifestTx(ctx, tx, repo, digest); err != nil {
+			return err
+		}
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: m.Tags, ManifestDeleted: true,
+			Generated: generatedSBOM(m)})
+		return err
 	})
+	if err == nil {
+		db.reportEffects(eff)
+	}
 	return m, err
+}
+
+// generatedSBOM reports whether a manifest is an SBOM referrer Lading generated.
+func generatedSBOM(m store.Manifest) bool {
+	return m.Subject != "" && m.Annotations[store.AnnotationGeneratedSBOM] == "true"
 }
 
 // referencedByIndex returns ErrReferencedByIndex when an index of repo lists digest.
@@ -585,8 +610,8 @@ func referencedByIndex(ctx context.Context, tx pgx.Tx, repo, digest string) erro
 const generatedSBOMClause = `subject <> '' AND coalesce(CASE WHEN annotations <> '' THEN annotations::jsonb ->> '` +
 	store.AnnotationGeneratedSBOM + `' END, '') = 'true'`
 
-// deleteManifestTx removes a manifest with its tags and references, and the SBOM referrers
-// Lading generated for it (they describe it and nothing else). The scanning tables join this
+// deleteManifestTx removes a manifest with its tags, references and scan state, and the SBOM
+// referrers Lading generated for it (they describe it and nothing else). Findings join this
 // when they land.
 func deleteManifestTx(ctx context.Context, tx pgx.Tx, repo, digest string) error {
 	sboms, err := queryStrings(ctx, tx, "SELECT digest FROM manifests WHERE repository = $1 AND "+generatedSBOMClause+" AND subject = $2", repo, digest)
@@ -605,6 +630,8 @@ func deleteManifestTx(ctx context.Context, tx pgx.Tx, repo, digest string) error
 		"DELETE FROM tags WHERE repository = $1 AND digest = $2",
 		"DELETE FROM manifest_references WHERE repository = $1 AND manifest = $2",
 		"DELETE FROM manifests WHERE repository = $1 AND digest = $2",
+		"DELETE FROM image_scans WHERE repository = $1 AND image_digest = $2",
+		"DELETE FROM scan_jobs WHERE repository = $1 AND image_digest = $2",
 	} {
 		if _, err := tx.Exec(ctx, q, repo, digest); err != nil {
 			return err
@@ -616,13 +643,25 @@ func deleteManifestTx(ctx context.Context, tx pgx.Tx, repo, digest string) error
 // DeleteTag removes a tag, leaving its manifest.
 func (db *DB) DeleteTag(ctx context.Context, repo, tag string) (string, error) {
 	var d string
+	var eff store.Effects
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, "DELETE FROM tags WHERE repository = $1 AND tag = $2 RETURNING digest", repo, tag).Scan(&d)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrTagNotFound
 		}
+		if err != nil {
+			return err
+		}
+		m, err := scanManifest(tx.QueryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = $1 AND digest = $2", repo, d))
+		if err != nil {
+			return err
+		}
+		eff, err = db.applyEffects(ctx, tx, store.Change{Kind: store.ChangeDelete, Repository: repo, Manifest: m, Tags: []string{tag}})
 		return err
 	})
+	if err == nil {
+		db.reportEffects(eff)
+	}
 	return d, err
 }
 

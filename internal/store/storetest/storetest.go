@@ -16,7 +16,8 @@ import (
 )
 
 // Store is what the suite exercises: the registry core, access keys and settings, resource
-// policies, lifecycle policies, pull-gate overrides and garbage collection's queries.
+// policies, lifecycle policies, pull-gate overrides, garbage collection's queries, the outbox
+// and webhook cursors, the effects of a change, scan jobs and image scan states.
 type Store interface {
 	SetClock(now func() time.Time)
 
@@ -101,6 +102,24 @@ type Store interface {
 
 	ScanningPolicy(ctx context.Context) (policy.Policy, error)
 	PutScanningPolicy(ctx context.Context, p policy.Policy) error
+
+	SetEffects(fn store.EffectsFunc, committed func(store.Effects))
+	AppendOutbox(ctx context.Context, events ...store.OutboxEvent) error
+	ReadOutbox(ctx context.Context, afterSeq int64, limit int) ([]store.OutboxEvent, error)
+	InitWebhookCursors(ctx context.Context, names []string) (map[string]int64, error)
+	AdvanceWebhookCursor(ctx context.Context, webhook string, seq int64) error
+	WebhookCursors(ctx context.Context) (positions map[string]int64, end int64, err error)
+	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
+
+	EnqueueScans(ctx context.Context, jobs ...store.ScanJob) error
+	ClaimScanJob(ctx context.Context, owner string, now time.Time, lease time.Duration) (store.ScanJob, bool, error)
+	ReleaseScanJob(ctx context.Context, id int64) error
+	ExtendScanLease(ctx context.Context, id int64, owner string, t time.Time) error
+	RunningScanJobs(ctx context.Context) ([]store.ScanJob, error)
+	PendingScanJobs(ctx context.Context) (int, error)
+	ImageScan(ctx context.Context, repo, digest, scanType string) (store.ImageScan, error)
+	PutImageScan(ctx context.Context, s store.ImageScan) error
+	ImageScans(ctx context.Context, repo string, digests []string) (map[string][]store.ImageScan, error)
 }
 
 // Opener returns a new, empty store, closed when t ends.
@@ -135,6 +154,13 @@ func Run(t *testing.T, open Opener) {
 		{"UploadSessions", testUploadSessions},
 		{"LifecyclePolicies", testLifecyclePolicies},
 		{"LifecycleImagesAndExpiry", testLifecycleImagesAndExpiry},
+		{"AppendAndReadOutbox", testAppendAndReadOutbox},
+		{"AppendOutboxRejectsBadEventsWritingNothing", testAppendOutboxRejectsBadEventsWritingNothing},
+		{"WebhookCursors", testWebhookCursors},
+		{"PruneOutboxKeepsWhatAWebhookStillNeeds", testPruneOutboxKeepsWhatAWebhookStillNeeds},
+		{"EffectsCommitWithTheChange", testEffectsCommitWithTheChange},
+		{"ScanJobLeases", testScanJobLeases},
+		{"ImageScanStates", testImageScanStates},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
