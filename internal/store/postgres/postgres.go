@@ -11,8 +11,8 @@
 // The store is not complete yet: it holds the registry core (repositories, blobs, manifests,
 // tags, uploads, access keys, settings, resource policies, lifecycle policies, pull-gate
 // overrides and garbage collection's queries), the outbox and webhook cursors, the effects of
-// a change (events, scan jobs), scan jobs and image scan states; not advisories, inventories,
-// findings, suppression, coverage or reports. No command opens it until it does
+// a change (events, scan jobs), scan jobs and image scan states, and the advisory database; not
+// inventories, findings, suppression, coverage or reports. No command opens it until it does
 // (docs/architecture.md).
 package postgres
 

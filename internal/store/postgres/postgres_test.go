@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/ecr"
 	"github.com/lading-registry/lading/internal/events"
@@ -20,6 +21,7 @@ import (
 	"github.com/lading-registry/lading/internal/store/postgres"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
 	"github.com/lading-registry/lading/internal/store/storetest"
+	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 // The consumers' interfaces store/postgres satisfies in full so far.
@@ -54,6 +56,8 @@ func TestPostgres(t *testing.T) {
 	t.Run("ConcurrentClaimsTakeEachJobOnce", func(t *testing.T) { testConcurrentClaims(t, open(t)) })
 	t.Run("OutboxReaderMissesNoConcurrentEvent", func(t *testing.T) { testOutboxReaderMissesNothing(t, open(t)) })
 	t.Run("EffectsReadingTheStoreUnderLoad", func(t *testing.T) { testEffectsUnderLoad(t, pg) })
+	t.Run("AdvisoryGarbageCollected", func(t *testing.T) { testAdvisoryGarbage(t, pg) })
+	t.Run("AdvisoryCommitsRacing", func(t *testing.T) { testAdvisoryCommitsRacing(t, open(t)) })
 	t.Run("PingFailsWhenClosed", func(t *testing.T) {
 		db := open(t)
 		if err := db.Ping(context.Background()); err != nil {
@@ -304,5 +308,88 @@ func testEffectsUnderLoad(t *testing.T, pg *pgtest.Database) {
 	}
 	if evs, err := db.ReadOutbox(ctx, 0, 100); err != nil || len(evs) != pushes {
 		t.Fatalf("%d events, %v; want %d", len(evs), err, pushes)
+	}
+}
+
+func advisoryRecord(id, name string, n int) vulndb.StoredRecord {
+	return vulndb.StoredRecord{ID: id, Modified: time.Date(2024, 1, n, 0, 0, 0, 0, time.UTC), Hash: fmt.Sprint(id, n),
+		Keys: []advisory.PackageKey{{Ecosystem: "npm", Name: name}}, Raw: fmt.Appendf(nil, `{"id":%q}`, id)}
+}
+
+// testAdvisoryGarbage: superseded and deleted record versions, and the staging rows of an
+// aborted batch, are collected.
+func testAdvisoryGarbage(t *testing.T, pg *pgtest.Database) {
+	ctx := context.Background()
+	url := pg.Schema(t)
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.CommitAdvisories(t, db, []vulndb.StoredRecord{advisoryRecord("A", "a", 1), advisoryRecord("B", "b", 1)}, nil)
+	storetest.CommitAdvisories(t, db, []vulndb.StoredRecord{advisoryRecord("A", "a2", 2)}, []string{"B"})
+	aborted, err := db.StageAdvisories(ctx, vulndb.BatchInfo{Base: 2, Kind: "update"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := aborted.Put(ctx, advisoryRecord("C", "c", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := aborted.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for table, want := range map[string]int{"advisory_records": 1, "advisory_packages": 1, "advisory_deletions": 0, "advisory_batches": 2} {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Errorf("%s holds %d rows, want %d", table, n, want)
+		}
+	}
+}
+
+// testAdvisoryCommitsRacing: nodes committing batches staged against the same version: one
+// makes the next version, the others get ErrConflict.
+func testAdvisoryCommitsRacing(t *testing.T, db *postgres.DB) {
+	ctx := context.Background()
+	const nodes = 4
+	batches := make([]vulndb.StagedBatch, nodes)
+	for i := range batches {
+		b, err := db.StageAdvisories(ctx, vulndb.BatchInfo{Base: 0, Kind: "update"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Put(ctx, advisoryRecord(fmt.Sprint("R", i), "r", 1)); err != nil {
+			t.Fatal(err)
+		}
+		batches[i] = b
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, nodes)
+	for i, b := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = b.Commit(ctx, vulndb.BatchStats{Added: 1})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, vulndb.ErrConflict):
+			t.Fatal(err)
+		}
+	}
+	if v, err := db.AdvisoryVersion(ctx); won != 1 || err != nil || v != 1 {
+		t.Fatalf("%d commits won, version %d, %v; want 1 and version 1", won, v, err)
 	}
 }

@@ -13,13 +13,16 @@ import (
 	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/vulndb"
 )
 
 // Store is what the suite exercises: the registry core, access keys and settings, resource
 // policies, lifecycle policies, pull-gate overrides, garbage collection's queries, the outbox
-// and webhook cursors, the effects of a change, scan jobs and image scan states.
+// and webhook cursors, the effects of a change, scan jobs and image scan states, and the
+// advisory database.
 type Store interface {
 	SetClock(now func() time.Time)
+	vulndb.Store
 
 	CreateRepository(ctx context.Context, r store.Repository) (store.Repository, error)
 	GetRepository(ctx context.Context, name string) (store.Repository, error)
@@ -161,6 +164,10 @@ func Run(t *testing.T, open Opener) {
 		{"EffectsCommitWithTheChange", testEffectsCommitWithTheChange},
 		{"ScanJobLeases", testScanJobLeases},
 		{"ImageScanStates", testImageScanStates},
+		{"AdvisoryBatchesAndVersions", testAdvisoryBatchesAndVersions},
+		{"AdvisoryBatchConflictAndAbort", testAdvisoryBatchConflictAndAbort},
+		{"AdvisoryChangeSetsArePruned", testAdvisoryChangeSetsArePruned},
+		{"AdvisoryStatus", testAdvisoryStatus},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
