@@ -18,8 +18,8 @@ import (
 
 // Store is what the suite exercises: the registry core, access keys and settings, resource
 // policies, lifecycle policies, pull-gate overrides, garbage collection's queries, the outbox
-// and webhook cursors, the effects of a change, scan jobs and image scan states, and the
-// advisory database.
+// and webhook cursors, the effects of a change, scan jobs, image scan states and inventories,
+// and the advisory database.
 type Store interface {
 	SetClock(now func() time.Time)
 	vulndb.Store
@@ -123,6 +123,14 @@ type Store interface {
 	ImageScan(ctx context.Context, repo, digest, scanType string) (store.ImageScan, error)
 	PutImageScan(ctx context.Context, s store.ImageScan) error
 	ImageScans(ctx context.Context, repo string, digests []string) (map[string][]store.ImageScan, error)
+
+	LayerInventory(ctx context.Context, layerDigest, mode, fingerprint string) ([]byte, error)
+	PutLayerInventory(ctx context.Context, layerDigest, mode, fingerprint string, inventory []byte) error
+	PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error)
+	ImageInventory(ctx context.Context, id int64) ([]byte, error)
+	InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error)
+	PruneInventories(ctx context.Context, cutoff time.Time, dryRun bool) (store.InventoryPrune, error)
+	RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error)
 }
 
 // Opener returns a new, empty store, closed when t ends.
@@ -164,6 +172,11 @@ func Run(t *testing.T, open Opener) {
 		{"EffectsCommitWithTheChange", testEffectsCommitWithTheChange},
 		{"ScanJobLeases", testScanJobLeases},
 		{"ImageScanStates", testImageScanStates},
+		{"LayerInventoryFingerprint", testLayerInventoryFingerprint},
+		{"InventoriesHoldingBareEcosystem", testInventoriesHoldingBareEcosystem},
+		{"ImageScanNotEvaluated", testImageScanNotEvaluated},
+		{"ImageInventoriesAndPruning", testImageInventoriesAndPruning},
+		{"RecentImages", testRecentImages},
 		{"AdvisoryBatchesAndVersions", testAdvisoryBatchesAndVersions},
 		{"AdvisoryBatchConflictAndAbort", testAdvisoryBatchConflictAndAbort},
 		{"AdvisoryChangeSetsArePruned", testAdvisoryChangeSetsArePruned},
