@@ -74,7 +74,7 @@ func TestPostgres(t *testing.T) {
 // migration once, and reopening applies nothing.
 func testMigrationsOnceAcrossNodes(t *testing.T, pg *pgtest.Database) {
 	ctx := context.Background()
-	url := pg.Schema(t)
+	url := pg.EmptySchema(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
@@ -110,7 +110,7 @@ func testMigrationsOnceAcrossNodes(t *testing.T, pg *pgtest.Database) {
 
 func testRefusesNewerSchema(t *testing.T, pg *pgtest.Database) {
 	ctx := context.Background()
-	url := pg.Schema(t)
+	url := pg.EmptySchema(t)
 	db, err := postgres.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
