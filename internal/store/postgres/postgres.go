@@ -11,8 +11,9 @@
 // The store is not complete yet: it holds the registry core (repositories, blobs, manifests,
 // tags, uploads, access keys, settings, resource policies, lifecycle policies, pull-gate
 // overrides and garbage collection's queries), the outbox and webhook cursors, the effects of
-// a change (events, scan jobs), scan jobs and image scan states, and the advisory database; not
-// inventories, findings, suppression, coverage or reports. No command opens it until it does
+// a change (events, scan jobs), scan jobs, image scan states, inventories, report jobs, coverage
+// and the advisory database; not findings (their writes, queries, aggregation, suppression and
+// the pull gate's BlockingFindings) or ReplaceSecrets. No command opens it until it does
 // (docs/architecture.md).
 package postgres
 

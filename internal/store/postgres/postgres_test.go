@@ -15,6 +15,7 @@ import (
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/ecr"
 	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store"
@@ -26,13 +27,16 @@ import (
 
 // The consumers' interfaces store/postgres satisfies in full so far.
 var (
-	_ events.Store      = (*postgres.DB)(nil)
-	_ scanning.JobStore = (*postgres.DB)(nil)
-	_ oci.Metadata      = (*postgres.DB)(nil)
-	_ ecr.Metadata      = (*postgres.DB)(nil)
-	_ ecr.Policies      = (*postgres.DB)(nil)
-	_ auth.KeyStore     = (*postgres.DB)(nil)
-	_ auth.PolicyStore  = (*postgres.DB)(nil)
+	_ events.Store           = (*postgres.DB)(nil)
+	_ scanning.JobStore      = (*postgres.DB)(nil)
+	_ oci.Metadata           = (*postgres.DB)(nil)
+	_ ecr.Metadata           = (*postgres.DB)(nil)
+	_ ecr.Policies           = (*postgres.DB)(nil)
+	_ auth.KeyStore          = (*postgres.DB)(nil)
+	_ auth.PolicyStore       = (*postgres.DB)(nil)
+	_ vulndb.Store           = (*postgres.DB)(nil)
+	_ findings.CoverageStore = (*postgres.DB)(nil)
+	_ scanning.ExpiryStore   = (*postgres.DB)(nil)
 )
 
 // TestPostgres runs every test of the package in one database, a schema each.

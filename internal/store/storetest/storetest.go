@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
@@ -18,8 +19,8 @@ import (
 
 // Store is what the suite exercises: the registry core, access keys and settings, resource
 // policies, lifecycle policies, pull-gate overrides, garbage collection's queries, the outbox
-// and webhook cursors, the effects of a change, scan jobs, image scan states and inventories,
-// and the advisory database.
+// and webhook cursors, the effects of a change, scan jobs, image scan states, inventories,
+// report jobs and coverage, and the advisory database.
 type Store interface {
 	SetClock(now func() time.Time)
 	vulndb.Store
@@ -131,6 +132,17 @@ type Store interface {
 	InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error)
 	PruneInventories(ctx context.Context, cutoff time.Time, dryRun bool) (store.InventoryPrune, error)
 	RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error)
+
+	CreateReportJob(ctx context.Context, j store.ReportJob) error
+	ReportJob(ctx context.Context, kind, id string) (store.ReportJob, error)
+	LatestReportJob(ctx context.Context, kind string) (store.ReportJob, error)
+	FinishReportJob(ctx context.Context, id, status, code, message string, files []string, at time.Time) (bool, error)
+	RunningReportJobs(ctx context.Context) ([]store.ReportJob, error)
+	ScannedImages(ctx context.Context, scanType string) ([]store.InventoriedImage, error)
+	ReportFile(ctx context.Context, bucket, key string) (store.ReportJob, error)
+
+	EnhancedScans(ctx context.Context) ([]store.ScannedImage, error)
+	CoverageRows(ctx context.Context, names []string, afterRepo, afterDigest string, limit int) ([]findings.CoverageRow, error)
 }
 
 // Opener returns a new, empty store, closed when t ends.
@@ -177,6 +189,9 @@ func Run(t *testing.T, open Opener) {
 		{"ImageScanNotEvaluated", testImageScanNotEvaluated},
 		{"ImageInventoriesAndPruning", testImageInventoriesAndPruning},
 		{"RecentImages", testRecentImages},
+		{"ReportJobs", testReportJobs},
+		{"ScannedImages", testScannedImages},
+		{"Coverage", testCoverage},
 		{"AdvisoryBatchesAndVersions", testAdvisoryBatchesAndVersions},
 		{"AdvisoryBatchConflictAndAbort", testAdvisoryBatchConflictAndAbort},
 		{"AdvisoryChangeSetsArePruned", testAdvisoryChangeSetsArePruned},
