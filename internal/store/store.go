@@ -168,6 +168,9 @@ type OutboxEvent struct {
 	CreatedAt  time.Time       // set by the store
 }
 
+// ErrBadOutboxEvent means an event cannot be written to the outbox as given.
+var ErrBadOutboxEvent = errors.New("invalid outbox event")
+
 // BlobLink is a blob made visible in a repository (a row of repository_blobs).
 type BlobLink struct {
 	Repository string

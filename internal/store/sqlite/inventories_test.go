@@ -2,46 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"testing"
-
-	"github.com/lading-registry/lading/internal/store"
 )
-
-// TestLayerInventoryFingerprint: a cached layer inventory is found only under the fingerprint
-// it was stored with, and storing it under another replaces it.
-func TestLayerInventoryFingerprint(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
-	dgst := fakeDigest("a")
-	if err := db.PutLayerInventory(ctx, dgst, "ENHANCED", "fp-1", []byte("one")); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		mode, fingerprint string
-		want              string // "" for ErrNotFound
-	}{
-		{"ENHANCED", "fp-1", "one"},
-		{"ENHANCED", "fp-2", ""},
-		{"BASIC", "fp-1", ""},
-	}
-	for _, tt := range tests {
-		got, err := db.LayerInventory(ctx, dgst, tt.mode, tt.fingerprint)
-		if tt.want == "" && !errors.Is(err, store.ErrNotFound) || tt.want != "" && (err != nil || string(got) != tt.want) {
-			t.Errorf("LayerInventory(%s, %s) = %q, %v; want %q", tt.mode, tt.fingerprint, got, err, tt.want)
-		}
-	}
-	if err := db.PutLayerInventory(ctx, dgst, "ENHANCED", "fp-2", []byte("two")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.LayerInventory(ctx, dgst, "ENHANCED", "fp-1"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("the old fingerprint still finds the replaced inventory: %v", err)
-	}
-	if got, err := db.LayerInventory(ctx, dgst, "ENHANCED", "fp-2"); err != nil || string(got) != "two" {
-		t.Errorf("got %q, %v", got, err)
-	}
-}
 
 // TestMigrationToInventoryFingerprint writes inventories under the integer schema version
 // (before 0025): the cached layer inventories go, the image inventories stay.

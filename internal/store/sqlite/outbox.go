@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -16,7 +15,7 @@ import (
 )
 
 // ErrBadOutboxEvent means an event cannot be written to the outbox as given.
-var ErrBadOutboxEvent = errors.New("invalid outbox event")
+var ErrBadOutboxEvent = store.ErrBadOutboxEvent
 
 // pruneBatch bounds how long one prune transaction holds the single writer.
 const pruneBatch = 1000

@@ -44,28 +44,3 @@ func TestBlockingFindings(t *testing.T) {
 		t.Errorf("with the finding suppressed: %v, %v", got, err)
 	}
 }
-
-func TestRepositoryPullGates(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
-	p := pullgate.Policy{Severity: "HIGH", Grace: 72 * time.Hour, Exempt: []string{"ci"}}
-	if err := db.SetRepositoryPullGate(ctx, "prod/api", p); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.SetRepositoryPullGate(ctx, "bad", pullgate.Policy{Severity: "SEVERE"}); err == nil {
-		t.Error("an unknown severity was stored")
-	}
-	got, ok, err := db.RepositoryPullGate(ctx, "prod/api")
-	if err != nil || !ok || got.Severity != "HIGH" || got.Grace != p.Grace || !slices.Equal(got.Exempt, p.Exempt) {
-		t.Errorf("RepositoryPullGate = %+v, %v, %v", got, ok, err)
-	}
-	if all, err := db.RepositoryPullGates(ctx); err != nil || len(all) != 1 {
-		t.Errorf("RepositoryPullGates = %v, %v", all, err)
-	}
-	if found, err := db.DeleteRepositoryPullGate(ctx, "prod/api"); err != nil || !found {
-		t.Errorf("delete: %v, %v", found, err)
-	}
-	if _, ok, err := db.RepositoryPullGate(ctx, "prod/api"); err != nil || ok {
-		t.Errorf("after delete: %v, %v", ok, err)
-	}
-}

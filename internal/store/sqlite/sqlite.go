@@ -12,25 +12,22 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"net/url"
 	"runtime"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/store/schema"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
 // ErrNewerSchema means the database was written by a newer Lading than this one.
-var ErrNewerSchema = errors.New("metadata database was written by a newer version of Lading")
+var ErrNewerSchema = schema.ErrNewerSchema
 
 // DB is an open metadata store.
 type DB struct {
@@ -132,38 +129,8 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads migrations/NNNN_name.sql. Versions need not be contiguous: each
-// domain owns a range, and any known migration not yet applied is applied, in order.
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
-		if !ok {
-			return nil, fmt.Errorf("migration file %q: want NNNN_name.sql", e.Name())
-		}
-		v, err := strconv.Atoi(num)
-		if err != nil {
-			return nil, fmt.Errorf("migration file %q: %w", e.Name(), err)
-		}
-		body, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: name, sql: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
-}
+// loadMigrations reads migrations/NNNN_name.sql (internal/store/schema).
+func loadMigrations() ([]schema.Migration, error) { return schema.Load(migrationFiles, "migrations") }
 
 func migrate(ctx context.Context, db *sql.DB) error { return migrateTo(ctx, db, math.MaxInt) }
 
@@ -194,34 +161,26 @@ func migrateTo(ctx context.Context, db *sql.DB, upTo int) error {
 	if err := rows.Close(); err != nil {
 		return err
 	}
-	known := map[int]bool{}
-	for _, m := range migs {
-		known[m.version] = true
+	pending, err := schema.Pending(migs, applied, upTo)
+	if err != nil {
+		return err
 	}
-	for v := range applied {
-		if !known[v] {
-			return fmt.Errorf("%w: it has schema migration %d, which this build does not know; upgrade Lading", ErrNewerSchema, v)
-		}
-	}
-	for _, m := range migs {
-		if applied[m.version] || m.version > upTo {
-			continue
-		}
+	for _, m := range pending {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			_ = tx.Rollback()
-			return fmt.Errorf("apply migration %04d_%s: %w", m.version, m.name, err)
+			return fmt.Errorf("apply migration %04d_%s: %w", m.Version, m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
-			m.version, m.name, time.Now().UnixMilli()); err != nil {
+			m.Version, m.Name, time.Now().UnixMilli()); err != nil {
 			_ = tx.Rollback()
 			return err
 		}
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("commit migration %04d_%s: %w", m.version, m.name, err)
+			return fmt.Errorf("commit migration %04d_%s: %w", m.Version, m.Name, err)
 		}
 	}
 	return nil

@@ -1,0 +1,131 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// CreateAccessKey stores a new access key; an existing id is ErrAccessKeyFound, an existing
+// name ErrAccessKeyNameTaken. A key without a name is named by its id.
+func (db *DB) CreateAccessKey(ctx context.Context, k store.AccessKey) error {
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = time.Now()
+	}
+	if k.Name == "" {
+		k.Name = k.ID
+	}
+	return db.tx(ctx, func(tx pgx.Tx) error {
+		var one int
+		switch err := tx.QueryRow(ctx, "SELECT 1 FROM access_keys WHERE name = $1 AND id <> $2", k.Name, k.ID).Scan(&one); {
+		case err == nil:
+			return store.ErrAccessKeyNameTaken
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("create access key: %w", err)
+		}
+		res, err := tx.Exec(ctx, `INSERT INTO access_keys(id, secret, description, created_at, name, preset, policy) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT(id) DO NOTHING`, k.ID, k.Secret, k.Description, ms(k.CreatedAt), k.Name, k.Preset, k.Policy)
+		if err != nil {
+			return fmt.Errorf("create access key: %w", err)
+		}
+		if res.RowsAffected() == 0 {
+			return store.ErrAccessKeyFound
+		}
+		return nil
+	})
+}
+
+// UpdateAccessKeyPolicy replaces an access key's policy (a preset's name, or a document with
+// preset empty), or returns ErrNotFound. Requests authenticated afterwards, by any node, are
+// decided under the new policy.
+func (db *DB) UpdateAccessKeyPolicy(ctx context.Context, id, preset, policy string) error {
+	res, err := db.pool.Exec(ctx, "UPDATE access_keys SET preset = $1, policy = $2 WHERE id = $3", preset, policy, id)
+	if err != nil {
+		return fmt.Errorf("update access key policy: %w", err)
+	}
+	if res.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+const accessKeyColumns = "id, secret, description, created_at, name, preset, policy"
+
+func scanAccessKey(r rowScanner) (store.AccessKey, error) {
+	var k store.AccessKey
+	var created int64
+	err := r.Scan(&k.ID, &k.Secret, &k.Description, &created, &k.Name, &k.Preset, &k.Policy)
+	k.CreatedAt = fromMS(created)
+	return k, err
+}
+
+// AccessKey returns one access key, or ErrNotFound.
+func (db *DB) AccessKey(ctx context.Context, id string) (store.AccessKey, error) {
+	k, err := scanAccessKey(db.pool.QueryRow(ctx, "SELECT "+accessKeyColumns+" FROM access_keys WHERE id = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return k, store.ErrNotFound
+	}
+	return k, err
+}
+
+// ListAccessKeys returns every access key, oldest first.
+func (db *DB) ListAccessKeys(ctx context.Context) ([]store.AccessKey, error) {
+	out, err := queryAll(ctx, db.pool, scanAccessKey, "SELECT "+accessKeyColumns+" FROM access_keys ORDER BY created_at, id")
+	if err != nil {
+		return nil, fmt.Errorf("list access keys: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteAccessKey removes an access key, or returns ErrNotFound.
+func (db *DB) DeleteAccessKey(ctx context.Context, id string) error {
+	res, err := db.pool.Exec(ctx, "DELETE FROM access_keys WHERE id = $1", id)
+	if err != nil {
+		return fmt.Errorf("delete access key: %w", err)
+	}
+	if res.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// Setting returns a registry-wide value, or ErrNotFound.
+func (db *DB) Setting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := db.pool.QueryRow(ctx, "SELECT value FROM settings WHERE key = $1", key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", store.ErrNotFound
+	}
+	return v, err
+}
+
+// PutSetting stores a registry-wide value.
+func (db *DB) PutSetting(ctx context.Context, key, value string) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO settings(key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+	return err
+}
+
+// SettingOrInit returns the value of key, storing init() first when it has none. Concurrent
+// callers (several nodes starting at once) all get the one stored value.
+func (db *DB) SettingOrInit(ctx context.Context, key string, init func() (string, error)) (string, error) {
+	if v, err := db.Setting(ctx, key); err == nil || !errors.Is(err, store.ErrNotFound) {
+		return v, err
+	}
+	v, err := init()
+	if err != nil {
+		return "", err
+	}
+	// One statement: the insert that loses the race returns no row, and the value read
+	// afterwards is the winner's, committed before the conflict was reported.
+	var stored string
+	err = db.pool.QueryRow(ctx, `INSERT INTO settings(key, value) VALUES ($1, $2) ON CONFLICT(key) DO NOTHING RETURNING value`, key, v).Scan(&stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return db.Setting(ctx, key)
+	}
+	return stored, err
+}

@@ -1,0 +1,176 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// LayerInventory returns a layer inventory cached under fingerprint, or ErrNotFound.
+func (db *DB) LayerInventory(ctx context.Context, layerDigest, mode, fingerprint string) ([]byte, error) {
+	var b []byte
+	err := db.pool.QueryRow(ctx, "SELECT inventory FROM layer_inventories WHERE layer_digest = $1 AND mode = $2 AND fingerprint = $3",
+		layerDigest, mode, fingerprint).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return b, err
+}
+
+// PutLayerInventory caches a layer inventory under the fingerprint of the extractors that
+// read it, replacing one cached under another.
+func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode, fingerprint string, inventory []byte) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO layer_inventories(layer_digest, mode, fingerprint, inventory, created_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT(layer_digest, mode) DO UPDATE SET fingerprint = excluded.fingerprint, inventory = excluded.inventory,
+			created_at = excluded.created_at`, layerDigest, mode, fingerprint, inventory, time.Now().UnixMilli())
+	return err
+}
+
+// PutImageInventory stores an image's merged inventory and indexes its package keys, returning
+// its id. An existing inventory for the digest and mode is replaced.
+func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error) {
+	var id int64
+	ecos, names := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		ecos[i], names[i] = k.Ecosystem, k.Name
+	}
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO image_inventories(image_digest, mode, fingerprint, os, package_count, inventory, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(image_digest, mode) DO UPDATE SET fingerprint = excluded.fingerprint, os = excluded.os,
+				package_count = excluded.package_count, inventory = excluded.inventory, created_at = excluded.created_at RETURNING id`,
+			digest, mode, fingerprint, os, packages, inventory, time.Now().UnixMilli()).Scan(&id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM inventory_packages WHERE inventory_id = $1", id); err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO package_keys(ecosystem, name) SELECT DISTINCT e, n FROM unnest($1::text[], $2::text[]) AS k(e, n)
+			ON CONFLICT DO NOTHING`, ecos, names); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO inventory_packages(key_id, inventory_id)
+			SELECT pk.id, $3 FROM package_keys pk JOIN unnest($1::text[], $2::text[]) AS k(e, n) ON pk.ecosystem = k.e AND pk.name = k.n
+			ON CONFLICT DO NOTHING`, ecos, names, id)
+		return err
+	})
+	return id, err
+}
+
+// ImageInventory returns a stored image inventory by id.
+func (db *DB) ImageInventory(ctx context.Context, id int64) ([]byte, error) {
+	var b []byte
+	err := db.pool.QueryRow(ctx, "SELECT inventory FROM image_inventories WHERE id = $1", id).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return b, err
+}
+
+// InventoriesHolding returns the repository images, scanned with scanType, whose inventory
+// holds any of keys: the candidates for re-evaluation when those packages' advisories change.
+func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error) {
+	if keys == nil {
+		return db.inventoryRefs(ctx, "s.inventory_id IS NOT NULL AND s.scan_type = $1", scanType)
+	}
+	var out []store.InventoryRef
+	for chunk := range slices.Chunk(keys, keyChunk) {
+		var exactEco, exactName, bareEco, bareName []string
+		for _, k := range chunk {
+			if strings.Contains(k.Ecosystem, ":") {
+				exactEco, exactName = append(exactEco, k.Ecosystem), append(exactName, k.Name)
+			} else {
+				bareEco, bareName = append(bareEco, k.Ecosystem), append(bareName, k.Name)
+			}
+		}
+		// A key of a bare ecosystem ("Debian") also names the package in each of its
+		// releases ("Debian:12"), as its advisories apply to them all.
+		refs, err := db.inventoryRefs(ctx, `s.scan_type = $1 AND s.inventory_id IN (SELECT ip.inventory_id FROM inventory_packages ip
+				WHERE ip.key_id IN (
+					SELECT pk.id FROM package_keys pk JOIN unnest($2::text[], $3::text[]) AS k(e, n) ON pk.ecosystem = k.e AND pk.name = k.n
+					UNION
+					SELECT pk.id FROM package_keys pk JOIN unnest($4::text[], $5::text[]) AS k(e, n) ON pk.name = k.n
+						AND (pk.ecosystem = k.e OR (pk.ecosystem >= k.e || ':' AND pk.ecosystem < k.e || ';'))))`,
+			scanType, exactEco, exactName, bareEco, bareName)
+		if err != nil {
+			return nil, fmt.Errorf("inventories holding packages: %w", err)
+		}
+		out = append(out, refs...)
+	}
+	return out, nil
+}
+
+func (db *DB) inventoryRefs(ctx context.Context, where string, args ...any) ([]store.InventoryRef, error) {
+	return queryAll(ctx, db.pool, func(row rowScanner) (store.InventoryRef, error) {
+		var r store.InventoryRef
+		var pushed, pulled int64
+		err := row.Scan(&r.Repository, &r.Digest, &r.InventoryID, &pushed, &pulled, &r.ScanOnPush)
+		r.PushedAt, r.LastPulledAt = fromMS(pushed), fromMS(pulled)
+		return r, err
+	}, `SELECT s.repository, s.image_digest, s.inventory_id, m.pushed_at, m.last_pulled_at, r.scan_on_push
+		FROM image_scans s
+		JOIN manifests m ON m.repository = s.repository AND m.digest = s.image_digest
+		JOIN repositories r ON r.name = s.repository
+		WHERE `+where, args...)
+}
+
+// PruneInventories removes cached inventories no image needs: layer inventories of layers no
+// manifest references, and image inventories of digests no repository holds and no scan state
+// points at (with their package index rows), when written before cutoff. With dryRun it only
+// counts them.
+func (db *DB) PruneInventories(ctx context.Context, cutoff time.Time, dryRun bool) (store.InventoryPrune, error) {
+	const layers = `FROM layer_inventories li WHERE li.created_at < $1 AND NOT EXISTS (
+		SELECT 1 FROM manifest_references mr WHERE mr.target = li.layer_digest AND mr.kind = 'layer')`
+	const images = `FROM image_inventories ii WHERE ii.created_at < $1
+		AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = ii.image_digest)
+		AND NOT EXISTS (SELECT 1 FROM image_scans s WHERE s.inventory_id = ii.id)`
+	c := cutoff.UnixMilli()
+	var res store.InventoryPrune
+	if dryRun {
+		var lb, ib int64
+		err := db.pool.QueryRow(ctx, `SELECT (SELECT count(*) `+layers+`), (SELECT coalesce(sum(length(li.inventory)), 0) `+layers+`),
+			(SELECT count(*) `+images+`), (SELECT coalesce(sum(length(ii.inventory)), 0) `+images+`)`, c).
+			Scan(&res.LayerInventories, &lb, &res.ImageInventories, &ib)
+		if err != nil {
+			return store.InventoryPrune{}, fmt.Errorf("count unused inventories: %w", err)
+		}
+		res.Bytes = lb + ib
+		return res, nil
+	}
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		res = store.InventoryPrune{}
+		var lb, ib int64
+		err := tx.QueryRow(ctx, `WITH gone AS (DELETE FROM layer_inventories WHERE (layer_digest, mode) IN (SELECT li.layer_digest, li.mode `+layers+`)
+			RETURNING length(inventory) AS n) SELECT count(*), coalesce(sum(n), 0) FROM gone`, c).Scan(&res.LayerInventories, &lb)
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `WITH gone AS (DELETE FROM image_inventories WHERE id IN (SELECT ii.id `+images+`)
+				RETURNING id, length(inventory) AS n),
+			unindexed AS (DELETE FROM inventory_packages WHERE inventory_id IN (SELECT id FROM gone))
+			SELECT count(*), coalesce(sum(n), 0) FROM gone`, c).Scan(&res.ImageInventories, &ib)
+		res.Bytes = lb + ib
+		return err
+	})
+	if err != nil {
+		return store.InventoryPrune{}, fmt.Errorf("prune inventories: %w", err)
+	}
+	return res, nil
+}
+
+// RecentImages lists the manifests of every repository pushed or pulled since t, for
+// bringing existing images into continuous coverage.
+func (db *DB) RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error) {
+	return queryAll(ctx, db.pool, func(r rowScanner) (store.Manifest, error) { return scanManifest(r) },
+		"SELECT "+manifestColumns+" FROM manifests WHERE pushed_at >= $1 OR last_pulled_at >= $1 ORDER BY repository, digest", since.UnixMilli())
+}

@@ -1,0 +1,233 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// testLayerInventoryFingerprint: a cached layer inventory is found only under the fingerprint
+// it was stored with, and storing it under another replaces it.
+func testLayerInventoryFingerprint(t *testing.T, open Opener) {
+	ctx := context.Background()
+	db := open(t)
+	dgst := fakeDigest("a")
+	if err := db.PutLayerInventory(ctx, dgst, "ENHANCED", "fp-1", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		mode, fingerprint string
+		want              string // "" for ErrNotFound
+	}{
+		{"ENHANCED", "fp-1", "one"},
+		{"ENHANCED", "fp-2", ""},
+		{"BASIC", "fp-1", ""},
+	}
+	for _, tt := range tests {
+		got, err := db.LayerInventory(ctx, dgst, tt.mode, tt.fingerprint)
+		if tt.want == "" && !errors.Is(err, store.ErrNotFound) || tt.want != "" && (err != nil || string(got) != tt.want) {
+			t.Errorf("LayerInventory(%s, %s) = %q, %v; want %q", tt.mode, tt.fingerprint, got, err, tt.want)
+		}
+	}
+	if err := db.PutLayerInventory(ctx, dgst, "ENHANCED", "fp-2", []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.LayerInventory(ctx, dgst, "ENHANCED", "fp-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the old fingerprint still finds the replaced inventory: %v", err)
+	}
+	if got, err := db.LayerInventory(ctx, dgst, "ENHANCED", "fp-2"); err != nil || string(got) != "two" {
+		t.Errorf("got %q, %v", got, err)
+	}
+}
+
+// testInventoriesHoldingBareEcosystem checks that a key of a bare ecosystem reaches the images
+// holding the package in any release of it, and only those.
+func testInventoriesHoldingBareEcosystem(t *testing.T, open Opener) {
+	ctx := context.Background()
+	db := open(t)
+	images := map[string]store.PackageKey{
+		fakeDigest("1"): {Ecosystem: "Debian:12", Name: "openssl"},
+		fakeDigest("2"): {Ecosystem: "Debian:11", Name: "openssl"},
+		fakeDigest("3"): {Ecosystem: "Debian:12", Name: "openssl-extra"},
+		fakeDigest("4"): {Ecosystem: "DebianLike:1", Name: "openssl"},
+		fakeDigest("5"): {Ecosystem: "Debian", Name: "openssl"},
+	}
+	for dgst, key := range images {
+		m := store.Manifest{Repository: "app", Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+		if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+			t.Fatal(err)
+		}
+		id, err := db.PutImageInventory(ctx, dgst, "ENHANCED", "fp", key.Ecosystem, []store.PackageKey{key}, 1, []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: dgst, ScanType: "ENHANCED", Status: "ACTIVE", InventoryID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		key  store.PackageKey
+		want []string
+	}{
+		{store.PackageKey{Ecosystem: "Debian", Name: "openssl"}, []string{fakeDigest("1"), fakeDigest("2"), fakeDigest("5")}},
+		{store.PackageKey{Ecosystem: "Debian:12", Name: "openssl"}, []string{fakeDigest("1")}},
+		{store.PackageKey{Ecosystem: "Debian:1", Name: "openssl"}, nil},
+	} {
+		refs, err := db.InventoriesHolding(ctx, "ENHANCED", []store.PackageKey{tt.key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range refs {
+			got = append(got, r.Digest)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tt.want) {
+			t.Fatalf("%v: images %v, want %v", tt.key, got, tt.want)
+		}
+	}
+}
+
+// testImageScanNotEvaluated: what a scan could not evaluate is stored with its scan state and
+// replaced by each write (a later scan that evaluated everything clears it).
+func testImageScanNotEvaluated(t *testing.T, open Opener) {
+	ctx := context.Background()
+	db := open(t)
+	dgst := fakeDigest("n")
+	for _, put := range []struct {
+		list string
+		n    int
+	}{{`[{"package":"zlib1g"}]`, 1}, {`[{"package":"a"},{"package":"b"}]`, 2}, {"", 0}} {
+		if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: dgst, ScanType: "BASIC", Status: "COMPLETE",
+			NotEvaluated: []byte(put.list), NotEvaluatedPackages: put.n}); err != nil {
+			t.Fatal(err)
+		}
+		sc, err := db.ImageScan(ctx, "app", dgst, "BASIC")
+		if err != nil || string(sc.NotEvaluated) != put.list || sc.NotEvaluatedPackages != put.n {
+			t.Fatalf("after writing %q: %q, %d (%v)", put.list, sc.NotEvaluated, sc.NotEvaluatedPackages, err)
+		}
+		all, err := db.ImageScans(ctx, "app", []string{dgst})
+		if err != nil || len(all[dgst]) != 1 || string(all[dgst][0].NotEvaluated) != put.list {
+			t.Fatalf("ImageScans after writing %q: %+v (%v)", put.list, all, err)
+		}
+	}
+}
+
+// testImageInventoriesAndPruning: an image inventory is replaced in place, and garbage
+// collection takes the inventories nothing needs any more, once older than the cutoff.
+func testImageInventoriesAndPruning(t *testing.T, open Opener) {
+	ctx := context.Background()
+	db := open(t)
+	layer, unused := fakeDigest("1"), fakeDigest("2")
+	held, gone := fakeDigest("a"), fakeDigest("b")
+	if err := db.LinkBlob(ctx, "app", layer, 3, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PutManifest(ctx, manifest("app", held), []store.Reference{{Kind: store.RefLayer, Digest: layer, Size: 3, Required: true}}, nil, store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{layer, unused} {
+		if err := db.PutLayerInventory(ctx, d, "BASIC", "fp", []byte("layer-"+d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := []store.PackageKey{{Ecosystem: "Alpine:v3.20", Name: "musl"}}
+	id, err := db.PutImageInventory(ctx, held, "BASIC", "fp", "Alpine:v3.20", keys, 1, []byte("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := db.PutImageInventory(ctx, held, "BASIC", "fp2", "Alpine:v3.20", []store.PackageKey{{Ecosystem: "Alpine:v3.20", Name: "busybox"}}, 1, []byte("v2"))
+	if err != nil || again != id {
+		t.Fatalf("replacing an inventory: id %d then %d, %v", id, again, err)
+	}
+	if b, err := db.ImageInventory(ctx, id); err != nil || string(b) != "v2" {
+		t.Fatalf("ImageInventory = %q, %v", b, err)
+	}
+	if _, err := db.ImageInventory(ctx, id+1000); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown inventory: %v", err)
+	}
+	if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: held, ScanType: "BASIC", Status: "ACTIVE", InventoryID: id}); err != nil {
+		t.Fatal(err)
+	}
+	// The replaced inventory's keys are gone from the index.
+	for _, tc := range []struct {
+		name string
+		want int
+	}{{"musl", 0}, {"busybox", 1}} {
+		refs, err := db.InventoriesHolding(ctx, "BASIC", []store.PackageKey{{Ecosystem: "Alpine:v3.20", Name: tc.name}})
+		if err != nil || len(refs) != tc.want {
+			t.Fatalf("InventoriesHolding(%s) = %+v, %v; want %d", tc.name, refs, err, tc.want)
+		}
+	}
+	all, err := db.InventoriesHolding(ctx, "BASIC", nil)
+	if err != nil || len(all) != 1 || all[0].Repository != "app" || all[0].Digest != held || all[0].InventoryID != id || all[0].PushedAt.IsZero() {
+		t.Fatalf("InventoriesHolding(all) = %+v, %v", all, err)
+	}
+	goneID, err := db.PutImageInventory(ctx, gone, "BASIC", "fp", "", nil, 0, []byte("gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := db.PruneInventories(ctx, time.Now().Add(-time.Hour), false); err != nil || res != (store.InventoryPrune{}) {
+		t.Fatalf("nothing is old enough yet: %+v, %v", res, err)
+	}
+	cutoff := time.Now().Add(time.Hour)
+	want := store.InventoryPrune{LayerInventories: 1, ImageInventories: 1, Bytes: int64(len("layer-"+unused) + len("gone"))}
+	if res, err := db.PruneInventories(ctx, cutoff, true); err != nil || res != want {
+		t.Fatalf("dry run = %+v, %v; want %+v", res, err, want)
+	}
+	if res, err := db.PruneInventories(ctx, cutoff, false); err != nil || res != want {
+		t.Fatalf("PruneInventories = %+v, %v; want %+v", res, err, want)
+	}
+	if _, err := db.LayerInventory(ctx, unused, "BASIC", "fp"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unused layer inventory survived: %v", err)
+	}
+	if _, err := db.LayerInventory(ctx, layer, "BASIC", "fp"); err != nil {
+		t.Fatalf("a used layer inventory went: %v", err)
+	}
+	if _, err := db.ImageInventory(ctx, goneID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unused image inventory survived: %v", err)
+	}
+	if _, err := db.ImageInventory(ctx, id); err != nil {
+		t.Fatalf("a used image inventory went: %v", err)
+	}
+}
+
+func testRecentImages(t *testing.T, open Opener) {
+	ctx := context.Background()
+	db := open(t)
+	t0 := time.UnixMilli(1_700_000_000_000).UTC()
+	clk := newClock(t0)
+	db.SetClock(clk.Now)
+	old, pulled, fresh := fakeDigest("1"), fakeDigest("2"), fakeDigest("3")
+	for _, d := range []string{old, pulled} {
+		if _, err := db.PutManifest(ctx, manifest("app", d), nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.add(48 * time.Hour)
+	if _, err := db.PutManifest(ctx, manifest("b", fresh), nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := db.GetManifest(ctx, "app", pulled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkPulled(ctx, m, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.RecentImages(ctx, t0.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range got {
+		names = append(names, m.Repository+"@"+m.Digest)
+	}
+	if want := []string{"app@" + pulled, "b@" + fresh}; !slices.Equal(names, want) {
+		t.Fatalf("RecentImages = %v, want %v", names, want)
+	}
+}
