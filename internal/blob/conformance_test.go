@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	blobfs "github.com/lading-registry/lading/internal/blob/fs"
 	"github.com/lading-registry/lading/internal/blob/pglock"
 	blobs3 "github.com/lading-registry/lading/internal/blob/s3"
+	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
 	"github.com/lading-registry/lading/internal/testserver"
 )
 
@@ -70,7 +70,7 @@ func drivers(t testing.TB) []setup {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := pgxpool.ParseConfig(pgServerURL())
+			cfg, err := pgxpool.ParseConfig(pgtest.ServerURL())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -470,14 +470,6 @@ func (r *hangingUpReader) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), 1<<20)], r.data)
 	r.data = r.data[n:]
 	return n, nil
-}
-
-// pgServerURL is the PostgreSQL server of the tests (internal/store/postgres/pgtest's).
-func pgServerURL() string {
-	if u := os.Getenv("LADING_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
 // newUpload starts an upload session, failing the test when it cannot.

@@ -50,9 +50,13 @@ func (l *Locker) Lock(ctx context.Context, name string, wait bool) (func(), erro
 	k := key(name)
 	if wait {
 		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", l.space, k); err != nil {
-			// A wait cut short by ctx may leave the request behind on the server: this
-			// connection is not fit to go back to the pool.
-			_ = conn.Hijack().Close(context.WithoutCancel(ctx))
+			// A wait cut short by ctx leaves the server's backend waiting, deaf to the
+			// socket: cancel its wait, then end the session (if the lock was granted in
+			// between, the session's end releases it).
+			bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = conn.Conn().PgConn().CancelRequest(bg)
+			_ = conn.Hijack().Close(bg)
 			return nil, fmt.Errorf("lock %s: %w", name, err)
 		}
 	} else {

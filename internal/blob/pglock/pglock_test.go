@@ -3,7 +3,7 @@ package pglock_test
 import (
 	"context"
 	"errors"
-	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,26 +11,18 @@ import (
 
 	"github.com/lading-registry/lading/internal/blob"
 	"github.com/lading-registry/lading/internal/blob/pglock"
+	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
 )
 
-// serverURL is the PostgreSQL server of the tests (as internal/store/postgres/pgtest names it):
-// advisory locks need no database of their own, and each test's lock names are its own.
-func serverURL() string {
-	if u := os.Getenv("LADING_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// NewPool is a pool on the test server, closed when tb ends.
+// newPool is a pool on the test server, closed when tb ends.
 func newPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
-	p, err := pgxpool.New(context.Background(), serverURL())
+	p, err := pgxpool.New(context.Background(), pgtest.ServerURL())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if err := p.Ping(context.Background()); err != nil {
-		tb.Fatalf("PostgreSQL at %s: %v", serverURL(), err)
+		tb.Fatalf("PostgreSQL at %s: %v", pgtest.ServerURL(), err)
 	}
 	tb.Cleanup(p.Close)
 	return p
@@ -85,7 +77,10 @@ func TestLocksExcludeAcrossPools(t *testing.T) {
 		t.Fatal("a cancelled wait took the lock")
 	}
 	unlock()
-	u, err := b.Lock(ctx, name, false)
+	// The abandoned wait's session ends on its own time: wait for it, boundedly.
+	bounded, cancelBounded := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelBounded()
+	u, err := b.Lock(bounded, name, true)
 	if err != nil {
 		t.Fatalf("after a cancelled wait: %v", err)
 	}
@@ -95,7 +90,20 @@ func TestLocksExcludeAcrossPools(t *testing.T) {
 // TestLockDiesWithItsHolder: a node that dies (its session ends) frees what it held.
 func TestLockDiesWithItsHolder(t *testing.T) {
 	ctx := context.Background()
-	holderPool, admin := newPool(t), newPool(t)
+	// The holder's sessions are told apart by name: other tests (other packages' too) hold
+	// advisory locks on the same server at the same time.
+	app := "pglock-holder-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	cfg, err := pgxpool.ParseConfig(pgtest.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	holderPool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(holderPool.Close)
+	admin := newPool(t)
 	holder, other := pglock.New(holderPool), pglock.New(newPool(t))
 	name := "blobs/sha256/" + time.Now().Format(time.RFC3339Nano)
 	holderUnlock, err := holder.Lock(ctx, name, true)
@@ -105,9 +113,10 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 	// The dead session's connection goes back to nothing: its unlock closes it, so the
 	// pool can close.
 	defer holderUnlock()
-	// End every session of the holder's pool but the admin's, as a crash would.
+	// End the holder's session, as a crash would.
 	var pids []int32
-	rows, err := admin.Query(ctx, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::int::oid AND granted", pglock.Space)
+	rows, err := admin.Query(ctx, `SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.granted AND a.application_name = $2`, pglock.Space, app)
 	if err != nil {
 		t.Fatal(err)
 	}
