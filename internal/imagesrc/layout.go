@@ -46,8 +46,10 @@ type tarEntry struct {
 
 // offsetReader tracks the position in the file: after tar.Reader.Next returns, it has read
 // exactly the headers, so the position is the start of the entry's data.
+// It seeks too, so that tar.Reader skips the entries' data (the layers, most of the file)
+// instead of reading it.
 type offsetReader struct {
-	r io.Reader
+	r io.ReadSeeker
 	n int64
 }
 
@@ -55,6 +57,14 @@ func (o *offsetReader) Read(p []byte) (int, error) {
 	n, err := o.r.Read(p)
 	o.n += int64(n)
 	return n, err
+}
+
+func (o *offsetReader) Seek(offset int64, whence int) (int64, error) {
+	pos, err := o.r.Seek(offset, whence)
+	if err == nil {
+		o.n = pos
+	}
+	return pos, err
 }
 
 func openTarFiles(ctx context.Context, p string) (*tarFiles, error) {

@@ -29,7 +29,8 @@ var (
 const zstdMaxWindow = 128 << 20
 
 // decompress detects the compression of a layer stream by its magic bytes (media types are
-// not trusted) and returns the decompressed stream.
+// not trusted) and returns the decompressed stream, decompressed ahead in a goroutine of its
+// own (readAhead). The returned func stops it.
 func decompress(r io.Reader) (io.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(6)
@@ -42,7 +43,8 @@ func decompress(r io.Reader) (io.Reader, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("gzip layer: %w", err)
 		}
-		return zr, func() { _ = zr.Close() }, nil
+		ra := newReadAhead(zr, func() { _ = zr.Close() }, aheadAfter)
+		return ra, ra.Close, nil
 	case bytes.HasPrefix(head, magicZstd):
 		zr, err := zstd.NewReader(br,
 			zstd.WithDecoderConcurrency(1),
@@ -51,7 +53,8 @@ func decompress(r io.Reader) (io.Reader, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("zstd layer: %w", err)
 		}
-		return zr, zr.Close, nil
+		ra := newReadAhead(zr, zr.Close, aheadAfter)
+		return ra, ra.Close, nil
 	case bytes.HasPrefix(head, magicXz):
 		return nil, nil, fmt.Errorf("%w: xz", ErrUnsupportedCompression)
 	case bytes.HasPrefix(head, magicBzip2):

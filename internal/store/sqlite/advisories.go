@@ -306,6 +306,43 @@ func (db *DB) AdvisoryDigests(ctx context.Context, fn func(vulndb.RecordDigest) 
 	return version, nil
 }
 
+var _ vulndb.FreshnessReader = (*DB)(nil)
+
+// AdvisoryFreshness is what `lading scan` checks before every scan, without the pass over every
+// record AdvisoryStatus makes: whether one current record is live, and the newest modified
+// time of the current records affecting a package, read from the top of the index on modified
+// (superseded and staged versions above it are skipped).
+func (db *DB) AdvisoryFreshness(ctx context.Context) (vulndb.Freshness, error) {
+	var f vulndb.Freshness
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if f.Version, err = advisoryVersion(ctx, tx); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM advisory_current c
+			JOIN advisory_records r ON r.id = c.id AND r.batch_id = c.batch_id WHERE r.withdrawn = 0)`).Scan(&f.Live); err != nil {
+			return err
+		}
+		var newest int64
+		err = tx.QueryRowContext(ctx, `SELECT r.modified FROM advisory_records r INDEXED BY advisory_records_modified
+			WHERE EXISTS (SELECT 1 FROM advisory_current c WHERE c.id = r.id AND c.batch_id = r.batch_id)
+			AND EXISTS (SELECT 1 FROM advisory_packages p WHERE p.id = r.id AND p.batch_id = r.batch_id)
+			ORDER BY r.modified DESC LIMIT 1`).Scan(&newest)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil
+		case err != nil:
+			return err
+		}
+		f.Newest = time.UnixMicro(newest).UTC()
+		return nil
+	})
+	if err != nil {
+		return vulndb.Freshness{}, fmt.Errorf("read advisory freshness: %w", err)
+	}
+	return f, nil
+}
+
 // AdvisoryStatus summarises the current advisory database.
 func (db *DB) AdvisoryStatus(ctx context.Context) (*vulndb.Status, error) {
 	st := &vulndb.Status{Ecosystems: []vulndb.EcosystemStatus{}}

@@ -180,3 +180,82 @@ func TestAdvisoryChangeSetsArePruned(t *testing.T) {
 		t.Errorf("recent changes: %+v %v", cs, err)
 	}
 }
+
+// TestAdvisoryFreshnessMatchesStatus: the cheap freshness query `lading scan` makes answers
+// what the full status says, whatever the database holds.
+func TestAdvisoryFreshnessMatchesStatus(t *testing.T) {
+	withdrawn := func(r vulndb.StoredRecord) vulndb.StoredRecord { r.Withdrawn = true; return r }
+	noPackages := func(r vulndb.StoredRecord) vulndb.StoredRecord { r.Keys = nil; return r }
+	type step struct {
+		puts []vulndb.StoredRecord
+		dels []string
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		// staged is put in a batch that never commits.
+		staged     []vulndb.StoredRecord
+		wantLive   bool
+		wantNewest int // day of January 2024; 0: none
+	}{
+		{name: "empty"},
+		{name: "one record", steps: []step{{puts: []vulndb.StoredRecord{record("A", "npm", "a", 3)}}}, wantLive: true, wantNewest: 3},
+		{name: "newest of several ecosystems", steps: []step{{puts: []vulndb.StoredRecord{
+			record("A", "npm", "a", 3), record("B", "Debian:12", "b", 9), record("C", "Go", "c", 5)}}}, wantLive: true, wantNewest: 9},
+		{name: "only withdrawn", steps: []step{{puts: []vulndb.StoredRecord{withdrawn(record("A", "npm", "a", 3))}}}, wantNewest: 3},
+		{name: "withdrawn newest counts", steps: []step{{puts: []vulndb.StoredRecord{
+			record("A", "npm", "a", 3), withdrawn(record("B", "npm", "b", 7))}}}, wantLive: true, wantNewest: 7},
+		{name: "a record without packages does not count as newest", steps: []step{{puts: []vulndb.StoredRecord{
+			record("A", "npm", "a", 3), noPackages(record("B", "npm", "b", 8))}}}, wantLive: true, wantNewest: 3},
+		{name: "superseded by an older modified", steps: []step{
+			{puts: []vulndb.StoredRecord{record("A", "npm", "a", 9), record("B", "npm", "b", 2)}},
+			{puts: []vulndb.StoredRecord{record("A", "npm", "a", 4)}}}, wantLive: true, wantNewest: 4},
+		{name: "newest deleted", steps: []step{
+			{puts: []vulndb.StoredRecord{record("A", "npm", "a", 9), record("B", "npm", "b", 2)}},
+			{dels: []string{"A"}}}, wantLive: true, wantNewest: 2},
+		{name: "staged records are invisible", steps: []step{{puts: []vulndb.StoredRecord{record("A", "npm", "a", 2)}}},
+			staged: []vulndb.StoredRecord{record("S", "npm", "s", 20)}, wantLive: true, wantNewest: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := openTemp(t)
+			for _, s := range tc.steps {
+				commit(t, db, s.puts, s.dels)
+			}
+			if len(tc.staged) > 0 {
+				b, err := db.StageAdvisories(ctx, vulndb.BatchInfo{Kind: "update"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range tc.staged {
+					if err := b.Put(ctx, r); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// Put buffers: flush the staged rows to the table by adding changes.
+				if err := b.(*advisoryBatch).flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = b.Abort(ctx) })
+			}
+			got, err := db.AdvisoryFreshness(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := db.AdvisoryStatus(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := st.Freshness(); got != want {
+				t.Errorf("freshness %+v, status says %+v", got, want)
+			}
+			var want time.Time
+			if tc.wantNewest > 0 {
+				want = time.Date(2024, 1, tc.wantNewest, 0, 0, 0, 123000, time.UTC)
+			}
+			if got.Live != tc.wantLive || !got.Newest.Equal(want) || got.Version != int64(len(tc.steps)) {
+				t.Errorf("freshness %+v, want live %v, newest %v, version %d", got, tc.wantLive, want, len(tc.steps))
+			}
+		})
+	}
+}

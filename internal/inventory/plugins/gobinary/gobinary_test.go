@@ -2,7 +2,10 @@ package gobinary
 
 import (
 	"bytes"
+	"debug/elf"
+	"debug/gosym"
 	"encoding/binary"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -184,4 +187,66 @@ func FuzzPackages(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSymbolTableMatchesGosym: the function-name section alone gives the same symbols as
+// debug/gosym's decoding of every function plus that section (what symbolTable read before),
+// on a real Go binary (this test's own).
+func TestSymbolTableMatchesGosym(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := symbolTable(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := f.Section(".gopclntab")
+	if sec == nil {
+		t.Fatal("no .gopclntab")
+	}
+	data, err := sec.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, f.Section(".text").Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := funcNames(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inSection := map[string]bool{}
+	for _, n := range names {
+		inSection[n] = true
+	}
+	want := map[string][]string{}
+	for _, fn := range tab.Funcs {
+		if !inSection[fn.Name] {
+			t.Errorf("gosym lists %q, which the function-name section does not", fn.Name)
+		}
+		names = append(names, fn.Name)
+	}
+	for _, n := range names {
+		if pkg, sym, ok := splitSymbol(n); ok && !slices.Contains(want[pkg], sym) {
+			want[pkg] = append(want[pkg], sym)
+		}
+	}
+	for _, syms := range want {
+		slices.Sort(syms)
+	}
+	if len(got) < 50 || !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("symbolTable: %d packages, gosym and the section: %d", len(got), len(want))
+		for pkg, syms := range want {
+			if !slices.Equal(got[pkg], syms) {
+				t.Errorf("%s: got %d symbols, want %d", pkg, len(got[pkg]), len(syms))
+			}
+		}
+	}
 }

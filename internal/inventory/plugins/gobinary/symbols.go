@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strings"
@@ -19,11 +20,12 @@ var errNoPclntab = errors.New("no .gopclntab section")
 // and named as the Go vulnerability database names symbols ("Parse", "Tag.String").
 //
 // It reads the function table (pclntab), which the linker keeps for the runtime's stack
-// traces, so it survives `-ldflags=-s -w` (which strips the ELF symbol table only). debug/gosym
-// checks the table and lists the functions with a body of their own; functions inlined into
-// every caller have none, but the table's function-name section names them too (inline
-// trees point into it), so the names are read from there as well. Without that, a
-// vulnerable function inlined everywhere would look absent. Tables older than Go 1.16 have
+// traces, so it survives `-ldflags=-s -w` (which strips the ELF symbol table only). Of the
+// table it reads the header and the function-name section alone: the linker writes there,
+// once each, the name of every function with a body and of every function inlined into
+// another (inline trees point into it), so a vulnerable function inlined everywhere is found
+// too. debug/gosym, which decodes every function's entry, lists a subset of the same names
+// (TestSymbolTableMatchesGosym) at several times the memory. Tables older than Go 1.16 have
 // no such section: they are an error (reachability unknown), not a partial answer.
 func symbolTable(f *elf.File) (map[string][]string, error) {
 	sec := f.Section(".gopclntab")
@@ -34,35 +36,29 @@ func symbolTable(f *elf.File) (map[string][]string, error) {
 	if sec == nil || sec.Type == elf.SHT_NOBITS {
 		return nil, errNoPclntab
 	}
-	data, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("function table: %w", err)
-	}
-	var textStart uint64
-	if text := f.Section(".text"); text != nil {
-		textStart = text.Addr
-	}
-	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, textStart))
-	if err != nil {
-		return nil, fmt.Errorf("function table: %w", err)
-	}
-	names, err := funcNames(data)
+	names, err := readFuncNames(sec.Open(), sec.Size)
 	if err != nil {
 		return nil, err
 	}
-	for _, fn := range tab.Funcs {
-		names = append(names, fn.Name)
-	}
+	// Names are substrings of one string; the symbols kept are copied out of it, so that the
+	// inventory does not hold the whole section.
 	set := map[string]map[string]struct{}{}
-	for _, n := range names {
+	for n := range strings.SplitSeq(names, "\x00") {
+		if n == "" {
+			continue
+		}
 		pkg, sym, ok := splitSymbol(n)
 		if !ok {
 			continue
 		}
-		if set[pkg] == nil {
-			set[pkg] = map[string]struct{}{}
+		syms := set[pkg]
+		if syms == nil {
+			syms = map[string]struct{}{}
+			set[strings.Clone(pkg)] = syms
 		}
-		set[pkg][sym] = struct{}{}
+		if _, ok := syms[sym]; !ok {
+			syms[strings.Clone(sym)] = struct{}{}
+		}
 	}
 	out := make(map[string][]string, len(set))
 	for pkg, syms := range set {
@@ -84,32 +80,58 @@ const (
 	pclntab120 = 0xfffffff1
 )
 
-// funcNames returns the strings of the function-name section of a pclntab (Go 1.16 and
-// later), whose header gives its bounds. The header is checked here: gosym does not expose
-// the section.
-func funcNames(data []byte) ([]string, error) {
-	if len(data) < 8 {
-		return nil, errors.New("function table: too short")
+// pclntabHeaderMax is the size of the longest pclntab header funcNameBounds reads: the magic
+// and sizes (8 bytes) and 5 words of 8 bytes.
+const pclntabHeaderMax = 8 + 5*8
+
+// readFuncNames reads the function-name section of a pclntab of size bytes: its header, then
+// the section it bounds, as one string of NUL-terminated names.
+func readFuncNames(r io.ReadSeeker, size uint64) (string, error) {
+	head := make([]byte, min(size, pclntabHeaderMax))
+	if _, err := io.ReadFull(r, head); err != nil {
+		return "", fmt.Errorf("function table: %w", err)
+	}
+	start, end, err := funcNameBounds(head, size)
+	if err != nil {
+		return "", err
+	}
+	if _, err := r.Seek(int64(start), io.SeekStart); err != nil {
+		return "", fmt.Errorf("function table: %w", err)
+	}
+	var b strings.Builder
+	b.Grow(int(end - start))
+	if n, err := io.CopyN(&b, r, int64(end-start)); err != nil {
+		return "", fmt.Errorf("function table: %d of %d bytes of function names: %w", n, end-start, err)
+	}
+	return b.String(), nil
+}
+
+// funcNameBounds returns the bounds of the function-name section of a pclntab of size bytes
+// (Go 1.16 and later) from its header (at least its first pclntabHeaderMax bytes, or all of
+// a shorter table). The header is checked here: gosym does not expose the section.
+func funcNameBounds(head []byte, size uint64) (start, end uint64, err error) {
+	if len(head) < 8 {
+		return 0, 0, errors.New("function table: too short")
 	}
 	var order binary.ByteOrder = binary.LittleEndian
-	magic := order.Uint32(data)
+	magic := order.Uint32(head)
 	if magic != pclntab116 && magic != pclntab118 && magic != pclntab120 {
 		order = binary.BigEndian
-		magic = order.Uint32(data)
+		magic = order.Uint32(head)
 	}
-	ptr := int(data[7])
+	ptr := int(head[7])
 	if ptr != 4 && ptr != 8 {
-		return nil, fmt.Errorf("function table: pointer size %d", ptr)
+		return 0, 0, fmt.Errorf("function table: pointer size %d", ptr)
 	}
 	word := func(i int) (uint64, bool) {
 		off := 8 + i*ptr
-		if off+ptr > len(data) {
+		if off+ptr > len(head) {
 			return 0, false
 		}
 		if ptr == 4 {
-			return uint64(order.Uint32(data[off:])), true
+			return uint64(order.Uint32(head[off:])), true
 		}
-		return order.Uint64(data[off:]), true
+		return order.Uint64(head[off:]), true
 	}
 	// After the magic: nfunc, nfiles, (textStart from 1.18 on), funcnameOffset, cuOffset.
 	first := 2
@@ -118,12 +140,21 @@ func funcNames(data []byte) ([]string, error) {
 	case pclntab118, pclntab120:
 		first = 3
 	default:
-		return nil, fmt.Errorf("function table format %#x predates Go 1.16", magic)
+		return 0, 0, fmt.Errorf("function table format %#x predates Go 1.16", magic)
 	}
 	start, ok1 := word(first)
 	end, ok2 := word(first + 1)
-	if !ok1 || !ok2 || start > end || end > uint64(len(data)) {
-		return nil, errors.New("function table: function names out of bounds")
+	if !ok1 || !ok2 || start > end || end > size {
+		return 0, 0, errors.New("function table: function names out of bounds")
+	}
+	return start, end, nil
+}
+
+// funcNames returns the names of the function-name section of a whole pclntab.
+func funcNames(data []byte) ([]string, error) {
+	start, end, err := funcNameBounds(data[:min(len(data), pclntabHeaderMax)], uint64(len(data)))
+	if err != nil {
+		return nil, err
 	}
 	var out []string
 	for n := range bytes.SplitSeq(data[start:end], []byte{0}) {
