@@ -183,8 +183,6 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(scanMemoryLimit)
 	}
-	// What initialisation touched of the binary need not stay resident through the scan.
-	releaseCodePages()
 	meta, err := openMeta(ctx, o.common.dataDir, log)
 	if err != nil {
 		return err
@@ -226,7 +224,6 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	})
 	res, err := scanner.Scan(ctx, layers, advisories)
 	progress.finish()
-	releaseCodePages() // nor what the layer reads touched, through the report
 	if err != nil {
 		return err
 	}
