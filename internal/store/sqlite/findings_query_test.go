@@ -108,26 +108,6 @@ func (fx *queryFixture) addImage(t *testing.T, repo, digest, tag, arch string, p
 	}
 }
 
-func (fx *queryFixture) list(t *testing.T, q findings.Query) []string {
-	t.Helper()
-	q.Account, q.Region = testOrigin.Account, testOrigin.Region
-	if q.Limit == 0 {
-		q.Limit = 100
-	}
-	rows, err := fx.db.QueryFindings(context.Background(), q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, r := range rows {
-		out = append(out, r.Finding.Repository+"/"+r.Finding.VulnerabilityID)
-		if r.Manifest.Digest != r.Finding.Digest || len(r.Finding.Detail) == 0 {
-			t.Errorf("%s: manifest %q, detail %d bytes", out[len(out)-1], r.Manifest.Digest, len(r.Finding.Detail))
-		}
-	}
-	return out
-}
-
 func sf(c findings.Comparison, v string) findings.StringFilter {
 	return findings.StringFilter{Comparison: c, Value: v}
 }
@@ -137,127 +117,6 @@ func strs(f findings.Field, fs ...findings.StringFilter) findings.Criteria {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func TestQueryFindingsCriteria(t *testing.T) {
-	fx := newQueryFixture(t)
-	all := []string{"prod/neo4j/CVE-2021-44228", "prod/neo4j/CVE-2023-5678", "prod/web/CVE-2023-5678", "prod/web/GHSA-xxxx-yyyy-zzzz", "test/web/CVE-2021-44228"}
-	for _, tc := range []struct {
-		name string
-		c    findings.Criteria
-		kev  []string
-		want []string
-	}{
-		{"none", findings.Criteria{}, nil, all},
-		{"vulnerability id", strs(findings.VulnerabilityID, sf(findings.Equals, "CVE-2021-44228")), nil, []string{all[0], all[4]}},
-		{"repository prefix", strs(findings.ECRImageRepositoryName, sf(findings.Prefix, "prod/")), nil, all[:4]},
-		{"two prefixes OR'd", strs(findings.ECRImageRepositoryName, sf(findings.Prefix, "prod/n"), sf(findings.Prefix, "test")), nil, []string{all[0], all[1], all[4]}},
-		{"not equals excludes", strs(findings.ECRImageRepositoryName, sf(findings.NotEquals, "prod/web"), sf(findings.NotEquals, "test/web")), nil, all[:2]},
-		{"severity and repository AND'd", findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{
-			findings.Severity: {sf(findings.Equals, "CRITICAL")}, findings.ECRImageRepositoryName: {sf(findings.Prefix, "prod")}}}, nil, all[:1]},
-		{"untriaged is undefined", strs(findings.Severity, sf(findings.Equals, "UNTRIAGED")), nil, all[3:4]},
-		{"undefined is no inspector word", strs(findings.Severity, sf(findings.Equals, "UNDEFINED")), nil, nil},
-		{"tags", strs(findings.ECRImageTags, sf(findings.Equals, "dev")), nil, all[4:]},
-		{"tags not equal", strs(findings.ECRImageTags, sf(findings.NotEquals, "dev")), nil, all[:4]},
-		{"architecture", strs(findings.ECRImageArchitecture, sf(findings.Equals, "arm64")), nil, all[2:4]},
-		{"image hash", strs(findings.ECRImageHash, sf(findings.Equals, fakeDigest("3"))), nil, all[4:]},
-		{"resource id", strs(findings.ResourceID, sf(findings.Equals, "arn:aws:ecr:us-east-1:123456789012:repository/prod/web/"+fakeDigest("2"))), nil, all[2:4]},
-		{"resource id prefix", strs(findings.ResourceID, sf(findings.Prefix, "arn:aws:ecr:us-east-1:123456789012:repository/test/")), nil, all[4:]},
-		{"account", strs(findings.AWSAccountID, sf(findings.Equals, "123456789012")), nil, all},
-		{"other account", strs(findings.AWSAccountID, sf(findings.Equals, "999999999999")), nil, nil},
-		{"resource type", strs(findings.ResourceType, sf(findings.Equals, "AWS_EC2_INSTANCE")), nil, nil},
-		{"not applicable equals", strs("ec2InstanceVpcId", sf(findings.Equals, "vpc-1")), nil, nil},
-		{"not applicable not equals", strs("ec2InstanceVpcId", sf(findings.NotEquals, "vpc-1")), nil, all},
-		{"source", strs(findings.VulnerabilitySource, sf(findings.Equals, "DEBIAN_CVE")), nil, all[1:3]},
-		{"vendor severity", strs(findings.VendorSeverity, sf(findings.Equals, "medium")), nil, all[1:3]},
-		{"title prefix", strs(findings.Title, sf(findings.Prefix, "GHSA")), nil, all[3:4]},
-		{"fix available", strs(findings.FixAvailable, sf(findings.Equals, "PARTIAL")), nil, all[3:4]},
-		{"fix not available", strs(findings.FixAvailable, sf(findings.Equals, "NO")), nil, all[1:3]},
-		{"related", strs(findings.RelatedVulnerabilities, sf(findings.Equals, "DSA-5532-1")), nil, all[1:2]},
-		{"finding arn", strs(findings.FindingARN, sf(findings.Equals, fx.arns["test/web/CVE-2021-44228"])), nil, all[4:]},
-		{"exploited, by id and alias", strs(findings.ExploitAvailable, sf(findings.Equals, "YES")), []string{"CVE-2021-44228", "CVE-2099-0001"},
-			[]string{all[0], all[3], all[4]}},
-		{"not exploited", strs(findings.ExploitAvailable, sf(findings.Equals, "NO")), []string{"CVE-2021-44228"}, all[1:4]},
-		{"score range", findings.Criteria{Numbers: map[findings.Field][]findings.NumberFilter{findings.InspectorScore: {{Lower: ptr(5.0), Upper: ptr(6.0)}}}}, nil, all[1:3]},
-		{"epss has no value", findings.Criteria{Numbers: map[findings.Field][]findings.NumberFilter{findings.EPSSScore: {{Lower: ptr(0.0)}}}}, nil, nil},
-		{"pushed at", findings.Criteria{Dates: map[findings.Field][]findings.DateFilter{findings.ECRImagePushedAt: {{Start: ptr(fx.t0.Add(time.Minute))}}}}, nil, all[2:]},
-		{"first observed", findings.Criteria{Dates: map[findings.Field][]findings.DateFilter{findings.FirstObservedAt: {{Start: ptr(fx.t0.Add(time.Minute)), End: ptr(fx.t0.Add(time.Minute))}}}}, nil,
-			[]string{all[1], all[3]}},
-		{"last observed", findings.Criteria{Dates: map[findings.Field][]findings.DateFilter{findings.LastObservedAt: {{End: ptr(fx.t0)}}}}, nil, []string{all[0], all[2], all[4]}},
-		{"never pulled", findings.Criteria{Dates: map[findings.Field][]findings.DateFilter{findings.ECRImageLastInUseAt: {{Start: ptr(time.Time{})}}}}, nil, nil},
-		{"package file path prefix", findings.Criteria{Packages: []findings.PackageFilter{{FilePath: ptr(sf(findings.Prefix, "/var/lib/neo4j/lib/"))}}}, nil,
-			[]string{all[0], all[3], all[4]}},
-		{"package fields are one package's", findings.Criteria{Packages: []findings.PackageFilter{{Name: ptr(sf(findings.Equals, "openssl")),
-			SourceLayerHash: ptr(sf(findings.Equals, "sha256:aaaa"))}}}, nil, nil},
-		{"package epoch and release", findings.Criteria{Packages: []findings.PackageFilter{{Release: ptr(sf(findings.Equals, "1~deb12u1")),
-			Epoch: &findings.NumberFilter{Lower: ptr(1.0), Upper: ptr(1.0)}, Architecture: ptr(sf(findings.Equals, "amd64"))}}}, nil, all[1:4]},
-		{"package lambda layer", findings.Criteria{Packages: []findings.PackageFilter{{SourceLambdaLayerArn: ptr(sf(findings.Equals, "arn:x"))}}}, nil, nil},
-		{"packages OR'd", findings.Criteria{Packages: []findings.PackageFilter{{Name: ptr(sf(findings.Equals, "nothing"))}, {Version: ptr(sf(findings.Equals, "3.0.11"))}}}, nil, all[1:4]},
-		{"resource tags", findings.Criteria{Maps: map[findings.Field][]findings.MapFilter{findings.ResourceTags: {{Comparison: findings.Equals, Key: "k"}}}}, nil, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := fx.list(t, findings.Query{Criteria: tc.c, Exploited: tc.kev})
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("got %v\nwant %v", got, tc.want)
-			}
-		})
-	}
-}
-
-// TestQueryFindingsSortAndPages pages through every sort field, one finding a page, in both
-// orders: the pages add up to the whole, ordered, list.
-func TestQueryFindingsSortAndPages(t *testing.T) {
-	fx := newQueryFixture(t)
-	ctx := context.Background()
-	for _, field := range findings.SortFields() {
-		for _, order := range []findings.Order{findings.Asc, findings.Desc} {
-			q := findings.Query{Sort: findings.Sort{Field: field, Order: order}, Account: testOrigin.Account, Region: testOrigin.Region}
-			q.Limit = 100
-			whole, err := fx.db.QueryFindings(ctx, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(whole) != 5 {
-				t.Fatalf("%s %s: %d findings", field, order, len(whole))
-			}
-			q.Limit = 1
-			var paged []findings.Listed
-			for range 10 {
-				page, err := fx.db.QueryFindings(ctx, q)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(page) == 0 {
-					break
-				}
-				paged = append(paged, page...)
-				q.After = &page[0].Cursor
-			}
-			if len(paged) != len(whole) {
-				t.Fatalf("%s %s: %d paged, %d whole", field, order, len(paged), len(whole))
-			}
-			for i := range whole {
-				if paged[i].Finding.ARN != whole[i].Finding.ARN {
-					t.Fatalf("%s %s: page %d is %s, want %s", field, order, i, paged[i].Finding.VulnerabilityID, whole[i].Finding.VulnerabilityID)
-				}
-			}
-		}
-	}
-	// Severity descending puts CRITICAL first, the untriaged finding last; score ascending
-	// the unscored first.
-	first := func(s findings.Sort) string {
-		rows, err := fx.db.QueryFindings(ctx, findings.Query{Sort: s, Limit: 5})
-		if err != nil || len(rows) != 5 {
-			t.Fatal(rows, err)
-		}
-		return rows[0].Finding.Severity + "," + rows[4].Finding.Severity
-	}
-	if got := first(findings.Sort{Field: findings.SortSeverity, Order: findings.Desc}); got != "CRITICAL,UNDEFINED" {
-		t.Errorf("severity DESC: %s", got)
-	}
-	if got := first(findings.Sort{Field: findings.SortInspectorScore, Order: findings.Asc}); got != "UNDEFINED,CRITICAL" {
-		t.Errorf("score ASC: %s", got)
-	}
-}
 
 func TestFindingsByARN(t *testing.T) {
 	fx := newQueryFixture(t)
@@ -329,45 +188,6 @@ func TestMigrationIndexesFindings(t *testing.T) {
 	}, "SELECT name, epoch, file_path, source_layer_hash FROM finding_packages WHERE finding_id = 7 ORDER BY seq")
 	if err != nil || !slices.Equal(rows, []string{"a|/x/a|sha256:l|0", "b|||2"}) {
 		t.Fatalf("packages %q (%v)", rows, err)
-	}
-}
-
-// TestQueryFindingsByReachability: the Lading member of vulnerablePackages filters selects Go
-// findings by whether the vulnerable symbols are in the binary, package by package.
-func TestQueryFindingsByReachability(t *testing.T) {
-	fx := newQueryFixture(t)
-	gobin := func(name, reach string) match.VulnerablePackage {
-		return match.VulnerablePackage{Name: name, Version: "v1.0.0", Ecosystem: "Go", PackageManager: "GOBINARY", FilePath: "/usr/local/bin/app",
-			Layer: "sha256:cccc", Reachability: reach}
-	}
-	fx.addImage(t, "go/app", fakeDigest("4"), "1", "amd64", fx.t0, []fixtureFinding{
-		{vuln: "CVE-2024-0001", severity: "HIGH", source: "GO", pkgs: []match.VulnerablePackage{gobin("golang.org/x/net", match.ReachPresent)}},
-		{vuln: "CVE-2024-0002", severity: "HIGH", source: "GO", pkgs: []match.VulnerablePackage{gobin("golang.org/x/text", match.ReachAbsent)}},
-		{vuln: "CVE-2024-0003", severity: "HIGH", source: "GO", pkgs: []match.VulnerablePackage{gobin("stdlib", match.ReachUnknown),
-			gobin("golang.org/x/crypto", match.ReachAbsent)}},
-	})
-	reach := func(c findings.Comparison, v string) findings.Criteria {
-		return findings.Criteria{Packages: []findings.PackageFilter{{Reachability: ptr(sf(c, v))}}}
-	}
-	for _, tc := range []struct {
-		name string
-		c    findings.Criteria
-		want []string
-	}{
-		{"present", reach(findings.Equals, match.ReachPresent), []string{"go/app/CVE-2024-0001"}},
-		{"absent, one package of two", reach(findings.Equals, match.ReachAbsent), []string{"go/app/CVE-2024-0002", "go/app/CVE-2024-0003"}},
-		{"unknown", reach(findings.Equals, match.ReachUnknown), []string{"go/app/CVE-2024-0003"}},
-		{"same package as the name", findings.Criteria{Packages: []findings.PackageFilter{{Name: ptr(sf(findings.Equals, "stdlib")),
-			Reachability: ptr(sf(findings.Equals, match.ReachAbsent))}}}, nil},
-		{"not absent: other ecosystems have none", findings.Criteria{Packages: []findings.PackageFilter{{Reachability: ptr(sf(findings.NotEquals, match.ReachAbsent))}},
-			Strings: map[findings.Field][]findings.StringFilter{findings.ECRImageRepositoryName: {sf(findings.Equals, "go/app")}}},
-			[]string{"go/app/CVE-2024-0001", "go/app/CVE-2024-0003"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := fx.list(t, findings.Query{Criteria: tc.c}); !slices.Equal(got, tc.want) {
-				t.Errorf("got %v\nwant %v", got, tc.want)
-			}
-		})
 	}
 }
 
