@@ -116,7 +116,6 @@ func strs(f findings.Field, fs ...findings.StringFilter) findings.Criteria {
 	return findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{f: fs}}
 }
 
-func ptr[T any](v T) *T { return &v }
 
 func TestFindingsByARN(t *testing.T) {
 	fx := newQueryFixture(t)

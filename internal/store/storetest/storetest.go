@@ -156,6 +156,7 @@ type Store interface {
 	UpdateFilter(ctx context.Context, arn string, change func(*suppression.Rule) error, announce suppression.Announce) (suppression.Rule, error)
 	DeleteFilter(ctx context.Context, arn string, announce suppression.Announce) (suppression.Rule, error)
 	ListFilters(ctx context.Context, q suppression.ListQuery) ([]suppression.Rule, error)
+	AggregateFindings(ctx context.Context, q findings.AggregationQuery) ([]findings.AggregateRow, error)
 }
 
 // Opener returns a new, empty store, closed when t ends.
@@ -217,6 +218,7 @@ func Run(t *testing.T, open Opener) {
 		{"SuppressionRules", testSuppressionRules},
 		{"ListFiltersPages", testListFiltersPages},
 		{"BlockingFindings", testBlockingFindings},
+		{"AggregateFindings", testAggregateFindings},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -107,7 +107,10 @@ CREATE TABLE image_finding_counts (
     PRIMARY KEY (repository, image_digest, scan_type)
 );
 
-CREATE FUNCTION finding_counts_change(repo TEXT, dgst TEXT, st TEXT, sev TEXT, d BIGINT) RETURNS void LANGUAGE plpgsql AS $$
+-- The functions resolve names in the schema they were made in (SET search_path FROM CURRENT),
+-- whatever the search path of the session whose write fires the trigger.
+CREATE FUNCTION finding_counts_change(repo TEXT, dgst TEXT, st TEXT, sev TEXT, d BIGINT) RETURNS void LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO image_finding_counts VALUES (repo, dgst, st, d,
         CASE WHEN sev = 'CRITICAL' THEN d ELSE 0 END, CASE WHEN sev = 'HIGH' THEN d ELSE 0 END,
@@ -124,7 +127,7 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION findings_count() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION findings_count() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'ACTIVE' AND NOT OLD.suppressed THEN
         IF TG_OP = 'UPDATE' AND NEW.status = 'ACTIVE' AND NOT NEW.suppressed AND NEW.severity = OLD.severity
