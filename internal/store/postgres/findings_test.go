@@ -150,3 +150,67 @@ func testFindingStorage(t *testing.T, pg *pgtest.Database) {
 		}
 	}
 }
+
+// testConcurrentApplyScans: nodes writing findings of one image at once each read what is
+// stored and add one finding; the serializable transactions that collide run again, so every
+// finding lands once and the counts agree with them.
+func testConcurrentApplyScans(t *testing.T, pg *pgtest.Database) {
+	ctx := context.Background()
+	url := pg.Schema(t)
+	const nodes = 4
+	dbs := make([]*postgres.DB, nodes)
+	for i := range dbs {
+		db, err := postgres.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		dbs[i] = db
+	}
+	dgst := fmt.Sprintf("sha256:%064d", 7)
+	m := store.Manifest{Repository: "app", Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+	if _, err := dbs[0].PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	target := store.ScanTarget{Repository: "app", Digest: dgst, ScanType: policy.ScanTypeEnhanced}
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	errs := make(chan error, nodes)
+	for i, db := range dbs {
+		go func() {
+			id := fmt.Sprintf("CVE-2026-%d", i)
+			errs <- db.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
+				for _, f := range st.Findings {
+					if f.VulnerabilityID == id {
+						return store.ScanUpdate{}, fmt.Errorf("%s already written: a committed update ran again", id)
+					}
+				}
+				return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: t0}, Findings: []store.Finding{{
+					Repository: "app", Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: id, ARN: id, Status: "ACTIVE",
+					Severity: "HIGH", Fingerprint: id, Detail: []byte(`{"n":1}`), FirstObservedAt: t0, LastObservedAt: t0, UpdatedAt: t0}},
+					Usage: []store.Usage{{Repository: "app", Digest: dgst, ScanType: policy.ScanTypeEnhanced, Kind: "RESCAN", At: t0}}}, nil
+			})
+		}()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := dbs[0].Findings(ctx, "app", dgst, policy.ScanTypeEnhanced)
+	if err != nil || len(fs) != nodes {
+		t.Fatalf("%d findings (%v), want %d", len(fs), err, nodes)
+	}
+	usage, err := dbs[0].UsageSince(ctx, t0)
+	if err != nil || len(usage) != nodes {
+		t.Fatalf("%d usage records (%v), want %d: a retried update's usage is written once", len(usage), err, nodes)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var all, high int
+	if err := conn.QueryRow(ctx, "SELECT n_all, n_high FROM image_finding_counts WHERE repository = 'app'").Scan(&all, &high); err != nil || all != nodes || high != nodes {
+		t.Fatalf("counts %d all, %d high (%v), want %d", all, high, err, nodes)
+	}
+}
