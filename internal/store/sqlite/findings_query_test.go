@@ -116,7 +116,6 @@ func strs(f findings.Field, fs ...findings.StringFilter) findings.Criteria {
 	return findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{f: fs}}
 }
 
-
 func TestFindingsByARN(t *testing.T) {
 	fx := newQueryFixture(t)
 	arn := fx.arns["prod/web/GHSA-xxxx-yyyy-zzzz"]
