@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -306,7 +307,7 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 			if err := putFindingDetail(ctx, tx, id, f.Detail); err != nil {
 				return 0, fmt.Errorf("write finding detail: %w", err)
 			}
-			if err := indexFinding(ctx, tx, id); err != nil {
+			if err := indexFinding(ctx, tx, id, f.Detail); err != nil {
 				return 0, fmt.Errorf("index finding detail: %w", err)
 			}
 		}
@@ -486,44 +487,133 @@ func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) e
 	return err
 }
 
-// jsonArray is the expression's value when it is a JSON array, else [] (a member absent or
-// null reads as no elements, as SQLite's json_each of a NULL does).
-func jsonArray(expr string) string {
-	return "(CASE WHEN jsonb_typeof(" + expr + ") = 'array' THEN " + expr + " ELSE '[]'::jsonb END)"
-}
-
 // What the finding queries read of a finding's detail is copied into its row and
-// finding_packages when the detail is written. The JSON paths are those of scanning.Detail.
-var indexFindingQueries = []string{
-	`UPDATE findings f SET
-		title           = coalesce(d.j -> 'finding' ->> 'title', ''),
-		source          = coalesce(d.j -> 'finding' ->> 'source', ''),
-		vendor_severity = coalesce(d.j -> 'finding' ->> 'vendorSeverity', ''),
-		aliases         = ` + jsonArray("d.j -> 'finding' -> 'aliases'") + `,
-		related         = ` + jsonArray("d.j -> 'finding' -> 'related'") + `,
-		fix_available   = (SELECT CASE
-				WHEN count(*) = 0 OR count(*) FILTER (WHERE coalesce(p ->> 'fixedInVersion', '') <> '') = 0 THEN 'NO'
-				WHEN count(*) FILTER (WHERE coalesce(p ->> 'fixedInVersion', '') <> '') = count(*) THEN 'YES'
-				ELSE 'PARTIAL' END
-			FROM jsonb_array_elements(` + jsonArray("d.j -> 'finding' -> 'vulnerablePackages'") + `) p)
-	FROM (SELECT finding_id, detail::jsonb AS j FROM finding_detail_view WHERE finding_id = $1) d WHERE f.id = d.finding_id`,
-	"DELETE FROM finding_packages WHERE finding_id = $1",
-	`INSERT INTO finding_packages(finding_id, seq, name, version, epoch, release, arch, file_path, source_layer_hash, reachability)
-	SELECT d.finding_id, p.seq - 1, coalesce(p.v ->> 'name', ''), coalesce(p.v ->> 'version', ''), coalesce((p.v ->> 'epoch')::bigint, 0),
-		coalesce(p.v ->> 'release', ''), coalesce(p.v ->> 'arch', ''), coalesce(p.v ->> 'filePath', ''),
-		coalesce(p.v ->> 'sourceLayerHash', ''), coalesce(p.v ->> 'reachability', '')
-	FROM (SELECT finding_id, detail::jsonb AS j FROM finding_detail_view WHERE finding_id = $1) d,
-		jsonb_array_elements(` + jsonArray("d.j -> 'finding' -> 'vulnerablePackages'") + `) WITH ORDINALITY AS p(v, seq)`,
+// finding_packages when the detail is written (as store/sqlite's indexFindingColumns and
+// indexFindingPackages do in SQL). The JSON paths are those of scanning.Detail. The detail is
+// read here, in Go, not with PostgreSQL's JSON functions: those refuse a whole document holding
+// an escaped NUL (\u0000) anywhere, and advisory text is not ours to vouch for. A text column
+// cannot hold a NUL either: copied values lose theirs.
+
+// findingIndex is what the queries read of a detail.
+type findingIndex struct {
+	title, source, vendorSeverity, fixAvailable string
+	aliases, related                            []string
+	packages                                    []packageIndex
 }
 
-// indexFinding copies what the queries need of the stored detail of finding id.
-func indexFinding(ctx context.Context, tx pgx.Tx, id int64) error {
-	for _, query := range indexFindingQueries {
-		if _, err := tx.Exec(ctx, query, id); err != nil {
-			return err
+type packageIndex struct {
+	name, version, release, arch, filePath, sourceLayerHash, reachability string
+	epoch                                                                 int64
+}
+
+// jsonText is a JSON value as SQLite's json_extract gives it to a text column: a string's
+// value, "" for null or nothing, the JSON text of anything else.
+func jsonText(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return strings.ReplaceAll(string(raw), "\x00", "")
+	}
+	return strings.ReplaceAll(s, "\x00", "")
+}
+
+// jsonObject is a JSON object's members; none when raw is not an object.
+func jsonObject(raw json.RawMessage) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if len(raw) > 0 && raw[0] == '{' {
+		_ = json.Unmarshal(raw, &m) // not an object: no members, as json_extract finds none
+	}
+	return m
+}
+
+// jsonArray is a JSON array's elements; none when raw is not an array.
+func jsonArray(raw json.RawMessage) []json.RawMessage {
+	var a []json.RawMessage
+	if len(raw) > 0 && raw[0] == '[' {
+		_ = json.Unmarshal(raw, &a) // not an array: no elements
+	}
+	return a
+}
+
+// indexDetail reads what the queries need of a detail; a detail that is not JSON is refused,
+// as SQLite's json_extract refuses it.
+func indexDetail(detail []byte) (findingIndex, error) {
+	var top json.RawMessage
+	if err := json.Unmarshal(detail, &top); err != nil {
+		return findingIndex{}, fmt.Errorf("finding detail: %w", err)
+	}
+	f := jsonObject(jsonObject(top)["finding"])
+	ix := findingIndex{title: jsonText(f["title"]), source: jsonText(f["source"]), vendorSeverity: jsonText(f["vendorSeverity"]),
+		aliases: []string{}, related: []string{}}
+	for _, a := range jsonArray(f["aliases"]) {
+		ix.aliases = append(ix.aliases, jsonText(a))
+	}
+	for _, r := range jsonArray(f["related"]) {
+		ix.related = append(ix.related, jsonText(r))
+	}
+	fixed := 0
+	for _, raw := range jsonArray(f["vulnerablePackages"]) {
+		p := jsonObject(raw)
+		var epoch float64
+		_ = json.Unmarshal(p["epoch"], &epoch) // absent or not a number: 0
+		ix.packages = append(ix.packages, packageIndex{name: jsonText(p["name"]), version: jsonText(p["version"]), release: jsonText(p["release"]),
+			arch: jsonText(p["arch"]), filePath: jsonText(p["filePath"]), sourceLayerHash: jsonText(p["sourceLayerHash"]),
+			reachability: jsonText(p["reachability"]), epoch: int64(epoch)})
+		if jsonText(p["fixedInVersion"]) != "" {
+			fixed++
 		}
 	}
-	return nil
+	switch {
+	case fixed == 0:
+		ix.fixAvailable = "NO"
+	case fixed == len(ix.packages):
+		ix.fixAvailable = "YES"
+	default:
+		ix.fixAvailable = "PARTIAL"
+	}
+	return ix, nil
+}
+
+// indexFinding copies what the queries need of detail, the detail of finding id.
+func indexFinding(ctx context.Context, tx pgx.Tx, id int64, detail []byte) error {
+	ix, err := indexDetail(detail)
+	if err != nil {
+		return err
+	}
+	aliases, err := json.Marshal(ix.aliases)
+	if err != nil {
+		return err
+	}
+	related, err := json.Marshal(ix.related)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE findings SET title = $2, source = $3, vendor_severity = $4, aliases = $5::jsonb, related = $6::jsonb,
+		fix_available = $7 WHERE id = $1`, id, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM finding_packages WHERE finding_id = $1", id); err != nil {
+		return err
+	}
+	if len(ix.packages) == 0 {
+		return nil
+	}
+	cols := make([][]string, 7)
+	epochs := make([]int64, len(ix.packages))
+	for i, p := range ix.packages {
+		for c, v := range []string{p.name, p.version, p.release, p.arch, p.filePath, p.sourceLayerHash, p.reachability} {
+			cols[c] = append(cols[c], v)
+		}
+		epochs[i] = p.epoch
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO finding_packages(finding_id, seq, name, version, release, arch, file_path, source_layer_hash, reachability, epoch)
+		SELECT $1, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
+		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[])
+			WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq)`,
+		id, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], epochs)
+	return err
 }
 
 // UsageSince returns the scans performed since t.

@@ -116,7 +116,7 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 	// join the image by its key alone (the manifests primary key covers it).
 	imageCols := "0::bigint, ''::text"
 	if q.Type == findings.AggregateImage {
-		imageCols = "coalesce(max(m.last_pulled_at), 0), coalesce(max(nullif(s.image_facts, '')::jsonb ->> 'architecture'), '')"
+		imageCols = "coalesce(max(m.last_pulled_at), 0), coalesce(max(s.architecture), '')"
 	}
 	outer = append(outer, imageCols)
 	var order string

@@ -95,7 +95,7 @@ func (b *queryBuilder) stringColumn(f findings.Field) (column, bool) {
 		return column{expr: "('arn:aws:ecr:' || ?::text || ':' || ?::text || ':repository/' || f.repository || '/' || f.image_digest)",
 			args: []any{b.q.Region, b.q.Account}}, true
 	case findings.ECRImageArchitecture:
-		return column{expr: "coalesce(nullif(s.image_facts, '')::jsonb ->> 'architecture', '')", scans: true}, true
+		return column{expr: "coalesce(s.architecture, '')", scans: true}, true
 	case findings.ECRImageRepositoryName:
 		return column{expr: "f.repository"}, true
 	case findings.ECRImageHash:

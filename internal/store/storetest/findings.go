@@ -632,3 +632,43 @@ func testFindingDetailsReadOnDemand(t *testing.T, open Opener) {
 		t.Fatalf("findings after the image was deleted: %v, %v", got, err)
 	}
 }
+
+// testFindingDetailWithNUL: a detail whose text holds an escaped NUL (advisory text is
+// untrusted) is written, indexed and read back byte for byte.
+func testFindingDetailWithNUL(t *testing.T, open Opener) {
+	ctx := context.Background()
+	fx := newQueryFixture(t, open)
+	m := store.Manifest{Repository: "odd", Digest: fakeDigest("9"), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+	if _, err := fx.db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	detail, err := json.Marshal(scanning.Detail{Finding: match.Finding{VulnerabilityID: "CVE-2026-0001", Title: "nul title",
+		Description: "a \x00 in the text", Severity: "LOW", Packages: []match.VulnerablePackage{{Name: "p", Version: "1", Ecosystem: "npm"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The image's facts are the image's to choose too.
+	facts, err := json.Marshal(scanning.ImageInfo{Architecture: "riscv64", Author: "nul \x00 author"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := store.ScanTarget{Repository: m.Repository, Digest: m.Digest, ScanType: policy.ScanTypeEnhanced}
+	err = fx.db.ApplyScans(ctx, []store.ScanTarget{target}, func(store.ScanState) (store.ScanUpdate, error) {
+		return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: fx.t0, ImageFacts: facts}, Findings: []store.Finding{{
+			Repository: m.Repository, Digest: m.Digest, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: "CVE-2026-0001", ARN: "arn:nul",
+			Status: "ACTIVE", Severity: "LOW", Fingerprint: "x", Detail: detail, FirstObservedAt: fx.t0, LastObservedAt: fx.t0, UpdatedAt: fx.t0}}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := fx.db.Findings(ctx, m.Repository, m.Digest, policy.ScanTypeEnhanced)
+	if err != nil || len(fs) != 1 || string(fs[0].Detail) != string(detail) {
+		t.Fatalf("findings %v (%v): want the detail back as written", fs, err)
+	}
+	if got := fx.list(t, findings.Query{Criteria: strs(findings.Title, sf(findings.Equals, "nul title"))}); !slices.Equal(got, []string{"odd/CVE-2026-0001"}) {
+		t.Fatalf("listed by title: %v", got)
+	}
+	if got := fx.list(t, findings.Query{Criteria: strs(findings.ECRImageArchitecture, sf(findings.Equals, "riscv64"))}); !slices.Equal(got, []string{"odd/CVE-2026-0001"}) {
+		t.Fatalf("listed by architecture: %v", got)
+	}
+}

@@ -219,6 +219,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListFiltersPages", testListFiltersPages},
 		{"BlockingFindings", testBlockingFindings},
 		{"AggregateFindings", testAggregateFindings},
+		{"FindingDetailWithNUL", testFindingDetailWithNUL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

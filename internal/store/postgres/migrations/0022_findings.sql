@@ -75,6 +75,12 @@ CREATE TABLE finding_packages (
     PRIMARY KEY (finding_id, seq)
 );
 
+-- The image's architecture, from its facts (image_facts, JSON the scanner owns), for the
+-- finding queries: copied when the facts are written rather than read with PostgreSQL's JSON
+-- functions, which refuse a document holding an escaped NUL anywhere (an image's author is the
+-- image's to choose).
+ALTER TABLE image_scans ADD COLUMN architecture TEXT COLLATE "C" NOT NULL DEFAULT '';
+
 -- Suppression rules (internal/suppression); criteria is findings.Criteria as JSON.
 CREATE TABLE suppression_rules (
     id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
