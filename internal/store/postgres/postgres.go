@@ -12,9 +12,9 @@
 // tags, uploads, access keys, settings, resource policies, lifecycle policies, pull-gate
 // overrides and garbage collection's queries), the outbox and webhook cursors, the effects of
 // a change (events, scan jobs), scan jobs, image scan states, inventories, report jobs, coverage,
-// the advisory database and findings (their writes, queries, suppression rules and the pull
-// gate's BlockingFindings); not the findings aggregations, SBOM reads, the console's reads or
-// ReplaceSecrets. No command opens it until it does (docs/architecture.md).
+// the advisory database and findings (their writes, queries, aggregations, suppression rules
+// and the pull gate's BlockingFindings); not ReplaceSecrets. No command opens it until it does
+// (docs/architecture.md).
 package postgres
 
 import (
