@@ -606,10 +606,15 @@ func referencedByIndex(ctx context.Context, tx pgx.Tx, repo, digest string) erro
 	return nil
 }
 
-// generatedSBOMClause selects the SBOM referrers Lading generated (store.AnnotationGeneratedSBOM);
-// CASE, because most manifests have no annotations (an empty string, not JSON).
-const generatedSBOMClause = `subject <> '' AND coalesce(CASE WHEN annotations <> '' THEN annotations::jsonb ->> '` +
-	store.AnnotationGeneratedSBOM + `' END, '') = 'true'`
+// generatedSBOMClause selects the SBOM referrers Lading generated (store.AnnotationGeneratedSBOM
+// set to "true"). The annotations are encoding/json's text of a map[string]string (PutManifest):
+// the member is found in the text, where a key begins after '{' or ',' and a quote inside a
+// string is escaped, so the bytes cannot occur otherwise. Not with PostgreSQL's JSON functions:
+// they refuse a document holding an escaped NUL, which a client's annotation may.
+const generatedSBOMClause = `subject <> '' AND (strpos(annotations, '{` + generatedSBOMMember + `') > 0 OR strpos(annotations, ',` +
+	generatedSBOMMember + `') > 0)`
+
+const generatedSBOMMember = `"` + store.AnnotationGeneratedSBOM + `":"true"`
 
 // deleteManifestTx removes a manifest with its tags, references and scan state, and the SBOM
 // referrers Lading generated for it (they describe it and nothing else), and its findings.

@@ -220,6 +220,7 @@ func Run(t *testing.T, open Opener) {
 		{"BlockingFindings", testBlockingFindings},
 		{"AggregateFindings", testAggregateFindings},
 		{"FindingDetailWithNUL", testFindingDetailWithNUL},
+		{"AnnotationsWithNUL", testAnnotationsWithNUL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
