@@ -118,6 +118,20 @@ CREATE TABLE image_finding_counts (
 CREATE FUNCTION finding_counts_change(repo TEXT, dgst TEXT, st TEXT, sev TEXT, d BIGINT) RETURNS void LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 BEGIN
+    IF d < 0 THEN
+        -- A finding no longer counted: its image's row is there (it counted it), unless the
+        -- counts went first (a delete of everything); a missing row is not made negative.
+        UPDATE image_finding_counts SET n_all = n_all + d,
+            n_critical = n_critical + CASE WHEN sev = 'CRITICAL' THEN d ELSE 0 END,
+            n_high = n_high + CASE WHEN sev = 'HIGH' THEN d ELSE 0 END,
+            n_medium = n_medium + CASE WHEN sev = 'MEDIUM' THEN d ELSE 0 END,
+            n_low = n_low + CASE WHEN sev = 'LOW' THEN d ELSE 0 END,
+            n_informational = n_informational + CASE WHEN sev = 'INFORMATIONAL' THEN d ELSE 0 END,
+            n_undefined = n_undefined + CASE WHEN sev NOT IN ('CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFORMATIONAL') THEN d ELSE 0 END
+        WHERE repository = repo AND image_digest = dgst AND scan_type = st;
+        DELETE FROM image_finding_counts WHERE repository = repo AND image_digest = dgst AND scan_type = st AND n_all <= 0;
+        RETURN;
+    END IF;
     INSERT INTO image_finding_counts VALUES (repo, dgst, st, d,
         CASE WHEN sev = 'CRITICAL' THEN d ELSE 0 END, CASE WHEN sev = 'HIGH' THEN d ELSE 0 END,
         CASE WHEN sev = 'MEDIUM' THEN d ELSE 0 END, CASE WHEN sev = 'LOW' THEN d ELSE 0 END,
@@ -128,9 +142,6 @@ BEGIN
         n_medium = image_finding_counts.n_medium + excluded.n_medium, n_low = image_finding_counts.n_low + excluded.n_low,
         n_informational = image_finding_counts.n_informational + excluded.n_informational,
         n_undefined = image_finding_counts.n_undefined + excluded.n_undefined;
-    IF d < 0 THEN
-        DELETE FROM image_finding_counts WHERE repository = repo AND image_digest = dgst AND scan_type = st AND n_all = 0;
-    END IF;
 END $$;
 
 CREATE FUNCTION findings_count() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
