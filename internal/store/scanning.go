@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -178,3 +179,14 @@ type InventoryRef struct {
 
 // PackageKey is an (ecosystem, name) pair of the inverted index from packages to images.
 type PackageKey struct{ Ecosystem, Name string }
+
+// FindingContext is what findings criteria (suppression rules) compare with beyond a
+// finding's own columns: the registry's account and region (ARNs, resource ids) and the
+// vulnerabilities known to be exploited. Each engine's SetFindingContext takes it.
+type FindingContext struct {
+	Account, Region string
+	Exploited       []string
+}
+
+// ErrNoDetail refuses a new finding written (ApplyScans) without its detail.
+var ErrNoDetail = errors.New("a new finding needs its detail")

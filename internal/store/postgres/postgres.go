@@ -11,9 +11,9 @@
 // The store is not complete yet: it holds the registry core (repositories, blobs, manifests,
 // tags, uploads, access keys, settings, resource policies, lifecycle policies, pull-gate
 // overrides and garbage collection's queries), the outbox and webhook cursors, the effects of
-// a change (events, scan jobs), scan jobs, image scan states, inventories, report jobs, coverage
-// and the advisory database; not findings (their writes, queries, aggregation, suppression and
-// the pull gate's BlockingFindings) or ReplaceSecrets. No command opens it until it does
+// a change (events, scan jobs), scan jobs, image scan states, inventories, report jobs, coverage,
+// the advisory database and findings (their writes, queries, aggregations, suppression rules
+// and the pull gate's BlockingFindings); not ReplaceSecrets. No command opens it until it does
 // (docs/architecture.md).
 package postgres
 
@@ -52,6 +52,8 @@ type DB struct {
 	writers chan struct{}
 	// now stamps pushes, links and upload activity; tests replace it (SetClock).
 	now func() time.Time
+	// findingCtx is what suppression rules are evaluated with (SetFindingContext).
+	findingCtx FindingContext
 }
 
 // Open connects to the database at url (postgres://user@host:port/db?..., as libpq and pgx take

@@ -17,11 +17,13 @@ import (
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/oci"
+	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/postgres"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
 	"github.com/lading-registry/lading/internal/store/storetest"
+	"github.com/lading-registry/lading/internal/suppression"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -37,6 +39,10 @@ var (
 	_ vulndb.Store           = (*postgres.DB)(nil)
 	_ findings.CoverageStore = (*postgres.DB)(nil)
 	_ scanning.ExpiryStore   = (*postgres.DB)(nil)
+	_ scanning.Store         = (*postgres.DB)(nil)
+	_ findings.Store         = (*postgres.DB)(nil)
+	_ pullgate.Store         = (*postgres.DB)(nil)
+	_ suppression.Store      = (*postgres.DB)(nil)
 )
 
 // TestPostgres runs every test of the package in one database, a schema each.
@@ -62,6 +68,8 @@ func TestPostgres(t *testing.T) {
 	t.Run("EffectsReadingTheStoreUnderLoad", func(t *testing.T) { testEffectsUnderLoad(t, pg) })
 	t.Run("AdvisoryGarbageCollected", func(t *testing.T) { testAdvisoryGarbage(t, pg) })
 	t.Run("AdvisoryCommitsRacing", func(t *testing.T) { testAdvisoryCommitsRacing(t, open(t)) })
+	t.Run("FindingStorage", func(t *testing.T) { testFindingStorage(t, pg) })
+	t.Run("ConcurrentApplyScans", func(t *testing.T) { testConcurrentApplyScans(t, pg) })
 	t.Run("PingFailsWhenClosed", func(t *testing.T) {
 		db := open(t)
 		if err := db.Ping(context.Background()); err != nil {

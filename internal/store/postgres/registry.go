@@ -131,7 +131,7 @@ func (db *DB) DeleteRepository(ctx context.Context, name string, force bool) (st
 				return store.ErrRepositoryNotEmpty
 			}
 		}
-		// Children first, as in store/sqlite; findings join this list when they land.
+		// Children first, as in store/sqlite.
 		for _, q := range []string{
 			"DELETE FROM tags WHERE repository = $1",
 			"DELETE FROM manifest_references WHERE repository = $1",
@@ -139,6 +139,7 @@ func (db *DB) DeleteRepository(ctx context.Context, name string, force bool) (st
 			"DELETE FROM repository_blobs WHERE repository = $1",
 			"DELETE FROM uploads WHERE repository = $1",
 			"DELETE FROM image_scans WHERE repository = $1",
+			"DELETE FROM findings WHERE repository = $1",
 			"DELETE FROM scan_jobs WHERE repository = $1",
 			"DELETE FROM lifecycle_policies WHERE repository = $1",
 			"DELETE FROM lifecycle_previews WHERE repository = $1",
@@ -605,14 +606,18 @@ func referencedByIndex(ctx context.Context, tx pgx.Tx, repo, digest string) erro
 	return nil
 }
 
-// generatedSBOMClause selects the SBOM referrers Lading generated (store.AnnotationGeneratedSBOM);
-// CASE, because most manifests have no annotations (an empty string, not JSON).
-const generatedSBOMClause = `subject <> '' AND coalesce(CASE WHEN annotations <> '' THEN annotations::jsonb ->> '` +
-	store.AnnotationGeneratedSBOM + `' END, '') = 'true'`
+// generatedSBOMClause selects the SBOM referrers Lading generated (store.AnnotationGeneratedSBOM
+// set to "true"). The annotations are encoding/json's text of a map[string]string (PutManifest):
+// the member is found in the text, where a key begins after '{' or ',' and a quote inside a
+// string is escaped, so the bytes cannot occur otherwise. Not with PostgreSQL's JSON functions:
+// they refuse a document holding an escaped NUL, which a client's annotation may.
+const generatedSBOMClause = `subject <> '' AND (strpos(annotations, '{` + generatedSBOMMember + `') > 0 OR strpos(annotations, ',` +
+	generatedSBOMMember + `') > 0)`
+
+const generatedSBOMMember = `"` + store.AnnotationGeneratedSBOM + `":"true"`
 
 // deleteManifestTx removes a manifest with its tags, references and scan state, and the SBOM
-// referrers Lading generated for it (they describe it and nothing else). Findings join this
-// when they land.
+// referrers Lading generated for it (they describe it and nothing else), and its findings.
 func deleteManifestTx(ctx context.Context, tx pgx.Tx, repo, digest string) error {
 	sboms, err := queryStrings(ctx, tx, "SELECT digest FROM manifests WHERE repository = $1 AND "+generatedSBOMClause+" AND subject = $2", repo, digest)
 	if err != nil {
@@ -631,6 +636,7 @@ func deleteManifestTx(ctx context.Context, tx pgx.Tx, repo, digest string) error
 		"DELETE FROM manifest_references WHERE repository = $1 AND manifest = $2",
 		"DELETE FROM manifests WHERE repository = $1 AND digest = $2",
 		"DELETE FROM image_scans WHERE repository = $1 AND image_digest = $2",
+		"DELETE FROM findings WHERE repository = $1 AND image_digest = $2",
 		"DELETE FROM scan_jobs WHERE repository = $1 AND image_digest = $2",
 	} {
 		if _, err := tx.Exec(ctx, q, repo, digest); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -105,6 +106,15 @@ func scanImageScan(row rowScanner) (store.ImageScan, error) {
 
 // PutImageScan records a scan state outside a scan job (e.g. a manual scan being accepted).
 func (db *DB) PutImageScan(ctx context.Context, s store.ImageScan) error {
+	return putImageScanTx(ctx, db.pool, s)
+}
+
+// execer runs a statement: the pool, or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func putImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
 	var inv any
 	if s.InventoryID != 0 {
 		inv = s.InventoryID
@@ -112,17 +122,20 @@ func (db *DB) PutImageScan(ctx context.Context, s store.ImageScan) error {
 	if s.UpdatedAt.IsZero() {
 		s.UpdatedAt = time.Now()
 	}
+	// The architecture the finding queries read, from the facts.
+	arch := jsonText(jsonObject(s.ImageFacts)["architecture"])
 	// Image facts written empty are kept: only a write of findings sets them.
-	_, err := db.pool.Exec(ctx, `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
-			last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+	_, err := tx.Exec(ctx, `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
+			last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages, architecture)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET status = excluded.status, description = excluded.description,
 			frequency = excluded.frequency, inventory_id = excluded.inventory_id, last_scan_started_at = excluded.last_scan_started_at,
 			completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at,
 			image_facts = CASE WHEN excluded.image_facts = '' THEN image_scans.image_facts ELSE excluded.image_facts END,
+			architecture = CASE WHEN excluded.image_facts = '' THEN image_scans.architecture ELSE excluded.architecture END,
 			not_evaluated = excluded.not_evaluated, not_evaluated_packages = excluded.not_evaluated_packages`,
 		s.Repository, s.Digest, s.ScanType, s.Status, s.Description, s.Frequency, inv,
-		ms(s.LastScanStartedAt), ms(s.CompletedAt), ms(s.SourceUpdatedAt), ms(s.UpdatedAt), string(s.ImageFacts), string(s.NotEvaluated), s.NotEvaluatedPackages)
+		ms(s.LastScanStartedAt), ms(s.CompletedAt), ms(s.SourceUpdatedAt), ms(s.UpdatedAt), string(s.ImageFacts), string(s.NotEvaluated), s.NotEvaluatedPackages, arch)
 	return err
 }
 

@@ -827,7 +827,7 @@ func observedTogether(cur, writes []store.Finding, observed map[int64][]any) (in
 }
 
 // errNoDetail refuses a new finding written without its detail.
-var errNoDetail = errors.New("a new finding needs its detail")
+var errNoDetail = store.ErrNoDetail
 
 // onlyObserved reports whether writing f over the stored prev changes no column but
 // last_observed_at (times compared as stored, in milliseconds). A detail not loaded (nil) or

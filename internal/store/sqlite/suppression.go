@@ -19,12 +19,9 @@ import (
 // criteria are compiled by the finding queries' compiler (findings_query.go), so a rule matches
 // exactly the findings ListFindings would list for the same criteria.
 
-// FindingContext is what criteria compare with beyond a finding's own columns: the registry's
-// account and region (ARNs, resource ids) and the vulnerabilities known to be exploited.
-type FindingContext struct {
-	Account, Region string
-	Exploited       []string
-}
+// FindingContext is what criteria compare with beyond a finding's own columns (the engines
+// share it).
+type FindingContext = store.FindingContext
 
 // SetFindingContext sets what suppression rules are evaluated with when findings are written
 // and rules change. Call it before use (rules on the account, the resource id or

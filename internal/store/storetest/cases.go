@@ -637,3 +637,36 @@ func testRepositoryPullGates(t *testing.T, open Opener) {
 		t.Errorf("after delete: %v, %v", ok, err)
 	}
 }
+
+// testAnnotationsWithNUL: a referrer whose annotation holds a NUL (a client's to choose) is
+// stored, and neither breaks the listings nor the deletion of its subject, which takes the SBOM
+// referrers Lading generated with it and leaves the others.
+func testAnnotationsWithNUL(t *testing.T, open Opener) {
+	ctx := context.Background()
+	db := open(t)
+	subject := manifest("nul", fakeDigest("a"))
+	if _, err := db.PutManifest(ctx, subject, nil, []string{"v1"}, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i, ann := range []map[string]string{{"k": "a \x00 b"}, {store.AnnotationGeneratedSBOM: "true", "x": "\x00"}} {
+		m := manifest("nul", fakeDigest(string(rune('b'+i))))
+		m.Subject = subject.Digest
+		m.Annotations = ann
+		if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imgs, err := db.ListImages(ctx, "nul", "", "", 100)
+	if err != nil || len(imgs) != 2 {
+		t.Fatalf("images %d (%v): want the subject and the client's referrer, not the generated SBOM", len(imgs), err)
+	}
+	if _, err := db.DeleteManifest(ctx, "nul", subject.Digest, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetManifest(ctx, "nul", fakeDigest("c")); !errors.Is(err, store.ErrManifestNotFound) {
+		t.Errorf("generated SBOM after its subject was deleted: %v", err)
+	}
+	if m, err := db.GetManifest(ctx, "nul", fakeDigest("b")); err != nil || m.Annotations["k"] != "a \x00 b" {
+		t.Errorf("the client's referrer: %+v, %v", m.Annotations, err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/suppression"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -143,6 +144,19 @@ type Store interface {
 
 	EnhancedScans(ctx context.Context) ([]store.ScannedImage, error)
 	CoverageRows(ctx context.Context, names []string, afterRepo, afterDigest string, limit int) ([]findings.CoverageRow, error)
+
+	SetFindingContext(fc store.FindingContext)
+	ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error
+	Findings(ctx context.Context, repo, digest, scanType string) ([]store.Finding, error)
+	UsageSince(ctx context.Context, t time.Time) ([]store.Usage, error)
+	BlockingFindings(ctx context.Context, repo, digest, scanType string, minRank int, observedBy time.Time) ([]string, error)
+	QueryFindings(ctx context.Context, q findings.Query) ([]findings.Listed, error)
+	FindingsByARN(ctx context.Context, arns []string) ([]findings.Listed, error)
+	CreateFilter(ctx context.Context, r suppression.Rule, announce suppression.Announce) error
+	UpdateFilter(ctx context.Context, arn string, change func(*suppression.Rule) error, announce suppression.Announce) (suppression.Rule, error)
+	DeleteFilter(ctx context.Context, arn string, announce suppression.Announce) (suppression.Rule, error)
+	ListFilters(ctx context.Context, q suppression.ListQuery) ([]suppression.Rule, error)
+	AggregateFindings(ctx context.Context, q findings.AggregationQuery) ([]findings.AggregateRow, error)
 }
 
 // Opener returns a new, empty store, closed when t ends.
@@ -196,6 +210,17 @@ func Run(t *testing.T, open Opener) {
 		{"AdvisoryBatchConflictAndAbort", testAdvisoryBatchConflictAndAbort},
 		{"AdvisoryChangeSetsArePruned", testAdvisoryChangeSetsArePruned},
 		{"AdvisoryStatus", testAdvisoryStatus},
+		{"FindingDetailsReadOnDemand", testFindingDetailsReadOnDemand},
+		{"QueryFindingsCriteria", testQueryFindingsCriteria},
+		{"QueryFindingsSortAndPages", testQueryFindingsSortAndPages},
+		{"FindingsByARN", testFindingsByARN},
+		{"QueryFindingsByReachability", testQueryFindingsByReachability},
+		{"SuppressionRules", testSuppressionRules},
+		{"ListFiltersPages", testListFiltersPages},
+		{"BlockingFindings", testBlockingFindings},
+		{"AggregateFindings", testAggregateFindings},
+		{"FindingDetailWithNUL", testFindingDetailWithNUL},
+		{"AnnotationsWithNUL", testAnnotationsWithNUL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"github.com/lading-registry/lading/internal/findings"
 )
 
-func TestAggregateFindings(t *testing.T) {
-	fx := newQueryFixture(t)
+func testAggregateFindings(t *testing.T, open Opener) {
+	fx := newQueryFixture(t, open)
 	svc := findings.NewService(fx.db, nil, nil, testOrigin.Account, testOrigin.Region)
 	// row renders a group as "key all/medium/high/critical [images]".
 	row := func(typ findings.AggregationType, r findings.AggregateRow) string {

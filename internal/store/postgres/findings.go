@@ -1,0 +1,664 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// This file writes and reads the findings of images (migration 0022_findings.sql), as
+// store/sqlite's scanning.go does: the same rules for a finding's lastObservedAt (the image's
+// findings_observed_at), details stored in parts, the query columns copied from the detail and
+// the suppression rules applied to what is written.
+
+// findingOwnColumns are the columns of a finding read for a known image.
+const findingOwnColumns = `vulnerability_id, arn, status, severity, score, fingerprint, package_keys,
+	first_observed_at, last_observed_at, updated_at`
+
+// findingActive is the status of a finding that holds (Inspector's ACTIVE).
+const findingActive = "ACTIVE"
+
+// errNoDetail refuses a new finding written without its detail.
+var errNoDetail = store.ErrNoDetail
+
+// scanFinding reads a row of findingOwnColumns, followed by the detail and the suppression
+// when withDetail, of a finding of the image repo@digest.
+func scanFinding(row rowScanner, repo, digest, scanType string, withDetail bool) (store.Finding, error) {
+	f := store.Finding{Repository: repo, Digest: digest, ScanType: scanType}
+	var first, last, updated int64
+	var keys *string
+	var detail string
+	dest := []any{&f.VulnerabilityID, &f.ARN, &f.Status, &f.Severity, &f.Score, &f.Fingerprint, &keys, &first, &last, &updated}
+	if withDetail {
+		dest = append(dest, &detail, &f.Suppressed)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return f, err
+	}
+	if withDetail {
+		f.Detail = []byte(detail)
+	}
+	f.PackageKeys = decodePackageKeys(keys)
+	f.FirstObservedAt, f.LastObservedAt, f.UpdatedAt = fromMS(first), fromMS(last), fromMS(updated)
+	return f, nil
+}
+
+// packageKeysColumn is a finding's package keys as the findings table holds them (one
+// "ecosystem<TAB>name" per line); NULL when there are none, or when a key holds a tab or a
+// newline and could not be read back (the detail then decides).
+func packageKeysColumn(keys []store.PackageKey) *string {
+	if len(keys) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for i, k := range keys {
+		if strings.ContainsAny(k.Ecosystem, "\t\n") || strings.ContainsAny(k.Name, "\t\n") {
+			return nil
+		}
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(k.Ecosystem)
+		b.WriteByte('\t')
+		b.WriteString(k.Name)
+	}
+	s := b.String()
+	return &s
+}
+
+func decodePackageKeys(s *string) []store.PackageKey {
+	if s == nil || *s == "" {
+		return nil
+	}
+	out := make([]store.PackageKey, 0, strings.Count(*s, "\n")+1)
+	for line := range strings.SplitSeq(*s, "\n") {
+		eco, name, ok := strings.Cut(line, "\t")
+		if !ok {
+			return nil // not written by packageKeysColumn: unknown
+		}
+		out = append(out, store.PackageKey{Ecosystem: eco, Name: name})
+	}
+	return out
+}
+
+// queryFindings reads the findings of an image, with their details when withDetail. A
+// finding's lastObservedAt is, while it is ACTIVE, the later of its own last_observed_at and
+// observed, its image's findings_observed_at.
+func queryFindings(ctx context.Context, q querier, repo, digest, scanType string, withDetail bool, observed int64) ([]store.Finding, error) {
+	query := "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = $1 AND image_digest = $2 AND scan_type = $3 ORDER BY vulnerability_id`
+	if withDetail {
+		// Readers of details show findings: they need suppression too.
+		query = "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail, f.suppressed FROM findings f JOIN finding_detail_view d ON d.finding_id = f.id
+			WHERE f.repository = $1 AND f.image_digest = $2 AND f.scan_type = $3 ORDER BY f.vulnerability_id`
+	}
+	return queryAll(ctx, q, func(r rowScanner) (store.Finding, error) {
+		f, err := scanFinding(r, repo, digest, scanType, withDetail)
+		if err == nil && f.Status == findingActive && observed > ms(f.LastObservedAt) {
+			f.LastObservedAt = fromMS(observed)
+		}
+		return f, err
+	}, query, repo, digest, scanType)
+}
+
+// findingsObserved reads an image's findings_observed_at (0 when it has no scan state).
+func findingsObserved(ctx context.Context, q pgx.Tx, repo, digest, scanType string) (int64, error) {
+	var observed int64
+	err := q.QueryRow(ctx, "SELECT findings_observed_at FROM image_scans WHERE repository = $1 AND image_digest = $2 AND scan_type = $3",
+		repo, digest, scanType).Scan(&observed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return observed, err
+}
+
+// Findings returns every finding of a repository image for a scan type, ordered by
+// vulnerability id.
+func (db *DB) Findings(ctx context.Context, repo, digest, scanType string) ([]store.Finding, error) {
+	var out []store.Finding
+	// One read transaction: the image's observation time and its findings of one moment.
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		observed, err := findingsObserved(ctx, tx, repo, digest, scanType)
+		if err != nil {
+			return err
+		}
+		out, err = queryFindings(ctx, tx, repo, digest, scanType, true, observed)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("findings of %s@%s: %w", repo, digest, err)
+	}
+	return out, nil
+}
+
+// ApplyScans reads the state of each target and writes what update returns for it, all in one
+// transaction with the events and usage records the update carries. A target whose image is
+// gone, or whose job is gone, is skipped (update is not called). The transaction may run more
+// than once (a serialization conflict): update is then called again with what is stored.
+func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error {
+	var events int
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		events = 0
+		rules, err := suppressRules(ctx, tx, db.findingCtx)
+		if err != nil {
+			return err
+		}
+		for _, t := range targets {
+			if t.JobID != 0 {
+				var one int
+				err := tx.QueryRow(ctx, "SELECT 1 FROM scan_jobs WHERE id = $1", t.JobID).Scan(&one)
+				if errors.Is(err, pgx.ErrNoRows) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			st, observed, found, err := readScanState(ctx, tx, t)
+			if err != nil {
+				return err
+			}
+			if found {
+				st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
+					return findingDetails(ctx, tx, t, ids)
+				}
+				up, err := update(st)
+				if err != nil {
+					return err
+				}
+				n, err := writeScanUpdate(ctx, tx, t, st.Findings, observed, up, rules)
+				if err != nil {
+					return err
+				}
+				events += n
+			}
+			if t.JobID != 0 {
+				if _, err := tx.Exec(ctx, "DELETE FROM scan_jobs WHERE id = $1", t.JobID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && events > 0 {
+		db.reportEffects(store.Effects{Events: make([]store.OutboxEvent, events)})
+	}
+	return err
+}
+
+// readScanState reads what update is handed for t, and the image's findings_observed_at;
+// found is false when the image is gone.
+func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget) (st store.ScanState, observed int64, found bool, err error) {
+	m, err := scanManifest(tx.QueryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = $1 AND digest = $2", t.Repository, t.Digest))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, 0, false, nil
+	}
+	if err != nil {
+		return st, 0, false, err
+	}
+	if m.Tags, err = queryStrings(ctx, tx, "SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag", t.Repository, t.Digest); err != nil {
+		return st, 0, false, err
+	}
+	st = store.ScanState{Target: t, Manifest: m}
+	s, err := scanImageScan(withExtra{tx.QueryRow(ctx, "SELECT "+imageScanColumns+", findings_observed_at FROM image_scans WHERE repository = $1 AND image_digest = $2 AND scan_type = $3",
+		t.Repository, t.Digest, t.ScanType), []any{&observed}})
+	switch {
+	case err == nil:
+		st.Scan = &s
+	case !errors.Is(err, pgx.ErrNoRows):
+		return st, 0, false, err
+	}
+	if st.Findings, err = queryFindings(ctx, tx, t.Repository, t.Digest, t.ScanType, false, observed); err != nil {
+		return st, 0, false, err
+	}
+	return st, observed, true, nil
+}
+
+// findingDetails reads the details of a target's findings by vulnerability id.
+func findingDetails(ctx context.Context, tx pgx.Tx, t store.ScanTarget, ids []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ids))
+	rows, err := tx.Query(ctx, `SELECT f.vulnerability_id, d.detail FROM findings f JOIN finding_detail_view d ON d.finding_id = f.id
+		WHERE f.repository = $1 AND f.image_digest = $2 AND f.scan_type = $3 AND f.vulnerability_id = ANY($4)`,
+		t.Repository, t.Digest, t.ScanType, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, detail string
+		if err := rows.Scan(&id, &detail); err != nil {
+			return nil, err
+		}
+		out[id] = []byte(detail)
+	}
+	return out, rows.Err()
+}
+
+// upsertFinding writes a finding whole.
+const upsertFinding = `INSERT INTO findings(repository, image_digest, scan_type, ` + findingOwnColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+	ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
+		severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, package_keys = excluded.package_keys,
+		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
+	RETURNING id`
+
+// writeScanUpdate writes up for t; cur are the findings stored for t when up was computed and
+// imageObserved the image's findings_observed_at then. The suppression rules are applied to
+// the findings written with their detail. It returns how many events it wrote.
+func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []store.Finding, imageObserved int64, up store.ScanUpdate,
+	rules compiledRules) (int, error) {
+	if up.Scan != nil {
+		s := *up.Scan
+		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
+		if err := putImageScanTx(ctx, tx, s); err != nil {
+			return 0, err
+		}
+	}
+	stored := make(map[string]*store.Finding, len(cur))
+	hasDetail := make(map[string]bool, len(cur)) // rows whose detail is stored, or written here
+	for i := range cur {
+		stored[cur[i].VulnerabilityID] = &cur[i]
+		hasDetail[cur[i].VulnerabilityID] = true
+	}
+	seen := make(map[string]bool, len(up.Findings))
+	for _, f := range up.Findings {
+		if seen[f.VulnerabilityID] {
+			stored = nil // written twice: keep the order of the writes
+			break
+		}
+		seen[f.VulnerabilityID] = true
+	}
+	// A finding observed again, and otherwise as stored, only has its lastObservedAt moved:
+	// when that is every ACTIVE finding the update does not rewrite, one write of the image's
+	// findings_observed_at moves them all.
+	if err := materializeObserved(ctx, tx, t, imageObserved, up.Findings); err != nil {
+		return 0, err
+	}
+	observed := map[int64][]string{}
+	detailed := map[int64]string{}     // finding ids written with their detail -> vulnerability ids
+	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
+	for _, f := range up.Findings {
+		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
+			if at := ms(f.LastObservedAt); at != ms(prev.LastObservedAt) {
+				observed[at] = append(observed[at], f.VulnerabilityID)
+			}
+			continue
+		}
+		if f.Detail == nil && !hasDetail[f.VulnerabilityID] {
+			return 0, fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
+		}
+		hasDetail[f.VulnerabilityID] = true
+		var id int64
+		if err := tx.QueryRow(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
+			f.Fingerprint, packageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)).Scan(&id); err != nil {
+			return 0, fmt.Errorf("write finding: %w", err)
+		}
+		if f.Detail != nil {
+			detailed[id] = f.VulnerabilityID
+			if err := putFindingDetail(ctx, tx, id, f.Detail); err != nil {
+				return 0, fmt.Errorf("write finding detail: %w", err)
+			}
+			if err := indexFinding(ctx, tx, id, f.Detail); err != nil {
+				return 0, fmt.Errorf("index finding detail: %w", err)
+			}
+		}
+		if f.Status == findingActive {
+			minWritten = min(minWritten, ms(f.LastObservedAt))
+		}
+	}
+	if at, ok := observedTogether(cur, up.Findings, observed); ok && at <= minWritten {
+		tag, err := tx.Exec(ctx, `UPDATE image_scans SET findings_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
+			AND findings_observed_at <= $1`, at, t.Repository, t.Digest, t.ScanType)
+		if err != nil {
+			return 0, fmt.Errorf("write finding: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			observed = nil
+		}
+	}
+	for at, ids := range observed {
+		if _, err := tx.Exec(ctx, `UPDATE findings SET last_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
+			AND vulnerability_id = ANY($5)`, at, t.Repository, t.Digest, t.ScanType, ids); err != nil {
+			return 0, fmt.Errorf("write finding: %w", err)
+		}
+	}
+	for _, u := range up.Usage {
+		if _, err := tx.Exec(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES ($1, $2, $3, $4, $5)",
+			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At)); err != nil {
+			return 0, err
+		}
+	}
+	ids := make([]int64, 0, len(detailed))
+	for id := range detailed {
+		ids = append(ids, id)
+	}
+	suppressed, err := applyRulesToWritten(ctx, tx, rules, ids)
+	if err != nil {
+		return 0, err
+	}
+	evs := up.Events
+	if up.Announce != nil {
+		byVuln := make(map[string]bool, len(suppressed))
+		for id := range suppressed {
+			byVuln[detailed[id]] = true
+		}
+		written := make([]store.Finding, len(up.Findings))
+		for i, f := range up.Findings {
+			f.Suppressed = byVuln[f.VulnerabilityID]
+			written[i] = f
+		}
+		more, err := up.Announce(written)
+		if err != nil {
+			return 0, err
+		}
+		evs = append(slices.Clip(evs), more...)
+	}
+	if len(evs) == 0 {
+		return 0, nil
+	}
+	return len(evs), appendOutboxTx(ctx, tx, evs)
+}
+
+// materializeObserved copies the image's findings_observed_at into its ACTIVE finding rows, and
+// clears it, before writes that give an ACTIVE finding an earlier lastObservedAt (a clock
+// stepped back): the image's time must not hide theirs.
+func materializeObserved(ctx context.Context, tx pgx.Tx, t store.ScanTarget, obs int64, writes []store.Finding) error {
+	if obs == 0 {
+		return nil
+	}
+	earlier := false
+	for _, f := range writes {
+		earlier = earlier || f.Status == findingActive && ms(f.LastObservedAt) < obs
+	}
+	if !earlier {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE findings SET last_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
+		AND status = 'ACTIVE' AND last_observed_at < $1`, obs, t.Repository, t.Digest, t.ScanType); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "UPDATE image_scans SET findings_observed_at = 0 WHERE repository = $1 AND image_digest = $2 AND scan_type = $3",
+		t.Repository, t.Digest, t.ScanType)
+	return err
+}
+
+// observedTogether reports whether observed (times to vulnerability ids) moves every stored
+// ACTIVE finding, at one time, that writes does not otherwise rewrite, and that time.
+func observedTogether(cur, writes []store.Finding, observed map[int64][]string) (int64, bool) {
+	if len(observed) != 1 {
+		return 0, false
+	}
+	var at int64
+	for t := range observed {
+		at = t
+	}
+	written := make(map[string]bool, len(writes))
+	for _, f := range writes {
+		written[f.VulnerabilityID] = true
+	}
+	for _, f := range cur {
+		if f.Status == findingActive && !written[f.VulnerabilityID] {
+			return 0, false // an ACTIVE finding the update does not observe
+		}
+	}
+	return at, true
+}
+
+// onlyObserved reports whether writing f over the stored prev changes no column but
+// last_observed_at (times compared as stored, in milliseconds). A detail not loaded (nil) or
+// written nil (kept) counts as unchanged.
+func onlyObserved(prev, f store.Finding) bool {
+	return prev.Repository == f.Repository && prev.Digest == f.Digest && prev.ScanType == f.ScanType && prev.ARN == f.ARN &&
+		prev.Status == f.Status && prev.Severity == f.Severity && prev.Score == f.Score && prev.Fingerprint == f.Fingerprint &&
+		slices.Equal(prev.PackageKeys, f.PackageKeys) &&
+		ms(prev.FirstObservedAt) == ms(f.FirstObservedAt) && ms(prev.UpdatedAt) == ms(f.UpdatedAt) &&
+		(prev.Detail == nil || f.Detail == nil || bytes.Equal(prev.Detail, f.Detail))
+}
+
+// A finding's detail is stored in three parts: the vulnerability's text (head) and the image's
+// facts (tail), each stored once in finding_texts, and the finding's own packages in
+// finding_details. These are the bytes between the parts (as store/sqlite's finding_texts.go).
+const (
+	detailOpen     = `{"finding":{`
+	detailPackages = `,"vulnerablePackages":`
+	detailImage    = `},"image":`
+	detailClose    = `}`
+)
+
+// splitDetail splits a finding's detail into the vulnerability's text, the finding's own
+// packages and the image's facts, such that finding_detail_view joins them back byte for
+// byte; ok is false for a detail of another shape (stored whole).
+func splitDetail(detail []byte) (head, packages, tail string, ok bool) {
+	if !bytes.HasPrefix(detail, []byte(detailOpen)) || !bytes.HasSuffix(detail, []byte(detailClose)) {
+		return "", "", "", false
+	}
+	k := bytes.Index(detail, []byte(detailPackages))
+	j := bytes.Index(detail, []byte(detailImage))
+	if k < 0 || j < k+len(detailPackages) || j+len(detailImage) > len(detail)-len(detailClose) {
+		return "", "", "", false
+	}
+	head = string(detail[len(detailOpen):k])
+	packages = string(detail[k+len(detailPackages) : j])
+	tail = string(detail[j+len(detailImage) : len(detail)-len(detailClose)])
+	if detailOpen+head+detailPackages+packages+detailImage+tail+detailClose != string(detail) {
+		return "", "", "", false
+	}
+	return head, packages, tail, true
+}
+
+// findingTextID returns the id of text in finding_texts, writing it if new.
+func findingTextID(ctx context.Context, tx pgx.Tx, text string) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, "SELECT id FROM finding_texts WHERE text = $1 LIMIT 1", text).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = tx.QueryRow(ctx, "INSERT INTO finding_texts(text) VALUES ($1) RETURNING id", text).Scan(&id)
+	}
+	return id, err
+}
+
+const upsertFindingParts = `INSERT INTO finding_details(finding_id, head_id, tail_id, detail) VALUES ($1, $2, $3, $4)
+	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
+
+// putFindingDetail stores the detail of finding id, its shared parts once.
+func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) error {
+	head, packages, tail, ok := splitDetail(detail)
+	if !ok {
+		_, err := tx.Exec(ctx, upsertFindingParts, id, nil, nil, string(detail))
+		return err
+	}
+	headID, err := findingTextID(ctx, tx, head)
+	if err != nil {
+		return fmt.Errorf("vulnerability text: %w", err)
+	}
+	tailID, err := findingTextID(ctx, tx, tail)
+	if err != nil {
+		return fmt.Errorf("image text: %w", err)
+	}
+	_, err = tx.Exec(ctx, upsertFindingParts, id, headID, tailID, packages)
+	return err
+}
+
+// What the finding queries read of a finding's detail is copied into its row and
+// finding_packages when the detail is written (as store/sqlite's indexFindingColumns and
+// indexFindingPackages do in SQL). The JSON paths are those of scanning.Detail. The detail is
+// read here, in Go, not with PostgreSQL's JSON functions: those refuse a whole document holding
+// an escaped NUL (\u0000) anywhere, and advisory text is not ours to vouch for. A text column
+// cannot hold a NUL either: copied values lose theirs.
+
+// findingIndex is what the queries read of a detail.
+type findingIndex struct {
+	title, source, vendorSeverity, fixAvailable string
+	aliases, related                            []string
+	packages                                    []packageIndex
+}
+
+type packageIndex struct {
+	name, version, release, arch, filePath, sourceLayerHash, reachability string
+	epoch                                                                 int64
+}
+
+// jsonText is a JSON value as SQLite's json_extract gives it to a text column: a string's
+// value, "" for null or nothing, the JSON text of anything else.
+func jsonText(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return strings.ReplaceAll(string(raw), "\x00", "")
+	}
+	return strings.ReplaceAll(s, "\x00", "")
+}
+
+// jsonObject is a JSON object's members; none when raw is not an object.
+func jsonObject(raw json.RawMessage) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if len(raw) > 0 && raw[0] == '{' {
+		_ = json.Unmarshal(raw, &m) // not an object: no members, as json_extract finds none
+	}
+	return m
+}
+
+// jsonArray is a JSON array's elements; none when raw is not an array.
+func jsonArray(raw json.RawMessage) []json.RawMessage {
+	var a []json.RawMessage
+	if len(raw) > 0 && raw[0] == '[' {
+		_ = json.Unmarshal(raw, &a) // not an array: no elements
+	}
+	return a
+}
+
+// indexDetail reads what the queries need of a detail; a detail that is not JSON is refused,
+// as SQLite's json_extract refuses it.
+func indexDetail(detail []byte) (findingIndex, error) {
+	var top json.RawMessage
+	if err := json.Unmarshal(detail, &top); err != nil {
+		return findingIndex{}, fmt.Errorf("finding detail: %w", err)
+	}
+	f := jsonObject(jsonObject(top)["finding"])
+	ix := findingIndex{title: jsonText(f["title"]), source: jsonText(f["source"]), vendorSeverity: jsonText(f["vendorSeverity"]),
+		aliases: []string{}, related: []string{}}
+	for _, a := range jsonArray(f["aliases"]) {
+		ix.aliases = append(ix.aliases, jsonText(a))
+	}
+	for _, r := range jsonArray(f["related"]) {
+		ix.related = append(ix.related, jsonText(r))
+	}
+	fixed := 0
+	for _, raw := range jsonArray(f["vulnerablePackages"]) {
+		p := jsonObject(raw)
+		var epoch float64
+		_ = json.Unmarshal(p["epoch"], &epoch) // absent or not a number: 0
+		ix.packages = append(ix.packages, packageIndex{name: jsonText(p["name"]), version: jsonText(p["version"]), release: jsonText(p["release"]),
+			arch: jsonText(p["arch"]), filePath: jsonText(p["filePath"]), sourceLayerHash: jsonText(p["sourceLayerHash"]),
+			reachability: jsonText(p["reachability"]), epoch: int64(epoch)})
+		if jsonText(p["fixedInVersion"]) != "" {
+			fixed++
+		}
+	}
+	switch {
+	case fixed == 0:
+		ix.fixAvailable = "NO"
+	case fixed == len(ix.packages):
+		ix.fixAvailable = "YES"
+	default:
+		ix.fixAvailable = "PARTIAL"
+	}
+	return ix, nil
+}
+
+// indexFinding copies what the queries need of detail, the detail of finding id.
+func indexFinding(ctx context.Context, tx pgx.Tx, id int64, detail []byte) error {
+	ix, err := indexDetail(detail)
+	if err != nil {
+		return err
+	}
+	aliases, err := json.Marshal(ix.aliases)
+	if err != nil {
+		return err
+	}
+	related, err := json.Marshal(ix.related)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE findings SET title = $2, source = $3, vendor_severity = $4, aliases = $5::jsonb, related = $6::jsonb,
+		fix_available = $7 WHERE id = $1`, id, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM finding_packages WHERE finding_id = $1", id); err != nil {
+		return err
+	}
+	if len(ix.packages) == 0 {
+		return nil
+	}
+	cols := make([][]string, 7)
+	epochs := make([]int64, len(ix.packages))
+	for i, p := range ix.packages {
+		for c, v := range []string{p.name, p.version, p.release, p.arch, p.filePath, p.sourceLayerHash, p.reachability} {
+			cols[c] = append(cols[c], v)
+		}
+		epochs[i] = p.epoch
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO finding_packages(finding_id, seq, name, version, release, arch, file_path, source_layer_hash, reachability, epoch)
+		SELECT $1, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
+		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[])
+			WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq)`,
+		id, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], epochs)
+	return err
+}
+
+// UsageSince returns the scans performed since t.
+func (db *DB) UsageSince(ctx context.Context, t time.Time) ([]store.Usage, error) {
+	return queryAll(ctx, db.pool, func(r rowScanner) (store.Usage, error) {
+		var u store.Usage
+		var at int64
+		err := r.Scan(&u.Repository, &u.Digest, &u.ScanType, &u.Kind, &at)
+		u.At = fromMS(at)
+		return u, err
+	}, "SELECT repository, image_digest, scan_type, kind, at FROM scan_usage WHERE at >= $1 ORDER BY at, id", t.UnixMilli())
+}
+
+// BlockingFindings returns what blocks a pull of the image (pullgate.Store): its ACTIVE,
+// unsuppressed findings of at least minRank observed by observedBy, most severe first.
+func (db *DB) BlockingFindings(ctx context.Context, repo, digest, scanType string, minRank int, observedBy time.Time) ([]string, error) {
+	ids, err := queryStrings(ctx, db.pool, `SELECT vulnerability_id FROM findings
+		WHERE repository = $1 AND image_digest = $2 AND scan_type = $3 AND status = 'ACTIVE' AND NOT suppressed
+			AND `+severityRank("severity")+` >= $4 AND first_observed_at <= $5
+		ORDER BY `+severityRank("severity")+` DESC, vulnerability_id`, repo, digest, scanType, minRank, ms(observedBy))
+	if err != nil {
+		return nil, fmt.Errorf("blocking findings: %w", err)
+	}
+	return ids, nil
+}
+
+// severityRank orders severities in SQL, most severe highest (pullgate.Rank).
+func severityRank(col string) string {
+	return `(CASE ` + col + ` WHEN 'CRITICAL' THEN 5 WHEN 'HIGH' THEN 4 WHEN 'MEDIUM' THEN 3 WHEN 'LOW' THEN 2
+	WHEN 'INFORMATIONAL' THEN 1 ELSE 0 END)`
+}
+
+// qualified prefixes each of a list of columns with a table alias.
+func qualified(alias, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = alias + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// withExtra reads a row's further columns into extra after those its reader asks for.
+type withExtra struct {
+	row   rowScanner
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }

@@ -1,0 +1,230 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/scanning/policy"
+)
+
+// AggregateFindings returns a page of groups of the ENHANCED findings matching q (Inspector's
+// ListFindingAggregations).
+//
+// The groups are counted in two steps: per image (and the type's own key: layer, package,
+// title) over the findings (or, for repositories and images without filters, from the per-image
+// counts the trigger keeps: image_finding_counts), then per group with the image joined once,
+// as store/sqlite does.
+func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery) ([]findings.AggregateRow, error) {
+	exploited := q.Exploited
+	if exploited == nil {
+		exploited = []string{}
+	}
+	b := &queryBuilder{q: findings.Query{Criteria: q.Criteria, Account: q.Account, Region: q.Region}, exploited: exploited}
+	// Only ACTIVE findings are counted (findings.Service.Aggregate asks for them too).
+	b.add("f.scan_type = '" + policy.ScanTypeEnhanced + "' AND f.status = 'ACTIVE'")
+	b.compile()
+	// The key of a group within an image, and of a group in the end.
+	var innerKey, outerKey []string
+	packages := false
+	switch q.Type {
+	case findings.AggregateRepository:
+		outerKey = []string{"g.repository"}
+	case findings.AggregateImage:
+		outerKey = []string{"g.repository", "g.image_digest"}
+	case findings.AggregateImageLayer:
+		innerKey, packages = []string{"p.source_layer_hash"}, true
+		outerKey = []string{"g.repository", "g.image_digest", "g.k0"}
+	case findings.AggregatePackage:
+		innerKey, packages = []string{"p.name"}, true
+		outerKey = []string{"g.k0"}
+	case findings.AggregateTitle:
+		innerKey = []string{"f.title"}
+		outerKey = []string{"g.k0"}
+	case findings.AggregateFindingType:
+	default:
+		return nil, fmt.Errorf("aggregation type %s: not supported", q.Type)
+	}
+	if len(q.Layers) > 0 {
+		b.stringCond(column{expr: "p.source_layer_hash"}, q.Layers)
+		packages = true
+	}
+	if len(q.Packages) > 0 {
+		b.stringCond(column{expr: "p.name"}, q.Packages)
+		packages = true
+	}
+	// A finding in a group is counted once, even with two packages in it.
+	count := func(cond string) string {
+		if packages {
+			return "count(DISTINCT CASE WHEN " + cond + " THEN f.id END)"
+		}
+		return "count(*) FILTER (WHERE " + cond + ")"
+	}
+	exp := b.exploitedExpr()
+	inner := []string{"f.repository", "f.image_digest"}
+	for i, k := range innerKey {
+		inner = append(inner, k+" AS k"+fmt.Sprint(i))
+	}
+	// Only FINDING_TYPE counts fixes and exploits, only TITLE names a vulnerability: the other
+	// types read neither.
+	fix, exploit, vuln := "0::bigint", "0::bigint", "''::text"
+	if q.Type == findings.AggregateTitle {
+		vuln = "min(f.vulnerability_id)::text"
+	}
+	if q.Type == findings.AggregateFindingType {
+		fix, exploit = count("f.fix_available IN ('YES', 'PARTIAL')"), count(exp.expr+" = 'YES'")
+	} else {
+		exp.args = nil
+	}
+	inner = append(inner, count("true")+" AS n_all", count("f.severity = 'MEDIUM'")+" AS n_medium", count("f.severity = 'HIGH'")+" AS n_high",
+		count("f.severity = 'CRITICAL'")+" AS n_critical", fix+" AS n_fix", exploit+" AS n_exploit", vuln+" AS vuln")
+	from := "findings f"
+	if needsImage(q.Criteria) {
+		from += " JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest"
+	}
+	if b.scans {
+		from += " LEFT JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest AND s.scan_type = f.scan_type"
+	}
+	if packages {
+		from += " JOIN finding_packages p ON p.finding_id = f.id"
+	}
+	groupInner := "f.repository, f.image_digest"
+	for i := range innerKey {
+		groupInner += ", k" + fmt.Sprint(i)
+	}
+	innerSQL := "SELECT " + strings.Join(inner, ", ") + " FROM " + from + " WHERE " + strings.Join(b.where, " AND ") + " GROUP BY " + groupInner
+	args := append(append([]any{}, exp.args...), b.args...)
+	if countsAnswer(q) {
+		// The same per-image rows, kept by the trigger (0022_findings.sql).
+		innerSQL = `SELECT repository, image_digest, n_all, n_medium, n_high, n_critical, 0::bigint AS n_fix, 0::bigint AS n_exploit, ''::text AS vuln
+			FROM image_finding_counts WHERE scan_type = '` + policy.ScanTypeEnhanced + `' AND n_all > 0`
+		args = nil
+	}
+
+	outer := append([]string{}, outerKey...)
+	for len(outer) < 3 {
+		outer = append(outer, "''::text") // the row always has three key columns
+	}
+	// sum of bigint is numeric: read back as bigint.
+	outer = append(outer, "coalesce(sum(g.n_all), 0)::bigint AS c_all", "coalesce(sum(g.n_medium), 0)::bigint", "coalesce(sum(g.n_high), 0)::bigint AS c_high",
+		"coalesce(sum(g.n_critical), 0)::bigint AS c_critical", "coalesce(sum(g.n_fix), 0)::bigint", "coalesce(sum(g.n_exploit), 0)::bigint", "count(*) AS c_images",
+		"coalesce(min(g.vuln), '')")
+	// Only AWS_ECR_CONTAINER tells the image's last pull and architecture: the other types
+	// join the image by its key alone (the manifests primary key covers it).
+	imageCols := "0::bigint, ''::text"
+	if q.Type == findings.AggregateImage {
+		imageCols = "coalesce(max(m.last_pulled_at), 0), coalesce(max(s.architecture), '')"
+	}
+	outer = append(outer, imageCols)
+	var order string
+	dir := "DESC"
+	if q.SortOrder == findings.Asc {
+		dir = "ASC"
+	}
+	switch q.SortBy {
+	case findings.SortByHigh:
+		order = "c_high " + dir
+	case findings.SortByAll:
+		order = "c_all " + dir
+	case findings.SortByAffectedImages:
+		order = "c_images " + dir
+	default:
+		order = "c_critical " + dir
+	}
+	for _, k := range outerKey {
+		order += ", " + k
+	}
+	query := "SELECT " + strings.Join(outer, ", ") + " FROM (" + innerSQL + ") g" +
+		" JOIN manifests m ON m.repository = g.repository AND m.digest = g.image_digest"
+	if q.Type == findings.AggregateImage {
+		query += " LEFT JOIN image_scans s ON s.repository = g.repository AND s.image_digest = g.image_digest AND s.scan_type = '" + policy.ScanTypeEnhanced + "'"
+	}
+	if len(outerKey) > 0 {
+		query += " GROUP BY " + strings.Join(outerKey, ", ")
+	}
+	query += " ORDER BY " + order + " LIMIT ?::bigint OFFSET ?::bigint"
+	args = append(args, q.Limit, q.Offset)
+
+	var out []findings.AggregateRow
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		out = nil
+		rows, err := tx.Query(ctx, rebind(query), args...)
+		if err != nil {
+			return fmt.Errorf("aggregate findings: %w", err)
+		}
+		for rows.Next() {
+			var k [3]string
+			var r findings.AggregateRow
+			var pulled int64
+			if err := rows.Scan(&k[0], &k[1], &k[2], &r.Counts.All, &r.Counts.Medium, &r.Counts.High, &r.Counts.Critical, &r.FixAvailable,
+				&r.ExploitAvailable, &r.AffectedImages, &r.VulnerabilityID, &pulled, &r.Architecture); err != nil {
+				rows.Close()
+				return err
+			}
+			switch q.Type {
+			case findings.AggregateRepository:
+				r.Repository = k[0]
+			case findings.AggregateImage:
+				r.Repository, r.Digest = k[0], k[1]
+				if pulled > 0 {
+					r.LastPulledAt = fromMS(pulled)
+				}
+			case findings.AggregateImageLayer:
+				r.Repository, r.Digest, r.LayerHash = k[0], k[1], k[2]
+			case findings.AggregatePackage:
+				r.PackageName = k[0]
+			case findings.AggregateTitle:
+				r.Title = k[0]
+			}
+			if q.Type != findings.AggregateTitle {
+				r.VulnerabilityID = ""
+			}
+			if q.Type != findings.AggregateImage {
+				r.Architecture = ""
+			}
+			out = append(out, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("aggregate findings: %w", err)
+		}
+		if q.Type != findings.AggregateImage {
+			return nil
+		}
+		for i, r := range out {
+			tags, err := queryStrings(ctx, tx, "SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag", r.Repository, r.Digest)
+			if err != nil {
+				return fmt.Errorf("aggregate findings: tags of %s@%s: %w", r.Repository, r.Digest, err)
+			}
+			out[i].Tags = tags
+		}
+		return nil
+	})
+	return out, err
+}
+
+// countsAnswer reports whether image_finding_counts answers q: groups of repositories or
+// images, counting what Inspector shows as ACTIVE, without any other filter.
+func countsAnswer(q findings.AggregationQuery) bool {
+	if q.Type != findings.AggregateRepository && q.Type != findings.AggregateImage || len(q.Layers) > 0 || len(q.Packages) > 0 {
+		return false
+	}
+	c := q.Criteria
+	status := c.Strings[findings.FindingStatus]
+	return len(c.Strings) == 1 && len(status) == 1 && status[0] == findings.StringFilter{Comparison: findings.Equals, Value: "ACTIVE"} &&
+		len(c.Dates) == 0 && len(c.Numbers) == 0 && len(c.Maps) == 0 && len(c.PortRanges) == 0 && len(c.Packages) == 0
+}
+
+// needsImage reports whether criteria read the image's columns (manifests), which the
+// finding rows do not hold.
+func needsImage(c findings.Criteria) bool {
+	for f := range c.Dates {
+		if f == findings.ECRImagePushedAt || f == findings.ECRImageLastInUseAt {
+			return true
+		}
+	}
+	return false
+}
