@@ -129,3 +129,42 @@ func (db *DB) SettingOrInit(ctx context.Context, key string, init func() (string
 	}
 	return stored, err
 }
+
+// ReplaceSecrets applies changes, each only if the stored value still is its Old (a change that
+// lost a race to another node is skipped), in one transaction, and returns how many applied.
+// PostgreSQL keeps a rewritten row's old version in the table's file until it is vacuumed, and
+// a plain VACUUM may leave its bytes in the page's free space, so the two small tables are
+// rewritten (VACUUM FULL) once a change applied: the old values leave the database's table
+// files. The write-ahead log keeps them until its segments are recycled, and backups and
+// replicas keep what they copied: an operator rotating secrets accounts for those as for any
+// PostgreSQL data.
+func (db *DB) ReplaceSecrets(ctx context.Context, changes []store.SecretChange) (int, error) {
+	var n int
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		n = 0
+		for _, c := range changes {
+			query, args := "UPDATE settings SET value = $1 WHERE key = $2 AND value = $3", []any{c.New, c.Setting, c.Old}
+			if c.AccessKeyID != "" {
+				query, args = "UPDATE access_keys SET secret = $1 WHERE id = $2 AND secret = $3", []any{c.New, c.AccessKeyID, c.Old}
+			}
+			tag, err := tx.Exec(ctx, query, args...)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() > 0 {
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replace secrets: %w", err)
+	}
+	if n > 0 {
+		// VACUUM runs outside a transaction, so in the simple protocol.
+		if _, err := db.pool.Exec(ctx, "VACUUM FULL access_keys, settings", pgx.QueryExecModeSimpleProtocol); err != nil {
+			return n, fmt.Errorf("replace secrets: rewrite the tables: %w", err)
+		}
+	}
+	return n, nil
+}

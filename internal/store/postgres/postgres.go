@@ -8,13 +8,10 @@
 // the same answers with many writers on many nodes. A transaction's function may therefore run
 // more than once and must set everything it returns afresh on each run.
 //
-// The store is not complete yet: it holds the registry core (repositories, blobs, manifests,
-// tags, uploads, access keys, settings, resource policies, lifecycle policies, pull-gate
-// overrides and garbage collection's queries), the outbox and webhook cursors, the effects of
-// a change (events, scan jobs), scan jobs, image scan states, inventories, report jobs, coverage,
-// the advisory database and findings (their writes, queries, aggregations, suppression rules
-// and the pull gate's BlockingFindings); not ReplaceSecrets. No command opens it until it does
-// (docs/architecture.md).
+// It holds every part of the store the app uses: the registry core, the outbox and webhook
+// cursors, the effects of a change, scan jobs, image scan states, inventories, report jobs,
+// coverage, the advisory database, findings, suppression rules and secrets. No command opens
+// it yet: the app still opens *sqlite.DB by its type (docs/architecture.md).
 package postgres
 
 import (

@@ -43,6 +43,7 @@ var (
 	_ findings.Store         = (*postgres.DB)(nil)
 	_ pullgate.Store         = (*postgres.DB)(nil)
 	_ suppression.Store      = (*postgres.DB)(nil)
+	_ auth.SecretStore       = (*postgres.DB)(nil)
 )
 
 // TestPostgres runs every test of the package in one database, a schema each.
@@ -69,6 +70,7 @@ func TestPostgres(t *testing.T) {
 	t.Run("AdvisoryGarbageCollected", func(t *testing.T) { testAdvisoryGarbage(t, pg) })
 	t.Run("AdvisoryCommitsRacing", func(t *testing.T) { testAdvisoryCommitsRacing(t, open(t)) })
 	t.Run("FindingStorage", func(t *testing.T) { testFindingStorage(t, pg) })
+	t.Run("ReplaceSecrets", func(t *testing.T) { testReplaceSecrets(t, pg) })
 	t.Run("ConcurrentApplyScans", func(t *testing.T) { testConcurrentApplyScans(t, pg) })
 	t.Run("PingFailsWhenClosed", func(t *testing.T) {
 		db := open(t)
