@@ -90,6 +90,7 @@ type Findings interface {
 	List(ctx context.Context, in findings.ListInput) (findings.ListOutput, error)
 	Aggregate(ctx context.Context, in findings.Aggregation) (findings.AggregationOutput, error)
 	SearchVulnerabilities(ctx context.Context, ids []string) ([]findings.Vulnerability, error)
+	Trend(ctx context.Context, from time.Time, days int) ([]findings.DayCount, error)
 }
 
 // AdvisoryStatus says which advisory database version the node has (what /readyz reads).

@@ -42,32 +42,8 @@ func countsOf(m map[string]int) []sevCount {
 	return out
 }
 
-// Limits of what one page walks: a registry larger than this is summarised in part, and the
-// page says so (the overview's trend, which no aggregation counts by day).
-const (
-	maxWalkedFindings = 5000
-	maxRepositories   = 10000
-)
-
-// walkFindings pages through the findings matching crit, up to maxWalkedFindings.
-func (h *Handler) walkFindings(ctx context.Context, crit findings.Criteria) (out []findings.Listed, truncated bool, err error) {
-	size := findings.MaxPageSize
-	var token *string
-	for {
-		page, err := h.cfg.Findings.List(ctx, findings.ListInput{Op: "Console", Criteria: crit, MaxResults: &size, NextToken: token})
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, page.Findings...)
-		if page.NextToken == "" {
-			return out, false, nil
-		}
-		if len(out) >= maxWalkedFindings {
-			return out, true, nil
-		}
-		token = &page.NextToken
-	}
-}
+// maxRepositories bounds what the repositories page lists.
+const maxRepositories = 10000
 
 // allRepositories lists the repositories the caller may describe, as DescribeRepositories
 // shows them.
@@ -272,49 +248,23 @@ type trendDay struct {
 }
 
 type trendData struct {
-	Days      []trendDay
-	Max       int
-	Truncated bool
+	Days []trendDay
+	Max  int
 }
 
 // trend counts, per UTC day of the last trendDays, the findings first observed that day and
 // the findings closed that day (a CLOSED finding's updatedAt is when it closed): the finding
-// lifecycle as the findings service answers it.
+// lifecycle as the findings service counts it, over every finding.
 func (h *Handler) trend(ctx context.Context) (trendData, error) {
 	today := h.cfg.Now().UTC().Truncate(24 * time.Hour)
 	start := today.AddDate(0, 0, -(trendDays - 1))
-	opened, t1, err := h.walkFindings(ctx, findings.Criteria{Dates: map[findings.Field][]findings.DateFilter{findings.FirstObservedAt: {{Start: &start}}}})
+	days, err := h.cfg.Findings.Trend(ctx, start, trendDays)
 	if err != nil {
 		return trendData{}, err
 	}
-	closed, t2, err := h.walkFindings(ctx, findings.Criteria{
-		Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {{Comparison: findings.Equals, Value: scanning.FindingClosed}}},
-		Dates:   map[findings.Field][]findings.DateFilter{findings.UpdatedAt: {{Start: &start}}}})
-	if err != nil {
-		return trendData{}, err
-	}
-	out := trendData{Days: make([]trendDay, trendDays), Truncated: t1 || t2}
-	for i := range out.Days {
-		out.Days[i].Day = start.AddDate(0, 0, i).Format("2006-01-02")
-	}
-	index := func(t time.Time) int {
-		i := int(t.UTC().Sub(start) / (24 * time.Hour))
-		if i < 0 || i >= trendDays {
-			return -1
-		}
-		return i
-	}
-	for _, l := range opened {
-		if i := index(l.Finding.FirstObservedAt); i >= 0 {
-			out.Days[i].Opened++
-		}
-	}
-	for _, l := range closed {
-		if i := index(l.Finding.UpdatedAt); i >= 0 {
-			out.Days[i].Closed++
-		}
-	}
-	for _, d := range out.Days {
+	out := trendData{Days: make([]trendDay, len(days))}
+	for i, d := range days {
+		out.Days[i] = trendDay{Day: d.Day.Format("2006-01-02"), Opened: d.Opened, Closed: d.Closed}
 		out.Max = max(out.Max, d.Opened, d.Closed)
 	}
 	return out, nil
