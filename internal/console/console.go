@@ -254,6 +254,21 @@ func (h *Handler) routes() {
 	}))
 }
 
+// permit reports whether a request to a page of an optional service may go on: the service is
+// there (present; else the 404 page) and the key may do action on every resource (else the
+// refusal). When not, the answer has been written.
+func (h *Handler) permit(w http.ResponseWriter, r *http.Request, s *sessionCtx, present bool, action string) bool {
+	if !present {
+		h.fail(w, r, s, errNotFound)
+		return false
+	}
+	if err := h.cfg.Authz.Authorize(r.Context(), s.Principal, action, "*"); err != nil {
+		h.fail(w, r, s, err)
+		return false
+	}
+	return true
+}
+
 // Errors a page answers with its own page.
 var (
 	errNotFound   = errors.New("not found")
