@@ -324,6 +324,20 @@ type repoRow struct {
 	LastPush             time.Time
 	Critical, High       int
 	listed, countsKnown  bool
+	images               []store.Manifest // read once for both the listing and the counts
+	imagesRead           bool
+}
+
+// rowImages lists a row's images once.
+func (h *Handler) rowImages(ctx context.Context, row *repoRow) ([]store.Manifest, error) {
+	if !row.imagesRead {
+		imgs, err := h.allImages(ctx, row.Name)
+		if err != nil {
+			return nil, err
+		}
+		row.images, row.imagesRead = imgs, true
+	}
+	return row.images, nil
 }
 
 var repoColumns = []string{"name", "images", "pushed", "frequency", "critical", "high"}
@@ -416,7 +430,7 @@ func (h *Handler) listRepo(ctx context.Context, row *repoRow) error {
 	if row.listed {
 		return nil
 	}
-	imgs, err := h.allImages(ctx, row.Name)
+	imgs, err := h.rowImages(ctx, row)
 	if err != nil {
 		return err
 	}
@@ -435,7 +449,7 @@ func (h *Handler) countRepo(ctx context.Context, row *repoRow) error {
 	if row.countsKnown {
 		return nil
 	}
-	imgs, err := h.allImages(ctx, row.Name)
+	imgs, err := h.rowImages(ctx, row)
 	if err != nil {
 		return err
 	}
