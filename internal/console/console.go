@@ -80,6 +80,8 @@ type Keys interface {
 type Scans interface {
 	Results(ctx context.Context, repo, dgst string) (store.ImageScan, []store.Finding, error)
 	Summaries(ctx context.Context, repo string, digests []string) (map[string]scanning.Summary, error)
+	// RepositoryCounts: every repository's counts at once, when the scan type allows (ok).
+	RepositoryCounts(ctx context.Context) (counts map[string]map[string]int, ok bool, err error)
 	StartImageScan(ctx context.Context, repo, dgst string) (store.ImageScan, error)
 	ImageLayers(ctx context.Context, repo, dgst string) ([]scanning.Layer, error)
 	PolicyChanged(ctx context.Context) error

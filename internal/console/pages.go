@@ -377,9 +377,19 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 			}
 		}
 	}
-	// Counting findings needs every image's scan: done for all rows only when sorting by it.
+	// Counting findings needs every image's scan: done for all rows only when sorting by it,
+	// in one query when the scanning service counts per repository.
 	if lq.Sort == "critical" || lq.Sort == "high" {
+		counts, ok, err := h.cfg.Scans.RepositoryCounts(ctx)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
 		for _, row := range rows {
+			if ok {
+				row.Critical, row.High, row.countsKnown = counts[row.Name]["CRITICAL"], counts[row.Name]["HIGH"], true
+				continue
+			}
 			if err := h.countRepo(ctx, row); err != nil {
 				h.fail(w, r, s, err)
 				return

@@ -14,6 +14,8 @@ type ResultStore interface {
 	// ActiveFindingCounts returns, per digest with any, the image's ACTIVE (not suppressed)
 	// findings of scanType by stored severity, kept by the store as the findings are written.
 	ActiveFindingCounts(ctx context.Context, repo string, digests []string, scanType string) (map[string]map[string]int, error)
+	// RepositoryFindingCounts returns the same counts summed per repository.
+	RepositoryFindingCounts(ctx context.Context, scanType string) (map[string]map[string]int, error)
 }
 
 // Summary is an image's current scan and its listed findings counted by severity.
@@ -91,6 +93,25 @@ func (s *Service) Summaries(ctx context.Context, repo string, digests []string) 
 		}
 	}
 	return out, nil
+}
+
+// RepositoryCounts returns, per repository with any, its images' ACTIVE findings counted by
+// severity as Summaries counts them, summed; ok is false under basic scanning, whose findings
+// are counted per package (Summaries answers it image by image).
+func (s *Service) RepositoryCounts(ctx context.Context) (counts map[string]map[string]int, ok bool, err error) {
+	st, err := s.currentScanType(ctx)
+	if err != nil || st != policy.ScanTypeEnhanced {
+		return nil, false, err
+	}
+	byRepo, err := s.results.RepositoryFindingCounts(ctx, st)
+	if err != nil {
+		return nil, false, err
+	}
+	counts = make(map[string]map[string]int, len(byRepo))
+	for repo, c := range byRepo {
+		counts[repo] = enhancedCounts(c)
+	}
+	return counts, true, nil
 }
 
 func listedCounts(scanType string, fs []store.Finding) (map[string]int, error) {

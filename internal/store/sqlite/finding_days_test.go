@@ -102,3 +102,27 @@ func TestActiveFindingCounts(t *testing.T) {
 		})
 	}
 }
+
+// TestRepositoryFindingCounts checks the per-repository sums of the per-image counts.
+func TestRepositoryFindingCounts(t *testing.T) {
+	ctx := context.Background()
+	fx := newQueryFixture(t)
+	tests := []struct {
+		name, scanType string
+		want           string
+	}{
+		{"enhanced", policy.ScanTypeEnhanced, "map[prod/neo4j:map[CRITICAL:1 MEDIUM:1] prod/web:map[MEDIUM:1 UNDEFINED:1] test/web:map[CRITICAL:1]]"},
+		{"basic: none", policy.ScanTypeBasic, "map[]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := fx.db.RepositoryFindingCounts(ctx, tc.scanType)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := fmt.Sprint(got); s != tc.want {
+				t.Errorf("got %s, want %s", s, tc.want)
+			}
+		})
+	}
+}
