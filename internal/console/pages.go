@@ -46,8 +46,8 @@ func countsOf(m map[string]int) []sevCount {
 const maxRepositories = 10000
 
 // allRepositories lists the repositories the caller may describe, as DescribeRepositories
-// shows them.
-func (h *Handler) allRepositories(ctx context.Context) ([]store.Repository, error) {
+// shows them, whose names hold filter (lower case; "": all).
+func (h *Handler) allRepositories(ctx context.Context, filter string) ([]store.Repository, error) {
 	p := principalOf(ctx)
 	var out []store.Repository
 	after := ""
@@ -57,6 +57,10 @@ func (h *Handler) allRepositories(ctx context.Context) ([]store.Repository, erro
 			return nil, err
 		}
 		for _, r := range page {
+			// The name filter first: each authorization reads the repository's policy.
+			if filter != "" && !strings.Contains(r.Name, filter) {
+				continue
+			}
 			if h.cfg.Authz.Allowed(ctx, p, "ecr:DescribeRepositories", h.cfg.Authz.RepositoryARN(r.Name)) {
 				out = append(out, r)
 			}
@@ -349,7 +353,7 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	lq := parseListQuery(r.URL.Query(), repoColumns)
-	repos, err := h.allRepositories(ctx)
+	repos, err := h.allRepositories(ctx, strings.ToLower(lq.Filter))
 	if err != nil {
 		h.fail(w, r, s, err)
 		return
@@ -361,9 +365,6 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	var rows []*repoRow
 	for _, repo := range repos {
-		if lq.Filter != "" && !strings.Contains(repo.Name, strings.ToLower(lq.Filter)) {
-			continue
-		}
 		rows = append(rows, &repoRow{Name: repo.Name, URL: repoURL(repo.Name),
 			Frequency: frequencyLabel(policy.Evaluate(pol, repo.Name, repo.ScanOnPush).Frequency)})
 	}
