@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -65,8 +66,21 @@ func checkCounts(t *testing.T, db *DB, step string) {
 			t.Fatalf("%s: %s kept\n%s\nrecounted\n%s", step, rc.table, strings.Join(kept, "\n"), strings.Join(recount, "\n"))
 		}
 	}
-	for _, typ := range []findings.AggregationType{findings.AggregateRepository, findings.AggregateImage, findings.AggregateTitle, findings.AggregateFindingType} {
-		q := findings.AggregationQuery{Type: typ, Criteria: active, Limit: 100, Account: testOrigin.Account, Region: testOrigin.Region,
+	vulns := []findings.StringFilter{sf(findings.Equals, "CVE-2023-5678"), sf(findings.Equals, "CVE-2021-44228")}
+	for _, tc := range []struct {
+		typ   findings.AggregationType
+		vulns []findings.StringFilter
+	}{
+		{findings.AggregateRepository, nil}, {findings.AggregateImage, nil}, {findings.AggregateTitle, nil}, {findings.AggregateFindingType, nil},
+		{findings.AggregateTitle, vulns[:1]}, {findings.AggregateTitle, vulns},
+	} {
+		typ := tc.typ
+		crit := findings.Criteria{Strings: maps.Clone(active.Strings)}
+		slowCrit := findings.Criteria{Strings: maps.Clone(everyFinding.Strings)}
+		if tc.vulns != nil {
+			crit.Strings[findings.VulnerabilityID], slowCrit.Strings[findings.VulnerabilityID] = tc.vulns, tc.vulns
+		}
+		q := findings.AggregationQuery{Type: typ, Criteria: crit, Limit: 100, Account: testOrigin.Account, Region: testOrigin.Region,
 			Exploited: []string{"CVE-2023-5678", "CVE-2021-44228"}}
 		if !countsAnswer(q) {
 			t.Fatalf("%s aggregation not answered from the counts", typ)
@@ -75,7 +89,7 @@ func checkCounts(t *testing.T, db *DB, step string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		q.Criteria = everyFinding
+		q.Criteria = slowCrit
 		slow, err := db.AggregateFindings(ctx, q)
 		if err != nil {
 			t.Fatal(err)
@@ -190,4 +204,39 @@ func loadAll(ctx context.Context, st *store.ScanState) error {
 		st.Findings[i].Detail = got[st.Findings[i].VulnerabilityID]
 	}
 	return err
+}
+
+// TestCountsAnswer checks which aggregations the kept counts answer.
+func TestCountsAnswer(t *testing.T) {
+	active := sf(findings.Equals, "ACTIVE")
+	crit := func(extra map[findings.Field][]findings.StringFilter) findings.Criteria {
+		c := findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {active}}}
+		maps.Copy(c.Strings, extra)
+		return c
+	}
+	vuln := map[findings.Field][]findings.StringFilter{findings.VulnerabilityID: {sf(findings.Equals, "CVE-1")}}
+	tests := []struct {
+		name string
+		q    findings.AggregationQuery
+		want bool
+	}{
+		{"repositories", findings.AggregationQuery{Type: findings.AggregateRepository, Criteria: crit(nil)}, true},
+		{"titles", findings.AggregationQuery{Type: findings.AggregateTitle, Criteria: crit(nil)}, true},
+		{"finding types", findings.AggregationQuery{Type: findings.AggregateFindingType, Criteria: crit(nil)}, true},
+		{"titles of a vulnerability", findings.AggregationQuery{Type: findings.AggregateTitle, Criteria: crit(vuln)}, true},
+		{"finding types of a vulnerability", findings.AggregationQuery{Type: findings.AggregateFindingType, Criteria: crit(vuln)}, false},
+		{"repositories of a vulnerability", findings.AggregationQuery{Type: findings.AggregateRepository, Criteria: crit(vuln)}, false},
+		{"titles of a vulnerability prefix", findings.AggregationQuery{Type: findings.AggregateTitle,
+			Criteria: crit(map[findings.Field][]findings.StringFilter{findings.VulnerabilityID: {sf(findings.Prefix, "CVE-")}})}, false},
+		{"titles, severity filter", findings.AggregationQuery{Type: findings.AggregateTitle,
+			Criteria: crit(map[findings.Field][]findings.StringFilter{findings.Severity: {sf(findings.Equals, "HIGH")}})}, false},
+		{"packages", findings.AggregationQuery{Type: findings.AggregatePackage, Criteria: crit(nil)}, false},
+		{"suppressed", findings.AggregationQuery{Type: findings.AggregateTitle,
+			Criteria: findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {sf(findings.Equals, "SUPPRESSED")}}}}, false},
+	}
+	for _, tc := range tests {
+		if got := countsAnswer(tc.q); got != tc.want {
+			t.Errorf("%s: countsAnswer %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

@@ -133,7 +133,8 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 	if countsAnswer(q) && (q.Type == findings.AggregateTitle || q.Type == findings.AggregateFindingType) {
 		// Every group from the per-vulnerability counts the writers keep
 		// (0034_vulnerability_counts.sql): a row per vulnerability, not per finding.
-		query, args, outerKey = vulnerabilityCountsQuery(q.Type, exp)
+		ids, _ := countedVulnerabilities(q)
+		query, args, outerKey = vulnerabilityCountsQuery(q.Type, exp, ids)
 	}
 	query += " ORDER BY " + aggregateOrder(q, outerKey) + " LIMIT ? OFFSET ?"
 	args = append(args, q.Limit, q.Offset)
@@ -223,21 +224,27 @@ func aggregateOrder(q findings.AggregationQuery, keys []string) string {
 // its finding count is its image count; FINDING_TYPE's image count is read from
 // image_finding_counts. The exploited catalogue is matched against each row's vulnerability and
 // aliases.
-func vulnerabilityCountsQuery(t findings.AggregationType, exp column) (string, []any, []string) {
-	const from = " FROM vulnerability_finding_counts f WHERE f.scan_type = '" + policy.ScanTypeEnhanced + "' AND f.n_all > 0"
+func vulnerabilityCountsQuery(t findings.AggregationType, exp column, ids []string) (string, []any, []string) {
+	from := " FROM vulnerability_finding_counts f WHERE f.scan_type = '" + policy.ScanTypeEnhanced + "' AND f.n_all > 0"
+	var idArgs []any
+	if len(ids) > 0 {
+		from += " AND f.vulnerability_id IN (" + placeholders(len(ids)) + ")"
+		idArgs = toAny(ids)
+	}
 	if t == findings.AggregateTitle {
 		return `SELECT f.title, '', '', sum(f.n_all) AS c_all, sum(f.n_medium), sum(f.n_high) AS c_high, sum(f.n_critical) AS c_critical,
-			0, 0, sum(f.n_all) AS c_images, min(f.vulnerability_id), 0, ''` + from + " GROUP BY f.title", nil, []string{"f.title"}
+			0, 0, sum(f.n_all) AS c_images, min(f.vulnerability_id), 0, ''` + from + " GROUP BY f.title", idArgs, []string{"f.title"}
 	}
 	return `SELECT '', '', '', coalesce(sum(f.n_all), 0) AS c_all, coalesce(sum(f.n_medium), 0), coalesce(sum(f.n_high), 0) AS c_high,
 		coalesce(sum(f.n_critical), 0) AS c_critical, coalesce(sum(f.n_fix), 0), coalesce(sum(CASE WHEN ` + exp.expr + ` = 'YES' THEN f.n_all ELSE 0 END), 0),
 		(SELECT count(*) FROM image_finding_counts c JOIN manifests m ON m.repository = c.repository AND m.digest = c.image_digest
-			WHERE c.scan_type = '` + policy.ScanTypeEnhanced + `' AND c.n_all > 0) AS c_images, '', 0, ''` + from, exp.args, nil
+			WHERE c.scan_type = '` + policy.ScanTypeEnhanced + `' AND c.n_all > 0) AS c_images, '', 0, ''` + from, append(exp.args, idArgs...), nil
 }
 
 // countsAnswer reports whether the counts the writers keep answer q (image_finding_counts for
 // repositories and images, vulnerability_finding_counts for titles and finding types):
-// counting what Inspector shows as ACTIVE, without any other filter.
+// counting what Inspector shows as ACTIVE, without any other filter but, for titles,
+// vulnerability ids EQUALS (the console's page of a vulnerability).
 func countsAnswer(q findings.AggregationQuery) bool {
 	switch q.Type {
 	case findings.AggregateRepository, findings.AggregateImage, findings.AggregateTitle, findings.AggregateFindingType:
@@ -249,8 +256,35 @@ func countsAnswer(q findings.AggregationQuery) bool {
 	}
 	c := q.Criteria
 	status := c.Strings[findings.FindingStatus]
-	return len(c.Strings) == 1 && len(status) == 1 && status[0] == findings.StringFilter{Comparison: findings.Equals, Value: "ACTIVE"} &&
+	others := len(c.Strings) - 1
+	if _, ok := countedVulnerabilities(q); ok && c.Strings[findings.VulnerabilityID] != nil {
+		others--
+	}
+	return others == 0 && len(status) == 1 && status[0] == findings.StringFilter{Comparison: findings.Equals, Value: "ACTIVE"} &&
 		len(c.Dates) == 0 && len(c.Numbers) == 0 && len(c.Maps) == 0 && len(c.PortRanges) == 0 && len(c.Packages) == 0
+}
+
+// countedVulnerabilities returns the vulnerability ids a TITLE aggregation is filtered to when vulnerability_finding_counts can filter them (EQUALS only: any of them);
+// ok is false when it cannot.
+func countedVulnerabilities(q findings.AggregationQuery) (ids []string, ok bool) {
+	if q.Type != findings.AggregateTitle && q.Type != findings.AggregateFindingType {
+		return nil, false
+	}
+	list, present := q.Criteria.Strings[findings.VulnerabilityID]
+	if !present {
+		return nil, true
+	}
+	// FINDING_TYPE counts images, which image_finding_counts counts for every vulnerability only.
+	if len(list) == 0 || q.Type != findings.AggregateTitle {
+		return nil, false
+	}
+	for _, sf := range list {
+		if sf.Comparison != findings.Equals {
+			return nil, false
+		}
+		ids = append(ids, sf.Value)
+	}
+	return ids, true
 }
 
 // needsImage reports whether criteria read the image's columns (manifests), which the
