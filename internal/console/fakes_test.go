@@ -166,6 +166,7 @@ func (s *fakeScans) Summaries(_ context.Context, _ string, digests []string) (ma
 	}
 	return out, nil
 }
+
 // RepositoryCounts answers as basic scanning does: not per repository.
 func (s *fakeScans) RepositoryCounts(context.Context) (map[string]map[string]int, bool, error) {
 	return nil, false, nil
