@@ -170,7 +170,8 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	// newest image, the most widespread vulnerability.
 	r := db.Reader()
 	var nFindings, nImages, nRepos int
-	var repo, image, vuln string
+	// rare: a vulnerability ACTIVE in about 1% of the images.
+	var repo, image, vuln, rare string
 	for _, q := range []struct {
 		dst  any
 		sql  string
@@ -180,11 +181,17 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		{&nImages, "SELECT count(*) FROM manifests", nil},
 		{&nRepos, "SELECT count(*) FROM repositories", nil},
 		{&repo, "SELECT name FROM repositories ORDER BY name LIMIT 1 OFFSET ?", nil},
-		{&vuln, "SELECT vulnerability_id FROM findings WHERE status = 'ACTIVE' GROUP BY vulnerability_id ORDER BY count(*) DESC LIMIT 1", nil},
+		{&vuln, `SELECT vulnerability_id FROM vulnerability_finding_counts WHERE scan_type = 'ENHANCED'
+			GROUP BY vulnerability_id ORDER BY sum(n_all) DESC, vulnerability_id LIMIT 1`, nil},
+		{&rare, `SELECT vulnerability_id FROM vulnerability_finding_counts WHERE scan_type = 'ENHANCED'
+			GROUP BY vulnerability_id HAVING sum(n_all) >= ? ORDER BY sum(n_all), vulnerability_id LIMIT 1`, nil},
 	} {
 		args := q.args
-		if q.dst == &repo {
+		switch q.dst {
+		case &repo:
 			args = []any{nRepos / 2}
+		case &rare:
+			args = []any{max(1, nImages/100)}
 		}
 		if err := r.QueryRowContext(ctx, q.sql, args...).Scan(q.dst); err != nil {
 			return fmt.Errorf("%s: %w", q.sql, err)
@@ -195,8 +202,8 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	}
 	var imageFindings int
 	_ = r.QueryRowContext(ctx, "SELECT count(*) FROM findings WHERE repository = ? AND image_digest = ?", repo, image).Scan(&imageFindings)
-	fmt.Fprintf(w, "store: %d findings, %d images, %d repositories; repository %s, image %s (%d findings), vulnerability %s\n\n",
-		nFindings, nImages, nRepos, repo, image, imageFindings, vuln)
+	fmt.Fprintf(w, "store: %d findings, %d images, %d repositories; repository %s, image %s (%d findings), vulnerabilities %s (the most widespread), %s (in about 1%% of the images)\n\n",
+		nFindings, nImages, nRepos, repo, image, imageFindings, vuln, rare)
 
 	cat, err := kev.Embedded()
 	if err != nil {
@@ -231,6 +238,7 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		{"image (layers and findings)", "/console/image?" + imageQ, 100 * time.Millisecond},
 		{"image, CRITICAL findings", "/console/image?" + imageQ + "&severity=CRITICAL", 100 * time.Millisecond},
 		{"vulnerability " + vuln + " (where it is active)", "/console/vulnerability?" + url.Values{"id": {vuln}}.Encode(), 100 * time.Millisecond},
+		{"vulnerability " + rare + " (1% of images)", "/console/vulnerability?" + url.Values{"id": {rare}}.Encode(), 100 * time.Millisecond},
 		{"coverage, first page", "/console/coverage", 100 * time.Millisecond},
 		{"coverage, one repository", "/console/coverage?" + url.Values{"repository": {repo}}.Encode(), 100 * time.Millisecond},
 		{"coverage, status INACTIVE", "/console/coverage?status=INACTIVE", 100 * time.Millisecond},
@@ -343,18 +351,9 @@ func overviewParts(ctx context.Context, w io.Writer, svc *findings.Service, cov 
 				Strings: map[findings.Field][]findings.StringFilter{findings.CovResourceType: {{Comparison: findings.Equals, Value: findings.ResourceImage}}}}})
 			return err
 		}},
-		{"ListFindings firstObservedAt in 14 days, 50 pages of 100 (trend)", func() error {
-			size := 100
-			in := findings.ListInput{Op: "B", MaxResults: &size, Criteria: findings.Criteria{Dates: map[findings.Field][]findings.DateFilter{
-				findings.FirstObservedAt: {{Start: &start}}}}}
-			for range 50 {
-				page, err := svc.List(ctx, in)
-				if err != nil || page.NextToken == "" {
-					return err
-				}
-				in.NextToken = &page.NextToken
-			}
-			return nil
+		{"finding trend: opened and closed per day, 14 days", func() error {
+			_, err := svc.Trend(ctx, start, 14)
+			return err
 		}},
 	}
 	fmt.Fprintf(w, "\nthe overview's queries, one by one (5 runs after the first):\n%-70s %9s %9s\n", "query", "first", "median")

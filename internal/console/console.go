@@ -80,6 +80,8 @@ type Keys interface {
 type Scans interface {
 	Results(ctx context.Context, repo, dgst string) (store.ImageScan, []store.Finding, error)
 	Summaries(ctx context.Context, repo string, digests []string) (map[string]scanning.Summary, error)
+	// RepositoryCounts: every repository's counts at once, when the scan type allows (ok).
+	RepositoryCounts(ctx context.Context) (counts map[string]map[string]int, ok bool, err error)
 	StartImageScan(ctx context.Context, repo, dgst string) (store.ImageScan, error)
 	ImageLayers(ctx context.Context, repo, dgst string) ([]scanning.Layer, error)
 	PolicyChanged(ctx context.Context) error
@@ -90,6 +92,7 @@ type Findings interface {
 	List(ctx context.Context, in findings.ListInput) (findings.ListOutput, error)
 	Aggregate(ctx context.Context, in findings.Aggregation) (findings.AggregationOutput, error)
 	SearchVulnerabilities(ctx context.Context, ids []string) ([]findings.Vulnerability, error)
+	Trend(ctx context.Context, from time.Time, days int) ([]findings.DayCount, error)
 }
 
 // AdvisoryStatus says which advisory database version the node has (what /readyz reads).
@@ -251,6 +254,21 @@ func (h *Handler) routes() {
 	m.HandleFunc(Prefix, h.session(func(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 		h.fail(w, r, s, errNotFound)
 	}))
+}
+
+// permit reports whether a request to a page of an optional service may go on: the service is
+// there (present; else the 404 page) and the key may do action on every resource (else the
+// refusal). When not, the answer has been written.
+func (h *Handler) permit(w http.ResponseWriter, r *http.Request, s *sessionCtx, present bool, action string) bool {
+	if !present {
+		h.fail(w, r, s, errNotFound)
+		return false
+	}
+	if err := h.cfg.Authz.Authorize(r.Context(), s.Principal, action, "*"); err != nil {
+		h.fail(w, r, s, err)
+		return false
+	}
+	return true
 }
 
 // Errors a page answers with its own page.

@@ -81,12 +81,7 @@ func (cq coverageQuery) url(token string) string {
 // answers, a page at a time.
 func (h *Handler) coverage(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 	ctx := r.Context()
-	if h.cfg.Coverage == nil {
-		h.fail(w, r, s, errNotFound)
-		return
-	}
-	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "inspector2:ListCoverage", "*"); err != nil {
-		h.fail(w, r, s, err)
+	if !h.permit(w, r, s, h.cfg.Coverage != nil, "inspector2:ListCoverage") {
 		return
 	}
 	pol, err := h.cfg.Store.ScanningPolicy(ctx)

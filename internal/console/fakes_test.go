@@ -166,6 +166,11 @@ func (s *fakeScans) Summaries(_ context.Context, _ string, digests []string) (ma
 	}
 	return out, nil
 }
+
+// RepositoryCounts answers as basic scanning does: not per repository.
+func (s *fakeScans) RepositoryCounts(context.Context) (map[string]map[string]int, bool, error) {
+	return nil, false, nil
+}
 func (s *fakeScans) StartImageScan(context.Context, string, string) (store.ImageScan, error) {
 	s.started++
 	return store.ImageScan{}, s.startErr
@@ -189,6 +194,33 @@ func (f *fakeFindings) List(_ context.Context, in findings.ListInput) (findings.
 		out = append(out, l)
 	}
 	return findings.ListOutput{Findings: out}, nil
+}
+
+// Trend counts the findings first observed and closed each day, as the store does.
+func (f *fakeFindings) Trend(_ context.Context, from time.Time, days int) ([]findings.DayCount, error) {
+	start := from.UTC().Truncate(24 * time.Hour)
+	out := make([]findings.DayCount, days)
+	for i := range out {
+		out[i].Day = start.AddDate(0, 0, i)
+	}
+	index := func(t time.Time) int {
+		if t.Before(start) {
+			return -1
+		}
+		if i := int(t.Sub(start) / (24 * time.Hour)); i < days {
+			return i
+		}
+		return -1
+	}
+	for _, l := range f.listed {
+		if i := index(l.Finding.FirstObservedAt); i >= 0 {
+			out[i].Opened++
+		}
+		if i := index(l.Finding.UpdatedAt); i >= 0 && l.Finding.Status == "CLOSED" {
+			out[i].Closed++
+		}
+	}
+	return out, nil
 }
 
 // Aggregate groups the ACTIVE findings as the store does for the types the overview asks for.

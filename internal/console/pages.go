@@ -42,36 +42,12 @@ func countsOf(m map[string]int) []sevCount {
 	return out
 }
 
-// Limits of what one page walks: a registry larger than this is summarised in part, and the
-// page says so (the overview's trend, which no aggregation counts by day).
-const (
-	maxWalkedFindings = 5000
-	maxRepositories   = 10000
-)
-
-// walkFindings pages through the findings matching crit, up to maxWalkedFindings.
-func (h *Handler) walkFindings(ctx context.Context, crit findings.Criteria) (out []findings.Listed, truncated bool, err error) {
-	size := findings.MaxPageSize
-	var token *string
-	for {
-		page, err := h.cfg.Findings.List(ctx, findings.ListInput{Op: "Console", Criteria: crit, MaxResults: &size, NextToken: token})
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, page.Findings...)
-		if page.NextToken == "" {
-			return out, false, nil
-		}
-		if len(out) >= maxWalkedFindings {
-			return out, true, nil
-		}
-		token = &page.NextToken
-	}
-}
+// maxRepositories bounds what the repositories page lists.
+const maxRepositories = 10000
 
 // allRepositories lists the repositories the caller may describe, as DescribeRepositories
-// shows them.
-func (h *Handler) allRepositories(ctx context.Context) ([]store.Repository, error) {
+// shows them, whose names hold filter (lower case; "": all).
+func (h *Handler) allRepositories(ctx context.Context, filter string) ([]store.Repository, error) {
 	p := principalOf(ctx)
 	var out []store.Repository
 	after := ""
@@ -81,6 +57,10 @@ func (h *Handler) allRepositories(ctx context.Context) ([]store.Repository, erro
 			return nil, err
 		}
 		for _, r := range page {
+			// The name filter first: each authorization reads the repository's policy.
+			if filter != "" && !strings.Contains(r.Name, filter) {
+				continue
+			}
 			if h.cfg.Authz.Allowed(ctx, p, "ecr:DescribeRepositories", h.cfg.Authz.RepositoryARN(r.Name)) {
 				out = append(out, r)
 			}
@@ -272,49 +252,23 @@ type trendDay struct {
 }
 
 type trendData struct {
-	Days      []trendDay
-	Max       int
-	Truncated bool
+	Days []trendDay
+	Max  int
 }
 
 // trend counts, per UTC day of the last trendDays, the findings first observed that day and
 // the findings closed that day (a CLOSED finding's updatedAt is when it closed): the finding
-// lifecycle as the findings service answers it.
+// lifecycle as the findings service counts it, over every finding.
 func (h *Handler) trend(ctx context.Context) (trendData, error) {
 	today := h.cfg.Now().UTC().Truncate(24 * time.Hour)
 	start := today.AddDate(0, 0, -(trendDays - 1))
-	opened, t1, err := h.walkFindings(ctx, findings.Criteria{Dates: map[findings.Field][]findings.DateFilter{findings.FirstObservedAt: {{Start: &start}}}})
+	days, err := h.cfg.Findings.Trend(ctx, start, trendDays)
 	if err != nil {
 		return trendData{}, err
 	}
-	closed, t2, err := h.walkFindings(ctx, findings.Criteria{
-		Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {{Comparison: findings.Equals, Value: scanning.FindingClosed}}},
-		Dates:   map[findings.Field][]findings.DateFilter{findings.UpdatedAt: {{Start: &start}}}})
-	if err != nil {
-		return trendData{}, err
-	}
-	out := trendData{Days: make([]trendDay, trendDays), Truncated: t1 || t2}
-	for i := range out.Days {
-		out.Days[i].Day = start.AddDate(0, 0, i).Format("2006-01-02")
-	}
-	index := func(t time.Time) int {
-		i := int(t.UTC().Sub(start) / (24 * time.Hour))
-		if i < 0 || i >= trendDays {
-			return -1
-		}
-		return i
-	}
-	for _, l := range opened {
-		if i := index(l.Finding.FirstObservedAt); i >= 0 {
-			out.Days[i].Opened++
-		}
-	}
-	for _, l := range closed {
-		if i := index(l.Finding.UpdatedAt); i >= 0 {
-			out.Days[i].Closed++
-		}
-	}
-	for _, d := range out.Days {
+	out := trendData{Days: make([]trendDay, len(days))}
+	for i, d := range days {
+		out.Days[i] = trendDay{Day: d.Day.Format("2006-01-02"), Opened: d.Opened, Closed: d.Closed}
 		out.Max = max(out.Max, d.Opened, d.Closed)
 	}
 	return out, nil
@@ -374,6 +328,20 @@ type repoRow struct {
 	LastPush             time.Time
 	Critical, High       int
 	listed, countsKnown  bool
+	images               []store.Manifest // read once for both the listing and the counts
+	imagesRead           bool
+}
+
+// rowImages lists a row's images once.
+func (h *Handler) rowImages(ctx context.Context, row *repoRow) ([]store.Manifest, error) {
+	if !row.imagesRead {
+		imgs, err := h.allImages(ctx, row.Name)
+		if err != nil {
+			return nil, err
+		}
+		row.images, row.imagesRead = imgs, true
+	}
+	return row.images, nil
 }
 
 var repoColumns = []string{"name", "images", "pushed", "frequency", "critical", "high"}
@@ -385,7 +353,7 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	lq := parseListQuery(r.URL.Query(), repoColumns)
-	repos, err := h.allRepositories(ctx)
+	repos, err := h.allRepositories(ctx, strings.ToLower(lq.Filter))
 	if err != nil {
 		h.fail(w, r, s, err)
 		return
@@ -397,9 +365,6 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	var rows []*repoRow
 	for _, repo := range repos {
-		if lq.Filter != "" && !strings.Contains(repo.Name, strings.ToLower(lq.Filter)) {
-			continue
-		}
 		rows = append(rows, &repoRow{Name: repo.Name, URL: repoURL(repo.Name),
 			Frequency: frequencyLabel(policy.Evaluate(pol, repo.Name, repo.ScanOnPush).Frequency)})
 	}
@@ -413,9 +378,19 @@ func (h *Handler) repositories(w http.ResponseWriter, r *http.Request, s *sessio
 			}
 		}
 	}
-	// Counting findings needs every image's scan: done for all rows only when sorting by it.
+	// Counting findings needs every image's scan: done for all rows only when sorting by it,
+	// in one query when the scanning service counts per repository.
 	if lq.Sort == "critical" || lq.Sort == "high" {
+		counts, ok, err := h.cfg.Scans.RepositoryCounts(ctx)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
 		for _, row := range rows {
+			if ok {
+				row.Critical, row.High, row.countsKnown = counts[row.Name]["CRITICAL"], counts[row.Name]["HIGH"], true
+				continue
+			}
 			if err := h.countRepo(ctx, row); err != nil {
 				h.fail(w, r, s, err)
 				return
@@ -466,7 +441,7 @@ func (h *Handler) listRepo(ctx context.Context, row *repoRow) error {
 	if row.listed {
 		return nil
 	}
-	imgs, err := h.allImages(ctx, row.Name)
+	imgs, err := h.rowImages(ctx, row)
 	if err != nil {
 		return err
 	}
@@ -485,7 +460,7 @@ func (h *Handler) countRepo(ctx context.Context, row *repoRow) error {
 	if row.countsKnown {
 		return nil
 	}
-	imgs, err := h.allImages(ctx, row.Name)
+	imgs, err := h.rowImages(ctx, row)
 	if err != nil {
 		return err
 	}

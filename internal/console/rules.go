@@ -339,12 +339,7 @@ func (h *Handler) updateRule(w http.ResponseWriter, r *http.Request, s *sessionC
 // writeRule checks the key may do action, reads the form and writes the rule with write; a
 // refusal shows the form again with why.
 func (h *Handler) writeRule(w http.ResponseWriter, r *http.Request, s *sessionCtx, action string, write func(suppressionForm, suppression.Input) error, notice string) {
-	if h.cfg.Rules == nil {
-		h.fail(w, r, s, errNotFound)
-		return
-	}
-	if err := h.cfg.Authz.Authorize(r.Context(), s.Principal, action, "*"); err != nil {
-		h.fail(w, r, s, err)
+	if !h.permit(w, r, s, h.cfg.Rules != nil, action) {
 		return
 	}
 	rf, in, err := parseSuppressionForm(r.PostForm)
@@ -369,12 +364,7 @@ func (h *Handler) writeRule(w http.ResponseWriter, r *http.Request, s *sessionCt
 
 func (h *Handler) deleteRule(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 	ctx := r.Context()
-	if h.cfg.Rules == nil {
-		h.fail(w, r, s, errNotFound)
-		return
-	}
-	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "inspector2:DeleteFilter", "*"); err != nil {
-		h.fail(w, r, s, err)
+	if !h.permit(w, r, s, h.cfg.Rules != nil, "inspector2:DeleteFilter") {
 		return
 	}
 	arn := r.PostForm.Get("arn")

@@ -261,12 +261,7 @@ func (h *Handler) ruleSettings(r *http.Request, s *sessionCtx, st settingsState,
 
 func (h *Handler) putRescan(w http.ResponseWriter, r *http.Request, s *sessionCtx) {
 	ctx := r.Context()
-	if h.cfg.Rescan == nil {
-		h.fail(w, r, s, errNotFound)
-		return
-	}
-	if err := h.cfg.Authz.Authorize(ctx, s.Principal, "inspector2:UpdateConfiguration", "*"); err != nil {
-		h.fail(w, r, s, err)
+	if !h.permit(w, r, s, h.cfg.Rescan != nil, "inspector2:UpdateConfiguration") {
 		return
 	}
 	rc := policy.Rescan{Duration: r.PostForm.Get("rescan_duration"), PullDateDuration: r.PostForm.Get("pull_date_rescan_duration"),

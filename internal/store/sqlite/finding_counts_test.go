@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -41,8 +42,46 @@ func checkCounts(t *testing.T, db *DB, step string) {
 	// A criterion every finding meets takes the aggregation off the counts.
 	everyFinding := findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {sf(findings.Equals, "ACTIVE")},
 		findings.FindingType: {sf(findings.Equals, "PACKAGE_VULNERABILITY")}}}
-	for _, typ := range []findings.AggregationType{findings.AggregateRepository, findings.AggregateImage} {
-		q := findings.AggregationQuery{Type: typ, Criteria: active, Limit: 100, Account: testOrigin.Account, Region: testOrigin.Region}
+	recounts := []struct{ table, kept, recount string }{
+		{"vulnerability_finding_counts", `SELECT scan_type || ' ' || title || ' ' || vulnerability_id || ' ' || aliases || ' ' || n_all || '/' || n_critical || '/' ||
+			n_high || '/' || n_medium || '/' || n_fix FROM vulnerability_finding_counts WHERE n_all > 0 ORDER BY 1`,
+			`SELECT scan_type || ' ' || title || ' ' || vulnerability_id || ' ' || aliases || ' ' || count(*) || '/' || sum(severity = 'CRITICAL') || '/' ||
+			sum(severity = 'HIGH') || '/' || sum(severity = 'MEDIUM') || '/' || sum(fix_available IN ('YES', 'PARTIAL'))
+			FROM findings WHERE status = 'ACTIVE' AND suppressed = 0 GROUP BY scan_type, title, vulnerability_id, aliases ORDER BY 1`},
+		{"finding_days", `SELECT scan_type || ' ' || day || ' ' || opened || '/' || closed FROM finding_days WHERE opened > 0 OR closed > 0 ORDER BY 1`,
+			`SELECT scan_type || ' ' || day || ' ' || sum(opened) || '/' || sum(closed) FROM (
+				SELECT scan_type, first_observed_at / 86400000 AS day, 1 AS opened, 0 AS closed FROM findings
+				UNION ALL SELECT scan_type, updated_at / 86400000, 0, 1 FROM findings WHERE status = 'CLOSED') GROUP BY scan_type, day ORDER BY 1`},
+	}
+	for _, rc := range recounts {
+		kept, err := queryStrings(ctx, db.Reader(), rc.kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recount, err := queryStrings(ctx, db.Reader(), rc.recount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(kept, recount) {
+			t.Fatalf("%s: %s kept\n%s\nrecounted\n%s", step, rc.table, strings.Join(kept, "\n"), strings.Join(recount, "\n"))
+		}
+	}
+	vulns := []findings.StringFilter{sf(findings.Equals, "CVE-2023-5678"), sf(findings.Equals, "CVE-2021-44228")}
+	for _, tc := range []struct {
+		typ   findings.AggregationType
+		vulns []findings.StringFilter
+	}{
+		{findings.AggregateRepository, nil}, {findings.AggregateImage, nil}, {findings.AggregateTitle, nil}, {findings.AggregateFindingType, nil},
+		{findings.AggregateTitle, vulns[:1]}, {findings.AggregateTitle, vulns},
+	} {
+		typ := tc.typ
+		crit := findings.Criteria{Strings: maps.Clone(active.Strings)}
+		slowCrit := findings.Criteria{Strings: maps.Clone(everyFinding.Strings)}
+		if tc.vulns != nil {
+			crit.Strings[findings.VulnerabilityID], slowCrit.Strings[findings.VulnerabilityID] = tc.vulns, tc.vulns
+		}
+		q := findings.AggregationQuery{Type: typ, Criteria: crit, Limit: 100, Account: testOrigin.Account, Region: testOrigin.Region,
+			Exploited: []string{"CVE-2023-5678", "CVE-2021-44228"}}
 		if !countsAnswer(q) {
 			t.Fatalf("%s aggregation not answered from the counts", typ)
 		}
@@ -50,7 +89,7 @@ func checkCounts(t *testing.T, db *DB, step string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		q.Criteria = everyFinding
+		q.Criteria = slowCrit
 		slow, err := db.AggregateFindings(ctx, q)
 		if err != nil {
 			t.Fatal(err)
@@ -80,7 +119,8 @@ func TestFindingCountsKept(t *testing.T) {
 			if err := loadAll(ctx, &st); err != nil {
 				return store.ScanUpdate{}, err
 			}
-			return store.ScanUpdate{Findings: change(st.Findings)}, nil
+			// A copy: the state read must stay as read, the store writes what differs from it.
+			return store.ScanUpdate{Findings: change(slices.Clone(st.Findings))}, nil
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -97,6 +137,8 @@ func TestFindingCountsKept(t *testing.T) {
 			}
 		}
 		n := fs[0]
+		// A title names its vulnerability (match.title): the new finding's says so.
+		n.Detail = []byte(strings.Replace(string(n.Detail), `"title":"`+n.VulnerabilityID, `"title":"CVE-2026-0001`, 1))
 		n.VulnerabilityID, n.ARN, n.Severity, n.Fingerprint, n.FirstObservedAt = "CVE-2026-0001", "arn:new", "LOW", "new", later
 		return append(fs, n)
 	})
@@ -162,4 +204,39 @@ func loadAll(ctx context.Context, st *store.ScanState) error {
 		st.Findings[i].Detail = got[st.Findings[i].VulnerabilityID]
 	}
 	return err
+}
+
+// TestCountsAnswer checks which aggregations the kept counts answer.
+func TestCountsAnswer(t *testing.T) {
+	active := sf(findings.Equals, "ACTIVE")
+	crit := func(extra map[findings.Field][]findings.StringFilter) findings.Criteria {
+		c := findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {active}}}
+		maps.Copy(c.Strings, extra)
+		return c
+	}
+	vuln := map[findings.Field][]findings.StringFilter{findings.VulnerabilityID: {sf(findings.Equals, "CVE-1")}}
+	tests := []struct {
+		name string
+		q    findings.AggregationQuery
+		want bool
+	}{
+		{"repositories", findings.AggregationQuery{Type: findings.AggregateRepository, Criteria: crit(nil)}, true},
+		{"titles", findings.AggregationQuery{Type: findings.AggregateTitle, Criteria: crit(nil)}, true},
+		{"finding types", findings.AggregationQuery{Type: findings.AggregateFindingType, Criteria: crit(nil)}, true},
+		{"titles of a vulnerability", findings.AggregationQuery{Type: findings.AggregateTitle, Criteria: crit(vuln)}, true},
+		{"finding types of a vulnerability", findings.AggregationQuery{Type: findings.AggregateFindingType, Criteria: crit(vuln)}, false},
+		{"repositories of a vulnerability", findings.AggregationQuery{Type: findings.AggregateRepository, Criteria: crit(vuln)}, false},
+		{"titles of a vulnerability prefix", findings.AggregationQuery{Type: findings.AggregateTitle,
+			Criteria: crit(map[findings.Field][]findings.StringFilter{findings.VulnerabilityID: {sf(findings.Prefix, "CVE-")}})}, false},
+		{"titles, severity filter", findings.AggregationQuery{Type: findings.AggregateTitle,
+			Criteria: crit(map[findings.Field][]findings.StringFilter{findings.Severity: {sf(findings.Equals, "HIGH")}})}, false},
+		{"packages", findings.AggregationQuery{Type: findings.AggregatePackage, Criteria: crit(nil)}, false},
+		{"suppressed", findings.AggregationQuery{Type: findings.AggregateTitle,
+			Criteria: findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{findings.FindingStatus: {sf(findings.Equals, "SUPPRESSED")}}}}, false},
+	}
+	for _, tc := range tests {
+		if got := countsAnswer(tc.q); got != tc.want {
+			t.Errorf("%s: countsAnswer %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

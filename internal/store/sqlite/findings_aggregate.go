@@ -101,7 +101,7 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 	}
 	innerSQL := "SELECT " + strings.Join(inner, ", ") + " FROM " + from + " WHERE " + strings.Join(b.where, " AND ") + " GROUP BY " + groupInner
 	args := append(append([]any{}, exp.args...), b.args...)
-	if countsAnswer(q) {
+	if countsAnswer(q) && (q.Type == findings.AggregateRepository || q.Type == findings.AggregateImage) {
 		// The same per-image rows, kept by the writers (0033_finding_counts.sql).
 		innerSQL = `SELECT repository, image_digest, n_all, n_medium, n_high, n_critical, 0 AS n_fix, 0 AS n_exploit, '' AS vuln
 			FROM image_finding_counts WHERE scan_type = '` + policy.ScanTypeEnhanced + `' AND n_all > 0`
@@ -122,24 +122,6 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 		imageCols = "coalesce(max(m.last_pulled_at), 0), coalesce(max(json_extract(nullif(s.image_facts, ''), '$.architecture')), '')"
 	}
 	outer = append(outer, imageCols)
-	var order string
-	dir := "DESC"
-	if q.SortOrder == findings.Asc {
-		dir = "ASC"
-	}
-	switch q.SortBy {
-	case findings.SortByHigh:
-		order = "c_high " + dir
-	case findings.SortByAll:
-		order = "c_all " + dir
-	case findings.SortByAffectedImages:
-		order = "c_images " + dir
-	default:
-		order = "c_critical " + dir
-	}
-	for _, k := range outerKey {
-		order += ", " + k
-	}
 	query := "SELECT " + strings.Join(outer, ", ") + " FROM (" + innerSQL + ") g" +
 		" JOIN manifests m ON m.repository = g.repository AND m.digest = g.image_digest"
 	if q.Type == findings.AggregateImage {
@@ -148,7 +130,13 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 	if len(outerKey) > 0 {
 		query += " GROUP BY " + strings.Join(outerKey, ", ")
 	}
-	query += " ORDER BY " + order + " LIMIT ? OFFSET ?"
+	if countsAnswer(q) && (q.Type == findings.AggregateTitle || q.Type == findings.AggregateFindingType) {
+		// Every group from the per-vulnerability counts the writers keep
+		// (0034_vulnerability_counts.sql): a row per vulnerability, not per finding.
+		ids, _ := countedVulnerabilities(q)
+		query, args, outerKey = vulnerabilityCountsQuery(q.Type, exp, ids)
+	}
+	query += " ORDER BY " + aggregateOrder(q, outerKey) + " LIMIT ? OFFSET ?"
 	args = append(args, q.Limit, q.Offset)
 
 	var out []findings.AggregateRow
@@ -207,16 +195,96 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 	return out, err
 }
 
-// countsAnswer reports whether image_finding_counts answers q: groups of repositories or
-// images, counting what Inspector shows as ACTIVE, without any other filter.
+// aggregateOrder is the ORDER BY of an aggregation: the count q sorts by, then the group's key.
+func aggregateOrder(q findings.AggregationQuery, keys []string) string {
+	dir := "DESC"
+	if q.SortOrder == findings.Asc {
+		dir = "ASC"
+	}
+	var order string
+	switch q.SortBy {
+	case findings.SortByHigh:
+		order = "c_high " + dir
+	case findings.SortByAll:
+		order = "c_all " + dir
+	case findings.SortByAffectedImages:
+		order = "c_images " + dir
+	default:
+		order = "c_critical " + dir
+	}
+	for _, k := range keys {
+		order += ", " + k
+	}
+	return order
+}
+
+// vulnerabilityCountsQuery returns the TITLE or FINDING_TYPE aggregation over
+// vulnerability_finding_counts, with the columns of AggregateFindings's query and the group's
+// key. A title is ACTIVE at most once in an image (one finding per vulnerability an image), so
+// its finding count is its image count; FINDING_TYPE's image count is read from
+// image_finding_counts. The exploited catalogue is matched against each row's vulnerability and
+// aliases.
+func vulnerabilityCountsQuery(t findings.AggregationType, exp column, ids []string) (string, []any, []string) {
+	from := " FROM vulnerability_finding_counts f WHERE f.scan_type = '" + policy.ScanTypeEnhanced + "' AND f.n_all > 0"
+	var idArgs []any
+	if len(ids) > 0 {
+		from += " AND f.vulnerability_id IN (" + placeholders(len(ids)) + ")"
+		idArgs = toAny(ids)
+	}
+	if t == findings.AggregateTitle {
+		return `SELECT f.title, '', '', sum(f.n_all) AS c_all, sum(f.n_medium), sum(f.n_high) AS c_high, sum(f.n_critical) AS c_critical,
+			0, 0, sum(f.n_all) AS c_images, min(f.vulnerability_id), 0, ''` + from + " GROUP BY f.title", idArgs, []string{"f.title"}
+	}
+	return `SELECT '', '', '', coalesce(sum(f.n_all), 0) AS c_all, coalesce(sum(f.n_medium), 0), coalesce(sum(f.n_high), 0) AS c_high,
+		coalesce(sum(f.n_critical), 0) AS c_critical, coalesce(sum(f.n_fix), 0), coalesce(sum(CASE WHEN ` + exp.expr + ` = 'YES' THEN f.n_all ELSE 0 END), 0),
+		(SELECT count(*) FROM image_finding_counts c JOIN manifests m ON m.repository = c.repository AND m.digest = c.image_digest
+			WHERE c.scan_type = '` + policy.ScanTypeEnhanced + `' AND c.n_all > 0) AS c_images, '', 0, ''` + from, append(exp.args, idArgs...), nil
+}
+
+// countsAnswer reports whether the counts the writers keep answer q (image_finding_counts for
+// repositories and images, vulnerability_finding_counts for titles and finding types):
+// counting what Inspector shows as ACTIVE, without any other filter but, for titles,
+// vulnerability ids EQUALS (the console's page of a vulnerability).
 func countsAnswer(q findings.AggregationQuery) bool {
-	if q.Type != findings.AggregateRepository && q.Type != findings.AggregateImage || len(q.Layers) > 0 || len(q.Packages) > 0 {
+	switch q.Type {
+	case findings.AggregateRepository, findings.AggregateImage, findings.AggregateTitle, findings.AggregateFindingType:
+	default:
+		return false
+	}
+	if len(q.Layers) > 0 || len(q.Packages) > 0 {
 		return false
 	}
 	c := q.Criteria
 	status := c.Strings[findings.FindingStatus]
-	return len(c.Strings) == 1 && len(status) == 1 && status[0] == findings.StringFilter{Comparison: findings.Equals, Value: "ACTIVE"} &&
+	others := len(c.Strings) - 1
+	if _, ok := countedVulnerabilities(q); ok && c.Strings[findings.VulnerabilityID] != nil {
+		others--
+	}
+	return others == 0 && len(status) == 1 && status[0] == findings.StringFilter{Comparison: findings.Equals, Value: "ACTIVE"} &&
 		len(c.Dates) == 0 && len(c.Numbers) == 0 && len(c.Maps) == 0 && len(c.PortRanges) == 0 && len(c.Packages) == 0
+}
+
+// countedVulnerabilities returns the vulnerability ids a TITLE aggregation is filtered to when vulnerability_finding_counts can filter them (EQUALS only: any of them);
+// ok is false when it cannot.
+func countedVulnerabilities(q findings.AggregationQuery) (ids []string, ok bool) {
+	if q.Type != findings.AggregateTitle && q.Type != findings.AggregateFindingType {
+		return nil, false
+	}
+	list, present := q.Criteria.Strings[findings.VulnerabilityID]
+	if !present {
+		return nil, true
+	}
+	// FINDING_TYPE counts images, which image_finding_counts counts for every vulnerability only.
+	if len(list) == 0 || q.Type != findings.AggregateTitle {
+		return nil, false
+	}
+	for _, sf := range list {
+		if sf.Comparison != findings.Equals {
+			return nil, false
+		}
+		ids = append(ids, sf.Value)
+	}
+	return ids, true
 }
 
 // needsImage reports whether criteria read the image's columns (manifests), which the

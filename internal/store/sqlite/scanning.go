@@ -179,6 +179,69 @@ func (db *DB) ImageScans(ctx context.Context, repo string, digests []string) (ma
 	return out, nil
 }
 
+// RepositoryFindingCounts returns, for each repository with ACTIVE findings of scanType, how
+// many there are of each severity (ACTIVE and not suppressed) over its images, from
+// image_finding_counts: a row an image. Severities with none are left out.
+func (db *DB) RepositoryFindingCounts(ctx context.Context, scanType string) (map[string]map[string]int, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT repository, sum(n_critical), sum(n_high), sum(n_medium), sum(n_low), sum(n_informational), sum(n_undefined)
+		FROM image_finding_counts WHERE scan_type = ? AND n_all > 0 GROUP BY repository`, scanType)
+	if err != nil {
+		return nil, fmt.Errorf("repository finding counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]int{}
+	for rows.Next() {
+		var repo string
+		var n [6]int
+		if err := rows.Scan(&repo, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5]); err != nil {
+			return nil, err
+		}
+		out[repo] = severityMap(n)
+	}
+	return out, rows.Err()
+}
+
+// severityMap names counts of CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL and UNDEFINED findings,
+// leaving out those with none.
+func severityMap(n [6]int) map[string]int {
+	counts := map[string]int{}
+	for i, sev := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"} {
+		if n[i] > 0 {
+			counts[sev] = n[i]
+		}
+	}
+	return counts
+}
+
+// ActiveFindingCounts returns, for each of a repository's digests with ACTIVE findings of
+// scanType, how many there are of each severity (ACTIVE and not suppressed, as Inspector shows
+// them), from image_finding_counts (0033_finding_counts.sql): a row an image, not a row a
+// finding. Severities with none are left out; digests with none are absent.
+func (db *DB) ActiveFindingCounts(ctx context.Context, repo string, digests []string, scanType string) (map[string]map[string]int, error) {
+	out := map[string]map[string]int{}
+	for chunk := range chunks(digests, 500) {
+		rows, err := db.read.QueryContext(ctx, `SELECT image_digest, n_critical, n_high, n_medium, n_low, n_informational, n_undefined
+			FROM image_finding_counts WHERE repository = ? AND scan_type = ? AND n_all > 0 AND image_digest IN (`+placeholders(len(chunk))+")",
+			append([]any{repo, scanType}, toAny(chunk)...)...)
+		if err != nil {
+			return nil, fmt.Errorf("active finding counts of %s: %w", repo, err)
+		}
+		for rows.Next() {
+			var dgst string
+			var n [6]int
+			if err := rows.Scan(&dgst, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5]); err != nil {
+				_ = rows.Close()
+				return nil, err
+			}
+			out[dgst] = severityMap(n)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 const findingColumns = `repository, image_digest, scan_type, ` + findingOwnColumns
 
 // findingOwnColumns are the columns of a finding read for a known image (the key's first
