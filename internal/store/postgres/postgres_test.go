@@ -44,6 +44,8 @@ var (
 	_ pullgate.Store         = (*postgres.DB)(nil)
 	_ suppression.Store      = (*postgres.DB)(nil)
 	_ auth.SecretStore       = (*postgres.DB)(nil)
+	_ scanning.ResultStore   = (*postgres.DB)(nil)
+	_ findings.TrendStore    = (*postgres.DB)(nil)
 )
 
 // TestPostgres runs every test of the package in one database, a schema each.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -670,5 +672,42 @@ func testFindingDetailWithNUL(t *testing.T, open Opener) {
 	}
 	if got := fx.list(t, findings.Query{Criteria: strs(findings.ECRImageArchitecture, sf(findings.Equals, "riscv64"))}); !slices.Equal(got, []string{"odd/CVE-2026-0001"}) {
 		t.Fatalf("listed by architecture: %v", got)
+	}
+}
+
+// testFindingCountsAndDays: the per-image and per-repository counts of ACTIVE findings by
+// severity, and the findings opened per day, as the console reads them.
+func testFindingCountsAndDays(t *testing.T, open Opener) {
+	ctx := context.Background()
+	fx := newQueryFixture(t, open)
+	byRepo, err := fx.db.RepositoryFindingCounts(ctx, policy.ScanTypeEnhanced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]int{
+		"prod/neo4j": {"CRITICAL": 1, "MEDIUM": 1}, "prod/web": {"MEDIUM": 1, "UNDEFINED": 1}, "test/web": {"CRITICAL": 1}}
+	if !reflect.DeepEqual(byRepo, want) {
+		t.Errorf("repository counts %v, want %v", byRepo, want)
+	}
+	if other, err := fx.db.RepositoryFindingCounts(ctx, policy.ScanTypeBasic); err != nil || len(other) != 0 {
+		t.Errorf("basic counts %v (%v), want none", other, err)
+	}
+	byImage, err := fx.db.ActiveFindingCounts(ctx, "prod/web", []string{fakeDigest("2"), fakeDigest("1"), fakeDigest("9")}, policy.ScanTypeEnhanced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantImg := map[string]map[string]int{fakeDigest("2"): {"MEDIUM": 1, "UNDEFINED": 1}}; !reflect.DeepEqual(byImage, wantImg) {
+		t.Errorf("image counts %v, want %v", byImage, wantImg)
+	}
+	days, err := fx.db.FindingDays(ctx, fx.t0.AddDate(0, 0, -1), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range days {
+		got = append(got, fmt.Sprintf("%s %d/%d", d.Day.Format(time.DateOnly), d.Opened, d.Closed))
+	}
+	if wantDays := []string{"2026-10-31 0/0", "2026-11-01 5/0", "2026-11-02 0/0"}; !slices.Equal(got, wantDays) {
+		t.Errorf("days %v, want %v", got, wantDays)
 	}
 }

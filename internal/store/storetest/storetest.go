@@ -151,6 +151,9 @@ type Store interface {
 	UsageSince(ctx context.Context, t time.Time) ([]store.Usage, error)
 	BlockingFindings(ctx context.Context, repo, digest, scanType string, minRank int, observedBy time.Time) ([]string, error)
 	QueryFindings(ctx context.Context, q findings.Query) ([]findings.Listed, error)
+	ActiveFindingCounts(ctx context.Context, repo string, digests []string, scanType string) (map[string]map[string]int, error)
+	RepositoryFindingCounts(ctx context.Context, scanType string) (map[string]map[string]int, error)
+	FindingDays(ctx context.Context, from time.Time, days int) ([]findings.DayCount, error)
 	FindingsByARN(ctx context.Context, arns []string) ([]findings.Listed, error)
 	CreateFilter(ctx context.Context, r suppression.Rule, announce suppression.Announce) error
 	UpdateFilter(ctx context.Context, arn string, change func(*suppression.Rule) error, announce suppression.Announce) (suppression.Rule, error)
@@ -215,6 +218,7 @@ func Run(t *testing.T, open Opener) {
 		{"QueryFindingsSortAndPages", testQueryFindingsSortAndPages},
 		{"FindingsByARN", testFindingsByARN},
 		{"QueryFindingsByReachability", testQueryFindingsByReachability},
+		{"FindingCountsAndDays", testFindingCountsAndDays},
 		{"SuppressionRules", testSuppressionRules},
 		{"ListFiltersPages", testListFiltersPages},
 		{"BlockingFindings", testBlockingFindings},
