@@ -16,7 +16,6 @@ import (
 
 	"github.com/lading-registry/lading/internal/app"
 	"github.com/lading-registry/lading/internal/auth"
-	"github.com/lading-registry/lading/internal/store/sqlite"
 )
 
 func newAdminCommand() *cobra.Command {
@@ -27,14 +26,14 @@ func newAdminCommand() *cobra.Command {
 
 // openMeta opens the metadata store of a data directory, for commands that run beside (or
 // without) a server.
-func openMeta(ctx context.Context, dataDir string, log *slog.Logger) (*sqlite.DB, error) {
-	return app.OpenMeta(ctx, dataDir, log)
+func openMeta(ctx context.Context, dataDir, metadata string, log *slog.Logger) (app.Meta, error) {
+	return app.OpenMeta(ctx, dataDir, metadata, log)
 }
 
 // openKeys opens a data directory's access keys, whose secrets are encrypted with the key in
 // $LADING_SECRET_KEY or the data directory's key file.
-func openKeys(ctx context.Context, dataDir string) (*auth.SealedKeys, func(), error) {
-	db, err := openMeta(ctx, dataDir, slog.Default())
+func openKeys(ctx context.Context, dataDir, metadata string) (*auth.SealedKeys, func(), error) {
+	db, err := openMeta(ctx, dataDir, metadata, slog.Default())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,9 +46,10 @@ func openKeys(ctx context.Context, dataDir string) (*auth.SealedKeys, func(), er
 }
 
 func newAccessKeyCommand() *cobra.Command {
-	var dataDir string
+	var dataDir, metadata string
 	cmd := &cobra.Command{Use: "access-key", Short: "Create, list, change and delete access keys"}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", "./lading-data", "directory holding blobs and the metadata database")
+	cmd.PersistentFlags().StringVar(&metadata, "metadata", "", metadataUsage)
 
 	var description, name string
 	var asJSON bool
@@ -70,7 +70,7 @@ func newAccessKeyCommand() *cobra.Command {
 			if name != "" && !auth.ValidKeyName(name) {
 				return fmt.Errorf("--name %q: want 1 to 64 letters, digits and +=,.@_- (an IAM user name)", name)
 			}
-			keys, done, err := openKeys(cmd.Context(), dataDir)
+			keys, done, err := openKeys(cmd.Context(), dataDir, metadata)
 			if err != nil {
 				return err
 			}
@@ -104,7 +104,7 @@ func newAccessKeyCommand() *cobra.Command {
 		Short: "List access keys with their names and policies (without secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			keys, done, err := openKeys(cmd.Context(), dataDir)
+			keys, done, err := openKeys(cmd.Context(), dataDir, metadata)
 			if err != nil {
 				return err
 			}
@@ -158,7 +158,7 @@ func newAccessKeyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			keys, done, err := openKeys(cmd.Context(), dataDir)
+			keys, done, err := openKeys(cmd.Context(), dataDir, metadata)
 			if err != nil {
 				return err
 			}
@@ -177,7 +177,7 @@ func newAccessKeyCommand() *cobra.Command {
 		Short: "Delete an access key",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			keys, done, err := openKeys(cmd.Context(), dataDir)
+			keys, done, err := openKeys(cmd.Context(), dataDir, metadata)
 			if err != nil {
 				return err
 			}
@@ -251,7 +251,7 @@ func findKey(ctx context.Context, keys *auth.SealedKeys, idOrName string) (strin
 }
 
 func newResetSecretKeyCommand() *cobra.Command {
-	var dataDir string
+	var dataDir, metadata string
 	var yes bool
 	cmd := &cobra.Command{
 		Use:   "reset-secret-key --yes",
@@ -269,7 +269,7 @@ func newResetSecretKeyCommand() *cobra.Command {
 			if !yes {
 				return errors.New("this deletes every access key the secret key at hand cannot decrypt; rerun with --yes")
 			}
-			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
+			db, err := openMeta(cmd.Context(), dataDir, metadata, slog.Default())
 			if err != nil {
 				return err
 			}
@@ -278,6 +278,7 @@ func newResetSecretKeyCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./lading-data", "directory holding blobs and the metadata database")
+	cmd.Flags().StringVar(&metadata, "metadata", "", metadataUsage)
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm")
 	return cmd
 }

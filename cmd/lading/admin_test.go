@@ -57,7 +57,7 @@ func TestAccessKeyCommandsSealSecrets(t *testing.T) {
 		}
 	}
 
-	meta, err := app.OpenMeta(ctx, dir, slog.New(slog.DiscardHandler))
+	meta, err := app.OpenMeta(ctx, dir, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

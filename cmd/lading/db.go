@@ -28,7 +28,7 @@ func openVulnDB(cmd *cobra.Command, common *commonFlags, skipInvalid bool) (*vul
 	if err != nil {
 		return nil, nil, err
 	}
-	meta, err := openMeta(cmd.Context(), common.dataDir, log)
+	meta, err := openMeta(cmd.Context(), common.dataDir, common.metadata, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -34,7 +34,7 @@ func newGCCommand() *cobra.Command {
 			if o.Grace < 0 {
 				return fmt.Errorf("--grace %s: must not be negative", o.Grace)
 			}
-			rep, err := app.CollectGarbage(cmd.Context(), common.dataDir, blobs, o)
+			rep, err := app.CollectGarbage(cmd.Context(), common.dataDir, common.metadata, blobs, o)
 			if err != nil {
 				return err
 			}

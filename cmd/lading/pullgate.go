@@ -17,9 +17,10 @@ import (
 // newPullGateCommand sets per-repository overrides of the pull-time policy gate, in the data
 // directory (safe beside a running server, which reads the override at each pull).
 func newPullGateCommand() *cobra.Command {
-	var dataDir string
+	var dataDir, metadata string
 	cmd := &cobra.Command{Use: "pull-gate", Short: "Set, list and delete repositories' pull-time policy gates"}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", "./lading-data", "directory holding blobs and the metadata database")
+	cmd.PersistentFlags().StringVar(&metadata, "metadata", "", metadataUsage)
 
 	var repo string
 	var p pullgate.Policy
@@ -42,7 +43,7 @@ func newPullGateCommand() *cobra.Command {
 			if err := p.Validate(); err != nil {
 				return err
 			}
-			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
+			db, err := openMeta(cmd.Context(), dataDir, metadata, slog.Default())
 			if err != nil {
 				return err
 			}
@@ -61,7 +62,7 @@ func newPullGateCommand() *cobra.Command {
 		Short: "Remove a repository's override: the registry's gate applies again",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
+			db, err := openMeta(cmd.Context(), dataDir, metadata, slog.Default())
 			if err != nil {
 				return err
 			}
@@ -83,7 +84,7 @@ func newPullGateCommand() *cobra.Command {
 		Short: "List the repositories' overrides",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
+			db, err := openMeta(cmd.Context(), dataDir, metadata, slog.Default())
 			if err != nil {
 				return err
 			}

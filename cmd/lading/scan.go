@@ -183,7 +183,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(scanMemoryLimit)
 	}
-	meta, err := openMeta(ctx, o.common.dataDir, log)
+	meta, err := openMeta(ctx, o.common.dataDir, o.common.metadata, log)
 	if err != nil {
 		return err
 	}

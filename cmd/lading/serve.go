@@ -21,12 +21,17 @@ import (
 // commonFlags are shared by every command that opens the data directory.
 type commonFlags struct {
 	dataDir   string
+	metadata  string
 	logLevel  string
 	logFormat string
 }
 
+// metadataUsage describes --metadata, which every command that opens the store takes.
+const metadataUsage = "metadata store: empty for SQLite in the data dir, or postgres://user@host:port/database (nodes sharing it each keep a data dir for their secret key file and caches)"
+
 func (c *commonFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.dataDir, "data-dir", "./lading-data", "directory holding blobs and the metadata database")
+	cmd.Flags().StringVar(&c.metadata, "metadata", "", metadataUsage)
 	cmd.Flags().StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.Flags().StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -71,7 +76,7 @@ func newServeCommand() *cobra.Command {
 			if cfg.MinFreeSpace, err = parseBytes("--min-free-space", minFreeSpace); err != nil {
 				return err
 			}
-			cfg.DataDir = common.dataDir
+			cfg.DataDir, cfg.Metadata = common.dataDir, common.metadata
 			cfg.Logger = log
 			cfg.Version = versionString()
 			cfg.AdminAccessKeyID = os.Getenv("LADING_ADMIN_ACCESS_KEY_ID")

@@ -21,7 +21,7 @@ const (
 )
 
 func newUsageCommand() *cobra.Command {
-	var dataDir, since string
+	var dataDir, metadata, since string
 	cmd := &cobra.Command{
 		Use:   "usage [--since DATE]",
 		Short: "Show scans performed, by repository and scan type, with what they would have cost on ECR/Inspector",
@@ -35,7 +35,7 @@ func newUsageCommand() *cobra.Command {
 					return err
 				}
 			}
-			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
+			db, err := openMeta(cmd.Context(), dataDir, metadata, slog.Default())
 			if err != nil {
 				return err
 			}
@@ -88,6 +88,7 @@ func newUsageCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./lading-data", "directory holding blobs and the metadata database")
+	cmd.Flags().StringVar(&metadata, "metadata", "", metadataUsage)
 	cmd.Flags().StringVar(&since, "since", "", "count scans from this date (YYYY-MM-DD or RFC 3339)")
 	return cmd
 }

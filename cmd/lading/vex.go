@@ -17,7 +17,7 @@ import (
 
 func newVEXCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "vex", Short: "Turn VEX documents into suppression rules"}
-	var dataDir, registryID, region string
+	var dataDir, metadata, registryID, region string
 	imp := &cobra.Command{
 		Use:   "import FILE...",
 		Short: "Make suppression rules of VEX statements (OpenVEX 0.2, CycloneDX VEX)",
@@ -44,7 +44,7 @@ func newVEXCommand() *cobra.Command {
 				}
 				all.Merge(v)
 			}
-			db, err := openMeta(cmd.Context(), dataDir, slog.Default())
+			db, err := openMeta(cmd.Context(), dataDir, metadata, slog.Default())
 			if err != nil {
 				return err
 			}
@@ -75,6 +75,7 @@ func newVEXCommand() *cobra.Command {
 		},
 	}
 	imp.Flags().StringVar(&dataDir, "data-dir", "./lading-data", "directory holding blobs and the metadata database")
+	imp.Flags().StringVar(&metadata, "metadata", "", metadataUsage)
 	imp.Flags().StringVar(&registryID, "registry-id", "000000000000", "the server's --registry-id (rule ARNs, finding criteria)")
 	imp.Flags().StringVar(&region, "region", "us-east-1", "the server's --region")
 	cmd.AddCommand(imp)

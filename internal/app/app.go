@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -34,7 +35,7 @@ import (
 	"github.com/lading-registry/lading/internal/reports"
 	"github.com/lading-registry/lading/internal/sbom"
 	"github.com/lading-registry/lading/internal/scanning"
-	"github.com/lading-registry/lading/internal/store/sqlite"
+	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/suppression"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
@@ -108,6 +109,8 @@ type Config struct {
 	// PullGate is the registry's default pull-time policy gate (repositories may override it).
 	PullGate pullgate.Policy
 
+	// Metadata is the metadata store: "" for SQLite in DataDir, or a postgres:// URL.
+	Metadata string
 	// Blobs is where blobs are kept: "" for files in DataDir, or s3://bucket?endpoint=...&region=...
 	Blobs string
 	// S3Redirect answers blob GETs, and GetDownloadUrlForLayer, with presigned URLs of the bucket.
@@ -125,7 +128,7 @@ type App struct {
 	lifecycle *lifecycle.Service
 	gate      *pullgate.Gate
 	log       *slog.Logger
-	meta      *sqlite.DB
+	meta      Meta
 	blobs     *blob.Store
 	auth      *auth.Authenticator
 	keys      *auth.SealedKeys
@@ -154,7 +157,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if len(cfg.RegistryID) != 12 || strings.Trim(cfg.RegistryID, "0123456789") != "" {
 		return nil, fmt.Errorf("registry id %q: must be 12 digits", cfg.RegistryID)
 	}
-	meta, err := OpenMeta(ctx, cfg.DataDir, cfg.Logger)
+	meta, err := OpenMeta(ctx, cfg.DataDir, cfg.Metadata, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +187,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	// Suppression rules compare criteria on the account, resource ids and known exploits.
-	meta.SetFindingContext(sqlite.FindingContext{Account: cfg.RegistryID, Region: cfg.Region, Exploited: catalog.IDs()})
+	meta.SetFindingContext(store.FindingContext{Account: cfg.RegistryID, Region: cfg.Region, Exploited: catalog.IDs()})
 	a := &App{cfg: cfg, log: cfg.Logger, meta: meta, blobs: blobs, keys: keys, auth: auth.NewAuthenticator(keys, auth.Options{Throttle: cfg.AuthThrottle}),
 		authz: auth.NewAuthorizer(meta, auth.AuthorizerOptions{RegistryID: cfg.RegistryID, Region: cfg.Region, AnonymousPull: cfg.AnonymousPull}), kev: catalog}
 	auditLog, closeAudit, err := openAuditLog(cfg.AuditLog)
@@ -199,9 +202,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "lading_uploads_in_progress", Help: "Blob upload sessions open.",
 	}, func() float64 {
-		var n float64
-		_ = meta.Reader().QueryRow("SELECT count(*) FROM uploads").Scan(&n)
-		return n
+		n, err := meta.CountUploads(context.Background())
+		if err != nil {
+			return math.NaN() // unknown, not zero
+		}
+		return float64(n)
 	}))
 	if err := a.openScanning(ctx); err != nil {
 		_ = closeAudit()
@@ -515,8 +520,8 @@ func (a *App) RunLifecycle(ctx context.Context) error {
 // CollectGarbage runs one garbage collection on a data directory, beside a server using it
 // or not (`lading admin gc`): SQLite's WAL lets both write, and the blob store's locks are
 // flocks, which hold across processes.
-func CollectGarbage(ctx context.Context, dataDir, blobsSpec string, o gc.Options) (gc.Report, error) {
-	meta, err := OpenMeta(ctx, dataDir, o.Logger)
+func CollectGarbage(ctx context.Context, dataDir, metadata, blobsSpec string, o gc.Options) (gc.Report, error) {
+	meta, err := OpenMeta(ctx, dataDir, metadata, o.Logger)
 	if err != nil {
 		return gc.Report{}, err
 	}

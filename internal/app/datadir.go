@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/store/postgres"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
 
@@ -32,36 +35,60 @@ const (
 
 // OpenMeta is how every command opens a data directory: it creates the directory (0700) if
 // needed, makes it and the files and directories Lading keeps in it private (see
-// secureDataDir), and opens the metadata store.
-func OpenMeta(ctx context.Context, dataDir string, log *slog.Logger) (*sqlite.DB, error) {
+// secureDataDir), and opens the metadata store: the embedded SQLite database in the directory,
+// or, with metadata a postgres:// URL, that PostgreSQL database (several nodes share it; each
+// keeps its own data directory for its secret key file and caches).
+func OpenMeta(ctx context.Context, dataDir, metadata string, log *slog.Logger) (Meta, error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	if err := secureDataDir(dataDir, log); err != nil {
 		return nil, err
 	}
-	meta, err := sqlite.Open(ctx, filepath.Join(dataDir, MetaFile))
-	if errors.Is(err, sqlite.ErrNewerSchema) {
-		return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
+	switch {
+	case metadata == "":
+		meta, err := sqlite.Open(ctx, filepath.Join(dataDir, MetaFile))
+		if errors.Is(err, sqlite.ErrNewerSchema) {
+			return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return meta, nil
+	case strings.HasPrefix(metadata, "postgres://") || strings.HasPrefix(metadata, "postgresql://"):
+		meta, err := postgres.Open(ctx, metadata)
+		if err != nil {
+			return nil, fmt.Errorf("--metadata: %w", err)
+		}
+		return meta, nil
+	default:
+		return nil, fmt.Errorf("--metadata %q: want postgres://user@host:port/database (or nothing, for SQLite in the data directory)", redact(metadata))
 	}
-	return meta, err
+}
+
+// redact hides a password in a URL given on the command line before it is printed.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(not a URL)"
 }
 
 // OpenKeys returns the access keys of an open data directory, their secrets (and the signing
 // keys) encrypted at rest with the secret key (secretKey, base64, or else the key file in
 // dataDir, made on first use), after encrypting what an older Lading stored in plain text.
-func OpenKeys(ctx context.Context, meta *sqlite.DB, dataDir, secretKey string, log *slog.Logger) (*auth.SealedKeys, error) {
+func OpenKeys(ctx context.Context, meta Meta, dataDir, secretKey string, log *slog.Logger) (*auth.SealedKeys, error) {
 	return openKeys(ctx, meta, auth.SecretsOptions{DataDir: dataDir, Key: secretKey, Logger: log})
 }
 
 // ResetSecretKey is for a lost secret key: it makes a new one and drops what the old one
 // protected (see auth.SecretsOptions.Forget).
-func ResetSecretKey(ctx context.Context, meta *sqlite.DB, dataDir, secretKey string, log *slog.Logger) error {
+func ResetSecretKey(ctx context.Context, meta Meta, dataDir, secretKey string, log *slog.Logger) error {
 	_, err := openKeys(ctx, meta, auth.SecretsOptions{DataDir: dataDir, Key: secretKey, Logger: log, Forget: true})
 	return err
 }
 
-func openKeys(ctx context.Context, meta *sqlite.DB, o auth.SecretsOptions) (*auth.SealedKeys, error) {
+func openKeys(ctx context.Context, meta Meta, o auth.SecretsOptions) (*auth.SealedKeys, error) {
 	s, err := auth.OpenSecrets(ctx, meta, o)
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", o.DataDir, err)

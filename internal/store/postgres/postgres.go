@@ -10,8 +10,8 @@
 //
 // It holds every part of the store the app uses: the registry core, the outbox and webhook
 // cursors, the effects of a change, scan jobs, image scan states, inventories, report jobs,
-// coverage, the advisory database, findings, suppression rules and secrets. No command opens
-// it yet: the app still opens *sqlite.DB by its type (docs/architecture.md).
+// coverage, the advisory database, findings, suppression rules and secrets; every command
+// opens it with --metadata postgres://... (app.OpenMeta).
 package postgres
 
 import (

@@ -711,3 +711,12 @@ func (db *DB) requireRepository(ctx context.Context, repo string) error {
 	}
 	return nil
 }
+
+// CountUploads returns how many upload sessions are open.
+func (db *DB) CountUploads(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM uploads").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count uploads: %w", err)
+	}
+	return n, nil
+}

@@ -710,3 +710,12 @@ func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]
 		return s, r.Scan(&s)
 	}, query, args...)
 }
+
+// CountUploads returns how many upload sessions are open.
+func (db *DB) CountUploads(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.read.QueryRowContext(ctx, "SELECT count(*) FROM uploads").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count uploads: %w", err)
+	}
+	return n, nil
+}
