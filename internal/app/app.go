@@ -141,6 +141,8 @@ type App struct {
 	kev *kev.Catalog
 	// reports runs Inspector's SBOM exports and findings reports.
 	reports *reports.Service
+	// closeLocks closes the blob store's locks (a pool of their own on PostgreSQL).
+	closeLocks func()
 }
 
 // Open prepares the data directory, the stores and the handlers.
@@ -167,8 +169,19 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
+	locks, closeLocks, err := openBlobLocks(ctx, cfg.Metadata)
+	if err != nil {
+		_ = meta.Close()
+		return nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			closeLocks()
+		}
+	}()
 	blobs, err := OpenBlobs(ctx, cfg.DataDir, cfg.Blobs, BlobOptions{MaxBlobSize: cfg.MaxBlobSize, MinFreeSpace: cfg.MinFreeSpace,
-		S3Redirect: cfg.S3Redirect, Now: cfg.Now})
+		S3Redirect: cfg.S3Redirect, Now: cfg.Now, Locker: locks})
 	if err != nil {
 		_ = meta.Close()
 		return nil, err
@@ -234,6 +247,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
+	a.closeLocks, opened = closeLocks, true
 	return a, nil
 }
 
@@ -282,7 +296,11 @@ func (a *App) openScanning(ctx context.Context) error {
 }
 
 // Close releases the stores and the audit log.
-func (a *App) Close() error { return errors.Join(a.audit.close(), a.meta.Close()) }
+func (a *App) Close() error {
+	err := errors.Join(a.audit.close(), a.meta.Close())
+	a.closeLocks()
+	return err
+}
 
 // Authorizer decides permissions for every face; the faces wired outside this package (the
 // Inspector face, the console) call its Check.
@@ -526,7 +544,13 @@ func CollectGarbage(ctx context.Context, dataDir, metadata, blobsSpec string, o 
 		return gc.Report{}, err
 	}
 	defer meta.Close()
-	blobs, err := OpenBlobs(ctx, dataDir, blobsSpec, BlobOptions{})
+	// The server's locks: a collection beside it must exclude its commits.
+	locks, closeLocks, err := openBlobLocks(ctx, metadata)
+	if err != nil {
+		return gc.Report{}, err
+	}
+	defer closeLocks()
+	blobs, err := OpenBlobs(ctx, dataDir, blobsSpec, BlobOptions{Locker: locks})
 	if err != nil {
 		return gc.Report{}, err
 	}

@@ -21,6 +21,9 @@ type BlobOptions struct {
 	// S3Redirect lets blob GETs and GetDownloadUrlForLayer hand out presigned URLs (S3 only).
 	S3Redirect bool
 	Now        func() time.Time
+	// Locker gives the store's locks; nil: files under the data directory, which every process
+	// on that directory shares. Nodes sharing a PostgreSQL metadata store take them from it.
+	Locker blob.Locker
 }
 
 // locksDir holds the blob store's locks when its storage has none of its own (S3): every
@@ -34,7 +37,15 @@ func OpenBlobs(ctx context.Context, dataDir, spec string, o BlobOptions) (*blob.
 		if o.S3Redirect {
 			return nil, errors.New("--s3-redirect needs blobs on S3 (--blobs s3://bucket)")
 		}
-		s, err := blobfs.New(dataDir, blobfs.Options{MaxBlobSize: o.MaxBlobSize, MinFreeBytes: o.MinFreeSpace, Now: o.Now})
+		fsOpts := blobfs.Options{MaxBlobSize: o.MaxBlobSize, MinFreeBytes: o.MinFreeSpace, Now: o.Now}
+		if o.Locker != nil {
+			d, err := blobfs.NewDriver(dataDir, fsOpts)
+			if err != nil {
+				return nil, err
+			}
+			return blob.NewStore(d, o.Locker, blob.Options{MaxBlobSize: o.MaxBlobSize}), nil
+		}
+		s, err := blobfs.New(dataDir, fsOpts)
 		if err != nil {
 			return nil, err
 		}
@@ -51,9 +62,11 @@ func OpenBlobs(ctx context.Context, dataDir, spec string, o BlobOptions) (*blob.
 	if err != nil {
 		return nil, fmt.Errorf("--blobs: %w", err)
 	}
-	locks, err := blobfs.NewFileLocker(filepath.Join(dataDir, locksDir))
-	if err != nil {
-		return nil, err
+	var locks blob.Locker = o.Locker
+	if locks == nil {
+		if locks, err = blobfs.NewFileLocker(filepath.Join(dataDir, locksDir)); err != nil {
+			return nil, err
+		}
 	}
 	return blob.NewStore(d, locks, blob.Options{MaxBlobSize: o.MaxBlobSize, Redirect: o.S3Redirect}), nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/blob"
+	"github.com/lading-registry/lading/internal/blob/pglock"
 	"github.com/lading-registry/lading/internal/store/postgres"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
@@ -55,7 +57,7 @@ func OpenMeta(ctx context.Context, dataDir, metadata string, log *slog.Logger) (
 			return nil, err
 		}
 		return meta, nil
-	case strings.HasPrefix(metadata, "postgres://") || strings.HasPrefix(metadata, "postgresql://"):
+	case isPostgres(metadata):
 		meta, err := postgres.Open(ctx, metadata)
 		if err != nil {
 			return nil, fmt.Errorf("--metadata: %w", err)
@@ -64,6 +66,28 @@ func OpenMeta(ctx context.Context, dataDir, metadata string, log *slog.Logger) (
 	default:
 		return nil, fmt.Errorf("--metadata %q: want postgres://user@host:port/database (or nothing, for SQLite in the data directory)", redact(metadata))
 	}
+}
+
+func isPostgres(metadata string) bool {
+	return strings.HasPrefix(metadata, "postgres://") || strings.HasPrefix(metadata, "postgresql://")
+}
+
+// blobLockConns bounds the connections the blob store's locks hold on PostgreSQL: a lock held
+// is a connection, a commit holds two, so this many over two commits at once per node.
+const blobLockConns = 64
+
+// openBlobLocks returns the blob store's locks for the metadata store: nil (files under the
+// data directory) with SQLite, PostgreSQL's advisory locks with PostgreSQL, so that every node
+// sharing the database excludes the others. done closes them.
+func openBlobLocks(ctx context.Context, metadata string) (locks blob.Locker, done func(), err error) {
+	if !isPostgres(metadata) {
+		return nil, func() {}, nil
+	}
+	l, err := pglock.Open(ctx, metadata, blobLockConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, l.Close, nil
 }
 
 // redact hides a password in a URL given on the command line before it is printed.

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/blob/pglock"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
 	"github.com/lading-registry/lading/internal/testserver"
 )
@@ -74,6 +75,17 @@ func TestOnPostgres(t *testing.T) {
 		b := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL())
 		if n := repositoriesIn(t, url); n != 1 {
 			t.Fatalf("%d repositories in PostgreSQL, want 1", n)
+		}
+		// The push's upload sessions were locked in PostgreSQL, where every node sees them.
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		var lockSessions int
+		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+			pglock.ApplicationName).Scan(&lockSessions); err != nil || lockSessions == 0 {
+			t.Fatalf("no session of the blob locks in PostgreSQL (%v)", err)
 		}
 		pulled := filepath.Join(t.TempDir(), "pulled")
 		run(t, []string{"DOCKER_CONFIG=" + b.DockerConfig(t)}, crane, "pull", "--insecure", "--format=oci", b.Addr+"/pg/app:v1", pulled)

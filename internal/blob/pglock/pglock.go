@@ -24,6 +24,7 @@ type Locker struct {
 	// space keeps these locks apart from other users of advisory locks in the same database:
 	// the lock key is the first argument of the two-key form.
 	space int32
+	owned bool // the pool is Open's, closed by Close
 }
 
 // Space is the advisory-lock key space the blob store's locks use.
@@ -82,4 +83,33 @@ func (l *Locker) Lock(ctx context.Context, name string, wait bool) (func(), erro
 		}
 		conn.Release()
 	}, nil
+}
+
+// ApplicationName names the sessions of the pool Open makes, in pg_stat_activity.
+const ApplicationName = "lading-blob-locks"
+
+// Open returns the locks of the database at url, on a pool of their own of at most maxConns
+// connections (each held lock keeps one; a commit holds two), closed by Close.
+func Open(ctx context.Context, url string, maxConns int32) (*Locker, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("blob locks: %w", err)
+	}
+	cfg.MaxConns = maxConns
+	// Named, so that an operator sees which sessions hold the blob store's locks.
+	cfg.ConnConfig.RuntimeParams["application_name"] = ApplicationName
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("blob locks: %w", err)
+	}
+	l := New(pool)
+	l.owned = true
+	return l, nil
+}
+
+// Close closes the pool Open made (a Locker made by New leaves its pool to its owner).
+func (l *Locker) Close() {
+	if l.owned {
+		l.pool.Close()
+	}
 }
