@@ -38,11 +38,18 @@ func newMigrateCommand() *cobra.Command {
 				return fmt.Errorf("--to-blobs %q: the same as the source", to)
 			}
 			ctx := cmd.Context()
-			src, err := app.OpenBlobs(ctx, common.dataDir, from, app.BlobOptions{})
+			// The servers' locks (PostgreSQL's when the metadata is there), so that a copy
+			// beside running servers excludes their commits and collections.
+			locks, closeLocks, err := app.OpenBlobLocks(ctx, common.metadata)
 			if err != nil {
 				return err
 			}
-			dst, err := app.OpenBlobs(ctx, common.dataDir, to, app.BlobOptions{})
+			defer closeLocks()
+			src, err := app.OpenBlobs(ctx, common.dataDir, from, app.BlobOptions{Locker: locks})
+			if err != nil {
+				return err
+			}
+			dst, err := app.OpenBlobs(ctx, common.dataDir, to, app.BlobOptions{Locker: locks})
 			if err != nil {
 				return err
 			}

@@ -169,7 +169,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		_ = meta.Close()
 		return nil, err
 	}
-	locks, closeLocks, err := openBlobLocks(ctx, cfg.Metadata)
+	locks, closeLocks, err := OpenBlobLocks(ctx, cfg.Metadata)
 	if err != nil {
 		_ = meta.Close()
 		return nil, err
@@ -545,7 +545,7 @@ func CollectGarbage(ctx context.Context, dataDir, metadata, blobsSpec string, o 
 	}
 	defer meta.Close()
 	// The server's locks: a collection beside it must exclude its commits.
-	locks, closeLocks, err := openBlobLocks(ctx, metadata)
+	locks, closeLocks, err := OpenBlobLocks(ctx, metadata)
 	if err != nil {
 		return gc.Report{}, err
 	}

@@ -76,12 +76,15 @@ func isPostgres(metadata string) bool {
 // is a connection, a commit holds two, so this many over two commits at once per node.
 const blobLockConns = 64
 
-// openBlobLocks returns the blob store's locks for the metadata store: nil (files under the
+// OpenBlobLocks returns the blob store's locks for the metadata store: nil (files under the
 // data directory) with SQLite, PostgreSQL's advisory locks with PostgreSQL, so that every node
 // sharing the database excludes the others. done closes them.
-func openBlobLocks(ctx context.Context, metadata string) (locks blob.Locker, done func(), err error) {
-	if !isPostgres(metadata) {
+func OpenBlobLocks(ctx context.Context, metadata string) (locks blob.Locker, done func(), err error) {
+	switch {
+	case metadata == "":
 		return nil, func() {}, nil
+	case !isPostgres(metadata):
+		return nil, nil, fmt.Errorf("--metadata %q: want postgres://user@host:port/database (or nothing, for SQLite in the data directory)", redact(metadata))
 	}
 	l, err := pglock.Open(ctx, metadata, blobLockConns)
 	if err != nil {
