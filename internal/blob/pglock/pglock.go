@@ -58,13 +58,13 @@ func (l *Locker) Lock(ctx context.Context, name string, wait bool) (func(), erro
 			defer cancel()
 			_ = conn.Conn().PgConn().CancelRequest(bg)
 			_ = conn.Hijack().Close(bg)
-			return nil, fmt.Errorf("lock %s: %w", name, err)
+			return nil, unavailable(ctx, name, err)
 		}
 	} else {
 		var got bool
 		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", l.space, k).Scan(&got); err != nil {
 			_ = conn.Hijack().Close(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("lock %s: %w", name, err)
+			return nil, unavailable(ctx, name, err)
 		}
 		if !got {
 			conn.Release()
@@ -83,6 +83,15 @@ func (l *Locker) Lock(ctx context.Context, name string, wait bool) (func(), erro
 		}
 		conn.Release()
 	}, nil
+}
+
+// unavailable is a lock that failed: the caller's ctx ending, or else the database not
+// answering (blob.ErrUnavailable: the request may succeed later, a 503).
+func unavailable(ctx context.Context, name string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	return fmt.Errorf("lock %s: %w: %w", name, blob.ErrUnavailable, err)
 }
 
 // ApplicationName names the sessions of the pool Open makes, in pg_stat_activity.
