@@ -215,7 +215,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "lading_uploads_in_progress", Help: "Blob upload sessions open.",
 	}, func() float64 {
-		n, err := meta.CountUploads(context.Background())
+		// A scrape has no context of its own: bound the wait on a slow store.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := meta.CountUploads(ctx)
 		if err != nil {
 			return math.NaN() // unknown, not zero
 		}
@@ -536,8 +539,8 @@ func (a *App) RunLifecycle(ctx context.Context) error {
 }
 
 // CollectGarbage runs one garbage collection on a data directory, beside a server using it
-// or not (`lading admin gc`): SQLite's WAL lets both write, and the blob store's locks are
-// flocks, which hold across processes.
+// or not (`lading admin gc`): SQLite's WAL lets both write, and the blob store's locks (flocks,
+// or PostgreSQL's advisory locks with --metadata postgres://) hold across processes.
 func CollectGarbage(ctx context.Context, dataDir, metadata, blobsSpec string, o gc.Options) (gc.Report, error) {
 	meta, err := OpenMeta(ctx, dataDir, metadata, o.Logger)
 	if err != nil {
