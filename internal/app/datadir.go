@@ -49,7 +49,15 @@ func OpenMeta(ctx context.Context, dataDir, metadata string, log *slog.Logger) (
 	}
 	switch {
 	case metadata == "":
-		meta, err := sqlite.Open(ctx, filepath.Join(dataDir, MetaFile))
+		// Created empty and private first, so that SQLite, which gives lading.db-wal and
+		// lading.db-shm the mode of the database file, makes them 0600 too.
+		path := filepath.Join(dataDir, MetaFile)
+		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, privateFile)
+		if err != nil {
+			return nil, fmt.Errorf("create metadata database: %w", err)
+		}
+		_ = f.Close()
+		meta, err := sqlite.Open(ctx, path)
 		if errors.Is(err, sqlite.ErrNewerSchema) {
 			return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
 		}
@@ -123,9 +131,7 @@ func openKeys(ctx context.Context, meta Meta, o auth.SecretsOptions) (*auth.Seal
 	return auth.SealKeys(meta, s), nil
 }
 
-// secureDataDir creates dataDir (0700) and an empty metadata database (0600) if missing, the
-// latter so that SQLite, which gives lading.db-wal and lading.db-shm the mode of the database
-// file, makes them 0600 too. It then tightens what an older Lading made looser: the data
+// secureDataDir creates dataDir (0700) if missing. It then tightens what an older Lading made looser: the data
 // directory and the directories in it to 0700, the files holding secrets to 0600, with one
 // warning each. The files inside blobs/, uploads/, scratch/ and vulndb-cache/ are not walked
 // (that would read the whole tree at every start): their 0700 parent keeps other users out.
@@ -140,12 +146,6 @@ func secureDataDir(dataDir string, log *slog.Logger) error {
 	} else if err != nil {
 		return err
 	}
-	db := filepath.Join(dataDir, MetaFile)
-	f, err := os.OpenFile(db, os.O_RDONLY|os.O_CREATE, privateFile)
-	if err != nil {
-		return fmt.Errorf("create metadata database: %w", err)
-	}
-	_ = f.Close()
 	for _, d := range []string{"blobs", "uploads", scratchDir, vulnDBCacheDir} {
 		if err := tighten(filepath.Join(dataDir, d), privateDir, log); err != nil {
 			return err

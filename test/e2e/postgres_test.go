@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -75,6 +78,9 @@ func TestOnPostgres(t *testing.T) {
 		b := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL())
 		if n := repositoriesIn(t, url); n != 1 {
 			t.Fatalf("%d repositories in PostgreSQL, want 1", n)
+		}
+		if _, err := os.Stat(filepath.Join(a.DataDir, "lading.db")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a SQLite database in the data directory of a node on PostgreSQL (%v)", err)
 		}
 		// The push's upload sessions were locked in PostgreSQL, where every node sees them.
 		conn, err := pgx.Connect(context.Background(), url)
