@@ -190,3 +190,15 @@ type FindingContext struct {
 
 // ErrNoDetail refuses a new finding written (ApplyScans) without its detail.
 var ErrNoDetail = errors.New("a new finding needs its detail")
+
+// CountsBySeverity names counts of CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL and UNDEFINED
+// findings, in that order (the columns of image_finding_counts), leaving out those with none.
+func CountsBySeverity(n [6]int) map[string]int {
+	counts := map[string]int{}
+	for i, sev := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"} {
+		if n[i] > 0 {
+			counts[sev] = n[i]
+		}
+	}
+	return counts
+}

@@ -7,19 +7,8 @@ import (
 
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
 )
-
-// severityMap names counts of CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL and UNDEFINED
-// findings, leaving out those with none.
-func severityMap(n [6]int) map[string]int {
-	counts := map[string]int{}
-	for i, sev := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"} {
-		if n[i] > 0 {
-			counts[sev] = n[i]
-		}
-	}
-	return counts
-}
 
 // ActiveFindingCounts returns, for each of a repository's digests with ACTIVE findings of
 // scanType, how many there are of each severity (ACTIVE and not suppressed), from
@@ -39,7 +28,7 @@ func (db *DB) ActiveFindingCounts(ctx context.Context, repo string, digests []st
 		if err := rows.Scan(&dgst, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5]); err != nil {
 			return nil, fmt.Errorf("active finding counts of %s: %w", repo, err)
 		}
-		out[dgst] = severityMap(n)
+		out[dgst] = store.CountsBySeverity(n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("active finding counts of %s: %w", repo, err)
@@ -59,15 +48,11 @@ func (db *DB) RepositoryFindingCounts(ctx context.Context, scanType string) (map
 	out := map[string]map[string]int{}
 	for rows.Next() {
 		var repo string
-		var n [6]int64
+		var n [6]int
 		if err := rows.Scan(&repo, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5]); err != nil {
 			return nil, fmt.Errorf("repository finding counts: %w", err)
 		}
-		var c [6]int
-		for i := range n {
-			c[i] = int(n[i])
-		}
-		out[repo] = severityMap(c)
+		out[repo] = store.CountsBySeverity(n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("repository finding counts: %w", err)
@@ -100,11 +85,12 @@ func (db *DB) FindingDays(ctx context.Context, from time.Time, days int) ([]find
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var day, opened, closed int64
+		var day int64
+		var opened, closed int
 		if err := rows.Scan(&day, &opened, &closed); err != nil {
 			return nil, fmt.Errorf("finding days: %w", err)
 		}
-		out[day-first].Opened, out[day-first].Closed = int(opened), int(closed)
+		out[day-first].Opened, out[day-first].Closed = opened, closed
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("finding days: %w", err)

@@ -196,21 +196,9 @@ func (db *DB) RepositoryFindingCounts(ctx context.Context, scanType string) (map
 		if err := rows.Scan(&repo, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5]); err != nil {
 			return nil, err
 		}
-		out[repo] = severityMap(n)
+		out[repo] = store.CountsBySeverity(n)
 	}
 	return out, rows.Err()
-}
-
-// severityMap names counts of CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL and UNDEFINED findings,
-// leaving out those with none.
-func severityMap(n [6]int) map[string]int {
-	counts := map[string]int{}
-	for i, sev := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"} {
-		if n[i] > 0 {
-			counts[sev] = n[i]
-		}
-	}
-	return counts
 }
 
 // ActiveFindingCounts returns, for each of a repository's digests with ACTIVE findings of
@@ -233,7 +221,7 @@ func (db *DB) ActiveFindingCounts(ctx context.Context, repo string, digests []st
 				_ = rows.Close()
 				return nil, err
 			}
-			out[dgst] = severityMap(n)
+			out[dgst] = store.CountsBySeverity(n)
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err
