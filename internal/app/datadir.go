@@ -47,8 +47,11 @@ func OpenMeta(ctx context.Context, dataDir, metadata string, log *slog.Logger) (
 	if err := secureDataDir(dataDir, log); err != nil {
 		return nil, err
 	}
-	switch {
-	case metadata == "":
+	pg, err := onPostgres(metadata)
+	if err != nil {
+		return nil, err
+	}
+	if !pg {
 		// Created empty and private first, so that SQLite, which gives lading.db-wal and
 		// lading.db-shm the mode of the database file, makes them 0600 too.
 		path := filepath.Join(dataDir, MetaFile)
@@ -65,19 +68,25 @@ func OpenMeta(ctx context.Context, dataDir, metadata string, log *slog.Logger) (
 			return nil, err
 		}
 		return meta, nil
-	case isPostgres(metadata):
-		meta, err := postgres.Open(ctx, metadata)
-		if err != nil {
-			return nil, fmt.Errorf("--metadata: %w", err)
-		}
-		return meta, nil
-	default:
-		return nil, fmt.Errorf("--metadata %q: want postgres://user@host:port/database (or nothing, for SQLite in the data directory)", redact(metadata))
 	}
+	meta, err := postgres.Open(ctx, metadata)
+	if err != nil {
+		return nil, fmt.Errorf("--metadata: %w", err)
+	}
+	return meta, nil
 }
 
-func isPostgres(metadata string) bool {
-	return strings.HasPrefix(metadata, "postgres://") || strings.HasPrefix(metadata, "postgresql://")
+// onPostgres tells what --metadata names: SQLite in the data directory (""), or PostgreSQL
+// (a postgres:// URL); anything else is an error.
+func onPostgres(metadata string) (bool, error) {
+	switch {
+	case metadata == "":
+		return false, nil
+	case strings.HasPrefix(metadata, "postgres://") || strings.HasPrefix(metadata, "postgresql://"):
+		return true, nil
+	default:
+		return false, fmt.Errorf("--metadata %q: want postgres://user@host:port/database (or nothing, for SQLite in the data directory)", redact(metadata))
+	}
 }
 
 // blobLockConns bounds the connections the blob store's locks hold on PostgreSQL: a lock held
@@ -88,11 +97,9 @@ const blobLockConns = 64
 // data directory) with SQLite, PostgreSQL's advisory locks with PostgreSQL, so that every node
 // sharing the database excludes the others. done closes them.
 func OpenBlobLocks(ctx context.Context, metadata string) (locks blob.Locker, done func(), err error) {
-	switch {
-	case metadata == "":
-		return nil, func() {}, nil
-	case !isPostgres(metadata):
-		return nil, nil, fmt.Errorf("--metadata %q: want postgres://user@host:port/database (or nothing, for SQLite in the data directory)", redact(metadata))
+	pg, err := onPostgres(metadata)
+	if err != nil || !pg {
+		return nil, func() {}, err
 	}
 	l, err := pglock.Open(ctx, metadata, blobLockConns)
 	if err != nil {
