@@ -65,10 +65,7 @@ func TestOnPostgres(t *testing.T) {
 		env := []string{"DOCKER_CONFIG=" + a.DockerConfig(t)}
 		_, img, _ := testImages(t)
 		run(t, env, crane, "push", "--insecure", singleLayout(t, img, nil), a.Addr+"/pg/app:v1")
-		sdk := ecr.New(ecr.Options{Region: "us-east-1", BaseEndpoint: aws.String(a.URL()), Retryer: testserver.SDKRetryer(),
-			Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-				return aws.Credentials{AccessKeyID: testserver.AccessKeyID, SecretAccessKey: testserver.SecretAccessKey, Source: "test"}, nil
-			})})
+		sdk := adminECR(a)
 		out, err := sdk.DescribeImages(context.Background(), &ecr.DescribeImagesInput{RepositoryName: aws.String("pg/app"),
 			ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: aws.String("v1")}}})
 		if err != nil || len(out.ImageDetails) != 1 || out.ImageDetails[0].ImageDigest == nil {

@@ -121,10 +121,7 @@ func TestS3Outage(t *testing.T) {
 	c := newClient(t, srv)
 	data := randomBytes(1 << 20)
 	d := c.pushBlob("s3/outage", data)
-	sdk := ecr.New(ecr.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL()), Retryer: testserver.SDKRetryer(),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: testserver.AccessKeyID, SecretAccessKey: testserver.SecretAccessKey, Source: "test"}, nil
-		})})
+	sdk := adminECR(srv)
 	ready := func() int {
 		resp, err := http.Get(srv.URL() + "/readyz")
 		if err != nil {
@@ -217,10 +214,7 @@ func TestS3Redirect(t *testing.T) {
 	if !bytes.Equal(fetch(target), data) {
 		t.Fatal("the presigned URL gave other bytes")
 	}
-	sdk := ecr.New(ecr.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL()), Retryer: testserver.SDKRetryer(),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: testserver.AccessKeyID, SecretAccessKey: testserver.SecretAccessKey, Source: "test"}, nil
-		})})
+	sdk := adminECR(srv)
 	out, err := sdk.GetDownloadUrlForLayer(context.Background(), &ecr.GetDownloadUrlForLayerInput{
 		RepositoryName: aws.String("s3/redirect"), LayerDigest: aws.String(d.String())})
 	if err != nil {
@@ -344,4 +338,12 @@ func TestAdminMigrateBlobsToS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPulledImage(t, gi, img)
+}
+
+// adminECR is an ECR client of srv signed with the test admin key.
+func adminECR(srv *testserver.Server) *ecr.Client {
+	return ecr.New(ecr.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL()), Retryer: testserver.SDKRetryer(),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: testserver.AccessKeyID, SecretAccessKey: testserver.SecretAccessKey, Source: "test"}, nil
+		})})
 }
