@@ -144,6 +144,7 @@ type Store interface {
 
 	EnhancedScans(ctx context.Context) ([]store.ScannedImage, error)
 	CoverageRows(ctx context.Context, names []string, afterRepo, afterDigest string, limit int) ([]findings.CoverageRow, error)
+	CoverageCounts(ctx context.Context, q findings.CoverageCountQuery) (findings.CoverageCounts, error)
 
 	SetFindingContext(fc store.FindingContext)
 	ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error
@@ -189,6 +190,7 @@ func Run(t *testing.T, open Opener) {
 		{"AccessKeys", testAccessKeys},
 		{"Settings", testSettings},
 		{"ResourcePolicies", testResourcePolicies},
+		{"CoverageCounts", testCoverageCounts},
 		{"RepositoryPullGates", testRepositoryPullGates},
 		{"GarbageCollection", testGarbageCollection},
 		{"UploadSessions", testUploadSessions},
