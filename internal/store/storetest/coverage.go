@@ -116,7 +116,9 @@ func testCoverageCounts(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 
-	eq := func(v string) []findings.StringFilter { return []findings.StringFilter{{Comparison: findings.Equals, Value: v}} }
+	eq := func(v string) []findings.StringFilter {
+		return []findings.StringFilter{{Comparison: findings.Equals, Value: v}}
+	}
 	crit := func(kv ...string) findings.CoverageCriteria {
 		c := findings.CoverageCriteria{Strings: map[findings.Field][]findings.StringFilter{}}
 		for i := 0; i < len(kv); i += 2 {
