@@ -93,6 +93,7 @@ type Store interface {
 	SettingOrInit(ctx context.Context, key string, init func() (string, error)) (string, error)
 
 	ResourcePolicies(ctx context.Context, repo string) (registry, repository string, err error)
+	RepositoryPolicies(ctx context.Context, repos []string) (registry string, repository map[string]string, err error)
 	RepositoryPolicy(ctx context.Context, repo string) (string, error)
 	PutRepositoryPolicy(ctx context.Context, repo, policy string) error
 	DeleteRepositoryPolicy(ctx context.Context, repo string) (string, error)
