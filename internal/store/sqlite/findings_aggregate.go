@@ -16,7 +16,8 @@ import (
 //
 // The groups are counted in two steps: per image (and the type's own key: layer, package,
 // title) over the findings_image index (or, for repositories and images without filters, from
-// the per-image counts the writers keep: image_finding_counts), then per group with the image
+// the counts the writers keep: image_finding_counts per image, repository_finding_counts per
+// repository), then per group with the image
 // joined once. Joining the image (manifests, which says the registry still holds it) to every
 // finding row would cost a lookup per finding; this way it costs one per image.
 func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery) ([]findings.AggregateRow, error) {
@@ -135,6 +136,13 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 		// (0034_vulnerability_counts.sql): a row per vulnerability, not per finding.
 		ids, _ := countedVulnerabilities(q)
 		query, args, outerKey = vulnerabilityCountsQuery(q.Type, exp, ids)
+	}
+	if countsAnswer(q) && q.Type == findings.AggregateRepository {
+		// Every group from the per-repository counts the writers keep
+		// (0039_repository_finding_counts.sql): a row per repository, not per image.
+		query = `SELECT g.repository, '', '', g.n_all AS c_all, g.n_medium, g.n_high AS c_high, g.n_critical AS c_critical, 0, 0,
+			g.n_images AS c_images, '', 0, '' FROM repository_finding_counts g WHERE g.scan_type = '` + policy.ScanTypeEnhanced + `' AND g.n_all > 0`
+		args, outerKey = nil, []string{"g.repository"}
 	}
 	query += " ORDER BY " + aggregateOrder(q, outerKey) + " LIMIT ? OFFSET ?"
 	args = append(args, q.Limit, q.Offset)
