@@ -230,7 +230,7 @@ func aggregateOrder(q findings.AggregationQuery, keys []string) string {
 // vulnerability_finding_counts, with the columns of AggregateFindings's query and the group's
 // key. A title is ACTIVE at most once in an image (one finding per vulnerability an image), so
 // its finding count is its image count; FINDING_TYPE's image count is read from
-// image_finding_counts. The exploited catalogue is matched against each row's vulnerability and
+// repository_finding_counts. The exploited catalogue is matched against each row's vulnerability and
 // aliases.
 func vulnerabilityCountsQuery(t findings.AggregationType, exp column, ids []string) (string, []any, []string) {
 	from := " FROM vulnerability_finding_counts f WHERE f.scan_type = '" + policy.ScanTypeEnhanced + "' AND f.n_all > 0"
@@ -245,8 +245,8 @@ func vulnerabilityCountsQuery(t findings.AggregationType, exp column, ids []stri
 	}
 	return `SELECT '', '', '', coalesce(sum(f.n_all), 0) AS c_all, coalesce(sum(f.n_medium), 0), coalesce(sum(f.n_high), 0) AS c_high,
 		coalesce(sum(f.n_critical), 0) AS c_critical, coalesce(sum(f.n_fix), 0), coalesce(sum(CASE WHEN ` + exp.expr + ` = 'YES' THEN f.n_all ELSE 0 END), 0),
-		(SELECT count(*) FROM image_finding_counts c JOIN manifests m ON m.repository = c.repository AND m.digest = c.image_digest
-			WHERE c.scan_type = '` + policy.ScanTypeEnhanced + `' AND c.n_all > 0) AS c_images, '', 0, ''` + from, append(exp.args, idArgs...), nil
+		(SELECT coalesce(sum(c.n_images), 0) FROM repository_finding_counts c WHERE c.scan_type = '` + policy.ScanTypeEnhanced + `') AS c_images,
+		'', 0, ''` + from, append(exp.args, idArgs...), nil
 }
 
 // countsAnswer reports whether the counts the writers keep answer q (image_finding_counts for
