@@ -431,35 +431,28 @@ func (c *Coverage) scan(ctx context.Context, crit CoverageCriteria, afterRepo, a
 		slices.Sort(repos)
 		repos = slices.Compact(repos)
 	}
-	// A filter on the scan status: the store's counts say which repositories hold a resource
-	// that may match (their frequency, their images' scan states and the window), and only
-	// those are read.
-	if crit.Strings[CovScanStatusCode] != nil || crit.Strings[CovScanStatusReason] != nil {
-		cands, err := c.candidates(ctx, pol, window, now, crit)
-		if err != nil {
-			return false, err
-		}
-		if repos != nil {
-			cands = slices.DeleteFunc(cands, func(name string) bool { _, found := slices.BinarySearch(repos, name); return !found })
-		}
-		repos = cands
-		if len(repos) == 0 {
-			return false, nil
-		}
-	}
 	// The repositories named are read a chunk at a time, in order (each chunk after the last
-	// key read).
+	// key read); pending are those left.
 	const chunk = 200
-	names := repos
+	var names, pending []string
+	next := func() bool {
+		if len(pending) == 0 {
+			return false
+		}
+		names = pending[:min(chunk, len(pending))]
+		pending = pending[len(names):]
+		return true
+	}
 	if repos != nil {
 		i, _ := slices.BinarySearch(repos, afterRepo)
-		repos = repos[i:]
-		names = repos[:min(chunk, len(repos))]
-		repos = repos[len(names):]
-		if len(names) == 0 {
+		if pending = repos[i:]; !next() {
 			return false, nil
 		}
 	}
+	// A filter on the scan status: when the first batch does not fill the page, the store's
+	// counts say which repositories hold a resource that may match (their frequency, their
+	// images' scan states and the window), and only those are read on.
+	narrow := crit.Strings[CovScanStatusCode] != nil || crit.Strings[CovScanStatusReason] != nil
 	for {
 		rows, err := c.store.CoverageRows(ctx, names, afterRepo, afterDigest, batch)
 		if err != nil {
@@ -471,16 +464,36 @@ func (c *Coverage) scan(ctx context.Context, crit CoverageCriteria, afterRepo, a
 				return true, nil
 			}
 		}
-		if len(rows) < batch {
-			if len(repos) == 0 {
-				return false, nil
-			}
-			names = repos[:min(chunk, len(repos))]
-			repos = repos[len(names):]
-		} else {
+		full := len(rows) == batch
+		if full {
 			afterRepo, afterDigest = rows[len(rows)-1].Repository, rows[len(rows)-1].Digest
 		}
 		batch = coverageBatch // filtered: read on in larger steps
+		if narrow {
+			narrow = false
+			if repos == nil && !full {
+				return false, nil // every repository read
+			}
+			cands, err := c.candidates(ctx, pol, window, now, crit)
+			if err != nil {
+				return false, err
+			}
+			if repos != nil {
+				left := pending
+				if full {
+					left = append(slices.Clone(names), pending...)
+				}
+				cands = slices.DeleteFunc(cands, func(name string) bool { _, found := slices.BinarySearch(left, name); return !found })
+			}
+			i, _ := slices.BinarySearch(cands, afterRepo)
+			if pending = cands[i:]; !next() {
+				return false, nil
+			}
+			continue
+		}
+		if !full && !next() {
+			return false, nil
+		}
 	}
 }
 
