@@ -248,6 +248,7 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		{"coverage, first page", "/console/coverage", 100 * time.Millisecond},
 		{"coverage, one repository", "/console/coverage?" + url.Values{"repository": {repo}}.Encode(), 100 * time.Millisecond},
 		{"coverage, status INACTIVE", "/console/coverage?status=INACTIVE", 100 * time.Millisecond},
+		{"coverage, status ACTIVE", "/console/coverage?status=ACTIVE", 100 * time.Millisecond},
 		{"settings", "/console/settings", 100 * time.Millisecond},
 		{"image SBOM download, CycloneDX (not a page)", "/console/image/sbom?" + imageQ + "&format=CYCLONEDX_1_4", 0},
 	}

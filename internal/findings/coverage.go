@@ -449,19 +449,23 @@ func (c *Coverage) scan(ctx context.Context, crit CoverageCriteria, afterRepo, a
 			return false, nil
 		}
 	}
-	// A filter on the scan status: when the first batch does not fill the page, the store's
-	// counts say which repositories hold a resource that may match (their frequency, their
-	// images' scan states and the window), and only those are read on.
+	// A filter on the scan status that most rows of a batch fail: the store's counts say which
+	// repositories hold a resource that may match (their frequency, their images' scan states
+	// and the window), and only those are read on. (A status most resources have fills its
+	// pages without them.)
 	narrow := crit.Strings[CovScanStatusCode] != nil || crit.Strings[CovScanStatusReason] != nil
 	for {
 		rows, err := c.store.CoverageRows(ctx, names, afterRepo, afterDigest, batch)
 		if err != nil {
 			return false, fmt.Errorf("list coverage: %w", err)
 		}
+		matched := 0
 		for _, row := range rows {
 			r := c.resource(pol, window, now, row)
-			if crit.matches(r, c.account) && !visit(r) {
-				return true, nil
+			if crit.matches(r, c.account) {
+				if matched++; !visit(r) {
+					return true, nil
+				}
 			}
 		}
 		full := len(rows) == batch
@@ -469,7 +473,7 @@ func (c *Coverage) scan(ctx context.Context, crit CoverageCriteria, afterRepo, a
 			afterRepo, afterDigest = rows[len(rows)-1].Repository, rows[len(rows)-1].Digest
 		}
 		batch = coverageBatch // filtered: read on in larger steps
-		if narrow {
+		if narrow && matched*2 < len(rows) {
 			narrow = false
 			if repos == nil && !full {
 				return false, nil // every repository read
