@@ -11,17 +11,21 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 )
 
 // Store keeps the leases (store/sqlite, store/postgres).
 type Store interface {
 	// AcquireLease takes name for holder until ttl from now, or renews it when holder has
-	// it, and reports whether holder holds it now.
-	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// it, and returns who holds it now ("" when no one: try again).
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (string, error)
 	// ReleaseLease gives up holder's lease name.
 	ReleaseLease(ctx context.Context, name, holder string) error
 }
@@ -61,6 +65,36 @@ func NewRunner(st Store, holder string, ttl time.Duration, log *slog.Logger) *Ru
 	return &Runner{st: st, holder: holder, ttl: ttl, log: log}
 }
 
+// deadLocal reports whether holder is a process of this host that is no longer running: its
+// pid is gone, or is this process's own pid under another holder name (a restart in a
+// container, where the pid repeats).
+func (r *Runner) deadLocal(holder string) bool {
+	host, pid, ok := parseHolder(holder)
+	myHost, myPid, _ := parseHolder(r.holder)
+	if !ok || host != myHost {
+		return false
+	}
+	if pid == myPid {
+		return holder != r.holder
+	}
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// parseHolder splits a NewHolder name.
+func parseHolder(holder string) (host string, pid int, ok bool) {
+	host, rest, ok := strings.Cut(holder, "/")
+	if !ok {
+		return "", 0, false
+	}
+	p, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", 0, false
+	}
+	pid, err := strconv.Atoi(p)
+	return host, pid, err == nil
+}
+
 // Holder is the name this runner holds leases under.
 func (r *Runner) Holder() string { return r.holder }
 
@@ -75,11 +109,19 @@ func (r *Runner) Run(ctx context.Context, name string, work func(ctx context.Con
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for ctx.Err() == nil {
-		held, err := r.st.AcquireLease(ctx, name, r.holder, r.ttl)
+		current, err := r.st.AcquireLease(ctx, name, r.holder, r.ttl)
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("lease: cannot take", "lease", name, "err", err)
 		}
-		if held {
+		if err == nil && current != r.holder && r.deadLocal(current) {
+			// A process of this host that died (kill -9, a crash) holds it: no need to wait
+			// for the lease to expire, as after a restart of a single node.
+			if err := r.st.ReleaseLease(ctx, name, current); err == nil {
+				r.log.Info("lease: released the lease of a process that died", "lease", name, "holder", current)
+				current, err = r.st.AcquireLease(ctx, name, r.holder, r.ttl)
+			}
+		}
+		if err == nil && current == r.holder {
 			r.log.Debug("lease taken", "lease", name, "holder", r.holder)
 			r.hold(ctx, name, every, work)
 		}
@@ -114,9 +156,9 @@ func (r *Runner) hold(ctx context.Context, name string, every time.Duration, wor
 			return
 		case <-t.C:
 		}
-		held, err := r.st.AcquireLease(wctx, name, r.holder, r.ttl)
+		current, err := r.st.AcquireLease(wctx, name, r.holder, r.ttl)
 		switch {
-		case err == nil && held:
+		case err == nil && current == r.holder:
 			renewed = time.Now()
 			continue
 		case err == nil:

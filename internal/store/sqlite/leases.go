@@ -8,27 +8,25 @@ import (
 )
 
 // AcquireLease takes the lease name for holder until ttl from now, or renews it when holder
-// has it, and reports whether holder holds it now. One conditional upsert: of racing
-// holders, one wins. Leases keep the wall clock, not SetClock's (they time real work).
-func (db *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+// has it, and returns who holds it now (holder, when it was taken or renewed). One
+// conditional upsert: of racing holders, one wins. Leases keep the wall clock, not
+// SetClock's (they time real work).
+func (db *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (string, error) {
 	now := time.Now()
-	var res sql.Result
+	var current string
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		res, err = tx.ExecContext(ctx, `INSERT INTO leases(name, holder, expires_at) VALUES (?, ?, ?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO leases(name, holder, expires_at) VALUES (?, ?, ?)
 			ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 			WHERE leases.holder = excluded.holder OR leases.expires_at <= ?`,
-			name, holder, now.Add(ttl).UnixMilli(), now.UnixMilli())
-		return err
+			name, holder, now.Add(ttl).UnixMilli(), now.UnixMilli()); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, "SELECT holder FROM leases WHERE name = ?", name).Scan(&current)
 	})
 	if err != nil {
-		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+		return "", fmt.Errorf("acquire lease %s: %w", name, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("acquire lease %s: %w", name, err)
-	}
-	return n == 1, nil
+	return current, nil
 }
 
 // ReleaseLease gives up holder's lease name, so that another holder need not wait for it to
