@@ -116,7 +116,9 @@ func (r *Runner) Run(ctx context.Context, name string, work func(ctx context.Con
 		if err == nil && current != r.holder && r.deadLocal(current) {
 			// A process of this host that died (kill -9, a crash) holds it: no need to wait
 			// for the lease to expire, as after a restart of a single node.
-			if err := r.st.ReleaseLease(ctx, name, current); err == nil {
+			if rerr := r.st.ReleaseLease(ctx, name, current); rerr != nil {
+				r.log.Warn("lease: cannot release the lease of a process that died", "lease", name, "holder", current, "err", rerr)
+			} else {
 				r.log.Info("lease: released the lease of a process that died", "lease", name, "holder", current)
 				current, err = r.st.AcquireLease(ctx, name, r.holder, r.ttl)
 			}
