@@ -15,6 +15,7 @@ import (
 	"github.com/lading-registry/lading/internal/app"
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/gc"
+	"github.com/lading-registry/lading/internal/lease"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -114,6 +115,7 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.MaxDBAge, "max-db-age", 7*24*time.Hour, "/readyz says the advisory database is not current when its newest advisory is older than this (0: no limit)")
 	f.IntVar(&cfg.ScanWorkers, "scan-workers", 2, "scans run at once")
 	f.DurationVar(&cfg.ScanTimeout, "scan-timeout", 10*time.Minute, "a scan taking longer fails")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", lease.DefaultTTL, "with several nodes on one --metadata, how long a node's hold on a once-per-registry duty (gc, lifecycle, advisory sync, continuous re-evaluation) or on a webhook's delivery lasts unrenewed: how soon another node takes over from one that died")
 	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration) until UpdateConfiguration sets it")
 	f.StringVar(&cfg.ReportsDir, "reports-dir", "", "directory Inspector's SBOM exports and findings reports are written to, as <bucketName>/<keyPrefix>/... (default <data-dir>/reports)")
 	f.BoolVar(&cfg.AttachSBOM, "attach-sbom", true, "attach each scanned image's CycloneDX SBOM in the registry as an OCI referrer of the image (replaced at each rescan)")

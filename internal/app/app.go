@@ -29,6 +29,7 @@ import (
 	"github.com/lading-registry/lading/internal/gc"
 	"github.com/lading-registry/lading/internal/inspector"
 	"github.com/lading-registry/lading/internal/kev"
+	"github.com/lading-registry/lading/internal/lease"
 	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/pullgate"
@@ -73,8 +74,13 @@ type Config struct {
 	// current (0: no limit).
 	MaxDBAge time.Duration
 
-	ScanWorkers    int
-	ScanTimeout    time.Duration
+	ScanWorkers int
+	ScanTimeout time.Duration
+	// LeaseTTL is how long a node's lease on a once-per-registry duty (garbage collection,
+	// lifecycle, advisory sync, upload purge, continuous re-evaluation) or on a webhook's
+	// delivery lasts unrenewed: how long the other nodes wait before taking over from a node
+	// that died (default 15 s).
+	LeaseTTL       time.Duration
 	RescanDuration time.Duration
 	// ReportsDir is where SBOM exports and findings reports are written ("" : <DataDir>/reports).
 	ReportsDir string
@@ -143,6 +149,9 @@ type App struct {
 	reports *reports.Service
 	// closeLocks closes the blob store's locks (a pool of their own on PostgreSQL).
 	closeLocks func()
+	// leases runs the once-per-registry duties and each webhook's delivery on one node at a
+	// time among the nodes sharing the metadata store.
+	leases *lease.Runner
 }
 
 // Open prepares the data directory, the stores and the handlers.
@@ -274,7 +283,9 @@ func (a *App) openScanning(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.events, err = events.NewDispatcher(ctx, a.meta, hooks, events.Options{Logger: a.log.With("component", "events"), Registerer: a.registry})
+	a.leases = lease.NewRunner(a.meta, lease.NewHolder(), cfg.LeaseTTL, a.log.With("component", "lease"))
+	a.events, err = events.NewDispatcher(ctx, a.meta, hooks, events.Options{Logger: a.log.With("component", "events"), Registerer: a.registry,
+		Leases: a.leases})
 	if err != nil {
 		return err
 	}
@@ -292,7 +303,7 @@ func (a *App) openScanning(ctx context.Context) error {
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{
 		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, RescanDuration: cfg.RescanDuration,
 		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify, Registerer: a.registry,
-		Scanned: scanned,
+		Scanned: scanned, Leases: a.leases,
 	})
 	a.meta.SetEffects(a.scans.Effects, a.scans.Committed)
 	return nil
@@ -428,16 +439,32 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	var workers sync.WaitGroup
+	// A duty that must run once for the registry runs on the node holding its lease (any
+	// node, when several share the store; the node itself, when alone). Upload purge would
+	// be safe on every node (deleting a session twice is a no-op), but it lists every
+	// session: once is enough. The watcher runs on every node: each keeps its own advisory
+	// index for its scans; the re-evaluation an advisory change starts is a leased duty of
+	// the scanning service, and each webhook's delivery a lease of the dispatcher.
+	leased := func(name string, run func(context.Context)) func(context.Context) {
+		return func(ctx context.Context) { a.leases.Run(ctx, "duty/"+name, run) }
+	}
 	for _, run := range []func(context.Context){
-		a.purgeUploads,
-		a.collectGarbage,
+		leased("upload-purge", a.purgeUploads),
+		func(ctx context.Context) {
+			if a.cfg.GCInterval > 0 {
+				leased("gc", a.collectGarbage)(ctx)
+			}
+		},
 		func(ctx context.Context) {
 			if a.cfg.LifecycleInterval > 0 {
-				a.lifecycle.Loop(ctx, a.cfg.LifecycleInterval)
+				leased("lifecycle", func(ctx context.Context) { a.lifecycle.Loop(ctx, a.cfg.LifecycleInterval) })(ctx)
 			}
 		},
 		func(ctx context.Context) { _ = a.watcher.Run(ctx) },
-		func(ctx context.Context) { _ = a.syncer.Run(ctx) },
+		leased("advisory-sync", func(ctx context.Context) {
+			_ = a.syncer.Run(ctx)
+			<-ctx.Done() // with no source Run returns at once: keep the lease rather than call it again
+		}),
 		func(ctx context.Context) { _ = a.events.Run(ctx) },
 		func(ctx context.Context) { _ = a.scans.Run(ctx) },
 		a.reports.Run,

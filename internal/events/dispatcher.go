@@ -30,6 +30,14 @@ type Store interface {
 	AdvanceWebhookCursor(ctx context.Context, webhook string, seq int64) error
 	// PruneOutbox deletes events written before the time that every webhook has received.
 	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
+	// WebhookCursors returns every webhook's position and the outbox's last sequence number.
+	WebhookCursors(ctx context.Context) (positions map[string]int64, end int64, err error)
+}
+
+// LeaseRunner runs work only while this node holds the lease name, cancelling it when the
+// lease is lost (internal/lease).
+type LeaseRunner interface {
+	Run(ctx context.Context, name string, work func(ctx context.Context))
 }
 
 // Options tune a Dispatcher; zero values take the defaults shown.
@@ -56,6 +64,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 	UserAgent  string // default "lading-events/1"
+	// Leases, when set, has each webhook served by one node at a time among the nodes that
+	// share the store (a lease per webhook): in steady state a webhook gets each event once,
+	// and when the node serving it dies another takes over from the stored cursor. Nil: this
+	// process is the only one delivering.
+	Leases LeaseRunner
 }
 
 func (o *Options) defaults() {
@@ -193,6 +206,26 @@ type worker struct {
 }
 
 func (w *worker) run(ctx context.Context) {
+	if w.d.opts.Leases == nil {
+		w.deliverAll(ctx)
+		return
+	}
+	w.d.opts.Leases.Run(ctx, "webhook/"+w.hook.Name, func(ctx context.Context) {
+		// Another node may have delivered since this one last held the lease.
+		positions, _, err := w.d.st.WebhookCursors(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.d.log.Warn("read event webhook cursor", "webhook", w.hook.Name, "err", err)
+			}
+			return // tried again when the lease is next renewed
+		}
+		w.pos = max(w.pos, positions[w.hook.Name])
+		w.deliverAll(ctx)
+	})
+}
+
+// deliverAll delivers the outbox's events in order until ctx ends.
+func (w *worker) deliverAll(ctx context.Context) {
 	opts := &w.d.opts
 	poll := time.NewTicker(opts.PollInterval)
 	defer poll.Stop()

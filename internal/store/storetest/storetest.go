@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/lease"
 	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
@@ -25,6 +26,7 @@ import (
 type Store interface {
 	SetClock(now func() time.Time)
 	vulndb.Store
+	lease.Store
 
 	CreateRepository(ctx context.Context, r store.Repository) (store.Repository, error)
 	GetRepository(ctx context.Context, name string) (store.Repository, error)
@@ -190,6 +192,7 @@ func Run(t *testing.T, open Opener) {
 		{"AccessKeyPolicies", testAccessKeyPolicies},
 		{"AccessKeys", testAccessKeys},
 		{"Settings", testSettings},
+		{"Leases", testLeases},
 		{"ResourcePolicies", testResourcePolicies},
 		{"CoverageCounts", testCoverageCounts},
 		{"RepositoryPullGates", testRepositoryPullGates},
