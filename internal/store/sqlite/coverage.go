@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/scanning/policy"
@@ -92,10 +93,17 @@ func (db *DB) CoverageRows(ctx context.Context, names []string, afterRepo, after
 	return out, nil
 }
 
+// descriptionHead is how many characters of an ENHANCED scan's description image_coverage
+// keeps (0042): CoverageCounts classes descriptions by a prefix no longer than that.
+const descriptionHead = 32
+
 // CoverageCounts lists the repositories and counts the images by repository, ENHANCED scan
-// state and whether the rescan window covers them, in one pass over indexes (0038).
+// state and whether the rescan window covers them, in one pass over image_coverage (0042).
 func (db *DB) CoverageCounts(ctx context.Context, q findings.CoverageCountQuery) (findings.CoverageCounts, error) {
 	var out findings.CoverageCounts
+	if n := utf8.RuneCountInString(q.FailurePrefix); n > descriptionHead {
+		return out, fmt.Errorf("coverage counts: a failure prefix of %d characters, over the %d stored", n, descriptionHead)
+	}
 	pushedSince := int64(math.MinInt64)
 	if !q.PushedSince.IsZero() {
 		pushedSince = ceilMS(q.PushedSince)
@@ -109,7 +117,6 @@ func (db *DB) CoverageCounts(ctx context.Context, q findings.CoverageCountQuery)
 		if err != nil {
 			return fmt.Errorf("repositories: %w", err)
 		}
-		// The indexes are named: the planner prefers the tables' keys, which read the rows.
 		out.Images, err = queryAll(ctx, tx, func(r rowScanner) (findings.CoverageGroup, error) {
 			var g findings.CoverageGroup
 			var status sql.NullString
@@ -124,13 +131,10 @@ func (db *DB) CoverageCounts(ctx context.Context, q findings.CoverageCountQuery)
 				}
 			}
 			return g, nil
-		}, `SELECT m.repository, s.status, coalesce(substr(s.description, 1, length(?1)) = ?1, 0), ii.id IS NOT NULL,
-				m.pushed_at >= ?2 OR (m.last_pulled_at > 0 AND m.last_pulled_at >= ?3), count(*)
-			FROM manifests m INDEXED BY manifests_coverage
-			LEFT JOIN image_scans s INDEXED BY image_scans_coverage ON s.repository = m.repository AND s.image_digest = m.digest AND s.scan_type = ?4
-			LEFT JOIN image_inventories ii INDEXED BY image_inventories_empty ON ii.id = s.inventory_id AND ii.os = '' AND ii.package_count = 0
-			WHERE `+imageCondition+` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`,
-			q.FailurePrefix, pushedSince, ceilMS(q.PulledSince), policy.ScanTypeEnhanced)
+		}, `SELECT repository, status, coalesce(substr(description_head, 1, length(?1)) = ?1, 0), no_packages,
+				pushed_at >= ?2 OR (last_pulled_at > 0 AND last_pulled_at >= ?3), count(*)
+			FROM image_coverage GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`,
+			q.FailurePrefix, pushedSince, ceilMS(q.PulledSince))
 		if err != nil {
 			return fmt.Errorf("images: %w", err)
 		}
