@@ -320,3 +320,61 @@ func TestCoverageCountsRefusesLongPrefix(t *testing.T) {
 		t.Fatalf("a prefix of 32 characters (64 bytes): %v", err)
 	}
 }
+
+// BenchmarkImageWrites is the write cost of image_coverage's triggers: a push, its scan pending,
+// its inventory, its scan done and a pull, each its own transaction as in the registry, with the
+// triggers and with them dropped.
+func BenchmarkImageWrites(b *testing.B) {
+	for _, kept := range []bool{true, false} {
+		name := "image_coverage kept"
+		if !kept {
+			name = "without its triggers"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			db, err := Open(ctx, filepath.Join(b.TempDir(), "meta.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			if !kept {
+				triggers, err := queryStrings(ctx, db.Reader(), "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'image_coverage_%'")
+				if err != nil || len(triggers) == 0 {
+					b.Fatalf("triggers %v (%v)", triggers, err)
+				}
+				for _, tr := range triggers {
+					if _, err := db.write.ExecContext(ctx, "DROP TRIGGER "+tr); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if _, err := db.CreateRepository(ctx, store.Repository{Name: "app"}); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			b.ResetTimer()
+			for i := range b.N {
+				d := fakeDigest(fmt.Sprintf("%x", i+1))
+				m := store.Manifest{Repository: "app", Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json",
+					ConfigMediaType: "application/vnd.oci.image.config.v1+json", Size: 10, Content: []byte("{}")}
+				if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: d, ScanType: "ENHANCED", Status: "PENDING", UpdatedAt: now}); err != nil {
+					b.Fatal(err)
+				}
+				inv, err := db.PutImageInventory(ctx, d, "ENHANCED", "fp", "Debian:12", nil, 5, []byte("x"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: d, ScanType: "ENHANCED", Status: "ACTIVE",
+					Description: "Continuous scan is selected for the image.", InventoryID: inv, CompletedAt: now, UpdatedAt: now}); err != nil {
+					b.Fatal(err)
+				}
+				if err := db.MarkPulled(ctx, m, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
