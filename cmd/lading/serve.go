@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/lading-registry/lading/internal/lease"
 	"io"
 	"log/slog"
 	"math"
@@ -120,6 +121,8 @@ func newServeCommand() *cobra.Command {
 	f.StringArrayVar(&cfg.EventWebhooks, "event-webhook", nil, "POST EventBridge-shaped events to this URL (repeatable)")
 	f.StringVar(&cfg.EventWebhookSecret, "event-webhook-secret", "", "HMAC-SHA256 secret signing requests to --event-webhook URLs (default $LADING_EVENT_WEBHOOK_SECRET)")
 	f.DurationVar(&cfg.LifecycleInterval, "lifecycle-interval", time.Hour, "apply repositories' lifecycle policies this often (0: never; previews work regardless)")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", lease.DefaultTTL,
+		"how long a node holds a background duty (garbage collection, lifecycle, advisory sync, upload purge, a webhook's deliveries) without renewing it: how soon another node takes over from a dead one")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", time.Hour, "run garbage collection this often (0: never; `lading admin gc` runs it by hand)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", gc.DefaultGrace, "garbage collection spares blob links and blobs younger than this: longer than any push takes between its layers and its manifest")
 	f.DurationVar(&cfg.ConsoleSessionTTL, "console-session-ttl", 12*time.Hour, "a web console sign-in (under /console/) lasts this long")

@@ -29,6 +29,7 @@ import (
 	"github.com/lading-registry/lading/internal/gc"
 	"github.com/lading-registry/lading/internal/inspector"
 	"github.com/lading-registry/lading/internal/kev"
+	"github.com/lading-registry/lading/internal/lease"
 	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/pullgate"
@@ -89,6 +90,12 @@ type Config struct {
 	// means the key file in the data directory.
 	SecretKey string
 
+	// LeaseTTL is how long this node holds a background duty that one node of several runs at
+	// a time without renewing it (0: lease.DefaultTTL); see ServeListener.
+	LeaseTTL time.Duration
+	// NodeID names this process among the nodes sharing a store ("": a random one).
+	NodeID string
+
 	// GCInterval is how often garbage collection runs (0: never); GCGrace spares links and
 	// blobs younger than it (see internal/gc).
 	GCInterval time.Duration
@@ -141,6 +148,8 @@ type App struct {
 	kev *kev.Catalog
 	// reports runs Inspector's SBOM exports and findings reports.
 	reports *reports.Service
+	// leases runs the once-per-registry duties on one node at a time.
+	leases *lease.Holder
 	// closeLocks closes the blob store's locks (a pool of their own on PostgreSQL).
 	closeLocks func()
 }
@@ -224,6 +233,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 		return float64(n)
 	}))
+	nodeID := cfg.NodeID
+	if nodeID == "" {
+		nodeID = lease.NewHolderID()
+	}
+	a.leases = lease.NewHolder(meta, nodeID, cfg.LeaseTTL, a.log.With("component", "lease", "node", nodeID))
 	if err := a.openScanning(ctx); err != nil {
 		_ = closeAudit()
 		_ = meta.Close()
@@ -428,16 +442,34 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	var workers sync.WaitGroup
+	// Several nodes may share one store (PostgreSQL + S3). The duties done once for the whole
+	// registry run on the node holding their lease, and move to another node when it dies:
+	// - upload purge: it lists and aborts every abandoned upload of the shared blob store, so
+	//   two nodes at once would race to abort the same uploads and repeat the listing;
+	// - garbage collection and lifecycle: registry-wide sweeps; twice at once is wasted work
+	//   and doubled lifecycle events;
+	// - advisory sync: one import per registry (a second concurrent one would conflict).
+	// Each webhook's deliveries hold a lease of their own (events.Options.Leases).
+	// Every node runs the rest: the advisory watcher, since each node needs the index in its
+	// own memory; scans and reports, whose jobs are claimed one node each in the store
+	// (FOR UPDATE SKIP LOCKED with leases on PostgreSQL). The continuous re-evaluation on an
+	// advisory change (inside scans.Run) then runs on every node: that is harmless, only
+	// repeated work, since it writes the difference between the new matches and the stored
+	// findings in a serializable transaction (ApplyScans), so whichever node comes second finds
+	// nothing changed and writes no finding change and no event.
+	leased := func(name string, run func(context.Context)) func(context.Context) {
+		return func(ctx context.Context) { a.leases.Run(ctx, name, run) }
+	}
 	for _, run := range []func(context.Context){
-		a.purgeUploads,
+		leased("upload-purge", a.purgeUploads),
 		a.collectGarbage,
 		func(ctx context.Context) {
 			if a.cfg.LifecycleInterval > 0 {
-				a.lifecycle.Loop(ctx, a.cfg.LifecycleInterval)
+				a.leases.Run(ctx, "lifecycle", func(ctx context.Context) { a.lifecycle.Loop(ctx, a.cfg.LifecycleInterval) })
 			}
 		},
 		func(ctx context.Context) { _ = a.watcher.Run(ctx) },
-		func(ctx context.Context) { _ = a.syncer.Run(ctx) },
+		leased("advisory-sync", func(ctx context.Context) { _ = a.syncer.Run(ctx) }),
 		func(ctx context.Context) { _ = a.events.Run(ctx) },
 		func(ctx context.Context) { _ = a.scans.Run(ctx) },
 		a.reports.Run,
@@ -511,6 +543,11 @@ func (a *App) collectGarbage(ctx context.Context) {
 	if a.cfg.GCInterval <= 0 {
 		return
 	}
+	a.leases.Run(ctx, "gc", a.collectGarbageEvery)
+}
+
+// collectGarbageEvery is collectGarbage's loop, run while this node holds the lease.
+func (a *App) collectGarbageEvery(ctx context.Context) {
 	t := time.NewTicker(a.cfg.GCInterval)
 	defer t.Stop()
 	for {

@@ -10,6 +10,7 @@ import (
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/gc"
+	"github.com/lading-registry/lading/internal/lease"
 	"github.com/lading-registry/lading/internal/lifecycle"
 	"github.com/lading-registry/lading/internal/oci"
 	"github.com/lading-registry/lading/internal/pullgate"
@@ -46,6 +47,7 @@ type Meta interface {
 	sbom.Store
 	console.Store
 	gc.Meta
+	lease.Store
 
 	SetClock(now func() time.Time)
 	SetFindingContext(fc store.FindingContext)

@@ -30,6 +30,13 @@ type Store interface {
 	AdvanceWebhookCursor(ctx context.Context, webhook string, seq int64) error
 	// PruneOutbox deletes events written before the time that every webhook has received.
 	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
+	// WebhookCursors returns every webhook's position and the outbox's last sequence number.
+	WebhookCursors(ctx context.Context) (positions map[string]int64, end int64, err error)
+}
+
+// Leases runs a duty while this node holds a named lease (lease.Holder).
+type Leases interface {
+	Run(ctx context.Context, name string, fn func(ctx context.Context))
 }
 
 // Options tune a Dispatcher; zero values take the defaults shown.
@@ -52,6 +59,10 @@ type Options struct {
 	Retention time.Duration
 	// PruneInterval is how often delivered events past Retention are deleted. Default 10 min.
 	PruneInterval time.Duration
+	// Leases, when set, makes each webhook's deliveries run on one node at a time: the node
+	// holding the lease "events/webhook/<name>". Without it every dispatcher sharing the store
+	// would deliver every event.
+	Leases Leases
 	// Registerer, when set, receives the dispatcher's metrics.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -193,6 +204,31 @@ type worker struct {
 }
 
 func (w *worker) run(ctx context.Context) {
+	if w.d.opts.Leases == nil {
+		w.deliverAll(ctx)
+		return
+	}
+	w.d.opts.Leases.Run(ctx, "events/webhook/"+w.hook.Name, func(ctx context.Context) {
+		// Another node may have delivered since this one last held the lease: start from the
+		// cursor it saved. What it delivered without saving is delivered again (at least once).
+		for ctx.Err() == nil {
+			positions, _, err := w.d.st.WebhookCursors(ctx)
+			if err == nil {
+				w.pos = max(w.pos, positions[w.hook.Name])
+				break
+			}
+			w.d.log.Warn("read event webhook cursor", "webhook", w.hook.Name, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(w.d.opts.PollInterval):
+			}
+		}
+		w.deliverAll(ctx)
+	})
+}
+
+// deliverAll delivers the outbox from w.pos on, in order, until ctx ends.
+func (w *worker) deliverAll(ctx context.Context) {
 	opts := &w.d.opts
 	poll := time.NewTicker(opts.PollInterval)
 	defer poll.Stop()

@@ -6,6 +6,7 @@ package storetest
 
 import (
 	"context"
+	"github.com/lading-registry/lading/internal/lease"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 // report jobs and coverage, and the advisory database.
 type Store interface {
 	SetClock(now func() time.Time)
+	lease.Store
 	vulndb.Store
 
 	CreateRepository(ctx context.Context, r store.Repository) (store.Repository, error)
@@ -225,6 +227,7 @@ func Run(t *testing.T, open Opener) {
 		{"AggregateFindings", testAggregateFindings},
 		{"FindingDetailWithNUL", testFindingDetailWithNUL},
 		{"AnnotationsWithNUL", testAnnotationsWithNUL},
+		{"Leases", testLeases},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
