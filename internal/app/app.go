@@ -288,7 +288,7 @@ func (a *App) openScanning(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.events, err = events.NewDispatcher(ctx, a.meta, hooks, events.Options{Logger: a.log.With("component", "events"), Registerer: a.registry})
+	a.events, err = events.NewDispatcher(ctx, a.meta, hooks, events.Options{Logger: a.log.With("component", "events"), Registerer: a.registry, Leases: a.leases})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lading-registry/lading/internal/auth"
+	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
+	"github.com/lading-registry/lading/internal/testserver"
+)
+
+// receiver is a webhook that counts the deliveries of each event id.
+type receiver struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	id := req.Header.Get(events.EventIDHeader)
+	r.mu.Lock()
+	r.seen[id]++
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *receiver) counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.seen))
+	for k, v := range r.seen {
+		out[k] = v
+	}
+	return out
+}
+
+// outboxIDs is every event id in the shared outbox.
+func outboxIDs(t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "SELECT id FROM outbox ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// awaitDelivered waits until every outbox event has reached the receiver, and returns the ids.
+func awaitDelivered(t *testing.T, conn *pgx.Conn, recv *receiver, want int) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ids := outboxIDs(t, conn)
+		got := recv.counts()
+		missing := 0
+		for _, id := range ids {
+			if got[id] == 0 {
+				missing++
+			}
+		}
+		if len(ids) >= want && missing == 0 {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s, %d of %d outbox events not delivered (want at least %d events)", missing, len(ids), want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestMultiNodeEvents: three nodes on one PostgreSQL schema and one bucket deliver the shared
+// outbox to one webhook. In steady state each event arrives exactly once, whichever node took
+// the push; after kill -9 of the node holding the webhook's lease, another node takes it over
+// when it expires and every event still arrives.
+func TestMultiNodeEvents(t *testing.T) {
+	crane := testserver.Tool(t, "crane")
+	pg := pgtest.New(t)
+	url := pg.Schema(t)
+	s3 := testserver.StartS3(t)
+	s3.SetEnv(t)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(auth.SecretKeyEnv, base64.StdEncoding.EncodeToString(key))
+	recv := &receiver{seen: map[string]int{}}
+	hook := httptest.NewServer(recv)
+	defer hook.Close()
+
+	const ttl = 2 * time.Second
+	nodes := map[string]*testserver.Server{}
+	var order []string
+	for i := range 3 {
+		id := fmt.Sprintf("node%d", i+1)
+		nodes[id] = testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--node-id", id,
+			"--lease-ttl", ttl.String(), "--event-webhook", hook.URL, "--scan-workers", "0")
+		order = append(order, id)
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+
+	_, img, _ := testImages(t)
+	layout := singleLayout(t, img, nil)
+	push := func(node, tag string) {
+		t.Helper()
+		s := nodes[node]
+		run(t, []string{"DOCKER_CONFIG=" + s.DockerConfig(t)}, crane, "push", "--insecure", layout, s.Addr+"/multi/app:"+tag)
+	}
+
+	// Steady state: a push on each node; every event exactly once.
+	for i, node := range order {
+		push(node, fmt.Sprintf("v%d", i))
+	}
+	ids := awaitDelivered(t, conn, recv, 3)
+	// Time for a second node to deliver something again, were the lease not holding it off.
+	time.Sleep(2 * time.Second)
+	for id, n := range recv.counts() {
+		if n != 1 {
+			t.Errorf("event %s delivered %d times in steady state, want once", id, n)
+		}
+	}
+	if len(recv.counts()) != len(outboxIDs(t, conn)) {
+		t.Errorf("%d events received, %d in the outbox", len(recv.counts()), len(outboxIDs(t, conn)))
+	}
+
+	// The holder of the webhook's lease dies mid-stream.
+	var holder string
+	if err := conn.QueryRow(context.Background(), "SELECT holder FROM leases WHERE name = $1", "events/webhook/"+hook.URL).Scan(&holder); err != nil {
+		t.Fatalf("the webhook's lease: %v", err)
+	}
+	victim, ok := nodes[holder]
+	if !ok {
+		t.Fatalf("lease held by %q, not one of the nodes", holder)
+	}
+	var alive []string
+	for _, id := range order {
+		if id != holder {
+			alive = append(alive, id)
+		}
+	}
+	push(alive[0], "before-kill")
+	victim.Kill()
+	<-victim.Exited()
+	for i, node := range alive {
+		push(node, fmt.Sprintf("after-kill-%d", i))
+	}
+	after := awaitDelivered(t, conn, recv, len(ids)+3)
+	var newHolder string
+	if err := conn.QueryRow(context.Background(), "SELECT holder FROM leases WHERE name = $1", "events/webhook/"+hook.URL).Scan(&newHolder); err != nil {
+		t.Fatal(err)
+	}
+	if newHolder == holder {
+		t.Errorf("the webhook's lease is still %s's after it was killed", holder)
+	}
+	t.Logf("%d events delivered; lease moved from %s to %s", len(after), holder, newHolder)
+}
