@@ -5,12 +5,18 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lading-registry/lading/internal/auth"
@@ -168,4 +174,168 @@ func TestMultiNodeEvents(t *testing.T) {
 		t.Errorf("the webhook's lease is still %s's after it was killed", holder)
 	}
 	t.Logf("%d events delivered; lease moved from %s to %s", len(after), holder, newHolder)
+}
+
+// scanJobStates counts the scan jobs of the schema at url by state.
+func scanJobStates(t *testing.T, conn *pgx.Conn) map[string]int {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "SELECT state, count(*) FROM scan_jobs GROUP BY state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for rows.Next() {
+		var (
+			state string
+			n     int
+		)
+		if err := rows.Scan(&state, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[state] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestAPIOnlyNode: a node started with --scan-workers 0 queues the scan of an image pushed to
+// it but claims no job; a node with workers, started later on the same store, runs it.
+func TestAPIOnlyNode(t *testing.T) {
+	crane := testserver.Tool(t, "crane")
+	pg := pgtest.New(t)
+	url := pg.Schema(t)
+	s3 := testserver.StartS3(t)
+	s3.SetEnv(t)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(auth.SecretKeyEnv, base64.StdEncoding.EncodeToString(key))
+	api := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--scan-workers", "0")
+	ctx := context.Background()
+	if _, err := adminECR(api).CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("apionly/app"),
+		ImageScanningConfiguration: &ecrtypes.ImageScanningConfiguration{ScanOnPush: true}}); err != nil {
+		t.Fatal(err)
+	}
+	_, img, _ := testImages(t)
+	run(t, []string{"DOCKER_CONFIG=" + api.DockerConfig(t)}, crane, "push", "--insecure", singleLayout(t, img, nil), api.Addr+"/apionly/app:v1")
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Long enough for a worker to have claimed it, had the node any.
+	time.Sleep(2 * time.Second)
+	if got := scanJobStates(t, conn); got["queued"] != 1 || len(got) != 1 {
+		t.Fatalf("scan jobs on the API-only node: %v, want one queued", got)
+	}
+
+	testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--scan-workers", "1")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(scanJobStates(t, conn)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker node did not run the scan: %v", scanJobStates(t, conn))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := adminECR(api).DescribeImageScanFindings(ctx, &ecr.DescribeImageScanFindingsInput{RepositoryName: aws.String("apionly/app"),
+		ImageId: &ecrtypes.ImageIdentifier{ImageTag: aws.String("v1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test image has no OS: its scan ends UNSUPPORTED_IMAGE; either way it ran.
+	if st := out.ImageScanStatus; st == nil || (st.Status != ecrtypes.ScanStatusComplete && st.Status != ecrtypes.ScanStatusUnsupportedImage) {
+		t.Fatalf("scan status seen by the API-only node: %+v, want a finished scan", st)
+	}
+}
+
+// proxy forwards TCP connections to target until closed; closing it also cuts the open
+// connections, which is PostgreSQL becoming unreachable as far as a node can tell.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startProxy(t *testing.T, addr, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
+			go func() { _, _ = io.Copy(c, u); _ = c.Close() }()
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) close() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// readyz is the status of a node's readiness probe.
+func readyz(t *testing.T, s *testserver.Server) int {
+	t.Helper()
+	resp, err := http.Get(s.URL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestReadyzWithoutPostgres: while the node's PostgreSQL connection is cut (a proxy in
+// between closes), /readyz answers 503; once it is back, 200 again, without a restart.
+func TestReadyzWithoutPostgres(t *testing.T) {
+	pg := pgtest.New(t)
+	u, err := neturl.Parse(pg.Schema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	addr := testserver.FreeAddr(t)
+	p := startProxy(t, addr, target)
+	u.Host = addr
+	s := testserver.Start(t, ladingBin, "--metadata", u.String())
+	if got := readyz(t, s); got != http.StatusOK {
+		t.Fatalf("/readyz = %d with PostgreSQL reachable", got)
+	}
+	p.close()
+	if got := readyz(t, s); got != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d with PostgreSQL unreachable, want 503", got)
+	}
+	startProxy(t, addr, target)
+	deadline := time.Now().Add(15 * time.Second)
+	for readyz(t, s) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz not 200 again 15 s after PostgreSQL came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
