@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/testserver"
 )
 
@@ -337,5 +339,74 @@ func TestReadyzWithoutPostgres(t *testing.T) {
 			t.Fatal("/readyz not 200 again 15 s after PostgreSQL came back")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// readyzBody is a node's readiness answer.
+func readyzBody(t *testing.T, s *testserver.Server) string {
+	t.Helper()
+	resp, err := http.Get(s.URL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestSharedSettingsAcrossNodes: the registry scanning configuration put through one node is
+// what the other answers at once (it is read from the store, not cached); an advisory import
+// into the shared store is taken into every node's advisory index by its version poll (every
+// second), without a restart. The bound below is generous (a loaded machine); the time each
+// node took is logged.
+func TestSharedSettingsAcrossNodes(t *testing.T) {
+	pg := pgtest.New(t)
+	url := pg.Schema(t)
+	s3 := testserver.StartS3(t)
+	s3.SetEnv(t)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(auth.SecretKeyEnv, base64.StdEncoding.EncodeToString(key))
+	// The fixture's advisories are years old: no age limit, so /readyz says "ok" with the version.
+	a := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--scan-workers", "0", "--max-db-age", "0")
+	b := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--scan-workers", "0", "--max-db-age", "0")
+	ctx := context.Background()
+
+	if _, err := adminECR(a).PutRegistryScanningConfiguration(ctx, &ecr.PutRegistryScanningConfigurationInput{
+		ScanType: ecrtypes.ScanTypeEnhanced,
+		Rules: []ecrtypes.RegistryScanningRule{{ScanFrequency: ecrtypes.ScanFrequencyContinuousScan,
+			RepositoryFilters: []ecrtypes.ScanningRepositoryFilter{{Filter: aws.String("*"), FilterType: ecrtypes.ScanningRepositoryFilterTypeWildcard}}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := adminECR(b).GetRegistryScanningConfiguration(ctx, &ecr.GetRegistryScanningConfigurationInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ScanningConfiguration == nil || got.ScanningConfiguration.ScanType != ecrtypes.ScanTypeEnhanced {
+		t.Fatalf("node b's scanning configuration right after node a's change: %+v, want ENHANCED", got.ScanningConfiguration)
+	}
+
+	for _, s := range []*testserver.Server{a, b} {
+		if body := readyzBody(t, s); strings.Contains(body, "advisories: ok") {
+			t.Fatalf("advisories before any import: %q", body)
+		}
+	}
+	testserver.Run(t, ladingBin, "db", "import", "--metadata", url, "--data-dir", t.TempDir(), "--log-level", "warn",
+		testfiles.Path(t, "osv-mini", "Maven", "all.zip"))
+	imported := time.Now()
+	for name, s := range map[string]*testserver.Server{"a": a, "b": b} {
+		for !strings.Contains(readyzBody(t, s), "advisories: ok: version ") {
+			if time.Since(imported) > 10*time.Second {
+				t.Fatalf("node %s has not loaded the imported advisories 10 s after the import: %q", name, readyzBody(t, s))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("node %s serves the imported advisories %v after the import ended", name, time.Since(imported).Round(time.Millisecond))
 	}
 }
