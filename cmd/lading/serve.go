@@ -62,6 +62,7 @@ func newServeCommand() *cobra.Command {
 	var common commonFlags
 	var maxBlobSize, minFreeSpace string
 	cfg := app.Config{}
+	api := true
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the registry",
@@ -78,6 +79,7 @@ func newServeCommand() *cobra.Command {
 				return err
 			}
 			cfg.DataDir, cfg.Metadata = common.dataDir, common.metadata
+			cfg.NoAPI = !api
 			cfg.Logger = log
 			cfg.Version = versionString()
 			cfg.AdminAccessKeyID = os.Getenv("LADING_ADMIN_ACCESS_KEY_ID")
@@ -121,6 +123,7 @@ func newServeCommand() *cobra.Command {
 	f.StringArrayVar(&cfg.EventWebhooks, "event-webhook", nil, "POST EventBridge-shaped events to this URL (repeatable)")
 	f.StringVar(&cfg.EventWebhookSecret, "event-webhook-secret", "", "HMAC-SHA256 secret signing requests to --event-webhook URLs (default $LADING_EVENT_WEBHOOK_SECRET)")
 	f.DurationVar(&cfg.LifecycleInterval, "lifecycle-interval", time.Hour, "apply repositories' lifecycle policies this often (0: never; previews work regardless)")
+	f.BoolVar(&api, "api", true, "serve the registry, ECR, Inspector and console; --api=false makes a scan-only node (background work, /healthz, /readyz and /metrics only)")
 	f.StringVar(&cfg.NodeID, "node-id", "", "this node's name among the nodes sharing a store, as its leases record it (default: random per process)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", lease.DefaultTTL,
 		"how long a node holds a background duty (garbage collection, lifecycle, advisory sync, upload purge, a webhook's deliveries) without renewing it: how soon another node takes over from a dead one")

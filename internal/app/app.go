@@ -93,6 +93,9 @@ type Config struct {
 	// LeaseTTL is how long this node holds a background duty that one node of several runs at
 	// a time without renewing it (0: lease.DefaultTTL); see ServeListener.
 	LeaseTTL time.Duration
+	// NoAPI serves only /healthz, /readyz and /metrics: a node that does background work
+	// (scans, reports, its share of the leased duties) and answers no client.
+	NoAPI bool
 	// NodeID names this process among the nodes sharing a store ("": a random one).
 	NodeID string
 
@@ -356,6 +359,8 @@ func (a *App) buildHandler() (http.Handler, error) {
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
+		case a.cfg.NoAPI && p != "/healthz" && p != "/readyz" && p != "/metrics":
+			http.Error(w, "this node serves no API (--api=false)", http.StatusNotFound)
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			v2.ServeHTTP(w, r)
 		case isECR(r):

@@ -203,7 +203,8 @@ func scanJobStates(t *testing.T, conn *pgx.Conn) map[string]int {
 }
 
 // TestAPIOnlyNode: a node started with --scan-workers 0 queues the scan of an image pushed to
-// it but claims no job; a node with workers, started later on the same store, runs it.
+// it but claims no job; a scan-only node (--api=false), started later on the same store, runs
+// it and serves no registry API.
 func TestAPIOnlyNode(t *testing.T) {
 	crane := testserver.Tool(t, "crane")
 	pg := pgtest.New(t)
@@ -234,7 +235,16 @@ func TestAPIOnlyNode(t *testing.T) {
 		t.Fatalf("scan jobs on the API-only node: %v, want one queued", got)
 	}
 
-	testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--scan-workers", "1")
+	// The worker is a scan-only node: it answers probes and no client.
+	worker := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--scan-workers", "1", "--api=false")
+	resp, err := http.Get(worker.URL() + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /v2/ on a scan-only node: %d, want 404", resp.StatusCode)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for len(scanJobStates(t, conn)) > 0 {
 		if time.Now().After(deadline) {
