@@ -124,7 +124,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.EventWebhookSecret, "event-webhook-secret", "", "HMAC-SHA256 secret signing requests to --event-webhook URLs (default $LADING_EVENT_WEBHOOK_SECRET)")
 	f.DurationVar(&cfg.LifecycleInterval, "lifecycle-interval", time.Hour, "apply repositories' lifecycle policies this often (0: never; previews work regardless)")
 	f.BoolVar(&api, "api", true, "serve the registry, ECR, Inspector and console; --api=false makes a scan-only node (background work, /healthz, /readyz and /metrics only)")
-	f.StringVar(&cfg.NodeID, "node-id", "", "this node's name among the nodes sharing a store, as its leases record it (default: random per process)")
+	f.StringVar(&cfg.NodeID, "node-id", "", "this node's name among the nodes sharing a store, as its leases record it (default: random per process on PostgreSQL, \"embedded\" on SQLite)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", lease.DefaultTTL,
 		"how long a node holds a background duty (garbage collection, lifecycle, advisory sync, upload purge, a webhook's deliveries) without renewing it: how soon another node takes over from a dead one")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", time.Hour, "run garbage collection this often (0: never; `lading admin gc` runs it by hand)")

@@ -238,7 +238,19 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}))
 	nodeID := cfg.NodeID
 	if nodeID == "" {
-		nodeID = lease.NewHolderID()
+		// Nodes sharing PostgreSQL tell themselves apart by a random id per process. The
+		// embedded store has one server: a fixed id lets it, restarted after a crash, take its
+		// leases back at once instead of waiting for its dead self's to expire.
+		pg, err := onPostgres(cfg.Metadata)
+		if err != nil {
+			_ = closeAudit()
+			_ = meta.Close()
+			return nil, err
+		}
+		nodeID = "embedded"
+		if pg {
+			nodeID = lease.NewHolderID()
+		}
 	}
 	a.leases = lease.NewHolder(meta, nodeID, cfg.LeaseTTL, a.log.With("component", "lease", "node", nodeID))
 	if err := a.openScanning(ctx); err != nil {
