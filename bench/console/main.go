@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -58,6 +59,9 @@ type config struct {
 	// budget bounds the time spent on one page: a page far over its target is measured with
 	// fewer requests (the count is printed).
 	budget time.Duration
+	// only: the pages whose name matches (all when empty); cpuProfile: where their requests'
+	// CPU time goes (pprof), written there.
+	only, cpuProfile string
 }
 
 func main() {
@@ -68,6 +72,8 @@ func main() {
 	flag.IntVar(&cfg.bases, "bases", 300, "base images of the store bench/continuous builds (with -cache)")
 	flag.IntVar(&cfg.requests, "requests", 50, "requests of each page after the first (the p95 is compared with the target)")
 	flag.DurationVar(&cfg.budget, "budget", time.Minute, "time spent on one page at most: a slower page is measured with fewer requests (at least 5)")
+	flag.StringVar(&cfg.only, "pages", "", "measure only the pages whose name matches this regular expression (and skip the overview's queries one by one)")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the pages' requests to this file")
 	flag.Parse()
 	if (cfg.cache == "") == (cfg.store == "") || cfg.requests < 1 {
 		fmt.Fprintln(os.Stderr, "bench: give one of -cache and -store")
@@ -242,8 +248,27 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		{"coverage, first page", "/console/coverage", 100 * time.Millisecond},
 		{"coverage, one repository", "/console/coverage?" + url.Values{"repository": {repo}}.Encode(), 100 * time.Millisecond},
 		{"coverage, status INACTIVE", "/console/coverage?status=INACTIVE", 100 * time.Millisecond},
+		{"coverage, status ACTIVE", "/console/coverage?status=ACTIVE", 100 * time.Millisecond},
 		{"settings", "/console/settings", 100 * time.Millisecond},
 		{"image SBOM download, CycloneDX (not a page)", "/console/image/sbom?" + imageQ + "&format=CYCLONEDX_1_4", 0},
+	}
+	if cfg.only != "" {
+		re, err := regexp.Compile(cfg.only)
+		if err != nil {
+			return fmt.Errorf("-pages: %w", err)
+		}
+		pages = slices.DeleteFunc(pages, func(p page) bool { return !re.MatchString(p.name) })
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fmt.Fprintf(w, "%-58s %9s %9s %9s %9s %4s %9s  %s\n", "page", "first", "median", "p95", "max", "n", "bytes", "target (p95)")
 	failed := false
@@ -276,8 +301,10 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "%-58s %9s %9s %9s %9s %4d %9d  %s\n", p.name, round(first), round(rest[len(rest)/2]), round(p95), round(rest[len(rest)-1]), len(rest), size, verdict)
 	}
-	if err := overviewParts(ctx, w, svc, cov); err != nil {
-		return err
+	if cfg.only == "" {
+		if err := overviewParts(ctx, w, svc, cov); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(w, "\np95 of n requests after the first (which may read pages from disk; n < %d when the page took over %s); load average after: %s\n",
 		cfg.requests, cfg.budget, machine.LoadAverage())

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/lading-registry/lading/internal/lease"
 	"io"
 	"log/slog"
 	"math"
@@ -16,6 +15,7 @@ import (
 	"github.com/lading-registry/lading/internal/app"
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/gc"
+	"github.com/lading-registry/lading/internal/lease"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
 
@@ -117,16 +117,14 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.MaxDBAge, "max-db-age", 7*24*time.Hour, "/readyz says the advisory database is not current when its newest advisory is older than this (0: no limit)")
 	f.IntVar(&cfg.ScanWorkers, "scan-workers", 2, "scans run at once")
 	f.DurationVar(&cfg.ScanTimeout, "scan-timeout", 10*time.Minute, "a scan taking longer fails")
+	f.BoolVar(&api, "api", true, "serve the registry, ECR, Inspector and console; --api=false makes a scan-only node (background work, /healthz, /readyz and /metrics only)")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", lease.DefaultTTL, "with several nodes on one --metadata, how long a node's hold on a once-per-registry duty (gc, lifecycle, advisory sync, continuous re-evaluation) or on a webhook's delivery lasts unrenewed: how soon another node takes over from one that died")
 	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration) until UpdateConfiguration sets it")
 	f.StringVar(&cfg.ReportsDir, "reports-dir", "", "directory Inspector's SBOM exports and findings reports are written to, as <bucketName>/<keyPrefix>/... (default <data-dir>/reports)")
 	f.BoolVar(&cfg.AttachSBOM, "attach-sbom", true, "attach each scanned image's CycloneDX SBOM in the registry as an OCI referrer of the image (replaced at each rescan)")
 	f.StringArrayVar(&cfg.EventWebhooks, "event-webhook", nil, "POST EventBridge-shaped events to this URL (repeatable)")
 	f.StringVar(&cfg.EventWebhookSecret, "event-webhook-secret", "", "HMAC-SHA256 secret signing requests to --event-webhook URLs (default $LADING_EVENT_WEBHOOK_SECRET)")
 	f.DurationVar(&cfg.LifecycleInterval, "lifecycle-interval", time.Hour, "apply repositories' lifecycle policies this often (0: never; previews work regardless)")
-	f.BoolVar(&api, "api", true, "serve the registry, ECR, Inspector and console; --api=false makes a scan-only node (background work, /healthz, /readyz and /metrics only)")
-	f.StringVar(&cfg.NodeID, "node-id", "", "this node's name among the nodes sharing a store, as its leases record it (default: random per process on PostgreSQL, \"embedded\" on SQLite)")
-	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", lease.DefaultTTL,
-		"how long a node holds a background duty (garbage collection, lifecycle, advisory sync, upload purge, a webhook's deliveries) without renewing it: how soon another node takes over from a dead one")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", time.Hour, "run garbage collection this often (0: never; `lading admin gc` runs it by hand)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", gc.DefaultGrace, "garbage collection spares blob links and blobs younger than this: longer than any push takes between its layers and its manifest")
 	f.DurationVar(&cfg.ConsoleSessionTTL, "console-session-ttl", 12*time.Hour, "a web console sign-in (under /console/) lasts this long")

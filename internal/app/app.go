@@ -74,8 +74,16 @@ type Config struct {
 	// current (0: no limit).
 	MaxDBAge time.Duration
 
-	ScanWorkers    int
-	ScanTimeout    time.Duration
+	ScanWorkers int
+	ScanTimeout time.Duration
+	// NoAPI serves only /healthz, /readyz and /metrics: a node that does background work
+	// (scans, reports, its share of the leased duties) and answers no client.
+	NoAPI bool
+	// LeaseTTL is how long a node's lease on a once-per-registry duty (garbage collection,
+	// lifecycle, advisory sync, upload purge, continuous re-evaluation) or on a webhook's
+	// delivery lasts unrenewed: how long the other nodes wait before taking over from a node
+	// that died (default 15 s).
+	LeaseTTL       time.Duration
 	RescanDuration time.Duration
 	// ReportsDir is where SBOM exports and findings reports are written ("" : <DataDir>/reports).
 	ReportsDir string
@@ -89,15 +97,6 @@ type Config struct {
 	// SecretKey is the base64 key stored secrets are encrypted with (auth.SecretKeyEnv); empty
 	// means the key file in the data directory.
 	SecretKey string
-
-	// LeaseTTL is how long this node holds a background duty that one node of several runs at
-	// a time without renewing it (0: lease.DefaultTTL); see ServeListener.
-	LeaseTTL time.Duration
-	// NoAPI serves only /healthz, /readyz and /metrics: a node that does background work
-	// (scans, reports, its share of the leased duties) and answers no client.
-	NoAPI bool
-	// NodeID names this process among the nodes sharing a store ("": a random one).
-	NodeID string
 
 	// GCInterval is how often garbage collection runs (0: never); GCGrace spares links and
 	// blobs younger than it (see internal/gc).
@@ -151,10 +150,11 @@ type App struct {
 	kev *kev.Catalog
 	// reports runs Inspector's SBOM exports and findings reports.
 	reports *reports.Service
-	// leases runs the once-per-registry duties on one node at a time.
-	leases *lease.Holder
 	// closeLocks closes the blob store's locks (a pool of their own on PostgreSQL).
 	closeLocks func()
+	// leases runs the once-per-registry duties and each webhook's delivery on one node at a
+	// time among the nodes sharing the metadata store.
+	leases *lease.Runner
 }
 
 // Open prepares the data directory, the stores and the handlers.
@@ -236,23 +236,6 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 		return float64(n)
 	}))
-	nodeID := cfg.NodeID
-	if nodeID == "" {
-		// Nodes sharing PostgreSQL tell themselves apart by a random id per process. The
-		// embedded store has one server: a fixed id lets it, restarted after a crash, take its
-		// leases back at once instead of waiting for its dead self's to expire.
-		pg, err := onPostgres(cfg.Metadata)
-		if err != nil {
-			_ = closeAudit()
-			_ = meta.Close()
-			return nil, err
-		}
-		nodeID = "embedded"
-		if pg {
-			nodeID = lease.NewHolderID()
-		}
-	}
-	a.leases = lease.NewHolder(meta, nodeID, cfg.LeaseTTL, a.log.With("component", "lease", "node", nodeID))
 	if err := a.openScanning(ctx); err != nil {
 		_ = closeAudit()
 		_ = meta.Close()
@@ -303,7 +286,9 @@ func (a *App) openScanning(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.events, err = events.NewDispatcher(ctx, a.meta, hooks, events.Options{Logger: a.log.With("component", "events"), Registerer: a.registry, Leases: a.leases})
+	a.leases = lease.NewRunner(a.meta, lease.NewHolder(), cfg.LeaseTTL, a.log.With("component", "lease"))
+	a.events, err = events.NewDispatcher(ctx, a.meta, hooks, events.Options{Logger: a.log.With("component", "events"), Registerer: a.registry,
+		Leases: a.leases})
 	if err != nil {
 		return err
 	}
@@ -321,7 +306,7 @@ func (a *App) openScanning(ctx context.Context) error {
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{
 		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, RescanDuration: cfg.RescanDuration,
 		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify, Registerer: a.registry,
-		Scanned: scanned,
+		Scanned: scanned, Leases: a.leases,
 	})
 	a.meta.SetEffects(a.scans.Effects, a.scans.Committed)
 	return nil
@@ -459,34 +444,32 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	var workers sync.WaitGroup
-	// Several nodes may share one store (PostgreSQL + S3). The duties done once for the whole
-	// registry run on the node holding their lease, and move to another node when it dies:
-	// - upload purge: it lists and aborts every abandoned upload of the shared blob store, so
-	//   two nodes at once would race to abort the same uploads and repeat the listing;
-	// - garbage collection and lifecycle: registry-wide sweeps; twice at once is wasted work
-	//   and doubled lifecycle events;
-	// - advisory sync: one import per registry (a second concurrent one would conflict).
-	// Each webhook's deliveries hold a lease of their own (events.Options.Leases).
-	// Every node runs the rest: the advisory watcher, since each node needs the index in its
-	// own memory; scans and reports, whose jobs are claimed one node each in the store
-	// (FOR UPDATE SKIP LOCKED with leases on PostgreSQL). The continuous re-evaluation on an
-	// advisory change (inside scans.Run) then runs on every node: that is harmless, only
-	// repeated work, since it writes the difference between the new matches and the stored
-	// findings in a serializable transaction (ApplyScans), so whichever node comes second finds
-	// nothing changed and writes no finding change and no event.
+	// A duty that must run once for the registry runs on the node holding its lease (any
+	// node, when several share the store; the node itself, when alone). Upload purge would
+	// be safe on every node (deleting a session twice is a no-op), but it lists every
+	// session: once is enough. The watcher runs on every node: each keeps its own advisory
+	// index for its scans; the re-evaluation an advisory change starts is a leased duty of
+	// the scanning service, and each webhook's delivery a lease of the dispatcher.
 	leased := func(name string, run func(context.Context)) func(context.Context) {
-		return func(ctx context.Context) { a.leases.Run(ctx, name, run) }
+		return func(ctx context.Context) { a.leases.Run(ctx, "duty/"+name, run) }
 	}
 	for _, run := range []func(context.Context){
 		leased("upload-purge", a.purgeUploads),
-		a.collectGarbage,
+		func(ctx context.Context) {
+			if a.cfg.GCInterval > 0 {
+				leased("gc", a.collectGarbage)(ctx)
+			}
+		},
 		func(ctx context.Context) {
 			if a.cfg.LifecycleInterval > 0 {
-				a.leases.Run(ctx, "lifecycle", func(ctx context.Context) { a.lifecycle.Loop(ctx, a.cfg.LifecycleInterval) })
+				leased("lifecycle", func(ctx context.Context) { a.lifecycle.Loop(ctx, a.cfg.LifecycleInterval) })(ctx)
 			}
 		},
 		func(ctx context.Context) { _ = a.watcher.Run(ctx) },
-		leased("advisory-sync", func(ctx context.Context) { _ = a.syncer.Run(ctx) }),
+		leased("advisory-sync", func(ctx context.Context) {
+			_ = a.syncer.Run(ctx)
+			<-ctx.Done() // with no source Run returns at once: keep the lease rather than call it again
+		}),
 		func(ctx context.Context) { _ = a.events.Run(ctx) },
 		func(ctx context.Context) { _ = a.scans.Run(ctx) },
 		a.reports.Run,
@@ -560,11 +543,6 @@ func (a *App) collectGarbage(ctx context.Context) {
 	if a.cfg.GCInterval <= 0 {
 		return
 	}
-	a.leases.Run(ctx, "gc", a.collectGarbageEvery)
-}
-
-// collectGarbageEvery is collectGarbage's loop, run while this node holds the lease.
-func (a *App) collectGarbageEvery(ctx context.Context) {
 	t := time.NewTicker(a.cfg.GCInterval)
 	defer t.Stop()
 	for {

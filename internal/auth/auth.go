@@ -104,32 +104,48 @@ func Bootstrap(ctx context.Context, keys KeyStore, dataDir, id, secret string, l
 		if id == "" || secret == "" {
 			return errors.New("LADING_ADMIN_ACCESS_KEY_ID and LADING_ADMIN_SECRET_ACCESS_KEY must be set together")
 		}
-		existing, err := keys.AccessKey(ctx, id)
-		switch {
-		case err == nil:
-			if existing.Secret != secret {
-				// The environment is authoritative for the bootstrap admin: rotate to it.
-				if err := keys.DeleteAccessKey(ctx, id); err != nil {
-					return err
-				}
-				return keys.CreateAccessKey(ctx, store.AccessKey{ID: id, Secret: secret, Description: "bootstrap admin (environment)",
-					Name: existing.Name, Preset: PresetAdministrator})
-			}
-			if existing.Preset != PresetAdministrator || existing.Policy != "" {
-				return keys.UpdateAccessKeyPolicy(ctx, id, PresetAdministrator, "")
-			}
-			return nil
-		case errors.Is(err, store.ErrNotFound):
-			name, err := bootstrapName(ctx, keys, id)
-			if err != nil {
+		// Nodes sharing a store start together with the same environment: the one that
+		// loses the race to create the key finds it made by another, and checks it again.
+		err := bootstrapFromEnv(ctx, keys, id, secret)
+		for attempt := 1; errors.Is(err, store.ErrAccessKeyFound) && attempt < 3; attempt++ {
+			err = bootstrapFromEnv(ctx, keys, id, secret)
+		}
+		return err
+	}
+	return bootstrapGenerated(ctx, keys, dataDir, log)
+}
+
+// bootstrapFromEnv registers the environment's admin key id with secret.
+func bootstrapFromEnv(ctx context.Context, keys KeyStore, id, secret string) error {
+	existing, err := keys.AccessKey(ctx, id)
+	switch {
+	case err == nil:
+		if existing.Secret != secret {
+			// The environment is authoritative for the bootstrap admin: rotate to it.
+			if err := keys.DeleteAccessKey(ctx, id); err != nil {
 				return err
 			}
 			return keys.CreateAccessKey(ctx, store.AccessKey{ID: id, Secret: secret, Description: "bootstrap admin (environment)",
-				Name: name, Preset: PresetAdministrator})
-		default:
+				Name: existing.Name, Preset: PresetAdministrator})
+		}
+		if existing.Preset != PresetAdministrator || existing.Policy != "" {
+			return keys.UpdateAccessKeyPolicy(ctx, id, PresetAdministrator, "")
+		}
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		name, err := bootstrapName(ctx, keys, id)
+		if err != nil {
 			return err
 		}
+		return keys.CreateAccessKey(ctx, store.AccessKey{ID: id, Secret: secret, Description: "bootstrap admin (environment)",
+			Name: name, Preset: PresetAdministrator})
+	default:
+		return err
 	}
+}
+
+// bootstrapGenerated makes an admin key, written to a file in dataDir, when no key exists.
+func bootstrapGenerated(ctx context.Context, keys KeyStore, dataDir string, log *slog.Logger) error {
 	existing, err := keys.ListAccessKeys(ctx)
 	if err != nil {
 		return err

@@ -69,6 +69,9 @@ type PolicyStore interface {
 	// ResourcePolicies returns the registry policy and repo's policy ("" when not set; repo ""
 	// asks for the registry's only).
 	ResourcePolicies(ctx context.Context, repo string) (registry, repository string, err error)
+	// RepositoryPolicies returns the registry policy and the policies of the repositories
+	// named that have one, in one read.
+	RepositoryPolicies(ctx context.Context, repos []string) (registry string, repository map[string]string, err error)
 }
 
 // AuthorizerOptions configure an Authorizer.
@@ -204,12 +207,18 @@ func (a *Authorizer) decide(ctx context.Context, p Principal, action, resource, 
 	if err != nil {
 		return err
 	}
+	return a.judge(p, action, resource, repo != "", identity, registry, repository)
+}
+
+// judge applies IAM's rules to the parsed policies; isRepo: the resource is one of the
+// registry's repositories (where AnonymousPull applies).
+func (a *Authorizer) judge(p Principal, action, resource string, isRepo bool, identity, registry, repository *Policy) error {
 	req := a.request(p, action, resource)
 	iv := identity.evaluate(req, IdentityPolicy)
 	rv := registry.evaluate(req, ResourcePolicy)
 	pv := repository.evaluate(req, ResourcePolicy)
 	var av verdict
-	if repo != "" {
+	if isRepo {
 		av = a.anonPull.evaluate(req, ResourcePolicy)
 	}
 	deny := &AccessDeniedError{User: a.UserARN(p), Principal: p, Action: action, Resource: resource}
@@ -224,6 +233,45 @@ func (a *Authorizer) decide(ctx context.Context, p Principal, action, resource, 
 		return nil
 	}
 	return deny
+}
+
+// AllowedRepositories returns the repositories named (in their order) on which p may perform
+// action, as Allowed decides each, reading the policies of them all at once: a listing's
+// filter. Unlike Allowed, an error reading or parsing the policies is returned.
+func (a *Authorizer) AllowedRepositories(ctx context.Context, p Principal, action string, repos []string) ([]string, error) {
+	if len(repos) == 0 {
+		return nil, nil
+	}
+	identity, err := a.identity(p)
+	if err != nil {
+		return nil, err
+	}
+	var registry *Policy
+	var docs map[string]string
+	if a.store != nil {
+		var regDoc string
+		if regDoc, docs, err = a.store.RepositoryPolicies(ctx, repos); err != nil {
+			return nil, err
+		}
+		if regDoc != "" {
+			if registry, err = a.cache.parse(regDoc, ResourcePolicy); err != nil {
+				return nil, fmt.Errorf("stored registry policy: %w", err)
+			}
+		}
+	}
+	var out []string
+	for _, name := range repos {
+		var repository *Policy
+		if doc := docs[name]; doc != "" {
+			if repository, err = a.cache.parse(doc, ResourcePolicy); err != nil {
+				return nil, fmt.Errorf("stored policy of repository %s: %w", name, err)
+			}
+		}
+		if a.judge(p, action, a.RepositoryARN(name), true, identity, registry, repository) == nil {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 // identity is the parsed policy of p's access key; nil (nothing allowed) for an anonymous

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -106,6 +107,16 @@ func (p policies) ResourcePolicies(_ context.Context, repo string) (string, stri
 	return p.registry[""], p.repos[repo], nil
 }
 
+func (p policies) RepositoryPolicies(_ context.Context, repos []string) (string, map[string]string, error) {
+	out := map[string]string{}
+	for _, r := range repos {
+		if doc, ok := p.repos[r]; ok {
+			out[r] = doc
+		}
+	}
+	return p.registry[""], out, nil
+}
+
 func key(name, doc string) Principal {
 	return Principal{AccessKeyID: "LAK" + strings.ToUpper(name), Name: name, Policy: doc}
 }
@@ -184,6 +195,23 @@ func TestAuthorize(t *testing.T) {
 			var ad *AccessDeniedError
 			if errors.As(err, &ad) && (ad.Reason != tc.reason || ad.Action != tc.action || ad.Resource != tc.resource) {
 				t.Fatalf("refusal %+v, want reason %d", ad, tc.reason)
+			}
+			// A listing's filter decides a repository as Authorize does, among others.
+			if name, ok := strings.CutPrefix(tc.resource, az.RepositoryARN("")); ok {
+				all := []string{"public", name, "locked", "shared", "zz"}
+				allowed, err2 := az.AllowedRepositories(ctx, tc.p, tc.action, all)
+				if err2 != nil {
+					t.Fatal(err2)
+				}
+				var want []string
+				for _, n := range all {
+					if az.Allowed(ctx, tc.p, tc.action, az.RepositoryARN(n)) {
+						want = append(want, n)
+					}
+				}
+				if !slices.Equal(allowed, want) || slices.Contains(allowed, name) != (err == nil) {
+					t.Fatalf("AllowedRepositories(%q) = %q, want %q", all, allowed, want)
+				}
 			}
 		})
 	}
@@ -309,4 +337,23 @@ func FuzzParsePolicy(f *testing.F) {
 		_ = p.evaluate(req, kind)
 		_ = p.allowsAction(req, kind)
 	})
+}
+
+func TestAllowedRepositoriesAnonymousPull(t *testing.T) {
+	ctx := context.Background()
+	st := policies{repos: map[string]string{"closed": `{"Statement":[{"Effect":"Deny","Principal":"*","Action":"ecr:ListImages"}]}`}}
+	az := NewAuthorizer(st, AuthorizerOptions{RegistryID: testAccount, Region: testRegion, AnonymousPull: true})
+	for _, tc := range []struct {
+		action string
+		want   []string
+	}{
+		{"ecr:ListImages", []string{"a", "b"}},
+		{"ecr:BatchGetImage", []string{"a", "b", "closed"}},
+		{"ecr:PutImage", nil},
+	} {
+		got, err := az.AllowedRepositories(ctx, Principal{}, tc.action, []string{"a", "b", "closed"})
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("AllowedRepositories(anonymous, %s) = %q, %v; want %q", tc.action, got, err, tc.want)
+		}
+	}
 }

@@ -424,3 +424,36 @@ func TestSigV4WithSealedKeys(t *testing.T) {
 		t.Fatalf("wrong secret: %d %s", code, body)
 	}
 }
+
+// lateReader is a KeyStore whose first read of the key misses it, as a node does whose
+// read came just before another node (starting at the same time) created the key.
+type lateReader struct {
+	KeyStore
+	missed bool
+}
+
+func (l *lateReader) AccessKey(ctx context.Context, id string) (store.AccessKey, error) {
+	if !l.missed {
+		l.missed = true
+		return store.AccessKey{}, store.ErrNotFound
+	}
+	return l.KeyStore.AccessKey(ctx, id)
+}
+
+// Nodes sharing a store start together with the same bootstrap admin: the one that loses the
+// race to create the key starts all the same.
+func TestBootstrapRaceWithAnotherNode(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := openStore(t, dir)
+	if err := Bootstrap(ctx, sealedStore(t, db, dir, ""), dir, adminKeyID, adminSecret, discardLog()); err != nil {
+		t.Fatal(err)
+	}
+	late := &lateReader{KeyStore: sealedStore(t, db, dir, "")}
+	if err := Bootstrap(ctx, late, dir, adminKeyID, adminSecret, discardLog()); err != nil {
+		t.Fatalf("second node's bootstrap: %v", err)
+	}
+	if !late.missed {
+		t.Fatal("the race was not played")
+	}
+}

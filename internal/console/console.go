@@ -52,6 +52,9 @@ type Authorizer interface {
 	Authorize(ctx context.Context, p auth.Principal, action, resource string) error
 	Allowed(ctx context.Context, p auth.Principal, action, resource string) bool
 	AuthorizeList(ctx context.Context, p auth.Principal, action string) error
+	// AllowedRepositories filters repository names as Allowed would, in one read of the
+	// policies.
+	AllowedRepositories(ctx context.Context, p auth.Principal, action string, repos []string) ([]string, error)
 	RepositoryARN(name string) string
 }
 

@@ -71,6 +71,12 @@ func (a fakeAuthz) Authorize(_ context.Context, p auth.Principal, action, resour
 func (a fakeAuthz) Allowed(ctx context.Context, p auth.Principal, action, resource string) bool {
 	return a.Authorize(ctx, p, action, resource) == nil
 }
+func (a fakeAuthz) AllowedRepositories(ctx context.Context, p auth.Principal, action string, repos []string) ([]string, error) {
+	if a.deny[action] {
+		return nil, nil
+	}
+	return repos, nil
+}
 func (a fakeAuthz) AuthorizeList(ctx context.Context, p auth.Principal, action string) error {
 	return a.Authorize(ctx, p, action, "*")
 }

@@ -56,14 +56,21 @@ func (h *Handler) allRepositories(ctx context.Context, filter string) ([]store.R
 		if err != nil {
 			return nil, err
 		}
+		// The name filter first, then the page's authorization in one pass.
+		byName := make(map[string]store.Repository, len(page))
+		var names []string
 		for _, r := range page {
-			// The name filter first: each authorization reads the repository's policy.
-			if filter != "" && !strings.Contains(r.Name, filter) {
-				continue
+			if filter == "" || strings.Contains(r.Name, filter) {
+				byName[r.Name] = r
+				names = append(names, r.Name)
 			}
-			if h.cfg.Authz.Allowed(ctx, p, "ecr:DescribeRepositories", h.cfg.Authz.RepositoryARN(r.Name)) {
-				out = append(out, r)
-			}
+		}
+		allowed, err := h.cfg.Authz.AllowedRepositories(ctx, p, "ecr:DescribeRepositories", names)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range allowed {
+			out = append(out, byName[name])
 		}
 		if len(page) < 1000 {
 			break

@@ -34,9 +34,10 @@ type Store interface {
 	WebhookCursors(ctx context.Context) (positions map[string]int64, end int64, err error)
 }
 
-// Leases runs a duty while this node holds a named lease (lease.Holder).
-type Leases interface {
-	Run(ctx context.Context, name string, fn func(ctx context.Context))
+// LeaseRunner runs work only while this node holds the lease name, cancelling it when the
+// lease is lost (internal/lease).
+type LeaseRunner interface {
+	Run(ctx context.Context, name string, work func(ctx context.Context))
 }
 
 // Options tune a Dispatcher; zero values take the defaults shown.
@@ -59,14 +60,15 @@ type Options struct {
 	Retention time.Duration
 	// PruneInterval is how often delivered events past Retention are deleted. Default 10 min.
 	PruneInterval time.Duration
-	// Leases, when set, makes each webhook's deliveries run on one node at a time: the node
-	// holding the lease "events/webhook/<name>". Without it every dispatcher sharing the store
-	// would deliver every event.
-	Leases Leases
 	// Registerer, when set, receives the dispatcher's metrics.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 	UserAgent  string // default "lading-events/1"
+	// Leases, when set, has each webhook served by one node at a time among the nodes that
+	// share the store (a lease per webhook): in steady state a webhook gets each event once,
+	// and when the node serving it dies another takes over from the stored cursor. Nil: this
+	// process is the only one delivering.
+	Leases LeaseRunner
 }
 
 func (o *Options) defaults() {
@@ -208,26 +210,21 @@ func (w *worker) run(ctx context.Context) {
 		w.deliverAll(ctx)
 		return
 	}
-	w.d.opts.Leases.Run(ctx, "events/webhook/"+w.hook.Name, func(ctx context.Context) {
-		// Another node may have delivered since this one last held the lease: start from the
-		// cursor it saved. What it delivered without saving is delivered again (at least once).
-		for ctx.Err() == nil {
-			positions, _, err := w.d.st.WebhookCursors(ctx)
-			if err == nil {
-				w.pos = max(w.pos, positions[w.hook.Name])
-				break
+	w.d.opts.Leases.Run(ctx, "webhook/"+w.hook.Name, func(ctx context.Context) {
+		// Another node may have delivered since this one last held the lease.
+		positions, _, err := w.d.st.WebhookCursors(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.d.log.Warn("read event webhook cursor", "webhook", w.hook.Name, "err", err)
 			}
-			w.d.log.Warn("read event webhook cursor", "webhook", w.hook.Name, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(w.d.opts.PollInterval):
-			}
+			return // tried again when the lease is next renewed
 		}
+		w.pos = max(w.pos, positions[w.hook.Name])
 		w.deliverAll(ctx)
 	})
 }
 
-// deliverAll delivers the outbox from w.pos on, in order, until ctx ends.
+// deliverAll delivers the outbox's events in order until ctx ends.
 func (w *worker) deliverAll(ctx context.Context) {
 	opts := &w.d.opts
 	poll := time.NewTicker(opts.PollInterval)

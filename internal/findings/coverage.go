@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +35,36 @@ type CoverageStore interface {
 	// repository, digest "", before its images), after the key given, at most limit; only
 	// those of the repositories named, when any are.
 	CoverageRows(ctx context.Context, repos []string, afterRepo, afterDigest string, limit int) ([]CoverageRow, error)
+	// CoverageCounts counts the images by repository and scan state, and whether the rescan
+	// window covers them (see CoverageCountQuery), and lists every repository: what
+	// coverageStatus needs of them, without reading them one by one.
+	CoverageCounts(ctx context.Context, q CoverageCountQuery) (CoverageCounts, error)
+}
+
+// CoverageCountQuery parameterizes CoverageCounts: an image is covered by the window when
+// pushed at or after PushedSince (zero: every image) or last pulled at or after PulledSince;
+// a scan's description is classed by whether it starts with FailurePrefix.
+type CoverageCountQuery struct {
+	PushedSince, PulledSince time.Time
+	FailurePrefix            string
+}
+
+// CoverageCounts are the store's counts for coverage: every repository (as CoverageRows lists
+// it, without LastScannedAt), and the images grouped.
+type CoverageCounts struct {
+	Repositories []CoverageRow
+	Images       []CoverageGroup
+}
+
+// CoverageGroup is a count of a repository's images in one scan state, covered by the window
+// or not.
+type CoverageGroup struct {
+	Repository string
+	// Scan: nil for images without an ENHANCED scan; else its Status, NoPackages, and
+	// Description the query's FailurePrefix when the scan's starts with it, else "".
+	Scan    *CoverageScan
+	Covered bool
+	Images  int64
 }
 
 // RescanSource gives the rescan window in force (internal/scanning).
@@ -89,6 +120,10 @@ const (
 	ReasonPendingDisable     = "PENDING_DISABLE"
 )
 
+// unsupportedMediaPrefix starts the description of a scan that failed on an image Lading
+// cannot read.
+const unsupportedMediaPrefix = "UnsupportedImageError"
+
 // CoveredResource is a resource with its coverage.
 type CoveredResource struct {
 	Row                     CoverageRow
@@ -126,7 +161,7 @@ func coverageStatus(pol policy.Policy, w policy.Window, now time.Time, r Coverag
 		// Scanned before enhanced scanning was last disabled: enabling it queues the scan again.
 		return StatusCodeActive, ReasonPendingInitialScan, frequency
 	case s != nil && s.Status == "FAILED":
-		if strings.HasPrefix(s.Description, "UnsupportedImageError") {
+		if strings.HasPrefix(s.Description, unsupportedMediaPrefix) {
 			return inactive(ReasonUnsupportedMedia)
 		}
 		return inactive(ReasonInternalError)
@@ -393,24 +428,138 @@ func (c *Coverage) scan(ctx context.Context, crit CoverageCriteria, afterRepo, a
 		for _, sf := range list {
 			repos = append(repos, sf.Value)
 		}
+		slices.Sort(repos)
+		repos = slices.Compact(repos)
 	}
+	// The repositories named are read a chunk at a time, in order (each chunk after the last
+	// key read); pending are those left.
+	const chunk = 200
+	var names, pending []string
+	next := func() bool {
+		if len(pending) == 0 {
+			return false
+		}
+		names = pending[:min(chunk, len(pending))]
+		pending = pending[len(names):]
+		return true
+	}
+	if repos != nil {
+		i, _ := slices.BinarySearch(repos, afterRepo)
+		if pending = repos[i:]; !next() {
+			return false, nil
+		}
+	}
+	// A filter on the scan status that most rows of a batch fail: the store's counts say which
+	// repositories hold a resource that may match (their frequency, their images' scan states
+	// and the window), and only those are read on. (A status most resources have fills its
+	// pages without them.)
+	narrow := crit.Strings[CovScanStatusCode] != nil || crit.Strings[CovScanStatusReason] != nil
 	for {
-		rows, err := c.store.CoverageRows(ctx, repos, afterRepo, afterDigest, batch)
+		rows, err := c.store.CoverageRows(ctx, names, afterRepo, afterDigest, batch)
 		if err != nil {
 			return false, fmt.Errorf("list coverage: %w", err)
 		}
+		matched := 0
 		for _, row := range rows {
 			r := c.resource(pol, window, now, row)
-			if crit.matches(r, c.account) && !visit(r) {
-				return true, nil
+			if crit.matches(r, c.account) {
+				if matched++; !visit(r) {
+					return true, nil
+				}
 			}
 		}
-		if len(rows) < batch {
+		full := len(rows) == batch
+		if full {
+			afterRepo, afterDigest = rows[len(rows)-1].Repository, rows[len(rows)-1].Digest
+		}
+		batch = coverageBatch // filtered: read on in larger steps
+		if narrow && matched*2 < len(rows) {
+			narrow = false
+			if repos == nil && !full {
+				return false, nil // every repository read
+			}
+			cands, err := c.candidates(ctx, pol, window, now, crit)
+			if err != nil {
+				return false, err
+			}
+			if repos != nil {
+				left := pending
+				if full {
+					left = append(slices.Clone(names), pending...)
+				}
+				cands = slices.DeleteFunc(cands, func(name string) bool { _, found := slices.BinarySearch(left, name); return !found })
+			}
+			i, _ := slices.BinarySearch(cands, afterRepo)
+			if pending = cands[i:]; !next() {
+				return false, nil
+			}
+			continue
+		}
+		if !full && !next() {
 			return false, nil
 		}
-		afterRepo, afterDigest = rows[len(rows)-1].Repository, rows[len(rows)-1].Digest
-		batch = coverageBatch // filtered: read on in larger steps
 	}
+}
+
+// countable reports whether the criteria read only what the store's counts tell of a
+// resource: not its digest, tags or dates, which differ between the images counted together.
+func (c CoverageCriteria) countable() bool {
+	if c.Strings[CovResourceID] != nil || c.Strings[CovImageTags] != nil {
+		return false
+	}
+	return len(c.Dates) == 0
+}
+
+// coarse is the part of the criteria that countable allows.
+func (c CoverageCriteria) coarse() CoverageCriteria {
+	out := CoverageCriteria{Strings: maps.Clone(c.Strings), Numbers: c.Numbers, Maps: c.Maps}
+	delete(out.Strings, CovResourceID)
+	delete(out.Strings, CovImageTags)
+	return out
+}
+
+// count visits the resources matching countable criteria as the store counts them: each
+// repository, and a stand-in for each group of images with their number. Each goes through
+// coverageStatus as an image listed by CoverageRows does.
+func (c *Coverage) count(ctx context.Context, pol policy.Policy, w policy.Window, now time.Time, crit CoverageCriteria, visit func(r CoveredResource, n int64)) error {
+	q := CoverageCountQuery{PulledSince: now.Add(-w.Pull), FailurePrefix: unsupportedMediaPrefix}
+	if w.Push != 0 {
+		q.PushedSince = now.Add(-w.Push)
+	}
+	counts, err := c.store.CoverageCounts(ctx, q)
+	if err != nil {
+		return fmt.Errorf("count coverage: %w", err)
+	}
+	scanOnPush := make(map[string]bool, len(counts.Repositories))
+	for _, row := range counts.Repositories {
+		scanOnPush[row.Repository] = row.ScanOnPush
+		if r := c.resource(pol, w, now, row); crit.matches(r, c.account) {
+			visit(r, 1)
+		}
+	}
+	for _, g := range counts.Images {
+		// What coverageStatus reads of the group's images: pushed now when the window covers
+		// them, else long ago and never pulled (q.PushedSince is set then: w.Push != 0).
+		row := CoverageRow{Repository: g.Repository, Digest: "sha256:", ScanOnPush: scanOnPush[g.Repository], Scan: g.Scan}
+		if g.Covered {
+			row.PushedAt = now
+		}
+		if r := c.resource(pol, w, now, row); crit.matches(r, c.account) {
+			visit(r, g.Images)
+		}
+	}
+	return nil
+}
+
+// candidates are the repositories, in order, where a resource may match the criteria: the
+// store's counts decide the criteria's countable part.
+func (c *Coverage) candidates(ctx context.Context, pol policy.Policy, w policy.Window, now time.Time, crit CoverageCriteria) ([]string, error) {
+	var names []string
+	err := c.count(ctx, pol, w, now, crit.coarse(), func(r CoveredResource, _ int64) {
+		names = append(names, r.Row.Repository)
+	})
+	slices.Sort(names)
+	return slices.Compact(names), err
 }
 
 func (c *Coverage) resource(pol policy.Policy, w policy.Window, now time.Time, row CoverageRow) CoveredResource {
@@ -486,22 +635,27 @@ func (c *Coverage) Statistics(ctx context.Context, in StatisticsInput) (Statisti
 		}
 	}
 	counts := map[string]int64{}
-	_, err := c.scan(ctx, in.Criteria, "", "", coverageBatch, func(r CoveredResource) bool {
-		out.Total++
+	add := func(r CoveredResource, n int64) {
+		out.Total += n
 		switch in.GroupBy {
 		case GroupScanStatusCode:
-			counts[r.StatusCode]++
+			counts[r.StatusCode] += n
 		case GroupScanStatusReason:
-			counts[r.Reason]++
+			counts[r.Reason] += n
 		case GroupAccountID:
-			counts[c.account]++
+			counts[c.account] += n
 		case GroupResourceType:
-			counts[r.ResourceType]++
+			counts[r.ResourceType] += n
 		case GroupRepositoryName:
-			counts[r.Row.Repository]++
+			counts[r.Row.Repository] += n
 		}
-		return true
-	})
+	}
+	var err error
+	if in.Criteria.countable() {
+		err = c.counted(ctx, in.Criteria, add)
+	} else {
+		_, err = c.scan(ctx, in.Criteria, "", "", coverageBatch, func(r CoveredResource) bool { add(r, 1); return true })
+	}
 	if err != nil {
 		return out, err
 	}
@@ -522,6 +676,22 @@ func (c *Coverage) Statistics(ctx context.Context, in StatisticsInput) (Statisti
 		out.NextToken = encodeOffsetToken(in.Op, hash, offset+StatisticsPageSize)
 	}
 	return out, nil
+}
+
+// counted is count under the configuration in force: nothing is covered under BASIC scanning.
+func (c *Coverage) counted(ctx context.Context, crit CoverageCriteria, visit func(CoveredResource, int64)) error {
+	pol, err := c.store.ScanningPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	if pol.ScanType != policy.ScanTypeEnhanced {
+		return nil
+	}
+	_, window, err := c.rescan.Rescan(ctx)
+	if err != nil {
+		return err
+	}
+	return c.count(ctx, pol, window, c.now(), crit, visit)
 }
 
 // coverageHash identifies coverage criteria (and a grouping).

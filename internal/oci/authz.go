@@ -14,6 +14,9 @@ type Authorizer interface {
 	Authorize(ctx context.Context, p auth.Principal, action, resource string) error
 	Allowed(ctx context.Context, p auth.Principal, action, resource string) bool
 	AuthorizeList(ctx context.Context, p auth.Principal, action string) error
+	// AllowedRepositories filters repository names as Allowed would, in one read of the
+	// policies.
+	AllowedRepositories(ctx context.Context, p auth.Principal, action string, repos []string) ([]string, error)
 	RepositoryARN(name string) string
 }
 
@@ -160,14 +163,17 @@ func (h *Handler) listable(ctx context.Context, after string, limit int) ([]stri
 		if err != nil {
 			return nil, err
 		}
-		for _, rp := range page {
-			if h.cfg.Authorizer == nil || h.cfg.Authorizer.Allowed(ctx, p, actionCatalog, h.cfg.Authorizer.RepositoryARN(rp.Name)) {
-				names = append(names, rp.Name)
-				if len(names) == limit {
-					break
-				}
+		allowed := make([]string, len(page))
+		for i, rp := range page {
+			allowed[i] = rp.Name
+		}
+		if h.cfg.Authorizer != nil {
+			var err error
+			if allowed, err = h.cfg.Authorizer.AllowedRepositories(ctx, p, actionCatalog, allowed); err != nil {
+				return nil, err
 			}
 		}
+		names = append(names, allowed[:min(len(allowed), limit-len(names))]...)
 		if len(page) < max(limit, 100) {
 			break
 		}

@@ -31,32 +31,47 @@ const reevaluateBatch = 2000
 func (s *Service) continuous(ctx context.Context) {
 	sub := s.adv.Subscribe()
 	defer sub.Close()
+	// Changes published before this subscription (while another node held the lease, or
+	// before this one started) are caught up with as a Full change: Reevaluate does nothing
+	// when the registry already evaluated the current version.
+	if idx, err := s.adv.Current(ctx); err != nil {
+		if ctx.Err() == nil {
+			s.cfg.Logger.Warn("continuous scanning: read the advisory index", "err", err)
+		}
+	} else {
+		s.reevaluate(ctx, vulndb.Change{To: idx.Version(), Full: true})
+	}
 	for {
 		ch, err := sub.Next(ctx)
 		if err != nil {
 			return
 		}
-		now := s.cfg.Now()
-		s.indexChangedAt.Store(&now)
-		n, err := s.Reevaluate(ctx, ch)
-		// A failed re-evaluation (the store busy, say) is retried: the change's keys would
-		// otherwise be lost, since the next change carries only its own.
-		for attempt, wait := 1, time.Second; err != nil && ctx.Err() == nil && attempt < 5; attempt, wait = attempt+1, wait*2 {
-			s.cfg.Logger.Warn("continuous scan re-evaluation failed; retrying", "from", ch.From, "to", ch.To, "attempt", attempt, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			n, err = s.Reevaluate(ctx, ch)
+		s.reevaluate(ctx, ch)
+	}
+}
+
+// reevaluate applies one change of the advisory index, retrying a failed re-evaluation.
+func (s *Service) reevaluate(ctx context.Context, ch vulndb.Change) {
+	now := s.cfg.Now()
+	s.indexChangedAt.Store(&now)
+	n, err := s.Reevaluate(ctx, ch)
+	// A failed re-evaluation (the store busy, say) is retried: the change's keys would
+	// otherwise be lost, since the next change carries only its own.
+	for attempt, wait := 1, time.Second; err != nil && ctx.Err() == nil && attempt < 5; attempt, wait = attempt+1, wait*2 {
+		s.cfg.Logger.Warn("continuous scan re-evaluation failed; retrying", "from", ch.From, "to", ch.To, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
 		}
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.cfg.Logger.Warn("continuous scan re-evaluation failed", "from", ch.From, "to", ch.To, "err", err)
-		case err == nil && n > 0:
-			s.cfg.Logger.Info("advisories changed: images re-evaluated", "from", ch.From, "to", ch.To, "packages", len(ch.Keys), "images", n,
-				"elapsed", s.cfg.Now().Sub(now).String())
-		}
+		n, err = s.Reevaluate(ctx, ch)
+	}
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.cfg.Logger.Warn("continuous scan re-evaluation failed", "from", ch.From, "to", ch.To, "err", err)
+	case err == nil && n > 0:
+		s.cfg.Logger.Info("advisories changed: images re-evaluated", "from", ch.From, "to", ch.To, "packages", len(ch.Keys), "images", n,
+			"elapsed", s.cfg.Now().Sub(now).String())
 	}
 }
 

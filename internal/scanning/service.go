@@ -88,6 +88,12 @@ type Advisories interface {
 	Ready() <-chan struct{}
 }
 
+// LeaseRunner runs work only while this node holds the lease name, cancelling it when the
+// lease is lost (internal/lease).
+type LeaseRunner interface {
+	Run(ctx context.Context, name string, work func(ctx context.Context))
+}
+
 // Config tunes the scanning service.
 type Config struct {
 	Origin events.Origin
@@ -108,6 +114,10 @@ type Config struct {
 	Notify func()
 	// Registerer, when set, receives the service's metrics.
 	Registerer prometheus.Registerer
+	// Leases, when set, has continuous re-evaluation and the rescan-window expiry run on one
+	// node at a time among the nodes sharing the store (each is once per registry; every
+	// node's scan workers still claim jobs). Nil: this node does both.
+	Leases LeaseRunner
 	// Scanned, when set, is called after a scan job's results are written (its inventory
 	// stored), while the image is still locked against another scan of it: the SBOM
 	// referrer is attached there. An error is logged; the scan stands.

@@ -49,15 +49,15 @@ func (s *Service) Run(ctx context.Context) error {
 			s.worker(ctx)
 		}()
 	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		s.continuous(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		s.expiry(ctx)
-	}()
+	once := func(name string, run func(context.Context)) {
+		if s.cfg.Leases == nil {
+			run(ctx)
+			return
+		}
+		s.cfg.Leases.Run(ctx, name, run)
+	}
+	wg.Go(func() { once("duty/continuous-scanning", s.continuous) })
+	wg.Go(func() { once("duty/scan-expiry", s.expiry) })
 	wg.Wait()
 	return nil
 }

@@ -190,6 +190,16 @@ func (s *Server) Restart() error {
 	}
 }
 
+// Pid is the running process's id (0 before the first start).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Kill sends SIGKILL and waits for the process to end.
 func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
 

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -79,6 +81,62 @@ func (db *DB) CoverageRows(ctx context.Context, names []string, afterRepo, after
 		out, images = append(out, images[0]), images[1:]
 	}
 	return out, nil
+}
+
+// CoverageCounts lists the repositories and counts the images by repository, ENHANCED scan
+// state and whether the rescan window covers them, in one pass (indexes of 0034).
+func (db *DB) CoverageCounts(ctx context.Context, q findings.CoverageCountQuery) (findings.CoverageCounts, error) {
+	var out findings.CoverageCounts
+	pushedSince := int64(math.MinInt64)
+	if !q.PushedSince.IsZero() {
+		pushedSince = ceilMS(q.PushedSince)
+	}
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out.Repositories, err = queryAll(ctx, tx, func(r rowScanner) (findings.CoverageRow, error) {
+			var row findings.CoverageRow
+			return row, r.Scan(&row.Repository, &row.ScanOnPush)
+		}, `SELECT name, scan_on_push FROM repositories ORDER BY name`)
+		if err != nil {
+			return fmt.Errorf("repositories: %w", err)
+		}
+		out.Images, err = queryAll(ctx, tx, func(r rowScanner) (findings.CoverageGroup, error) {
+			var g findings.CoverageGroup
+			var status *string
+			var failure, noPackages bool
+			if err := r.Scan(&g.Repository, &status, &failure, &noPackages, &g.Covered, &g.Images); err != nil {
+				return g, err
+			}
+			if status != nil {
+				g.Scan = &findings.CoverageScan{Status: *status, NoPackages: noPackages}
+				if failure {
+					g.Scan.Description = q.FailurePrefix
+				}
+			}
+			return g, nil
+		}, `SELECT m.repository, s.status, coalesce(starts_with(s.description, $1), false), ii.id IS NOT NULL,
+				m.pushed_at >= $2 OR (m.last_pulled_at > 0 AND m.last_pulled_at >= $3), count(*)
+			FROM manifests m
+			LEFT JOIN image_scans s ON s.repository = m.repository AND s.image_digest = m.digest AND s.scan_type = $4
+			LEFT JOIN image_inventories ii ON ii.id = s.inventory_id AND ii.os = '' AND ii.package_count = 0
+			WHERE `+imageCondition+` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`,
+			q.FailurePrefix, pushedSince, ceilMS(q.PulledSince), policy.ScanTypeEnhanced)
+		if err != nil {
+			return fmt.Errorf("images: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ceilMS is t in milliseconds, rounded up: a stored time (milliseconds) is at or after t
+// exactly when it is at or after ceilMS(t).
+func ceilMS(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
 }
 
 func scanCoverageImage(r rowScanner) (findings.CoverageRow, error) {

@@ -22,6 +22,34 @@ func (db *DB) ResourcePolicies(ctx context.Context, repo string) (registry, repo
 	return registry, repository, nil
 }
 
+// RepositoryPolicies returns the registry policy ("" when not set) and the policies of the
+// repositories named that have one, in one read transaction: authorization of a listing.
+func (db *DB) RepositoryPolicies(ctx context.Context, repos []string) (registry string, repository map[string]string, err error) {
+	repository = map[string]string{}
+	err = db.readTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT policy FROM registry_policy WHERE id = 1), '')`).Scan(&registry); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT repository, policy FROM repository_policies WHERE repository = ANY($1)`, repos)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name, doc string
+			if err := rows.Scan(&name, &doc); err != nil {
+				return err
+			}
+			repository[name] = doc
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("read resource policies: %w", err)
+	}
+	return registry, repository, nil
+}
+
 // RepositoryPolicy returns a repository's policy: ErrRepositoryNotFound when the repository
 // does not exist, ErrRepositoryPolicyNotFound when it has none.
 func (db *DB) RepositoryPolicy(ctx context.Context, repo string) (string, error) {

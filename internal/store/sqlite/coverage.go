@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
+	"time"
+	"unicode/utf8"
 
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/scanning/policy"
@@ -88,6 +91,115 @@ func (db *DB) CoverageRows(ctx context.Context, names []string, afterRepo, after
 		out, images = append(out, images[0]), images[1:]
 	}
 	return out, nil
+}
+
+// descriptionHead is how many characters of an ENHANCED scan's description image_coverage
+// keeps (0042): CoverageCounts classes descriptions by a prefix no longer than that.
+const descriptionHead = 32
+
+// CoverageCounts lists the repositories and counts the images by repository, ENHANCED scan
+// state and whether the rescan window covers them, in one pass over image_coverage (0042).
+func (db *DB) CoverageCounts(ctx context.Context, q findings.CoverageCountQuery) (findings.CoverageCounts, error) {
+	var out findings.CoverageCounts
+	if n := utf8.RuneCountInString(q.FailurePrefix); n > descriptionHead {
+		return out, fmt.Errorf("coverage counts: a failure prefix of %d characters, over the %d stored", n, descriptionHead)
+	}
+	pushedSince := int64(math.MinInt64)
+	if !q.PushedSince.IsZero() {
+		pushedSince = ceilMS(q.PushedSince)
+	}
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out.Repositories, err = queryAll(ctx, tx, func(r rowScanner) (findings.CoverageRow, error) {
+			var row findings.CoverageRow
+			return row, r.Scan(&row.Repository, &row.ScanOnPush)
+		}, `SELECT name, scan_on_push FROM repositories ORDER BY name`)
+		if err != nil {
+			return fmt.Errorf("repositories: %w", err)
+		}
+		// The index image_coverage_state is in the GROUP BY's order: no sort. Its groups are
+		// finer (a description head, not whether it starts with the prefix; the times summed,
+		// not grouped): mergeCoverage makes them the query's groups.
+		var rows []coverageRow
+		rows, err = queryAll(ctx, tx, func(r rowScanner) (coverageRow, error) {
+			var c coverageRow
+			var status sql.NullString
+			err := r.Scan(&c.repository, &status, &c.failure, &c.noPackages, &c.covered, &c.images)
+			c.scanned, c.status = status.Valid, status.String
+			return c, err
+		}, `SELECT repository, status, coalesce(substr(description_head, 1, length(?1)) = ?1, 0), no_packages,
+				sum(pushed_at >= ?2 OR (last_pulled_at > 0 AND last_pulled_at >= ?3)), count(*)
+			FROM image_coverage INDEXED BY image_coverage_state GROUP BY repository, status, description_head, no_packages`,
+			q.FailurePrefix, pushedSince, ceilMS(q.PulledSince))
+		if err != nil {
+			return fmt.Errorf("images: %w", err)
+		}
+		out.Images = mergeCoverage(rows, q.FailurePrefix)
+		return nil
+	})
+	return out, err
+}
+
+// coverageRow is a group of image_coverage_state: a repository's images with one scan status,
+// description head and inventory emptiness; covered of them in the rescan window.
+type coverageRow struct {
+	repository, status           string
+	scanned, failure, noPackages bool
+	covered, images              int64
+}
+
+// mergeCoverage makes rows, in (repository, status) order, the groups CoverageCounts returns:
+// by repository, scan status, failure, inventory emptiness and window, in that order.
+func mergeCoverage(rows []coverageRow, failurePrefix string) []findings.CoverageGroup {
+	type key struct{ failure, noPackages, covered bool }
+	var out []findings.CoverageGroup
+	for len(rows) > 0 {
+		// The rows of one repository and status.
+		n := 1
+		for n < len(rows) && rows[n].repository == rows[0].repository && rows[n].scanned == rows[0].scanned && rows[n].status == rows[0].status {
+			n++
+		}
+		counts := map[key]int64{}
+		for _, r := range rows[:n] {
+			if r.covered > 0 {
+				counts[key{r.failure, r.noPackages, true}] += r.covered
+			}
+			if r.images > r.covered {
+				counts[key{r.failure, r.noPackages, false}] += r.images - r.covered
+			}
+		}
+		first := rows[0]
+		for _, failure := range []bool{false, true} {
+			for _, noPackages := range []bool{false, true} {
+				for _, covered := range []bool{false, true} {
+					c := counts[key{failure, noPackages, covered}]
+					if c == 0 {
+						continue
+					}
+					g := findings.CoverageGroup{Repository: first.repository, Covered: covered, Images: c}
+					if first.scanned {
+						g.Scan = &findings.CoverageScan{Status: first.status, NoPackages: noPackages}
+						if failure {
+							g.Scan.Description = failurePrefix
+						}
+					}
+					out = append(out, g)
+				}
+			}
+		}
+		rows = rows[n:]
+	}
+	return out
+}
+
+// ceilMS is t in milliseconds, rounded up: a stored time (milliseconds) is at or after t
+// exactly when it is at or after ceilMS(t).
+func ceilMS(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
 }
 
 func scanCoverageImage(r rowScanner) (findings.CoverageRow, error) {

@@ -48,6 +48,12 @@ func checkCounts(t *testing.T, db *DB, step string) {
 			`SELECT scan_type || ' ' || title || ' ' || vulnerability_id || ' ' || aliases || ' ' || count(*) || '/' || sum(severity = 'CRITICAL') || '/' ||
 			sum(severity = 'HIGH') || '/' || sum(severity = 'MEDIUM') || '/' || sum(fix_available IN ('YES', 'PARTIAL'))
 			FROM findings WHERE status = 'ACTIVE' AND suppressed = 0 GROUP BY scan_type, title, vulnerability_id, aliases ORDER BY 1`},
+		{"repository_finding_counts", `SELECT scan_type || ' ' || repository || ' ' || n_images || ' ' || n_all || '/' || n_critical || '/' || n_high || '/' ||
+			n_medium || '/' || n_low || '/' || n_informational || '/' || n_undefined FROM repository_finding_counts WHERE n_all > 0 ORDER BY 1`,
+			`SELECT scan_type || ' ' || repository || ' ' || count(DISTINCT image_digest) || ' ' || count(*) || '/' || sum(severity = 'CRITICAL') || '/' ||
+			sum(severity = 'HIGH') || '/' || sum(severity = 'MEDIUM') || '/' || sum(severity = 'LOW') || '/' || sum(severity = 'INFORMATIONAL') || '/' ||
+			sum(severity NOT IN ('CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFORMATIONAL'))
+			FROM findings WHERE status = 'ACTIVE' AND suppressed = 0 GROUP BY scan_type, repository ORDER BY 1`},
 		{"finding_days", `SELECT scan_type || ' ' || day || ' ' || opened || '/' || closed FROM finding_days WHERE opened > 0 OR closed > 0 ORDER BY 1`,
 			`SELECT scan_type || ' ' || day || ' ' || sum(opened) || '/' || sum(closed) FROM (
 				SELECT scan_type, first_observed_at / 86400000 AS day, 1 AS opened, 0 AS closed FROM findings

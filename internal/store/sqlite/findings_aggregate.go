@@ -16,7 +16,8 @@ import (
 //
 // The groups are counted in two steps: per image (and the type's own key: layer, package,
 // title) over the findings_image index (or, for repositories and images without filters, from
-// the per-image counts the writers keep: image_finding_counts), then per group with the image
+// the counts the writers keep: image_finding_counts per image, repository_finding_counts per
+// repository), then per group with the image
 // joined once. Joining the image (manifests, which says the registry still holds it) to every
 // finding row would cost a lookup per finding; this way it costs one per image.
 func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery) ([]findings.AggregateRow, error) {
@@ -136,6 +137,13 @@ func (db *DB) AggregateFindings(ctx context.Context, q findings.AggregationQuery
 		ids, _ := countedVulnerabilities(q)
 		query, args, outerKey = vulnerabilityCountsQuery(q.Type, exp, ids)
 	}
+	if countsAnswer(q) && q.Type == findings.AggregateRepository {
+		// Every group from the per-repository counts the writers keep
+		// (0039_repository_finding_counts.sql): a row per repository, not per image.
+		query = `SELECT g.repository, '', '', g.n_all AS c_all, g.n_medium, g.n_high AS c_high, g.n_critical AS c_critical, 0, 0,
+			g.n_images AS c_images, '', 0, '' FROM repository_finding_counts g WHERE g.scan_type = '` + policy.ScanTypeEnhanced + `' AND g.n_all > 0`
+		args, outerKey = nil, []string{"g.repository"}
+	}
 	query += " ORDER BY " + aggregateOrder(q, outerKey) + " LIMIT ? OFFSET ?"
 	args = append(args, q.Limit, q.Offset)
 
@@ -222,7 +230,7 @@ func aggregateOrder(q findings.AggregationQuery, keys []string) string {
 // vulnerability_finding_counts, with the columns of AggregateFindings's query and the group's
 // key. A title is ACTIVE at most once in an image (one finding per vulnerability an image), so
 // its finding count is its image count; FINDING_TYPE's image count is read from
-// image_finding_counts. The exploited catalogue is matched against each row's vulnerability and
+// repository_finding_counts. The exploited catalogue is matched against each row's vulnerability and
 // aliases.
 func vulnerabilityCountsQuery(t findings.AggregationType, exp column, ids []string) (string, []any, []string) {
 	from := " FROM vulnerability_finding_counts f WHERE f.scan_type = '" + policy.ScanTypeEnhanced + "' AND f.n_all > 0"
@@ -237,8 +245,8 @@ func vulnerabilityCountsQuery(t findings.AggregationType, exp column, ids []stri
 	}
 	return `SELECT '', '', '', coalesce(sum(f.n_all), 0) AS c_all, coalesce(sum(f.n_medium), 0), coalesce(sum(f.n_high), 0) AS c_high,
 		coalesce(sum(f.n_critical), 0) AS c_critical, coalesce(sum(f.n_fix), 0), coalesce(sum(CASE WHEN ` + exp.expr + ` = 'YES' THEN f.n_all ELSE 0 END), 0),
-		(SELECT count(*) FROM image_finding_counts c JOIN manifests m ON m.repository = c.repository AND m.digest = c.image_digest
-			WHERE c.scan_type = '` + policy.ScanTypeEnhanced + `' AND c.n_all > 0) AS c_images, '', 0, ''` + from, append(exp.args, idArgs...), nil
+		(SELECT coalesce(sum(c.n_images), 0) FROM repository_finding_counts c WHERE c.scan_type = '` + policy.ScanTypeEnhanced + `') AS c_images,
+		'', 0, ''` + from, append(exp.args, idArgs...), nil
 }
 
 // countsAnswer reports whether the counts the writers keep answer q (image_finding_counts for

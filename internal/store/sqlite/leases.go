@@ -7,32 +7,30 @@ import (
 	"time"
 )
 
-// AcquireLease takes the lease name for holder until ttl from now, or renews it if holder has
-// it, and reports whether holder has it now: false while another holder's lease runs. It is
-// one conditional upsert, so two holders never both get it. The clock is the machine's:
-// SQLite's nodes are processes of one machine.
-func (db *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
-	var n int64
+// AcquireLease takes the lease name for holder until ttl from now, or renews it when holder
+// has it, and returns who holds it now (holder, when it was taken or renewed). One
+// conditional upsert: of racing holders, one wins. Leases keep the wall clock, not
+// SetClock's (they time real work).
+func (db *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (string, error) {
+	now := time.Now()
+	var current string
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		now := time.Now()
-		res, err := tx.ExecContext(ctx, `INSERT INTO leases(name, holder, expires_at) VALUES (?, ?, ?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO leases(name, holder, expires_at) VALUES (?, ?, ?)
 			ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 			WHERE leases.holder = excluded.holder OR leases.expires_at <= ?`,
-			name, holder, now.Add(ttl).UnixMilli(), now.UnixMilli())
-		if err != nil {
+			name, holder, now.Add(ttl).UnixMilli(), now.UnixMilli()); err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		return tx.QueryRowContext(ctx, "SELECT holder FROM leases WHERE name = ?", name).Scan(&current)
 	})
 	if err != nil {
-		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+		return "", fmt.Errorf("acquire lease %s: %w", name, err)
 	}
-	return n == 1, nil
+	return current, nil
 }
 
-// ReleaseLease gives up holder's lease name, so another holder may take it at once; a lease
-// holder does not have is left alone.
+// ReleaseLease gives up holder's lease name, so that another holder need not wait for it to
+// expire; a lease holder no longer has is left alone.
 func (db *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "DELETE FROM leases WHERE name = ? AND holder = ?", name, holder)

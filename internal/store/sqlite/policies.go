@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -20,6 +21,40 @@ func (db *DB) ResourcePolicies(ctx context.Context, repo string) (registry, repo
 		return "", "", fmt.Errorf("read resource policies: %w", err)
 	}
 	return reg.String, rp.String, nil
+}
+
+// RepositoryPolicies returns the registry policy ("" when not set) and the policies of the
+// repositories named that have one, in one read transaction: authorization of a listing.
+func (db *DB) RepositoryPolicies(ctx context.Context, repos []string) (registry string, repository map[string]string, err error) {
+	names, err := json.Marshal(repos)
+	if err != nil {
+		return "", nil, err
+	}
+	repository = map[string]string{}
+	err = db.readTx(ctx, func(tx *sql.Tx) error {
+		var reg sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT policy FROM registry_policy WHERE id = 1)`).Scan(&reg); err != nil {
+			return err
+		}
+		registry = reg.String
+		rows, err := tx.QueryContext(ctx, `SELECT repository, policy FROM repository_policies WHERE repository IN (SELECT value FROM json_each(?))`, string(names))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name, doc string
+			if err := rows.Scan(&name, &doc); err != nil {
+				return err
+			}
+			repository[name] = doc
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("read resource policies: %w", err)
+	}
+	return registry, repository, nil
 }
 
 // RepositoryPolicy returns a repository's policy: ErrRepositoryNotFound when the repository

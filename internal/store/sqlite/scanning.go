@@ -181,10 +181,10 @@ func (db *DB) ImageScans(ctx context.Context, repo string, digests []string) (ma
 
 // RepositoryFindingCounts returns, for each repository with ACTIVE findings of scanType, how
 // many there are of each severity (ACTIVE and not suppressed) over its images, from
-// image_finding_counts: a row an image. Severities with none are left out.
+// repository_finding_counts (0039): a row a repository. Severities with none are left out.
 func (db *DB) RepositoryFindingCounts(ctx context.Context, scanType string) (map[string]map[string]int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT repository, sum(n_critical), sum(n_high), sum(n_medium), sum(n_low), sum(n_informational), sum(n_undefined)
-		FROM image_finding_counts WHERE scan_type = ? AND n_all > 0 GROUP BY repository`, scanType)
+	rows, err := db.read.QueryContext(ctx, `SELECT repository, n_critical, n_high, n_medium, n_low, n_informational, n_undefined
+		FROM repository_finding_counts WHERE scan_type = ? AND n_all > 0`, scanType)
 	if err != nil {
 		return nil, fmt.Errorf("repository finding counts: %w", err)
 	}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -594,6 +595,15 @@ func testResourcePolicies(t *testing.T, open Opener) {
 	}
 	if reg, repo, err := db.ResourcePolicies(ctx, "app"); err != nil || reg != "reg" || repo != "repo-2" {
 		t.Fatalf("set: %q %q %v", reg, repo, err)
+	}
+	if _, err := db.CreateRepository(ctx, store.Repository{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if reg, repos, err := db.RepositoryPolicies(ctx, []string{"web", "app", "missing"}); err != nil || reg != "reg" || !maps.Equal(repos, map[string]string{"app": "repo-2"}) {
+		t.Fatalf("RepositoryPolicies: %q %v %v", reg, repos, err)
+	}
+	if reg, repos, err := db.RepositoryPolicies(ctx, []string{"web"}); err != nil || reg != "reg" || len(repos) != 0 {
+		t.Fatalf("RepositoryPolicies of one without: %q %v %v", reg, repos, err)
 	}
 	if old, err := db.DeleteRegistryPolicy(ctx); err != nil || old != "reg" {
 		t.Fatalf("delete registry policy: %q %v", old, err)

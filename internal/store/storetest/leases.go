@@ -2,48 +2,60 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
 
-// testLeases: one holder at a time; the holder renews; an expired lease goes to whoever asks;
-// a holder that lost its lease learns it on renewal; a released lease is free at once.
 func testLeases(t *testing.T, open Opener) {
 	ctx := context.Background()
 	db := open(t)
-	acquire := func(name, holder string, ttl time.Duration, want bool) {
+	const ttl = 400 * time.Millisecond
+	acquire := func(name, holder string, want bool) {
 		t.Helper()
 		got, err := db.AcquireLease(ctx, name, holder, ttl)
-		if err != nil {
-			t.Fatalf("AcquireLease(%s, %s): %v", name, holder, err)
-		}
-		if got != want {
-			t.Fatalf("AcquireLease(%s, %s) = %v, want %v", name, holder, got, want)
+		if err != nil || (got == holder) != want || got == "" {
+			t.Fatalf("AcquireLease(%s, %s) = %q, %v; want held %v", name, holder, got, err, want)
 		}
 	}
-	const long = time.Minute
-	acquire("gc", "a", long, true)
-	acquire("gc", "b", long, false)      // a holds it
-	acquire("gc", "a", long, true)       // renewal
-	acquire("events/x", "b", long, true) // another lease is another name
-	acquire("gc", "b", long, false)
-
-	// Expiry: a's short lease runs out, b takes it over, and a learns on renewal.
-	const short = 300 * time.Millisecond
-	acquire("lifecycle", "a", short, true)
-	acquire("lifecycle", "b", long, false)
-	time.Sleep(short + 100*time.Millisecond)
-	acquire("lifecycle", "b", long, true)
-	acquire("lifecycle", "a", long, false) // a's renewal: lost
-
-	// Release: only by its holder; then anyone may take it at once.
+	acquire("gc", "a", true)
+	acquire("gc", "b", false)       // held by a
+	acquire("gc", "a", true)        // a renews
+	acquire("webhook/x", "b", true) // another lease is another row
+	time.Sleep(ttl + 100*time.Millisecond)
+	acquire("gc", "b", true)                                // a's lease expired: b takes it
+	acquire("gc", "a", false)                               // a learns on renewal that it lost the lease
+	if err := db.ReleaseLease(ctx, "gc", "a"); err != nil { // not a's any more: left alone
+		t.Fatal(err)
+	}
+	acquire("gc", "c", false)
 	if err := db.ReleaseLease(ctx, "gc", "b"); err != nil {
 		t.Fatal(err)
 	}
-	acquire("gc", "b", long, false) // b's release of a's lease did nothing
-	if err := db.ReleaseLease(ctx, "gc", "a"); err != nil {
-		t.Fatal(err)
+	acquire("gc", "c", true) // released: no wait for the expiry
+
+	// Racing holders of a free lease: exactly one wins.
+	var wg sync.WaitGroup
+	got := make([]string, 8)
+	errs := make([]error, 8)
+	for i := range got {
+		wg.Go(func() { got[i], errs[i] = db.AcquireLease(ctx, "race", fmt.Sprint("h", i), time.Minute) })
 	}
-	acquire("gc", "b", long, true)
-	acquire("gc", "a", long, false)
+	wg.Wait()
+	winners := 0
+	for i := range got {
+		if errs[i] != nil {
+			t.Fatalf("holder %d: %v", i, errs[i])
+		}
+		if got[i] == fmt.Sprint("h", i) {
+			winners++
+		}
+		if got[i] != got[0] {
+			t.Errorf("holder %d was told %q holds the lease, holder 0 was told %q", i, got[i], got[0])
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d holders won the same lease, want 1", winners)
+	}
 }

@@ -6,12 +6,12 @@ package storetest
 
 import (
 	"context"
-	"github.com/lading-registry/lading/internal/lease"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lading-registry/lading/internal/findings"
+	"github.com/lading-registry/lading/internal/lease"
 	"github.com/lading-registry/lading/internal/pullgate"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
@@ -25,8 +25,8 @@ import (
 // report jobs and coverage, and the advisory database.
 type Store interface {
 	SetClock(now func() time.Time)
-	lease.Store
 	vulndb.Store
+	lease.Store
 
 	CreateRepository(ctx context.Context, r store.Repository) (store.Repository, error)
 	GetRepository(ctx context.Context, name string) (store.Repository, error)
@@ -95,6 +95,7 @@ type Store interface {
 	SettingOrInit(ctx context.Context, key string, init func() (string, error)) (string, error)
 
 	ResourcePolicies(ctx context.Context, repo string) (registry, repository string, err error)
+	RepositoryPolicies(ctx context.Context, repos []string) (registry string, repository map[string]string, err error)
 	RepositoryPolicy(ctx context.Context, repo string) (string, error)
 	PutRepositoryPolicy(ctx context.Context, repo, policy string) error
 	DeleteRepositoryPolicy(ctx context.Context, repo string) (string, error)
@@ -146,6 +147,7 @@ type Store interface {
 
 	EnhancedScans(ctx context.Context) ([]store.ScannedImage, error)
 	CoverageRows(ctx context.Context, names []string, afterRepo, afterDigest string, limit int) ([]findings.CoverageRow, error)
+	CoverageCounts(ctx context.Context, q findings.CoverageCountQuery) (findings.CoverageCounts, error)
 
 	SetFindingContext(fc store.FindingContext)
 	ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error
@@ -190,7 +192,9 @@ func Run(t *testing.T, open Opener) {
 		{"AccessKeyPolicies", testAccessKeyPolicies},
 		{"AccessKeys", testAccessKeys},
 		{"Settings", testSettings},
+		{"Leases", testLeases},
 		{"ResourcePolicies", testResourcePolicies},
+		{"CoverageCounts", testCoverageCounts},
 		{"RepositoryPullGates", testRepositoryPullGates},
 		{"GarbageCollection", testGarbageCollection},
 		{"UploadSessions", testUploadSessions},
@@ -227,7 +231,6 @@ func Run(t *testing.T, open Opener) {
 		{"AggregateFindings", testAggregateFindings},
 		{"FindingDetailWithNUL", testFindingDetailWithNUL},
 		{"AnnotationsWithNUL", testAnnotationsWithNUL},
-		{"Leases", testLeases},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
