@@ -62,6 +62,7 @@ func newServeCommand() *cobra.Command {
 	var common commonFlags
 	var maxBlobSize, minFreeSpace string
 	cfg := app.Config{}
+	api := true
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the registry",
@@ -78,6 +79,7 @@ func newServeCommand() *cobra.Command {
 				return err
 			}
 			cfg.DataDir, cfg.Metadata = common.dataDir, common.metadata
+			cfg.NoAPI = !api
 			cfg.Logger = log
 			cfg.Version = versionString()
 			cfg.AdminAccessKeyID = os.Getenv("LADING_ADMIN_ACCESS_KEY_ID")
@@ -115,6 +117,7 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.MaxDBAge, "max-db-age", 7*24*time.Hour, "/readyz says the advisory database is not current when its newest advisory is older than this (0: no limit)")
 	f.IntVar(&cfg.ScanWorkers, "scan-workers", 2, "scans run at once")
 	f.DurationVar(&cfg.ScanTimeout, "scan-timeout", 10*time.Minute, "a scan taking longer fails")
+	f.BoolVar(&api, "api", true, "serve the registry, ECR, Inspector and console; --api=false makes a scan-only node (background work, /healthz, /readyz and /metrics only)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", lease.DefaultTTL, "with several nodes on one --metadata, how long a node's hold on a once-per-registry duty (gc, lifecycle, advisory sync, continuous re-evaluation) or on a webhook's delivery lasts unrenewed: how soon another node takes over from one that died")
 	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration) until UpdateConfiguration sets it")
 	f.StringVar(&cfg.ReportsDir, "reports-dir", "", "directory Inspector's SBOM exports and findings reports are written to, as <bucketName>/<keyPrefix>/... (default <data-dir>/reports)")

@@ -76,6 +76,9 @@ type Config struct {
 
 	ScanWorkers int
 	ScanTimeout time.Duration
+	// NoAPI serves only /healthz, /readyz and /metrics: a node that does background work
+	// (scans, reports, its share of the leased duties) and answers no client.
+	NoAPI bool
 	// LeaseTTL is how long a node's lease on a once-per-registry duty (garbage collection,
 	// lifecycle, advisory sync, upload purge, continuous re-evaluation) or on a webhook's
 	// delivery lasts unrenewed: how long the other nodes wait before taking over from a node
@@ -353,6 +356,8 @@ func (a *App) buildHandler() (http.Handler, error) {
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
+		case a.cfg.NoAPI && p != "/healthz" && p != "/readyz" && p != "/metrics":
+			http.Error(w, "this node serves no API (--api=false)", http.StatusNotFound)
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			v2.ServeHTTP(w, r)
 		case isECR(r):
