@@ -83,6 +83,7 @@ type Server struct {
 	Addr    string // host:port
 	Args    []string
 	Env     []string
+	Cluster *Cluster // set on a cluster's front: the nodes behind it
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
