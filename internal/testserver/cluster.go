@@ -4,13 +4,16 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -39,25 +42,13 @@ func ClusterSize(t testing.TB) int {
 
 // Serve starts what the test environment asks for: one node on the embedded defaults, or, with
 // $LADING_TEST_CLUSTER=N, N nodes on one PostgreSQL schema and one bucket behind a round-robin
-// front. Either way clients use the returned server's Addr/URL; DataDirs lists every node's.
+// front. Either way clients use the returned server's Addr/URL, and RunStore reaches its store.
 func Serve(t testing.TB, bin string, extra ...string) *Server {
 	t.Helper()
 	if n := ClusterSize(t); n > 0 {
 		return StartCluster(t, bin, n, extra...).Front
 	}
 	return Start(t, bin, extra...)
-}
-
-// DataDirs are the data directories of the nodes behind the server: its own, or a cluster's.
-func (s *Server) DataDirs() []string {
-	if s.Cluster == nil {
-		return []string{s.DataDir}
-	}
-	dirs := make([]string, len(s.Cluster.Nodes))
-	for i, n := range s.Cluster.Nodes {
-		dirs[i] = n.DataDir
-	}
-	return dirs
 }
 
 // Cluster is several `lading serve` processes sharing a PostgreSQL schema, a versitygw bucket
@@ -171,4 +162,37 @@ func (c *Cluster) Restart(i int) error {
 // NodeURL is node i's own base URL, for requests that must reach one node.
 func (c *Cluster) NodeURL(i int) string {
 	return (&url.URL{Scheme: "http", Host: c.Nodes[i].Addr}).String()
+}
+
+// StoreFlags name the server's store to a lading command: its data directory, and on a
+// cluster the PostgreSQL schema every node shares.
+func (s *Server) StoreFlags() []string {
+	flags := []string{"--data-dir", s.DataDir}
+	if s.Cluster != nil {
+		flags = append(flags, "--metadata", s.Cluster.Metadata)
+	}
+	return flags
+}
+
+// RunStore runs a lading command on the server's store (StoreFlags appended) with the server's
+// environment (on a cluster: the shared secret key and S3 credentials), returning its output.
+func (s *Server) RunStore(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := s.RunStoreErr(args...)
+	if err != nil {
+		t.Fatalf("lading %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// RunStoreErr is RunStore returning the error.
+func (s *Server) RunStoreErr(args ...string) (string, error) {
+	cmd := exec.Command(s.Bin, append(args, s.StoreFlags()...)...)
+	cmd.Env = append(os.Environ(), s.Env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%w\nstderr: %s", err, stderr.String())
+	}
+	return stdout.String(), nil
 }
