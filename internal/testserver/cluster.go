@@ -64,6 +64,7 @@ type Cluster struct {
 	next   int
 	down   map[int]bool // nodes the front skips, as a load balancer's health check would
 	served []int        // requests the front sent to each node
+	last   int          // the node the latest request went to
 }
 
 // StartCluster starts n nodes on a fresh PostgreSQL schema (pgtest) and a fresh bucket, and the
@@ -127,6 +128,7 @@ func (c *Cluster) pick() *Server {
 		c.next++
 		if !c.down[i] {
 			c.served[i]++
+			c.last = i
 			return c.Nodes[i]
 		}
 	}
@@ -138,6 +140,13 @@ func (c *Cluster) Served() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]int(nil), c.served...)
+}
+
+// Last is the node the front sent its latest request to.
+func (c *Cluster) Last() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
 }
 
 // Kill kill -9s node i and takes it out of the front's rotation.
