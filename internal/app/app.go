@@ -75,6 +75,7 @@ type Config struct {
 
 	ScanWorkers    int
 	ScanTimeout    time.Duration
+	ScanLease      time.Duration // how soon another node takes the scan of a node that died
 	RescanDuration time.Duration
 	// ReportsDir is where SBOM exports and findings reports are written ("" : <DataDir>/reports).
 	ReportsDir string
@@ -290,7 +291,7 @@ func (a *App) openScanning(ctx context.Context) error {
 			Logger: a.log.With("component", "sbom")}).Attach
 	}
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{
-		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, RescanDuration: cfg.RescanDuration,
+		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, ScanLease: cfg.ScanLease, RescanDuration: cfg.RescanDuration,
 		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify, Registerer: a.registry,
 		Scanned: scanned,
 	})

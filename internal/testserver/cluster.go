@@ -205,3 +205,13 @@ func (s *Server) RunStoreErr(args ...string) (string, error) {
 	}
 	return stdout.String(), nil
 }
+
+// Pid is the process id of the server's current process (0 when it is not running).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}

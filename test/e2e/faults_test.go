@@ -2,14 +2,26 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/testserver"
 )
 
@@ -84,5 +96,80 @@ func TestKillNodeDuringChunkedUpload(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !bytes.Equal(got, blob) {
 			t.Fatalf("GET blob: %s, %d bytes, equal %v", resp.Status, len(got), bytes.Equal(got, blob))
 		}
+	}
+}
+
+// TestKillNodeDuringScan: the node running a scan is killed (kill -9); once its lease runs out
+// (--scan-lease 2s) another node takes the job and the scan completes with its findings.
+func TestKillNodeDuringScan(t *testing.T) {
+	c := testserver.StartCluster(t, ladingBin, 3, "--scan-lease", "2s")
+	c.Front.RunStore(t, "db", "import", "--log-level", "warn", testfiles.Path(t, "osv-mini", "Maven", "all.zip"))
+	sdk := adminECR(c.Front)
+	ctx := context.Background()
+	if _, err := sdk.PutRegistryScanningConfiguration(ctx, &ecr.PutRegistryScanningConfigurationInput{ScanType: ecrtypes.ScanTypeEnhanced,
+		Rules: []ecrtypes.RegistryScanningRule{{ScanFrequency: ecrtypes.ScanFrequencyContinuousScan,
+			RepositoryFilters: []ecrtypes.ScanningRepositoryFilter{{Filter: aws.String("*"), FilterType: ecrtypes.ScanningRepositoryFilterTypeWildcard}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, c.Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	src := "oci-archive:" + testfiles.Path(t, "images", "debian-family.tar") + ":neo4j-like"
+	cmd := exec.Command(testserver.Tool(t, "skopeo"), "copy", "--dest-tls-verify=false", "--dest-authfile", filepath.Join(c.Front.DockerConfig(t), "config.json"),
+		src, "docker://"+c.Front.Addr+"/faults/scan:v1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	// Catch the scan while a node runs it and kill that node.
+	killed := -1
+	for deadline := time.Now().Add(30 * time.Second); killed < 0; {
+		var owner string
+		err := conn.QueryRow(ctx, "SELECT lease_owner FROM scan_jobs WHERE state = 'running' LIMIT 1").Scan(&owner)
+		if err == nil {
+			for i, n := range c.Nodes {
+				if strings.HasSuffix(owner, "/"+strconv.Itoa(n.Pid())) {
+					killed = i
+				}
+			}
+			if killed < 0 {
+				t.Fatalf("the scan's owner %q is none of the nodes", owner)
+			}
+			c.Kill(killed)
+			break
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no scan job seen running")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("killed node %d while it scanned", killed)
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		out, err := sdk.DescribeImageScanFindings(ctx, &ecr.DescribeImageScanFindingsInput{RepositoryName: aws.String("faults/scan"),
+			ImageId: &ecrtypes.ImageIdentifier{ImageTag: aws.String("v1")}})
+		if err == nil && out.ImageScanFindings != nil && len(out.ImageScanFindings.EnhancedFindings) > 0 {
+			found := false
+			for _, f := range out.ImageScanFindings.EnhancedFindings {
+				if f.PackageVulnerabilityDetails != nil && aws.ToString(f.PackageVulnerabilityDetails.VulnerabilityId) == "CVE-2021-44228" {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("the scan completed without CVE-2021-44228: %d findings", len(out.ImageScanFindings.EnhancedFindings))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scan did not complete after node %d was killed: %v", killed, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	var attempts int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM scan_jobs").Scan(&attempts); err != nil || attempts != 0 {
+		t.Fatalf("%d scan jobs left after the scan completed (%v)", attempts, err)
 	}
 }
