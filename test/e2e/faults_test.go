@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/jackc/pgx/v5"
@@ -171,5 +172,85 @@ func TestKillNodeDuringScan(t *testing.T) {
 	var attempts int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM scan_jobs").Scan(&attempts); err != nil || attempts != 0 {
 		t.Fatalf("%d scan jobs left after the scan completed (%v)", attempts, err)
+	}
+}
+
+// TestPostgresRestartMidPush: PostgreSQL (a private server) goes down between the layers of a
+// push: the registry and ECR answer 503 promptly, not 500 and not a hang; when PostgreSQL is
+// back the same Lading process carries on, with no restart.
+func TestPostgresRestartMidPush(t *testing.T) {
+	pg := testserver.StartPostgres(t)
+	srv := testserver.Start(t, ladingBin, "--metadata", pg.URL())
+	c := newClient(t, srv)
+	first := randomBytes(1 << 20)
+	d := c.pushBlob("pg/restart", first)
+	loc := c.startUpload("pg/restart")
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	second := randomBytes(1000)
+	hc := &http.Client{Timeout: 30 * time.Second} // a hang fails the request
+	check := func(what, method, path string, body []byte) {
+		t.Helper()
+		url := path
+		if strings.HasPrefix(path, "/") {
+			url = srv.URL() + path
+		}
+		req, err := http.NewRequest(method, url, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(testserver.AccessKeyID, testserver.SecretAccessKey)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Errorf("%s while PostgreSQL is down: %v", what, err)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s while PostgreSQL is down: %d %s, want 503", what, resp.StatusCode, b)
+		}
+	}
+	check("blob PUT", http.MethodPut, loc+"?digest="+digest.FromBytes(second).String(), second)
+	check("upload start", http.MethodPost, "/v2/pg/restart/blobs/uploads/", nil)
+	check("blob GET", http.MethodGet, "/v2/pg/restart/blobs/"+d.String(), nil)
+	check("tag list", http.MethodGet, "/v2/pg/restart/tags/list", nil)
+	check("/readyz", http.MethodGet, "/readyz", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var apiErr interface{ ErrorCode() string }
+	if _, err := adminECR(srv).DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{}); err == nil {
+		t.Error("DescribeRepositories answered while PostgreSQL is down")
+	} else if var503 := new(awshttp.ResponseError); !errors.As(err, &var503) || var503.HTTPStatusCode() != http.StatusServiceUnavailable {
+		t.Errorf("DescribeRepositories while PostgreSQL is down: %v, want a 503", err)
+	} else if errors.As(err, &apiErr) {
+		t.Logf("DescribeRepositories: %s", apiErr.ErrorCode())
+	}
+
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The same process recovers: the pool reconnects.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(srv.URL() + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz not OK 30s after PostgreSQL came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !checkBlob(t, c, "pg/restart", d, first) {
+		t.Error("the blob pushed before the restart is not served after it")
+	}
+	c.pushBlob("pg/restart", second)
+	if _, err := adminECR(srv).DescribeRepositories(context.Background(), &ecr.DescribeRepositoriesInput{}); err != nil {
+		t.Errorf("DescribeRepositories after the restart: %v", err)
 	}
 }
