@@ -102,8 +102,9 @@ func StartCluster(t testing.TB, bin string, n int, extra ...string) *Cluster {
 	front := &http.Server{Handler: &httputil.ReverseProxy{
 		// The Host header stays the front's, so the URLs the nodes write (upload Locations,
 		// token realms) lead back through it.
-		Director: func(r *http.Request) {
-			r.URL.Scheme, r.URL.Host = "http", c.pick().Addr
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(&url.URL{Scheme: "http", Host: c.pick().Addr})
+			r.Out.Host = r.In.Host
 		},
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
 		// A node killed mid-request: the client sees what a load balancer gives, a 502.
