@@ -119,6 +119,7 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.ScanTimeout, "scan-timeout", 10*time.Minute, "a scan taking longer fails")
 	f.BoolVar(&api, "api", true, "serve the registry, ECR, Inspector and console; --api=false makes a scan-only node (background work, /healthz, /readyz and /metrics only)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", lease.DefaultTTL, "with several nodes on one --metadata, how long a node's hold on a once-per-registry duty (gc, lifecycle, advisory sync, continuous re-evaluation) or on a webhook's delivery lasts unrenewed: how soon another node takes over from one that died")
+	f.DurationVar(&cfg.ScanLease, "scan-lease", 30*time.Second, "a scan job claimed by a node that stops heartbeating (it died) is taken by another node after this long")
 	f.DurationVar(&cfg.RescanDuration, "rescan-duration", 14*24*time.Hour, "continuous scanning covers images pushed or pulled within this long (Inspector's rescan duration) until UpdateConfiguration sets it")
 	f.StringVar(&cfg.ReportsDir, "reports-dir", "", "directory Inspector's SBOM exports and findings reports are written to, as <bucketName>/<keyPrefix>/... (default <data-dir>/reports)")
 	f.BoolVar(&cfg.AttachSBOM, "attach-sbom", true, "attach each scanned image's CycloneDX SBOM in the registry as an OCI referrer of the image (replaced at each rescan)")

@@ -76,6 +76,7 @@ type Config struct {
 
 	ScanWorkers int
 	ScanTimeout time.Duration
+	ScanLease   time.Duration // how soon another node takes the scan of a node that died
 	// NoAPI serves only /healthz, /readyz and /metrics: a node that does background work
 	// (scans, reports, its share of the leased duties) and answers no client.
 	NoAPI bool
@@ -304,7 +305,7 @@ func (a *App) openScanning(ctx context.Context) error {
 			Logger: a.log.With("component", "sbom")}).Attach
 	}
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{
-		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, RescanDuration: cfg.RescanDuration,
+		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, ScanLease: cfg.ScanLease, RescanDuration: cfg.RescanDuration,
 		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify, Registerer: a.registry,
 		Scanned: scanned, Leases: a.leases,
 	})

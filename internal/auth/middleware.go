@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+
+	"github.com/lading-registry/lading/internal/store"
 )
 
 // RegistryMiddleware authenticates the registry face's requests with HTTP Basic. A request
@@ -39,6 +41,14 @@ func RegistryMiddleware(a *Authenticator, anonymousPull bool, log *slog.Logger, 
 			return
 		case errors.Is(err, ErrBadCredentials), errors.Is(err, ErrTokenExpired):
 			Unauthorized(w, r)
+		case store.Unavailable(err):
+			// The keys live in the metadata store: while it is away, "later", not a fault.
+			log.ErrorContext(r.Context(), "authentication failed: metadata store unavailable", "err", err)
+			w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"errors":[{"code":"UNAVAILABLE","message":"the metadata store is unavailable; retry later"}]}` + "\n"))
 		default:
 			log.ErrorContext(r.Context(), "authentication failed", "err", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)

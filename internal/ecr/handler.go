@@ -308,6 +308,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, op string, 
 		}
 		h.cfg.Logger.ErrorContext(r.Context(), "ECR operation failed", "op", op, "err", err)
 		ae = newError(errServer, "An internal error occurred in Lading")
+		if store.Unavailable(err) {
+			// A ServerException the SDKs retry, with the status that says "later".
+			ae = &apiError{Type: errServer, Message: "The metadata store is unavailable; retry later", Status: http.StatusServiceUnavailable}
+		}
 	}
 	auth.NoteError(r.Context(), ae.Type)
 	h.writeJSON(w, ae.Status, ae.body())

@@ -19,6 +19,7 @@ import (
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/kev"
+	"github.com/lading-registry/lading/internal/store"
 )
 
 // maxRequestBody bounds a request: the model's nextToken alone may be a million characters.
@@ -227,6 +228,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, op string, 
 		}
 		h.cfg.Logger.ErrorContext(r.Context(), "Inspector2 operation failed", "op", op, "err", err)
 		ae = &apiError{Type: errInternal, Status: http.StatusInternalServerError, Message: "An internal error occurred in Lading"}
+		if store.Unavailable(err) {
+			ae = &apiError{Type: errInternal, Status: http.StatusServiceUnavailable, Message: "The metadata store is unavailable; retry later"}
+		}
 	}
 	h.writeJSON(w, ae.Status, ae.body(), ae.Type)
 }

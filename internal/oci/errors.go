@@ -105,6 +105,9 @@ func answer(err error) (e apiError, internal bool) {
 			return apiError{status: row.status, code: row.code, message: msg}, false
 		}
 	}
+	if store.Unavailable(err) {
+		return apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, message: "the metadata store is unavailable; retry later"}, false
+	}
 	return apiError{status: http.StatusInternalServerError, code: codeUnknown, message: "internal error"}, true
 }
 
@@ -144,6 +147,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.cfg.Logger.ErrorContext(r.Context(), "upload refused: storage full", "path", r.URL.Path, "err", err)
 	case errors.Is(err, blob.ErrUnavailable):
 		h.cfg.Logger.ErrorContext(r.Context(), "blob storage unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+	case store.Unavailable(err):
+		h.cfg.Logger.ErrorContext(r.Context(), "metadata store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, e.status, e.code, e.message)
 }

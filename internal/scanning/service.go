@@ -102,6 +102,9 @@ type Config struct {
 	Workers int
 	// ScanTimeout bounds one scan; a scan that takes longer fails with a reason.
 	ScanTimeout time.Duration
+	// ScanLease is how long a claimed scan job stays leased without a heartbeat: a job whose
+	// node died is taken by another node after it (default 30s).
+	ScanLease time.Duration
 	// RescanDuration is how long after its push (or last pull) an image stays in continuous
 	// coverage, as Inspector's ECR rescan duration.
 	RescanDuration time.Duration
@@ -153,6 +156,9 @@ func New(st interface {
 	cfg.Workers = max(cfg.Workers, 0) // 0: this node scans nothing (another node does)
 	if cfg.ScanTimeout <= 0 {
 		cfg.ScanTimeout = 10 * time.Minute
+	}
+	if cfg.ScanLease <= 0 {
+		cfg.ScanLease = defaultLease
 	}
 	if cfg.RescanDuration <= 0 {
 		cfg.RescanDuration = 14 * 24 * time.Hour

@@ -19,9 +19,10 @@ import (
 	"github.com/lading-registry/lading/internal/store"
 )
 
-// leaseTime is how long a claimed job stays leased without a heartbeat; a worker extends it
-// every leaseTime/3 while it scans, so a job whose worker died is free again within leaseTime.
-const leaseTime = 30 * time.Second
+// defaultLease is how long a claimed job stays leased without a heartbeat (Config.ScanLease);
+// a worker extends it every lease/3 while it scans, so a job whose worker died is free again
+// within the lease.
+const defaultLease = 30 * time.Second
 
 // JobStore is what the workers need beyond Store: lease upkeep.
 type JobStore interface {
@@ -98,7 +99,7 @@ func (s *Service) worker(ctx context.Context) {
 	poll := time.NewTicker(2 * time.Second)
 	defer poll.Stop()
 	for ctx.Err() == nil {
-		job, ok, err := s.store.ClaimScanJob(ctx, s.owner, s.cfg.Now(), leaseTime)
+		job, ok, err := s.store.ClaimScanJob(ctx, s.owner, s.cfg.Now(), s.cfg.ScanLease)
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Logger.Warn("claim scan job", "err", err)
 		}
@@ -158,7 +159,7 @@ func (s *Service) heartbeat(ctx context.Context, job store.ScanJob) func() {
 	}
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(leaseTime / 3)
+		t := time.NewTicker(s.cfg.ScanLease / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -167,7 +168,7 @@ func (s *Service) heartbeat(ctx context.Context, job store.ScanJob) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = js.ExtendScanLease(ctx, job.ID, s.owner, s.cfg.Now().Add(leaseTime))
+				_ = js.ExtendScanLease(ctx, job.ID, s.owner, s.cfg.Now().Add(s.cfg.ScanLease))
 			}
 		}
 	}()

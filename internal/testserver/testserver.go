@@ -83,6 +83,7 @@ type Server struct {
 	Addr    string // host:port
 	Args    []string
 	Env     []string
+	Cluster *Cluster // set on a cluster's front: the nodes behind it
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -188,16 +189,6 @@ func (s *Server) Restart() error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// Pid is the running process's id (0 before the first start).
-func (s *Server) Pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
 }
 
 // Kill sends SIGKILL and waits for the process to end.

@@ -13,7 +13,7 @@ import (
 // TestOCIConformance runs the OCI distribution-spec conformance suite with its defaults (sha512
 // digests, referrers, non-distributable layers) plus upload cancel, with credentials.
 func TestOCIConformance(t *testing.T) {
-	runConformance(t, testserver.Start(t, ladingBin))
+	runConformance(t, testserver.Serve(t, ladingBin))
 }
 
 // runConformance runs the suite against a running server.

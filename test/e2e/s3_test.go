@@ -115,9 +115,20 @@ func TestS3UploadSurvivesRestart(t *testing.T) {
 
 // TestS3Outage: with the bucket unreachable, blob reads and writes answer 503 with a clear
 // error, the metadata API goes on and /readyz fails; when it is back, Lading recovers by
-// itself.
+// itself. On one node (SQLite metadata) and on three nodes on PostgreSQL behind a round-robin
+// front.
 func TestS3Outage(t *testing.T) {
-	srv, s3 := startOnS3(t)
+	t.Run("OneNode", func(t *testing.T) {
+		srv, s3 := startOnS3(t)
+		s3Outage(t, srv, s3)
+	})
+	t.Run("ThreeNodes", func(t *testing.T) {
+		c := testserver.StartCluster(t, ladingBin, 3)
+		s3Outage(t, c.Front, c.S3)
+	})
+}
+
+func s3Outage(t *testing.T, srv *testserver.Server, s3 *testserver.S3) {
 	c := newClient(t, srv)
 	data := randomBytes(1 << 20)
 	d := c.pushBlob("s3/outage", data)
@@ -163,6 +174,9 @@ func TestS3Outage(t *testing.T) {
 	out, err := sdk.DescribeRepositories(context.Background(), &ecr.DescribeRepositoriesInput{})
 	if err != nil || len(out.Repositories) != 1 || aws.ToString(out.Repositories[0].RepositoryName) != "s3/outage" {
 		t.Errorf("DescribeRepositories during the outage: %+v, %v", out, err)
+	}
+	if _, err := sdk.CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String("s3/created-during-outage")}); err != nil {
+		t.Errorf("CreateRepository during the outage: %v", err)
 	}
 	if got := ready(); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz during the outage: %d", got)

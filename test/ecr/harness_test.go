@@ -44,6 +44,12 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
+	if testserver.ClusterSize(t) > 0 {
+		// $LADING_TEST_CLUSTER: the same tests against nodes on PostgreSQL + S3 behind a
+		// round-robin front.
+		ts := testserver.Serve(t, ladingBin, "--registry-id", registryID, "--region", "us-east-1")
+		return &server{URL: ts.URL(), Host: ts.Addr}
+	}
 	a, err := app.Open(context.Background(), app.Config{
 		DataDir: t.TempDir(), Region: "us-east-1", RegistryID: registryID, CreateOnPush: true,
 		AdminAccessKeyID: adminKey, AdminSecretAccessKey: adminSecret,

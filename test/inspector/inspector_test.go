@@ -38,16 +38,27 @@ const (
 // story is a server with the seed image pushed into a continuously scanned repository and
 // its scan done.
 type story struct {
-	srv *testserver.Server
-	cli string
-	sdk *inspector2.Client
+	srv     *testserver.Server
+	reports string // the directory reports are written to
+	cli     string
+	sdk     *inspector2.Client
 }
 
 func newStory(t *testing.T, serveArgs ...string) *story {
 	t.Helper()
-	srv := testserver.Start(t, ladingBin, serveArgs...)
-	testserver.Run(t, ladingBin, "db", "import", "--data-dir", srv.DataDir, "--log-level", "warn", testfiles.Path(t, "osv-mini", "Maven", "all.zip"))
-	s := &story{srv: srv, cli: "/usr/bin/aws"} // Debian's AWS CLI v2; an older v1 may come first on PATH
+	reports := ""
+	if testserver.ClusterSize(t) > 0 {
+		// Nodes write reports where they are told; a cluster shares one directory (as it
+		// would share a volume), since any node may run an export.
+		reports = t.TempDir()
+		serveArgs = append(serveArgs, "--reports-dir", reports)
+	}
+	srv := testserver.Serve(t, ladingBin, serveArgs...)
+	if reports == "" {
+		reports = filepath.Join(srv.DataDir, "reports")
+	}
+	srv.RunStore(t, "db", "import", "--log-level", "warn", testfiles.Path(t, "osv-mini", "Maven", "all.zip"))
+	s := &story{srv: srv, reports: reports, cli: "/usr/bin/aws"} // Debian's AWS CLI v2; an older v1 may come first on PATH
 	if _, err := os.Stat(s.cli); err != nil {
 		s.cli = testserver.Tool(t, "aws")
 	}

@@ -26,7 +26,7 @@ func (s *story) cranePull(t *testing.T, dockerConfig string) (string, error) {
 // keyConfig makes an access key with a name and a read-only policy, and a docker config for it.
 func (s *story) keyConfig(t *testing.T, name string) string {
 	t.Helper()
-	out := testserver.Run(t, ladingBin, "admin", "access-key", "create", "--data-dir", s.srv.DataDir, "--name", name,
+	out := s.srv.RunStore(t, "admin", "access-key", "create", "--name", name,
 		"--preset", "AmazonEC2ContainerRegistryReadOnly", "--json")
 	var k struct{ AccessKeyID, SecretAccessKey string }
 	if err := json.Unmarshal([]byte(out), &k); err != nil {
@@ -67,12 +67,12 @@ func TestPullGate(t *testing.T) {
 	}
 
 	// A repository's override, set in the data directory beside the running server.
-	testserver.Run(t, ladingBin, "admin", "pull-gate", "set", "--data-dir", s.srv.DataDir, "--repository", repo, "--severity", "NONE")
-	if out := testserver.Run(t, ladingBin, "admin", "pull-gate", "list", "--data-dir", s.srv.DataDir); !strings.Contains(out, repo) {
+	s.srv.RunStore(t, "admin", "pull-gate", "set", "--repository", repo, "--severity", "NONE")
+	if out := s.srv.RunStore(t, "admin", "pull-gate", "list"); !strings.Contains(out, repo) {
 		t.Errorf("pull-gate list: %s", out)
 	}
 	allowed("the repository's gate off", admin)
-	testserver.Run(t, ladingBin, "admin", "pull-gate", "delete", "--data-dir", s.srv.DataDir, "--repository", repo)
+	s.srv.RunStore(t, "admin", "pull-gate", "delete", "--repository", repo)
 	refused("the registry's gate again")
 
 	// A suppression rule of the repository's CRITICAL findings lifts them.

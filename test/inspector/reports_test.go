@@ -58,7 +58,7 @@ func waitReport(t *testing.T, s *story, status func() (string, error)) string {
 // reportFiles lists the files under a bucket of the server's reports directory, by key.
 func reportFiles(t *testing.T, s *story, bucket string) map[string]string {
 	t.Helper()
-	root := filepath.Join(s.srv.DataDir, "reports", bucket)
+	root := filepath.Join(s.reports, bucket)
 	out := map[string]string{}
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -213,7 +213,7 @@ func TestReports(t *testing.T) {
 	if st != "SUCCEEDED" {
 		t.Fatalf("findings report: %s", st)
 	}
-	csvPath := filepath.Join(s.srv.DataDir, "reports", "findings", "daily", csvID+".csv")
+	csvPath := filepath.Join(s.reports, "findings", "daily", csvID+".csv")
 	b, err := os.ReadFile(csvPath)
 	if err != nil {
 		t.Fatalf("the CSV report is not where Inspector puts it: %v", err)

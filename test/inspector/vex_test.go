@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/lading-registry/lading/internal/testserver"
 )
 
 // vexDoc is an OpenVEX document with one statement about Log4Shell in the seed image.
@@ -45,7 +43,7 @@ func TestVEXImport(t *testing.T) {
 		return fs[0]["status"].(string)
 	}
 	notAffected := vexDoc(t, s.srv.Addr, digest, "not_affected", `, "justification": "vulnerable_code_not_in_execute_path"`, "2026-11-01T00:00:00Z")
-	out := testserver.Run(t, ladingBin, "vex", "import", "--data-dir", s.srv.DataDir, notAffected)
+	out := s.srv.RunStore(t, "vex", "import", notAffected)
 	if !strings.HasPrefix(out, "created\tvex-") {
 		t.Fatalf("vex import: %s", out)
 	}
@@ -56,7 +54,7 @@ func TestVEXImport(t *testing.T) {
 	if len(filters) != 1 || !strings.Contains(filters[0].(map[string]any)["reason"].(string), "vulnerable_code_not_in_execute_path") {
 		t.Errorf("filters %v", filters)
 	}
-	if out := testserver.Run(t, ladingBin, "vex", "import", "--data-dir", s.srv.DataDir, notAffected); !strings.HasPrefix(out, "updated\tvex-") {
+	if out := s.srv.RunStore(t, "vex", "import", notAffected); !strings.HasPrefix(out, "updated\tvex-") {
 		t.Errorf("importing again: %s", out)
 	}
 	if filters, _ := s.aws(t, "inspector2", "list-filters")["filters"].([]any); len(filters) != 1 {
@@ -64,13 +62,13 @@ func TestVEXImport(t *testing.T) {
 	}
 
 	affected := vexDoc(t, s.srv.Addr, digest, "affected", `, "action_statement": "upgrade log4j"`, "2026-11-02T00:00:00Z")
-	if out := testserver.Run(t, ladingBin, "vex", "import", "--data-dir", s.srv.DataDir, notAffected, affected); !strings.HasPrefix(out, "deleted\tvex-") {
+	if out := s.srv.RunStore(t, "vex", "import", notAffected, affected); !strings.HasPrefix(out, "deleted\tvex-") {
 		t.Errorf("importing the affected statement: %s", out)
 	}
 	if got := status(); got != "ACTIVE" {
 		t.Errorf("after the affected statement %s is %s, want ACTIVE", log4shell, got)
 	}
-	if _, err := testserver.RunErr(ladingBin, "vex", "import", "--data-dir", s.srv.DataDir, filepath.Join(t.TempDir(), "missing.json")); err == nil {
+	if _, err := s.srv.RunStoreErr("vex", "import", filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Error("importing a missing file succeeded")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lading-registry/lading/internal/blob"
+	"github.com/lading-registry/lading/internal/store"
 )
 
 // Locker takes advisory locks through a pool; each held lock keeps one of its connections, so
@@ -44,6 +45,18 @@ func key(name string) int32 {
 // Lock takes the lock on name, waiting for it when wait is set, else failing at once with
 // blob.ErrLocked.
 func (l *Locker) Lock(ctx context.Context, name string, wait bool) (func(), error) {
+	release, err := l.lock(ctx, name, wait)
+	if err != nil && ctx.Err() == nil && store.Unavailable(err) {
+		// The pool's sessions may be ones the database dropped when it restarted: drop them
+		// all and try once more on a new one, so that the first request after a restart
+		// does not fail for a connection that was already dead.
+		l.pool.Reset()
+		release, err = l.lock(ctx, name, wait)
+	}
+	return release, err
+}
+
+func (l *Locker) lock(ctx context.Context, name string, wait bool) (func(), error) {
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w: %w", name, blob.ErrUnavailable, err)

@@ -151,3 +151,44 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestLockAfterSessionsDropped: when the database drops the pool's idle sessions (as a
+// restart does), the next Lock does not fail on a dead one: it takes a new session.
+func TestLockAfterSessionsDropped(t *testing.T) {
+	ctx := context.Background()
+	app := "pglock-dropped-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	cfg, err := pgxpool.ParseConfig(pgtest.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	l := pglock.New(pool)
+	var unlocks []func()
+	for i := range 2 { // two sessions, idle in the pool once released
+		unlock, err := l.Lock(ctx, "uploads/dropped-"+strconv.Itoa(i), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlocks = append(unlocks, unlock)
+	}
+	for _, unlock := range unlocks {
+		unlock()
+	}
+	admin := newPool(t)
+	var n int
+	if err := admin.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("terminated %d sessions (%v), want 2", n, err)
+	}
+	for i := range 2 {
+		unlock, err := l.Lock(ctx, "uploads/after-"+strconv.Itoa(i), false)
+		if err != nil {
+			t.Fatalf("lock %d after the sessions were dropped: %v", i, err)
+		}
+		unlock()
+	}
+}
