@@ -120,7 +120,7 @@ type TableReport struct {
 
 // Options tune Copy.
 type Options struct {
-	Verify   bool                   // compare row counts and per-table checksums at the end
+	Verify   bool                  // compare row counts and per-table checksums at the end
 	Progress func(rep TableReport) // called after each table
 }
 
@@ -371,9 +371,7 @@ func claimTarget(ctx context.Context, dst *pgxpool.Pool, marker string) error {
 func selectSQL(t Table, textCols map[string]bool, pgSide bool) string {
 	cols := slices.Clone(t.Cols)
 	if pgSide {
-		for _, c := range sortedKeys(t.Derived) {
-			cols = append(cols, c)
-		}
+		cols = append(cols, sortedKeys(t.Derived)...)
 	}
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
