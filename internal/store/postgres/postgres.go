@@ -229,3 +229,6 @@ func fromMS(v int64) time.Time {
 	}
 	return time.UnixMilli(v).UTC()
 }
+
+// Pool is the connection pool, for whole-store tools (admin migrate) that copy tables directly.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }

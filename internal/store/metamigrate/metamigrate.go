@@ -1,0 +1,657 @@
+// Package metamigrate copies an embedded registry's metadata (SQLite) into a PostgreSQL store,
+// table by table, resumably and verifiably (lading admin migrate --to-metadata).
+//
+// Every table of both migration sets is accounted for in Tables or NotCopied; CheckSchemas (run
+// before every copy, and by a test against fresh stores) fails when either side has a table or a
+// column the copy does not know, so a new migration cannot be silently left behind.
+package metamigrate
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lading-registry/lading/internal/store/sqlite"
+)
+
+// Table is one table copied row for row: the same name and columns on both engines.
+type Table struct {
+	Name string
+	Cols []string // the columns read from SQLite and written to PostgreSQL
+	Key  []string // the primary key: the order the checksums read in
+	// Derived are PostgreSQL-only columns computed from a copied row (by column index in Cols).
+	Derived map[string]func(row []any) any
+}
+
+// Tables are copied in this order (parents before the tables whose foreign keys name them).
+var Tables = []Table{
+	{Name: "settings", Cols: []string{"key", "value"}, Key: []string{"key"}},
+	{Name: "repositories", Cols: []string{"name", "created_at", "tag_mutability", "scan_on_push", "encryption_type", "kms_key"}, Key: []string{"name"}},
+	{Name: "repository_resource_tags", Cols: []string{"repository", "key", "value"}, Key: []string{"repository", "key"}},
+	{Name: "repository_blobs", Cols: []string{"repository", "digest", "size", "linked_at"}, Key: []string{"repository", "digest"}},
+	{Name: "manifests", Cols: []string{"repository", "digest", "media_type", "artifact_type", "config_media_type", "config_digest", "subject", "annotations", "size", "image_size", "content", "pushed_at", "last_pulled_at"}, Key: []string{"repository", "digest"}},
+	{Name: "manifest_references", Cols: []string{"repository", "manifest", "target", "kind", "position"}, Key: []string{"repository", "manifest", "position"}},
+	{Name: "tags", Cols: []string{"repository", "tag", "digest", "updated_at"}, Key: []string{"repository", "tag"}},
+	{Name: "access_keys", Cols: []string{"id", "secret", "description", "created_at", "name", "preset", "policy"}, Key: []string{"id"}},
+	{Name: "lifecycle_policies", Cols: []string{"repository", "policy", "updated_at", "last_evaluated_at"}, Key: []string{"repository"}},
+	{Name: "lifecycle_previews", Cols: []string{"repository", "policy", "status", "results", "created_at"}, Key: []string{"repository"}},
+	{Name: "pull_gates", Cols: []string{"repository", "severity", "grace_ms", "exempt", "updated_at"}, Key: []string{"repository"}},
+	{Name: "registry_policy", Cols: []string{"id", "policy", "updated_at"}, Key: []string{"id"}},
+	{Name: "repository_policies", Cols: []string{"repository", "policy", "updated_at"}, Key: []string{"repository"}},
+	{Name: "advisory_batches", Cols: []string{"batch_id", "version", "base_version", "kind", "source", "started_at", "committed_at", "added", "changed", "withdrawn", "deleted", "unchanged", "changes_kept"}, Key: []string{"batch_id"}},
+	{Name: "advisory_records", Cols: []string{"id", "batch_id", "modified", "withdrawn", "hash", "raw"}, Key: []string{"id", "batch_id"}},
+	{Name: "advisory_packages", Cols: []string{"ecosystem", "name", "id", "batch_id"}, Key: []string{"ecosystem", "name", "id", "batch_id"}},
+	{Name: "advisory_current", Cols: []string{"id", "batch_id"}, Key: []string{"id"}},
+	{Name: "advisory_deletions", Cols: []string{"batch_id", "id"}, Key: []string{"batch_id", "id"}},
+	{Name: "advisory_changes", Cols: []string{"batch_id", "ecosystem", "name"}, Key: []string{"batch_id", "ecosystem", "name"}},
+	{Name: "scan_jobs", Cols: []string{"id", "repository", "image_digest", "scan_type", "trigger", "state", "attempts", "lease_owner", "lease_until", "created_at"}, Key: []string{"id"}},
+	{Name: "layer_inventories", Cols: []string{"layer_digest", "mode", "fingerprint", "inventory", "created_at"}, Key: []string{"layer_digest", "mode"}},
+	{Name: "image_inventories", Cols: []string{"id", "image_digest", "mode", "fingerprint", "os", "package_count", "inventory", "created_at"}, Key: []string{"id"}},
+	{Name: "package_keys", Cols: []string{"id", "ecosystem", "name"}, Key: []string{"id"}},
+	{Name: "inventory_packages", Cols: []string{"key_id", "inventory_id"}, Key: []string{"key_id", "inventory_id"}},
+	{Name: "image_scans", Cols: []string{"repository", "image_digest", "scan_type", "status", "description", "frequency", "inventory_id", "last_scan_started_at", "completed_at", "source_updated_at", "updated_at", "image_facts", "not_evaluated", "not_evaluated_packages", "findings_observed_at"},
+		Key: []string{"repository", "image_digest", "scan_type"},
+		// PostgreSQL keeps the architecture the finding queries filter on in a column; SQLite
+		// reads it out of image_facts. Computed as the PostgreSQL store's own writes do.
+		Derived: map[string]func([]any) any{"architecture": func(row []any) any {
+			facts, _ := row[11].(string) // image_facts is TEXT NOT NULL: converted to string before
+			var m map[string]json.RawMessage
+			if len(facts) > 0 && facts[0] == '{' && json.Unmarshal([]byte(facts), &m) == nil {
+				var s string
+				if raw := m["architecture"]; len(raw) > 0 && json.Unmarshal(raw, &s) == nil {
+					return strings.ReplaceAll(s, "\x00", "")
+				}
+			}
+			return ""
+		}}},
+	{Name: "scan_usage", Cols: []string{"id", "repository", "image_digest", "scan_type", "kind", "at"}, Key: []string{"id"}},
+	{Name: "suppression_rules", Cols: []string{"id", "arn", "name", "action", "description", "reason", "criteria", "tags", "owner", "created_at", "updated_at"}, Key: []string{"id"}},
+	// findings' insert trigger fills image_finding_counts on PostgreSQL.
+	{Name: "findings", Cols: []string{"id", "repository", "image_digest", "scan_type", "vulnerability_id", "arn", "status", "severity", "score", "fingerprint", "package_keys", "first_observed_at", "last_observed_at", "updated_at", "title", "source", "vendor_severity", "fix_available", "aliases", "related", "suppressed"}, Key: []string{"id"}},
+	{Name: "finding_texts", Cols: []string{"id", "text"}, Key: []string{"id"}},
+	{Name: "finding_details", Cols: []string{"finding_id", "head_id", "tail_id", "detail"}, Key: []string{"finding_id"}},
+	{Name: "finding_packages", Cols: []string{"finding_id", "seq", "name", "version", "epoch", "release", "arch", "file_path", "source_layer_hash", "reachability"}, Key: []string{"finding_id", "seq"}},
+	{Name: "outbox", Cols: []string{"seq", "id", "detail_type", "source", "account", "region", "time", "resources", "detail", "created_at"}, Key: []string{"seq"}},
+	{Name: "webhook_cursors", Cols: []string{"webhook", "position", "created_at", "updated_at"}, Key: []string{"webhook"}},
+	{Name: "report_jobs", Cols: []string{"id", "kind", "format", "status", "error_code", "error_message", "bucket", "key_prefix", "kms_key_arn", "criteria", "files", "owner", "created_at", "updated_at"}, Key: []string{"id"}},
+}
+
+// NotCopied are the tables (and views) of either engine the copy leaves alone, with why.
+var NotCopied = map[string]string{
+	"schema_migrations":            "each engine's own migration record; the target's migrations ran when it was opened",
+	"sqlite_sequence":              "SQLite's AUTOINCREMENT counters; PostgreSQL's identity sequences are set past the copied ids instead",
+	"uploads":                      "upload sessions in progress: their partial data is not moved (blob migrate copies committed blobs), clients restart them",
+	"image_finding_counts":         "derived: rebuilt on PostgreSQL by the findings trigger as findings are copied; --verify compares it with the source's",
+	"finding_days":                 "SQLite-only aggregate of opened/closed findings per day; PostgreSQL computes it from findings",
+	"vulnerability_finding_counts": "SQLite-only aggregate per vulnerability; PostgreSQL computes it from findings",
+	"finding_detail_view":          "PostgreSQL view over finding_details and finding_texts",
+	"image_coverage":               "SQLite-only: coverage's per-image state, kept by triggers; PostgreSQL reads the base tables",
+	"repository_finding_counts":    "SQLite-only aggregate of image_finding_counts per repository; PostgreSQL sums image_finding_counts",
+	"leases":                       "running nodes' holds on duties and webhooks: the new nodes take their own",
+}
+
+// verifyOnly are derived tables --verify compares on both engines after the copy.
+var verifyOnly = []Table{
+	{Name: "image_finding_counts", Cols: []string{"repository", "image_digest", "scan_type", "n_all", "n_critical", "n_high", "n_medium", "n_low", "n_informational", "n_undefined"}, Key: []string{"repository", "image_digest", "scan_type"}},
+}
+
+// markerKey is the setting naming the registry a PostgreSQL store was migrated from, so a
+// rerun resumes into it and a run from another registry is refused.
+const markerKey = "lading.migrated_from"
+
+// TableReport is what one table's copy and check found.
+type TableReport struct {
+	Table    string
+	Source   int64 // rows in the source
+	Copied   int64 // rows inserted into the target by this run
+	Target   int64 // rows in the target after (with Verify)
+	Checksum string
+	Verified bool
+}
+
+// Options tune Copy.
+type Options struct {
+	Verify   bool                  // compare row counts and per-table checksums at the end
+	Progress func(rep TableReport) // called after each table
+}
+
+// ErrOtherRegistry is returned when the target holds another registry's data.
+var ErrOtherRegistry = errors.New("the target PostgreSQL store holds another registry's data")
+
+// ErrMismatch is returned when --verify finds a table whose rows differ.
+var ErrMismatch = errors.New("copied metadata differs from the source")
+
+// colInfo is one PostgreSQL column's type and whether it is an identity column.
+type colInfo struct {
+	typ      string
+	identity bool
+}
+
+type schemaInfo map[string]map[string]colInfo // table → column → info
+
+// Copy copies every table of Tables from src (an SQLite store, migrated to the current schema)
+// into dst (a PostgreSQL store, migrated), reading src in one transaction: a snapshot, so the
+// copy is consistent even beside a running server, but what is written after the snapshot is
+// not copied (and a rerun inserts only missing rows, never updates one): stop the source
+// registry before the run whose result is used. Each table is copied in its own target
+// transaction, inserting only rows whose key the target lacks, so a rerun after an interruption
+// finishes the job without duplicates.
+func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options) ([]TableReport, error) {
+	src := source.Reader()
+	pg, err := pgSchema(ctx, dst)
+	if err != nil {
+		return nil, err
+	}
+	lite, err := sqliteSchema(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckSchemas(lite, columnsOnly(pg)); err != nil {
+		return nil, err
+	}
+	marker, err := sourceMarker(ctx, source)
+	if err != nil {
+		return nil, err
+	}
+	if err := claimTarget(ctx, dst, marker); err != nil {
+		return nil, err
+	}
+	tx, err := src.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("source snapshot: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var reps []TableReport
+	for _, t := range Tables {
+		rep, err := copyTable(ctx, tx, dst, t, pg[t.Name])
+		if err != nil {
+			return reps, fmt.Errorf("copy %s: %w", t.Name, err)
+		}
+		if opt.Verify {
+			if err := verifyTable(ctx, tx, dst, t, pg[t.Name], &rep); err != nil {
+				return reps, err
+			}
+		}
+		reps = append(reps, rep)
+		if opt.Progress != nil {
+			opt.Progress(rep)
+		}
+	}
+	if err := setSequences(ctx, dst, pg); err != nil {
+		return reps, err
+	}
+	if opt.Verify {
+		for _, t := range verifyOnly {
+			rep := TableReport{Table: t.Name}
+			if rep.Source, err = count(ctx, tx, t.Name); err != nil {
+				return reps, err
+			}
+			if err := verifyTable(ctx, tx, dst, t, pg[t.Name], &rep); err != nil {
+				return reps, err
+			}
+			reps = append(reps, rep)
+			if opt.Progress != nil {
+				opt.Progress(rep)
+			}
+		}
+	}
+	return reps, nil
+}
+
+func columnsOnly(pg schemaInfo) map[string][]string {
+	out := map[string][]string{}
+	for t, cols := range pg {
+		for c := range cols {
+			out[t] = append(out[t], c)
+		}
+	}
+	return out
+}
+
+// CheckSchemas fails unless every table of both engines is in Tables, NotCopied or verifyOnly,
+// and every copied table has exactly Cols on SQLite and Cols plus Derived on PostgreSQL.
+func CheckSchemas(sqlite, postgres map[string][]string) error {
+	known := map[string]Table{}
+	for _, t := range Tables {
+		known[t.Name] = t
+	}
+	var problems []string
+	for engine, tables := range map[string]map[string][]string{"sqlite": sqlite, "postgres": postgres} {
+		for name, cols := range tables {
+			if _, ok := NotCopied[name]; ok {
+				continue
+			}
+			t, ok := known[name]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("%s table %s: not in metamigrate.Tables or NotCopied", engine, name))
+				continue
+			}
+			want := slices.Clone(t.Cols)
+			if engine == "postgres" {
+				for c := range t.Derived {
+					want = append(want, c)
+				}
+			}
+			sort.Strings(want)
+			got := slices.Clone(cols)
+			sort.Strings(got)
+			if !slices.Equal(got, want) {
+				problems = append(problems, fmt.Sprintf("%s table %s: columns %v, the copy knows %v", engine, name, got, want))
+			}
+		}
+	}
+	for _, t := range Tables {
+		for engine, tables := range map[string]map[string][]string{"sqlite": sqlite, "postgres": postgres} {
+			if _, ok := tables[t.Name]; !ok {
+				problems = append(problems, fmt.Sprintf("%s has no table %s", engine, t.Name))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return fmt.Errorf("metadata schemas and the copy disagree (update internal/store/metamigrate): %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// SQLiteColumns lists the tables of an SQLite store with their columns.
+func SQLiteColumns(ctx context.Context, db *sql.DB) (map[string][]string, error) {
+	return sqliteSchema(ctx, db)
+}
+
+// PostgresColumns lists the tables and views of the PostgreSQL store with their columns.
+func PostgresColumns(ctx context.Context, pool *pgxpool.Pool) (map[string][]string, error) {
+	s, err := pgSchema(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	return columnsOnly(s), nil
+}
+
+func sqliteSchema(ctx context.Context, db *sql.DB) (map[string][]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+		WHERE m.type IN ('table', 'view') ORDER BY m.name, p.cid`)
+	if err != nil {
+		return nil, fmt.Errorf("source schema: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return nil, err
+		}
+		out[t] = append(out[t], c)
+	}
+	return out, rows.Err()
+}
+
+func pgSchema(ctx context.Context, pool *pgxpool.Pool) (schemaInfo, error) {
+	rows, err := pool.Query(ctx, `SELECT table_name, column_name, data_type, is_identity = 'YES'
+		FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`)
+	if err != nil {
+		return nil, fmt.Errorf("target schema: %w", err)
+	}
+	defer rows.Close()
+	out := schemaInfo{}
+	for rows.Next() {
+		var t, c, typ string
+		var ident bool
+		if err := rows.Scan(&t, &c, &typ, &ident); err != nil {
+			return nil, err
+		}
+		if out[t] == nil {
+			out[t] = map[string]colInfo{}
+		}
+		out[t][c] = colInfo{typ: typ, identity: ident}
+	}
+	return out, rows.Err()
+}
+
+// sourceMarker is the source registry's migration identity, made (and stored in its settings,
+// so the settings copy carries it) on the first run.
+func sourceMarker(ctx context.Context, source *sqlite.DB) (string, error) {
+	var v string
+	err := source.Reader().QueryRowContext(ctx, "SELECT value FROM settings WHERE key = ?", markerKey).Scan(&v)
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("source settings: %w", err)
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	v = hex.EncodeToString(b[:])
+	if err := source.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO settings(key, value) VALUES (?, ?)", markerKey, v)
+		return err
+	}); err != nil {
+		return "", fmt.Errorf("mark the source registry (is it opened read-only?): %w", err)
+	}
+	return v, nil
+}
+
+// claimTarget accepts an empty target, or one this source's earlier run marked; it marks an
+// empty one before anything else is copied.
+func claimTarget(ctx context.Context, dst *pgxpool.Pool, marker string) error {
+	var have string
+	err := dst.QueryRow(ctx, "SELECT value FROM settings WHERE key = $1", markerKey).Scan(&have)
+	switch {
+	case err == nil && have == marker:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w (migrated from registry %s, this one is %s)", ErrOtherRegistry, have, marker)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("target settings: %w", err)
+	}
+	for _, t := range append(slices.Clone(Tables), Table{Name: "uploads"}) {
+		var any bool
+		if err := dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{t.Name}.Sanitize()+")").Scan(&any); err != nil {
+			return fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		if any {
+			return fmt.Errorf("%w: table %s has rows and no migration mark", ErrOtherRegistry, t.Name)
+		}
+	}
+	_, err = dst.Exec(ctx, "INSERT INTO settings(key, value) VALUES ($1, $2)", markerKey, marker)
+	return err
+}
+
+func selectSQL(t Table, textCols map[string]bool, pgSide bool) string {
+	cols := slices.Clone(t.Cols)
+	if pgSide {
+		cols = append(cols, sortedKeys(t.Derived)...)
+	}
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = pgx.Identifier{c}.Sanitize() // "x" quoting is SQLite's too
+	}
+	order := make([]string, len(t.Key))
+	for i, k := range t.Key {
+		order[i] = pgx.Identifier{k}.Sanitize()
+		if pgSide && textCols[k] {
+			order[i] += ` COLLATE "C"` // SQLite's BINARY order
+		}
+	}
+	return "SELECT " + strings.Join(quoted, ", ") + " FROM " + pgx.Identifier{t.Name}.Sanitize() + " ORDER BY " + strings.Join(order, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// convert turns one SQLite row into the values PostgreSQL's column types take, the derived
+// columns appended.
+func convert(t Table, cols map[string]colInfo, row []any) ([]any, error) {
+	out := make([]any, 0, len(row)+len(t.Derived))
+	for i, v := range row {
+		c, err := convertValue(cols[t.Cols[i]].typ, v)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", t.Cols[i], err)
+		}
+		out = append(out, c)
+	}
+	for _, c := range sortedKeys(t.Derived) {
+		out = append(out, t.Derived[c](out))
+	}
+	return out, nil
+}
+
+func convertValue(typ string, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch typ {
+	case "boolean":
+		switch x := v.(type) {
+		case int64:
+			return x != 0, nil
+		case bool:
+			return x, nil
+		}
+	case "bigint", "integer", "smallint":
+		if x, ok := v.(int64); ok {
+			return x, nil
+		}
+	case "double precision", "real":
+		switch x := v.(type) {
+		case float64:
+			return x, nil
+		case int64:
+			return float64(x), nil
+		}
+	case "bytea":
+		switch x := v.(type) {
+		case []byte:
+			return x, nil
+		case string:
+			return []byte(x), nil
+		}
+	case "text", "jsonb":
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case []byte:
+			return string(x), nil
+		}
+	}
+	return nil, fmt.Errorf("a %T value for a %s column", v, typ)
+}
+
+func copyTable(ctx context.Context, src *sql.Tx, dst *pgxpool.Pool, t Table, cols map[string]colInfo) (TableReport, error) {
+	rep := TableReport{Table: t.Name}
+	rows, err := src.QueryContext(ctx, selectSQL(t, nil, false))
+	if err != nil {
+		return rep, err
+	}
+	defer rows.Close()
+	all := append(slices.Clone(t.Cols), sortedKeys(t.Derived)...)
+	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		// The rows go to a temporary table by COPY, then into the table, skipping those whose key
+		// is already there: a rerun after an interruption adds only what is missing.
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE migrate_rows (LIKE "+pgx.Identifier{t.Name}.Sanitize()+") ON COMMIT DROP"); err != nil {
+			return err
+		}
+		vals := make([]any, len(t.Cols))
+		ptrs := make([]any, len(t.Cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		var convErr error
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"migrate_rows"}, all, pgx.CopyFromFunc(func() ([]any, error) {
+			if !rows.Next() {
+				return nil, rows.Err()
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return nil, err
+			}
+			row, err := convert(t, cols, vals)
+			if err != nil {
+				convErr = err
+			}
+			return row, err
+		}))
+		if err != nil {
+			return errors.Join(err, convErr)
+		}
+		rep.Source = n
+		list := make([]string, len(all))
+		for i, c := range all {
+			list[i] = pgx.Identifier{c}.Sanitize()
+		}
+		cl := strings.Join(list, ", ")
+		tag, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{t.Name}.Sanitize()+" ("+cl+") OVERRIDING SYSTEM VALUE SELECT "+cl+
+			" FROM migrate_rows ON CONFLICT DO NOTHING")
+		if err != nil {
+			return err
+		}
+		rep.Copied = tag.RowsAffected()
+		return nil
+	})
+	return rep, err
+}
+
+// setSequences moves every identity column's sequence past the copied ids, so the next row
+// the registry makes on PostgreSQL gets a new one.
+func setSequences(ctx context.Context, dst *pgxpool.Pool, pg schemaInfo) error {
+	for _, t := range sortedKeys(pg) {
+		for _, c := range sortedKeys(pg[t]) {
+			if !pg[t][c].identity {
+				continue
+			}
+			q := fmt.Sprintf("SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(%s), 0) + 1, false) FROM %s",
+				pgx.Identifier{c}.Sanitize(), pgx.Identifier{t}.Sanitize())
+			if _, err := dst.Exec(ctx, q, t, c); err != nil {
+				return fmt.Errorf("sequence of %s.%s: %w", t, c, err)
+			}
+		}
+	}
+	return nil
+}
+
+func count(ctx context.Context, src *sql.Tx, table string) (int64, error) {
+	var n int64
+	err := src.QueryRowContext(ctx, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n)
+	return n, err
+}
+
+// verifyTable compares the target's rows with the source's (converted as the copy converts
+// them) by count and SHA-256 over every value in key order.
+func verifyTable(ctx context.Context, src *sql.Tx, dst *pgxpool.Pool, t Table, cols map[string]colInfo, rep *TableReport) error {
+	textCols := map[string]bool{}
+	jsonCol := map[int]bool{}
+	all := append(slices.Clone(t.Cols), sortedKeys(t.Derived)...)
+	for i, c := range all {
+		textCols[c] = cols[c].typ == "text"
+		jsonCol[i] = cols[c].typ == "jsonb"
+	}
+	srcSum, srcN := sha256.New(), int64(0)
+	rows, err := src.QueryContext(ctx, selectSQL(t, nil, false))
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", t.Name, err)
+	}
+	vals := make([]any, len(t.Cols))
+	ptrs := make([]any, len(t.Cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			rows.Close()
+			return fmt.Errorf("verify %s: %w", t.Name, err)
+		}
+		row, err := convert(t, cols, vals)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("verify %s: %w", t.Name, err)
+		}
+		if err := hashRow(srcSum, row, jsonCol); err != nil {
+			rows.Close()
+			return fmt.Errorf("verify %s: %w", t.Name, err)
+		}
+		srcN++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("verify %s: %w", t.Name, err)
+	}
+	dstSum, dstN := sha256.New(), int64(0)
+	prows, err := dst.Query(ctx, selectSQL(t, textCols, true), pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", t.Name, err)
+	}
+	defer prows.Close()
+	for prows.Next() {
+		row, err := prows.Values()
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", t.Name, err)
+		}
+		if err := hashRow(dstSum, row, jsonCol); err != nil {
+			return fmt.Errorf("verify %s: %w", t.Name, err)
+		}
+		dstN++
+	}
+	if err := prows.Err(); err != nil {
+		return fmt.Errorf("verify %s: %w", t.Name, err)
+	}
+	rep.Target = dstN
+	s, d := hex.EncodeToString(srcSum.Sum(nil)), hex.EncodeToString(dstSum.Sum(nil))
+	rep.Checksum = d
+	if srcN != dstN || s != d {
+		return fmt.Errorf("%w: table %s: source %d rows (sha256 %s), target %d rows (sha256 %s)", ErrMismatch, t.Name, srcN, s, dstN, d)
+	}
+	rep.Verified = true
+	return nil
+}
+
+// hashRow writes one row in a form both engines' values share: integers of any width alike,
+// JSON by value (jsonb reorders and respaces what it stores).
+func hashRow(h hash.Hash, row []any, jsonCol map[int]bool) error {
+	for i, v := range row {
+		var s string
+		switch x := v.(type) {
+		case nil:
+			s = "N"
+		case bool:
+			s = fmt.Sprintf("b%t", x)
+		case int64:
+			s = fmt.Sprintf("i%d", x)
+		case int32:
+			s = fmt.Sprintf("i%d", x)
+		case int16:
+			s = fmt.Sprintf("i%d", x)
+		case float64:
+			s = fmt.Sprintf("f%v", x)
+		case float32:
+			s = fmt.Sprintf("f%v", float64(x))
+		case []byte:
+			s = "x" + hex.EncodeToString(x)
+		case string:
+			if jsonCol[i] {
+				var j any
+				if err := json.Unmarshal([]byte(x), &j); err != nil {
+					return fmt.Errorf("column %d: %w", i, err)
+				}
+				b, err := json.Marshal(j)
+				if err != nil {
+					return err
+				}
+				s = "j" + string(b)
+			} else {
+				s = fmt.Sprintf("s%q", x)
+			}
+		default:
+			// jsonb read back by pgx: a decoded value.
+			if !jsonCol[i] {
+				return fmt.Errorf("column %d: unexpected %T", i, v)
+			}
+			b, err := json.Marshal(x)
+			if err != nil {
+				return err
+			}
+			s = "j" + string(b)
+		}
+		fmt.Fprintf(h, "%d:%s;", len(s), s)
+	}
+	h.Write([]byte{'\n'})
+	return nil
+}
