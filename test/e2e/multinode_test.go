@@ -98,14 +98,7 @@ func (s *eventSink) waitPushes(t *testing.T, tags []string, within time.Duration
 // The once-per-registry duties are held by one node each.
 func TestWebhookDeliveryAcrossNodes(t *testing.T) {
 	crane := testserver.Tool(t, "crane")
-	url := pgtest.New(t).Schema(t)
-	s3 := testserver.StartS3(t)
-	s3.SetEnv(t)
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(auth.SecretKeyEnv, base64.StdEncoding.EncodeToString(key))
+	url, s3 := sharedStore(t)
 	sink := newEventSink(t)
 	flags := []string{"--metadata", url, "--blobs", s3.URL(), "--event-webhook", sink.srv.URL, "--lease-ttl", "2s", "--scan-workers", "0"}
 	nodes := []*testserver.Server{testserver.Start(t, ladingBin, flags...), testserver.Start(t, ladingBin, flags...)}
@@ -187,4 +180,20 @@ func TestWebhookDeliveryAcrossNodes(t *testing.T) {
 		after = append(after, tag)
 	}
 	sink.waitPushes(t, append(before, after...), 30*time.Second)
+}
+
+// sharedStore gives the nodes of one registry what they share: a PostgreSQL schema, a
+// versitygw bucket (its credentials in the test's environment) and the secret key sealing the
+// stored access keys (LADING_SECRET_KEY, set for the test, which the nodes it starts inherit).
+func sharedStore(t *testing.T) (metadata string, s3 *testserver.S3) {
+	t.Helper()
+	metadata = pgtest.New(t).Schema(t)
+	s3 = testserver.StartS3(t)
+	s3.SetEnv(t)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(auth.SecretKeyEnv, base64.StdEncoding.EncodeToString(key))
+	return metadata, s3
 }

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -18,7 +16,6 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
 	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/testserver"
@@ -53,15 +50,7 @@ func scanJobStates(t *testing.T, conn *pgx.Conn) map[string]int {
 // it and serves no registry API.
 func TestAPIOnlyNode(t *testing.T) {
 	crane := testserver.Tool(t, "crane")
-	pg := pgtest.New(t)
-	url := pg.Schema(t)
-	s3 := testserver.StartS3(t)
-	s3.SetEnv(t)
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(auth.SecretKeyEnv, base64.StdEncoding.EncodeToString(key))
+	url, s3 := sharedStore(t)
 	api := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--scan-workers", "0")
 	ctx := context.Background()
 	if _, err := adminECR(api).CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("apionly/app"),
@@ -219,15 +208,7 @@ func readyzBody(t *testing.T, s *testserver.Server) string {
 // second), without a restart. The bound below is generous (a loaded machine); the time each
 // node took is logged.
 func TestSharedSettingsAcrossNodes(t *testing.T) {
-	pg := pgtest.New(t)
-	url := pg.Schema(t)
-	s3 := testserver.StartS3(t)
-	s3.SetEnv(t)
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(auth.SecretKeyEnv, base64.StdEncoding.EncodeToString(key))
+	url, s3 := sharedStore(t)
 	// The fixture's advisories are years old: no age limit, so /readyz says "ok" with the version.
 	a := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--scan-workers", "0", "--max-db-age", "0")
 	b := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL(), "--scan-workers", "0", "--max-db-age", "0")

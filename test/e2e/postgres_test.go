@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"io/fs"
 	"os"
@@ -15,7 +13,6 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/blob/pglock"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
 	"github.com/lading-registry/lading/internal/testserver"
@@ -51,16 +48,9 @@ func TestOnPostgres(t *testing.T) {
 	})
 	t.Run("PushPullAndECR", func(t *testing.T) {
 		crane := testserver.Tool(t, "crane")
-		url := pg.Schema(t)
 		// Nodes share the database, the bucket and the secret key that seals the stored
 		// access keys; each has a data directory of its own.
-		s3 := testserver.StartS3(t)
-		s3.SetEnv(t)
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			t.Fatal(err)
-		}
-		t.Setenv(auth.SecretKeyEnv, base64.StdEncoding.EncodeToString(key))
+		url, s3 := sharedStore(t)
 		a := testserver.Start(t, ladingBin, "--metadata", url, "--blobs", s3.URL())
 		env := []string{"DOCKER_CONFIG=" + a.DockerConfig(t)}
 		_, img, _ := testImages(t)
