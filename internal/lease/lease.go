@@ -34,6 +34,9 @@ type Store interface {
 // before another node takes it up.
 const DefaultTTL = 15 * time.Second
 
+// MinTTL is the shortest TTL a Runner takes (a shorter one is raised to it).
+const MinTTL = 30 * time.Millisecond
+
 // NewHolder names this process among the nodes: host name, process id and a random part, so
 // that a restarted process (same host and maybe the same pid) is a new holder.
 func NewHolder() string {
@@ -59,6 +62,8 @@ func NewRunner(st Store, holder string, ttl time.Duration, log *slog.Logger) *Ru
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
+	// Renewals every third of the TTL: shorter than this would have the store do little else.
+	ttl = max(ttl, MinTTL)
 	if log == nil {
 		log = slog.Default()
 	}

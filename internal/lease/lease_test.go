@@ -148,3 +148,22 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A TTL too short to renew in (a mistyped --lease-ttl 1ns) is raised, not a panic of a
+// zero ticker.
+func TestTinyTTL(t *testing.T) {
+	db := openStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	ran := make(chan struct{}, 1)
+	lease.NewRunner(db, "node/1/x", time.Nanosecond, nil).Run(ctx, "duty/x", func(ctx context.Context) {
+		select {
+		case ran <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+	})
+	if len(ran) != 1 {
+		t.Fatal("the work did not run")
+	}
+}
