@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -106,6 +107,10 @@ func migrateMetadata(cmd *cobra.Command, common commonFlags, toMeta string, veri
 	}
 	if !strings.HasPrefix(toMeta, "postgres://") && !strings.HasPrefix(toMeta, "postgresql://") {
 		return errors.New("--to-metadata: want postgres://user@host:port/database")
+	}
+	// Opening would make an empty store where there is none, and copy that.
+	if _, err := os.Stat(filepath.Join(common.dataDir, app.MetaFile)); err != nil {
+		return fmt.Errorf("--to-metadata: no embedded metadata to copy in --data-dir %s: %w", common.dataDir, err)
 	}
 	srcMeta, err := app.OpenMeta(ctx, common.dataDir, "", log)
 	if err != nil {
