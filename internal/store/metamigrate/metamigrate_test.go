@@ -15,7 +15,7 @@ import (
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
 
-func stores(t *testing.T, pg *pgtest.Database) (*sqlite.DB, *postgres.DB) {
+func stores(t testing.TB, pg *pgtest.Database) (*sqlite.DB, *postgres.DB) {
 	t.Helper()
 	ctx := context.Background()
 	lite, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lading.db"))
@@ -131,7 +131,7 @@ func TestCopyResumeVerify(t *testing.T) {
 }
 
 // exec runs statements on the SQLite store, failing t on the first error.
-func exec(t *testing.T, lite *sqlite.DB, stmts ...string) {
+func exec(t testing.TB, lite *sqlite.DB, stmts ...string) {
 	t.Helper()
 	ctx := context.Background()
 	for _, s := range stmts {
