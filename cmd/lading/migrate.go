@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -22,6 +23,7 @@ func newMigrateCommand() *cobra.Command {
 	var common commonFlags
 	var from, to, toMeta string
 	var verify bool
+	var batchRows int
 	cmd := &cobra.Command{
 		Use:   "migrate [--to-metadata postgres://...] [--to-blobs s3://...] --data-dir DIR",
 		Short: "Copy a registry's metadata into PostgreSQL and its blobs into other blob storage (an S3 bucket)",
@@ -33,6 +35,8 @@ func newMigrateCommand() *cobra.Command {
 			"--to-metadata copies the embedded SQLite metadata into a PostgreSQL database that is empty or that an\n" +
 			"interrupted run of this registry left (it resumes; another registry's database is refused), reading the\n" +
 			"source in one snapshot: stop `lading serve` first, as rows written after the snapshot are not copied.\n" +
+			"Each table goes over in key order in transactions of --batch-rows rows; a rerun resumes after the last.\n" +
+			"The source is only read.\n" +
 			"Sealed secrets are copied sealed: start the nodes with the same LADING_SECRET_KEY (or key file).\n" +
 			"--verify compares every table's row count and checksum with the source's.",
 		Args: cobra.NoArgs,
@@ -49,7 +53,7 @@ func newMigrateCommand() *cobra.Command {
 			}
 			ctx := cmd.Context()
 			if toMeta != "" {
-				if err := migrateMetadata(cmd, common, toMeta, verify, log); err != nil {
+				if err := migrateMetadata(cmd, common, toMeta, verify, batchRows, log); err != nil {
 					return err
 				}
 				if to == "" {
@@ -90,18 +94,23 @@ func newMigrateCommand() *cobra.Command {
 	registerBlobsFlag(cmd, &from)
 	cmd.Flags().StringVar(&toMeta, "to-metadata", "", "PostgreSQL database to copy the embedded metadata into: postgres://user@host:port/db")
 	cmd.Flags().StringVar(&to, "to-blobs", "", "blob storage to copy into: s3://bucket[/prefix]?endpoint=URL&region=R")
+	cmd.Flags().IntVar(&batchRows, "batch-rows", metamigrate.DefaultBatchRows, "rows of a table copied into PostgreSQL per transaction (an interrupted run resumes after the last one)")
 	cmd.Flags().BoolVar(&verify, "verify", false, "also re-read every blob the target already holds and check it against its digest; compare every copied table's rows with the source's")
 	return cmd
 }
 
 // migrateMetadata copies the SQLite store in the data directory into the PostgreSQL store toMeta.
-func migrateMetadata(cmd *cobra.Command, common commonFlags, toMeta string, verify bool, log *slog.Logger) error {
+func migrateMetadata(cmd *cobra.Command, common commonFlags, toMeta string, verify bool, batchRows int, log *slog.Logger) error {
 	ctx := cmd.Context()
 	if common.metadata != "" {
 		return fmt.Errorf("--to-metadata copies the embedded SQLite metadata of --data-dir; --metadata %q is not it", common.metadata)
 	}
 	if !strings.HasPrefix(toMeta, "postgres://") && !strings.HasPrefix(toMeta, "postgresql://") {
 		return errors.New("--to-metadata: want postgres://user@host:port/database")
+	}
+	// Opening would make an empty store where there is none, and copy that.
+	if _, err := os.Stat(filepath.Join(common.dataDir, app.MetaFile)); err != nil {
+		return fmt.Errorf("--to-metadata: no embedded metadata to copy in --data-dir %s: %w", common.dataDir, err)
 	}
 	srcMeta, err := app.OpenMeta(ctx, common.dataDir, "", log)
 	if err != nil {
@@ -123,7 +132,10 @@ func migrateMetadata(cmd *cobra.Command, common commonFlags, toMeta string, veri
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "TABLE\tSOURCE ROWS\tCOPIED\tVERIFIED\n")
-	_, err = metamigrate.Copy(ctx, src, dst.Pool(), metamigrate.Options{Verify: verify, Progress: func(r metamigrate.TableReport) {
+	_, err = metamigrate.Copy(ctx, src, dst.Pool(), metamigrate.Options{Verify: verify, BatchRows: batchRows, AfterBatch: func(table string, n int64) error {
+		log.Debug("batch copied", "table", table, "rows", n)
+		return nil
+	}, Progress: func(r metamigrate.TableReport) {
 		v := "-"
 		if r.Verified {
 			v = "yes"

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,11 +29,20 @@ type eventSink struct {
 	mu  sync.Mutex
 	got map[string]int    // event id -> deliveries
 	tag map[string]string // event id -> image tag of an ECR Image Action
+	// down makes the endpoint answer 503 to every event, counting none, as a webhook that is
+	// unreachable for a while.
+	down    atomic.Bool
+	refused atomic.Int64 // requests answered 503 while down
 }
 
 func newEventSink(t *testing.T) *eventSink {
 	s := &eventSink{got: map[string]int{}, tag: map[string]string{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.down.Load() {
+			s.refused.Add(1)
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		body, err := io.ReadAll(r.Body)
 		var ev struct {
 			ID         string         `json:"id"`

@@ -8,7 +8,6 @@ package metamigrate
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -18,7 +17,9 @@ import (
 	"hash"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,83 +34,97 @@ type Table struct {
 	Key  []string // the primary key: the order the checksums read in
 	// Derived are PostgreSQL-only columns computed from a copied row (by column index in Cols).
 	Derived map[string]func(row []any) any
+	// Skip is an SQL condition, the same on both engines, on rows neither copied nor compared.
+	Skip string
 }
 
-// Tables are copied in this order (parents before the tables whose foreign keys name them).
-var Tables = []Table{
-	{Name: "settings", Cols: []string{"key", "value"}, Key: []string{"key"}},
-	{Name: "repositories", Cols: []string{"name", "created_at", "tag_mutability", "scan_on_push", "encryption_type", "kms_key"}, Key: []string{"name"}},
-	{Name: "repository_resource_tags", Cols: []string{"repository", "key", "value"}, Key: []string{"repository", "key"}},
-	{Name: "repository_blobs", Cols: []string{"repository", "digest", "size", "linked_at"}, Key: []string{"repository", "digest"}},
-	{Name: "manifests", Cols: []string{"repository", "digest", "media_type", "artifact_type", "config_media_type", "config_digest", "subject", "annotations", "size", "image_size", "content", "pushed_at", "last_pulled_at"}, Key: []string{"repository", "digest"}},
-	{Name: "manifest_references", Cols: []string{"repository", "manifest", "target", "kind", "position"}, Key: []string{"repository", "manifest", "position"}},
-	{Name: "tags", Cols: []string{"repository", "tag", "digest", "updated_at"}, Key: []string{"repository", "tag"}},
-	{Name: "access_keys", Cols: []string{"id", "secret", "description", "created_at", "name", "preset", "policy"}, Key: []string{"id"}},
-	{Name: "lifecycle_policies", Cols: []string{"repository", "policy", "updated_at", "last_evaluated_at"}, Key: []string{"repository"}},
-	{Name: "lifecycle_previews", Cols: []string{"repository", "policy", "status", "results", "created_at"}, Key: []string{"repository"}},
-	{Name: "pull_gates", Cols: []string{"repository", "severity", "grace_ms", "exempt", "updated_at"}, Key: []string{"repository"}},
-	{Name: "registry_policy", Cols: []string{"id", "policy", "updated_at"}, Key: []string{"id"}},
-	{Name: "repository_policies", Cols: []string{"repository", "policy", "updated_at"}, Key: []string{"repository"}},
-	{Name: "advisory_batches", Cols: []string{"batch_id", "version", "base_version", "kind", "source", "started_at", "committed_at", "added", "changed", "withdrawn", "deleted", "unchanged", "changes_kept"}, Key: []string{"batch_id"}},
-	{Name: "advisory_records", Cols: []string{"id", "batch_id", "modified", "withdrawn", "hash", "raw"}, Key: []string{"id", "batch_id"}},
-	{Name: "advisory_packages", Cols: []string{"ecosystem", "name", "id", "batch_id"}, Key: []string{"ecosystem", "name", "id", "batch_id"}},
-	{Name: "advisory_current", Cols: []string{"id", "batch_id"}, Key: []string{"id"}},
-	{Name: "advisory_deletions", Cols: []string{"batch_id", "id"}, Key: []string{"batch_id", "id"}},
-	{Name: "advisory_changes", Cols: []string{"batch_id", "ecosystem", "name"}, Key: []string{"batch_id", "ecosystem", "name"}},
-	{Name: "scan_jobs", Cols: []string{"id", "repository", "image_digest", "scan_type", "trigger", "state", "attempts", "lease_owner", "lease_until", "created_at"}, Key: []string{"id"}},
-	{Name: "layer_inventories", Cols: []string{"layer_digest", "mode", "fingerprint", "inventory", "created_at"}, Key: []string{"layer_digest", "mode"}},
-	{Name: "image_inventories", Cols: []string{"id", "image_digest", "mode", "fingerprint", "os", "package_count", "inventory", "created_at"}, Key: []string{"id"}},
-	{Name: "package_keys", Cols: []string{"id", "ecosystem", "name"}, Key: []string{"id"}},
-	{Name: "inventory_packages", Cols: []string{"key_id", "inventory_id"}, Key: []string{"key_id", "inventory_id"}},
-	{Name: "image_scans", Cols: []string{"repository", "image_digest", "scan_type", "status", "description", "frequency", "inventory_id", "last_scan_started_at", "completed_at", "source_updated_at", "updated_at", "image_facts", "not_evaluated", "not_evaluated_packages", "findings_observed_at"},
-		Key: []string{"repository", "image_digest", "scan_type"},
-		// PostgreSQL keeps the architecture the finding queries filter on in a column; SQLite
-		// reads it out of image_facts. Computed as the PostgreSQL store's own writes do.
-		Derived: map[string]func([]any) any{"architecture": func(row []any) any {
-			facts, _ := row[11].(string) // image_facts is TEXT NOT NULL: converted to string before
-			var m map[string]json.RawMessage
-			if len(facts) > 0 && facts[0] == '{' && json.Unmarshal([]byte(facts), &m) == nil {
-				var s string
-				if raw := m["architecture"]; len(raw) > 0 && json.Unmarshal(raw, &s) == nil {
-					return strings.ReplaceAll(s, "\x00", "")
+// Tables are the tables copied, in this order (parents before the tables whose foreign keys
+// name them).
+func Tables() []Table {
+	return []Table{
+		// The target's migration mark is its own; a source an older Lading marked holds one too.
+		{Name: "settings", Cols: []string{"key", "value"}, Key: []string{"key"}, Skip: `"key" = '` + markerKey + `'`},
+		{Name: "repositories", Cols: []string{"name", "created_at", "tag_mutability", "scan_on_push", "encryption_type", "kms_key"}, Key: []string{"name"}},
+		{Name: "repository_resource_tags", Cols: []string{"repository", "key", "value"}, Key: []string{"repository", "key"}},
+		{Name: "repository_blobs", Cols: []string{"repository", "digest", "size", "linked_at"}, Key: []string{"repository", "digest"}},
+		{Name: "manifests", Cols: []string{"repository", "digest", "media_type", "artifact_type", "config_media_type", "config_digest", "subject", "annotations", "size", "image_size", "content", "pushed_at", "last_pulled_at"}, Key: []string{"repository", "digest"}},
+		{Name: "manifest_references", Cols: []string{"repository", "manifest", "target", "kind", "position"}, Key: []string{"repository", "manifest", "position"}},
+		{Name: "tags", Cols: []string{"repository", "tag", "digest", "updated_at"}, Key: []string{"repository", "tag"}},
+		{Name: "access_keys", Cols: []string{"id", "secret", "description", "created_at", "name", "preset", "policy"}, Key: []string{"id"}},
+		{Name: "lifecycle_policies", Cols: []string{"repository", "policy", "updated_at", "last_evaluated_at"}, Key: []string{"repository"}},
+		{Name: "lifecycle_previews", Cols: []string{"repository", "policy", "status", "results", "created_at"}, Key: []string{"repository"}},
+		{Name: "pull_gates", Cols: []string{"repository", "severity", "grace_ms", "exempt", "updated_at"}, Key: []string{"repository"}},
+		{Name: "registry_policy", Cols: []string{"id", "policy", "updated_at"}, Key: []string{"id"}},
+		{Name: "repository_policies", Cols: []string{"repository", "policy", "updated_at"}, Key: []string{"repository"}},
+		{Name: "advisory_batches", Cols: []string{"batch_id", "version", "base_version", "kind", "source", "started_at", "committed_at", "added", "changed", "withdrawn", "deleted", "unchanged", "changes_kept"}, Key: []string{"batch_id"}},
+		{Name: "advisory_records", Cols: []string{"id", "batch_id", "modified", "withdrawn", "hash", "raw"}, Key: []string{"id", "batch_id"}},
+		{Name: "advisory_packages", Cols: []string{"ecosystem", "name", "id", "batch_id"}, Key: []string{"ecosystem", "name", "id", "batch_id"}},
+		{Name: "advisory_current", Cols: []string{"id", "batch_id"}, Key: []string{"id"}},
+		{Name: "advisory_deletions", Cols: []string{"batch_id", "id"}, Key: []string{"batch_id", "id"}},
+		{Name: "advisory_changes", Cols: []string{"batch_id", "ecosystem", "name"}, Key: []string{"batch_id", "ecosystem", "name"}},
+		{Name: "scan_jobs", Cols: []string{"id", "repository", "image_digest", "scan_type", "trigger", "state", "attempts", "lease_owner", "lease_until", "created_at"}, Key: []string{"id"}},
+		{Name: "layer_inventories", Cols: []string{"layer_digest", "mode", "fingerprint", "inventory", "created_at"}, Key: []string{"layer_digest", "mode"}},
+		{Name: "image_inventories", Cols: []string{"id", "image_digest", "mode", "fingerprint", "os", "package_count", "inventory", "created_at"}, Key: []string{"id"}},
+		{Name: "package_keys", Cols: []string{"id", "ecosystem", "name"}, Key: []string{"id"}},
+		{Name: "inventory_packages", Cols: []string{"key_id", "inventory_id"}, Key: []string{"key_id", "inventory_id"}},
+		{Name: "image_scans", Cols: []string{"repository", "image_digest", "scan_type", "status", "description", "frequency", "inventory_id", "last_scan_started_at", "completed_at", "source_updated_at", "updated_at", "image_facts", "not_evaluated", "not_evaluated_packages", "findings_observed_at"},
+			Key: []string{"repository", "image_digest", "scan_type"},
+			// PostgreSQL keeps the architecture the finding queries filter on in a column; SQLite
+			// reads it out of image_facts. Computed as the PostgreSQL store's own writes do.
+			Derived: map[string]func([]any) any{"architecture": func(row []any) any {
+				facts, _ := row[11].(string) // image_facts is TEXT NOT NULL: converted to string before
+				var m map[string]json.RawMessage
+				if len(facts) > 0 && facts[0] == '{' && json.Unmarshal([]byte(facts), &m) == nil {
+					var s string
+					if raw := m["architecture"]; len(raw) > 0 && json.Unmarshal(raw, &s) == nil {
+						return strings.ReplaceAll(s, "\x00", "")
+					}
 				}
-			}
-			return ""
-		}}},
-	{Name: "scan_usage", Cols: []string{"id", "repository", "image_digest", "scan_type", "kind", "at"}, Key: []string{"id"}},
-	{Name: "suppression_rules", Cols: []string{"id", "arn", "name", "action", "description", "reason", "criteria", "tags", "owner", "created_at", "updated_at"}, Key: []string{"id"}},
-	// findings' insert trigger fills image_finding_counts on PostgreSQL.
-	{Name: "findings", Cols: []string{"id", "repository", "image_digest", "scan_type", "vulnerability_id", "arn", "status", "severity", "score", "fingerprint", "package_keys", "first_observed_at", "last_observed_at", "updated_at", "title", "source", "vendor_severity", "fix_available", "aliases", "related", "suppressed"}, Key: []string{"id"}},
-	{Name: "finding_texts", Cols: []string{"id", "text"}, Key: []string{"id"}},
-	{Name: "finding_details", Cols: []string{"finding_id", "head_id", "tail_id", "detail"}, Key: []string{"finding_id"}},
-	{Name: "finding_packages", Cols: []string{"finding_id", "seq", "name", "version", "epoch", "release", "arch", "file_path", "source_layer_hash", "reachability"}, Key: []string{"finding_id", "seq"}},
-	{Name: "outbox", Cols: []string{"seq", "id", "detail_type", "source", "account", "region", "time", "resources", "detail", "created_at"}, Key: []string{"seq"}},
-	{Name: "webhook_cursors", Cols: []string{"webhook", "position", "created_at", "updated_at"}, Key: []string{"webhook"}},
-	{Name: "report_jobs", Cols: []string{"id", "kind", "format", "status", "error_code", "error_message", "bucket", "key_prefix", "kms_key_arn", "criteria", "files", "owner", "created_at", "updated_at"}, Key: []string{"id"}},
+				return ""
+			}}},
+		{Name: "scan_usage", Cols: []string{"id", "repository", "image_digest", "scan_type", "kind", "at"}, Key: []string{"id"}},
+		{Name: "suppression_rules", Cols: []string{"id", "arn", "name", "action", "description", "reason", "criteria", "tags", "owner", "created_at", "updated_at"}, Key: []string{"id"}},
+		// findings' insert trigger fills image_finding_counts on PostgreSQL.
+		{Name: "findings", Cols: []string{"id", "repository", "image_digest", "scan_type", "vulnerability_id", "arn", "status", "severity", "score", "fingerprint", "package_keys", "first_observed_at", "last_observed_at", "updated_at", "title", "source", "vendor_severity", "fix_available", "aliases", "related", "suppressed"}, Key: []string{"id"}},
+		{Name: "finding_texts", Cols: []string{"id", "text"}, Key: []string{"id"}},
+		{Name: "finding_details", Cols: []string{"finding_id", "head_id", "tail_id", "detail"}, Key: []string{"finding_id"}},
+		{Name: "finding_packages", Cols: []string{"finding_id", "seq", "name", "version", "epoch", "release", "arch", "file_path", "source_layer_hash", "reachability"}, Key: []string{"finding_id", "seq"}},
+		{Name: "outbox", Cols: []string{"seq", "id", "detail_type", "source", "account", "region", "time", "resources", "detail", "created_at"}, Key: []string{"seq"}},
+		{Name: "webhook_cursors", Cols: []string{"webhook", "position", "created_at", "updated_at"}, Key: []string{"webhook"}},
+		{Name: "report_jobs", Cols: []string{"id", "kind", "format", "status", "error_code", "error_message", "bucket", "key_prefix", "kms_key_arn", "criteria", "files", "owner", "created_at", "updated_at"}, Key: []string{"id"}},
+	}
 }
 
 // NotCopied are the tables (and views) of either engine the copy leaves alone, with why.
-var NotCopied = map[string]string{
-	"schema_migrations":            "each engine's own migration record; the target's migrations ran when it was opened",
-	"sqlite_sequence":              "SQLite's AUTOINCREMENT counters; PostgreSQL's identity sequences are set past the copied ids instead",
-	"uploads":                      "upload sessions in progress: their partial data is not moved (blob migrate copies committed blobs), clients restart them",
-	"image_finding_counts":         "derived: rebuilt on PostgreSQL by the findings trigger as findings are copied; --verify compares it with the source's",
-	"finding_days":                 "SQLite-only aggregate of opened/closed findings per day; PostgreSQL computes it from findings",
-	"vulnerability_finding_counts": "SQLite-only aggregate per vulnerability; PostgreSQL computes it from findings",
-	"finding_detail_view":          "PostgreSQL view over finding_details and finding_texts",
-	"image_coverage":               "SQLite-only: coverage's per-image state, kept by triggers; PostgreSQL reads the base tables",
-	"repository_finding_counts":    "SQLite-only aggregate of image_finding_counts per repository; PostgreSQL sums image_finding_counts",
-	"leases":                       "running nodes' holds on duties and webhooks: the new nodes take their own",
+func NotCopied() map[string]string {
+	return map[string]string{
+		"schema_migrations":            "each engine's own migration record; the target's migrations ran when it was opened",
+		"sqlite_sequence":              "SQLite's AUTOINCREMENT counters; PostgreSQL's identity sequences are set past the copied ids instead",
+		"uploads":                      "upload sessions in progress: their partial data is not moved (blob migrate copies committed blobs), clients restart them",
+		"image_finding_counts":         "derived: rebuilt on PostgreSQL by the findings trigger as findings are copied; --verify compares it with the source's",
+		"finding_days":                 "SQLite-only aggregate of opened/closed findings per day; PostgreSQL computes it from findings",
+		"vulnerability_finding_counts": "SQLite-only aggregate per vulnerability; PostgreSQL computes it from findings",
+		"finding_detail_view":          "PostgreSQL view over finding_details and finding_texts",
+		"image_coverage":               "SQLite-only: coverage's per-image state, kept by triggers; PostgreSQL reads the base tables",
+		"repository_finding_counts":    "SQLite-only aggregate of image_finding_counts per repository; PostgreSQL sums image_finding_counts",
+		"leases":                       "running nodes' holds on duties and webhooks: the new nodes take their own",
+	}
 }
 
 // verifyOnly are derived tables --verify compares on both engines after the copy.
-var verifyOnly = []Table{
-	{Name: "image_finding_counts", Cols: []string{"repository", "image_digest", "scan_type", "n_all", "n_critical", "n_high", "n_medium", "n_low", "n_informational", "n_undefined"}, Key: []string{"repository", "image_digest", "scan_type"}},
+func verifyOnly() []Table {
+	return []Table{
+		{Name: "image_finding_counts", Cols: []string{"repository", "image_digest", "scan_type", "n_all", "n_critical", "n_high", "n_medium", "n_low", "n_informational", "n_undefined"}, Key: []string{"repository", "image_digest", "scan_type"}},
+	}
 }
 
-// markerKey is the setting naming the registry a PostgreSQL store was migrated from, so a
-// rerun resumes into it and a run from another registry is refused.
+// markerKey is the setting of the target naming the registry it was migrated from (its
+// identity, see sourceIdentity), so a rerun resumes into it and a run from another registry is
+// refused. Only the target is written: a migration leaves its source as it found it.
 const markerKey = "lading.migrated_from"
+
+// DefaultBatchRows is how many rows one target transaction copies when Options.BatchRows is 0.
+const DefaultBatchRows = 5000
 
 // TableReport is what one table's copy and check found.
 type TableReport struct {
@@ -125,6 +140,13 @@ type TableReport struct {
 type Options struct {
 	Verify   bool                  // compare row counts and per-table checksums at the end
 	Progress func(rep TableReport) // called after each table
+	// BatchRows is how many rows of a table go into the target in one transaction (in key
+	// order), so that a table of millions of rows is never one transaction and an interrupted
+	// run resumes after the last committed batch. 0 means DefaultBatchRows.
+	BatchRows int
+	// AfterBatch is called after each committed batch with the rows it inserted; an error
+	// stops the copy there, as an interruption would.
+	AfterBatch func(table string, copied int64) error
 }
 
 // ErrOtherRegistry is returned when the target holds another registry's data.
@@ -145,11 +167,16 @@ type schemaInfo map[string]map[string]colInfo // table → column → info
 // into dst (a PostgreSQL store, migrated), reading src in one transaction: a snapshot, so the
 // copy is consistent even beside a running server, but what is written after the snapshot is
 // not copied (and a rerun inserts only missing rows, never updates one): stop the source
-// registry before the run whose result is used. Each table is copied in its own target
-// transaction, inserting only rows whose key the target lacks, so a rerun after an interruption
-// finishes the job without duplicates.
+// registry before the run whose result is used. Each table is copied in key order in batches
+// of Options.BatchRows rows, each batch its own target transaction inserting only rows whose
+// key the target lacks; a rerun after an interruption starts after the target's last row of
+// the table, and goes over the whole table again only when the counts then still differ (the
+// source gained rows below that point since), so it finishes the job without duplicates.
 func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options) ([]TableReport, error) {
 	src := source.Reader()
+	if opt.BatchRows <= 0 {
+		opt.BatchRows = DefaultBatchRows
+	}
 	pg, err := pgSchema(ctx, dst)
 	if err != nil {
 		return nil, err
@@ -161,21 +188,21 @@ func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options
 	if err := CheckSchemas(lite, columnsOnly(pg)); err != nil {
 		return nil, err
 	}
-	marker, err := sourceMarker(ctx, source)
-	if err != nil {
-		return nil, err
-	}
-	if err := claimTarget(ctx, dst, marker); err != nil {
-		return nil, err
-	}
 	tx, err := src.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("source snapshot: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	id, err := sourceIdentity(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if err := claimTarget(ctx, dst, id); err != nil {
+		return nil, err
+	}
 	var reps []TableReport
-	for _, t := range Tables {
-		rep, err := copyTable(ctx, tx, dst, t, pg[t.Name])
+	for _, t := range Tables() {
+		rep, err := copyTable(ctx, tx, dst, t, pg[t.Name], opt)
 		if err != nil {
 			return reps, fmt.Errorf("copy %s: %w", t.Name, err)
 		}
@@ -193,9 +220,9 @@ func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options
 		return reps, err
 	}
 	if opt.Verify {
-		for _, t := range verifyOnly {
+		for _, t := range verifyOnly() {
 			rep := TableReport{Table: t.Name}
-			if rep.Source, err = count(ctx, tx, t.Name); err != nil {
+			if rep.Source, err = count(ctx, tx, t); err != nil {
 				return reps, err
 			}
 			if err := verifyTable(ctx, tx, dst, t, pg[t.Name], &rep); err != nil {
@@ -223,14 +250,20 @@ func columnsOnly(pg schemaInfo) map[string][]string {
 // CheckSchemas fails unless every table of both engines is in Tables, NotCopied or verifyOnly,
 // and every copied table has exactly Cols on SQLite and Cols plus Derived on PostgreSQL.
 func CheckSchemas(sqlite, postgres map[string][]string) error {
+	tables, notCopied := Tables(), NotCopied()
 	known := map[string]Table{}
-	for _, t := range Tables {
-		known[t.Name] = t
-	}
 	var problems []string
+	for _, t := range tables {
+		known[t.Name] = t
+		for _, k := range t.Key {
+			if !slices.Contains(t.Cols, k) {
+				problems = append(problems, fmt.Sprintf("table %s: key column %s is not copied", t.Name, k))
+			}
+		}
+	}
 	for engine, tables := range map[string]map[string][]string{"sqlite": sqlite, "postgres": postgres} {
 		for name, cols := range tables {
-			if _, ok := NotCopied[name]; ok {
+			if _, ok := notCopied[name]; ok {
 				continue
 			}
 			t, ok := known[name]
@@ -252,7 +285,7 @@ func CheckSchemas(sqlite, postgres map[string][]string) error {
 			}
 		}
 	}
-	for _, t := range Tables {
+	for _, t := range tables {
 		for engine, tables := range map[string]map[string][]string{"sqlite": sqlite, "postgres": postgres} {
 			if _, ok := tables[t.Name]; !ok {
 				problems = append(problems, fmt.Sprintf("%s has no table %s", engine, t.Name))
@@ -320,74 +353,195 @@ func pgSchema(ctx context.Context, pool *pgxpool.Pool) (schemaInfo, error) {
 	return out, rows.Err()
 }
 
-// sourceMarker is the source registry's migration identity, made (and stored in its settings,
-// so the settings copy carries it) on the first run.
-func sourceMarker(ctx context.Context, source *sqlite.DB) (string, error) {
-	var v string
-	err := source.Reader().QueryRowContext(ctx, "SELECT value FROM settings WHERE key = ?", markerKey).Scan(&v)
-	if err == nil {
-		return v, nil
+// sourceIdentity names the source registry without writing to it: the versions of its schema
+// migrations with the millisecond each was applied at. The first ones were applied when the
+// store was made, so two registries do not share them; a later upgrade of the source adds
+// versions and changes none (see sameRegistry).
+func sourceIdentity(ctx context.Context, src *sql.Tx) (string, error) {
+	rows, err := src.QueryContext(ctx, "SELECT version, applied_at FROM schema_migrations ORDER BY version")
+	if err != nil {
+		return "", fmt.Errorf("source schema_migrations: %w", err)
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("source settings: %w", err)
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var v, at int64
+		if err := rows.Scan(&v, &at); err != nil {
+			return "", err
+		}
+		parts = append(parts, fmt.Sprintf("%d@%d", v, at))
 	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	if err := rows.Err(); err != nil {
 		return "", err
 	}
-	v = hex.EncodeToString(b[:])
-	if err := source.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO settings(key, value) VALUES (?, ?)", markerKey, v)
-		return err
-	}); err != nil {
-		return "", fmt.Errorf("mark the source registry (is it opened read-only?): %w", err)
+	if len(parts) == 0 {
+		return "", errors.New("the source has no schema migrations: not a Lading store")
 	}
-	return v, nil
+	return identityPrefix + strings.Join(parts, ","), nil
 }
 
-// claimTarget accepts an empty target, or one this source's earlier run marked; it marks an
-// empty one before anything else is copied.
-func claimTarget(ctx context.Context, dst *pgxpool.Pool, marker string) error {
+const identityPrefix = "sqlite-migrations:"
+
+// sameRegistry reports whether two identities name one registry: they share a migration and
+// agree on when each migration they share was applied.
+func sameRegistry(a, b string) bool {
+	parse := func(s string) map[string]string {
+		rest, ok := strings.CutPrefix(s, identityPrefix)
+		if !ok {
+			return nil
+		}
+		m := map[string]string{}
+		for _, p := range strings.Split(rest, ",") {
+			if v, at, ok := strings.Cut(p, "@"); ok {
+				m[v] = at
+			}
+		}
+		return m
+	}
+	x, y := parse(a), parse(b)
+	shared := 0
+	for v, at := range x {
+		if other, ok := y[v]; ok {
+			if other != at {
+				return false
+			}
+			shared++
+		}
+	}
+	return shared > 0
+}
+
+// created is the time an identity's first migration was applied, for messages.
+func created(id string) string {
+	rest, ok := strings.CutPrefix(id, identityPrefix)
+	if !ok {
+		return "unknown"
+	}
+	first, _, _ := strings.Cut(rest, ",")
+	_, at, _ := strings.Cut(first, "@")
+	ms, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		return "unknown"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
+
+// claimTarget accepts an empty target, or one an earlier run from this source marked; it marks
+// an empty one before anything else is copied.
+func claimTarget(ctx context.Context, dst *pgxpool.Pool, id string) error {
 	var have string
 	err := dst.QueryRow(ctx, "SELECT value FROM settings WHERE key = $1", markerKey).Scan(&have)
 	switch {
-	case err == nil && have == marker:
-		return nil
+	case err == nil && sameRegistry(have, id):
+		if have != id {
+			// The source was upgraded since: its identity now lists more migrations.
+			_, err = dst.Exec(ctx, "UPDATE settings SET value = $2 WHERE key = $1", markerKey, id)
+		}
+		return err
 	case err == nil:
-		return fmt.Errorf("%w (migrated from registry %s, this one is %s)", ErrOtherRegistry, have, marker)
+		return fmt.Errorf("%w (migrated from a registry created %s, this one was created %s)", ErrOtherRegistry, created(have), created(id))
 	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("target settings: %w", err)
 	}
-	for _, t := range append(slices.Clone(Tables), Table{Name: "uploads"}) {
+	for _, t := range append(Tables(), Table{Name: "uploads"}) {
 		var any bool
-		if err := dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{t.Name}.Sanitize()+")").Scan(&any); err != nil {
+		if err := dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+ident(t.Name)+")").Scan(&any); err != nil {
 			return fmt.Errorf("target %s: %w", t.Name, err)
 		}
 		if any {
 			return fmt.Errorf("%w: table %s has rows and no migration mark", ErrOtherRegistry, t.Name)
 		}
 	}
-	_, err = dst.Exec(ctx, "INSERT INTO settings(key, value) VALUES ($1, $2)", markerKey, marker)
+	_, err = dst.Exec(ctx, "INSERT INTO settings(key, value) VALUES ($1, $2)", markerKey, id)
 	return err
 }
 
+func ident(name string) string { return pgx.Identifier{name}.Sanitize() } // "x" quoting is SQLite's too
+
+func colList(cols []string) string {
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = ident(c)
+	}
+	return strings.Join(quoted, ", ")
+}
+
+// textColumns are t's columns PostgreSQL holds as text: ordered there by COLLATE "C", which is
+// SQLite's BINARY order.
+func textColumns(t Table, cols map[string]colInfo) map[string]bool {
+	out := map[string]bool{}
+	for _, c := range t.Cols {
+		out[c] = cols[c].typ == "text"
+	}
+	return out
+}
+
+// where is the WHERE clause leaving out the rows Skip names and, with after, those up to that
+// key (SQLite's row values; parameters are ?).
+func where(t Table, after []any) string {
+	var conds []string
+	if t.Skip != "" {
+		conds = append(conds, "NOT ("+t.Skip+")")
+	}
+	if after != nil {
+		conds = append(conds, "("+colList(t.Key)+") > ("+strings.TrimSuffix(strings.Repeat("?, ", len(t.Key)), ", ")+")")
+	}
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+func orderBy(t Table, textCols map[string]bool, desc bool) string {
+	order := make([]string, len(t.Key))
+	for i, k := range t.Key {
+		order[i] = ident(k)
+		if textCols[k] {
+			order[i] += ` COLLATE "C"`
+		}
+		if desc {
+			order[i] += " DESC"
+		}
+	}
+	return " ORDER BY " + strings.Join(order, ", ")
+}
+
+// batchSQL selects the source's next batch of t's rows after the key values after.
+func batchSQL(t Table, after []any, n int) (string, []any) {
+	return "SELECT " + colList(t.Cols) + " FROM " + ident(t.Name) + where(t, after) + orderBy(t, nil, false) + " LIMIT ?",
+		append(slices.Clone(after), n)
+}
+
+// lastKey is the key of the target's last row of t in key order, nil when it has none.
+func lastKey(ctx context.Context, dst *pgxpool.Pool, t Table, textCols map[string]bool) ([]any, error) {
+	rows, err := dst.Query(ctx, "SELECT "+colList(t.Key)+" FROM "+ident(t.Name)+where(t, nil)+orderBy(t, textCols, true)+" LIMIT 1")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, rows.Err()
+	}
+	vals, err := rows.Values()
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range vals {
+		if x, ok := v.(int32); ok { // SQLite takes int64
+			vals[i] = int64(x)
+		}
+	}
+	return vals, rows.Err()
+}
+
+// selectSQL reads all of t's rows in key order, on SQLite or (pgSide, with the derived
+// columns) on PostgreSQL.
 func selectSQL(t Table, textCols map[string]bool, pgSide bool) string {
 	cols := slices.Clone(t.Cols)
 	if pgSide {
 		cols = append(cols, sortedKeys(t.Derived)...)
 	}
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = pgx.Identifier{c}.Sanitize() // "x" quoting is SQLite's too
-	}
-	order := make([]string, len(t.Key))
-	for i, k := range t.Key {
-		order[i] = pgx.Identifier{k}.Sanitize()
-		if pgSide && textCols[k] {
-			order[i] += ` COLLATE "C"` // SQLite's BINARY order
-		}
-	}
-	return "SELECT " + strings.Join(quoted, ", ") + " FROM " + pgx.Identifier{t.Name}.Sanitize() + " ORDER BY " + strings.Join(order, ", ")
+	return "SELECT " + colList(cols) + " FROM " + ident(t.Name) + where(t, nil) + orderBy(t, textCols, false)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -457,57 +611,114 @@ func convertValue(typ string, v any) (any, error) {
 	return nil, fmt.Errorf("a %T value for a %s column", v, typ)
 }
 
-func copyTable(ctx context.Context, src *sql.Tx, dst *pgxpool.Pool, t Table, cols map[string]colInfo) (TableReport, error) {
+func copyTable(ctx context.Context, src *sql.Tx, dst *pgxpool.Pool, t Table, cols map[string]colInfo, opt Options) (TableReport, error) {
 	rep := TableReport{Table: t.Name}
-	rows, err := src.QueryContext(ctx, selectSQL(t, nil, false))
+	var err error
+	if rep.Source, err = count(ctx, src, t); err != nil {
+		return rep, err
+	}
+	textCols := textColumns(t, cols)
+	// Batches are committed in key order, so what an interrupted run left is the table's
+	// first rows: go on after the last of them.
+	after, err := lastKey(ctx, dst, t, textCols)
 	if err != nil {
 		return rep, err
 	}
-	defer rows.Close()
+	resumed := after != nil
+	if err := copyFrom(ctx, src, dst, t, cols, opt, after, &rep); err != nil {
+		return rep, err
+	}
+	if resumed {
+		// The source gained rows below that point since the interrupted run's snapshot (a
+		// server ran between the runs): one pass over the whole table inserts them.
+		n, err := pgCount(ctx, dst, t)
+		if err != nil {
+			return rep, err
+		}
+		if n < rep.Source {
+			if err := copyFrom(ctx, src, dst, t, cols, opt, nil, &rep); err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, nil
+}
+
+// copyFrom copies the source's rows of t after the key values after (from the first row when
+// nil) into the target, in batches of opt.BatchRows rows, each in its own transaction.
+func copyFrom(ctx context.Context, src *sql.Tx, dst *pgxpool.Pool, t Table, cols map[string]colInfo, opt Options, after []any, rep *TableReport) error {
 	all := append(slices.Clone(t.Cols), sortedKeys(t.Derived)...)
-	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
-		// The rows go to a temporary table by COPY, then into the table, skipping those whose key
-		// is already there: a rerun after an interruption adds only what is missing.
-		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE migrate_rows (LIKE "+pgx.Identifier{t.Name}.Sanitize()+") ON COMMIT DROP"); err != nil {
+	cl := colList(all)
+	keyAt := make([]int, len(t.Key)) // the key columns' places in t.Cols
+	for i, k := range t.Key {
+		keyAt[i] = slices.Index(t.Cols, k)
+	}
+	vals := make([]any, len(t.Cols))
+	ptrs := make([]any, len(t.Cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for {
+		q, args := batchSQL(t, after, opt.BatchRows)
+		rows, err := src.QueryContext(ctx, q, args...)
+		if err != nil {
 			return err
 		}
-		vals := make([]any, len(t.Cols))
-		ptrs := make([]any, len(t.Cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		var convErr error
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{"migrate_rows"}, all, pgx.CopyFromFunc(func() ([]any, error) {
-			if !rows.Next() {
-				return nil, rows.Err()
+		var n int64
+		var last []any
+		err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+			// The rows go to a temporary table by COPY, then into the table, skipping those
+			// whose key is already there: a rerun never inserts a row twice.
+			if _, err := tx.Exec(ctx, "CREATE TEMP TABLE migrate_rows (LIKE "+ident(t.Name)+") ON COMMIT DROP"); err != nil {
+				return err
 			}
-			if err := rows.Scan(ptrs...); err != nil {
-				return nil, err
-			}
-			row, err := convert(t, cols, vals)
+			var convErr error
+			read, err := tx.CopyFrom(ctx, pgx.Identifier{"migrate_rows"}, all, pgx.CopyFromFunc(func() ([]any, error) {
+				if !rows.Next() {
+					return nil, rows.Err()
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					return nil, err
+				}
+				row, err := convert(t, cols, vals)
+				if err != nil {
+					convErr = err
+					return nil, err
+				}
+				last = last[:0]
+				for _, i := range keyAt {
+					last = append(last, vals[i])
+				}
+				return row, nil
+			}))
 			if err != nil {
-				convErr = err
+				return errors.Join(err, convErr)
 			}
-			return row, err
-		}))
-		if err != nil {
-			return errors.Join(err, convErr)
-		}
-		rep.Source = n
-		list := make([]string, len(all))
-		for i, c := range all {
-			list[i] = pgx.Identifier{c}.Sanitize()
-		}
-		cl := strings.Join(list, ", ")
-		tag, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{t.Name}.Sanitize()+" ("+cl+") OVERRIDING SYSTEM VALUE SELECT "+cl+
-			" FROM migrate_rows ON CONFLICT DO NOTHING")
+			if n = read; n == 0 {
+				return nil
+			}
+			tag, err := tx.Exec(ctx, "INSERT INTO "+ident(t.Name)+" ("+cl+") OVERRIDING SYSTEM VALUE SELECT "+cl+
+				" FROM migrate_rows ON CONFLICT DO NOTHING")
+			if err != nil {
+				return err
+			}
+			rep.Copied += tag.RowsAffected()
+			return nil
+		})
+		_ = rows.Close()
 		if err != nil {
 			return err
 		}
-		rep.Copied = tag.RowsAffected()
-		return nil
-	})
-	return rep, err
+		if n > 0 && opt.AfterBatch != nil {
+			if err := opt.AfterBatch(t.Name, n); err != nil {
+				return err
+			}
+		}
+		if n < int64(opt.BatchRows) {
+			return nil
+		}
+		after = slices.Clone(last)
+	}
 }
 
 // setSequences moves every identity column's sequence past the copied ids, so the next row
@@ -528,9 +739,19 @@ func setSequences(ctx context.Context, dst *pgxpool.Pool, pg schemaInfo) error {
 	return nil
 }
 
-func count(ctx context.Context, src *sql.Tx, table string) (int64, error) {
+// count is how many rows of t the source holds (those Skip leaves out aside).
+func count(ctx context.Context, src *sql.Tx, t Table) (int64, error) {
 	var n int64
-	err := src.QueryRowContext(ctx, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n)
+	err := src.QueryRowContext(ctx, "SELECT count(*) FROM "+ident(t.Name)+where(t, nil)).Scan(&n)
+	return n, err
+}
+
+// pgCount is count on the target.
+func pgCount(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, t Table) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, "SELECT count(*) FROM "+ident(t.Name)+where(t, nil)).Scan(&n)
 	return n, err
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lading-registry/lading/internal/store/metamigrate"
@@ -13,7 +15,7 @@ import (
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
 
-func stores(t *testing.T, pg *pgtest.Database) (*sqlite.DB, *postgres.DB) {
+func stores(t testing.TB, pg *pgtest.Database) (*sqlite.DB, *postgres.DB) {
 	t.Helper()
 	ctx := context.Background()
 	lite, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lading.db"))
@@ -112,6 +114,11 @@ func TestCopyResumeVerify(t *testing.T) {
 		VALUES ('app', 'sha256:aa', 'ENHANCED', 'CVE-3', 'arn:f/3', 'ACTIVE', 'LOW', 'fp', 5, 5, 5) RETURNING id`).Scan(&id); err != nil || id != 3 {
 		t.Fatalf("new finding id %d, %v", id, err)
 	}
+	// Neither run wrote to the source.
+	var marks int
+	if err := lite.Reader().QueryRow("SELECT count(*) FROM settings WHERE key = 'lading.migrated_from'").Scan(&marks); err != nil || marks != 0 {
+		t.Fatalf("the source got %d marks (%v)", marks, err)
+	}
 	// Another registry into the same target: refused.
 	other, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "other.db"))
 	if err != nil {
@@ -120,5 +127,142 @@ func TestCopyResumeVerify(t *testing.T) {
 	defer other.Close()
 	if _, err := metamigrate.Copy(ctx, other, p.Pool(), metamigrate.Options{}); !errors.Is(err, metamigrate.ErrOtherRegistry) {
 		t.Fatalf("copy of another registry: %v", err)
+	}
+}
+
+// exec runs statements on the SQLite store, failing t on the first error.
+func exec(t testing.TB, lite *sqlite.DB, stmts ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, s := range stmts {
+		if err := lite.Tx(ctx, func(tx *sql.Tx) error { _, err := tx.ExecContext(ctx, s); return err }); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func pgCount(t *testing.T, p *postgres.DB, table string) int {
+	t.Helper()
+	var n int
+	if err := p.Pool().QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestInterruptedCopyResumes stops a copy in the middle of a table, after some of its batches
+// were committed (by an error from the batch hook, and by the context cancelled there), then
+// runs it again: the rerun goes on after the last committed batch, the table is complete
+// without duplicates and --verify passes. The source is not written by either run.
+func TestInterruptedCopyResumes(t *testing.T) {
+	db := pgtest.New(t)
+	errStop := errors.New("stopped")
+	for _, tc := range []struct {
+		name string
+		stop func(cancel context.CancelFunc) error // what the hook does to interrupt
+		want error
+	}{
+		{"HookError", func(context.CancelFunc) error { return errStop }, errStop},
+		{"ContextCancelled", func(cancel context.CancelFunc) error { cancel(); return nil }, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lite, p := stores(t, db)
+			stmts := []string{
+				`INSERT INTO repositories(name, created_at) VALUES ('app', 1)`,
+				`INSERT INTO image_scans(repository, image_digest, scan_type, status, updated_at, image_facts) VALUES ('app', 'sha256:aa', 'ENHANCED', 'COMPLETE', 4, '{}')`,
+				// What an older Lading left in a source it migrated: its own mark, not copied.
+				`INSERT INTO settings(key, value) VALUES ('lading.migrated_from', '0123abcd')`,
+				`INSERT INTO settings(key, value) VALUES ('scanning', '{"scanType":"ENHANCED"}')`,
+			}
+			for i := range 7 {
+				stmts = append(stmts, fmt.Sprintf(`INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint, first_observed_at, last_observed_at, updated_at, suppressed)
+					VALUES ('app', 'sha256:aa', 'ENHANCED', 'CVE-%d', 'arn:f/%d', 'ACTIVE', 'HIGH', 7.5, 'fp', 5, 5, 5, 0)`, i, i))
+			}
+			exec(t, lite, stmts...)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			batches := map[string]int{}
+			_, err := metamigrate.Copy(ctx, lite, p.Pool(), metamigrate.Options{BatchRows: 2, AfterBatch: func(table string, n int64) error {
+				batches[table]++
+				if table == "findings" && batches[table] == 2 {
+					return tc.stop(cancel)
+				}
+				return nil
+			}})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("interrupted copy: %v, want %v", err, tc.want)
+			}
+			if n := pgCount(t, p, "findings"); n != 4 {
+				t.Fatalf("%d findings in the target after two committed batches of 2", n)
+			}
+			if n := pgCount(t, p, "finding_packages"); n != 0 {
+				t.Fatalf("a table after findings has %d rows", n)
+			}
+
+			batches = map[string]int{}
+			reps, err := metamigrate.Copy(context.Background(), lite, p.Pool(), metamigrate.Options{BatchRows: 2, Verify: true,
+				AfterBatch: func(table string, n int64) error { batches[table]++; return nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]metamigrate.TableReport{}
+			for _, r := range reps {
+				got[r.Table] = r
+			}
+			// Two batches (2 rows, then 1), not the four a pass over the whole table takes.
+			if r := got["findings"]; r.Source != 7 || r.Copied != 3 || r.Target != 7 || !r.Verified || batches["findings"] != 2 {
+				t.Fatalf("findings after the rerun: %+v in %d batches", r, batches["findings"])
+			}
+			if batches["repositories"] != 0 || got["repositories"].Copied != 0 {
+				t.Errorf("the rerun copied the finished table repositories again (%d batches)", batches["repositories"])
+			}
+			if r := got["image_finding_counts"]; !r.Verified || r.Target != 1 {
+				t.Errorf("image_finding_counts: %+v", r)
+			}
+			var high int
+			if err := p.Pool().QueryRow(context.Background(), "SELECT n_high FROM image_finding_counts").Scan(&high); err != nil || high != 7 {
+				t.Errorf("n_high %d (%v): findings counted twice or missed", high, err)
+			}
+			// The source keeps its old mark and has no new one; the target has its own.
+			var v string
+			if err := lite.Reader().QueryRow("SELECT value FROM settings WHERE key = 'lading.migrated_from'").Scan(&v); err != nil || v != "0123abcd" {
+				t.Errorf("the source's settings were written: %q, %v", v, err)
+			}
+			if r := got["settings"]; r.Source != 1 || r.Target != 1 || !r.Verified {
+				t.Errorf("settings: %+v", r)
+			}
+			if err := p.Pool().QueryRow(context.Background(), "SELECT value FROM settings WHERE key = 'lading.migrated_from'").Scan(&v); err != nil || !strings.HasPrefix(v, "sqlite-migrations:") {
+				t.Errorf("the target's mark: %q, %v", v, err)
+			}
+		})
+	}
+}
+
+// TestResumeAfterSourceChanged: rows the source gained between an interrupted run and the
+// rerun, keyed below where the rerun resumes, are copied too.
+func TestResumeAfterSourceChanged(t *testing.T) {
+	lite, p := stores(t, pgtest.New(t))
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		exec(t, lite, fmt.Sprintf(`INSERT INTO repositories(name, created_at) VALUES ('%s', 1)`, name))
+	}
+	stop := errors.New("stop")
+	_, err := metamigrate.Copy(context.Background(), lite, p.Pool(), metamigrate.Options{BatchRows: 2, AfterBatch: func(table string, _ int64) error {
+		if table == "repositories" {
+			return stop
+		}
+		return nil
+	}})
+	if !errors.Is(err, stop) || pgCount(t, p, "repositories") != 2 {
+		t.Fatalf("interrupted copy: %v, %d repositories", err, pgCount(t, p, "repositories"))
+	}
+	exec(t, lite, `INSERT INTO repositories(name, created_at) VALUES ('aa', 2)`) // before "b", the target's last
+	reps, err := metamigrate.Copy(context.Background(), lite, p.Pool(), metamigrate.Options{BatchRows: 2, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reps {
+		if r.Table == "repositories" && (r.Copied != 4 || r.Target != 6 || !r.Verified) {
+			t.Fatalf("repositories: %+v", r)
+		}
 	}
 }
