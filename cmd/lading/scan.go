@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lading-registry/lading/internal/advisory"
+	"github.com/lading-registry/lading/internal/app"
 	"github.com/lading-registry/lading/internal/imagesrc"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
@@ -183,7 +184,8 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(scanMemoryLimit)
 	}
-	meta, err := openMeta(ctx, o.common.dataDir, o.common.metadata, log)
+	// Read-only, one connection, a small page cache: a scan reads, and little.
+	meta, err := app.OpenMetaReader(ctx, o.common.dataDir, o.common.metadata, log)
 	if err != nil {
 		return err
 	}
