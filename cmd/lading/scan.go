@@ -31,6 +31,9 @@ import (
 // scanMemoryLimit is the soft memory limit of `lading scan` (GOMEMLIMIT overrides it).
 const scanMemoryLimit = 128 << 20
 
+// scanGCPercent is the GOGC of `lading scan` (the GOGC variable overrides it).
+const scanGCPercent = 50
+
 // Exit statuses of `lading scan` besides 0 and --exit-code's: a CI job must tell "vulnerable"
 // from "could not tell" from "broken", so each has its own. --exit-code may not take them.
 const (
@@ -183,6 +186,12 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	// limit keeps the garbage collector from letting the heap double between collections.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(scanMemoryLimit)
+	}
+	// And a heap that grows by half its live size between collections, not by all of it: on
+	// a small image the heap's peak is a fifth of the process's (2-3 MiB less RSS), and the
+	// layer scan's reuse of file buffers keeps the extra collections few.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(scanGCPercent)
 	}
 	// Read-only, one connection, a small page cache: a scan reads, and little.
 	meta, err := app.OpenMetaReader(ctx, o.common.dataDir, o.common.metadata, log)
