@@ -31,6 +31,12 @@ import (
 // scanMemoryLimit is the soft memory limit of `lading scan` (GOMEMLIMIT overrides it).
 const scanMemoryLimit = 128 << 20
 
+// scanMemoryBytes is the file content `lading scan` holds in memory at once, split between
+// the layers read together; larger files go to scratch files (the kernel's page cache, not the
+// process). The server keeps pipeline's 8 MiB. With 2 MiB instead of 8, a scan of debian-base
+// peaks about 1 MiB lower for the same CPU time (its executables are what fills the budget).
+const scanMemoryBytes = 2 << 20
+
 // scanGCPercent is the GOGC of `lading scan` (the GOGC variable overrides it).
 const scanGCPercent = 50
 
@@ -227,7 +233,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	defer os.RemoveAll(scratch)
 	layers := pipelineLayers(img)
 	progress := newLayerProgress(os.Stderr, layers)
-	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone,
+	scanner := pipeline.Scanner{MemoryBytes: scanMemoryBytes, Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone,
 		KeepOSOwned: o.includeOSOwned}
 	// Only the advisories of the packages found are loaded, not the whole database.
 	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
