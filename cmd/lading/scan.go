@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lading-registry/lading/internal/advisory"
+	"github.com/lading-registry/lading/internal/app"
 	"github.com/lading-registry/lading/internal/imagesrc"
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
@@ -29,6 +30,15 @@ import (
 
 // scanMemoryLimit is the soft memory limit of `lading scan` (GOMEMLIMIT overrides it).
 const scanMemoryLimit = 128 << 20
+
+// scanMemoryBytes is the file content `lading scan` holds in memory at once, split between
+// the layers read together; larger files go to scratch files (the kernel's page cache, not the
+// process). The server keeps pipeline's 8 MiB. With 2 MiB instead of 8, a scan of debian-base
+// peaks about 1 MiB lower for the same CPU time (its executables are what fills the budget).
+const scanMemoryBytes = 2 << 20
+
+// scanGCPercent is the GOGC of `lading scan` (the GOGC variable overrides it).
+const scanGCPercent = 50
 
 // Exit statuses of `lading scan` besides 0 and --exit-code's: a CI job must tell "vulnerable"
 // from "could not tell" from "broken", so each has its own. --exit-code may not take them.
@@ -183,7 +193,14 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(scanMemoryLimit)
 	}
-	meta, err := openMeta(ctx, o.common.dataDir, o.common.metadata, log)
+	// And a heap that grows by half its live size between collections, not by all of it: on
+	// a small image the heap's peak is a fifth of the process's (2-3 MiB less RSS), and the
+	// layer scan's reuse of file buffers keeps the extra collections few.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(scanGCPercent)
+	}
+	// Read-only, one connection, a small page cache: a scan reads, and little.
+	meta, err := app.OpenMetaReader(ctx, o.common.dataDir, o.common.metadata, log)
 	if err != nil {
 		return err
 	}
@@ -216,7 +233,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	defer os.RemoveAll(scratch)
 	layers := pipelineLayers(img)
 	progress := newLayerProgress(os.Stderr, layers)
-	scanner := pipeline.Scanner{Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone,
+	scanner := pipeline.Scanner{MemoryBytes: scanMemoryBytes, Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone,
 		KeepOSOwned: o.includeOSOwned}
 	// Only the advisories of the packages found are loaded, not the whole database.
 	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // IAM policy documents, as AWS writes them: {"Version", "Statement": [{"Sid", "Effect",
@@ -63,12 +64,14 @@ type Statement struct {
 	Principals []string
 }
 
+// Compiled on first use, not at start: every command (`lading scan` too) pays for package
+// initialisation, and these serve only some.
 var (
-	actionPattern = regexp.MustCompile(`^[a-zA-Z0-9-]+:[a-zA-Z0-9*?]+$`)
-	accountID     = regexp.MustCompile(`^[0-9]{12}$`)
-	userARN       = regexp.MustCompile(`^arn:aws:iam::([0-9]{12}):user/([\w+=,.@-]{1,64})$`)
-	rootARN       = regexp.MustCompile(`^arn:aws:iam::([0-9]{12}):root$`)
-	keyName       = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	actionPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9-]+:[a-zA-Z0-9*?]+$`) })
+	accountID     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{12}$`) })
+	userARN       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^arn:aws:iam::([0-9]{12}):user/([\w+=,.@-]{1,64})$`) })
+	rootARN       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^arn:aws:iam::([0-9]{12}):root$`) })
+	keyName       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@-]{1,64}$`) })
 )
 
 func policyErr(format string, args ...any) error {
@@ -171,7 +174,7 @@ func parseStatement(raw json.RawMessage, kind PolicyKind) (Statement, error) {
 		return st, err
 	}
 	for _, a := range st.Actions {
-		if a != "*" && !actionPattern.MatchString(a) {
+		if a != "*" && !actionPattern().MatchString(a) {
 			return st, policyErr("action %q: want \"*\" or \"service:Action\", the action part with * and ? wildcards", truncate(a, 80))
 		}
 	}
@@ -270,7 +273,7 @@ func parsePrincipal(raw json.RawMessage) ([]string, error) {
 			return nil, err
 		}
 		for _, p := range list {
-			if p != "*" && !accountID.MatchString(p) && !userARN.MatchString(p) && !rootARN.MatchString(p) {
+			if p != "*" && !accountID().MatchString(p) && !userARN().MatchString(p) && !rootARN().MatchString(p) {
 				return nil, policyErr("principal %q: want \"*\", an account (<registry id> or arn:aws:iam::<registry id>:root) "+
 					"or an access key as arn:aws:iam::<registry id>:user/<name>", truncate(p, 80))
 			}

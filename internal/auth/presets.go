@@ -54,5 +54,5 @@ func PresetNames() []string {
 // ValidKeyName reports whether name can be an access key's name: an IAM user name, 1 to 64 of
 // letters, digits and +=,.@_-.
 func ValidKeyName(name string) bool {
-	return keyName.MatchString(name)
+	return keyName().MatchString(name)
 }

@@ -357,7 +357,7 @@ func (h *Handler) repoFromARN(arn string) (string, bool) {
 		return "", false
 	}
 	name, ok := strings.CutPrefix(parts[5], "repository/")
-	if !ok || !repoNameRegexp.MatchString(name) {
+	if !ok || !repoNameRegexp().MatchString(name) {
 		return "", false
 	}
 	return name, true

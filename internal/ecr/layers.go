@@ -122,7 +122,7 @@ func (h *Handler) getDownloadURLForLayer(ctx context.Context, c *call, body []by
 	v := &validator{}
 	v.registryID(in.RegistryID)
 	v.repositoryName("repositoryName", in.RepositoryName, true)
-	v.str("layerDigest", in.LayerDigest, true, 0, -1, layerDigestPattern)
+	v.str("layerDigest", in.LayerDigest, true, 0, -1, layerDigestPattern())
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -282,7 +282,7 @@ func (h *Handler) uploadLayerPart(ctx context.Context, _ *call, body []byte) (an
 	v := &validator{}
 	v.registryID(in.RegistryID)
 	v.repositoryName("repositoryName", in.RepositoryName, true)
-	v.str("uploadId", in.UploadID, true, 0, -1, uploadIDPattern)
+	v.str("uploadId", in.UploadID, true, 0, -1, uploadIDPattern())
 	v.intRange("partFirstByte", in.PartFirstByte, true, 0, -1)
 	v.intRange("partLastByte", in.PartLastByte, true, 0, -1)
 	v.required("layerPartBlob", in.LayerPartBlob != nil)
@@ -342,10 +342,10 @@ func (h *Handler) completeLayerUpload(ctx context.Context, _ *call, body []byte)
 	v := &validator{}
 	v.registryID(in.RegistryID)
 	v.repositoryName("repositoryName", in.RepositoryName, true)
-	v.str("uploadId", in.UploadID, true, 0, -1, uploadIDPattern)
+	v.str("uploadId", in.UploadID, true, 0, -1, uploadIDPattern())
 	v.list("layerDigests", len(in.LayerDigests), in.LayerDigests != nil, true, 1, 100)
 	for i := range in.LayerDigests {
-		v.str("layerDigests."+itoa(i+1)+".member", &in.LayerDigests[i], true, 0, -1, layerDigestPattern)
+		v.str("layerDigests."+itoa(i+1)+".member", &in.LayerDigests[i], true, 0, -1, layerDigestPattern())
 	}
 	if err := v.err(); err != nil {
 		return nil, err

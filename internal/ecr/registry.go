@@ -15,7 +15,7 @@ func (h *Handler) getAuthorizationToken(ctx context.Context, c *call, body []byt
 	v := &validator{}
 	v.list("registryIds", len(in.RegistryIDs), in.RegistryIDs != nil, false, 1, 10)
 	for i := range in.RegistryIDs {
-		v.str("registryIds."+itoa(i+1)+".member", &in.RegistryIDs[i], true, 0, -1, registryIDPattern)
+		v.str("registryIds."+itoa(i+1)+".member", &in.RegistryIDs[i], true, 0, -1, registryIDPattern())
 	}
 	if err := v.err(); err != nil {
 		return nil, err

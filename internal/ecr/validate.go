@@ -4,16 +4,21 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
 // Patterns of the ECR model (botocore, newest).
+// Compiled on first use, not at start: every command (`lading scan` too) pays for package
+// initialisation, and these serve only some.
 var (
-	registryIDPattern  = regexp.MustCompile(`^[0-9]{12}$`)
-	layerDigestPattern = regexp.MustCompile(`^[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+$`)
-	uploadIDPattern    = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	repoNamePattern    = `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`
-	repoNameRegexp     = regexp.MustCompile("^" + repoNamePattern + "$")
+	registryIDPattern  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{12}$`) })
+	layerDigestPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+$`) })
+	uploadIDPattern    = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	})
+	repoNamePattern = `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`
+	repoNameRegexp  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^" + repoNamePattern + "$") })
 )
 
 // validator collects the constraint violations of one request. Operations whose model lists
@@ -131,9 +136,9 @@ func (v *validator) intRange(path string, n *int64, required bool, minV, maxV in
 }
 
 func (v *validator) repositoryName(path string, s *string, required bool) {
-	v.str(path, s, required, 2, 256, repoNameRegexp)
+	v.str(path, s, required, 2, 256, repoNameRegexp())
 }
 
 func (v *validator) registryID(s *string) {
-	v.str("registryId", s, false, 0, -1, registryIDPattern)
+	v.str("registryId", s, false, 0, -1, registryIDPattern())
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -186,9 +187,15 @@ func hasArchiveSuffix(s string) bool {
 // The reference grammar of the distribution spec (distribution/reference): a registry host is
 // DNS labels or a bracketed IPv6 address, with an optional port; a repository is lower-case
 // components separated by slashes.
+// Compiled on first use, not at start: every command (`lading scan` too) pays for package
+// initialisation, and these serve only some.
 var (
-	registryHost   = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
-	repositoryPath = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	registryHost = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
+	})
+	repositoryPath = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	})
 )
 
 // parseReference is name.ParseReference held to the reference grammar: go-containerregistry
@@ -200,7 +207,7 @@ func parseReference(s string, opts ...name.Option) (name.Reference, error) {
 		return nil, fmt.Errorf("image reference %q: %w", s, err)
 	}
 	repo := ref.Context()
-	if !registryHost.MatchString(repo.RegistryStr()) || !repositoryPath.MatchString(repo.RepositoryStr()) {
+	if !registryHost().MatchString(repo.RegistryStr()) || !repositoryPath().MatchString(repo.RepositoryStr()) {
 		return nil, fmt.Errorf("image reference %q: registry %q, repository %q: not a valid name", s, repo.RegistryStr(), repo.RepositoryStr())
 	}
 	return ref, nil

@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -124,7 +125,9 @@ const (
 )
 
 // namePattern is what Inspector's documentation allows in a filter's name.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{3,64}$`)
+// Compiled on first use, not at start: every command (`lading scan` too) pays for package
+// initialisation, and these serve only some.
+var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._-]{3,64}$`) })
 
 // Input is what creating a rule takes, and what updating one may change (nil: unchanged).
 type Input struct {
@@ -150,7 +153,7 @@ func (in Input) validate(create bool) error {
 			bad("filterCriteria", "is required")
 		}
 	}
-	if in.Name != nil && !namePattern.MatchString(*in.Name) {
+	if in.Name != nil && !namePattern().MatchString(*in.Name) {
 		bad("name", "must be 3 to 64 characters: letters, digits, '.', '_' and '-'")
 	}
 	if in.Action != nil && *in.Action != Suppress && *in.Action != None {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/openvex/go-vex/pkg/vex"
@@ -31,7 +32,9 @@ type Scope struct {
 	Digest     string
 }
 
-var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+// Compiled on first use, not at start: every command (`lading scan` too) pays for package
+// initialisation, and these serve only some.
+var digestPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256:[0-9a-f]{64}$`) })
 
 // ParseProduct reads a VEX product's identifier as an image or a repository of the registry:
 //   - an OCI purl, per purl-spec: pkg:oci/<name>@sha256%3A<hex>?repository_url=<host>/<path>
@@ -45,13 +48,13 @@ var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 func ParseProduct(id string) (Scope, bool) {
 	id = strings.TrimSpace(id)
 	switch {
-	case digestPattern.MatchString(id):
+	case digestPattern().MatchString(id):
 		return Scope{Digest: id}, true
 	case strings.HasPrefix(id, "pkg:docker/"):
 		// purl-spec's docker type: the namespace is the registry and user, the version a tag
 		// or a digest. Only a digest names an image (a tag moves).
 		p, err := packageurl.FromString(id)
-		if err != nil || p.Name == "" || !digestPattern.MatchString(p.Version) {
+		if err != nil || p.Name == "" || !digestPattern().MatchString(p.Version) {
 			return Scope{}, false
 		}
 		repo := repositoryPath(strings.TrimPrefix(p.Namespace+"/"+p.Name, "/"))
@@ -66,7 +69,7 @@ func ParseProduct(id string) (Scope, bool) {
 		}
 		var sc Scope
 		if p.Version != "" {
-			if !digestPattern.MatchString(p.Version) {
+			if !digestPattern().MatchString(p.Version) {
 				return Scope{}, false
 			}
 			sc.Digest = p.Version
@@ -81,7 +84,7 @@ func ParseProduct(id string) (Scope, bool) {
 		return sc, true
 	case strings.Contains(id, "@"):
 		ref, dgst, _ := strings.Cut(id, "@")
-		if !digestPattern.MatchString(dgst) || strings.Contains(ref, "://") {
+		if !digestPattern().MatchString(dgst) || strings.Contains(ref, "://") {
 			return Scope{}, false
 		}
 		repo := repositoryPath(ref)

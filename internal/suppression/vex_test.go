@@ -145,7 +145,7 @@ func FuzzParseProduct(f *testing.F) {
 		if sc.Repository == "" && sc.Digest == "" {
 			t.Fatalf("%q: a scope with neither repository nor digest", id)
 		}
-		if sc.Digest != "" && !digestPattern.MatchString(sc.Digest) {
+		if sc.Digest != "" && !digestPattern().MatchString(sc.Digest) {
 			t.Fatalf("%q: digest %q", id, sc.Digest)
 		}
 	})

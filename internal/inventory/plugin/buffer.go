@@ -8,6 +8,11 @@ import (
 	"os"
 )
 
+// spareMax is the largest Content memory a Buffers keeps for reuse once closed: the files
+// plugins read whole (package databases, manifests, executables' headers) follow one another,
+// and reusing one buffer instead of allocating each is most of a layer scan's allocations.
+const spareMax = 1 << 20
+
 // ErrTooLarge marks content over a size limit.
 var ErrTooLarge = errors.New("too large")
 
@@ -19,6 +24,8 @@ type Buffers struct {
 	dir       string
 	maxMemory int64
 	inMemory  int64
+	// spare is the memory of the last closed Content, reused by the next Read it fits.
+	spare []byte
 }
 
 // NewBuffers returns Buffers that keep at most maxMemory bytes in memory and spill to a
@@ -66,8 +73,13 @@ func (bs *Buffers) Read(r io.Reader, declared, max int64) (*Content, error) {
 	if declared >= 0 && bs.inMemory+declared <= bs.maxMemory {
 		// Declared sizes of zip entries can lie: read at most what was declared plus one byte
 		// into memory, then continue into a file if there is more.
-		c.mem = make([]byte, 0, declared+1)
-		bs.inMemory += declared + 1
+		if int64(cap(bs.spare)) >= declared+1 {
+			c.mem, bs.spare = bs.spare[:0], nil
+		} else {
+			c.mem = make([]byte, 0, declared+1)
+		}
+		c.held = declared + 1
+		bs.inMemory += c.held
 		n, err := io.ReadFull(limited, c.mem[:declared+1])
 		c.mem = c.mem[:n]
 		c.size = int64(n)
@@ -122,6 +134,8 @@ type Content struct {
 	file  *os.File
 	size  int64
 	owner *Buffers
+	// held is what mem counts in the owner's budget (the declared size and a byte).
+	held int64
 }
 
 // Size is the content's length in bytes.
@@ -161,7 +175,10 @@ func (c *Content) Close() {
 		c.file = nil
 	}
 	if c.mem != nil {
-		c.owner.inMemory -= int64(cap(c.mem))
+		c.owner.inMemory -= c.held
+		if cap(c.mem) > cap(c.owner.spare) && cap(c.mem) <= spareMax {
+			c.owner.spare = c.mem
+		}
 		c.mem = nil
 	}
 }
@@ -177,7 +194,7 @@ func (c *Content) spill(r io.Reader) error {
 		if _, err := f.Write(c.mem); err != nil {
 			return fmt.Errorf("write scratch file: %w", err)
 		}
-		c.owner.inMemory -= int64(cap(c.mem))
+		c.owner.inMemory -= c.held
 		c.mem = nil
 	}
 	n, err := io.Copy(f, r)

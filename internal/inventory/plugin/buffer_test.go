@@ -107,3 +107,57 @@ func TestNewFileHead(t *testing.T) {
 		t.Errorf("Stat = %+v", info)
 	}
 }
+
+// A closed Content's memory serves the next Read that fits it: each Content reads back its
+// own bytes, the budget counts what each declared, and a closed one reads nothing.
+func TestBuffersReuseMemory(t *testing.T) {
+	bs := NewBuffers(t.TempDir(), 1<<20)
+	defer bs.Close()
+	first := bytes.Repeat([]byte("a"), 1000)
+	c1, err := bs.Read(bytes.NewReader(first), int64(len(first)), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := c1.mem[:1]
+	c1.Close()
+	if n, _ := c1.ReadAt(make([]byte, 1), 0); n != 0 {
+		t.Fatal("a closed Content still reads")
+	}
+	tests := []struct {
+		data  []byte
+		reuse bool
+	}{
+		{[]byte(strings.Repeat("b", 10)), true},      // fits the closed one's memory
+		{[]byte(strings.Repeat("c", 5000)), false},   // does not
+		{[]byte(strings.Repeat("d", 4000)), true},    // fits the larger one kept since
+		{bytes.Repeat([]byte("e"), spareMax), false}, // over spareMax with its extra byte: not kept
+	}
+	for i, tt := range tests {
+		c, err := bs.Read(bytes.NewReader(tt.data), int64(len(tt.data)), 1<<21)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := io.ReadAll(c.NewReader()); !bytes.Equal(got, tt.data) {
+			t.Fatalf("%d: read back %q…, want %q…", i, got[:1], tt.data[:1])
+		}
+		if c.file != nil {
+			t.Fatalf("%d: spilled", i)
+		}
+		if reused := &c.mem[:1][0] == &mem[0]; reused != tt.reuse {
+			t.Errorf("%d: reused = %v, want %v", i, reused, tt.reuse)
+		}
+		if bs.InMemory() != int64(len(tt.data))+1 {
+			t.Errorf("%d: %d bytes counted, want %d", i, bs.InMemory(), len(tt.data)+1)
+		}
+		if cap(c.mem) > cap(mem) || !tt.reuse {
+			mem = c.mem[:1]
+		}
+		c.Close()
+		if bs.InMemory() != 0 {
+			t.Errorf("%d: %d bytes still counted", i, bs.InMemory())
+		}
+	}
+	if cap(bs.spare) > spareMax {
+		t.Errorf("kept %d bytes, over spareMax", cap(bs.spare))
+	}
+}

@@ -260,7 +260,7 @@ func TestImageCoverageKept(t *testing.T) {
 func TestImageCoverageBackfilled(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false)
+	w, err := openPool(path, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

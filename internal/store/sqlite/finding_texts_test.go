@@ -91,7 +91,7 @@ func TestFindingDetailRoundTrip(t *testing.T) {
 
 	// The store as it was: the details whole, in finding_details (0022).
 	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false)
+	w, err := openPool(path, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,7 @@ func TestFindingsByARN(t *testing.T) {
 func TestMigrationIndexesFindings(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false)
+	w, err := openPool(path, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestMigrationIndexesFindings(t *testing.T) {
 func TestMigrationCopiesReachability(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false)
+	w, err := openPool(path, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func TestFindingDetailsReadOnDemand(t *testing.T) {
 func TestMigrationMovesFindingDetails(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false)
+	w, err := openPool(path, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

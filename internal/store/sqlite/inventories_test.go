@@ -11,7 +11,7 @@ import (
 func TestMigrationToInventoryFingerprint(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false)
+	w, err := openPool(path, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ type DB struct {
 
 // Open opens (creating if needed) the SQLite database at path and applies pending migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
-	w, err := openPool(path, false)
+	w, err := openPool(path, false, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		_ = w.Close()
 		return nil, err
 	}
-	r, err := openPool(path, true)
+	r, err := openPool(path, true, 0)
 	if err != nil {
 		_ = w.Close()
 		return nil, err
@@ -69,13 +69,78 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return &DB{write: w, read: r, path: path, now: time.Now}, nil
 }
 
-func openPool(path string, readOnly bool) (*sql.DB, error) {
+// ReaderOptions are the settings of a store opened by OpenReader.
+type ReaderOptions struct {
+	// CacheKiB bounds each connection's page cache (SQLite's default is 2,000 KiB). A one-off
+	// reader such as `lading scan` reads each page about once, and the file's pages are in the
+	// kernel's page cache anyway, so a copy in the process is memory for nothing.
+	CacheKiB int
+}
+
+// OpenReader opens the database at path for reading only, with a single connection and no
+// write pool, when its schema is this build's: what a command that only reads (`lading scan`)
+// needs, without the migration check's write connection. A database that is missing, empty
+// or behind is opened with Open (which creates or migrates it); one from a newer Lading fails
+// as Open does. Writes through the returned DB fail (the connection is query_only).
+func OpenReader(ctx context.Context, path string, opts ReaderOptions) (*DB, error) {
+	r, err := openPool(path, true, opts.CacheKiB)
+	if err != nil {
+		return nil, err
+	}
+	r.SetMaxOpenConns(1)
+	r.SetMaxIdleConns(1)
+	r.SetConnMaxIdleTime(0)
+	current, err := schemaCurrent(ctx, r)
+	if err != nil || !current {
+		_ = r.Close()
+		return Open(ctx, path)
+	}
+	// write is the same query_only pool: a write by mistake is an error, not a nil pointer.
+	return &DB{write: r, read: r, path: path, now: time.Now}, nil
+}
+
+// schemaCurrent tells whether every migration of this build, and none other, is applied.
+// An error (no schema_migrations table in a new file, say) is returned for the caller to fall
+// back on Open, which reports the real problem if there is one.
+func schemaCurrent(ctx context.Context, db *sql.DB) (bool, error) {
+	migs, err := loadMigrations()
+	if err != nil {
+		return false, err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return false, err
+	}
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			_ = rows.Close()
+			return false, err
+		}
+		applied[v] = true
+	}
+	if err := rows.Close(); err != nil {
+		return false, err
+	}
+	pending, err := schema.Pending(migs, applied, math.MaxInt)
+	if err != nil {
+		return false, err
+	}
+	return len(pending) == 0, nil
+}
+
+// openPool opens a pool of connections to path; cacheKiB > 0 bounds each one's page cache.
+func openPool(path string, readOnly bool, cacheKiB int) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_time_format", "sqlite")
+	if cacheKiB > 0 {
+		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheKiB))
+	}
 	if readOnly {
 		q.Add("_pragma", "query_only(ON)")
 	} else {

@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	packageurl "github.com/package-url/packageurl-go"
 
@@ -374,9 +375,11 @@ func lastDotPart(s string) string {
 	return s
 }
 
-var reverseDomain = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$`)
+// Compiled on first use, not at start: every command (`lading scan` too) pays for package
+// initialisation, and these serve only some.
+var reverseDomain = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$`) })
 
-func isReverseDomain(s string) bool { return len(s) <= 256 && reverseDomain.MatchString(s) }
+func isReverseDomain(s string) bool { return len(s) <= 256 && reverseDomain().MatchString(s) }
 
 func firstNonEmpty(values ...string) string {
 	for _, v := range values {
@@ -388,13 +391,13 @@ func firstNonEmpty(values ...string) string {
 }
 
 var (
-	versionStart       = regexp.MustCompile(`^[0-9]`)
-	buildVersionStart  = regexp.MustCompile(`^build[0-9]`)
-	releaseVersionPart = regexp.MustCompile(`^rc?[0-9]+([^a-zA-Z]|$)`)
+	versionStart       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]`) })
+	buildVersionStart  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^build[0-9]`) })
+	releaseVersionPart = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^rc?[0-9]+([^a-zA-Z]|$)`) })
 )
 
 func looksLikeVersion(s string) bool {
-	return versionStart.MatchString(s) || buildVersionStart.MatchString(s) || releaseVersionPart.MatchString(s)
+	return versionStart().MatchString(s) || buildVersionStart().MatchString(s) || releaseVersionPart().MatchString(s)
 }
 
 // nameVersionFromFilename splits "log4j-core-2.14.1.jar" into ("log4j-core", "2.14.1"): the
