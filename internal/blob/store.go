@@ -306,7 +306,9 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		}
 		return size, fmt.Errorf("save upload data: %w", err)
 	}
-	if n > 0 {
+	if n > 0 && size > 0 {
+		// The state at the previous size, now superseded; at 0 there was none to remove (a
+		// delete costs a listing on S3).
 		_ = s.d.Delete(keep, hashStatePath(session, size))
 	}
 	size += n
