@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,7 +61,7 @@ func registerBlobsFlag(cmd *cobra.Command, v *string) {
 
 func newServeCommand() *cobra.Command {
 	var common commonFlags
-	var maxBlobSize, minFreeSpace string
+	var maxBlobSize, minFreeSpace, cpuProfile string
 	cfg := app.Config{}
 	api := true
 	cmd := &cobra.Command{
@@ -85,12 +86,16 @@ func newServeCommand() *cobra.Command {
 			cfg.AdminAccessKeyID = os.Getenv("LADING_ADMIN_ACCESS_KEY_ID")
 			cfg.AdminSecretAccessKey = os.Getenv("LADING_ADMIN_SECRET_ACCESS_KEY")
 			cfg.SecretKey = os.Getenv(auth.SecretKeyEnv)
-			a, err := app.Open(cmd.Context(), cfg)
+			prof, err := startProfiles(cmd.Context(), cpuProfile, "")
 			if err != nil {
 				return err
 			}
+			a, err := app.Open(cmd.Context(), cfg)
+			if err != nil {
+				return errors.Join(err, prof.Stop())
+			}
 			defer a.Close()
-			return a.Serve(cmd.Context())
+			return errors.Join(a.Serve(cmd.Context()), prof.Stop())
 		},
 	}
 	common.register(cmd)
@@ -133,6 +138,9 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&cfg.PullGate.Severity, "pull-gate-severity", "", "refuse manifest pulls (GET and HEAD on /v2/) of images with ACTIVE, unsuppressed findings at or above this severity (INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL); the registry default, which `lading admin pull-gate set` overrides per repository")
 	f.DurationVar(&cfg.PullGate.Grace, "pull-gate-grace", 0, "the pull gate counts only findings first observed more than this long ago")
 	f.StringArrayVar(&cfg.PullGate.Exempt, "pull-gate-exempt", nil, "an identity the pull gate lets through: access key name, access key id or arn:aws:iam::<registry id>:user/<name> (repeatable)")
+	// Hidden, for developers: where a node's CPU time goes (bench/nodes -cpuprofile).
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file, written when the server stops")
+	_ = f.MarkHidden("cpuprofile")
 	f.StringVar(&cfg.EventsConfig, "events-config", "", "YAML or JSON file listing webhooks (url, name, secret|secret_env|secret_file, detail_types)")
 	return cmd
 }

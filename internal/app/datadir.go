@@ -112,9 +112,9 @@ func onPostgres(metadata string) (bool, error) {
 	}
 }
 
-// blobLockConns bounds the connections the blob store's locks hold on PostgreSQL: a lock held
-// is a connection, a commit holds two, so this many over two commits at once per node.
-const blobLockConns = 64
+// blobLockConns bounds the connections the blob store's locks open on PostgreSQL: they hold
+// all of a node's locks on one session, and a second covers a session being replaced.
+const blobLockConns = 2
 
 // OpenBlobLocks returns the blob store's locks for the metadata store: nil (files under the
 // data directory) with SQLite, PostgreSQL's advisory locks with PostgreSQL, so that every node

@@ -89,6 +89,13 @@ type (
 	Pinger interface {
 		Ping(ctx context.Context) error
 	}
+	// CommitterTo is a FileWriter that can complete its file straight at another path, as
+	// Commit then Move would leave it, when that saves work (S3: a file without parts is one
+	// server-side copy of its pending bytes to dst, where Commit and Move make two and a HEAD
+	// and a DELETE). It reports false, having done nothing, when it cannot.
+	CommitterTo interface {
+		CommitTo(ctx context.Context, dst string) (bool, error)
+	}
 )
 
 // Errors drivers and lockers return.

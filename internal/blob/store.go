@@ -306,7 +306,9 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		}
 		return size, fmt.Errorf("save upload data: %w", err)
 	}
-	if n > 0 {
+	if n > 0 && size > 0 {
+		// The state at the previous size, now superseded; at 0 there was none to remove (a
+		// delete costs a listing on S3).
 		_ = s.d.Delete(keep, hashStatePath(session, size))
 	}
 	size += n
@@ -423,6 +425,13 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 			return discard(mismatch(got))
 		}
 	}
+	if done, err := s.commitTo(ctx, w, want, dst); done || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		_ = s.d.Delete(ctx, session)
+		return size, nil
+	}
 	if err := w.Commit(ctx); err != nil {
 		if errors.Is(err, ErrInsufficientStorage) {
 			return discard(err)
@@ -452,6 +461,26 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 	}
 	_ = s.d.Delete(ctx, session)
 	return size, nil
+}
+
+// commitTo completes a verified sha256 upload straight at dst when its writer can
+// (CommitterTo), under the digest's lock as Commit's Move is; it reports false, having done
+// nothing, when it cannot.
+func (s *Store) commitTo(ctx context.Context, w FileWriter, want digest.Digest, dst string) (bool, error) {
+	ct, ok := w.(CommitterTo)
+	if !ok || want.Algorithm() != digest.SHA256 {
+		return false, nil
+	}
+	unlockDigest, err := s.locks.Lock(ctx, shardLock(want), true)
+	if err != nil {
+		return false, errors.Join(fmt.Errorf("commit blob: %w", err), w.Close())
+	}
+	defer unlockDigest()
+	done, err := ct.CommitTo(ctx, dst)
+	if err != nil {
+		return done, fmt.Errorf("commit blob: %w", err)
+	}
+	return done, nil
 }
 
 func (s *Store) hashData(ctx context.Context, session string, alg digest.Algorithm) (digest.Digest, error) {

@@ -19,6 +19,9 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
 
@@ -253,4 +256,86 @@ func TestPostgresRestartMidPush(t *testing.T) {
 	if _, err := adminECR(srv).DescribeRepositories(context.Background(), &ecr.DescribeRepositoriesInput{}); err != nil {
 		t.Errorf("DescribeRepositories after the restart: %v", err)
 	}
+}
+
+// TestKillNodeDuringEventDelivery: three nodes, one webhook that answers slowly, so that the
+// push events of a batch are still being delivered when the node holding the webhook's lease
+// is killed (kill -9). Another node takes the lease over and goes on from the stored cursor:
+// the push event of every image, pushed before or after the kill, arrives at least once.
+func TestKillNodeDuringEventDelivery(t *testing.T) {
+	sink := newEventSink(t, 150*time.Millisecond)
+	c := testserver.StartCluster(t, ladingBin, 3, "--event-webhook", sink.srv.URL, "--lease-ttl", "1s", "--scan-workers", "0")
+	push := func(tag string) string {
+		t.Helper()
+		img, err := random.Image(1024, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := name.ParseReference(c.Front.Addr+"/faults/events:"+tag, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img, adminAuth); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+		return digestOf(t, img)
+	}
+	var want []string
+	for i := range 12 {
+		want = append(want, push(fmt.Sprint("a", i)))
+	}
+	for deadline := time.Now().Add(30 * time.Second); sink.delivered() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no event delivered 30 s after the pushes")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var holder string
+	if err := conn.QueryRow(ctx, "SELECT holder FROM leases WHERE name LIKE 'webhook/%'").Scan(&holder); err != nil {
+		t.Fatalf("the webhook's lease: %v", err)
+	}
+	killed := -1
+	for i, n := range c.Nodes {
+		if parts := strings.Split(holder, "/"); len(parts) == 3 && parts[1] == strconv.Itoa(n.Pid()) {
+			killed = i
+		}
+	}
+	if killed < 0 {
+		t.Fatalf("the webhook's lease is held by %q, none of the nodes", holder)
+	}
+	c.Kill(killed)
+	// Each event takes the sink 150 ms, so the batch cannot all be through yet: the kill
+	// interrupts delivery, as the test means it to.
+	if n := sink.delivered(); n >= len(want) {
+		t.Fatalf("all %d events were delivered before the kill; the test did not interrupt delivery", n)
+	}
+	t.Logf("killed node %d, holder of the webhook's lease, after %d deliveries", killed, sink.delivered())
+
+	for i := range 6 {
+		want = append(want, push(fmt.Sprint("b", i)))
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		got := sink.pushedDigests()
+		var missing []string
+		for _, d := range want {
+			if got[d] == 0 {
+				missing = append(missing, d)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d push events never arrived after node %d was killed: %v", len(missing), len(want), killed, missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d push events arrived, %d deliveries in all (repeats are allowed: at least once)", len(want), sink.delivered())
 }

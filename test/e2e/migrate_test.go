@@ -260,7 +260,7 @@ func dockerAuth(t *testing.T, addr, user, password string) string {
 func TestAdminMigrateRegistry(t *testing.T) {
 	crane := testserver.Tool(t, "crane")
 	ctx := context.Background()
-	sink := newEventSink(t)
+	sink := newEventSink(t, 0)
 	pg := pgtest.New(t).Schema(t)
 	s3 := testserver.StartS3(t)
 	s3.SetEnv(t)

@@ -29,15 +29,19 @@ type eventSink struct {
 	mu  sync.Mutex
 	got map[string]int    // event id -> deliveries
 	tag map[string]string // event id -> image tag of an ECR Image Action
+	dig map[string]string // event id -> image digest of an ECR Image Action
 	// down makes the endpoint answer 503 to every event, counting none, as a webhook that is
 	// unreachable for a while.
 	down    atomic.Bool
 	refused atomic.Int64 // requests answered 503 while down
 }
 
-func newEventSink(t *testing.T) *eventSink {
-	s := &eventSink{got: map[string]int{}, tag: map[string]string{}}
+// newEventSink starts the endpoint; it takes delay to answer each event, so that a test can
+// catch delivery in progress.
+func newEventSink(t *testing.T, delay time.Duration) *eventSink {
+	s := &eventSink{got: map[string]int{}, tag: map[string]string{}, dig: map[string]string{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
 		if s.down.Load() {
 			s.refused.Add(1)
 			http.Error(w, "down", http.StatusServiceUnavailable)
@@ -62,6 +66,7 @@ func newEventSink(t *testing.T) *eventSink {
 		s.got[ev.ID]++
 		if ev.DetailType == "ECR Image Action" {
 			s.tag[ev.ID], _ = ev.Detail["image-tag"].(string)
+			s.dig[ev.ID], _ = ev.Detail["image-digest"].(string)
 		}
 	}))
 	t.Cleanup(s.srv.Close)
@@ -77,6 +82,29 @@ func (s *eventSink) pushes() map[string]int {
 		out[tag] += s.got[id]
 	}
 	return out
+}
+
+// pushedDigests returns, for each image digest, how many times a push event naming it was
+// delivered.
+func (s *eventSink) pushedDigests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for id, d := range s.dig {
+		out[d] += s.got[id]
+	}
+	return out
+}
+
+// delivered is the number of deliveries so far, repeats included.
+func (s *eventSink) delivered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.got {
+		n += c
+	}
+	return n
 }
 
 // waitPushes waits until the push events of every tag arrived.
@@ -109,7 +137,7 @@ func (s *eventSink) waitPushes(t *testing.T, tags []string, within time.Duration
 func TestWebhookDeliveryAcrossNodes(t *testing.T) {
 	crane := testserver.Tool(t, "crane")
 	url, s3 := sharedStore(t)
-	sink := newEventSink(t)
+	sink := newEventSink(t, 0)
 	flags := []string{"--metadata", url, "--blobs", s3.URL(), "--event-webhook", sink.srv.URL, "--lease-ttl", "2s", "--scan-workers", "0"}
 	nodes := []*testserver.Server{testserver.Start(t, ladingBin, flags...), testserver.Start(t, ladingBin, flags...)}
 	_, img, _ := testImages(t)

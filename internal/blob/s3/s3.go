@@ -627,13 +627,43 @@ func (w *writer) Commit(ctx context.Context) error {
 		}
 	}
 	w.committed = true
-	// What the writer kept is no longer needed; a leftover is removed with the session.
+	w.dropState(ctx)
+	return nil
+}
+
+// CommitTo completes a file without parts straight at dst: its pending bytes copied there, one
+// server-side copy where Commit then Move make two. A multipart upload completes only at its
+// own key, so a file with parts (or unsaved writes) reports false and is left as it was. On an
+// error the writer's state is kept, so the commit can be tried again.
+func (w *writer) CommitTo(ctx context.Context, dst string) (bool, error) {
+	if w.committed || w.dirty || w.st.UploadID != "" {
+		return false, nil
+	}
+	to := w.d.key(dst)
+	if w.st.Pending == 0 {
+		if err := w.d.put(ctx, to, nil); err != nil {
+			return true, err
+		}
+	} else {
+		_, err := w.d.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &w.d.bucket, Key: &to,
+			CopySource: w.d.copySource(pendingKey(w.key, w.st.Gen))})
+		if err := classify("commit", to, err); err != nil {
+			return true, err
+		}
+	}
+	w.committed = true
+	w.dropState(ctx)
+	return true, nil
+}
+
+// dropState removes what the writer kept once its file is complete; a leftover is removed
+// with the session.
+func (w *writer) dropState(ctx context.Context) {
 	keys := []types.ObjectIdentifier{{Key: aws.String(w.key + stateSuffix)}}
 	if w.st.Pending > 0 {
 		keys = append(keys, types.ObjectIdentifier{Key: aws.String(pendingKey(w.key, w.st.Gen))})
 	}
 	_, _ = w.d.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &w.d.bucket, Delete: &types.Delete{Objects: keys, Quiet: aws.Bool(true)}})
-	return nil
 }
 
 func (w *writer) complete(ctx context.Context) error {

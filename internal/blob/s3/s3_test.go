@@ -123,6 +123,78 @@ func TestCommitDownloadsNothing(t *testing.T) {
 	}
 }
 
+// TestSmallCommitCopiesOnce: an upload smaller than a part is committed with one server-side
+// copy of its pending bytes straight into blobs/, not a copy to the session's data and a move
+// (HEAD, copy, DELETE) from there; the blob reads back whole, and the session is gone.
+func TestSmallCommitCopiesOnce(t *testing.T) {
+	srv := testserver.StartS3(t)
+	srv.SetEnv(t)
+	ctx := context.Background()
+	cfg, err := ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := &countingClient{down: map[string]int64{}}
+	cfg.HTTPClient = counter
+	d, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := blobfs.NewFileLocker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := blob.NewStore(d, locks, blob.Options{})
+	for _, size := range []int{0, 100 << 10} {
+		data := make([]byte, size)
+		_, _ = rand.Read(data)
+		id, err := s.NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, id, 0, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		counter.reset()
+		want := digest.FromBytes(data)
+		if _, err := s.Commit(ctx, id, want); err != nil {
+			t.Fatal(err)
+		}
+		counter.mu.Lock()
+		var toBlobs, toData, heads int
+		for _, r := range counter.reqs {
+			toBlobs += boolInt(strings.HasPrefix(r, "PUT ") && strings.Contains(r, "/blobs/sha256/"))
+			toData += boolInt(strings.HasPrefix(r, "PUT ") && strings.HasSuffix(r, "/uploads/"+id+"/data"))
+			heads += boolInt(strings.HasPrefix(r, "HEAD "))
+		}
+		reqs := counter.reqs
+		counter.mu.Unlock()
+		if toBlobs != 1 || toData != 0 || heads != 0 {
+			t.Errorf("%d bytes: commit wrote blobs/ %d times, the session's data %d times, made %d HEADs (want 1, 0, 0): %v",
+				size, toBlobs, toData, heads, reqs)
+		}
+		r, err := s.Open(ctx, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		_ = r.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: read back %d bytes, %v", size, len(got), err)
+		}
+		if left, err := d.List(ctx, "uploads"); err != nil || len(left) != 0 {
+			t.Errorf("%d bytes: uploads left after the commit: %v (%v)", size, left, err)
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // TestMissingBucketIsUnavailable: a bucket that does not exist is storage that is not there
 // (503 and a failing /readyz), never "this blob is unknown".
 func TestMissingBucketIsUnavailable(t *testing.T) {
