@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/bench/internal/machine"
+	"github.com/lading-registry/lading/bench/internal/proc"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
 	"github.com/lading-registry/lading/internal/testserver"
 )
@@ -90,9 +91,9 @@ func progress(format string, args ...any) {
 // requests over them.
 type registry struct {
 	name   string
-	nodes  []*proc
-	s3     *proc     // nil on the embedded defaults
-	db     *database // nil on the embedded defaults
+	nodes  []*proc.Proc
+	s3     *proc.Proc // nil on the embedded defaults
+	db     *database  // nil on the embedded defaults
 	client *client
 }
 
@@ -101,10 +102,10 @@ type registry struct {
 func (r *registry) cpu() [3]float64 {
 	var c [3]float64
 	for _, n := range r.nodes {
-		c[0] += cpuSeconds(n.cmd.Process.Pid)
+		c[0] += cpuSeconds(n.Pid())
 	}
 	if r.s3 != nil {
-		c[1] = cpuSeconds(r.s3.cmd.Process.Pid)
+		c[1] = cpuSeconds(r.s3.Pid())
 	}
 	if r.db != nil {
 		for _, pid := range r.db.backends() {
@@ -116,10 +117,10 @@ func (r *registry) cpu() [3]float64 {
 
 func (r *registry) stop() {
 	for _, n := range r.nodes {
-		n.stop()
+		n.Stop()
 	}
 	if r.s3 != nil {
-		r.s3.stop()
+		r.s3.Stop()
 	}
 	if r.client != nil {
 		r.client.transport.CloseIdleConnections()
@@ -184,8 +185,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	one.nodes = []*proc{n}
-	one.client = newClient([]string{n.addr})
+	one.nodes = []*proc.Proc{n}
+	one.client = newClient([]string{n.Addr})
 
 	progress("starting %d nodes on PostgreSQL (%s) and versitygw", cfg.nodes, cfg.postgres)
 	many, err := startShared(ctx, cfg, bin, gw, filepath.Join(work, "shared"), cfg.nodes)
@@ -241,7 +242,7 @@ func startShared(ctx context.Context, cfg config, bin, gw, dir string, n int) (*
 		return r, err
 	}
 	env := append(s3Env(), secret)
-	blobs := "s3://" + testserver.S3Bucket + "?endpoint=http://" + r.s3.addr + "&region=us-east-1"
+	blobs := "s3://" + testserver.S3Bucket + "?endpoint=http://" + r.s3.Addr + "&region=us-east-1"
 	var addrs []string
 	for i := range n {
 		name := fmt.Sprint(filepath.Base(dir), i+1)
@@ -251,7 +252,7 @@ func startShared(ctx context.Context, cfg config, bin, gw, dir string, n int) (*
 			return r, err
 		}
 		r.nodes = append(r.nodes, node)
-		addrs = append(addrs, node.addr)
+		addrs = append(addrs, node.Addr)
 	}
 	r.client = newClient(addrs)
 	return r, nil

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,90 +15,20 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lading-registry/lading/bench/internal/proc"
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
 	"github.com/lading-registry/lading/internal/testserver"
 )
 
-// proc is one server process of the run (a Lading node or versitygw).
-type proc struct {
-	name string
-	addr string // host:port
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // of cmd.Wait, once done is closed
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// startProc runs cmd with its output in logPath and waits until ready reports true.
-func startProc(ctx context.Context, name, addr, logPath string, cmd *exec.Cmd, ready func() bool) (*proc, error) {
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, addr: addr, log: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		_ = logf.Close()
-		close(p.done)
-	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for !ready() {
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("%s exited during start-up (%v); see %s", name, p.err, logPath)
-		case <-ctx.Done():
-			p.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("%s not ready on %s after 60s; see %s", name, addr, logPath)
-		}
-	}
-	return p, nil
-}
-
-// stop ends the process with SIGTERM, then SIGKILL if it lingers.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
 // startNode runs `lading serve` on a free port with the run's admin credentials, env and args,
 // and waits until /readyz answers 200.
-func startNode(ctx context.Context, bin, dir string, env []string, args ...string) (*proc, error) {
-	addr, err := freeAddr()
+func startNode(ctx context.Context, bin, dir string, env []string, args ...string) (*proc.Proc, error) {
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +40,12 @@ func startNode(ctx context.Context, bin, dir string, env []string, args ...strin
 	cmd.Env = append(append(os.Environ(), "LADING_ADMIN_ACCESS_KEY_ID="+testserver.AccessKeyID,
 		"LADING_ADMIN_SECRET_ACCESS_KEY="+testserver.SecretAccessKey), env...)
 	probe := &http.Client{Timeout: 5 * time.Second}
-	return startProc(ctx, "lading "+filepath.Base(dir), addr, filepath.Join(dir, "lading.log"), cmd, func() bool {
-		resp, err := probe.Get("http://" + addr + "/readyz")
+	return proc.Start(ctx, "lading "+filepath.Base(dir), addr, filepath.Join(dir, "lading.log"), cmd, time.Minute, func(ctx context.Context) bool {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+		if err != nil {
+			return false
+		}
+		resp, err := probe.Do(req)
 		if err != nil {
 			return false
 		}
@@ -122,8 +55,8 @@ func startNode(ctx context.Context, bin, dir string, env []string, args ...strin
 }
 
 // startS3 runs versitygw on a posix directory under dir, with the bucket the nodes share.
-func startS3(ctx context.Context, bin, dir string) (*proc, error) {
-	addr, err := freeAddr()
+func startS3(ctx context.Context, bin, dir string) (*proc.Proc, error) {
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +66,7 @@ func startS3(ctx context.Context, bin, dir string) (*proc, error) {
 	}
 	cmd := exec.Command(bin, "--port", addr, "posix", root)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+testserver.S3AccessKey, "ROOT_SECRET_KEY="+testserver.S3SecretKey)
-	return startProc(ctx, "versitygw", addr, filepath.Join(dir, "versitygw.log"), cmd, func() bool {
+	return proc.Start(ctx, "versitygw", addr, filepath.Join(dir, "versitygw.log"), cmd, time.Minute, func(context.Context) bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			_ = c.Close()
@@ -225,29 +158,12 @@ func (d *database) backends() []int {
 	return pids
 }
 
-// userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux's common ABIs).
-const userHZ = 100
-
-// cpuSeconds is the CPU time (user and system, all threads) process pid has used so far; 0 for
-// a process that is gone (a PostgreSQL backend that closed).
+// cpuSeconds is the CPU time process pid has used so far; 0 for a process that is gone (a
+// PostgreSQL backend that closed).
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s, err := proc.CPUSeconds(pid)
 	if err != nil {
 		return 0
 	}
-	// The command name, field 2, is in parentheses and may hold spaces: count from after it.
-	_, rest, ok := strings.Cut(string(b), ") ")
-	if !ok {
-		return 0
-	}
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if errors.Join(err1, err2) != nil {
-		return 0
-	}
-	return float64(utime+stime) / userHZ
+	return s
 }

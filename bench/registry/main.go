@@ -132,7 +132,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		}
 		for _, s := range []*server{b.lading, b.dist} {
 			if s != nil {
-				s.stop()
+				s.Stop()
 			}
 		}
 		if cfg.keep {
@@ -200,7 +200,7 @@ func (b *bench) startRegistry(ctx context.Context, name, dir string) (*server, e
 	if err != nil {
 		return nil, err
 	}
-	return s, dockerConfig(b.crane.dockerConfig, s.addr)
+	return s, dockerConfig(b.crane.dockerConfig, s.Addr)
 }
 
 // order alternates which registry goes first from one repetition to the next, so that neither
@@ -226,16 +226,16 @@ func (b *bench) measurePush(ctx context.Context, big image) error {
 			syscall.Sync() // start from clean page cache, whoever wrote before
 			var d time.Duration
 			cpu, err := s.cpuDuring(func() (err error) {
-				d, err = timed(func() error { return b.crane.push(ctx, big.Dir, s.addr+"/bench/big:latest") })
+				d, err = timed(func() error { return b.crane.push(ctx, big.Dir, s.Addr+"/bench/big:latest") })
 				return err
 			})
 			if err != nil {
-				s.stop()
+				s.Stop()
 				return err
 			}
 			rss, err := s.peakRSS()
 			if err != nil {
-				s.stop()
+				s.Stop()
 				return err
 			}
 			b.res.push[name] = append(b.res.push[name], d.Seconds())
@@ -243,7 +243,7 @@ func (b *bench) measurePush(ctx context.Context, big image) error {
 			b.res.rss[name] = append(b.res.rss[name], rss)
 			progress("(b) push %d: %-12s %6.2f s  server CPU %5.2f s  peak RSS %d MiB", rep+1, name, d.Seconds(), cpu, rss>>20)
 			if !last {
-				s.stop()
+				s.Stop()
 				if err := os.RemoveAll(dir); err != nil {
 					return err
 				}
@@ -266,7 +266,7 @@ func (b *bench) measureGet(ctx context.Context, big image) error {
 	if err != nil {
 		return err
 	}
-	defer sf.stop()
+	defer sf.Stop()
 	blobPath := "/v2/bench/big/blobs/" + big.Layer.Digest
 	targets := []struct {
 		s    *server
@@ -288,7 +288,7 @@ func (b *bench) measureGet(ctx context.Context, big image) error {
 					return err
 				})
 				if failure != nil {
-					b.res.failures = append(b.res.failures, fmt.Sprintf("%s, %d stream(s): %v", t.s.name, streams, failure))
+					b.res.failures = append(b.res.failures, fmt.Sprintf("%s, %d stream(s): %v", t.s.Name, streams, failure))
 				}
 				if err != nil {
 					return err
@@ -297,11 +297,11 @@ func (b *bench) measureGet(ctx context.Context, big image) error {
 				if streams > 1 {
 					m, mcpu = b.res.getN, b.res.getNCPU
 				}
-				m[t.s.name] = append(m[t.s.name], bps)
+				m[t.s.Name] = append(m[t.s.Name], bps)
 				// CPU per GiB served, so one and several streams compare.
 				perGiB := cpu / (float64(streams*int(big.Layer.Size)) / (1 << 30))
-				mcpu[t.s.name] = append(mcpu[t.s.name], perGiB)
-				progress("(a) GET %d stream(s) %d: %-12s %5.2f GB/s  server CPU %.2f s/GiB", streams, rep+1, t.s.name, bps/1e9, perGiB)
+				mcpu[t.s.Name] = append(mcpu[t.s.Name], perGiB)
+				progress("(a) GET %d stream(s) %d: %-12s %5.2f GB/s  server CPU %.2f s/GiB", streams, rep+1, t.s.Name, bps/1e9, perGiB)
 			}
 		}
 	}
@@ -323,7 +323,7 @@ func (b *bench) measureSmall(ctx context.Context) error {
 		}
 		for _, name := range order(rep) {
 			s := servers[name]
-			ref := func(i int) string { return fmt.Sprintf("%s/bench/small:r%d-i%04d", s.addr, rep, i) }
+			ref := func(i int) string { return fmt.Sprintf("%s/bench/small:r%d-i%04d", s.Addr, rep, i) }
 			syscall.Sync()
 			cpu0, err := s.cpuSeconds()
 			if err != nil {
@@ -379,7 +379,7 @@ func (b *bench) measurePull(ctx context.Context) error {
 	}
 	servers := map[string]*server{"lading": b.lading, "distribution": b.dist}
 	for _, s := range servers {
-		if err := b.crane.push(ctx, img.Dir, s.addr+"/bench/pull:latest"); err != nil {
+		if err := b.crane.push(ctx, img.Dir, s.Addr+"/bench/pull:latest"); err != nil {
 			return err
 		}
 	}
@@ -389,7 +389,7 @@ func (b *bench) measurePull(ctx context.Context) error {
 			s := servers[name]
 			var d time.Duration
 			cpu, err := s.cpuDuring(func() (err error) {
-				d, err = timed(func() error { return b.crane.pull(ctx, s.addr+"/bench/pull:latest", os.DevNull) })
+				d, err = timed(func() error { return b.crane.pull(ctx, s.Addr+"/bench/pull:latest", os.DevNull) })
 				return err
 			})
 			if err != nil {

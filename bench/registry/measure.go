@@ -23,7 +23,7 @@ func curlGet(ctx context.Context, curl string, s *server, path string) (int64, f
 	if s.basic {
 		args = append(args, "-u", ladingUser+":"+ladingSecret)
 	}
-	args = append(args, "http://"+s.addr+path)
+	args = append(args, "http://"+s.Addr+path)
 	out, err := output(ctx, "", curl, args...)
 	if err != nil {
 		return 0, 0, err
@@ -35,7 +35,7 @@ func curlGet(ctx context.Context, curl string, s *server, path string) (int64, f
 		return 0, 0, fmt.Errorf("curl output %q: %w", out, err)
 	}
 	if code != 200 {
-		return 0, 0, fmt.Errorf("GET %s from %s: HTTP %d", path, s.name, code)
+		return 0, 0, fmt.Errorf("GET %s from %s: HTTP %d", path, s.Name, code)
 	}
 	return size, speed, nil
 }
@@ -47,7 +47,7 @@ func getSample(ctx context.Context, curl string, s *server, path string, want in
 	if failure == nil || ctx.Err() != nil {
 		return bps, failure, nil
 	}
-	progress("%s: %v; retrying", s.name, failure)
+	progress("%s: %v; retrying", s.Name, failure)
 	bps, err := getThroughput(ctx, curl, s, path, want, streams)
 	return bps, err, failure
 }
@@ -58,7 +58,7 @@ func getThroughput(ctx context.Context, curl string, s *server, path string, wan
 	if streams == 1 {
 		size, speed, err := curlGet(ctx, curl, s, path)
 		if err == nil && size != want {
-			err = fmt.Errorf("GET %s from %s: %d bytes, want %d", path, s.name, size, want)
+			err = fmt.Errorf("GET %s from %s: %d bytes, want %d", path, s.Name, size, want)
 		}
 		return speed, err
 	}
@@ -68,7 +68,7 @@ func getThroughput(ctx context.Context, curl string, s *server, path string, wan
 	err := parallel(ctx, streams, streams, func(int) error {
 		size, _, err := curlGet(ctx, curl, s, path)
 		if err == nil && size != want {
-			err = fmt.Errorf("GET %s from %s: %d bytes, want %d", path, s.name, size, want)
+			err = fmt.Errorf("GET %s from %s: %d bytes, want %d", path, s.Name, size, want)
 		}
 		mu.Lock()
 		total += size

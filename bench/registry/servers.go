@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lading-registry/lading/bench/internal/proc"
 )
 
 // Credentials of Lading's bootstrap admin for the run. Distribution runs without auth, as
@@ -25,68 +22,34 @@ const (
 
 // server is one HTTP server process under test.
 type server struct {
-	name  string
-	addr  string // host:port
-	cmd   *exec.Cmd
-	done  chan struct{}
-	err   error // of cmd.Wait, once done is closed
-	log   string
+	*proc.Proc
 	basic bool // whether requests need Lading's Basic credentials
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // start runs cmd, logging to logPath, and waits until probe answers with any HTTP status.
 func start(ctx context.Context, name, addr, logPath, probeMethod, probePath string, basic bool, cmd *exec.Cmd) (*server, error) {
-	logf, err := os.Create(logPath)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 15 * time.Second
+	p, err := proc.Start(ctx, name, addr, logPath, cmd, 30*time.Second, func(ctx context.Context) bool {
+		req, err := http.NewRequestWithContext(ctx, probeMethod, "http://"+addr+probePath, nil)
+		if err != nil {
+			return false
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return true
+	})
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	s := &server{name: name, addr: addr, cmd: cmd, done: make(chan struct{}), log: logPath, basic: basic}
-	go func() {
-		s.err = cmd.Wait()
-		_ = logf.Close()
-		close(s.done)
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, probeMethod, "http://"+addr+probePath, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_ = resp.Body.Close()
-			return s, nil
-		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("%s exited before serving (%v); see %s", name, s.err, logPath)
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("%s did not answer on %s within 30s; see %s", name, addr, logPath)
-		}
-	}
+	return &server{Proc: p, basic: basic}, nil
 }
 
 func startLading(ctx context.Context, bin, dir string) (*server, error) {
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +60,7 @@ func startLading(ctx context.Context, bin, dir string) (*server, error) {
 }
 
 func startDistribution(ctx context.Context, bin, dir string) (*server, error) {
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +88,7 @@ func startServeFile(ctx context.Context, dir, file string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -140,74 +103,11 @@ func serveFile(addr, file string) error {
 	return srv.ListenAndServe()
 }
 
-// stop ends the server with SIGTERM, then SIGKILL if it lingers.
-func (s *server) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
 // peakRSS is the process's high-water resident set size so far (VmHWM), in bytes.
-func (s *server) peakRSS() (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
-		if !ok {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse VmHWM %q: %w", v, err)
-		}
-		return kb << 10, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("no VmHWM in /proc status")
-}
+func (s *server) peakRSS() (int64, error) { return proc.PeakRSS(s.Pid()) }
 
-// userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux's common ABIs).
-const userHZ = 100
-
-// cpuSeconds is the CPU time (user and system, all threads) the process has used so far. Unlike
-// wall time it barely depends on what else the machine runs, so it shows each server's cost even
-// on a busy machine.
-func (s *server) cpuSeconds() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, field 2, is in parentheses and may hold spaces: count from after it.
-	_, rest, ok := strings.Cut(string(b), ") ")
-	if !ok {
-		return 0, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("parse /proc stat: %w", err)
-	}
-	return float64(utime+stime) / userHZ, nil
-}
+// cpuSeconds is the CPU time (user and system, all threads) the server has used so far.
+func (s *server) cpuSeconds() (float64, error) { return proc.CPUSeconds(s.Pid()) }
 
 // cpuDuring returns the CPU seconds the server used while fn ran.
 func (s *server) cpuDuring(fn func() error) (float64, error) {
