@@ -119,9 +119,8 @@ func preparePostgres(ctx context.Context, cfg config, dbPath string, st *setupRe
 		return nil, fmt.Errorf("postgres: clone the template: %w", err)
 	}
 	fmt.Fprintf(w, "postgres: database %s cloned from %s in %s\n", p.run, p.template, time.Since(start).Round(time.Millisecond))
-	// The clone's gigabytes may have pushed the SQLite store out of the page cache (on a busy
-	// machine they did: its re-evaluation then took 3-5 times as long); it is read again, as the
-	// PostgreSQL store is read (prewarm) before its own measurement.
+	// The clone's gigabytes may push the SQLite store out of a full page cache: it is read
+	// again, as the PostgreSQL store is (prewarm) before its own measurement.
 	if err := readOnce(dbPath); err != nil {
 		return nil, err
 	}
