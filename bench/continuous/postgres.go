@@ -96,11 +96,11 @@ func preparePostgres(ctx context.Context, cfg config, dbPath string, st *setupRe
 		if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{p.template}.Sanitize()); err != nil {
 			return nil, err
 		}
-		err = p.copyTemplate(ctx, dbPath, "copied", w)
+		err = p.copyTemplate(ctx, dbPath, false, w)
 	case err != nil:
 		return nil, err
 	case comment == nil || *comment != pgTemplateComment:
-		err = p.copyTemplate(ctx, dbPath, "copy resumed", w)
+		err = p.copyTemplate(ctx, dbPath, true, w)
 	default:
 		fmt.Fprintf(w, "postgres: database %s reused (copied earlier from this setup)\n", p.template)
 	}
@@ -139,7 +139,7 @@ func readOnce(path string) error {
 
 // copyTemplate copies the SQLite store into the template database with metamigrate (resuming
 // an interrupted copy), VACUUM ANALYZEs it and marks it complete.
-func (p *pgBench) copyTemplate(ctx context.Context, dbPath, what string, w io.Writer) error {
+func (p *pgBench) copyTemplate(ctx context.Context, dbPath string, resumed bool, w io.Writer) error {
 	start := time.Now()
 	src, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
@@ -151,7 +151,10 @@ func (p *pgBench) copyTemplate(ctx context.Context, dbPath, what string, w io.Wr
 		return err
 	}
 	var rows int64
-	_, err = metamigrate.Copy(ctx, src, dst.Pool(), metamigrate.Options{Progress: func(r metamigrate.TableReport) { rows += r.Copied }})
+	// A resumed copy is also verified (row counts and checksums of every table), as the copier
+	// offers: an interruption must not leave the benchmark measuring a partial store.
+	_, err = metamigrate.Copy(ctx, src, dst.Pool(), metamigrate.Options{Verify: resumed,
+		Progress: func(r metamigrate.TableReport) { rows += r.Copied }})
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
@@ -170,6 +173,10 @@ func (p *pgBench) copyTemplate(ctx context.Context, dbPath, what string, w io.Wr
 	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf("COMMENT ON DATABASE %s IS '%s'", pgx.Identifier{p.template}.Sanitize(), pgTemplateComment)); err != nil {
 		return err
+	}
+	what := "copied"
+	if resumed {
+		what = "copy resumed and verified"
 	}
 	fmt.Fprintf(w, "postgres: store %s into database %s in %s (%d rows, metamigrate.Copy), VACUUM ANALYZE in %s\n",
 		what, p.template, copied.Round(time.Millisecond), rows, time.Since(start).Round(time.Millisecond))
