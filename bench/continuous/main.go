@@ -41,6 +41,7 @@ type config struct {
 	target       time.Duration
 	cpuprofile   string
 	setupProfile string
+	metadata     string // -metadata: also measure on PostgreSQL (postgres.go)
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory")
 	flag.StringVar(&cfg.setupProfile, "setupprofile", "", "write a CPU profile of the setup to this file")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured part (import to last event) to this file")
+	flag.StringVar(&cfg.metadata, "metadata", "", "also measure on PostgreSQL: the store copied (metamigrate) into a database on this server, postgres://user@host:port/db (any database, for CREATE DATABASE); kept as a template named after the setup when -cache is set")
 	flag.Parse()
 	if cfg.gen.repos == 0 {
 		cfg.gen.repos = max(1, cfg.gen.images/20)
@@ -122,6 +124,17 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	setup := time.Since(setupStart)
 	if cfg.setupProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	var pg *pgBench
+	if cfg.metadata != "" {
+		if pg, err = preparePostgres(ctx, cfg, dbPath, st, w); err != nil {
+			return err
+		}
+		defer func() {
+			if err := pg.close(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+			}
+		}()
 	}
 
 	// Reopen: the setup's WAL is checkpointed and its connections' caches dropped, as after a
@@ -228,6 +241,13 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	fmt.Fprintf(w, "%-44s %s (%s per image; target <= %.2f GiB)\n", "store size", sizeVerdict,
 		byteCount((sizeBefore.file+sizeBefore.wal)/int64(max(cfg.gen.images, 1))), float64(sizeTarget)/(1<<30))
 	fmt.Fprintf(w, "load average after: %s\n", loadAverage())
+	if pg != nil {
+		pgProblems, err := pg.measure(ctx, cfg, st, sqliteFigures{reevaluate: t3.Sub(t2), total: total, size: sizeBefore.file + sizeBefore.wal}, w)
+		if err != nil {
+			return err
+		}
+		problems = append(problems, pgProblems...)
+	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
