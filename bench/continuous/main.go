@@ -157,6 +157,10 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		return err
 	}
 	sizeBefore := storeSize(dbPath)
+	free, err := freeBytes(ctx, db)
+	if err != nil {
+		return err
+	}
 	runtime.GC()
 	fmt.Fprintf(w, "load average before the measurement: %s\n", loadAverage())
 
@@ -207,10 +211,12 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		{"images re-evaluated", fmt.Sprint(n)},
 		{"new ACTIVE findings of the advisory", fmt.Sprint(after.newActive - before.newActive)},
 		{"findings observed (lastObservedAt moved)", fmt.Sprint(after.observed)},
+		{"finding rows written", fmt.Sprint(after.rowsWritten)},
 		{"\"Inspector2 Finding\" events written", fmt.Sprint(after.findingEvents - before.findingEvents)},
 		{"scan usage rows written", fmt.Sprint(after.usage - before.usage)},
 		{"store on disk before (file + WAL)", sizeBefore.String()},
 		{"store on disk after (file + WAL)", sizeAfter.String()},
+		{"free pages in the file before", fmt.Sprintf("%.2f GiB (left by migrations; VACUUM returns them)", float64(free)/(1<<30))},
 	}
 	fmt.Fprintln(w)
 	for _, r := range rows {
@@ -223,6 +229,9 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	}
 	if got := after.newActive - before.newActive; got != st.holders || n != st.holders {
 		problems = append(problems, fmt.Sprintf("expected %d new findings and images re-evaluated, got %d and %d", st.holders, got, n))
+	}
+	if after.rowsWritten != st.holders {
+		problems = append(problems, fmt.Sprintf("expected %d finding rows written (the new findings), got %d", st.holders, after.rowsWritten))
 	}
 	if got := after.findingEvents - before.findingEvents; got != st.holders {
 		problems = append(problems, fmt.Sprintf("expected %d finding events, got %d", st.holders, got))
@@ -240,6 +249,15 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "%-44s %s (%s per image; target <= %.2f GiB)\n", "store size", sizeVerdict,
 		byteCount((sizeBefore.file+sizeBefore.wal)/int64(max(cfg.gen.images, 1))), float64(sizeTarget)/(1<<30))
+	if free > 0 {
+		inUse := sizeBefore.file + sizeBefore.wal - free
+		inUseVerdict := "PASS"
+		if inUse > sizeTarget {
+			inUseVerdict = "FAIL"
+		}
+		fmt.Fprintf(w, "%-44s %s (%.2f GiB, %s per image)\n", "store size without free pages", inUseVerdict,
+			float64(inUse)/(1<<30), byteCount(inUse/int64(max(cfg.gen.images, 1))))
+	}
 	fmt.Fprintf(w, "load average after: %s\n", loadAverage())
 	if pg != nil {
 		pgProblems, err := pg.measure(ctx, cfg, st, sqliteFigures{reevaluate: t3.Sub(t2), total: total, size: sizeBefore.file + sizeBefore.wal}, w)
@@ -255,7 +273,7 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 }
 
 type counts struct {
-	newActive, findingEvents, usage, observed int
+	newActive, findingEvents, usage, observed, rowsWritten int
 }
 
 func countRows(ctx context.Context, db *sqlite.DB, vulnID string, since int64) (counts, error) {
@@ -274,8 +292,11 @@ func countRows(ctx context.Context, db *sqlite.DB, vulnID string, since int64) (
 		{&c.observed, `SELECT count(*) FROM findings f JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest
 			AND s.scan_type = f.scan_type WHERE CASE WHEN f.status = 'ACTIVE' AND s.findings_observed_at > f.last_observed_at
 			THEN s.findings_observed_at ELSE f.last_observed_at END >= ?`, []any{since}},
+		// Finding rows the re-evaluation wrote (each written row carries its own time): an
+		// unchanged finding is observed by its image's time, not by rewriting its row.
+		{&c.rowsWritten, "SELECT count(*) FROM findings WHERE last_observed_at >= ? OR updated_at >= ?", []any{since, since}},
 	} {
-		if since == 0 && q.dst == &c.observed {
+		if since == 0 && (q.dst == &c.observed || q.dst == &c.rowsWritten) {
 			continue
 		}
 		if err := r.QueryRowContext(ctx, q.sql, q.args...).Scan(q.dst); err != nil {
@@ -296,6 +317,19 @@ const storeTargetPerImage = 2.5 * (1 << 30) / 100000
 
 // byteCount is n bytes in KB (1,000 bytes).
 func byteCount(n int64) string { return fmt.Sprintf("%.1f KB", float64(n)/1000) }
+
+// freeBytes is the size of the store file's free pages: what a migration dropping an index
+// leaves in the file until a VACUUM.
+func freeBytes(ctx context.Context, db *sqlite.DB) (int64, error) {
+	var pages, size int64
+	if err := db.Reader().QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&pages); err != nil {
+		return 0, fmt.Errorf("freelist: %w", err)
+	}
+	if err := db.Reader().QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+		return 0, fmt.Errorf("page size: %w", err)
+	}
+	return pages * size, nil
+}
 
 func storeSize(path string) diskSize {
 	var d diskSize

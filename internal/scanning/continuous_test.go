@@ -537,3 +537,98 @@ func TestReevaluateNotEvaluated(t *testing.T) {
 		}
 	}
 }
+
+// TestReevaluateObservesWithoutRewriting: a re-evaluation observes again every ACTIVE finding
+// of the images it re-evaluates, and lastObservedAt says so through the store's reads (the
+// scanner's, and Inspector's by ARN), while the rows of the findings it does not change are
+// not written: the image's observation time moves instead (migration 0021).
+func TestReevaluateObservesWithoutRewriting(t *testing.T) {
+	ctx := context.Background()
+	recs := osvMini(t)
+	const held = "x_NSWG-ECO-516" // an advisory of a package other advisories have findings for
+	var base []map[string]any
+	for id, rec := range recs {
+		if id != held {
+			base = append(base, rec)
+		}
+	}
+	clock := time.Now().UTC().Truncate(time.Millisecond)
+	r := newTestRegistry(t, continuousImages(), &clock)
+	ch := r.importRecords(t, base...)
+	if _, err := r.svc.Reevaluate(ctx, vulndb.Change{From: ch.From, To: ch.To, Full: true}); err != nil {
+		t.Fatal(err)
+	}
+	scanned := clock
+	before := map[[3]string]findingRow{}
+	for _, f := range r.findings(t) {
+		before[[3]string{f.repo, f.digest, f.vuln}] = f
+	}
+
+	clock = clock.Add(time.Hour)
+	ch = r.importRecords(t, recs[held])
+	if ch.Full || len(ch.Keys) == 0 {
+		t.Fatalf("change %+v: want known keys", ch)
+	}
+	if _, err := r.svc.Reevaluate(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	redone := r.reevaluatedAt(t, clock)
+	if len(redone) == 0 {
+		t.Fatal("no image re-evaluated")
+	}
+	observed, added := 0, 0
+	var arns []string
+	for _, f := range r.findings(t) {
+		img := [2]string{f.repo, f.digest}
+		prev, existed := before[[3]string{f.repo, f.digest, f.vuln}]
+		switch {
+		case !redone[img]:
+			if f != prev {
+				t.Fatalf("finding of an image not re-evaluated changed:\n got %.400v\nwant %.400v", f, prev)
+			}
+		case !existed:
+			added++
+		case f.status == FindingActive && f.fingerprint == prev.fingerprint:
+			if f.last != clock.UnixMilli() {
+				t.Fatalf("%s in %s: lastObservedAt %d, want the re-evaluation's time %d", f.vuln, f.repo, f.last, clock.UnixMilli())
+			}
+			prev.last = f.last
+			if f != prev {
+				t.Fatalf("unchanged finding changed beyond lastObservedAt:\n got %.400v\nwant %.400v", f, prev)
+			}
+			var own int64
+			if err := r.db.Reader().QueryRow("SELECT last_observed_at FROM findings WHERE repository = ? AND image_digest = ? AND vulnerability_id = ?",
+				f.repo, f.digest, f.vuln).Scan(&own); err != nil {
+				t.Fatal(err)
+			}
+			if own != scanned.UnixMilli() {
+				t.Fatalf("%s in %s: row rewritten (last_observed_at %d), want it as the scan wrote it (%d)", f.vuln, f.repo, own, scanned.UnixMilli())
+			}
+			observed++
+			arns = append(arns, f.arn)
+		}
+	}
+	if observed == 0 || added == 0 {
+		t.Fatalf("%d findings observed again and %d added: the case is not exercised", observed, added)
+	}
+	var written int
+	if err := r.db.Reader().QueryRow("SELECT count(*) FROM findings WHERE last_observed_at = ?", clock.UnixMilli()).Scan(&written); err != nil {
+		t.Fatal(err)
+	}
+	if written != added {
+		t.Fatalf("%d finding rows written, want %d (the new findings only)", written, added)
+	}
+	// Inspector's reads (ListFindings, BatchGetFindingDetails) apply the same rule.
+	listed, err := r.db.FindingsByARN(ctx, arns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != len(arns) {
+		t.Fatalf("%d findings by ARN, want %d", len(listed), len(arns))
+	}
+	for _, l := range listed {
+		if !l.Finding.LastObservedAt.Equal(clock) {
+			t.Fatalf("%s by ARN: lastObservedAt %s, want %s", l.Finding.ARN, l.Finding.LastObservedAt, clock)
+		}
+	}
+}

@@ -245,6 +245,9 @@ func TestImageCoverageKept(t *testing.T) {
 		{"an inventory named by a scan deleted", "DELETE FROM image_inventories WHERE id = 99"},
 		{"an image made an artifact", "UPDATE manifests SET artifact_type = 'application/x' WHERE repository = 'app' AND digest = '" + d2 + "'"},
 		{"an artifact made an image", "UPDATE manifests SET artifact_type = '' WHERE repository = 'app' AND digest = '" + d2 + "'"},
+		{"a scan state rewritten as it was (a re-evaluation)", "UPDATE image_scans SET status = status, description = description, inventory_id = inventory_id WHERE repository = 'web' AND image_digest = '" + d1 + "' AND scan_type = 'ENHANCED'"},
+		{"a description changed past what coverage holds of it", "UPDATE image_scans SET description = description || ' (again)' WHERE repository = 'web' AND image_digest = '" + d1 + "' AND scan_type = 'ENHANCED'"},
+		{"a description changed within it", "UPDATE image_scans SET description = 'UnsupportedImageError: other' WHERE repository = 'web' AND image_digest = '" + d1 + "' AND scan_type = 'ENHANCED'"},
 		{"a scan made basic", "UPDATE image_scans SET scan_type = 'BASIC' WHERE repository = 'app' AND image_digest = '" + d4 + "' AND scan_type = 'ENHANCED'"},
 		{"a scan moved to another image", "UPDATE image_scans SET image_digest = '" + d4 + "' WHERE repository = 'app' AND image_digest = '" + d2 + "' AND scan_type = 'ENHANCED'"},
 	} {
