@@ -262,15 +262,7 @@ func TestImageCoverageKept(t *testing.T) {
 // it.
 func TestImageCoverageBackfilled(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	if err := migrateTo(ctx, w, 41); err != nil {
-		t.Fatal(err)
-	}
+	w, reopen := storeAt(t, 41)
 	for _, q := range []string{
 		`INSERT INTO repositories(name, created_at) VALUES ('app', 1)`,
 		`INSERT INTO manifests(repository, digest, media_type, config_media_type, size, content, pushed_at, last_pulled_at) VALUES
@@ -289,14 +281,7 @@ func TestImageCoverageBackfilled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := reopen()
 	rows, err := queryStrings(ctx, db.Reader(), "SELECT "+coverageColumns+" FROM image_coverage ORDER BY repository, digest")
 	if err != nil {
 		t.Fatal(err)

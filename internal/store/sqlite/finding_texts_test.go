@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -90,15 +89,7 @@ func TestFindingDetailRoundTrip(t *testing.T) {
 	slices.Sort(names)
 
 	// The store as it was: the details whole, in finding_details (0022).
-	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	if err := migrateTo(ctx, w, 31); err != nil {
-		t.Fatal(err)
-	}
+	w, reopen := storeAt(t, 31)
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	finding := func(repo, dgst string, i int, name string) store.Finding {
 		return store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: fmt.Sprintf("V-%d", i),
@@ -120,14 +111,7 @@ func TestFindingDetailRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := reopen()
 
 	// The same findings written since, by the scanning writer, in two more images.
 	for _, repo := range []string{"new", "again"} {

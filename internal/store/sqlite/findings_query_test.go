@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -143,15 +142,7 @@ func TestFindingsByARN(t *testing.T) {
 // migration fills its query columns and package rows as the writer does.
 func TestMigrationIndexesFindings(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	if err := migrateTo(ctx, w, 26); err != nil {
-		t.Fatal(err)
-	}
+	w, reopen := storeAt(t, 26)
 	detail, _ := json.Marshal(scanning.Detail{Finding: match.Finding{VulnerabilityID: "CVE-1", Title: "CVE-1 - a", Source: "S", VendorSeverity: "v",
 		Aliases: []string{"GHSA-1"}, Related: []string{"DSA-1"}, Packages: []match.VulnerablePackage{
 			{Name: "a", Version: "1", FilePath: "/x/a", Layer: "sha256:l", FixedInVersion: "2"}, {Name: "b", Version: "1", Epoch: 2}}}})
@@ -162,14 +153,7 @@ func TestMigrationIndexesFindings(t *testing.T) {
 	if _, err := w.ExecContext(ctx, `INSERT INTO finding_details(finding_id, detail) VALUES (7, ?)`, string(detail)); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := reopen()
 	var title, source, vendor, fix, aliases, related string
 	if err := db.Reader().QueryRow("SELECT title, source, vendor_severity, fix_available, aliases, related FROM findings WHERE id = 7").
 		Scan(&title, &source, &vendor, &fix, &aliases, &related); err != nil {
@@ -193,15 +177,7 @@ func TestMigrationIndexesFindings(t *testing.T) {
 // findings written before it, from whole details and from details split by 0032.
 func TestMigrationCopiesReachability(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	if err := migrateTo(ctx, w, 35); err != nil {
-		t.Fatal(err)
-	}
+	w, reopen := storeAt(t, 35)
 	pkgs := `[{"name":"golang.org/x/net","version":"v0.1.0","filePath":"/app","reachability":"ABSENT"},{"name":"stdlib","version":"go1.20","filePath":"/app","reachability":"PRESENT"}]`
 	for _, q := range []string{
 		`INSERT INTO findings(id, repository, image_digest, scan_type, vulnerability_id, arn, status, severity, fingerprint, first_observed_at, last_observed_at, updated_at)
@@ -223,14 +199,7 @@ func TestMigrationCopiesReachability(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := reopen()
 	rows, err := queryAll(ctx, db.Reader(), func(r rowScanner) (string, error) {
 		var id, seq int
 		var reach string

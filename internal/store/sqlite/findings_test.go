@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -107,15 +106,7 @@ func TestFindingDetailsReadOnDemand(t *testing.T) {
 // the migration keeps it whole, with its package keys unknown.
 func TestMigrationMovesFindingDetails(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	if err := migrateTo(ctx, w, 21); err != nil {
-		t.Fatal(err)
-	}
+	w, reopen := storeAt(t, 21)
 	dgst := fakeDigest("e")
 	if _, err := w.ExecContext(ctx, `INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score,
 		fingerprint, detail, first_observed_at, last_observed_at, updated_at) VALUES ('app', ?, 'ENHANCED', 'CVE-7', 'arn:7', 'ACTIVE', 'LOW', 2.5,
@@ -126,14 +117,7 @@ func TestMigrationMovesFindingDetails(t *testing.T) {
 		VALUES ('app', ?, 'ENHANCED', 'ACTIVE', 1500), ('app', ?, 'ENHANCED', 'ACTIVE', 1500)`, dgst, fakeDigest("f")); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := reopen()
 	got, err := db.Findings(ctx, "app", dgst, "ENHANCED")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 )
 
@@ -10,15 +9,7 @@ import (
 // (before 0025): the cached layer inventories go, the image inventories stay.
 func TestMigrationToInventoryFingerprint(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	if err := migrateTo(ctx, w, 24); err != nil {
-		t.Fatal(err)
-	}
+	w, reopen := storeAt(t, 24)
 	dgst := fakeDigest("b")
 	if _, err := w.ExecContext(ctx, `INSERT INTO layer_inventories(layer_digest, mode, schema_version, inventory, created_at)
 		VALUES (?, 'ENHANCED', 1, 'old', 1000)`, dgst); err != nil {
@@ -28,14 +19,7 @@ func TestMigrationToInventoryFingerprint(t *testing.T) {
 		VALUES (7, ?, 'ENHANCED', 1, 'Debian:12', 0, 'image', 1000)`, dgst); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := reopen()
 	var layers int
 	if err := db.Reader().QueryRowContext(ctx, "SELECT count(*) FROM layer_inventories").Scan(&layers); err != nil || layers != 0 {
 		t.Errorf("%d layer inventories left (%v)", layers, err)

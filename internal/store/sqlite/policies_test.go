@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/lading-registry/lading/internal/store"
@@ -13,26 +12,11 @@ import (
 // each is named by its id and keeps full access.
 func TestMigrationKeepsKeysFullAccess(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "meta.db")
-	w, err := openPool(path, false, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	if err := migrateTo(ctx, w, 39); err != nil {
-		t.Fatal(err)
-	}
+	w, reopen := storeAt(t, 39)
 	if _, err := w.ExecContext(ctx, `INSERT INTO access_keys(id, secret, description, created_at) VALUES ('LAKOLD1', 's1', 'ci', 1), ('LAKOLD2', 's2', '', 2)`); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := reopen()
 	keys, err := db.ListAccessKeys(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -154,4 +155,32 @@ func TestOpenReader(t *testing.T) {
 			t.Fatalf("got %v, want ErrNewerSchema", err)
 		}
 	})
+}
+
+// storeAt makes a store migrated up to version, for a migration test to write rows as that
+// schema had them through w (one connection); reopen closes w and opens the store with Open,
+// which applies the later migrations (closed at the test's end).
+func storeAt(t *testing.T, version int) (w *sql.DB, reopen func() *DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	w, err := openPool(path, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMaxOpenConns(1)
+	if err := migrateTo(context.Background(), w, version); err != nil {
+		t.Fatal(err)
+	}
+	return w, func() *DB {
+		t.Helper()
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		return db
+	}
 }
