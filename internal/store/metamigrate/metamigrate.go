@@ -219,6 +219,9 @@ func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options
 	if err := setSequences(ctx, dst, pg); err != nil {
 		return reps, err
 	}
+	if err := compact(ctx, dst); err != nil {
+		return reps, err
+	}
 	if opt.Verify {
 		for _, t := range verifyOnly() {
 			rep := TableReport{Table: t.Name}
@@ -235,6 +238,23 @@ func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options
 		}
 	}
 	return reps, nil
+}
+
+// compact rewrites image_finding_counts and gives the planner statistics of the copied tables.
+// Copying findings ran the trigger keeping image_finding_counts once per finding, so each
+// image's count row was rewritten as many times as it has findings within a batch's
+// transaction, leaving that many dead versions: 121 MiB for 9,353 rows at 10,000 images, which
+// a plain VACUUM marks reusable but does not give back.
+func compact(ctx context.Context, dst *pgxpool.Pool) error {
+	if _, err := dst.Exec(ctx, "VACUUM (FULL, ANALYZE) image_finding_counts"); err != nil {
+		return fmt.Errorf("compact image_finding_counts: %w", err)
+	}
+	for _, t := range Tables() {
+		if _, err := dst.Exec(ctx, "ANALYZE "+ident(t.Name)); err != nil {
+			return fmt.Errorf("analyze %s: %w", t.Name, err)
+		}
+	}
+	return nil
 }
 
 func columnsOnly(pg schemaInfo) map[string][]string {
