@@ -29,6 +29,29 @@ type countingClient struct {
 	down map[string]int64
 }
 
+// countedStore is a blob store on a fresh versitygw bucket (query: more of the URL's
+// parameters), its driver, and the counter its S3 requests go through.
+func countedStore(t *testing.T, query string) (*blob.Store, *Driver, *countingClient) {
+	t.Helper()
+	srv := testserver.StartS3(t)
+	srv.SetEnv(t)
+	cfg, err := ParseURL(srv.URL() + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := &countingClient{down: map[string]int64{}}
+	cfg.HTTPClient = counter
+	d, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := blobfs.NewFileLocker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blob.NewStore(d, locks, blob.Options{}), d, counter
+}
+
 func (c *countingClient) Do(r *http.Request) (*http.Response, error) {
 	resp, err := http.DefaultClient.Do(r)
 	if err != nil {
@@ -54,24 +77,8 @@ func (c *countingClient) reset() {
 // (the writer's and the hash state): the data is neither downloaded to be hashed nor to be
 // moved, which multipart completion and server-side copies do.
 func TestCommitDownloadsNothing(t *testing.T) {
-	srv := testserver.StartS3(t)
-	srv.SetEnv(t)
 	ctx := context.Background()
-	cfg, err := ParseURL(srv.URL() + "&part-size=5242880")
-	if err != nil {
-		t.Fatal(err)
-	}
-	counter := &countingClient{down: map[string]int64{}}
-	cfg.HTTPClient = counter
-	d, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	locks, err := blobfs.NewFileLocker(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := blob.NewStore(d, locks, blob.Options{})
+	s, _, counter := countedStore(t, "&part-size=5242880")
 	data := make([]byte, 12<<20+77) // two parts and a pending tail
 	_, _ = rand.Read(data)
 	id, err := s.NewUpload(ctx)
@@ -127,24 +134,8 @@ func TestCommitDownloadsNothing(t *testing.T) {
 // copy of its pending bytes straight into blobs/, not a copy to the session's data and a move
 // (HEAD, copy, DELETE) from there; the blob reads back whole, and the session is gone.
 func TestSmallCommitCopiesOnce(t *testing.T) {
-	srv := testserver.StartS3(t)
-	srv.SetEnv(t)
 	ctx := context.Background()
-	cfg, err := ParseURL(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counter := &countingClient{down: map[string]int64{}}
-	cfg.HTTPClient = counter
-	d, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	locks, err := blobfs.NewFileLocker(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := blob.NewStore(d, locks, blob.Options{})
+	s, d, counter := countedStore(t, "")
 	for _, size := range []int{0, 100 << 10} {
 		data := make([]byte, size)
 		_, _ = rand.Read(data)
