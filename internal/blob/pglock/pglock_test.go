@@ -28,6 +28,24 @@ func newPool(tb testing.TB) *pgxpool.Pool {
 	return p
 }
 
+// namedPool is a pool whose sessions carry a unique application_name made from prefix, so a
+// test can tell them apart from other tests' sessions on the same server.
+func namedPool(tb testing.TB, prefix string) (*pgxpool.Pool, string) {
+	tb.Helper()
+	app := prefix + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	cfg, err := pgxpool.ParseConfig(pgtest.ServerURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.Close)
+	return p, app
+}
+
 func TestLocksExcludeAcrossPools(t *testing.T) {
 	ctx := context.Background()
 	// Two pools are two nodes.
@@ -92,17 +110,7 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 	ctx := context.Background()
 	// The holder's sessions are told apart by name: other tests (other packages' too) hold
 	// advisory locks on the same server at the same time.
-	app := "pglock-holder-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	cfg, err := pgxpool.ParseConfig(pgtest.ServerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = app
-	holderPool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(holderPool.Close)
+	holderPool, app := namedPool(t, "pglock-holder")
 	admin := newPool(t)
 	holder, other := pglock.New(holderPool), pglock.New(newPool(t))
 	name := "blobs/sha256/" + time.Now().Format(time.RFC3339Nano)
@@ -156,17 +164,7 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 // restart does), the next Lock does not fail on a dead one: it takes a new session.
 func TestLockAfterSessionsDropped(t *testing.T) {
 	ctx := context.Background()
-	app := "pglock-dropped-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	cfg, err := pgxpool.ParseConfig(pgtest.ServerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = app
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, app := namedPool(t, "pglock-dropped")
 	l := pglock.New(pool)
 	var unlocks []func()
 	for i := range 2 { // on one session, idle in the pool once released
@@ -197,17 +195,7 @@ func TestLockAfterSessionsDropped(t *testing.T) {
 // on one session, not a connection each, and its own locks still exclude each other.
 func TestManyLocksOneSession(t *testing.T) {
 	ctx := context.Background()
-	app := "pglock-many-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	cfg, err := pgxpool.ParseConfig(pgtest.ServerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = app
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, app := namedPool(t, "pglock-many")
 	l, other := pglock.New(pool), pglock.New(newPool(t))
 	base := "uploads/" + app + "-"
 	var unlocks []func()
