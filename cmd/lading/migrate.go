@@ -112,7 +112,9 @@ func migrateMetadata(cmd *cobra.Command, common commonFlags, toMeta string, veri
 	if _, err := os.Stat(filepath.Join(common.dataDir, app.MetaFile)); err != nil {
 		return fmt.Errorf("--to-metadata: no embedded metadata to copy in --data-dir %s: %w", common.dataDir, err)
 	}
-	srcMeta, err := app.OpenMeta(ctx, common.dataDir, "", log)
+	// Read-only when its schema is current (one query_only connection): a migration reads its
+	// source and writes nothing there; an older store is migrated first, as every command does.
+	srcMeta, err := app.OpenMetaReader(ctx, common.dataDir, "", log)
 	if err != nil {
 		return err
 	}
