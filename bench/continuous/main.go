@@ -17,14 +17,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/lading-registry/lading/bench/internal/cli"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/scanning/policy"
@@ -67,16 +66,9 @@ func main() {
 	}
 	if cfg.gen.images < 1 || cfg.gen.bases < 1 || cfg.gen.repos > cfg.gen.images || cfg.gen.minPkgs < 1 || cfg.gen.maxPkgs < cfg.gen.minPkgs ||
 		cfg.affected <= 0 || cfg.affected > 1 {
-		fmt.Fprintln(os.Stderr, "bench: invalid flags")
-		flag.Usage()
-		os.Exit(2)
+		cli.BadFlags("invalid flags")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	cli.Run(func(ctx context.Context, out io.Writer) error { return run(ctx, cfg, out) })
 }
 
 func loadAverage() string {

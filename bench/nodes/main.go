@@ -17,12 +17,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/lading-registry/lading/bench/internal/cli"
 	"github.com/lading-registry/lading/bench/internal/machine"
 	"github.com/lading-registry/lading/bench/internal/proc"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
@@ -69,23 +67,13 @@ func main() {
 	cfg.smallSize, cfg.largeSize = smallKiB<<10, largeMiB<<20
 	if cfg.reps < 1 || cfg.workers < 1 || cfg.smallImages < 1 || cfg.smallSize < 1 || cfg.largeImages < 1 || cfg.largeSize < 1 ||
 		cfg.concurrent < 1 || cfg.nodes < 1 {
-		fmt.Fprintln(os.Stderr, "bench: invalid flags")
-		flag.Usage()
-		os.Exit(2)
+		cli.BadFlags("invalid flags")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	cli.Run(func(ctx context.Context, out io.Writer) error { return run(ctx, cfg, out) })
 }
 
-var startTime = time.Now()
-
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(startTime).Seconds(), fmt.Sprintf(format, args...))
-}
+// progress writes a progress line on standard error, stamped with the seconds since start.
+var progress = cli.Progress()
 
 // registry is one registry under test: its nodes, what they share, and a client spreading
 // requests over them.

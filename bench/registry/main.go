@@ -17,11 +17,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/lading-registry/lading/bench/internal/cli"
 	"github.com/lading-registry/lading/bench/internal/machine"
 )
 
@@ -77,23 +77,13 @@ func main() {
 	cfg.pullSize = pullMiB << 20
 	if cfg.layerSize <= tarOverhead || cfg.pullSize <= tarOverhead || cfg.pullReps < 1 || cfg.smallSize%512 != 0 || cfg.reps < 1 || cfg.smallReps < 1 || cfg.getReps < 1 ||
 		cfg.streams < 1 || cfg.smallImages < 1 || cfg.workers < 1 {
-		fmt.Fprintln(os.Stderr, "bench: invalid flags")
-		flag.Usage()
-		os.Exit(2)
+		cli.BadFlags("invalid flags")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	cli.Run(func(ctx context.Context, out io.Writer) error { return run(ctx, cfg, out) })
 }
 
-var startTime = time.Now()
-
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(startTime).Seconds(), fmt.Sprintf(format, args...))
-}
+// progress writes a progress line on standard error, stamped with the seconds since start.
+var progress = cli.Progress()
 
 // newRand is a fast source of incompressible bytes (ChaCha8, seeded from the system).
 func newRand() io.Reader {

@@ -15,13 +15,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/lading-registry/lading/bench/internal/cli"
 	"github.com/lading-registry/lading/bench/internal/machine"
 	"github.com/lading-registry/lading/internal/testfiles"
 )
@@ -66,23 +64,13 @@ func main() {
 	flag.BoolVar(&cfg.verbose, "v", false, "print every differing finding pair (default: at most 20 per image and direction)")
 	flag.Parse()
 	if cfg.reps < 1 || cfg.bigReps < 1 || cfg.bigMiB < 256 {
-		fmt.Fprintln(os.Stderr, "bench: -reps and -big-reps must be at least 1, -big-mib at least 256")
-		flag.Usage()
-		os.Exit(2)
+		cli.BadFlags("-reps and -big-reps must be at least 1, -big-mib at least 256")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	cli.Run(func(ctx context.Context, out io.Writer) error { return run(ctx, cfg, out) })
 }
 
-var startTime = time.Now()
-
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(startTime).Seconds(), fmt.Sprintf(format, args...))
-}
+// progress writes a progress line on standard error, stamped with the seconds since start.
+var progress = cli.Progress()
 
 func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if cfg.repo, err = filepath.Abs(cfg.repo); err != nil {
