@@ -492,17 +492,30 @@ func splitDetail(detail []byte) (head, packages, tail string, ok bool) {
 	return head, packages, tail, true
 }
 
-// findingTextID is the id of $1 in finding_texts, written if new, in one statement.
-const findingTextID = `WITH found AS (SELECT id FROM finding_texts WHERE text = $1 LIMIT 1),
-		written AS (INSERT INTO finding_texts(text) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id)
-	SELECT id FROM found UNION ALL SELECT id FROM written`
-
 const upsertFindingParts = `INSERT INTO finding_details(finding_id, head_id, tail_id, detail) VALUES ($1, $2, $3, $4)
 	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
 
+// upsertSplitDetail writes finding $1's detail as its head ($2) and tail ($3) texts, each
+// written to finding_texts if new, and its packages part ($4), in one statement. Its CTEs
+// share one snapshot, so a head equal to the tail would be written twice when new:
+// upsertSameTextsDetail is that case.
+const upsertSplitDetail = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $2 LIMIT 1),
+		hw AS (INSERT INTO finding_texts(text) SELECT $2 WHERE NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
+		tf AS (SELECT id FROM finding_texts WHERE text = $3 LIMIT 1),
+		tw AS (INSERT INTO finding_texts(text) SELECT $3 WHERE NOT EXISTS (SELECT 1 FROM tf) RETURNING id)
+	INSERT INTO finding_details(finding_id, head_id, tail_id, detail)
+	SELECT $1, (SELECT id FROM hf UNION ALL SELECT id FROM hw), (SELECT id FROM tf UNION ALL SELECT id FROM tw), $4
+	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
+
+// upsertSameTextsDetail is upsertSplitDetail for a head equal to the tail ($2).
+const upsertSameTextsDetail = `WITH f AS (SELECT id FROM finding_texts WHERE text = $2 LIMIT 1),
+		w AS (INSERT INTO finding_texts(text) SELECT $2 WHERE NOT EXISTS (SELECT 1 FROM f) RETURNING id),
+		t AS (SELECT id FROM f UNION ALL SELECT id FROM w)
+	INSERT INTO finding_details(finding_id, head_id, tail_id, detail) SELECT $1, (SELECT id FROM t), (SELECT id FROM t), $3
+	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
+
 // putFindingDetail stores the detail of finding id, its shared parts once, and copies into the
-// finding's row and finding_packages what the queries read of it. It takes two round trips:
-// a batch of the shared parts' ids with the index writes, then the detail's row.
+// finding's row and finding_packages what the queries read of it, in one batch (one round trip).
 func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) error {
 	ix, err := indexDetail(detail)
 	if err != nil {
@@ -516,34 +529,17 @@ func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) e
 	if err != nil {
 		return fmt.Errorf("index finding detail: %w", err)
 	}
-	head, packages, tail, split := splitDetail(detail)
 	b := &pgx.Batch{}
-	if split {
-		b.Queue(findingTextID, head)
-		b.Queue(findingTextID, tail)
+	switch head, packages, tail, ok := splitDetail(detail); {
+	case !ok:
+		b.Queue(upsertFindingParts, id, nil, nil, string(detail))
+	case head == tail:
+		b.Queue(upsertSameTextsDetail, id, head, packages)
+	default:
+		b.Queue(upsertSplitDetail, id, head, tail, packages)
 	}
 	queueIndexFinding(b, id, ix, aliases, related)
-	br := tx.SendBatch(ctx, b)
-	var headID, tailID int64
-	if split {
-		if err := br.QueryRow().Scan(&headID); err != nil {
-			_ = br.Close() // the error that matters is err
-			return fmt.Errorf("write finding detail: vulnerability text: %w", err)
-		}
-		if err := br.QueryRow().Scan(&tailID); err != nil {
-			_ = br.Close() // the error that matters is err
-			return fmt.Errorf("write finding detail: image text: %w", err)
-		}
-	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("index finding detail: %w", err)
-	}
-	if !split {
-		_, err = tx.Exec(ctx, upsertFindingParts, id, nil, nil, string(detail))
-	} else {
-		_, err = tx.Exec(ctx, upsertFindingParts, id, headID, tailID, packages)
-	}
-	if err != nil {
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write finding detail: %w", err)
 	}
 	return nil
