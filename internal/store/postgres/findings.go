@@ -497,21 +497,15 @@ const upsertFindingParts = `INSERT INTO finding_details(finding_id, head_id, tai
 
 // upsertSplitDetail writes finding $1's detail as its head ($2) and tail ($3) texts, each
 // written to finding_texts if new, and its packages part ($4), in one statement. Its CTEs
-// share one snapshot, so a head equal to the tail would be written twice when new:
-// upsertSameTextsDetail is that case.
+// share one snapshot, so a head equal to the tail would be written twice when new; that cannot
+// be: the head is an object's members and the tail a JSON value, and a detail that is not JSON
+// is refused (indexDetail) before this is sent.
 const upsertSplitDetail = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $2 LIMIT 1),
 		hw AS (INSERT INTO finding_texts(text) SELECT $2 WHERE NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
 		tf AS (SELECT id FROM finding_texts WHERE text = $3 LIMIT 1),
 		tw AS (INSERT INTO finding_texts(text) SELECT $3 WHERE NOT EXISTS (SELECT 1 FROM tf) RETURNING id)
 	INSERT INTO finding_details(finding_id, head_id, tail_id, detail)
 	SELECT $1, (SELECT id FROM hf UNION ALL SELECT id FROM hw), (SELECT id FROM tf UNION ALL SELECT id FROM tw), $4
-	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
-
-// upsertSameTextsDetail is upsertSplitDetail for a head equal to the tail ($2).
-const upsertSameTextsDetail = `WITH f AS (SELECT id FROM finding_texts WHERE text = $2 LIMIT 1),
-		w AS (INSERT INTO finding_texts(text) SELECT $2 WHERE NOT EXISTS (SELECT 1 FROM f) RETURNING id),
-		t AS (SELECT id FROM f UNION ALL SELECT id FROM w)
-	INSERT INTO finding_details(finding_id, head_id, tail_id, detail) SELECT $1, (SELECT id FROM t), (SELECT id FROM t), $3
 	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
 
 // putFindingDetail stores the detail of finding id, its shared parts once, and copies into the
@@ -533,8 +527,6 @@ func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) e
 	switch head, packages, tail, ok := splitDetail(detail); {
 	case !ok:
 		b.Queue(upsertFindingParts, id, nil, nil, string(detail))
-	case head == tail:
-		b.Queue(upsertSameTextsDetail, id, head, packages)
 	default:
 		b.Queue(upsertSplitDetail, id, head, tail, packages)
 	}
