@@ -95,19 +95,34 @@ func decodePackageKeys(s *string) []store.PackageKey {
 // finding's lastObservedAt is, while it is ACTIVE, the later of its own last_observed_at and
 // observed, its image's findings_observed_at.
 func queryFindings(ctx context.Context, q querier, repo, digest, scanType string, withDetail bool, observed int64) ([]store.Finding, error) {
-	query := "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = $1 AND image_digest = $2 AND scan_type = $3 ORDER BY vulnerability_id`
+	return readFindings(ctx, q, repo, digest, scanType, withDetail, observed, findingsQuery(withDetail), repo, digest, scanType)
+}
+
+// findingsQuery is the query of queryFindings; its arguments are repository, digest, scan type.
+func findingsQuery(withDetail bool) string {
 	if withDetail {
 		// Readers of details show findings: they need suppression too.
-		query = "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail, f.suppressed FROM findings f JOIN finding_detail_view d ON d.finding_id = f.id
+		return "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail, f.suppressed FROM findings f JOIN finding_detail_view d ON d.finding_id = f.id
 			WHERE f.repository = $1 AND f.image_digest = $2 AND f.scan_type = $3 ORDER BY f.vulnerability_id`
 	}
+	return "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = $1 AND image_digest = $2 AND scan_type = $3 ORDER BY vulnerability_id`
+}
+
+// queueFindings queues queryFindings' query (without detail) in b.
+func queueFindings(b *pgx.Batch, repo, digest, scanType string) {
+	b.Queue(findingsQuery(false), repo, digest, scanType)
+}
+
+// readFindings runs query (or takes q's next batch result) and reads the findings as
+// queryFindings returns them.
+func readFindings(ctx context.Context, q querier, repo, digest, scanType string, withDetail bool, observed int64, query string, args ...any) ([]store.Finding, error) {
 	return queryAll(ctx, q, func(r rowScanner) (store.Finding, error) {
 		f, err := scanFinding(r, repo, digest, scanType, withDetail)
 		if err == nil && f.Status == findingActive && observed > ms(f.LastObservedAt) {
 			f.LastObservedAt = fromMS(observed)
 		}
 		return f, err
-	}, query, repo, digest, scanType)
+	}, query, args...)
 }
 
 // findingsObserved reads an image's findings_observed_at (0 when it has no scan state).
@@ -153,19 +168,12 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 			return err
 		}
 		for _, t := range targets {
-			if t.JobID != 0 {
-				var one int
-				err := tx.QueryRow(ctx, "SELECT 1 FROM scan_jobs WHERE id = $1", t.JobID).Scan(&one)
-				if errors.Is(err, pgx.ErrNoRows) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-			}
-			st, observed, found, err := readScanState(ctx, tx, t)
+			st, observed, found, jobGone, err := readScanState(ctx, tx, t)
 			if err != nil {
 				return err
+			}
+			if jobGone {
+				continue
 			}
 			if found {
 				st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
@@ -196,32 +204,64 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 }
 
 // readScanState reads what update is handed for t, and the image's findings_observed_at;
-// found is false when the image is gone.
-func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget) (st store.ScanState, observed int64, found bool, err error) {
-	m, err := scanManifest(tx.QueryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = $1 AND digest = $2", t.Repository, t.Digest))
+// found is false when the image is gone, jobGone true when t has a job and it is gone. The
+// reads go as one batch (one round trip): the later ones are wasted when the image or job is
+// gone, which is rare.
+func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget) (st store.ScanState, observed int64, found, jobGone bool, err error) {
+	b := &pgx.Batch{}
+	if t.JobID != 0 {
+		b.Queue("SELECT 1 FROM scan_jobs WHERE id = $1", t.JobID)
+	}
+	b.Queue("SELECT "+manifestColumns+" FROM manifests WHERE repository = $1 AND digest = $2", t.Repository, t.Digest)
+	b.Queue("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag", t.Repository, t.Digest)
+	b.Queue("SELECT "+imageScanColumns+", findings_observed_at FROM image_scans WHERE repository = $1 AND image_digest = $2 AND scan_type = $3",
+		t.Repository, t.Digest, t.ScanType)
+	queueFindings(b, t.Repository, t.Digest, t.ScanType)
+	br := tx.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	if t.JobID != 0 {
+		var one int
+		err := br.QueryRow().Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return st, 0, false, true, nil
+		}
+		if err != nil {
+			return st, 0, false, false, err
+		}
+	}
+	m, err := scanManifest(br.QueryRow())
 	if errors.Is(err, pgx.ErrNoRows) {
-		return st, 0, false, nil
+		return st, 0, false, false, nil
 	}
 	if err != nil {
-		return st, 0, false, err
+		return st, 0, false, false, err
 	}
-	if m.Tags, err = queryStrings(ctx, tx, "SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag", t.Repository, t.Digest); err != nil {
-		return st, 0, false, err
+	if m.Tags, err = queryStrings(ctx, batchQuerier{br}, ""); err != nil {
+		return st, 0, false, false, err
 	}
 	st = store.ScanState{Target: t, Manifest: m}
-	s, err := scanImageScan(withExtra{tx.QueryRow(ctx, "SELECT "+imageScanColumns+", findings_observed_at FROM image_scans WHERE repository = $1 AND image_digest = $2 AND scan_type = $3",
-		t.Repository, t.Digest, t.ScanType), []any{&observed}})
+	s, err := scanImageScan(withExtra{br.QueryRow(), []any{&observed}})
 	switch {
 	case err == nil:
 		st.Scan = &s
 	case !errors.Is(err, pgx.ErrNoRows):
-		return st, 0, false, err
+		return st, 0, false, false, err
 	}
-	if st.Findings, err = queryFindings(ctx, tx, t.Repository, t.Digest, t.ScanType, false, observed); err != nil {
-		return st, 0, false, err
+	if st.Findings, err = readFindings(ctx, batchQuerier{br}, t.Repository, t.Digest, t.ScanType, false, observed, ""); err != nil {
+		return st, 0, false, false, err
 	}
-	return st, observed, true, nil
+	return st, observed, true, false, nil
 }
+
+// batchQuerier reads a batch's next result as querier reads a query's: the query and
+// arguments given are those queued.
+type batchQuerier struct{ br pgx.BatchResults }
+
+func (q batchQuerier) Query(context.Context, string, ...any) (pgx.Rows, error) { return q.br.Query() }
 
 // findingDetails reads the details of a target's findings by vulnerability id.
 func findingDetails(ctx context.Context, tx pgx.Tx, t store.ScanTarget, ids []string) (map[string][]byte, error) {
@@ -305,10 +345,7 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 		if f.Detail != nil {
 			detailed[id] = f.VulnerabilityID
 			if err := putFindingDetail(ctx, tx, id, f.Detail); err != nil {
-				return 0, fmt.Errorf("write finding detail: %w", err)
-			}
-			if err := indexFinding(ctx, tx, id, f.Detail); err != nil {
-				return 0, fmt.Errorf("index finding detail: %w", err)
+				return 0, err
 			}
 		}
 		if f.Status == findingActive {
@@ -455,36 +492,49 @@ func splitDetail(detail []byte) (head, packages, tail string, ok bool) {
 	return head, packages, tail, true
 }
 
-// findingTextID returns the id of text in finding_texts, writing it if new.
-func findingTextID(ctx context.Context, tx pgx.Tx, text string) (int64, error) {
-	var id int64
-	err := tx.QueryRow(ctx, "SELECT id FROM finding_texts WHERE text = $1 LIMIT 1", text).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = tx.QueryRow(ctx, "INSERT INTO finding_texts(text) VALUES ($1) RETURNING id", text).Scan(&id)
-	}
-	return id, err
-}
-
 const upsertFindingParts = `INSERT INTO finding_details(finding_id, head_id, tail_id, detail) VALUES ($1, $2, $3, $4)
 	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
 
-// putFindingDetail stores the detail of finding id, its shared parts once.
+// upsertSplitDetail writes finding $1's detail as its head ($2) and tail ($3) texts, each
+// written to finding_texts if new, and its packages part ($4), in one statement. Its CTEs
+// share one snapshot, so a head equal to the tail would be written twice when new; that cannot
+// be: the head is an object's members and the tail a JSON value, and a detail that is not JSON
+// is refused (indexDetail) before this is sent.
+const upsertSplitDetail = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $2 LIMIT 1),
+		hw AS (INSERT INTO finding_texts(text) SELECT $2 WHERE NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
+		tf AS (SELECT id FROM finding_texts WHERE text = $3 LIMIT 1),
+		tw AS (INSERT INTO finding_texts(text) SELECT $3 WHERE NOT EXISTS (SELECT 1 FROM tf) RETURNING id)
+	INSERT INTO finding_details(finding_id, head_id, tail_id, detail)
+	SELECT $1, (SELECT id FROM hf UNION ALL SELECT id FROM hw), (SELECT id FROM tf UNION ALL SELECT id FROM tw), $4
+	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
+
+// putFindingDetail stores the detail of finding id, its shared parts once, and copies into the
+// finding's row and finding_packages what the queries read of it, in one batch (one round trip).
 func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) error {
-	head, packages, tail, ok := splitDetail(detail)
-	if !ok {
-		_, err := tx.Exec(ctx, upsertFindingParts, id, nil, nil, string(detail))
-		return err
-	}
-	headID, err := findingTextID(ctx, tx, head)
+	ix, err := indexDetail(detail)
 	if err != nil {
-		return fmt.Errorf("vulnerability text: %w", err)
+		return fmt.Errorf("index finding detail: %w", err)
 	}
-	tailID, err := findingTextID(ctx, tx, tail)
+	aliases, err := json.Marshal(ix.aliases)
 	if err != nil {
-		return fmt.Errorf("image text: %w", err)
+		return fmt.Errorf("index finding detail: %w", err)
 	}
-	_, err = tx.Exec(ctx, upsertFindingParts, id, headID, tailID, packages)
-	return err
+	related, err := json.Marshal(ix.related)
+	if err != nil {
+		return fmt.Errorf("index finding detail: %w", err)
+	}
+	b := &pgx.Batch{}
+	switch head, packages, tail, ok := splitDetail(detail); {
+	case !ok:
+		b.Queue(upsertFindingParts, id, nil, nil, string(detail))
+	default:
+		b.Queue(upsertSplitDetail, id, head, tail, packages)
+	}
+	queueIndexFinding(b, id, ix, aliases, related)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write finding detail: %w", err)
+	}
+	return nil
 }
 
 // What the finding queries read of a finding's detail is copied into its row and
@@ -576,29 +626,14 @@ func indexDetail(detail []byte) (findingIndex, error) {
 	return ix, nil
 }
 
-// indexFinding copies what the queries need of detail, the detail of finding id.
-func indexFinding(ctx context.Context, tx pgx.Tx, id int64, detail []byte) error {
-	ix, err := indexDetail(detail)
-	if err != nil {
-		return err
-	}
-	aliases, err := json.Marshal(ix.aliases)
-	if err != nil {
-		return err
-	}
-	related, err := json.Marshal(ix.related)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `UPDATE findings SET title = $2, source = $3, vendor_severity = $4, aliases = $5::jsonb, related = $6::jsonb,
-		fix_available = $7 WHERE id = $1`, id, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, "DELETE FROM finding_packages WHERE finding_id = $1", id); err != nil {
-		return err
-	}
+// queueIndexFinding queues in b the writes copying ix, what the queries need of the detail of
+// finding id, into its row and finding_packages.
+func queueIndexFinding(b *pgx.Batch, id int64, ix findingIndex, aliases, related []byte) {
+	b.Queue(`UPDATE findings SET title = $2, source = $3, vendor_severity = $4, aliases = $5::jsonb, related = $6::jsonb,
+		fix_available = $7 WHERE id = $1`, id, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable)
+	b.Queue("DELETE FROM finding_packages WHERE finding_id = $1", id)
 	if len(ix.packages) == 0 {
-		return nil
+		return
 	}
 	cols := make([][]string, 7)
 	epochs := make([]int64, len(ix.packages))
@@ -608,12 +643,11 @@ func indexFinding(ctx context.Context, tx pgx.Tx, id int64, detail []byte) error
 		}
 		epochs[i] = p.epoch
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO finding_packages(finding_id, seq, name, version, release, arch, file_path, source_layer_hash, reachability, epoch)
+	b.Queue(`INSERT INTO finding_packages(finding_id, seq, name, version, release, arch, file_path, source_layer_hash, reachability, epoch)
 		SELECT $1, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
 		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[])
 			WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq)`,
 		id, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], epochs)
-	return err
 }
 
 // UsageSince returns the scans performed since t.
