@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,7 +275,13 @@ func findVersitygw(ctx context.Context, explicit string) (string, error) {
 
 // dumpLogs prints the end of every log of the run, to explain a failure.
 func dumpLogs(work string) {
-	logs, _ := filepath.Glob(filepath.Join(work, "*", "*.log"))
+	var logs []string
+	_ = filepath.WalkDir(work, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".log") {
+			logs = append(logs, path)
+		}
+		return nil
+	})
 	for _, l := range logs {
 		b, err := os.ReadFile(l)
 		if err != nil || len(b) == 0 {
