@@ -50,8 +50,9 @@ type loader struct {
 	fingerprint string // of the ENHANCED inventories, as the scanner records it
 
 	keyIDs      map[advisory.PackageKey]int64
-	textIDs     map[string]int64 // finding_texts
-	pairs       []uint64         // key id << 32 | inventory id
+	textIDs     map[string]int64    // finding_texts
+	dictIDs     map[[2]string]int64 // finding_rows' dictionaries (0045): table and key -> id
+	pairs       []uint64            // key id << 32 | inventory id
 	nextInv     int64
 	nextFinding int64
 	stats       loadStats
@@ -85,10 +86,10 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 		}
 	}
 	l.stats.repos = repos
-	// The findings' ARN and vulnerability indexes (0027) take keys in random order: they are
+	// The findings' ARN and vulnerability indexes (0045) take keys in random order: they are
 	// built at the end in one sorted pass, as CREATE INDEX does, not inserted into all over.
 	if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "DROP INDEX findings_arn; DROP INDEX findings_vulnerability")
+		_, err := tx.ExecContext(ctx, "DROP INDEX finding_rows_arn; DROP INDEX finding_rows_vulnerability")
 		return err
 	}); err != nil {
 		return err
@@ -251,10 +252,40 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	}
 	for _, f := range img.findings {
 		l.nextFinding++
-		if err := exec(`INSERT INTO findings(id, repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint,
-				package_keys, first_observed_at, last_observed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			l.nextFinding, f.Repository, f.Digest, f.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score, f.Fingerprint,
-			sqlite.PackageKeysColumn(f.PackageKeys), f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli()); err != nil {
+		// finding_rows as sqlite's upsert writes it (finding_rows.go): dictionary ids numbered
+		// here rather than looked up, blank facts until IndexFindingQueries sets them.
+		prefix, key := sqlite.SplitFindingARN(f.ARN)
+		var ids [4]int64
+		for i, d := range []struct{ insert, key string }{
+			{`INSERT INTO scan_targets(id, repository, image_digest, scan_type) VALUES (?, ?, ?, ?)`, f.Repository + "\x00" + f.Digest + "\x00" + f.ScanType},
+			{`INSERT INTO finding_vulnerabilities(id, vulnerability_id) VALUES (?, ?)`, f.VulnerabilityID},
+			{`INSERT INTO finding_arn_prefixes(id, prefix) VALUES (?, ?)`, prefix},
+			{`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, '', '', '', '[]', '[]')`, ""},
+		} {
+			dk := [2]string{d.insert, d.key}
+			id, ok := l.dictIDs[dk]
+			if !ok {
+				id = int64(len(l.dictIDs) + 1) // unique across the dictionaries, which is enough
+				l.dictIDs[dk] = id
+				args := []any{id}
+				switch i {
+				case 0:
+					args = append(args, f.Repository, f.Digest, f.ScanType)
+				case 1, 2:
+					args = append(args, d.key)
+				}
+				if err := exec(d.insert, args...); err != nil {
+					return err
+				}
+			}
+			ids[i] = id
+		}
+		if err := exec(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
+				package_keys, first_observed_at, last_observed_at, updated_at, facts, fix_available, suppressed)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'NO', 0)`,
+			ids[0], ids[1], l.nextFinding, ids[2], key, f.Status, f.Severity, f.Score, f.Fingerprint,
+			sqlite.PackageKeysColumn(f.PackageKeys), f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli(),
+			ids[3]); err != nil {
 			return err
 		}
 		if err := l.writeDetail(exec, l.nextFinding, f.Detail); err != nil {
@@ -334,10 +365,10 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	l.stats.keys = len(l.keyIDs)
 	l.pairs = nil
 	return l.db.Tx(ctx, func(tx *sql.Tx) error {
-		// The indexes dropped for the load, as 0020_scanning.sql and 0027_finding_query.sql define them.
+		// The indexes dropped for the load, as 0020_scanning.sql and 0045_findings_compact.sql define them.
 		_, err := tx.ExecContext(ctx, `CREATE INDEX inventory_packages_inventory ON inventory_packages(inventory_id);
-			CREATE INDEX findings_arn ON findings(arn);
-			CREATE INDEX findings_vulnerability ON findings(vulnerability_id, scan_type, repository, image_digest)`)
+			CREATE INDEX finding_rows_arn ON finding_rows(arn_key);
+			CREATE INDEX finding_rows_vulnerability ON finding_rows(vulnerability, target_id)`)
 		return err
 	})
 }

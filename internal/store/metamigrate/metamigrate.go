@@ -108,6 +108,11 @@ func NotCopied() map[string]string {
 		"image_coverage":               "SQLite-only: coverage's per-image state, kept by triggers; PostgreSQL reads the base tables",
 		"repository_finding_counts":    "SQLite-only aggregate of image_finding_counts per repository; PostgreSQL sums image_finding_counts",
 		"leases":                       "running nodes' holds on duties and webhooks: the new nodes take their own",
+		"finding_rows":                 "SQLite's compact storage of findings (0045), copied through the findings view",
+		"scan_targets":                 "SQLite-only dictionary of finding_rows (repository, digest, scan type), copied through the findings view",
+		"finding_vulnerabilities":      "SQLite-only dictionary of finding_rows (vulnerability ids), copied through the findings view",
+		"finding_arn_prefixes":         "SQLite-only dictionary of finding_rows (ARN prefixes), copied through the findings view",
+		"finding_facts":                "SQLite-only dictionary of finding_rows (vulnerability titles, sources, aliases), copied through the findings view",
 	}
 }
 

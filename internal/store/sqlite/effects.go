@@ -76,7 +76,8 @@ func deleteManifestTx(ctx context.Context, tx *sql.Tx, repo, digest string) erro
 		"DELETE FROM manifest_references WHERE repository = ? AND manifest = ?",
 		"DELETE FROM manifests WHERE repository = ? AND digest = ?",
 		"DELETE FROM image_scans WHERE repository = ? AND image_digest = ?",
-		"DELETE FROM findings WHERE repository = ? AND image_digest = ?",
+		"DELETE FROM finding_rows WHERE target_id IN (SELECT id FROM scan_targets WHERE repository = ? AND image_digest = ?)",
+		"DELETE FROM scan_targets WHERE repository = ? AND image_digest = ?",
 		"DELETE FROM scan_jobs WHERE repository = ? AND image_digest = ?",
 	} {
 		if _, err := tx.ExecContext(ctx, q, repo, digest); err != nil {

@@ -15,7 +15,7 @@ import (
 // ListFindingAggregations).
 //
 // The groups are counted in two steps: per image (and the type's own key: layer, package,
-// title) over the findings_image index (or, for repositories and images without filters, from
+// title) over finding_rows, clustered by image (or, for repositories and images without filters, from
 // the counts the writers keep: image_finding_counts per image, repository_finding_counts per
 // repository), then per group with the image
 // joined once. Joining the image (manifests, which says the registry still holds it) to every

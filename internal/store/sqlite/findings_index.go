@@ -2,23 +2,34 @@ package sqlite
 
 import "context"
 
-// What ListFindings queries of a finding's detail is copied into the findings row and
-// finding_packages when the detail is written (migrations 0027 and 0036 backfilled the rows
-// written before). The JSON paths are those of scanning.Detail; the store's
-// test writes a real one and reads the columns back.
+// What ListFindings queries of a finding's detail is copied into the finding's row (its
+// vulnerability's facts, in finding_facts, and fix_available) and finding_packages when the
+// detail is written (migrations 0027 and 0036 backfilled the rows written before). The JSON
+// paths are those of scanning.Detail; the store's test writes a real one and reads the
+// columns back.
 
-const indexFindingColumns = `UPDATE findings SET
-	title           = coalesce(json_extract(d.detail, '$.finding.title'), ''),
-	source          = coalesce(json_extract(d.detail, '$.finding.source'), ''),
-	vendor_severity = coalesce(json_extract(d.detail, '$.finding.vendorSeverity'), ''),
-	aliases         = coalesce(json_extract(d.detail, '$.finding.aliases'), '[]'),
-	related         = coalesce(json_extract(d.detail, '$.finding.related'), '[]'),
-	fix_available   = (SELECT CASE
+// findingFactsOfDetail are the vulnerability's facts in the stored detail of finding ?1.
+const findingFactsOfDetail = `coalesce(json_extract(d.detail, '$.finding.title'), ''),
+		coalesce(json_extract(d.detail, '$.finding.source'), ''),
+		coalesce(json_extract(d.detail, '$.finding.vendorSeverity'), ''),
+		coalesce(json_extract(d.detail, '$.finding.aliases'), '[]'),
+		coalesce(json_extract(d.detail, '$.finding.related'), '[]')`
+
+// indexFindingFacts writes the facts of finding ?1's detail into finding_facts when new.
+const indexFindingFacts = `INSERT INTO finding_facts(title, source, vendor_severity, aliases, related)
+	SELECT ` + findingFactsOfDetail + ` FROM finding_detail_view d WHERE d.finding_id = ?1
+	ON CONFLICT DO NOTHING`
+
+// indexFindingColumns points finding ?1 at its detail's facts and sets fix_available.
+const indexFindingColumns = `UPDATE finding_rows SET
+	facts = (SELECT x.id FROM finding_detail_view d, finding_facts x WHERE d.finding_id = ?1
+		AND (x.title, x.source, x.vendor_severity, x.aliases, x.related) = (SELECT ` + findingFactsOfDetail + `)),
+	fix_available = (SELECT CASE
 			WHEN count(*) = 0 OR total(coalesce(json_extract(p.value, '$.fixedInVersion'), '') != '') = 0 THEN 'NO'
 			WHEN total(coalesce(json_extract(p.value, '$.fixedInVersion'), '') != '') = count(*) THEN 'YES'
 			ELSE 'PARTIAL' END
-		FROM json_each(d.detail, '$.finding.vulnerablePackages') p)
-	FROM finding_detail_view d WHERE d.finding_id = findings.id AND findings.id = ?`
+		FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?1)
+	WHERE id = ?1 AND EXISTS (SELECT 1 FROM finding_details WHERE finding_id = ?1)`
 
 const indexFindingPackages = `INSERT INTO finding_packages(finding_id, seq, name, version, epoch, release, arch, file_path, source_layer_hash, reachability)
 	SELECT d.finding_id, p.key, coalesce(json_extract(p.value, '$.name'), ''), coalesce(json_extract(p.value, '$.version'), ''),
@@ -30,7 +41,7 @@ const indexFindingPackages = `INSERT INTO finding_packages(finding_id, seq, name
 // indexFindingQueries are the statements that index the stored detail of a finding, each
 // taking the finding's id.
 func indexFindingQueries() []string {
-	return []string{indexFindingColumns, "DELETE FROM finding_packages WHERE finding_id = ?", indexFindingPackages}
+	return []string{indexFindingFacts, indexFindingColumns, "DELETE FROM finding_packages WHERE finding_id = ?", indexFindingPackages}
 }
 
 // indexFinding copies what the queries need of the stored detail of finding id.

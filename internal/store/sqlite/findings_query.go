@@ -461,11 +461,18 @@ func (db *DB) FindingsByARN(ctx context.Context, arns []string) ([]findings.List
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
 		var ids []int64
 		for chunk := range chunks(arns, 200) {
+			// finding_rows keeps an ARN as a prefix id and a 16-byte key (the index): found by
+			// the key, then compared whole.
+			keys := make([]any, len(chunk))
+			for i, arn := range chunk {
+				_, keys[i] = SplitFindingARN(arn)
+			}
 			got, err := queryAll(ctx, tx, func(r rowScanner) (int64, error) {
 				var id int64
 				return id, r.Scan(&id)
-			}, `SELECT f.id FROM findings f JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest
-				WHERE f.scan_type = ? AND f.arn IN (`+placeholders(len(chunk))+`)`, append([]any{policy.ScanTypeEnhanced}, toAny(chunk)...)...)
+			}, `SELECT f.id FROM finding_rows r JOIN findings f ON f.id = r.id JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest
+				WHERE f.scan_type = ? AND r.arn_key IN (`+placeholders(len(chunk))+`) AND f.arn IN (`+placeholders(len(chunk))+`)`,
+				append(append([]any{policy.ScanTypeEnhanced}, keys...), toAny(chunk)...)...)
 			if err != nil {
 				return fmt.Errorf("findings by ARN: %w", err)
 			}

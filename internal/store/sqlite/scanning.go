@@ -230,8 +230,6 @@ func (db *DB) ActiveFindingCounts(ctx context.Context, repo string, digests []st
 	return out, nil
 }
 
-const findingColumns = `repository, image_digest, scan_type, ` + findingOwnColumns
-
 // findingOwnColumns are the columns of a finding read for a known image (the key's first
 // three left out: the reader knows them).
 const findingOwnColumns = `vulnerability_id, arn, status, severity, score, fingerprint, package_keys,
@@ -678,13 +676,6 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-// upsertFinding writes a finding whole.
-const upsertFinding = `INSERT INTO findings(` + findingColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
-		severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, package_keys = excluded.package_keys,
-		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
-	RETURNING id`
-
 // findingDetails reads the details of a target's findings by vulnerability id.
 func findingDetails(ctx context.Context, q querier, t store.ScanTarget, ids []string) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(ids))
@@ -743,6 +734,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 	if err := materializeObserved(ctx, q, t, imageObserved, up.Findings); err != nil {
 		return 0, err
 	}
+	rowIDs := newFindingIDs(q, t)
 	observed := map[int64][]any{}
 	detailed := map[int64]string{}     // finding ids written with their detail -> vulnerability ids
 	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
@@ -757,9 +749,8 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 			return 0, fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
 		}
 		hasDetail[f.VulnerabilityID] = true
-		var id int64
-		if err := q.queryRow(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
-			f.Fingerprint, PackageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)).Scan(&id); err != nil {
+		id, err := rowIDs.upsert(ctx, f)
+		if err != nil {
 			return 0, fmt.Errorf("write finding: %w", err)
 		}
 		if f.Detail != nil {
@@ -787,8 +778,9 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 	}
 	for at, ids := range observed {
 		for chunk := range chunks(ids, 200) {
-			if _, err := tx.ExecContext(ctx, `UPDATE findings SET last_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
-				AND vulnerability_id IN (`+placeholders(len(chunk))+`)`, append([]any{at, t.Repository, t.Digest, t.ScanType}, chunk...)...); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE finding_rows SET last_observed_at = ? WHERE target_id = `+targetIDQuery+`
+				AND vulnerability IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id IN (`+placeholders(len(chunk))+`))`,
+				append([]any{at, t.Repository, t.Digest, t.ScanType}, chunk...)...); err != nil {
 				return 0, fmt.Errorf("write finding: %w", err)
 			}
 		}
@@ -844,7 +836,7 @@ func materializeObserved(ctx context.Context, q *txStatements, t store.ScanTarge
 	if !earlier {
 		return nil
 	}
-	if err := q.exec(ctx, `UPDATE findings SET last_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
+	if err := q.exec(ctx, `UPDATE finding_rows SET last_observed_at = ? WHERE target_id = `+targetIDQuery+`
 		AND status = 'ACTIVE' AND last_observed_at < ?`, obs, t.Repository, t.Digest, t.ScanType, obs); err != nil {
 		return err
 	}

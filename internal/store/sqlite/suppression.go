@@ -222,7 +222,7 @@ func (db *DB) ruleTx(ctx context.Context, announce suppression.Announce, change 
 			to  int
 		}{{set, 1}, {clear, 0}} {
 			for chunk := range chunks(u.ids, 500) {
-				ids, err := queryAll(ctx, tx, scanID, `UPDATE findings SET suppressed = ?,
+				ids, err := queryAll(ctx, tx, scanID, `UPDATE finding_rows SET suppressed = ?,
 					updated_at = CASE WHEN status = 'ACTIVE' THEN max(updated_at, ?) ELSE updated_at END
 					WHERE id IN (`+placeholders(len(chunk))+`) RETURNING CASE WHEN status = 'ACTIVE' THEN id ELSE 0 END`,
 					append([]any{u.to, now}, toAny(chunk)...)...)
@@ -321,7 +321,7 @@ func applyRulesToWritten(ctx context.Context, q *txStatements, rules compiledRul
 		for _, id := range matched {
 			out[id] = true
 		}
-		if err := q.exec(ctx, `UPDATE findings SET suppressed = (id IN (SELECT value FROM json_each(?))) WHERE id IN (`+placeholders(len(chunk))+`)`,
+		if err := q.exec(ctx, `UPDATE finding_rows SET suppressed = (id IN (SELECT value FROM json_each(?))) WHERE id IN (`+placeholders(len(chunk))+`)`,
 			append([]any{idsJSON(matched)}, toAny(chunk)...)...); err != nil {
 			return nil, fmt.Errorf("apply suppression rules: %w", err)
 		}

@@ -1,0 +1,132 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// Findings are stored in finding_rows, naming their scan target, vulnerability id, ARN prefix
+// and vulnerability facts by integer ids (0045_findings_compact.sql); `findings` is a view
+// joining the strings back. Readers use the view; the scanner writes finding_rows directly.
+
+// arnKeyHex is how many hex digits end an ARN scanning.FindingARN makes (16 bytes).
+const arnKeyHex = 32
+
+// SplitFindingARN splits an ARN as finding_rows stores it: a prefix shared by many findings and
+// the last 32 hex digits as 16 bytes; an ARN not ending in 32 lowercase hex digits is all
+// prefix (key empty). The migration and the view's INSTEAD OF triggers split the same way.
+// Exported for loaders that fill a store directly (benchmarks).
+func SplitFindingARN(arn string) (prefix string, key []byte) {
+	if len(arn) <= arnKeyHex {
+		return arn, []byte{}
+	}
+	tail := arn[len(arn)-arnKeyHex:]
+	for i := 0; i < len(tail); i++ {
+		if c := tail[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return arn, []byte{}
+		}
+	}
+	key, err := hex.DecodeString(tail)
+	if err != nil { // cannot happen: checked above
+		return arn, []byte{}
+	}
+	return arn[:len(arn)-arnKeyHex], key
+}
+
+// Statements of the dictionaries: each looks an id up by its strings, or writes them.
+const (
+	selectScanTarget           = `SELECT id FROM scan_targets WHERE repository = ? AND image_digest = ? AND scan_type = ?`
+	insertScanTarget           = `INSERT INTO scan_targets(repository, image_digest, scan_type) VALUES (?, ?, ?) RETURNING id`
+	selectFindingVulnerability = `SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = ?`
+	insertFindingVulnerability = `INSERT INTO finding_vulnerabilities(vulnerability_id) VALUES (?) RETURNING id`
+	selectARNPrefix            = `SELECT id FROM finding_arn_prefixes WHERE prefix = ?`
+	insertARNPrefix            = `INSERT INTO finding_arn_prefixes(prefix) VALUES (?) RETURNING id`
+	selectBlankFacts           = `SELECT id FROM finding_facts WHERE title = '' AND source = '' AND vendor_severity = '' AND aliases = '[]' AND related = '[]'`
+	insertBlankFacts           = `INSERT INTO finding_facts(title, source, vendor_severity, aliases, related) VALUES ('', '', '', '[]', '[]') RETURNING id`
+)
+
+// dictionaryID returns the id the select statement finds for args, writing it with insert when
+// there is none.
+func dictionaryID(ctx context.Context, q rowQuerier, sel, insert string, args ...any) (int64, error) {
+	var id int64
+	err := q.queryRow(ctx, sel, args...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = q.queryRow(ctx, insert, args...).Scan(&id)
+	}
+	return id, err
+}
+
+// findingIDs holds the dictionary ids one write of a target's findings uses, looked up once.
+type findingIDs struct {
+	q        rowQuerier
+	target   store.ScanTarget
+	targetID int64 // 0 until looked up
+	blank    int64
+	prefixes map[string]int64
+}
+
+func newFindingIDs(q rowQuerier, t store.ScanTarget) *findingIDs {
+	return &findingIDs{q: q, target: t, prefixes: map[string]int64{}}
+}
+
+// targetRow returns the target's id, writing the target when new.
+func (ids *findingIDs) targetRow(ctx context.Context) (int64, error) {
+	if ids.targetID == 0 {
+		id, err := dictionaryID(ctx, ids.q, selectScanTarget, insertScanTarget, ids.target.Repository, ids.target.Digest, ids.target.ScanType)
+		if err != nil {
+			return 0, fmt.Errorf("scan target: %w", err)
+		}
+		ids.targetID = id
+	}
+	return ids.targetID, nil
+}
+
+// upsert writes finding f of the target (every column but the detail's facts, which
+// indexFinding sets from the detail; a new row starts with blank facts) and returns its id.
+func (ids *findingIDs) upsert(ctx context.Context, f store.Finding) (int64, error) {
+	target, err := ids.targetRow(ctx)
+	if err != nil {
+		return 0, err
+	}
+	vuln, err := dictionaryID(ctx, ids.q, selectFindingVulnerability, insertFindingVulnerability, f.VulnerabilityID)
+	if err != nil {
+		return 0, fmt.Errorf("vulnerability id: %w", err)
+	}
+	prefix, key := SplitFindingARN(f.ARN)
+	prefixID, ok := ids.prefixes[prefix]
+	if !ok {
+		if prefixID, err = dictionaryID(ctx, ids.q, selectARNPrefix, insertARNPrefix, prefix); err != nil {
+			return 0, fmt.Errorf("ARN prefix: %w", err)
+		}
+		ids.prefixes[prefix] = prefixID
+	}
+	if ids.blank == 0 {
+		if ids.blank, err = dictionaryID(ctx, ids.q, selectBlankFacts, insertBlankFacts); err != nil {
+			return 0, fmt.Errorf("finding facts: %w", err)
+		}
+	}
+	var id int64
+	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, f.Status, f.Severity, f.Score, f.Fingerprint,
+		PackageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt), ids.blank).Scan(&id)
+	return id, err
+}
+
+// upsertFindingRow writes a finding whole but for its facts. A new row's id is one past the
+// largest (as the rowid table of findings before 0045 numbered them).
+const upsertFindingRow = `INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score,
+		fingerprint, package_keys, first_observed_at, last_observed_at, updated_at, facts, fix_available, suppressed)
+	VALUES (?1, ?2, coalesce((SELECT max(id) FROM finding_rows) + 1, 1), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'NO', 0)
+	ON CONFLICT(target_id, vulnerability) DO UPDATE SET arn_prefix = excluded.arn_prefix, arn_key = excluded.arn_key,
+		status = excluded.status, severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint,
+		package_keys = excluded.package_keys, first_observed_at = excluded.first_observed_at,
+		last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
+	RETURNING id`
+
+// targetIDQuery is a subquery of the id of the scan target (repository, digest, scan type) given
+// as three parameters; NULL (no row matches) when it has no findings.
+const targetIDQuery = `(SELECT id FROM scan_targets WHERE repository = ? AND image_digest = ? AND scan_type = ?)`
