@@ -456,6 +456,7 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	for _, run := range []func(context.Context){
 		leased("upload-purge", a.purgeUploads),
+		leased("store-optimize", a.optimizeStore),
 		func(ctx context.Context) {
 			if a.cfg.GCInterval > 0 {
 				leased("gc", a.collectGarbage)(ctx)
@@ -535,6 +536,33 @@ func (a *App) purgeUploads(ctx context.Context) {
 		}
 		if n := len(ids) + len(orphans); n > 0 {
 			a.log.Info("purged abandoned uploads", "count", n)
+		}
+	}
+}
+
+// storeOptimizer is a metadata store whose query planner wants its statistics refreshed as the
+// store grows (SQLite; PostgreSQL's autovacuum does it by itself).
+type storeOptimizer interface {
+	Optimize(ctx context.Context) error
+}
+
+// optimizeStore refreshes the store's planner statistics every hour: a registry that starts
+// empty and grows would otherwise be planned for as it was when it opened.
+func (a *App) optimizeStore(ctx context.Context) {
+	o, ok := a.meta.(storeOptimizer)
+	if !ok {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := o.Optimize(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("refresh the store's planner statistics", "err", err)
 		}
 	}
 }

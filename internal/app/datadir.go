@@ -211,3 +211,6 @@ func tighten(path string, limit fs.FileMode, log *slog.Logger) error {
 		"path", path, "old_mode", fmt.Sprintf("%#o", old), "new_mode", fmt.Sprintf("%#o", mode.Perm()))
 	return nil
 }
+
+// The embedded store refreshes its planner statistics when the server asks (optimizeStore).
+var _ storeOptimizer = (*sqlite.DB)(nil)

@@ -100,6 +100,8 @@ func NotCopied() map[string]string {
 	return map[string]string{
 		"schema_migrations":            "each engine's own migration record; the target's migrations ran when it was opened",
 		"sqlite_sequence":              "SQLite's AUTOINCREMENT counters; PostgreSQL's identity sequences are set past the copied ids instead",
+		"sqlite_stat1":                 "SQLite's query planner statistics (ANALYZE, sqlite.Open); PostgreSQL gathers its own",
+		"sqlite_stat4":                 "SQLite's query planner statistics (ANALYZE, sqlite.Open); PostgreSQL gathers its own",
 		"uploads":                      "upload sessions in progress: their partial data is not moved (blob migrate copies committed blobs), clients restart them",
 		"image_finding_counts":         "derived: rebuilt on PostgreSQL by the findings trigger as findings are copied; --verify compares it with the source's",
 		"finding_days":                 "SQLite-only aggregate of opened/closed findings per day; PostgreSQL computes it from findings",

@@ -57,6 +57,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		_ = w.Close()
 		return nil, err
 	}
+	if err := optimize(ctx, w); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
 	r, err := openPool(path, true, 0)
 	if err != nil {
 		_ = w.Close()
@@ -157,6 +161,25 @@ func openPool(path string, readOnly bool, cacheKiB int) (*sql.DB, error) {
 // activity, which lifecycle policies and garbage collection compare with their own clock. Call
 // it before use.
 func (db *DB) SetClock(now func() time.Time) { db.now = now }
+
+// optimize refreshes the statistics the query planner reads (sqlite_stat1) of tables never
+// analyzed or grown or shrunk tenfold since, reading at most about a thousand rows of each
+// index, as SQLite advises for long-lived connections. The findings view joins its tables
+// (0045): without statistics the planner takes every table for a million rows and can read
+// all of finding_rows for a page that one image's findings would give.
+func optimize(ctx context.Context, w *sql.DB) error {
+	if _, err := w.ExecContext(ctx, "PRAGMA analysis_limit = 1000"); err != nil {
+		return fmt.Errorf("optimize: %w", err)
+	}
+	if _, err := w.ExecContext(ctx, "PRAGMA optimize = 0x10002"); err != nil {
+		return fmt.Errorf("optimize: %w", err)
+	}
+	return nil
+}
+
+// Optimize refreshes the planner's statistics where tables changed much since (see optimize);
+// a long-running server calls it now and then.
+func (db *DB) Optimize(ctx context.Context) error { return optimize(ctx, db.write) }
 
 // Close closes both connection pools.
 func (db *DB) Close() error {
