@@ -1,0 +1,164 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// TestFindingARNsStoredSplit checks that an ARN reads back as written whatever its shape, both
+// when the scanner writes it (SplitFindingARN) and when a statement writes through the findings
+// view (the SQL split of 0045), that both split it alike, and that FindingsByARN finds it.
+func TestFindingARNsStoredSplit(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	const prefix = "arn:aws:inspector2:us-east-1:123456789012:finding/"
+	tests := []struct {
+		name, arn string
+		keyLen    int // bytes of arn_key
+	}{
+		{"made by FindingARN", prefix + "0123456789abcdef0123456789abcdef", 16},
+		{"upper-case hex", prefix + "0123456789ABCDEF0123456789ABCDEF", 0},
+		{"not hex", prefix + "0123456789abcdef0123456789abcdeg", 0},
+		{"short", "arn:x", 0},
+		{"exactly 32 hex", "0123456789abcdef0123456789abcdef", 0},
+		{"empty", "", 0},
+		{"another account", "arn:aws:inspector2:eu-west-1:999999999999:finding/ffffffffffffffffffffffffffffffff", 16},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, via := range []string{"scanner", "view"} {
+				repo := fmt.Sprintf("repo-%d-%s", i, via)
+				dgst := fakeDigest(repo)
+				m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+				if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+					t.Fatal(err)
+				}
+				f := store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: "CVE-" + tt.name,
+					ARN: tt.arn, Status: "ACTIVE", Severity: "HIGH", Fingerprint: "fp", Detail: []byte(`{"n":1}`),
+					FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
+				switch via {
+				case "scanner":
+					err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced}},
+						func(store.ScanState) (store.ScanUpdate, error) {
+							return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: []store.Finding{f}}, nil
+						})
+					if err != nil {
+						t.Fatal(err)
+					}
+				case "view":
+					if _, err := db.write.ExecContext(ctx, `INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn,
+						status, severity, fingerprint, first_observed_at, last_observed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 1, 1)`,
+						repo, dgst, f.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Fingerprint); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var arn string
+				var key []byte
+				if err := db.read.QueryRowContext(ctx, `SELECT f.arn, r.arn_key FROM findings f JOIN finding_rows r ON r.id = f.id
+					WHERE f.repository = ?`, repo).Scan(&arn, &key); err != nil {
+					t.Fatal(err)
+				}
+				if arn != tt.arn {
+					t.Errorf("%s: ARN %q read back as %q", via, tt.arn, arn)
+				}
+				if len(key) != tt.keyLen {
+					t.Errorf("%s: ARN %q stored with a key of %d bytes, want %d", via, tt.arn, len(key), tt.keyLen)
+				}
+				p, k := SplitFindingARN(tt.arn)
+				if p+strings.ToLower(fmt.Sprintf("%x", k)) != tt.arn || !bytes.Equal(k, key) {
+					t.Errorf("SplitFindingARN(%q) = %q, %x; the store holds key %x", tt.arn, p, k, key)
+				}
+			}
+		})
+	}
+	// FindingsByARN finds them by ARN, whatever the split (those the scanner wrote: the others
+	// have no detail to list).
+	var arns []string
+	for _, tt := range tests {
+		arns = append(arns, tt.arn)
+	}
+	got, err := db.FindingsByARN(ctx, arns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]int{}
+	for _, l := range got {
+		found[l.Finding.ARN]++
+	}
+	for _, arn := range arns {
+		if found[arn] != 1 {
+			t.Errorf("FindingsByARN found ARN %q %d times, want once", arn, found[arn])
+		}
+	}
+	if len(got) != len(arns) {
+		t.Errorf("FindingsByARN found %d findings, want %d", len(got), len(arns))
+	}
+}
+
+// TestFindingsPlannedByImage checks that, once the planner has statistics (sqlite.Open and
+// Optimize gather them), a page of findings in the default order (repository, digest, scan type,
+// vulnerability id; QueryFindings) walks the scan targets in order and each target's findings
+// by its key, instead of reading and sorting every finding row; and that a query by image uses
+// the target's key.
+func TestFindingsPlannedByImage(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		for i := range 300 {
+			for j := range 20 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn,
+					status, severity, fingerprint, first_observed_at, last_observed_at, updated_at) VALUES (?, ?, 'ENHANCED', ?, ?, 'ACTIVE', 'HIGH', 'fp', 1, 1, 1)`,
+					fmt.Sprintf("repo-%03d", i%30), fakeDigest(fmt.Sprint(i)), fmt.Sprintf("CVE-%d", (i*7+j*13)%400), fmt.Sprintf("arn:%d:%d", i, j)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Optimize(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(query string) string {
+		rows, err := db.read.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, detail)
+		}
+		return strings.Join(lines, "\n")
+	}
+	for _, tt := range []struct{ name, query, want, not string }{
+		{"default order, first page",
+			`SELECT f.id FROM findings f JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest WHERE f.scan_type = 'ENHANCED'
+			ORDER BY f.repository, f.image_digest, f.scan_type, f.vulnerability_id LIMIT 25`,
+			"SEARCH f USING PRIMARY KEY (target_id=?)", "SCAN f"},
+		{"one image",
+			`SELECT f.vulnerability_id FROM findings f WHERE f.repository = 'repo-001' AND f.image_digest = 'x' AND f.scan_type = 'ENHANCED'`,
+			"SEARCH f USING PRIMARY KEY (target_id=?)", "SCAN f"},
+	} {
+		got := plan(tt.query)
+		if !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) {
+			t.Errorf("%s: plan\n%s\nwant %q and no %q", tt.name, got, tt.want, tt.not)
+		}
+	}
+}
