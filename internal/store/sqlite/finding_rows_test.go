@@ -5,10 +5,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -160,5 +162,81 @@ func TestFindingsPlannedByImage(t *testing.T) {
 		if !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) {
 			t.Errorf("%s: plan\n%s\nwant %q and no %q", tt.name, got, tt.want, tt.not)
 		}
+	}
+}
+
+// TestVulnerabilityPagesWalkTargets checks that a listing of one vulnerability held by most
+// images, which walks the scan targets in order (walkTargets), pages through the same findings
+// in the same order as the listing that reads the vulnerability's index.
+func TestVulnerabilityPagesWalkTargets(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var want []string // repository@digest of the images holding CVE-common, in listing order
+	for i := range 120 {
+		repo := fmt.Sprintf("repo-%02d", (i*37)%40) // targets written out of order
+		dgst := fakeDigest(fmt.Sprint(i))
+		m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+		if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+			t.Fatal(err)
+		}
+		var fs []store.Finding
+		for j := range 5 {
+			id := fmt.Sprintf("CVE-%d", (i+j)%50)
+			if j == 0 {
+				if i%10 == 3 {
+					continue // not every image holds it
+				}
+				id = "CVE-common"
+				want = append(want, repo+"@"+dgst)
+			}
+			fs = append(fs, store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: id,
+				ARN: fmt.Sprintf("arn:%d:%d", i, j), Status: "ACTIVE", Severity: "HIGH", Fingerprint: "fp", Detail: []byte(`{"n":1}`),
+				FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now})
+		}
+		err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced}},
+			func(store.ScanState) (store.ScanUpdate, error) {
+				return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: fs}, nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(want)
+	list := func(limit int) []string {
+		q := findings.Query{Limit: limit, Criteria: findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{
+			findings.VulnerabilityID: {{Comparison: findings.Equals, Value: "CVE-common"}}}}}
+		var got []string
+		for range 200 {
+			page, err := db.QueryFindings(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range page {
+				got = append(got, l.Finding.Repository+"@"+l.Finding.Digest)
+			}
+			if len(page) < limit {
+				return got
+			}
+			q.After = &page[len(page)-1].Cursor
+		}
+		t.Fatal("listing does not end")
+		return nil
+	}
+	before := list(7) // no statistics yet: through the index
+	if err := db.Optimize(ctx); err != nil {
+		t.Fatal(err)
+	}
+	walk, _, err := db.walkTargets(ctx, findings.Query{Limit: 7, Criteria: findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{
+		findings.VulnerabilityID: {{Comparison: findings.Equals, Value: "CVE-common"}}}}})
+	if err != nil || !walk {
+		t.Fatalf("walkTargets = %v, %v; want a walk for a vulnerability in most images", walk, err)
+	}
+	after := list(7)
+	if !slices.Equal(before, want) {
+		t.Errorf("through the index:\n%v\nwant\n%v", before, want)
+	}
+	if !slices.Equal(after, want) {
+		t.Errorf("walking the targets:\n%v\nwant\n%v", after, want)
 	}
 }

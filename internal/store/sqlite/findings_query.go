@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -348,6 +349,44 @@ func (b *queryBuilder) sortColumn() (column, bool, bool) {
 	return column{}, false, false
 }
 
+// walkTargets tells whether a page of findings in the default order (repository, digest) is
+// read faster by walking the scan targets in that order than through the index of finding_rows
+// by vulnerability, and of which vulnerability (its finding_vulnerabilities id): when q selects
+// one vulnerability id (EQUALS) held by many images. Through the index every finding of the
+// vulnerability is read, joined and sorted (count); the walk probes about targets/count
+// targets a finding of the page. It walks when count*count > targets*limit.
+func (db *DB) walkTargets(ctx context.Context, q findings.Query) (bool, int64, error) {
+	list := q.Criteria.Strings[findings.VulnerabilityID]
+	if len(list) != 1 || list[0].Comparison != findings.Equals || q.Limit <= 0 {
+		return false, 0, nil
+	}
+	var vuln, count int64
+	err := db.read.QueryRowContext(ctx, `SELECT v.id, (SELECT count(*) FROM finding_rows r WHERE r.vulnerability = v.id)
+		FROM finding_vulnerabilities v WHERE v.vulnerability_id = ?`, list[0].Value).Scan(&vuln, &count)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("query findings: %w", err)
+	}
+	// The number of targets, from the planner's statistics (exact enough, and free).
+	var targets int64
+	err = db.read.QueryRowContext(ctx, `SELECT coalesce((SELECT CAST(stat AS INTEGER) FROM sqlite_stat1
+		WHERE tbl = 'scan_targets' AND idx = 'sqlite_autoindex_scan_targets_1'), 0)`).Scan(&targets)
+	if err != nil && !isNoStatTable(err) {
+		return false, 0, fmt.Errorf("query findings: %w", err)
+	}
+	if targets == 0 {
+		return false, 0, nil // no statistics yet: a small store, either way is quick
+	}
+	return count*count > targets*int64(q.Limit), vuln, nil
+}
+
+// isNoStatTable reports the error of reading sqlite_stat1 before any ANALYZE made it.
+func isNoStatTable(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no such table: sqlite_stat1")
+}
+
 // QueryFindings returns a page of ENHANCED findings matching q.
 func (db *DB) QueryFindings(ctx context.Context, q findings.Query) ([]findings.Listed, error) {
 	exploited, err := json.Marshal(q.Exploited)
@@ -368,6 +407,23 @@ func (db *DB) QueryFindings(ctx context.Context, q findings.Query) ([]findings.L
 		cmp, dir = "<", "DESC"
 	}
 	key := "f.repository, f.image_digest, f.scan_type, f.vulnerability_id"
+	from := "findings f JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest"
+	var fromArgs []any
+	if !sorted {
+		walk, vuln, err := db.walkTargets(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if walk {
+			// The scan targets in order, each probed for the one vulnerability by finding_rows'
+			// key: a page fills after a few targets, where the vulnerability's index would read
+			// and sort every finding of it. The order (and a next page's start) is the targets'.
+			from = `scan_targets wt CROSS JOIN finding_rows wr ON wr.target_id = wt.id AND wr.vulnerability = ?
+				CROSS JOIN findings f ON f.id = wr.id JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest`
+			fromArgs = []any{vuln}
+			key = "wt.repository, wt.image_digest, wt.scan_type, f.vulnerability_id"
+		}
+	}
 	var selectSort, order string
 	var sortArgs []any
 	if sorted {
@@ -398,13 +454,12 @@ func (db *DB) QueryFindings(ctx context.Context, q findings.Query) ([]findings.L
 			b.add("("+key+") "+cmp+" (?, ?, ?, ?)", vals...)
 		}
 	}
-	from := "findings f JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest"
 	if b.scans {
 		from += " LEFT JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest AND s.scan_type = f.scan_type"
 	}
 	query := "SELECT f.id, f.repository, f.image_digest, f.vulnerability_id" + selectSort + " FROM " + from +
 		" WHERE " + strings.Join(b.where, " AND ") + " ORDER BY " + order + " LIMIT ?"
-	args := append(append(append(append([]any{}, sortArgs...), b.args...), sortArgs...), q.Limit)
+	args := append(append(append(append(append([]any{}, sortArgs...), fromArgs...), b.args...), sortArgs...), q.Limit)
 	var out []findings.Listed
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, query, args...)
