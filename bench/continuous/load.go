@@ -309,15 +309,21 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 }
 
 // writeDetail stores a finding's detail as the store does (sqlite.SplitDetail,
-// 0032_finding_texts.sql): the vulnerability's text and the image's facts once, in
-// finding_texts (numbered here rather than looked up), the packages in the detail row.
+// sqlite.SplitDetailLayer; 0032_finding_texts.sql, 0046_finding_detail_layers.sql): the
+// vulnerability's text, the image's facts and the package's layer once each, in finding_texts
+// (numbered here rather than looked up), the rest of the packages in the detail row.
 func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail []byte) error {
 	head, packages, tail, ok := sqlite.SplitDetail(detail)
 	if !ok {
-		return exec(sqlite.UpsertFindingParts, id, nil, nil, string(detail))
+		return exec(sqlite.UpsertFindingParts, id, nil, nil, nil, string(detail))
 	}
-	var ids [2]int64
-	for i, text := range []string{head, tail} {
+	texts := []string{head, tail}
+	layer, rest, split := sqlite.SplitDetailLayer(packages)
+	if split {
+		texts, packages = append(texts, layer), rest
+	}
+	ids := []any{nil, nil, nil}
+	for i, text := range texts {
 		tid, ok := l.textIDs[text]
 		if !ok {
 			tid = int64(len(l.textIDs) + 1)
@@ -328,7 +334,7 @@ func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail [
 		}
 		ids[i] = tid
 	}
-	return exec(sqlite.UpsertFindingParts, id, ids[0], ids[1], packages)
+	return exec(sqlite.UpsertFindingParts, id, ids[0], ids[1], ids[2], packages)
 }
 
 // writeIndex writes the inverted index from packages to inventories in key order (appending

@@ -36,6 +36,23 @@ type Table struct {
 	Derived map[string]func(row []any) any
 	// Skip is an SQL condition, the same on both engines, on rows neither copied nor compared.
 	Skip string
+	// Source are SQLite expressions read for columns SQLite stores otherwise (by column name;
+	// the others are read as they are), and SourceOnly SQLite's columns those expressions
+	// read, which PostgreSQL does not have.
+	Source     map[string]string
+	SourceOnly []string
+}
+
+// sourceList is the select list reading t's columns on SQLite.
+func sourceList(t Table) string {
+	out := make([]string, len(t.Cols))
+	for i, c := range t.Cols {
+		out[i] = ident(c)
+		if e, ok := t.Source[c]; ok {
+			out[i] = "(" + e + ") AS " + ident(c)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // Tables are the tables copied, in this order (parents before the tables whose foreign keys
@@ -87,7 +104,11 @@ func Tables() []Table {
 		// findings' insert trigger fills image_finding_counts on PostgreSQL.
 		{Name: "findings", Cols: []string{"id", "repository", "image_digest", "scan_type", "vulnerability_id", "arn", "status", "severity", "score", "fingerprint", "package_keys", "first_observed_at", "last_observed_at", "updated_at", "title", "source", "vendor_severity", "fix_available", "aliases", "related", "suppressed"}, Key: []string{"id"}},
 		{Name: "finding_texts", Cols: []string{"id", "text"}, Key: []string{"id"}},
-		{Name: "finding_details", Cols: []string{"finding_id", "head_id", "tail_id", "detail"}, Key: []string{"finding_id"}},
+		// SQLite keeps a detail's layer text apart (0046): PostgreSQL gets the packages whole.
+		{Name: "finding_details", Cols: []string{"finding_id", "head_id", "tail_id", "detail"}, Key: []string{"finding_id"},
+			Source: map[string]string{"detail": `CASE WHEN layer_id IS NULL THEN detail
+				ELSE replace(detail, char(1), (SELECT text FROM finding_texts WHERE id = layer_id)) END`},
+			SourceOnly: []string{"layer_id"}},
 		{Name: "finding_packages", Cols: []string{"finding_id", "seq", "name", "version", "epoch", "release", "arch", "file_path", "source_layer_hash", "reachability"}, Key: []string{"finding_id", "seq"}},
 		{Name: "outbox", Cols: []string{"seq", "id", "detail_type", "source", "account", "region", "time", "resources", "detail", "created_at"}, Key: []string{"seq"}},
 		{Name: "webhook_cursors", Cols: []string{"webhook", "position", "created_at", "updated_at"}, Key: []string{"webhook"}},
@@ -275,7 +296,8 @@ func columnsOnly(pg schemaInfo) map[string][]string {
 }
 
 // CheckSchemas fails unless every table of both engines is in Tables, NotCopied or verifyOnly,
-// and every copied table has exactly Cols on SQLite and Cols plus Derived on PostgreSQL.
+// and every copied table has exactly Cols plus SourceOnly on SQLite and Cols plus Derived on
+// PostgreSQL.
 func CheckSchemas(sqlite, postgres map[string][]string) error {
 	tables, notCopied := Tables(), NotCopied()
 	known := map[string]Table{}
@@ -303,6 +325,8 @@ func CheckSchemas(sqlite, postgres map[string][]string) error {
 				for c := range t.Derived {
 					want = append(want, c)
 				}
+			} else {
+				want = append(want, t.SourceOnly...)
 			}
 			sort.Strings(want)
 			got := slices.Clone(cols)
@@ -535,7 +559,7 @@ func orderBy(t Table, textCols map[string]bool, desc bool) string {
 
 // batchSQL selects the source's next batch of t's rows after the key values after.
 func batchSQL(t Table, after []any, n int) (string, []any) {
-	return "SELECT " + colList(t.Cols) + " FROM " + ident(t.Name) + where(t, after) + orderBy(t, nil, false) + " LIMIT ?",
+	return "SELECT " + sourceList(t) + " FROM " + ident(t.Name) + where(t, after) + orderBy(t, nil, false) + " LIMIT ?",
 		append(slices.Clone(after), n)
 }
 
@@ -564,10 +588,10 @@ func lastKey(ctx context.Context, dst *pgxpool.Pool, t Table, textCols map[strin
 // selectSQL reads all of t's rows in key order, on SQLite or (pgSide, with the derived
 // columns) on PostgreSQL.
 func selectSQL(t Table, textCols map[string]bool, pgSide bool) string {
-	cols := slices.Clone(t.Cols)
-	if pgSide {
-		cols = append(cols, sortedKeys(t.Derived)...)
+	if !pgSide {
+		return "SELECT " + sourceList(t) + " FROM " + ident(t.Name) + where(t, nil) + orderBy(t, textCols, false)
 	}
+	cols := append(slices.Clone(t.Cols), sortedKeys(t.Derived)...)
 	return "SELECT " + colList(cols) + " FROM " + ident(t.Name) + where(t, nil) + orderBy(t, textCols, false)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,14 +205,16 @@ func TestFindingDetailRoundTrip(t *testing.T) {
 
 	// The scanner's details are split, the others whole; each text is stored once for the
 	// three images.
-	var split, whole, texts int
-	if err := db.Reader().QueryRow(`SELECT count(head_id), count(*) - count(head_id), (SELECT count(*) FROM finding_texts) FROM finding_details`).
-		Scan(&split, &whole, &texts); err != nil {
+	var split, whole, layered, texts int
+	if err := db.Reader().QueryRow(`SELECT count(head_id), count(*) - count(head_id), count(layer_id), (SELECT count(*) FROM finding_texts)
+		FROM finding_details`).Scan(&split, &whole, &layered, &texts); err != nil {
 		t.Fatal(err)
 	}
-	// 4 of the 6 details split, in 3 images; texts: 3 heads and 3 tails (facts, {}, null).
-	if split != 12 || whole != 6 || texts != 6 {
-		t.Errorf("%d details split, %d whole, %d texts; want 12, 6, 6", split, whole, texts)
+	// 4 of the 6 details split, in 3 images, the 2 with packages with their layer apart (0046:
+	// by the migration in the old image, by the writer in the new ones); texts: 3 heads, 3
+	// tails (facts, {}, null) and the one layer.
+	if split != 12 || whole != 6 || layered != 6 || texts != 7 {
+		t.Errorf("%d details split, %d whole, %d with their layer apart, %d texts; want 12, 6, 6, 7", split, whole, layered, texts)
 	}
 }
 
@@ -228,6 +231,34 @@ func FuzzSplitDetail(f *testing.F) {
 		}
 		if !ok && (head != "" || packages != "" || tail != "") {
 			t.Fatalf("not split, but parts returned")
+		}
+	})
+}
+
+// FuzzSplitDetailLayer: a packages part whose layer the store takes apart reads back whole,
+// and the part kept holds the layer nowhere.
+func FuzzSplitDetailLayer(f *testing.F) {
+	for _, d := range roundTripDetails(f) {
+		if _, packages, _, ok := SplitDetail(d); ok {
+			f.Add(packages)
+		}
+	}
+	f.Add(`[{"sourceLayerHash":"sha256:a<b>&","createdBy":"x"},{"sourceLayerHash":"sha256:a<b>&","createdBy":"x"}]`)
+	f.Add(`[{"sourceLayerHash":"sha256:a"},{"createdBy":"y","sourceLayerHash":"sha256:a"}]`)
+	f.Add("[{\"sourceLayerHash\":\"\x01\"}]")
+	f.Fuzz(func(t *testing.T, packages string) {
+		layer, rest, ok := SplitDetailLayer(packages)
+		if !ok {
+			if rest != packages {
+				t.Fatalf("not split, yet changed: %q -> %q", packages, rest)
+			}
+			return
+		}
+		if got := strings.ReplaceAll(rest, layerMark, layer); got != packages {
+			t.Fatalf("split %q into %q and %q, which join to %q", packages, layer, rest, got)
+		}
+		if strings.Contains(rest, layer) || !strings.HasPrefix(layer, `,"sourceLayerHash":`) {
+			t.Fatalf("split %q into %q and %q", packages, layer, rest)
 		}
 	})
 }
