@@ -136,6 +136,8 @@ func NotCopied() map[string]string {
 		"finding_vulnerabilities":      "SQLite-only dictionary of finding_rows (vulnerability ids), copied through the findings view",
 		"finding_arn_prefixes":         "SQLite-only dictionary of finding_rows (ARN prefixes), copied through the findings view",
 		"finding_facts":                "SQLite-only dictionary of finding_rows (vulnerability titles, sources, aliases), copied through the findings view",
+		"finding_package_rows":         "SQLite's compact storage of finding_packages (0047), copied through the finding_packages view",
+		"finding_layers":               "SQLite-only dictionary of finding_package_rows (layer digests), copied through the finding_packages view",
 	}
 }
 

@@ -31,17 +31,28 @@ const indexFindingColumns = `UPDATE finding_rows SET
 		FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?1)
 	WHERE id = ?1 AND EXISTS (SELECT 1 FROM finding_details WHERE finding_id = ?1)`
 
-const indexFindingPackages = `INSERT INTO finding_packages(finding_id, seq, name, version, epoch, release, arch, file_path, source_layer_hash, reachability)
+// The packages of finding ?1's detail: their layers into finding_layers when new, then their
+// rows (0047).
+const (
+	indexFindingLayers = `INSERT INTO finding_layers(digest)
+	SELECT DISTINCT coalesce(json_extract(p.value, '$.sourceLayerHash'), '')
+	FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?1
+	ON CONFLICT DO NOTHING`
+	indexFindingPackages = `INSERT INTO finding_package_rows(finding_id, seq, name, version, epoch, release, arch, file_path, layer, reachability)
 	SELECT d.finding_id, p.key, coalesce(json_extract(p.value, '$.name'), ''), coalesce(json_extract(p.value, '$.version'), ''),
 		coalesce(json_extract(p.value, '$.epoch'), 0), coalesce(json_extract(p.value, '$.release'), ''),
 		coalesce(json_extract(p.value, '$.arch'), ''), coalesce(json_extract(p.value, '$.filePath'), ''),
-		coalesce(json_extract(p.value, '$.sourceLayerHash'), ''), coalesce(json_extract(p.value, '$.reachability'), '')
-	FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?`
+		l.id, coalesce(json_extract(p.value, '$.reachability'), '')
+	FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p
+		JOIN finding_layers l ON l.digest = coalesce(json_extract(p.value, '$.sourceLayerHash'), '')
+	WHERE d.finding_id = ?1`
+)
 
 // indexFindingQueries are the statements that index the stored detail of a finding, each
 // taking the finding's id.
 func indexFindingQueries() []string {
-	return []string{indexFindingFacts, indexFindingColumns, "DELETE FROM finding_packages WHERE finding_id = ?", indexFindingPackages}
+	return []string{indexFindingFacts, indexFindingColumns, "DELETE FROM finding_package_rows WHERE finding_id = ?1", indexFindingLayers,
+		indexFindingPackages}
 }
 
 // indexFinding copies what the queries need of the stored detail of finding id.
