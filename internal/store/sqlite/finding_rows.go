@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -36,6 +37,20 @@ func SplitFindingARN(arn string) (prefix string, key []byte) {
 		return arn, []byte{}
 	}
 	return arn[:len(arn)-arnKeyHex], key
+}
+
+// FingerprintColumn is a finding's fingerprint as finding_rows keeps it (0048): the 32 bytes of
+// a SHA-256 written as 64 lowercase hex digits (scanning's), else the string as it is. The
+// findings view gives the hex back. Exported for loaders that fill a store directly.
+func FingerprintColumn(fp string) any {
+	if len(fp) != 64 || strings.ToLower(fp) != fp {
+		return fp
+	}
+	b, err := hex.DecodeString(fp)
+	if err != nil {
+		return fp
+	}
+	return b
 }
 
 // Statements of the dictionaries: each looks an id up by its strings, or writes them.
@@ -111,7 +126,7 @@ func (ids *findingIDs) upsert(ctx context.Context, f store.Finding) (int64, erro
 		}
 	}
 	var id int64
-	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, f.Status, f.Severity, f.Score, f.Fingerprint,
+	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, f.Status, f.Severity, f.Score, FingerprintColumn(f.Fingerprint),
 		PackageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt), ids.blank).Scan(&id)
 	return id, err
 }

@@ -240,3 +240,57 @@ func TestVulnerabilityPagesWalkTargets(t *testing.T) {
 		t.Errorf("walking the targets:\n%v\nwant\n%v", after, want)
 	}
 }
+
+// TestFingerprintsStoredAsBytes checks that a fingerprint reads back as written, stored as 32
+// bytes when it is a SHA-256 in lowercase hex and as written otherwise, through the scanner's
+// writer and through the findings view alike.
+func TestFingerprintsStoredAsBytes(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	sha := strings.Repeat("0123456789abcdef", 4)
+	for i, tt := range []struct {
+		fp     string
+		stored string // SQLite's type of the stored value
+	}{
+		{sha, "blob"},
+		{strings.ToUpper(sha), "text"},
+		{sha[:63] + "g", "text"},
+		{sha[:62], "text"},
+		{"fp", "text"},
+	} {
+		for _, via := range []string{"scanner", "view"} {
+			repo := fmt.Sprintf("fp-%d-%s", i, via)
+			dgst := fakeDigest(repo)
+			m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+			if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+				t.Fatal(err)
+			}
+			switch via {
+			case "scanner":
+				f := store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: "CVE-1", ARN: "arn:" + repo,
+					Status: "ACTIVE", Severity: "HIGH", Fingerprint: tt.fp, Detail: []byte(`{}`), FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
+				if err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced}},
+					func(store.ScanState) (store.ScanUpdate, error) {
+						return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: []store.Finding{f}}, nil
+					}); err != nil {
+					t.Fatal(err)
+				}
+			case "view":
+				if _, err := db.write.ExecContext(ctx, `INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn,
+					status, severity, fingerprint, first_observed_at, last_observed_at, updated_at) VALUES (?, ?, 'ENHANCED', 'CVE-1', 'a', 'ACTIVE', 'HIGH', ?, 1, 1, 1)`,
+					repo, dgst, tt.fp); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var fp, typ string
+			if err := db.read.QueryRowContext(ctx, `SELECT f.fingerprint, typeof(r.fingerprint) FROM findings f JOIN finding_rows r ON r.id = f.id
+				WHERE f.repository = ?`, repo).Scan(&fp, &typ); err != nil {
+				t.Fatal(err)
+			}
+			if fp != tt.fp || typ != tt.stored {
+				t.Errorf("%s: fingerprint %q read back as %q, stored as %s (want %s)", via, tt.fp, fp, typ, tt.stored)
+			}
+		}
+	}
+}
