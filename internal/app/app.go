@@ -456,7 +456,11 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	for _, run := range []func(context.Context){
 		leased("upload-purge", a.purgeUploads),
-		leased("store-optimize", a.optimizeStore),
+		func(ctx context.Context) {
+			if o, ok := a.meta.(storeOptimizer); ok {
+				leased("store-optimize", func(ctx context.Context) { optimizeStore(ctx, o, a.log) })(ctx)
+			}
+		},
 		func(ctx context.Context) {
 			if a.cfg.GCInterval > 0 {
 				leased("gc", a.collectGarbage)(ctx)
@@ -548,11 +552,7 @@ type storeOptimizer interface {
 
 // optimizeStore refreshes the store's planner statistics every hour: a registry that starts
 // empty and grows would otherwise be planned for as it was when it opened.
-func (a *App) optimizeStore(ctx context.Context) {
-	o, ok := a.meta.(storeOptimizer)
-	if !ok {
-		return
-	}
+func optimizeStore(ctx context.Context, o storeOptimizer, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -562,7 +562,7 @@ func (a *App) optimizeStore(ctx context.Context) {
 		case <-t.C:
 		}
 		if err := o.Optimize(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("refresh the store's planner statistics", "err", err)
+			log.Warn("refresh the store's planner statistics", "err", err)
 		}
 	}
 }
