@@ -288,6 +288,13 @@ func (p *pgBench) measure(ctx context.Context, cfg config, st *setupResult, lite
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version') || ', shared_buffers ' || current_setting('shared_buffers') || ', work_mem ' || current_setting('work_mem')").Scan(&version); err != nil {
 		return nil, err
 	}
+	// Opened (and so migrated) before it is measured: a template copied by an older schema
+	// is measured, and warmed, in the schema of this code.
+	db, err := postgres.Open(ctx, p.dbURL(p.run))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
 	size, err := measurePGSize(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -297,11 +304,6 @@ func (p *pgBench) measure(ctx context.Context, cfg config, st *setupResult, lite
 		return nil, err
 	}
 
-	db, err := postgres.Open(ctx, p.dbURL(p.run))
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
 	quiet := slog.New(slog.DiscardHandler)
 	watcher := vulndb.NewWatcher(db, vulndb.WatcherOptions{Logger: quiet})
 	if _, err := watcher.Refresh(ctx); err != nil {
