@@ -26,31 +26,34 @@ func SplitFindingARN(arn string) (prefix string, key []byte) {
 	if len(arn) <= arnKeyHex {
 		return arn, []byte{}
 	}
-	tail := arn[len(arn)-arnKeyHex:]
-	for i := 0; i < len(tail); i++ {
-		if c := tail[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return arn, []byte{}
-		}
-	}
-	key, err := hex.DecodeString(tail)
-	if err != nil { // cannot happen: checked above
+	key, ok := lowerHexBytes(arn[len(arn)-arnKeyHex:])
+	if !ok {
 		return arn, []byte{}
 	}
 	return arn[:len(arn)-arnKeyHex], key
+}
+
+// lowerHexBytes decodes s when it is lowercase hex, the only form whose bytes give it back
+// (the views write lower(hex(...))).
+func lowerHexBytes(s string) ([]byte, bool) {
+	if strings.ToLower(s) != s {
+		return nil, false
+	}
+	b, err := hex.DecodeString(s)
+	return b, err == nil
 }
 
 // FingerprintColumn is a finding's fingerprint as finding_rows keeps it (0048): the 32 bytes of
 // a SHA-256 written as 64 lowercase hex digits (scanning's), else the string as it is. The
 // findings view gives the hex back. Exported for loaders that fill a store directly.
 func FingerprintColumn(fp string) any {
-	if len(fp) != 64 || strings.ToLower(fp) != fp {
+	if len(fp) != 64 {
 		return fp
 	}
-	b, err := hex.DecodeString(fp)
-	if err != nil {
-		return fp
+	if b, ok := lowerHexBytes(fp); ok {
+		return b
 	}
-	return b
+	return fp
 }
 
 // Statements of the dictionaries: each looks an id up by its strings, or writes them.

@@ -3,9 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -69,12 +67,7 @@ type rowQuerier interface {
 
 // findingTextID returns the id of text in finding_texts, writing it if new.
 func findingTextID(ctx context.Context, q rowQuerier, text string) (int64, error) {
-	var id int64
-	err := q.queryRow(ctx, selectFindingText, text).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = q.queryRow(ctx, insertFindingText, text).Scan(&id)
-	}
-	return id, err
+	return dictionaryID(ctx, q, selectFindingText, insertFindingText, text)
 }
 
 // layerMark stands in a stored detail for its layer text (0046_finding_detail_layers.sql): a
