@@ -513,10 +513,9 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// purgeUploads removes upload sessions idle for longer than the TTL.
-func (a *App) purgeUploads(ctx context.Context) {
-	every := min(a.cfg.UploadTTL/4, 10*time.Minute)
-	t := time.NewTicker(every)
+// every runs fn each d until ctx ends; the first run is d after the start.
+func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -524,23 +523,32 @@ func (a *App) purgeUploads(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		cutoff := time.Now().Add(-a.cfg.UploadTTL)
-		ids, err := a.meta.DeleteUploadsBefore(ctx, cutoff)
-		if err != nil {
-			a.log.Warn("purge upload sessions", "err", err)
-			continue
-		}
-		for _, id := range ids {
-			_ = a.blobs.Cancel(ctx, id)
-		}
-		// Sessions whose metadata never got written (a crash in between) are found by age.
-		orphans, err := a.blobs.PurgeUploads(ctx, cutoff)
-		if err != nil {
-			a.log.Warn("purge upload data", "err", err)
-		}
-		if n := len(ids) + len(orphans); n > 0 {
-			a.log.Info("purged abandoned uploads", "count", n)
-		}
+		fn(ctx)
+	}
+}
+
+// purgeUploads removes upload sessions idle for longer than the TTL.
+func (a *App) purgeUploads(ctx context.Context) {
+	every(ctx, min(a.cfg.UploadTTL/4, 10*time.Minute), a.purgeUploadsOnce)
+}
+
+func (a *App) purgeUploadsOnce(ctx context.Context) {
+	cutoff := time.Now().Add(-a.cfg.UploadTTL)
+	ids, err := a.meta.DeleteUploadsBefore(ctx, cutoff)
+	if err != nil {
+		a.log.Warn("purge upload sessions", "err", err)
+		return
+	}
+	for _, id := range ids {
+		_ = a.blobs.Cancel(ctx, id)
+	}
+	// Sessions whose metadata never got written (a crash in between) are found by age.
+	orphans, err := a.blobs.PurgeUploads(ctx, cutoff)
+	if err != nil {
+		a.log.Warn("purge upload data", "err", err)
+	}
+	if n := len(ids) + len(orphans); n > 0 {
+		a.log.Info("purged abandoned uploads", "count", n)
 	}
 }
 
@@ -553,18 +561,11 @@ type storeOptimizer interface {
 // optimizeStore refreshes the store's planner statistics every hour: a registry that starts
 // empty and grows would otherwise be planned for as it was when it opened.
 func optimizeStore(ctx context.Context, o storeOptimizer, log *slog.Logger) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, time.Hour, func(ctx context.Context) {
 		if err := o.Optimize(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("refresh the store's planner statistics", "err", err)
 		}
-	}
+	})
 }
 
 // collectGarbage runs garbage collection every GCInterval.
@@ -572,19 +573,11 @@ func (a *App) collectGarbage(ctx context.Context) {
 	if a.cfg.GCInterval <= 0 {
 		return
 	}
-	t := time.NewTicker(a.cfg.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		_, err := a.CollectGarbage(ctx, false)
-		if err != nil && ctx.Err() == nil {
+	every(ctx, a.cfg.GCInterval, func(ctx context.Context) {
+		if _, err := a.CollectGarbage(ctx, false); err != nil && ctx.Err() == nil {
 			a.log.Warn("garbage collection", "err", err)
 		}
-	}
+	})
 }
 
 // CollectGarbage runs one garbage collection with the server's settings.
