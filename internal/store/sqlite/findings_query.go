@@ -369,22 +369,25 @@ func (db *DB) walkTargets(ctx context.Context, q findings.Query) (bool, int64, e
 	if err != nil {
 		return false, 0, fmt.Errorf("query findings: %w", err)
 	}
-	// The number of targets, from the planner's statistics (exact enough, and free).
+	// The number of targets, from the planner's statistics (exact enough, and free). Before any
+	// ANALYZE there is no statistics table: a small store, either way is quick.
+	var haveStats bool
+	if err := db.read.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1')").
+		Scan(&haveStats); err != nil {
+		return false, 0, fmt.Errorf("query findings: %w", err)
+	}
+	if !haveStats {
+		return false, 0, nil
+	}
 	var targets int64
-	err = db.read.QueryRowContext(ctx, `SELECT coalesce((SELECT CAST(stat AS INTEGER) FROM sqlite_stat1
-		WHERE tbl = 'scan_targets' AND idx = 'sqlite_autoindex_scan_targets_1'), 0)`).Scan(&targets)
-	if err != nil && !isNoStatTable(err) {
+	if err := db.read.QueryRowContext(ctx, `SELECT coalesce((SELECT CAST(stat AS INTEGER) FROM sqlite_stat1
+		WHERE tbl = 'scan_targets' AND idx = 'sqlite_autoindex_scan_targets_1'), 0)`).Scan(&targets); err != nil {
 		return false, 0, fmt.Errorf("query findings: %w", err)
 	}
 	if targets == 0 {
-		return false, 0, nil // no statistics yet: a small store, either way is quick
+		return false, 0, nil
 	}
 	return count*count > targets*int64(q.Limit), vuln, nil
-}
-
-// isNoStatTable reports the error of reading sqlite_stat1 before any ANALYZE made it.
-func isNoStatTable(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "no such table: sqlite_stat1")
 }
 
 // QueryFindings returns a page of ENHANCED findings matching q.
