@@ -152,8 +152,31 @@ func SplitDetailParts(detail []byte, wholeBody func(string) (string, bool, error
 	return p, nil
 }
 
+// detailIDs remembers, for one write of a target's findings, the ids of the texts and package
+// sets looked up and the layer digests written: the image's text is the same in all of them,
+// and a vulnerability's and a layer's often.
+type detailIDs struct {
+	texts, sets map[string]int64
+	layers      map[string]bool
+}
+
+func newDetailIDs() *detailIDs {
+	return &detailIDs{texts: map[string]int64{}, sets: map[string]int64{}, layers: map[string]bool{}}
+}
+
+func (c *detailIDs) text(ctx context.Context, q rowQuerier, text string) (int64, error) {
+	if id, ok := c.texts[text]; ok {
+		return id, nil
+	}
+	id, err := findingTextID(ctx, q, text)
+	if err == nil {
+		c.texts[text] = id
+	}
+	return id, err
+}
+
 // putFindingDetail stores the detail of finding id, its shared parts once.
-func putFindingDetail(ctx context.Context, q rowQuerier, id int64, detail []byte) error {
+func putFindingDetail(ctx context.Context, q rowQuerier, c *detailIDs, id int64, detail []byte) error {
 	p, err := SplitDetailParts(detail, func(whole string) (string, bool, error) {
 		var body sql.NullString
 		err := q.queryRow(ctx, wholeDetailBody, whole).Scan(&body)
@@ -164,29 +187,37 @@ func putFindingDetail(ctx context.Context, q rowQuerier, id int64, detail []byte
 	}
 	var setID any
 	if p.HasBody {
-		if setID, err = packageSetID(ctx, q, p.Body); err != nil {
-			return fmt.Errorf("package set: %w", err)
+		sid, ok := c.sets[p.Body]
+		if !ok {
+			if sid, err = packageSetID(ctx, q, p.Body); err != nil {
+				return fmt.Errorf("package set: %w", err)
+			}
+			c.sets[p.Body] = sid
 		}
+		setID = sid
 	}
 	if p.Whole != "" {
 		_, err := q.ExecContext(ctx, UpsertFindingParts, id, nil, nil, nil, setID, nil, p.Whole)
 		return err
 	}
-	headID, err := findingTextID(ctx, q, p.Head)
+	headID, err := c.text(ctx, q, p.Head)
 	if err != nil {
 		return fmt.Errorf("vulnerability text: %w", err)
 	}
-	tailID, err := findingTextID(ctx, q, p.Tail)
+	tailID, err := c.text(ctx, q, p.Tail)
 	if err != nil {
 		return fmt.Errorf("image text: %w", err)
 	}
 	var layerID, digest any
 	if p.Layer != "" {
-		if layerID, err = findingTextID(ctx, q, p.Layer); err != nil {
+		if layerID, err = c.text(ctx, q, p.Layer); err != nil {
 			return fmt.Errorf("layer text: %w", err)
 		}
-		if _, err := q.ExecContext(ctx, InsertFindingLayer, p.LayerDigest); err != nil {
-			return fmt.Errorf("layer digest: %w", err)
+		if !c.layers[p.LayerDigest] {
+			if _, err := q.ExecContext(ctx, InsertFindingLayer, p.LayerDigest); err != nil {
+				return fmt.Errorf("layer digest: %w", err)
+			}
+			c.layers[p.LayerDigest] = true
 		}
 		digest = p.LayerDigest
 	}
