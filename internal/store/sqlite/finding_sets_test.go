@@ -252,14 +252,15 @@ func TestMigrationSharesPackageSets(t *testing.T) {
 			(2, 'b', 'sha256:2', 'ENHANCED', 'CVE-1', 'arn:2', 'ACTIVE', 'LOW', 'fp', 1, 1, 1),
 			(3, 'b', 'sha256:2', 'ENHANCED', 'CVE-3', 'arn:3', 'ACTIVE', 'LOW', 'fp', 1, 1, 1),
 			(4, 'b', 'sha256:2', 'ENHANCED', 'CVE-4', 'arn:4', 'ACTIVE', 'LOW', 'fp', 1, 1, 1),
-			(5, 'b', 'sha256:2', 'ENHANCED', 'CVE-5', 'arn:5', 'ACTIVE', 'LOW', 'fp', 1, 1, 1)`,
+			(5, 'b', 'sha256:2', 'ENHANCED', 'CVE-5', 'arn:5', 'ACTIVE', 'LOW', 'fp', 1, 1, 1),
+			(6, 'b', 'sha256:2', 'ENHANCED', 'CVE-6', 'arn:6', 'ACTIVE', 'LOW', 'fp', 1, 1, 1)`,
 		`INSERT INTO finding_texts(id, text) VALUES (10, '"vulnerabilityId":"CVE-1"'), (11, '{"architecture":"amd64"}'),
 			(12, '` + layerA + `'), (13, '` + layerB + `')`,
 		`INSERT INTO finding_details(finding_id, head_id, tail_id, layer_id, detail) VALUES
 			(1, 10, 11, 12, '` + marked + `'), (2, 10, 11, 13, '` + marked + `'),
 			(3, NULL, NULL, NULL, '{"finding":{"vulnerablePackages":[{"name":"zlib","version":"1","sourceLayerHash":"sha256:z"}]},"image":{}}'),
 			(4, 10, 11, NULL, '[{"name":"odd` + "\x01" + `","version":"1"}]'),
-			(5, 10, 11, 12, '[]')`,
+			(5, 10, 11, 12, '[]'), (6, 10, 11, NULL, '` + "\x02" + `5')`,
 	}
 	// The rows indexFinding wrote from each detail, but finding 5's, written apart.
 	for _, id := range []int{1, 2, 3} {
@@ -306,7 +307,7 @@ func TestMigrationSharesPackageSets(t *testing.T) {
 		return details, rows
 	}
 	beforeDetails, beforeRows := read(w)
-	if len(beforeDetails) != 5 || len(beforeRows) != 8 {
+	if len(beforeDetails) != 6 || len(beforeRows) != 8 {
 		t.Fatalf("before: %d details, %d rows\n%s", len(beforeDetails), len(beforeRows), strings.Join(beforeRows, "\n"))
 	}
 	db := reopen()
@@ -319,7 +320,8 @@ func TestMigrationSharesPackageSets(t *testing.T) {
 	}
 	// Findings 1 and 2 share the marked part; 3 has its own, 4 none (stored whole, its 0x01 no
 	// mark, its detail no JSON SQLite reads); 5's rows, apart from its detail, a set of its own
-	// (the set of its '[]' left for garbage collection).
+	// (the set of its '[]' left for garbage collection), which 6's part (0x02 and 5) is not: 6
+	// is stored whole.
 	var sets, shared, whole, own int
 	if err := db.Reader().QueryRow(`SELECT (SELECT count(*) FROM finding_package_sets),
 		(SELECT count(DISTINCT set_id) FROM finding_details WHERE finding_id IN (1, 2)),
@@ -328,7 +330,7 @@ func TestMigrationSharesPackageSets(t *testing.T) {
 		Scan(&sets, &shared, &whole, &own); err != nil {
 		t.Fatal(err)
 	}
-	if sets != 4 || shared != 1 || whole != 2 || own != 1 {
-		t.Errorf("%d sets, %d for findings 1 and 2, %d whole, %d own; want 4, 1, 2, 1", sets, shared, whole, own)
+	if sets != 4 || shared != 1 || whole != 3 || own != 1 {
+		t.Errorf("%d sets, %d for findings 1 and 2, %d whole, %d own; want 4, 1, 3, 1", sets, shared, whole, own)
 	}
 }

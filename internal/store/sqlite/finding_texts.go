@@ -117,10 +117,14 @@ func SplitDetailLayer(packages string) (layer, digest, rest string, ok bool) {
 	return layer, pkgs[0].Layer, rest, true
 }
 
+// ownSetMark starts the key of a package set holding one finding's rows as a statement wrote
+// them (0049), not rows read from a body: a raw control character no JSON body holds.
+const ownSetMark = "\x02"
+
 // DetailParts is how a finding's detail is stored (0049): Whole is the detail when it is of
 // another shape (Head, Tail empty); else the detail is Head, Body (with Layer's text marked
-// when Layer is not empty) and Tail. Body names the finding's package set ("" for none): the
-// packages part, or for a whole detail its packages as SQLite extracts them.
+// when Layer is not empty) and Tail. Body names the finding's package set (HasBody false for
+// none): the packages part, or for a whole detail its packages as SQLite extracts them.
 type DetailParts struct {
 	Whole             string
 	Head, Tail, Layer string
@@ -138,8 +142,8 @@ func SplitDetailParts(detail []byte, wholeBody func(string) (string, bool, error
 	if ok {
 		if layer, digest, rest, split := SplitDetailLayer(packages); split {
 			p.Layer, p.LayerDigest, packages = layer, digest, rest
-		} else if strings.Contains(packages, layerMark) {
-			ok = false // a body's 0x01 bytes are layer marks only
+		} else if strings.ContainsAny(packages, layerMark+ownSetMark) {
+			ok = false // a body's 0x01 bytes are layer marks only, and 0x02 starts no body
 		}
 	}
 	if !ok {

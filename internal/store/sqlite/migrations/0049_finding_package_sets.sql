@@ -53,7 +53,8 @@ CREATE TEMP TABLE fd AS
         NULL AS whole
     FROM finding_details d LEFT JOIN temp.layer_digests ld ON ld.id = d.layer_id LEFT JOIN finding_texts l ON l.id = d.layer_id
     WHERE d.head_id IS NOT NULL;
-DELETE FROM temp.fd WHERE body IS NULL OR instr(body, char(1)) > 0 AND layer_id IS NULL;
+-- (A body beginning with 0x02 is a finding's own set, below: a part holding one is stored whole.)
+DELETE FROM temp.fd WHERE body IS NULL OR instr(body, char(1)) > 0 AND layer_id IS NULL OR instr(body, char(2)) > 0;
 INSERT INTO temp.fd(finding_id, head_id, tail_id, layer_id, body, whole)
     SELECT v.finding_id, NULL, NULL, NULL, CASE WHEN json_valid(v.detail) THEN v.detail -> '$.finding.vulnerablePackages' END, v.detail
     FROM finding_detail_view v WHERE v.finding_id NOT IN (SELECT finding_id FROM temp.fd);
