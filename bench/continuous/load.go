@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -51,6 +52,7 @@ type loader struct {
 
 	keyIDs      map[advisory.PackageKey]int64
 	textIDs     map[string]int64    // finding_texts
+	setIDs      map[string]int64    // finding_package_sets
 	dictIDs     map[[2]string]int64 // finding_rows' dictionaries (0045): table and key -> id
 	pairs       []uint64            // key id << 32 | inventory id
 	nextInv     int64
@@ -291,7 +293,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		if err := l.writeDetail(exec, l.nextFinding, f.Detail); err != nil {
 			return err
 		}
-		for _, q := range sqlite.IndexFindingQueries() { // the query columns and package rows (0027)
+		for _, q := range sqlite.IndexFindingQueries() { // the query columns (0027)
 			if err := exec(q, l.nextFinding); err != nil {
 				return err
 			}
@@ -308,19 +310,38 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	return nil
 }
 
-// writeDetail stores a finding's detail as the store does (sqlite.SplitDetail,
-// sqlite.SplitDetailLayer; 0032_finding_texts.sql, 0046_finding_detail_layers.sql): the
-// vulnerability's text, the image's facts and the package's layer once each, in finding_texts
-// (numbered here rather than looked up), the rest of the packages in the detail row.
+// writeDetail stores a finding's detail as the store does (sqlite.SplitDetailParts;
+// 0032_finding_texts.sql, 0046_finding_detail_layers.sql, 0049_finding_package_sets.sql): the
+// vulnerability's text, the image's facts and the package's layer once each, in finding_texts,
+// and the rest of the packages once, as a package set with its package rows (both numbered
+// here rather than looked up); the detail row holds their ids.
 func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail []byte) error {
-	head, packages, tail, ok := sqlite.SplitDetail(detail)
-	if !ok {
-		return exec(sqlite.UpsertFindingParts, id, nil, nil, nil, string(detail))
+	p, err := sqlite.SplitDetailParts(detail, func(string) (string, bool, error) {
+		return "", false, errors.New("a generated detail of another shape")
+	})
+	if err != nil {
+		return err
 	}
-	texts := []string{head, tail}
-	layer, rest, split := sqlite.SplitDetailLayer(packages)
-	if split {
-		texts, packages = append(texts, layer), rest
+	setID, ok := l.setIDs[p.Body]
+	if !ok {
+		setID = int64(len(l.setIDs) + 1)
+		l.setIDs[p.Body] = setID
+		if err := exec(sqlite.InsertPackageSet, setID, p.Body); err != nil {
+			return err
+		}
+		for _, q := range sqlite.IndexPackageSetQueries() {
+			if err := exec(q, setID); err != nil {
+				return err
+			}
+		}
+	}
+	texts := []string{p.Head, p.Tail}
+	var digest any
+	if p.Layer != "" {
+		texts, digest = append(texts, p.Layer), p.LayerDigest
+		if err := exec(sqlite.InsertFindingLayer, p.LayerDigest); err != nil {
+			return err
+		}
 	}
 	ids := []any{nil, nil, nil}
 	for i, text := range texts {
@@ -334,7 +355,7 @@ func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail [
 		}
 		ids[i] = tid
 	}
-	return exec(sqlite.UpsertFindingParts, id, ids[0], ids[1], ids[2], packages)
+	return exec(sqlite.UpsertFindingParts, id, ids[0], ids[1], ids[2], setID, digest, nil)
 }
 
 // writeIndex writes the inverted index from packages to inventories in key order (appending

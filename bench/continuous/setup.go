@@ -205,7 +205,7 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	cfg.gen.window = 7 * 24 * time.Hour
 	g := newGenerator(cfg.gen, c)
 	l := &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
-		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[string]int64{}, dictIDs: map[[2]string]int64{},
+		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[string]int64{}, setIDs: map[string]int64{}, dictIDs: map[[2]string]int64{},
 		stats: loadStats{holders: map[advisory.PackageKey]int{}}}
 	start = time.Now()
 	last := time.Now()

@@ -40,6 +40,12 @@ type Meta interface {
 	DeleteUploadIfIdle(ctx context.Context, id string, cutoff time.Time) (bool, error)
 }
 
+// SetPruner is a metadata store that keeps what findings of many images share apart (SQLite's
+// package sets, 0049) and removes it once no finding names it.
+type SetPruner interface {
+	PruneFindingPackageSets(ctx context.Context, dryRun bool) (int64, error)
+}
+
 // Blobs is what garbage collection needs from the blob store.
 type Blobs interface {
 	WalkBlobs(ctx context.Context, fn func(blob.File) error) error
@@ -75,6 +81,7 @@ type Report struct {
 	LayerInventories int64
 	ImageInventories int64
 	InventoryBytes   int64
+	PackageSets      int64 // findings' shared package sets no finding names (SQLite)
 	Uploads          int   // upload sessions (and their records)
 	UploadBytes      int64 // the bytes they held
 	Took             time.Duration
@@ -121,6 +128,11 @@ func (c *Collector) Run(ctx context.Context, o Options) (Report, error) {
 		return rep, err
 	}
 	rep.LayerInventories, rep.ImageInventories, rep.InventoryBytes = inv.LayerInventories, inv.ImageInventories, inv.Bytes
+	if p, ok := c.meta.(SetPruner); ok {
+		if rep.PackageSets, err = p.PruneFindingPackageSets(ctx, o.DryRun); err != nil {
+			return rep, err
+		}
+	}
 	// (b) Then the files.
 	if err := c.blobFiles(ctx, o, cutoff, &rep); err != nil {
 		return rep, err
@@ -128,7 +140,7 @@ func (c *Collector) Run(ctx context.Context, o Options) (Report, error) {
 	rep.Took = o.Now().Sub(start)
 	o.Logger.InfoContext(ctx, "garbage collection", "dry_run", o.DryRun, "links", rep.LinksRemoved, "blobs", rep.Blobs,
 		"blob_bytes", rep.BlobBytes, "layer_inventories", rep.LayerInventories, "image_inventories", rep.ImageInventories,
-		"uploads", rep.Uploads, "took", rep.Took)
+		"package_sets", rep.PackageSets, "uploads", rep.Uploads, "took", rep.Took)
 	return rep, nil
 }
 

@@ -104,11 +104,17 @@ func Tables() []Table {
 		// findings' insert trigger fills image_finding_counts on PostgreSQL.
 		{Name: "findings", Cols: []string{"id", "repository", "image_digest", "scan_type", "vulnerability_id", "arn", "status", "severity", "score", "fingerprint", "package_keys", "first_observed_at", "last_observed_at", "updated_at", "title", "source", "vendor_severity", "fix_available", "aliases", "related", "suppressed"}, Key: []string{"id"}},
 		{Name: "finding_texts", Cols: []string{"id", "text"}, Key: []string{"id"}},
-		// SQLite keeps a detail's layer text apart (0046): PostgreSQL gets the packages whole.
+		// SQLite keeps a detail's layer text (0046) and its packages part (0049, a shared package
+		// set unless the row holds it) apart: PostgreSQL gets the packages part whole.
 		{Name: "finding_details", Cols: []string{"finding_id", "head_id", "tail_id", "detail"}, Key: []string{"finding_id"},
-			Source: map[string]string{"detail": `CASE WHEN layer_id IS NULL THEN detail
-				ELSE replace(detail, char(1), (SELECT text FROM finding_texts WHERE id = layer_id)) END`},
-			SourceOnly: []string{"layer_id"}},
+			Source: map[string]string{"detail": `CASE WHEN head_id IS NULL THEN detail
+				WHEN layer_id IS NULL THEN coalesce(detail, (SELECT body FROM finding_package_sets WHERE id = set_id))
+				ELSE replace(coalesce(detail, (SELECT body FROM finding_package_sets WHERE id = set_id)), char(1),
+					(SELECT text FROM finding_texts WHERE id = layer_id)) END`},
+			SourceOnly: []string{"layer_id", "set_id", "package_layer"},
+			// A row holding only a finding's package rows (written through SQLite's finding_packages
+			// view, 0049) is no detail.
+			Skip: "head_id IS NULL AND detail IS NULL"},
 		{Name: "finding_packages", Cols: []string{"finding_id", "seq", "name", "version", "epoch", "release", "arch", "file_path", "source_layer_hash", "reachability"}, Key: []string{"finding_id", "seq"}},
 		{Name: "outbox", Cols: []string{"seq", "id", "detail_type", "source", "account", "region", "time", "resources", "detail", "created_at"}, Key: []string{"seq"}},
 		{Name: "webhook_cursors", Cols: []string{"webhook", "position", "created_at", "updated_at"}, Key: []string{"webhook"}},
@@ -136,8 +142,9 @@ func NotCopied() map[string]string {
 		"finding_vulnerabilities":      "SQLite-only dictionary of finding_rows (vulnerability ids), copied through the findings view",
 		"finding_arn_prefixes":         "SQLite-only dictionary of finding_rows (ARN prefixes), copied through the findings view",
 		"finding_facts":                "SQLite-only dictionary of finding_rows (vulnerability titles, sources, aliases), copied through the findings view",
-		"finding_package_rows":         "SQLite's compact storage of finding_packages (0047), copied through the finding_packages view",
-		"finding_layers":               "SQLite-only dictionary of finding_package_rows (layer digests), copied through the finding_packages view",
+		"finding_layers":               "SQLite-only dictionary of finding_set_packages (layer digests), copied through the finding_packages view",
+		"finding_package_sets":         "SQLite's shared packages parts of finding details (0049), copied through finding_details.detail",
+		"finding_set_packages":         "SQLite's package rows of finding_package_sets (0049), copied through the finding_packages view",
 	}
 }
 

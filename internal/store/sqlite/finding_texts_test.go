@@ -247,7 +247,7 @@ func FuzzSplitDetailLayer(f *testing.F) {
 	f.Add(`[{"sourceLayerHash":"sha256:a"},{"createdBy":"y","sourceLayerHash":"sha256:a"}]`)
 	f.Add("[{\"sourceLayerHash\":\"\x01\"}]")
 	f.Fuzz(func(t *testing.T, packages string) {
-		layer, rest, ok := SplitDetailLayer(packages)
+		layer, digest, rest, ok := SplitDetailLayer(packages)
 		if !ok {
 			if rest != packages {
 				t.Fatalf("not split, yet changed: %q -> %q", packages, rest)
@@ -259,6 +259,12 @@ func FuzzSplitDetailLayer(f *testing.F) {
 		}
 		if strings.Contains(rest, layer) || !strings.HasPrefix(layer, `,"sourceLayerHash":`) {
 			t.Fatalf("split %q into %q and %q", packages, layer, rest)
+		}
+		var first struct {
+			Layer string `json:"sourceLayerHash"`
+		}
+		if err := json.Unmarshal([]byte("{"+layer[1:]+"}"), &first); err != nil || first.Layer != digest || digest == "" {
+			t.Fatalf("layer %q: digest %q (%v)", layer, digest, err)
 		}
 	})
 }

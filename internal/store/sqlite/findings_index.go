@@ -3,8 +3,8 @@ package sqlite
 import "context"
 
 // What ListFindings queries of a finding's detail is copied into the finding's row (its
-// vulnerability's facts, in finding_facts, and fix_available) and finding_packages when the
-// detail is written (migrations 0027 and 0036 backfilled the rows written before). The JSON
+// vulnerability's facts, in finding_facts, and fix_available) when the detail is written, and
+// finding_packages from its package set (migrations 0027 and 0036 backfilled the rows written before). The JSON
 // paths are those of scanning.Detail; the store's test writes a real one and reads the
 // columns back.
 
@@ -31,28 +31,44 @@ const indexFindingColumns = `UPDATE finding_rows SET
 		FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?1)
 	WHERE id = ?1 AND EXISTS (SELECT 1 FROM finding_details WHERE finding_id = ?1)`
 
-// The packages of finding ?1's detail: their layers into finding_layers when new, then their
-// rows (0047).
+// A finding's package rows are those of its package set (0049), written once, when the set is
+// new: the rows of the set's body as indexFinding took them from a detail before, but for a
+// package whose layer is the body's mark (layerMark), whose row's layer is NULL (the finding's
+// own, finding_details.package_layer). The mark is read as an object in the layer's place:
+// where a body is marked every other layer is a string (SplitDetailLayer).
 const (
-	indexFindingLayers = `INSERT INTO finding_layers(digest)
+	setPackagesJSON = `json_each(replace(s.body, char(1), ',"sourceLayerHash":{"\u0001":0}')) p`
+	setLayerMarked  = `instr(s.body, char(1)) > 0 AND json_type(p.value, '$.sourceLayerHash') IS 'object'`
+	indexSetLayers  = `INSERT INTO finding_layers(digest)
 	SELECT DISTINCT coalesce(json_extract(p.value, '$.sourceLayerHash'), '')
-	FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?1
+	FROM finding_package_sets s, ` + setPackagesJSON + ` WHERE s.id = ?1 AND NOT (` + setLayerMarked + `)
 	ON CONFLICT DO NOTHING`
-	indexFindingPackages = `INSERT INTO finding_package_rows(finding_id, seq, name, version, epoch, release, arch, file_path, layer, reachability)
-	SELECT d.finding_id, p.key, coalesce(json_extract(p.value, '$.name'), ''), coalesce(json_extract(p.value, '$.version'), ''),
+	indexSetPackages = `INSERT INTO finding_set_packages(set_id, seq, name, version, epoch, release, arch, file_path, layer, reachability)
+	SELECT s.id, p.key, coalesce(json_extract(p.value, '$.name'), ''), coalesce(json_extract(p.value, '$.version'), ''),
 		coalesce(json_extract(p.value, '$.epoch'), 0), coalesce(json_extract(p.value, '$.release'), ''),
 		coalesce(json_extract(p.value, '$.arch'), ''), coalesce(json_extract(p.value, '$.filePath'), ''),
-		l.id, coalesce(json_extract(p.value, '$.reachability'), '')
-	FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p
-		JOIN finding_layers l ON l.digest = coalesce(json_extract(p.value, '$.sourceLayerHash'), '')
-	WHERE d.finding_id = ?1`
+		CASE WHEN ` + setLayerMarked + ` THEN NULL
+			ELSE (SELECT l.id FROM finding_layers l WHERE l.digest = coalesce(json_extract(p.value, '$.sourceLayerHash'), '')) END,
+		coalesce(json_extract(p.value, '$.reachability'), '')
+	FROM finding_package_sets s, ` + setPackagesJSON + ` WHERE s.id = ?1`
 )
 
+// Package sets by body, and the body of a detail stored whole: its packages as SQLite extracts
+// them (NULL when it has none; an error when it is not JSON, as indexing it was).
+const (
+	selectPackageSet = `SELECT id FROM finding_package_sets WHERE body = ?`
+	insertPackageSet = `INSERT INTO finding_package_sets(body) VALUES (?) RETURNING id`
+	wholeDetailBody  = `SELECT ?1 -> '$.finding.vulnerablePackages'`
+)
+
+// IndexPackageSetQueries are the statements that write the package rows of a new package set,
+// each taking the set's id. Exported for loaders that fill a store directly (benchmarks).
+func IndexPackageSetQueries() []string { return []string{indexSetLayers, indexSetPackages} }
+
 // indexFindingQueries are the statements that index the stored detail of a finding, each
-// taking the finding's id.
+// taking the finding's id (its package rows are its set's).
 func indexFindingQueries() []string {
-	return []string{indexFindingFacts, indexFindingColumns, "DELETE FROM finding_package_rows WHERE finding_id = ?1", indexFindingLayers,
-		indexFindingPackages}
+	return []string{indexFindingFacts, indexFindingColumns}
 }
 
 // indexFinding copies what the queries need of the stored detail of finding id.

@@ -735,6 +735,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 		return 0, err
 	}
 	rowIDs := newFindingIDs(q, t)
+	textIDs := newDetailIDs()
 	observed := map[int64][]any{}
 	detailed := map[int64]string{}     // finding ids written with their detail -> vulnerability ids
 	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
@@ -755,7 +756,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 		}
 		if f.Detail != nil {
 			detailed[id] = f.VulnerabilityID
-			if err := putFindingDetail(ctx, q, id, f.Detail); err != nil {
+			if err := putFindingDetail(ctx, q, textIDs, id, f.Detail); err != nil {
 				return 0, fmt.Errorf("write finding detail: %w", err)
 			}
 			if err := indexFinding(ctx, q, id); err != nil {
