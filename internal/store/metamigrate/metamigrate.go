@@ -105,6 +105,8 @@ func Tables() []Table {
 		{Name: "findings", Cols: []string{"id", "repository", "image_digest", "scan_type", "vulnerability_id", "arn", "status", "severity", "score", "fingerprint", "package_keys", "first_observed_at", "last_observed_at", "updated_at", "title", "source", "vendor_severity", "fix_available", "aliases", "related", "suppressed"}, Key: []string{"id"}},
 		{Name: "finding_texts", Cols: []string{"id", "text"}, Key: []string{"id"}},
 		// SQLite keeps a detail's layer text apart (0046): PostgreSQL gets the packages whole.
+		// finding_details and finding_packages are views on PostgreSQL (0043) whose INSTEAD OF
+		// triggers store each distinct packages body and its rows once.
 		{Name: "finding_details", Cols: []string{"finding_id", "head_id", "tail_id", "detail"}, Key: []string{"finding_id"},
 			Source: map[string]string{"detail": `CASE WHEN layer_id IS NULL THEN detail
 				ELSE replace(detail, char(1), (SELECT text FROM finding_texts WHERE id = layer_id)) END`},
@@ -128,6 +130,9 @@ func NotCopied() map[string]string {
 		"finding_days":                 "SQLite-only aggregate of opened/closed findings per day; PostgreSQL computes it from findings",
 		"vulnerability_finding_counts": "SQLite-only aggregate per vulnerability; PostgreSQL computes it from findings",
 		"finding_detail_view":          "PostgreSQL view over finding_details and finding_texts",
+		"finding_parts":                "PostgreSQL's storage of finding_details (0043), written through the finding_details view",
+		"finding_package_sets":         "PostgreSQL's packages of details stored once (0043), written through the finding_details view",
+		"finding_set_packages":         "PostgreSQL's package rows of finding_package_sets (0043), written through the finding_packages view",
 		"image_coverage":               "SQLite-only: coverage's per-image state, kept by triggers; PostgreSQL reads the base tables",
 		"repository_finding_counts":    "SQLite-only aggregate of image_finding_counts per repository; PostgreSQL sums image_finding_counts",
 		"leases":                       "running nodes' holds on duties and webhooks: the new nodes take their own",
