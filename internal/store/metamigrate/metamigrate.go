@@ -106,6 +106,8 @@ func Tables() []Table {
 		{Name: "finding_texts", Cols: []string{"id", "text"}, Key: []string{"id"}},
 		// SQLite keeps a detail's layer text (0046) and its packages part (0049, a shared package
 		// set unless the row holds it) apart: PostgreSQL gets the packages part whole.
+		// finding_details and finding_packages are views on PostgreSQL (0043) whose INSTEAD OF
+		// triggers store each distinct packages body and its rows once.
 		{Name: "finding_details", Cols: []string{"finding_id", "head_id", "tail_id", "detail"}, Key: []string{"finding_id"},
 			Source: map[string]string{"detail": `CASE WHEN head_id IS NULL THEN detail
 				WHEN layer_id IS NULL THEN coalesce(detail, (SELECT body FROM finding_package_sets WHERE id = set_id))
@@ -134,6 +136,7 @@ func NotCopied() map[string]string {
 		"finding_days":                 "SQLite-only aggregate of opened/closed findings per day; PostgreSQL computes it from findings",
 		"vulnerability_finding_counts": "SQLite-only aggregate per vulnerability; PostgreSQL computes it from findings",
 		"finding_detail_view":          "PostgreSQL view over finding_details and finding_texts",
+		"finding_parts":                "PostgreSQL's storage of finding_details (0043), written through the finding_details view",
 		"image_coverage":               "SQLite-only: coverage's per-image state, kept by triggers; PostgreSQL reads the base tables",
 		"repository_finding_counts":    "SQLite-only aggregate of image_finding_counts per repository; PostgreSQL sums image_finding_counts",
 		"leases":                       "running nodes' holds on duties and webhooks: the new nodes take their own",
@@ -143,8 +146,8 @@ func NotCopied() map[string]string {
 		"finding_arn_prefixes":         "SQLite-only dictionary of finding_rows (ARN prefixes), copied through the findings view",
 		"finding_facts":                "SQLite-only dictionary of finding_rows (vulnerability titles, sources, aliases), copied through the findings view",
 		"finding_layers":               "SQLite-only dictionary of finding_set_packages (layer digests), copied through the finding_packages view",
-		"finding_package_sets":         "SQLite's shared packages parts of finding details (0049), copied through finding_details.detail",
-		"finding_set_packages":         "SQLite's package rows of finding_package_sets (0049), copied through the finding_packages view",
+		"finding_package_sets":         "each engine's shared packages parts of finding details (SQLite 0049, PostgreSQL 0043), copied through finding_details.detail and written through PostgreSQL's finding_details view",
+		"finding_set_packages":         "each engine's package rows of finding_package_sets (SQLite 0049, PostgreSQL 0043), copied through and written through the finding_packages views",
 	}
 }
 

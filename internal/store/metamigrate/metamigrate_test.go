@@ -296,3 +296,75 @@ func TestCopyLeavesCountsCompact(t *testing.T) {
 		t.Errorf("image_finding_counts takes %d bytes for one row after the copy: the trigger's dead row versions were left", size)
 	}
 }
+
+// TestCopyFindingPackageSets: details and package rows copied from SQLite's views into
+// PostgreSQL's (0043) store a packages part shared by two findings (but for their layer) once,
+// with its rows once;
+// a copy interrupted within finding_packages resumes (the view then shows the rows of a later
+// finding sharing a set already written) and verifies; the details read back whole.
+func TestCopyFindingPackageSets(t *testing.T) {
+	ctx := context.Background()
+	lite, p := stores(t, pgtest.New(t))
+	// Findings 1 and 2 hold the same packages, the first in a layer of each image's own.
+	shared := func(layer string) string {
+		return `[{"name":"openssl","version":"3.0.1","sourceLayerHash":"` + layer + `","createdBy":"RUN x"},{"name":"libssl","version":"3.0.1"}]`
+	}
+	stmts := []string{
+		`INSERT INTO repositories(name, created_at) VALUES ('app', 1)`,
+		`INSERT INTO image_scans(repository, image_digest, scan_type, status, updated_at, image_facts) VALUES ('app', 'sha256:aa', 'ENHANCED', 'COMPLETE', 4, '{}')`,
+		`INSERT INTO finding_texts(text) VALUES ('"vulnerabilityId":"CVE-1"'), ('{}')`,
+	}
+	for i := 1; i <= 3; i++ {
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn, status, severity, score, fingerprint, first_observed_at, last_observed_at, updated_at, suppressed)
+			VALUES ('app', 'sha256:aa', 'ENHANCED', 'CVE-%d', 'arn:f/%d', 'ACTIVE', 'HIGH', 7.5, 'fp', 5, 5, 5, 0)`, i, i))
+	}
+	stmts = append(stmts,
+		`INSERT INTO finding_details(finding_id, head_id, tail_id, detail) VALUES (1, 1, 2, '`+shared("sha256:l1")+`'), (2, 1, 2, '`+shared("sha256:l2")+`'),
+			(3, NULL, NULL, '{"finding":{"vulnerablePackages":[{"name":"odd"}]} }')`,
+		`INSERT INTO finding_packages(finding_id, seq, name, version, epoch, release, arch, file_path, source_layer_hash) VALUES
+			(1, 0, 'openssl', '3.0.1', 0, '', '', '', 'sha256:l1'), (1, 1, 'libssl', '3.0.1', 0, '', '', '', ''),
+			(2, 0, 'openssl', '3.0.1', 0, '', '', '', 'sha256:l2'), (2, 1, 'libssl', '3.0.1', 0, '', '', '', ''),
+			(3, 0, 'odd', '', 0, '', '', '', '')`,
+	)
+	exec(t, lite, stmts...)
+	stop := errors.New("stop")
+	batches := 0
+	_, err := metamigrate.Copy(ctx, lite, p.Pool(), metamigrate.Options{BatchRows: 1, AfterBatch: func(table string, _ int64) error {
+		if table == "finding_packages" {
+			if batches++; batches == 2 {
+				return stop
+			}
+		}
+		return nil
+	}})
+	if !errors.Is(err, stop) {
+		t.Fatalf("interrupted copy: %v", err)
+	}
+	reps, err := metamigrate.Copy(ctx, lite, p.Pool(), metamigrate.Options{BatchRows: 1, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reps {
+		if (r.Table == "finding_details" || r.Table == "finding_packages") && !r.Verified {
+			t.Errorf("%s: %+v", r.Table, r)
+		}
+	}
+	if n := pgCount(t, p, "finding_package_sets"); n != 2 {
+		t.Errorf("%d package sets, want 2 (findings 1 and 2 share one)", n)
+	}
+	if n := pgCount(t, p, "finding_set_packages"); n != 3 {
+		t.Errorf("%d package rows stored, want 3", n)
+	}
+	if n := pgCount(t, p, "finding_packages"); n != 5 {
+		t.Errorf("%d package rows read, want 5", n)
+	}
+	var layer string
+	if err := p.Pool().QueryRow(ctx, "SELECT source_layer_hash FROM finding_packages WHERE finding_id = 2 AND seq = 0").Scan(&layer); err != nil || layer != "sha256:l2" {
+		t.Errorf("finding 2's package in layer %q, %v", layer, err)
+	}
+	var d string
+	if err := p.Pool().QueryRow(ctx, "SELECT detail FROM finding_detail_view WHERE finding_id = 2").Scan(&d); err != nil ||
+		d != `{"finding":{"vulnerabilityId":"CVE-1","vulnerablePackages":`+shared("sha256:l2")+`},"image":{}}` {
+		t.Errorf("finding 2's detail %q, %v", d, err)
+	}
+}

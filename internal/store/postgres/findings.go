@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -462,8 +463,9 @@ func onlyObserved(prev, f store.Finding) bool {
 }
 
 // A finding's detail is stored in three parts: the vulnerability's text (head) and the image's
-// facts (tail), each stored once in finding_texts, and the finding's own packages in
-// finding_details. These are the bytes between the parts (as store/sqlite's finding_texts.go).
+// facts (tail), each stored once in finding_texts, and its packages, stored once per distinct
+// body in finding_package_sets (0043) with their rows. These are the bytes between the parts
+// (as store/sqlite's finding_texts.go).
 const (
 	detailOpen     = `{"finding":{`
 	detailPackages = `,"vulnerablePackages":`
@@ -492,24 +494,54 @@ func splitDetail(detail []byte) (head, packages, tail string, ok bool) {
 	return head, packages, tail, true
 }
 
-const upsertFindingParts = `INSERT INTO finding_details(finding_id, head_id, tail_id, detail) VALUES ($1, $2, $3, $4)
-	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
+// layerMark stands for a finding's layer text in a packages body: a raw control character,
+// which JSON never holds unescaped (as store/sqlite's finding_texts.go).
+const layerMark = "\x01"
 
-// upsertSplitDetail writes finding $1's detail as its head ($2) and tail ($3) texts, each
-// written to finding_texts if new, and its packages part ($4), in one statement. Its CTEs
-// share one snapshot, so a head equal to the tail would be written twice when new; that cannot
-// be: the head is an object's members and the tail a JSON value, and a detail that is not JSON
-// is refused (indexDetail) before this is sent.
-const upsertSplitDetail = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $2 LIMIT 1),
-		hw AS (INSERT INTO finding_texts(text) SELECT $2 WHERE NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
+// layerPattern is the layer a package came from as the scanner writes it (scanning.Detail):
+// its digest, and the image history step that made it.
+var layerPattern = regexp.MustCompile(`,"sourceLayerHash":"([^"\\]*)"(?:,"createdBy":"(?:[^"\\]|\\.)*")?`)
+
+// layerText finds the first layer text of a packages part, and its digest, exactly as 0043's
+// finding_layer does, so the migration, the copy from SQLite and this writer store the same
+// bodies.
+func layerText(packages string) (layer, digest string, ok bool) {
+	m := layerPattern.FindStringSubmatchIndex(packages)
+	if m == nil {
+		return "", "", false
+	}
+	return packages[m[0]:m[1]], packages[m[2]:m[3]], true
+}
+
+// upsertDetailParts writes finding $1's detail as its head ($2) and tail ($3) texts, each
+// written to finding_texts if new (none when NULL: a detail stored whole), its layer text $14
+// (digest $15; none when NULL) written to finding_layers if new, and its set of packages: the
+// body $4 (whole $5), written if new with its package rows ($6 to $13, arrays of the rows'
+// columns; a NULL layer is the finding's), in one statement. Its CTEs share one snapshot, so a
+// head equal to the tail would be written twice when new; that cannot be: the head is an
+// object's members and the tail a JSON value, and a detail that is not JSON is refused
+// (indexDetail) before this is sent. Transactions writing the same new body (or layer) at once
+// each write one (the lookup takes either): their rows are the same.
+const upsertDetailParts = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $2 LIMIT 1),
+		hw AS (INSERT INTO finding_texts(text) SELECT $2 WHERE $2::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
 		tf AS (SELECT id FROM finding_texts WHERE text = $3 LIMIT 1),
-		tw AS (INSERT INTO finding_texts(text) SELECT $3 WHERE NOT EXISTS (SELECT 1 FROM tf) RETURNING id)
-	INSERT INTO finding_details(finding_id, head_id, tail_id, detail)
-	SELECT $1, (SELECT id FROM hf UNION ALL SELECT id FROM hw), (SELECT id FROM tf UNION ALL SELECT id FROM tw), $4
-	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, detail = excluded.detail`
+		tw AS (INSERT INTO finding_texts(text) SELECT $3 WHERE $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tf) RETURNING id),
+		lf AS (SELECT id FROM finding_layers WHERE text = $14 LIMIT 1),
+		lw AS (INSERT INTO finding_layers(text, digest) SELECT $14, $15 WHERE $14::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lf) RETURNING id),
+		sf AS (SELECT id FROM finding_package_sets WHERE body = $4 AND whole = $5 LIMIT 1),
+		sw AS (INSERT INTO finding_package_sets(whole, body) SELECT $5, $4 WHERE NOT EXISTS (SELECT 1 FROM sf) RETURNING id),
+		pw AS (INSERT INTO finding_set_packages(set_id, seq, name, version, release, arch, file_path, source_layer_hash, reachability, epoch)
+			SELECT sw.id, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
+			FROM sw, unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
+				WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq))
+	INSERT INTO finding_parts(finding_id, head_id, tail_id, set_id, layer_id)
+	SELECT $1, (SELECT id FROM hf UNION ALL SELECT id FROM hw), (SELECT id FROM tf UNION ALL SELECT id FROM tw),
+		(SELECT id FROM sf UNION ALL SELECT id FROM sw), (SELECT id FROM lf UNION ALL SELECT id FROM lw)
+	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, set_id = excluded.set_id,
+		layer_id = excluded.layer_id`
 
 // putFindingDetail stores the detail of finding id, its shared parts once, and copies into the
-// finding's row and finding_packages what the queries read of it, in one batch (one round trip).
+// finding's row what the queries read of it, in one batch (one round trip).
 func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) error {
 	ix, err := indexDetail(detail)
 	if err != nil {
@@ -523,13 +555,35 @@ func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) e
 	if err != nil {
 		return fmt.Errorf("index finding detail: %w", err)
 	}
-	b := &pgx.Batch{}
-	switch head, packages, tail, ok := splitDetail(detail); {
-	case !ok:
-		b.Queue(upsertFindingParts, id, nil, nil, string(detail))
-	default:
-		b.Queue(upsertSplitDetail, id, head, tail, packages)
+	// A set's package rows are read from its body alone, so findings with one body can share
+	// them: a split detail's packages part must be the vulnerablePackages value the rows were
+	// read from (it is, but for a detail of an odd shape, which is stored whole).
+	head, packages, tail, ok := splitDetail(detail)
+	var headArg, tailArg, layerArg, digestArg *string
+	body, whole := string(detail), true
+	if ok && packages == string(ix.rawPackages) {
+		headArg, tailArg, body, whole = &head, &tail, packages, false
+		if layer, digest, ok := layerText(packages); ok {
+			layerArg, digestArg, body = &layer, &digest, strings.ReplaceAll(packages, layer, layerMark)
+		}
 	}
+	cols := make([][]string, 6)
+	layers := make([]*string, len(ix.packages))
+	epochs := make([]int64, len(ix.packages))
+	for i, p := range ix.packages {
+		for c, v := range []string{p.name, p.version, p.release, p.arch, p.filePath, p.reachability} {
+			cols[c] = append(cols[c], v)
+		}
+		// The finding's layer (NULL) where the package's element held the layer text,
+		// as 0043's finding_layer_marked decides.
+		if layerArg == nil || p.sourceLayerHash != *digestArg || !bytes.Contains(p.raw, []byte(*layerArg)) {
+			layers[i] = &p.sourceLayerHash
+		}
+		epochs[i] = p.epoch
+	}
+	b := &pgx.Batch{}
+	b.Queue(upsertDetailParts, id, headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3], cols[4], layers, cols[5], epochs,
+		layerArg, digestArg)
 	queueIndexFinding(b, id, ix, aliases, related)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write finding detail: %w", err)
@@ -537,8 +591,8 @@ func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) e
 	return nil
 }
 
-// What the finding queries read of a finding's detail is copied into its row and
-// finding_packages when the detail is written (as store/sqlite's indexFindingColumns and
+// What the finding queries read of a finding's detail is copied into its row and its set's
+// package rows when the detail is written (as store/sqlite's indexFindingColumns and
 // indexFindingPackages do in SQL). The JSON paths are those of scanning.Detail. The detail is
 // read here, in Go, not with PostgreSQL's JSON functions: those refuse a whole document holding
 // an escaped NUL (\u0000) anywhere, and advisory text is not ours to vouch for. A text column
@@ -549,11 +603,13 @@ type findingIndex struct {
 	title, source, vendorSeverity, fixAvailable string
 	aliases, related                            []string
 	packages                                    []packageIndex
+	rawPackages                                 json.RawMessage // finding.vulnerablePackages as written
 }
 
 type packageIndex struct {
 	name, version, release, arch, filePath, sourceLayerHash, reachability string
 	epoch                                                                 int64
+	raw                                                                   json.RawMessage // the package's element as written
 }
 
 // jsonText is a JSON value as SQLite's json_extract gives it to a text column: a string's
@@ -604,13 +660,14 @@ func indexDetail(detail []byte) (findingIndex, error) {
 		ix.related = append(ix.related, jsonText(r))
 	}
 	fixed := 0
-	for _, raw := range jsonArray(f["vulnerablePackages"]) {
+	ix.rawPackages = f["vulnerablePackages"]
+	for _, raw := range jsonArray(ix.rawPackages) {
 		p := jsonObject(raw)
 		var epoch float64
 		_ = json.Unmarshal(p["epoch"], &epoch) // absent or not a number: 0
 		ix.packages = append(ix.packages, packageIndex{name: jsonText(p["name"]), version: jsonText(p["version"]), release: jsonText(p["release"]),
 			arch: jsonText(p["arch"]), filePath: jsonText(p["filePath"]), sourceLayerHash: jsonText(p["sourceLayerHash"]),
-			reachability: jsonText(p["reachability"]), epoch: int64(epoch)})
+			reachability: jsonText(p["reachability"]), epoch: int64(epoch), raw: raw})
 		if jsonText(p["fixedInVersion"]) != "" {
 			fixed++
 		}
@@ -626,28 +683,11 @@ func indexDetail(detail []byte) (findingIndex, error) {
 	return ix, nil
 }
 
-// queueIndexFinding queues in b the writes copying ix, what the queries need of the detail of
-// finding id, into its row and finding_packages.
+// queueIndexFinding queues in b the write copying ix, what the queries need of the detail of
+// finding id, into its row.
 func queueIndexFinding(b *pgx.Batch, id int64, ix findingIndex, aliases, related []byte) {
 	b.Queue(`UPDATE findings SET title = $2, source = $3, vendor_severity = $4, aliases = $5::jsonb, related = $6::jsonb,
 		fix_available = $7 WHERE id = $1`, id, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable)
-	b.Queue("DELETE FROM finding_packages WHERE finding_id = $1", id)
-	if len(ix.packages) == 0 {
-		return
-	}
-	cols := make([][]string, 7)
-	epochs := make([]int64, len(ix.packages))
-	for i, p := range ix.packages {
-		for c, v := range []string{p.name, p.version, p.release, p.arch, p.filePath, p.sourceLayerHash, p.reachability} {
-			cols[c] = append(cols[c], v)
-		}
-		epochs[i] = p.epoch
-	}
-	b.Queue(`INSERT INTO finding_packages(finding_id, seq, name, version, release, arch, file_path, source_layer_hash, reachability, epoch)
-		SELECT $1, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
-		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[])
-			WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq)`,
-		id, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], epochs)
 }
 
 // UsageSince returns the scans performed since t.

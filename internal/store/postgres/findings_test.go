@@ -274,3 +274,175 @@ func BenchmarkReevaluate(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*images), "ns/image")
 }
+
+// testFindingPackageSets: images holding the same vulnerable packages, in layers of their own,
+// store the packages part of their details (without the layer), and its package rows, once;
+// every detail reads back byte for byte (those of odd shapes too, stored whole); package
+// filters (by name, by layer) find the findings of each image holding the package; a finding
+// rewritten with other packages reads its new ones.
+func testFindingPackageSets(t *testing.T, pg *pgtest.Database) {
+	ctx := context.Background()
+	url := pg.Schema(t)
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	count := func(query string) int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	scanned := func(id string, pkgs ...match.VulnerablePackage) []byte {
+		d, err := json.Marshal(scanning.Detail{Finding: match.Finding{VulnerabilityID: id, Title: id, Severity: "HIGH", Packages: pkgs},
+			Image: scanning.ImageInfo{Architecture: "amd64"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	openssl := match.VulnerablePackage{Name: "openssl", Version: "3.0.1", Ecosystem: "Debian:12", Layer: "sha256:l1", CreatedBy: "RUN apt-get install", FixedInVersion: "3.0.2"}
+	zlib := match.VulnerablePackage{Name: "zlib", Version: "1.2", Ecosystem: "Debian:12", Layer: "sha256:l2", CreatedBy: `RUN "x"`}
+	inLayer := func(p match.VulnerablePackage, layer, createdBy string) match.VulnerablePackage {
+		p.Layer, p.CreatedBy = layer, createdBy
+		return p
+	}
+	// Per image, vulnerability id -> detail. Images a and b hold the same packages, in layers
+	// of their own but for b's zlib of CVE-1 (a package's layer is stored apart when it is
+	// that of the finding's first package). e and f: two packages in one layer, the second
+	// with another history step (so not the finding's layer text), the first in e's layer or
+	// f's.
+	images := map[string]map[string][]byte{
+		"a": {"CVE-1": scanned("CVE-1", openssl, zlib), "CVE-2": scanned("CVE-2", zlib)},
+		"b": {"CVE-1": scanned("CVE-1", inLayer(openssl, "sha256:b1", "RUN b"), zlib), "CVE-2": scanned("CVE-2", inLayer(zlib, "sha256:b2", ""))},
+		"e": {"CVE-4": scanned("CVE-4", inLayer(openssl, "sha256:l5", "one"), inLayer(zlib, "sha256:l5", "two"))},
+		"f": {"CVE-4": scanned("CVE-4", inLayer(openssl, "sha256:l6", "one"), inLayer(zlib, "sha256:l5", "two"))},
+		"c": {
+			"CVE-1": []byte(`{"finding":{"vulnerablePackages":[{"name":"odd"}] },"image":{}}`), // a space: not split
+			"CVE-2": []byte(`{"n":1}`),
+			"CVE-3": []byte(`{"finding":{"title":"x","vulnerablePackages":[{"name":"zlib"}]},"image":{"architecture":"arm64"}}`),
+		},
+	}
+	write := func(repo string) {
+		t.Helper()
+		dgst := "sha256:" + repo
+		m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+		if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+			t.Fatal(err)
+		}
+		var fs []store.Finding
+		for id, d := range images[repo] {
+			fs = append(fs, store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: id, ARN: repo + id,
+				Status: "ACTIVE", Severity: "HIGH", Fingerprint: string(d), Detail: d, FirstObservedAt: t0, LastObservedAt: t0, UpdatedAt: t0})
+		}
+		err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced}},
+			func(store.ScanState) (store.ScanUpdate, error) {
+				return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: t0}, Findings: fs}, nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(step string) {
+		t.Helper()
+		for repo, want := range images {
+			got, err := db.Findings(ctx, repo, "sha256:"+repo, policy.ScanTypeEnhanced)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s: image %s has %d findings, want %d", step, repo, len(got), len(want))
+			}
+			for _, f := range got {
+				if string(f.Detail) != string(want[f.VulnerabilityID]) {
+					t.Errorf("%s: %s/%s read back %s, written %s", step, repo, f.VulnerabilityID, f.Detail, want[f.VulnerabilityID])
+				}
+			}
+		}
+	}
+	for _, repo := range []string{"a", "b", "c", "e", "f"} {
+		write(repo)
+	}
+	check("written")
+	// Sets: a's and b's two packages parts, c's three details (two stored whole), e's and f's one.
+	if n := count("SELECT count(*) FROM finding_package_sets"); n != 6 {
+		t.Errorf("%d package sets, want 6", n)
+	}
+	if n := count("SELECT count(*) FROM finding_package_sets WHERE whole"); n != 2 {
+		t.Errorf("%d details stored whole, want 2", n)
+	}
+	// Layers: l1, l2 (a), b1, b2 (b), l5 with "one" (e), l6 (f).
+	if n := count("SELECT count(*) FROM finding_layers"); n != 6 {
+		t.Errorf("%d layer texts, want 6", n)
+	}
+	// Rows: openssl and zlib, zlib, odd, none, zlib, openssl and zlib.
+	if n := count("SELECT count(*) FROM finding_set_packages"); n != 7 {
+		t.Errorf("%d package rows stored, want 7", n)
+	}
+	if n := count("SELECT count(*) FROM finding_packages"); n != 12 {
+		t.Errorf("%d package rows read, want 12 (3 for each of a and b, 2 for c, e and f)", n)
+	}
+	query := func(pf findings.PackageFilter) []string {
+		t.Helper()
+		ls, err := db.QueryFindings(ctx, findings.Query{Limit: 100, Criteria: findings.Criteria{Packages: []findings.PackageFilter{pf}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range ls {
+			out = append(out, l.Finding.Repository+"/"+l.Finding.VulnerabilityID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	byPackage := func(name string) []string {
+		return query(findings.PackageFilter{Name: &findings.StringFilter{Comparison: findings.Equals, Value: name}})
+	}
+	for _, tc := range []struct {
+		name, layer string
+		want        []string
+	}{
+		{name: "openssl", want: []string{"a/CVE-1", "b/CVE-1", "e/CVE-4", "f/CVE-4"}},
+		{name: "zlib", want: []string{"a/CVE-1", "a/CVE-2", "b/CVE-1", "b/CVE-2", "c/CVE-3", "e/CVE-4", "f/CVE-4"}},
+		{name: "odd", want: []string{"c/CVE-1"}},
+		{name: "none"},
+		{layer: "sha256:l1", want: []string{"a/CVE-1"}},
+		{layer: "sha256:l2", want: []string{"a/CVE-1", "a/CVE-2", "b/CVE-1"}},
+		{layer: "sha256:b2", want: []string{"b/CVE-2"}},
+		{layer: "sha256:l5", want: []string{"e/CVE-4", "f/CVE-4"}},
+		{layer: "sha256:l6", want: []string{"f/CVE-4"}},
+		{name: "openssl", layer: "sha256:l5", want: []string{"e/CVE-4"}},
+		{name: "zlib", layer: "sha256:l6"},
+	} {
+		pf := findings.PackageFilter{}
+		if tc.name != "" {
+			pf.Name = &findings.StringFilter{Comparison: findings.Equals, Value: tc.name}
+		}
+		if tc.layer != "" {
+			pf.SourceLayerHash = &findings.StringFilter{Comparison: findings.Equals, Value: tc.layer}
+		}
+		if got := query(pf); !slices.Equal(got, tc.want) {
+			t.Errorf("package %q in layer %q: findings %q, want %q", tc.name, tc.layer, got, tc.want)
+		}
+	}
+
+	// b's CVE-1 is fixed in zlib only: it gets a's CVE-2 packages part, a keeps its own.
+	images["b"]["CVE-1"] = scanned("CVE-1", zlib)
+	write("b")
+	check("rewritten")
+	if got, want := byPackage("openssl"), []string{"a/CVE-1", "e/CVE-4", "f/CVE-4"}; !slices.Equal(got, want) {
+		t.Errorf("package openssl after the rewrite: findings %q, want %q", got, want)
+	}
+	if n := count("SELECT count(*) FROM finding_package_sets"); n != 6 {
+		t.Errorf("%d package sets after the rewrite, want 6 (the new packages part is that of CVE-2)", n)
+	}
+}

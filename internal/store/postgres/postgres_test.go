@@ -72,6 +72,7 @@ func TestPostgres(t *testing.T) {
 	t.Run("AdvisoryGarbageCollected", func(t *testing.T) { testAdvisoryGarbage(t, pg) })
 	t.Run("AdvisoryCommitsRacing", func(t *testing.T) { testAdvisoryCommitsRacing(t, open(t)) })
 	t.Run("FindingStorage", func(t *testing.T) { testFindingStorage(t, pg) })
+	t.Run("FindingPackageSets", func(t *testing.T) { testFindingPackageSets(t, pg) })
 	t.Run("ReplaceSecrets", func(t *testing.T) { testReplaceSecrets(t, pg) })
 	t.Run("ConcurrentApplyScans", func(t *testing.T) { testConcurrentApplyScans(t, pg) })
 	t.Run("PingFailsWhenClosed", func(t *testing.T) {
