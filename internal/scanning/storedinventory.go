@@ -2,6 +2,7 @@ package scanning
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -63,8 +64,9 @@ func bucketOf(p inventory.Package) int {
 	return bucketOfName(match.Key(p).Name)
 }
 
-// EncodeInventory encodes an image inventory as the store keeps it.
-func EncodeInventory(osInfo *inventory.OSInfo, pkgs []inventory.Package, history map[string]string, skipped []inventory.Skipped) ([]byte, error) {
+// encodeBucketed encodes an inventory in buckets: the layout of each part of an image
+// inventory, and of whole image inventories stored before parts.
+func encodeBucketed(osInfo *inventory.OSInfo, pkgs []inventory.Package, history map[string]string, skipped []inventory.Skipped) ([]byte, error) {
 	var parts [inventoryBuckets][]inventory.Package
 	h := inventoryHeader{OS: osInfo, History: history, Skipped: skipped, Packages: len(pkgs), Buckets: make([]inventoryBucket, inventoryBuckets)}
 	for i, p := range pkgs {
@@ -136,17 +138,24 @@ type inventoryReader struct {
 // package when ks is nil), in inventory order. Of a bucketed inventory only the buckets
 // that can hold those keys are read.
 func (rd *inventoryReader) read(raw []byte, ks keySet) (*storedInventory, error) {
+	inv, _, _, err := rd.readAt(raw, ks)
+	return inv, err
+}
+
+// readAt is read, also returning the positions of the packages kept and the number of
+// packages the inventory holds (-1 for an inventory of one stream, which does not tell).
+func (rd *inventoryReader) readAt(raw []byte, ks keySet) (*storedInventory, []int, int, error) {
 	keep := func(inventory.Package) bool { return true }
 	if ks != nil {
 		keep = ks.holds
 	}
 	if !bytes.HasPrefix(raw, inventoryMagic) {
-		inv, _, err := rd.readStream(raw, keep)
-		return inv, err
+		inv, kept, err := rd.readStream(raw, keep)
+		return inv, kept, -1, err
 	}
 	h, body, err := rd.header(raw[len(inventoryMagic):])
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	var want [inventoryBuckets]bool
 	for b := range want {
@@ -170,20 +179,22 @@ func (rd *inventoryReader) read(raw []byte, ks keySet) (*storedInventory, error)
 		}
 		part, kept, err := rd.readStream(data, keep)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bucket %d: %w", ErrCorruptInventory, b, err)
+			return nil, nil, 0, fmt.Errorf("%w: bucket %d: %w", ErrCorruptInventory, b, err)
 		}
 		for i, p := range part.Packages {
 			if kept[i] >= len(bk.Ordinals) {
-				return nil, fmt.Errorf("%w: bucket %d holds more packages than its header says", ErrCorruptInventory, b)
+				return nil, nil, 0, fmt.Errorf("%w: bucket %d holds more packages than its header says", ErrCorruptInventory, b)
 			}
 			got = append(got, placed{bk.Ordinals[kept[i]], p})
 		}
 	}
 	slices.SortFunc(got, func(a, b placed) int { return a.at - b.at })
+	at := make([]int, 0, len(got))
 	for _, g := range got {
 		inv.Packages = append(inv.Packages, g.p)
+		at = append(at, g.at)
 	}
-	return inv, nil
+	return inv, at, h.Packages, nil
 }
 
 // header decodes a bucketed inventory's header and checks it against the rest, which it
@@ -243,8 +254,14 @@ func (rd *inventoryReader) gunzip(raw []byte) error {
 // package with only Ecosystem, Name, SourceName and PackageManager set; the packages it
 // selects are decoded in full. The result is the full decode's, filtered.
 func (rd *inventoryReader) readStream(raw []byte, keep func(inventory.Package) bool) (*storedInventory, []int, error) {
+	inv, kept, _, err := rd.readStreamCounting(raw, keep)
+	return inv, kept, err
+}
+
+// readStreamCounting is readStream, also returning how many packages the stream holds.
+func (rd *inventoryReader) readStreamCounting(raw []byte, keep func(inventory.Package) bool) (*storedInventory, []int, int, error) {
 	if err := rd.gunzip(raw); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	var kept []int
 	n := 0
@@ -259,12 +276,12 @@ func (rd *inventoryReader) readStream(raw []byte, keep func(inventory.Package) b
 	}
 	inv, err := skimInventory(rd.buf.Bytes(), counted)
 	if !errors.Is(err, errNotSkimmable) {
-		return inv, kept, err
+		return inv, kept, n, err
 	}
 	kept, n = nil, 0
 	var full storedInventory
 	if err := json.NewDecoder(bytes.NewReader(rd.buf.Bytes())).Decode(&full); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	pkgs := full.Packages[:0]
 	for _, p := range full.Packages {
@@ -273,13 +290,14 @@ func (rd *inventoryReader) readStream(raw []byte, keep func(inventory.Package) b
 		}
 	}
 	full.Packages = pkgs
-	return &full, kept, nil
+	return &full, kept, n, nil
 }
 
-// DecodeStoredInventory decodes a stored image inventory (either layout) into the packages and
-// operating system it holds: for SBOMs of scanned images.
-func DecodeStoredInventory(raw []byte) (*inventory.Image, error) {
-	inv, err := decodeInventory(raw)
+// DecodeStoredInventory decodes a stored image inventory (any layout) into the packages and
+// operating system it holds, reading its parts from parts: for SBOMs of scanned images.
+func DecodeStoredInventory(ctx context.Context, parts PartStore, raw []byte) (*inventory.Image, error) {
+	var rd inventoryReader
+	inv, err := rd.readStored(ctx, raw, nil, storeParts{parts})
 	if err != nil {
 		return nil, err
 	}

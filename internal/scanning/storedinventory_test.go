@@ -34,7 +34,7 @@ func keysOf(ks ...advisory.PackageKey) keySet {
 // and that inventories stored as one stream read the same.
 func TestStoredInventoryReadsWhatTheFullDecodeHolds(t *testing.T) {
 	want := bucketSample()
-	bucketed, err := EncodeInventory(want.OS, want.Packages, want.History, want.Skipped)
+	bucketed, err := encodeBucketed(want.OS, want.Packages, want.History, want.Skipped)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestStoredInventoryReadsWhatTheFullDecodeHolds(t *testing.T) {
 
 func TestStoredInventoryRefusesCorruption(t *testing.T) {
 	s := bucketSample()
-	raw, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+	raw, err := encodeBucketed(s.OS, s.Packages, s.History, s.Skipped)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func appendUvarint(b []byte, n int) []byte {
 // or run away.
 func FuzzDecodeInventory(f *testing.F) {
 	s := skimSample() // small seeds: the fuzzer mutates them far faster
-	raw, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+	raw, err := encodeBucketed(s.OS, s.Packages, s.History, s.Skipped)
 	if err != nil {
 		f.Fatal(err)
 	}
