@@ -272,7 +272,9 @@ func (rd *inventoryReader) readStored(ctx context.Context, raw []byte, ks keySet
 
 // partMemo decodes each part once for a pass over many inventories read for the same keys:
 // images built on one base share its part, which is decoded once rather than once per image.
-// It holds at most maxPackages packages; parts past that are decoded each time.
+// It holds at most maxPackages packages, counting a whole part when it reads every package and
+// one package a part otherwise (it keeps the few of the changed keys); parts past that are
+// decoded each time.
 type partMemo struct {
 	st          PartStore
 	ks          keySet
@@ -290,7 +292,7 @@ type memoPart struct {
 	err  error
 }
 
-// memoMaxPackages bounds a pass's memo: about 100 MB of decoded packages at most.
+// memoMaxPackages bounds a pass's memo: about 100 MB of decoded packages.
 const memoMaxPackages = 200_000
 
 func newPartMemo(st PartStore, ks keySet) *partMemo {
@@ -311,7 +313,10 @@ func (m *partMemo) parts(ctx context.Context, rd *inventoryReader, refs []partRe
 			e = &memoPart{done: make(chan struct{})}
 			if m.held < m.maxPackages {
 				m.entries[string(r.Hash)] = e
-				m.held += r.Packages
+				m.held++
+				if m.ks == nil {
+					m.held += r.Packages - 1
+				}
 			}
 			mine = append(mine, i)
 		}

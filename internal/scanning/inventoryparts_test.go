@@ -352,3 +352,42 @@ func FuzzDecodePartedInventory(f *testing.F) {
 		_, _ = rd.readStored(context.Background(), b, ks, newPartMemo(ps, ks))
 	})
 }
+
+// TestPartMemoBound checks that a full memo still reads right, fetching again what it could
+// not keep.
+func TestPartMemoBound(t *testing.T) {
+	ctx := context.Background()
+	ps := newMapParts()
+	inv := partsSample("app1")
+	head, parts, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.put(parts)
+	for _, tc := range []struct {
+		name        string
+		maxPackages int
+		fetches     int // of each part, for two reads
+	}{
+		{"room for all", memoMaxPackages, 1},
+		{"full", 0, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps.fetched = map[string]int{}
+			memo := newPartMemo(ps, nil)
+			memo.maxPackages = tc.maxPackages
+			for range 2 {
+				var rd inventoryReader
+				got, err := rd.readStored(ctx, head, nil, memo)
+				if err != nil || !reflect.DeepEqual(*got, inv) {
+					t.Fatalf("got %+v, %v", got, err)
+				}
+			}
+			for _, p := range parts {
+				if n := ps.fetched[string(p.Hash)]; n != tc.fetches {
+					t.Fatalf("part %x fetched %d times, want %d", p.Hash, n, tc.fetches)
+				}
+			}
+		})
+	}
+}
