@@ -17,7 +17,11 @@ import (
 	"github.com/lading-registry/lading/internal/match"
 )
 
-// A stored image inventory is split into buckets by the name of each package's advisory key,
+// Image inventories are now stored in parts (inventoryparts.go); the two layouts before, which
+// stores may still hold and are read, are the bucketed one described here and, before it, a
+// single gzip'd JSON stream (storedInventory), which is also the layout of one part.
+//
+// A bucketed image inventory is split into buckets by the name of each package's advisory key,
 // each bucket compressed on its own, so that a re-evaluation decompresses and reads only the
 // buckets that can hold the keys a change touched (one bucket in sixteen for one key) instead
 // of the whole inventory. A key and the same name in its bare ecosystem ("Debian:12" and
@@ -64,44 +68,6 @@ func bucketOf(p inventory.Package) int {
 	return bucketOfName(match.Key(p).Name)
 }
 
-// encodeBucketed encodes an inventory in buckets: the layout of each part of an image
-// inventory, and of whole image inventories stored before parts.
-func encodeBucketed(osInfo *inventory.OSInfo, pkgs []inventory.Package, history map[string]string, skipped []inventory.Skipped) ([]byte, error) {
-	var parts [inventoryBuckets][]inventory.Package
-	h := inventoryHeader{OS: osInfo, History: history, Skipped: skipped, Packages: len(pkgs), Buckets: make([]inventoryBucket, inventoryBuckets)}
-	for i, p := range pkgs {
-		b := bucketOf(p)
-		parts[b] = append(parts[b], p)
-		h.Buckets[b].Ordinals = append(h.Buckets[b].Ordinals, i)
-	}
-	// One compressor for every part: each new one allocates about a megabyte, which was a
-	// third of a small image's scan (BenchmarkScanOnPushThroughput).
-	zw, err := kgzip.NewWriterLevel(io.Discard, kgzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	var body bytes.Buffer
-	for b, ps := range parts {
-		if len(ps) == 0 {
-			continue
-		}
-		n := body.Len()
-		if err := writeGzipJSONWith(zw, &body, storedInventory{Packages: ps}); err != nil {
-			return nil, err
-		}
-		h.Buckets[b].Size = body.Len() - n
-	}
-	var head bytes.Buffer
-	if err := writeGzipJSONWith(zw, &head, h); err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(inventoryMagic)+binary.MaxVarintLen64+head.Len()+body.Len())
-	out = append(out, inventoryMagic...)
-	out = binary.AppendUvarint(out, uint64(head.Len()))
-	out = append(out, head.Bytes()...)
-	return append(out, body.Bytes()...), nil
-}
-
 // writeGzipJSONWith writes v as one gzip member through zw, reset to write to w.
 func writeGzipJSONWith(zw *kgzip.Writer, w io.Writer, v any) error {
 	zw.Reset(w)
@@ -138,24 +104,17 @@ type inventoryReader struct {
 // package when ks is nil), in inventory order. Of a bucketed inventory only the buckets
 // that can hold those keys are read.
 func (rd *inventoryReader) read(raw []byte, ks keySet) (*storedInventory, error) {
-	inv, _, _, err := rd.readAt(raw, ks)
-	return inv, err
-}
-
-// readAt is read, also returning the positions of the packages kept and the number of
-// packages the inventory holds (-1 for an inventory of one stream, which does not tell).
-func (rd *inventoryReader) readAt(raw []byte, ks keySet) (*storedInventory, []int, int, error) {
 	keep := func(inventory.Package) bool { return true }
 	if ks != nil {
 		keep = ks.holds
 	}
 	if !bytes.HasPrefix(raw, inventoryMagic) {
-		inv, kept, err := rd.readStream(raw, keep)
-		return inv, kept, -1, err
+		inv, _, err := rd.readStream(raw, keep)
+		return inv, err
 	}
 	h, body, err := rd.header(raw[len(inventoryMagic):])
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, err
 	}
 	var want [inventoryBuckets]bool
 	for b := range want {
@@ -179,22 +138,20 @@ func (rd *inventoryReader) readAt(raw []byte, ks keySet) (*storedInventory, []in
 		}
 		part, kept, err := rd.readStream(data, keep)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("%w: bucket %d: %w", ErrCorruptInventory, b, err)
+			return nil, fmt.Errorf("%w: bucket %d: %w", ErrCorruptInventory, b, err)
 		}
 		for i, p := range part.Packages {
 			if kept[i] >= len(bk.Ordinals) {
-				return nil, nil, 0, fmt.Errorf("%w: bucket %d holds more packages than its header says", ErrCorruptInventory, b)
+				return nil, fmt.Errorf("%w: bucket %d holds more packages than its header says", ErrCorruptInventory, b)
 			}
 			got = append(got, placed{bk.Ordinals[kept[i]], p})
 		}
 	}
 	slices.SortFunc(got, func(a, b placed) int { return a.at - b.at })
-	at := make([]int, 0, len(got))
 	for _, g := range got {
 		inv.Packages = append(inv.Packages, g.p)
-		at = append(at, g.at)
 	}
-	return inv, at, h.Packages, nil
+	return inv, nil
 }
 
 // header decodes a bucketed inventory's header and checks it against the rest, which it
