@@ -391,3 +391,72 @@ func TestPartMemoBound(t *testing.T) {
 		})
 	}
 }
+
+// countingStore counts the inventory parts a service fetches from the SQLite store.
+type countingStore struct {
+	*sqlite.DB
+	mu      sync.Mutex
+	fetched map[string]int
+}
+
+func (c *countingStore) InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, error) {
+	c.mu.Lock()
+	for _, h := range hashes {
+		c.fetched[string(h)]++
+	}
+	c.mu.Unlock()
+	return c.DB.InventoryParts(ctx, hashes)
+}
+
+// TestReevaluationLoadsFetchASharedPartOnce loads, as a re-evaluation does, the inventories of
+// images on one base for a key of the base: each image reads back its packages of the key, and
+// the base's part is fetched from the store once for all of them.
+func TestReevaluationLoadsFetchASharedPartOnce(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lading.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	st := &countingStore{DB: db, fetched: map[string]int{}}
+	svc := New(st, nil, nil, Config{})
+	ks := keysOf(advisory.PackageKey{Ecosystem: "Debian:12", Name: "src002"})
+	var refs []store.InventoryRef
+	want := map[int64][]inventory.Package{}
+	var base string
+	for i := range 8 {
+		inv := partsSample(fmt.Sprintf("app%d", i))
+		head, parts, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base = string(parts[0].Hash)
+		id, err := db.PutImageInventory(ctx, fmt.Sprintf("sha256:%d", i), "ENHANCED", "fp", "Debian:12", packageKeys(inv.Packages), len(inv.Packages), head, parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, store.InventoryRef{Repository: "app", Digest: fmt.Sprintf("sha256:%d", i), InventoryID: id})
+		for _, p := range inv.Packages {
+			if ks.holds(p) {
+				want[id] = append(want[id], p)
+			}
+		}
+	}
+	l := svc.startLoads(ctx, refs, nil, ks)
+	defer l.wait()
+	for _, r := range refs {
+		got, err := l.get(ctx, r.InventoryID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want[r.InventoryID]) != 3 || !reflect.DeepEqual(got.pkgs, want[r.InventoryID]) {
+			t.Fatalf("inventory %d: got %+v, want %+v", r.InventoryID, got.pkgs, want[r.InventoryID])
+		}
+	}
+	if n := st.fetched[base]; n != 1 {
+		t.Fatalf("the base part was fetched %d times, want once", n)
+	}
+	if n := l.parts.decodes.Load(); n != int64(len(st.fetched)) {
+		t.Fatalf("%d parts decoded, %d fetched", n, len(st.fetched))
+	}
+}
