@@ -26,15 +26,17 @@ import (
 type preparedImage struct {
 	genImage
 	keys      []advisory.PackageKey
-	inventory []byte
-	facts     []byte // the image facts of its scan state
+	inventory []byte                // the header the image's row keeps
+	parts     []store.InventoryPart // its parts, shared with the images holding the same layers
+	facts     []byte                // the image facts of its scan state
 	findings  []store.Finding
 }
 
 // loadStats summarises the store the load wrote.
 type loadStats struct {
 	images, repos, packages, findings, keys, indexRows int
-	inventoryBytes                                     int64
+	inventoryBytes                                     int64 // headers and distinct parts
+	inventoryParts                                     int
 	holders                                            map[advisory.PackageKey]int
 }
 
@@ -55,6 +57,7 @@ type loader struct {
 	setIDs      map[string]int64    // finding_package_sets
 	dictIDs     map[[2]string]int64 // finding_rows' dictionaries (0045): table and key -> id
 	pairs       []uint64            // key id << 32 | inventory id
+	partIDs     map[string]int64    // inventory_parts (0050): hash -> id
 	nextInv     int64
 	nextFinding int64
 	stats       loadStats
@@ -64,7 +67,7 @@ func (l *loader) prepare(img genImage) (preparedImage, error) {
 	p := preparedImage{genImage: img}
 	p.keys = keysOf(img.pkgs, match.Key)
 	var err error
-	if p.inventory, err = scanning.EncodeInventory(img.base.os, img.pkgs, img.history, nil); err != nil {
+	if p.inventory, p.parts, err = scanning.EncodeInventory(img.base.os, img.pkgs, img.history, nil); err != nil {
 		return p, err
 	}
 	fs, _ := match.Image(img.pkgs, l.idx, img.history)
@@ -234,6 +237,22 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		len(img.pkgs), img.inventory, scanned); err != nil {
 		return err
 	}
+	l.stats.inventoryBytes += int64(len(img.inventory))
+	for _, part := range img.parts {
+		id, ok := l.partIDs[string(part.Hash)]
+		if !ok {
+			id = int64(len(l.partIDs) + 1)
+			l.partIDs[string(part.Hash)] = id
+			if err := exec(`INSERT INTO inventory_parts(id, hash, data) VALUES (?, ?, ?)`, id, part.Hash, part.Data); err != nil {
+				return err
+			}
+			l.stats.inventoryBytes += int64(len(part.Data))
+			l.stats.inventoryParts++
+		}
+		if err := exec(`INSERT INTO inventory_part_links(inventory_id, part_id) VALUES (?, ?)`, inv, id); err != nil {
+			return err
+		}
+	}
 	for _, k := range img.keys {
 		id, ok := l.keyIDs[k]
 		if !ok {
@@ -306,7 +325,6 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	l.stats.images++
 	l.stats.packages += len(img.pkgs)
 	l.stats.findings += len(img.findings)
-	l.stats.inventoryBytes += int64(len(img.inventory))
 	return nil
 }
 

@@ -46,7 +46,7 @@ func (s *setupResult) fill(dir string) error {
 
 // setupFormat changes whenever the generator or the loader changes what a setup writes, so
 // that a cached store of an older format is not reused.
-const setupFormat = 11
+const setupFormat = 12
 
 func flagsKey(cfg config) string {
 	g := cfg.gen
@@ -142,8 +142,8 @@ func copyFile(from, to, measured string) error {
 }
 
 func printStats(w io.Writer, st map[string]float64) {
-	fmt.Fprintf(w, "store: %.0f images in %.0f repositories, %.0f packages (%.0f per image), %.0f package keys, %.0f index rows, %.0f findings (%.1f per image), inventories %.0f MiB gzip'd\n",
-		st["images"], st["repos"], st["packages"], st["packages"]/st["images"], st["keys"], st["indexRows"], st["findings"], st["findings"]/st["images"], st["inventoryMiB"])
+	fmt.Fprintf(w, "store: %.0f images in %.0f repositories, %.0f packages (%.0f per image), %.0f package keys, %.0f index rows, %.0f findings (%.1f per image), inventories %.1f MiB gzip'd (headers and %.0f distinct parts)\n",
+		st["images"], st["repos"], st["packages"], st["packages"]/st["images"], st["keys"], st["indexRows"], st["findings"], st["findings"]/st["images"], st["inventoryMiB"], st["inventoryParts"])
 }
 
 func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*setupResult, error) {
@@ -206,7 +206,7 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	g := newGenerator(cfg.gen, c)
 	l := &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
 		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[string]int64{}, setIDs: map[string]int64{}, dictIDs: map[[2]string]int64{},
-		stats: loadStats{holders: map[advisory.PackageKey]int{}}}
+		partIDs: map[string]int64{}, stats: loadStats{holders: map[advisory.PackageKey]int{}}}
 	start = time.Now()
 	last := time.Now()
 	if err := l.run(ctx, g, func(done int) {
@@ -224,7 +224,7 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	s := &setupResult{Flags: flagsKey(cfg), Stats: map[string]float64{
 		"images": float64(l.stats.images), "repos": float64(l.stats.repos), "packages": float64(l.stats.packages),
 		"keys": float64(l.stats.keys), "indexRows": float64(l.stats.indexRows), "findings": float64(l.stats.findings),
-		"inventoryMiB": float64(l.stats.inventoryBytes) / (1 << 20)}}
+		"inventoryMiB": float64(l.stats.inventoryBytes) / (1 << 20), "inventoryParts": float64(l.stats.inventoryParts)}}
 	printStats(w, s.Stats)
 	if err := chooseAdvisory(s, c, l.stats.holders, int(float64(cfg.gen.images)*cfg.affected+0.5)); err != nil {
 		return nil, err

@@ -135,7 +135,7 @@ func TestCollect(t *testing.T) {
 			t.Fatal(err)
 		}
 		if inv.image != "" {
-			if _, err := e.meta.PutImageInventory(ctx, inv.image, "BASIC", "fp", "", nil, 0, []byte("image")); err != nil {
+			if _, err := e.meta.PutImageInventory(ctx, inv.image, "BASIC", "fp", "", nil, 0, []byte("image"), nil); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 type Store interface {
 	ImageScan(ctx context.Context, repo, digest, scanType string) (store.ImageScan, error)
 	ImageInventory(ctx context.Context, id int64) ([]byte, error)
+	InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, error)
 	Findings(ctx context.Context, repo, digest, scanType string) ([]store.Finding, error)
 	TagsOf(ctx context.Context, repo, digest string) ([]string, error)
 }
@@ -54,7 +55,7 @@ func Scan(ctx context.Context, st Store, im Image) (*report.Scan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image inventory: %w", err)
 	}
-	inv, err := scanning.DecodeStoredInventory(raw)
+	inv, err := scanning.DecodeStoredInventory(ctx, st, raw)
 	if err != nil {
 		return nil, fmt.Errorf("image inventory %d: %w", sc.InventoryID, err)
 	}

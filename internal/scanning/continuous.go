@@ -294,13 +294,16 @@ type inventoryLoads struct {
 	loaded map[int64]*loadedInventory
 	err    error
 	wg     sync.WaitGroup
+	// parts decodes each part the batch's inventories share once.
+	parts *partMemo
 }
 
 // startLoads loads the distinct inventories of refs, in order, on all cores. For a change
 // with known keys only the packages the change touched are kept; for a Full change every
 // package is matched. An inventory that is gone loads as nil.
 func (s *Service) startLoads(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet) *inventoryLoads {
-	l := &inventoryLoads{ready: make(map[int64]chan struct{}, len(refs)), failed: make(chan struct{}), loaded: make(map[int64]*loadedInventory, len(refs))}
+	l := &inventoryLoads{ready: make(map[int64]chan struct{}, len(refs)), failed: make(chan struct{}), loaded: make(map[int64]*loadedInventory, len(refs)),
+		parts: newPartMemo(s.store, changed)}
 	ids := make(chan int64, len(refs))
 	for _, r := range refs {
 		if l.ready[r.InventoryID] == nil {
@@ -318,7 +321,7 @@ func (s *Service) startLoads(ctx context.Context, refs []store.InventoryRef, idx
 				if ctx.Err() != nil {
 					return
 				}
-				inv, err := s.loadInventory(ctx, &rd, id, idx, changed)
+				inv, err := s.loadInventory(ctx, &rd, l.parts, id, idx, changed)
 				l.mu.Lock()
 				if err != nil && l.err == nil {
 					l.err = err
@@ -352,7 +355,7 @@ func (l *inventoryLoads) get(ctx context.Context, id int64) (*loadedInventory, e
 // wait returns once every loader has stopped.
 func (l *inventoryLoads) wait() { l.wg.Wait() }
 
-func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int64, idx *advisory.Index, keys keySet) (*loadedInventory, error) {
+func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, parts partSource, id int64, idx *advisory.Index, keys keySet) (*loadedInventory, error) {
 	raw, err := s.store.ImageInventory(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -360,7 +363,7 @@ func (s *Service) loadInventory(ctx context.Context, rd *inventoryReader, id int
 	if err != nil {
 		return nil, err
 	}
-	inv, err := rd.read(raw, keys)
+	inv, err := rd.readStored(ctx, raw, keys, parts)
 	if err != nil {
 		return nil, fmt.Errorf("decode inventory %d: %w", id, err)
 	}
@@ -376,7 +379,8 @@ func (s *Service) matchAll(ctx context.Context, id int64, idx *advisory.Index) (
 	if err != nil {
 		return pipeline.Matched{}, err
 	}
-	inv, err := decodeInventory(raw)
+	var rd inventoryReader
+	inv, err := rd.readStored(ctx, raw, nil, storeParts{s.store})
 	if err != nil {
 		return pipeline.Matched{}, fmt.Errorf("decode inventory %d: %w", id, err)
 	}
@@ -466,7 +470,7 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 			return nil, nil, nil, false, err
 		}
 		var rd inventoryReader
-		sel, err := rd.read(raw, keys)
+		sel, err := rd.readStored(ctx, raw, keys, storeParts{s.store})
 		if err != nil {
 			return nil, nil, nil, false, fmt.Errorf("decode inventory %d of %s@%s: %w", invID, st.Target.Repository, st.Target.Digest, err)
 		}

@@ -164,11 +164,11 @@ func newTestRegistry(t *testing.T, images []testImage, clock *time.Time) *testRe
 		content := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[],"n":%d}`, i)
 		sum := sha256.Sum256(content)
 		dgst := "sha256:" + hex.EncodeToString(sum[:])
-		raw, err := EncodeInventory(img.os, img.pkgs, map[string]string{img.pkgs[0].Layer: "ADD rootfs /"}, nil)
+		head, parts, err := EncodeInventory(img.os, img.pkgs, map[string]string{img.pkgs[0].Layer: "ADD rootfs /"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		invID, err := db.PutImageInventory(ctx, dgst, string(inventory.ModeEnhanced), inventory.Fingerprint(inventory.ModeEnhanced), img.os.Ecosystem, packageKeys(img.pkgs), len(img.pkgs), raw)
+		invID, err := db.PutImageInventory(ctx, dgst, string(inventory.ModeEnhanced), inventory.Fingerprint(inventory.ModeEnhanced), img.os.Ecosystem, packageKeys(img.pkgs), len(img.pkgs), head, parts)
 		if err != nil {
 			t.Fatal(err)
 		}

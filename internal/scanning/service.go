@@ -66,8 +66,9 @@ type Store interface {
 	ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error
 	LayerInventory(ctx context.Context, layerDigest, mode, fingerprint string) ([]byte, error)
 	PutLayerInventory(ctx context.Context, layerDigest, mode, fingerprint string, inventory []byte) error
-	PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error)
+	PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte, parts []store.InventoryPart) (int64, error)
 	ImageInventory(ctx context.Context, id int64) ([]byte, error)
+	InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, error)
 	InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error)
 	RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error)
 	Setting(ctx context.Context, key string) (string, error)

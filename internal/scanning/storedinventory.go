@@ -2,6 +2,7 @@ package scanning
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,7 +17,11 @@ import (
 	"github.com/lading-registry/lading/internal/match"
 )
 
-// A stored image inventory is split into buckets by the name of each package's advisory key,
+// Image inventories are now stored in parts (inventoryparts.go); the two layouts before, which
+// stores may still hold and are read, are the bucketed one described here and, before it, a
+// single gzip'd JSON stream (storedInventory), which is also the layout of one part.
+//
+// A bucketed image inventory is split into buckets by the name of each package's advisory key,
 // each bucket compressed on its own, so that a re-evaluation decompresses and reads only the
 // buckets that can hold the keys a change touched (one bucket in sixteen for one key) instead
 // of the whole inventory. A key and the same name in its bare ecosystem ("Debian:12" and
@@ -61,43 +66,6 @@ func bucketOf(p inventory.Package) int {
 		return 0
 	}
 	return bucketOfName(match.Key(p).Name)
-}
-
-// EncodeInventory encodes an image inventory as the store keeps it.
-func EncodeInventory(osInfo *inventory.OSInfo, pkgs []inventory.Package, history map[string]string, skipped []inventory.Skipped) ([]byte, error) {
-	var parts [inventoryBuckets][]inventory.Package
-	h := inventoryHeader{OS: osInfo, History: history, Skipped: skipped, Packages: len(pkgs), Buckets: make([]inventoryBucket, inventoryBuckets)}
-	for i, p := range pkgs {
-		b := bucketOf(p)
-		parts[b] = append(parts[b], p)
-		h.Buckets[b].Ordinals = append(h.Buckets[b].Ordinals, i)
-	}
-	// One compressor for every part: each new one allocates about a megabyte, which was a
-	// third of a small image's scan (BenchmarkScanOnPushThroughput).
-	zw, err := kgzip.NewWriterLevel(io.Discard, kgzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	var body bytes.Buffer
-	for b, ps := range parts {
-		if len(ps) == 0 {
-			continue
-		}
-		n := body.Len()
-		if err := writeGzipJSONWith(zw, &body, storedInventory{Packages: ps}); err != nil {
-			return nil, err
-		}
-		h.Buckets[b].Size = body.Len() - n
-	}
-	var head bytes.Buffer
-	if err := writeGzipJSONWith(zw, &head, h); err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(inventoryMagic)+binary.MaxVarintLen64+head.Len()+body.Len())
-	out = append(out, inventoryMagic...)
-	out = binary.AppendUvarint(out, uint64(head.Len()))
-	out = append(out, head.Bytes()...)
-	return append(out, body.Bytes()...), nil
 }
 
 // writeGzipJSONWith writes v as one gzip member through zw, reset to write to w.
@@ -243,8 +211,14 @@ func (rd *inventoryReader) gunzip(raw []byte) error {
 // package with only Ecosystem, Name, SourceName and PackageManager set; the packages it
 // selects are decoded in full. The result is the full decode's, filtered.
 func (rd *inventoryReader) readStream(raw []byte, keep func(inventory.Package) bool) (*storedInventory, []int, error) {
+	inv, kept, _, err := rd.readStreamCounting(raw, keep)
+	return inv, kept, err
+}
+
+// readStreamCounting is readStream, also returning how many packages the stream holds.
+func (rd *inventoryReader) readStreamCounting(raw []byte, keep func(inventory.Package) bool) (*storedInventory, []int, int, error) {
 	if err := rd.gunzip(raw); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	var kept []int
 	n := 0
@@ -259,12 +233,12 @@ func (rd *inventoryReader) readStream(raw []byte, keep func(inventory.Package) b
 	}
 	inv, err := skimInventory(rd.buf.Bytes(), counted)
 	if !errors.Is(err, errNotSkimmable) {
-		return inv, kept, err
+		return inv, kept, n, err
 	}
 	kept, n = nil, 0
 	var full storedInventory
 	if err := json.NewDecoder(bytes.NewReader(rd.buf.Bytes())).Decode(&full); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	pkgs := full.Packages[:0]
 	for _, p := range full.Packages {
@@ -273,13 +247,14 @@ func (rd *inventoryReader) readStream(raw []byte, keep func(inventory.Package) b
 		}
 	}
 	full.Packages = pkgs
-	return &full, kept, nil
+	return &full, kept, n, nil
 }
 
-// DecodeStoredInventory decodes a stored image inventory (either layout) into the packages and
-// operating system it holds: for SBOMs of scanned images.
-func DecodeStoredInventory(raw []byte) (*inventory.Image, error) {
-	inv, err := decodeInventory(raw)
+// DecodeStoredInventory decodes a stored image inventory (any layout) into the packages and
+// operating system it holds, reading its parts from parts: for SBOMs of scanned images.
+func DecodeStoredInventory(ctx context.Context, parts PartStore, raw []byte) (*inventory.Image, error) {
+	var rd inventoryReader
+	inv, err := rd.readStored(ctx, raw, nil, storeParts{parts})
 	if err != nil {
 		return nil, err
 	}

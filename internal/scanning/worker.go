@@ -229,7 +229,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if err != nil {
 		return layerFault(err)
 	}
-	raw, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
+	head, parts, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
 	if err != nil {
 		return err
 	}
@@ -237,7 +237,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if inv.OS != nil {
 		osName = inv.OS.Ecosystem
 	}
-	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.Fingerprint(modeOf(job.ScanType)), osName, storeKeys(inv.Keys), len(inv.Packages), raw)
+	invID, err := s.store.PutImageInventory(ctx, job.Digest, string(modeOf(job.ScanType)), inventory.Fingerprint(modeOf(job.ScanType)), osName, storeKeys(inv.Keys), len(inv.Packages), head, parts)
 	if err != nil {
 		return err
 	}

@@ -167,6 +167,13 @@ type ScanUpdate struct {
 	Announce func(written []Finding) ([]OutboxEvent, error)
 }
 
+// InventoryPart is one content-addressed part of a stored image inventory: the packages one
+// layer added (internal/scanning/storedinventory.go). Images sharing a layer share its part.
+type InventoryPart struct {
+	Hash []byte // SHA-256 of Data
+	Data []byte
+}
+
 // InventoryRef is a repository image whose scan used an inventory, for continuous scanning.
 type InventoryRef struct {
 	Repository   string

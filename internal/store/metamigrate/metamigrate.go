@@ -84,6 +84,8 @@ func Tables() []Table {
 		{Name: "image_inventories", Cols: []string{"id", "image_digest", "mode", "fingerprint", "os", "package_count", "inventory", "created_at"}, Key: []string{"id"}},
 		{Name: "package_keys", Cols: []string{"id", "ecosystem", "name"}, Key: []string{"id"}},
 		{Name: "inventory_packages", Cols: []string{"key_id", "inventory_id"}, Key: []string{"key_id", "inventory_id"}},
+		{Name: "inventory_parts", Cols: []string{"id", "hash", "data"}, Key: []string{"id"}},
+		{Name: "inventory_part_links", Cols: []string{"inventory_id", "part_id"}, Key: []string{"inventory_id", "part_id"}},
 		{Name: "image_scans", Cols: []string{"repository", "image_digest", "scan_type", "status", "description", "frequency", "inventory_id", "last_scan_started_at", "completed_at", "source_updated_at", "updated_at", "image_facts", "not_evaluated", "not_evaluated_packages", "findings_observed_at"},
 			Key: []string{"repository", "image_digest", "scan_type"},
 			// PostgreSQL keeps the architecture the finding queries filter on in a column; SQLite

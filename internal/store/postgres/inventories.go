@@ -33,9 +33,10 @@ func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode, fingerpr
 	return err
 }
 
-// PutImageInventory stores an image's merged inventory and indexes its package keys, returning
-// its id. An existing inventory for the digest and mode is replaced.
-func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error) {
+// PutImageInventory stores an image's merged inventory (its header, and its parts, kept once
+// however many inventories hold them) and indexes its package keys, returning its id. An
+// existing inventory for the digest and mode is replaced, and the parts only it held deleted.
+func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte, parts []store.InventoryPart) (int64, error) {
 	var id int64
 	ecos, names := make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
@@ -52,6 +53,9 @@ func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint s
 		if _, err := tx.Exec(ctx, "DELETE FROM inventory_packages WHERE inventory_id = $1", id); err != nil {
 			return err
 		}
+		if err := linkParts(ctx, tx, id, parts); err != nil {
+			return err
+		}
 		if len(keys) == 0 {
 			return nil
 		}
@@ -65,6 +69,85 @@ func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint s
 		return err
 	})
 	return id, err
+}
+
+// linkParts replaces the parts an inventory links with parts, storing those no inventory
+// shares, and deletes the parts it linked before that nothing links any more.
+func linkParts(ctx context.Context, tx pgx.Tx, inventoryID int64, parts []store.InventoryPart) error {
+	var old []int64
+	err := tx.QueryRow(ctx, `WITH gone AS (DELETE FROM inventory_part_links WHERE inventory_id = $1 RETURNING part_id)
+		SELECT coalesce(array_agg(DISTINCT part_id), '{}') FROM gone`, inventoryID).Scan(&old)
+	if err != nil {
+		return fmt.Errorf("unlink inventory parts: %w", err)
+	}
+	hashes, data := make([][]byte, len(parts)), make([][]byte, len(parts))
+	distinct := map[string]bool{}
+	for i, p := range parts {
+		hashes[i], data[i] = p.Hash, p.Data
+		distinct[string(p.Hash)] = true
+	}
+	// A part inserted here may be deleted by a concurrent PruneInventories before it is linked
+	// (it was an orphan): the link then misses it, and it is inserted again. Once linked, the
+	// link's foreign key check holds it (FOR KEY SHARE), which the prune skips.
+	for attempt := 0; len(parts) > 0; attempt++ {
+		if attempt == 3 {
+			return errors.New("link inventory parts: parts deleted while linked, three times")
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO inventory_parts(hash, data) SELECT h, d FROM unnest($1::bytea[], $2::bytea[]) AS p(h, d)
+			ON CONFLICT (hash) DO NOTHING`, hashes, data); err != nil {
+			return fmt.Errorf("store inventory parts: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO inventory_part_links(inventory_id, part_id) SELECT $1, id FROM inventory_parts WHERE hash = ANY($2)
+			ON CONFLICT DO NOTHING`, inventoryID, hashes); err != nil {
+			return fmt.Errorf("link inventory parts: %w", err)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM inventory_part_links WHERE inventory_id = $1", inventoryID).Scan(&n); err != nil {
+			return fmt.Errorf("link inventory parts: %w", err)
+		}
+		if n == len(distinct) {
+			break
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM inventory_parts p WHERE p.id = ANY($1)
+		AND NOT EXISTS (SELECT 1 FROM inventory_part_links l WHERE l.part_id = p.id)`, old)
+	if err != nil {
+		return fmt.Errorf("delete unlinked inventory parts: %w", err)
+	}
+	return nil
+}
+
+// InventoryParts returns the stored inventory parts of these hashes, in their order.
+func (db *DB) InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, error) {
+	rows, err := db.pool.Query(ctx, "SELECT hash, data FROM inventory_parts WHERE hash = ANY($1)", hashes)
+	if err != nil {
+		return nil, fmt.Errorf("inventory parts: %w", err)
+	}
+	byHash := make(map[string][]byte, len(hashes))
+	for rows.Next() {
+		var h, d []byte
+		if err := rows.Scan(&h, &d); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("inventory parts: %w", err)
+		}
+		byHash[string(h)] = d
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inventory parts: %w", err)
+	}
+	out := make([][]byte, len(hashes))
+	for i, h := range hashes {
+		d, ok := byHash[string(h)]
+		if !ok {
+			return nil, fmt.Errorf("inventory part %x: %w", h, store.ErrNotFound)
+		}
+		out[i] = d
+	}
+	return out, nil
 }
 
 // ImageInventory returns a stored image inventory by id.
@@ -137,14 +220,17 @@ func (db *DB) PruneInventories(ctx context.Context, cutoff time.Time, dryRun boo
 	c := cutoff.UnixMilli()
 	var res store.InventoryPrune
 	if dryRun {
-		var lb, ib int64
-		err := db.pool.QueryRow(ctx, `SELECT (SELECT count(*) `+layers+`), (SELECT coalesce(sum(length(li.inventory)), 0) `+layers+`),
-			(SELECT count(*) `+images+`), (SELECT coalesce(sum(length(ii.inventory)), 0) `+images+`)`, c).
-			Scan(&res.LayerInventories, &lb, &res.ImageInventories, &ib)
+		var lb, ib, pb int64
+		err := db.pool.QueryRow(ctx, `WITH gone AS (SELECT ii.id `+images+`)
+			SELECT (SELECT count(*) `+layers+`), (SELECT coalesce(sum(length(li.inventory)), 0) `+layers+`),
+			(SELECT count(*) `+images+`), (SELECT coalesce(sum(length(ii.inventory)), 0) `+images+`),
+			(SELECT coalesce(sum(length(p.data)), 0) FROM inventory_parts p
+				WHERE NOT EXISTS (SELECT 1 FROM inventory_part_links l WHERE l.part_id = p.id AND l.inventory_id NOT IN (SELECT id FROM gone)))`, c).
+			Scan(&res.LayerInventories, &lb, &res.ImageInventories, &ib, &pb)
 		if err != nil {
 			return store.InventoryPrune{}, fmt.Errorf("count unused inventories: %w", err)
 		}
-		res.Bytes = lb + ib
+		res.Bytes = lb + ib + pb
 		return res, nil
 	}
 	err := db.tx(ctx, func(tx pgx.Tx) error {
@@ -157,9 +243,20 @@ func (db *DB) PruneInventories(ctx context.Context, cutoff time.Time, dryRun boo
 		}
 		err = tx.QueryRow(ctx, `WITH gone AS (DELETE FROM image_inventories WHERE id IN (SELECT ii.id `+images+`)
 				RETURNING id, length(inventory) AS n),
-			unindexed AS (DELETE FROM inventory_packages WHERE inventory_id IN (SELECT id FROM gone))
+			unindexed AS (DELETE FROM inventory_packages WHERE inventory_id IN (SELECT id FROM gone)),
+			unlinked AS (DELETE FROM inventory_part_links WHERE inventory_id IN (SELECT id FROM gone))
 			SELECT count(*), coalesce(sum(n), 0) FROM gone`, c).Scan(&res.ImageInventories, &ib)
-		res.Bytes = lb + ib
+		if err != nil {
+			return err
+		}
+		// Every part no inventory links, not only those of the inventories just deleted: a
+		// part a concurrent PutImageInventory is linking is locked, and skipped.
+		var pb int64
+		err = tx.QueryRow(ctx, `WITH gone AS (DELETE FROM inventory_parts WHERE id IN (SELECT p.id FROM inventory_parts p
+				WHERE NOT EXISTS (SELECT 1 FROM inventory_part_links l WHERE l.part_id = p.id) FOR UPDATE SKIP LOCKED)
+				RETURNING length(data) AS n)
+			SELECT coalesce(sum(n), 0) FROM gone`).Scan(&pb)
+		res.Bytes = lb + ib + pb
 		return err
 	})
 	if err != nil {

@@ -137,7 +137,7 @@ func TestImageCoverageKept(t *testing.T) {
 	}
 	inventory := func(digest, os string, packages int) int64 {
 		t.Helper()
-		id, err := db.PutImageInventory(ctx, digest, "ENHANCED", "fp", os, nil, packages, []byte("x"))
+		id, err := db.PutImageInventory(ctx, digest, "ENHANCED", "fp", os, nil, packages, []byte("x"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +351,7 @@ func BenchmarkImageWrites(b *testing.B) {
 				if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: d, ScanType: "ENHANCED", Status: "PENDING", UpdatedAt: now}); err != nil {
 					b.Fatal(err)
 				}
-				inv, err := db.PutImageInventory(ctx, d, "ENHANCED", "fp", "Debian:12", nil, 5, []byte("x"))
+				inv, err := db.PutImageInventory(ctx, d, "ENHANCED", "fp", "Debian:12", nil, 5, []byte("x"), nil)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -173,11 +173,19 @@ func (db *DB) PruneInventories(ctx context.Context, cutoff time.Time, dryRun boo
 		if err != nil {
 			return res, fmt.Errorf("count unused layer inventories: %w", err)
 		}
-		var n, b int64
+		var n, b, pb int64
 		if err := db.read.QueryRowContext(ctx, "SELECT count(*), coalesce(sum(length(ii.inventory)), 0) "+images, c).Scan(&n, &b); err != nil {
 			return res, fmt.Errorf("count unused image inventories: %w", err)
 		}
-		res.ImageInventories, res.Bytes = n, res.Bytes+b
+		// The parts only those inventories link would go with them.
+		err = db.read.QueryRowContext(ctx, `WITH gone AS (SELECT ii.id `+images+`)
+			SELECT coalesce(sum(length(p.data)), 0) FROM inventory_parts p
+			WHERE EXISTS (SELECT 1 FROM inventory_part_links l WHERE l.part_id = p.id AND l.inventory_id IN (SELECT id FROM gone))
+				AND NOT EXISTS (SELECT 1 FROM inventory_part_links l WHERE l.part_id = p.id AND l.inventory_id NOT IN (SELECT id FROM gone))`, c).Scan(&pb)
+		if err != nil {
+			return res, fmt.Errorf("count unused inventory parts: %w", err)
+		}
+		res.ImageInventories, res.Bytes = n, res.Bytes+b+pb
 		return res, nil
 	}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
@@ -206,7 +214,15 @@ func (db *DB) PruneInventories(ctx context.Context, cutoff time.Time, dryRun boo
 				return err
 			}
 		}
-		res.ImageInventories = int64(len(ids))
+		parts, err := unlinkPartsTx(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		n, err := dropOrphanPartsTx(ctx, tx, parts)
+		if err != nil {
+			return err
+		}
+		res.ImageInventories, res.Bytes = int64(len(ids)), res.Bytes+n
 		return nil
 	})
 	if err != nil {

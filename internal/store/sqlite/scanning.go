@@ -906,9 +906,10 @@ func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode, fingerpr
 	})
 }
 
-// PutImageInventory stores an image's merged inventory and indexes its package keys, returning
-// its id. An existing inventory for the digest and mode is replaced.
-func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error) {
+// PutImageInventory stores an image's merged inventory (its header, and its parts, kept once
+// however many inventories hold them) and indexes its package keys, returning its id. An
+// existing inventory for the digest and mode is replaced, and the parts only it held deleted.
+func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte, parts []store.InventoryPart) (int64, error) {
 	var id int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO image_inventories(image_digest, mode, fingerprint, os, package_count, inventory, created_at)
@@ -921,9 +922,94 @@ func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint s
 		if _, err := tx.ExecContext(ctx, "DELETE FROM inventory_packages WHERE inventory_id = ?", id); err != nil {
 			return err
 		}
+		old, err := unlinkPartsTx(ctx, tx, []int64{id})
+		if err != nil {
+			return err
+		}
+		if err := linkPartsTx(ctx, tx, id, parts); err != nil {
+			return err
+		}
+		if _, err := dropOrphanPartsTx(ctx, tx, old); err != nil {
+			return err
+		}
 		return indexKeysTx(ctx, tx, id, keys)
 	})
 	return id, err
+}
+
+// linkPartsTx stores the parts an inventory does not share with one stored before, and links
+// the inventory to all of them.
+func linkPartsTx(ctx context.Context, tx *sql.Tx, inventoryID int64, parts []store.InventoryPart) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	// Inserted only when new, then looked up: an upsert would rewrite the row, and a shared
+	// part (a base image's packages) is the largest.
+	put, err := tx.PrepareContext(ctx, "INSERT INTO inventory_parts(hash, data) VALUES (?, ?) ON CONFLICT(hash) DO NOTHING")
+	if err != nil {
+		return err
+	}
+	defer put.Close()
+	get, err := tx.PrepareContext(ctx, "SELECT id FROM inventory_parts WHERE hash = ?")
+	if err != nil {
+		return err
+	}
+	defer get.Close()
+	link, err := tx.PrepareContext(ctx, "INSERT INTO inventory_part_links(inventory_id, part_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+	if err != nil {
+		return err
+	}
+	defer link.Close()
+	for _, p := range parts {
+		if _, err := put.ExecContext(ctx, p.Hash, p.Data); err != nil {
+			return fmt.Errorf("store inventory part: %w", err)
+		}
+		var partID int64
+		if err := get.QueryRowContext(ctx, p.Hash).Scan(&partID); err != nil {
+			return fmt.Errorf("inventory part: %w", err)
+		}
+		if _, err := link.ExecContext(ctx, inventoryID, partID); err != nil {
+			return fmt.Errorf("link inventory part: %w", err)
+		}
+	}
+	return nil
+}
+
+// unlinkPartsTx removes the links of inventories to their parts, returning the parts they
+// linked.
+func unlinkPartsTx(ctx context.Context, tx *sql.Tx, inventoryIDs []int64) ([]int64, error) {
+	var parts []int64
+	for chunk := range chunks(inventoryIDs, 200) {
+		got, err := queryAll(ctx, tx, func(r rowScanner) (int64, error) {
+			var id int64
+			return id, r.Scan(&id)
+		}, "DELETE FROM inventory_part_links WHERE inventory_id IN ("+placeholders(len(chunk))+") RETURNING part_id", toAny(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("unlink inventory parts: %w", err)
+		}
+		parts = append(parts, got...)
+	}
+	slices.Sort(parts)
+	return slices.Compact(parts), nil
+}
+
+// dropOrphanPartsTx deletes those of parts no inventory links any more, returning their bytes.
+func dropOrphanPartsTx(ctx context.Context, tx *sql.Tx, parts []int64) (int64, error) {
+	var total int64
+	for chunk := range chunks(parts, 200) {
+		sizes, err := queryAll(ctx, tx, func(r rowScanner) (int64, error) {
+			var n int64
+			return n, r.Scan(&n)
+		}, `DELETE FROM inventory_parts WHERE id IN (`+placeholders(len(chunk))+`)
+			AND NOT EXISTS (SELECT 1 FROM inventory_part_links l WHERE l.part_id = inventory_parts.id) RETURNING length(data)`, toAny(chunk)...)
+		if err != nil {
+			return 0, fmt.Errorf("delete unlinked inventory parts: %w", err)
+		}
+		for _, n := range sizes {
+			total += n
+		}
+	}
+	return total, nil
 }
 
 func indexKeysTx(ctx context.Context, tx *sql.Tx, inventoryID int64, keys []store.PackageKey) error {
@@ -958,6 +1044,40 @@ func (db *DB) ImageInventory(ctx context.Context, id int64) ([]byte, error) {
 		return nil, store.ErrNotFound
 	}
 	return b, err
+}
+
+// InventoryParts returns the stored inventory parts of these hashes, in their order.
+func (db *DB) InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, error) {
+	byHash := make(map[string][]byte, len(hashes))
+	for chunk := range chunks(hashes, 200) {
+		rows, err := db.read.QueryContext(ctx, "SELECT hash, data FROM inventory_parts WHERE hash IN ("+placeholders(len(chunk))+")", toAny(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("inventory parts: %w", err)
+		}
+		for rows.Next() {
+			var h, d []byte
+			if err := rows.Scan(&h, &d); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("inventory parts: %w", err)
+			}
+			byHash[string(h)] = d
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("inventory parts: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("inventory parts: %w", err)
+		}
+	}
+	out := make([][]byte, len(hashes))
+	for i, h := range hashes {
+		d, ok := byHash[string(h)]
+		if !ok {
+			return nil, fmt.Errorf("inventory part %x: %w", h, store.ErrNotFound)
+		}
+		out[i] = d
+	}
+	return out, nil
 }
 
 // InventoriesHolding returns the repository images, scanned with scanType, whose inventory

@@ -96,7 +96,7 @@ func testCoverageCounts(t *testing.T, open Opener) {
 			if st.empty {
 				os, packages = "", 0
 			}
-			inv, err := db.PutImageInventory(ctx, d, "ENHANCED", "fp", os, nil, packages, []byte("x"))
+			inv, err := db.PutImageInventory(ctx, d, "ENHANCED", "fp", os, nil, packages, []byte("x"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

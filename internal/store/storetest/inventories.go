@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"testing"
@@ -61,7 +62,7 @@ func testInventoriesHoldingBareEcosystem(t *testing.T, open Opener) {
 		if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
 			t.Fatal(err)
 		}
-		id, err := db.PutImageInventory(ctx, dgst, "ENHANCED", "fp", key.Ecosystem, []store.PackageKey{key}, 1, []byte("x"))
+		id, err := db.PutImageInventory(ctx, dgst, "ENHANCED", "fp", key.Ecosystem, []store.PackageKey{key}, 1, []byte("x"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,11 +137,11 @@ func testImageInventoriesAndPruning(t *testing.T, open Opener) {
 		}
 	}
 	keys := []store.PackageKey{{Ecosystem: "Alpine:v3.20", Name: "musl"}}
-	id, err := db.PutImageInventory(ctx, held, "BASIC", "fp", "Alpine:v3.20", keys, 1, []byte("v1"))
+	id, err := db.PutImageInventory(ctx, held, "BASIC", "fp", "Alpine:v3.20", keys, 1, []byte("v1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := db.PutImageInventory(ctx, held, "BASIC", "fp2", "Alpine:v3.20", []store.PackageKey{{Ecosystem: "Alpine:v3.20", Name: "busybox"}}, 1, []byte("v2"))
+	again, err := db.PutImageInventory(ctx, held, "BASIC", "fp2", "Alpine:v3.20", []store.PackageKey{{Ecosystem: "Alpine:v3.20", Name: "busybox"}}, 1, []byte("v2"), nil)
 	if err != nil || again != id {
 		t.Fatalf("replacing an inventory: id %d then %d, %v", id, again, err)
 	}
@@ -167,7 +168,7 @@ func testImageInventoriesAndPruning(t *testing.T, open Opener) {
 	if err != nil || len(all) != 1 || all[0].Repository != "app" || all[0].Digest != held || all[0].InventoryID != id || all[0].PushedAt.IsZero() {
 		t.Fatalf("InventoriesHolding(all) = %+v, %v", all, err)
 	}
-	goneID, err := db.PutImageInventory(ctx, gone, "BASIC", "fp", "", nil, 0, []byte("gone"))
+	goneID, err := db.PutImageInventory(ctx, gone, "BASIC", "fp", "", nil, 0, []byte("gone"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,5 +230,77 @@ func testRecentImages(t *testing.T, open Opener) {
 	}
 	if want := []string{"app@" + pulled, "b@" + fresh}; !slices.Equal(names, want) {
 		t.Fatalf("RecentImages = %v, want %v", names, want)
+	}
+}
+
+// testImageInventoryParts: inventories share the parts they hold alike, which are stored once;
+// a part goes with the last inventory holding it, whether replaced or pruned, and stays while
+// another inventory holds it.
+func testImageInventoryParts(t *testing.T, open Opener) {
+	ctx := context.Background()
+	db := open(t)
+	part := func(s string) store.InventoryPart {
+		sum := sha256.Sum256([]byte(s))
+		return store.InventoryPart{Hash: sum[:], Data: []byte(s)}
+	}
+	base, appA, appA2, appB := part("base packages"), part("app a"), part("app a, rebuilt"), part("app b")
+	held, gone := fakeDigest("a"), fakeDigest("b")
+	if _, err := db.PutManifest(ctx, manifest("app", held), nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	idA, err := db.PutImageInventory(ctx, held, "ENHANCED", "fp", "", nil, 2, []byte("head a"), []store.InventoryPart{base, appA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PutImageInventory(ctx, gone, "ENHANCED", "fp", "", nil, 2, []byte("head b"), []store.InventoryPart{base, appB}); err != nil {
+		t.Fatal(err)
+	}
+	hashes := func(ps ...store.InventoryPart) [][]byte {
+		var out [][]byte
+		for _, p := range ps {
+			out = append(out, p.Hash)
+		}
+		return out
+	}
+	got, err := db.InventoryParts(ctx, hashes(appB, base, appA, base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"app b", "base packages", "app a", "base packages"}; len(got) != len(want) ||
+		string(got[0]) != want[0] || string(got[1]) != want[1] || string(got[2]) != want[2] || string(got[3]) != want[3] {
+		t.Fatalf("InventoryParts = %q, want %q", got, want)
+	}
+	stored := func(p store.InventoryPart) bool {
+		t.Helper()
+		_, err := db.InventoryParts(ctx, hashes(p))
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	// Replacing A's inventory drops the part only it held, not the shared one.
+	if again, err := db.PutImageInventory(ctx, held, "ENHANCED", "fp2", "", nil, 2, []byte("head a2"), []store.InventoryPart{base, appA2}); err != nil || again != idA {
+		t.Fatalf("replacing an inventory: id %d then %d, %v", idA, again, err)
+	}
+	if stored(appA) || !stored(appA2) || !stored(base) || !stored(appB) {
+		t.Fatalf("after replacing A: app a %v, app a2 %v, base %v, app b %v; want false, true, true, true", stored(appA), stored(appA2), stored(base), stored(appB))
+	}
+	if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: held, ScanType: "ENHANCED", Status: "ACTIVE", InventoryID: idA}); err != nil {
+		t.Fatal(err)
+	}
+	// Pruning B's inventory takes its own part, and counts it; the base stays, A holds it.
+	want := store.InventoryPrune{ImageInventories: 1, Bytes: int64(len("head b") + len("app b"))}
+	cutoff := time.Now().Add(time.Hour)
+	if res, err := db.PruneInventories(ctx, cutoff, true); err != nil || res != want {
+		t.Fatalf("dry run = %+v, %v; want %+v", res, err, want)
+	}
+	if res, err := db.PruneInventories(ctx, cutoff, false); err != nil || res != want {
+		t.Fatalf("PruneInventories = %+v, %v; want %+v", res, err, want)
+	}
+	if stored(appB) || !stored(base) || !stored(appA2) {
+		t.Fatalf("after pruning B: app b %v, base %v, app a2 %v; want false, true, true", stored(appB), stored(base), stored(appA2))
+	}
+	if b, err := db.ImageInventory(ctx, idA); err != nil || string(b) != "head a2" {
+		t.Fatalf("ImageInventory(A) = %q, %v", b, err)
 	}
 }

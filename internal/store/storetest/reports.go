@@ -82,7 +82,7 @@ func testScannedImages(t *testing.T, open Opener) {
 		}
 	}
 	for d, st := range map[string]string{a: "ENHANCED", b: "ENHANCED", c: "BASIC"} {
-		id, err := db.PutImageInventory(ctx, d, st, "fp", "", nil, 0, []byte("x"))
+		id, err := db.PutImageInventory(ctx, d, st, "fp", "", nil, 0, []byte("x"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func testCoverage(t *testing.T, open Opener) {
 	if _, err := db.CreateRepository(ctx, store.Repository{Name: "empty", ScanOnPush: true}); err != nil {
 		t.Fatal(err)
 	}
-	invID, err := db.PutImageInventory(ctx, a, "ENHANCED", "fp", "", nil, 0, []byte("x"))
+	invID, err := db.PutImageInventory(ctx, a, "ENHANCED", "fp", "", nil, 0, []byte("x"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,8 +131,9 @@ type Store interface {
 
 	LayerInventory(ctx context.Context, layerDigest, mode, fingerprint string) ([]byte, error)
 	PutLayerInventory(ctx context.Context, layerDigest, mode, fingerprint string, inventory []byte) error
-	PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte) (int64, error)
+	PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte, parts []store.InventoryPart) (int64, error)
 	ImageInventory(ctx context.Context, id int64) ([]byte, error)
+	InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, error)
 	InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error)
 	PruneInventories(ctx context.Context, cutoff time.Time, dryRun bool) (store.InventoryPrune, error)
 	RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error)
@@ -211,6 +212,7 @@ func Run(t *testing.T, open Opener) {
 		{"InventoriesHoldingBareEcosystem", testInventoriesHoldingBareEcosystem},
 		{"ImageScanNotEvaluated", testImageScanNotEvaluated},
 		{"ImageInventoriesAndPruning", testImageInventoriesAndPruning},
+		{"ImageInventoryParts", testImageInventoryParts},
 		{"RecentImages", testRecentImages},
 		{"ReportJobs", testReportJobs},
 		{"ScannedImages", testScannedImages},

@@ -1,0 +1,462 @@
+package scanning
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/lading-registry/lading/internal/advisory"
+	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/store/sqlite"
+)
+
+// partsSample is an image on a shared base (sha256:base) whose own layers add packages that
+// sort between the base's, so that the inventory's order alternates between parts; app names
+// the image's own layers.
+func partsSample(app string) storedInventory {
+	inv := storedInventory{
+		OS:      &inventory.OSInfo{ID: "debian", VersionID: "12", Ecosystem: "Debian:12", Path: "etc/os-release", Layer: "sha256:base"},
+		History: map[string]string{"sha256:base": "ADD rootfs.tar /", "sha256:" + app + "-os": "RUN apt-get install", "sha256:" + app: "RUN npm ci"},
+		Skipped: []inventory.Skipped{{Path: "big.jar", Layer: "sha256:" + app, Reason: "too big"}},
+	}
+	for i := range 120 {
+		layer := "sha256:base"
+		if i%5 == 3 {
+			layer = "sha256:" + app + "-os"
+		}
+		inv.Packages = append(inv.Packages, inventory.Package{Ecosystem: "Debian:12", Name: fmt.Sprintf("lib%03d", i), Version: "1.0-1",
+			SourceName: fmt.Sprintf("src%03d", i/3), Arch: "amd64", Path: "var/lib/dpkg/status", Layer: layer, PackageManager: inventory.ManagerOS})
+	}
+	for i := range 40 {
+		inv.Packages = append(inv.Packages, inventory.Package{Ecosystem: "npm", Name: fmt.Sprintf("dep-%d", i), Version: "1.0.0",
+			Path: fmt.Sprintf("app/node_modules/dep-%d/package.json", i), Layer: "sha256:" + app, PackageManager: inventory.ManagerNodePkg})
+	}
+	// A package of the base again after the image's own: the order is not by layer.
+	inv.Packages = append(inv.Packages, inventory.Package{Ecosystem: "PyPI", Name: "pyyaml", Version: "6.0", Path: "usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA",
+		Layer: "sha256:base", PackageManager: inventory.ManagerPythonPkg})
+	return inv
+}
+
+// mapParts is a PartStore in memory that counts the parts it returns.
+type mapParts struct {
+	mu      sync.Mutex
+	parts   map[string][]byte
+	fetched map[string]int
+}
+
+func newMapParts() *mapParts { return &mapParts{parts: map[string][]byte{}, fetched: map[string]int{}} }
+
+func (m *mapParts) put(ps []store.InventoryPart) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range ps {
+		m.parts[string(p.Hash)] = p.Data
+	}
+}
+
+func (m *mapParts) InventoryParts(_ context.Context, hashes [][]byte) ([][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([][]byte, len(hashes))
+	for i, h := range hashes {
+		d, ok := m.parts[string(h)]
+		if !ok {
+			return nil, fmt.Errorf("part %x: %w", h, store.ErrNotFound)
+		}
+		m.fetched[string(h)]++
+		out[i] = d
+	}
+	return out, nil
+}
+
+// TestInventoryPartsRoundTrip checks that an inventory stored in parts reads back as it was
+// (packages in the same order, OS, history, skipped entries), whole and for some keys, and
+// that only the parts that can hold the keys are fetched.
+func TestInventoryPartsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	want := partsSample("app1")
+	head, parts, err := EncodeInventory(want.OS, want.Packages, want.History, want.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 3 {
+		t.Fatalf("%d parts, want one per layer (3)", len(parts))
+	}
+	ps := newMapParts()
+	ps.put(parts)
+	var rd inventoryReader
+	full, err := rd.readStored(ctx, head, nil, storeParts{ps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*full, want) {
+		t.Fatalf("full decode differs:\n got %+v\nwant %+v", *full, want)
+	}
+	img, err := DecodeStoredInventory(ctx, ps, head)
+	if err != nil || !reflect.DeepEqual(img.Packages, want.Packages) || !reflect.DeepEqual(img.OS, want.OS) || !reflect.DeepEqual(img.Skipped, want.Skipped) {
+		t.Fatalf("DecodeStoredInventory = %+v, %v", img, err)
+	}
+	for _, tc := range []struct {
+		name  string
+		ks    keySet
+		parts int // fetched
+	}{
+		{"source name, the image's own OS layer", keysOf(advisory.PackageKey{Ecosystem: "Debian:12", Name: "src001"}), -1},
+		{"bare ecosystem", keysOf(advisory.PackageKey{Ecosystem: "Debian", Name: "src004"}), -1},
+		{"two ecosystems", keysOf(advisory.PackageKey{Ecosystem: "npm", Name: "dep-7"}, advisory.MakeKey("PyPI", "pyyaml")), -1},
+		{"absent", keysOf(advisory.PackageKey{Ecosystem: "npm", Name: "absent"}), -1},
+		{"none", keySet{}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps.fetched = map[string]int{}
+			got, err := rd.readStored(ctx, head, tc.ks, storeParts{ps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantPkgs := []inventory.Package{}
+			for _, p := range want.Packages {
+				if tc.ks.holds(p) {
+					wantPkgs = append(wantPkgs, p)
+				}
+			}
+			if !reflect.DeepEqual(got.Packages, wantPkgs) || !reflect.DeepEqual(got.History, want.History) || !reflect.DeepEqual(got.OS, want.OS) {
+				t.Fatalf("got %+v, want %+v", got.Packages, wantPkgs)
+			}
+			if tc.parts >= 0 && len(ps.fetched) > tc.parts {
+				t.Fatalf("%d parts fetched, want at most %d", len(ps.fetched), tc.parts)
+			}
+		})
+	}
+}
+
+// TestInventoryPartsShareTheBase stores two images on one base through the SQLite store: the
+// base's part is stored once, linked twice, and each image reads back whole.
+func TestInventoryPartsShareTheBase(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lading.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ids := map[string]int64{}
+	for _, app := range []string{"app1", "app2"} {
+		inv := partsSample(app)
+		head, parts, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids[app], err = db.PutImageInventory(ctx, "sha256:"+app, "ENHANCED", "fp", "Debian:12", packageKeys(inv.Packages), len(inv.Packages), head, parts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var parts, links int
+	if err := db.Reader().QueryRowContext(ctx, "SELECT (SELECT count(*) FROM inventory_parts), (SELECT count(*) FROM inventory_part_links)").Scan(&parts, &links); err != nil {
+		t.Fatal(err)
+	}
+	if parts != 5 || links != 6 {
+		t.Fatalf("%d parts, %d links; want 5 (the base once, two layers of each image) and 6", parts, links)
+	}
+	for app, id := range ids {
+		raw, err := db.ImageInventory(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rd inventoryReader
+		got, err := rd.readStored(ctx, raw, nil, storeParts{db})
+		if want := partsSample(app); err != nil || !reflect.DeepEqual(*got, want) {
+			t.Fatalf("%s reads back as %+v, %v", app, got, err)
+		}
+	}
+}
+
+// TestPartMemoDecodesASharedPartOnce reads many images on one base concurrently, as a
+// re-evaluation's loaders do: the base's part is fetched and decoded once.
+func TestPartMemoDecodesASharedPartOnce(t *testing.T) {
+	ctx := context.Background()
+	ps := newMapParts()
+	var heads [][]byte
+	var wants []storedInventory
+	for i := range 12 {
+		inv := partsSample(fmt.Sprintf("app%d", i))
+		head, parts, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps.put(parts)
+		heads, wants = append(heads, head), append(wants, inv)
+	}
+	// src002 is in the base; lib008 (of src002) in each image's own OS layer.
+	ks := keysOf(advisory.PackageKey{Ecosystem: "Debian:12", Name: "src002"})
+	memo := newPartMemo(ps, ks)
+	var wg sync.WaitGroup
+	errs := make([]error, len(heads))
+	for i := range heads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var rd inventoryReader
+			got, err := rd.readStored(ctx, heads[i], ks, memo)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			var want []inventory.Package
+			for _, p := range wants[i].Packages {
+				if ks.holds(p) {
+					want = append(want, p)
+				}
+			}
+			if len(want) != 3 || !reflect.DeepEqual(got.Packages, want) {
+				errs[i] = fmt.Errorf("image %d: got %+v, want %+v", i, got.Packages, want)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	// Every part that can hold the key is fetched and decoded once: the base, each image's
+	// own OS layer, and those of its npm layers that fill the key's bucket.
+	var rd inventoryReader
+	want := map[string]bool{}
+	for _, head := range heads {
+		h, err := rd.partedHeader(head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range h.Parts {
+			if p.Buckets&(1<<partBucketOfName("src002")) != 0 {
+				want[string(p.Hash)] = true
+			}
+		}
+	}
+	if len(want) < 1+len(heads) {
+		t.Fatalf("%d parts can hold the key, want at least %d", len(want), 1+len(heads))
+	}
+	for h, n := range ps.fetched {
+		if n != 1 || !want[h] {
+			t.Fatalf("part %x fetched %d times (can hold the key: %v)", h, n, want[h])
+		}
+	}
+	if n := memo.decodes.Load(); n != int64(len(want)) || len(ps.fetched) != len(want) {
+		t.Fatalf("%d parts decoded, %d fetched; want %d", n, len(ps.fetched), len(want))
+	}
+}
+
+// TestInventoryPartsRefuseCorruption checks that a damaged header or part is refused.
+func TestInventoryPartsRefuseCorruption(t *testing.T) {
+	ctx := context.Background()
+	s := partsSample("app1")
+	head, parts, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rd inventoryReader
+	h, err := rd.partedHeader(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lying := func(edit func(*partedHeader)) []byte {
+		h := h
+		h.Parts = append([]partRef(nil), h.Parts...)
+		h.Order = append([]int(nil), h.Order...)
+		edit(&h)
+		var b bytes.Buffer
+		b.Write(partedMagic)
+		if err := writeGzipJSON(&b, h); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	good := newMapParts()
+	good.put(parts)
+	swapped := newMapParts() // each part stored under another's hash
+	for i, p := range parts {
+		swapped.put([]store.InventoryPart{{Hash: p.Hash, Data: parts[(i+1)%len(parts)].Data}})
+	}
+	for _, tc := range []struct {
+		name string
+		head []byte
+		ps   PartStore
+	}{
+		{"truncated header", head[:len(head)-5], good},
+		{"odd order", lying(func(h *partedHeader) { h.Order = h.Order[:len(h.Order)-1] }), good},
+		{"run past the parts", lying(func(h *partedHeader) { h.Order[0] = len(h.Parts) }), good},
+		{"more packages than the runs", lying(func(h *partedHeader) { h.Packages++ }), good},
+		{"part count off", lying(func(h *partedHeader) { h.Parts[0].Packages--; h.Order[1]--; h.Packages-- }), good},
+		{"short hash", lying(func(h *partedHeader) { h.Parts[1].Hash = h.Parts[1].Hash[:8] }), good},
+		{"part bytes of another part", head, swapped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := rd.readStored(ctx, tc.head, nil, storeParts{tc.ps}); !errors.Is(err, ErrCorruptInventory) {
+				t.Fatalf("got %v, want ErrCorruptInventory", err)
+			}
+		})
+	}
+	missing := newMapParts()
+	missing.put(parts[1:])
+	if _, err := rd.readStored(ctx, head, nil, storeParts{missing}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a missing part: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestReadStoredReadsOlderLayouts: inventories stored whole before parts (bucketed, or one
+// stream) read as before.
+func TestReadStoredReadsOlderLayouts(t *testing.T) {
+	ctx := context.Background()
+	want := partsSample("app1")
+	bucketed, err := encodeBucketed(want.OS, want.Packages, want.History, want.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	single, err := encodeGzipJSON(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string][]byte{"bucketed": bucketed, "one stream": single} {
+		t.Run(name, func(t *testing.T) {
+			var rd inventoryReader
+			got, err := rd.readStored(ctx, raw, nil, storeParts{newMapParts()})
+			if err != nil || !reflect.DeepEqual(*got, want) {
+				t.Fatalf("got %+v, %v", got, err)
+			}
+		})
+	}
+}
+
+// FuzzDecodePartedInventory checks that no stored header, however damaged, makes reading an
+// inventory in parts panic or run away.
+func FuzzDecodePartedInventory(f *testing.F) {
+	s := skimSample()
+	head, parts, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ps := newMapParts()
+	ps.put(parts)
+	f.Add(head)
+	f.Add(append(append([]byte(nil), partedMagic...), 0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var rd inventoryReader
+		full, err := rd.readStored(context.Background(), b, nil, storeParts{ps})
+		if err == nil && full == nil {
+			t.Fatal("no inventory and no error")
+		}
+		ks := keysOf(advisory.PackageKey{Ecosystem: "npm", Name: "lodash"})
+		_, _ = rd.readStored(context.Background(), b, ks, newPartMemo(ps, ks))
+	})
+}
+
+// TestPartMemoBound checks that a full memo still reads right, fetching again what it could
+// not keep.
+func TestPartMemoBound(t *testing.T) {
+	ctx := context.Background()
+	ps := newMapParts()
+	inv := partsSample("app1")
+	head, parts, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.put(parts)
+	for _, tc := range []struct {
+		name        string
+		maxPackages int
+		fetches     int // of each part, for two reads
+	}{
+		{"room for all", memoMaxPackages, 1},
+		{"full", 0, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps.fetched = map[string]int{}
+			memo := newPartMemo(ps, nil)
+			memo.maxPackages = tc.maxPackages
+			for range 2 {
+				var rd inventoryReader
+				got, err := rd.readStored(ctx, head, nil, memo)
+				if err != nil || !reflect.DeepEqual(*got, inv) {
+					t.Fatalf("got %+v, %v", got, err)
+				}
+			}
+			for _, p := range parts {
+				if n := ps.fetched[string(p.Hash)]; n != tc.fetches {
+					t.Fatalf("part %x fetched %d times, want %d", p.Hash, n, tc.fetches)
+				}
+			}
+		})
+	}
+}
+
+// countingStore counts the inventory parts a service fetches from the SQLite store.
+type countingStore struct {
+	*sqlite.DB
+	mu      sync.Mutex
+	fetched map[string]int
+}
+
+func (c *countingStore) InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, error) {
+	c.mu.Lock()
+	for _, h := range hashes {
+		c.fetched[string(h)]++
+	}
+	c.mu.Unlock()
+	return c.DB.InventoryParts(ctx, hashes)
+}
+
+// TestReevaluationLoadsFetchASharedPartOnce loads, as a re-evaluation does, the inventories of
+// images on one base for a key of the base: each image reads back its packages of the key, and
+// the base's part is fetched from the store once for all of them.
+func TestReevaluationLoadsFetchASharedPartOnce(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lading.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	st := &countingStore{DB: db, fetched: map[string]int{}}
+	svc := New(st, nil, nil, Config{})
+	ks := keysOf(advisory.PackageKey{Ecosystem: "Debian:12", Name: "src002"})
+	var refs []store.InventoryRef
+	want := map[int64][]inventory.Package{}
+	var base string
+	for i := range 8 {
+		inv := partsSample(fmt.Sprintf("app%d", i))
+		head, parts, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base = string(parts[0].Hash)
+		id, err := db.PutImageInventory(ctx, fmt.Sprintf("sha256:%d", i), "ENHANCED", "fp", "Debian:12", packageKeys(inv.Packages), len(inv.Packages), head, parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, store.InventoryRef{Repository: "app", Digest: fmt.Sprintf("sha256:%d", i), InventoryID: id})
+		for _, p := range inv.Packages {
+			if ks.holds(p) {
+				want[id] = append(want[id], p)
+			}
+		}
+	}
+	l := svc.startLoads(ctx, refs, nil, ks)
+	defer l.wait()
+	for _, r := range refs {
+		got, err := l.get(ctx, r.InventoryID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want[r.InventoryID]) != 3 || !reflect.DeepEqual(got.pkgs, want[r.InventoryID]) {
+			t.Fatalf("inventory %d: got %+v, want %+v", r.InventoryID, got.pkgs, want[r.InventoryID])
+		}
+	}
+	if n := st.fetched[base]; n != 1 {
+		t.Fatalf("the base part was fetched %d times, want once", n)
+	}
+	if n := l.parts.decodes.Load(); n != int64(len(st.fetched)) {
+		t.Fatalf("%d parts decoded, %d fetched", n, len(st.fetched))
+	}
+}
