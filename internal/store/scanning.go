@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -208,4 +209,18 @@ func CountsBySeverity(n [6]int) map[string]int {
 		}
 	}
 	return counts
+}
+
+// PartsInOrder returns the data byHash holds (keyed by string(hash)) for each of hashes, in
+// their order: what the engines' InventoryParts answer; a hash not held is ErrNotFound.
+func PartsInOrder(hashes [][]byte, byHash map[string][]byte) ([][]byte, error) {
+	out := make([][]byte, len(hashes))
+	for i, h := range hashes {
+		d, ok := byHash[string(h)]
+		if !ok {
+			return nil, fmt.Errorf("inventory part %x: %w", h, ErrNotFound)
+		}
+		out[i] = d
+	}
+	return out, nil
 }

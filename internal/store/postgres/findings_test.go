@@ -26,25 +26,7 @@ import (
 // byte for byte; and a deleted image leaves no detail, package or count row behind.
 func testFindingStorage(t *testing.T, pg *pgtest.Database) {
 	ctx := context.Background()
-	url := pg.Schema(t)
-	db, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	count := func(query string) int {
-		t.Helper()
-		var n int
-		if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	db, _, count := openWithConn(t, pg)
 	// checkCounts compares the kept counts with the findings counted afresh.
 	checkCounts := func(step string) {
 		t.Helper()
@@ -282,25 +264,7 @@ func BenchmarkReevaluate(b *testing.B) {
 // rewritten with other packages reads its new ones.
 func testFindingPackageSets(t *testing.T, pg *pgtest.Database) {
 	ctx := context.Background()
-	url := pg.Schema(t)
-	db, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	count := func(query string) int {
-		t.Helper()
-		var n int
-		if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	db, _, count := openWithConn(t, pg)
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	scanned := func(id string, pkgs ...match.VulnerablePackage) []byte {
 		d, err := json.Marshal(scanning.Detail{Finding: match.Finding{VulnerabilityID: id, Title: id, Severity: "HIGH", Packages: pkgs},

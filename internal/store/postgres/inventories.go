@@ -139,15 +139,7 @@ func (db *DB) InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, er
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("inventory parts: %w", err)
 	}
-	out := make([][]byte, len(hashes))
-	for i, h := range hashes {
-		d, ok := byHash[string(h)]
-		if !ok {
-			return nil, fmt.Errorf("inventory part %x: %w", h, store.ErrNotFound)
-		}
-		out[i] = d
-	}
-	return out, nil
+	return store.PartsInOrder(hashes, byHash)
 }
 
 // ImageInventory returns a stored image inventory by id.

@@ -410,3 +410,31 @@ func testAdvisoryCommitsRacing(t *testing.T, db *postgres.DB) {
 		t.Fatalf("%d commits won, version %d, %v; want 1 and version 1", won, v, err)
 	}
 }
+
+// openWithConn opens the store on a schema of its own, with a direct connection to the same
+// schema for tests that read its tables, and count, which runs a query answering one integer.
+// Both close when the test ends.
+func openWithConn(t *testing.T, pg *pgtest.Database) (*postgres.DB, *pgx.Conn, func(query string) int) {
+	t.Helper()
+	ctx := context.Background()
+	url := pg.Schema(t)
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	count := func(query string) int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	return db, conn, count
+}

@@ -1069,15 +1069,7 @@ func (db *DB) InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, er
 			return nil, fmt.Errorf("inventory parts: %w", err)
 		}
 	}
-	out := make([][]byte, len(hashes))
-	for i, h := range hashes {
-		d, ok := byHash[string(h)]
-		if !ok {
-			return nil, fmt.Errorf("inventory part %x: %w", h, store.ErrNotFound)
-		}
-		out[i] = d
-	}
-	return out, nil
+	return store.PartsInOrder(hashes, byHash)
 }
 
 // InventoriesHolding returns the repository images, scanned with scanType, whose inventory
