@@ -59,6 +59,7 @@ func printGCReport(cmd *cobra.Command, r gc.Report) error {
 	fmt.Fprintf(tw, "blob links\t%d\t\n", r.LinksRemoved)
 	fmt.Fprintf(tw, "layer inventories\t%d\t\n", r.LayerInventories)
 	fmt.Fprintf(tw, "image inventories\t%d\t%s\n", r.ImageInventories, humanize.IBytes(uint64(r.InventoryBytes)))
+	fmt.Fprintf(tw, "finding package sets\t%d\t\n", r.PackageSets)
 	fmt.Fprintf(tw, "upload sessions\t%d\t%s\n", r.Uploads, humanize.IBytes(uint64(r.UploadBytes)))
 	fmt.Fprintf(tw, "total %s\t\t%s\n", verb, humanize.IBytes(uint64(r.BlobBytes+r.InventoryBytes+r.UploadBytes)))
 	return tw.Flush()
