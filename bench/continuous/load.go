@@ -56,7 +56,7 @@ type loader struct {
 	textIDs     map[string]int64    // finding_texts
 	setIDs      map[string]int64    // finding_package_sets
 	dictIDs     map[[2]string]int64 // finding_rows' dictionaries (0045): table and key -> id
-	pairs       []uint64            // key id << 32 | inventory id
+	pairs       []uint64            // key id << 32 | part id (inventory_part_keys, 0051)
 	partIDs     map[string]int64    // inventory_parts (0050): hash -> id
 	nextInv     int64
 	nextFinding int64
@@ -243,7 +243,18 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		if !ok {
 			id = int64(len(l.partIDs) + 1)
 			l.partIDs[string(part.Hash)] = id
-			if err := exec(`INSERT INTO inventory_parts(id, hash, data) VALUES (?, ?, ?)`, id, part.Hash, part.Data); err != nil {
+			// Its keys are indexed once, when it is first stored (0051), as linkPartsTx does.
+			ids := make([]int64, 0, len(part.Keys))
+			for _, k := range part.Keys {
+				kid, err := l.keyID(exec, advisory.PackageKey(k))
+				if err != nil {
+					return err
+				}
+				ids = append(ids, kid)
+				l.pairs = append(l.pairs, uint64(kid)<<32|uint64(id))
+			}
+			slices.Sort(ids)
+			if err := exec(`INSERT INTO inventory_parts(id, hash, data, key_ids) VALUES (?, ?, ?, ?)`, id, part.Hash, part.Data, store.EncodeKeyIDs(ids)); err != nil {
 				return err
 			}
 			l.stats.inventoryBytes += int64(len(part.Data))
@@ -254,15 +265,6 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		}
 	}
 	for _, k := range img.keys {
-		id, ok := l.keyIDs[k]
-		if !ok {
-			id = int64(len(l.keyIDs) + 1)
-			l.keyIDs[k] = id
-			if err := exec(`INSERT INTO package_keys(id, ecosystem, name) VALUES (?, ?, ?)`, id, k.Ecosystem, k.Name); err != nil {
-				return err
-			}
-		}
-		l.pairs = append(l.pairs, uint64(id)<<32|uint64(inv))
 		l.stats.holders[k]++
 	}
 	if err := exec(`INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
@@ -376,9 +378,23 @@ func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail [
 	return exec(sqlite.UpsertFindingParts, id, ids[0], ids[1], ids[2], setID, digest, nil)
 }
 
-// writeIndex writes the inverted index from packages to inventories in key order (appending
+// keyID returns the id of a package key, writing its package_keys row when new.
+func (l *loader) keyID(exec func(string, ...any) error, k advisory.PackageKey) (int64, error) {
+	id, ok := l.keyIDs[k]
+	if !ok {
+		id = int64(len(l.keyIDs) + 1)
+		l.keyIDs[k] = id
+		if err := exec(`INSERT INTO package_keys(id, ecosystem, name) VALUES (?, ?, ?)`, id, k.Ecosystem, k.Name); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
+
+// writeIndex writes the inverted index from packages to inventory parts in key order (appending
 // to the B-tree instead of inserting all over it) and builds its second index afterwards, as
-// CREATE INDEX does it in one sorted pass. The result is the schema of 0020_scanning.sql.
+// CREATE INDEX does it in one sorted pass. The result is the schema of 0051_inventory_part_keys.sql
+// (inventory_packages stays empty, as new inventories leave it).
 func (l *loader) writeIndex(ctx context.Context) error {
 	slices.Sort(l.pairs)
 	if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -391,7 +407,7 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	for start := 0; start < len(l.pairs); start += chunk {
 		part := l.pairs[start:min(start+chunk, len(l.pairs))]
 		if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
-			st, err := tx.PrepareContext(ctx, "INSERT INTO inventory_packages(key_id, inventory_id) VALUES (?, ?)")
+			st, err := tx.PrepareContext(ctx, "INSERT INTO inventory_part_keys(key_id, part_id) VALUES (?, ?)")
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/scanning/pipeline"
 	"github.com/lading-registry/lading/internal/store"
 )
 
@@ -112,7 +113,7 @@ func EncodeInventory(osInfo *inventory.OSInfo, pkgs []inventory.Package, history
 		}
 		data := b.Bytes()
 		sum := sha256.Sum256(data)
-		parts[i] = store.InventoryPart{Hash: sum[:], Data: data}
+		parts[i] = store.InventoryPart{Hash: sum[:], Data: data, Keys: storeKeys(pipeline.Keys(g))}
 		h.Parts[i].Hash, h.Parts[i].Packages = sum[:], len(g)
 	}
 	var head bytes.Buffer

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -173,6 +174,37 @@ type ScanUpdate struct {
 type InventoryPart struct {
 	Hash []byte // SHA-256 of Data
 	Data []byte
+	// Keys are the advisory keys of the part's packages: the store indexes them once per part
+	// (SQLite 0051, PostgreSQL 0046), so a key shared by many images' base is indexed once.
+	Keys []PackageKey
+}
+
+// EncodeKeyIDs encodes sorted, distinct package key ids as SQLite's inventory_parts.key_ids
+// keeps them: uvarint deltas, about one byte an id for a part's neighbouring keys.
+func EncodeKeyIDs(ids []int64) []byte {
+	out := make([]byte, 0, len(ids)*2)
+	prev := int64(0)
+	for _, id := range ids {
+		out = binary.AppendUvarint(out, uint64(id-prev))
+		prev = id
+	}
+	return out
+}
+
+// DecodeKeyIDs decodes what EncodeKeyIDs encoded.
+func DecodeKeyIDs(b []byte) ([]int64, error) {
+	var out []int64
+	prev := int64(0)
+	for len(b) > 0 {
+		d, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, errors.New("inventory part key ids: bad varint")
+		}
+		prev += int64(d)
+		out = append(out, prev)
+		b = b[n:]
+	}
+	return out, nil
 }
 
 // InventoryRef is a repository image whose scan used an inventory, for continuous scanning.
@@ -223,4 +255,25 @@ func PartsInOrder(hashes [][]byte, byHash map[string][]byte) ([][]byte, error) {
 		out[i] = d
 	}
 	return out, nil
+}
+
+// KeysOutsideParts are those of keys no part's Keys hold: what an inventory stored in parts
+// still indexes on its own (none, when its parts' keys are its keys).
+func KeysOutsideParts(keys []PackageKey, parts []InventoryPart) []PackageKey {
+	if len(parts) == 0 {
+		return keys
+	}
+	held := map[PackageKey]bool{}
+	for _, p := range parts {
+		for _, k := range p.Keys {
+			held[k] = true
+		}
+	}
+	var out []PackageKey
+	for _, k := range keys {
+		if !held[k] {
+			out = append(out, k)
+		}
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
 
@@ -84,7 +86,8 @@ func Tables() []Table {
 		{Name: "image_inventories", Cols: []string{"id", "image_digest", "mode", "fingerprint", "os", "package_count", "inventory", "created_at"}, Key: []string{"id"}},
 		{Name: "package_keys", Cols: []string{"id", "ecosystem", "name"}, Key: []string{"id"}},
 		{Name: "inventory_packages", Cols: []string{"key_id", "inventory_id"}, Key: []string{"key_id", "inventory_id"}},
-		{Name: "inventory_parts", Cols: []string{"id", "hash", "data"}, Key: []string{"id"}},
+		// key_ids: SQLite's uvarint deltas (0051) become PostgreSQL's int4[] (0046, convertValue).
+		{Name: "inventory_parts", Cols: []string{"id", "hash", "data", "key_ids"}, Key: []string{"id"}},
 		{Name: "inventory_part_links", Cols: []string{"inventory_id", "part_id"}, Key: []string{"inventory_id", "part_id"}},
 		{Name: "image_scans", Cols: []string{"repository", "image_digest", "scan_type", "status", "description", "frequency", "inventory_id", "last_scan_started_at", "completed_at", "source_updated_at", "updated_at", "image_facts", "not_evaluated", "not_evaluated_packages", "findings_observed_at"},
 			Key: []string{"repository", "image_digest", "scan_type"},
@@ -149,6 +152,7 @@ func NotCopied() map[string]string {
 		"finding_facts":                "SQLite-only dictionary of finding_rows (vulnerability titles, sources, aliases), copied through the findings view",
 		"finding_layers":               "each engine's dictionary of the layers of finding packages (SQLite 0047, PostgreSQL 0043), filled through the finding_packages and finding_details views",
 		"finding_package_sets":         "each engine's shared packages parts of finding details (SQLite 0049, PostgreSQL 0043), copied through finding_details.detail and written through PostgreSQL's finding_details view",
+		"inventory_part_keys":          "SQLite-only index of inventory_parts.key_ids (0051); PostgreSQL indexes the copied key_ids column itself (GIN, 0046)",
 		"finding_set_packages":         "each engine's package rows of finding_package_sets (SQLite 0049, PostgreSQL 0043), copied through and written through the finding_packages views",
 	}
 }
@@ -665,6 +669,21 @@ func convertValue(typ string, v any) (any, error) {
 		case string:
 			return []byte(x), nil
 		}
+	case "ARRAY": // inventory_parts.key_ids, the only array column: int4[] of SQLite's encoded ids
+		if x, ok := v.([]byte); ok {
+			ids, err := store.DecodeKeyIDs(x)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]int32, len(ids))
+			for i, id := range ids {
+				if id > math.MaxInt32 {
+					return nil, fmt.Errorf("key id %d does not fit an int4", id)
+				}
+				out[i] = int32(id)
+			}
+			return out, nil
+		}
 	case "text", "jsonb":
 		switch x := v.(type) {
 		case string:
@@ -893,6 +912,17 @@ func verifyTable(ctx context.Context, src *sql.Tx, dst *pgxpool.Pool, t Table, c
 // JSON by value (jsonb reorders and respaces what it stores).
 func hashRow(h hash.Hash, row []any, jsonCol map[int]bool) error {
 	for i, v := range row {
+		if a, ok := v.([]any); ok && !jsonCol[i] { // an int4[] read back by pgx
+			ids := make([]int32, len(a))
+			for j, e := range a {
+				id, ok := e.(int32)
+				if !ok {
+					return fmt.Errorf("column %d: array of %T", i, e)
+				}
+				ids[j] = id
+			}
+			v = ids
+		}
 		var s string
 		switch x := v.(type) {
 		case nil:
@@ -911,6 +941,9 @@ func hashRow(h hash.Hash, row []any, jsonCol map[int]bool) error {
 			s = fmt.Sprintf("f%v", float64(x))
 		case []byte:
 			s = "x" + hex.EncodeToString(x)
+		case []int32: // an int4[] converted from SQLite
+			s = "a" + fmt.Sprint(x)
+
 		case string:
 			if jsonCol[i] {
 				var j any

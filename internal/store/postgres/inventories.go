@@ -34,13 +34,21 @@ func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode, fingerpr
 }
 
 // PutImageInventory stores an image's merged inventory (its header, and its parts, kept once
-// however many inventories hold them) and indexes its package keys, returning its id. An
-// existing inventory for the digest and mode is replaced, and the parts only it held deleted.
+// however many inventories hold them) and indexes its package keys, returning its id: the keys
+// of its parts in the parts' rows (key_ids, once per part), any other key in inventory_packages.
+// An existing inventory for the digest and mode is replaced, and the parts only it held deleted.
 func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte, parts []store.InventoryPart) (int64, error) {
 	var id int64
-	ecos, names := make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		ecos[i], names[i] = k.Ecosystem, k.Name
+	own := store.KeysOutsideParts(keys, parts)
+	var ecos, names []string
+	for _, k := range own {
+		ecos, names = append(ecos, k.Ecosystem), append(names, k.Name)
+	}
+	allEcos, allNames := slices.Clone(ecos), slices.Clone(names)
+	for _, p := range parts {
+		for _, k := range p.Keys {
+			allEcos, allNames = append(allEcos, k.Ecosystem), append(allNames, k.Name)
+		}
 	}
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO image_inventories(image_digest, mode, fingerprint, os, package_count, inventory, created_at)
@@ -53,15 +61,17 @@ func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint s
 		if _, err := tx.Exec(ctx, "DELETE FROM inventory_packages WHERE inventory_id = $1", id); err != nil {
 			return err
 		}
+		if len(allEcos) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO package_keys(ecosystem, name) SELECT DISTINCT e, n FROM unnest($1::text[], $2::text[]) AS k(e, n)
+				ON CONFLICT DO NOTHING`, allEcos, allNames); err != nil {
+				return err
+			}
+		}
 		if err := linkParts(ctx, tx, id, parts); err != nil {
 			return err
 		}
-		if len(keys) == 0 {
+		if len(own) == 0 {
 			return nil
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO package_keys(ecosystem, name) SELECT DISTINCT e, n FROM unnest($1::text[], $2::text[]) AS k(e, n)
-			ON CONFLICT DO NOTHING`, ecos, names); err != nil {
-			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO inventory_packages(key_id, inventory_id)
 			SELECT pk.id, $3 FROM package_keys pk JOIN unnest($1::text[], $2::text[]) AS k(e, n) ON pk.ecosystem = k.e AND pk.name = k.n
@@ -71,8 +81,14 @@ func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint s
 	return id, err
 }
 
+// partKeyIDs is the key_ids of part p.ord (1-based) of the parts whose keys $3, $4, $5 list
+// (part number, ecosystem, name), their package_keys rows written before.
+const partKeyIDs = `(SELECT coalesce(array_agg(DISTINCT pk.id::int4 ORDER BY pk.id::int4), '{}'::int4[])
+	FROM unnest($3::int4[], $4::text[], $5::text[]) AS k(i, e, n) JOIN package_keys pk ON pk.ecosystem = k.e AND pk.name = k.n
+	WHERE k.i = p.ord)`
+
 // linkParts replaces the parts an inventory links with parts, storing those no inventory
-// shares, and deletes the parts it linked before that nothing links any more.
+// shares with their keys, and deletes the parts it linked before that nothing links any more.
 func linkParts(ctx context.Context, tx pgx.Tx, inventoryID int64, parts []store.InventoryPart) error {
 	var old []int64
 	err := tx.QueryRow(ctx, `WITH gone AS (DELETE FROM inventory_part_links WHERE inventory_id = $1 RETURNING part_id)
@@ -81,10 +97,15 @@ func linkParts(ctx context.Context, tx pgx.Tx, inventoryID int64, parts []store.
 		return fmt.Errorf("unlink inventory parts: %w", err)
 	}
 	hashes, data := make([][]byte, len(parts)), make([][]byte, len(parts))
+	var keyPart []int32
+	var keyEco, keyName []string
 	distinct := map[string]bool{}
 	for i, p := range parts {
 		hashes[i], data[i] = p.Hash, p.Data
 		distinct[string(p.Hash)] = true
+		for _, k := range p.Keys {
+			keyPart, keyEco, keyName = append(keyPart, int32(i+1)), append(keyEco, k.Ecosystem), append(keyName, k.Name)
+		}
 	}
 	// A part inserted here may be deleted by a concurrent PruneInventories before it is linked
 	// (it was an orphan): the link then misses it, and it is inserted again. Once linked, the
@@ -93,8 +114,11 @@ func linkParts(ctx context.Context, tx pgx.Tx, inventoryID int64, parts []store.
 		if attempt == 3 {
 			return errors.New("link inventory parts: parts deleted while linked, three times")
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO inventory_parts(hash, data) SELECT h, d FROM unnest($1::bytea[], $2::bytea[]) AS p(h, d)
-			ON CONFLICT (hash) DO NOTHING`, hashes, data); err != nil {
+		// The keys are looked up only for the parts not stored yet.
+		if _, err := tx.Exec(ctx, `INSERT INTO inventory_parts(hash, data, key_ids)
+			SELECT p.h, p.d, `+partKeyIDs+` FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS p(h, d, ord)
+			WHERE NOT EXISTS (SELECT 1 FROM inventory_parts x WHERE x.hash = p.h)
+			ON CONFLICT (hash) DO NOTHING`, hashes, data, keyPart, keyEco, keyName); err != nil {
 			return fmt.Errorf("store inventory parts: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO inventory_part_links(inventory_id, part_id) SELECT $1, id FROM inventory_parts WHERE hash = ANY($2)
@@ -107,6 +131,14 @@ func linkParts(ctx context.Context, tx pgx.Tx, inventoryID int64, parts []store.
 		}
 		if n == len(distinct) {
 			break
+		}
+	}
+	// A part stored before 0046 has no keys yet: they are filled in now.
+	if len(parts) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE inventory_parts x SET key_ids = `+partKeyIDs+`
+			FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS p(h, d, ord)
+			WHERE x.hash = p.h AND x.key_ids IS NULL`, hashes, data, keyPart, keyEco, keyName); err != nil {
+			return fmt.Errorf("inventory part keys: %w", err)
 		}
 	}
 	if len(old) == 0 {
@@ -154,33 +186,68 @@ func (db *DB) ImageInventory(ctx context.Context, id int64) ([]byte, error) {
 
 // InventoriesHolding returns the repository images, scanned with scanType, whose inventory
 // holds any of keys: the candidates for re-evaluation when those packages' advisories change.
+// An inventory holds a key through one of its parts (inventory_parts.key_ids) or, written
+// before 0046, its own index rows (inventory_packages).
 func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error) {
 	if keys == nil {
 		return db.inventoryRefs(ctx, "s.inventory_id IS NOT NULL AND s.scan_type = $1", scanType)
 	}
 	var out []store.InventoryRef
 	for chunk := range slices.Chunk(keys, keyChunk) {
-		var exactEco, exactName, bareEco, bareName []string
-		for _, k := range chunk {
-			if strings.Contains(k.Ecosystem, ":") {
-				exactEco, exactName = append(exactEco, k.Ecosystem), append(exactName, k.Name)
-			} else {
-				bareEco, bareName = append(bareEco, k.Ecosystem), append(bareName, k.Name)
-			}
-		}
-		// A key of a bare ecosystem ("Debian") also names the package in each of its
-		// releases ("Debian:12"), as its advisories apply to them all.
+		exactEco, exactName, bareEco, bareName := splitKeys(chunk)
 		refs, err := db.inventoryRefs(ctx, `s.scan_type = $1 AND s.inventory_id IN (SELECT ip.inventory_id FROM inventory_packages ip
-				WHERE ip.key_id IN (
-					SELECT pk.id FROM package_keys pk JOIN unnest($2::text[], $3::text[]) AS k(e, n) ON pk.ecosystem = k.e AND pk.name = k.n
-					UNION
-					SELECT pk.id FROM package_keys pk JOIN unnest($4::text[], $5::text[]) AS k(e, n) ON pk.name = k.n
-						AND (pk.ecosystem = k.e OR (pk.ecosystem >= k.e || ':' AND pk.ecosystem < k.e || ';'))))`,
+				WHERE ip.key_id IN (`+keyIDsOf+`)
+				UNION SELECT l.inventory_id FROM inventory_parts p JOIN inventory_part_links l ON l.part_id = p.id
+				WHERE p.key_ids && ARRAY(SELECT id::int4 FROM (`+keyIDsOf+`) k))`,
 			scanType, exactEco, exactName, bareEco, bareName)
 		if err != nil {
 			return nil, fmt.Errorf("inventories holding packages: %w", err)
 		}
 		out = append(out, refs...)
+	}
+	return out, nil
+}
+
+// keyIDsOf selects the ids of the package keys $2, $3 (exact: ecosystem and name) and $4, $5
+// (bare ecosystems). A key of a bare ecosystem ("Debian") also names the package in each of
+// its releases ("Debian:12"), as its advisories apply to them all.
+const keyIDsOf = `SELECT pk.id FROM package_keys pk JOIN unnest($2::text[], $3::text[]) AS k(e, n) ON pk.ecosystem = k.e AND pk.name = k.n
+	UNION
+	SELECT pk.id FROM package_keys pk JOIN unnest($4::text[], $5::text[]) AS k(e, n) ON pk.name = k.n
+		AND (pk.ecosystem = k.e OR (pk.ecosystem >= k.e || ':' AND pk.ecosystem < k.e || ';'))`
+
+// splitKeys splits keys into those of a release ("Debian:12") and those of a bare ecosystem.
+func splitKeys(keys []store.PackageKey) (exactEco, exactName, bareEco, bareName []string) {
+	for _, k := range keys {
+		if strings.Contains(k.Ecosystem, ":") {
+			exactEco, exactName = append(exactEco, k.Ecosystem), append(exactName, k.Name)
+		} else {
+			bareEco, bareName = append(bareEco, k.Ecosystem), append(bareName, k.Name)
+		}
+	}
+	return exactEco, exactName, bareEco, bareName
+}
+
+// InventoryPartsHolding returns the hashes of the stored inventory parts that may hold any of
+// keys: those whose keys hold one, and those stored before 0046, whose keys are unknown.
+func (db *DB) InventoryPartsHolding(ctx context.Context, keys []store.PackageKey) ([][]byte, error) {
+	scan := func(r rowScanner) ([]byte, error) {
+		var h []byte
+		return h, r.Scan(&h)
+	}
+	out, err := queryAll(ctx, db.pool, scan, "SELECT hash FROM inventory_parts WHERE key_ids IS NULL")
+	if err != nil {
+		return nil, fmt.Errorf("inventory parts holding packages: %w", err)
+	}
+	for chunk := range slices.Chunk(keys, keyChunk) {
+		exactEco, exactName, bareEco, bareName := splitKeys(chunk)
+		// $1 is unused: keyIDsOf numbers its arguments from $2.
+		got, err := queryAll(ctx, db.pool, scan, `SELECT hash FROM inventory_parts WHERE $1::int4 = 0
+			AND key_ids && ARRAY(SELECT id::int4 FROM (`+keyIDsOf+`) k)`, 0, exactEco, exactName, bareEco, bareName)
+		if err != nil {
+			return nil, fmt.Errorf("inventory parts holding packages: %w", err)
+		}
+		out = append(out, got...)
 	}
 	return out, nil
 }

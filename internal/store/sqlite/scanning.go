@@ -907,8 +907,10 @@ func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode, fingerpr
 }
 
 // PutImageInventory stores an image's merged inventory (its header, and its parts, kept once
-// however many inventories hold them) and indexes its package keys, returning its id. An
-// existing inventory for the digest and mode is replaced, and the parts only it held deleted.
+// however many inventories hold them) and indexes its package keys, returning its id: the keys
+// of its parts through the parts (inventory_part_keys, once per part), any other key in
+// inventory_packages. An existing inventory for the digest and mode is replaced, and the parts
+// only it held deleted.
 func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte, parts []store.InventoryPart) (int64, error) {
 	var id int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
@@ -926,47 +928,98 @@ func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint s
 		if err != nil {
 			return err
 		}
-		if err := linkPartsTx(ctx, tx, id, parts); err != nil {
+		getKey, err := tx.PrepareContext(ctx, upsertPackageKey)
+		if err != nil {
+			return err
+		}
+		defer getKey.Close()
+		if err := linkPartsTx(ctx, tx, getKey, id, parts); err != nil {
 			return err
 		}
 		if _, err := dropOrphanPartsTx(ctx, tx, old); err != nil {
 			return err
 		}
-		return indexKeysTx(ctx, tx, id, keys)
+		return indexKeysTx(ctx, tx, getKey, id, store.KeysOutsideParts(keys, parts))
 	})
 	return id, err
 }
 
-// linkPartsTx stores the parts an inventory does not share with one stored before, and links
-// the inventory to all of them.
-func linkPartsTx(ctx context.Context, tx *sql.Tx, inventoryID int64, parts []store.InventoryPart) error {
+const upsertPackageKey = `INSERT INTO package_keys(ecosystem, name) VALUES (?, ?)
+	ON CONFLICT(ecosystem, name) DO UPDATE SET name = excluded.name RETURNING id`
+
+// linkPartsTx stores the parts an inventory does not share with one stored before, with their
+// keys, and links the inventory to all of them.
+func linkPartsTx(ctx context.Context, tx *sql.Tx, getKey *sql.Stmt, inventoryID int64, parts []store.InventoryPart) error {
 	if len(parts) == 0 {
 		return nil
 	}
-	// Inserted only when new, then looked up: an upsert would rewrite the row, and a shared
-	// part (a base image's packages) is the largest.
-	put, err := tx.PrepareContext(ctx, "INSERT INTO inventory_parts(hash, data) VALUES (?, ?) ON CONFLICT(hash) DO NOTHING")
-	if err != nil {
-		return err
-	}
-	defer put.Close()
-	get, err := tx.PrepareContext(ctx, "SELECT id FROM inventory_parts WHERE hash = ?")
+	// Looked up, then inserted only when new: an upsert would rewrite the row, and a shared
+	// part (a base image's packages) is the largest. A part stored before 0051 has no keys
+	// yet: they are filled in now.
+	get, err := tx.PrepareContext(ctx, "SELECT id, key_ids IS NULL FROM inventory_parts WHERE hash = ?")
 	if err != nil {
 		return err
 	}
 	defer get.Close()
+	put, err := tx.PrepareContext(ctx, "INSERT INTO inventory_parts(hash, data, key_ids) VALUES (?, ?, ?) RETURNING id")
+	if err != nil {
+		return err
+	}
+	defer put.Close()
+	setKeys, err := tx.PrepareContext(ctx, "UPDATE inventory_parts SET key_ids = ? WHERE id = ?")
+	if err != nil {
+		return err
+	}
+	defer setKeys.Close()
+	indexKey, err := tx.PrepareContext(ctx, "INSERT INTO inventory_part_keys(key_id, part_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+	if err != nil {
+		return err
+	}
+	defer indexKey.Close()
 	link, err := tx.PrepareContext(ctx, "INSERT INTO inventory_part_links(inventory_id, part_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
 	if err != nil {
 		return err
 	}
 	defer link.Close()
-	for _, p := range parts {
-		if _, err := put.ExecContext(ctx, p.Hash, p.Data); err != nil {
-			return fmt.Errorf("store inventory part: %w", err)
+	keyIDs := func(p store.InventoryPart) ([]int64, error) {
+		ids := make([]int64, 0, len(p.Keys))
+		for _, k := range p.Keys {
+			var id int64
+			if err := getKey.QueryRowContext(ctx, k.Ecosystem, k.Name).Scan(&id); err != nil {
+				return nil, fmt.Errorf("package key: %w", err)
+			}
+			ids = append(ids, id)
 		}
+		slices.Sort(ids)
+		return slices.Compact(ids), nil
+	}
+	for _, p := range parts {
 		var partID int64
-		if err := get.QueryRowContext(ctx, p.Hash).Scan(&partID); err != nil {
+		var unkeyed bool
+		err := get.QueryRowContext(ctx, p.Hash).Scan(&partID, &unkeyed)
+		var ids []int64
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if ids, err = keyIDs(p); err != nil {
+				return err
+			}
+			if err := put.QueryRowContext(ctx, p.Hash, p.Data, store.EncodeKeyIDs(ids)).Scan(&partID); err != nil {
+				return fmt.Errorf("store inventory part: %w", err)
+			}
+		case err != nil:
 			return fmt.Errorf("inventory part: %w", err)
+		case unkeyed:
+			if ids, err = keyIDs(p); err != nil {
+				return err
+			}
+			if _, err := setKeys.ExecContext(ctx, store.EncodeKeyIDs(ids), partID); err != nil {
+				return fmt.Errorf("inventory part keys: %w", err)
+			}
+		}
+		for _, k := range ids {
+			if _, err := indexKey.ExecContext(ctx, k, partID); err != nil {
+				return fmt.Errorf("index inventory part keys: %w", err)
+			}
 		}
 		if _, err := link.ExecContext(ctx, inventoryID, partID); err != nil {
 			return fmt.Errorf("link inventory part: %w", err)
@@ -993,32 +1046,44 @@ func unlinkPartsTx(ctx context.Context, tx *sql.Tx, inventoryIDs []int64) ([]int
 	return slices.Compact(parts), nil
 }
 
-// dropOrphanPartsTx deletes those of parts no inventory links any more, returning their bytes.
+// dropOrphanPartsTx deletes those of parts no inventory links any more, with their key rows,
+// returning their bytes.
 func dropOrphanPartsTx(ctx context.Context, tx *sql.Tx, parts []int64) (int64, error) {
+	type gone struct {
+		id, size int64
+		keys     []byte
+	}
 	var total int64
 	for chunk := range chunks(parts, 200) {
-		sizes, err := queryAll(ctx, tx, func(r rowScanner) (int64, error) {
-			var n int64
-			return n, r.Scan(&n)
+		rows, err := queryAll(ctx, tx, func(r rowScanner) (gone, error) {
+			var g gone
+			return g, r.Scan(&g.id, &g.size, &g.keys)
 		}, `DELETE FROM inventory_parts WHERE id IN (`+placeholders(len(chunk))+`)
-			AND NOT EXISTS (SELECT 1 FROM inventory_part_links l WHERE l.part_id = inventory_parts.id) RETURNING length(data)`, toAny(chunk)...)
+			AND NOT EXISTS (SELECT 1 FROM inventory_part_links l WHERE l.part_id = inventory_parts.id) RETURNING id, length(data), key_ids`, toAny(chunk)...)
 		if err != nil {
 			return 0, fmt.Errorf("delete unlinked inventory parts: %w", err)
 		}
-		for _, n := range sizes {
-			total += n
+		for _, g := range rows {
+			total += g.size
+			ids, err := store.DecodeKeyIDs(g.keys)
+			if err != nil {
+				return 0, fmt.Errorf("inventory part %d: %w", g.id, err)
+			}
+			for chunk := range chunks(ids, 200) {
+				if _, err := tx.ExecContext(ctx, "DELETE FROM inventory_part_keys WHERE part_id = ? AND key_id IN ("+placeholders(len(chunk))+")",
+					append([]any{g.id}, toAny(chunk)...)...); err != nil {
+					return 0, fmt.Errorf("delete inventory part keys: %w", err)
+				}
+			}
 		}
 	}
 	return total, nil
 }
 
-func indexKeysTx(ctx context.Context, tx *sql.Tx, inventoryID int64, keys []store.PackageKey) error {
-	getKey, err := tx.PrepareContext(ctx, `INSERT INTO package_keys(ecosystem, name) VALUES (?, ?)
-		ON CONFLICT(ecosystem, name) DO UPDATE SET name = excluded.name RETURNING id`)
-	if err != nil {
-		return err
+func indexKeysTx(ctx context.Context, tx *sql.Tx, getKey *sql.Stmt, inventoryID int64, keys []store.PackageKey) error {
+	if len(keys) == 0 {
+		return nil
 	}
-	defer getKey.Close()
 	link, err := tx.PrepareContext(ctx, "INSERT INTO inventory_packages(key_id, inventory_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
 	if err != nil {
 		return err
@@ -1074,32 +1139,65 @@ func (db *DB) InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, er
 
 // InventoriesHolding returns the repository images, scanned with scanType, whose inventory
 // holds any of keys: the candidates for re-evaluation when those packages' advisories change.
+// An inventory holds a key through one of its parts (inventory_part_keys) or, written before
+// 0051, its own index rows (inventory_packages).
 func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error) {
 	if keys == nil {
 		return db.inventoryRefs(ctx, "s.inventory_id IS NOT NULL AND s.scan_type = ?", scanType)
 	}
 	var out []store.InventoryRef
 	for chunk := range chunks(keys, 200) {
-		var cond []string
-		var args []any
-		for _, k := range chunk {
-			if strings.Contains(k.Ecosystem, ":") {
-				cond = append(cond, "(ecosystem = ? AND name = ?)")
-				args = append(args, k.Ecosystem, k.Name)
-				continue
-			}
-			// A key of a bare ecosystem ("Debian") also names the package in each of its
-			// releases ("Debian:12"), as its advisories apply to them all.
-			cond = append(cond, "(name = ? AND (ecosystem = ? OR (ecosystem >= ? AND ecosystem < ?)))")
-			args = append(args, k.Name, k.Ecosystem, k.Ecosystem+":", k.Ecosystem+";")
-		}
-		refs, err := db.inventoryRefs(ctx, `s.inventory_id IN (SELECT DISTINCT ip.inventory_id FROM inventory_packages ip
-				WHERE ip.key_id IN (SELECT id FROM package_keys WHERE `+strings.Join(cond, " OR ")+`))
-			AND s.scan_type = ?`, append(args, scanType)...)
+		cond, args := keyCond(chunk)
+		refs, err := db.inventoryRefs(ctx, `s.inventory_id IN (SELECT ip.inventory_id FROM inventory_packages ip
+				WHERE ip.key_id IN (SELECT id FROM package_keys WHERE `+cond+`)
+				UNION SELECT l.inventory_id FROM inventory_part_keys pk JOIN inventory_part_links l ON l.part_id = pk.part_id
+				WHERE pk.key_id IN (SELECT id FROM package_keys WHERE `+cond+`))
+			AND s.scan_type = ?`, append(append(args, args...), scanType)...)
 		if err != nil {
 			return nil, fmt.Errorf("inventories holding packages: %w", err)
 		}
 		out = append(out, refs...)
+	}
+	return out, nil
+}
+
+// keyCond selects the package_keys rows of keys.
+func keyCond(keys []store.PackageKey) (string, []any) {
+	var cond []string
+	var args []any
+	for _, k := range keys {
+		if strings.Contains(k.Ecosystem, ":") {
+			cond = append(cond, "(ecosystem = ? AND name = ?)")
+			args = append(args, k.Ecosystem, k.Name)
+			continue
+		}
+		// A key of a bare ecosystem ("Debian") also names the package in each of its
+		// releases ("Debian:12"), as its advisories apply to them all.
+		cond = append(cond, "(name = ? AND (ecosystem = ? OR (ecosystem >= ? AND ecosystem < ?)))")
+		args = append(args, k.Name, k.Ecosystem, k.Ecosystem+":", k.Ecosystem+";")
+	}
+	return strings.Join(cond, " OR "), args
+}
+
+// InventoryPartsHolding returns the hashes of the stored inventory parts that may hold any of
+// keys: those whose keys hold one, and those stored before 0051, whose keys are unknown.
+func (db *DB) InventoryPartsHolding(ctx context.Context, keys []store.PackageKey) ([][]byte, error) {
+	scan := func(r rowScanner) ([]byte, error) {
+		var h []byte
+		return h, r.Scan(&h)
+	}
+	out, err := queryAll(ctx, db.read, scan, "SELECT hash FROM inventory_parts WHERE key_ids IS NULL")
+	if err != nil {
+		return nil, fmt.Errorf("inventory parts holding packages: %w", err)
+	}
+	for chunk := range chunks(keys, 200) {
+		cond, args := keyCond(chunk)
+		got, err := queryAll(ctx, db.read, scan, `SELECT hash FROM inventory_parts WHERE id IN (SELECT pk.part_id FROM inventory_part_keys pk
+			WHERE pk.key_id IN (SELECT id FROM package_keys WHERE `+cond+`))`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("inventory parts holding packages: %w", err)
+		}
+		out = append(out, got...)
 	}
 	return out, nil
 }
