@@ -129,11 +129,24 @@ func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error)
 		}
 		eligible = append(eligible, r)
 	}
+	// The parts that hold the changed keys: an inventory's other parts are not read, even when
+	// their bucket masks (32 bits, a coarse filter) say they might hold them.
+	var holding map[string]bool
+	if changed != nil && len(eligible) > 0 {
+		hashes, err := s.store.InventoryPartsHolding(ctx, keys)
+		if err != nil {
+			return 0, err
+		}
+		holding = make(map[string]bool, len(hashes))
+		for _, h := range hashes {
+			holding[string(h)] = true
+		}
+	}
 	idx := s.adv.Index()
 	done := 0
 	for start := 0; start < len(eligible); start += reevaluateBatch {
 		batch := eligible[start:min(start+reevaluateBatch, len(eligible))]
-		if err := s.reevaluateBatch(ctx, batch, idx, changed, now); err != nil {
+		if err := s.reevaluateBatch(ctx, batch, idx, changed, holding, now); err != nil {
 			return done, err
 		}
 		done += len(batch)
@@ -176,12 +189,12 @@ type loadedInventory struct {
 	matched pipeline.Matched
 }
 
-func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet, now time.Time) error {
+func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet, holding map[string]bool, now time.Time) error {
 	// Inventories load on all cores while the store applies the targets in order, each
 	// waiting for its own. One inventory may back the same digest in several repositories:
 	// it is loaded once.
 	ctx, cancel := context.WithCancel(ctx)
-	loads := s.startLoads(ctx, refs, idx, changed)
+	loads := s.startLoads(ctx, refs, idx, changed, holding)
 	defer loads.wait()
 	defer cancel()
 	targets := make([]store.ScanTarget, 0, len(refs))
@@ -300,10 +313,11 @@ type inventoryLoads struct {
 
 // startLoads loads the distinct inventories of refs, in order, on all cores. For a change
 // with known keys only the packages the change touched are kept; for a Full change every
-// package is matched. An inventory that is gone loads as nil.
-func (s *Service) startLoads(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet) *inventoryLoads {
+// package is matched; holding, when not nil, are the only parts read. An inventory that is
+// gone loads as nil.
+func (s *Service) startLoads(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet, holding map[string]bool) *inventoryLoads {
 	l := &inventoryLoads{ready: make(map[int64]chan struct{}, len(refs)), failed: make(chan struct{}), loaded: make(map[int64]*loadedInventory, len(refs)),
-		parts: newPartMemo(s.store, changed)}
+		parts: newPartMemo(s.store, changed, holding)}
 	ids := make(chan int64, len(refs))
 	for _, r := range refs {
 		if l.ready[r.InventoryID] == nil {

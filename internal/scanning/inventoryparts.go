@@ -167,10 +167,15 @@ type decodedPart struct {
 // package for nil).
 type partSource interface {
 	parts(ctx context.Context, rd *inventoryReader, refs []partRef, ks keySet) ([]*decodedPart, error)
+	// mayHold reports whether the part of hash may hold packages of the keys read, beyond what
+	// its bucket mask says.
+	mayHold(hash []byte) bool
 }
 
 // storeParts reads parts from the store, each time.
 type storeParts struct{ st PartStore }
+
+func (storeParts) mayHold([]byte) bool { return true }
 
 func (s storeParts) parts(ctx context.Context, rd *inventoryReader, refs []partRef, ks keySet) ([]*decodedPart, error) {
 	hashes := make([][]byte, len(refs))
@@ -227,7 +232,7 @@ func (rd *inventoryReader) readStored(ctx context.Context, raw []byte, ks keySet
 	var refs []partRef
 	var which []int
 	for i, p := range h.Parts {
-		if ks == nil || p.Buckets&mask != 0 {
+		if ks == nil || p.Buckets&mask != 0 && src.mayHold(p.Hash) {
 			refs = append(refs, p)
 			which = append(which, i)
 		}
@@ -280,6 +285,9 @@ type partMemo struct {
 	st          PartStore
 	ks          keySet
 	maxPackages int
+	// holding are the parts the store says may hold packages of ks (InventoryPartsHolding),
+	// the only ones read; nil reads every part whose mask allows.
+	holding map[string]bool
 
 	mu      sync.Mutex
 	held    int
@@ -296,9 +304,11 @@ type memoPart struct {
 // memoMaxPackages bounds a pass's memo: about 100 MB of decoded packages.
 const memoMaxPackages = 200_000
 
-func newPartMemo(st PartStore, ks keySet) *partMemo {
-	return &partMemo{st: st, ks: ks, maxPackages: memoMaxPackages, entries: map[string]*memoPart{}}
+func newPartMemo(st PartStore, ks keySet, holding map[string]bool) *partMemo {
+	return &partMemo{st: st, ks: ks, holding: holding, maxPackages: memoMaxPackages, entries: map[string]*memoPart{}}
 }
+
+func (m *partMemo) mayHold(hash []byte) bool { return m.holding == nil || m.holding[string(hash)] }
 
 // parts decodes for the memo's keys: ks must be those (the reads of one pass all ask for them).
 func (m *partMemo) parts(ctx context.Context, rd *inventoryReader, refs []partRef, _ keySet) ([]*decodedPart, error) {

@@ -193,7 +193,7 @@ func TestPartMemoDecodesASharedPartOnce(t *testing.T) {
 	}
 	// src002 is in the base; lib008 (of src002) in each image's own OS layer.
 	ks := keysOf(advisory.PackageKey{Ecosystem: "Debian:12", Name: "src002"})
-	memo := newPartMemo(ps, ks)
+	memo := newPartMemo(ps, ks, nil)
 	var wg sync.WaitGroup
 	errs := make([]error, len(heads))
 	for i := range heads {
@@ -349,7 +349,7 @@ func FuzzDecodePartedInventory(f *testing.F) {
 			t.Fatal("no inventory and no error")
 		}
 		ks := keysOf(advisory.PackageKey{Ecosystem: "npm", Name: "lodash"})
-		_, _ = rd.readStored(context.Background(), b, ks, newPartMemo(ps, ks))
+		_, _ = rd.readStored(context.Background(), b, ks, newPartMemo(ps, ks, nil))
 	})
 }
 
@@ -374,7 +374,7 @@ func TestPartMemoBound(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps.fetched = map[string]int{}
-			memo := newPartMemo(ps, nil)
+			memo := newPartMemo(ps, nil, nil)
 			memo.maxPackages = tc.maxPackages
 			for range 2 {
 				var rd inventoryReader
@@ -442,7 +442,7 @@ func TestReevaluationLoadsFetchASharedPartOnce(t *testing.T) {
 			}
 		}
 	}
-	l := svc.startLoads(ctx, refs, nil, ks)
+	l := svc.startLoads(ctx, refs, nil, ks, nil)
 	defer l.wait()
 	for _, r := range refs {
 		got, err := l.get(ctx, r.InventoryID)

@@ -70,6 +70,7 @@ type Store interface {
 	ImageInventory(ctx context.Context, id int64) ([]byte, error)
 	InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, error)
 	InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error)
+	InventoryPartsHolding(ctx context.Context, keys []store.PackageKey) ([][]byte, error)
 	RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error)
 	Setting(ctx context.Context, key string) (string, error)
 	PutSetting(ctx context.Context, key, value string) error
