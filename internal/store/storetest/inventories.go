@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -303,4 +304,122 @@ func testImageInventoryParts(t *testing.T, open Opener) {
 	if b, err := db.ImageInventory(ctx, idA); err != nil || string(b) != "head a2" {
 		t.Fatalf("ImageInventory(A) = %q, %v", b, err)
 	}
+}
+
+// testInventoryPartKeys: an inventory stored in parts is found by the keys of its parts, which
+// are indexed once however many inventories share a part, and go with the part; an inventory
+// written with its own keys and no parts (before part keys) is still found by them.
+func testInventoryPartKeys(t *testing.T, open Opener) {
+	ctx := context.Background()
+	db := open(t)
+	openssl, libc := store.PackageKey{Ecosystem: "Debian:12", Name: "openssl"}, store.PackageKey{Ecosystem: "Debian:12", Name: "libc6"}
+	lodash, express, react := store.PackageKey{Ecosystem: "npm", Name: "lodash"}, store.PackageKey{Ecosystem: "npm", Name: "express"}, store.PackageKey{Ecosystem: "npm", Name: "react"}
+	leftPad, koa := store.PackageKey{Ecosystem: "npm", Name: "left-pad"}, store.PackageKey{Ecosystem: "npm", Name: "koa"}
+	part := func(s string, keys ...store.PackageKey) store.InventoryPart {
+		sum := sha256.Sum256([]byte(s))
+		return store.InventoryPart{Hash: sum[:], Data: []byte(s), Keys: keys}
+	}
+	base, appA, appA2, appB := part("base", openssl, libc), part("app a", lodash, openssl), part("app a2", react), part("app b", express)
+	a, b, old := fakeDigest("a"), fakeDigest("b"), fakeDigest("c")
+	put := func(dgst string, keys []store.PackageKey, parts ...store.InventoryPart) {
+		t.Helper()
+		id, err := db.PutImageInventory(ctx, dgst, "ENHANCED", "fp", "Debian:12", keys, len(keys), []byte("head "+dgst), parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PutImageScan(ctx, store.ImageScan{Repository: "app", Digest: dgst, ScanType: "ENHANCED", Status: "ACTIVE", InventoryID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{a, b, old} {
+		if _, err := db.PutManifest(ctx, manifest("app", d), nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A part of packages without keys (no ecosystem) is not one whose keys are unknown.
+	put(a, []store.PackageKey{openssl, libc, lodash}, base, appA, part("keyless"))
+	put(b, []store.PackageKey{openssl, libc, express}, base, appB)
+	put(old, []store.PackageKey{leftPad, openssl}) // as written before part keys: its own index rows
+	holding := func(key store.PackageKey) []string {
+		t.Helper()
+		refs, err := db.InventoriesHolding(ctx, "ENHANCED", []store.PackageKey{key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range refs {
+			got = append(got, r.Digest)
+		}
+		slices.Sort(got)
+		return slices.Compact(got)
+	}
+	partsHolding := func(key store.PackageKey) []string {
+		t.Helper()
+		hs, err := db.InventoryPartsHolding(ctx, []store.PackageKey{key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range hs {
+			for _, p := range []store.InventoryPart{base, appA, appA2, appB, part("pruned", koa), part("after", lodash), part("keyless")} {
+				if bytes.Equal(h, p.Hash) {
+					got = append(got, string(p.Data))
+				}
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+	type want = []struct {
+		key    store.PackageKey
+		images []string
+		parts  []string
+	}
+	check := func(stage string, tests want) {
+		t.Helper()
+		for _, tt := range tests {
+			if got := holding(tt.key); !slices.Equal(got, tt.images) {
+				t.Errorf("%s: InventoriesHolding(%v) = %v, want %v", stage, tt.key, got, tt.images)
+			}
+			if got := partsHolding(tt.key); !slices.Equal(got, tt.parts) {
+				t.Errorf("%s: InventoryPartsHolding(%v) = %v, want %v", stage, tt.key, got, tt.parts)
+			}
+		}
+	}
+	check("stored", want{
+		{openssl, []string{a, b, old}, []string{"app a", "base"}}, // the shared part, and one more part of a
+		{libc, []string{a, b}, []string{"base"}},
+		{store.PackageKey{Ecosystem: "Debian", Name: "libc6"}, []string{a, b}, []string{"base"}}, // a bare ecosystem's key
+		{lodash, []string{a}, []string{"app a"}},
+		{leftPad, []string{old}, nil},
+	})
+	// A no longer holds app a, and the part goes with it; the base stays, b holds it.
+	put(a, []store.PackageKey{react}, appA2)
+	check("a replaced", want{
+		{lodash, nil, nil},
+		{react, []string{a}, []string{"app a2"}},
+		{libc, []string{b}, []string{"base"}},
+	})
+	// The base goes with the last inventory holding it.
+	put(b, []store.PackageKey{express}, appB)
+	check("b replaced", want{
+		{libc, nil, nil},
+		{openssl, []string{old}, nil},
+	})
+	// A pruned inventory takes its part's keys: a part stored after it (SQLite may reuse its
+	// id) holds only its own.
+	if _, err := db.PutImageInventory(ctx, fakeDigest("d"), "ENHANCED", "fp", "", []store.PackageKey{koa}, 1, []byte("head d"), []store.InventoryPart{part("pruned", koa)}); err != nil {
+		t.Fatal(err)
+	}
+	check("unscanned", want{{koa, nil, []string{"pruned"}}})
+	if res, err := db.PruneInventories(ctx, time.Now().Add(time.Hour), false); err != nil || res.ImageInventories != 1 {
+		t.Fatalf("PruneInventories = %+v, %v; want 1 inventory", res, err)
+	}
+	if _, err := db.PutImageInventory(ctx, fakeDigest("e"), "ENHANCED", "fp", "", []store.PackageKey{lodash}, 1, []byte("head e"), []store.InventoryPart{part("after", lodash)}); err != nil {
+		t.Fatal(err)
+	}
+	check("pruned", want{
+		{koa, nil, nil},
+		{lodash, nil, []string{"after"}},
+	})
 }

@@ -135,6 +135,7 @@ type Store interface {
 	ImageInventory(ctx context.Context, id int64) ([]byte, error)
 	InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, error)
 	InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error)
+	InventoryPartsHolding(ctx context.Context, keys []store.PackageKey) ([][]byte, error)
 	PruneInventories(ctx context.Context, cutoff time.Time, dryRun bool) (store.InventoryPrune, error)
 	RecentImages(ctx context.Context, since time.Time) ([]store.Manifest, error)
 
@@ -213,6 +214,7 @@ func Run(t *testing.T, open Opener) {
 		{"ImageScanNotEvaluated", testImageScanNotEvaluated},
 		{"ImageInventoriesAndPruning", testImageInventoriesAndPruning},
 		{"ImageInventoryParts", testImageInventoryParts},
+		{"InventoryPartKeys", testInventoryPartKeys},
 		{"RecentImages", testRecentImages},
 		{"ReportJobs", testReportJobs},
 		{"ScannedImages", testScannedImages},
