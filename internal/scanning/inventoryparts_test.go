@@ -424,6 +424,7 @@ func TestReevaluationLoadsFetchASharedPartOnce(t *testing.T) {
 	var refs []store.InventoryRef
 	want := map[int64][]inventory.Package{}
 	var base string
+	holds := map[string]bool{} // the parts whose keys hold the key
 	for i := range 8 {
 		inv := partsSample(fmt.Sprintf("app%d", i))
 		head, parts, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
@@ -431,6 +432,13 @@ func TestReevaluationLoadsFetchASharedPartOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		base = string(parts[0].Hash)
+		for _, p := range parts {
+			for _, k := range p.Keys {
+				if ks.holdsKey(advisory.PackageKey(k)) {
+					holds[string(p.Hash)] = true
+				}
+			}
+		}
 		id, err := db.PutImageInventory(ctx, fmt.Sprintf("sha256:%d", i), "ENHANCED", "fp", "Debian:12", packageKeys(inv.Packages), len(inv.Packages), head, parts)
 		if err != nil {
 			t.Fatal(err)
@@ -442,21 +450,47 @@ func TestReevaluationLoadsFetchASharedPartOnce(t *testing.T) {
 			}
 		}
 	}
-	l := svc.startLoads(ctx, refs, nil, ks, nil)
-	defer l.wait()
-	for _, r := range refs {
-		got, err := l.get(ctx, r.InventoryID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(want[r.InventoryID]) != 3 || !reflect.DeepEqual(got.pkgs, want[r.InventoryID]) {
-			t.Fatalf("inventory %d: got %+v, want %+v", r.InventoryID, got.pkgs, want[r.InventoryID])
-		}
+	hashes, err := db.InventoryPartsHolding(ctx, []store.PackageKey{{Ecosystem: "Debian:12", Name: "src002"}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := st.fetched[base]; n != 1 {
-		t.Fatalf("the base part was fetched %d times, want once", n)
+	fromStore := map[string]bool{}
+	for _, h := range hashes {
+		fromStore[string(h)] = true
 	}
-	if n := l.parts.decodes.Load(); n != int64(len(st.fetched)) {
-		t.Fatalf("%d parts decoded, %d fetched", n, len(st.fetched))
+	if !reflect.DeepEqual(fromStore, holds) || !holds[base] {
+		t.Fatalf("InventoryPartsHolding: %d parts, want the %d whose keys hold the key, the base among them", len(fromStore), len(holds))
+	}
+	for _, tc := range []struct {
+		name    string
+		holding map[string]bool
+	}{
+		{"bucket masks", nil},
+		{"part keys", fromStore},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st.fetched = map[string]int{}
+			l := svc.startLoads(ctx, refs, nil, ks, tc.holding)
+			defer l.wait()
+			for _, r := range refs {
+				got, err := l.get(ctx, r.InventoryID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(want[r.InventoryID]) != 3 || !reflect.DeepEqual(got.pkgs, want[r.InventoryID]) {
+					t.Fatalf("inventory %d: got %+v, want %+v", r.InventoryID, got.pkgs, want[r.InventoryID])
+				}
+			}
+			if n := st.fetched[base]; n != 1 {
+				t.Fatalf("the base part was fetched %d times, want once", n)
+			}
+			if n := l.parts.decodes.Load(); n != int64(len(st.fetched)) {
+				t.Fatalf("%d parts decoded, %d fetched", n, len(st.fetched))
+			}
+			// With the part keys, only the parts holding the key are fetched.
+			if tc.holding != nil && len(st.fetched) != len(holds) {
+				t.Fatalf("%d parts fetched, want the %d holding the key", len(st.fetched), len(holds))
+			}
+		})
 	}
 }
