@@ -2,13 +2,16 @@ package metamigrate_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/metamigrate"
 	"github.com/lading-registry/lading/internal/store/postgres"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
@@ -366,5 +369,60 @@ func TestCopyFindingPackageSets(t *testing.T) {
 	if err := p.Pool().QueryRow(ctx, "SELECT detail FROM finding_detail_view WHERE finding_id = 2").Scan(&d); err != nil ||
 		d != `{"finding":{"vulnerabilityId":"CVE-1","vulnerablePackages":`+shared("sha256:l2")+`},"image":{}}` {
 		t.Errorf("finding 2's detail %q, %v", d, err)
+	}
+}
+
+// TestCopyInventoryPartKeys: the package key ids SQLite keeps per inventory part (uvarint
+// deltas, 0051) arrive as PostgreSQL's int4[] (0046), verified, and find the parts there; a
+// part stored before, whose keys are unknown (NULL), stays so.
+func TestCopyInventoryPartKeys(t *testing.T) {
+	ctx := context.Background()
+	lite, p := stores(t, pgtest.New(t))
+	keys := []store.PackageKey{{Ecosystem: "Debian:12", Name: "openssl"}, {Ecosystem: "npm", Name: "lodash"}}
+	part := func(s string, keys ...store.PackageKey) store.InventoryPart {
+		sum := sha256.Sum256([]byte(s))
+		return store.InventoryPart{Hash: sum[:], Data: []byte(s), Keys: keys}
+	}
+	keyed, keyless := part("keyed", keys...), part("keyless")
+	// Key ids far apart, so that the deltas take more than a byte.
+	exec(t, lite, `INSERT INTO package_keys(id, ecosystem, name) VALUES (5, 'npm', 'left-pad'), (100000, 'npm', 'lodash')`)
+	if _, err := lite.PutImageInventory(ctx, "sha256:aa", "ENHANCED", "fp", "", keys, 2, []byte("head"), []store.InventoryPart{keyed, keyless}); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, lite, `INSERT INTO inventory_parts(hash, data) VALUES (x'00', 'old')`)
+	if _, err := metamigrate.Copy(ctx, lite, p.Pool(), metamigrate.Options{Verify: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		data string
+		want string
+	}{
+		{"keyed", "{100000,100001}"}, // lodash, then openssl, new after the ids written above
+		{"keyless", "{}"},
+		{"old", "<nil>"},
+	} {
+		var ids *string
+		if err := p.Pool().QueryRow(ctx, "SELECT key_ids::text FROM inventory_parts WHERE data = $1", []byte(tt.data)).Scan(&ids); err != nil {
+			t.Fatal(err)
+		}
+		got := "<nil>"
+		if ids != nil {
+			got = *ids
+		}
+		if got != tt.want {
+			t.Errorf("part %s: key_ids %s, want %s", tt.data, got, tt.want)
+		}
+	}
+	hashes, err := p.InventoryPartsHolding(ctx, []store.PackageKey{{Ecosystem: "npm", Name: "lodash"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range hashes {
+		got = append(got, fmt.Sprintf("%x", h))
+	}
+	slices.Sort(got)
+	if want := []string{"00", fmt.Sprintf("%x", keyed.Hash)}; !slices.Equal(got, want) {
+		t.Fatalf("parts holding lodash on PostgreSQL: %v, want %v (the old part, whose keys are unknown, and the keyed one)", got, want)
 	}
 }
