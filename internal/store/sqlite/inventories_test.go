@@ -2,7 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"testing"
+
+	"github.com/lading-registry/lading/internal/store"
 )
 
 // TestMigrationToInventoryFingerprint writes inventories under the integer schema version
@@ -30,5 +34,49 @@ func TestMigrationToInventoryFingerprint(t *testing.T) {
 	}
 	if got, err := db.ImageInventory(ctx, 7); err != nil || string(got) != "image" {
 		t.Errorf("image inventory: %q, %v", got, err)
+	}
+}
+
+// TestMigrationToInventoryPartKeys upgrades a store holding a part (0050) to part keys (0051):
+// the part's keys are unknown, so it may hold any key, until an inventory linking it again
+// gives them; the inventory written before keeps its own index rows.
+func TestMigrationToInventoryPartKeys(t *testing.T) {
+	ctx := context.Background()
+	w, reopen := storeAt(t, 50)
+	sum := sha256.Sum256([]byte("base"))
+	for _, q := range []string{
+		`INSERT INTO image_inventories(id, image_digest, mode, fingerprint, os, package_count, inventory, created_at) VALUES (1, 'sha256:old', 'ENHANCED', 'fp', '', 1, 'head', 1000)`,
+		`INSERT INTO package_keys(id, ecosystem, name) VALUES (1, 'npm', 'lodash')`,
+		`INSERT INTO inventory_packages(key_id, inventory_id) VALUES (1, 1)`,
+		`INSERT INTO inventory_parts(id, hash, data) VALUES (1, x'` + hex.EncodeToString(sum[:]) + `', 'base')`,
+		`INSERT INTO inventory_part_links(inventory_id, part_id) VALUES (1, 1)`,
+	} {
+		if _, err := w.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db := reopen()
+	lodash, react := store.PackageKey{Ecosystem: "npm", Name: "lodash"}, store.PackageKey{Ecosystem: "npm", Name: "react"}
+	holding := func(k store.PackageKey) int {
+		t.Helper()
+		hs, err := db.InventoryPartsHolding(ctx, []store.PackageKey{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(hs)
+	}
+	if n := holding(react); n != 1 {
+		t.Fatalf("before its keys are known, %d parts may hold react, want the part", n)
+	}
+	part := store.InventoryPart{Hash: sum[:], Data: []byte("base"), Keys: []store.PackageKey{lodash}}
+	if _, err := db.PutImageInventory(ctx, "sha256:new", "ENHANCED", "fp", "", []store.PackageKey{lodash}, 1, []byte("head"), []store.InventoryPart{part}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := holding(lodash), holding(react); a != 1 || b != 0 {
+		t.Fatalf("with its keys: %d parts hold lodash, %d react; want 1, 0", a, b)
+	}
+	var rows int
+	if err := db.Reader().QueryRowContext(ctx, "SELECT count(*) FROM inventory_packages").Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("%d inventory_packages rows (%v): want the old inventory's one, none for the new", rows, err)
 	}
 }
