@@ -18,6 +18,10 @@ import (
 // arnKeyHex is how many hex digits end an ARN scanning.FindingARN makes (16 bytes).
 const arnKeyHex = 32
 
+// arnIndexBytes is how many of an ARN key's first bytes finding_rows_arn indexes (0053:
+// coalesce(substr(arn_key, 1, 4), X”)); FindingsByARN compares the whole ARN after.
+const arnIndexBytes = 4
+
 // SplitFindingARN splits an ARN as finding_rows stores it: a prefix shared by many findings and
 // the last 32 hex digits as 16 bytes; an ARN not ending in 32 lowercase hex digits is all
 // prefix (key empty). The migration and the view's INSTEAD OF triggers split the same way.

@@ -111,3 +111,27 @@ func TestMigrationSharesPackageKeys(t *testing.T) {
 		t.Fatalf("after gc: %d key sets (want 3: npm a, 12, go x), %s", n, got)
 	}
 }
+
+// TestFindingsByARNUsesIndex: FindingsByARN finds rows through finding_rows_arn, the index of
+// the ARN keys' first bytes (0053), not by reading every finding.
+func TestFindingsByARNUsesIndex(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, t.TempDir()+"/meta.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	args := []any{"ENHANCED", []byte{1, 2, 3, 4}, []byte{5, 6, 7, 8}, "arn:a", "arn:b"}
+	plan, err := queryAll(ctx, db.read, func(r rowScanner) (string, error) {
+		var id, parent, unused int
+		var detail string
+		err := r.Scan(&id, &parent, &unused, &detail)
+		return detail, err
+	}, "EXPLAIN QUERY PLAN "+findingsByARNQuery(2), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(plan, "\n"), "finding_rows_arn") {
+		t.Fatalf("plan does not use finding_rows_arn:\n%s", strings.Join(plan, "\n"))
+	}
+}
