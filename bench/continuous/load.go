@@ -318,7 +318,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		if err := exec(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
 				package_keys, first_observed_at, last_observed_at, updated_at, facts, fix_available, suppressed)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'NO', 0)`,
-			ids[0], ids[1], l.nextFinding, ids[2], key, f.Status, f.Severity, f.Score, sqlite.FingerprintColumn(f.Fingerprint),
+			ids[0], ids[1], l.nextFinding, ids[2], key, sqlite.StatusColumn(f.Status), sqlite.SeverityColumn(f.Severity), f.Score, sqlite.FingerprintColumn(f.Fingerprint),
 			keySet, f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli(),
 			ids[3]); err != nil {
 			return err

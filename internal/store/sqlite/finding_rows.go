@@ -61,6 +61,31 @@ func FingerprintColumn(fp string) any {
 	return fp
 }
 
+// StatusColumn is a finding's status as finding_rows keeps it (0053): a one-byte code
+// (X'01' ACTIVE, X'02' CLOSED) where the findings view gives the string back, else the string.
+// Exported for loaders that fill a store directly.
+func StatusColumn(status string) any {
+	switch status {
+	case "ACTIVE":
+		return []byte{1}
+	case "CLOSED":
+		return []byte{2}
+	}
+	return status
+}
+
+// SeverityColumn is a finding's severity as finding_rows keeps it (0053): a one-byte code
+// (X'01' CRITICAL to X'05' INFORMATIONAL, X'06' UNDEFINED), else the string. Exported for
+// loaders that fill a store directly.
+func SeverityColumn(severity string) any {
+	for i, s := range [...]string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"} {
+		if severity == s {
+			return []byte{byte(i + 1)}
+		}
+	}
+	return severity
+}
+
 // Statements of the dictionaries: each looks an id up by its strings, or writes them.
 const (
 	selectScanTarget           = `SELECT id FROM scan_targets WHERE repository = ? AND image_digest = ? AND scan_type = ?`
@@ -141,7 +166,7 @@ func (ids *findingIDs) upsert(ctx context.Context, f store.Finding) (int64, erro
 		return 0, fmt.Errorf("package keys: %w", err)
 	}
 	var id int64
-	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, f.Status, f.Severity, f.Score, FingerprintColumn(f.Fingerprint),
+	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, StatusColumn(f.Status), SeverityColumn(f.Severity), f.Score, FingerprintColumn(f.Fingerprint),
 		keys, ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt), ids.blank).Scan(&id)
 	return id, err
 }

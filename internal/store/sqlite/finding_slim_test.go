@@ -135,3 +135,93 @@ func TestFindingsByARNUsesIndex(t *testing.T) {
 		t.Fatalf("plan does not use finding_rows_arn:\n%s", strings.Join(plan, "\n"))
 	}
 }
+
+// TestMigrationCodesStatusAndSeverity: statuses and severities written before 0053 read back the
+// same after it codes them, the counts its triggers keep are unchanged by the migration, and
+// writes after it (through the view and the scanner's statements) count as before.
+func TestMigrationCodesStatusAndSeverity(t *testing.T) {
+	ctx := context.Background()
+	w, reopen := storeAt(t, 52)
+	var values []string
+	for i, sv := range []struct{ status, severity string }{
+		{"ACTIVE", "CRITICAL"}, {"ACTIVE", "HIGH"}, {"ACTIVE", "MEDIUM"}, {"ACTIVE", "LOW"}, {"ACTIVE", "INFORMATIONAL"},
+		{"ACTIVE", "UNDEFINED"}, {"ACTIVE", "UNTRIAGED"}, {"CLOSED", "HIGH"}, {"SOMETHING", "LOW"}, {"ACTIVE", "\x01"},
+	} {
+		values = append(values, fmt.Sprintf("(%d, 'a', 'sha256:%d', 'ENHANCED', 'CVE-%d', 'arn:%d', '%s', '%s', 'fp', 1, 1, %d)",
+			i+1, i%3, i, i, sv.status, sv.severity, 86400000*(i+1)))
+	}
+	if _, err := w.ExecContext(ctx, `INSERT INTO findings(id, repository, image_digest, scan_type, vulnerability_id, arn, status, severity,
+			fingerprint, first_observed_at, last_observed_at, updated_at) VALUES `+strings.Join(values, ", ")); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		findingsQ = `SELECT id || ' ' || status || ' ' || severity FROM findings ORDER BY id`
+		countsQ   = `SELECT 'image ' || image_digest || ':' || n_all || n_critical || n_high || n_medium || n_low || n_informational || n_undefined
+			FROM image_finding_counts UNION ALL SELECT 'vuln ' || vulnerability_id || ':' || n_all || n_critical || n_high || n_medium
+			FROM vulnerability_finding_counts UNION ALL SELECT 'day ' || day || ':' || opened || closed FROM finding_days ORDER BY 1`
+	)
+	str := func(r rowScanner) (string, error) {
+		var s string
+		return s, r.Scan(&s)
+	}
+	var before [2][]string
+	for i, q := range []string{findingsQ, countsQ} {
+		got, err := queryAll(ctx, w, str, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[i] = got
+	}
+	db := reopen()
+	for i, q := range []string{findingsQ, countsQ} {
+		got, err := queryAll(ctx, db.read, str, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(before[i]) {
+			t.Fatalf("%s after the migration:\n%q\nwant\n%q", q, got, before[i])
+		}
+	}
+	var coded int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM finding_rows WHERE typeof(status) = 'blob' AND typeof(severity) = 'blob'`).Scan(&coded); err != nil || coded != 7 {
+		t.Fatalf("%d rows coded (%v), want 7", coded, err)
+	}
+	// Closing a finding, reopening another, changing a severity, deleting one: the counts follow
+	// as a store written from scratch keeps them.
+	for _, q := range []string{
+		`UPDATE findings SET status = 'CLOSED', updated_at = 86400000 * 20 WHERE id = 1`,
+		`UPDATE findings SET status = 'ACTIVE' WHERE id = 8`,
+		`UPDATE findings SET severity = 'LOW' WHERE id = 2`,
+		`DELETE FROM findings WHERE id = 3`,
+	} {
+		if _, err := db.write.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	after, err := queryAll(ctx, db.read, str, countsQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, reopenFresh := storeAt(t, 52)
+	if _, err := fresh.ExecContext(ctx, `INSERT INTO findings(id, repository, image_digest, scan_type, vulnerability_id, arn, status, severity,
+			fingerprint, first_observed_at, last_observed_at, updated_at) VALUES `+strings.Join(values, ", ")); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE findings SET status = 'CLOSED', updated_at = 86400000 * 20 WHERE id = 1`,
+		`UPDATE findings SET status = 'ACTIVE' WHERE id = 8`,
+		`UPDATE findings SET severity = 'LOW' WHERE id = 2`,
+		`DELETE FROM findings WHERE id = 3`,
+	} {
+		if _, err := fresh.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	want, err := queryAll(ctx, reopenFresh().read, str, countsQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after) != fmt.Sprint(want) {
+		t.Fatalf("counts after writes:\n%q\nwant (written before 0053)\n%q", after, want)
+	}
+}
