@@ -424,7 +424,7 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	l.stats.keys = len(l.keyIDs)
 	l.pairs = nil
 	return l.db.Tx(ctx, func(tx *sql.Tx) error {
-		// The indexes dropped for the load, as 0020_scanning.sql, 0045_findings_compact.sql and 0053_finding_key_sets.sql define them.
+		// The indexes dropped for the load, as 0020_scanning.sql, 0045_findings_compact.sql and 0053_finding_rows_slim.sql define them.
 		_, err := tx.ExecContext(ctx, `CREATE INDEX inventory_packages_inventory ON inventory_packages(inventory_id);
 			CREATE INDEX finding_rows_arn ON finding_rows(coalesce(substr(arn_key, 1, 4), X''));
 			CREATE INDEX finding_rows_vulnerability ON finding_rows(vulnerability, target_id)`)

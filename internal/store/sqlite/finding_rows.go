@@ -18,8 +18,8 @@ import (
 // arnKeyHex is how many hex digits end an ARN scanning.FindingARN makes (16 bytes).
 const arnKeyHex = 32
 
-// arnIndexBytes is how many of an ARN key's first bytes finding_rows_arn indexes (0053:
-// coalesce(substr(arn_key, 1, 4), X”)); FindingsByARN compares the whole ARN after.
+// arnIndexBytes is how many of an ARN key's first bytes finding_rows_arn indexes (0053; an
+// empty key indexes as an empty blob); FindingsByARN compares the whole ARN after.
 const arnIndexBytes = 4
 
 // SplitFindingARN splits an ARN as finding_rows stores it: a prefix shared by many findings and
