@@ -303,11 +303,25 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			}
 			ids[i] = id
 		}
+		// The package keys by their finding_key_sets id (0053), numbered as the dictionaries.
+		var keySet sql.NullInt64
+		if keys := sqlite.PackageKeysColumn(f.PackageKeys); keys.Valid {
+			dk := [2]string{"finding_key_sets", keys.String}
+			id, ok := l.dictIDs[dk]
+			if !ok {
+				id = int64(len(l.dictIDs) + 1)
+				l.dictIDs[dk] = id
+				if err := exec(`INSERT INTO finding_key_sets(id, keys) VALUES (?, ?)`, id, keys.String); err != nil {
+					return err
+				}
+			}
+			keySet = sql.NullInt64{Int64: id, Valid: true}
+		}
 		if err := exec(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
 				package_keys, first_observed_at, last_observed_at, updated_at, facts, fix_available, suppressed)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'NO', 0)`,
-			ids[0], ids[1], l.nextFinding, ids[2], key, f.Status, f.Severity, f.Score, sqlite.FingerprintColumn(f.Fingerprint),
-			sqlite.PackageKeysColumn(f.PackageKeys), f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli(),
+			ids[0], ids[1], l.nextFinding, ids[2], key, sqlite.StatusColumn(f.Status), sqlite.SeverityColumn(f.Severity), f.Score, sqlite.FingerprintColumn(f.Fingerprint),
+			keySet, f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli(),
 			ids[3]); err != nil {
 			return err
 		}
@@ -426,9 +440,9 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	l.stats.keys = len(l.keyIDs)
 	l.pairs = nil
 	return l.db.Tx(ctx, func(tx *sql.Tx) error {
-		// The indexes dropped for the load, as 0020_scanning.sql and 0045_findings_compact.sql define them.
+		// The indexes dropped for the load, as 0020_scanning.sql, 0045_findings_compact.sql and 0053_finding_rows_slim.sql define them.
 		_, err := tx.ExecContext(ctx, `CREATE INDEX inventory_packages_inventory ON inventory_packages(inventory_id);
-			CREATE INDEX finding_rows_arn ON finding_rows(arn_key);
+			CREATE INDEX finding_rows_arn ON finding_rows(coalesce(substr(arn_key, 1, 4), X''));
 			CREATE INDEX finding_rows_vulnerability ON finding_rows(vulnerability, target_id)`)
 		return err
 	})

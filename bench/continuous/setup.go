@@ -46,7 +46,7 @@ func (s *setupResult) fill(dir string) error {
 
 // setupFormat changes whenever the generator or the loader changes what a setup writes, so
 // that a cached store of an older format is not reused.
-const setupFormat = 13
+const setupFormat = 14
 
 func flagsKey(cfg config) string {
 	g := cfg.gen

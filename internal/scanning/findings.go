@@ -61,6 +61,29 @@ func findingARNPrefix(origin events.Origin) string {
 	return "arn:aws:inspector2:" + origin.Region + ":" + origin.Account + ":finding/"
 }
 
+// fingerprintBytes is how much of a detail's SHA-256 a fingerprint keeps: it only tells one
+// finding's details apart from its previous one, so 8 bytes are plenty (issue 15: it is
+// stored in every finding row).
+const fingerprintBytes = 8
+
+// FindingFingerprint is the fingerprint of a finding's detail: the first 8 bytes of its
+// SHA-256, as 16 lowercase hex digits. A change makes the finding updated.
+func FindingFingerprint(detail []byte) string {
+	sum := sha256.Sum256(detail)
+	return hex.EncodeToString(sum[:fingerprintBytes])
+}
+
+// SameFingerprint reports whether stored, a finding's fingerprint as stored, is fp. A stored
+// fingerprint of the whole SHA-256 (64 hex digits, written before fingerprints were shortened:
+// by a node not yet upgraded, or left by a migration not yet run) is the same when fp begins it,
+// so that an upgrade does not make every finding look updated.
+func SameFingerprint(stored, fp string) bool {
+	if len(stored) == 2*sha256.Size && len(fp) == 2*fingerprintBytes {
+		return stored[:len(fp)] == fp
+	}
+	return stored == fp
+}
+
 // diffFindings compares the stored findings of an image with a fresh match. It returns the rows
 // to write and those that changed in a way worth an event: new findings (ACTIVE), changed ones
 // (new detail, updatedAt moves), reopened ones, and findings no longer matched (CLOSED).
@@ -105,8 +128,7 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 		if err != nil {
 			return nil, nil, err
 		}
-		sum := sha256.Sum256(detail)
-		fp := hex.EncodeToString(sum[:])
+		fp := FindingFingerprint(detail)
 		f := store.Finding{Repository: t.Repository, Digest: t.Digest, ScanType: t.ScanType, VulnerabilityID: m.VulnerabilityID,
 			ARN: FindingARN(origin, t.Repository, t.Digest, t.ScanType, m.VulnerabilityID), Status: FindingActive,
 			Severity: m.Severity, Fingerprint: fp, PackageKeys: findingKeys(m), Detail: detail, FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
@@ -117,7 +139,7 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 		switch {
 		case !ok:
 			changed = append(changed, f)
-		case prev.Status == FindingActive && prev.Fingerprint == fp:
+		case prev.Status == FindingActive && SameFingerprint(prev.Fingerprint, fp):
 			f.FirstObservedAt, f.UpdatedAt = prev.FirstObservedAt, prev.UpdatedAt
 		default: // changed, or reopened
 			f.FirstObservedAt = prev.FirstObservedAt

@@ -150,6 +150,7 @@ func NotCopied() map[string]string {
 		"finding_vulnerabilities":      "SQLite-only dictionary of finding_rows (vulnerability ids), copied through the findings view",
 		"finding_arn_prefixes":         "SQLite-only dictionary of finding_rows (ARN prefixes), copied through the findings view",
 		"finding_facts":                "SQLite-only dictionary of finding_rows (vulnerability titles, sources, aliases), copied through the findings view",
+		"finding_key_sets":             "SQLite-only dictionary of finding_rows (package key lists, 0053), copied through the findings view",
 		"finding_layers":               "each engine's dictionary of the layers of finding packages (SQLite 0047, PostgreSQL 0043), filled through the finding_packages and finding_details views",
 		"finding_package_sets":         "each engine's shared packages parts of finding details (SQLite 0049, PostgreSQL 0043), copied through finding_details.detail and written through PostgreSQL's finding_details view",
 		"inventory_part_keys":          "SQLite-only index of inventory_parts.key_ids (0051); PostgreSQL indexes the copied key_ids column itself (GIN, 0046)",

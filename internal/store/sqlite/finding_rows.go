@@ -18,6 +18,10 @@ import (
 // arnKeyHex is how many hex digits end an ARN scanning.FindingARN makes (16 bytes).
 const arnKeyHex = 32
 
+// arnIndexBytes is how many of an ARN key's first bytes finding_rows_arn indexes (0053; an
+// empty key indexes as an empty blob); FindingsByARN compares the whole ARN after.
+const arnIndexBytes = 4
+
 // SplitFindingARN splits an ARN as finding_rows stores it: a prefix shared by many findings and
 // the last 32 hex digits as 16 bytes; an ARN not ending in 32 lowercase hex digits is all
 // prefix (key empty). The migration and the view's INSTEAD OF triggers split the same way.
@@ -43,17 +47,43 @@ func lowerHexBytes(s string) ([]byte, bool) {
 	return b, err == nil
 }
 
-// FingerprintColumn is a finding's fingerprint as finding_rows keeps it (0048): the 32 bytes of
-// a SHA-256 written as 64 lowercase hex digits (scanning's), else the string as it is. The
-// findings view gives the hex back. Exported for loaders that fill a store directly.
+// FingerprintColumn is a finding's fingerprint as finding_rows keeps it (0048, 0052): as bytes
+// when it is lowercase hex of 8 bytes (scanning's) or 32 (scanning's before 0052), else the
+// string as it is. The findings view gives the hex back. Exported for loaders that fill a store
+// directly.
 func FingerprintColumn(fp string) any {
-	if len(fp) != 64 {
+	if len(fp) != 16 && len(fp) != 64 {
 		return fp
 	}
 	if b, ok := lowerHexBytes(fp); ok {
 		return b
 	}
 	return fp
+}
+
+// StatusColumn is a finding's status as finding_rows keeps it (0053): a one-byte code
+// (X'01' ACTIVE, X'02' CLOSED) where the findings view gives the string back, else the string.
+// Exported for loaders that fill a store directly.
+func StatusColumn(status string) any {
+	switch status {
+	case "ACTIVE":
+		return []byte{1}
+	case "CLOSED":
+		return []byte{2}
+	}
+	return status
+}
+
+// SeverityColumn is a finding's severity as finding_rows keeps it (0053): a one-byte code
+// (X'01' CRITICAL to X'05' INFORMATIONAL, X'06' UNDEFINED), else the string. Exported for
+// loaders that fill a store directly.
+func SeverityColumn(severity string) any {
+	for i, s := range [...]string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"} {
+		if severity == s {
+			return []byte{byte(i + 1)}
+		}
+	}
+	return severity
 }
 
 // Statements of the dictionaries: each looks an id up by its strings, or writes them.
@@ -64,6 +94,8 @@ const (
 	insertFindingVulnerability = `INSERT INTO finding_vulnerabilities(vulnerability_id) VALUES (?) RETURNING id`
 	selectARNPrefix            = `SELECT id FROM finding_arn_prefixes WHERE prefix = ?`
 	insertARNPrefix            = `INSERT INTO finding_arn_prefixes(prefix) VALUES (?) RETURNING id`
+	selectKeySet               = `SELECT id FROM finding_key_sets WHERE keys = ?`
+	insertKeySet               = `INSERT INTO finding_key_sets(keys) VALUES (?) RETURNING id`
 	selectBlankFacts           = `SELECT id FROM finding_facts WHERE title = '' AND source = '' AND vendor_severity = '' AND aliases = '[]' AND related = '[]'`
 	insertBlankFacts           = `INSERT INTO finding_facts(title, source, vendor_severity, aliases, related) VALUES ('', '', '', '[]', '[]') RETURNING id`
 )
@@ -86,10 +118,11 @@ type findingIDs struct {
 	targetID int64 // 0 until looked up
 	blank    int64
 	prefixes map[string]int64
+	keySets  map[string]int64 // finding_key_sets (0053) by keys
 }
 
 func newFindingIDs(q rowQuerier, t store.ScanTarget) *findingIDs {
-	return &findingIDs{q: q, target: t, prefixes: map[string]int64{}}
+	return &findingIDs{q: q, target: t, prefixes: map[string]int64{}, keySets: map[string]int64{}}
 }
 
 // targetRow returns the target's id, writing the target when new.
@@ -128,10 +161,31 @@ func (ids *findingIDs) upsert(ctx context.Context, f store.Finding) (int64, erro
 			return 0, fmt.Errorf("finding facts: %w", err)
 		}
 	}
+	keys, err := ids.keySet(ctx, PackageKeysColumn(f.PackageKeys))
+	if err != nil {
+		return 0, fmt.Errorf("package keys: %w", err)
+	}
 	var id int64
-	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, f.Status, f.Severity, f.Score, FingerprintColumn(f.Fingerprint),
-		PackageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt), ids.blank).Scan(&id)
+	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, StatusColumn(f.Status), SeverityColumn(f.Severity), f.Score, FingerprintColumn(f.Fingerprint),
+		keys, ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt), ids.blank).Scan(&id)
 	return id, err
+}
+
+// keySet returns the id of the finding_key_sets row of keys (a PackageKeysColumn), writing it
+// when new; NULL for NULL.
+func (ids *findingIDs) keySet(ctx context.Context, keys sql.NullString) (sql.NullInt64, error) {
+	if !keys.Valid {
+		return sql.NullInt64{}, nil
+	}
+	id, ok := ids.keySets[keys.String]
+	if !ok {
+		var err error
+		if id, err = dictionaryID(ctx, ids.q, selectKeySet, insertKeySet, keys.String); err != nil {
+			return sql.NullInt64{}, err
+		}
+		ids.keySets[keys.String] = id
+	}
+	return sql.NullInt64{Int64: id, Valid: true}, nil
 }
 
 // upsertFindingRow writes a finding whole but for its facts. A new row's id is one past the

@@ -256,6 +256,7 @@ const unusedPackageSets = `SELECT id FROM finding_package_sets WHERE id NOT IN (
 // rows, and returns how many; with dryRun it only counts them. Garbage collection runs it
 // (internal/gc): sets are shared by the findings of many images, so deleting a finding leaves
 // its set for the next collection rather than looking for other holders.
+// The package key lists no finding names (finding_key_sets, 0053) go with them, uncounted.
 func (db *DB) PruneFindingPackageSets(ctx context.Context, dryRun bool) (int64, error) {
 	var n int64
 	if dryRun {
@@ -269,6 +270,12 @@ func (db *DB) PruneFindingPackageSets(ctx context.Context, dryRun bool) (int64, 
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM temp.unused_sets"); err != nil {
+			return err
+		}
+		// The package key lists no finding names (0053), not counted: few and short. package_keys
+		// holds the id as text (the column's affinity), hence the cast.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM finding_key_sets
+			WHERE id NOT IN (SELECT CAST(package_keys AS INTEGER) FROM finding_rows WHERE package_keys IS NOT NULL)`); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, "INSERT INTO temp.unused_sets "+unusedPackageSets)

@@ -513,23 +513,30 @@ func (db *DB) QueryFindings(ctx context.Context, q findings.Query) ([]findings.L
 	return out, err
 }
 
+// findingsByARNQuery reads the ids of the ENHANCED findings of n ARN keys' first bytes
+// (finding_rows_arn) and n ARNs, of images the registry holds.
+func findingsByARNQuery(n int) string {
+	return `SELECT f.id FROM finding_rows r JOIN findings f ON f.id = r.id JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest
+		WHERE f.scan_type = ? AND coalesce(substr(r.arn_key, 1, 4), X'') IN (` + placeholders(n) + `) AND f.arn IN (` + placeholders(n) + `)`
+}
+
 // FindingsByARN returns the ENHANCED findings with these ARNs of images the registry holds.
 func (db *DB) FindingsByARN(ctx context.Context, arns []string) ([]findings.Listed, error) {
 	var out []findings.Listed
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
 		var ids []int64
 		for chunk := range chunks(arns, 200) {
-			// finding_rows keeps an ARN as a prefix id and a 16-byte key (the index): found by
-			// the key, then compared whole.
+			// finding_rows keeps an ARN as a prefix id and a 16-byte key, indexed by the key's
+			// first bytes (0053): found by those, then compared whole.
 			keys := make([]any, len(chunk))
 			for i, arn := range chunk {
-				_, keys[i] = SplitFindingARN(arn)
+				_, key := SplitFindingARN(arn)
+				keys[i] = key[:min(len(key), arnIndexBytes)]
 			}
 			got, err := queryAll(ctx, tx, func(r rowScanner) (int64, error) {
 				var id int64
 				return id, r.Scan(&id)
-			}, `SELECT f.id FROM finding_rows r JOIN findings f ON f.id = r.id JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest
-				WHERE f.scan_type = ? AND r.arn_key IN (`+placeholders(len(chunk))+`) AND f.arn IN (`+placeholders(len(chunk))+`)`,
+			}, findingsByARNQuery(len(chunk)),
 				append(append([]any{policy.ScanTypeEnhanced}, keys...), toAny(chunk)...)...)
 			if err != nil {
 				return fmt.Errorf("findings by ARN: %w", err)

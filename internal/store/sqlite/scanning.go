@@ -837,8 +837,9 @@ func materializeObserved(ctx context.Context, q *txStatements, t store.ScanTarge
 	if !earlier {
 		return nil
 	}
+	// X'01': ACTIVE as finding_rows codes it (0053).
 	if err := q.exec(ctx, `UPDATE finding_rows SET last_observed_at = ? WHERE target_id = `+targetIDQuery+`
-		AND status = 'ACTIVE' AND last_observed_at < ?`, obs, t.Repository, t.Digest, t.ScanType, obs); err != nil {
+		AND status = X'01' AND last_observed_at < ?`, obs, t.Repository, t.Digest, t.ScanType, obs); err != nil {
 		return err
 	}
 	return q.exec(ctx, "UPDATE image_scans SET findings_observed_at = 0 WHERE repository = ? AND image_digest = ? AND scan_type = ?",
