@@ -99,7 +99,11 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 	}); err != nil {
 		return err
 	}
-	out := make(chan []preparedImage, 4)
+	type repoBatch struct {
+		ri   int
+		imgs []preparedImage
+	}
+	out := make(chan repoBatch, 4)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, runtime.GOMAXPROCS(0))
@@ -130,7 +134,7 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 					batch = append(batch, p)
 				}
 				select {
-				case out <- batch:
+				case out <- repoBatch{ri, batch}:
 				case <-ctx.Done():
 					return
 				}
@@ -153,12 +157,21 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 		pending = pending[:0]
 		return nil
 	}
-	for batch := range out {
-		pending = append(pending, batch...)
-		if len(pending) >= 2000 {
-			if err := flush(); err != nil {
-				cancel()
-				return err
+	// Batches are written in repository order whatever order the workers finish in, so that
+	// a seed gives the same ids, hence the same store, from run to run.
+	early := map[int][]preparedImage{}
+	nextRepo := 0
+	for b := range out {
+		early[b.ri] = b.imgs
+		for imgs, ok := early[nextRepo]; ok; imgs, ok = early[nextRepo] {
+			delete(early, nextRepo)
+			nextRepo++
+			pending = append(pending, imgs...)
+			if len(pending) >= 2000 {
+				if err := flush(); err != nil {
+					cancel()
+					return err
+				}
 			}
 		}
 	}

@@ -200,6 +200,12 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 
 	c.markSafe(idx)
 	cfg.gen.now = time.Now()
+	// A fixed clock makes two setups with the same seed write the same bytes (to compare loaders).
+	if v := os.Getenv("LADING_BENCH_NOW"); v != "" {
+		if cfg.gen.now, err = time.Parse(time.RFC3339, v); err != nil {
+			return nil, fmt.Errorf("LADING_BENCH_NOW: %w", err)
+		}
+	}
 	// Pushed within the last week: inside the default 14-day rescan window, also when a cached
 	// store is measured again days later.
 	cfg.gen.window = 7 * 24 * time.Hour
