@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"runtime"
 	"slices"
 	"sync"
@@ -30,6 +31,10 @@ type preparedImage struct {
 	parts     []store.InventoryPart // its parts, shared with the images holding the same layers
 	facts     []byte                // the image facts of its scan state
 	findings  []store.Finding
+	// Per finding, what IndexFindingQueries would take from its detail (computed here, on
+	// every core, rather than by SQL in the write path).
+	findingFacts []sqlite.FindingFacts
+	fixAvailable []string
 }
 
 // loadStats summarises the store the load wrote.
@@ -47,7 +52,8 @@ type loadStats struct {
 // in key order, because one transaction per image (as the scanner does) would take hours
 // for 100,000 images. The statements mirror internal/store/sqlite (registry.go, scanning.go).
 type loader struct {
-	db          *sqlite.DB
+	db          *sqlite.DB // the store's API (repositories)
+	load        *sql.DB    // the per-image writes and the index (openLoadConn)
 	idx         *advisory.Index
 	origin      events.Origin
 	fingerprint string // of the ENHANCED inventories, as the scanner records it
@@ -58,6 +64,8 @@ type loader struct {
 	dictIDs     map[[2]string]int64 // finding_rows' dictionaries (0045): table and key -> id
 	pairs       []uint64            // key id << 32 | inventory id
 	partIDs     map[string]int64    // inventory_parts (0050): hash -> id
+	factIDs     map[sqlite.FindingFacts]int64
+	lastFact    int64 // finding_facts' largest id, as SQLite numbers a new row
 	nextInv     int64
 	nextFinding int64
 	stats       loadStats
@@ -75,8 +83,55 @@ func (l *loader) prepare(img genImage) (preparedImage, error) {
 	if p.facts, err = json.Marshal(info); err != nil {
 		return p, err
 	}
-	p.findings, err = scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, fs, info, img.pushedAt.Add(time.Minute))
-	return p, err
+	if p.findings, err = scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, fs, info, img.pushedAt.Add(time.Minute)); err != nil {
+		return p, err
+	}
+	p.findingFacts, p.fixAvailable = make([]sqlite.FindingFacts, len(p.findings)), make([]string, len(p.findings))
+	for i, f := range p.findings {
+		if p.findingFacts[i], p.fixAvailable[i], err = sqlite.FindingColumnsOfDetail(f.Detail); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// openLoadConn opens the loader's own connection to the store at path. A setup that fails is
+// thrown away, so it writes without what protects a store in use: no fsync (synchronous OFF),
+// statement journals and temporary tables in memory, no foreign key checks (the rows are
+// written parents first, as the scanner would). The file stays in WAL mode (the store's
+// connection is open beside it).
+func openLoadConn(ctx context.Context, path string) (*sql.DB, error) {
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "synchronous(OFF)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-2000000)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open load connection: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open load connection: %w", err)
+	}
+	return db, nil
+}
+
+// loadTx runs fn in a transaction of the load connection.
+func (l *loader) loadTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := l.load.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // run generates and writes every image: generation, matching and encoding on all cores,
@@ -93,7 +148,7 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 	l.stats.repos = repos
 	// The findings' ARN and vulnerability indexes (0045) take keys in random order: they are
 	// built at the end in one sorted pass, as CREATE INDEX does, not inserted into all over.
-	if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+	if err := l.loadTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "DROP INDEX finding_rows_arn; DROP INDEX finding_rows_vulnerability")
 		return err
 	}); err != nil {
@@ -187,7 +242,7 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 }
 
 func (l *loader) write(ctx context.Context, imgs []preparedImage) error {
-	return l.db.Tx(ctx, func(tx *sql.Tx) error {
+	return l.loadTx(ctx, func(tx *sql.Tx) error {
 		stmts := map[string]*sql.Stmt{}
 		exec := func(q string, args ...any) error {
 			st := stmts[q]
@@ -284,16 +339,20 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		pushed, scanned, scanned, scanned, string(img.facts)); err != nil {
 		return err
 	}
-	for _, f := range img.findings {
+	for fi, f := range img.findings {
 		l.nextFinding++
-		// finding_rows as sqlite's upsert writes it (finding_rows.go): dictionary ids numbered
-		// here rather than looked up, blank facts until IndexFindingQueries sets them.
+		// finding_rows as sqlite's upsert writes it and IndexFindingQueries completes it
+		// (finding_rows.go, findings_index.go): dictionary ids numbered here rather than
+		// looked up, the facts and fix_available computed from the detail here, written at once.
 		prefix, key := sqlite.SplitFindingARN(f.ARN)
+		facts, fix := img.findingFacts[fi], img.fixAvailable[fi]
 		var ids [4]int64
 		for i, d := range []struct{ insert, key string }{
 			{`INSERT INTO scan_targets(id, repository, image_digest, scan_type) VALUES (?, ?, ?, ?)`, f.Repository + "\x00" + f.Digest + "\x00" + f.ScanType},
 			{`INSERT INTO finding_vulnerabilities(id, vulnerability_id) VALUES (?, ?)`, f.VulnerabilityID},
 			{`INSERT INTO finding_arn_prefixes(id, prefix) VALUES (?, ?)`, prefix},
+			// The blank facts the store's upsert writes before IndexFindingQueries sets the
+			// detail's (the row stays, as in a scanned store): ids continue from it.
 			{`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, '', '', '', '[]', '[]')`, ""},
 		} {
 			dk := [2]string{d.insert, d.key}
@@ -311,24 +370,32 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 				if err := exec(d.insert, args...); err != nil {
 					return err
 				}
+				if i == 3 {
+					l.factIDs[sqlite.FindingFacts{Aliases: "[]", Related: "[]"}], l.lastFact = id, id
+				}
 			}
 			ids[i] = id
 		}
+		factID, ok := l.factIDs[facts]
+		if !ok {
+			l.lastFact++
+			factID = l.lastFact
+			l.factIDs[facts] = factID
+			if err := exec(`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, ?, ?, ?, ?, ?)`,
+				factID, facts.Title, facts.Source, facts.VendorSeverity, facts.Aliases, facts.Related); err != nil {
+				return err
+			}
+		}
 		if err := exec(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
 				package_keys, first_observed_at, last_observed_at, updated_at, facts, fix_available, suppressed)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'NO', 0)`,
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
 			ids[0], ids[1], l.nextFinding, ids[2], key, f.Status, f.Severity, f.Score, sqlite.FingerprintColumn(f.Fingerprint),
 			sqlite.PackageKeysColumn(f.PackageKeys), f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli(),
-			ids[3]); err != nil {
+			factID, fix); err != nil {
 			return err
 		}
 		if err := l.writeDetail(exec, l.nextFinding, f.Detail); err != nil {
 			return err
-		}
-		for _, q := range sqlite.IndexFindingQueries() { // the query columns (0027)
-			if err := exec(q, l.nextFinding); err != nil {
-				return err
-			}
 		}
 	}
 	if err := exec(`INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)`,
@@ -394,7 +461,7 @@ func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail [
 // CREATE INDEX does it in one sorted pass. The result is the schema of 0020_scanning.sql.
 func (l *loader) writeIndex(ctx context.Context) error {
 	slices.Sort(l.pairs)
-	if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+	if err := l.loadTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "DROP INDEX inventory_packages_inventory")
 		return err
 	}); err != nil {
@@ -403,7 +470,7 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	const chunk = 1 << 20
 	for start := 0; start < len(l.pairs); start += chunk {
 		part := l.pairs[start:min(start+chunk, len(l.pairs))]
-		if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := l.loadTx(ctx, func(tx *sql.Tx) error {
 			st, err := tx.PrepareContext(ctx, "INSERT INTO inventory_packages(key_id, inventory_id) VALUES (?, ?)")
 			if err != nil {
 				return err
@@ -422,7 +489,7 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	l.stats.indexRows = len(l.pairs)
 	l.stats.keys = len(l.keyIDs)
 	l.pairs = nil
-	return l.db.Tx(ctx, func(tx *sql.Tx) error {
+	return l.loadTx(ctx, func(tx *sql.Tx) error {
 		// The indexes dropped for the load, as 0020_scanning.sql and 0045_findings_compact.sql define them.
 		_, err := tx.ExecContext(ctx, `CREATE INDEX inventory_packages_inventory ON inventory_packages(inventory_id);
 			CREATE INDEX finding_rows_arn ON finding_rows(arn_key);

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,7 +47,7 @@ func (s *setupResult) fill(dir string) error {
 
 // setupFormat changes whenever the generator or the loader changes what a setup writes, so
 // that a cached store of an older format is not reused.
-const setupFormat = 12
+const setupFormat = 13
 
 func flagsKey(cfg config) string {
 	g := cfg.gen
@@ -212,7 +213,16 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	g := newGenerator(cfg.gen, c)
 	l := &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
 		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[string]int64{}, setIDs: map[string]int64{}, dictIDs: map[[2]string]int64{},
-		partIDs: map[string]int64{}, stats: loadStats{holders: map[advisory.PackageKey]int{}}}
+		partIDs: map[string]int64{}, factIDs: map[sqlite.FindingFacts]int64{}, stats: loadStats{holders: map[advisory.PackageKey]int{}}}
+	load, err := openLoadConn(ctx, dbPath)
+	if err != nil {
+		return nil, err
+	}
+	defer load.Close()
+	l.load = load
+	// The load allocates fast (prepared images, statement arguments) and keeps little: fewer
+	// collections for some more memory.
+	defer debug.SetGCPercent(debug.SetGCPercent(200))
 	start = time.Now()
 	last := time.Now()
 	if err := l.run(ctx, g, func(done int) {
@@ -221,6 +231,9 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 			fmt.Fprintf(w, "  %d images written (%s)\n", done, time.Since(start).Round(time.Second))
 		}
 	}); err != nil {
+		return nil, err
+	}
+	if err := load.Close(); err != nil {
 		return nil, err
 	}
 	if err := db.PutScanningPolicy(ctx, policyContinuous()); err != nil {
