@@ -35,6 +35,7 @@ type preparedImage struct {
 	// every core, rather than by SQL in the write path).
 	findingFacts []sqlite.FindingFacts
 	fixAvailable []string
+	details      []sqlite.DetailParts // each finding's detail split as the store stores it
 }
 
 // loadStats summarises the store the load wrote.
@@ -65,7 +66,8 @@ type loader struct {
 	pairs       []uint64            // key id << 32 | inventory id
 	partIDs     map[string]int64    // inventory_parts (0050): hash -> id
 	factIDs     map[sqlite.FindingFacts]int64
-	lastFact    int64 // finding_facts' largest id, as SQLite numbers a new row
+	layers      map[string]bool // finding_layers written
+	lastFact    int64           // finding_facts' largest id, as SQLite numbers a new row
 	nextInv     int64
 	nextFinding int64
 	stats       loadStats
@@ -87,8 +89,14 @@ func (l *loader) prepare(img genImage) (preparedImage, error) {
 		return p, err
 	}
 	p.findingFacts, p.fixAvailable = make([]sqlite.FindingFacts, len(p.findings)), make([]string, len(p.findings))
+	p.details = make([]sqlite.DetailParts, len(p.findings))
 	for i, f := range p.findings {
 		if p.findingFacts[i], p.fixAvailable[i], err = sqlite.FindingColumnsOfDetail(f.Detail); err != nil {
+			return p, err
+		}
+		if p.details[i], err = sqlite.SplitDetailParts(f.Detail, func(string) (string, bool, error) {
+			return "", false, errors.New("a generated detail of another shape")
+		}); err != nil {
 			return p, err
 		}
 	}
@@ -394,7 +402,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			factID, fix); err != nil {
 			return err
 		}
-		if err := l.writeDetail(exec, l.nextFinding, f.Detail); err != nil {
+		if err := l.writeDetail(exec, l.nextFinding, img.details[fi]); err != nil {
 			return err
 		}
 	}
@@ -412,14 +420,9 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 // 0032_finding_texts.sql, 0046_finding_detail_layers.sql, 0049_finding_package_sets.sql): the
 // vulnerability's text, the image's facts and the package's layer once each, in finding_texts,
 // and the rest of the packages once, as a package set with its package rows (both numbered
-// here rather than looked up); the detail row holds their ids.
-func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail []byte) error {
-	p, err := sqlite.SplitDetailParts(detail, func(string) (string, bool, error) {
-		return "", false, errors.New("a generated detail of another shape")
-	})
-	if err != nil {
-		return err
-	}
+// here rather than looked up); the detail row holds their ids. The detail was split in
+// prepare (SplitDetailParts), on every core.
+func (l *loader) writeDetail(exec func(string, ...any) error, id int64, p sqlite.DetailParts) error {
 	setID, ok := l.setIDs[p.Body]
 	if !ok {
 		setID = int64(len(l.setIDs) + 1)
@@ -437,8 +440,12 @@ func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail [
 	var digest any
 	if p.Layer != "" {
 		texts, digest = append(texts, p.Layer), p.LayerDigest
-		if err := exec(sqlite.InsertFindingLayer, p.LayerDigest); err != nil {
-			return err
+		// Written once per layer: again, the insert would do nothing.
+		if !l.layers[p.LayerDigest] {
+			l.layers[p.LayerDigest] = true
+			if err := exec(sqlite.InsertFindingLayer, p.LayerDigest); err != nil {
+				return err
+			}
 		}
 	}
 	ids := []any{nil, nil, nil}

@@ -213,7 +213,7 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	g := newGenerator(cfg.gen, c)
 	l := &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
 		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[string]int64{}, setIDs: map[string]int64{}, dictIDs: map[[2]string]int64{},
-		partIDs: map[string]int64{}, factIDs: map[sqlite.FindingFacts]int64{}, stats: loadStats{holders: map[advisory.PackageKey]int{}}}
+		partIDs: map[string]int64{}, factIDs: map[sqlite.FindingFacts]int64{}, layers: map[string]bool{}, stats: loadStats{holders: map[advisory.PackageKey]int{}}}
 	load, err := openLoadConn(ctx, dbPath)
 	if err != nil {
 		return nil, err
