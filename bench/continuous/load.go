@@ -67,6 +67,7 @@ type loader struct {
 	partIDs     map[string]int64    // inventory_parts (0050): hash -> id
 	factIDs     map[sqlite.FindingFacts]int64
 	layers      map[string]bool // finding_layers written
+	triggers    []string        // the definitions of the count triggers, dropped for the load
 	lastFact    int64           // finding_facts' largest id, as SQLite numbers a new row
 	nextInv     int64
 	nextFinding int64
@@ -162,6 +163,9 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 	}); err != nil {
 		return err
 	}
+	if err := l.dropCountTriggers(ctx); err != nil {
+		return err
+	}
 	type repoBatch struct {
 		ri   int
 		imgs []preparedImage
@@ -246,7 +250,68 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 	if err := flush(); err != nil {
 		return err
 	}
+	if err := l.writeCounts(ctx); err != nil {
+		return err
+	}
 	return l.writeIndex(ctx)
+}
+
+// dropCountTriggers drops the triggers that keep the per-image, per-vulnerability and per-day
+// counts as findings are inserted (0045_findings_compact.sql), keeping their definitions: the
+// load writes the counts once at the end (writeCounts), as the triggers' upserts were half the
+// time of writing a finding.
+func (l *loader) dropCountTriggers(ctx context.Context) error {
+	return l.loadTx(ctx, func(tx *sql.Tx) error {
+		for _, name := range []string{"finding_rows_count_insert", "finding_rows_vulnerability_count_insert", "finding_rows_days_insert"} {
+			var def string
+			if err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?`, name).Scan(&def); err != nil {
+				return fmt.Errorf("trigger %s: %w", name, err)
+			}
+			if _, err := tx.ExecContext(ctx, "DROP TRIGGER "+name); err != nil {
+				return err
+			}
+			l.triggers = append(l.triggers, def)
+		}
+		return nil
+	})
+}
+
+// writeCounts writes what the dropped count triggers would have written for every finding inserted (the
+// tables are empty before the load), grouped in one pass each, and creates the triggers again
+// as they were.
+func (l *loader) writeCounts(ctx context.Context) error {
+	return l.loadTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`INSERT INTO image_finding_counts SELECT t.repository, t.image_digest, t.scan_type, count(*), sum(f.severity = 'CRITICAL'),
+				sum(f.severity = 'HIGH'), sum(f.severity = 'MEDIUM'), sum(f.severity = 'LOW'), sum(f.severity = 'INFORMATIONAL'),
+				sum(f.severity NOT IN ('CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFORMATIONAL'))
+			FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id WHERE f.status = 'ACTIVE' AND f.suppressed = 0
+			GROUP BY t.repository, t.image_digest, t.scan_type`,
+			`INSERT INTO vulnerability_finding_counts SELECT t.scan_type, x.title, v.vulnerability_id, x.aliases, count(*),
+				sum(f.severity = 'CRITICAL'), sum(f.severity = 'HIGH'), sum(f.severity = 'MEDIUM'), sum(f.fix_available IN ('YES', 'PARTIAL'))
+			FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id JOIN finding_vulnerabilities v ON v.id = f.vulnerability
+				JOIN finding_facts x ON x.id = f.facts
+			WHERE f.status = 'ACTIVE' AND f.suppressed = 0
+			GROUP BY t.scan_type, x.title, v.vulnerability_id, x.aliases`,
+			`INSERT INTO finding_days SELECT scan_type, day, sum(opened), sum(closed) FROM (
+				SELECT t.scan_type, f.first_observed_at / 86400000 AS day, 1 AS opened, 0 AS closed
+				FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id
+				UNION ALL
+				SELECT t.scan_type, f.updated_at / 86400000, 0, 1
+				FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id WHERE f.status = 'CLOSED')
+			GROUP BY scan_type, day`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("counts: %w", err)
+			}
+		}
+		for _, def := range l.triggers {
+			if _, err := tx.ExecContext(ctx, def); err != nil {
+				return fmt.Errorf("counts: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 func (l *loader) write(ctx context.Context, imgs []preparedImage) error {
