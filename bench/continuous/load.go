@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"runtime"
 	"slices"
 	"sync"
@@ -30,6 +31,11 @@ type preparedImage struct {
 	parts     []store.InventoryPart // its parts, shared with the images holding the same layers
 	facts     []byte                // the image facts of its scan state
 	findings  []store.Finding
+	// Per finding, what IndexFindingQueries would take from its detail (computed here, on
+	// every core, rather than by SQL in the write path).
+	findingFacts []sqlite.FindingFacts
+	fixAvailable []string
+	details      []sqlite.DetailParts // each finding's detail split as the store stores it
 }
 
 // loadStats summarises the store the load wrote.
@@ -47,7 +53,8 @@ type loadStats struct {
 // in key order, because one transaction per image (as the scanner does) would take hours
 // for 100,000 images. The statements mirror internal/store/sqlite (registry.go, scanning.go).
 type loader struct {
-	db          *sqlite.DB
+	db          *sqlite.DB // the store's API (repositories)
+	load        *sql.DB    // the per-image writes and the index (openLoadConn)
 	idx         *advisory.Index
 	origin      events.Origin
 	fingerprint string // of the ENHANCED inventories, as the scanner records it
@@ -58,6 +65,10 @@ type loader struct {
 	dictIDs     map[[2]string]int64 // finding_rows' dictionaries (0045): table and key -> id
 	pairs       []uint64            // key id << 32 | part id (inventory_part_keys, 0051)
 	partIDs     map[string]int64    // inventory_parts (0050): hash -> id
+	factIDs     map[sqlite.FindingFacts]int64
+	layers      map[string]bool // finding_layers written
+	triggers    []string        // the definitions of the count triggers, dropped for the load
+	lastFact    int64           // finding_facts' largest id, as SQLite numbers a new row
 	nextInv     int64
 	nextFinding int64
 	stats       loadStats
@@ -75,8 +86,61 @@ func (l *loader) prepare(img genImage) (preparedImage, error) {
 	if p.facts, err = json.Marshal(info); err != nil {
 		return p, err
 	}
-	p.findings, err = scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, fs, info, img.pushedAt.Add(time.Minute))
-	return p, err
+	if p.findings, err = scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, fs, info, img.pushedAt.Add(time.Minute)); err != nil {
+		return p, err
+	}
+	p.findingFacts, p.fixAvailable = make([]sqlite.FindingFacts, len(p.findings)), make([]string, len(p.findings))
+	p.details = make([]sqlite.DetailParts, len(p.findings))
+	for i, f := range p.findings {
+		if p.findingFacts[i], p.fixAvailable[i], err = sqlite.FindingColumnsOfDetail(f.Detail); err != nil {
+			return p, err
+		}
+		if p.details[i], err = sqlite.SplitDetailParts(f.Detail, func(string) (string, bool, error) {
+			return "", false, errors.New("a generated detail of another shape")
+		}); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// openLoadConn opens the loader's own connection to the store at path. A setup that fails is
+// thrown away, so it writes without what protects a store in use: no fsync (synchronous OFF),
+// statement journals and temporary tables in memory, no foreign key checks (the rows are
+// written parents first, as the scanner would). The file stays in WAL mode (the store's
+// connection is open beside it).
+func openLoadConn(ctx context.Context, path string) (*sql.DB, error) {
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "synchronous(OFF)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-2000000)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open load connection: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open load connection: %w", err)
+	}
+	return db, nil
+}
+
+// loadTx runs fn in a transaction of the load connection.
+func (l *loader) loadTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := l.load.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // run generates and writes every image: generation, matching and encoding on all cores,
@@ -93,13 +157,20 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 	l.stats.repos = repos
 	// The findings' ARN and vulnerability indexes (0045) take keys in random order: they are
 	// built at the end in one sorted pass, as CREATE INDEX does, not inserted into all over.
-	if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+	if err := l.loadTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "DROP INDEX finding_rows_arn; DROP INDEX finding_rows_vulnerability")
 		return err
 	}); err != nil {
 		return err
 	}
-	out := make(chan []preparedImage, 4)
+	if err := l.dropCountTriggers(ctx); err != nil {
+		return err
+	}
+	type repoBatch struct {
+		ri   int
+		imgs []preparedImage
+	}
+	out := make(chan repoBatch, 4)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, runtime.GOMAXPROCS(0))
@@ -130,7 +201,7 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 					batch = append(batch, p)
 				}
 				select {
-				case out <- batch:
+				case out <- repoBatch{ri, batch}:
 				case <-ctx.Done():
 					return
 				}
@@ -153,12 +224,21 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 		pending = pending[:0]
 		return nil
 	}
-	for batch := range out {
-		pending = append(pending, batch...)
-		if len(pending) >= 2000 {
-			if err := flush(); err != nil {
-				cancel()
-				return err
+	// Batches are written in repository order whatever order the workers finish in, so that
+	// a seed gives the same ids, hence the same store, from run to run.
+	early := map[int][]preparedImage{}
+	nextRepo := 0
+	for b := range out {
+		early[b.ri] = b.imgs
+		for imgs, ok := early[nextRepo]; ok; imgs, ok = early[nextRepo] {
+			delete(early, nextRepo)
+			nextRepo++
+			pending = append(pending, imgs...)
+			if len(pending) >= 2000 {
+				if err := flush(); err != nil {
+					cancel()
+					return err
+				}
 			}
 		}
 	}
@@ -170,11 +250,72 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 	if err := flush(); err != nil {
 		return err
 	}
+	if err := l.writeCounts(ctx); err != nil {
+		return err
+	}
 	return l.writeIndex(ctx)
 }
 
+// dropCountTriggers drops the triggers that keep the per-image, per-vulnerability and per-day
+// counts as findings are inserted (0045_findings_compact.sql), keeping their definitions: the
+// load writes the counts once at the end (writeCounts), as the triggers' upserts were half the
+// time of writing a finding.
+func (l *loader) dropCountTriggers(ctx context.Context) error {
+	return l.loadTx(ctx, func(tx *sql.Tx) error {
+		for _, name := range []string{"finding_rows_count_insert", "finding_rows_vulnerability_count_insert", "finding_rows_days_insert"} {
+			var def string
+			if err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?`, name).Scan(&def); err != nil {
+				return fmt.Errorf("trigger %s: %w", name, err)
+			}
+			if _, err := tx.ExecContext(ctx, "DROP TRIGGER "+name); err != nil {
+				return err
+			}
+			l.triggers = append(l.triggers, def)
+		}
+		return nil
+	})
+}
+
+// writeCounts writes what the dropped count triggers would have written for every finding inserted (the
+// tables are empty before the load), grouped in one pass each, and creates the triggers again
+// as they were.
+func (l *loader) writeCounts(ctx context.Context) error {
+	return l.loadTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`INSERT INTO image_finding_counts SELECT t.repository, t.image_digest, t.scan_type, count(*), sum(f.severity = X'01'),
+				sum(f.severity = X'02'), sum(f.severity = X'03'), sum(f.severity = X'04'), sum(f.severity = X'05'),
+				sum(f.severity NOT IN (X'01', X'02', X'03', X'04', X'05'))
+			FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id WHERE f.status = X'01' AND f.suppressed = 0
+			GROUP BY t.repository, t.image_digest, t.scan_type`,
+			`INSERT INTO vulnerability_finding_counts SELECT t.scan_type, x.title, v.vulnerability_id, x.aliases, count(*),
+				sum(f.severity = X'01'), sum(f.severity = X'02'), sum(f.severity = X'03'), sum(f.fix_available IN ('YES', 'PARTIAL'))
+			FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id JOIN finding_vulnerabilities v ON v.id = f.vulnerability
+				JOIN finding_facts x ON x.id = f.facts
+			WHERE f.status = X'01' AND f.suppressed = 0
+			GROUP BY t.scan_type, x.title, v.vulnerability_id, x.aliases`,
+			`INSERT INTO finding_days SELECT scan_type, day, sum(opened), sum(closed) FROM (
+				SELECT t.scan_type, f.first_observed_at / 86400000 AS day, 1 AS opened, 0 AS closed
+				FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id
+				UNION ALL
+				SELECT t.scan_type, f.updated_at / 86400000, 0, 1
+				FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id WHERE f.status = X'02')
+			GROUP BY scan_type, day`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("counts: %w", err)
+			}
+		}
+		for _, def := range l.triggers {
+			if _, err := tx.ExecContext(ctx, def); err != nil {
+				return fmt.Errorf("counts: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
 func (l *loader) write(ctx context.Context, imgs []preparedImage) error {
-	return l.db.Tx(ctx, func(tx *sql.Tx) error {
+	return l.loadTx(ctx, func(tx *sql.Tx) error {
 		stmts := map[string]*sql.Stmt{}
 		exec := func(q string, args ...any) error {
 			st := stmts[q]
@@ -273,16 +414,20 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		pushed, scanned, scanned, scanned, string(img.facts)); err != nil {
 		return err
 	}
-	for _, f := range img.findings {
+	for fi, f := range img.findings {
 		l.nextFinding++
-		// finding_rows as sqlite's upsert writes it (finding_rows.go): dictionary ids numbered
-		// here rather than looked up, blank facts until IndexFindingQueries sets them.
+		// finding_rows as sqlite's upsert writes it and IndexFindingQueries completes it
+		// (finding_rows.go, findings_index.go): dictionary ids numbered here rather than
+		// looked up, the facts and fix_available computed from the detail here, written at once.
 		prefix, key := sqlite.SplitFindingARN(f.ARN)
+		facts, fix := img.findingFacts[fi], img.fixAvailable[fi]
 		var ids [4]int64
 		for i, d := range []struct{ insert, key string }{
 			{`INSERT INTO scan_targets(id, repository, image_digest, scan_type) VALUES (?, ?, ?, ?)`, f.Repository + "\x00" + f.Digest + "\x00" + f.ScanType},
 			{`INSERT INTO finding_vulnerabilities(id, vulnerability_id) VALUES (?, ?)`, f.VulnerabilityID},
 			{`INSERT INTO finding_arn_prefixes(id, prefix) VALUES (?, ?)`, prefix},
+			// The blank facts the store's upsert writes before IndexFindingQueries sets the
+			// detail's (the row stays, as in a scanned store): ids continue from it.
 			{`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, '', '', '', '[]', '[]')`, ""},
 		} {
 			dk := [2]string{d.insert, d.key}
@@ -300,8 +445,21 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 				if err := exec(d.insert, args...); err != nil {
 					return err
 				}
+				if i == 3 {
+					l.factIDs[sqlite.FindingFacts{Aliases: "[]", Related: "[]"}], l.lastFact = id, id
+				}
 			}
 			ids[i] = id
+		}
+		factID, ok := l.factIDs[facts]
+		if !ok {
+			l.lastFact++
+			factID = l.lastFact
+			l.factIDs[facts] = factID
+			if err := exec(`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, ?, ?, ?, ?, ?)`,
+				factID, facts.Title, facts.Source, facts.VendorSeverity, facts.Aliases, facts.Related); err != nil {
+				return err
+			}
 		}
 		// The package keys by their finding_key_sets id (0053), numbered as the dictionaries.
 		var keySet sql.NullInt64
@@ -319,19 +477,14 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		}
 		if err := exec(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
 				package_keys, first_observed_at, last_observed_at, updated_at, facts, fix_available, suppressed)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'NO', 0)`,
-			ids[0], ids[1], l.nextFinding, ids[2], key, sqlite.StatusColumn(f.Status), sqlite.SeverityColumn(f.Severity), f.Score, sqlite.FingerprintColumn(f.Fingerprint),
-			keySet, f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli(),
-			ids[3]); err != nil {
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+			ids[0], ids[1], l.nextFinding, ids[2], key, sqlite.StatusColumn(f.Status), sqlite.SeverityColumn(f.Severity), f.Score,
+			sqlite.FingerprintColumn(f.Fingerprint), keySet, f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli(),
+			factID, fix); err != nil {
 			return err
 		}
-		if err := l.writeDetail(exec, l.nextFinding, f.Detail); err != nil {
+		if err := l.writeDetail(exec, l.nextFinding, img.details[fi]); err != nil {
 			return err
-		}
-		for _, q := range sqlite.IndexFindingQueries() { // the query columns (0027)
-			if err := exec(q, l.nextFinding); err != nil {
-				return err
-			}
 		}
 	}
 	if err := exec(`INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)`,
@@ -348,14 +501,9 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 // 0032_finding_texts.sql, 0046_finding_detail_layers.sql, 0049_finding_package_sets.sql): the
 // vulnerability's text, the image's facts and the package's layer once each, in finding_texts,
 // and the rest of the packages once, as a package set with its package rows (both numbered
-// here rather than looked up); the detail row holds their ids.
-func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail []byte) error {
-	p, err := sqlite.SplitDetailParts(detail, func(string) (string, bool, error) {
-		return "", false, errors.New("a generated detail of another shape")
-	})
-	if err != nil {
-		return err
-	}
+// here rather than looked up); the detail row holds their ids. The detail was split in
+// prepare (SplitDetailParts), on every core.
+func (l *loader) writeDetail(exec func(string, ...any) error, id int64, p sqlite.DetailParts) error {
 	setID, ok := l.setIDs[p.Body]
 	if !ok {
 		setID = int64(len(l.setIDs) + 1)
@@ -373,8 +521,12 @@ func (l *loader) writeDetail(exec func(string, ...any) error, id int64, detail [
 	var digest any
 	if p.Layer != "" {
 		texts, digest = append(texts, p.Layer), p.LayerDigest
-		if err := exec(sqlite.InsertFindingLayer, p.LayerDigest); err != nil {
-			return err
+		// Written once per layer: again, the insert would do nothing.
+		if !l.layers[p.LayerDigest] {
+			l.layers[p.LayerDigest] = true
+			if err := exec(sqlite.InsertFindingLayer, p.LayerDigest); err != nil {
+				return err
+			}
 		}
 	}
 	ids := []any{nil, nil, nil}
@@ -411,7 +563,7 @@ func (l *loader) keyID(exec func(string, ...any) error, k advisory.PackageKey) (
 // (inventory_packages stays empty, as new inventories leave it).
 func (l *loader) writeIndex(ctx context.Context) error {
 	slices.Sort(l.pairs)
-	if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+	if err := l.loadTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "DROP INDEX inventory_packages_inventory")
 		return err
 	}); err != nil {
@@ -420,7 +572,7 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	const chunk = 1 << 20
 	for start := 0; start < len(l.pairs); start += chunk {
 		part := l.pairs[start:min(start+chunk, len(l.pairs))]
-		if err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := l.loadTx(ctx, func(tx *sql.Tx) error {
 			st, err := tx.PrepareContext(ctx, "INSERT INTO inventory_part_keys(key_id, part_id) VALUES (?, ?)")
 			if err != nil {
 				return err
@@ -439,7 +591,7 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	l.stats.indexRows = len(l.pairs)
 	l.stats.keys = len(l.keyIDs)
 	l.pairs = nil
-	return l.db.Tx(ctx, func(tx *sql.Tx) error {
+	return l.loadTx(ctx, func(tx *sql.Tx) error {
 		// The indexes dropped for the load, as 0020_scanning.sql, 0045_findings_compact.sql and 0053_finding_rows_slim.sql define them.
 		_, err := tx.ExecContext(ctx, `CREATE INDEX inventory_packages_inventory ON inventory_packages(inventory_id);
 			CREATE INDEX finding_rows_arn ON finding_rows(coalesce(substr(arn_key, 1, 4), X''));

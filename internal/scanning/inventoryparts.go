@@ -12,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	kgzip "github.com/klauspost/compress/gzip"
-
 	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/scanning/pipeline"
@@ -101,10 +99,11 @@ func EncodeInventory(osInfo *inventory.OSInfo, pkgs []inventory.Package, history
 			h.Order = append(h.Order, i, 1)
 		}
 	}
-	zw, err := kgzip.NewWriterLevel(io.Discard, kgzip.BestSpeed)
+	zw, err := getGzipWriter()
 	if err != nil {
 		return nil, nil, err
 	}
+	defer gzipWriters.Put(zw)
 	parts := make([]store.InventoryPart, len(groups))
 	for i, g := range groups {
 		var b bytes.Buffer
@@ -118,7 +117,7 @@ func EncodeInventory(osInfo *inventory.OSInfo, pkgs []inventory.Package, history
 	}
 	var head bytes.Buffer
 	head.Write(partedMagic)
-	if err := writeGzipJSON(&head, h); err != nil {
+	if err := writeGzipJSONWith(zw, &head, h); err != nil {
 		return nil, nil, err
 	}
 	return head.Bytes(), parts, nil

@@ -494,3 +494,50 @@ func TestReevaluationLoadsFetchASharedPartOnce(t *testing.T) {
 		})
 	}
 }
+
+// A gzip writer taken again from the pool, reset after other inventories, writes the bytes a
+// new writer writes: the parts' hashes (content addresses) do not depend on the pool.
+func TestEncodeInventoryPooledWritersSameBytes(t *testing.T) {
+	fresh := func(s storedInventory) [][]byte {
+		t.Helper()
+		_, parts, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data [][]byte
+		for _, p := range parts {
+			// Each part compressed again by a writer made for it alone.
+			var b bytes.Buffer
+			rd := inventoryReader{}
+			inv, err := rd.read(p.Data, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := writeGzipJSON(&b, inv); err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, b.Bytes())
+		}
+		return data
+	}
+	for _, app := range []string{"app1", "app2", "app1"} {
+		s := partsSample(app)
+		head1, parts1, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head2, parts2, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(head1, head2) || len(parts1) != len(parts2) {
+			t.Fatalf("%s: two encodings differ", app)
+		}
+		want := fresh(s)
+		for i := range parts1 {
+			if !bytes.Equal(parts1[i].Data, parts2[i].Data) || !bytes.Equal(parts1[i].Data, want[i]) {
+				t.Errorf("%s: part %d differs from a fresh writer's", app, i)
+			}
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"io"
 	"slices"
+	"sync"
 
 	kgzip "github.com/klauspost/compress/gzip"
 
@@ -75,6 +76,30 @@ func writeGzipJSONWith(zw *kgzip.Writer, w io.Writer, v any) error {
 		return err
 	}
 	return zw.Close()
+}
+
+// gzipWriters keeps the writers EncodeInventory resets for each part: a compressor's state is
+// about a megabyte, and a scan (or the bench's loader, on every core) encodes many inventories.
+// A reset writer writes the same bytes as a new one of its level. Only a cache: no answer
+// depends on it.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, err := kgzip.NewWriterLevel(io.Discard, kgzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	return zw
+}}
+
+// getGzipWriter takes a writer of level BestSpeed from gzipWriters; put it back when done.
+func getGzipWriter() (*kgzip.Writer, error) {
+	switch v := gzipWriters.Get().(type) {
+	case *kgzip.Writer:
+		return v, nil
+	case error:
+		return nil, v
+	default:
+		return nil, fmt.Errorf("gzip writer pool: %T", v)
+	}
 }
 
 func writeGzipJSON(w io.Writer, v any) error {

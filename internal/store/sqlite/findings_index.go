@@ -1,6 +1,11 @@
 package sqlite
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+)
 
 // What ListFindings queries of a finding's detail is copied into the finding's row (its
 // vulnerability's facts, in finding_facts, and fix_available) when the detail is written, and
@@ -15,6 +20,12 @@ const findingFactsOfDetail = `coalesce(json_extract(d.detail, '$.finding.title')
 		coalesce(json_extract(d.detail, '$.finding.aliases'), '[]'),
 		coalesce(json_extract(d.detail, '$.finding.related'), '[]')`
 
+// fixAvailableOfPackages is fix_available of the vulnerable packages p of a detail.
+const fixAvailableOfPackages = `CASE
+			WHEN count(*) = 0 OR total(coalesce(json_extract(p.value, '$.fixedInVersion'), '') != '') = 0 THEN 'NO'
+			WHEN total(coalesce(json_extract(p.value, '$.fixedInVersion'), '') != '') = count(*) THEN 'YES'
+			ELSE 'PARTIAL' END`
+
 // indexFindingFacts writes the facts of finding ?1's detail into finding_facts when new.
 const indexFindingFacts = `INSERT INTO finding_facts(title, source, vendor_severity, aliases, related)
 	SELECT ` + findingFactsOfDetail + ` FROM finding_detail_view d WHERE d.finding_id = ?1
@@ -24,10 +35,7 @@ const indexFindingFacts = `INSERT INTO finding_facts(title, source, vendor_sever
 const indexFindingColumns = `UPDATE finding_rows SET
 	facts = (SELECT x.id FROM finding_detail_view d, finding_facts x WHERE d.finding_id = ?1
 		AND (x.title, x.source, x.vendor_severity, x.aliases, x.related) = (SELECT ` + findingFactsOfDetail + `)),
-	fix_available = (SELECT CASE
-			WHEN count(*) = 0 OR total(coalesce(json_extract(p.value, '$.fixedInVersion'), '') != '') = 0 THEN 'NO'
-			WHEN total(coalesce(json_extract(p.value, '$.fixedInVersion'), '') != '') = count(*) THEN 'YES'
-			ELSE 'PARTIAL' END
+	fix_available = (SELECT ` + fixAvailableOfPackages + `
 		FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?1)
 	WHERE id = ?1 AND EXISTS (SELECT 1 FROM finding_details WHERE finding_id = ?1)`
 
@@ -85,3 +93,78 @@ func indexFinding(ctx context.Context, q execer, id int64) error {
 // after writing a finding's detail; exported for loaders that fill a store directly
 // (benchmarks), which must run them too.
 func IndexFindingQueries() []string { return indexFindingQueries() }
+
+// FindingFacts are a finding's vulnerability facts as finding_facts holds them.
+type FindingFacts struct {
+	Title, Source, VendorSeverity, Aliases, Related string
+}
+
+// FindingColumnsOfDetail computes in Go what indexFindingFacts and indexFindingColumns take
+// from a stored detail in SQL (findingFactsOfDetail and the fix_available CASE): the facts and
+// fix_available (NO, YES or PARTIAL). For loaders that write finding_rows whole instead of
+// running IndexFindingQueries after each detail (benchmarks); the store's test checks it
+// against the SQL. A detail of a shape the SQL would read otherwise (a fact that is neither a
+// string nor null, a package that is not an object) is an error rather than a guess.
+func FindingColumnsOfDetail(detail []byte) (FindingFacts, string, error) {
+	var d struct {
+		Finding struct {
+			Title, Source, VendorSeverity json.RawMessage
+			Aliases, Related              json.RawMessage
+			VulnerablePackages            json.RawMessage
+		} `json:"finding"`
+	}
+	var f FindingFacts
+	if err := json.Unmarshal(detail, &d); err != nil {
+		return f, "", fmt.Errorf("finding detail: %w", err)
+	}
+	text := func(raw json.RawMessage, orElse string) (string, error) {
+		switch {
+		case len(raw) == 0 || string(raw) == "null":
+			return orElse, nil
+		case raw[0] == '"':
+			var s string
+			err := json.Unmarshal(raw, &s)
+			return s, err
+		case raw[0] == '[' || raw[0] == '{':
+			// json_extract returns a container as minified JSON, its strings as written.
+			var b bytes.Buffer
+			err := json.Compact(&b, raw)
+			return b.String(), err
+		default:
+			return "", fmt.Errorf("finding detail: a fact %s", raw)
+		}
+	}
+	var err error
+	for _, c := range []struct {
+		to     *string
+		raw    json.RawMessage
+		orElse string
+	}{
+		{&f.Title, d.Finding.Title, ""}, {&f.Source, d.Finding.Source, ""}, {&f.VendorSeverity, d.Finding.VendorSeverity, ""},
+		{&f.Aliases, d.Finding.Aliases, "[]"}, {&f.Related, d.Finding.Related, "[]"},
+	} {
+		if *c.to, err = text(c.raw, c.orElse); err != nil {
+			return f, "", err
+		}
+	}
+	var pkgs []map[string]json.RawMessage
+	if len(d.Finding.VulnerablePackages) > 0 && string(d.Finding.VulnerablePackages) != "null" {
+		if err := json.Unmarshal(d.Finding.VulnerablePackages, &pkgs); err != nil {
+			return f, "", fmt.Errorf("finding detail: vulnerable packages: %w", err)
+		}
+	}
+	fixed := 0
+	for _, p := range pkgs {
+		if v, ok := p["fixedInVersion"]; ok && string(v) != "null" && string(v) != `""` {
+			fixed++
+		}
+	}
+	switch {
+	case fixed == 0:
+		return f, "NO", nil
+	case fixed == len(pkgs):
+		return f, "YES", nil
+	default:
+		return f, "PARTIAL", nil
+	}
+}

@@ -1,0 +1,52 @@
+package sqlite
+
+import (
+	"database/sql"
+	"testing"
+)
+
+// FindingColumnsOfDetail must give what the store's SQL takes from the same detail
+// (findingFactsOfDetail and indexFindingColumns' fix_available), or the bench's loader writes
+// another store than the scanner would.
+func TestFindingColumnsOfDetailMatchesSQL(t *testing.T) {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const fixSQL = `SELECT ` + fixAvailableOfPackages + `
+		FROM (SELECT ?1 AS detail) d, json_each(d.detail, '$.finding.vulnerablePackages') p`
+	for _, tc := range []struct{ name, detail string }{
+		{"full", `{"finding":{"title":"CVE-1 in a \"pkg\" <x> & \u00e9","source":"NVD","vendorSeverity":"HIGH",
+			"aliases":["GHSA-1", "CVE-1"],"related":["a\u003cb"],
+			"vulnerablePackages":[{"name":"a","fixedInVersion":"1.2"},{"name":"b","fixedInVersion":"2"}]}}`},
+		{"partial fix", `{"finding":{"title":"t","vulnerablePackages":[{"name":"a","fixedInVersion":"1.2"},{"name":"b","fixedInVersion":""}]}}`},
+		{"no fix", `{"finding":{"title":"t","vulnerablePackages":[{"name":"a"},{"name":"b","fixedInVersion":null}]}}`},
+		{"no packages", `{"finding":{"title":"t","vulnerablePackages":[]}}`},
+		{"packages absent, facts null", `{"finding":{"title":null,"aliases":null}}`},
+		{"nothing", `{}`},
+		{"empty arrays", `{"finding":{"aliases":[],"related":[ ]}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var want FindingFacts
+			var wantFix string
+			if err := db.QueryRow(`SELECT `+findingFactsOfDetail+` FROM (SELECT ?1 AS detail) d`, tc.detail).
+				Scan(&want.Title, &want.Source, &want.VendorSeverity, &want.Aliases, &want.Related); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.QueryRow(fixSQL, tc.detail).Scan(&wantFix); err != nil {
+				t.Fatal(err)
+			}
+			got, gotFix, err := FindingColumnsOfDetail([]byte(tc.detail))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want || gotFix != wantFix {
+				t.Errorf("Go %+v %s, SQL %+v %s", got, gotFix, want, wantFix)
+			}
+		})
+	}
+	if _, _, err := FindingColumnsOfDetail([]byte(`{"finding":{"title":3}}`)); err == nil {
+		t.Error("a number as title: no error")
+	}
+}
