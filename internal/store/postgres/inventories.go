@@ -196,9 +196,9 @@ func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []st
 	for chunk := range slices.Chunk(keys, keyChunk) {
 		exactEco, exactName, bareEco, bareName := splitKeys(chunk)
 		refs, err := db.inventoryRefs(ctx, `s.scan_type = $1 AND s.inventory_id IN (SELECT ip.inventory_id FROM inventory_packages ip
-				WHERE ip.key_id IN (`+keyIDsOf+`)
+				WHERE ip.key_id IN (`+keyIDsOf(2)+`)
 				UNION SELECT l.inventory_id FROM inventory_parts p JOIN inventory_part_links l ON l.part_id = p.id
-				WHERE p.key_ids && ARRAY(SELECT id::int4 FROM (`+keyIDsOf+`) k))`,
+				WHERE p.key_ids && ARRAY(SELECT id::int4 FROM (`+keyIDsOf(2)+`) k))`,
 			scanType, exactEco, exactName, bareEco, bareName)
 		if err != nil {
 			return nil, fmt.Errorf("inventories holding packages: %w", err)
@@ -208,13 +208,16 @@ func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []st
 	return out, nil
 }
 
-// keyIDsOf selects the ids of the package keys $2, $3 (exact: ecosystem and name) and $4, $5
-// (bare ecosystems). A key of a bare ecosystem ("Debian") also names the package in each of
-// its releases ("Debian:12"), as its advisories apply to them all.
-const keyIDsOf = `SELECT pk.id FROM package_keys pk JOIN unnest($2::text[], $3::text[]) AS k(e, n) ON pk.ecosystem = k.e AND pk.name = k.n
+// keyIDsOf selects the ids of the package keys given as four text arrays from parameter
+// $first on: exact keys (ecosystem, name) and keys of bare ecosystems (ecosystem, name). A key
+// of a bare ecosystem ("Debian") also names the package in each of its releases ("Debian:12"),
+// as its advisories apply to them all.
+func keyIDsOf(first int) string {
+	return fmt.Sprintf(`SELECT pk.id FROM package_keys pk JOIN unnest($%d::text[], $%d::text[]) AS k(e, n) ON pk.ecosystem = k.e AND pk.name = k.n
 	UNION
-	SELECT pk.id FROM package_keys pk JOIN unnest($4::text[], $5::text[]) AS k(e, n) ON pk.name = k.n
-		AND (pk.ecosystem = k.e OR (pk.ecosystem >= k.e || ':' AND pk.ecosystem < k.e || ';'))`
+	SELECT pk.id FROM package_keys pk JOIN unnest($%d::text[], $%d::text[]) AS k(e, n) ON pk.name = k.n
+		AND (pk.ecosystem = k.e OR (pk.ecosystem >= k.e || ':' AND pk.ecosystem < k.e || ';'))`, first, first+1, first+2, first+3)
+}
 
 // splitKeys splits keys into those of a release ("Debian:12") and those of a bare ecosystem.
 func splitKeys(keys []store.PackageKey) (exactEco, exactName, bareEco, bareName []string) {
@@ -241,9 +244,8 @@ func (db *DB) InventoryPartsHolding(ctx context.Context, keys []store.PackageKey
 	}
 	for chunk := range slices.Chunk(keys, keyChunk) {
 		exactEco, exactName, bareEco, bareName := splitKeys(chunk)
-		// $1 is unused: keyIDsOf numbers its arguments from $2.
-		got, err := queryAll(ctx, db.pool, scan, `SELECT hash FROM inventory_parts WHERE $1::int4 = 0
-			AND key_ids && ARRAY(SELECT id::int4 FROM (`+keyIDsOf+`) k)`, 0, exactEco, exactName, bareEco, bareName)
+		got, err := queryAll(ctx, db.pool, scan, `SELECT hash FROM inventory_parts
+			WHERE key_ids && ARRAY(SELECT id::int4 FROM (`+keyIDsOf(1)+`) k)`, exactEco, exactName, bareEco, bareName)
 		if err != nil {
 			return nil, fmt.Errorf("inventory parts holding packages: %w", err)
 		}
