@@ -31,7 +31,7 @@ type preparedImage struct {
 	parts     []store.InventoryPart // its parts, shared with the images holding the same layers
 	facts     []byte                // the image facts of its scan state
 	findings  []store.Finding
-	// Per finding, what IndexFindingQueries would take from its detail (computed here, on
+	// Per finding, what the store's indexFinding would take from its detail (computed here, on
 	// every core, rather than by SQL in the write path).
 	findingFacts []sqlite.FindingFacts
 	fixAvailable []string
@@ -416,7 +416,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	}
 	for fi, f := range img.findings {
 		l.nextFinding++
-		// finding_rows as sqlite's upsert writes it and IndexFindingQueries completes it
+		// finding_rows as sqlite's upsert writes it and its indexFinding completes it
 		// (finding_rows.go, findings_index.go): dictionary ids numbered here rather than
 		// looked up, the facts and fix_available computed from the detail here, written at once.
 		prefix, key := sqlite.SplitFindingARN(f.ARN)
@@ -426,7 +426,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			{`INSERT INTO scan_targets(id, repository, image_digest, scan_type) VALUES (?, ?, ?, ?)`, f.Repository + "\x00" + f.Digest + "\x00" + f.ScanType},
 			{`INSERT INTO finding_vulnerabilities(id, vulnerability_id) VALUES (?, ?)`, f.VulnerabilityID},
 			{`INSERT INTO finding_arn_prefixes(id, prefix) VALUES (?, ?)`, prefix},
-			// The blank facts the store's upsert writes before IndexFindingQueries sets the
+			// The blank facts the store's upsert writes before its indexFinding sets the
 			// detail's (the row stays, as in a scanned store): ids continue from it.
 			{`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, '', '', '', '[]', '[]')`, ""},
 		} {

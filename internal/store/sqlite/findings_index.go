@@ -89,11 +89,6 @@ func indexFinding(ctx context.Context, q execer, id int64) error {
 	return nil
 }
 
-// IndexFindingQueries are the statements the scanning writers run, each with the finding's id,
-// after writing a finding's detail; exported for loaders that fill a store directly
-// (benchmarks), which must run them too.
-func IndexFindingQueries() []string { return indexFindingQueries() }
-
 // FindingFacts are a finding's vulnerability facts as finding_facts holds them.
 type FindingFacts struct {
 	Title, Source, VendorSeverity, Aliases, Related string
@@ -102,7 +97,7 @@ type FindingFacts struct {
 // FindingColumnsOfDetail computes in Go what indexFindingFacts and indexFindingColumns take
 // from a stored detail in SQL (findingFactsOfDetail and the fix_available CASE): the facts and
 // fix_available (NO, YES or PARTIAL). For loaders that write finding_rows whole instead of
-// running IndexFindingQueries after each detail (benchmarks); the store's test checks it
+// running indexFinding's statements after each detail (benchmarks); the store's test checks it
 // against the SQL. A detail of a shape the SQL would read otherwise (a fact that is neither a
 // string nor null, a package that is not an object) is an error rather than a guess.
 func FindingColumnsOfDetail(detail []byte) (FindingFacts, string, error) {
