@@ -47,7 +47,7 @@ func (s *setupResult) fill(dir string) error {
 
 // setupFormat changes whenever the generator or the loader changes what a setup writes, so
 // that a cached store of an older format is not reused.
-const setupFormat = 15
+const setupFormat = 16
 
 func flagsKey(cfg config) string {
 	g := cfg.gen
@@ -143,7 +143,7 @@ func copyFile(from, to, measured string) error {
 }
 
 func printStats(w io.Writer, st map[string]float64) {
-	fmt.Fprintf(w, "store: %.0f images in %.0f repositories, %.0f packages (%.0f per image), %.0f package keys, %.0f index rows, %.0f findings (%.1f per image), inventories %.1f MiB gzip'd (headers and %.0f distinct parts)\n",
+	fmt.Fprintf(w, "store: %.0f images in %.0f repositories, %.0f packages (%.0f per image), %.0f package keys, %.0f index rows, %.0f findings (%.1f per image), inventories %.1f MiB compressed (headers and %.0f distinct parts)\n",
 		st["images"], st["repos"], st["packages"], st["packages"]/st["images"], st["keys"], st["indexRows"], st["findings"], st["findings"]/st["images"], st["inventoryMiB"], st["inventoryParts"])
 }
 
