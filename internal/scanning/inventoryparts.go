@@ -19,12 +19,15 @@ import (
 )
 
 // An image inventory is stored in parts, one per layer: the packages of the image that layer
-// added, in inventory order, as one gzip'd JSON stream ({"packages":[...]}). A part is kept
-// once by its SHA-256 however many images hold it, so the images built on one base share the
-// base's packages. The image's row keeps a header: the OS, history and skipped entries, the
-// parts by hash with a mask of the key buckets each fills (so a read for some keys fetches
-// only the parts that can hold them), and the inventory's order as runs over the parts, so
-// the packages come back in exactly the order the scan stored them (matching depends on it).
+// added, in inventory order, without their layer, as one zstd frame of JSON
+// ({"packages":[...]}, partcodec.go; parts written before are gzip'd and name the layer in
+// every package). A part is kept once by its SHA-256 however many images hold it, so the
+// images built on one base share the base's packages, and rebuilds whose layers add the same
+// packages share those. The image's row keeps a header: the OS, history and skipped entries,
+// the parts by hash with the layer that added each and a mask of the key buckets each fills
+// (so a read for some keys fetches only the parts that can hold them), and the inventory's
+// order as runs over the parts, so the packages come back in exactly the order the scan
+// stored them (matching depends on it).
 //
 // A part is not bucketed inside as whole inventories were (encodeBucketed): sixteen gzip
 // members per part made the parts of 2,000 generated images (bench/continuous) 23.4 MB
