@@ -12,7 +12,8 @@ import (
 // (2.2 million key-part pairs): 2^10 ids a chunk take 1.41 bytes a pair, 2^9 1.52, 2^11 1.32
 // but 2^12 1.44 again, as a blob past about 1,000 bytes (a key in a third of a chunk's parts)
 // spills from the B-tree cell to an overflow page of its own, mostly empty. 2^10 ids take at
-// most about 1,000 bytes however dense the key: no row spills.
+// most about 1,000 bytes however dense the key: no row spills. Stored rows are chunked by it
+// (0054 converts with 10): changing it takes a migration rewriting them.
 const PartChunkBits = 10
 
 // PartChunk is the chunk of a part id.
