@@ -63,7 +63,7 @@ type loader struct {
 	textIDs     map[string]int64    // finding_texts
 	setIDs      map[string]int64    // finding_package_sets
 	dictIDs     map[[2]string]int64 // finding_rows' dictionaries (0045): table and key -> id
-	pairs       []uint64            // key id << 32 | part id (inventory_part_keys, 0051)
+	pairs       []uint64            // key id << 32 | part id (inventory_key_postings, 0054)
 	partIDs     map[string]int64    // inventory_parts (0050): hash -> id
 	factIDs     map[sqlite.FindingFacts]int64
 	layers      map[string]bool // finding_layers written
@@ -558,9 +558,10 @@ func (l *loader) keyID(exec func(string, ...any) error, k advisory.PackageKey) (
 }
 
 // writeIndex writes the inverted index from packages to inventory parts in key order (appending
-// to the B-tree instead of inserting all over it) and builds its second index afterwards, as
-// CREATE INDEX does it in one sorted pass. The result is the schema of 0051_inventory_part_keys.sql
-// (inventory_packages stays empty, as new inventories leave it).
+// to the B-tree instead of inserting all over it), a key's parts of a chunk in one posting row
+// as linkPartsTx leaves them, and builds the second index of inventory_packages afterwards, as
+// CREATE INDEX does it in one sorted pass. The result is the schema of
+// 0054_inventory_key_postings.sql (inventory_packages stays empty, as new inventories leave it).
 func (l *loader) writeIndex(ctx context.Context) error {
 	slices.Sort(l.pairs)
 	if err := l.loadTx(ctx, func(tx *sql.Tx) error {
@@ -569,17 +570,29 @@ func (l *loader) writeIndex(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	const chunk = 1 << 20
-	for start := 0; start < len(l.pairs); start += chunk {
-		part := l.pairs[start:min(start+chunk, len(l.pairs))]
+	const batch = 1 << 20 // pairs a transaction, about
+	var ids []int64
+	for start := 0; start < len(l.pairs); {
+		end := min(start+batch, len(l.pairs))
 		if err := l.loadTx(ctx, func(tx *sql.Tx) error {
-			st, err := tx.PrepareContext(ctx, "INSERT INTO inventory_part_keys(key_id, part_id) VALUES (?, ?)")
+			st, err := tx.PrepareContext(ctx, "INSERT INTO inventory_key_postings(key_id, chunk, part_ids) VALUES (?, ?, ?)")
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			for _, p := range part {
-				if _, err := st.ExecContext(ctx, int64(p>>32), int64(p&0xffffffff)); err != nil {
+			for start < end {
+				// The pairs of one key and chunk, past end if need be: a row is written whole.
+				key, chunk := int64(l.pairs[start]>>32), store.PartChunk(int64(l.pairs[start]&0xffffffff))
+				ids = ids[:0]
+				for ; start < len(l.pairs); start++ {
+					p := l.pairs[start]
+					id := int64(p & 0xffffffff)
+					if int64(p>>32) != key || store.PartChunk(id) != chunk {
+						break
+					}
+					ids = append(ids, id)
+				}
+				if _, err := st.ExecContext(ctx, key, chunk, store.EncodePartIDs(chunk, ids)); err != nil {
 					return err
 				}
 			}

@@ -153,7 +153,7 @@ func NotCopied() map[string]string {
 		"finding_key_sets":             "SQLite-only dictionary of finding_rows (package key lists, 0053), copied through the findings view",
 		"finding_layers":               "each engine's dictionary of the layers of finding packages (SQLite 0047, PostgreSQL 0043), filled through the finding_packages and finding_details views",
 		"finding_package_sets":         "each engine's shared packages parts of finding details (SQLite 0049, PostgreSQL 0043), copied through finding_details.detail and written through PostgreSQL's finding_details view",
-		"inventory_part_keys":          "SQLite-only index of inventory_parts.key_ids (0051); PostgreSQL indexes the copied key_ids column itself (GIN, 0046)",
+		"inventory_key_postings":       "SQLite-only index of inventory_parts.key_ids (0051, posting lists since 0054); PostgreSQL indexes the copied key_ids column itself (GIN, 0046)",
 		"finding_set_packages":         "each engine's package rows of finding_package_sets (SQLite 0049, PostgreSQL 0043), copied through and written through the finding_packages views",
 	}
 }

@@ -2,13 +2,16 @@ package sqlite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -909,7 +912,7 @@ func (db *DB) PutLayerInventory(ctx context.Context, layerDigest, mode, fingerpr
 
 // PutImageInventory stores an image's merged inventory (its header, and its parts, kept once
 // however many inventories hold them) and indexes its package keys, returning its id: the keys
-// of its parts through the parts (inventory_part_keys, once per part), any other key in
+// of its parts through the parts (inventory_key_postings, once per part), any other key in
 // inventory_packages. An existing inventory for the digest and mode is replaced, and the parts
 // only it held deleted.
 func (db *DB) PutImageInventory(ctx context.Context, digest, mode, fingerprint string, os string, keys []store.PackageKey, packages int, inventory []byte, parts []store.InventoryPart) (int64, error) {
@@ -972,11 +975,6 @@ func linkPartsTx(ctx context.Context, tx *sql.Tx, getKey *sql.Stmt, inventoryID 
 		return err
 	}
 	defer setKeys.Close()
-	indexKey, err := tx.PrepareContext(ctx, "INSERT INTO inventory_part_keys(key_id, part_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
-	if err != nil {
-		return err
-	}
-	defer indexKey.Close()
 	link, err := tx.PrepareContext(ctx, "INSERT INTO inventory_part_links(inventory_id, part_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
 	if err != nil {
 		return err
@@ -994,6 +992,8 @@ func linkPartsTx(ctx context.Context, tx *sql.Tx, getKey *sql.Stmt, inventoryID 
 		slices.Sort(ids)
 		return slices.Compact(ids), nil
 	}
+	// The keys of the parts stored or keyed now, added to each posting row once at the end.
+	index := map[posting][]int64{}
 	for _, p := range parts {
 		var partID int64
 		var unkeyed bool
@@ -1018,12 +1018,81 @@ func linkPartsTx(ctx context.Context, tx *sql.Tx, getKey *sql.Stmt, inventoryID 
 			}
 		}
 		for _, k := range ids {
-			if _, err := indexKey.ExecContext(ctx, k, partID); err != nil {
-				return fmt.Errorf("index inventory part keys: %w", err)
-			}
+			at := posting{key: k, chunk: store.PartChunk(partID)}
+			index[at] = append(index[at], partID)
 		}
 		if _, err := link.ExecContext(ctx, inventoryID, partID); err != nil {
 			return fmt.Errorf("link inventory part: %w", err)
+		}
+	}
+	if err := editPostingsTx(ctx, tx, index, false); err != nil {
+		return fmt.Errorf("index inventory part keys: %w", err)
+	}
+	return nil
+}
+
+// posting names a row of inventory_key_postings (0054): a package key's parts in one chunk.
+type posting struct{ key, chunk int64 }
+
+// editPostingsTx adds part ids to the key postings (or removes them, deleting a row left
+// empty), reading, changing and rewriting each row once. A part id to remove that a row lacks
+// is no error: the row is as wanted.
+func editPostingsTx(ctx context.Context, tx *sql.Tx, edits map[posting][]int64, remove bool) error {
+	if len(edits) == 0 {
+		return nil
+	}
+	get, err := tx.PrepareContext(ctx, "SELECT part_ids FROM inventory_key_postings WHERE key_id = ? AND chunk = ?")
+	if err != nil {
+		return err
+	}
+	defer get.Close()
+	put, err := tx.PrepareContext(ctx, `INSERT INTO inventory_key_postings(key_id, chunk, part_ids) VALUES (?, ?, ?)
+		ON CONFLICT(key_id, chunk) DO UPDATE SET part_ids = excluded.part_ids`)
+	if err != nil {
+		return err
+	}
+	defer put.Close()
+	del, err := tx.PrepareContext(ctx, "DELETE FROM inventory_key_postings WHERE key_id = ? AND chunk = ?")
+	if err != nil {
+		return err
+	}
+	defer del.Close()
+	// In key order, as the rows are: neighbouring rows share B-tree pages.
+	at := slices.SortedFunc(maps.Keys(edits), func(a, b posting) int {
+		return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.chunk, b.chunk))
+	})
+	var ids []int64
+	for _, p := range at {
+		var blob []byte
+		ids = ids[:0]
+		switch err := get.QueryRowContext(ctx, p.key, p.chunk).Scan(&blob); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			if ids, err = store.DecodePartIDs(ids, p.chunk, blob); err != nil {
+				return fmt.Errorf("package key %d: %w", p.key, err)
+			}
+		}
+		n := len(ids)
+		if remove {
+			ids = slices.DeleteFunc(ids, func(id int64) bool { return slices.Contains(edits[p], id) })
+		} else {
+			ids = append(ids, edits[p]...)
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
+		}
+		switch {
+		case len(ids) == n && (remove || blob != nil):
+			// Nothing removed, or nothing new: the row stays as it is.
+		case len(ids) == 0:
+			if _, err := del.ExecContext(ctx, p.key, p.chunk); err != nil {
+				return err
+			}
+		default:
+			if _, err := put.ExecContext(ctx, p.key, p.chunk, store.EncodePartIDs(p.chunk, ids)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -1055,6 +1124,7 @@ func dropOrphanPartsTx(ctx context.Context, tx *sql.Tx, parts []int64) (int64, e
 		keys     []byte
 	}
 	var total int64
+	unindex := map[posting][]int64{}
 	for chunk := range chunks(parts, 200) {
 		rows, err := queryAll(ctx, tx, func(r rowScanner) (gone, error) {
 			var g gone
@@ -1070,13 +1140,14 @@ func dropOrphanPartsTx(ctx context.Context, tx *sql.Tx, parts []int64) (int64, e
 			if err != nil {
 				return 0, fmt.Errorf("inventory part %d: %w", g.id, err)
 			}
-			for chunk := range chunks(ids, 200) {
-				if _, err := tx.ExecContext(ctx, "DELETE FROM inventory_part_keys WHERE part_id = ? AND key_id IN ("+placeholders(len(chunk))+")",
-					append([]any{g.id}, toAny(chunk)...)...); err != nil {
-					return 0, fmt.Errorf("delete inventory part keys: %w", err)
-				}
+			for _, k := range ids {
+				at := posting{key: k, chunk: store.PartChunk(g.id)}
+				unindex[at] = append(unindex[at], g.id)
 			}
 		}
+	}
+	if err := editPostingsTx(ctx, tx, unindex, true); err != nil {
+		return 0, fmt.Errorf("delete inventory part keys: %w", err)
 	}
 	return total, nil
 }
@@ -1140,26 +1211,90 @@ func (db *DB) InventoryParts(ctx context.Context, hashes [][]byte) ([][]byte, er
 
 // InventoriesHolding returns the repository images, scanned with scanType, whose inventory
 // holds any of keys: the candidates for re-evaluation when those packages' advisories change.
-// An inventory holds a key through one of its parts (inventory_part_keys) or, written before
+// An inventory holds a key through one of its parts (inventory_key_postings) or, written before
 // 0051, its own index rows (inventory_packages).
 func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []store.PackageKey) ([]store.InventoryRef, error) {
 	if keys == nil {
-		return db.inventoryRefs(ctx, "s.inventory_id IS NOT NULL AND s.scan_type = ?", scanType)
+		return inventoryRefs(ctx, db.read, "s.inventory_id IS NOT NULL AND s.scan_type = ?", scanType)
 	}
 	var out []store.InventoryRef
-	for chunk := range chunks(keys, 200) {
-		cond, args := keyCond(chunk)
-		refs, err := db.inventoryRefs(ctx, `s.inventory_id IN (SELECT ip.inventory_id FROM inventory_packages ip
-				WHERE ip.key_id IN (SELECT id FROM package_keys WHERE `+cond+`)
-				UNION SELECT l.inventory_id FROM inventory_part_keys pk JOIN inventory_part_links l ON l.part_id = pk.part_id
-				WHERE pk.key_id IN (SELECT id FROM package_keys WHERE `+cond+`))
-			AND s.scan_type = ?`, append(append(args, args...), scanType)...)
-		if err != nil {
-			return nil, fmt.Errorf("inventories holding packages: %w", err)
+	// One snapshot: the parts found through the postings are those the links name.
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		keyIDs, err := packageKeyIDs(ctx, tx, keys)
+		if err != nil || len(keyIDs) == 0 {
+			return err
 		}
-		out = append(out, refs...)
+		parts, err := partsWithKeys(ctx, tx, keyIDs)
+		if err != nil {
+			return err
+		}
+		out, err = inventoryRefs(ctx, tx, `s.inventory_id IN (SELECT inventory_id FROM inventory_packages WHERE key_id IN (SELECT value FROM json_each(?))
+				UNION SELECT inventory_id FROM inventory_part_links WHERE part_id IN (SELECT value FROM json_each(?)))
+			AND s.scan_type = ?`, jsonInts(keyIDs), jsonInts(parts), scanType)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inventories holding packages: %w", err)
 	}
 	return out, nil
+}
+
+// packageKeyIDs returns the ids of the package_keys rows of keys (keyCond), sorted.
+func packageKeyIDs(ctx context.Context, q querier, keys []store.PackageKey) ([]int64, error) {
+	var ids []int64
+	for chunk := range chunks(keys, 200) {
+		cond, args := keyCond(chunk)
+		got, err := queryAll(ctx, q, func(r rowScanner) (int64, error) {
+			var id int64
+			return id, r.Scan(&id)
+		}, "SELECT id FROM package_keys WHERE "+cond, args...)
+		if err != nil {
+			return nil, fmt.Errorf("package keys: %w", err)
+		}
+		ids = append(ids, got...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// partsWithKeys returns the ids of the inventory parts whose keys hold one of keyIDs, sorted,
+// from their posting lists; a list that does not decode is an error, not a part less.
+func partsWithKeys(ctx context.Context, q querier, keyIDs []int64) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, "SELECT key_id, chunk, part_ids FROM inventory_key_postings WHERE key_id IN (SELECT value FROM json_each(?))",
+		jsonInts(keyIDs))
+	if err != nil {
+		return nil, fmt.Errorf("inventory key postings: %w", err)
+	}
+	defer rows.Close()
+	var parts []int64
+	for rows.Next() {
+		var key, chunk int64
+		var blob []byte
+		if err := rows.Scan(&key, &chunk, &blob); err != nil {
+			return nil, fmt.Errorf("inventory key postings: %w", err)
+		}
+		if parts, err = store.DecodePartIDs(parts, chunk, blob); err != nil {
+			return nil, fmt.Errorf("package key %d: %w", key, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inventory key postings: %w", err)
+	}
+	slices.Sort(parts)
+	return slices.Compact(parts), nil
+}
+
+// jsonInts is ids as a JSON array, for json_each: one parameter however many ids.
+func jsonInts(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
 }
 
 // keyCond selects the package_keys rows of keys.
@@ -1187,24 +1322,32 @@ func (db *DB) InventoryPartsHolding(ctx context.Context, keys []store.PackageKey
 		var h []byte
 		return h, r.Scan(&h)
 	}
-	out, err := queryAll(ctx, db.read, scan, "SELECT hash FROM inventory_parts WHERE key_ids IS NULL")
+	var out [][]byte
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if out, err = queryAll(ctx, tx, scan, "SELECT hash FROM inventory_parts WHERE key_ids IS NULL"); err != nil {
+			return err
+		}
+		keyIDs, err := packageKeyIDs(ctx, tx, keys)
+		if err != nil || len(keyIDs) == 0 {
+			return err
+		}
+		parts, err := partsWithKeys(ctx, tx, keyIDs)
+		if err != nil || len(parts) == 0 {
+			return err
+		}
+		got, err := queryAll(ctx, tx, scan, "SELECT hash FROM inventory_parts WHERE id IN (SELECT value FROM json_each(?))", jsonInts(parts))
+		out = append(out, got...)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("inventory parts holding packages: %w", err)
-	}
-	for chunk := range chunks(keys, 200) {
-		cond, args := keyCond(chunk)
-		got, err := queryAll(ctx, db.read, scan, `SELECT hash FROM inventory_parts WHERE id IN (SELECT pk.part_id FROM inventory_part_keys pk
-			WHERE pk.key_id IN (SELECT id FROM package_keys WHERE `+cond+`))`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("inventory parts holding packages: %w", err)
-		}
-		out = append(out, got...)
 	}
 	return out, nil
 }
 
-func (db *DB) inventoryRefs(ctx context.Context, where string, args ...any) ([]store.InventoryRef, error) {
-	return queryAll(ctx, db.read, func(row rowScanner) (store.InventoryRef, error) {
+func inventoryRefs(ctx context.Context, q querier, where string, args ...any) ([]store.InventoryRef, error) {
+	return queryAll(ctx, q, func(row rowScanner) (store.InventoryRef, error) {
 		var r store.InventoryRef
 		var pushed, pulled int64
 		err := row.Scan(&r.Repository, &r.Digest, &r.InventoryID, &pushed, &pulled, &r.ScanOnPush)
