@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/suppression"
 )
 
 // rowsAsText reads every row of query, each value with its Go type (int64, float64, string,
@@ -295,4 +297,62 @@ func TestFixAvailableCoded(t *testing.T) {
 			t.Errorf("fix_available %#v read back as %q stored as %s, want %q as %s", c.write, got, typ, c.read, c.typeName)
 		}
 	}
+}
+
+// TestSuppressionMovesUpdatedAt: a suppression rule moves the updatedAt of the ACTIVE findings it
+// changes to the time of the change (never back), and of no other, now that finding_rows keeps
+// it as milliseconds after firstObservedAt (0055): firstObservedAt stays.
+func TestSuppressionMovesUpdatedAt(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	db.SetFindingContext(FindingContext{Account: testOrigin.Account, Region: testOrigin.Region})
+	first := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	repo, dgst := "prod/app", fakeDigest("1")
+	m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+	if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	finding := func(id, status string) store.Finding {
+		return store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: id, ARN: "arn:" + id,
+			Status: status, Severity: "HIGH", Score: 7.5, Fingerprint: "fp", Detail: []byte(`{"n":1}`),
+			FirstObservedAt: first, LastObservedAt: first.Add(time.Hour), UpdatedAt: first.Add(time.Hour)}
+	}
+	if err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced}},
+		func(store.ScanState) (store.ScanUpdate, error) {
+			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: first},
+				Findings: []store.Finding{finding("CVE-A", "ACTIVE"), finding("CVE-B", "CLOSED")}}, nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, wantA time.Time) {
+		t.Helper()
+		fs, err := db.Findings(ctx, repo, dgst, policy.ScanTypeEnhanced)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]time.Time{"CVE-A": wantA, "CVE-B": first.Add(time.Hour)}
+		if len(fs) != 2 {
+			t.Fatalf("%s: %d findings", when, len(fs))
+		}
+		for _, f := range fs {
+			if !f.UpdatedAt.Equal(want[f.VulnerabilityID]) || !f.FirstObservedAt.Equal(first) || !f.LastObservedAt.Equal(first.Add(time.Hour)) {
+				t.Errorf("%s: %s first %s last %s updated %s, want updated %s", when, f.VulnerabilityID, f.FirstObservedAt, f.LastObservedAt,
+					f.UpdatedAt, want[f.VulnerabilityID])
+			}
+		}
+	}
+	rule := suppression.Rule{ARN: "arn:aws:inspector2:us-east-1:123456789012:owner/123456789012/filter/a", Name: "all", Action: suppression.Suppress,
+		Criteria: findings.Criteria{Strings: map[findings.Field][]findings.StringFilter{
+			findings.VulnerabilityID: {{Comparison: findings.Prefix, Value: "CVE-"}},
+		}}, Owner: testOrigin.Account, CreatedAt: first, UpdatedAt: first}
+	db.SetClock(func() time.Time { return first.Add(3 * time.Hour) })
+	if err := db.CreateFilter(ctx, rule, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("suppressed", first.Add(3*time.Hour))
+	db.SetClock(func() time.Time { return first.Add(2 * time.Hour) }) // a clock stepped back
+	if _, err := db.DeleteFilter(ctx, rule.ARN, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("unsuppressed", first.Add(3*time.Hour))
 }
