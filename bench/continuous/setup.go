@@ -143,7 +143,7 @@ func copyFile(from, to, measured string) error {
 }
 
 func printStats(w io.Writer, st map[string]float64) {
-	fmt.Fprintf(w, "store: %.0f images in %.0f repositories, %.0f packages (%.0f per image), %.0f package keys, %.0f index rows, %.0f findings (%.1f per image), inventories %.1f MiB gzip'd (headers and %.0f distinct parts)\n",
+	fmt.Fprintf(w, "store: %.0f images in %.0f repositories, %.0f packages (%.0f per image), %.0f package keys, %.0f index rows, %.0f findings (%.1f per image), inventories %.1f MiB compressed (headers and %.0f distinct parts)\n",
 		st["images"], st["repos"], st["packages"], st["packages"]/st["images"], st["keys"], st["indexRows"], st["findings"], st["findings"]/st["images"], st["inventoryMiB"], st["inventoryParts"])
 }
 

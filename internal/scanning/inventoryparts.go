@@ -19,12 +19,15 @@ import (
 )
 
 // An image inventory is stored in parts, one per layer: the packages of the image that layer
-// added, in inventory order, as one gzip'd JSON stream ({"packages":[...]}). A part is kept
-// once by its SHA-256 however many images hold it, so the images built on one base share the
-// base's packages. The image's row keeps a header: the OS, history and skipped entries, the
-// parts by hash with a mask of the key buckets each fills (so a read for some keys fetches
-// only the parts that can hold them), and the inventory's order as runs over the parts, so
-// the packages come back in exactly the order the scan stored them (matching depends on it).
+// added, in inventory order, without their layer, as one zstd frame of JSON
+// ({"packages":[...]}, partcodec.go; parts written before are gzip'd and name the layer in
+// every package). A part is kept once by its SHA-256 however many images hold it, so the
+// images built on one base share the base's packages, and rebuilds whose layers add the same
+// packages share those. The image's row keeps a header: the OS, history and skipped entries,
+// the parts by hash with the layer that added each and a mask of the key buckets each fills
+// (so a read for some keys fetches only the parts that can hold them), and the inventory's
+// order as runs over the parts, so the packages come back in exactly the order the scan
+// stored them (matching depends on it).
 //
 // A part is not bucketed inside as whole inventories were (encodeBucketed): sixteen gzip
 // members per part made the parts of 2,000 generated images (bench/continuous) 23.4 MB
@@ -68,6 +71,10 @@ type partedHeader struct {
 type partRef struct {
 	Hash     []byte `json:"hash"` // SHA-256 of the part as stored
 	Packages int    `json:"packages"`
+	// Layer is the layer that added the part's packages to this image, which the part's
+	// packages then leave out. Empty in headers written before: their parts name it in every
+	// package.
+	Layer string `json:"layer,omitempty"`
 	// Buckets has bit b set when the part holds packages of keys of bucket b (partBucketOfName).
 	Buckets uint32 `json:"buckets"`
 }
@@ -104,16 +111,30 @@ func EncodeInventory(osInfo *inventory.OSInfo, pkgs []inventory.Package, history
 		return nil, nil, err
 	}
 	defer gzipWriters.Put(zw)
-	parts := make([]store.InventoryPart, len(groups))
+	parts := make([]store.InventoryPart, 0, len(groups))
+	stored := map[[sha256.Size]byte]bool{}
+	var js bytes.Buffer
 	for i, g := range groups {
-		var b bytes.Buffer
-		if err := writeGzipJSONWith(zw, &b, storedInventory{Packages: g}); err != nil {
+		// The layer is the ref's, not the part's: layers of other images that added the same
+		// packages (a rebuild whose dependencies did not change) share the part.
+		h.Parts[i].Layer = g[0].Layer
+		for j := range g {
+			g[j].Layer = "" // g holds copies: the caller's packages keep theirs
+		}
+		js.Reset()
+		if err := json.NewEncoder(&js).Encode(storedInventory{Packages: g}); err != nil {
 			return nil, nil, err
 		}
-		data := b.Bytes()
+		data, err := compressPart(js.Bytes())
+		if err != nil {
+			return nil, nil, err
+		}
 		sum := sha256.Sum256(data)
-		parts[i] = store.InventoryPart{Hash: sum[:], Data: data, Keys: storeKeys(pipeline.Keys(g))}
 		h.Parts[i].Hash, h.Parts[i].Packages = sum[:], len(g)
+		if !stored[sum] { // two layers of the image may add the same packages
+			stored[sum] = true
+			parts = append(parts, store.InventoryPart{Hash: sum[:], Data: data, Keys: storeKeys(pipeline.Keys(g))})
+		}
 	}
 	var head bytes.Buffer
 	head.Write(partedMagic)
@@ -264,7 +285,14 @@ func (rd *inventoryReader) readStored(ctx context.Context, raw []byte, ks keySet
 	}
 	var got []placed
 	for k, part := range parts {
+		layer := h.Parts[which[k]].Layer
 		for j, p := range part.pkgs {
+			if layer != "" {
+				if p.Layer != "" {
+					return nil, fmt.Errorf("%w: part %x of layer %s names a package's layer", ErrCorruptInventory, h.Parts[which[k]].Hash, layer)
+				}
+				p.Layer = layer // p is a copy: a memo's part is shared by images of other layers
+			}
 			got = append(got, placed{pos[which[k]][part.at[j]], p})
 		}
 	}

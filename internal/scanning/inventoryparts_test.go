@@ -3,6 +3,8 @@ package scanning
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -25,16 +27,17 @@ func partsSample(app string) storedInventory {
 		History: map[string]string{"sha256:base": "ADD rootfs.tar /", "sha256:" + app + "-os": "RUN apt-get install", "sha256:" + app: "RUN npm ci"},
 		Skipped: []inventory.Skipped{{Path: "big.jar", Layer: "sha256:" + app, Reason: "too big"}},
 	}
+	// The image's own layers add versions of its own, so that images do not share those parts.
 	for i := range 120 {
-		layer := "sha256:base"
+		layer, version := "sha256:base", "1.0-1"
 		if i%5 == 3 {
-			layer = "sha256:" + app + "-os"
+			layer, version = "sha256:"+app+"-os", "1.0-1+"+app
 		}
-		inv.Packages = append(inv.Packages, inventory.Package{Ecosystem: "Debian:12", Name: fmt.Sprintf("lib%03d", i), Version: "1.0-1",
+		inv.Packages = append(inv.Packages, inventory.Package{Ecosystem: "Debian:12", Name: fmt.Sprintf("lib%03d", i), Version: version,
 			SourceName: fmt.Sprintf("src%03d", i/3), Arch: "amd64", Path: "var/lib/dpkg/status", Layer: layer, PackageManager: inventory.ManagerOS})
 	}
 	for i := range 40 {
-		inv.Packages = append(inv.Packages, inventory.Package{Ecosystem: "npm", Name: fmt.Sprintf("dep-%d", i), Version: "1.0.0",
+		inv.Packages = append(inv.Packages, inventory.Package{Ecosystem: "npm", Name: fmt.Sprintf("dep-%d", i), Version: "1.0.0-" + app,
 			Path: fmt.Sprintf("app/node_modules/dep-%d/package.json", i), Layer: "sha256:" + app, PackageManager: inventory.ManagerNodePkg})
 	}
 	// A package of the base again after the image's own: the order is not by layer.
@@ -497,7 +500,9 @@ func TestReevaluationLoadsFetchASharedPartOnce(t *testing.T) {
 
 // A gzip writer taken again from the pool, reset after other inventories, writes the bytes a
 // new writer writes: the parts' hashes (content addresses) do not depend on the pool.
-func TestEncodeInventoryPooledWritersSameBytes(t *testing.T) {
+// A part is found by the SHA-256 of its bytes: the shared encoder must give the bytes a fresh
+// one gives, every time, or images on one base would stop sharing its part.
+func TestEncodeInventoryPartsSameBytes(t *testing.T) {
 	fresh := func(s storedInventory) [][]byte {
 		t.Helper()
 		_, parts, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
@@ -506,17 +511,16 @@ func TestEncodeInventoryPooledWritersSameBytes(t *testing.T) {
 		}
 		var data [][]byte
 		for _, p := range parts {
-			// Each part compressed again by a writer made for it alone.
-			var b bytes.Buffer
+			// Each part's JSON compressed again by an encoder made for it alone.
 			rd := inventoryReader{}
-			inv, err := rd.read(p.Data, nil)
+			if err := rd.inflate(p.Data); err != nil {
+				t.Fatal(err)
+			}
+			enc, err := newPartEncoder()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := writeGzipJSON(&b, inv); err != nil {
-				t.Fatal(err)
-			}
-			data = append(data, b.Bytes())
+			data = append(data, enc.EncodeAll(rd.buf.Bytes(), nil))
 		}
 		return data
 	}
@@ -535,9 +539,190 @@ func TestEncodeInventoryPooledWritersSameBytes(t *testing.T) {
 		}
 		want := fresh(s)
 		for i := range parts1 {
+			if !bytes.HasPrefix(parts1[i].Data, zstdMagic) {
+				t.Errorf("%s: part %d is not zstd", app, i)
+			}
 			if !bytes.Equal(parts1[i].Data, parts2[i].Data) || !bytes.Equal(parts1[i].Data, want[i]) {
-				t.Errorf("%s: part %d differs from a fresh writer's", app, i)
+				t.Errorf("%s: part %d differs from a fresh encoder's", app, i)
 			}
 		}
 	}
+}
+
+// withParts stores parts re-encoded by reencode in place of head's own (the header's refs
+// edited by ref), and returns the header naming them.
+func withParts(t *testing.T, head []byte, parts []store.InventoryPart, reencode func(storedInventory, partRef) []byte, ref func(*partRef)) ([]byte, *mapParts) {
+	t.Helper()
+	var rd inventoryReader
+	h, err := rd.partedHeader(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Parts = append([]partRef(nil), h.Parts...)
+	ps := newMapParts()
+	byHash := map[string][]byte{}
+	for _, p := range parts {
+		byHash[string(p.Hash)] = p.Data
+	}
+	for i, r := range h.Parts {
+		if err := rd.inflate(byHash[string(r.Hash)]); err != nil {
+			t.Fatal(err)
+		}
+		var inv storedInventory
+		if err := json.Unmarshal(rd.buf.Bytes(), &inv); err != nil {
+			t.Fatal(err)
+		}
+		data := reencode(inv, r)
+		sum := sha256.Sum256(data)
+		h.Parts[i].Hash = sum[:]
+		ref(&h.Parts[i])
+		ps.put([]store.InventoryPart{{Hash: sum[:], Data: data}})
+	}
+	var b bytes.Buffer
+	b.Write(partedMagic)
+	if err := writeGzipJSON(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes(), ps
+}
+
+// TestReadStoredReadsGzipParts: parts stored before zstd (gzip'd, every package naming its
+// layer, the header's refs naming none) read as before, whole and for some keys.
+func TestReadStoredReadsGzipParts(t *testing.T) {
+	ctx := context.Background()
+	want := partsSample("app1")
+	head, parts, err := EncodeInventory(want.OS, want.Packages, want.History, want.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldHead, ps := withParts(t, head, parts, func(inv storedInventory, r partRef) []byte {
+		for i := range inv.Packages {
+			inv.Packages[i].Layer = r.Layer
+		}
+		var b bytes.Buffer
+		if err := writeGzipJSON(&b, inv); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}, func(r *partRef) { r.Layer = "" })
+	var rd inventoryReader
+	got, err := rd.readStored(ctx, oldHead, nil, storeParts{ps})
+	if err != nil || !reflect.DeepEqual(*got, want) {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	ks := keysOf(advisory.PackageKey{Ecosystem: "npm", Name: "dep-7"})
+	got, err = rd.readStored(ctx, oldHead, ks, storeParts{ps})
+	if err != nil || len(got.Packages) != 1 || got.Packages[0].Name != "dep-7" || got.Packages[0].Layer != "sha256:app1" {
+		t.Fatalf("for a key: got %+v, %v", got, err)
+	}
+}
+
+// TestInventoryPartsShareAcrossLayers: two images whose own layers differ but add the same
+// packages (a rebuild) share the part, and each reads its own layer back, also through one
+// memo.
+func TestInventoryPartsShareAcrossLayers(t *testing.T) {
+	ctx := context.Background()
+	a := partsSample("app1")
+	b := partsSample("app1")
+	for i := range b.Packages {
+		if b.Packages[i].Layer == "sha256:app1" {
+			b.Packages[i].Layer = "sha256:rebuild"
+		}
+	}
+	ps := newMapParts()
+	headA, partsA, err := EncodeInventory(a.OS, a.Packages, a.History, a.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headB, partsB, err := EncodeInventory(b.OS, b.Packages, b.History, b.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.put(partsA)
+	ps.put(partsB)
+	if len(ps.parts) != len(partsA) {
+		t.Fatalf("%d distinct parts for two images of the same packages, want %d", len(ps.parts), len(partsA))
+	}
+	ks := keysOf(advisory.PackageKey{Ecosystem: "npm", Name: "dep-7"})
+	memo := newPartMemo(ps, ks, nil)
+	for _, tc := range []struct {
+		head  []byte
+		want  storedInventory
+		layer string
+	}{{headA, a, "sha256:app1"}, {headB, b, "sha256:rebuild"}} {
+		var rd inventoryReader
+		got, err := rd.readStored(ctx, tc.head, nil, storeParts{ps})
+		if err != nil || !reflect.DeepEqual(*got, tc.want) {
+			t.Fatalf("got %+v, %v", got, err)
+		}
+		got, err = rd.readStored(ctx, tc.head, ks, memo)
+		if err != nil || len(got.Packages) != 1 || got.Packages[0].Layer != tc.layer {
+			t.Fatalf("through the memo: got %+v, %v, want layer %s", got, err, tc.layer)
+		}
+	}
+}
+
+// TestZstdPartsRefuseCorruption: a part whose ref names its layer while a package names one
+// too, or whose zstd frame is cut, is corrupt.
+func TestZstdPartsRefuseCorruption(t *testing.T) {
+	ctx := context.Background()
+	s := partsSample("app1")
+	head, parts, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compressed := func(inv storedInventory) []byte {
+		js, err := json.Marshal(inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := compressPart(js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	for name, reencode := range map[string]func(storedInventory, partRef) []byte{
+		"layer twice": func(inv storedInventory, _ partRef) []byte {
+			inv.Packages[0].Layer = "sha256:other"
+			return compressed(inv)
+		},
+		"cut frame": func(inv storedInventory, _ partRef) []byte {
+			data := compressed(inv)
+			return data[:len(data)-3]
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad, ps := withParts(t, head, parts, reencode, func(*partRef) {})
+			var rd inventoryReader
+			if _, err := rd.readStored(ctx, bad, nil, storeParts{ps}); !errors.Is(err, ErrCorruptInventory) {
+				t.Fatalf("got %v, want ErrCorruptInventory", err)
+			}
+		})
+	}
+}
+
+// FuzzDecodePart checks that no stored part, however damaged, makes decoding panic or run
+// away (the hash is taken of the fuzzed bytes, so that they reach the decompressor).
+func FuzzDecodePart(f *testing.F) {
+	s := skimSample()
+	_, parts, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, p := range parts {
+		f.Add(p.Data)
+	}
+	f.Add(append([]byte(nil), zstdMagic...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sum := sha256.Sum256(b)
+		var rd inventoryReader
+		for _, n := range []int{0, 1, 3, 1000} {
+			ref := partRef{Hash: sum[:], Packages: n}
+			part, err := decodePart(&rd, ref, b, nil)
+			if err == nil && (part == nil || len(part.pkgs) != n) {
+				t.Fatalf("decoded %v, want %d packages", part, n)
+			}
+		}
+	})
 }

@@ -121,8 +121,9 @@ func decodeInventory(raw []byte) (*storedInventory, error) {
 
 // inventoryReader decompresses stored inventories, reusing its buffers.
 type inventoryReader struct {
-	zr  *kgzip.Reader
-	buf bytes.Buffer
+	zr   *kgzip.Reader
+	buf  bytes.Buffer
+	zbuf []byte // zstd's output, reused
 }
 
 // read decodes a stored inventory keeping only the packages whose keys ks holds (every
@@ -216,6 +217,26 @@ func (rd *inventoryReader) header(b []byte) (inventoryHeader, []byte, error) {
 	return h, body, nil
 }
 
+// inflate decompresses one stored stream into rd.buf: zstd (inventory parts, partcodec.go) or
+// gzip (everything else, and parts stored before parts were zstd).
+func (rd *inventoryReader) inflate(raw []byte) error {
+	if !bytes.HasPrefix(raw, zstdMagic) {
+		return rd.gunzip(raw)
+	}
+	c, err := partCodec()
+	if err != nil {
+		return err
+	}
+	out, err := c.dec.DecodeAll(raw, rd.zbuf[:0])
+	if err != nil {
+		return err
+	}
+	rd.zbuf = out
+	rd.buf.Reset()
+	rd.buf.Write(out)
+	return nil
+}
+
 func (rd *inventoryReader) gunzip(raw []byte) error {
 	var err error
 	if rd.zr == nil {
@@ -242,7 +263,7 @@ func (rd *inventoryReader) readStream(raw []byte, keep func(inventory.Package) b
 
 // readStreamCounting is readStream, also returning how many packages the stream holds.
 func (rd *inventoryReader) readStreamCounting(raw []byte, keep func(inventory.Package) bool) (*storedInventory, []int, int, error) {
-	if err := rd.gunzip(raw); err != nil {
+	if err := rd.inflate(raw); err != nil {
 		return nil, nil, 0, err
 	}
 	var kept []int
