@@ -6,8 +6,9 @@
 -- exactly (round(s * 10) / 10.0 = s), else as written (a real such as 5.55 or 7.25, or any
 -- other value). REAL affinity would read an integer back as a real, so that the two could not be
 -- told apart: the column is made anew without a declared type (no affinity), and keeps what is
--- written as it is. The view divides an integer by 10.0 (IEEE division is exact to the nearest
--- double: 98 / 10.0 is the double 9.8 is); sqlite.ScoreColumn encodes alike.
+-- written as it is. The view divides an integer by 10.0 (IEEE division is correctly rounded:
+-- 98 / 10.0 is the double nearest 9.8, which is what 9.8 reads as); sqlite.ScoreColumn encodes
+-- alike. (-0.0 is stored as the integer 0 and reads back as 0.0.)
 --
 -- last_observed_at and updated_at are stored as the milliseconds after first_observed_at, under
 -- new names (last_observed_after, updated_after: a statement still writing the old meaning fails
