@@ -288,7 +288,7 @@ func (l *loader) writeCounts(ctx context.Context) error {
 			FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id WHERE f.status = X'01' AND f.suppressed = 0
 			GROUP BY t.repository, t.image_digest, t.scan_type`,
 			`INSERT INTO vulnerability_finding_counts SELECT t.scan_type, x.title, v.vulnerability_id, x.aliases, count(*),
-				sum(f.severity = X'01'), sum(f.severity = X'02'), sum(f.severity = X'03'), sum(f.fix_available IN ('YES', 'PARTIAL'))
+				sum(f.severity = X'01'), sum(f.severity = X'02'), sum(f.severity = X'03'), sum(f.fix_available IN (1, 2, 'YES', 'PARTIAL'))
 			FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id JOIN finding_vulnerabilities v ON v.id = f.vulnerability
 				JOIN finding_facts x ON x.id = f.facts
 			WHERE f.status = X'01' AND f.suppressed = 0
@@ -297,7 +297,7 @@ func (l *loader) writeCounts(ctx context.Context) error {
 				SELECT t.scan_type, f.first_observed_at / 86400000 AS day, 1 AS opened, 0 AS closed
 				FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id
 				UNION ALL
-				SELECT t.scan_type, f.updated_at / 86400000, 0, 1
+				SELECT t.scan_type, (f.first_observed_at + f.updated_after) / 86400000, 0, 1
 				FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id WHERE f.status = X'02')
 			GROUP BY scan_type, day`,
 		} {
@@ -475,12 +475,15 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			}
 			keySet = sql.NullInt64{Int64: id, Valid: true}
 		}
+		// Score and fix_available coded, the last observation and update as milliseconds after
+		// the first (0055).
+		first := f.FirstObservedAt.UnixMilli()
 		if err := exec(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
-				package_keys, first_observed_at, last_observed_at, updated_at, facts, fix_available, suppressed)
+				package_keys, first_observed_at, last_observed_after, updated_after, facts, fix_available, suppressed)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-			ids[0], ids[1], l.nextFinding, ids[2], key, sqlite.StatusColumn(f.Status), sqlite.SeverityColumn(f.Severity), f.Score,
-			sqlite.FingerprintColumn(f.Fingerprint), keySet, f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli(),
-			factID, fix); err != nil {
+			ids[0], ids[1], l.nextFinding, ids[2], key, sqlite.StatusColumn(f.Status), sqlite.SeverityColumn(f.Severity), sqlite.ScoreColumn(f.Score),
+			sqlite.FingerprintColumn(f.Fingerprint), keySet, first, f.LastObservedAt.UnixMilli()-first, f.UpdatedAt.UnixMilli()-first,
+			factID, sqlite.FixAvailableColumn(fix)); err != nil {
 			return err
 		}
 		if err := l.writeDetail(exec, l.nextFinding, img.details[fi]); err != nil {

@@ -47,7 +47,7 @@ func (s *setupResult) fill(dir string) error {
 
 // setupFormat changes whenever the generator or the loader changes what a setup writes, so
 // that a cached store of an older format is not reused.
-const setupFormat = 17
+const setupFormat = 18
 
 func flagsKey(cfg config) string {
 	g := cfg.gen

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/lading-registry/lading/internal/store"
@@ -84,6 +85,31 @@ func SeverityColumn(severity string) any {
 		}
 	}
 	return severity
+}
+
+// ScoreColumn is a finding's score as finding_rows keeps it (0055): the integer number of
+// tenths when that gives the score back exactly (the findings view divides it by 10.0), else
+// the score as it is (a real, 8 bytes). Exported for loaders that fill a store directly.
+func ScoreColumn(score float64) any {
+	t := math.Round(score * 10)
+	if math.Abs(t) < 1e15 && t/10 == score {
+		return int64(t)
+	}
+	return score
+}
+
+// FixAvailableColumn is a finding's fix_available as finding_rows keeps it (0055): 0 NO, 1 YES,
+// 2 PARTIAL, else the string. Exported for loaders that fill a store directly.
+func FixAvailableColumn(fix string) any {
+	switch fix {
+	case "NO":
+		return int64(0)
+	case "YES":
+		return int64(1)
+	case "PARTIAL":
+		return int64(2)
+	}
+	return fix
 }
 
 // Statements of the dictionaries: each looks an id up by its strings, or writes them.
@@ -166,8 +192,9 @@ func (ids *findingIDs) upsert(ctx context.Context, f store.Finding) (int64, erro
 		return 0, fmt.Errorf("package keys: %w", err)
 	}
 	var id int64
-	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, StatusColumn(f.Status), SeverityColumn(f.Severity), f.Score, FingerprintColumn(f.Fingerprint),
-		keys, ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt), ids.blank).Scan(&id)
+	first := ms(f.FirstObservedAt)
+	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, StatusColumn(f.Status), SeverityColumn(f.Severity), ScoreColumn(f.Score),
+		FingerprintColumn(f.Fingerprint), keys, first, ms(f.LastObservedAt)-first, ms(f.UpdatedAt)-first, ids.blank).Scan(&id)
 	return id, err
 }
 
@@ -188,15 +215,16 @@ func (ids *findingIDs) keySet(ctx context.Context, keys sql.NullString) (sql.Nul
 	return sql.NullInt64{Int64: id, Valid: true}, nil
 }
 
-// upsertFindingRow writes a finding whole but for its facts. A new row's id is one past the
-// largest (as the rowid table of findings before 0045 numbered them).
+// upsertFindingRow writes a finding whole but for its facts (fix_available 0: NO). A new row's
+// id is one past the largest (as the rowid table of findings before 0045 numbered them). The
+// last observation and update are given as milliseconds after the first (0055).
 const upsertFindingRow = `INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score,
-		fingerprint, package_keys, first_observed_at, last_observed_at, updated_at, facts, fix_available, suppressed)
-	VALUES (?1, ?2, coalesce((SELECT max(id) FROM finding_rows) + 1, 1), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'NO', 0)
+		fingerprint, package_keys, first_observed_at, last_observed_after, updated_after, facts, fix_available, suppressed)
+	VALUES (?1, ?2, coalesce((SELECT max(id) FROM finding_rows) + 1, 1), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, 0)
 	ON CONFLICT(target_id, vulnerability) DO UPDATE SET arn_prefix = excluded.arn_prefix, arn_key = excluded.arn_key,
 		status = excluded.status, severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint,
 		package_keys = excluded.package_keys, first_observed_at = excluded.first_observed_at,
-		last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
+		last_observed_after = excluded.last_observed_after, updated_after = excluded.updated_after
 	RETURNING id`
 
 // targetIDQuery is a subquery of the id of the scan target (repository, digest, scan type) given

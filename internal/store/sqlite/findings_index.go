@@ -31,11 +31,12 @@ const indexFindingFacts = `INSERT INTO finding_facts(title, source, vendor_sever
 	SELECT ` + findingFactsOfDetail + ` FROM finding_detail_view d WHERE d.finding_id = ?1
 	ON CONFLICT DO NOTHING`
 
-// indexFindingColumns points finding ?1 at its detail's facts and sets fix_available.
+// indexFindingColumns points finding ?1 at its detail's facts and sets fix_available, coded
+// as FixAvailableColumn codes it (0055).
 const indexFindingColumns = `UPDATE finding_rows SET
 	facts = (SELECT x.id FROM finding_detail_view d, finding_facts x WHERE d.finding_id = ?1
 		AND (x.title, x.source, x.vendor_severity, x.aliases, x.related) = (SELECT ` + findingFactsOfDetail + `)),
-	fix_available = (SELECT ` + fixAvailableOfPackages + `
+	fix_available = (SELECT CASE ` + fixAvailableOfPackages + ` WHEN 'NO' THEN 0 WHEN 'YES' THEN 1 ELSE 2 END
 		FROM finding_detail_view d, json_each(d.detail, '$.finding.vulnerablePackages') p WHERE d.finding_id = ?1)
 	WHERE id = ?1 AND EXISTS (SELECT 1 FROM finding_details WHERE finding_id = ?1)`
 

@@ -782,7 +782,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 	}
 	for at, ids := range observed {
 		for chunk := range chunks(ids, 200) {
-			if _, err := tx.ExecContext(ctx, `UPDATE finding_rows SET last_observed_at = ? WHERE target_id = `+targetIDQuery+`
+			if _, err := tx.ExecContext(ctx, `UPDATE finding_rows SET last_observed_after = ? - first_observed_at WHERE target_id = `+targetIDQuery+`
 				AND vulnerability IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id IN (`+placeholders(len(chunk))+`))`,
 				append([]any{at, t.Repository, t.Digest, t.ScanType}, chunk...)...); err != nil {
 				return 0, fmt.Errorf("write finding: %w", err)
@@ -840,9 +840,11 @@ func materializeObserved(ctx context.Context, q *txStatements, t store.ScanTarge
 	if !earlier {
 		return nil
 	}
-	// X'01': ACTIVE as finding_rows codes it (0053).
-	if err := q.exec(ctx, `UPDATE finding_rows SET last_observed_at = ? WHERE target_id = `+targetIDQuery+`
-		AND status = X'01' AND last_observed_at < ?`, obs, t.Repository, t.Digest, t.ScanType, obs); err != nil {
+	// X'01': ACTIVE as finding_rows codes it (0053); the last observation is kept as the
+	// milliseconds after the first (0055).
+	if err := q.exec(ctx, `UPDATE finding_rows SET last_observed_after = ?1 - first_observed_at WHERE target_id = (SELECT id FROM scan_targets
+		WHERE repository = ?2 AND image_digest = ?3 AND scan_type = ?4) AND status = X'01' AND first_observed_at + last_observed_after < ?1`,
+		obs, t.Repository, t.Digest, t.ScanType); err != nil {
 		return err
 	}
 	return q.exec(ctx, "UPDATE image_scans SET findings_observed_at = 0 WHERE repository = ? AND image_digest = ? AND scan_type = ?",

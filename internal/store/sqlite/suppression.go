@@ -222,9 +222,10 @@ func (db *DB) ruleTx(ctx context.Context, announce suppression.Announce, change 
 			to  int
 		}{{set, 1}, {clear, 0}} {
 			for chunk := range chunks(u.ids, 500) {
-				// X'01': ACTIVE as finding_rows codes it (0053).
+				// X'01': ACTIVE as finding_rows codes it (0053); updated_after is the update's
+				// milliseconds after first_observed_at (0055).
 				ids, err := queryAll(ctx, tx, scanID, `UPDATE finding_rows SET suppressed = ?,
-					updated_at = CASE WHEN status = X'01' THEN max(updated_at, ?) ELSE updated_at END
+					updated_after = CASE WHEN status = X'01' THEN max(updated_after, ? - first_observed_at) ELSE updated_after END
 					WHERE id IN (`+placeholders(len(chunk))+`) RETURNING CASE WHEN status = X'01' THEN id ELSE 0 END`,
 					append([]any{u.to, now}, toAny(chunk)...)...)
 				if err != nil {
