@@ -284,10 +284,11 @@ func findingDetails(ctx context.Context, tx pgx.Tx, t store.ScanTarget, ids []st
 	return out, rows.Err()
 }
 
-// upsertFinding writes a finding whole.
+// upsertFinding writes a finding whole. A finding is unique by the hash of its image and
+// vulnerability (the index findings_key, 0048), which the conflict target names.
 const upsertFinding = `INSERT INTO findings(repository, image_digest, scan_type, ` + findingOwnColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-	ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
+	ON CONFLICT((finding_key(repository, image_digest, scan_type, vulnerability_id))) DO UPDATE SET arn = excluded.arn, status = excluded.status,
 		severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, package_keys = excluded.package_keys,
 		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
 	RETURNING id`
