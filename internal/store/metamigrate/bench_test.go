@@ -37,7 +37,7 @@ func BenchmarkCopyBatches(b *testing.B) {
 			var took time.Duration
 			for range b.N {
 				b.StopTimer()
-				if _, err := p.Pool().Exec(ctx, `TRUNCATE settings, repositories, image_scans, findings, finding_texts, finding_parts, finding_package_sets, finding_set_packages, image_finding_counts CASCADE`); err != nil {
+				if _, err := p.Pool().Exec(ctx, `TRUNCATE settings, repositories, image_scans, findings, finding_texts, finding_package_sets, finding_set_packages, image_finding_counts CASCADE`); err != nil {
 					b.Fatal(err)
 				}
 				runtime.GC()

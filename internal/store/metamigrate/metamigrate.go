@@ -43,6 +43,9 @@ type Table struct {
 	// read, which PostgreSQL does not have.
 	Source     map[string]string
 	SourceOnly []string
+	// Filled are PostgreSQL-only columns neither copied nor compared: the copy of another
+	// table fills them (through its view's trigger), and that table's rows are compared.
+	Filled []string
 }
 
 // sourceList is the select list reading t's columns on SQLite.
@@ -107,7 +110,9 @@ func Tables() []Table {
 		{Name: "scan_usage", Cols: []string{"id", "repository", "image_digest", "scan_type", "kind", "at"}, Key: []string{"id"}},
 		{Name: "suppression_rules", Cols: []string{"id", "arn", "name", "action", "description", "reason", "criteria", "tags", "owner", "created_at", "updated_at"}, Key: []string{"id"}},
 		// findings' insert trigger fills image_finding_counts on PostgreSQL.
-		{Name: "findings", Cols: []string{"id", "repository", "image_digest", "scan_type", "vulnerability_id", "arn", "status", "severity", "score", "fingerprint", "package_keys", "first_observed_at", "last_observed_at", "updated_at", "title", "source", "vendor_severity", "fix_available", "aliases", "related", "suppressed"}, Key: []string{"id"}},
+		{Name: "findings", Cols: []string{"id", "repository", "image_digest", "scan_type", "vulnerability_id", "arn", "status", "severity", "score", "fingerprint", "package_keys", "first_observed_at", "last_observed_at", "updated_at", "title", "source", "vendor_severity", "fix_available", "aliases", "related", "suppressed"}, Key: []string{"id"},
+			// A finding's detail parts (0050), written by the copy of finding_details.
+			Filled: []string{"head_id", "tail_id", "set_id", "layer_id"}},
 		{Name: "finding_texts", Cols: []string{"id", "text"}, Key: []string{"id"}},
 		// SQLite keeps a detail's layer text (0046) and its packages part (0049, a shared package
 		// set unless the row holds it) apart: PostgreSQL gets the packages part whole.
@@ -141,7 +146,6 @@ func NotCopied() map[string]string {
 		"finding_days":                 "SQLite-only aggregate of opened/closed findings per day; PostgreSQL computes it from findings",
 		"vulnerability_finding_counts": "SQLite-only aggregate per vulnerability; PostgreSQL computes it from findings",
 		"finding_detail_view":          "PostgreSQL view over finding_details and finding_texts",
-		"finding_parts":                "PostgreSQL's storage of finding_details (0043), written through the finding_details view",
 		"image_coverage":               "SQLite-only: coverage's per-image state, kept by triggers; PostgreSQL reads the base tables",
 		"repository_finding_counts":    "SQLite-only aggregate of image_finding_counts per repository; PostgreSQL sums image_finding_counts",
 		"leases":                       "running nodes' holds on duties and webhooks: the new nodes take their own",
@@ -287,14 +291,17 @@ func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options
 	return reps, nil
 }
 
-// compact rewrites image_finding_counts and gives the planner statistics of the copied tables.
-// Copying findings ran the trigger keeping image_finding_counts once per finding, so each
-// image's count row was rewritten as many times as it has findings within a batch's
+// compact rewrites image_finding_counts and findings and gives the planner statistics of the
+// copied tables. Copying findings ran the trigger keeping image_finding_counts once per finding,
+// so each image's count row was rewritten as many times as it has findings within a batch's
 // transaction, leaving that many dead versions: 121 MiB for 9,353 rows at 10,000 images, which
-// a plain VACUUM marks reusable but does not give back.
+// a plain VACUUM marks reusable but does not give back. Copying finding_details writes each
+// detail's parts into its finding's row (PostgreSQL's 0050), a second version of every row.
 func compact(ctx context.Context, dst *pgxpool.Pool) error {
-	if _, err := dst.Exec(ctx, "VACUUM (FULL, ANALYZE) image_finding_counts"); err != nil {
-		return fmt.Errorf("compact image_finding_counts: %w", err)
+	for _, t := range []string{"image_finding_counts", "findings"} {
+		if _, err := dst.Exec(ctx, "VACUUM (FULL, ANALYZE) "+t); err != nil {
+			return fmt.Errorf("compact %s: %w", t, err)
+		}
 	}
 	for _, t := range Tables() {
 		if _, err := dst.Exec(ctx, "ANALYZE "+ident(t.Name)); err != nil {
@@ -315,8 +322,8 @@ func columnsOnly(pg schemaInfo) map[string][]string {
 }
 
 // CheckSchemas fails unless every table of both engines is in Tables, NotCopied or verifyOnly,
-// and every copied table has exactly Cols plus SourceOnly on SQLite and Cols plus Derived on
-// PostgreSQL.
+// and every copied table has exactly Cols plus SourceOnly on SQLite and Cols plus Derived and
+// Filled on PostgreSQL.
 func CheckSchemas(sqlite, postgres map[string][]string) error {
 	tables, notCopied := Tables(), NotCopied()
 	known := map[string]Table{}
@@ -344,6 +351,7 @@ func CheckSchemas(sqlite, postgres map[string][]string) error {
 				for c := range t.Derived {
 					want = append(want, c)
 				}
+				want = append(want, t.Filled...)
 			} else {
 				want = append(want, t.SourceOnly...)
 			}

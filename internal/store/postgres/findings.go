@@ -284,10 +284,11 @@ func findingDetails(ctx context.Context, tx pgx.Tx, t store.ScanTarget, ids []st
 	return out, rows.Err()
 }
 
-// upsertFinding writes a finding whole.
+// upsertFinding writes a finding whole. A finding is unique by the hash of its image and
+// vulnerability (the index findings_key, 0048), which the conflict target names.
 const upsertFinding = `INSERT INTO findings(repository, image_digest, scan_type, ` + findingOwnColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-	ON CONFLICT(repository, image_digest, scan_type, vulnerability_id) DO UPDATE SET arn = excluded.arn, status = excluded.status,
+	ON CONFLICT((finding_key(repository, image_digest, scan_type, vulnerability_id))) DO UPDATE SET arn = excluded.arn, status = excluded.status,
 		severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, package_keys = excluded.package_keys,
 		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
 	RETURNING id`
@@ -513,7 +514,7 @@ func layerText(packages string) (layer, digest string, ok bool) {
 	return packages[m[0]:m[1]], packages[m[2]:m[3]], true
 }
 
-// upsertDetailParts writes finding $1's detail as its head ($2) and tail ($3) texts, each
+// upsertDetailParts writes into finding $1's row (0050) its detail as its head ($2) and tail ($3) texts, each
 // written to finding_texts if new (none when NULL: a detail stored whole), its layer text $14
 // (digest $15; none when NULL) written to finding_layers if new, and its set of packages: the
 // body $4 (whole $5), written if new with its package rows ($6 to $13, arrays of the rows'
@@ -534,11 +535,9 @@ const upsertDetailParts = `WITH hf AS (SELECT id FROM finding_texts WHERE text =
 			SELECT sw.id, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
 			FROM sw, unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
 				WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq))
-	INSERT INTO finding_parts(finding_id, head_id, tail_id, set_id, layer_id)
-	SELECT $1, (SELECT id FROM hf UNION ALL SELECT id FROM hw), (SELECT id FROM tf UNION ALL SELECT id FROM tw),
-		(SELECT id FROM sf UNION ALL SELECT id FROM sw), (SELECT id FROM lf UNION ALL SELECT id FROM lw)
-	ON CONFLICT(finding_id) DO UPDATE SET head_id = excluded.head_id, tail_id = excluded.tail_id, set_id = excluded.set_id,
-		layer_id = excluded.layer_id`
+	UPDATE findings SET head_id = (SELECT id FROM hf UNION ALL SELECT id FROM hw), tail_id = (SELECT id FROM tf UNION ALL SELECT id FROM tw),
+		set_id = (SELECT id FROM sf UNION ALL SELECT id FROM sw), layer_id = (SELECT id FROM lf UNION ALL SELECT id FROM lw)
+	WHERE id = $1`
 
 // putFindingDetail stores the detail of finding id, its shared parts once, and copies into the
 // finding's row what the queries read of it, in one batch (one round trip).
@@ -585,7 +584,17 @@ func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) e
 	b.Queue(upsertDetailParts, id, headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3], cols[4], layers, cols[5], epochs,
 		layerArg, digestArg)
 	queueIndexFinding(b, id, ix, aliases, related)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	br := tx.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	if err == nil && tag.RowsAffected() != 1 {
+		// The parts are columns of the finding's row (0050): a missing finding is refused, as
+		// finding_parts' foreign key refused it.
+		err = fmt.Errorf("finding %d: %w", id, pgx.ErrNoRows)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("write finding detail: %w", err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -58,6 +59,7 @@ type column struct {
 	expr  string
 	args  []any
 	scans bool
+	arn   bool // the finding's ARN: an EQUALS filter looks it up by key (arnLookup)
 }
 
 // lastObservedExpr is a finding's lastObservedAt: while ACTIVE, the later of its own and its
@@ -81,7 +83,7 @@ func (b *queryBuilder) exploitedExpr() column {
 func (b *queryBuilder) stringColumn(f findings.Field) (column, bool) {
 	switch f {
 	case findings.FindingARN:
-		return column{expr: "f.arn"}, true
+		return column{expr: "f.arn", arn: true}, true
 	case findings.Severity:
 		return column{expr: severityExpr}, true
 	case findings.FindingStatus:
@@ -290,7 +292,43 @@ func stringCmp(col column, sf findings.StringFilter) (string, []any) {
 	case findings.NotEquals:
 		return col.expr + " <> ?::text", args
 	}
+	if col.arn {
+		return "(" + col.expr + " = ?::text AND " + arnLookup("?::bytea") + ")", append(args, arnKey(sf.Value))
+	}
 	return col.expr + " = ?::text", args
+}
+
+// arnLookup is the condition that lets the planner find findings by ARN (0051) when a query
+// also compares f.arn with the ARNs: either the finding's key is among keys (an SQL expression
+// of a bytea or bytea[] after "= ANY" or "="), or its ARN is not one the key finds (the
+// predicate of the index findings_arn_other, named as it names it). It keeps every finding
+// whose ARN is one of the ARNs the keys were read from (arnKey).
+func arnLookup(keys string) string {
+	op := " = "
+	if strings.HasSuffix(keys, "[]") {
+		op = " = ANY("
+		keys += ")"
+	}
+	return "(finding_key(f.repository, f.image_digest, f.scan_type, f.vulnerability_id)" + op + keys +
+		" OR NOT finding_arn_derived(f.arn, f.repository, f.image_digest, f.scan_type, f.vulnerability_id))"
+}
+
+// arnKey is the finding key an ARN made by scanning.FindingARN ends with (its last 32
+// characters, lowercase hex, as 0051's finding_arn_derived reads them), or nil for an ARN that
+// does not end so (no finding's key: such findings are found by findings_arn_other).
+func arnKey(arn string) []byte {
+	if len(arn) < 32 {
+		return nil
+	}
+	tail := arn[len(arn)-32:]
+	if strings.ToLower(tail) != tail {
+		return nil
+	}
+	k, err := hex.DecodeString(tail)
+	if err != nil {
+		return nil
+	}
+	return k
 }
 
 func numberCond(expr string, nf findings.NumberFilter) (string, []any) {
@@ -478,7 +516,7 @@ func (db *DB) FindingsByARN(ctx context.Context, arns []string) ([]findings.List
 	err := db.readTx(ctx, func(tx pgx.Tx) error {
 		out = nil
 		ids, err := queryAll(ctx, tx, scanID, `SELECT f.id FROM findings f JOIN manifests m ON m.repository = f.repository AND m.digest = f.image_digest
-			WHERE f.scan_type = $1 AND f.arn = ANY($2)`, policy.ScanTypeEnhanced, arns)
+			WHERE f.scan_type = $1 AND f.arn = ANY($2) AND `+arnLookup("$3::bytea[]"), policy.ScanTypeEnhanced, arns, arnKeys(arns))
 		if err != nil {
 			return fmt.Errorf("findings by ARN: %w", err)
 		}
@@ -491,6 +529,17 @@ func (db *DB) FindingsByARN(ctx context.Context, arns []string) ([]findings.List
 		return err
 	})
 	return out, err
+}
+
+// arnKeys are the keys of arns (arnKey), those that have one.
+func arnKeys(arns []string) [][]byte {
+	var keys [][]byte
+	for _, a := range arns {
+		if k := arnKey(a); k != nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 func scanID(r rowScanner) (int64, error) {

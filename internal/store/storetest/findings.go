@@ -39,6 +39,7 @@ type fixtureFinding struct {
 	score                          float64
 	aliases, related               []string
 	pkgs                           []match.VulnerablePackage
+	arn                            string // the finding's ARN when not scanning.FindingARN's
 }
 
 func newQueryFixture(t *testing.T, open Opener) *queryFixture {
@@ -100,6 +101,9 @@ func (fx *queryFixture) addImage(t *testing.T, repo, digest, tag, arch string, p
 		}
 		at := fx.t0.Add(time.Duration(i) * time.Minute)
 		arn := scanning.FindingARN(testOrigin, repo, digest, policy.ScanTypeEnhanced, ff.vuln)
+		if ff.arn != "" {
+			arn = ff.arn
+		}
 		fx.arns[repo+"/"+ff.vuln] = arn
 		writes = append(writes, store.Finding{Repository: repo, Digest: digest, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: ff.vuln,
 			ARN: arn, Status: "ACTIVE", Severity: ff.severity, Score: score, Fingerprint: ff.vuln, Detail: detail,
@@ -283,6 +287,51 @@ func testFindingsByARN(t *testing.T, open Opener) {
 	}
 	if fs, err := fx.db.Findings(context.Background(), "prod/web", fakeDigest("2"), policy.ScanTypeEnhanced); err != nil || len(fs) != 0 {
 		t.Fatalf("findings of a deleted image: %v, %v", fs, err)
+	}
+}
+
+// testFindingsByARNOfAnyShape: findings are found by whatever ARN they were written with, also
+// one ending as another finding's ARN does (PostgreSQL finds the scanner's ARNs by the key
+// their end encodes, 0051).
+func testFindingsByARNOfAnyShape(t *testing.T, open Opener) {
+	fx := newQueryFixture(t, open)
+	derived := fx.arns["prod/web/GHSA-xxxx-yyyy-zzzz"]
+	lookalike := "arn:aws:inspector2:eu-west-1:000000000000:finding/" + derived[len(derived)-32:]
+	pkg := []match.VulnerablePackage{{Name: "zlib", Version: "1.2", Ecosystem: "Debian:12", PackageManager: "OS", Layer: "sha256:cccc"}}
+	fx.addImage(t, "odd/web", fakeDigest("9"), "odd", "amd64", fx.t0.Add(3*time.Hour), []fixtureFinding{
+		{vuln: "CVE-2000-0001", severity: "LOW", source: "NVD", pkgs: pkg, arn: "arn:custom/1"},
+		{vuln: "CVE-2000-0002", severity: "LOW", source: "NVD", pkgs: pkg, arn: lookalike},
+	})
+	for _, tc := range []struct {
+		arns []string
+		want []string
+	}{
+		{[]string{"arn:custom/1"}, []string{"odd/web/CVE-2000-0001"}},
+		{[]string{lookalike}, []string{"odd/web/CVE-2000-0002"}},
+		{[]string{derived}, []string{"prod/web/GHSA-xxxx-yyyy-zzzz"}},
+		{[]string{derived, lookalike, "arn:custom/1", "arn:custom/2"}, []string{"odd/web/CVE-2000-0001", "odd/web/CVE-2000-0002", "prod/web/GHSA-xxxx-yyyy-zzzz"}},
+	} {
+		rows, err := fx.db.FindingsByARN(context.Background(), tc.arns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rows {
+			got = append(got, r.Finding.Repository+"/"+r.Finding.VulnerabilityID)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("by ARN %v: %v, want %v", tc.arns, got, tc.want)
+		}
+		var eq []findings.StringFilter
+		for _, a := range tc.arns {
+			eq = append(eq, sf(findings.Equals, a))
+		}
+		got = fx.list(t, findings.Query{Criteria: strs(findings.FindingARN, eq...)})
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("findingArn EQUALS %v: %v, want %v", tc.arns, got, tc.want)
+		}
 	}
 }
 

@@ -227,6 +227,7 @@ func Run(t *testing.T, open Opener) {
 		{"QueryFindingsCriteria", testQueryFindingsCriteria},
 		{"QueryFindingsSortAndPages", testQueryFindingsSortAndPages},
 		{"FindingsByARN", testFindingsByARN},
+		{"FindingsByARNOfAnyShape", testFindingsByARNOfAnyShape},
 		{"QueryFindingsByReachability", testQueryFindingsByReachability},
 		{"FindingCountsAndDays", testFindingCountsAndDays},
 		{"SuppressionRules", testSuppressionRules},
