@@ -122,6 +122,8 @@ const (
 	insertARNPrefix            = `INSERT INTO finding_arn_prefixes(prefix) VALUES (?) RETURNING id`
 	selectKeySet               = `SELECT id FROM finding_key_sets WHERE keys = ?`
 	insertKeySet               = `INSERT INTO finding_key_sets(keys) VALUES (?) RETURNING id`
+	selectFacts                = `SELECT id FROM finding_facts WHERE title = ? AND source = ? AND vendor_severity = ? AND aliases = ? AND related = ?`
+	insertFacts                = `INSERT INTO finding_facts(title, source, vendor_severity, aliases, related) VALUES (?, ?, ?, ?, ?) RETURNING id`
 	selectBlankFacts           = `SELECT id FROM finding_facts WHERE title = '' AND source = '' AND vendor_severity = '' AND aliases = '[]' AND related = '[]'`
 	insertBlankFacts           = `INSERT INTO finding_facts(title, source, vendor_severity, aliases, related) VALUES ('', '', '', '[]', '[]') RETURNING id`
 )
@@ -145,10 +147,17 @@ type findingIDs struct {
 	blank    int64
 	prefixes map[string]int64
 	keySets  map[string]int64 // finding_key_sets (0053) by keys
+	facts    map[FindingFacts]int64
 }
 
 func newFindingIDs(q rowQuerier, t store.ScanTarget) *findingIDs {
-	return &findingIDs{q: q, target: t, prefixes: map[string]int64{}, keySets: map[string]int64{}}
+	return &findingIDs{q: q, target: t, prefixes: map[string]int64{}, keySets: map[string]int64{}, facts: map[FindingFacts]int64{}}
+}
+
+// detailColumns are what a finding row takes from its detail (FindingColumnsOfDetail).
+type detailColumns struct {
+	facts FindingFacts
+	fix   string
 }
 
 // targetRow returns the target's id, writing the target when new.
@@ -163,9 +172,11 @@ func (ids *findingIDs) targetRow(ctx context.Context) (int64, error) {
 	return ids.targetID, nil
 }
 
-// upsert writes finding f of the target (every column but the detail's facts, which
-// indexFinding sets from the detail; a new row starts with blank facts) and returns its id.
-func (ids *findingIDs) upsert(ctx context.Context, f store.Finding) (int64, error) {
+// upsert writes finding f of the target and returns its id. With cols (f's detail read in Go)
+// the row takes the detail's facts and fix state in the same write; without, they stay as
+// they were (a new row starts with blank facts, which indexFinding then sets from the stored
+// detail).
+func (ids *findingIDs) upsert(ctx context.Context, f store.Finding, cols *detailColumns) (int64, error) {
 	target, err := ids.targetRow(ctx)
 	if err != nil {
 		return 0, err
@@ -191,10 +202,22 @@ func (ids *findingIDs) upsert(ctx context.Context, f store.Finding) (int64, erro
 	if err != nil {
 		return 0, fmt.Errorf("package keys: %w", err)
 	}
+	var factsID, fix any // NULL: as they were
+	if cols != nil {
+		id, ok := ids.facts[cols.facts]
+		if !ok {
+			x := cols.facts
+			if id, err = dictionaryID(ctx, ids.q, selectFacts, insertFacts, x.Title, x.Source, x.VendorSeverity, x.Aliases, x.Related); err != nil {
+				return 0, fmt.Errorf("finding facts: %w", err)
+			}
+			ids.facts[cols.facts] = id
+		}
+		factsID, fix = id, FixAvailableColumn(cols.fix)
+	}
 	var id int64
 	first := ms(f.FirstObservedAt)
 	err = ids.q.queryRow(ctx, upsertFindingRow, target, vuln, prefixID, key, StatusColumn(f.Status), SeverityColumn(f.Severity), ScoreColumn(f.Score),
-		FingerprintColumn(f.Fingerprint), keys, first, ms(f.LastObservedAt)-first, ms(f.UpdatedAt)-first, ids.blank).Scan(&id)
+		FingerprintColumn(f.Fingerprint), keys, first, ms(f.LastObservedAt)-first, ms(f.UpdatedAt)-first, ids.blank, factsID, fix).Scan(&id)
 	return id, err
 }
 
@@ -220,11 +243,12 @@ func (ids *findingIDs) keySet(ctx context.Context, keys sql.NullString) (sql.Nul
 // last observation and update are given as milliseconds after the first (0055).
 const upsertFindingRow = `INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score,
 		fingerprint, package_keys, first_observed_at, last_observed_after, updated_after, facts, fix_available, suppressed)
-	VALUES (?1, ?2, coalesce((SELECT max(id) FROM finding_rows) + 1, 1), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, 0)
+	VALUES (?1, ?2, coalesce((SELECT max(id) FROM finding_rows) + 1, 1), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, coalesce(?14, ?13), coalesce(?15, 0), 0)
 	ON CONFLICT(target_id, vulnerability) DO UPDATE SET arn_prefix = excluded.arn_prefix, arn_key = excluded.arn_key,
 		status = excluded.status, severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint,
 		package_keys = excluded.package_keys, first_observed_at = excluded.first_observed_at,
-		last_observed_after = excluded.last_observed_after, updated_after = excluded.updated_after
+		last_observed_after = excluded.last_observed_after, updated_after = excluded.updated_after,
+		facts = coalesce(?14, facts), fix_available = coalesce(?15, fix_available)
 	RETURNING id`
 
 // targetIDQuery is a subquery of the id of the scan target (repository, digest, scan type) given

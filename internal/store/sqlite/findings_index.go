@@ -97,9 +97,9 @@ type FindingFacts struct {
 
 // FindingColumnsOfDetail computes in Go what indexFindingFacts and indexFindingColumns take
 // from a stored detail in SQL (findingFactsOfDetail and the fix_available CASE): the facts and
-// fix_available (NO, YES or PARTIAL). For loaders that write finding_rows whole instead of
-// running indexFinding's statements after each detail (benchmarks); the store's test checks it
-// against the SQL. A detail of a shape the SQL would read otherwise (a fact that is neither a
+// fix_available (NO, YES or PARTIAL). The scanner's writes (upsert) and loaders that write
+// finding_rows whole (benchmarks) take them from it instead of running indexFinding's
+// statements after each detail; the store's tests check it against the SQL. A detail of a shape the SQL would read otherwise (a fact that is neither a
 // string nor null, a package that is not an object) is an error rather than a guess.
 func FindingColumnsOfDetail(detail []byte) (FindingFacts, string, error) {
 	var d struct {

@@ -753,7 +753,16 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 			return 0, fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
 		}
 		hasDetail[f.VulnerabilityID] = true
-		id, err := rowIDs.upsert(ctx, f)
+		// The row takes its detail's facts and fix state in its own write, read in Go; a
+		// detail of a shape FindingColumnsOfDetail refuses is indexed by the SQL instead,
+		// which reads it as it always has.
+		var cols *detailColumns
+		if f.Detail != nil {
+			if facts, fix, err := FindingColumnsOfDetail(f.Detail); err == nil {
+				cols = &detailColumns{facts: facts, fix: fix}
+			}
+		}
+		id, err := rowIDs.upsert(ctx, f, cols)
 		if err != nil {
 			return 0, fmt.Errorf("write finding: %w", err)
 		}
@@ -762,8 +771,10 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 			if err := putFindingDetail(ctx, q, textIDs, id, f.Detail); err != nil {
 				return 0, fmt.Errorf("write finding detail: %w", err)
 			}
-			if err := indexFinding(ctx, q, id); err != nil {
-				return 0, fmt.Errorf("index finding detail: %w", err)
+			if cols == nil {
+				if err := indexFinding(ctx, q, id); err != nil {
+					return 0, fmt.Errorf("index finding detail: %w", err)
+				}
 			}
 		}
 		if f.Status == findingActive {
