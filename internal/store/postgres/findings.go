@@ -518,7 +518,8 @@ func layerText(packages string) (layer, digest string, ok bool) {
 // written to finding_texts if new (none when NULL: a detail stored whole), its layer text $14
 // (digest $15; none when NULL) written to finding_layers if new, and its set of packages: the
 // body $4 (whole $5), written if new with its package rows ($6 to $13, arrays of the rows'
-// columns; a NULL layer is the finding's), in one statement. Its CTEs share one snapshot, so a
+// columns; a NULL layer is the finding's), and what the queries read of the detail ($16 to
+// $21: title, source, vendor severity, aliases, related, fix state), in one statement. Its CTEs share one snapshot, so a
 // head equal to the tail would be written twice when new; that cannot be: the head is an
 // object's members and the tail a JSON value, and a detail that is not JSON is refused
 // (indexDetail) before this is sent. Transactions writing the same new body (or layer) at once
@@ -536,7 +537,8 @@ const upsertDetailParts = `WITH hf AS (SELECT id FROM finding_texts WHERE text =
 			FROM sw, unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
 				WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq))
 	UPDATE findings SET head_id = (SELECT id FROM hf UNION ALL SELECT id FROM hw), tail_id = (SELECT id FROM tf UNION ALL SELECT id FROM tw),
-		set_id = (SELECT id FROM sf UNION ALL SELECT id FROM sw), layer_id = (SELECT id FROM lf UNION ALL SELECT id FROM lw)
+		set_id = (SELECT id FROM sf UNION ALL SELECT id FROM sw), layer_id = (SELECT id FROM lf UNION ALL SELECT id FROM lw),
+		title = $16, source = $17, vendor_severity = $18, aliases = $19::jsonb, related = $20::jsonb, fix_available = $21
 	WHERE id = $1`
 
 // putFindingDetail stores the detail of finding id, its shared parts once, and copies into the
@@ -581,9 +583,9 @@ func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) e
 		epochs[i] = p.epoch
 	}
 	b := &pgx.Batch{}
+	// The row takes its parts and what the queries read of the detail (ix) in one update.
 	b.Queue(upsertDetailParts, id, headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3], cols[4], layers, cols[5], epochs,
-		layerArg, digestArg)
-	queueIndexFinding(b, id, ix, aliases, related)
+		layerArg, digestArg, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable)
 	br := tx.SendBatch(ctx, b)
 	tag, err := br.Exec()
 	if err == nil && tag.RowsAffected() != 1 {
@@ -690,13 +692,6 @@ func indexDetail(detail []byte) (findingIndex, error) {
 		ix.fixAvailable = "PARTIAL"
 	}
 	return ix, nil
-}
-
-// queueIndexFinding queues in b the write copying ix, what the queries need of the detail of
-// finding id, into its row.
-func queueIndexFinding(b *pgx.Batch, id int64, ix findingIndex, aliases, related []byte) {
-	b.Queue(`UPDATE findings SET title = $2, source = $3, vendor_severity = $4, aliases = $5::jsonb, related = $6::jsonb,
-		fix_available = $7 WHERE id = $1`, id, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable)
 }
 
 // UsageSince returns the scans performed since t.
