@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -140,8 +141,12 @@ func (db *DB) SettingOrInit(ctx context.Context, key string, init func() (string
 // PostgreSQL data.
 func (db *DB) ReplaceSecrets(ctx context.Context, changes []store.SecretChange) (int, error) {
 	var n int
+	var xid string // the replacing transaction's id
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		n = 0
+		if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::xid::text").Scan(&xid); err != nil {
+			return err
+		}
 		for _, c := range changes {
 			query, args := "UPDATE settings SET value = $1 WHERE key = $2 AND value = $3", []any{c.New, c.Setting, c.Old}
 			if c.AccessKeyID != "" {
@@ -161,10 +166,42 @@ func (db *DB) ReplaceSecrets(ctx context.Context, changes []store.SecretChange) 
 		return 0, fmt.Errorf("replace secrets: %w", err)
 	}
 	if n > 0 {
+		// The rewrite keeps an old version any open transaction may still see, and PostgreSQL
+		// counts open transactions of every database on the server: wait, a bounded while,
+		// until none began before the change committed.
+		if err := waitForOlderTransactions(ctx, db.pool, xid, secretsRewriteWait); err != nil {
+			return n, fmt.Errorf("replace secrets: %w", err)
+		}
 		// VACUUM runs outside a transaction, so in the simple protocol.
 		if _, err := db.pool.Exec(ctx, "VACUUM FULL access_keys, settings", pgx.QueryExecModeSimpleProtocol); err != nil {
 			return n, fmt.Errorf("replace secrets: rewrite the tables: %w", err)
 		}
 	}
 	return n, nil
+}
+
+// secretsRewriteWait bounds how long ReplaceSecrets waits for transactions older than its change
+// before rewriting the tables: a server whose other clients keep a transaction open longer
+// still gets the rewrite, which then leaves the old versions it must (a later rewrite, such as
+// the next replacement or VACUUM FULL, removes them).
+const secretsRewriteWait = 10 * time.Second
+
+// waitForOlderTransactions waits until no other client session on the server holds a
+// transaction or snapshot that began before transaction xid ended, or until wait has passed.
+func waitForOlderTransactions(ctx context.Context, pool *pgxpool.Pool, xid string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var older bool
+		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid()
+			AND backend_type = 'client backend'
+			AND (age(backend_xmin) >= age($1::xid) OR age(backend_xid) >= age($1::xid)))`, xid).Scan(&older)
+		if err != nil || !older || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -73,6 +74,22 @@ func testReplaceSecrets(t *testing.T, pg *pgtest.Database) {
 		}
 	}
 	sealed := func(s string) string { return s + strings.Repeat("x", 100) }
+	// A transaction of another session, open when the replacement commits, would keep the old
+	// versions in the rewritten files: ReplaceSecrets waits for it (it ends 300 ms in).
+	other, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	if _, err := other.Exec(ctx, "BEGIN; SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, err := other.Exec(ctx, "COMMIT")
+		ended <- err
+	}()
 	n, err := db.ReplaceSecrets(ctx, []store.SecretChange{
 		{AccessKeyID: "LAKONE", Old: plain["LAKONE"], New: sealed("one")},
 		{AccessKeyID: "LAKTWO", Old: plain["LAKTWO"], New: sealed("two")},
@@ -83,6 +100,9 @@ func testReplaceSecrets(t *testing.T, pg *pgtest.Database) {
 	})
 	if err != nil || n != 3 {
 		t.Fatalf("applied %d changes (%v), want 3", n, err)
+	}
+	if err := <-ended; err != nil {
+		t.Fatal(err)
 	}
 	for id, want := range map[string]string{"LAKONE": sealed("one"), "LAKTWO": sealed("two")} {
 		if k, err := db.AccessKey(ctx, id); err != nil || k.Secret != want {
