@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"testing"
 
-	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/store/storetest"
 )
 
 // TestMigrationToInventoryFingerprint writes inventories under the integer schema version
@@ -56,27 +56,9 @@ func TestMigrationToInventoryPartKeys(t *testing.T) {
 		}
 	}
 	db := reopen()
-	lodash, react := store.PackageKey{Ecosystem: "npm", Name: "lodash"}, store.PackageKey{Ecosystem: "npm", Name: "react"}
-	holding := func(k store.PackageKey) int {
-		t.Helper()
-		hs, err := db.InventoryPartsHolding(ctx, []store.PackageKey{k})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(hs)
-	}
-	if n := holding(react); n != 1 {
-		t.Fatalf("before its keys are known, %d parts may hold react, want the part", n)
-	}
-	part := store.InventoryPart{Hash: sum[:], Data: []byte("base"), Keys: []store.PackageKey{lodash}}
-	if _, err := db.PutImageInventory(ctx, "sha256:new", "ENHANCED", "fp", "", []store.PackageKey{lodash}, 1, []byte("head"), []store.InventoryPart{part}); err != nil {
-		t.Fatal(err)
-	}
-	if a, b := holding(lodash), holding(react); a != 1 || b != 0 {
-		t.Fatalf("with its keys: %d parts hold lodash, %d react; want 1, 0", a, b)
-	}
-	var rows int
-	if err := db.Reader().QueryRowContext(ctx, "SELECT count(*) FROM inventory_packages").Scan(&rows); err != nil || rows != 1 {
-		t.Fatalf("%d inventory_packages rows (%v): want the old inventory's one, none for the new", rows, err)
-	}
+	storetest.CheckUpgradedPartKeys(t, db, sum[:], func() (int, error) {
+		var rows int
+		err := db.Reader().QueryRowContext(ctx, "SELECT count(*) FROM inventory_packages").Scan(&rows)
+		return rows, err
+	})
 }

@@ -423,3 +423,35 @@ func testInventoryPartKeys(t *testing.T, open Opener) {
 		{lodash, nil, []string{"after"}},
 	})
 }
+
+// CheckUpgradedPartKeys is the check of each engine's upgrade to part keys (SQLite 0051,
+// PostgreSQL 0046), on a store upgraded from one holding an inventory indexed by its own
+// inventory_packages row (for npm lodash) and linking a part of hash sum stored before, whose
+// keys are unknown: the part may hold any key until an inventory linking it again gives its
+// keys, and the inventory written before keeps its own index row (oldIndexRows counts them).
+func CheckUpgradedPartKeys(t *testing.T, db Store, sum []byte, oldIndexRows func() (int, error)) {
+	t.Helper()
+	ctx := context.Background()
+	lodash, react := store.PackageKey{Ecosystem: "npm", Name: "lodash"}, store.PackageKey{Ecosystem: "npm", Name: "react"}
+	holding := func(k store.PackageKey) int {
+		t.Helper()
+		hs, err := db.InventoryPartsHolding(ctx, []store.PackageKey{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(hs)
+	}
+	if n := holding(react); n != 1 {
+		t.Fatalf("before its keys are known, %d parts may hold react, want the part", n)
+	}
+	part := store.InventoryPart{Hash: sum, Data: []byte("base"), Keys: []store.PackageKey{lodash}}
+	if _, err := db.PutImageInventory(ctx, "sha256:new", "ENHANCED", "fp", "", []store.PackageKey{lodash}, 1, []byte("head"), []store.InventoryPart{part}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := holding(lodash), holding(react); a != 1 || b != 0 {
+		t.Fatalf("with its keys: %d parts hold lodash, %d react; want 1, 0", a, b)
+	}
+	if rows, err := oldIndexRows(); err != nil || rows != 1 {
+		t.Fatalf("%d inventory_packages rows (%v): want the old inventory's one, none for the new", rows, err)
+	}
+}
