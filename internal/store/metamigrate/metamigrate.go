@@ -111,8 +111,9 @@ func Tables() []Table {
 		{Name: "suppression_rules", Cols: []string{"id", "arn", "name", "action", "description", "reason", "criteria", "tags", "owner", "created_at", "updated_at"}, Key: []string{"id"}},
 		// findings' insert trigger fills image_finding_counts on PostgreSQL.
 		{Name: "findings", Cols: []string{"id", "repository", "image_digest", "scan_type", "vulnerability_id", "arn", "status", "severity", "score", "fingerprint", "package_keys", "first_observed_at", "last_observed_at", "updated_at", "title", "source", "vendor_severity", "fix_available", "aliases", "related", "suppressed"}, Key: []string{"id"},
-			// A finding's detail parts (0050), written by the copy of finding_details.
-			Filled: []string{"head_id", "tail_id", "set_id", "layer_id"}},
+			// A finding's detail parts (0050), written by the copy of finding_details, and its
+			// image's id and ARN key (0052), which the findings view's trigger writes.
+			Filled: []string{"head_id", "tail_id", "set_id", "layer_id", "target_id", "arn_key"}},
 		{Name: "finding_texts", Cols: []string{"id", "text"}, Key: []string{"id"}},
 		// SQLite keeps a detail's layer text (0046) and its packages part (0049, a shared package
 		// set unless the row holds it) apart: PostgreSQL gets the packages part whole.
@@ -149,12 +150,12 @@ func NotCopied() map[string]string {
 		"image_coverage":               "SQLite-only: coverage's per-image state, kept by triggers; PostgreSQL reads the base tables",
 		"repository_finding_counts":    "SQLite-only aggregate of image_finding_counts per repository; PostgreSQL sums image_finding_counts",
 		"leases":                       "running nodes' holds on duties and webhooks: the new nodes take their own",
-		"finding_rows":                 "SQLite's compact storage of findings (0045), copied through the findings view",
-		"scan_targets":                 "SQLite-only dictionary of finding_rows (repository, digest, scan type), copied through the findings view",
-		"finding_vulnerabilities":      "SQLite-only dictionary of finding_rows (vulnerability ids), copied through the findings view",
-		"finding_arn_prefixes":         "SQLite-only dictionary of finding_rows (ARN prefixes), copied through the findings view",
-		"finding_facts":                "SQLite-only dictionary of finding_rows (vulnerability titles, sources, aliases), copied through the findings view",
-		"finding_key_sets":             "SQLite-only dictionary of finding_rows (package key lists, 0053), copied through the findings view",
+		"finding_rows":                 "each engine's compact storage of findings (SQLite 0045, PostgreSQL 0052), copied through the findings view",
+		"scan_targets":                 "each engine's dictionary of finding_rows (repository, digest, scan type), copied through the findings view",
+		"finding_vulnerabilities":      "each engine's dictionary of finding_rows (vulnerability ids), copied through the findings view",
+		"finding_arn_prefixes":         "each engine's dictionary of finding_rows (ARN prefixes), copied through the findings view",
+		"finding_facts":                "each engine's dictionary of finding_rows (vulnerability titles, sources, aliases), copied through the findings view",
+		"finding_key_sets":             "each engine's dictionary of finding_rows (package key lists, SQLite 0053), copied through the findings view",
 		"finding_layers":               "each engine's dictionary of the layers of finding packages (SQLite 0047, PostgreSQL 0043), filled through the finding_packages and finding_details views",
 		"finding_package_sets":         "each engine's shared packages parts of finding details (SQLite 0049, PostgreSQL 0043), copied through finding_details.detail and written through PostgreSQL's finding_details view",
 		"inventory_key_postings":       "SQLite-only index of inventory_parts.key_ids (0051, posting lists since 0054); PostgreSQL indexes the copied key_ids column itself (GIN, 0046)",
@@ -291,14 +292,14 @@ func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options
 	return reps, nil
 }
 
-// compact rewrites image_finding_counts and findings and gives the planner statistics of the
+// compact rewrites image_finding_counts and finding_rows (the findings) and gives the planner statistics of the
 // copied tables. Copying findings ran the trigger keeping image_finding_counts once per finding,
 // so each image's count row was rewritten as many times as it has findings within a batch's
 // transaction, leaving that many dead versions: 121 MiB for 9,353 rows at 10,000 images, which
 // a plain VACUUM marks reusable but does not give back. Copying finding_details writes each
 // detail's parts into its finding's row (PostgreSQL's 0050), a second version of every row.
 func compact(ctx context.Context, dst *pgxpool.Pool) error {
-	for _, t := range []string{"image_finding_counts", "findings"} {
+	for _, t := range []string{"image_finding_counts", "finding_rows"} {
 		if _, err := dst.Exec(ctx, "VACUUM (FULL, ANALYZE) "+t); err != nil {
 			return fmt.Errorf("compact %s: %w", t, err)
 		}

@@ -284,14 +284,27 @@ func findingDetails(ctx context.Context, tx pgx.Tx, t store.ScanTarget, ids []st
 	return out, rows.Err()
 }
 
-// upsertFinding writes a finding whole. A finding is unique by the hash of its image and
-// vulnerability (the index findings_key, 0048), which the conflict target names.
-const upsertFinding = `INSERT INTO findings(repository, image_digest, scan_type, ` + findingOwnColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-	ON CONFLICT((finding_key(repository, image_digest, scan_type, vulnerability_id))) DO UPDATE SET arn = excluded.arn, status = excluded.status,
-		severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint, package_keys = excluded.package_keys,
-		first_observed_at = excluded.first_observed_at, last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
+// upsertFinding writes a finding whole into the rows of its image ($1, $2, $3; scan_targets,
+// 0052): a finding is unique by its image and vulnerability ($4), its ARN is kept as a prefix
+// ($5) and the key it ends with ($6, splitARN), its package keys ($11) by the id of the list.
+const upsertFinding = `INSERT INTO finding_rows(target_id, vulnerability, arn_prefix, arn_key, status, severity, score, fingerprint,
+		package_keys, first_observed_at, last_observed_at, updated_at)
+	VALUES (finding_target_ref($1, $2, $3), finding_vulnerability_ref($4), finding_arn_prefix_ref($5), $6, $7, $8, $9, $10,
+		finding_key_set_ref($11), $12, $13, $14)
+	ON CONFLICT (target_id, vulnerability) DO UPDATE SET arn_prefix = excluded.arn_prefix, arn_key = excluded.arn_key,
+		status = excluded.status, severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint,
+		package_keys = excluded.package_keys, first_observed_at = excluded.first_observed_at,
+		last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
 	RETURNING id`
+
+// splitARN splits an ARN as 0052's finding_arn_split does: an ARN ending with a finding key
+// (arnKey) into the rest and the key, another into itself and an empty key.
+func splitARN(arn string) (prefix string, key []byte) {
+	if k := arnKey(arn); k != nil {
+		return arn[:len(arn)-32], k
+	}
+	return arn, []byte{}
+}
 
 // writeScanUpdate writes up for t; cur are the findings stored for t when up was computed and
 // imageObserved the image's findings_observed_at then. The suppression rules are applied to
@@ -340,8 +353,10 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 		}
 		hasDetail[f.VulnerabilityID] = true
 		var id int64
-		if err := tx.QueryRow(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score,
-			f.Fingerprint, packageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)).Scan(&id); err != nil {
+		prefix, key := splitARN(f.ARN)
+		if err := tx.QueryRow(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, prefix, key, f.Status, f.Severity,
+			f.Score, f.Fingerprint, packageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt),
+			ms(f.UpdatedAt)).Scan(&id); err != nil {
 			return 0, fmt.Errorf("write finding: %w", err)
 		}
 		if f.Detail != nil {
@@ -365,8 +380,10 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 		}
 	}
 	for at, ids := range observed {
-		if _, err := tx.Exec(ctx, `UPDATE findings SET last_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
-			AND vulnerability_id = ANY($5)`, at, t.Repository, t.Digest, t.ScanType, ids); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE finding_rows SET last_observed_at = $1
+			WHERE target_id = (SELECT id FROM scan_targets WHERE repository = $2 AND image_digest = $3 AND scan_type = $4)
+			AND vulnerability IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = ANY($5))`,
+			at, t.Repository, t.Digest, t.ScanType, ids); err != nil {
 			return 0, fmt.Errorf("write finding: %w", err)
 		}
 	}
@@ -421,7 +438,8 @@ func materializeObserved(ctx context.Context, tx pgx.Tx, t store.ScanTarget, obs
 	if !earlier {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE findings SET last_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
+	if _, err := tx.Exec(ctx, `UPDATE finding_rows SET last_observed_at = $1
+		WHERE target_id = (SELECT id FROM scan_targets WHERE repository = $2 AND image_digest = $3 AND scan_type = $4)
 		AND status = 'ACTIVE' AND last_observed_at < $1`, obs, t.Repository, t.Digest, t.ScanType); err != nil {
 		return err
 	}
@@ -536,9 +554,9 @@ const upsertDetailParts = `WITH hf AS (SELECT id FROM finding_texts WHERE text =
 			SELECT sw.id, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
 			FROM sw, unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
 				WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq))
-	UPDATE findings SET head_id = (SELECT id FROM hf UNION ALL SELECT id FROM hw), tail_id = (SELECT id FROM tf UNION ALL SELECT id FROM tw),
+	UPDATE finding_rows SET head_id = (SELECT id FROM hf UNION ALL SELECT id FROM hw), tail_id = (SELECT id FROM tf UNION ALL SELECT id FROM tw),
 		set_id = (SELECT id FROM sf UNION ALL SELECT id FROM sw), layer_id = (SELECT id FROM lf UNION ALL SELECT id FROM lw),
-		title = $16, source = $17, vendor_severity = $18, aliases = $19::jsonb, related = $20::jsonb, fix_available = $21
+		facts = finding_facts_ref($16, $17, $18, $19::jsonb, $20::jsonb), fix_available = $21
 	WHERE id = $1`
 
 // putFindingDetail stores the detail of finding id, its shared parts once, and copies into the

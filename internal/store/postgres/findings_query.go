@@ -293,29 +293,26 @@ func stringCmp(col column, sf findings.StringFilter) (string, []any) {
 		return col.expr + " <> ?::text", args
 	}
 	if col.arn {
-		return "(" + col.expr + " = ?::text AND " + arnLookup("?::bytea") + ")", append(args, arnKey(sf.Value))
+		_, key := splitARN(sf.Value)
+		return "(" + col.expr + " = ?::text AND " + arnLookup("?::bytea") + ")", append(args, key)
 	}
 	return col.expr + " = ?::text", args
 }
 
-// arnLookup is the condition that lets the planner find findings by ARN (0051) when a query
-// also compares f.arn with the ARNs: either the finding's key is among keys (an SQL expression
-// of a bytea or bytea[] after "= ANY" or "="), or its ARN is not one the key finds (the
-// predicate of the index findings_arn_other, named as it names it). It keeps every finding
-// whose ARN is one of the ARNs the keys were read from (arnKey).
+// arnLookup is the condition that lets the planner find findings by ARN through the index of
+// the keys ARNs end with (0052's finding_rows_arn) when a query also compares f.arn with the
+// ARNs: the finding's key is among keys (an SQL expression of a bytea or bytea[], read from the
+// ARNs by splitARN).
 func arnLookup(keys string) string {
-	op := " = "
 	if strings.HasSuffix(keys, "[]") {
-		op = " = ANY("
-		keys += ")"
+		return "f.arn_key = ANY(" + keys + ")"
 	}
-	return "(finding_key(f.repository, f.image_digest, f.scan_type, f.vulnerability_id)" + op + keys +
-		" OR NOT finding_arn_derived(f.arn, f.repository, f.image_digest, f.scan_type, f.vulnerability_id))"
+	return "f.arn_key = " + keys
 }
 
 // arnKey is the finding key an ARN made by scanning.FindingARN ends with (its last 32
-// characters, lowercase hex, as 0051's finding_arn_derived reads them), or nil for an ARN that
-// does not end so (no finding's key: such findings are found by findings_arn_other).
+// characters, lowercase hex, as 0052's finding_arn_split reads them), or nil for an ARN that
+// does not end so.
 func arnKey(arn string) []byte {
 	if len(arn) < 32 {
 		return nil
@@ -531,13 +528,11 @@ func (db *DB) FindingsByARN(ctx context.Context, arns []string) ([]findings.List
 	return out, err
 }
 
-// arnKeys are the keys of arns (arnKey), those that have one.
+// arnKeys are the keys of arns as finding_rows keeps them (splitARN).
 func arnKeys(arns []string) [][]byte {
-	var keys [][]byte
-	for _, a := range arns {
-		if k := arnKey(a); k != nil {
-			keys = append(keys, k)
-		}
+	keys := make([][]byte, len(arns))
+	for i, a := range arns {
+		_, keys[i] = splitARN(a)
 	}
 	return keys
 }

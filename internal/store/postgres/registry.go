@@ -139,7 +139,7 @@ func (db *DB) DeleteRepository(ctx context.Context, name string, force bool) (st
 			"DELETE FROM repository_blobs WHERE repository = $1",
 			"DELETE FROM uploads WHERE repository = $1",
 			"DELETE FROM image_scans WHERE repository = $1",
-			"DELETE FROM findings WHERE repository = $1",
+			"DELETE FROM finding_rows WHERE target_id IN (SELECT id FROM scan_targets WHERE repository = $1)",
 			"DELETE FROM scan_jobs WHERE repository = $1",
 			"DELETE FROM lifecycle_policies WHERE repository = $1",
 			"DELETE FROM lifecycle_previews WHERE repository = $1",
@@ -636,7 +636,7 @@ func deleteManifestTx(ctx context.Context, tx pgx.Tx, repo, digest string) error
 		"DELETE FROM manifest_references WHERE repository = $1 AND manifest = $2",
 		"DELETE FROM manifests WHERE repository = $1 AND digest = $2",
 		"DELETE FROM image_scans WHERE repository = $1 AND image_digest = $2",
-		"DELETE FROM findings WHERE repository = $1 AND image_digest = $2",
+		"DELETE FROM finding_rows WHERE target_id IN (SELECT id FROM scan_targets WHERE repository = $1 AND image_digest = $2)",
 		"DELETE FROM scan_jobs WHERE repository = $1 AND image_digest = $2",
 	} {
 		if _, err := tx.Exec(ctx, q, repo, digest); err != nil {

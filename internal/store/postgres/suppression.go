@@ -219,7 +219,7 @@ func (db *DB) ruleTx(ctx context.Context, announce suppression.Announce, change 
 			if len(u.ids) == 0 {
 				continue
 			}
-			ids, err := queryAll(ctx, tx, scanID, `UPDATE findings SET suppressed = $1,
+			ids, err := queryAll(ctx, tx, scanID, `UPDATE finding_rows SET suppressed = $1,
 				updated_at = CASE WHEN status = 'ACTIVE' THEN greatest(updated_at, $2) ELSE updated_at END
 				WHERE id = ANY($3) RETURNING CASE WHEN status = 'ACTIVE' THEN id ELSE 0 END`, u.to, now, u.ids)
 			if err != nil {
@@ -310,7 +310,7 @@ func applyRulesToWritten(ctx context.Context, tx pgx.Tx, rules compiledRules, id
 	if matched == nil {
 		matched = []int64{}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE findings SET suppressed = (id = ANY($1)) WHERE id = ANY($2)`, matched, ids); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE finding_rows SET suppressed = (id = ANY($1)) WHERE id = ANY($2)`, matched, ids); err != nil {
 		return nil, fmt.Errorf("apply suppression rules: %w", err)
 	}
 	return out, nil
