@@ -120,6 +120,13 @@ func preparePostgres(ctx context.Context, cfg config, dbPath string, st *setupRe
 		return nil, fmt.Errorf("postgres: clone the template: %w", err)
 	}
 	fmt.Fprintf(w, "postgres: database %s cloned from %s in %s\n", p.run, p.template, time.Since(start).Round(time.Millisecond))
+	if cfg.pgLog {
+		// A database's settings are not cloned with it: set on the run's own, before any
+		// connection to it.
+		if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{p.run}.Sanitize()+" SET log_min_duration_statement = 0"); err != nil {
+			return nil, fmt.Errorf("postgres: -pglog: %w", err)
+		}
+	}
 	// The clone's gigabytes may push the SQLite store out of a full page cache: it is read
 	// again, as the PostgreSQL store is (prewarm) before its own measurement.
 	if err := readOnce(dbPath); err != nil {

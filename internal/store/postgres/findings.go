@@ -311,13 +311,6 @@ func splitARN(arn string) (prefix string, key []byte) {
 // the findings written with their detail. It returns how many events it wrote.
 func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []store.Finding, imageObserved int64, up store.ScanUpdate,
 	rules compiledRules) (int, error) {
-	if up.Scan != nil {
-		s := *up.Scan
-		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
-		if err := putImageScanTx(ctx, tx, s); err != nil {
-			return 0, err
-		}
-	}
 	stored := make(map[string]*store.Finding, len(cur))
 	hasDetail := make(map[string]bool, len(cur)) // rows whose detail is stored, or written here
 	for i := range cur {
@@ -334,12 +327,26 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 	}
 	// A finding observed again, and otherwise as stored, only has its lastObservedAt moved:
 	// when that is every ACTIVE finding the update does not rewrite, one write of the image's
-	// findings_observed_at moves them all.
+	// findings_observed_at moves them all. (It leaves findings_observed_at as the image scan
+	// below writes it: that write does not set it.)
 	if err := materializeObserved(ctx, tx, t, imageObserved, up.Findings); err != nil {
 		return 0, err
 	}
+	// The writes go as one batch (one round trip), in the order they were made one by one:
+	// the image's scan, each finding's row and then its detail (named by the finding's key),
+	// the observation time, the usage records.
+	b := &pgx.Batch{}
+	if up.Scan != nil {
+		s := *up.Scan
+		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
+		b.Queue(putImageScan, imageScanArgs(s)...)
+	}
+	type write struct {
+		vuln   string
+		detail bool // a detail write follows the row's
+	}
+	var writes []write
 	observed := map[int64][]string{}
-	detailed := map[int64]string{}     // finding ids written with their detail -> vulnerability ids
 	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
 	for _, f := range up.Findings {
 		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
@@ -352,32 +359,68 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 			return 0, fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
 		}
 		hasDetail[f.VulnerabilityID] = true
-		var id int64
 		prefix, key := splitARN(f.ARN)
-		if err := tx.QueryRow(ctx, upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, prefix, key, f.Status, f.Severity,
-			f.Score, f.Fingerprint, packageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt),
-			ms(f.UpdatedAt)).Scan(&id); err != nil {
-			return 0, fmt.Errorf("write finding: %w", err)
-		}
+		b.Queue(upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, prefix, key, f.Status, f.Severity,
+			f.Score, f.Fingerprint, packageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt))
 		if f.Detail != nil {
-			detailed[id] = f.VulnerabilityID
-			if err := putFindingDetail(ctx, tx, id, f.Detail); err != nil {
+			if err := queueFindingDetail(b, t, f.VulnerabilityID, f.Detail); err != nil {
 				return 0, err
 			}
 		}
+		writes = append(writes, write{vuln: f.VulnerabilityID, detail: f.Detail != nil})
 		if f.Status == findingActive {
 			minWritten = min(minWritten, ms(f.LastObservedAt))
 		}
 	}
-	if at, ok := observedTogether(cur, up.Findings, observed); ok && at <= minWritten {
-		tag, err := tx.Exec(ctx, `UPDATE image_scans SET findings_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
+	at, together := observedTogether(cur, up.Findings, observed)
+	together = together && at <= minWritten
+	if together {
+		b.Queue(`UPDATE image_scans SET findings_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
 			AND findings_observed_at <= $1`, at, t.Repository, t.Digest, t.ScanType)
-		if err != nil {
-			return 0, fmt.Errorf("write finding: %w", err)
+	}
+	for _, u := range up.Usage {
+		b.Queue("INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES ($1, $2, $3, $4, $5)",
+			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At))
+	}
+	detailed := map[int64]string{} // finding ids written with their detail -> vulnerability ids
+	err := func() error {
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		if up.Scan != nil {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
-		if tag.RowsAffected() == 1 {
-			observed = nil
+		for _, w := range writes {
+			var id int64
+			if err := br.QueryRow().Scan(&id); err != nil {
+				return fmt.Errorf("write finding: %w", err)
+			}
+			if w.detail {
+				detailed[id] = w.vuln
+				if err := readFindingDetail(br, w.vuln); err != nil {
+					return err
+				}
+			}
 		}
+		if together {
+			tag, err := br.Exec()
+			if err != nil {
+				return fmt.Errorf("write finding: %w", err)
+			}
+			if tag.RowsAffected() == 1 {
+				observed = nil
+			}
+		}
+		for range up.Usage {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return 0, err
 	}
 	for at, ids := range observed {
 		if _, err := tx.Exec(ctx, `UPDATE finding_rows SET last_observed_at = $1
@@ -385,12 +428,6 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 			AND vulnerability IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = ANY($5))`,
 			at, t.Repository, t.Digest, t.ScanType, ids); err != nil {
 			return 0, fmt.Errorf("write finding: %w", err)
-		}
-	}
-	for _, u := range up.Usage {
-		if _, err := tx.Exec(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES ($1, $2, $3, $4, $5)",
-			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At)); err != nil {
-			return 0, err
 		}
 	}
 	ids := make([]int64, 0, len(detailed))
@@ -532,36 +569,41 @@ func layerText(packages string) (layer, digest string, ok bool) {
 	return packages[m[0]:m[1]], packages[m[2]:m[3]], true
 }
 
-// upsertDetailParts writes into finding $1's row (0050) its detail as its head ($2) and tail ($3) texts, each
-// written to finding_texts if new (none when NULL: a detail stored whole), its layer text $14
-// (digest $15; none when NULL) written to finding_layers if new, and its set of packages: the
-// body $4 (whole $5), written if new with its package rows ($6 to $13, arrays of the rows'
-// columns; a NULL layer is the finding's), and what the queries read of the detail ($16 to
-// $21: title, source, vendor severity, aliases, related, fix state), in one statement. Its CTEs share one snapshot, so a
-// head equal to the tail would be written twice when new; that cannot be: the head is an
-// object's members and the tail a JSON value, and a detail that is not JSON is refused
-// (indexDetail) before this is sent. Transactions writing the same new body (or layer) at once
-// each write one (the lookup takes either): their rows are the same.
-const upsertDetailParts = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $2 LIMIT 1),
-		hw AS (INSERT INTO finding_texts(text) SELECT $2 WHERE $2::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
-		tf AS (SELECT id FROM finding_texts WHERE text = $3 LIMIT 1),
-		tw AS (INSERT INTO finding_texts(text) SELECT $3 WHERE $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tf) RETURNING id),
-		lf AS (SELECT id FROM finding_layers WHERE text = $14 LIMIT 1),
-		lw AS (INSERT INTO finding_layers(text, digest) SELECT $14, $15 WHERE $14::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lf) RETURNING id),
-		sf AS (SELECT id FROM finding_package_sets WHERE body = $4 AND whole = $5 LIMIT 1),
-		sw AS (INSERT INTO finding_package_sets(whole, body) SELECT $5, $4 WHERE NOT EXISTS (SELECT 1 FROM sf) RETURNING id),
+// upsertDetailParts writes into the row (0050, 0052) of the finding of image $1, $2, $3 and
+// vulnerability $4 its detail as its head ($5) and tail ($6) texts, each written to
+// finding_texts if new (none when NULL: a detail stored whole), its layer text $17 (digest
+// $18; none when NULL) written to finding_layers if new, and its set of packages: the body $7
+// (whole $8), written if new with its package rows ($9 to $16, arrays of the rows' columns; a
+// NULL layer is the finding's), and what the queries read of the detail ($19 to $24: title,
+// source, vendor severity, aliases, related, fix state), in one statement. The finding is
+// named by its key, not its id, so that the statement can follow the finding's upsert in one
+// batch. Its CTEs share one snapshot, so a head equal to the tail would be written twice when
+// new; that cannot be: the head is an object's members and the tail a JSON value, and a detail
+// that is not JSON is refused (indexDetail) before this is sent. Transactions writing the same
+// new body (or layer) at once each write one (the lookup takes either): their rows are the same.
+const upsertDetailParts = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $5 LIMIT 1),
+		hw AS (INSERT INTO finding_texts(text) SELECT $5 WHERE $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
+		tf AS (SELECT id FROM finding_texts WHERE text = $6 LIMIT 1),
+		tw AS (INSERT INTO finding_texts(text) SELECT $6 WHERE $6::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tf) RETURNING id),
+		lf AS (SELECT id FROM finding_layers WHERE text = $17 LIMIT 1),
+		lw AS (INSERT INTO finding_layers(text, digest) SELECT $17, $18 WHERE $17::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lf) RETURNING id),
+		sf AS (SELECT id FROM finding_package_sets WHERE body = $7 AND whole = $8 LIMIT 1),
+		sw AS (INSERT INTO finding_package_sets(whole, body) SELECT $8, $7 WHERE NOT EXISTS (SELECT 1 FROM sf) RETURNING id),
 		pw AS (INSERT INTO finding_set_packages(set_id, seq, name, version, release, arch, file_path, source_layer_hash, reachability, epoch)
 			SELECT sw.id, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
-			FROM sw, unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
+			FROM sw, unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
 				WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq))
 	UPDATE finding_rows SET head_id = (SELECT id FROM hf UNION ALL SELECT id FROM hw), tail_id = (SELECT id FROM tf UNION ALL SELECT id FROM tw),
 		set_id = (SELECT id FROM sf UNION ALL SELECT id FROM sw), layer_id = (SELECT id FROM lf UNION ALL SELECT id FROM lw),
-		facts = finding_facts_ref($16, $17, $18, $19::jsonb, $20::jsonb), fix_available = $21
-	WHERE id = $1`
+		facts = finding_facts_ref($19, $20, $21, $22::jsonb, $23::jsonb), fix_available = $24
+	WHERE id = (SELECT r.id FROM finding_rows r
+		WHERE r.target_id = (SELECT id FROM scan_targets WHERE repository = $1 AND image_digest = $2 AND scan_type = $3)
+			AND r.vulnerability = (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = $4))`
 
-// putFindingDetail stores the detail of finding id, its shared parts once, and copies into the
-// finding's row what the queries read of it, in one batch (one round trip).
-func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) error {
+// queueFindingDetail queues in b the write of the detail of t's finding of vulnerability vuln,
+// its shared parts once, and of what the queries read of it into the finding's row;
+// readFindingDetail reads its result.
+func queueFindingDetail(b *pgx.Batch, t store.ScanTarget, vuln string, detail []byte) error {
 	ix, err := indexDetail(detail)
 	if err != nil {
 		return fmt.Errorf("index finding detail: %w", err)
@@ -600,19 +642,20 @@ func putFindingDetail(ctx context.Context, tx pgx.Tx, id int64, detail []byte) e
 		}
 		epochs[i] = p.epoch
 	}
-	b := &pgx.Batch{}
 	// The row takes its parts and what the queries read of the detail (ix) in one update.
-	b.Queue(upsertDetailParts, id, headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3], cols[4], layers, cols[5], epochs,
-		layerArg, digestArg, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable)
-	br := tx.SendBatch(ctx, b)
+	b.Queue(upsertDetailParts, t.Repository, t.Digest, t.ScanType, vuln, headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3],
+		cols[4], layers, cols[5], epochs, layerArg, digestArg, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related),
+		ix.fixAvailable)
+	return nil
+}
+
+// readFindingDetail reads the result of a write queued by queueFindingDetail.
+func readFindingDetail(br pgx.BatchResults, vuln string) error {
 	tag, err := br.Exec()
 	if err == nil && tag.RowsAffected() != 1 {
 		// The parts are columns of the finding's row (0050): a missing finding is refused, as
 		// finding_parts' foreign key refused it.
-		err = fmt.Errorf("finding %d: %w", id, pgx.ErrNoRows)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
+		err = fmt.Errorf("finding %s: %w", vuln, pgx.ErrNoRows)
 	}
 	if err != nil {
 		return fmt.Errorf("write finding detail: %w", err)

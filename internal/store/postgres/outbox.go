@@ -40,6 +40,9 @@ func appendOutboxTx(ctx context.Context, tx pgx.Tx, events []store.OutboxEvent) 
 	}
 	now := time.Now()
 	batch := &pgx.Batch{}
+	// Taken in the batch of the inserts, after the change's own work, so the section that every
+	// event-writing transaction passes one at a time is only these inserts and the commit.
+	batch.Queue("SELECT pg_advisory_xact_lock($1)", int64(outboxLock))
 	for i, ev := range events {
 		if ev.DetailType == "" || ev.Source == "" {
 			return fmt.Errorf("%w: event %d: detail type and source are required", store.ErrBadOutboxEvent, i)
@@ -69,11 +72,6 @@ func appendOutboxTx(ctx context.Context, tx pgx.Tx, events []store.OutboxEvent) 
 		batch.Queue(`INSERT INTO outbox(id, detail_type, source, account, region, time, resources, detail, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT(id) DO NOTHING`,
 			ev.ID, ev.DetailType, ev.Source, ev.Account, ev.Region, at.UnixMilli(), string(res), detail.String(), now.UnixMilli())
-	}
-	// Taken last, after the change's own work, so the section that every event-writing
-	// transaction passes one at a time is only these inserts and the commit.
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(outboxLock)); err != nil {
-		return fmt.Errorf("append outbox: %w", err)
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("append outbox: %w", err)

@@ -115,6 +115,23 @@ type execer interface {
 }
 
 func putImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
+	_, err := tx.Exec(ctx, putImageScan, imageScanArgs(s)...)
+	return err
+}
+
+// putImageScan writes an image scan state; imageScanArgs are its arguments. Image facts written
+// empty are kept: only a write of findings sets them.
+const putImageScan = `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
+		last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages, architecture)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+	ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET status = excluded.status, description = excluded.description,
+		frequency = excluded.frequency, inventory_id = excluded.inventory_id, last_scan_started_at = excluded.last_scan_started_at,
+		completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at,
+		image_facts = CASE WHEN excluded.image_facts = '' THEN image_scans.image_facts ELSE excluded.image_facts END,
+		architecture = CASE WHEN excluded.image_facts = '' THEN image_scans.architecture ELSE excluded.architecture END,
+		not_evaluated = excluded.not_evaluated, not_evaluated_packages = excluded.not_evaluated_packages`
+
+func imageScanArgs(s store.ImageScan) []any {
 	var inv any
 	if s.InventoryID != 0 {
 		inv = s.InventoryID
@@ -124,19 +141,9 @@ func putImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
 	}
 	// The architecture the finding queries read, from the facts.
 	arch := jsonText(jsonObject(s.ImageFacts)["architecture"])
-	// Image facts written empty are kept: only a write of findings sets them.
-	_, err := tx.Exec(ctx, `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
-			last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages, architecture)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-		ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET status = excluded.status, description = excluded.description,
-			frequency = excluded.frequency, inventory_id = excluded.inventory_id, last_scan_started_at = excluded.last_scan_started_at,
-			completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at,
-			image_facts = CASE WHEN excluded.image_facts = '' THEN image_scans.image_facts ELSE excluded.image_facts END,
-			architecture = CASE WHEN excluded.image_facts = '' THEN image_scans.architecture ELSE excluded.architecture END,
-			not_evaluated = excluded.not_evaluated, not_evaluated_packages = excluded.not_evaluated_packages`,
-		s.Repository, s.Digest, s.ScanType, s.Status, s.Description, s.Frequency, inv,
-		ms(s.LastScanStartedAt), ms(s.CompletedAt), ms(s.SourceUpdatedAt), ms(s.UpdatedAt), string(s.ImageFacts), string(s.NotEvaluated), s.NotEvaluatedPackages, arch)
-	return err
+	return []any{s.Repository, s.Digest, s.ScanType, s.Status, s.Description, s.Frequency, inv,
+		ms(s.LastScanStartedAt), ms(s.CompletedAt), ms(s.SourceUpdatedAt), ms(s.UpdatedAt), string(s.ImageFacts), string(s.NotEvaluated),
+		s.NotEvaluatedPackages, arch}
 }
 
 // ImageScans returns the scan states of a repository's images for the given digests.
