@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/store/postgres"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
 
@@ -292,6 +293,9 @@ func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options
 	return reps, nil
 }
 
+// compactWait bounds compact's wait for transactions older than the copy's end.
+const compactWait = 10 * time.Second
+
 // compact rewrites image_finding_counts and finding_rows (the findings) and gives the planner statistics of the
 // copied tables. Copying findings ran the trigger keeping image_finding_counts once per finding,
 // so each image's count row was rewritten as many times as it has findings within a batch's
@@ -299,6 +303,11 @@ func Copy(ctx context.Context, source *sqlite.DB, dst *pgxpool.Pool, opt Options
 // a plain VACUUM marks reusable but does not give back. Copying finding_details writes each
 // detail's parts into its finding's row (PostgreSQL's 0050), a second version of every row.
 func compact(ctx context.Context, dst *pgxpool.Pool) error {
+	// A transaction open elsewhere on the server (any database) that began during the copy
+	// would keep those versions through the rewrite: wait a bounded while for such to end.
+	if err := postgres.WaitForOlderTransactions(ctx, dst, compactWait); err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
 	for _, t := range []string{"image_finding_counts", "finding_rows"} {
 		if _, err := dst.Exec(ctx, "VACUUM (FULL, ANALYZE) "+t); err != nil {
 			return fmt.Errorf("compact %s: %w", t, err)

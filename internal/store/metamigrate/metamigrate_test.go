@@ -10,6 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/metamigrate"
@@ -285,7 +288,31 @@ func TestCopyLeavesCountsCompact(t *testing.T) {
 		`INSERT INTO finding_texts(text) VALUES ('"title":"x"')`,
 		`INSERT INTO finding_details(finding_id, head_id, tail_id, detail) SELECT id, 1, 1, '"d"' FROM findings`,
 	)
-	if _, err := metamigrate.Copy(ctx, lite, p.Pool(), metamigrate.Options{Verify: true}); err != nil {
+	// A transaction of another session, open from before the copy until 300 ms after its
+	// findings are copied, would keep the dead versions through the rewrite: the copy waits
+	// for it to end.
+	other, err := pgx.Connect(ctx, p.Pool().Config().ConnConfig.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	if _, err := other.Exec(ctx, "BEGIN; SELECT pg_current_xact_id()"); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	progress := func(r metamigrate.TableReport) {
+		if r.Table == "findings" {
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				_, err := other.Exec(ctx, "COMMIT")
+				ended <- err
+			}()
+		}
+	}
+	if _, err := metamigrate.Copy(ctx, lite, p.Pool(), metamigrate.Options{Verify: true, Progress: progress}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ended; err != nil {
 		t.Fatal(err)
 	}
 	var n, size int64

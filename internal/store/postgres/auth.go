@@ -186,6 +186,18 @@ func (db *DB) ReplaceSecrets(ctx context.Context, changes []store.SecretChange) 
 // the next replacement or VACUUM FULL, removes them).
 const secretsRewriteWait = 10 * time.Second
 
+// WaitForOlderTransactions waits, at most wait, until no other client session on the server
+// holds a transaction or snapshot that began before now: a VACUUM FULL after it can remove the
+// row versions that the writes before it left, which PostgreSQL keeps while any transaction of
+// any database on the server might still see them.
+func WaitForOlderTransactions(ctx context.Context, pool *pgxpool.Pool, wait time.Duration) error {
+	var xid string
+	if err := pool.QueryRow(ctx, "SELECT pg_current_xact_id()::xid::text").Scan(&xid); err != nil {
+		return fmt.Errorf("wait for older transactions: %w", err)
+	}
+	return waitForOlderTransactions(ctx, pool, xid, wait)
+}
+
 // waitForOlderTransactions waits until no other client session on the server holds a
 // transaction or snapshot that began before transaction xid ended, or until wait has passed.
 func waitForOlderTransactions(ctx context.Context, pool *pgxpool.Pool, xid string, wait time.Duration) error {
