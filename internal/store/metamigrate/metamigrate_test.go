@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/lading-registry/lading/internal/store"
 	"github.com/lading-registry/lading/internal/store/metamigrate"
 	"github.com/lading-registry/lading/internal/store/postgres"
@@ -291,22 +289,10 @@ func TestCopyLeavesCountsCompact(t *testing.T) {
 	// A transaction of another session, open from before the copy until 300 ms after its
 	// findings are copied, would keep the dead versions through the rewrite: the copy waits
 	// for it to end.
-	other, err := pgx.Connect(ctx, p.Pool().Config().ConnConfig.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(ctx)
-	if _, err := other.Exec(ctx, "BEGIN; SELECT pg_current_xact_id()"); err != nil {
-		t.Fatal(err)
-	}
-	ended := make(chan error, 1)
+	end, ended := pgtest.OlderTransaction(t, p.Pool().Config().ConnConfig.ConnString())
 	progress := func(r metamigrate.TableReport) {
 		if r.Table == "findings" {
-			go func() {
-				time.Sleep(300 * time.Millisecond)
-				_, err := other.Exec(ctx, "COMMIT")
-				ended <- err
-			}()
+			end(300 * time.Millisecond)
 		}
 	}
 	if _, err := metamigrate.Copy(ctx, lite, p.Pool(), metamigrate.Options{Verify: true, Progress: progress}); err != nil {

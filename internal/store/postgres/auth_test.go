@@ -76,20 +76,8 @@ func testReplaceSecrets(t *testing.T, pg *pgtest.Database) {
 	sealed := func(s string) string { return s + strings.Repeat("x", 100) }
 	// A transaction of another session, open when the replacement commits, would keep the old
 	// versions in the rewritten files: ReplaceSecrets waits for it (it ends 300 ms in).
-	other, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(ctx)
-	if _, err := other.Exec(ctx, "BEGIN; SELECT pg_current_xact_id()"); err != nil {
-		t.Fatal(err)
-	}
-	ended := make(chan error, 1)
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		_, err := other.Exec(ctx, "COMMIT")
-		ended <- err
-	}()
+	end, ended := pgtest.OlderTransaction(t, url)
+	end(300 * time.Millisecond)
 	n, err := db.ReplaceSecrets(ctx, []store.SecretChange{
 		{AccessKeyID: "LAKONE", Old: plain["LAKONE"], New: sealed("one")},
 		{AccessKeyID: "LAKTWO", Old: plain["LAKTWO"], New: sealed("two")},

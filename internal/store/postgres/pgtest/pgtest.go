@@ -207,3 +207,27 @@ func (d *Database) schemaURL(name string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// OlderTransaction begins, in a session of its own on the server of url, a transaction holding
+// a transaction id, as another client would: PostgreSQL keeps every row version it might see
+// until it ends. end commits it after delay, in the background; ended reports how that went.
+func OlderTransaction(tb testing.TB, url string) (end func(delay time.Duration), ended <-chan error) {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		tb.Fatalf("connect for an older transaction: %v", err)
+	}
+	tb.Cleanup(func() { conn.Close(context.WithoutCancel(ctx)) })
+	if _, err := conn.Exec(ctx, "BEGIN; SELECT pg_current_xact_id()"); err != nil {
+		tb.Fatalf("begin an older transaction: %v", err)
+	}
+	done := make(chan error, 1)
+	return func(delay time.Duration) {
+		go func() {
+			time.Sleep(delay)
+			_, err := conn.Exec(ctx, "COMMIT")
+			done <- err
+		}()
+	}, done
+}
