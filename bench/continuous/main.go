@@ -270,30 +270,40 @@ type counts struct {
 	newActive, findingEvents, usage, observed, rowsWritten int
 }
 
-func countRows(ctx context.Context, db *sqlite.DB, vulnID string, since int64) (counts, error) {
-	var c counts
-	r := db.Reader()
-	for _, q := range []struct {
-		dst  *int
-		sql  string
-		args []any
-	}{
-		{&c.newActive, "SELECT count(*) FROM findings WHERE vulnerability_id = ? AND status = 'ACTIVE'", []any{vulnID}},
+// countQuery is one count countRows reads into dst.
+type countQuery struct {
+	dst  *int
+	sql  string
+	args []any
+}
+
+// countQueries are the counts read before (since 0: those that need no time) and after the
+// re-evaluation, on either engine: ph(n) is the engine's n-th placeholder.
+func countQueries(c *counts, vulnID string, since int64, ph func(int) string) []countQuery {
+	qs := []countQuery{
+		{&c.newActive, "SELECT count(*) FROM findings WHERE vulnerability_id = " + ph(1) + " AND status = 'ACTIVE'", []any{vulnID}},
 		{&c.findingEvents, "SELECT count(*) FROM outbox WHERE detail_type = 'Inspector2 Finding'", nil},
 		{&c.usage, "SELECT count(*) FROM scan_usage", nil},
+	}
+	if since == 0 {
+		return qs
+	}
+	return append(qs,
 		// lastObservedAt as the store reads it (migration 0021): while ACTIVE, the later of the
 		// finding's own time and its image's.
-		{&c.observed, `SELECT count(*) FROM findings f JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest
+		countQuery{&c.observed, `SELECT count(*) FROM findings f JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest
 			AND s.scan_type = f.scan_type WHERE CASE WHEN f.status = 'ACTIVE' AND s.findings_observed_at > f.last_observed_at
-			THEN s.findings_observed_at ELSE f.last_observed_at END >= ?`, []any{since}},
+			THEN s.findings_observed_at ELSE f.last_observed_at END >= ` + ph(1), []any{since}},
 		// Finding rows the re-evaluation wrote (each written row carries its own time): an
 		// unchanged finding is observed by its image's time, not by rewriting its row.
-		{&c.rowsWritten, "SELECT count(*) FROM findings WHERE last_observed_at >= ? OR updated_at >= ?", []any{since, since}},
-	} {
-		if since == 0 && (q.dst == &c.observed || q.dst == &c.rowsWritten) {
-			continue
-		}
-		if err := r.QueryRowContext(ctx, q.sql, q.args...).Scan(q.dst); err != nil {
+		countQuery{&c.rowsWritten, "SELECT count(*) FROM findings WHERE last_observed_at >= " + ph(1) + " OR updated_at >= " + ph(2),
+			[]any{since, since}})
+}
+
+func countRows(ctx context.Context, db *sqlite.DB, vulnID string, since int64) (counts, error) {
+	var c counts
+	for _, q := range countQueries(&c, vulnID, since, func(int) string { return "?" }) {
+		if err := db.Reader().QueryRowContext(ctx, q.sql, q.args...).Scan(q.dst); err != nil {
 			return c, err
 		}
 	}

@@ -411,6 +411,7 @@ func (p *pgBench) measure(ctx context.Context, cfg config, st *setupResult, lite
 		{"images re-evaluated", fmt.Sprint(n)},
 		{"new ACTIVE findings of the advisory", fmt.Sprint(after.newActive - before.newActive)},
 		{"findings observed (lastObservedAt moved)", fmt.Sprint(after.observed)},
+		{"finding rows written", fmt.Sprint(after.rowsWritten)},
 		{"\"Inspector2 Finding\" events written", fmt.Sprint(after.findingEvents - before.findingEvents)},
 		{"scan usage rows written", fmt.Sprint(after.usage - before.usage)},
 		{"store (tables + indexes + TOAST)", fmt.Sprintf("%.2f GiB (%d bytes; database %d bytes)", float64(size.total)/(1<<30), size.total, size.database)},
@@ -433,6 +434,9 @@ func (p *pgBench) measure(ctx context.Context, cfg config, st *setupResult, lite
 	}
 	if got := after.findingEvents - before.findingEvents; got != st.holders {
 		problems = append(problems, fmt.Sprintf("postgres: expected %d finding events, got %d", st.holders, got))
+	}
+	if after.rowsWritten != st.holders {
+		problems = append(problems, fmt.Sprintf("postgres: expected %d finding rows written (the new findings), got %d", st.holders, after.rowsWritten))
 	}
 	fmt.Fprintf(w, "\nPostgreSQL against SQLite (same run; target: within %gx)\n", pgRatio)
 	fmt.Fprintf(w, "  %-24s %14s %14s %7s\n", "", "SQLite", "PostgreSQL", "ratio")
@@ -458,21 +462,7 @@ func mib(n int64) float64 { return float64(n) / (1 << 20) }
 // pgCountRows is countRows on the PostgreSQL store.
 func pgCountRows(ctx context.Context, conn *pgx.Conn, vulnID string, since int64) (counts, error) {
 	var c counts
-	for _, q := range []struct {
-		dst  *int
-		sql  string
-		args []any
-	}{
-		{&c.newActive, "SELECT count(*) FROM findings WHERE vulnerability_id = $1 AND status = 'ACTIVE'", []any{vulnID}},
-		{&c.findingEvents, "SELECT count(*) FROM outbox WHERE detail_type = 'Inspector2 Finding'", nil},
-		{&c.usage, "SELECT count(*) FROM scan_usage", nil},
-		{&c.observed, `SELECT count(*) FROM findings f JOIN image_scans s ON s.repository = f.repository AND s.image_digest = f.image_digest
-			AND s.scan_type = f.scan_type WHERE CASE WHEN f.status = 'ACTIVE' AND s.findings_observed_at > f.last_observed_at
-			THEN s.findings_observed_at ELSE f.last_observed_at END >= $1`, []any{since}},
-	} {
-		if since == 0 && q.dst == &c.observed {
-			continue
-		}
+	for _, q := range countQueries(&c, vulnID, since, func(n int) string { return fmt.Sprintf("$%d", n) }) {
 		if err := conn.QueryRow(ctx, q.sql, q.args...).Scan(q.dst); err != nil {
 			return c, err
 		}
