@@ -127,6 +127,18 @@ func TestMigrateToFindingRows(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("findings after writes through the view:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// Facts whose texts would run together the same way are two fact sets.
+	exec(`INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn, status, severity, fingerprint, first_observed_at,
+			last_observed_at, updated_at, title, source) VALUES
+		('new', 'sha256:c', 'ENHANCED', 'CVE-5', 'arn:5', 'CLOSED', 'LOW', 'fp', 1, 1, 1, E'a\x01b', 'c'),
+		('new', 'sha256:c', 'ENHANCED', 'CVE-6', 'arn:6', 'CLOSED', 'LOW', 'fp', 1, 1, 1, 'a', E'b\x01c'),
+		('new', 'sha256:c', 'ENHANCED', 'CVE-7', 'arn:7', 'CLOSED', 'LOW', 'fp', 1, 1, 1, '1:a', 'c')`)
+	if got := snapshot(`SELECT vulnerability_id || ' ' || title || '|' || source FROM findings
+		WHERE vulnerability_id IN ('CVE-5', 'CVE-6', 'CVE-7') ORDER BY 1`); !slices.Equal(got,
+		[]string{"CVE-5 a\x01b|c", "CVE-6 a|b\x01c", "CVE-7 1:a|c"}) {
+		t.Errorf("facts read back as %q", got)
+	}
+	exec(`DELETE FROM findings WHERE vulnerability_id IN ('CVE-5', 'CVE-6', 'CVE-7')`)
 	// The counts of every image as counted afresh from the findings.
 	recount := snapshot(`SELECT concat_ws(' ', repository, image_digest, scan_type, count(*)) FROM findings
 		WHERE status = 'ACTIVE' AND NOT suppressed GROUP BY repository, image_digest, scan_type ORDER BY 1`)

@@ -30,10 +30,11 @@ CREATE TABLE finding_arn_prefixes (
 );
 
 -- Package key lists and fact sets can be longer than a B-tree entry may be: they are unique by
--- their hash, and equal when their columns are.
+-- their hash, and equal when their columns are. Each part is hashed after its length, so that
+-- no two lists of parts hash the same text, whatever characters the parts hold.
 CREATE FUNCTION finding_text_key(VARIADIC parts TEXT[]) RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT sha256(convert_to(array_to_string(parts, E'\x01'), 'UTF8'))
+    SELECT sha256(convert_to(string_agg(length(p) || ':' || p, '' ORDER BY n), 'UTF8')) FROM unnest(parts) WITH ORDINALITY AS u(p, n)
 $$;
 
 CREATE TABLE finding_key_sets (
