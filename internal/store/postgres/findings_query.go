@@ -311,7 +311,7 @@ func arnLookup(keys string) string {
 }
 
 // arnKey is the finding key an ARN made by scanning.FindingARN ends with (its last 32
-// characters, lowercase hex, as 0052's finding_arn_split reads them), or nil for an ARN that
+// characters, lowercase hex, as 0052's finding_arn_key reads them), or nil for an ARN that
 // does not end so.
 func arnKey(arn string) []byte {
 	if len(arn) < 32 {

@@ -124,11 +124,13 @@ END $$;
 
 -- An ARN made by scanning.FindingARN ends with the finding's key as 32 lowercase hex digits:
 -- the row keeps those as 16 bytes, and the rest as a prefix; another ARN is all prefix, with
--- an empty key. findings_query.go's arnKey splits as this does.
-CREATE FUNCTION finding_arn_split(arn TEXT, OUT prefix TEXT, OUT arn_key bytea)
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT CASE WHEN ok THEN left(arn, -32) ELSE arn END, CASE WHEN ok THEN decode(right(arn, 32), 'hex') ELSE '\x'::bytea END
-    FROM (SELECT right(arn, 32) ~ '^[0-9a-f]{32}$' AS ok) x
+-- an empty key. findings.go's splitARN splits as these do. (Plain expressions, which the
+-- planner inlines.)
+CREATE FUNCTION finding_arn_prefix(arn TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE WHEN right(arn, 32) ~ '^[0-9a-f]{32}$' THEN left(arn, -32) ELSE arn END
+$$;
+CREATE FUNCTION finding_arn_key(arn TEXT) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE WHEN right(arn, 32) ~ '^[0-9a-f]{32}$' THEN decode(right(arn, 32), 'hex') ELSE '\x'::bytea END
 $$;
 
 CREATE TABLE finding_rows (
@@ -137,11 +139,11 @@ CREATE TABLE finding_rows (
     first_observed_at BIGINT  NOT NULL,
     last_observed_at  BIGINT  NOT NULL,
     updated_at        BIGINT  NOT NULL,
-    target_id         INTEGER NOT NULL REFERENCES scan_targets(id),
-    vulnerability     INTEGER NOT NULL REFERENCES finding_vulnerabilities(id),
-    arn_prefix        INTEGER NOT NULL REFERENCES finding_arn_prefixes(id),
-    package_keys      INTEGER REFERENCES finding_key_sets(id),
-    facts             INTEGER REFERENCES finding_facts(id),  -- NULL: the detail's facts were never written
+    target_id         INTEGER NOT NULL,  -- the foreign keys are added after the rows are copied
+    vulnerability     INTEGER NOT NULL,
+    arn_prefix        INTEGER NOT NULL,
+    package_keys      INTEGER,
+    facts             INTEGER,  -- NULL: the detail's facts were never written
     head_id           INTEGER,  -- the detail's parts (0050)
     tail_id           INTEGER,
     set_id            INTEGER,
@@ -157,23 +159,34 @@ CREATE TABLE finding_rows (
 INSERT INTO scan_targets(repository, image_digest, scan_type)
     SELECT DISTINCT repository, image_digest, scan_type FROM findings ORDER BY 1, 2, 3;
 INSERT INTO finding_vulnerabilities(vulnerability_id) SELECT DISTINCT vulnerability_id FROM findings ORDER BY 1;
-INSERT INTO finding_arn_prefixes(prefix) SELECT DISTINCT (finding_arn_split(arn)).prefix FROM findings ORDER BY 1;
+INSERT INTO finding_arn_prefixes(prefix) SELECT DISTINCT finding_arn_prefix(arn) FROM findings ORDER BY 1;
 INSERT INTO finding_key_sets(keys) SELECT DISTINCT package_keys FROM findings WHERE package_keys IS NOT NULL ORDER BY 1;
 INSERT INTO finding_facts(title, source, vendor_severity, aliases, related)
     SELECT DISTINCT title, source, vendor_severity, aliases, related FROM findings ORDER BY 1, 2, 3, 4, 5;
 
+-- Hash joins: the dictionaries are new, and the planner, misjudging how many findings an image
+-- has, would otherwise look each one up in a nested loop (minutes at 700,000 findings).
+SET LOCAL enable_nestloop = off;
 INSERT INTO finding_rows(id, score, first_observed_at, last_observed_at, updated_at, target_id, vulnerability, arn_prefix,
         package_keys, facts, head_id, tail_id, set_id, layer_id, suppressed, arn_key, status, severity, fingerprint, fix_available)
     SELECT f.id, f.score, f.first_observed_at, f.last_observed_at, f.updated_at, t.id, v.id, p.id, k.id, x.id,
-        f.head_id, f.tail_id, f.set_id, f.layer_id, f.suppressed, (f.a).arn_key, f.status, f.severity, f.fingerprint, f.fix_available
-    FROM (SELECT *, finding_arn_split(arn) AS a FROM findings) f
+        f.head_id, f.tail_id, f.set_id, f.layer_id, f.suppressed, finding_arn_key(f.arn), f.status, f.severity, f.fingerprint, f.fix_available
+    FROM findings f
     JOIN scan_targets t ON t.repository = f.repository AND t.image_digest = f.image_digest AND t.scan_type = f.scan_type
     JOIN finding_vulnerabilities v ON v.vulnerability_id = f.vulnerability_id
-    JOIN finding_arn_prefixes p ON p.prefix = (f.a).prefix
+    JOIN finding_arn_prefixes p ON p.prefix = finding_arn_prefix(f.arn)
     LEFT JOIN finding_key_sets k ON k.keys = f.package_keys
     JOIN finding_facts x ON x.title = f.title AND x.source = f.source AND x.vendor_severity = f.vendor_severity
         AND x.aliases = f.aliases AND x.related = f.related
     ORDER BY t.id, v.id;
+RESET enable_nestloop;
+
+-- Checked once over the copied rows rather than row by row as they were copied.
+ALTER TABLE finding_rows ADD FOREIGN KEY (target_id) REFERENCES scan_targets(id),
+    ADD FOREIGN KEY (vulnerability) REFERENCES finding_vulnerabilities(id),
+    ADD FOREIGN KEY (arn_prefix) REFERENCES finding_arn_prefixes(id),
+    ADD FOREIGN KEY (package_keys) REFERENCES finding_key_sets(id),
+    ADD FOREIGN KEY (facts) REFERENCES finding_facts(id);
 
 -- Ids go on from the old table's: a finding's id is never reused.
 SELECT setval(pg_get_serial_sequence('finding_rows', 'id'),
@@ -219,17 +232,14 @@ ALTER VIEW findings ALTER COLUMN related SET DEFAULT '[]';
 ALTER VIEW findings ALTER COLUMN suppressed SET DEFAULT false;
 
 CREATE FUNCTION findings_insert() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-DECLARE
-    a record;
 BEGIN
-    a := finding_arn_split(NEW.arn);
     INSERT INTO finding_rows(id, score, first_observed_at, last_observed_at, updated_at, target_id, vulnerability, arn_prefix,
             package_keys, facts, head_id, tail_id, set_id, layer_id, suppressed, arn_key, status, severity, fingerprint, fix_available)
         VALUES (coalesce(NEW.id, nextval(pg_get_serial_sequence('finding_rows', 'id'))), NEW.score, NEW.first_observed_at,
             NEW.last_observed_at, NEW.updated_at, finding_target_ref(NEW.repository, NEW.image_digest, NEW.scan_type),
-            finding_vulnerability_ref(NEW.vulnerability_id), finding_arn_prefix_ref(a.prefix), finding_key_set_ref(NEW.package_keys),
+            finding_vulnerability_ref(NEW.vulnerability_id), finding_arn_prefix_ref(finding_arn_prefix(NEW.arn)), finding_key_set_ref(NEW.package_keys),
             finding_facts_ref(NEW.title, NEW.source, NEW.vendor_severity, NEW.aliases, NEW.related),
-            NEW.head_id, NEW.tail_id, NEW.set_id, NEW.layer_id, NEW.suppressed, a.arn_key, NEW.status, NEW.severity,
+            NEW.head_id, NEW.tail_id, NEW.set_id, NEW.layer_id, NEW.suppressed, finding_arn_key(NEW.arn), NEW.status, NEW.severity,
             NEW.fingerprint, NEW.fix_available)
         RETURNING id, target_id, arn_key INTO NEW.id, NEW.target_id, NEW.arn_key;
     RETURN NEW;
@@ -237,18 +247,15 @@ END $$;
 CREATE TRIGGER findings_insert INSTEAD OF INSERT ON findings FOR EACH ROW EXECUTE FUNCTION findings_insert();
 
 CREATE FUNCTION findings_update() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-DECLARE
-    a record;
 BEGIN
-    a := finding_arn_split(NEW.arn);
     UPDATE finding_rows SET id = NEW.id, score = NEW.score, first_observed_at = NEW.first_observed_at,
         last_observed_at = NEW.last_observed_at, updated_at = NEW.updated_at,
         target_id = CASE WHEN (NEW.repository, NEW.image_digest, NEW.scan_type) IS NOT DISTINCT FROM (OLD.repository, OLD.image_digest, OLD.scan_type)
             THEN target_id ELSE finding_target_ref(NEW.repository, NEW.image_digest, NEW.scan_type) END,
         vulnerability = CASE WHEN NEW.vulnerability_id IS NOT DISTINCT FROM OLD.vulnerability_id
             THEN vulnerability ELSE finding_vulnerability_ref(NEW.vulnerability_id) END,
-        arn_prefix = CASE WHEN NEW.arn IS NOT DISTINCT FROM OLD.arn THEN arn_prefix ELSE finding_arn_prefix_ref(a.prefix) END,
-        arn_key = a.arn_key,
+        arn_prefix = CASE WHEN NEW.arn IS NOT DISTINCT FROM OLD.arn THEN arn_prefix ELSE finding_arn_prefix_ref(finding_arn_prefix(NEW.arn)) END,
+        arn_key = finding_arn_key(NEW.arn),
         package_keys = CASE WHEN NEW.package_keys IS NOT DISTINCT FROM OLD.package_keys
             THEN package_keys ELSE finding_key_set_ref(NEW.package_keys) END,
         facts = CASE WHEN (NEW.title, NEW.source, NEW.vendor_severity, NEW.aliases, NEW.related)
