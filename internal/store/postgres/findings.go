@@ -297,8 +297,8 @@ const upsertFinding = `INSERT INTO finding_rows(target_id, vulnerability, arn_pr
 		last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at
 	RETURNING id`
 
-// splitARN splits an ARN as 0052's finding_arn_prefix and finding_arn_key do: an ARN ending with a finding key
-// (arnKey) into the rest and the key, another into itself and an empty key.
+// splitARN splits an ARN as 0052's finding_arn_prefix and finding_arn_key do: an ARN ending
+// with a finding key (arnKey) into the rest and the key, another into itself and an empty key.
 func splitARN(arn string) (prefix string, key []byte) {
 	if k := arnKey(arn); k != nil {
 		return arn[:len(arn)-32], k
