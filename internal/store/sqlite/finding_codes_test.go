@@ -211,30 +211,9 @@ func TestScoreColumnRoundTrip(t *testing.T) {
 		for _, via := range []string{"scanner", "view"} {
 			repo := fmt.Sprintf("repo-%d-%s", i, via)
 			dgst := fakeDigest(repo)
-			m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
-			if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
-				t.Fatal(err)
-			}
-			f := store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: "CVE-1",
-				ARN: "arn:" + repo, Status: "ACTIVE", Severity: "HIGH", Score: sc.score, Fingerprint: "fp", Detail: []byte(`{"n":1}`),
-				FirstObservedAt: now, LastObservedAt: now.Add(time.Hour), UpdatedAt: now}
-			switch via {
-			case "scanner":
-				err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced}},
-					func(store.ScanState) (store.ScanUpdate, error) {
-						return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: []store.Finding{f}}, nil
-					})
-				if err != nil {
-					t.Fatal(err)
-				}
-			case "view":
-				if _, err := db.write.ExecContext(ctx, `INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn,
-					status, severity, score, fingerprint, first_observed_at, last_observed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-					repo, dgst, f.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score, f.Fingerprint,
-					now.UnixMilli(), now.Add(time.Hour).UnixMilli(), now.UnixMilli()); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeFindingVia(t, db, via, store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced,
+				VulnerabilityID: "CVE-1", ARN: "arn:" + repo, Status: "ACTIVE", Severity: "HIGH", Score: sc.score, Fingerprint: "fp",
+				Detail: []byte(`{"n":1}`), FirstObservedAt: now, LastObservedAt: now.Add(time.Hour), UpdatedAt: now})
 			var got float64
 			var typ string
 			if err := db.read.QueryRowContext(ctx, `SELECT f.score, typeof(r.score) FROM findings f JOIN finding_rows r ON r.id = f.id

@@ -39,30 +39,9 @@ func TestFindingARNsStoredSplit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, via := range []string{"scanner", "view"} {
 				repo := fmt.Sprintf("repo-%d-%s", i, via)
-				dgst := fakeDigest(repo)
-				m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
-				if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
-					t.Fatal(err)
-				}
-				f := store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: "CVE-" + tt.name,
-					ARN: tt.arn, Status: "ACTIVE", Severity: "HIGH", Fingerprint: "fp", Detail: []byte(`{"n":1}`),
-					FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
-				switch via {
-				case "scanner":
-					err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced}},
-						func(store.ScanState) (store.ScanUpdate, error) {
-							return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: []store.Finding{f}}, nil
-						})
-					if err != nil {
-						t.Fatal(err)
-					}
-				case "view":
-					if _, err := db.write.ExecContext(ctx, `INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn,
-						status, severity, fingerprint, first_observed_at, last_observed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 1, 1)`,
-						repo, dgst, f.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Fingerprint); err != nil {
-						t.Fatal(err)
-					}
-				}
+				writeFindingVia(t, db, via, store.Finding{Repository: repo, Digest: fakeDigest(repo), ScanType: policy.ScanTypeEnhanced,
+					VulnerabilityID: "CVE-" + tt.name, ARN: tt.arn, Status: "ACTIVE", Severity: "HIGH", Fingerprint: "fp",
+					Detail: []byte(`{"n":1}`), FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now})
 				var arn string
 				var key []byte
 				if err := db.read.QueryRowContext(ctx, `SELECT f.arn, r.arn_key FROM findings f JOIN finding_rows r ON r.id = f.id
@@ -261,28 +240,9 @@ func TestFingerprintsStoredAsBytes(t *testing.T) {
 	} {
 		for _, via := range []string{"scanner", "view"} {
 			repo := fmt.Sprintf("fp-%d-%s", i, via)
-			dgst := fakeDigest(repo)
-			m := store.Manifest{Repository: repo, Digest: dgst, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
-			if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
-				t.Fatal(err)
-			}
-			switch via {
-			case "scanner":
-				f := store.Finding{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced, VulnerabilityID: "CVE-1", ARN: "arn:" + repo,
-					Status: "ACTIVE", Severity: "HIGH", Fingerprint: tt.fp, Detail: []byte(`{}`), FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
-				if err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced}},
-					func(store.ScanState) (store.ScanUpdate, error) {
-						return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: []store.Finding{f}}, nil
-					}); err != nil {
-					t.Fatal(err)
-				}
-			case "view":
-				if _, err := db.write.ExecContext(ctx, `INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn,
-					status, severity, fingerprint, first_observed_at, last_observed_at, updated_at) VALUES (?, ?, 'ENHANCED', 'CVE-1', 'a', 'ACTIVE', 'HIGH', ?, 1, 1, 1)`,
-					repo, dgst, tt.fp); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeFindingVia(t, db, via, store.Finding{Repository: repo, Digest: fakeDigest(repo), ScanType: policy.ScanTypeEnhanced,
+				VulnerabilityID: "CVE-1", ARN: "arn:" + repo, Status: "ACTIVE", Severity: "HIGH", Fingerprint: tt.fp, Detail: []byte(`{}`),
+				FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now})
 			var fp, typ string
 			if err := db.read.QueryRowContext(ctx, `SELECT f.fingerprint, typeof(r.fingerprint) FROM findings f JOIN finding_rows r ON r.id = f.id
 				WHERE f.repository = ?`, repo).Scan(&fp, &typ); err != nil {
@@ -292,5 +252,38 @@ func TestFingerprintsStoredAsBytes(t *testing.T) {
 				t.Errorf("%s: fingerprint %q read back as %q, stored as %s (want %s)", via, tt.fp, fp, typ, tt.stored)
 			}
 		}
+	}
+}
+
+// writeFindingVia writes f, the one finding of an image made here for it, either through the
+// scanner's writer ("scanner": ApplyScans, with its detail) or through the findings view
+// ("view": an INSERT of the row's columns, as an older Lading or a copy from another store
+// writes them, without a detail).
+func writeFindingVia(t *testing.T, db *DB, via string, f store.Finding) {
+	t.Helper()
+	ctx := context.Background()
+	m := store.Manifest{Repository: f.Repository, Digest: f.Digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2,
+		Content: []byte("{}")}
+	if _, err := db.PutManifest(ctx, m, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	switch via {
+	case "scanner":
+		err := db.ApplyScans(ctx, []store.ScanTarget{{Repository: f.Repository, Digest: f.Digest, ScanType: f.ScanType}},
+			func(store.ScanState) (store.ScanUpdate, error) {
+				return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: f.UpdatedAt}, Findings: []store.Finding{f}}, nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+	case "view":
+		if _, err := db.write.ExecContext(ctx, `INSERT INTO findings(repository, image_digest, scan_type, vulnerability_id, arn,
+			status, severity, score, fingerprint, first_observed_at, last_observed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			f.Repository, f.Digest, f.ScanType, f.VulnerabilityID, f.ARN, f.Status, f.Severity, f.Score, f.Fingerprint,
+			f.FirstObservedAt.UnixMilli(), f.LastObservedAt.UnixMilli(), f.UpdatedAt.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("no way %q to write a finding", via)
 	}
 }
