@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/lading-registry/lading/internal/findings"
@@ -324,17 +323,9 @@ func applyRulesToWritten(ctx context.Context, q *txStatements, rules compiledRul
 			out[id] = true
 		}
 		if err := q.exec(ctx, `UPDATE finding_rows SET suppressed = (id IN (SELECT value FROM json_each(?))) WHERE id IN (`+placeholders(len(chunk))+`)`,
-			append([]any{idsJSON(matched)}, toAny(chunk)...)...); err != nil {
+			append([]any{jsonInts(matched)}, toAny(chunk)...)...); err != nil {
 			return nil, fmt.Errorf("apply suppression rules: %w", err)
 		}
 	}
 	return out, nil
-}
-
-func idsJSON(ids []int64) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.FormatInt(id, 10)
-	}
-	return "[" + strings.Join(parts, ",") + "]"
 }
