@@ -238,9 +238,10 @@ func (ids *findingIDs) keySet(ctx context.Context, keys sql.NullString) (sql.Nul
 	return sql.NullInt64{Int64: id, Valid: true}, nil
 }
 
-// upsertFindingRow writes a finding whole but for its facts (fix_available 0: NO). A new row's
-// id is one past the largest (as the rowid table of findings before 0045 numbered them). The
-// last observation and update are given as milliseconds after the first (0055).
+// upsertFindingRow writes a finding whole, with its facts and fix_available when given (?14,
+// ?15; NULL: a new row's are blank facts ?13 and 0, NO, an existing row's stay). A new row's id
+// is one past the largest (as the rowid table of findings before 0045 numbered them). The last
+// observation and update are given as milliseconds after the first (0055).
 const upsertFindingRow = `INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score,
 		fingerprint, package_keys, first_observed_at, last_observed_after, updated_after, facts, fix_available, suppressed)
 	VALUES (?1, ?2, coalesce((SELECT max(id) FROM finding_rows) + 1, 1), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, coalesce(?14, ?13), coalesce(?15, 0), 0)

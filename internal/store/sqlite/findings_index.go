@@ -99,8 +99,9 @@ type FindingFacts struct {
 // from a stored detail in SQL (findingFactsOfDetail and the fix_available CASE): the facts and
 // fix_available (NO, YES or PARTIAL). The scanner's writes (upsert) and loaders that write
 // finding_rows whole (benchmarks) take them from it instead of running indexFinding's
-// statements after each detail; the store's tests check it against the SQL. A detail of a shape the SQL would read otherwise (a fact that is neither a
-// string nor null, a package that is not an object) is an error rather than a guess.
+// statements after each detail; the store's tests check it against the SQL. A detail of a
+// shape the SQL would read otherwise (a fact that is neither a string nor null, a package
+// that is not an object) is an error rather than a guess.
 func FindingColumnsOfDetail(detail []byte) (FindingFacts, string, error) {
 	var d struct {
 		Finding struct {
