@@ -141,17 +141,34 @@ func dictionaryID(ctx context.Context, q rowQuerier, sel, insert string, args ..
 
 // findingIDs holds the dictionary ids one write of a target's findings uses, looked up once.
 type findingIDs struct {
-	q        rowQuerier
+	*findingDicts
 	target   store.ScanTarget
 	targetID int64 // 0 until looked up
+}
+
+// findingDicts are the dictionary ids looked up in one transaction, shared by the targets it
+// writes: a re-evaluation writes the same vulnerability, ARN prefix, key list and facts into
+// a thousand images. The transaction holds the write lock and no dictionary row is deleted
+// within it, so an id looked up stays right until it ends (a retried transaction starts with
+// new ones).
+type findingDicts struct {
+	q        rowQuerier
 	blank    int64
+	vulns    map[string]int64
 	prefixes map[string]int64
 	keySets  map[string]int64 // finding_key_sets (0053) by keys
 	facts    map[FindingFacts]int64
+	details  *detailIDs
 }
 
-func newFindingIDs(q rowQuerier, t store.ScanTarget) *findingIDs {
-	return &findingIDs{q: q, target: t, prefixes: map[string]int64{}, keySets: map[string]int64{}, facts: map[FindingFacts]int64{}}
+func newFindingDicts(q rowQuerier) *findingDicts {
+	return &findingDicts{q: q, vulns: map[string]int64{}, prefixes: map[string]int64{}, keySets: map[string]int64{}, facts: map[FindingFacts]int64{},
+		details: newDetailIDs()}
+}
+
+// forTarget returns the ids of a write of t's findings.
+func (d *findingDicts) forTarget(t store.ScanTarget) *findingIDs {
+	return &findingIDs{findingDicts: d, target: t}
 }
 
 // detailColumns are what a finding row takes from its detail (FindingColumnsOfDetail).
@@ -181,9 +198,12 @@ func (ids *findingIDs) upsert(ctx context.Context, f store.Finding, cols *detail
 	if err != nil {
 		return 0, err
 	}
-	vuln, err := dictionaryID(ctx, ids.q, selectFindingVulnerability, insertFindingVulnerability, f.VulnerabilityID)
-	if err != nil {
-		return 0, fmt.Errorf("vulnerability id: %w", err)
+	vuln, ok := ids.vulns[f.VulnerabilityID]
+	if !ok {
+		if vuln, err = dictionaryID(ctx, ids.q, selectFindingVulnerability, insertFindingVulnerability, f.VulnerabilityID); err != nil {
+			return 0, fmt.Errorf("vulnerability id: %w", err)
+		}
+		ids.vulns[f.VulnerabilityID] = vuln
 	}
 	prefix, key := SplitFindingARN(f.ARN)
 	prefixID, ok := ids.prefixes[prefix]

@@ -373,9 +373,11 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 		if err != nil {
 			return err
 		}
+		dicts := newFindingDicts(q)
+		names := newFindingNames()
 		var pre *statePrefetch
 		if prefetchable(targets) {
-			pre = db.prefetchStates(ctx, targets)
+			pre = db.prefetchStates(ctx, names, targets)
 			defer pre.stop()
 		}
 		for i, t := range targets {
@@ -395,7 +397,7 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 			if pre != nil {
 				st, found, err = pre.get(ctx, i)
 			} else {
-				st, found, err = readScanState(ctx, q, t)
+				st, found, err = readScanState(ctx, q, names, t)
 			}
 			if err != nil {
 				return err
@@ -415,7 +417,7 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 			if err != nil {
 				return err
 			}
-			n, err := writeScanUpdate(ctx, tx, q, t, st.Findings, st.observed, up, rules)
+			n, err := writeScanUpdate(ctx, tx, q, dicts, t, st.Findings, st.observed, up, rules)
 			if err != nil {
 				return err
 			}
@@ -447,7 +449,7 @@ type scanState struct {
 }
 
 // readScanState reads what update is handed for t; found is false when the image is gone.
-func readScanState(ctx context.Context, q stateReader, t store.ScanTarget) (st scanState, found bool, err error) {
+func readScanState(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget) (st scanState, found bool, err error) {
 	m, err := scanManifest(q.queryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
@@ -467,7 +469,7 @@ func readScanState(ctx context.Context, q stateReader, t store.ScanTarget) (st s
 	case !errors.Is(err, sql.ErrNoRows):
 		return st, false, err
 	}
-	if st.Findings, err = queryFindingsObserved(ctx, q, t.Repository, t.Digest, t.ScanType, false, st.observed); err != nil {
+	if st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed); err != nil {
 		return st, false, err
 	}
 	return st, true, nil
@@ -515,7 +517,7 @@ type prefetchedState struct {
 	err   error
 }
 
-func (db *DB) prefetchStates(ctx context.Context, targets []store.ScanTarget) *statePrefetch {
+func (db *DB) prefetchStates(ctx context.Context, names *findingNames, targets []store.ScanTarget) *statePrefetch {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &statePrefetch{done: make([]chan struct{}, len(targets)), states: make([]prefetchedState, len(targets)),
 		slots: make(chan struct{}, prefetchWindow), cancel: cancel, q: &poolStatements{db: db.read, stmts: map[string]*sql.Stmt{}}}
@@ -545,7 +547,7 @@ func (db *DB) prefetchStates(ctx context.Context, targets []store.ScanTarget) *s
 		go func() {
 			defer p.wg.Done()
 			for i := range next {
-				st, found, err := readScanState(ctx, p.q, targets[i])
+				st, found, err := readScanState(ctx, p.q, names, targets[i])
 				p.states[i] = prefetchedState{st, found, err}
 				close(p.done[i])
 			}
@@ -708,7 +710,7 @@ func findingDetails(ctx context.Context, q querier, t store.ScanTarget, ids []st
 // writeScanUpdate writes up for t; cur are the findings stored for t when up was computed.
 // imageObserved is the image's findings_observed_at when cur was read. The suppression rules
 // are applied to the findings written with their detail. It returns how many events it wrote.
-func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.ScanTarget, cur []store.Finding, imageObserved int64, up store.ScanUpdate,
+func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *findingDicts, t store.ScanTarget, cur []store.Finding, imageObserved int64, up store.ScanUpdate,
 	rules compiledRules) (int, error) {
 	if up.Scan != nil {
 		s := *up.Scan
@@ -737,8 +739,8 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, t store.S
 	if err := materializeObserved(ctx, q, t, imageObserved, up.Findings); err != nil {
 		return 0, err
 	}
-	rowIDs := newFindingIDs(q, t)
-	textIDs := newDetailIDs()
+	rowIDs := dicts.forTarget(t)
+	textIDs := dicts.details
 	observed := map[int64][]any{}
 	detailed := map[int64]string{}     // finding ids written with their detail -> vulnerability ids
 	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row

@@ -1,0 +1,185 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// targetFindingRows reads a target's findings from finding_rows itself, resolving the
+// dictionary ids in Go through names: what queryFindingsObserved reads through the findings
+// view, column for column (TestTargetFindingRowsMatchView), without the view's four joins per
+// row. ApplyScans reads the findings of every target it applies (a re-evaluation: a thousand
+// images of some seventy findings each), where those joins were most of the read.
+const targetFindingRows = `SELECT vulnerability, arn_prefix, arn_key, status, severity, score, fingerprint, package_keys,
+	first_observed_at, last_observed_after, updated_after FROM finding_rows WHERE target_id = ` + targetIDQuery
+
+// findingNames caches the strings of the dictionary ids finding rows name. An id's row is
+// never rewritten, so a cached string stays right for as long as the id exists; it is safe
+// for concurrent use (ApplyScans' prefetching readers share one).
+type findingNames struct {
+	mu       sync.Mutex
+	vulns    map[int64]string
+	prefixes map[int64]string
+	keySets  map[string][]store.PackageKey // by the package_keys column's text; shared, never modified
+}
+
+func newFindingNames() *findingNames {
+	return &findingNames{vulns: map[int64]string{}, prefixes: map[int64]string{}, keySets: map[string][]store.PackageKey{}}
+}
+
+// name returns the string of id in a dictionary, reading it with query on a miss.
+func (n *findingNames) name(ctx context.Context, q stateReader, cache map[int64]string, query string, id int64) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s, ok := cache[id]; ok {
+		return s, nil
+	}
+	var s string
+	if err := q.queryRow(ctx, query, id).Scan(&s); err != nil {
+		return "", fmt.Errorf("finding dictionary id %d: %w", id, err)
+	}
+	cache[id] = s
+	return s, nil
+}
+
+// keys returns the package keys of a package_keys column (a finding_key_sets id as text), nil
+// for NULL or an id naming no list, as the view's subquery gives NULL.
+func (n *findingNames) keys(ctx context.Context, q stateReader, col sql.NullString) ([]store.PackageKey, error) {
+	if !col.Valid {
+		return nil, nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ks, ok := n.keySets[col.String]; ok {
+		return ks, nil
+	}
+	var keys sql.NullString
+	err := q.queryRow(ctx, "SELECT keys FROM finding_key_sets WHERE id = ?", col.String).Scan(&keys)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("finding package keys %s: %w", col.String, err)
+	}
+	ks := decodePackageKeys(keys)
+	n.keySets[col.String] = ks
+	return ks, nil
+}
+
+// queryTargetFindings reads the findings of target t as queryFindingsObserved does without
+// details (ordered by vulnerability id, an ACTIVE finding's lastObservedAt at least observed).
+func queryTargetFindings(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, observed int64) ([]store.Finding, error) {
+	rows, err := q.QueryContext(ctx, targetFindingRows, t.Repository, t.Digest, t.ScanType)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type row struct {
+		vuln, prefix              int64
+		arnKey                    []byte
+		status, severity, score   any
+		fingerprint               any
+		keys                      sql.NullString
+		first, lastAfter, upAfter int64
+	}
+	var raw []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.vuln, &r.prefix, &r.arnKey, &r.status, &r.severity, &r.score, &r.fingerprint, &r.keys,
+			&r.first, &r.lastAfter, &r.upAfter); err != nil {
+			return nil, err
+		}
+		raw = append(raw, r)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	out := make([]store.Finding, len(raw))
+	for i, r := range raw {
+		f := store.Finding{Repository: t.Repository, Digest: t.Digest, ScanType: t.ScanType}
+		if f.VulnerabilityID, err = names.name(ctx, q, names.vulns, "SELECT vulnerability_id FROM finding_vulnerabilities WHERE id = ?", r.vuln); err != nil {
+			return nil, err
+		}
+		prefix, err := names.name(ctx, q, names.prefixes, "SELECT prefix FROM finding_arn_prefixes WHERE id = ?", r.prefix)
+		if err != nil {
+			return nil, err
+		}
+		f.ARN = prefix + hex.EncodeToString(r.arnKey)
+		if f.Status, err = codedText(r.status, findingStatusCodes[:]); err != nil {
+			return nil, fmt.Errorf("finding %s status: %w", f.VulnerabilityID, err)
+		}
+		if f.Severity, err = codedText(r.severity, findingSeverityCodes[:]); err != nil {
+			return nil, fmt.Errorf("finding %s severity: %w", f.VulnerabilityID, err)
+		}
+		if f.Score, err = scoreOfColumn(r.score); err != nil {
+			return nil, fmt.Errorf("finding %s score: %w", f.VulnerabilityID, err)
+		}
+		if f.Fingerprint, err = fingerprintOfColumn(r.fingerprint); err != nil {
+			return nil, fmt.Errorf("finding %s fingerprint: %w", f.VulnerabilityID, err)
+		}
+		if f.PackageKeys, err = names.keys(ctx, q, r.keys); err != nil {
+			return nil, err
+		}
+		f.FirstObservedAt, f.LastObservedAt, f.UpdatedAt = fromMS(r.first), fromMS(r.first+r.lastAfter), fromMS(r.first+r.upAfter)
+		if f.Status == findingActive && observed > r.first+r.lastAfter {
+			f.LastObservedAt = fromMS(observed)
+		}
+		out[i] = f
+	}
+	slices.SortFunc(out, func(a, b store.Finding) int { return strings.Compare(a.VulnerabilityID, b.VulnerabilityID) })
+	return out, nil
+}
+
+// The codes of finding_rows' status and severity (0053), from 1, as the findings view decodes them.
+var (
+	findingStatusCodes   = [...]string{"ACTIVE", "CLOSED"}
+	findingSeverityCodes = [...]string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"}
+)
+
+// codedText decodes a status or severity column: a one-byte code names codes[code-1], any
+// other value is the text itself (the view's CASE ... ELSE).
+func codedText(v any, codes []string) (string, error) {
+	switch v := v.(type) {
+	case []byte:
+		if len(v) == 1 && v[0] >= 1 && int(v[0]) <= len(codes) {
+			return codes[v[0]-1], nil
+		}
+		return string(v), nil
+	case string:
+		return v, nil
+	}
+	return "", fmt.Errorf("unexpected %T", v)
+}
+
+// scoreOfColumn decodes a score column: an integer is tenths (ScoreColumn), a real the score.
+func scoreOfColumn(v any) (float64, error) {
+	switch v := v.(type) {
+	case int64:
+		return float64(v) / 10.0, nil
+	case float64:
+		return v, nil
+	case string:
+		// Neither ScoreColumn's integer nor a real: read as database/sql reads text into a float64.
+		return strconv.ParseFloat(v, 64)
+	case []byte:
+		return strconv.ParseFloat(string(v), 64)
+	}
+	return 0, fmt.Errorf("unexpected %T", v)
+}
+
+// fingerprintOfColumn decodes a fingerprint column: bytes are shown as lowercase hex, text as it is.
+func fingerprintOfColumn(v any) (string, error) {
+	switch v := v.(type) {
+	case []byte:
+		return hex.EncodeToString(v), nil
+	case string:
+		return v, nil
+	}
+	return "", fmt.Errorf("unexpected %T", v)
+}
