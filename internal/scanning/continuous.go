@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,6 +155,27 @@ func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error)
 	return done, s.store.PutSetting(ctx, evaluatedVersionSetting, strconv.FormatInt(ch.To, 10))
 }
 
+// selectingStore is a store that can hand a re-evaluation partial scan states: only the
+// findings holding a changed key (store.FindingSelection), the others observed again unread.
+type selectingStore interface {
+	ApplyScansSelected(ctx context.Context, targets []store.ScanTarget, sel store.FindingSelection,
+		update func(store.ScanState) (store.ScanUpdate, error)) error
+}
+
+// wholeState makes a partial scan state whole: every finding of the target, for what compares
+// an update with all of them.
+func wholeState(ctx context.Context, st *store.ScanState) error {
+	if !st.Partial {
+		return nil
+	}
+	fs, err := st.All(ctx)
+	if err != nil {
+		return err
+	}
+	st.Findings, st.Partial = fs, false
+	return nil
+}
+
 // keySet is the set of package keys a change touched.
 type keySet map[advisory.PackageKey]struct{}
 
@@ -208,7 +230,16 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 	// Packages not evaluated per target, counted once the transaction commits (a target's
 	// entry is replaced should its update run again).
 	unknownByTarget := make(map[store.ScanTarget]int, len(refs))
-	err := s.store.ApplyScans(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
+	apply := s.store.ApplyScans
+	if sel, ok := s.store.(selectingStore); ok && changed != nil {
+		// Only the findings the change may touch are read; the others are observed again.
+		apply = func(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error {
+			return sel.ApplyScansSelected(ctx, targets, store.FindingSelection{Keys: func(k store.PackageKey) bool {
+				return changed.holdsKey(advisory.PackageKey(k))
+			}}, update)
+		}
+	}
+	err := apply(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
 		r := byTarget[st.Target]
 		inv, err := loads.get(ctx, r.InventoryID)
 		if err != nil {
@@ -248,6 +279,9 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		}
 		if !ok {
 			fresh := inv.matched
+			if err := wholeState(ctx, &st); err != nil {
+				return store.ScanUpdate{}, err
+			}
 			if changed != nil {
 				// The stored findings are not what the partial match can build on: match it all.
 				if fresh, err = s.matchAll(ctx, r.InventoryID, idx); err != nil {
@@ -271,7 +305,7 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 			return store.ScanUpdate{}, err
 		}
 		unknownByTarget[st.Target] = scan.NotEvaluatedPackages
-		up := store.ScanUpdate{Scan: &scan, Findings: writes,
+		up := store.ScanUpdate{Scan: &scan, Findings: writes, Observed: now,
 			Usage: []store.Usage{{Repository: r.Repository, Digest: r.Digest, ScanType: policy.ScanTypeEnhanced, Kind: store.UsageRescan, At: now}}}
 		if len(changedFindings) > 0 {
 			up.Announce = func(written []store.Finding) ([]store.OutboxEvent, error) {
@@ -432,6 +466,23 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 	for _, f := range fresh {
 		touched[f.VulnerabilityID] = true
 	}
+	if st.Partial && len(touched) > 0 {
+		// The stored findings of the vulnerabilities the touched packages match now, which a
+		// partial state holds only when they name a changed key: their other packages and
+		// their first observation carry over.
+		ids := make([]string, 0, len(touched))
+		for id := range touched {
+			ids = append(ids, id)
+		}
+		more, err := st.More(ctx, ids)
+		if err != nil {
+			return nil, nil, nil, false, err
+		}
+		if len(more) > 0 {
+			st.Findings = slices.Concat(st.Findings, more)
+			slices.SortFunc(st.Findings, func(a, b store.Finding) int { return strings.Compare(a.VulnerabilityID, b.VulnerabilityID) })
+		}
+	}
 	// Findings stored without their package keys (written by an older Lading) are told by
 	// their detail.
 	if err := loadDetails(ctx, st, func(f store.Finding) bool { return f.Status == FindingActive && f.PackageKeys == nil }); err != nil {
@@ -512,6 +563,9 @@ func imageFacts(ctx context.Context, st *store.ScanState, osInfo *inventory.OSIn
 	var info ImageInfo
 	if st.Scan != nil && len(st.Scan.ImageFacts) > 0 && json.Unmarshal(st.Scan.ImageFacts, &info) == nil {
 		return info, nil
+	}
+	if err := wholeState(ctx, st); err != nil {
+		return info, err
 	}
 	info = ImageInfo{Platform: PlatformName(osInfo)}
 	i := slices.IndexFunc(st.Findings, func(f store.Finding) bool { return f.Status == FindingActive })

@@ -154,6 +154,23 @@ type ScanState struct {
 	// Details returns the stored detail of the target's findings with these vulnerability ids,
 	// read in the update's transaction.
 	Details func(ctx context.Context, vulnIDs []string) (map[string][]byte, error)
+	// Partial reports that Findings holds only the findings a FindingSelection chose (the store
+	// then sets More and All, which read the others in the update's transaction). An update of
+	// a partial state sets ScanUpdate.Observed for the findings it did not see.
+	Partial bool
+	// More returns the target's findings of these vulnerability ids that Findings does not hold,
+	// and adds them to what the store compares the update with.
+	More func(ctx context.Context, vulnIDs []string) ([]Finding, error)
+	// All returns every finding of the target, which the update is then compared with as with a
+	// whole state.
+	All func(ctx context.Context) ([]Finding, error)
+}
+
+// FindingSelection chooses the findings a partial scan state holds: those whose package keys
+// include a key Keys accepts, and those whose package keys are not known. A re-evaluation of
+// changed advisories needs no others (it observes them again, unchanged).
+type FindingSelection struct {
+	Keys func(PackageKey) bool
 }
 
 // ScanUpdate is what to write for a target. Findings are upserts by vulnerability id.
@@ -167,6 +184,10 @@ type ScanUpdate struct {
 	// whose rules were evaluated): the events it returns, written after Events, can say whether
 	// a finding is SUPPRESSED.
 	Announce func(written []Finding) ([]OutboxEvent, error)
+	// Observed, for a partial state, is when the target's findings the state did not hold were
+	// observed: an ACTIVE one's lastObservedAt moves to it, as if written unchanged with it.
+	// Zero observes none of them.
+	Observed time.Time
 }
 
 // InventoryPart is one content-addressed part of a stored image inventory: the packages one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -72,10 +73,19 @@ func (n *findingNames) keys(ctx context.Context, q stateReader, col sql.NullStri
 	return ks, nil
 }
 
+// Conditions on targetFindingRows, each taking a JSON array: the rows naming one of these
+// finding_key_sets ids or none (a partial state, selectedKeySets), the rows of these
+// vulnerability ids.
+const (
+	selectedFindingRows = ` AND (package_keys IS NULL OR package_keys IN (SELECT value FROM json_each(?)))`
+	vulnerabilityRows   = ` AND vulnerability IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id IN (SELECT value FROM json_each(?)))`
+)
+
 // queryTargetFindings reads the findings of target t as queryFindingsObserved does without
-// details (ordered by vulnerability id, an ACTIVE finding's lastObservedAt at least observed).
-func queryTargetFindings(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, observed int64) ([]store.Finding, error) {
-	rows, err := q.QueryContext(ctx, targetFindingRows, t.Repository, t.Digest, t.ScanType)
+// details (ordered by vulnerability id, an ACTIVE finding's lastObservedAt at least observed),
+// those that cond (selectedFindingRows or vulnerabilityRows, or "" for all) chooses.
+func queryTargetFindings(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, observed int64, cond string, args ...any) ([]store.Finding, error) {
+	rows, err := q.QueryContext(ctx, targetFindingRows+cond, append([]any{t.Repository, t.Digest, t.ScanType}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -182,4 +192,68 @@ func fingerprintOfColumn(v any) (string, error) {
 		return v, nil
 	}
 	return "", fmt.Errorf("unexpected %T", v)
+}
+
+// selectedKeySets returns, as a JSON array of strings (package_keys holds the id as text), the
+// ids of the finding_key_sets lists holding a key sel accepts, or a list that does not decode
+// (its keys are not known: a partial state must hold its findings).
+func selectedKeySets(ctx context.Context, q querier, sel store.FindingSelection) (string, error) {
+	rows, err := q.QueryContext(ctx, "SELECT id, keys FROM finding_key_sets")
+	if err != nil {
+		return "", fmt.Errorf("finding key lists: %w", err)
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id int64
+		var keys sql.NullString
+		if err := rows.Scan(&id, &keys); err != nil {
+			return "", fmt.Errorf("finding key lists: %w", err)
+		}
+		ks := decodePackageKeys(keys)
+		if len(ks) == 0 || slices.ContainsFunc(ks, sel.Keys) {
+			ids = append(ids, strconv.FormatInt(id, 10))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("finding key lists: %w", err)
+	}
+	raw, err := json.Marshal(ids)
+	return string(raw), err
+}
+
+// more reads the target's findings of vulnerability ids that the partial state does not hold,
+// adds them to it (in vulnerability id order, as a whole state is) and returns them.
+func (st *scanState) more(ctx context.Context, q stateReader, names *findingNames, vulnIDs []string) ([]store.Finding, error) {
+	var want []string
+	for _, id := range vulnIDs {
+		if !slices.ContainsFunc(st.Findings, func(f store.Finding) bool { return f.VulnerabilityID == id }) && !slices.Contains(want, id) {
+			want = append(want, id)
+		}
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	raw, err := json.Marshal(want)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := queryTargetFindings(ctx, q, names, st.Target, st.observed, vulnerabilityRows, string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("findings of %s@%s: %w", st.Target.Repository, st.Target.Digest, err)
+	}
+	// A new array: the update holds the state's slice.
+	st.Findings = slices.Concat(st.Findings, fs)
+	slices.SortFunc(st.Findings, func(a, b store.Finding) int { return strings.Compare(a.VulnerabilityID, b.VulnerabilityID) })
+	return fs, nil
+}
+
+// all reads every finding of the target into the state, which is then whole.
+func (st *scanState) all(ctx context.Context, q stateReader, names *findingNames) ([]store.Finding, error) {
+	fs, err := queryTargetFindings(ctx, q, names, st.Target, st.observed, "")
+	if err != nil {
+		return nil, fmt.Errorf("findings of %s@%s: %w", st.Target.Repository, st.Target.Digest, err)
+	}
+	st.Findings, st.Partial = fs, false
+	return slices.Clone(fs), nil
 }

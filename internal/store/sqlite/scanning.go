@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -363,6 +364,19 @@ func (r txReader) queryRow(ctx context.Context, query string, args ...any) rowSc
 // transaction with the events and usage records the update carries. A target whose image is
 // gone, or whose job is gone, is skipped (update is not called).
 func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error {
+	return db.applyScans(ctx, targets, nil, update)
+}
+
+// ApplyScansSelected is ApplyScans handing update partial states: each target's findings that
+// sel chooses (store.ScanState.Partial), the others read only when the update asks. It does so
+// when the targets are distinct and complete no job (distinctTargets), so that
+// no target is read after this transaction wrote its findings; otherwise the states are whole.
+func (db *DB) ApplyScansSelected(ctx context.Context, targets []store.ScanTarget, sel store.FindingSelection,
+	update func(store.ScanState) (store.ScanUpdate, error)) error {
+	return db.applyScans(ctx, targets, &sel, update)
+}
+
+func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *store.FindingSelection, update func(store.ScanState) (store.ScanUpdate, error)) error {
 	var events int
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		events = 0
@@ -375,9 +389,17 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 		}
 		dicts := newFindingDicts(q)
 		names := newFindingNames()
+		// Partial states only when no target is read after this transaction wrote its findings
+		// (distinct targets): only such writes could name a key list selectedKeySets did not see.
+		var keySets string // the selection's finding_key_sets ids, a JSON array
+		if sel != nil && distinctTargets(targets) {
+			if keySets, err = selectedKeySets(ctx, q, *sel); err != nil {
+				return err
+			}
+		}
 		var pre *statePrefetch
-		if prefetchable(targets) {
-			pre = db.prefetchStates(ctx, names, targets)
+		if len(targets) >= minPrefetch && distinctTargets(targets) {
+			pre = db.prefetchStates(ctx, names, targets, keySets)
 			defer pre.stop()
 		}
 		for i, t := range targets {
@@ -397,7 +419,7 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 			if pre != nil {
 				st, found, err = pre.get(ctx, i)
 			} else {
-				st, found, err = readScanState(ctx, q, names, t)
+				st, found, err = readScanState(ctx, q, names, t, keySets)
 			}
 			if err != nil {
 				return err
@@ -413,11 +435,19 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 			st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
 				return findingDetails(ctx, q, t, ids)
 			}
+			if st.Partial {
+				st.More = func(ctx context.Context, ids []string) ([]store.Finding, error) {
+					return st.more(ctx, q, names, ids)
+				}
+				st.All = func(ctx context.Context) ([]store.Finding, error) {
+					return st.all(ctx, q, names)
+				}
+			}
 			up, err := update(st.ScanState)
 			if err != nil {
 				return err
 			}
-			n, err := writeScanUpdate(ctx, tx, q, dicts, t, st.Findings, st.observed, up, rules)
+			n, err := writeScanUpdate(ctx, tx, q, dicts, t, st.Findings, st.Partial, st.observed, up, rules)
 			if err != nil {
 				return err
 			}
@@ -449,7 +479,10 @@ type scanState struct {
 }
 
 // readScanState reads what update is handed for t; found is false when the image is gone.
-func readScanState(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget) (st scanState, found bool, err error) {
+//
+// With keySets (a JSON array of finding_key_sets ids, selectedKeySets) the state is partial: it
+// holds the findings naming one of those lists or none.
+func readScanState(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, keySets string) (st scanState, found bool, err error) {
 	m, err := scanManifest(q.queryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
@@ -469,28 +502,32 @@ func readScanState(ctx context.Context, q stateReader, names *findingNames, t st
 	case !errors.Is(err, sql.ErrNoRows):
 		return st, false, err
 	}
-	if st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed); err != nil {
+	if keySets != "" {
+		st.Partial = true
+		st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed, selectedFindingRows, keySets)
+	} else {
+		st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed, "")
+	}
+	if err != nil {
 		return st, false, err
 	}
 	return st, true, nil
 }
 
 // prefetchWindow bounds how many target states are read ahead of the writer; fewer targets
-// than minPrefetch are read in the transaction.
+// than minPrefetch, or targets that are not distinct (distinctTargets), are read in the
+// transaction.
 const (
 	prefetchWindow = 64
 	minPrefetch    = 16
 )
 
-// prefetchable reports whether the states of targets can be read ahead, on the read
-// connections, while the transaction writes: when no target's rows are written before it is
-// read (distinct targets) and none completes a job (whose row the transaction deletes). The
-// transaction holds the only write lock, so what a read connection sees of a target not yet
-// written is what the transaction would read.
-func prefetchable(targets []store.ScanTarget) bool {
-	if len(targets) < minPrefetch {
-		return false
-	}
+// distinctTargets reports whether no target's rows are written before it is read: the targets
+// are distinct and none completes a job (whose row the transaction deletes). Their states can
+// then be read ahead, on the read connections, while the transaction writes: the transaction
+// holds the only write lock, so what a read connection sees of a target not yet written is
+// what the transaction would read.
+func distinctTargets(targets []store.ScanTarget) bool {
 	seen := make(map[store.ScanTarget]bool, len(targets))
 	for _, t := range targets {
 		if t.JobID != 0 || seen[t] {
@@ -517,7 +554,7 @@ type prefetchedState struct {
 	err   error
 }
 
-func (db *DB) prefetchStates(ctx context.Context, names *findingNames, targets []store.ScanTarget) *statePrefetch {
+func (db *DB) prefetchStates(ctx context.Context, names *findingNames, targets []store.ScanTarget, keySets string) *statePrefetch {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &statePrefetch{done: make([]chan struct{}, len(targets)), states: make([]prefetchedState, len(targets)),
 		slots: make(chan struct{}, prefetchWindow), cancel: cancel, q: &poolStatements{db: db.read, stmts: map[string]*sql.Stmt{}}}
@@ -547,7 +584,7 @@ func (db *DB) prefetchStates(ctx context.Context, names *findingNames, targets [
 		go func() {
 			defer p.wg.Done()
 			for i := range next {
-				st, found, err := readScanState(ctx, p.q, names, targets[i])
+				st, found, err := readScanState(ctx, p.q, names, targets[i], keySets)
 				p.states[i] = prefetchedState{st, found, err}
 				close(p.done[i])
 			}
@@ -707,11 +744,12 @@ func findingDetails(ctx context.Context, q querier, t store.ScanTarget, ids []st
 	return out, nil
 }
 
-// writeScanUpdate writes up for t; cur are the findings stored for t when up was computed.
-// imageObserved is the image's findings_observed_at when cur was read. The suppression rules
-// are applied to the findings written with their detail. It returns how many events it wrote.
-func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *findingDicts, t store.ScanTarget, cur []store.Finding, imageObserved int64, up store.ScanUpdate,
-	rules compiledRules) (int, error) {
+// writeScanUpdate writes up for t; cur are the findings stored for t when up was computed (those
+// of a partial state when partial: up.Observed then observes the others). imageObserved is the
+// image's findings_observed_at when cur was read. The suppression rules are applied to the
+// findings written with their detail. It returns how many events it wrote.
+func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *findingDicts, t store.ScanTarget, cur []store.Finding, partial bool,
+	imageObserved int64, up store.ScanUpdate, rules compiledRules) (int, error) {
 	if up.Scan != nil {
 		s := *up.Scan
 		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
@@ -783,6 +821,15 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 			minWritten = min(minWritten, ms(f.LastObservedAt))
 		}
 	}
+	// The findings a partial state did not hold are observed at up.Observed: with the image's
+	// time when that moves every other one too, else by an update of their rows.
+	unseenAt := int64(0)
+	if partial && !up.Observed.IsZero() {
+		unseenAt = ms(up.Observed)
+		if _, ok := observed[unseenAt]; !ok {
+			observed[unseenAt] = nil
+		}
+	}
 	if at, ok := observedTogether(cur, up.Findings, observed); ok && at <= minWritten {
 		res, err := q.ExecContext(ctx, `UPDATE image_scans SET findings_observed_at = ? WHERE repository = ? AND image_digest = ? AND scan_type = ?
 			AND findings_observed_at <= ?`, at, t.Repository, t.Digest, t.ScanType, at)
@@ -790,7 +837,27 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 			return 0, fmt.Errorf("write finding: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			observed = nil
+			observed, unseenAt = nil, 0
+		}
+	}
+	if unseenAt != 0 {
+		held := make([]string, 0, len(cur)+len(up.Findings))
+		for _, f := range cur {
+			held = append(held, f.VulnerabilityID)
+		}
+		for _, f := range up.Findings {
+			held = append(held, f.VulnerabilityID)
+		}
+		raw, err := json.Marshal(held)
+		if err != nil {
+			return 0, err
+		}
+		// X'01': ACTIVE (0053); the last observation as milliseconds after the first (0055).
+		if err := q.exec(ctx, `UPDATE finding_rows SET last_observed_after = ?1 - first_observed_at WHERE target_id = (SELECT id FROM scan_targets
+			WHERE repository = ?2 AND image_digest = ?3 AND scan_type = ?4) AND status = X'01' AND first_observed_at + last_observed_after != ?1
+			AND vulnerability NOT IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id IN (SELECT value FROM json_each(?5)))`,
+			unseenAt, t.Repository, t.Digest, t.ScanType, string(raw)); err != nil {
+			return 0, fmt.Errorf("observe findings: %w", err)
 		}
 	}
 	for at, ids := range observed {
