@@ -100,13 +100,16 @@ func queryFindings(ctx context.Context, q querier, repo, digest, scanType string
 }
 
 // findingsQuery is the query of queryFindings; its arguments are repository, digest, scan type.
-func findingsQuery(withDetail bool) string {
+func findingsQuery(withDetail bool) string { return findingsQueryOf(withDetail, "") }
+
+// findingsQueryOf is findingsQuery with cond added to its WHERE clause.
+func findingsQueryOf(withDetail bool, cond string) string {
 	if withDetail {
 		// Readers of details show findings: they need suppression too.
 		return "SELECT " + qualified("f.", findingOwnColumns) + `, d.detail, f.suppressed FROM findings f JOIN finding_detail_view d ON d.finding_id = f.id
-			WHERE f.repository = $1 AND f.image_digest = $2 AND f.scan_type = $3 ORDER BY f.vulnerability_id`
+			WHERE f.repository = $1 AND f.image_digest = $2 AND f.scan_type = $3` + cond + ` ORDER BY f.vulnerability_id`
 	}
-	return "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = $1 AND image_digest = $2 AND scan_type = $3 ORDER BY vulnerability_id`
+	return "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = $1 AND image_digest = $2 AND scan_type = $3` + cond + ` ORDER BY vulnerability_id`
 }
 
 // queueFindings queues queryFindings' query (without detail) in b.
@@ -161,6 +164,19 @@ func (db *DB) Findings(ctx context.Context, repo, digest, scanType string) ([]st
 // gone, or whose job is gone, is skipped (update is not called). The transaction may run more
 // than once (a serialization conflict): update is then called again with what is stored.
 func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error {
+	return db.applyScans(ctx, targets, nil, update)
+}
+
+// ApplyScansSelected is ApplyScans handing update partial states: each target's findings that
+// sel chooses (store.ScanState.Partial), the others read only when the update asks. It does so
+// when the targets are distinct and complete no job (distinctTargets), so that no target is
+// read after this transaction wrote its findings; otherwise the states are whole.
+func (db *DB) ApplyScansSelected(ctx context.Context, targets []store.ScanTarget, sel store.FindingSelection,
+	update func(store.ScanState) (store.ScanUpdate, error)) error {
+	return db.applyScans(ctx, targets, &sel, update)
+}
+
+func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *store.FindingSelection, update func(store.ScanState) (store.ScanUpdate, error)) error {
 	var events int
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		events = 0
@@ -168,8 +184,15 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 		if err != nil {
 			return err
 		}
+		var keySets []string // the selection's key lists, for partial states
+		if sel != nil && distinctTargets(targets) {
+			if keySets, err = selectedKeySets(ctx, tx, *sel); err != nil {
+				return err
+			}
+		}
+		absent := map[string]bool{} // vulnerability ids no finding names (see partialState.more)
 		for _, t := range targets {
-			st, observed, found, jobGone, err := readScanState(ctx, tx, t)
+			st, observed, found, jobGone, err := readScanState(ctx, tx, t, keySets)
 			if err != nil {
 				return err
 			}
@@ -180,11 +203,15 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 				st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
 					return findingDetails(ctx, tx, t, ids)
 				}
+				ps := &partialState{tx: tx, target: t, observed: observed, findings: st.Findings, partial: st.Partial, absent: absent}
+				if st.Partial {
+					st.More, st.All = ps.more, ps.all
+				}
 				up, err := update(st)
 				if err != nil {
 					return err
 				}
-				n, err := writeScanUpdate(ctx, tx, t, st.Findings, observed, up, rules)
+				n, err := writeScanUpdate(ctx, tx, t, ps.findings, ps.partial, observed, up, rules)
 				if err != nil {
 					return err
 				}
@@ -208,7 +235,10 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 // found is false when the image is gone, jobGone true when t has a job and it is gone. The
 // reads go as one batch (one round trip): the later ones are wasted when the image or job is
 // gone, which is rare.
-func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget) (st store.ScanState, observed int64, found, jobGone bool, err error) {
+//
+// With keySets (not nil) the state is partial: it holds the findings whose package keys are one
+// of those lists, or none.
+func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget, keySets []string) (st store.ScanState, observed int64, found, jobGone bool, err error) {
 	b := &pgx.Batch{}
 	if t.JobID != 0 {
 		b.Queue("SELECT 1 FROM scan_jobs WHERE id = $1", t.JobID)
@@ -217,7 +247,11 @@ func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget) (st store
 	b.Queue("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag", t.Repository, t.Digest)
 	b.Queue("SELECT "+imageScanColumns+", findings_observed_at FROM image_scans WHERE repository = $1 AND image_digest = $2 AND scan_type = $3",
 		t.Repository, t.Digest, t.ScanType)
-	queueFindings(b, t.Repository, t.Digest, t.ScanType)
+	if keySets != nil {
+		b.Queue(selectedFindings, t.Repository, t.Digest, t.ScanType, keySets)
+	} else {
+		queueFindings(b, t.Repository, t.Digest, t.ScanType)
+	}
 	br := tx.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && cerr != nil {
@@ -255,7 +289,105 @@ func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget) (st store
 	if st.Findings, err = readFindings(ctx, batchQuerier{br}, t.Repository, t.Digest, t.ScanType, false, observed, ""); err != nil {
 		return st, 0, false, false, err
 	}
+	st.Partial = keySets != nil
 	return st, observed, true, false, nil
+}
+
+// selectedFindings is findingsQuery (without detail) of the findings whose package keys are one
+// of the lists $4, or none: a partial state's (selectedKeySets).
+const selectedFindings = "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = $1 AND image_digest = $2 AND scan_type = $3
+	AND (package_keys IS NULL OR package_keys = ANY($4)) ORDER BY vulnerability_id`
+
+// distinctTargets reports whether no target's rows are written before it is read: the targets
+// are distinct and none completes a job.
+func distinctTargets(targets []store.ScanTarget) bool {
+	seen := make(map[store.ScanTarget]bool, len(targets))
+	for _, t := range targets {
+		if t.JobID != 0 || seen[t] {
+			return false
+		}
+		seen[t] = true
+	}
+	return true
+}
+
+// selectedKeySets returns the finding_key_sets lists holding a key sel accepts, or that do not
+// decode (their keys are not known: a partial state must hold their findings).
+func selectedKeySets(ctx context.Context, tx pgx.Tx, sel store.FindingSelection) ([]string, error) {
+	lists, err := queryAll(ctx, tx, func(r rowScanner) (string, error) {
+		var keys string
+		return keys, r.Scan(&keys)
+	}, "SELECT keys FROM finding_key_sets")
+	if err != nil {
+		return nil, fmt.Errorf("finding key lists: %w", err)
+	}
+	out := []string{}
+	for _, keys := range lists {
+		if ks := decodePackageKeys(&keys); len(ks) == 0 || slices.ContainsFunc(ks, sel.Keys) {
+			out = append(out, keys)
+		}
+	}
+	return out, nil
+}
+
+// partialState is what ApplyScans compares an update with: the findings of the state handed
+// to it, with those More and All read since.
+type partialState struct {
+	tx       pgx.Tx
+	target   store.ScanTarget
+	observed int64
+	findings []store.Finding
+	partial  bool
+	// absent are vulnerability ids no finding named when the transaction asked. An answer
+	// holds for the rest of it: its targets are distinct, read before it writes them, so a
+	// vulnerability it adds later names findings of targets already applied.
+	absent map[string]bool
+}
+
+// more reads the target's findings of vulnerability ids that the state does not hold, adds
+// them to it (in vulnerability id order, as a whole state is) and returns them.
+func (ps *partialState) more(ctx context.Context, vulnIDs []string) ([]store.Finding, error) {
+	var want []string
+	for _, id := range vulnIDs {
+		if !ps.absent[id] && !slices.Contains(want, id) && !slices.ContainsFunc(ps.findings, func(f store.Finding) bool { return f.VulnerabilityID == id }) {
+			want = append(want, id)
+		}
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	t := ps.target
+	fs, err := readFindings(ctx, ps.tx, t.Repository, t.Digest, t.ScanType, false, ps.observed,
+		findingsQueryOf(false, " AND vulnerability_id = ANY($4)"), t.Repository, t.Digest, t.ScanType, want)
+	if err != nil {
+		return nil, fmt.Errorf("findings of %s@%s: %w", t.Repository, t.Digest, err)
+	}
+	for _, id := range want {
+		if !slices.ContainsFunc(fs, func(f store.Finding) bool { return f.VulnerabilityID == id }) {
+			var one int
+			err := ps.tx.QueryRow(ctx, "SELECT 1 FROM finding_vulnerabilities WHERE vulnerability_id = $1", id).Scan(&one)
+			if errors.Is(err, pgx.ErrNoRows) {
+				ps.absent[id] = true
+			} else if err != nil {
+				return nil, err
+			}
+		}
+	}
+	// A new array: the update holds the state's slice.
+	ps.findings = slices.Concat(ps.findings, fs)
+	slices.SortFunc(ps.findings, func(a, b store.Finding) int { return strings.Compare(a.VulnerabilityID, b.VulnerabilityID) })
+	return fs, nil
+}
+
+// all reads every finding of the target into the state, which is then whole.
+func (ps *partialState) all(ctx context.Context) ([]store.Finding, error) {
+	t := ps.target
+	fs, err := queryFindings(ctx, ps.tx, t.Repository, t.Digest, t.ScanType, false, ps.observed)
+	if err != nil {
+		return nil, fmt.Errorf("findings of %s@%s: %w", t.Repository, t.Digest, err)
+	}
+	ps.findings, ps.partial = fs, false
+	return slices.Clone(fs), nil
 }
 
 // batchQuerier reads a batch's next result as querier reads a query's: the query and
@@ -309,7 +441,9 @@ func splitARN(arn string) (prefix string, key []byte) {
 // writeScanUpdate writes up for t; cur are the findings stored for t when up was computed and
 // imageObserved the image's findings_observed_at then. The suppression rules are applied to
 // the findings written with their detail. It returns how many events it wrote.
-func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []store.Finding, imageObserved int64, up store.ScanUpdate,
+//
+// When partial, cur are those of a partial state: up.Observed observes the others.
+func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []store.Finding, partial bool, imageObserved int64, up store.ScanUpdate,
 	rules compiledRules) (int, error) {
 	stored := make(map[string]*store.Finding, len(cur))
 	hasDetail := make(map[string]bool, len(cur)) // rows whose detail is stored, or written here
@@ -372,6 +506,15 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 			minWritten = min(minWritten, ms(f.LastObservedAt))
 		}
 	}
+	// The findings a partial state did not hold are observed at up.Observed: with the image's
+	// time when that moves every other one too, else by an update of their rows.
+	unseenAt := int64(0)
+	if partial && !up.Observed.IsZero() {
+		unseenAt = ms(up.Observed)
+		if _, ok := observed[unseenAt]; !ok {
+			observed[unseenAt] = nil
+		}
+	}
 	at, together := observedTogether(cur, up.Findings, observed)
 	together = together && at <= minWritten
 	if together {
@@ -409,7 +552,7 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 				return fmt.Errorf("write finding: %w", err)
 			}
 			if tag.RowsAffected() == 1 {
-				observed = nil
+				observed, unseenAt = nil, 0
 			}
 		}
 		for range up.Usage {
@@ -422,7 +565,26 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 	if err != nil {
 		return 0, err
 	}
+	if unseenAt != 0 {
+		held := make([]string, 0, len(cur)+len(up.Findings))
+		for _, f := range cur {
+			held = append(held, f.VulnerabilityID)
+		}
+		for _, f := range up.Findings {
+			held = append(held, f.VulnerabilityID)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE finding_rows SET last_observed_at = $1
+			WHERE target_id = (SELECT id FROM scan_targets WHERE repository = $2 AND image_digest = $3 AND scan_type = $4)
+			AND status = 'ACTIVE' AND last_observed_at <> $1
+			AND vulnerability NOT IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = ANY($5))`,
+			unseenAt, t.Repository, t.Digest, t.ScanType, held); err != nil {
+			return 0, fmt.Errorf("observe findings: %w", err)
+		}
+	}
 	for at, ids := range observed {
+		if len(ids) == 0 {
+			continue
+		}
 		if _, err := tx.Exec(ctx, `UPDATE finding_rows SET last_observed_at = $1
 			WHERE target_id = (SELECT id FROM scan_targets WHERE repository = $2 AND image_digest = $3 AND scan_type = $4)
 			AND vulnerability IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = ANY($5))`,

@@ -29,12 +29,13 @@ const targetFindingRows = `SELECT vulnerability, arn_prefix, arn_key, status, se
 type findingNames struct {
 	mu       sync.Mutex
 	vulns    map[int64]string
+	vulnIDs  map[string]int64 // the other way, 0 for none (see more)
 	prefixes map[int64]string
 	keySets  map[string][]store.PackageKey // by the package_keys column's text; shared, never modified
 }
 
 func newFindingNames() *findingNames {
-	return &findingNames{vulns: map[int64]string{}, prefixes: map[int64]string{}, keySets: map[string][]store.PackageKey{}}
+	return &findingNames{vulns: map[int64]string{}, vulnIDs: map[string]int64{}, prefixes: map[int64]string{}, keySets: map[string][]store.PackageKey{}}
 }
 
 // name returns the string of id in a dictionary, reading it with query on a miss.
@@ -75,10 +76,10 @@ func (n *findingNames) keys(ctx context.Context, q stateReader, col sql.NullStri
 
 // Conditions on targetFindingRows, each taking a JSON array: the rows naming one of these
 // finding_key_sets ids or none (a partial state, selectedKeySets), the rows of these
-// vulnerability ids.
+// finding_vulnerabilities ids.
 const (
 	selectedFindingRows = ` AND (package_keys IS NULL OR package_keys IN (SELECT value FROM json_each(?)))`
-	vulnerabilityRows   = ` AND vulnerability IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id IN (SELECT value FROM json_each(?)))`
+	vulnerabilityRows   = ` AND vulnerability IN (SELECT value FROM json_each(?))`
 )
 
 // queryTargetFindings reads the findings of target t as queryFindingsObserved does without
@@ -222,13 +223,40 @@ func selectedKeySets(ctx context.Context, q querier, sel store.FindingSelection)
 	return string(raw), err
 }
 
+// vulnerabilityRow returns the finding_vulnerabilities id of a vulnerability id, 0 when there is
+// none. An answer is kept for the rest of the transaction, none included: a partial state's
+// targets are distinct, read before this transaction writes them, so a vulnerability the
+// transaction adds later names findings of targets it already applied, never of those to come.
+func (n *findingNames) vulnerabilityRow(ctx context.Context, q stateReader, vulnID string) (int64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if id, ok := n.vulnIDs[vulnID]; ok {
+		return id, nil
+	}
+	var id int64
+	err := q.queryRow(ctx, "SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = ?", vulnID).Scan(&id)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("finding vulnerability %s: %w", vulnID, err)
+	}
+	n.vulnIDs[vulnID] = id
+	return id, nil
+}
+
 // more reads the target's findings of vulnerability ids that the partial state does not hold,
-// adds them to it (in vulnerability id order, as a whole state is) and returns them.
+// adds them to it (in vulnerability id order, as a whole state is) and returns them. A new
+// advisory's vulnerability is in no finding yet: no query.
 func (st *scanState) more(ctx context.Context, q stateReader, names *findingNames, vulnIDs []string) ([]store.Finding, error) {
-	var want []string
+	var want []int64
 	for _, id := range vulnIDs {
-		if !slices.ContainsFunc(st.Findings, func(f store.Finding) bool { return f.VulnerabilityID == id }) && !slices.Contains(want, id) {
-			want = append(want, id)
+		if slices.ContainsFunc(st.Findings, func(f store.Finding) bool { return f.VulnerabilityID == id }) {
+			continue
+		}
+		row, err := names.vulnerabilityRow(ctx, q, id)
+		if err != nil {
+			return nil, err
+		}
+		if row != 0 && !slices.Contains(want, row) {
+			want = append(want, row)
 		}
 	}
 	if len(want) == 0 {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,110 +98,4 @@ func (r txlessReader) QueryContext(ctx context.Context, query string, args ...an
 
 func (r txlessReader) queryRow(ctx context.Context, query string, args ...any) rowScanner {
 	return r.db.read.QueryRowContext(ctx, query, args...)
-}
-
-// TestApplyScansSelectedPartialStates checks the partial states ApplyScansSelected hands an
-// update: the findings whose package keys the selection accepts or are unknown, More and All
-// for the others, and Observed moving the lastObservedAt of the ACTIVE findings it did not
-// hold, by the image's observation time or, when a write keeps an earlier time, row by row.
-func TestApplyScansSelectedPartialStates(t *testing.T) {
-	ctx := context.Background()
-	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	k1, k2 := store.PackageKey{Ecosystem: "npm", Name: "a"}, store.PackageKey{Ecosystem: "npm", Name: "b"}
-	finding := func(target store.ScanTarget, vuln, status string, keys ...store.PackageKey) store.Finding {
-		return store.Finding{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, VulnerabilityID: vuln,
-			ARN: "arn:" + target.Repository + ":" + vuln, Status: status, Severity: "HIGH", Fingerprint: "fp-" + vuln, PackageKeys: keys,
-			Detail: []byte(`{"v":"` + vuln + `"}`), FirstObservedAt: t0, LastObservedAt: t0, UpdatedAt: t0}
-	}
-	for _, tt := range []struct {
-		name        string
-		touchedLast time.Time // the lastObservedAt the update writes for the touched finding
-	}{
-		{"observed by the image's time", t0.Add(2 * time.Hour)},
-		{"a touched finding keeps an earlier time", t0.Add(time.Minute)},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			db := openTest(t)
-			target := store.ScanTarget{Repository: "app", Digest: fakeDigest("app"), ScanType: policy.ScanTypeEnhanced}
-			if _, err := db.PutManifest(ctx, store.Manifest{Repository: target.Repository, Digest: target.Digest,
-				MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}, nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
-				t.Fatal(err)
-			}
-			all := []store.Finding{finding(target, "V-A", "ACTIVE", k1), finding(target, "V-B", "ACTIVE", k2), finding(target, "V-C", "ACTIVE"),
-				finding(target, "V-D", "CLOSED", k2), finding(target, "V-E", "ACTIVE", k2, k1)}
-			if err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(store.ScanState) (store.ScanUpdate, error) {
-				return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: t0}, Findings: all}, nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			observed := t0.Add(2 * time.Hour)
-			sel := store.FindingSelection{Keys: func(k store.PackageKey) bool { return k == k1 }}
-			err := db.ApplyScansSelected(ctx, []store.ScanTarget{target}, sel, func(st store.ScanState) (store.ScanUpdate, error) {
-				if !st.Partial || !slices.Equal(vulnIDs(st.Findings), []string{"V-A", "V-C", "V-E"}) {
-					t.Errorf("partial %v, findings %v: want the selected V-A, V-E and V-C of unknown keys", st.Partial, vulnIDs(st.Findings))
-				}
-				more, err := st.More(ctx, []string{"V-B", "V-A", "V-Z"})
-				if err != nil {
-					return store.ScanUpdate{}, err
-				}
-				if !slices.Equal(vulnIDs(more), []string{"V-B"}) {
-					t.Errorf("More gave %v, want the one not held, V-B", vulnIDs(more))
-				}
-				whole, err := st.All(ctx)
-				if err != nil {
-					return store.ScanUpdate{}, err
-				}
-				if !slices.Equal(vulnIDs(whole), []string{"V-A", "V-B", "V-C", "V-D", "V-E"}) {
-					t.Errorf("All gave %v", vulnIDs(whole))
-				}
-				// The whole state read, the update goes on as over a partial one the store
-				// holds whole now: Observed is for an update that did not read them all.
-				return store.ScanUpdate{}, nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// V-A is touched (rewritten), V-C and V-E observed as the partial state held them;
-			// V-B is not held and must be observed by Observed; V-D is CLOSED.
-			err = db.ApplyScansSelected(ctx, []store.ScanTarget{target}, sel, func(st store.ScanState) (store.ScanUpdate, error) {
-				a := finding(target, "V-A", "ACTIVE", k1)
-				a.Fingerprint, a.Detail, a.LastObservedAt, a.UpdatedAt = "fp-new", []byte(`{"v":"new"}`), tt.touchedLast, tt.touchedLast
-				c, e := finding(target, "V-C", "ACTIVE"), finding(target, "V-E", "ACTIVE", k2, k1)
-				c.Detail, c.LastObservedAt, e.Detail, e.LastObservedAt = nil, observed, nil, observed
-				return store.ScanUpdate{Findings: []store.Finding{a, c, e}, Observed: observed}, nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			fs, err := db.Findings(ctx, target.Repository, target.Digest, target.ScanType)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := map[string]time.Time{"V-A": tt.touchedLast, "V-B": observed, "V-C": observed, "V-D": t0, "V-E": observed}
-			if len(fs) != len(want) {
-				t.Fatalf("%d findings, want %d", len(fs), len(want))
-			}
-			for _, f := range fs {
-				if !f.LastObservedAt.Equal(want[f.VulnerabilityID]) {
-					t.Errorf("%s: lastObservedAt %v, want %v", f.VulnerabilityID, f.LastObservedAt, want[f.VulnerabilityID])
-				}
-			}
-			// Which way they were observed: by the image's time unless a write kept an earlier one.
-			var imageObserved int64
-			if err := db.read.QueryRowContext(ctx, "SELECT findings_observed_at FROM image_scans WHERE repository = ?", target.Repository).Scan(&imageObserved); err != nil {
-				t.Fatal(err)
-			}
-			if byImage := imageObserved == observed.UnixMilli(); byImage != !tt.touchedLast.Before(observed) {
-				t.Errorf("findings_observed_at %d: observed by the image's time %v, want %v", imageObserved, byImage, !byImage)
-			}
-		})
-	}
-}
-
-func vulnIDs(fs []store.Finding) []string {
-	out := make([]string, len(fs))
-	for i, f := range fs {
-		out[i] = f.VulnerabilityID
-	}
-	return out
 }

@@ -153,6 +153,7 @@ type Store interface {
 
 	SetFindingContext(fc store.FindingContext)
 	ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error
+	ApplyScansSelected(ctx context.Context, targets []store.ScanTarget, sel store.FindingSelection, update func(store.ScanState) (store.ScanUpdate, error)) error
 	Findings(ctx context.Context, repo, digest, scanType string) ([]store.Finding, error)
 	UsageSince(ctx context.Context, t time.Time) ([]store.Usage, error)
 	BlockingFindings(ctx context.Context, repo, digest, scanType string, minRank int, observedBy time.Time) ([]string, error)
@@ -224,6 +225,7 @@ func Run(t *testing.T, open Opener) {
 		{"AdvisoryChangeSetsArePruned", testAdvisoryChangeSetsArePruned},
 		{"AdvisoryStatus", testAdvisoryStatus},
 		{"FindingDetailsReadOnDemand", testFindingDetailsReadOnDemand},
+		{"ApplyScansSelected", testApplyScansSelected},
 		{"QueryFindingsCriteria", testQueryFindingsCriteria},
 		{"QueryFindingsSortAndPages", testQueryFindingsSortAndPages},
 		{"FindingsByARN", testFindingsByARN},
