@@ -166,6 +166,20 @@ type ScanState struct {
 	All func(ctx context.Context) ([]Finding, error)
 }
 
+// DistinctTargets reports whether no target of an ApplyScans call has its rows written before it
+// is read: the targets are distinct and none completes a job (whose row the call deletes). A
+// store can then read their states ahead of its writes, and hand partial states.
+func DistinctTargets(targets []ScanTarget) bool {
+	seen := make(map[ScanTarget]bool, len(targets))
+	for _, t := range targets {
+		if t.JobID != 0 || seen[t] {
+			return false
+		}
+		seen[t] = true
+	}
+	return true
+}
+
 // FindingSelection chooses the findings a partial scan state holds: those whose package keys
 // include a key Keys accepts, and those whose package keys are not known. A re-evaluation of
 // changed advisories needs no others (it observes them again, unchanged).

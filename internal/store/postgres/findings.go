@@ -169,7 +169,7 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 
 // ApplyScansSelected is ApplyScans handing update partial states: each target's findings that
 // sel chooses (store.ScanState.Partial), the others read only when the update asks. It does so
-// when the targets are distinct and complete no job (distinctTargets), so that no target is
+// when the targets are distinct and complete no job (store.DistinctTargets), so that no target is
 // read after this transaction wrote its findings; otherwise the states are whole.
 func (db *DB) ApplyScansSelected(ctx context.Context, targets []store.ScanTarget, sel store.FindingSelection,
 	update func(store.ScanState) (store.ScanUpdate, error)) error {
@@ -185,7 +185,7 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			return err
 		}
 		var keySets []string // the selection's key lists, for partial states
-		if sel != nil && distinctTargets(targets) {
+		if sel != nil && store.DistinctTargets(targets) {
 			if keySets, err = selectedKeySets(ctx, tx, *sel); err != nil {
 				return err
 			}
@@ -297,19 +297,6 @@ func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget, keySets [
 // of the lists $4, or none: a partial state's (selectedKeySets).
 const selectedFindings = "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = $1 AND image_digest = $2 AND scan_type = $3
 	AND (package_keys IS NULL OR package_keys = ANY($4)) ORDER BY vulnerability_id`
-
-// distinctTargets reports whether no target's rows are written before it is read: the targets
-// are distinct and none completes a job.
-func distinctTargets(targets []store.ScanTarget) bool {
-	seen := make(map[store.ScanTarget]bool, len(targets))
-	for _, t := range targets {
-		if t.JobID != 0 || seen[t] {
-			return false
-		}
-		seen[t] = true
-	}
-	return true
-}
 
 // selectedKeySets returns the finding_key_sets lists holding a key sel accepts, or that do not
 // decode (their keys are not known: a partial state must hold their findings).

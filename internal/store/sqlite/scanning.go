@@ -369,7 +369,7 @@ func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update
 
 // ApplyScansSelected is ApplyScans handing update partial states: each target's findings that
 // sel chooses (store.ScanState.Partial), the others read only when the update asks. It does so
-// when the targets are distinct and complete no job (distinctTargets), so that
+// when the targets are distinct and complete no job (store.DistinctTargets), so that
 // no target is read after this transaction wrote its findings; otherwise the states are whole.
 func (db *DB) ApplyScansSelected(ctx context.Context, targets []store.ScanTarget, sel store.FindingSelection,
 	update func(store.ScanState) (store.ScanUpdate, error)) error {
@@ -392,13 +392,17 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 		// Partial states only when no target is read after this transaction wrote its findings
 		// (distinct targets): only such writes could name a key list selectedKeySets did not see.
 		var keySets string // the selection's finding_key_sets ids, a JSON array
-		if sel != nil && distinctTargets(targets) {
+		distinct := store.DistinctTargets(targets)
+		if sel != nil && distinct {
 			if keySets, err = selectedKeySets(ctx, q, *sel); err != nil {
 				return err
 			}
 		}
+		// Distinct targets are read ahead on the read connections while the transaction
+		// writes: it holds the only write lock, so what a read connection sees of a target
+		// not yet written is what the transaction would read.
 		var pre *statePrefetch
-		if len(targets) >= minPrefetch && distinctTargets(targets) {
+		if len(targets) >= minPrefetch && distinct {
 			pre = db.prefetchStates(ctx, names, targets, keySets)
 			defer pre.stop()
 		}
@@ -515,28 +519,12 @@ func readScanState(ctx context.Context, q stateReader, names *findingNames, t st
 }
 
 // prefetchWindow bounds how many target states are read ahead of the writer; fewer targets
-// than minPrefetch, or targets that are not distinct (distinctTargets), are read in the
+// than minPrefetch, or targets that are not distinct (store.DistinctTargets), are read in the
 // transaction.
 const (
 	prefetchWindow = 64
 	minPrefetch    = 16
 )
-
-// distinctTargets reports whether no target's rows are written before it is read: the targets
-// are distinct and none completes a job (whose row the transaction deletes). Their states can
-// then be read ahead, on the read connections, while the transaction writes: the transaction
-// holds the only write lock, so what a read connection sees of a target not yet written is
-// what the transaction would read.
-func distinctTargets(targets []store.ScanTarget) bool {
-	seen := make(map[store.ScanTarget]bool, len(targets))
-	for _, t := range targets {
-		if t.JobID != 0 || seen[t] {
-			return false
-		}
-		seen[t] = true
-	}
-	return true
-}
 
 // statePrefetch reads target states ahead of the writer, in order, on all cores.
 type statePrefetch struct {

@@ -135,7 +135,7 @@ func TestApplyScansManyTargets(t *testing.T) {
 		}
 		targets = append(targets, store.ScanTarget{Repository: repo, Digest: dgst, ScanType: policy.ScanTypeEnhanced})
 	}
-	if len(targets) < minPrefetch || !distinctTargets(targets) {
+	if len(targets) < minPrefetch || !store.DistinctTargets(targets) {
 		t.Fatal("targets not read ahead: the test would not cover it")
 	}
 	write := func(round int) map[string]int {
