@@ -99,6 +99,8 @@ func queryTargetFindings(ctx context.Context, q stateReader, names *findingNames
 		keys                      sql.NullString
 		first, lastAfter, upAfter int64
 	}
+	// The rows are read whole before their names are looked up: a lookup may wait for the
+	// names' lock, held by a reader that waits for a connection, and must hold none then.
 	var raw []row
 	for rows.Next() {
 		var r row
@@ -122,10 +124,10 @@ func queryTargetFindings(ctx context.Context, q stateReader, names *findingNames
 			return nil, err
 		}
 		f.ARN = prefix + hex.EncodeToString(r.arnKey)
-		if f.Status, err = codedText(r.status, findingStatusCodes[:]); err != nil {
+		if f.Status, err = codedText(r.status, statusOfCode); err != nil {
 			return nil, fmt.Errorf("finding %s status: %w", f.VulnerabilityID, err)
 		}
-		if f.Severity, err = codedText(r.severity, findingSeverityCodes[:]); err != nil {
+		if f.Severity, err = codedText(r.severity, severityOfCode); err != nil {
 			return nil, fmt.Errorf("finding %s severity: %w", f.VulnerabilityID, err)
 		}
 		if f.Score, err = scoreOfColumn(r.score); err != nil {
@@ -147,19 +149,43 @@ func queryTargetFindings(ctx context.Context, q stateReader, names *findingNames
 	return out, nil
 }
 
-// The codes of finding_rows' status and severity (0053), from 1, as the findings view decodes them.
-var (
-	findingStatusCodes   = [...]string{"ACTIVE", "CLOSED"}
-	findingSeverityCodes = [...]string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"}
-)
+// statusOfCode and severityOfCode name the one-byte codes of finding_rows' status and severity
+// (0053) as the findings view does; "" for a byte that is no code.
+func statusOfCode(b byte) string {
+	switch b {
+	case 1:
+		return "ACTIVE"
+	case 2:
+		return "CLOSED"
+	}
+	return ""
+}
 
-// codedText decodes a status or severity column: a one-byte code names codes[code-1], any
-// other value is the text itself (the view's CASE ... ELSE).
-func codedText(v any, codes []string) (string, error) {
+func severityOfCode(b byte) string {
+	switch b {
+	case 1:
+		return "CRITICAL"
+	case 2:
+		return "HIGH"
+	case 3:
+		return "MEDIUM"
+	case 4:
+		return "LOW"
+	case 5:
+		return "INFORMATIONAL"
+	case 6:
+		return "UNDEFINED"
+	}
+	return ""
+}
+
+// codedText decodes a status or severity column: a one-byte code is named by name, any other
+// value is the text itself (the view's CASE ... ELSE).
+func codedText(v any, name func(byte) string) (string, error) {
 	switch v := v.(type) {
 	case []byte:
-		if len(v) == 1 && v[0] >= 1 && int(v[0]) <= len(codes) {
-			return codes[v[0]-1], nil
+		if len(v) == 1 && name(v[0]) != "" {
+			return name(v[0]), nil
 		}
 		return string(v), nil
 	case string:
