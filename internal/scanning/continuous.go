@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -479,8 +478,7 @@ func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invI
 			return nil, nil, nil, false, err
 		}
 		if len(more) > 0 {
-			st.Findings = slices.Concat(st.Findings, more)
-			slices.SortFunc(st.Findings, func(a, b store.Finding) int { return strings.Compare(a.VulnerabilityID, b.VulnerabilityID) })
+			st.Findings = store.WithFindings(st.Findings, more)
 		}
 	}
 	// Findings stored without their package keys (written by an older Lading) are told by

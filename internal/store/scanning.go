@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -185,6 +187,35 @@ func DistinctTargets(targets []ScanTarget) bool {
 // changed advisories needs no others (it observes them again, unchanged).
 type FindingSelection struct {
 	Keys func(PackageKey) bool
+}
+
+// Holds reports whether a partial state holds the findings of a package key list: one of its
+// keys is accepted, or the list is empty (the keys are not known).
+func (sel FindingSelection) Holds(keys []PackageKey) bool {
+	return len(keys) == 0 || slices.ContainsFunc(keys, sel.Keys)
+}
+
+// VulnerabilityIDs returns the vulnerability ids of the findings of each list, in order.
+func VulnerabilityIDs(lists ...[]Finding) []string {
+	n := 0
+	for _, fs := range lists {
+		n += len(fs)
+	}
+	out := make([]string, 0, n)
+	for _, fs := range lists {
+		for _, f := range fs {
+			out = append(out, f.VulnerabilityID)
+		}
+	}
+	return out
+}
+
+// WithFindings returns fs and more as one new slice in vulnerability id order, the order of a
+// scan state's findings: fs itself, which an update may hold, is left as it is.
+func WithFindings(fs, more []Finding) []Finding {
+	out := slices.Concat(fs, more)
+	slices.SortFunc(out, func(a, b Finding) int { return strings.Compare(a.VulnerabilityID, b.VulnerabilityID) })
+	return out
 }
 
 // ScanUpdate is what to write for a target. Findings are upserts by vulnerability id.

@@ -310,7 +310,7 @@ func selectedKeySets(ctx context.Context, tx pgx.Tx, sel store.FindingSelection)
 	}
 	out := []string{}
 	for _, keys := range lists {
-		if ks := decodePackageKeys(&keys); len(ks) == 0 || slices.ContainsFunc(ks, sel.Keys) {
+		if sel.Holds(decodePackageKeys(&keys)) {
 			out = append(out, keys)
 		}
 	}
@@ -360,9 +360,7 @@ func (ps *partialState) more(ctx context.Context, vulnIDs []string) ([]store.Fin
 			}
 		}
 	}
-	// A new array: the update holds the state's slice.
-	ps.findings = slices.Concat(ps.findings, fs)
-	slices.SortFunc(ps.findings, func(a, b store.Finding) int { return strings.Compare(a.VulnerabilityID, b.VulnerabilityID) })
+	ps.findings = store.WithFindings(ps.findings, fs)
 	return fs, nil
 }
 
@@ -553,13 +551,7 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 		return 0, err
 	}
 	if unseenAt != 0 {
-		held := make([]string, 0, len(cur)+len(up.Findings))
-		for _, f := range cur {
-			held = append(held, f.VulnerabilityID)
-		}
-		for _, f := range up.Findings {
-			held = append(held, f.VulnerabilityID)
-		}
+		held := store.VulnerabilityIDs(cur, up.Findings)
 		if _, err := tx.Exec(ctx, `UPDATE finding_rows SET last_observed_at = $1
 			WHERE target_id = (SELECT id FROM scan_targets WHERE repository = $2 AND image_digest = $3 AND scan_type = $4)
 			AND status = 'ACTIVE' AND last_observed_at <> $1

@@ -237,8 +237,7 @@ func selectedKeySets(ctx context.Context, q querier, sel store.FindingSelection)
 		if err := rows.Scan(&id, &keys); err != nil {
 			return "", fmt.Errorf("finding key lists: %w", err)
 		}
-		ks := decodePackageKeys(keys)
-		if len(ks) == 0 || slices.ContainsFunc(ks, sel.Keys) {
+		if sel.Holds(decodePackageKeys(keys)) {
 			ids = append(ids, strconv.FormatInt(id, 10))
 		}
 	}
@@ -296,9 +295,7 @@ func (st *scanState) more(ctx context.Context, q stateReader, names *findingName
 	if err != nil {
 		return nil, fmt.Errorf("findings of %s@%s: %w", st.Target.Repository, st.Target.Digest, err)
 	}
-	// A new array: the update holds the state's slice.
-	st.Findings = slices.Concat(st.Findings, fs)
-	slices.SortFunc(st.Findings, func(a, b store.Finding) int { return strings.Compare(a.VulnerabilityID, b.VulnerabilityID) })
+	st.Findings = store.WithFindings(st.Findings, fs)
 	return fs, nil
 }
 

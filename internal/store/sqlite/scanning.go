@@ -829,13 +829,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 		}
 	}
 	if unseenAt != 0 {
-		held := make([]string, 0, len(cur)+len(up.Findings))
-		for _, f := range cur {
-			held = append(held, f.VulnerabilityID)
-		}
-		for _, f := range up.Findings {
-			held = append(held, f.VulnerabilityID)
-		}
+		held := store.VulnerabilityIDs(cur, up.Findings)
 		raw, err := json.Marshal(held)
 		if err != nil {
 			return 0, err

@@ -46,22 +46,22 @@ func testApplyScansSelected(t *testing.T, open Opener) {
 			observed := t0.Add(2 * time.Hour)
 			sel := store.FindingSelection{Keys: func(k store.PackageKey) bool { return k == k1 }}
 			err := db.ApplyScansSelected(ctx, []store.ScanTarget{target}, sel, func(st store.ScanState) (store.ScanUpdate, error) {
-				if !st.Partial || !slices.Equal(vulnIDs(st.Findings), []string{"V-A", "V-C", "V-E"}) {
-					t.Errorf("partial %v, findings %v: want the selected V-A, V-E and V-C of unknown keys", st.Partial, vulnIDs(st.Findings))
+				if !st.Partial || !slices.Equal(store.VulnerabilityIDs(st.Findings), []string{"V-A", "V-C", "V-E"}) {
+					t.Errorf("partial %v, findings %v: want the selected V-A, V-E and V-C of unknown keys", st.Partial, store.VulnerabilityIDs(st.Findings))
 				}
 				more, err := st.More(ctx, []string{"V-B", "V-A", "V-Z"})
 				if err != nil {
 					return store.ScanUpdate{}, err
 				}
-				if !slices.Equal(vulnIDs(more), []string{"V-B"}) {
-					t.Errorf("More gave %v, want the one not held, V-B", vulnIDs(more))
+				if !slices.Equal(store.VulnerabilityIDs(more), []string{"V-B"}) {
+					t.Errorf("More gave %v, want the one not held, V-B", store.VulnerabilityIDs(more))
 				}
 				whole, err := st.All(ctx)
 				if err != nil {
 					return store.ScanUpdate{}, err
 				}
-				if !slices.Equal(vulnIDs(whole), []string{"V-A", "V-B", "V-C", "V-D", "V-E"}) {
-					t.Errorf("All gave %v", vulnIDs(whole))
+				if !slices.Equal(store.VulnerabilityIDs(whole), []string{"V-A", "V-B", "V-C", "V-D", "V-E"}) {
+					t.Errorf("All gave %v", store.VulnerabilityIDs(whole))
 				}
 				// The whole state read, the update goes on as over a partial one the store
 				// holds whole now: Observed is for an update that did not read them all.
@@ -97,12 +97,4 @@ func testApplyScansSelected(t *testing.T, open Opener) {
 			}
 		})
 	}
-}
-
-func vulnIDs(fs []store.Finding) []string {
-	out := make([]string, len(fs))
-	for i, f := range fs {
-		out[i] = f.VulnerabilityID
-	}
-	return out
 }
