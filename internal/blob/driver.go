@@ -96,6 +96,17 @@ type (
 	CommitterTo interface {
 		CommitTo(ctx context.Context, dst string) (bool, error)
 	}
+	// StateKeeper is a FileWriter that keeps a few bytes of its caller's in its own state:
+	// saved by the Close of a writer that wrote, together with the bytes they describe, and
+	// given back by the next Writer of the file. Store keeps an upload's hash state there when
+	// the driver can (S3: an object fewer written per chunk and read per commit, and none
+	// left to list and delete with the session).
+	StateKeeper interface {
+		// KeptState is what the writer's state held when it was opened (nil: nothing).
+		KeptState() []byte
+		// KeepState replaces it, to be saved by Close with what was written.
+		KeepState(b []byte)
+	}
 )
 
 // Errors drivers and lockers return.

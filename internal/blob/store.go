@@ -24,7 +24,8 @@ import (
 //
 //	blobs/<algorithm>/<first two hex digits>/<hex>   committed, verified blobs
 //	uploads/<id>/data                                bytes received so far
-//	uploads/<id>/hashstate.<offset>                  the sha256 state after offset bytes
+//	uploads/<id>/hashstate.<offset>                  the sha256 state after offset bytes (kept
+//	                                                 in the writer's state by a StateKeeper)
 //
 // A blob becomes visible only by a Move after its digest verifies, so a failure at any point
 // leaves either no blob or a correct one. Every change to a session (append, commit, cancel,
@@ -272,7 +273,7 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	if err := s.checkSpace(); err != nil {
 		return refuse(err)
 	}
-	h, err := s.resumeSHA256(ctx, session, size)
+	h, err := s.resumeSHA256(ctx, session, w, size)
 	if err != nil {
 		return size, errors.Join(err, w.Close())
 	}
@@ -288,12 +289,14 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	if errors.Is(copyErr, ErrInsufficientStorage) {
 		return refuse(copyErr)
 	}
-	// The state is saved before the driver persists the chunk, so that whatever the driver holds
-	// after a failure has its state: the new one, or the previous one, removed only after. What
-	// was received is kept even when the request ended (the client went away): it resumes there.
+	// The state is saved before the driver persists the chunk (or with it, by a StateKeeper), so
+	// that whatever the driver holds after a failure has its state: the new one, or the previous
+	// one, removed only after. What was received is kept even when the request ended (the client
+	// went away): it resumes there.
 	keep := context.WithoutCancel(ctx)
+	_, kept := w.(StateKeeper)
 	if n > 0 {
-		if err := s.saveHashState(keep, session, h, size+n); err != nil {
+		if err := s.saveHashState(keep, session, w, h, size+n); err != nil {
 			if errors.Is(err, ErrInsufficientStorage) {
 				return refuse(err)
 			}
@@ -306,9 +309,9 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		}
 		return size, fmt.Errorf("save upload data: %w", err)
 	}
-	if n > 0 && size > 0 {
+	if n > 0 && size > 0 && !kept {
 		// The state at the previous size, now superseded; at 0 there was none to remove (a
-		// delete costs a listing on S3).
+		// delete costs a listing on S3), nor with a StateKeeper, whose Close replaced it.
 		_ = s.d.Delete(keep, hashStatePath(session, size))
 	}
 	size += n
@@ -417,7 +420,7 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 		return fmt.Errorf("%w: computed %s, expected %s", ErrDigestMismatch, got, want)
 	}
 	if want.Algorithm() == digest.SHA256 {
-		h, err := s.resumeSHA256(ctx, session, size)
+		h, err := s.resumeSHA256(ctx, session, w, size)
 		if err != nil {
 			return 0, errors.Join(err, w.Close())
 		}
@@ -643,19 +646,21 @@ func (s *Store) RemoveUnused(ctx context.Context, d digest.Digest, cutoff time.T
 }
 
 // resumeSHA256 returns a sha256 hash of the session's first size bytes, from the state saved
-// at that offset when there is one, otherwise by reading the data again (after a crash
-// between a local write and the state's save).
-func (s *Store) resumeSHA256(ctx context.Context, session string, size int64) (hash.Hash, error) {
+// at that offset when there is one (in the writer's own state, or in a file of the session's),
+// otherwise by reading the data again (after a crash between a local write and the state's
+// save, or for a writer whose commit was retried).
+func (s *Store) resumeSHA256(ctx context.Context, session string, w FileWriter, size int64) (hash.Hash, error) {
 	h := sha256.New()
 	if size == 0 {
 		return h, nil
 	}
+	if k, ok := w.(StateKeeper); ok && restoreHashState(h, k.KeptState(), size) {
+		return h, nil
+	}
+	// A session written before its driver kept states, or by a writer that keeps none.
 	b, err := s.d.GetContent(ctx, hashStatePath(session, size))
-	if err == nil && len(b) > 8 && int64(binary.BigEndian.Uint64(b[:8])) == size {
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b[8:]); err == nil {
-			return h, nil
-		}
-		h.Reset()
+	if err == nil && restoreHashState(h, b, size) {
+		return h, nil
 	} else if err != nil && !errors.Is(err, ErrPathNotFound) {
 		return nil, fmt.Errorf("read hash state: %w", err)
 	}
@@ -670,13 +675,32 @@ func (s *Store) resumeSHA256(ctx context.Context, session string, size int64) (h
 	return h, nil
 }
 
-func (s *Store) saveHashState(ctx context.Context, session string, h hash.Hash, size int64) error {
+// restoreHashState sets h to the state b (saveHashState's encoding) when b is the state after
+// size bytes, reporting whether it did; h is left reset otherwise.
+func restoreHashState(h hash.Hash, b []byte, size int64) bool {
+	if len(b) <= 8 || int64(binary.BigEndian.Uint64(b[:8])) != size {
+		return false
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b[8:]); err != nil {
+		h.Reset()
+		return false
+	}
+	return true
+}
+
+// saveHashState keeps h, the state after size bytes, in w's own state when it is a StateKeeper
+// (w's Close saves it), otherwise in a file of the session's.
+func (s *Store) saveHashState(ctx context.Context, session string, w FileWriter, h hash.Hash, size int64) error {
 	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return err
 	}
 	b := binary.BigEndian.AppendUint64(nil, uint64(size))
 	b = append(b, state...)
+	if k, ok := w.(StateKeeper); ok {
+		k.KeepState(b)
+		return nil
+	}
 	if err := s.d.PutContent(ctx, hashStatePath(session, size), b); err != nil {
 		return fmt.Errorf("save hash state: %w", err)
 	}

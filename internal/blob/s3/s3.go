@@ -3,7 +3,8 @@
 // A file being written (an upload session's data) is an S3 multipart upload whose state lives
 // in the bucket beside it, so any process or node continues it:
 //
-//	<key>.upload          the writer's state: the multipart upload id, its parts, the pending generation
+//	<key>.upload          the writer's state: the multipart upload id, its parts, the pending
+//	                      generation, the caller's kept state (an upload's hash state)
 //	<key>.pending.<gen>   the bytes after the last part, fewer than a part (S3 parts but the last are >= 5 MiB)
 //
 // A chunk appended is added to the pending bytes (read back, at most a part's size) and each
@@ -446,6 +447,9 @@ type state struct {
 	Parts    []part `json:"parts,omitempty"`
 	Pending  int64  `json:"pending"` // bytes after the last part, in the pending object
 	Gen      int64  `json:"gen"`     // the pending object's generation
+	// Kept is the caller's state of the bytes written (blob.StateKeeper: the upload's hash
+	// state), saved with them.
+	Kept []byte `json:"kept,omitempty"`
 }
 
 type part struct {
@@ -509,6 +513,12 @@ type writer struct {
 	dirty     bool
 	committed bool
 }
+
+// KeptState is the caller's state as the writer's state held it when opened.
+func (w *writer) KeptState() []byte { return w.st.Kept }
+
+// KeepState replaces the caller's state; Close saves it with the bytes written.
+func (w *writer) KeepState(b []byte) { w.st.Kept = b }
 
 func (w *writer) Size() int64 {
 	if w.loaded {

@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +36,13 @@ type countingClient struct {
 // parameters), its driver, and the counter its S3 requests go through.
 func countedStore(t *testing.T, query string) (*blob.Store, *Driver, *countingClient) {
 	t.Helper()
+	d, locks, counter := countedDriver(t, query)
+	return blob.NewStore(d, locks, blob.Options{}), d, counter
+}
+
+// countedDriver is countedStore's driver, with the locks of the stores that share it.
+func countedDriver(t *testing.T, query string) (*Driver, blob.Locker, *countingClient) {
+	t.Helper()
 	srv := testserver.StartS3(t)
 	srv.SetEnv(t)
 	cfg, err := ParseURL(srv.URL() + query)
@@ -49,7 +59,7 @@ func countedStore(t *testing.T, query string) (*blob.Store, *Driver, *countingCl
 	if err != nil {
 		t.Fatal(err)
 	}
-	return blob.NewStore(d, locks, blob.Options{}), d, counter
+	return d, locks, counter
 }
 
 func (c *countingClient) Do(r *http.Request) (*http.Response, error) {
@@ -73,8 +83,8 @@ func (c *countingClient) reset() {
 	c.reqs, c.down = nil, map[string]int64{}
 }
 
-// TestCommitDownloadsNothing: committing a chunked upload reads only its small state objects
-// (the writer's and the hash state): the data is neither downloaded to be hashed nor to be
+// TestCommitDownloadsNothing: committing a chunked upload reads only its small state object
+// (the writer's, which holds the hash state): the data is neither downloaded to be hashed nor to be
 // moved, which multipart completion and server-side copies do.
 func TestCommitDownloadsNothing(t *testing.T) {
 	ctx := context.Background()
@@ -176,6 +186,136 @@ func TestSmallCommitCopiesOnce(t *testing.T) {
 		if left, err := d.List(ctx, "uploads"); err != nil || len(left) != 0 {
 			t.Errorf("%d bytes: uploads left after the commit: %v (%v)", size, left, err)
 		}
+	}
+}
+
+// TestSmallPushRequests: an upload of one chunk (a crane or docker push of a small blob: POST,
+// PATCH, PUT) makes the S3 requests it needs and no more: the hash state rides in the writer's
+// state object (blob.StateKeeper), so no hashstate object is written, read, listed or deleted,
+// and the session's removal after the commit finds nothing left to delete. A second store on
+// the same bucket (another node) resumes a session from that state alone.
+func TestSmallPushRequests(t *testing.T) {
+	ctx := context.Background()
+	d, locks, counter := countedDriver(t, "")
+	s := blob.NewStore(d, locks, blob.Options{})
+	data := make([]byte, 100<<10)
+	_, _ = rand.Read(data)
+	want := digest.FromBytes(data)
+	counter.reset()
+	id, err := s.NewUpload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, id, 0, bytes.NewReader(data[:60<<10])); err != nil {
+		t.Fatal(err)
+	}
+	// The rest through another store on the same bucket and locks, as another node would.
+	other := blob.NewStore(d, locks, blob.Options{})
+	if _, err := other.Append(ctx, id, 60<<10, bytes.NewReader(data[60<<10:])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Commit(ctx, id, want); err != nil {
+		t.Fatal(err)
+	}
+	counter.mu.Lock()
+	reqs := counter.reqs
+	counter.mu.Unlock()
+	var ops []string
+	for _, r := range reqs {
+		if strings.Contains(r, "hashstate") {
+			t.Errorf("a hash state object was used: %s", r)
+		}
+		method, path, _ := strings.Cut(r, " ")
+		path = strings.TrimPrefix(path, "/"+testserver.S3Bucket)
+		path = strings.ReplaceAll(path, id, "ID")
+		path = strings.ReplaceAll(path, want.Encoded()[:2]+"/"+want.Encoded(), "D")
+		ops = append(ops, method+" "+path)
+	}
+	wantOps := []string{
+		"PUT /uploads/ID/data.upload", // NewUpload: the writer's state
+		// The first chunk: state read, pending bytes and state (with the hash state) written.
+		"GET /uploads/ID/data.upload", "PUT /uploads/ID/data.pending.2", "PUT /uploads/ID/data.upload",
+		// The second: the pending bytes read back and written as the next generation, the
+		// previous one deleted.
+		"GET /uploads/ID/data.upload", "GET /uploads/ID/data.pending.2", "PUT /uploads/ID/data.pending.3",
+		"PUT /uploads/ID/data.upload", "DELETE /uploads/ID/data.pending.2",
+		// The commit: state read, the pending bytes copied into blobs/, the state and pending
+		// bytes removed (DeleteObjects, a POST to the bucket), the session listed (empty:
+		// ListObjectsV2, a GET of the bucket), so nothing more is deleted.
+		"GET /uploads/ID/data.upload", "PUT /blobs/sha256/D", "POST ", "GET ",
+	}
+	if !slices.Equal(ops, wantOps) {
+		t.Errorf("requests:\n got  %q\n want %q", ops, wantOps)
+	}
+	r, err := s.Open(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	_ = r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+	if err := d.Walk(ctx, "uploads", func(fi blob.FileInfo) error { return fmt.Errorf("left: %s", fi.Path) }); err != nil {
+		t.Errorf("objects left under uploads/: %v", err)
+	}
+}
+
+// keeperless hides the writer's blob.StateKeeper, as a build before it kept hash states in
+// hashstate objects.
+type keeperless struct{ *Driver }
+
+func (k keeperless) Writer(ctx context.Context, p string, appending bool) (blob.FileWriter, error) {
+	w, err := k.Driver.Writer(ctx, p, appending)
+	return struct{ blob.FileWriter }{w}, err
+}
+
+// TestResumeEarlierHashState: a session whose first chunk was written with its hash state in a
+// hashstate object (by a build before the writer kept it) goes on and commits, its hash resumed
+// from that object, and leaves nothing behind.
+func TestResumeEarlierHashState(t *testing.T) {
+	ctx := context.Background()
+	d, locks, counter := countedDriver(t, "")
+	before := blob.NewStore(keeperless{d}, locks, blob.Options{})
+	data := make([]byte, 50<<10)
+	_, _ = rand.Read(data)
+	id, err := before.NewUpload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := before.Append(ctx, id, 0, bytes.NewReader(data[:20<<10])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetContent(ctx, "uploads/"+id+"/hashstate."+strconv.Itoa(20<<10)); err != nil {
+		t.Fatalf("the earlier build's hash state: %v", err)
+	}
+	s := blob.NewStore(d, locks, blob.Options{})
+	if _, err := s.Append(ctx, id, 20<<10, bytes.NewReader(data[20<<10:])); err != nil {
+		t.Fatal(err)
+	}
+	counter.reset()
+	want := digest.FromBytes(data)
+	if _, err := s.Commit(ctx, id, want); err != nil {
+		t.Fatal(err)
+	}
+	counter.mu.Lock()
+	for _, r := range counter.reqs {
+		if strings.HasPrefix(r, "GET ") && strings.Contains(r, ".pending.") {
+			t.Errorf("the commit read the data to hash it: %v", counter.reqs)
+		}
+	}
+	counter.mu.Unlock()
+	r, err := s.Open(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	_ = r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+	if err := d.Walk(ctx, "uploads", func(fi blob.FileInfo) error { return fmt.Errorf("left: %s", fi.Path) }); err != nil {
+		t.Errorf("objects left under uploads/: %v", err)
 	}
 }
 
