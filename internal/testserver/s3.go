@@ -75,7 +75,8 @@ func (s *S3) SetEnv(t testing.TB) {
 func (s *S3) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cmd := exec.Command(s.Bin, "--port", s.Addr, "posix", s.Dir)
+	// Keep-alive as S3 itself does it (versitygw closes every connection without it).
+	cmd := exec.Command(s.Bin, "--port", s.Addr, "--keep-alive", "posix", s.Dir)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+S3AccessKey, "ROOT_SECRET_KEY="+S3SecretKey)
 	logs, err := os.OpenFile(filepath.Join(s.Dir, "..", "versitygw.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
