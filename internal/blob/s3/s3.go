@@ -152,7 +152,9 @@ func New(ctx context.Context, c Config) (*Driver, error) {
 func (d *Driver) key(p string) string { return d.prefix + p }
 
 // classify wraps an S3 error: ErrPathNotFound for 404, ErrUnavailable when the server could not
-// be reached, failed, or refused the credentials; a cancelled request stays as it is.
+// be reached, failed, refused the credentials, or asked to be tried again (408 request timeout,
+// 409 a conflicting operation in progress, 429 too many requests, once the SDK's own retries
+// are spent); a cancelled request stays as it is.
 func classify(op, key string, err error) error {
 	if err == nil {
 		return nil
@@ -167,7 +169,7 @@ func classify(op, key string, err error) error {
 		switch s := re.HTTPStatusCode(); {
 		case s == 404:
 			return fmt.Errorf("%s %s: %w: %w", op, key, blob.ErrPathNotFound, err)
-		case s == 0 || s >= 500 || s == 401 || s == 403: // 0: no answer (the request was not sent)
+		case s == 0 || s >= 500 || s == 401 || s == 403 || s == 408 || s == 409 || s == 429: // 0: no answer (the request was not sent)
 			return fmt.Errorf("%s %s: %w: %w", op, key, blob.ErrUnavailable, err)
 		}
 		return fmt.Errorf("%s %s: %w", op, key, err)
