@@ -2,11 +2,13 @@
 // several registry nodes sharing one database. It keeps SQLite's tables and answers as
 // store/sqlite does: internal/store/storetest holds the conformance suite both engines pass.
 //
-// Every write runs in a SERIALIZABLE transaction, retried when PostgreSQL reports a
-// serialization failure or a deadlock: SQLite's single writer decides each read-then-write
-// (a push refused as unchanged, a tag that may not move) as if alone, and SERIALIZABLE gives
-// the same answers with many writers on many nodes. A transaction's function may therefore run
-// more than once and must set everything it returns afresh on each run.
+// Every write that reads before it writes runs in a SERIALIZABLE transaction, retried when
+// PostgreSQL reports a serialization failure or a deadlock: SQLite's single writer decides each
+// read-then-write (a push refused as unchanged, a tag that may not move) as if alone, and
+// SERIALIZABLE gives the same answers with many writers on many nodes. A transaction's function
+// may therefore run more than once and must set everything it returns afresh on each run. A
+// write of one statement that reads nothing first (an upload touched or forgotten) runs as its
+// own transaction, in one round trip: PostgreSQL makes a statement atomic.
 //
 // It holds every part of the store the app uses: the registry core, the outbox and webhook
 // cursors, the effects of a change, scan jobs, image scan states, inventories, report jobs,
