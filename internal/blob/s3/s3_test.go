@@ -156,36 +156,18 @@ func TestSmallCommitCopiesOnce(t *testing.T) {
 		if _, err := s.Append(ctx, id, 0, bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
-		counter.reset()
-		want := digest.FromBytes(data)
-		if _, err := s.Commit(ctx, id, want); err != nil {
-			t.Fatal(err)
-		}
-		counter.mu.Lock()
+		want, reqs := commitCounted(t, s, counter, id, data)
 		var toBlobs, toData, heads int
-		for _, r := range counter.reqs {
+		for _, r := range reqs {
 			toBlobs += boolInt(strings.HasPrefix(r, "PUT ") && strings.Contains(r, "/blobs/sha256/"))
 			toData += boolInt(strings.HasPrefix(r, "PUT ") && strings.HasSuffix(r, "/uploads/"+id+"/data"))
 			heads += boolInt(strings.HasPrefix(r, "HEAD "))
 		}
-		reqs := counter.reqs
-		counter.mu.Unlock()
 		if toBlobs != 1 || toData != 0 || heads != 0 {
 			t.Errorf("%d bytes: commit wrote blobs/ %d times, the session's data %d times, made %d HEADs (want 1, 0, 0): %v",
 				size, toBlobs, toData, heads, reqs)
 		}
-		r, err := s.Open(ctx, want)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(r)
-		_ = r.Close()
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("%d bytes: read back %d bytes, %v", size, len(got), err)
-		}
-		if left, err := d.List(ctx, "uploads"); err != nil || len(left) != 0 {
-			t.Errorf("%d bytes: uploads left after the commit: %v (%v)", size, left, err)
-		}
+		checkCommitted(t, s, d, want, data)
 	}
 }
 
@@ -247,6 +229,28 @@ func TestSmallPushRequests(t *testing.T) {
 	if !slices.Equal(ops, wantOps) {
 		t.Errorf("requests:\n got  %q\n want %q", ops, wantOps)
 	}
+	checkCommitted(t, s, d, want, data)
+}
+
+// commitCounted commits upload id as the digest of data, returning the digest and the S3
+// requests the commit made.
+func commitCounted(t *testing.T, s *blob.Store, counter *countingClient, id string, data []byte) (digest.Digest, []string) {
+	t.Helper()
+	counter.reset()
+	want := digest.FromBytes(data)
+	if _, err := s.Commit(context.Background(), id, want); err != nil {
+		t.Fatal(err)
+	}
+	counter.mu.Lock()
+	defer counter.mu.Unlock()
+	return want, slices.Clone(counter.reqs)
+}
+
+// checkCommitted checks that blob want reads back as data and that no object is left under
+// uploads/.
+func checkCommitted(t *testing.T, s *blob.Store, d *Driver, want digest.Digest, data []byte) {
+	t.Helper()
+	ctx := context.Background()
 	r, err := s.Open(ctx, want)
 	if err != nil {
 		t.Fatal(err)
@@ -293,30 +297,13 @@ func TestResumeEarlierHashState(t *testing.T) {
 	if _, err := s.Append(ctx, id, 20<<10, bytes.NewReader(data[20<<10:])); err != nil {
 		t.Fatal(err)
 	}
-	counter.reset()
-	want := digest.FromBytes(data)
-	if _, err := s.Commit(ctx, id, want); err != nil {
-		t.Fatal(err)
-	}
-	counter.mu.Lock()
-	for _, r := range counter.reqs {
+	want, reqs := commitCounted(t, s, counter, id, data)
+	for _, r := range reqs {
 		if strings.HasPrefix(r, "GET ") && strings.Contains(r, ".pending.") {
-			t.Errorf("the commit read the data to hash it: %v", counter.reqs)
+			t.Errorf("the commit read the data to hash it: %v", reqs)
 		}
 	}
-	counter.mu.Unlock()
-	r, err := s.Open(ctx, want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(r)
-	_ = r.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes, %v", len(got), err)
-	}
-	if err := d.Walk(ctx, "uploads", func(fi blob.FileInfo) error { return fmt.Errorf("left: %s", fi.Path) }); err != nil {
-		t.Errorf("objects left under uploads/: %v", err)
-	}
+	checkCommitted(t, s, d, want, data)
 }
 
 func boolInt(b bool) int {
