@@ -273,7 +273,7 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	if err := s.checkSpace(); err != nil {
 		return refuse(err)
 	}
-	h, err := s.resumeSHA256(ctx, session, w, size)
+	h, fromKept, err := s.resumeSHA256(ctx, session, w, size)
 	if err != nil {
 		return size, errors.Join(err, w.Close())
 	}
@@ -294,7 +294,6 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	// one, removed only after. What was received is kept even when the request ended (the client
 	// went away): it resumes there.
 	keep := context.WithoutCancel(ctx)
-	_, kept := w.(StateKeeper)
 	if n > 0 {
 		if err := s.saveHashState(keep, session, w, h, size+n); err != nil {
 			if errors.Is(err, ErrInsufficientStorage) {
@@ -309,9 +308,11 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		}
 		return size, fmt.Errorf("save upload data: %w", err)
 	}
-	if n > 0 && size > 0 && !kept {
-		// The state at the previous size, now superseded; at 0 there was none to remove (a
-		// delete costs a listing on S3), nor with a StateKeeper, whose Close replaced it.
+	if n > 0 && size > 0 && !fromKept {
+		// The state file at the previous size, now superseded (by the next file, or by the
+		// writer's own state when it keeps one: a session holding a kept state holds no state
+		// file, which Commit relies on); at 0 there was none, nor when the writer kept it (a
+		// delete costs a listing on S3).
 		_ = s.d.Delete(keep, hashStatePath(session, size))
 	}
 	size += n
@@ -419,9 +420,10 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 	mismatch := func(got digest.Digest) error {
 		return fmt.Errorf("%w: computed %s, expected %s", ErrDigestMismatch, got, want)
 	}
+	fromKept := false
 	if want.Algorithm() == digest.SHA256 {
-		h, err := s.resumeSHA256(ctx, session, w, size)
-		if err != nil {
+		var h hash.Hash
+		if h, fromKept, err = s.resumeSHA256(ctx, session, w, size); err != nil {
 			return 0, errors.Join(err, w.Close())
 		}
 		if got := digest.NewDigest(digest.SHA256, h); got != want {
@@ -432,7 +434,13 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest) (int6
 		if err != nil {
 			return 0, err
 		}
-		_ = s.d.Delete(ctx, session)
+		// A session whose writer kept the hash state holds no state file (Append removes the
+		// one it resumed from), and CommitTo removed what the writer kept: there is nothing
+		// left to look for (on S3, a listing). What a failed removal leaves is an idle session
+		// to PurgeUploads.
+		if !fromKept {
+			_ = s.d.Delete(ctx, session)
+		}
 		return size, nil
 	}
 	if err := w.Commit(ctx); err != nil {
@@ -646,33 +654,33 @@ func (s *Store) RemoveUnused(ctx context.Context, d digest.Digest, cutoff time.T
 }
 
 // resumeSHA256 returns a sha256 hash of the session's first size bytes, from the state saved
-// at that offset when there is one (in the writer's own state, or in a file of the session's),
-// otherwise by reading the data again (after a crash between a local write and the state's
-// save, or for a writer whose commit was retried).
-func (s *Store) resumeSHA256(ctx context.Context, session string, w FileWriter, size int64) (hash.Hash, error) {
-	h := sha256.New()
+// at that offset when there is one (in the writer's own state, which fromKept reports, or in a
+// file of the session's), otherwise by reading the data again (after a crash between a local
+// write and the state's save, or for a writer whose commit was retried).
+func (s *Store) resumeSHA256(ctx context.Context, session string, w FileWriter, size int64) (h hash.Hash, fromKept bool, err error) {
+	h = sha256.New()
 	if size == 0 {
-		return h, nil
+		return h, false, nil
 	}
 	if k, ok := w.(StateKeeper); ok && restoreHashState(h, k.KeptState(), size) {
-		return h, nil
+		return h, true, nil
 	}
 	// A session written before its driver kept states, or by a writer that keeps none.
 	b, err := s.d.GetContent(ctx, hashStatePath(session, size))
 	if err == nil && restoreHashState(h, b, size) {
-		return h, nil
+		return h, false, nil
 	} else if err != nil && !errors.Is(err, ErrPathNotFound) {
-		return nil, fmt.Errorf("read hash state: %w", err)
+		return nil, false, fmt.Errorf("read hash state: %w", err)
 	}
 	r, err := s.d.Reader(ctx, dataPath(session), 0)
 	if err != nil {
-		return nil, fmt.Errorf("rehash upload: %w", err)
+		return nil, false, fmt.Errorf("rehash upload: %w", err)
 	}
 	defer r.Close()
 	if n, err := io.Copy(h, io.LimitReader(contextReader{ctx, r}, size)); err != nil || n != size {
-		return nil, fmt.Errorf("rehash upload: %d of %d bytes: %w", n, size, err)
+		return nil, false, fmt.Errorf("rehash upload: %d of %d bytes: %w", n, size, err)
 	}
-	return h, nil
+	return h, false, nil
 }
 
 // restoreHashState sets h to the state b (saveHashState's encoding) when b is the state after

@@ -669,7 +669,8 @@ func (w *writer) CommitTo(ctx context.Context, dst string) (bool, error) {
 }
 
 // dropState removes what the writer kept once its file is complete; a leftover is removed
-// with the session.
+// with the session, or as an idle session (blob.Store.PurgeUploads) when the store had no
+// reason to remove it (a session with a kept hash state holds nothing else).
 func (w *writer) dropState(ctx context.Context) {
 	keys := []types.ObjectIdentifier{{Key: aws.String(w.key + stateSuffix)}}
 	if w.st.Pending > 0 {
