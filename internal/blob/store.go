@@ -31,9 +31,10 @@ import (
 // leaves either no blob or a correct one. Every change to a session (append, commit, cancel,
 // purge) holds the session's lock and opens the data only once it has it, so a request that
 // waited while the session was committed finds it gone instead of writing into the new blob.
-// The hash state is saved after each chunk, keyed by the offset it covers and before the driver
-// persists the chunk, so a commit does not read the data again on any driver, and a session
-// resumes on any process that shares the driver and the locks.
+// The hash state is saved after each chunk, keyed by the offset it covers, before the driver
+// persists the chunk (or with it, in the writer's own state, by a StateKeeper), so a commit does
+// not read the data again on any driver, and a session resumes on any process that shares the
+// driver and the locks.
 type Store struct {
 	d       Driver
 	locks   Locker
