@@ -176,8 +176,13 @@ func (db *DB) ApplyScansSelected(ctx context.Context, targets []store.ScanTarget
 	return db.applyScans(ctx, targets, &sel, update)
 }
 
+// stateReadAhead is how many targets' states applyScans reads in one round trip when the
+// targets are distinct: a re-evaluation applies hundreds, each otherwise a round trip of its own.
+const stateReadAhead = 64
+
 func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *store.FindingSelection, update func(store.ScanState) (store.ScanUpdate, error)) error {
 	var events int
+	distinct := store.DistinctTargets(targets)
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		events = 0
 		rules, err := suppressRules(ctx, tx, db.findingCtx)
@@ -185,45 +190,75 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			return err
 		}
 		var keySets []string // the selection's key lists, for partial states
-		if sel != nil && store.DistinctTargets(targets) {
+		if sel != nil && distinct {
 			if keySets, err = selectedKeySets(ctx, tx, *sel); err != nil {
 				return err
 			}
 		}
+		// Distinct targets are read ahead, several in one batch: no target's write changes what
+		// another's read returns. Otherwise (a target twice, or jobs) each is read after the
+		// writes before it.
+		ahead := 1
+		if distinct {
+			ahead = stateReadAhead
+		}
 		absent := map[string]bool{} // vulnerability ids no finding names (see partialState.more)
-		for _, t := range targets {
-			st, observed, found, jobGone, err := readScanState(ctx, tx, t, keySets)
+		// The events are written once, after every target: the outbox lock they take is then
+		// held only for the inserts and the commit (appendOutboxTx), not across the targets.
+		var evs []store.OutboxEvent
+		for start := 0; start < len(targets); start += ahead {
+			chunk := targets[start:min(start+ahead, len(targets))]
+			states, err := readScanStates(ctx, tx, chunk, keySets)
 			if err != nil {
 				return err
 			}
-			if jobGone {
-				continue
+			// The chunk's writes go as one batch too: a target's writes change nothing another
+			// target's update reads (distinct targets; a chunk of one otherwise).
+			w := &writeBatch{b: &pgx.Batch{}}
+			for i, t := range chunk {
+				rs := states[i]
+				if rs.jobGone {
+					continue
+				}
+				if rs.found {
+					st := rs.state
+					st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
+						return findingDetails(ctx, tx, t, ids)
+					}
+					ps := &partialState{tx: tx, target: t, observed: rs.observed, findings: st.Findings, partial: st.Partial, absent: absent}
+					if st.Partial {
+						st.More, st.All = ps.more, ps.all
+					}
+					up, err := update(st)
+					if err != nil {
+						return err
+					}
+					p, err := queueScanUpdate(ctx, tx, w.b, t, ps.findings, ps.partial, rs.observed, up)
+					if err != nil {
+						return err
+					}
+					w.pending = append(w.pending, p)
+				}
+				if t.JobID != 0 {
+					w.b.Queue("DELETE FROM scan_jobs WHERE id = $1", t.JobID)
+					w.pending = append(w.pending, nil)
+				}
+				if w.b.Len() >= maxWriteBatch {
+					more, err := w.flush(ctx, tx, rules)
+					if err != nil {
+						return err
+					}
+					evs = append(evs, more...)
+				}
 			}
-			if found {
-				st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
-					return findingDetails(ctx, tx, t, ids)
-				}
-				ps := &partialState{tx: tx, target: t, observed: observed, findings: st.Findings, partial: st.Partial, absent: absent}
-				if st.Partial {
-					st.More, st.All = ps.more, ps.all
-				}
-				up, err := update(st)
-				if err != nil {
-					return err
-				}
-				n, err := writeScanUpdate(ctx, tx, t, ps.findings, ps.partial, observed, up, rules)
-				if err != nil {
-					return err
-				}
-				events += n
+			more, err := w.flush(ctx, tx, rules)
+			if err != nil {
+				return err
 			}
-			if t.JobID != 0 {
-				if _, err := tx.Exec(ctx, "DELETE FROM scan_jobs WHERE id = $1", t.JobID); err != nil {
-					return err
-				}
-			}
+			evs = append(evs, more...)
 		}
-		return nil
+		events = len(evs)
+		return appendOutboxTx(ctx, tx, evs)
 	})
 	if err == nil && events > 0 {
 		db.reportEffects(store.Effects{Events: make([]store.OutboxEvent, events)})
@@ -231,26 +266,86 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 	return err
 }
 
-// readScanState reads what update is handed for t, and the image's findings_observed_at;
-// found is false when the image is gone, jobGone true when t has a job and it is gone. The
-// reads go as one batch (one round trip): the later ones are wasted when the image or job is
-// gone, which is rare.
-//
-// With keySets (not nil) the state is partial: it holds the findings whose package keys are one
-// of those lists, or none.
-func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget, keySets []string) (st store.ScanState, observed int64, found, jobGone bool, err error) {
-	b := &pgx.Batch{}
-	if t.JobID != 0 {
-		b.Queue("SELECT 1 FROM scan_jobs WHERE id = $1", t.JobID)
+// maxWriteBatch bounds the statements applyScans queues before it sends them: a re-evaluation
+// of a whole image may rewrite hundreds of findings, two statements each.
+const maxWriteBatch = 2000
+
+// writeBatch is the writes of targets queued in one batch: pending holds each target's update in
+// the order queued (nil for a job's removal).
+type writeBatch struct {
+	b       *pgx.Batch
+	pending []*pendingUpdate
+}
+
+// flush sends the batch, reads its results and finishes each update, returning their events.
+func (w *writeBatch) flush(ctx context.Context, tx pgx.Tx, rules compiledRules) ([]store.OutboxEvent, error) {
+	if w.b.Len() == 0 {
+		return nil, nil
 	}
-	b.Queue("SELECT "+manifestColumns+" FROM manifests WHERE repository = $1 AND digest = $2", t.Repository, t.Digest)
-	b.Queue("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag", t.Repository, t.Digest)
-	b.Queue("SELECT "+imageScanColumns+", findings_observed_at FROM image_scans WHERE repository = $1 AND image_digest = $2 AND scan_type = $3",
-		t.Repository, t.Digest, t.ScanType)
-	if keySets != nil {
-		b.Queue(selectedFindings, t.Repository, t.Digest, t.ScanType, keySets)
-	} else {
-		queueFindings(b, t.Repository, t.Digest, t.ScanType)
+	err := func() error {
+		br := tx.SendBatch(ctx, w.b)
+		defer br.Close()
+		for _, p := range w.pending {
+			if p == nil {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := p.read(br); err != nil {
+				return err
+			}
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return nil, err
+	}
+	pending := w.pending
+	w.b, w.pending = &pgx.Batch{}, nil
+	var evs []store.OutboxEvent
+	for _, p := range pending {
+		if p == nil {
+			continue
+		}
+		more, err := p.finish(ctx, tx, rules)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, more...)
+	}
+	return evs, nil
+}
+
+// scanStateRead is what readScanStates read of one target: found is false when the image is
+// gone, jobGone true when the target has a job and it is gone.
+type scanStateRead struct {
+	state    store.ScanState
+	observed int64 // the image's findings_observed_at
+	found    bool
+	jobGone  bool
+}
+
+// readScanStates reads what update is handed for each target, all in one batch (one round
+// trip): the reads of a target whose image or job is gone are wasted, which is rare.
+//
+// With keySets (not nil) the states are partial: each holds the findings whose package keys are
+// one of those lists, or none.
+func readScanStates(ctx context.Context, tx pgx.Tx, targets []store.ScanTarget, keySets []string) (out []scanStateRead, err error) {
+	b := &pgx.Batch{}
+	for _, t := range targets {
+		if t.JobID != 0 {
+			b.Queue("SELECT 1 FROM scan_jobs WHERE id = $1", t.JobID)
+		}
+		b.Queue("SELECT "+manifestColumns+" FROM manifests WHERE repository = $1 AND digest = $2", t.Repository, t.Digest)
+		b.Queue("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag", t.Repository, t.Digest)
+		b.Queue("SELECT "+imageScanColumns+", findings_observed_at FROM image_scans WHERE repository = $1 AND image_digest = $2 AND scan_type = $3",
+			t.Repository, t.Digest, t.ScanType)
+		if keySets != nil {
+			b.Queue(selectedFindings, t.Repository, t.Digest, t.ScanType, keySets)
+		} else {
+			queueFindings(b, t.Repository, t.Digest, t.ScanType)
+		}
 	}
 	br := tx.SendBatch(ctx, b)
 	defer func() {
@@ -258,39 +353,57 @@ func readScanState(ctx context.Context, tx pgx.Tx, t store.ScanTarget, keySets [
 			err = cerr
 		}
 	}()
+	out = make([]scanStateRead, len(targets))
+	for i, t := range targets {
+		// Every result queued for t is read, whatever the first ones say: the next target's
+		// follow in the batch.
+		if out[i], err = readScanState(ctx, br, t, keySets); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readScanState reads the results readScanStates queued for t.
+func readScanState(ctx context.Context, br pgx.BatchResults, t store.ScanTarget, keySets []string) (scanStateRead, error) {
+	var r scanStateRead
+	jobFound := true
 	if t.JobID != 0 {
 		var one int
 		err := br.QueryRow().Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return st, 0, false, true, nil
-		}
-		if err != nil {
-			return st, 0, false, false, err
+			jobFound = false
+		} else if err != nil {
+			return r, err
 		}
 	}
 	m, err := scanManifest(br.QueryRow())
-	if errors.Is(err, pgx.ErrNoRows) {
-		return st, 0, false, false, nil
-	}
-	if err != nil {
-		return st, 0, false, false, err
+	r.found = err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return r, err
 	}
 	if m.Tags, err = queryStrings(ctx, batchQuerier{br}, ""); err != nil {
-		return st, 0, false, false, err
+		return r, err
 	}
-	st = store.ScanState{Target: t, Manifest: m}
-	s, err := scanImageScan(withExtra{br.QueryRow(), []any{&observed}})
+	r.state = store.ScanState{Target: t, Manifest: m}
+	s, err := scanImageScan(withExtra{br.QueryRow(), []any{&r.observed}})
 	switch {
 	case err == nil:
-		st.Scan = &s
+		r.state.Scan = &s
 	case !errors.Is(err, pgx.ErrNoRows):
-		return st, 0, false, false, err
+		return r, err
 	}
-	if st.Findings, err = readFindings(ctx, batchQuerier{br}, t.Repository, t.Digest, t.ScanType, false, observed, ""); err != nil {
-		return st, 0, false, false, err
+	if r.state.Findings, err = readFindings(ctx, batchQuerier{br}, t.Repository, t.Digest, t.ScanType, false, r.observed, ""); err != nil {
+		return r, err
 	}
-	st.Partial = keySets != nil
-	return st, observed, true, false, nil
+	r.state.Partial = keySets != nil
+	if !jobFound {
+		return scanStateRead{jobGone: true}, nil
+	}
+	if !r.found {
+		return scanStateRead{}, nil
+	}
+	return r, nil
 }
 
 // selectedFindings is findingsQuery (without detail) of the findings whose package keys are one
@@ -423,13 +536,34 @@ func splitARN(arn string) (prefix string, key []byte) {
 	return arn, []byte{}
 }
 
-// writeScanUpdate writes up for t; cur are the findings stored for t when up was computed and
-// imageObserved the image's findings_observed_at then. The suppression rules are applied to
-// the findings written with their detail. It returns how many events it wrote.
+// pendingUpdate is a target's update queued in a batch of writes (queueScanUpdate): read takes
+// its results from the batch, in the order queued, and finish completes it once the batch is
+// closed.
+type pendingUpdate struct {
+	t        store.ScanTarget
+	up       store.ScanUpdate
+	cur      []store.Finding
+	writes   []findingWrite
+	together bool               // the image's findings_observed_at write is queued
+	observed map[int64][]string // lastObservedAt times to the vulnerability ids moved to it, row by row
+	unseenAt int64              // when not 0, the time the findings a partial state did not hold are observed at
+	detailed map[int64]string   // finding ids written with their detail -> vulnerability ids
+}
+
+// findingWrite is a finding row queued in a batch.
+type findingWrite struct {
+	vuln   string
+	detail bool // a detail write follows the row's
+}
+
+// queueScanUpdate queues in b the writes of up for t; cur are the findings stored for t when up
+// was computed and imageObserved the image's findings_observed_at then. What cannot wait for
+// the batch (materializeObserved) runs at once, on tx. The suppression rules are applied to the
+// findings written with their detail when the update finishes.
 //
 // When partial, cur are those of a partial state: up.Observed observes the others.
-func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []store.Finding, partial bool, imageObserved int64, up store.ScanUpdate,
-	rules compiledRules) (int, error) {
+func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, t store.ScanTarget, cur []store.Finding, partial bool, imageObserved int64,
+	up store.ScanUpdate) (*pendingUpdate, error) {
 	stored := make(map[string]*store.Finding, len(cur))
 	hasDetail := make(map[string]bool, len(cur)) // rows whose detail is stored, or written here
 	for i := range cur {
@@ -449,33 +583,27 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 	// findings_observed_at moves them all. (It leaves findings_observed_at as the image scan
 	// below writes it: that write does not set it.)
 	if err := materializeObserved(ctx, tx, t, imageObserved, up.Findings); err != nil {
-		return 0, err
+		return nil, err
 	}
-	// The writes go as one batch (one round trip), in the order they were made one by one:
-	// the image's scan, each finding's row and then its detail (named by the finding's key),
-	// the observation time, the usage records.
-	b := &pgx.Batch{}
+	// The writes are queued in the order they were made one by one: the image's scan, each
+	// finding's row and then its detail (named by the finding's key), the observation time,
+	// the usage records.
+	p := &pendingUpdate{t: t, up: up, cur: cur, observed: map[int64][]string{}, detailed: map[int64]string{}}
 	if up.Scan != nil {
 		s := *up.Scan
 		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
 		b.Queue(putImageScan, imageScanArgs(s)...)
 	}
-	type write struct {
-		vuln   string
-		detail bool // a detail write follows the row's
-	}
-	var writes []write
-	observed := map[int64][]string{}
 	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
 	for _, f := range up.Findings {
 		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
 			if at := ms(f.LastObservedAt); at != ms(prev.LastObservedAt) {
-				observed[at] = append(observed[at], f.VulnerabilityID)
+				p.observed[at] = append(p.observed[at], f.VulnerabilityID)
 			}
 			continue
 		}
 		if f.Detail == nil && !hasDetail[f.VulnerabilityID] {
-			return 0, fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
+			return nil, fmt.Errorf("write finding %s of %s@%s: %w", f.VulnerabilityID, t.Repository, t.Digest, errNoDetail)
 		}
 		hasDetail[f.VulnerabilityID] = true
 		prefix, key := splitARN(f.ARN)
@@ -483,26 +611,25 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 			f.Score, f.Fingerprint, packageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt))
 		if f.Detail != nil {
 			if err := queueFindingDetail(b, t, f.VulnerabilityID, f.Detail); err != nil {
-				return 0, err
+				return nil, err
 			}
 		}
-		writes = append(writes, write{vuln: f.VulnerabilityID, detail: f.Detail != nil})
+		p.writes = append(p.writes, findingWrite{vuln: f.VulnerabilityID, detail: f.Detail != nil})
 		if f.Status == findingActive {
 			minWritten = min(minWritten, ms(f.LastObservedAt))
 		}
 	}
 	// The findings a partial state did not hold are observed at up.Observed: with the image's
 	// time when that moves every other one too, else by an update of their rows.
-	unseenAt := int64(0)
 	if partial && !up.Observed.IsZero() {
-		unseenAt = ms(up.Observed)
-		if _, ok := observed[unseenAt]; !ok {
-			observed[unseenAt] = nil
+		p.unseenAt = ms(up.Observed)
+		if _, ok := p.observed[p.unseenAt]; !ok {
+			p.observed[p.unseenAt] = nil
 		}
 	}
-	at, together := observedTogether(cur, up.Findings, observed)
-	together = together && at <= minWritten
-	if together {
+	at, together := observedTogether(cur, up.Findings, p.observed)
+	p.together = together && at <= minWritten
+	if p.together {
 		b.Queue(`UPDATE image_scans SET findings_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
 			AND findings_observed_at <= $1`, at, t.Repository, t.Digest, t.ScanType)
 	}
@@ -510,57 +637,61 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 		b.Queue("INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES ($1, $2, $3, $4, $5)",
 			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At))
 	}
-	detailed := map[int64]string{} // finding ids written with their detail -> vulnerability ids
-	err := func() error {
-		br := tx.SendBatch(ctx, b)
-		defer br.Close()
-		if up.Scan != nil {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
+	return p, nil
+}
+
+// read takes the results of what queueScanUpdate queued, in order.
+func (p *pendingUpdate) read(br pgx.BatchResults) error {
+	if p.up.Scan != nil {
+		if _, err := br.Exec(); err != nil {
+			return err
 		}
-		for _, w := range writes {
-			var id int64
-			if err := br.QueryRow().Scan(&id); err != nil {
-				return fmt.Errorf("write finding: %w", err)
-			}
-			if w.detail {
-				detailed[id] = w.vuln
-				if err := readFindingDetail(br, w.vuln); err != nil {
-					return err
-				}
-			}
-		}
-		if together {
-			tag, err := br.Exec()
-			if err != nil {
-				return fmt.Errorf("write finding: %w", err)
-			}
-			if tag.RowsAffected() == 1 {
-				observed, unseenAt = nil, 0
-			}
-		}
-		for range up.Usage {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		return br.Close()
-	}()
-	if err != nil {
-		return 0, err
 	}
-	if unseenAt != 0 {
-		held := store.VulnerabilityIDs(cur, up.Findings)
+	for _, w := range p.writes {
+		var id int64
+		if err := br.QueryRow().Scan(&id); err != nil {
+			return fmt.Errorf("write finding: %w", err)
+		}
+		if w.detail {
+			p.detailed[id] = w.vuln
+			if err := readFindingDetail(br, w.vuln); err != nil {
+				return err
+			}
+		}
+	}
+	if p.together {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("write finding: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			p.observed, p.unseenAt = nil, 0
+		}
+	}
+	for range p.up.Usage {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish completes the update once its batch is closed: the findings observed row by row, the
+// suppression rules applied to what was written with its detail. It returns the events to
+// write (applyScans writes them all once every target is written).
+func (p *pendingUpdate) finish(ctx context.Context, tx pgx.Tx, rules compiledRules) ([]store.OutboxEvent, error) {
+	t := p.t
+	if p.unseenAt != 0 {
+		held := store.VulnerabilityIDs(p.cur, p.up.Findings)
 		if _, err := tx.Exec(ctx, `UPDATE finding_rows SET last_observed_at = $1
 			WHERE target_id = (SELECT id FROM scan_targets WHERE repository = $2 AND image_digest = $3 AND scan_type = $4)
 			AND status = 'ACTIVE' AND last_observed_at <> $1
 			AND vulnerability NOT IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = ANY($5))`,
-			unseenAt, t.Repository, t.Digest, t.ScanType, held); err != nil {
-			return 0, fmt.Errorf("observe findings: %w", err)
+			p.unseenAt, t.Repository, t.Digest, t.ScanType, held); err != nil {
+			return nil, fmt.Errorf("observe findings: %w", err)
 		}
 	}
-	for at, ids := range observed {
+	for at, ids := range p.observed {
 		if len(ids) == 0 {
 			continue
 		}
@@ -568,38 +699,35 @@ func writeScanUpdate(ctx context.Context, tx pgx.Tx, t store.ScanTarget, cur []s
 			WHERE target_id = (SELECT id FROM scan_targets WHERE repository = $2 AND image_digest = $3 AND scan_type = $4)
 			AND vulnerability IN (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = ANY($5))`,
 			at, t.Repository, t.Digest, t.ScanType, ids); err != nil {
-			return 0, fmt.Errorf("write finding: %w", err)
+			return nil, fmt.Errorf("write finding: %w", err)
 		}
 	}
-	ids := make([]int64, 0, len(detailed))
-	for id := range detailed {
+	ids := make([]int64, 0, len(p.detailed))
+	for id := range p.detailed {
 		ids = append(ids, id)
 	}
 	suppressed, err := applyRulesToWritten(ctx, tx, rules, ids)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	evs := up.Events
-	if up.Announce != nil {
+	evs := p.up.Events
+	if p.up.Announce != nil {
 		byVuln := make(map[string]bool, len(suppressed))
 		for id := range suppressed {
-			byVuln[detailed[id]] = true
+			byVuln[p.detailed[id]] = true
 		}
-		written := make([]store.Finding, len(up.Findings))
-		for i, f := range up.Findings {
+		written := make([]store.Finding, len(p.up.Findings))
+		for i, f := range p.up.Findings {
 			f.Suppressed = byVuln[f.VulnerabilityID]
 			written[i] = f
 		}
-		more, err := up.Announce(written)
+		more, err := p.up.Announce(written)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		evs = append(slices.Clip(evs), more...)
 	}
-	if len(evs) == 0 {
-		return 0, nil
-	}
-	return len(evs), appendOutboxTx(ctx, tx, evs)
+	return evs, nil
 }
 
 // materializeObserved copies the image's findings_observed_at into its ACTIVE finding rows, and

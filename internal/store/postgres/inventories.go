@@ -195,10 +195,13 @@ func (db *DB) InventoriesHolding(ctx context.Context, scanType string, keys []st
 	var out []store.InventoryRef
 	for chunk := range slices.Chunk(keys, keyChunk) {
 		exactEco, exactName, bareEco, bareName := splitKeys(chunk)
-		refs, err := db.inventoryRefs(ctx, `s.scan_type = $1 AND s.inventory_id IN (SELECT ip.inventory_id FROM inventory_packages ip
+		// The ids are gathered into arrays (= ANY(ARRAY(...))), not joined: the planner cannot
+		// tell how few parts hold the keys, and joined it scanned every part link and every
+		// image scan (33 ms at 10,000 images, against 5 ms through the indexes).
+		refs, err := db.inventoryRefs(ctx, `s.scan_type = $1 AND s.inventory_id = ANY(ARRAY(SELECT ip.inventory_id FROM inventory_packages ip
 				WHERE ip.key_id IN (`+keyIDsOf(2)+`)
-				UNION SELECT l.inventory_id FROM inventory_parts p JOIN inventory_part_links l ON l.part_id = p.id
-				WHERE p.key_ids && ARRAY(SELECT id::int4 FROM (`+keyIDsOf(2)+`) k))`,
+				UNION SELECT l.inventory_id FROM inventory_part_links l WHERE l.part_id = ANY(ARRAY(SELECT p.id FROM inventory_parts p
+					WHERE p.key_ids && ARRAY(SELECT id::int4 FROM (`+keyIDsOf(2)+`) k)))))`,
 			scanType, exactEco, exactName, bareEco, bareName)
 		if err != nil {
 			return nil, fmt.Errorf("inventories holding packages: %w", err)

@@ -1,0 +1,143 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lading-registry/lading/internal/scanning/policy"
+	"github.com/lading-registry/lading/internal/store"
+)
+
+// testApplyScansManyTargets applies one transaction to more distinct targets than a store may
+// read ahead at once (PostgreSQL reads 64 states a round trip): each update is handed its own
+// target's state (manifest, tags, scan, findings), a target whose image is gone is skipped
+// without shifting the states of those after it, and the events of every update are written
+// in target order, each after its own findings.
+func testApplyScansManyTargets(t *testing.T, open Opener) {
+	ctx := context.Background()
+	db := open(t)
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	const n = 150
+	gone := map[int]bool{0: true, 63: true, 64: true, 100: true}
+	noScan := map[int]bool{5: true, 65: true}
+	var targets []store.ScanTarget
+	for i := range n {
+		target := store.ScanTarget{Repository: fmt.Sprintf("team/app-%d", i%3), Digest: fakeDigest(fmt.Sprintf("%03d", i)), ScanType: policy.ScanTypeEnhanced}
+		targets = append(targets, target)
+		if _, err := db.PutManifest(ctx, manifest(target.Repository, target.Digest), nil, []string{fmt.Sprintf("v%d", i)},
+			store.PutOptions{CreateRepository: true}); err != nil {
+			t.Fatal(err)
+		}
+		if noScan[i] {
+			continue
+		}
+		vuln := fmt.Sprintf("CVE-2026-%04d", i)
+		if err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(store.ScanState) (store.ScanUpdate, error) {
+			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", Description: fmt.Sprintf("scan %d", i), UpdatedAt: t0},
+				Findings: []store.Finding{{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, VulnerabilityID: vuln,
+					ARN: "arn:" + vuln, Status: "ACTIVE", Severity: "HIGH", Fingerprint: "fp", Detail: []byte(`{"v":"` + vuln + `"}`),
+					FirstObservedAt: t0, LastObservedAt: t0, UpdatedAt: t0}}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range gone {
+		if _, err := db.DeleteManifest(ctx, targets[i].Repository, targets[i].Digest, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, err := db.ReadOutbox(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := int64(0)
+	if len(events) > 0 {
+		after = events[len(events)-1].Seq
+	}
+	var handed []int
+	index := make(map[store.ScanTarget]int, n)
+	for i, target := range targets {
+		index[target] = i
+	}
+	at := t0.Add(time.Hour)
+	err = db.ApplyScans(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
+		i, ok := index[st.Target]
+		if !ok {
+			return store.ScanUpdate{}, fmt.Errorf("a state of target %v, not asked for", st.Target)
+		}
+		handed = append(handed, i)
+		if st.Manifest.Digest != st.Target.Digest || st.Manifest.Repository != st.Target.Repository {
+			t.Errorf("target %d handed the manifest %s@%s", i, st.Manifest.Repository, st.Manifest.Digest)
+		}
+		if want := []string{fmt.Sprintf("v%d", i)}; !slices.Equal(st.Manifest.Tags, want) {
+			t.Errorf("target %d handed tags %v, want %v", i, st.Manifest.Tags, want)
+		}
+		if noScan[i] {
+			if st.Scan != nil || len(st.Findings) != 0 {
+				t.Errorf("target %d, never scanned, handed a scan %v and %d findings", i, st.Scan, len(st.Findings))
+			}
+			return store.ScanUpdate{}, nil
+		}
+		if st.Scan == nil || st.Scan.Description != fmt.Sprintf("scan %d", i) {
+			t.Errorf("target %d handed the scan %+v", i, st.Scan)
+			return store.ScanUpdate{}, nil
+		}
+		if want := []string{fmt.Sprintf("CVE-2026-%04d", i)}; !slices.Equal(store.VulnerabilityIDs(st.Findings), want) {
+			t.Errorf("target %d handed findings %v, want %v", i, store.VulnerabilityIDs(st.Findings), want)
+		}
+		closed := st.Findings[0]
+		closed.Status, closed.UpdatedAt, closed.LastObservedAt = "CLOSED", at, at
+		detail, err := json.Marshal(map[string]int{"target": i})
+		if err != nil {
+			return store.ScanUpdate{}, err
+		}
+		return store.ScanUpdate{Findings: []store.Finding{closed}, Observed: at,
+			Events: []store.OutboxEvent{{DetailType: "Test Event", Source: "test", Time: at, Detail: detail}}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	for i := range n {
+		if !gone[i] {
+			want = append(want, i)
+		}
+	}
+	if !slices.Equal(handed, want) {
+		t.Errorf("updates called for targets %v, want %v (every target whose image is there, in order)", handed, want)
+	}
+	events, err = db.ReadOutbox(ctx, after, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var announced []int
+	for _, ev := range events {
+		var d struct{ Target int }
+		if err := json.Unmarshal(ev.Detail, &d); err != nil {
+			t.Fatal(err)
+		}
+		announced = append(announced, d.Target)
+	}
+	var wantEvents []int
+	for _, i := range want {
+		if !noScan[i] {
+			wantEvents = append(wantEvents, i)
+		}
+	}
+	if !slices.Equal(announced, wantEvents) {
+		t.Errorf("events of targets %v, want %v", announced, wantEvents)
+	}
+	for _, i := range []int{1, 62, 66, 149} {
+		fs, err := db.Findings(ctx, targets[i].Repository, targets[i].Digest, targets[i].ScanType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs) != 1 || fs[0].Status != "CLOSED" || !fs[0].UpdatedAt.Equal(at) {
+			t.Errorf("target %d: findings %+v, want its one finding CLOSED at %v", i, fs, at)
+		}
+	}
+}
