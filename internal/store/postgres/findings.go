@@ -553,7 +553,7 @@ type pendingUpdate struct {
 // findingWrite is a finding row queued in a batch.
 type findingWrite struct {
 	vuln   string
-	detail bool // a detail write follows the row's
+	detail bool // written with its detail
 }
 
 // queueScanUpdate queues in b the writes of up for t; cur are the findings stored for t when up
@@ -607,12 +607,16 @@ func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, t store.ScanT
 		}
 		hasDetail[f.VulnerabilityID] = true
 		prefix, key := splitARN(f.ARN)
-		b.Queue(upsertFinding, t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, prefix, key, f.Status, f.Severity,
-			f.Score, f.Fingerprint, packageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt))
-		if f.Detail != nil {
-			if err := queueFindingDetail(b, t, f.VulnerabilityID, f.Detail); err != nil {
+		args := []any{t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, prefix, key, f.Status, f.Severity,
+			f.Score, f.Fingerprint, packageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)}
+		if f.Detail == nil {
+			b.Queue(upsertFinding, args...) // the detail stored stays
+		} else {
+			more, err := detailArgs(f.Detail)
+			if err != nil {
 				return nil, err
 			}
+			b.Queue(upsertFindingDetailed, append(args, more...)...)
 		}
 		p.writes = append(p.writes, findingWrite{vuln: f.VulnerabilityID, detail: f.Detail != nil})
 		if f.Status == findingActive {
@@ -654,9 +658,6 @@ func (p *pendingUpdate) read(br pgx.BatchResults) error {
 		}
 		if w.detail {
 			p.detailed[id] = w.vuln
-			if err := readFindingDetail(br, w.vuln); err != nil {
-				return err
-			}
 		}
 	}
 	if p.together {
@@ -838,52 +839,52 @@ func layerText(packages string) (layer, digest string, ok bool) {
 	return packages[m[0]:m[1]], packages[m[2]:m[3]], true
 }
 
-// upsertDetailParts writes into the row (0050, 0052) of the finding of image $1, $2, $3 and
-// vulnerability $4 its detail as its head ($5) and tail ($6) texts, each written to
-// finding_texts if new (none when NULL: a detail stored whole), its layer text $17 (digest
-// $18; none when NULL) written to finding_layers if new, and its set of packages: the body $7
-// (whole $8), written if new with its package rows ($9 to $16, arrays of the rows' columns; a
-// NULL layer is the finding's), and what the queries read of the detail ($19 to $24: title,
-// source, vendor severity, aliases, related, fix state), in one statement. The finding is
-// named by its key, not its id, so that the statement can follow the finding's upsert in one
-// batch. Its CTEs share one snapshot, so a head equal to the tail would be written twice when
-// new; that cannot be: the head is an object's members and the tail a JSON value, and a detail
-// that is not JSON is refused (indexDetail) before this is sent. Transactions writing the same
-// new body (or layer) at once each write one (the lookup takes either): their rows are the same.
-const upsertDetailParts = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $5 LIMIT 1),
-		hw AS (INSERT INTO finding_texts(text) SELECT $5 WHERE $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
-		tf AS (SELECT id FROM finding_texts WHERE text = $6 LIMIT 1),
-		tw AS (INSERT INTO finding_texts(text) SELECT $6 WHERE $6::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tf) RETURNING id),
-		lf AS (SELECT id FROM finding_layers WHERE text = $17 LIMIT 1),
-		lw AS (INSERT INTO finding_layers(text, digest) SELECT $17, $18 WHERE $17::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lf) RETURNING id),
-		sf AS (SELECT id FROM finding_package_sets WHERE body = $7 AND whole = $8 LIMIT 1),
-		sw AS (INSERT INTO finding_package_sets(whole, body) SELECT $8, $7 WHERE NOT EXISTS (SELECT 1 FROM sf) RETURNING id),
+// upsertFindingDetailed is upsertFinding ($1-$14) with the finding's detail ($15-$34,
+// detailArgs), in one statement: the vulnerability's text and the image's facts, each stored
+// once in finding_texts ($15, $16; NULL for a detail stored whole), the packages part stored once
+// per distinct body in finding_package_sets ($17, whole: $18) with its package rows ($19-$26),
+// the finding's layer text ($27, its digest $28) once in finding_layers, and what the queries
+// read of the detail ($29-$34). Written with the row, the parts make no second version of it.
+const upsertFindingDetailed = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $15 LIMIT 1),
+		hw AS (INSERT INTO finding_texts(text) SELECT $15 WHERE $15::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
+		tf AS (SELECT id FROM finding_texts WHERE text = $16 LIMIT 1),
+		tw AS (INSERT INTO finding_texts(text) SELECT $16 WHERE $16::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tf) RETURNING id),
+		lf AS (SELECT id FROM finding_layers WHERE text = $27 LIMIT 1),
+		lw AS (INSERT INTO finding_layers(text, digest) SELECT $27, $28 WHERE $27::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lf) RETURNING id),
+		sf AS (SELECT id FROM finding_package_sets WHERE body = $17 AND whole = $18 LIMIT 1),
+		sw AS (INSERT INTO finding_package_sets(whole, body) SELECT $18, $17 WHERE NOT EXISTS (SELECT 1 FROM sf) RETURNING id),
 		pw AS (INSERT INTO finding_set_packages(set_id, seq, name, version, release, arch, file_path, source_layer_hash, reachability, epoch)
 			SELECT sw.id, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
-			FROM sw, unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
+			FROM sw, unnest($19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::bigint[])
 				WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq))
-	UPDATE finding_rows SET head_id = (SELECT id FROM hf UNION ALL SELECT id FROM hw), tail_id = (SELECT id FROM tf UNION ALL SELECT id FROM tw),
-		set_id = (SELECT id FROM sf UNION ALL SELECT id FROM sw), layer_id = (SELECT id FROM lf UNION ALL SELECT id FROM lw),
-		facts = finding_facts_ref($19, $20, $21, $22::jsonb, $23::jsonb), fix_available = $24
-	WHERE id = (SELECT r.id FROM finding_rows r
-		WHERE r.target_id = (SELECT id FROM scan_targets WHERE repository = $1 AND image_digest = $2 AND scan_type = $3)
-			AND r.vulnerability = (SELECT id FROM finding_vulnerabilities WHERE vulnerability_id = $4))`
+	INSERT INTO finding_rows(target_id, vulnerability, arn_prefix, arn_key, status, severity, score, fingerprint,
+		package_keys, first_observed_at, last_observed_at, updated_at, head_id, tail_id, set_id, layer_id, facts, fix_available)
+	VALUES (finding_target_ref($1, $2, $3), finding_vulnerability_ref($4), finding_arn_prefix_ref($5), $6, $7, $8, $9, $10,
+		finding_key_set_ref($11), $12, $13, $14, (SELECT id FROM hf UNION ALL SELECT id FROM hw), (SELECT id FROM tf UNION ALL SELECT id FROM tw),
+		(SELECT id FROM sf UNION ALL SELECT id FROM sw), (SELECT id FROM lf UNION ALL SELECT id FROM lw),
+		finding_facts_ref($29, $30, $31, $32::jsonb, $33::jsonb), $34)
+	ON CONFLICT (target_id, vulnerability) DO UPDATE SET arn_prefix = excluded.arn_prefix, arn_key = excluded.arn_key,
+		status = excluded.status, severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint,
+		package_keys = excluded.package_keys, first_observed_at = excluded.first_observed_at,
+		last_observed_at = excluded.last_observed_at, updated_at = excluded.updated_at, head_id = excluded.head_id,
+		tail_id = excluded.tail_id, set_id = excluded.set_id, layer_id = excluded.layer_id, facts = excluded.facts,
+		fix_available = excluded.fix_available
+	RETURNING id`
 
-// queueFindingDetail queues in b the write of the detail of t's finding of vulnerability vuln,
-// its shared parts once, and of what the queries read of it into the finding's row;
-// readFindingDetail reads its result.
-func queueFindingDetail(b *pgx.Batch, t store.ScanTarget, vuln string, detail []byte) error {
+// detailArgs returns the arguments of upsertFindingDetailed that store a finding's detail
+// ($15-$34): its shared parts, its packages' rows and what the queries read of it.
+func detailArgs(detail []byte) ([]any, error) {
 	ix, err := indexDetail(detail)
 	if err != nil {
-		return fmt.Errorf("index finding detail: %w", err)
+		return nil, fmt.Errorf("index finding detail: %w", err)
 	}
 	aliases, err := json.Marshal(ix.aliases)
 	if err != nil {
-		return fmt.Errorf("index finding detail: %w", err)
+		return nil, fmt.Errorf("index finding detail: %w", err)
 	}
 	related, err := json.Marshal(ix.related)
 	if err != nil {
-		return fmt.Errorf("index finding detail: %w", err)
+		return nil, fmt.Errorf("index finding detail: %w", err)
 	}
 	// A set's package rows are read from its body alone, so findings with one body can share
 	// them: a split detail's packages part must be the vulnerablePackages value the rows were
@@ -911,25 +912,8 @@ func queueFindingDetail(b *pgx.Batch, t store.ScanTarget, vuln string, detail []
 		}
 		epochs[i] = p.epoch
 	}
-	// The row takes its parts and what the queries read of the detail (ix) in one update.
-	b.Queue(upsertDetailParts, t.Repository, t.Digest, t.ScanType, vuln, headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3],
-		cols[4], layers, cols[5], epochs, layerArg, digestArg, ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related),
-		ix.fixAvailable)
-	return nil
-}
-
-// readFindingDetail reads the result of a write queued by queueFindingDetail.
-func readFindingDetail(br pgx.BatchResults, vuln string) error {
-	tag, err := br.Exec()
-	if err == nil && tag.RowsAffected() != 1 {
-		// The parts are columns of the finding's row (0050): a missing finding is refused, as
-		// finding_parts' foreign key refused it.
-		err = fmt.Errorf("finding %s: %w", vuln, pgx.ErrNoRows)
-	}
-	if err != nil {
-		return fmt.Errorf("write finding detail: %w", err)
-	}
-	return nil
+	return []any{headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3], cols[4], layers, cols[5], epochs, layerArg, digestArg,
+		ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable}, nil
 }
 
 // What the finding queries read of a finding's detail is copied into its row and its set's
