@@ -189,7 +189,7 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 		if err != nil {
 			return err
 		}
-		var keySets []string // the selection's key lists, for partial states
+		var keySets []int32 // the ids of the selection's key lists, for partial states
 		if sel != nil && distinct {
 			if keySets, err = selectedKeySets(ctx, tx, *sel); err != nil {
 				return err
@@ -331,7 +331,7 @@ type scanStateRead struct {
 //
 // With keySets (not nil) the states are partial: each holds the findings whose package keys are
 // one of those lists, or none.
-func readScanStates(ctx context.Context, tx pgx.Tx, targets []store.ScanTarget, keySets []string) (out []scanStateRead, err error) {
+func readScanStates(ctx context.Context, tx pgx.Tx, targets []store.ScanTarget, keySets []int32) (out []scanStateRead, err error) {
 	b := &pgx.Batch{}
 	for _, t := range targets {
 		if t.JobID != 0 {
@@ -365,7 +365,7 @@ func readScanStates(ctx context.Context, tx pgx.Tx, targets []store.ScanTarget, 
 }
 
 // readScanState reads the results readScanStates queued for t.
-func readScanState(ctx context.Context, br pgx.BatchResults, t store.ScanTarget, keySets []string) (scanStateRead, error) {
+func readScanState(ctx context.Context, br pgx.BatchResults, t store.ScanTarget, keySets []int32) (scanStateRead, error) {
 	var r scanStateRead
 	jobFound := true
 	if t.JobID != 0 {
@@ -407,24 +407,35 @@ func readScanState(ctx context.Context, br pgx.BatchResults, t store.ScanTarget,
 }
 
 // selectedFindings is findingsQuery (without detail) of the findings whose package keys are one
-// of the lists $4, or none: a partial state's (selectedKeySets).
-const selectedFindings = "SELECT " + findingOwnColumns + ` FROM findings WHERE repository = $1 AND image_digest = $2 AND scan_type = $3
-	AND (package_keys IS NULL OR package_keys = ANY($4)) ORDER BY vulnerability_id`
+// of the lists of ids $4, or none: a partial state's (selectedKeySets). It reads finding_rows,
+// not the findings view, filtered by the lists' ids before any join: planned for every target
+// of a re-evaluation, the view's six-table join cost more to plan than to run.
+const selectedFindings = `SELECT v.vulnerability_id, p.prefix || encode(f.arn_key, 'hex'), f.status, f.severity, f.score, f.fingerprint, k.keys,
+		f.first_observed_at, f.last_observed_at, f.updated_at
+	FROM finding_rows f JOIN finding_vulnerabilities v ON v.id = f.vulnerability JOIN finding_arn_prefixes p ON p.id = f.arn_prefix
+		LEFT JOIN finding_key_sets k ON k.id = f.package_keys
+	WHERE f.target_id = (SELECT id FROM scan_targets WHERE repository = $1 AND image_digest = $2 AND scan_type = $3)
+		AND (f.package_keys IS NULL OR f.package_keys = ANY($4::int4[]))
+	ORDER BY v.vulnerability_id`
 
-// selectedKeySets returns the finding_key_sets lists holding a key sel accepts, or that do not
-// decode (their keys are not known: a partial state must hold their findings).
-func selectedKeySets(ctx context.Context, tx pgx.Tx, sel store.FindingSelection) ([]string, error) {
-	lists, err := queryAll(ctx, tx, func(r rowScanner) (string, error) {
-		var keys string
-		return keys, r.Scan(&keys)
-	}, "SELECT keys FROM finding_key_sets")
+// selectedKeySets returns the ids of the finding_key_sets lists holding a key sel accepts, or
+// that do not decode (their keys are not known: a partial state must hold their findings).
+func selectedKeySets(ctx context.Context, tx pgx.Tx, sel store.FindingSelection) ([]int32, error) {
+	type keySet struct {
+		id   int32
+		keys string
+	}
+	lists, err := queryAll(ctx, tx, func(r rowScanner) (keySet, error) {
+		var ks keySet
+		return ks, r.Scan(&ks.id, &ks.keys)
+	}, "SELECT id, keys FROM finding_key_sets")
 	if err != nil {
 		return nil, fmt.Errorf("finding key lists: %w", err)
 	}
-	out := []string{}
-	for _, keys := range lists {
-		if sel.Holds(decodePackageKeys(&keys)) {
-			out = append(out, keys)
+	out := []int32{}
+	for _, ks := range lists {
+		if sel.Holds(decodePackageKeys(&ks.keys)) {
+			out = append(out, ks.id)
 		}
 	}
 	return out, nil
