@@ -597,8 +597,8 @@ func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, t store.ScanT
 		return nil, err
 	}
 	// The writes are queued in the order they were made one by one: the image's scan, each
-	// finding's row and then its detail (named by the finding's key), the observation time,
-	// the usage records.
+	// finding's row (with its detail, when the update carries one), the observation time, the
+	// usage records.
 	p := &pendingUpdate{t: t, up: up, cur: cur, observed: map[int64][]string{}, detailed: map[int64]string{}}
 	if up.Scan != nil {
 		s := *up.Scan
