@@ -13,16 +13,18 @@ import (
 )
 
 // testApplyScansManyTargets applies one transaction to more distinct targets than a store may
-// read ahead at once (PostgreSQL reads 64 states a round trip): each update is handed its own
-// target's state (manifest, tags, scan, findings), a target whose image is gone is skipped
-// without shifting the states of those after it, and the events of every update are written
-// in target order, each after its own findings.
+// read ahead at once (PostgreSQL reads 64 states a round trip), one of them writing more findings
+// than it queues in one batch (2,000 statements): each update is handed its own target's state
+// (manifest, tags, scan, findings), a target whose image is gone is skipped without shifting the
+// states of those after it, every write lands, and the events of every update are written in
+// target order.
 func testApplyScansManyTargets(t *testing.T, open Opener) {
 	ctx := context.Background()
 	db := open(t)
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	const n = 150
 	gone := map[int]bool{0: true, 63: true, 64: true, 100: true}
+	const many, manyFindings = 70, 2100 // the target whose update writes many findings, and how many
 	noScan := map[int]bool{5: true, 65: true}
 	var targets []store.ScanTarget
 	for i := range n {
@@ -95,7 +97,17 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 		if err != nil {
 			return store.ScanUpdate{}, err
 		}
-		return store.ScanUpdate{Findings: []store.Finding{closed}, Observed: at,
+		written := []store.Finding{closed}
+		if i == many {
+			// More writes than PostgreSQL queues in one batch: it sends them mid-chunk.
+			for j := range manyFindings {
+				vuln := fmt.Sprintf("GHSA-%04d-%04d", i, j)
+				written = append(written, store.Finding{Repository: st.Target.Repository, Digest: st.Target.Digest, ScanType: st.Target.ScanType,
+					VulnerabilityID: vuln, ARN: "arn:" + vuln, Status: "ACTIVE", Severity: "LOW", Fingerprint: "fp", Detail: []byte(`{"v":"` + vuln + `"}`),
+					FirstObservedAt: at, LastObservedAt: at, UpdatedAt: at})
+			}
+		}
+		return store.ScanUpdate{Findings: written, Observed: at,
 			Events: []store.OutboxEvent{{DetailType: "Test Event", Source: "test", Time: at, Detail: detail}}}, nil
 	})
 	if err != nil {
@@ -139,5 +151,18 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 		if len(fs) != 1 || fs[0].Status != "CLOSED" || !fs[0].UpdatedAt.Equal(at) {
 			t.Errorf("target %d: findings %+v, want its one finding CLOSED at %v", i, fs, at)
 		}
+	}
+	fs, err := db.Findings(ctx, targets[many].Repository, targets[many].Digest, targets[many].ScanType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := 0
+	for _, f := range fs {
+		if f.Status == "ACTIVE" {
+			active++
+		}
+	}
+	if len(fs) != manyFindings+1 || active != manyFindings {
+		t.Errorf("target %d: %d findings, %d ACTIVE; want %d, %d", many, len(fs), active, manyFindings+1, manyFindings)
 	}
 }
