@@ -267,7 +267,7 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 }
 
 // maxWriteBatch bounds the statements applyScans queues before it sends them: a re-evaluation
-// of a whole image may rewrite hundreds of findings, two statements each.
+// of a whole image may rewrite hundreds of findings, a statement each.
 const maxWriteBatch = 2000
 
 // writeBatch is the writes of targets queued in one batch: pending holds each target's update in
@@ -278,11 +278,16 @@ type writeBatch struct {
 }
 
 // flush sends the batch, reads its results and finishes each update, returning their events.
+// An update that queued no statement is finished too: its events, its findings observed row by
+// row.
 func (w *writeBatch) flush(ctx context.Context, tx pgx.Tx, rules compiledRules) ([]store.OutboxEvent, error) {
-	if w.b.Len() == 0 {
+	if len(w.pending) == 0 {
 		return nil, nil
 	}
 	err := func() error {
+		if w.b.Len() == 0 {
+			return nil
+		}
 		br := tx.SendBatch(ctx, w.b)
 		defer br.Close()
 		for _, p := range w.pending {

@@ -16,8 +16,8 @@ import (
 // read ahead at once (PostgreSQL reads 64 states a round trip), one of them writing more findings
 // than it queues in one batch (2,000 statements): each update is handed its own target's state
 // (manifest, tags, scan, findings), a target whose image is gone is skipped without shifting the
-// states of those after it, every write lands, and the events of every update are written in
-// target order.
+// states of those after it, every write lands, and the events of every update (one that writes
+// nothing else too) are written in target order.
 func testApplyScansManyTargets(t *testing.T, open Opener) {
 	ctx := context.Background()
 	db := open(t)
@@ -78,11 +78,12 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 		if want := []string{fmt.Sprintf("v%d", i)}; !slices.Equal(st.Manifest.Tags, want) {
 			t.Errorf("target %d handed tags %v, want %v", i, st.Manifest.Tags, want)
 		}
+		event := targetEvent(t, i, at)
 		if noScan[i] {
 			if st.Scan != nil || len(st.Findings) != 0 {
 				t.Errorf("target %d, never scanned, handed a scan %v and %d findings", i, st.Scan, len(st.Findings))
 			}
-			return store.ScanUpdate{}, nil
+			return store.ScanUpdate{Events: []store.OutboxEvent{event}}, nil // an event, nothing written
 		}
 		if st.Scan == nil || st.Scan.Description != fmt.Sprintf("scan %d", i) {
 			t.Errorf("target %d handed the scan %+v", i, st.Scan)
@@ -93,10 +94,6 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 		}
 		closed := st.Findings[0]
 		closed.Status, closed.UpdatedAt, closed.LastObservedAt = "CLOSED", at, at
-		detail, err := json.Marshal(map[string]int{"target": i})
-		if err != nil {
-			return store.ScanUpdate{}, err
-		}
 		written := []store.Finding{closed}
 		if i == many {
 			// More writes than PostgreSQL queues in one batch: it sends them mid-chunk.
@@ -107,8 +104,7 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 					FirstObservedAt: at, LastObservedAt: at, UpdatedAt: at})
 			}
 		}
-		return store.ScanUpdate{Findings: written, Observed: at,
-			Events: []store.OutboxEvent{{DetailType: "Test Event", Source: "test", Time: at, Detail: detail}}}, nil
+		return store.ScanUpdate{Findings: written, Observed: at, Events: []store.OutboxEvent{event}}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,22 +122,8 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var announced []int
-	for _, ev := range events {
-		var d struct{ Target int }
-		if err := json.Unmarshal(ev.Detail, &d); err != nil {
-			t.Fatal(err)
-		}
-		announced = append(announced, d.Target)
-	}
-	var wantEvents []int
-	for _, i := range want {
-		if !noScan[i] {
-			wantEvents = append(wantEvents, i)
-		}
-	}
-	if !slices.Equal(announced, wantEvents) {
-		t.Errorf("events of targets %v, want %v", announced, wantEvents)
+	if got := eventTargets(t, events); !slices.Equal(got, want) {
+		t.Errorf("events of targets %v, want %v", got, want)
 	}
 	for _, i := range []int{1, 62, 66, 149} {
 		fs, err := db.Findings(ctx, targets[i].Repository, targets[i].Digest, targets[i].ScanType)
@@ -165,4 +147,42 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 	if len(fs) != manyFindings+1 || active != manyFindings {
 		t.Errorf("target %d: %d findings, %d ACTIVE; want %d, %d", many, len(fs), active, manyFindings+1, manyFindings)
 	}
+	// A transaction whose only update writes nothing but an event still writes the event.
+	after = events[len(events)-1].Seq
+	lone := 5
+	if err := db.ApplyScans(ctx, targets[lone:lone+1], func(store.ScanState) (store.ScanUpdate, error) {
+		return store.ScanUpdate{Events: []store.OutboxEvent{targetEvent(t, lone, at)}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if events, err = db.ReadOutbox(ctx, after, 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := eventTargets(t, events); !slices.Equal(got, []int{lone}) {
+		t.Errorf("events of targets %v after an update of target %d with an event only, want its event", got, lone)
+	}
+}
+
+// targetEvent is the event testApplyScansManyTargets' update of target i writes.
+func targetEvent(t *testing.T, i int, at time.Time) store.OutboxEvent {
+	t.Helper()
+	detail, err := json.Marshal(map[string]int{"target": i})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.OutboxEvent{DetailType: "Test Event", Source: "test", Time: at, Detail: detail}
+}
+
+// eventTargets returns the targets targetEvent events name, in order.
+func eventTargets(t *testing.T, events []store.OutboxEvent) []int {
+	t.Helper()
+	var out []int
+	for _, ev := range events {
+		var d struct{ Target int }
+		if err := json.Unmarshal(ev.Detail, &d); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d.Target)
+	}
+	return out
 }
