@@ -227,8 +227,10 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 	}
 	sourceUpdated := s.sourceUpdatedAt()
 	// Packages not evaluated per target, counted once the transaction commits (a target's
-	// entry is replaced should its update run again).
+	// entry is replaced should its update run again). Updates of different targets may run
+	// at once (Store.ApplyScans).
 	unknownByTarget := make(map[store.ScanTarget]int, len(refs))
+	var unknownMu sync.Mutex
 	apply := s.store.ApplyScans
 	if sel, ok := s.store.(selectingStore); ok && changed != nil {
 		// Only the findings the change may touch are read; the others are observed again.
@@ -303,7 +305,9 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		if err := setNotEvaluated(&scan, unknown); err != nil {
 			return store.ScanUpdate{}, err
 		}
+		unknownMu.Lock()
 		unknownByTarget[st.Target] = scan.NotEvaluatedPackages
+		unknownMu.Unlock()
 		up := store.ScanUpdate{Scan: &scan, Findings: writes, Observed: now,
 			Usage: []store.Usage{{Repository: r.Repository, Digest: r.Digest, ScanType: policy.ScanTypeEnhanced, Kind: store.UsageRescan, At: now}}}
 		if len(changedFindings) > 0 {

@@ -63,6 +63,8 @@ type Store interface {
 	ReleaseScanJob(ctx context.Context, id int64) error
 	ImageScan(ctx context.Context, repo, digest, scanType string) (store.ImageScan, error)
 	PutImageScan(ctx context.Context, s store.ImageScan) error
+	// ApplyScans may call update for several distinct targets at once (store.DistinctTargets),
+	// ahead of its writes: an update must be safe for concurrent use.
 	ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error
 	LayerInventory(ctx context.Context, layerDigest, mode, fingerprint string) ([]byte, error)
 	PutLayerInventory(ctx context.Context, layerDigest, mode, fingerprint string, inventory []byte) error

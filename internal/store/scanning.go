@@ -154,10 +154,10 @@ type ScanState struct {
 	Findings []Finding
 	Manifest Manifest
 	// Details returns the stored detail of the target's findings with these vulnerability ids,
-	// read in the update's transaction.
+	// as the update's transaction reads them.
 	Details func(ctx context.Context, vulnIDs []string) (map[string][]byte, error)
 	// Partial reports that Findings holds only the findings a FindingSelection chose (the store
-	// then sets More and All, which read the others in the update's transaction). An update of
+	// then sets More and All, which read the others as the update's transaction does). An update of
 	// a partial state sets ScanUpdate.Observed for the findings it did not see.
 	Partial bool
 	// More returns the target's findings of these vulnerability ids that Findings does not hold,
@@ -170,7 +170,8 @@ type ScanState struct {
 
 // DistinctTargets reports whether no target of an ApplyScans call has its rows written before it
 // is read: the targets are distinct and none completes a job (whose row the call deletes). A
-// store can then read their states ahead of its writes, and hand partial states.
+// store can then read their states ahead of its writes, hand partial states, and call their
+// updates concurrently, each before the target's writes.
 func DistinctTargets(targets []ScanTarget) bool {
 	seen := make(map[ScanTarget]bool, len(targets))
 	for _, t := range targets {

@@ -362,7 +362,9 @@ func (r txReader) queryRow(ctx context.Context, query string, args ...any) rowSc
 
 // ApplyScans reads the state of each target and writes what update returns for it, all in one
 // transaction with the events and usage records the update carries. A target whose image is
-// gone, or whose job is gone, is skipped (update is not called).
+// gone, or whose job is gone, is skipped (update is not called). For distinct targets
+// (store.DistinctTargets) the updates are called on other goroutines, several at once, while
+// the transaction writes the targets before them.
 func (db *DB) ApplyScans(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error {
 	return db.applyScans(ctx, targets, nil, update)
 }
@@ -399,11 +401,11 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			}
 		}
 		// Distinct targets are read ahead on the read connections while the transaction
-		// writes: it holds the only write lock, so what a read connection sees of a target
-		// not yet written is what the transaction would read.
+		// writes, and their updates computed there: it holds the only write lock, so what a
+		// read connection sees of a target not yet written is what the transaction would read.
 		var pre *statePrefetch
 		if len(targets) >= minPrefetch && distinct {
-			pre = db.prefetchStates(ctx, names, targets, keySets)
+			pre = db.prefetchStates(ctx, names, targets, keySets, update)
 			defer pre.stop()
 		}
 		for i, t := range targets {
@@ -417,13 +419,14 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 					return err
 				}
 			}
-			var st scanState
+			var st *scanState
+			var up store.ScanUpdate
 			var found bool
 			var err error
 			if pre != nil {
-				st, found, err = pre.get(ctx, i)
+				st, found, up, err = pre.get(ctx, i)
 			} else {
-				st, found, err = readScanState(ctx, q, names, t, keySets)
+				st, found, up, err = stateAndUpdate(ctx, q, names, t, keySets, update)
 			}
 			if err != nil {
 				return err
@@ -436,22 +439,9 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 				}
 				continue
 			}
-			st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
-				return findingDetails(ctx, q, t, ids)
-			}
-			if st.Partial {
-				st.More = func(ctx context.Context, ids []string) ([]store.Finding, error) {
-					return st.more(ctx, q, names, ids)
-				}
-				st.All = func(ctx context.Context) ([]store.Finding, error) {
-					return st.all(ctx, q, names)
-				}
-			}
-			up, err := update(st.ScanState)
-			if err != nil {
-				return err
-			}
-			n, err := writeScanUpdate(ctx, tx, q, dicts, t, st.Findings, st.Partial, st.observed, up, rules)
+			// The findings the update was compared with: a partial state's, with what More or
+			// All added to them.
+			n, err := writeScanUpdate(ctx, tx, q, dicts, t, st, up, rules)
 			if err != nil {
 				return err
 			}
@@ -480,6 +470,7 @@ type stateReader interface {
 type scanState struct {
 	store.ScanState
 	observed int64
+	targetID int64 // its scan_targets row, 0 when it has none (written with its first finding)
 }
 
 // readScanState reads what update is handed for t; found is false when the image is gone.
@@ -506,6 +497,10 @@ func readScanState(ctx context.Context, q stateReader, names *findingNames, t st
 	case !errors.Is(err, sql.ErrNoRows):
 		return st, false, err
 	}
+	// Read here, on the read connections when read ahead, rather than by the writer.
+	if err := q.queryRow(ctx, selectScanTarget, t.Repository, t.Digest, t.ScanType).Scan(&st.targetID); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, false, fmt.Errorf("scan target: %w", err)
+	}
 	if keySets != "" {
 		st.Partial = true
 		st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed, selectedFindingRows, keySets)
@@ -518,6 +513,31 @@ func readScanState(ctx context.Context, q stateReader, names *findingNames, t st
 	return st, true, nil
 }
 
+// stateAndUpdate reads the state of t through q and, when its image is there, calls update with
+// it; the state's Details, More and All read through q too. The state returned holds what More
+// and All added to it.
+func stateAndUpdate(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, keySets string,
+	update func(store.ScanState) (store.ScanUpdate, error)) (*scanState, bool, store.ScanUpdate, error) {
+	st, found, err := readScanState(ctx, q, names, t, keySets)
+	if err != nil || !found {
+		return nil, found, store.ScanUpdate{}, err
+	}
+	s := &st
+	s.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
+		return findingDetails(ctx, q, t, ids)
+	}
+	if s.Partial {
+		s.More = func(ctx context.Context, ids []string) ([]store.Finding, error) {
+			return s.more(ctx, q, names, ids)
+		}
+		s.All = func(ctx context.Context) ([]store.Finding, error) {
+			return s.all(ctx, q, names)
+		}
+	}
+	up, err := update(s.ScanState)
+	return s, true, up, err
+}
+
 // prefetchWindow bounds how many target states are read ahead of the writer; fewer targets
 // than minPrefetch, or targets that are not distinct (store.DistinctTargets), are read in the
 // transaction.
@@ -526,7 +546,10 @@ const (
 	minPrefetch    = 16
 )
 
-// statePrefetch reads target states ahead of the writer, in order, on all cores.
+// statePrefetch reads target states ahead of the writer, in order, on all cores, and calls
+// the update of each: the writer then only writes. The updates of different targets run
+// concurrently, each reading through the read connections what it reads of its own target
+// (Details, More, All).
 type statePrefetch struct {
 	done   []chan struct{}
 	states []prefetchedState
@@ -537,12 +560,14 @@ type statePrefetch struct {
 }
 
 type prefetchedState struct {
-	st    scanState
+	st    *scanState
 	found bool
+	up    store.ScanUpdate
 	err   error
 }
 
-func (db *DB) prefetchStates(ctx context.Context, names *findingNames, targets []store.ScanTarget, keySets string) *statePrefetch {
+func (db *DB) prefetchStates(ctx context.Context, names *findingNames, targets []store.ScanTarget, keySets string,
+	update func(store.ScanState) (store.ScanUpdate, error)) *statePrefetch {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &statePrefetch{done: make([]chan struct{}, len(targets)), states: make([]prefetchedState, len(targets)),
 		slots: make(chan struct{}, prefetchWindow), cancel: cancel, q: &poolStatements{db: db.read, stmts: map[string]*sql.Stmt{}}}
@@ -572,8 +597,8 @@ func (db *DB) prefetchStates(ctx context.Context, names *findingNames, targets [
 		go func() {
 			defer p.wg.Done()
 			for i := range next {
-				st, found, err := readScanState(ctx, p.q, names, targets[i], keySets)
-				p.states[i] = prefetchedState{st, found, err}
+				st, found, up, err := stateAndUpdate(ctx, p.q, names, targets[i], keySets, update)
+				p.states[i] = prefetchedState{st, found, up, err}
 				close(p.done[i])
 			}
 		}()
@@ -581,17 +606,17 @@ func (db *DB) prefetchStates(ctx context.Context, names *findingNames, targets [
 	return p
 }
 
-// get waits for the state of target i.
-func (p *statePrefetch) get(ctx context.Context, i int) (scanState, bool, error) {
+// get waits for the state of target i and its update.
+func (p *statePrefetch) get(ctx context.Context, i int) (*scanState, bool, store.ScanUpdate, error) {
 	select {
 	case <-p.done[i]:
 	case <-ctx.Done():
-		return scanState{}, false, ctx.Err()
+		return nil, false, store.ScanUpdate{}, ctx.Err()
 	}
 	<-p.slots
 	r := p.states[i]
 	p.states[i] = prefetchedState{}
-	return r.st, r.found, r.err
+	return r.st, r.found, r.up, r.err
 }
 
 func (p *statePrefetch) stop() {
@@ -732,12 +757,14 @@ func findingDetails(ctx context.Context, q querier, t store.ScanTarget, ids []st
 	return out, nil
 }
 
-// writeScanUpdate writes up for t; cur are the findings stored for t when up was computed (those
-// of a partial state when partial: up.Observed then observes the others). imageObserved is the
-// image's findings_observed_at when cur was read. The suppression rules are applied to the
-// findings written with their detail. It returns how many events it wrote.
-func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *findingDicts, t store.ScanTarget, cur []store.Finding, partial bool,
-	imageObserved int64, up store.ScanUpdate, rules compiledRules) (int, error) {
+// writeScanUpdate writes up for t; st is the state up was computed from: its findings are those
+// stored for t then (those of a partial state when partial: up.Observed then observes the
+// others), with the image's findings_observed_at and the target's row id (0: none) as read
+// with them. The suppression rules are applied to the findings written with their detail. It
+// returns how many events it wrote.
+func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *findingDicts, t store.ScanTarget, st *scanState,
+	up store.ScanUpdate, rules compiledRules) (int, error) {
+	cur, partial, imageObserved := st.Findings, st.Partial, st.observed
 	if up.Scan != nil {
 		s := *up.Scan
 		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
@@ -766,6 +793,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 		return 0, err
 	}
 	rowIDs := dicts.forTarget(t)
+	rowIDs.targetID = st.targetID
 	textIDs := dicts.details
 	observed := map[int64][]any{}
 	detailed := map[int64]string{}     // finding ids written with their detail -> vulnerability ids

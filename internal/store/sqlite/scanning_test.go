@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,8 +142,11 @@ func TestApplyScansManyTargets(t *testing.T) {
 	write := func(round int) map[string]int {
 		t.Helper()
 		seen := map[string]int{}
+		var mu sync.Mutex // the updates of distinct targets run concurrently
 		err := db.ApplyScans(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {
+			mu.Lock()
 			seen[st.Target.Digest] = len(st.Findings)
+			mu.Unlock()
 			if len(st.Manifest.Tags) != 1 || st.Manifest.Digest != st.Target.Digest {
 				return store.ScanUpdate{}, fmt.Errorf("state of %s: manifest %+v", st.Target.Digest, st.Manifest)
 			}
