@@ -183,3 +183,56 @@ func TestApplyScansManyTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyScansSelectedReadAheadMore checks that with the states read ahead, and the updates
+// called there, what More adds to a partial state is what the writer compares the update with:
+// a finding the selection left out, fetched with More and written back only observed later, is
+// observed, not rewritten (which, without its detail, would be refused).
+func TestApplyScansSelectedReadAheadMore(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	const n = 2 * minPrefetch
+	t0, later := time.Unix(1000, 0), time.Unix(5000, 0)
+	var targets []store.ScanTarget
+	for i := range n {
+		target := store.ScanTarget{Repository: "app", Digest: fakeDigest(fmt.Sprintf("%02x", i)), ScanType: policy.ScanTypeEnhanced}
+		m := store.Manifest{Repository: target.Repository, Digest: target.Digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+		if _, err := db.PutManifest(ctx, m, nil, []string{fmt.Sprintf("v%d", i)}, store.PutOptions{CreateRepository: true}); err != nil {
+			t.Fatal(err)
+		}
+		f := store.Finding{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, VulnerabilityID: "CVE-1", ARN: "arn",
+			Status: "ACTIVE", Severity: "LOW", Fingerprint: "fp", PackageKeys: []store.PackageKey{{Ecosystem: "npm", Name: "unchanged"}},
+			Detail: []byte(`{"finding":1}`), FirstObservedAt: t0, LastObservedAt: t0, UpdatedAt: t0}
+		if err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(store.ScanState) (store.ScanUpdate, error) {
+			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: t0}, Findings: []store.Finding{f}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, target)
+	}
+	sel := store.FindingSelection{Keys: func(k store.PackageKey) bool { return k.Name == "changed" }}
+	err := db.ApplyScansSelected(ctx, targets, sel, func(st store.ScanState) (store.ScanUpdate, error) {
+		if !st.Partial || len(st.Findings) != 0 {
+			return store.ScanUpdate{}, fmt.Errorf("%s: partial %v with %d findings, want a partial state without any", st.Target.Digest, st.Partial, len(st.Findings))
+		}
+		more, err := st.More(ctx, []string{"CVE-1"})
+		if err != nil || len(more) != 1 {
+			return store.ScanUpdate{}, fmt.Errorf("%s: More gave %d findings, %v", st.Target.Digest, len(more), err)
+		}
+		f := more[0]
+		f.LastObservedAt = later
+		return store.ScanUpdate{Findings: []store.Finding{f}, Observed: later}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range targets {
+		fs, err := db.Findings(ctx, target.Repository, target.Digest, target.ScanType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs) != 1 || !fs[0].LastObservedAt.Equal(later) || !fs[0].UpdatedAt.Equal(t0) {
+			t.Fatalf("%s: findings %+v, want CVE-1 observed at %v, updated at %v", target.Digest, fs, later, t0)
+		}
+	}
+}
