@@ -166,9 +166,10 @@ func newFindingDicts(q rowQuerier) *findingDicts {
 		details: newDetailIDs()}
 }
 
-// forTarget returns the ids of a write of t's findings.
-func (d *findingDicts) forTarget(t store.ScanTarget) *findingIDs {
-	return &findingIDs{findingDicts: d, target: t}
+// forTarget returns the ids of a write of t's findings; id is t's scan_targets row when already
+// read, 0 to look it up (and write it) with the first finding.
+func (d *findingDicts) forTarget(t store.ScanTarget, id int64) *findingIDs {
+	return &findingIDs{findingDicts: d, target: t, targetID: id}
 }
 
 // detailColumns are what a finding row takes from its detail (FindingColumnsOfDetail).

@@ -792,8 +792,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 	if err := materializeObserved(ctx, q, t, imageObserved, up.Findings); err != nil {
 		return 0, err
 	}
-	rowIDs := dicts.forTarget(t)
-	rowIDs.targetID = st.targetID
+	rowIDs := dicts.forTarget(t, st.targetID)
 	textIDs := dicts.details
 	observed := map[int64][]any{}
 	detailed := map[int64]string{}     // finding ids written with their detail -> vulnerability ids
