@@ -1,13 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"net/url"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,13 +30,16 @@ import (
 )
 
 // preparedImage is a generated image with everything its initial scan would have stored.
+// Once prepared it keeps only what the writer needs (not the packages, the history or the
+// findings' whole details): up to a few thousand of them wait for the writer at a time.
 type preparedImage struct {
 	genImage
+	packages  int // len(pkgs) before they were dropped
 	keys      []advisory.PackageKey
 	inventory []byte                // the header the image's row keeps
 	parts     []store.InventoryPart // its parts, shared with the images holding the same layers
 	facts     []byte                // the image facts of its scan state
-	findings  []store.Finding
+	findings  []store.Finding       // without their Detail, which details holds split
 	// Per finding, what the store's indexFinding would take from its detail (computed here, on
 	// every core, rather than by SQL in the write path).
 	findingFacts []sqlite.FindingFacts
@@ -46,32 +55,72 @@ type loadStats struct {
 	holders                                            map[advisory.PackageKey]int
 }
 
+// textKey stands for a text in the loader's dictionaries: a 128-bit hash (two 64-bit maphash
+// values under random seeds), so that the maps of a million images' texts, package sets and
+// layers hold 16 bytes a key instead of the texts (hundreds of bytes each, GiBs in all). Two
+// texts given the same key by chance would share an id; for the few million keys of a load
+// that is about as likely as 2^-80.
+type textKey [2]uint64
+
+// vulnerabilityCount is a row of vulnerability_finding_counts (0034) by its key.
+type vulnerabilityCount struct{ scanType, title, vulnerabilityID, aliases string }
+
+// dayCount is a row of finding_days (0035) by its key.
+type dayCount struct {
+	scanType string
+	day      int64
+}
+
 // loader writes generated images into the store the way scans would have left them.
 // Repositories and the scanning policy go through the store's API; the per-image rows
 // (manifests, references, tags, inventories, scans, findings, usage) are written with the
 // store's own statements in large transactions, and the inverted index is built at the end
 // in key order, because one transaction per image (as the scanner does) would take hours
 // for 100,000 images. The statements mirror internal/store/sqlite (registry.go, scanning.go).
+//
+// What it remembers grows with the store only by fixed-size keys (textKey, part hashes) and
+// one (key, part) pair per indexed package key, so a million images fit in memory: an image's
+// scan target is new with the image and needs no dictionary at all.
 type loader struct {
 	db          *sqlite.DB // the store's API (repositories)
 	load        *sql.DB    // the per-image writes and the index (openLoadConn)
 	idx         *advisory.Index
 	origin      events.Origin
 	fingerprint string // of the ENHANCED inventories, as the scanner records it
+	seeds       [2]maphash.Seed
 
 	keyIDs      map[advisory.PackageKey]int64
-	textIDs     map[string]int64    // finding_texts
-	setIDs      map[string]int64    // finding_package_sets
-	dictIDs     map[[2]string]int64 // finding_rows' dictionaries (0045): table and key -> id
-	pairs       []uint64            // key id << 32 | part id (inventory_key_postings, 0054)
-	partIDs     map[string]int64    // inventory_parts (0050): hash -> id
+	textIDs     map[textKey]int64           // finding_texts
+	setIDs      map[textKey]int64           // finding_package_sets
+	dictIDs     map[[2]string]int64         // the small dictionaries of finding_rows (0045, 0053): table and key -> id
+	nextDict    int64                       // ids of those and of scan_targets, unique across them, which is enough
+	pairs       []uint64                    // key id << 32 | part id (inventory_key_postings, 0054)
+	partIDs     map[[sha256.Size]byte]int64 // inventory_parts (0050)
 	factIDs     map[sqlite.FindingFacts]int64
-	layers      map[string]bool // finding_layers written
-	triggers    []string        // the definitions of the count triggers, dropped for the load
-	lastFact    int64           // finding_facts' largest id, as SQLite numbers a new row
+	layers      map[textKey]bool // finding_layers written
+	triggers    []string         // the definitions of the count triggers, dropped for the load
+	lastFact    int64            // finding_facts' largest id, as SQLite numbers a new row
 	nextInv     int64
 	nextFinding int64
-	stats       loadStats
+	// What the dropped count triggers would have added up (writeCounts); the images' own
+	// counts are written with each image.
+	vulnerabilityCounts map[vulnerabilityCount]*[5]int64 // all, critical, high, medium, fix available
+	dayCounts           map[dayCount]*[2]int64           // opened, closed
+	stats               loadStats
+	memProfile          string // -setupmemprofile
+}
+
+func newLoader(db *sqlite.DB, idx *advisory.Index) *loader {
+	return &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
+		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[textKey]int64{}, setIDs: map[textKey]int64{}, dictIDs: map[[2]string]int64{},
+		partIDs: map[[sha256.Size]byte]int64{}, factIDs: map[sqlite.FindingFacts]int64{}, layers: map[textKey]bool{},
+		vulnerabilityCounts: map[vulnerabilityCount]*[5]int64{}, dayCounts: map[dayCount]*[2]int64{},
+		stats: loadStats{holders: map[advisory.PackageKey]int{}}}
+}
+
+func (l *loader) textKey(s string) textKey {
+	return textKey{maphash.String(l.seeds[0], s), maphash.String(l.seeds[1], s)}
 }
 
 func (l *loader) prepare(img genImage) (preparedImage, error) {
@@ -100,7 +149,16 @@ func (l *loader) prepare(img genImage) (preparedImage, error) {
 		}); err != nil {
 			return p, err
 		}
+		p.findings[i].Detail = nil
 	}
+	// What the writer does not need goes now: the packages (their keys and count stay), the
+	// history, the own layers' packages.
+	p.packages, p.pkgs, p.history = len(p.pkgs), nil, nil
+	layers := make([]layerDef, len(p.layers))
+	for i, ly := range p.layers {
+		layers[i] = layerDef{digest: ly.digest, size: ly.size, createdBy: ly.createdBy}
+	}
+	p.layers = layers
 	return p, nil
 }
 
@@ -234,7 +292,9 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 			delete(early, nextRepo)
 			nextRepo++
 			pending = append(pending, imgs...)
-			if len(pending) >= 2000 {
+			// 500 images a transaction: more gains nothing, and each waiting image holds its
+			// findings' details.
+			if len(pending) >= 500 {
 				if err := flush(); err != nil {
 					cancel()
 					return err
@@ -250,10 +310,62 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 	if err := flush(); err != nil {
 		return err
 	}
+	if l.memProfile != "" {
+		if err := writeHeapProfile(l.memProfile); err != nil {
+			return err
+		}
+	}
+	// What follows sorts whole tables (the indexes built again): SQLite's temporary files on
+	// disk, not in memory, for that.
+	if _, err := l.load.ExecContext(ctx, "PRAGMA temp_store = FILE"); err != nil {
+		return err
+	}
 	if err := l.writeCounts(ctx); err != nil {
 		return err
 	}
 	return l.writeIndex(ctx)
+}
+
+// count adds a finding to what the dropped count triggers would have written (0053, 0055): the
+// image's counts to image, the vulnerability's and the days' to the loader's.
+func (l *loader) count(f store.Finding, facts sqlite.FindingFacts, fix string, image *[7]int64) {
+	first := f.FirstObservedAt.UnixMilli()
+	l.addDay(dayCount{f.ScanType, first / 86400000}, 0)
+	if f.Status == "CLOSED" {
+		l.addDay(dayCount{f.ScanType, f.UpdatedAt.UnixMilli() / 86400000}, 1)
+	}
+	if f.Status != "ACTIVE" || f.Suppressed {
+		return
+	}
+	severity := slices.Index([]string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"}, f.Severity)
+	image[0]++
+	if severity >= 0 {
+		image[1+severity]++
+	} else {
+		image[6]++
+	}
+	k := vulnerabilityCount{f.ScanType, facts.Title, f.VulnerabilityID, facts.Aliases}
+	c := l.vulnerabilityCounts[k]
+	if c == nil {
+		c = new([5]int64)
+		l.vulnerabilityCounts[k] = c
+	}
+	c[0]++
+	if severity >= 0 && severity < 3 {
+		c[1+severity]++
+	}
+	if fix == "YES" || fix == "PARTIAL" {
+		c[4]++
+	}
+}
+
+func (l *loader) addDay(k dayCount, i int) {
+	c := l.dayCounts[k]
+	if c == nil {
+		c = new([2]int64)
+		l.dayCounts[k] = c
+	}
+	c[i]++
 }
 
 // dropCountTriggers drops the triggers that keep the per-image, per-vulnerability and per-day
@@ -276,32 +388,29 @@ func (l *loader) dropCountTriggers(ctx context.Context) error {
 	})
 }
 
-// writeCounts writes what the dropped count triggers would have written for every finding inserted (the
-// tables are empty before the load), grouped in one pass each, and creates the triggers again
-// as they were.
+// writeCounts writes what the dropped count triggers would have added up for the
+// vulnerabilities and the days (the tables are empty before the load; each image's counts were
+// written with it), and creates the triggers again as they were. Counted as the findings were
+// written rather than grouped from them at the end: grouping a million images' findings took
+// more memory than the machine has.
 func (l *loader) writeCounts(ctx context.Context) error {
 	return l.loadTx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			`INSERT INTO image_finding_counts SELECT t.repository, t.image_digest, t.scan_type, count(*), sum(f.severity = X'01'),
-				sum(f.severity = X'02'), sum(f.severity = X'03'), sum(f.severity = X'04'), sum(f.severity = X'05'),
-				sum(f.severity NOT IN (X'01', X'02', X'03', X'04', X'05'))
-			FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id WHERE f.status = X'01' AND f.suppressed = 0
-			GROUP BY t.repository, t.image_digest, t.scan_type`,
-			`INSERT INTO vulnerability_finding_counts SELECT t.scan_type, x.title, v.vulnerability_id, x.aliases, count(*),
-				sum(f.severity = X'01'), sum(f.severity = X'02'), sum(f.severity = X'03'), sum(f.fix_available IN (1, 2, 'YES', 'PARTIAL'))
-			FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id JOIN finding_vulnerabilities v ON v.id = f.vulnerability
-				JOIN finding_facts x ON x.id = f.facts
-			WHERE f.status = X'01' AND f.suppressed = 0
-			GROUP BY t.scan_type, x.title, v.vulnerability_id, x.aliases`,
-			`INSERT INTO finding_days SELECT scan_type, day, sum(opened), sum(closed) FROM (
-				SELECT t.scan_type, f.first_observed_at / 86400000 AS day, 1 AS opened, 0 AS closed
-				FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id
-				UNION ALL
-				SELECT t.scan_type, (f.first_observed_at + f.updated_after) / 86400000, 0, 1
-				FROM finding_rows f JOIN scan_targets t ON t.id = f.target_id WHERE f.status = X'02')
-			GROUP BY scan_type, day`,
-		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
+		for _, k := range slices.SortedFunc(maps.Keys(l.vulnerabilityCounts), func(a, b vulnerabilityCount) int {
+			return cmp.Or(cmp.Compare(a.scanType, b.scanType), cmp.Compare(a.title, b.title), cmp.Compare(a.vulnerabilityID, b.vulnerabilityID), cmp.Compare(a.aliases, b.aliases))
+		}) {
+			c := l.vulnerabilityCounts[k]
+			if _, err := tx.ExecContext(ctx, `INSERT INTO vulnerability_finding_counts(scan_type, title, vulnerability_id, aliases, n_all,
+					n_critical, n_high, n_medium, n_fix) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				k.scanType, k.title, k.vulnerabilityID, k.aliases, c[0], c[1], c[2], c[3], c[4]); err != nil {
+				return fmt.Errorf("counts: %w", err)
+			}
+		}
+		for _, k := range slices.SortedFunc(maps.Keys(l.dayCounts), func(a, b dayCount) int {
+			return cmp.Or(cmp.Compare(a.scanType, b.scanType), cmp.Compare(a.day, b.day))
+		}) {
+			c := l.dayCounts[k]
+			if _, err := tx.ExecContext(ctx, `INSERT INTO finding_days(scan_type, day, opened, closed) VALUES (?, ?, ?, ?)`,
+				k.scanType, k.day, c[0], c[1]); err != nil {
 				return fmt.Errorf("counts: %w", err)
 			}
 		}
@@ -375,15 +484,16 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	scanned := img.pushedAt.Add(time.Minute).UnixMilli()
 	if err := exec(`INSERT INTO image_inventories(id, image_digest, mode, fingerprint, os, package_count, inventory, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, inv, img.digest, string(inventory.ModeEnhanced), l.fingerprint, img.base.os.Ecosystem,
-		len(img.pkgs), img.inventory, scanned); err != nil {
+		img.packages, img.inventory, scanned); err != nil {
 		return err
 	}
 	l.stats.inventoryBytes += int64(len(img.inventory))
 	for _, part := range img.parts {
-		id, ok := l.partIDs[string(part.Hash)]
+		hash := [sha256.Size]byte(part.Hash)
+		id, ok := l.partIDs[hash]
 		if !ok {
 			id = int64(len(l.partIDs) + 1)
-			l.partIDs[string(part.Hash)] = id
+			l.partIDs[hash] = id
 			// Its keys are indexed once, when it is first stored (0051), as linkPartsTx does.
 			ids := make([]int64, 0, len(part.Keys))
 			for _, k := range part.Keys {
@@ -414,6 +524,9 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		pushed, scanned, scanned, scanned, string(img.facts)); err != nil {
 		return err
 	}
+	// The image's scan target is new with it: numbered here, written with its first finding.
+	var target int64
+	var counts [7]int64 // image_finding_counts: all, then critical to informational, then the rest
 	for fi, f := range img.findings {
 		l.nextFinding++
 		// finding_rows as sqlite's upsert writes it and its indexFinding completes it
@@ -421,9 +534,18 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		// looked up, the facts and fix_available computed from the detail here, written at once.
 		prefix, key := sqlite.SplitFindingARN(f.ARN)
 		facts, fix := img.findingFacts[fi], img.fixAvailable[fi]
-		var ids [4]int64
+		if target == 0 {
+			l.nextDict++
+			target = l.nextDict
+			if err := exec(`INSERT INTO scan_targets(id, repository, image_digest, scan_type) VALUES (?, ?, ?, ?)`,
+				target, f.Repository, f.Digest, f.ScanType); err != nil {
+				return err
+			}
+		} else if f.Repository != img.repo || f.Digest != img.digest || f.ScanType != img.findings[0].ScanType {
+			return fmt.Errorf("finding %s of another image", f.ARN)
+		}
+		ids := [4]int64{target}
 		for i, d := range []struct{ insert, key string }{
-			{`INSERT INTO scan_targets(id, repository, image_digest, scan_type) VALUES (?, ?, ?, ?)`, f.Repository + "\x00" + f.Digest + "\x00" + f.ScanType},
 			{`INSERT INTO finding_vulnerabilities(id, vulnerability_id) VALUES (?, ?)`, f.VulnerabilityID},
 			{`INSERT INTO finding_arn_prefixes(id, prefix) VALUES (?, ?)`, prefix},
 			// The blank facts the store's upsert writes before its indexFinding sets the
@@ -433,23 +555,21 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			dk := [2]string{d.insert, d.key}
 			id, ok := l.dictIDs[dk]
 			if !ok {
-				id = int64(len(l.dictIDs) + 1) // unique across the dictionaries, which is enough
+				l.nextDict++
+				id = l.nextDict
 				l.dictIDs[dk] = id
 				args := []any{id}
-				switch i {
-				case 0:
-					args = append(args, f.Repository, f.Digest, f.ScanType)
-				case 1, 2:
+				if i < 2 {
 					args = append(args, d.key)
 				}
 				if err := exec(d.insert, args...); err != nil {
 					return err
 				}
-				if i == 3 {
+				if i == 2 {
 					l.factIDs[sqlite.FindingFacts{Aliases: "[]", Related: "[]"}], l.lastFact = id, id
 				}
 			}
-			ids[i] = id
+			ids[i+1] = id
 		}
 		factID, ok := l.factIDs[facts]
 		if !ok {
@@ -467,7 +587,8 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			dk := [2]string{"finding_key_sets", keys.String}
 			id, ok := l.dictIDs[dk]
 			if !ok {
-				id = int64(len(l.dictIDs) + 1)
+				l.nextDict++
+				id = l.nextDict
 				l.dictIDs[dk] = id
 				if err := exec(`INSERT INTO finding_key_sets(id, keys) VALUES (?, ?)`, id, keys.String); err != nil {
 					return err
@@ -489,13 +610,22 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		if err := l.writeDetail(exec, l.nextFinding, img.details[fi]); err != nil {
 			return err
 		}
+		l.count(f, facts, fix, &counts)
+	}
+	if counts[0] > 0 {
+		// The row the count trigger (0053) would have left after the image's last finding.
+		if err := exec(`INSERT INTO image_finding_counts(repository, image_digest, scan_type, n_all, n_critical, n_high, n_medium,
+				n_low, n_informational, n_undefined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			img.repo, img.digest, img.findings[0].ScanType, counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6]); err != nil {
+			return err
+		}
 	}
 	if err := exec(`INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)`,
 		img.repo, img.digest, policy.ScanTypeEnhanced, store.UsageInitial, scanned); err != nil {
 		return err
 	}
 	l.stats.images++
-	l.stats.packages += len(img.pkgs)
+	l.stats.packages += img.packages
 	l.stats.findings += len(img.findings)
 	return nil
 }
@@ -507,10 +637,11 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 // here rather than looked up); the detail row holds their ids. The detail was split in
 // prepare (SplitDetailParts), on every core.
 func (l *loader) writeDetail(exec func(string, ...any) error, id int64, p sqlite.DetailParts) error {
-	setID, ok := l.setIDs[p.Body]
+	setKey := l.textKey(p.Body)
+	setID, ok := l.setIDs[setKey]
 	if !ok {
 		setID = int64(len(l.setIDs) + 1)
-		l.setIDs[p.Body] = setID
+		l.setIDs[setKey] = setID
 		if err := exec(sqlite.InsertPackageSet, setID, p.Body); err != nil {
 			return err
 		}
@@ -525,8 +656,8 @@ func (l *loader) writeDetail(exec func(string, ...any) error, id int64, p sqlite
 	if p.Layer != "" {
 		texts, digest = append(texts, p.Layer), p.LayerDigest
 		// Written once per layer: again, the insert would do nothing.
-		if !l.layers[p.LayerDigest] {
-			l.layers[p.LayerDigest] = true
+		if k := l.textKey(p.LayerDigest); !l.layers[k] {
+			l.layers[k] = true
 			if err := exec(sqlite.InsertFindingLayer, p.LayerDigest); err != nil {
 				return err
 			}
@@ -534,10 +665,11 @@ func (l *loader) writeDetail(exec func(string, ...any) error, id int64, p sqlite
 	}
 	ids := []any{nil, nil, nil}
 	for i, text := range texts {
-		tid, ok := l.textIDs[text]
+		k := l.textKey(text)
+		tid, ok := l.textIDs[k]
 		if !ok {
 			tid = int64(len(l.textIDs) + 1)
-			l.textIDs[text] = tid
+			l.textIDs[k] = tid
 			if err := exec(sqlite.InsertFindingText, tid, text); err != nil {
 				return err
 			}
@@ -614,4 +746,17 @@ func (l *loader) writeIndex(ctx context.Context) error {
 			CREATE INDEX finding_rows_vulnerability ON finding_rows(vulnerability, target_id)`)
 		return err
 	})
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -32,16 +32,17 @@ import (
 )
 
 type config struct {
-	gen          genConfig
-	workdir      string
-	cache        string
-	keep         bool
-	affected     float64
-	target       time.Duration
-	cpuprofile   string
-	setupProfile string
-	metadata     string // -metadata: also measure on PostgreSQL (postgres.go)
-	pgLog        bool   // -pglog: the server logs every statement of the measured PostgreSQL database
+	gen             genConfig
+	workdir         string
+	cache           string
+	keep            bool
+	affected        float64
+	target          time.Duration
+	cpuprofile      string
+	setupProfile    string
+	setupMemProfile string
+	metadata        string // -metadata: also measure on PostgreSQL (postgres.go)
+	pgLog           bool   // -pglog: the server logs every statement of the measured PostgreSQL database
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.StringVar(&cfg.cache, "cache", "", "folder keeping the store as set up: reused when it holds one made with the same flags, else written (saves the setup when measuring again)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory")
 	flag.StringVar(&cfg.setupProfile, "setupprofile", "", "write a CPU profile of the setup to this file")
+	flag.StringVar(&cfg.setupMemProfile, "setupmemprofile", "", "write a heap profile of the setup to this file, once every image is written (what the loader keeps, before it writes the counts and the index)")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured part (import to last event) to this file")
 	flag.BoolVar(&cfg.pgLog, "pglog", false, "with -metadata: have the server log every statement of the measured database with its duration (log_min_duration_statement = 0), to profile PostgreSQL's part from the server's log")
 	flag.StringVar(&cfg.metadata, "metadata", "", "also measure on PostgreSQL: the store copied (metamigrate) into a database on this server, postgres://user@host:port/db (any database, for CREATE DATABASE); kept as a template named after the setup when -cache is set")

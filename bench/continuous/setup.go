@@ -17,8 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lading-registry/lading/internal/advisory"
-	"github.com/lading-registry/lading/internal/events"
-	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 	"github.com/lading-registry/lading/internal/testfiles"
 	"github.com/lading-registry/lading/internal/vulndb"
@@ -211,9 +209,8 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	// store is measured again days later.
 	cfg.gen.window = 7 * 24 * time.Hour
 	g := newGenerator(cfg.gen, c)
-	l := &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
-		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[string]int64{}, setIDs: map[string]int64{}, dictIDs: map[[2]string]int64{},
-		partIDs: map[string]int64{}, factIDs: map[sqlite.FindingFacts]int64{}, layers: map[string]bool{}, stats: loadStats{holders: map[advisory.PackageKey]int{}}}
+	l := newLoader(db, idx)
+	l.memProfile = cfg.setupMemProfile
 	load, err := openLoadConn(ctx, dbPath)
 	if err != nil {
 		return nil, err
