@@ -380,7 +380,7 @@ func (db *DB) ApplyScansSelected(ctx context.Context, targets []store.ScanTarget
 
 func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *store.FindingSelection, update func(store.ScanState) (store.ScanUpdate, error)) error {
 	var events int
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	err := db.txJournalInMemory(ctx, func(tx *sql.Tx) error {
 		events = 0
 		// A re-evaluation applies thousands of targets: prepare each statement once.
 		q := &txStatements{tx: tx, stmts: map[string]*sql.Stmt{}}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -234,5 +235,43 @@ func TestApplyScansSelectedReadAheadMore(t *testing.T) {
 		if len(fs) != 1 || !fs[0].LastObservedAt.Equal(later) || !fs[0].UpdatedAt.Equal(t0) {
 			t.Fatalf("%s: findings %+v, want CVE-1 observed at %v, updated at %v", target.Digest, fs, later, t0)
 		}
+	}
+}
+
+// The statement journal of ApplyScans' transaction is kept in memory (temp_store = MEMORY); the
+// write connection gets its default back afterwards, whether the transaction committed or not,
+// so that its other statements' sorts still spill to disk.
+func TestApplyScansResetsTempStore(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	target := store.ScanTarget{Repository: "app", Digest: fakeDigest("01"), ScanType: policy.ScanTypeEnhanced}
+	m := store.Manifest{Repository: target.Repository, Digest: target.Digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+	if _, err := db.PutManifest(ctx, m, nil, []string{"v1"}, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	failed := errors.New("update failed")
+	for _, tc := range []struct {
+		name    string
+		update  func(store.ScanState) (store.ScanUpdate, error)
+		wantErr error
+	}{
+		{"committed", func(store.ScanState) (store.ScanUpdate, error) {
+			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: t0}}, nil
+		}, nil},
+		{"rolled back", func(store.ScanState) (store.ScanUpdate, error) { return store.ScanUpdate{}, failed }, failed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := db.ApplyScans(ctx, []store.ScanTarget{target}, tc.update); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("ApplyScans: %v, want %v", err, tc.wantErr)
+			}
+			var mode int
+			if err := db.write.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&mode); err != nil {
+				t.Fatal(err)
+			}
+			if mode != 0 {
+				t.Errorf("temp_store after ApplyScans = %d, want 0 (default)", mode)
+			}
+		})
 	}
 }
