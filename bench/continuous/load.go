@@ -337,13 +337,14 @@ func (l *loader) count(f store.Finding, facts sqlite.FindingFacts, fix string, i
 	if f.Status != "ACTIVE" || f.Suppressed {
 		return
 	}
-	severity := slices.Index([]string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"}, f.Severity)
-	image[0]++
-	if severity >= 0 {
-		image[1+severity]++
-	} else {
-		image[6]++
+	// The severity as the row stores it and the triggers compare it: X'01' CRITICAL to X'05'
+	// INFORMATIONAL count apart, anything else (X'06' UNDEFINED, a string) as the rest.
+	severity := 6
+	if code, ok := sqlite.SeverityColumn(f.Severity).([]byte); ok && code[0] < 6 {
+		severity = int(code[0])
 	}
+	image[0]++
+	image[severity]++
 	k := vulnerabilityCount{f.ScanType, facts.Title, f.VulnerabilityID, facts.Aliases}
 	c := l.vulnerabilityCounts[k]
 	if c == nil {
@@ -351,8 +352,8 @@ func (l *loader) count(f store.Finding, facts sqlite.FindingFacts, fix string, i
 		l.vulnerabilityCounts[k] = c
 	}
 	c[0]++
-	if severity >= 0 && severity < 3 {
-		c[1+severity]++
+	if severity <= 3 {
+		c[severity]++
 	}
 	if fix == "YES" || fix == "PARTIAL" {
 		c[4]++

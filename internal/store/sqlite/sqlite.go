@@ -204,7 +204,15 @@ func (db *DB) Reader() *sql.DB { return db.read }
 
 // Tx runs fn in a write transaction, committing when it returns nil.
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
+	return runTx(ctx, db.write, fn)
+}
+
+// runTx runs fn in a transaction begun on b (the write pool, or a connection taken from it),
+// committing when it returns nil.
+func runTx(ctx context.Context, b interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}, fn func(tx *sql.Tx) error) error {
+	tx, err := b.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -244,18 +252,7 @@ func (db *DB) txJournalInMemory(ctx context.Context, fn func(tx *sql.Tx) error) 
 			}
 		}
 	}()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return runTx(ctx, conn, fn)
 }
 
 // loadMigrations reads migrations/NNNN_name.sql (internal/store/schema).
