@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/store/postgres/pgtest"
@@ -106,7 +107,10 @@ func StartCluster(t testing.TB, bin string, n int, extra ...string) *Cluster {
 			r.SetURL(&url.URL{Scheme: "http", Host: c.pick().Addr})
 			r.Out.Host = r.In.Host
 		},
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
+		// Idle connections are dropped well before a node's own idle timeout (2 minutes), as a
+		// load balancer's must be: else the node may close one just as the front sends a
+		// request on it, and a POST or PATCH on a closed connection is not retried.
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true, IdleConnTimeout: 30 * time.Second},
 		// A node killed mid-request: the client sees what a load balancer gives, a 502.
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) },
 	}}
