@@ -92,6 +92,8 @@ func (o Origin) event(detailType, source string, at time.Time, resources []strin
 		Time:       at.UTC(),
 		Resources:  resources,
 		Detail:     body,
+		// json's encoder writes compact JSON, and every detail is a struct: an object.
+		DetailCompact: true,
 	}, nil
 }
 

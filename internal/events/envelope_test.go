@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -232,6 +233,11 @@ func TestInspectorFindingEnvelope(t *testing.T) {
 		"resources":[{"type":"AWS_ECR_CONTAINER_IMAGE","id":"`+imageID+`","partition":"aws","region":"eu-central-1",
 		 "details":{"awsEcrContainerImage":{"repositoryName":"inspector2","registry":"123456789012","imageHash":"`+digest84+`",
 		   "imageTags":["ubuntu_latest"],"architecture":"arm64","platform":"UBUNTU_24_04","pushedAt":"Wed Sep 04 16:55:28.000 UTC 2024"}}}]}}`)
+	// The store writes a detail marked compact as is: it must be what json.Compact makes of it.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, ev.Detail); err != nil || !ev.DetailCompact || compact.String() != string(ev.Detail) {
+		t.Errorf("detail marked compact %v, compacts to itself: %v (err %v)", ev.DetailCompact, compact.String() == string(ev.Detail), err)
+	}
 	body, _ := MarshalEnvelope(ev)
 	if !strings.Contains(string(body), "apt-get update && apt-get upgrade") {
 		t.Errorf("remediation is HTML-escaped in %s", body)

@@ -311,9 +311,22 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		up := store.ScanUpdate{Scan: &scan, Findings: writes, Observed: now,
 			Usage: []store.Usage{{Repository: r.Repository, Digest: r.Digest, ScanType: policy.ScanTypeEnhanced, Kind: store.UsageRescan, At: now}}}
 		if len(changedFindings) > 0 {
+			// Built here, where updates run side by side, as they are unless a suppression
+			// rule matches; Announce runs in the store's single writer, after the rules.
+			unsuppressed := make([]store.OutboxEvent, len(changedFindings))
+			for i, f := range changedFindings {
+				f.Suppressed = false
+				if unsuppressed[i], err = findingEvent(s.cfg.Origin, f, st.Manifest); err != nil {
+					return store.ScanUpdate{}, err
+				}
+			}
 			up.Announce = func(written []store.Finding) ([]store.OutboxEvent, error) {
 				evs := make([]store.OutboxEvent, 0, len(changedFindings))
-				for _, f := range withSuppression(changedFindings, written) {
+				for i, f := range withSuppression(changedFindings, written) {
+					if !f.Suppressed {
+						evs = append(evs, unsuppressed[i])
+						continue
+					}
 					ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
 					if err != nil {
 						return nil, err

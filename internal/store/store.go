@@ -4,8 +4,10 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -165,7 +167,27 @@ type OutboxEvent struct {
 	Time       time.Time
 	Resources  []string        // ARNs; nil is written as []
 	Detail     json.RawMessage // a JSON object
-	CreatedAt  time.Time       // set by the store
+	// DetailCompact says Detail is already a compact JSON object, as json.Marshal of a
+	// struct writes it: the store takes it as is instead of checking and compacting it again
+	// (which cost a re-evaluation's single writer as much as the insert of the event).
+	DetailCompact bool
+	CreatedAt     time.Time // set by the store
+}
+
+// StoredDetail is the event's detail as the outbox keeps it: compact JSON, an object. It fails
+// with ErrBadOutboxEvent when the detail is not a JSON object.
+func (ev OutboxEvent) StoredDetail() (string, error) {
+	if ev.DetailCompact && len(ev.Detail) > 0 && ev.Detail[0] == '{' {
+		return string(ev.Detail), nil
+	}
+	var detail bytes.Buffer
+	if err := json.Compact(&detail, ev.Detail); err != nil {
+		return "", fmt.Errorf("%w: %s: detail: %w", ErrBadOutboxEvent, ev.DetailType, err)
+	}
+	if detail.Len() == 0 || detail.Bytes()[0] != '{' {
+		return "", fmt.Errorf("%w: %s: detail must be a JSON object", ErrBadOutboxEvent, ev.DetailType)
+	}
+	return detail.String(), nil
 }
 
 // ErrBadOutboxEvent means an event cannot be written to the outbox as given.

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -47,12 +46,9 @@ func appendOutboxTx(ctx context.Context, tx pgx.Tx, events []store.OutboxEvent) 
 		if ev.DetailType == "" || ev.Source == "" {
 			return fmt.Errorf("%w: event %d: detail type and source are required", store.ErrBadOutboxEvent, i)
 		}
-		var detail bytes.Buffer
-		if err := json.Compact(&detail, ev.Detail); err != nil {
-			return fmt.Errorf("%w: event %d (%s): detail: %w", store.ErrBadOutboxEvent, i, ev.DetailType, err)
-		}
-		if detail.Len() == 0 || detail.Bytes()[0] != '{' {
-			return fmt.Errorf("%w: event %d (%s): detail must be a JSON object", store.ErrBadOutboxEvent, i, ev.DetailType)
+		detail, err := ev.StoredDetail()
+		if err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
 		}
 		resources := ev.Resources
 		if resources == nil {
@@ -71,7 +67,7 @@ func appendOutboxTx(ctx context.Context, tx pgx.Tx, events []store.OutboxEvent) 
 		}
 		batch.Queue(`INSERT INTO outbox(id, detail_type, source, account, region, time, resources, detail, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT(id) DO NOTHING`,
-			ev.ID, ev.DetailType, ev.Source, ev.Account, ev.Region, at.UnixMilli(), string(res), detail.String(), now.UnixMilli())
+			ev.ID, ev.DetailType, ev.Source, ev.Account, ev.Region, at.UnixMilli(), string(res), detail, now.UnixMilli())
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("append outbox: %w", err)

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -33,6 +32,19 @@ func (db *DB) AppendOutbox(ctx context.Context, events ...store.OutboxEvent) err
 // the change and its events commit or vanish together. Every event is checked before any is
 // written. An event whose ID is already in the outbox is skipped.
 func appendOutboxTx(ctx context.Context, tx *sql.Tx, events []store.OutboxEvent) error {
+	q := &txStatements{tx: tx, stmts: map[string]*sql.Stmt{}}
+	defer q.close()
+	return appendOutbox(ctx, q, events)
+}
+
+// insertOutboxEvent writes one event; an id already there is skipped.
+const insertOutboxEvent = `INSERT INTO outbox(id, detail_type, source, account, region, time, resources, detail, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`
+
+// appendOutbox is appendOutboxTx through a transaction's prepared statements: a re-evaluation
+// writes one event for each of thousands of images, and preparing the insert for each cost
+// about as much as running it.
+func appendOutbox(ctx context.Context, q *txStatements, events []store.OutboxEvent) error {
 	type row struct {
 		id, detailType, source, account, region string
 		at                                      int64
@@ -44,12 +56,9 @@ func appendOutboxTx(ctx context.Context, tx *sql.Tx, events []store.OutboxEvent)
 		if ev.DetailType == "" || ev.Source == "" {
 			return fmt.Errorf("%w: event %d: detail type and source are required", ErrBadOutboxEvent, i)
 		}
-		var detail bytes.Buffer
-		if err := json.Compact(&detail, ev.Detail); err != nil {
-			return fmt.Errorf("%w: event %d (%s): detail: %w", ErrBadOutboxEvent, i, ev.DetailType, err)
-		}
-		if detail.Len() == 0 || detail.Bytes()[0] != '{' {
-			return fmt.Errorf("%w: event %d (%s): detail must be a JSON object", ErrBadOutboxEvent, i, ev.DetailType)
+		detail, err := ev.StoredDetail()
+		if err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
 		}
 		resources := ev.Resources
 		if resources == nil {
@@ -66,17 +75,11 @@ func appendOutboxTx(ctx context.Context, tx *sql.Tx, events []store.OutboxEvent)
 		if at.IsZero() {
 			at = now
 		}
-		rows = append(rows, row{ev.ID, ev.DetailType, ev.Source, ev.Account, ev.Region, at.UnixMilli(), string(res), detail.String()})
+		rows = append(rows, row{ev.ID, ev.DetailType, ev.Source, ev.Account, ev.Region, at.UnixMilli(), string(res), detail})
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO outbox(id, detail_type, source, account, region, time, resources, detail, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`)
-	if err != nil {
-		return fmt.Errorf("append outbox: %w", err)
-	}
-	defer stmt.Close()
 	created := now.UnixMilli()
 	for _, r := range rows {
-		if _, err := stmt.ExecContext(ctx, r.id, r.detailType, r.source, r.account, r.region, r.at, r.resources, r.detail, created); err != nil {
+		if _, err := q.ExecContext(ctx, insertOutboxEvent, r.id, r.detailType, r.source, r.account, r.region, r.at, r.resources, r.detail, created); err != nil {
 			return fmt.Errorf("append outbox event %s: %w", r.id, err)
 		}
 	}

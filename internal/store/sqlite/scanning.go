@@ -912,7 +912,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 	if len(evs) == 0 {
 		return 0, nil
 	}
-	return len(evs), appendOutboxTx(ctx, tx, evs)
+	return len(evs), appendOutbox(ctx, q, evs)
 }
 
 // materializeObserved copies the image's findings_observed_at into its ACTIVE finding rows, and
