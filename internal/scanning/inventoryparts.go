@@ -87,6 +87,70 @@ type PartStore interface {
 // EncodeInventory encodes an image inventory as the store keeps it: the header for the
 // image's row, and its parts.
 func EncodeInventory(osInfo *inventory.OSInfo, pkgs []inventory.Package, history map[string]string, skipped []inventory.Skipped) ([]byte, []store.InventoryPart, error) {
+	return (*PartEncoder)(nil).Encode(osInfo, pkgs, history, skipped)
+}
+
+// PartEncoder encodes inventories as EncodeInventory does, remembering the parts it compressed
+// lately by the SHA-256 of their JSON: the images built on one base hold the same base parts,
+// and compressing them again for every image was a third of encoding an inventory. The parts
+// it returns may be shared with other calls' and must not be modified. Safe for concurrent
+// use; a nil PartEncoder remembers nothing.
+type PartEncoder struct {
+	mu sync.Mutex
+	// Two generations: a part is looked up in both, added to cur, and moved to cur when
+	// found in prev; when cur holds budget bytes it becomes prev and the older one goes.
+	cur, prev map[[sha256.Size]byte]store.InventoryPart
+	curBytes  int
+	budget    int
+}
+
+// partEncoderBudget is what a scanning service's PartEncoder keeps per generation: the parts
+// of a few hundred base layers (a base's part is tens of kilobytes compressed).
+const partEncoderBudget = 16 << 20
+
+// NewPartEncoder returns a PartEncoder that keeps up to about twice budget bytes of parts.
+func NewPartEncoder(budget int) *PartEncoder {
+	return &PartEncoder{cur: map[[sha256.Size]byte]store.InventoryPart{}, budget: budget}
+}
+
+func (e *PartEncoder) lookup(k [sha256.Size]byte) (store.InventoryPart, bool) {
+	if e == nil {
+		return store.InventoryPart{}, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.cur[k]; ok {
+		return p, true
+	}
+	p, ok := e.prev[k]
+	if ok {
+		e.addLocked(k, p)
+	}
+	return p, ok
+}
+
+func (e *PartEncoder) add(k [sha256.Size]byte, p store.InventoryPart) {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.addLocked(k, p)
+}
+
+func (e *PartEncoder) addLocked(k [sha256.Size]byte, p store.InventoryPart) {
+	if _, ok := e.cur[k]; ok {
+		return
+	}
+	if e.curBytes >= e.budget {
+		e.prev, e.cur, e.curBytes = e.cur, map[[sha256.Size]byte]store.InventoryPart{}, 0
+	}
+	e.cur[k] = p
+	e.curBytes += len(p.Data) + len(p.Hash)
+}
+
+// Encode is EncodeInventory, with the parts compressed before taken from e.
+func (e *PartEncoder) Encode(osInfo *inventory.OSInfo, pkgs []inventory.Package, history map[string]string, skipped []inventory.Skipped) ([]byte, []store.InventoryPart, error) {
 	h := partedHeader{OS: osInfo, History: history, Skipped: skipped, Packages: len(pkgs), Parts: []partRef{}, Order: []int{}}
 	partOf := map[string]int{}
 	var groups [][]inventory.Package
@@ -125,15 +189,26 @@ func EncodeInventory(osInfo *inventory.OSInfo, pkgs []inventory.Package, history
 		if err := json.NewEncoder(&js).Encode(storedInventory{Packages: g}); err != nil {
 			return nil, nil, err
 		}
-		data, err := compressPart(js.Bytes())
-		if err != nil {
-			return nil, nil, err
+		var jsonSum [sha256.Size]byte
+		var part store.InventoryPart
+		ok := false
+		if e != nil {
+			jsonSum = sha256.Sum256(js.Bytes())
+			part, ok = e.lookup(jsonSum)
 		}
-		sum := sha256.Sum256(data)
-		h.Parts[i].Hash, h.Parts[i].Packages = sum[:], len(g)
-		if !stored[sum] { // two layers of the image may add the same packages
+		if !ok {
+			data, err := compressPart(js.Bytes())
+			if err != nil {
+				return nil, nil, err
+			}
+			sum := sha256.Sum256(data)
+			part = store.InventoryPart{Hash: sum[:], Data: data, Keys: storeKeys(pipeline.Keys(g))}
+			e.add(jsonSum, part)
+		}
+		h.Parts[i].Hash, h.Parts[i].Packages = part.Hash, len(g)
+		if sum := [sha256.Size]byte(part.Hash); !stored[sum] { // two layers of the image may add the same packages
 			stored[sum] = true
-			parts = append(parts, store.InventoryPart{Hash: sum[:], Data: data, Keys: storeKeys(pipeline.Keys(g))})
+			parts = append(parts, part)
 		}
 	}
 	var head bytes.Buffer

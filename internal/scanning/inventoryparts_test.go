@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -725,4 +726,42 @@ func FuzzDecodePart(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPartEncoderSameAsEncodeInventory: a PartEncoder gives what EncodeInventory gives, from its
+// memory for parts it compressed before (the shared base) and after its generations turned over.
+func TestPartEncoderSameAsEncodeInventory(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		budget int
+	}{{"roomy", 1 << 20}, {"a part a generation", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := NewPartEncoder(tc.budget)
+			for _, app := range []string{"app1", "app2", "app1", "app2", "app1"} {
+				s := partsSample(app)
+				wantHead, wantParts, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
+				if err != nil {
+					t.Fatal(err)
+				}
+				head, parts, err := e.Encode(s.OS, s.Packages, s.History, s.Skipped)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(head, wantHead) || len(parts) != len(wantParts) {
+					t.Fatalf("%s: header or part count differs", app)
+				}
+				for i := range parts {
+					if !bytes.Equal(parts[i].Hash, wantParts[i].Hash) || !bytes.Equal(parts[i].Data, wantParts[i].Data) ||
+						!slices.Equal(parts[i].Keys, wantParts[i].Keys) {
+						t.Errorf("%s: part %d differs", app, i)
+					}
+				}
+			}
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if remembered := len(e.cur) + len(e.prev); remembered == 0 || (tc.budget == 1 && len(e.cur) != 1) {
+				t.Errorf("remembers %d parts (%d in its newest generation)", remembered, len(e.cur))
+			}
+		})
+	}
 }

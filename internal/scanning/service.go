@@ -147,6 +147,8 @@ type Service struct {
 	metrics        *metrics
 	// layerMemo keeps recently used layer inventories decoded, for every scan of the node.
 	layerMemo *layerMemo
+	// partEncoder compresses the inventory parts of the node's scans, a base's parts once.
+	partEncoder *PartEncoder
 	// layerSlots bounds the layers read at once by all the node's scans to the core count,
 	// whatever the number of workers, so memory stays bounded (pipeline.Scanner.Slots).
 	layerSlots *semaphore.Weighted
@@ -185,7 +187,7 @@ func New(st interface {
 	host, _ := os.Hostname()
 	return &Service{store: st, results: st, blobs: blobs, adv: adv, cfg: cfg, wake: make(chan struct{}, 1),
 		owner: host + "/" + strconv.Itoa(os.Getpid()), metrics: newMetrics(cfg.Registerer),
-		layerMemo: newLayerMemo(maxMemoLayers), layerSlots: semaphore.NewWeighted(int64(runtime.GOMAXPROCS(0)))}
+		layerMemo: newLayerMemo(maxMemoLayers), partEncoder: NewPartEncoder(partEncoderBudget), layerSlots: semaphore.NewWeighted(int64(runtime.GOMAXPROCS(0)))}
 }
 
 // Wake tells the workers that jobs may be waiting.

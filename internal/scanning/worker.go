@@ -229,7 +229,7 @@ func (s *Service) scan(ctx context.Context, job store.ScanJob) error {
 	if err != nil {
 		return layerFault(err)
 	}
-	head, parts, err := EncodeInventory(inv.OS, inv.Packages, inv.History, inv.Skipped)
+	head, parts, err := s.partEncoder.Encode(inv.OS, inv.Packages, inv.History, inv.Skipped)
 	if err != nil {
 		return err
 	}

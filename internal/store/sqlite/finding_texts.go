@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // A finding's detail is stored in three parts (0032_finding_texts.sql): the vulnerability's
@@ -34,12 +36,12 @@ func SplitDetail(detail []byte) (head, packages, tail string, ok bool) {
 	if k < 0 || j < k+len(detailPackages) || j+len(detailImage) > len(detail)-len(detailClose) {
 		return "", "", "", false
 	}
-	head = string(detail[len(detailOpen):k])
-	packages = string(detail[k+len(detailPackages) : j])
-	tail = string(detail[j+len(detailImage) : len(detail)-len(detailClose)])
-	if joinDetail(head, packages, tail) != string(detail) {
-		return "", "", "", false
-	}
+	// One copy of the detail, sliced: the three parts join back to it by construction (the
+	// checks above keep them in order within it).
+	whole := string(detail)
+	head = whole[len(detailOpen):k]
+	packages = whole[k+len(detailPackages) : j]
+	tail = whole[j+len(detailImage) : len(whole)-len(detailClose)]
 	return head, packages, tail, true
 }
 
@@ -91,19 +93,66 @@ const layerMark = "\x01"
 // (or absent) when ok, which the package rows of a set rely on (findings_index.go). Exported
 // for loaders that fill a store directly (benchmarks).
 func SplitDetailLayer(packages string) (layer, digest, rest string, ok bool) {
-	var pkgs []struct {
-		Layer     string  `json:"sourceLayerHash"`
-		CreatedBy *string `json:"createdBy"`
-	}
-	if strings.Contains(packages, layerMark) || json.Unmarshal([]byte(packages), &pkgs) != nil || len(pkgs) == 0 || pkgs[0].Layer == "" {
+	if strings.Contains(packages, layerMark) || !gjson.Valid(packages) {
 		return "", "", packages, false
 	}
-	hash, err := json.Marshal(pkgs[0].Layer)
+	list := gjson.Parse(packages)
+	if !list.IsArray() {
+		return "", "", packages, false
+	}
+	// Every package is an object (or null) whose layer and createdBy are strings (or null, or
+	// absent); keys are matched exactly, the first of a repeated one counts, as json_extract
+	// reads them, and a key in escapes leaves the part whole.
+	var first struct {
+		layer     string
+		createdBy *string
+	}
+	ok = true
+	n := 0
+	list.ForEach(func(_, p gjson.Result) bool {
+		n++
+		if p.Type == gjson.Null {
+			return true
+		}
+		if !p.IsObject() {
+			ok = false
+			return false
+		}
+		var seenLayer, seenBy bool
+		p.ForEach(func(key, v gjson.Result) bool {
+			if strings.IndexByte(key.Raw, '\\') >= 0 {
+				ok = false
+				return false
+			}
+			if key.Str != "sourceLayerHash" && key.Str != "createdBy" {
+				return true
+			}
+			if v.Type != gjson.String && v.Type != gjson.Null {
+				ok = false
+				return false
+			}
+			if n == 1 && key.Str == "sourceLayerHash" && !seenLayer {
+				first.layer = v.Str
+			}
+			if n == 1 && key.Str == "createdBy" && !seenBy && v.Type == gjson.String {
+				by := v.Str
+				first.createdBy = &by
+			}
+			seenLayer = seenLayer || key.Str == "sourceLayerHash"
+			seenBy = seenBy || key.Str == "createdBy"
+			return true
+		})
+		return ok
+	})
+	if !ok || n == 0 || first.layer == "" {
+		return "", "", packages, false
+	}
+	hash, err := json.Marshal(first.layer)
 	if err != nil {
 		return "", "", packages, false
 	}
 	layer = `,"sourceLayerHash":` + string(hash)
-	if c := pkgs[0].CreatedBy; c != nil {
+	if c := first.createdBy; c != nil {
 		by, err := json.Marshal(*c)
 		if err != nil {
 			return "", "", packages, false
@@ -114,7 +163,7 @@ func SplitDetailLayer(packages string) (layer, digest, rest string, ok bool) {
 	if rest == packages || strings.ReplaceAll(rest, layerMark, layer) != packages {
 		return "", "", packages, false
 	}
-	return layer, pkgs[0].Layer, rest, true
+	return layer, first.layer, rest, true
 }
 
 // ownSetMark starts the key of a package set holding one finding's rows as a statement wrote

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // What ListFindings queries of a finding's detail is copied into the finding's row (its
@@ -103,65 +107,147 @@ type FindingFacts struct {
 // shape the SQL would read otherwise (a fact that is neither a string nor null, a package
 // that is not an object) is an error rather than a guess.
 func FindingColumnsOfDetail(detail []byte) (FindingFacts, string, error) {
-	var d struct {
-		Finding struct {
-			Title, Source, VendorSeverity json.RawMessage
-			Aliases, Related              json.RawMessage
-			VulnerablePackages            json.RawMessage
-		} `json:"finding"`
+	// One pass over the detail with gjson rather than encoding/json's decode (a scan for
+	// validity, then another decoding maps of every package): a scan writes a detail per
+	// finding, and a bulk load millions. Keys are matched exactly and the first of a repeated
+	// key is taken, as json_extract does; a key or a fact in escapes is left to the SQL.
+	f := FindingFacts{Aliases: "[]", Related: "[]"}
+	if !gjson.ValidBytes(detail) {
+		return f, "", errors.New("finding detail: not valid JSON")
 	}
-	var f FindingFacts
-	if err := json.Unmarshal(detail, &d); err != nil {
-		return f, "", fmt.Errorf("finding detail: %w", err)
-	}
-	text := func(raw json.RawMessage, orElse string) (string, error) {
-		switch {
-		case len(raw) == 0 || string(raw) == "null":
-			return orElse, nil
-		case raw[0] == '"':
-			var s string
-			err := json.Unmarshal(raw, &s)
-			return s, err
-		case raw[0] == '[' || raw[0] == '{':
-			// json_extract returns a container as minified JSON, its strings as written.
-			var b bytes.Buffer
-			err := json.Compact(&b, raw)
-			return b.String(), err
-		default:
-			return "", fmt.Errorf("finding detail: a fact %s", raw)
+	root := gjson.ParseBytes(detail)
+	var finding, packages gjson.Result
+	if err := members(root, "finding detail", func(key string, v gjson.Result) {
+		if key == "finding" && !finding.Exists() {
+			finding = v
 		}
+	}); err != nil {
+		return f, "", err
 	}
+	// The first of a repeated member counts: those of the facts, then vulnerablePackages.
+	targets := [...]*string{&f.Title, &f.Source, &f.VendorSeverity, &f.Aliases, &f.Related}
+	var seen [len(targets) + 1]bool
 	var err error
-	for _, c := range []struct {
-		to     *string
-		raw    json.RawMessage
-		orElse string
-	}{
-		{&f.Title, d.Finding.Title, ""}, {&f.Source, d.Finding.Source, ""}, {&f.VendorSeverity, d.Finding.VendorSeverity, ""},
-		{&f.Aliases, d.Finding.Aliases, "[]"}, {&f.Related, d.Finding.Related, "[]"},
-	} {
-		if *c.to, err = text(c.raw, c.orElse); err != nil {
+	if err := members(finding, "finding detail: finding", func(key string, v gjson.Result) {
+		i := -1
+		switch key {
+		case "title":
+			i = 0
+		case "source":
+			i = 1
+		case "vendorSeverity":
+			i = 2
+		case "aliases":
+			i = 3
+		case "related":
+			i = 4
+		case "vulnerablePackages":
+			i = 5
+		}
+		if i < 0 || seen[i] || err != nil {
+			return
+		}
+		seen[i] = true
+		if i == len(targets) {
+			packages = v
+		} else {
+			err = factText(v, targets[i])
+		}
+	}); err != nil {
+		return f, "", err
+	}
+	if err != nil {
+		return f, "", err
+	}
+	count, fixed := 0, 0
+	if packages.Exists() && packages.Type != gjson.Null {
+		if !packages.IsArray() {
+			return f, "", fmt.Errorf("finding detail: vulnerable packages %.40s", packages.Raw)
+		}
+		packages.ForEach(func(_, p gjson.Result) bool {
+			count++
+			var fix gjson.Result
+			if err = members(p, "finding detail: vulnerable package", func(key string, v gjson.Result) {
+				if key == "fixedInVersion" && !fix.Exists() {
+					fix = v
+				}
+			}); err != nil {
+				return false
+			}
+			if fix.Exists() && fix.Raw != "null" && fix.Raw != `""` {
+				fixed++
+			}
+			return true
+		})
+		if err != nil {
 			return f, "", err
-		}
-	}
-	var pkgs []map[string]json.RawMessage
-	if len(d.Finding.VulnerablePackages) > 0 && string(d.Finding.VulnerablePackages) != "null" {
-		if err := json.Unmarshal(d.Finding.VulnerablePackages, &pkgs); err != nil {
-			return f, "", fmt.Errorf("finding detail: vulnerable packages: %w", err)
-		}
-	}
-	fixed := 0
-	for _, p := range pkgs {
-		if v, ok := p["fixedInVersion"]; ok && string(v) != "null" && string(v) != `""` {
-			fixed++
 		}
 	}
 	switch {
 	case fixed == 0:
 		return f, "NO", nil
-	case fixed == len(pkgs):
+	case fixed == count:
 		return f, "YES", nil
 	default:
 		return f, "PARTIAL", nil
 	}
+}
+
+// members calls fn with each member of object v (absent or null: none). Anything else, or a
+// key written with escapes, is an error.
+func members(v gjson.Result, what string, fn func(key string, v gjson.Result)) error {
+	if !v.Exists() || v.Type == gjson.Null {
+		return nil
+	}
+	if !v.IsObject() {
+		return fmt.Errorf("%s: not an object: %.40s", what, v.Raw)
+	}
+	var err error
+	v.ForEach(func(key, value gjson.Result) bool {
+		if strings.IndexByte(key.Raw, '\\') >= 0 {
+			err = fmt.Errorf("%s: a key in escapes: %.40s", what, key.Raw)
+			return false
+		}
+		fn(key.Str, value)
+		return true
+	})
+	return err
+}
+
+// factText sets *to to a fact as json_extract gives it: a string's text, a container
+// minified; null keeps *to (the column's default). Anything else is an error.
+func factText(v gjson.Result, to *string) error {
+	switch {
+	case v.Type == gjson.Null:
+		return nil
+	case v.Type == gjson.String:
+		if strings.IndexByte(v.Raw, '\\') < 0 {
+			*to = v.Raw[1 : len(v.Raw)-1]
+			return nil
+		}
+		if surrogateEscape(v.Raw) {
+			// SQLite and Go decode a lone surrogate differently: the SQL reads it.
+			return fmt.Errorf("finding detail: a fact with a surrogate escape %.40s", v.Raw)
+		}
+		return json.Unmarshal([]byte(v.Raw), to)
+	case v.IsArray() || v.IsObject():
+		// json_extract returns a container as minified JSON, its strings as written.
+		var b bytes.Buffer
+		err := json.Compact(&b, []byte(v.Raw))
+		*to = b.String()
+		return err
+	default:
+		return fmt.Errorf("finding detail: a fact %.40s", v.Raw)
+	}
+}
+
+// surrogateEscape reports whether a JSON string may hold a \uD800-\uDFFF escape (a literal
+// backslash followed by such text counts too: it only sends the detail to the SQL).
+func surrogateEscape(raw string) bool {
+	for i := 0; i+3 < len(raw); i++ {
+		if raw[i] == '\\' && raw[i+1] == 'u' && (raw[i+2] == 'd' || raw[i+2] == 'D') && strings.IndexByte("89abcdefABCDEF", raw[i+3]) >= 0 {
+			return true
+		}
+	}
+	return false
 }

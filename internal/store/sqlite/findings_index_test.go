@@ -50,3 +50,47 @@ func TestFindingColumnsOfDetailMatchesSQL(t *testing.T) {
 		t.Error("a number as title: no error")
 	}
 }
+
+// FuzzFindingColumnsOfDetail: whatever FindingColumnsOfDetail answers without an error is what
+// the SQL it stands for (findingFactsOfDetail and the fix_available CASE) reads from the same
+// detail; the scanner falls back to that SQL on an error.
+func FuzzFindingColumnsOfDetail(f *testing.F) {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer db.Close()
+	const fixSQL = `SELECT ` + fixAvailableOfPackages + `
+		FROM (SELECT ?1 AS detail) d, json_each(d.detail, '$.finding.vulnerablePackages') p`
+	for _, d := range []string{
+		`{"finding":{"title":"CVE-1 in a \"pkg\" <x> & \u00e9","source":"NVD","vendorSeverity":"HIGH","aliases":["GHSA-1", "CVE-1"],"related":["a\u003cb"],
+			"vulnerablePackages":[{"name":"a","fixedInVersion":"1.2"},{"name":"b","fixedInVersion":""}]},"image":{}}`,
+		`{"finding":{"title":"a","title":"b","vulnerablePackages":[null,{"fixedInVersion":0}]}}`,
+		`{"finding":{"title":"x"},"finding":{"title":"y"}}`,
+		`{"finding":{"Title":"x","aliases":{"a":[1, 2]}}}`,
+		`{"finding":{"vulnerablePackages":[{"fixedInVersion":"1","fixedInVersion":""}]}}`,
+		`{"finding":{"title":"\ud800","source":"\u00e9\n"}}`,
+		"{\"finding\":{\"title\":\"\xff\"}}",
+		`null`, `{}`, `[]`,
+	} {
+		f.Add([]byte(d))
+	}
+	f.Fuzz(func(t *testing.T, detail []byte) {
+		got, gotFix, err := FindingColumnsOfDetail(detail)
+		if err != nil {
+			return // the scanner runs the SQL instead
+		}
+		var want FindingFacts
+		if err := db.QueryRow(`SELECT `+findingFactsOfDetail+` FROM (SELECT ?1 AS detail) d`, string(detail)).
+			Scan(&want.Title, &want.Source, &want.VendorSeverity, &want.Aliases, &want.Related); err != nil {
+			t.Fatalf("Go read %q as %+v, the SQL fails: %v", detail, got, err)
+		}
+		var wantFix string
+		if err := db.QueryRow(fixSQL, string(detail)).Scan(&wantFix); err != nil {
+			t.Fatalf("Go read %q as fix %s, the SQL fails: %v", detail, gotFix, err)
+		}
+		if got != want || gotFix != wantFix {
+			t.Fatalf("%q: Go %+v %s, SQL %+v %s", detail, got, gotFix, want, wantFix)
+		}
+	})
+}
