@@ -88,6 +88,7 @@ type loader struct {
 	origin      events.Origin
 	fingerprint string // of the ENHANCED inventories, as the scanner records it
 	seeds       [2]maphash.Seed
+	parts       *scanning.PartEncoder // the bases' parts compressed once, as a scanning node does
 
 	keyIDs      map[advisory.PackageKey]int64
 	textIDs     map[textKey]int64           // finding_texts
@@ -113,6 +114,7 @@ type loader struct {
 func newLoader(db *sqlite.DB, idx *advisory.Index) *loader {
 	return &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
 		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		parts:  scanning.NewPartEncoder(64 << 20),
 		keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[textKey]int64{}, setIDs: map[textKey]int64{}, dictIDs: map[[2]string]int64{},
 		partIDs: map[[sha256.Size]byte]int64{}, factIDs: map[sqlite.FindingFacts]int64{}, layers: map[textKey]bool{},
 		vulnerabilityCounts: map[vulnerabilityCount]*[5]int64{}, dayCounts: map[dayCount]*[2]int64{},
@@ -127,7 +129,7 @@ func (l *loader) prepare(img genImage) (preparedImage, error) {
 	p := preparedImage{genImage: img}
 	p.keys = keysOf(img.pkgs, match.Key)
 	var err error
-	if p.inventory, p.parts, err = scanning.EncodeInventory(img.base.os, img.pkgs, img.history, nil); err != nil {
+	if p.inventory, p.parts, err = l.parts.Encode(img.base.os, img.pkgs, img.history, nil); err != nil {
 		return p, err
 	}
 	fs, _ := match.Image(img.pkgs, l.idx, img.history)
@@ -425,18 +427,23 @@ func (l *loader) writeCounts(ctx context.Context) error {
 }
 
 func (l *loader) write(ctx context.Context, imgs []preparedImage) error {
+	// The statements run under a context that is never done, and the load checks ctx between
+	// images instead: with a cancellable one the driver starts a goroutine per statement to
+	// watch it (modernc's interruptOnDone), a tenth of the writer's time for rows of a few
+	// microseconds.
+	stmtCtx := context.WithoutCancel(ctx)
 	return l.loadTx(ctx, func(tx *sql.Tx) error {
 		stmts := map[string]*sql.Stmt{}
 		exec := func(q string, args ...any) error {
 			st := stmts[q]
 			if st == nil {
 				var err error
-				if st, err = tx.PrepareContext(ctx, q); err != nil {
+				if st, err = tx.PrepareContext(stmtCtx, q); err != nil {
 					return err
 				}
 				stmts[q] = st
 			}
-			_, err := st.ExecContext(ctx, args...)
+			_, err := st.ExecContext(stmtCtx, args...)
 			return err
 		}
 		defer func() {
@@ -445,6 +452,9 @@ func (l *loader) write(ctx context.Context, imgs []preparedImage) error {
 			}
 		}()
 		for _, img := range imgs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if err := l.writeImage(exec, img); err != nil {
 				return fmt.Errorf("write %s@%s: %w", img.repo, img.digest, err)
 			}

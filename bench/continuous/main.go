@@ -304,7 +304,24 @@ func countQueries(c *counts, vulnID string, since int64, ph func(int) string) []
 
 func countRows(ctx context.Context, db *sqlite.DB, vulnID string, since int64) (counts, error) {
 	var c counts
-	for _, q := range countQueries(&c, vulnID, since, func(int) string { return "?" }) {
+	qs := countQueries(&c, vulnID, since, func(int) string { return "?" })
+	for i, q := range qs {
+		// The two counts over every finding read SQLite's rows as the findings view does
+		// (0045, 0053, 0055: status X'01' is ACTIVE, times after first_observed_at), without
+		// the view's joins per row: a target's image scan is looked up once and its rows read
+		// in key order (CROSS JOIN keeps that order). Through the view they took an hour at
+		// 1,000,000 images.
+		switch q.dst {
+		case &c.observed:
+			qs[i].sql = `SELECT count(*) FROM scan_targets t CROSS JOIN image_scans s CROSS JOIN finding_rows f
+				WHERE s.repository = t.repository AND s.image_digest = t.image_digest AND s.scan_type = t.scan_type AND f.target_id = t.id
+				AND CASE WHEN f.status IN (X'01', 'ACTIVE') AND s.findings_observed_at > f.first_observed_at + f.last_observed_after
+					THEN s.findings_observed_at ELSE f.first_observed_at + f.last_observed_after END >= ?`
+		case &c.rowsWritten:
+			qs[i].sql = `SELECT count(*) FROM finding_rows WHERE first_observed_at + last_observed_after >= ? OR first_observed_at + updated_after >= ?`
+		}
+	}
+	for _, q := range qs {
 		if err := db.Reader().QueryRowContext(ctx, q.sql, q.args...).Scan(q.dst); err != nil {
 			return c, err
 		}
