@@ -34,6 +34,7 @@ var ErrNewerSchema = schema.ErrNewerSchema
 type DB struct {
 	write *sql.DB
 	read  *sql.DB
+	ckpt  *checkpointer // nil when opened for reading only
 	path  string
 
 	effects   store.EffectsFunc
@@ -71,7 +72,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
-	return &DB{write: w, read: r, path: path, now: time.Now}, nil
+	ckpt, err := startCheckpointer(path, checkpointEvery)
+	if err != nil {
+		_ = errors.Join(r.Close(), w.Close())
+		return nil, err
+	}
+	return &DB{write: w, read: r, ckpt: ckpt, path: path, now: time.Now}, nil
 }
 
 // ReaderOptions are the settings of a store opened by OpenReader.
@@ -150,6 +156,8 @@ func openPool(path string, readOnly bool, cacheKiB int) (*sql.DB, error) {
 		q.Add("_pragma", "query_only(ON)")
 	} else {
 		q.Set("_txlock", "immediate")
+		// A backstop: a checkpointer (checkpoint.go) copies the WAL back in the background.
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutoCheckpoint))
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -182,9 +190,13 @@ func optimize(ctx context.Context, w *sql.DB) error {
 // a long-running server calls it now and then.
 func (db *DB) Optimize(ctx context.Context) error { return optimize(ctx, db.write) }
 
-// Close closes both connection pools.
+// Close stops the background checkpoints and closes the connection pools.
 func (db *DB) Close() error {
-	return errors.Join(db.read.Close(), db.write.Close())
+	var ckptErr error
+	if db.ckpt != nil {
+		ckptErr = db.ckpt.close()
+	}
+	return errors.Join(ckptErr, db.read.Close(), db.write.Close())
 }
 
 // Path is the database file.
