@@ -11,13 +11,15 @@ import (
 // The WAL is copied back into the database file by a connection of its own, in the
 // background, rather than by the write connection after the commit that fills it past
 // SQLite's threshold (wal_autocheckpoint, 1,000 pages): that copy ran on the writer's path,
-// where the next write waited for it (0.9 s of a 9 s re-evaluation of 10,000 images in a
-// store of a million, bench/continuous). The write connection keeps a higher threshold as a
-// backstop, should the background checkpoints fall behind or fail.
+// where the next write waited for it (about 1 s of an 8 s re-evaluation of 10,000 images in
+// a store of a million, bench/continuous). The write connection keeps a threshold as a
+// backstop, should the background checkpoints fall behind or fail. It is above what one
+// large transaction writes (a re-evaluation's batch of 2,000 images at a million: about
+// 15,000 pages), or the writer would still checkpoint after each such commit itself.
 const (
 	checkpointEvery = 100 * time.Millisecond
-	// writerAutoCheckpoint is the write connection's threshold, in pages (40 MiB of 4 KiB).
-	writerAutoCheckpoint = 10000
+	// writerAutoCheckpoint is the write connection's threshold, in pages (400 MiB of 4 KiB).
+	writerAutoCheckpoint = 100000
 )
 
 // checkpointer runs PASSIVE checkpoints (which wait for no reader or writer) until closed.

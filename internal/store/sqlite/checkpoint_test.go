@@ -29,7 +29,7 @@ func TestBackgroundCheckpoint(t *testing.T) {
 		}
 		return fi.Size()
 	}
-	// About 4 MiB of new pages (1,000 of 4 KiB; the threshold is 10,000): they are in the WAL
+	// About 4 MiB of new pages (1,000 of 4 KiB; the threshold is 100,000): they are in the WAL
 	// only until a checkpoint copies them into the file, which grows by as much.
 	if _, err := db.write.ExecContext(ctx, "CREATE TABLE ballast(b BLOB)"); err != nil {
 		t.Fatal(err)
