@@ -54,7 +54,7 @@ func (c *checkpointer) run(ctx context.Context, every time.Duration) {
 			return
 		case <-tick.C:
 		}
-		_, err := c.checkpoint(ctx)
+		err := c.checkpoint(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			// Logged once until one succeeds: the write connection's own threshold still
@@ -67,14 +67,14 @@ func (c *checkpointer) run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// checkpoint copies what it can of the WAL into the database file; busy is true when a reader
-// or writer kept it from copying everything.
-func (c *checkpointer) checkpoint(ctx context.Context) (busy bool, err error) {
+// checkpoint copies what it can of the WAL into the database file (a reader or the writer may
+// keep it from copying everything: the next tick goes on).
+func (c *checkpointer) checkpoint(ctx context.Context) error {
 	var blocked, logFrames, copied int
 	if err := c.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&blocked, &logFrames, &copied); err != nil {
-		return false, fmt.Errorf("wal checkpoint: %w", err)
+		return fmt.Errorf("wal checkpoint: %w", err)
 	}
-	return blocked != 0 || copied < logFrames, nil
+	return nil
 }
 
 // close stops the checkpoints and closes the connection.
