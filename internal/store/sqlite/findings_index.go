@@ -222,7 +222,8 @@ func factText(v gjson.Result, to *string) error {
 		return nil
 	case v.Type == gjson.String:
 		if strings.IndexByte(v.Raw, '\\') < 0 {
-			*to = v.Raw[1 : len(v.Raw)-1]
+			// A copy: the facts outlive the detail (in dictionaries keyed by them).
+			*to = strings.Clone(v.Raw[1 : len(v.Raw)-1])
 			return nil
 		}
 		if surrogateEscape(v.Raw) {
