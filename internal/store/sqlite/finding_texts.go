@@ -45,11 +45,6 @@ func SplitDetail(detail []byte) (head, packages, tail string, ok bool) {
 	return head, packages, tail, true
 }
 
-// joinDetail is the detail of its three parts, as finding_detail_view joins them.
-func joinDetail(head, packages, tail string) string {
-	return detailOpen + head + detailPackages + packages + detailImage + tail + detailClose
-}
-
 // FindingDetailStatements are the statements that store a finding's detail: TextID's lookup
 // and insert of a text, and the detail row's upsert (0049: finding id, head id, tail id, layer
 // id, package set id, the layer's digest (written first with InsertFindingLayer), whole
@@ -111,37 +106,27 @@ func SplitDetailLayer(packages string) (layer, digest, rest string, ok bool) {
 	n := 0
 	list.ForEach(func(_, p gjson.Result) bool {
 		n++
-		if p.Type == gjson.Null {
-			return true
-		}
-		if !p.IsObject() {
-			ok = false
-			return false
-		}
 		var seenLayer, seenBy bool
-		p.ForEach(func(key, v gjson.Result) bool {
-			if strings.IndexByte(key.Raw, '\\') >= 0 {
-				ok = false
-				return false
-			}
-			if key.Str != "sourceLayerHash" && key.Str != "createdBy" {
-				return true
+		if err := members(p, "detail package", func(key string, v gjson.Result) {
+			if !ok || (key != "sourceLayerHash" && key != "createdBy") {
+				return
 			}
 			if v.Type != gjson.String && v.Type != gjson.Null {
 				ok = false
-				return false
+				return
 			}
-			if n == 1 && key.Str == "sourceLayerHash" && !seenLayer {
+			if n == 1 && key == "sourceLayerHash" && !seenLayer {
 				first.layer = v.Str
 			}
-			if n == 1 && key.Str == "createdBy" && !seenBy && v.Type == gjson.String {
+			if n == 1 && key == "createdBy" && !seenBy && v.Type == gjson.String {
 				by := v.Str
 				first.createdBy = &by
 			}
-			seenLayer = seenLayer || key.Str == "sourceLayerHash"
-			seenBy = seenBy || key.Str == "createdBy"
-			return true
-		})
+			seenLayer = seenLayer || key == "sourceLayerHash"
+			seenBy = seenBy || key == "createdBy"
+		}); err != nil {
+			ok = false // not an object, or a key in escapes
+		}
 		return ok
 	})
 	if !ok || n == 0 || first.layer == "" {

@@ -218,6 +218,11 @@ func TestFindingDetailRoundTrip(t *testing.T) {
 	}
 }
 
+// joinDetail is the detail of its three parts, as finding_detail_view joins them.
+func joinDetail(head, packages, tail string) string {
+	return detailOpen + head + detailPackages + packages + detailImage + tail + detailClose
+}
+
 // FuzzSplitDetail: a detail the store splits joins back to itself.
 func FuzzSplitDetail(f *testing.F) {
 	for _, d := range roundTripDetails(f) {
