@@ -209,3 +209,48 @@ func TestInstalledVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestSort(t *testing.T) {
+	score := func(s float64) *float64 { return &s }
+	tests := []struct {
+		name string
+		in   []Finding
+		want []string // Title of each finding, in the order Sort leaves them
+	}{
+		{"empty", nil, []string{}},
+		{"severity first", []Finding{
+			{VulnerabilityID: "A", Severity: "LOW", Score: score(9.8), Title: "low"},
+			{VulnerabilityID: "B", Severity: "CRITICAL", Score: score(1), Title: "critical"},
+			{VulnerabilityID: "C", Severity: "UNTRIAGED", Title: "untriaged"},
+			{VulnerabilityID: "D", Severity: "HIGH", Title: "high"},
+		}, []string{"critical", "high", "low", "untriaged"}},
+		{"then score, a missing score last", []Finding{
+			{VulnerabilityID: "A", Severity: "HIGH", Title: "none"},
+			{VulnerabilityID: "B", Severity: "HIGH", Score: score(7.1), Title: "7.1"},
+			{VulnerabilityID: "C", Severity: "HIGH", Score: score(8.8), Title: "8.8"},
+		}, []string{"8.8", "7.1", "none"}},
+		{"then id", []Finding{
+			{VulnerabilityID: "CVE-2", Severity: "MEDIUM", Score: score(5), Title: "2"},
+			{VulnerabilityID: "CVE-1", Severity: "MEDIUM", Score: score(5), Title: "1"},
+		}, []string{"1", "2"}},
+		{"equal findings keep their order", []Finding{
+			{VulnerabilityID: "X", Severity: "LOW", Title: "first"},
+			{VulnerabilityID: "W", Severity: "CRITICAL", Title: "critical"},
+			{VulnerabilityID: "X", Severity: "LOW", Title: "second"},
+			{VulnerabilityID: "X", Severity: "LOW", Title: "third"},
+		}, []string{"critical", "first", "second", "third"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := slices.Clone(tt.in)
+			Sort(fs)
+			got := []string{}
+			for _, f := range fs {
+				got = append(got, f.Title)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("Sort: %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
