@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,17 +35,15 @@ import (
 // findings' whole details): up to a few thousand of them wait for the writer at a time.
 type preparedImage struct {
 	genImage
-	packages  int // len(pkgs) before they were dropped
-	keys      []advisory.PackageKey
+	packages  int                   // len(pkgs) before they were dropped
+	keys      []advisory.PackageKey // its distinct package keys, until the worker counted them
 	inventory []byte                // the header the image's row keeps
 	parts     []store.InventoryPart // its parts, shared with the images holding the same layers
 	facts     []byte                // the image facts of its scan state
 	findings  []store.Finding       // without their Detail, which details holds split
-	// Per finding, what the store's indexFinding would take from its detail (computed here, on
-	// every core, rather than by SQL in the write path).
-	findingFacts []sqlite.FindingFacts
-	fixAvailable []string
-	details      []sqlite.DetailParts // each finding's detail split as the store stores it
+	// Per finding, its detail as the store stores it and what the store's indexFinding would
+	// take from it (computed here, on every core, rather than by SQL in the write path).
+	details []*storedDetail
 }
 
 // loadStats summarises the store the load wrote.
@@ -61,6 +60,13 @@ type loadStats struct {
 // texts given the same key by chance would share an id; for the few million keys of a load
 // that is about as likely as 2^-80.
 type textKey [2]uint64
+
+// dictKey is a key of one of finding_rows' dictionaries: the vulnerabilities (0), the ARN
+// prefixes (1), the blank facts (2) and the package key sets (3).
+type dictKey struct {
+	dict int
+	key  string
+}
 
 // vulnerabilityCount is a row of vulnerability_finding_counts (0034) by its key.
 type vulnerabilityCount struct{ scanType, title, vulnerabilityID, aliases string }
@@ -89,11 +95,16 @@ type loader struct {
 	fingerprint string // of the ENHANCED inventories, as the scanner records it
 	seeds       [2]maphash.Seed
 	parts       *scanning.PartEncoder // the bases' parts compressed once, as a scanning node does
+	affecting   *affectingMemo        // idx's answers, for the matcher
+	// Findings prepared, and those whose detail was split rather than taken from a template.
+	detailsSeen, detailsSplit atomic.Int64
+	// The statements that write an image's findings and their details.
+	findingRows, findingDetails *rowsInsert
 
 	keyIDs      map[advisory.PackageKey]int64
 	textIDs     map[textKey]int64           // finding_texts
 	setIDs      map[textKey]int64           // finding_package_sets
-	dictIDs     map[[2]string]int64         // the small dictionaries of finding_rows (0045, 0053): table and key -> id
+	dictIDs     map[dictKey]int64           // the small dictionaries of finding_rows (0045, 0053)
 	nextDict    int64                       // ids of those and of scan_targets, unique across them, which is enough
 	pairs       []uint64                    // key id << 32 | part id (inventory_key_postings, 0054)
 	partIDs     map[[sha256.Size]byte]int64 // inventory_parts (0050)
@@ -114,8 +125,9 @@ type loader struct {
 func newLoader(db *sqlite.DB, idx *advisory.Index) *loader {
 	return &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
 		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		parts:  scanning.NewPartEncoder(64 << 20),
-		keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[textKey]int64{}, setIDs: map[textKey]int64{}, dictIDs: map[[2]string]int64{},
+		parts: scanning.NewPartEncoder(64 << 20), affecting: newAffectingMemo(idx),
+		findingRows: findingRowsInsert(), findingDetails: findingDetailsInsert(),
+		keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[textKey]int64{}, setIDs: map[textKey]int64{}, dictIDs: map[dictKey]int64{},
 		partIDs: map[[sha256.Size]byte]int64{}, factIDs: map[sqlite.FindingFacts]int64{}, layers: map[textKey]bool{},
 		vulnerabilityCounts: map[vulnerabilityCount]*[5]int64{}, dayCounts: map[dayCount]*[2]int64{},
 		stats: loadStats{holders: map[advisory.PackageKey]int{}}}
@@ -125,30 +137,38 @@ func (l *loader) textKey(s string) textKey {
 	return textKey{maphash.String(l.seeds[0], s), maphash.String(l.seeds[1], s)}
 }
 
-func (l *loader) prepare(img genImage) (preparedImage, error) {
+func (l *loader) prepare(img genImage, templates *findingTemplates) (preparedImage, error) {
 	p := preparedImage{genImage: img}
 	p.keys = keysOf(img.pkgs, match.Key)
 	var err error
 	if p.inventory, p.parts, err = l.parts.Encode(img.base.os, img.pkgs, img.history, nil); err != nil {
 		return p, err
 	}
-	fs, _ := match.Image(img.pkgs, l.idx, img.history)
+	fs, _ := match.Image(img.pkgs, l.affecting, img.history)
 	info := scanning.ImageInfo{Architecture: "amd64", Platform: scanning.PlatformName(img.base.os)}
 	if p.facts, err = json.Marshal(info); err != nil {
 		return p, err
 	}
-	if p.findings, err = scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, fs, info, img.pushedAt.Add(time.Minute)); err != nil {
-		return p, err
-	}
-	p.findingFacts, p.fixAvailable = make([]sqlite.FindingFacts, len(p.findings)), make([]string, len(p.findings))
-	p.details = make([]sqlite.DetailParts, len(p.findings))
-	for i, f := range p.findings {
-		if p.findingFacts[i], p.fixAvailable[i], err = sqlite.FindingColumnsOfDetail(f.Detail); err != nil {
-			return p, err
+	// The findings as scanning.Snapshot writes them, most from the templates of the
+	// repository's images before.
+	now := img.pushedAt.Add(time.Minute)
+	snapshot := func(m match.Finding) (store.Finding, error) {
+		fs, err := scanning.Snapshot(l.origin, img.repo, img.digest, policy.ScanTypeEnhanced, []match.Finding{m}, info, now)
+		if err == nil && len(fs) != 1 {
+			err = fmt.Errorf("snapshot of one finding: %d findings", len(fs))
 		}
-		if p.details[i], err = sqlite.SplitDetailParts(f.Detail, func(string) (string, bool, error) {
-			return "", false, errors.New("a generated detail of another shape")
-		}); err != nil {
+		if err != nil {
+			return store.Finding{}, err
+		}
+		return fs[0], nil
+	}
+	own := make([]string, len(img.layers))
+	for i, ly := range img.layers {
+		own[i] = ly.digest
+	}
+	p.findings, p.details = make([]store.Finding, len(fs)), make([]*storedDetail, len(fs))
+	for i, m := range fs {
+		if p.findings[i], p.details[i], err = templates.finding(m, &img, own, now, l.origin, snapshot, l.storeDetail); err != nil {
 			return p, err
 		}
 		p.findings[i].Detail = nil
@@ -162,6 +182,25 @@ func (l *loader) prepare(img genImage) (preparedImage, error) {
 	}
 	p.layers = layers
 	return p, nil
+}
+
+// storeDetail splits a detail as the store would store it.
+func (l *loader) storeDetail(detail []byte) (*storedDetail, error) {
+	var d storedDetail
+	var err error
+	if d.facts, d.fix, err = sqlite.FindingColumnsOfDetail(detail); err != nil {
+		return nil, err
+	}
+	if d.parts, err = sqlite.SplitDetailParts(detail, func(string) (string, bool, error) {
+		return "", false, errors.New("a generated detail of another shape")
+	}); err != nil {
+		return nil, err
+	}
+	d.head, d.tail, d.body = l.textKey(d.parts.Head), l.textKey(d.parts.Tail), l.textKey(d.parts.Body)
+	if d.parts.Layer != "" {
+		d.layer, d.layerDigest = l.textKey(d.parts.Layer), l.textKey(d.parts.LayerDigest)
+	}
+	return &d, nil
 }
 
 // openLoadConn opens the loader's own connection to the store at path. A setup that fails is
@@ -230,16 +269,29 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 		ri   int
 		imgs []preparedImage
 	}
-	out := make(chan repoBatch, 4)
+	// Room for about two transactions' images (1,000 at 20 a repository), so that the workers
+	// go on preparing while the writer writes.
+	out := make(chan repoBatch, 50)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, runtime.GOMAXPROCS(0))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The images holding each package key, counted by each worker (the writer has enough to
+	// do) and added up once every image is prepared.
+	var holdersMu sync.Mutex
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			holders := map[advisory.PackageKey]int{}
+			defer func() {
+				holdersMu.Lock()
+				defer holdersMu.Unlock()
+				for k, n := range holders {
+					l.stats.holders[k] += n
+				}
+			}()
 			for {
 				ri := int(next.Add(1) - 1)
 				if ri >= repos || ctx.Err() != nil {
@@ -251,15 +303,22 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 				}
 				imgs := g.repoImages(ri, n)
 				batch := make([]preparedImage, 0, len(imgs))
+				templates := newFindingTemplates(l.seeds)
 				for _, img := range imgs {
-					p, err := l.prepare(img)
+					p, err := l.prepare(img, templates)
 					if err != nil {
 						errc <- err
 						cancel()
 						return
 					}
+					for _, k := range p.keys {
+						holders[k]++
+					}
+					p.keys = nil
 					batch = append(batch, p)
 				}
+				l.detailsSeen.Add(templates.seen)
+				l.detailsSplit.Add(templates.split)
 				select {
 				case out <- repoBatch{ri, batch}:
 				case <-ctx.Done():
@@ -526,9 +585,6 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			return err
 		}
 	}
-	for _, k := range img.keys {
-		l.stats.holders[k]++
-	}
 	if err := exec(`INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
 			last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		img.repo, img.digest, policy.ScanTypeEnhanced, scanning.StatusActive, scanning.DescActive, policy.FrequencyContinuous, inv,
@@ -537,14 +593,16 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	}
 	// The image's scan target is new with it: numbered here, written with its first finding.
 	var target int64
-	var counts [7]int64 // image_finding_counts: all, then critical to informational, then the rest
+	var counts [7]int64     // image_finding_counts: all, then critical to informational, then the rest
+	var rows, details []any // the arguments of the image's finding_rows and finding_details rows
+	var err error
 	for fi, f := range img.findings {
 		l.nextFinding++
 		// finding_rows as sqlite's upsert writes it and its indexFinding completes it
 		// (finding_rows.go, findings_index.go): dictionary ids numbered here rather than
 		// looked up, the facts and fix_available computed from the detail here, written at once.
 		prefix, key := sqlite.SplitFindingARN(f.ARN)
-		facts, fix := img.findingFacts[fi], img.fixAvailable[fi]
+		facts, fix := img.details[fi].facts, img.details[fi].fix
 		if target == 0 {
 			l.nextDict++
 			target = l.nextDict
@@ -563,7 +621,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			// detail's (the row stays, as in a scanned store): ids continue from it.
 			{`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, '', '', '', '[]', '[]')`, ""},
 		} {
-			dk := [2]string{d.insert, d.key}
+			dk := dictKey{i, d.key}
 			id, ok := l.dictIDs[dk]
 			if !ok {
 				l.nextDict++
@@ -595,7 +653,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		// The package keys by their finding_key_sets id (0053), numbered as the dictionaries.
 		var keySet sql.NullInt64
 		if keys := sqlite.PackageKeysColumn(f.PackageKeys); keys.Valid {
-			dk := [2]string{"finding_key_sets", keys.String}
+			dk := dictKey{3, keys.String}
 			id, ok := l.dictIDs[dk]
 			if !ok {
 				l.nextDict++
@@ -610,18 +668,20 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		// Score and fix_available coded, the last observation and update as milliseconds after
 		// the first (0055).
 		first := f.FirstObservedAt.UnixMilli()
-		if err := exec(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
-				package_keys, first_observed_at, last_observed_after, updated_after, facts, fix_available, suppressed)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-			ids[0], ids[1], l.nextFinding, ids[2], key, sqlite.StatusColumn(f.Status), sqlite.SeverityColumn(f.Severity), sqlite.ScoreColumn(f.Score),
-			sqlite.FingerprintColumn(f.Fingerprint), keySet, first, f.LastObservedAt.UnixMilli()-first, f.UpdatedAt.UnixMilli()-first,
-			factID, sqlite.FixAvailableColumn(fix)); err != nil {
-			return err
-		}
-		if err := l.writeDetail(exec, l.nextFinding, img.details[fi]); err != nil {
+		rows = append(rows, ids[0], ids[1], l.nextFinding, ids[2], key, sqlite.StatusColumn(f.Status), sqlite.SeverityColumn(f.Severity),
+			sqlite.ScoreColumn(f.Score), sqlite.FingerprintColumn(f.Fingerprint), keySet, first, f.LastObservedAt.UnixMilli()-first,
+			f.UpdatedAt.UnixMilli()-first, factID, sqlite.FixAvailableColumn(fix))
+		if details, err = l.writeDetail(exec, details, l.nextFinding, img.details[fi]); err != nil {
 			return err
 		}
 		l.count(f, facts, fix, &counts)
+	}
+	// The image's findings and their details, in statements of many rows each.
+	if err := l.findingRows.write(exec, rows); err != nil {
+		return err
+	}
+	if err := l.findingDetails.write(exec, details); err != nil {
+		return err
 	}
 	if counts[0] > 0 {
 		// The row the count trigger (0053) would have left after the image's last finding.
@@ -647,47 +707,94 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 // and the rest of the packages once, as a package set with its package rows (both numbered
 // here rather than looked up); the detail row holds their ids. The detail was split in
 // prepare (SplitDetailParts), on every core.
-func (l *loader) writeDetail(exec func(string, ...any) error, id int64, p sqlite.DetailParts) error {
-	setKey := l.textKey(p.Body)
-	setID, ok := l.setIDs[setKey]
+func (l *loader) writeDetail(exec func(string, ...any) error, details []any, id int64, d *storedDetail) ([]any, error) {
+	p := d.parts
+	setID, ok := l.setIDs[d.body]
 	if !ok {
 		setID = int64(len(l.setIDs) + 1)
-		l.setIDs[setKey] = setID
+		l.setIDs[d.body] = setID
 		if err := exec(sqlite.InsertPackageSet, setID, p.Body); err != nil {
-			return err
+			return nil, err
 		}
 		for _, q := range sqlite.IndexPackageSetQueries() {
 			if err := exec(q, setID); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	texts := []string{p.Head, p.Tail}
+	texts, keys := []string{p.Head, p.Tail}, []textKey{d.head, d.tail}
 	var digest any
 	if p.Layer != "" {
-		texts, digest = append(texts, p.Layer), p.LayerDigest
+		texts, keys, digest = append(texts, p.Layer), append(keys, d.layer), p.LayerDigest
 		// Written once per layer: again, the insert would do nothing.
-		if k := l.textKey(p.LayerDigest); !l.layers[k] {
-			l.layers[k] = true
+		if !l.layers[d.layerDigest] {
+			l.layers[d.layerDigest] = true
 			if err := exec(sqlite.InsertFindingLayer, p.LayerDigest); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	ids := []any{nil, nil, nil}
 	for i, text := range texts {
-		k := l.textKey(text)
-		tid, ok := l.textIDs[k]
+		tid, ok := l.textIDs[keys[i]]
 		if !ok {
 			tid = int64(len(l.textIDs) + 1)
-			l.textIDs[k] = tid
+			l.textIDs[keys[i]] = tid
 			if err := exec(sqlite.InsertFindingText, tid, text); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		ids[i] = tid
 	}
-	return exec(sqlite.UpsertFindingParts, id, ids[0], ids[1], ids[2], setID, digest, nil)
+	// The detail row, written with the image's others (findingDetailsInsert): the store's
+	// UpsertFindingParts without the conflict clause, which a new finding never meets.
+	return append(details, id, ids[0], ids[1], ids[2], setID, digest), nil
+}
+
+// rowsInsert is an INSERT of one to insertRowsMax rows of a table: one statement of many rows
+// costs SQLite and database/sql much less than as many of one row (the cursors are opened and
+// the arguments converted once).
+type rowsInsert struct {
+	cols int
+	sql  [insertRowsMax + 1]string // by number of rows
+}
+
+// insertRowsMax is the most rows a rowsInsert writes in one statement.
+const insertRowsMax = 32
+
+func newRowsInsert(insert, values string, cols int) *rowsInsert {
+	r := &rowsInsert{cols: cols}
+	for n := 1; n <= insertRowsMax; n++ {
+		r.sql[n] = insert + " VALUES " + strings.Repeat(values+", ", n-1) + values
+	}
+	return r
+}
+
+// The loader's statements of many rows: finding_rows as sqlite's upsert writes it and its
+// indexFinding completes it; finding_details as sqlite.UpsertFindingParts writes a new
+// finding's split detail (its detail column NULL, the layer's id looked up), without the
+// conflict clause, which a new finding never meets.
+func findingRowsInsert() *rowsInsert {
+	return newRowsInsert(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
+		package_keys, first_observed_at, last_observed_after, updated_after, facts, fix_available, suppressed)`,
+		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`, 15)
+}
+
+func findingDetailsInsert() *rowsInsert {
+	return newRowsInsert(`INSERT INTO finding_details(finding_id, head_id, tail_id, layer_id, set_id, package_layer, detail)`,
+		`(?, ?, ?, ?, ?, (SELECT id FROM finding_layers WHERE digest = ?), NULL)`, 6)
+}
+
+// write inserts rows, r.cols arguments each, in order.
+func (r *rowsInsert) write(exec func(string, ...any) error, args []any) error {
+	for len(args) > 0 {
+		n := min(len(args)/r.cols, insertRowsMax)
+		if err := exec(r.sql[n], args[:n*r.cols]...); err != nil {
+			return err
+		}
+		args = args[n*r.cols:]
+	}
+	return nil
 }
 
 // keyID returns the id of a package key, writing its package_keys row when new.

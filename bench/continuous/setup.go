@@ -245,6 +245,8 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 		"keys": float64(l.stats.keys), "indexRows": float64(l.stats.indexRows), "findings": float64(l.stats.findings),
 		"inventoryMiB": float64(l.stats.inventoryBytes) / (1 << 20), "inventoryParts": float64(l.stats.inventoryParts)}}
 	printStats(w, s.Stats)
+	fmt.Fprintf(w, "findings made by scanning.Snapshot and split: %d of %d (the others from the template of an image before in the repository)\n",
+		l.detailsSplit.Load(), l.detailsSeen.Load())
 	if err := chooseAdvisory(s, c, l.stats.holders, int(float64(cfg.gen.images)*cfg.affected+0.5)); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lading-registry/lading/internal/events"
+	"github.com/lading-registry/lading/internal/match"
+	"github.com/lading-registry/lading/internal/scanning"
+	"github.com/lading-registry/lading/internal/store"
+
+	"github.com/lading-registry/lading/internal/advisory"
+	"github.com/lading-registry/lading/internal/store/sqlite"
+)
+
+// affectingMemo answers the matcher's index lookups from memory: a load's images draw their
+// packages from a few tens of thousands of (ecosystem, name, version), each matched by
+// thousands of images, against an index that does not change while the images are written.
+type affectingMemo struct {
+	idx *advisory.Index
+	mu  sync.RWMutex
+	m   map[[3]string]affectingAnswer
+}
+
+type affectingAnswer struct {
+	vulns []*advisory.Vulnerability
+	err   error
+}
+
+func newAffectingMemo(idx *advisory.Index) *affectingMemo {
+	return &affectingMemo{idx: idx, m: map[[3]string]affectingAnswer{}}
+}
+
+// Affecting is idx.Affecting. The matcher only reads the answer, so one answer is shared.
+func (a *affectingMemo) Affecting(ecosystem, name, version string) ([]*advisory.Vulnerability, error) {
+	k := [3]string{ecosystem, name, version}
+	a.mu.RLock()
+	ans, ok := a.m[k]
+	a.mu.RUnlock()
+	if ok {
+		return ans.vulns, ans.err
+	}
+	ans.vulns, ans.err = a.idx.Affecting(ecosystem, name, version)
+	a.mu.Lock()
+	a.m[k] = ans
+	a.mu.Unlock()
+	return ans.vulns, ans.err
+}
+
+// storedDetail is what the store keeps of a finding's detail: its facts and fix state
+// (sqlite.FindingColumnsOfDetail), its parts (sqlite.SplitDetailParts), and the loader's keys
+// of the texts it is split into, computed where the images are prepared, not in the writer.
+type storedDetail struct {
+	facts                   sqlite.FindingFacts
+	fix                     string
+	parts                   sqlite.DetailParts
+	head, tail, layer, body textKey
+	layerDigest             textKey
+}
+
+// findingTemplates keeps the findings of one repository's images, as Snapshot wrote them
+// and as the store splits their details, with each image's own layer digests replaced by
+// placeholders: from one build to the next most of an image's findings are those of the
+// image before with only the layer digests changed (the dependencies that moved are a few),
+// and the base's findings are the same. A finding is known by its vulnerability and its
+// packages as matched (their JSON with the placeholders): with the advisory index fixed,
+// the packages decide the rest of the match (the advisories that affect them, in the order
+// the inventory lists them, which one repository's images keep). Splitting a detail treats
+// a layer digest as an opaque string, so the split of the detail with placeholders is the
+// split of the real detail with placeholders. What a template gives is checked by the setup
+// with LADING_BENCH_NOW, which writes the same store as without templates.
+// Used by one goroutine, for one repository's images.
+type findingTemplates struct {
+	seeds        [2]maphash.Seed
+	templates    map[textKey]findingTemplate
+	placeholders []string
+	seen, split  int64 // findings prepared, and those of them made by Snapshot and split
+}
+
+// findingTemplate is a finding of an image before, its detail and its split with
+// placeholders, and which texts of the split hold them.
+type findingTemplate struct {
+	f      store.Finding // without its detail
+	detail []byte
+	d      *storedDetail
+	fields uint32 // bit i: text i of storedDetail.texts holds a placeholder
+}
+
+func newFindingTemplates(seeds [2]maphash.Seed) *findingTemplates {
+	return &findingTemplates{seeds: seeds, templates: map[textKey]findingTemplate{}}
+}
+
+// texts are the texts of d that a layer digest may be in, each with its key when it has one.
+func (d *storedDetail) texts() [12]struct {
+	s *string
+	k *textKey
+} {
+	p, f := &d.parts, &d.facts
+	type text = struct {
+		s *string
+		k *textKey
+	}
+	return [12]text{{&p.Head, &d.head}, {&p.Tail, &d.tail}, {&p.Body, &d.body}, {&p.Layer, &d.layer},
+		{&p.LayerDigest, &d.layerDigest}, {&p.Whole, nil}, {&f.Title, nil}, {&f.Source, nil}, {&f.VendorSeverity, nil},
+		{&f.Aliases, nil}, {&f.Related, nil}, {&d.fix, nil}}
+}
+
+// placeholder stands for an image's own layer number i in a template: as long as a digest,
+// of characters JSON writes as they are, and no digest.
+func (t *findingTemplates) placeholder(i int) string {
+	for len(t.placeholders) <= i {
+		t.placeholders = append(t.placeholders, fmt.Sprintf("sha256:%s%08d", strings.Repeat("~", 56), len(t.placeholders)))
+	}
+	return t.placeholders[i]
+}
+
+// replaceEach returns b with every from[i] replaced by to[i] (of the same length), copied only
+// when it changes. It looks for the last 48 bytes of each: a digest's begin ("sha256:") is
+// common in a detail, and bytes.Index is fastest for patterns of up to 63 bytes.
+func replaceEach(b []byte, from, to []string) []byte {
+	copied := false
+	for i, old := range from {
+		tail := []byte(old[len(old)-48:])
+		for off := 0; ; {
+			j := bytes.Index(b[off:], tail)
+			if j < 0 {
+				break
+			}
+			start := off + j - (len(old) - 48)
+			if start < 0 || string(b[start:start+len(old)]) != old {
+				off += j + 1
+				continue
+			}
+			if !copied {
+				b, copied = bytes.Clone(b), true
+			}
+			copy(b[start:], to[i])
+			off = start + len(old)
+		}
+	}
+	return b
+}
+
+// finding returns image img's finding of match m, and its detail as the store splits it. own
+// are the digests of the image's own layers, info its facts, now the scan's time; snapshot
+// and split make and split a finding no image before had with other digests.
+func (t *findingTemplates) finding(m match.Finding, img *genImage, own []string, now time.Time, origin events.Origin,
+	snapshot func(match.Finding) (store.Finding, error), split func([]byte) (*storedDetail, error)) (store.Finding, *storedDetail, error) {
+	holders := make([]string, len(own))
+	for i := range own {
+		holders[i] = t.placeholder(i)
+	}
+	pkgs, err := json.Marshal(m.Packages)
+	if err != nil {
+		return store.Finding{}, nil, err
+	}
+	pkgs = replaceEach(pkgs, own, holders)
+	h0, h1 := maphash.Hash{}, maphash.Hash{}
+	h0.SetSeed(t.seeds[0])
+	h1.SetSeed(t.seeds[1])
+	for _, h := range []*maphash.Hash{&h0, &h1} {
+		_, _ = h.WriteString(m.VulnerabilityID)
+		_ = h.WriteByte(0)
+		_, _ = h.Write(pkgs)
+	}
+	k := textKey{h0.Sum64(), h1.Sum64()}
+	t.seen++
+	if tmpl, ok := t.templates[k]; ok {
+		f := tmpl.f
+		detail := replaceEach(tmpl.detail, holders, own)
+		f.Digest, f.Fingerprint = img.digest, scanning.FindingFingerprint(detail)
+		f.ARN = scanning.FindingARN(origin, f.Repository, f.Digest, f.ScanType, f.VulnerabilityID)
+		f.FirstObservedAt, f.LastObservedAt, f.UpdatedAt = now, now, now
+		if tmpl.fields == 0 {
+			return f, tmpl.d, nil // shared: no text of it is the image's own
+		}
+		d := *tmpl.d
+		for i, text := range d.texts() {
+			if tmpl.fields&(1<<i) == 0 {
+				continue
+			}
+			for j, dg := range own {
+				*text.s = strings.ReplaceAll(*text.s, holders[j], dg)
+			}
+			if text.k != nil {
+				*text.k = textKey{maphash.String(t.seeds[0], *text.s), maphash.String(t.seeds[1], *text.s)}
+			}
+		}
+		return f, &d, nil
+	}
+	t.split++
+	f, err := snapshot(m)
+	if err != nil {
+		return f, nil, err
+	}
+	d, err := split(f.Detail)
+	if err != nil {
+		return f, nil, err
+	}
+	tmpl := findingTemplate{f: f, detail: replaceEach(f.Detail, own, holders), d: d}
+	tmpl.f.Detail = nil
+	c := *d
+	for i, text := range c.texts() {
+		for j, dg := range own {
+			if strings.Contains(*text.s, dg) {
+				*text.s = strings.ReplaceAll(*text.s, dg, holders[j])
+				tmpl.fields |= 1 << i
+			}
+		}
+	}
+	if tmpl.fields != 0 {
+		tmpl.d = &c
+	}
+	t.templates[k] = tmpl
+	return f, d, nil
+}
