@@ -88,8 +88,7 @@ type dayCount struct {
 // one (key, part) pair per indexed package key, so a million images fit in memory: an image's
 // scan target is new with the image and needs no dictionary at all.
 type loader struct {
-	db          *sqlite.DB // the store's API (repositories)
-	load        *sql.DB    // the per-image writes and the index (openLoadConn)
+	load        *sql.DB // the per-image writes and the index (openLoadConn)
 	idx         *advisory.Index
 	origin      events.Origin
 	fingerprint string // of the ENHANCED inventories, as the scanner records it
@@ -122,8 +121,8 @@ type loader struct {
 	memProfile          string // -setupmemprofile
 }
 
-func newLoader(db *sqlite.DB, idx *advisory.Index) *loader {
-	return &loader{db: db, idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
+func newLoader(idx *advisory.Index) *loader {
+	return &loader{idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
 		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		parts: scanning.NewPartEncoder(64 << 20), affecting: newAffectingMemo(idx),
 		findingRows: findingRowsInsert(), findingDetails: findingDetailsInsert(),
@@ -168,7 +167,7 @@ func (l *loader) prepare(img genImage, templates *findingTemplates) (preparedIma
 	}
 	p.findings, p.details = make([]store.Finding, len(fs)), make([]*storedDetail, len(fs))
 	for i, m := range fs {
-		if p.findings[i], p.details[i], err = templates.finding(m, &img, own, now, l.origin, snapshot, l.storeDetail); err != nil {
+		if p.findings[i], p.details[i], err = templates.finding(m, img.digest, own, now, l.origin, snapshot, l.storeDetail); err != nil {
 			return p, err
 		}
 		p.findings[i].Detail = nil
@@ -203,14 +202,16 @@ func (l *loader) storeDetail(detail []byte) (*storedDetail, error) {
 	return &d, nil
 }
 
-// openLoadConn opens the loader's own connection to the store at path. A setup that fails is
-// thrown away, so it writes without what protects a store in use: no fsync (synchronous OFF),
-// statement journals and temporary tables in memory, no foreign key checks (the rows are
-// written parents first, as the scanner would). The file stays in WAL mode (the store's
-// connection is open beside it).
+// openLoadConn opens the loader's own connection to the store at path, the only one open
+// while it loads. A setup that fails is thrown away, so it writes without what protects a
+// store in use: no journal (pages written once, into the file, rather than into the WAL
+// and copied from there by checkpoints), no fsync (synchronous OFF), temporary tables in
+// memory, no foreign key checks (the rows are written parents first, as the scanner would).
+// closeLoadConn puts the file back in WAL mode.
 func openLoadConn(ctx context.Context, path string) (*sql.DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "synchronous(OFF)", "foreign_keys(OFF)", "temp_store(MEMORY)", "cache_size(-2000000)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(OFF)", "synchronous(OFF)", "foreign_keys(OFF)", "temp_store(MEMORY)",
+		"cache_size(-2000000)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -222,11 +223,22 @@ func openLoadConn(ctx context.Context, path string) (*sql.DB, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	if err := db.PingContext(ctx); err != nil {
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "off" {
 		_ = db.Close()
-		return nil, fmt.Errorf("open load connection: %w", err)
+		return nil, fmt.Errorf("open load connection: journal mode %q (another connection open?): %w", mode, err)
 	}
 	return db, nil
+}
+
+// closeLoadConn puts the store back in WAL mode, as sqlite.Open keeps it, and closes db.
+func closeLoadConn(ctx context.Context, db *sql.DB) error {
+	var mode string
+	err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+	if err == nil && mode != "wal" {
+		err = fmt.Errorf("journal mode %q", mode)
+	}
+	return errors.Join(err, db.Close())
 }
 
 // loadTx runs fn in a transaction of the load connection.
@@ -242,18 +254,23 @@ func (l *loader) loadTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// createRepositories creates the generator's repositories through the store's API.
+func (l *loader) createRepositories(ctx context.Context, db *sqlite.DB, g *generator) error {
+	for ri := range g.cfg.repos {
+		name := g.repoName(ri)
+		if _, err := db.CreateRepository(ctx, store.Repository{Name: name}); err != nil {
+			return fmt.Errorf("create repository %s: %w", name, err)
+		}
+	}
+	l.stats.repos = g.cfg.repos
+	return nil
+}
+
 // run generates and writes every image: generation, matching and encoding on all cores,
 // writes on one connection in batches.
 func (l *loader) run(ctx context.Context, g *generator, progress func(done int)) error {
 	repos := g.cfg.repos
 	per, extra := g.cfg.images/repos, g.cfg.images%repos
-	for ri := range repos {
-		name := g.repoName(ri)
-		if _, err := l.db.CreateRepository(ctx, store.Repository{Name: name}); err != nil {
-			return fmt.Errorf("create repository %s: %w", name, err)
-		}
-	}
-	l.stats.repos = repos
 	// The findings' ARN and vulnerability indexes (0045) take keys in random order: they are
 	// built at the end in one sorted pass, as CREATE INDEX does, not inserted into all over.
 	if err := l.loadTx(ctx, func(tx *sql.Tx) error {
@@ -377,9 +394,12 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 		}
 	}
 	// What follows sorts whole tables (the indexes built again): SQLite's temporary files on
-	// disk, not in memory, for that.
-	if _, err := l.load.ExecContext(ctx, "PRAGMA temp_store = FILE"); err != nil {
-		return err
+	// disk, not in memory, for that, and its sorter's helper threads on every core (it sorts
+	// and writes each run of keys on one while the table is read on another).
+	for _, q := range []string{"PRAGMA temp_store = FILE", fmt.Sprintf("PRAGMA threads = %d", runtime.GOMAXPROCS(0))} {
+		if _, err := l.load.ExecContext(ctx, q); err != nil {
+			return err
+		}
 	}
 	if err := l.writeCounts(ctx); err != nil {
 		return err

@@ -9,12 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/events"
 	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/scanning"
 	"github.com/lading-registry/lading/internal/store"
-
-	"github.com/lading-registry/lading/internal/advisory"
 	"github.com/lading-registry/lading/internal/store/sqlite"
 )
 
@@ -146,20 +145,20 @@ func replaceEach(b []byte, from, to []string) []byte {
 	return b
 }
 
-// finding returns image img's finding of match m, and its detail as the store splits it. own
-// are the digests of the image's own layers, info its facts, now the scan's time; snapshot
-// and split make and split a finding no image before had with other digests.
-func (t *findingTemplates) finding(m match.Finding, img *genImage, own []string, now time.Time, origin events.Origin,
+// finding returns the finding of match m of the image with digest dgst, and its detail as the
+// store splits it. own are the digests of the image's own layers, now the scan's time;
+// snapshot and split make and split a finding no image before had with other digests.
+func (t *findingTemplates) finding(m match.Finding, dgst string, own []string, now time.Time, origin events.Origin,
 	snapshot func(match.Finding) (store.Finding, error), split func([]byte) (*storedDetail, error)) (store.Finding, *storedDetail, error) {
-	holders := make([]string, len(own))
+	marks := make([]string, len(own))
 	for i := range own {
-		holders[i] = t.placeholder(i)
+		marks[i] = t.placeholder(i)
 	}
 	pkgs, err := json.Marshal(m.Packages)
 	if err != nil {
 		return store.Finding{}, nil, err
 	}
-	pkgs = replaceEach(pkgs, own, holders)
+	pkgs = replaceEach(pkgs, own, marks)
 	h0, h1 := maphash.Hash{}, maphash.Hash{}
 	h0.SetSeed(t.seeds[0])
 	h1.SetSeed(t.seeds[1])
@@ -172,8 +171,8 @@ func (t *findingTemplates) finding(m match.Finding, img *genImage, own []string,
 	t.seen++
 	if tmpl, ok := t.templates[k]; ok {
 		f := tmpl.f
-		detail := replaceEach(tmpl.detail, holders, own)
-		f.Digest, f.Fingerprint = img.digest, scanning.FindingFingerprint(detail)
+		detail := replaceEach(tmpl.detail, marks, own)
+		f.Digest, f.Fingerprint = dgst, scanning.FindingFingerprint(detail)
 		f.ARN = scanning.FindingARN(origin, f.Repository, f.Digest, f.ScanType, f.VulnerabilityID)
 		f.FirstObservedAt, f.LastObservedAt, f.UpdatedAt = now, now, now
 		if tmpl.fields == 0 {
@@ -185,7 +184,7 @@ func (t *findingTemplates) finding(m match.Finding, img *genImage, own []string,
 				continue
 			}
 			for j, dg := range own {
-				*text.s = strings.ReplaceAll(*text.s, holders[j], dg)
+				*text.s = strings.ReplaceAll(*text.s, marks[j], dg)
 			}
 			if text.k != nil {
 				*text.k = textKey{maphash.String(t.seeds[0], *text.s), maphash.String(t.seeds[1], *text.s)}
@@ -202,13 +201,13 @@ func (t *findingTemplates) finding(m match.Finding, img *genImage, own []string,
 	if err != nil {
 		return f, nil, err
 	}
-	tmpl := findingTemplate{f: f, detail: replaceEach(f.Detail, own, holders), d: d}
+	tmpl := findingTemplate{f: f, detail: replaceEach(f.Detail, own, marks), d: d}
 	tmpl.f.Detail = nil
 	c := *d
 	for i, text := range c.texts() {
 		for j, dg := range own {
 			if strings.Contains(*text.s, dg) {
-				*text.s = strings.ReplaceAll(*text.s, dg, holders[j])
+				*text.s = strings.ReplaceAll(*text.s, dg, marks[j])
 				tmpl.fields |= 1 << i
 			}
 		}

@@ -177,7 +177,13 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
+	// Closed before the images are loaded (openLoadConn), and on an error before.
+	closeDB := true
+	defer func() {
+		if closeDB {
+			_ = db.Close()
+		}
+	}()
 	// A large page cache for the load only (the measurement reopens the store with defaults).
 	if err := db.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "PRAGMA cache_size = -2000000")
@@ -212,31 +218,47 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	// store is measured again days later.
 	cfg.gen.window = 7 * 24 * time.Hour
 	g := newGenerator(cfg.gen, c)
-	l := newLoader(db, idx)
+	l := newLoader(idx)
 	l.memProfile = cfg.setupMemProfile
-	load, err := openLoadConn(ctx, dbPath)
-	if err != nil {
-		return nil, err
-	}
-	defer load.Close()
-	l.load = load
 	// The load allocates fast (prepared images, statement arguments) and keeps little: fewer
 	// collections for some more memory.
 	defer debug.SetGCPercent(debug.SetGCPercent(200))
 	start = time.Now()
 	last := time.Now()
+	if err := l.createRepositories(ctx, db, g); err != nil {
+		return nil, err
+	}
+	// The loader's connection writes the file alone (openLoadConn), then the store is opened
+	// again for the policy.
+	closeDB = false
+	if err := db.Close(); err != nil {
+		return nil, err
+	}
+	load, err := openLoadConn(ctx, dbPath)
+	if err != nil {
+		return nil, err
+	}
+	l.load = load
 	if err := l.run(ctx, g, func(done int) {
 		if time.Since(last) > 15*time.Second {
 			last = time.Now()
 			fmt.Fprintf(w, "  %d images written (%s)\n", done, time.Since(start).Round(time.Second))
 		}
 	}); err != nil {
+		_ = load.Close()
 		return nil, err
 	}
-	if err := load.Close(); err != nil {
+	if err := closeLoadConn(ctx, load); err != nil {
+		return nil, err
+	}
+	if db, err = sqlite.Open(ctx, dbPath); err != nil {
 		return nil, err
 	}
 	if err := db.PutScanningPolicy(ctx, policyContinuous()); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := db.Close(); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(w, "images written in %s\n", time.Since(start).Round(time.Millisecond))
