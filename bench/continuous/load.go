@@ -68,6 +68,11 @@ type dictKey struct {
 	key  string
 }
 
+type dictEntry struct {
+	key string
+	id  int64
+}
+
 // vulnerabilityCount is a row of vulnerability_finding_counts (0034) by its key.
 type vulnerabilityCount struct{ scanType, title, vulnerabilityID, aliases string }
 
@@ -94,7 +99,6 @@ type loader struct {
 	fingerprint string // of the ENHANCED inventories, as the scanner records it
 	seeds       [2]maphash.Seed
 	parts       *scanning.PartEncoder // the bases' parts compressed once, as a scanning node does
-	affecting   *affectingMemo        // idx's answers, for the matcher
 	// Findings prepared, and those whose detail was split rather than taken from a template.
 	detailsSeen, detailsSplit atomic.Int64
 	// The statements that write an image's findings and their details.
@@ -104,13 +108,14 @@ type loader struct {
 	textIDs     map[textKey]int64           // finding_texts
 	setIDs      map[textKey]int64           // finding_package_sets
 	dictIDs     map[dictKey]int64           // the small dictionaries of finding_rows (0045, 0053)
+	dictLast    [3]dictEntry                // the last key looked up in each of the first three
 	nextDict    int64                       // ids of those and of scan_targets, unique across them, which is enough
 	pairs       []uint64                    // key id << 32 | part id (inventory_key_postings, 0054)
 	partIDs     map[[sha256.Size]byte]int64 // inventory_parts (0050)
-	factIDs     map[sqlite.FindingFacts]int64
-	layers      map[textKey]bool // finding_layers written
-	triggers    []string         // the definitions of the count triggers, dropped for the load
-	lastFact    int64            // finding_facts' largest id, as SQLite numbers a new row
+	factIDs     map[textKey]int64           // finding_facts by factsKey
+	layers      map[textKey]bool            // finding_layers written
+	triggers    []string                    // the definitions of the count triggers, dropped for the load
+	lastFact    int64                       // finding_facts' largest id, as SQLite numbers a new row
 	nextInv     int64
 	nextFinding int64
 	// What the dropped count triggers would have added up (writeCounts); the images' own
@@ -124,10 +129,10 @@ type loader struct {
 func newLoader(idx *advisory.Index) *loader {
 	return &loader{idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
 		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		parts: scanning.NewPartEncoder(64 << 20), affecting: newAffectingMemo(idx),
+		parts:       scanning.NewPartEncoder(64 << 20),
 		findingRows: findingRowsInsert(), findingDetails: findingDetailsInsert(),
 		keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[textKey]int64{}, setIDs: map[textKey]int64{}, dictIDs: map[dictKey]int64{},
-		partIDs: map[[sha256.Size]byte]int64{}, factIDs: map[sqlite.FindingFacts]int64{}, layers: map[textKey]bool{},
+		partIDs: map[[sha256.Size]byte]int64{}, factIDs: map[textKey]int64{}, layers: map[textKey]bool{},
 		vulnerabilityCounts: map[vulnerabilityCount]*[5]int64{}, dayCounts: map[dayCount]*[2]int64{},
 		stats: loadStats{holders: map[advisory.PackageKey]int{}}}
 }
@@ -136,14 +141,14 @@ func (l *loader) textKey(s string) textKey {
 	return textKey{maphash.String(l.seeds[0], s), maphash.String(l.seeds[1], s)}
 }
 
-func (l *loader) prepare(img genImage, templates *findingTemplates) (preparedImage, error) {
+func (l *loader) prepare(img genImage, affecting *affectingMemo, templates *findingTemplates) (preparedImage, error) {
 	p := preparedImage{genImage: img}
 	p.keys = keysOf(img.pkgs, match.Key)
 	var err error
 	if p.inventory, p.parts, err = l.parts.Encode(img.base.os, img.pkgs, img.history, nil); err != nil {
 		return p, err
 	}
-	fs, _ := match.Image(img.pkgs, l.affecting, img.history)
+	fs, _ := match.Image(img.pkgs, affecting, img.history)
 	info := scanning.ImageInfo{Architecture: "amd64", Platform: scanning.PlatformName(img.base.os)}
 	if p.facts, err = json.Marshal(info); err != nil {
 		return p, err
@@ -196,6 +201,7 @@ func (l *loader) storeDetail(detail []byte) (*storedDetail, error) {
 		return nil, err
 	}
 	d.head, d.tail, d.body = l.textKey(d.parts.Head), l.textKey(d.parts.Tail), l.textKey(d.parts.Body)
+	d.factsKey = factsKey(l.seeds, d.facts)
 	if d.parts.Layer != "" {
 		d.layer, d.layerDigest = l.textKey(d.parts.Layer), l.textKey(d.parts.LayerDigest)
 	}
@@ -302,6 +308,7 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 		go func() {
 			defer wg.Done()
 			holders := map[advisory.PackageKey]int{}
+			affecting := newAffectingMemo(l.idx) // the worker's own: no lock on every package
 			defer func() {
 				holdersMu.Lock()
 				defer holdersMu.Unlock()
@@ -322,7 +329,7 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 				batch := make([]preparedImage, 0, len(imgs))
 				templates := newFindingTemplates(l.seeds)
 				for _, img := range imgs {
-					p, err := l.prepare(img, templates)
+					p, err := l.prepare(img, affecting, templates)
 					if err != nil {
 						errc <- err
 						cancel()
@@ -641,6 +648,12 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			// detail's (the row stays, as in a scanned store): ids continue from it.
 			{`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, '', '', '', '[]', '[]')`, ""},
 		} {
+			// The last key of each dictionary first: the ARN prefix and the blank facts are the
+			// same for every finding.
+			if last := &l.dictLast[i]; last.id != 0 && last.key == d.key {
+				ids[i+1] = last.id
+				continue
+			}
 			dk := dictKey{i, d.key}
 			id, ok := l.dictIDs[dk]
 			if !ok {
@@ -655,16 +668,17 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 					return err
 				}
 				if i == 2 {
-					l.factIDs[sqlite.FindingFacts{Aliases: "[]", Related: "[]"}], l.lastFact = id, id
+					l.factIDs[factsKey(l.seeds, sqlite.FindingFacts{Aliases: "[]", Related: "[]"})], l.lastFact = id, id
 				}
 			}
+			l.dictLast[i] = dictEntry{d.key, id}
 			ids[i+1] = id
 		}
-		factID, ok := l.factIDs[facts]
+		factID, ok := l.factIDs[img.details[fi].factsKey]
 		if !ok {
 			l.lastFact++
 			factID = l.lastFact
-			l.factIDs[facts] = factID
+			l.factIDs[img.details[fi].factsKey] = factID
 			if err := exec(`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, ?, ?, ?, ?, ?)`,
 				factID, facts.Title, facts.Source, facts.VendorSeverity, facts.Aliases, facts.Related); err != nil {
 				return err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lading-registry/lading/internal/advisory"
@@ -20,9 +19,9 @@ import (
 // affectingMemo answers the matcher's index lookups from memory: a load's images draw their
 // packages from a few tens of thousands of (ecosystem, name, version), each matched by
 // thousands of images, against an index that does not change while the images are written.
+// One goroutine's.
 type affectingMemo struct {
 	idx *advisory.Index
-	mu  sync.RWMutex
 	m   map[[3]string]affectingAnswer
 }
 
@@ -38,16 +37,11 @@ func newAffectingMemo(idx *advisory.Index) *affectingMemo {
 // Affecting is idx.Affecting. The matcher only reads the answer, so one answer is shared.
 func (a *affectingMemo) Affecting(ecosystem, name, version string) ([]*advisory.Vulnerability, error) {
 	k := [3]string{ecosystem, name, version}
-	a.mu.RLock()
 	ans, ok := a.m[k]
-	a.mu.RUnlock()
-	if ok {
-		return ans.vulns, ans.err
+	if !ok {
+		ans.vulns, ans.err = a.idx.Affecting(ecosystem, name, version)
+		a.m[k] = ans
 	}
-	ans.vulns, ans.err = a.idx.Affecting(ecosystem, name, version)
-	a.mu.Lock()
-	a.m[k] = ans
-	a.mu.Unlock()
 	return ans.vulns, ans.err
 }
 
@@ -60,6 +54,22 @@ type storedDetail struct {
 	parts                   sqlite.DetailParts
 	head, tail, layer, body textKey
 	layerDigest             textKey
+	factsKey                textKey // of facts (factsKey)
+}
+
+// factsKey is the loader's key of a finding's facts.
+func factsKey(seeds [2]maphash.Seed, f sqlite.FindingFacts) textKey {
+	var k textKey
+	for i, seed := range seeds {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		for _, s := range []string{f.Title, f.Source, f.VendorSeverity, f.Aliases, f.Related} {
+			_, _ = h.WriteString(s)
+			_ = h.WriteByte(0)
+		}
+		k[i] = h.Sum64()
+	}
+	return k
 }
 
 // findingTemplates keeps the findings of one repository's images, as Snapshot wrote them
@@ -93,6 +103,9 @@ type findingTemplate struct {
 func newFindingTemplates(seeds [2]maphash.Seed) *findingTemplates {
 	return &findingTemplates{seeds: seeds, templates: map[textKey]findingTemplate{}}
 }
+
+// factsTexts are the bits of the facts among storedDetail.texts.
+const factsTexts = 0b11111 << 6
 
 // texts are the texts of d that a layer digest may be in, each with its key when it has one.
 func (d *storedDetail) texts() [12]struct {
@@ -189,6 +202,9 @@ func (t *findingTemplates) finding(m match.Finding, dgst string, own []string, n
 			if text.k != nil {
 				*text.k = textKey{maphash.String(t.seeds[0], *text.s), maphash.String(t.seeds[1], *text.s)}
 			}
+		}
+		if tmpl.fields&factsTexts != 0 {
+			d.factsKey = factsKey(t.seeds, d.facts)
 		}
 		return f, &d, nil
 	}
