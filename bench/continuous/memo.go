@@ -122,13 +122,13 @@ func (d *storedDetail) texts() [12]struct {
 		{&f.Aliases, nil}, {&f.Related, nil}, {&d.fix, nil}}
 }
 
-// placeholder stands for an image's own layer number i in a template: as long as a digest,
-// of characters JSON writes as they are, and no digest.
-func (t *findingTemplates) placeholder(i int) string {
-	for len(t.placeholders) <= i {
+// marks returns the placeholders of an image's n own layers, number i standing for layer i in
+// a template: as long as a digest, of characters JSON writes as they are, and no digest.
+func (t *findingTemplates) marks(n int) []string {
+	for len(t.placeholders) < n {
 		t.placeholders = append(t.placeholders, fmt.Sprintf("sha256:%s%08d", strings.Repeat("~", 56), len(t.placeholders)))
 	}
-	return t.placeholders[i]
+	return t.placeholders[:n]
 }
 
 // replaceEach returns b with every from[i] replaced by to[i] (of the same length), copied only
@@ -163,10 +163,7 @@ func replaceEach(b []byte, from, to []string) []byte {
 // snapshot and split make and split a finding no image before had with other digests.
 func (t *findingTemplates) finding(m match.Finding, dgst string, own []string, now time.Time, origin events.Origin,
 	snapshot func(match.Finding) (store.Finding, error), split func([]byte) (*storedDetail, error)) (store.Finding, *storedDetail, error) {
-	marks := make([]string, len(own))
-	for i := range own {
-		marks[i] = t.placeholder(i)
-	}
+	marks := t.marks(len(own))
 	pkgs, err := json.Marshal(m.Packages)
 	if err != nil {
 		return store.Finding{}, nil, err
