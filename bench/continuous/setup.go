@@ -222,7 +222,7 @@ func buildStore(ctx context.Context, cfg config, dbPath string, w io.Writer) (*s
 	l.memProfile = cfg.setupMemProfile
 	// The load allocates fast (prepared images, statement arguments) and keeps little: fewer
 	// collections for some more memory.
-	defer debug.SetGCPercent(debug.SetGCPercent(200))
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	start = time.Now()
 	last := time.Now()
 	if err := l.createRepositories(ctx, db, g); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -92,25 +93,46 @@ func EncodeInventory(osInfo *inventory.OSInfo, pkgs []inventory.Package, history
 
 // PartEncoder encodes inventories as EncodeInventory does, remembering the parts it compressed
 // lately by the SHA-256 of their JSON: the images built on one base hold the same base parts,
-// and compressing them again for every image was a third of encoding an inventory. The parts
-// it returns may be shared with other calls' and must not be modified. Safe for concurrent
-// use; a nil PartEncoder remembers nothing.
+// and compressing them again for every image was a third of encoding an inventory. It also
+// remembers the packages each layer's part was made of, so that a layer seen again with equal
+// packages takes its part without its JSON being written and hashed again. The parts it
+// returns may be shared with other calls' and must not be modified. Safe for concurrent use;
+// a nil PartEncoder remembers nothing.
 type PartEncoder struct {
 	mu sync.Mutex
 	// Two generations: a part is looked up in both, added to cur, and moved to cur when
 	// found in prev; when cur holds budget bytes it becomes prev and the older one goes.
-	cur, prev map[[sha256.Size]byte]store.InventoryPart
-	curBytes  int
+	cur, prev partGeneration
 	budget    int
+}
+
+type partGeneration struct {
+	bySum   map[[sha256.Size]byte]store.InventoryPart // by the SHA-256 of the part's JSON
+	byLayer map[string]layerPart
+	bytes   int
+}
+
+// layerPart is the part made last for a layer, and the packages it was made of (without their
+// layer, as encoded). Neither is modified once remembered.
+type layerPart struct {
+	pkgs []inventory.Package
+	part store.InventoryPart
+}
+
+func newPartGeneration() partGeneration {
+	return partGeneration{bySum: map[[sha256.Size]byte]store.InventoryPart{}, byLayer: map[string]layerPart{}}
 }
 
 // partEncoderBudget is what a scanning service's PartEncoder keeps per generation: the parts
 // of a few hundred base layers (a base's part is tens of kilobytes compressed).
 const partEncoderBudget = 16 << 20
 
+// packageBytes is about what a remembered package costs, counted against the budget.
+const packageBytes = 256
+
 // NewPartEncoder returns a PartEncoder that keeps up to about twice budget bytes of parts.
 func NewPartEncoder(budget int) *PartEncoder {
-	return &PartEncoder{cur: map[[sha256.Size]byte]store.InventoryPart{}, budget: budget}
+	return &PartEncoder{cur: newPartGeneration(), prev: newPartGeneration(), budget: budget}
 }
 
 func (e *PartEncoder) lookup(k [sha256.Size]byte) (store.InventoryPart, bool) {
@@ -119,34 +141,97 @@ func (e *PartEncoder) lookup(k [sha256.Size]byte) (store.InventoryPart, bool) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if p, ok := e.cur[k]; ok {
+	if p, ok := e.cur.bySum[k]; ok {
 		return p, true
 	}
-	p, ok := e.prev[k]
+	p, ok := e.prev.bySum[k]
 	if ok {
 		e.addLocked(k, p)
 	}
 	return p, ok
 }
 
-func (e *PartEncoder) add(k [sha256.Size]byte, p store.InventoryPart) {
+// lookupLayer returns the part remembered for layer when it was made of packages equal to pkgs.
+func (e *PartEncoder) lookupLayer(layer string, pkgs []inventory.Package) (store.InventoryPart, bool) {
+	if e == nil {
+		return store.InventoryPart{}, false
+	}
+	e.mu.Lock()
+	lp, ok := e.cur.byLayer[layer]
+	if !ok {
+		if lp, ok = e.prev.byLayer[layer]; ok {
+			e.addLayerLocked(layer, lp)
+		}
+	}
+	e.mu.Unlock()
+	if !ok || !slices.EqualFunc(lp.pkgs, pkgs, samePackage) {
+		return store.InventoryPart{}, false
+	}
+	return lp.part, true
+}
+
+func (e *PartEncoder) add(k [sha256.Size]byte, layer string, pkgs []inventory.Package, p store.InventoryPart) {
 	if e == nil {
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.addLocked(k, p)
+	e.turnOver()
+	e.putLocked(k, p)
+	e.putLayerLocked(layer, layerPart{pkgs: pkgs, part: p})
+}
+
+// turnOver makes a new generation when the current one is full.
+func (e *PartEncoder) turnOver() {
+	if e.cur.bytes >= e.budget {
+		e.prev, e.cur = e.cur, newPartGeneration()
+	}
 }
 
 func (e *PartEncoder) addLocked(k [sha256.Size]byte, p store.InventoryPart) {
-	if _, ok := e.cur[k]; ok {
-		return
+	if _, ok := e.cur.bySum[k]; !ok {
+		e.turnOver()
+		e.putLocked(k, p)
 	}
-	if e.curBytes >= e.budget {
-		e.prev, e.cur, e.curBytes = e.cur, map[[sha256.Size]byte]store.InventoryPart{}, 0
+}
+
+func (e *PartEncoder) addLayerLocked(layer string, lp layerPart) {
+	e.turnOver()
+	e.putLayerLocked(layer, lp)
+}
+
+func (e *PartEncoder) putLocked(k [sha256.Size]byte, p store.InventoryPart) {
+	if _, ok := e.cur.bySum[k]; !ok {
+		e.cur.bytes += len(p.Data) + len(p.Hash)
 	}
-	e.cur[k] = p
-	e.curBytes += len(p.Data) + len(p.Hash)
+	e.cur.bySum[k] = p
+}
+
+func (e *PartEncoder) putLayerLocked(layer string, lp layerPart) {
+	if _, ok := e.cur.byLayer[layer]; !ok {
+		e.cur.bytes += len(layer) + len(lp.pkgs)*packageBytes
+	}
+	e.cur.byLayer[layer] = lp
+}
+
+// samePackage reports whether a and b are equal, and so encode to the same JSON: nil and empty
+// maps and slices, which JSON writes differently where a field is not omitted when empty, are
+// told apart there. TestSamePackageTellsEveryField fails when a field is added to the package
+// and not compared here.
+func samePackage(a, b inventory.Package) bool {
+	return a.Ecosystem == b.Ecosystem && a.Name == b.Name && a.Version == b.Version &&
+		a.SourceName == b.SourceName && a.SourceVersion == b.SourceVersion && a.Epoch == b.Epoch &&
+		a.Release == b.Release && a.Arch == b.Arch && a.PURL == b.PURL && a.Path == b.Path &&
+		a.Layer == b.Layer && a.PackageManager == b.PackageManager && a.FromLockfile == b.FromLockfile &&
+		sameSymbols(a.Symbols, b.Symbols) && slices.Equal(a.LanguagePackages, b.LanguagePackages)
+}
+
+func sameSymbols(a, b *inventory.Symbols) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.GOOS == b.GOOS && a.GOARCH == b.GOARCH && (a.Packages == nil) == (b.Packages == nil) &&
+		maps.EqualFunc(a.Packages, b.Packages, func(x, y []string) bool { return (x == nil) == (y == nil) && slices.Equal(x, y) })
 }
 
 // Encode is EncodeInventory, with the parts compressed before taken from e.
@@ -185,25 +270,12 @@ func (e *PartEncoder) Encode(osInfo *inventory.OSInfo, pkgs []inventory.Package,
 		for j := range g {
 			g[j].Layer = "" // g holds copies: the caller's packages keep theirs
 		}
-		js.Reset()
-		if err := json.NewEncoder(&js).Encode(storedInventory{Packages: g}); err != nil {
-			return nil, nil, err
-		}
-		var jsonSum [sha256.Size]byte
-		var part store.InventoryPart
-		ok := false
-		if e != nil {
-			jsonSum = sha256.Sum256(js.Bytes())
-			part, ok = e.lookup(jsonSum)
-		}
+		part, ok := e.lookupLayer(h.Parts[i].Layer, g)
 		if !ok {
-			data, err := compressPart(js.Bytes())
-			if err != nil {
+			var err error
+			if part, err = e.encodePart(&js, h.Parts[i].Layer, g); err != nil {
 				return nil, nil, err
 			}
-			sum := sha256.Sum256(data)
-			part = store.InventoryPart{Hash: sum[:], Data: data, Keys: storeKeys(pipeline.Keys(g))}
-			e.add(jsonSum, part)
 		}
 		h.Parts[i].Hash, h.Parts[i].Packages = part.Hash, len(g)
 		if sum := [sha256.Size]byte(part.Hash); !stored[sum] { // two layers of the image may add the same packages
@@ -217,6 +289,31 @@ func (e *PartEncoder) Encode(osInfo *inventory.OSInfo, pkgs []inventory.Package,
 		return nil, nil, err
 	}
 	return head.Bytes(), parts, nil
+}
+
+// encodePart makes the part of the packages g that layer added, or takes the part of the same
+// JSON from e.
+func (e *PartEncoder) encodePart(js *bytes.Buffer, layer string, g []inventory.Package) (store.InventoryPart, error) {
+	js.Reset()
+	if err := json.NewEncoder(js).Encode(storedInventory{Packages: g}); err != nil {
+		return store.InventoryPart{}, err
+	}
+	var jsonSum [sha256.Size]byte
+	if e != nil {
+		jsonSum = sha256.Sum256(js.Bytes())
+		if part, ok := e.lookup(jsonSum); ok {
+			e.add(jsonSum, layer, g, part)
+			return part, nil
+		}
+	}
+	data, err := compressPart(js.Bytes())
+	if err != nil {
+		return store.InventoryPart{}, err
+	}
+	sum := sha256.Sum256(data)
+	part := store.InventoryPart{Hash: sum[:], Data: data, Keys: storeKeys(pipeline.Keys(g))}
+	e.add(jsonSum, layer, g, part)
+	return part, nil
 }
 
 // partedHeader decodes and checks the header of an inventory stored in parts.

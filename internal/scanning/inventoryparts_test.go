@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -737,8 +738,13 @@ func TestPartEncoderSameAsEncodeInventory(t *testing.T) {
 	}{{"roomy", 1 << 20}, {"a part a generation", 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := NewPartEncoder(tc.budget)
-			for _, app := range []string{"app1", "app2", "app1", "app2", "app1"} {
-				s := partsSample(app)
+			// "app1 again" has app1's layers, one of the base's packages at another version: the
+			// base layer's part remembered for app1 is not its part.
+			for _, app := range []string{"app1", "app2", "app1", "app1 again", "app2", "app1"} {
+				s := partsSample(strings.TrimSuffix(app, " again"))
+				if app == "app1 again" {
+					s.Packages[0].Version = "1.0-2"
+				}
 				wantHead, wantParts, err := EncodeInventory(s.OS, s.Packages, s.History, s.Skipped)
 				if err != nil {
 					t.Fatal(err)
@@ -759,8 +765,85 @@ func TestPartEncoderSameAsEncodeInventory(t *testing.T) {
 			}
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			if remembered := len(e.cur) + len(e.prev); remembered == 0 || (tc.budget == 1 && len(e.cur) != 1) {
-				t.Errorf("remembers %d parts (%d in its newest generation)", remembered, len(e.cur))
+			if remembered := len(e.cur.bySum) + len(e.prev.bySum); remembered == 0 || (tc.budget == 1 && len(e.cur.bySum) != 1) {
+				t.Errorf("remembers %d parts (%d in its newest generation)", remembered, len(e.cur.bySum))
+			}
+		})
+	}
+}
+
+// TestSamePackageTellsEveryField: packages that differ in any one field are not the same (so a
+// field added to the package and not compared by samePackage fails here), copies are, and
+// where samePackage says same the JSON is the same.
+func TestSamePackageTellsEveryField(t *testing.T) {
+	full := func() inventory.Package {
+		return inventory.Package{Ecosystem: "Go", Name: "golang.org/x/net", Version: "0.1.0", SourceName: "s", SourceVersion: "sv",
+			Epoch: 1, Release: "r", Arch: "amd64", PURL: "pkg:golang/golang.org/x/net@0.1.0", Path: "app/bin", Layer: "sha256:l",
+			PackageManager: inventory.ManagerGoBinary, FromLockfile: true,
+			Symbols:          &inventory.Symbols{Packages: map[string][]string{"golang.org/x/net/html": {"Parse"}}, GOOS: "linux", GOARCH: "amd64"},
+			LanguagePackages: []inventory.LanguagePackage{{Ecosystem: "PyPI", Name: "p", Version: "1", Path: "x"}}}
+	}
+	if !samePackage(full(), full()) {
+		t.Fatal("two copies of a package are not the same")
+	}
+	typ := reflect.TypeFor[inventory.Package]()
+	for i := range typ.NumField() {
+		b := full()
+		f := reflect.ValueOf(&b).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(f.String() + "x")
+		case reflect.Int:
+			f.SetInt(f.Int() + 1)
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
+		case reflect.Pointer, reflect.Slice, reflect.Map:
+			f.Set(reflect.Zero(f.Type()))
+		default:
+			t.Fatalf("field %s: kind %s not covered by this test", typ.Field(i).Name, f.Kind())
+		}
+		if samePackage(full(), b) {
+			t.Errorf("packages differing in %s are the same", typ.Field(i).Name)
+		}
+	}
+	for _, tc := range []struct {
+		name         string
+		editA, editB func(*inventory.Package)
+		same         bool
+	}{
+		{"another symbol", nil, func(p *inventory.Package) { p.Symbols.Packages["golang.org/x/net/html"] = []string{"Render"} }, false},
+		{"another symbols package", nil, func(p *inventory.Package) { p.Symbols.Packages["golang.org/x/net/http2"] = nil }, false},
+		{"symbols of a package nil, not empty",
+			func(p *inventory.Package) { p.Symbols.Packages["golang.org/x/net/html"] = nil },
+			func(p *inventory.Package) { p.Symbols.Packages["golang.org/x/net/html"] = []string{} }, false},
+		{"no symbols' packages, not an empty map",
+			func(p *inventory.Package) { p.Symbols.Packages = map[string][]string{} },
+			func(p *inventory.Package) { p.Symbols.Packages = nil }, false},
+		{"another platform", nil, func(p *inventory.Package) { p.Symbols.GOOS = "darwin" }, false},
+		{"another language package", nil, func(p *inventory.Package) { p.LanguagePackages[0].Version = "2" }, false},
+		{"language packages nil and empty (both omitted)",
+			func(p *inventory.Package) { p.LanguagePackages = nil },
+			func(p *inventory.Package) { p.LanguagePackages = []inventory.LanguagePackage{} }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := full(), full()
+			if tc.editA != nil {
+				tc.editA(&a)
+			}
+			tc.editB(&b)
+			if got := samePackage(a, b); got != tc.same {
+				t.Fatalf("samePackage = %v, want %v", got, tc.same)
+			}
+			ja, err := json.Marshal(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jb, err := json.Marshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.same && !bytes.Equal(ja, jb) {
+				t.Errorf("the same packages encode differently:\n%s\n%s", ja, jb)
 			}
 		})
 	}
