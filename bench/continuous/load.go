@@ -137,8 +137,11 @@ func newLoader(idx *advisory.Index) *loader {
 		stats: loadStats{holders: map[advisory.PackageKey]int{}}}
 }
 
-func (l *loader) textKey(s string) textKey {
-	return textKey{maphash.String(l.seeds[0], s), maphash.String(l.seeds[1], s)}
+func (l *loader) textKey(s string) textKey { return keyOfText(l.seeds, s) }
+
+// keyOfText is the loader's key of a text, under its two seeds.
+func keyOfText(seeds [2]maphash.Seed, s string) textKey {
+	return textKey{maphash.String(seeds[0], s), maphash.String(seeds[1], s)}
 }
 
 func (l *loader) prepare(img genImage, affecting *affectingMemo, templates *findingTemplates) (preparedImage, error) {

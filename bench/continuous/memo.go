@@ -197,7 +197,7 @@ func (t *findingTemplates) finding(m match.Finding, dgst string, own []string, n
 				*text.s = strings.ReplaceAll(*text.s, marks[j], dg)
 			}
 			if text.k != nil {
-				*text.k = textKey{maphash.String(t.seeds[0], *text.s), maphash.String(t.seeds[1], *text.s)}
+				*text.k = keyOfText(t.seeds, *text.s)
 			}
 		}
 		if tmpl.fields&factsTexts != 0 {

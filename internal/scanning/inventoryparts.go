@@ -146,7 +146,8 @@ func (e *PartEncoder) lookup(k [sha256.Size]byte) (store.InventoryPart, bool) {
 	}
 	p, ok := e.prev.bySum[k]
 	if ok {
-		e.addLocked(k, p)
+		e.turnOver()
+		e.putLocked(k, p)
 	}
 	return p, ok
 }
@@ -160,7 +161,8 @@ func (e *PartEncoder) lookupLayer(layer string, pkgs []inventory.Package) (store
 	lp, ok := e.cur.byLayer[layer]
 	if !ok {
 		if lp, ok = e.prev.byLayer[layer]; ok {
-			e.addLayerLocked(layer, lp)
+			e.turnOver()
+			e.putLayerLocked(layer, lp)
 		}
 	}
 	e.mu.Unlock()
@@ -186,18 +188,6 @@ func (e *PartEncoder) turnOver() {
 	if e.cur.bytes >= e.budget {
 		e.prev, e.cur = e.cur, newPartGeneration()
 	}
-}
-
-func (e *PartEncoder) addLocked(k [sha256.Size]byte, p store.InventoryPart) {
-	if _, ok := e.cur.bySum[k]; !ok {
-		e.turnOver()
-		e.putLocked(k, p)
-	}
-}
-
-func (e *PartEncoder) addLayerLocked(layer string, lp layerPart) {
-	e.turnOver()
-	e.putLayerLocked(layer, lp)
 }
 
 func (e *PartEncoder) putLocked(k [sha256.Size]byte, p store.InventoryPart) {
