@@ -49,10 +49,28 @@ type Detail struct {
 	Image   ImageInfo     `json:"image"`
 }
 
-// FindingARN names a finding of one repository image.
+// FindingARN names a new finding of one repository image (a finding keeps the ARN it was
+// first given: diffTouched). Its key, 16 bytes as hex, begins with two bytes of the
+// vulnerability's hash: the findings one advisory opens in thousands of images are then
+// neighbours in an index of ARN keys (SQLite's finding_rows_arn orders them by their first four
+// bytes) rather than at thousands of random places, each a page to read, split and write back.
+// The other 14 bytes, of the image and the vulnerability, tell the findings apart.
 func FindingARN(origin events.Origin, repo, dgst, scanType, vulnID string) string {
+	return findingARNPrefix(origin) + findingARNKey(repo, dgst, scanType, vulnID)
+}
+
+// arnVulnerabilityBytes is how many bytes of a finding's ARN key its vulnerability alone
+// decides: 65,536 groups, so that a lookup by the key's first four bytes still meets few
+// findings of other images (a vulnerability held by a million images: about 15).
+const arnVulnerabilityBytes = 2
+
+func findingARNKey(repo, dgst, scanType, vulnID string) string {
+	byVuln := sha256.Sum256([]byte(scanType + "\x00" + vulnID))
 	sum := sha256.Sum256([]byte(repo + "\x00" + dgst + "\x00" + scanType + "\x00" + vulnID))
-	return findingARNPrefix(origin) + hex.EncodeToString(sum[:16])
+	var key [16]byte
+	copy(key[:], byVuln[:arnVulnerabilityBytes])
+	copy(key[arnVulnerabilityBytes:], sum[:])
+	return hex.EncodeToString(key[:])
 }
 
 // findingARNPrefix is what the ARNs of one account and region share; the rest depends only on
@@ -129,13 +147,17 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 			return nil, nil, err
 		}
 		fp := FindingFingerprint(detail)
+		prev, ok := prevOf(m.VulnerabilityID)
+		arn := prev.ARN // however it was made: a finding keeps its ARN
+		if !ok || !strings.HasPrefix(arn, arnPrefix) {
+			arn = FindingARN(origin, t.Repository, t.Digest, t.ScanType, m.VulnerabilityID)
+		}
 		f := store.Finding{Repository: t.Repository, Digest: t.Digest, ScanType: t.ScanType, VulnerabilityID: m.VulnerabilityID,
-			ARN: FindingARN(origin, t.Repository, t.Digest, t.ScanType, m.VulnerabilityID), Status: FindingActive,
-			Severity: m.Severity, Fingerprint: fp, PackageKeys: findingKeys(m), Detail: detail, FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
+			ARN: arn, Status: FindingActive, Severity: m.Severity, Fingerprint: fp, PackageKeys: findingKeys(m), Detail: detail,
+			FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
 		if m.Score != nil {
 			f.Score = *m.Score
 		}
-		prev, ok := prevOf(m.VulnerabilityID)
 		switch {
 		case !ok:
 			changed = append(changed, f)
