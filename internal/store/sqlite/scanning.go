@@ -473,22 +473,35 @@ type scanState struct {
 	targetID int64 // its scan_targets row, 0 when it has none (written with its first finding)
 }
 
+// manifestTagsTarget reads an image's manifest with its tags (sorted, a JSON array) and its
+// scan_targets id (NULL when it has none; read here, on the read
+// connections when read ahead, rather than by the writer): one query, not three, for each of
+// the thousands of images a re-evaluation reads.
+const manifestTagsTarget = "SELECT " + manifestColumns + `,
+		(SELECT json_group_array(tag ORDER BY tag) FROM tags WHERE tags.repository = ?1 AND tags.digest = ?2),
+		(SELECT id FROM scan_targets WHERE scan_targets.repository = ?1 AND image_digest = ?2 AND scan_type = ?3)
+	FROM manifests WHERE repository = ?1 AND digest = ?2`
+
 // readScanState reads what update is handed for t; found is false when the image is gone.
 //
 // With keySets (a JSON array of finding_key_sets ids, selectedKeySets) the state is partial: it
 // holds the findings naming one of those lists or none.
 func readScanState(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, keySets string) (st scanState, found bool, err error) {
-	m, err := scanManifest(q.queryRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", t.Repository, t.Digest))
+	var tags string
+	var targetID sql.NullInt64
+	m, err := scanManifest(q.queryRow(ctx, manifestTagsTarget, t.Repository, t.Digest, t.ScanType), &tags, &targetID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
 	if err != nil {
 		return st, false, err
 	}
-	if m.Tags, err = queryStrings(ctx, q, "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", t.Repository, t.Digest); err != nil {
-		return st, false, err
+	if tags != "[]" {
+		if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
+			return st, false, fmt.Errorf("tags of %s@%s: %w", t.Repository, t.Digest, err)
+		}
 	}
-	st = scanState{ScanState: store.ScanState{Target: t, Manifest: m}}
+	st = scanState{ScanState: store.ScanState{Target: t, Manifest: m}, targetID: targetID.Int64}
 	s, err := scanImageScan(q.queryRow(ctx, "SELECT "+imageScanColumns+", findings_observed_at FROM image_scans WHERE repository = ? AND image_digest = ? AND scan_type = ?",
 		t.Repository, t.Digest, t.ScanType), &st.observed)
 	switch {
@@ -496,10 +509,6 @@ func readScanState(ctx context.Context, q stateReader, names *findingNames, t st
 		st.Scan = &s
 	case !errors.Is(err, sql.ErrNoRows):
 		return st, false, err
-	}
-	// Read here, on the read connections when read ahead, rather than by the writer.
-	if err := q.queryRow(ctx, selectScanTarget, t.Repository, t.Digest, t.ScanType).Scan(&st.targetID); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return st, false, fmt.Errorf("scan target: %w", err)
 	}
 	if keySets != "" {
 		st.Partial = true

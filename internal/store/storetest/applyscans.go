@@ -16,10 +16,10 @@ import (
 // testApplyScansManyTargets applies one transaction to more distinct targets than a store may
 // read ahead at once (PostgreSQL reads 64 states a round trip), one of them writing more findings
 // than it queues in one batch (2,000 statements): each update is handed its own target's state
-// (manifest, tags, scan, findings), a target whose image is gone is skipped without shifting the
-// states of those after it, every write lands, and the events of every update (one that writes
-// nothing else too) are written in target order. The updates may be called concurrently
-// (store.DistinctTargets), each once.
+// (manifest, tags sorted and none as nil, scan, findings), a target whose image is gone is
+// skipped without shifting the states of those after it, every write lands, and the events of
+// every update (one that writes nothing else too) are written in target order. The updates may
+// be called concurrently (store.DistinctTargets), each once.
 func testApplyScansManyTargets(t *testing.T, open Opener) {
 	ctx := context.Background()
 	db := open(t)
@@ -28,11 +28,21 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 	gone := map[int]bool{0: true, 63: true, 64: true, 100: true}
 	const many, manyFindings = 70, 2100 // the target whose update writes many findings, and how many
 	noScan := map[int]bool{5: true, 65: true}
+	// Tags as pushed; a state hands them sorted, and none as none.
+	tagsOf := func(i int) []string {
+		switch i % 10 {
+		case 7:
+			return []string{fmt.Sprintf("v%d", i), fmt.Sprintf("a%d", i), fmt.Sprintf("build-%d", i)}
+		case 9:
+			return nil
+		}
+		return []string{fmt.Sprintf("v%d", i)}
+	}
 	var targets []store.ScanTarget
 	for i := range n {
 		target := store.ScanTarget{Repository: fmt.Sprintf("team/app-%d", i%3), Digest: fakeDigest(fmt.Sprintf("%03d", i)), ScanType: policy.ScanTypeEnhanced}
 		targets = append(targets, target)
-		if _, err := db.PutManifest(ctx, manifest(target.Repository, target.Digest), nil, []string{fmt.Sprintf("v%d", i)},
+		if _, err := db.PutManifest(ctx, manifest(target.Repository, target.Digest), nil, tagsOf(i),
 			store.PutOptions{CreateRepository: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -80,8 +90,8 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 		if st.Manifest.Digest != st.Target.Digest || st.Manifest.Repository != st.Target.Repository {
 			t.Errorf("target %d handed the manifest %s@%s", i, st.Manifest.Repository, st.Manifest.Digest)
 		}
-		if want := []string{fmt.Sprintf("v%d", i)}; !slices.Equal(st.Manifest.Tags, want) {
-			t.Errorf("target %d handed tags %v, want %v", i, st.Manifest.Tags, want)
+		if want := slices.Sorted(slices.Values(tagsOf(i))); !slices.Equal(st.Manifest.Tags, want) || (want == nil) != (st.Manifest.Tags == nil) {
+			t.Errorf("target %d handed tags %#v, want %#v", i, st.Manifest.Tags, want)
 		}
 		event := targetEvent(i, at)
 		if noScan[i] {
