@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,28 +38,36 @@ func appendOutboxTx(ctx context.Context, tx *sql.Tx, events []store.OutboxEvent)
 	return appendOutbox(ctx, q, events)
 }
 
-// insertOutboxEvent writes one event; an id already there is skipped.
-const insertOutboxEvent = `INSERT INTO outbox(id, detail_type, source, account, region, time, resources, detail, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`
-
 // appendOutbox is appendOutboxTx through a transaction's prepared statements: a re-evaluation
 // writes one event for each of thousands of images, and preparing the insert for each cost
 // about as much as running it.
 func appendOutbox(ctx context.Context, q *txStatements, events []store.OutboxEvent) error {
-	type row struct {
-		id, detailType, source, account, region string
-		at                                      int64
-		resources, detail                       string
+	rows, err := outboxRows(events, time.Now())
+	if err != nil {
+		return err
 	}
-	rows := make([]row, 0, len(events))
-	now := time.Now()
+	return insertOutboxRows(ctx, q, rows)
+}
+
+// outboxRow is an event as the outbox keeps it.
+type outboxRow struct {
+	id, detailType, source, account, region string
+	at                                      int64
+	resources, detail                       string
+	created                                 int64
+}
+
+// outboxRows checks events, all of them before any is written, and makes their rows, written at
+// now. An event without an ID is given one.
+func outboxRows(events []store.OutboxEvent, now time.Time) ([]outboxRow, error) {
+	rows := make([]outboxRow, 0, len(events))
 	for i, ev := range events {
 		if ev.DetailType == "" || ev.Source == "" {
-			return fmt.Errorf("%w: event %d: detail type and source are required", ErrBadOutboxEvent, i)
+			return nil, fmt.Errorf("%w: event %d: detail type and source are required", ErrBadOutboxEvent, i)
 		}
 		detail, err := ev.StoredDetail()
 		if err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
+			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 		resources := ev.Resources
 		if resources == nil {
@@ -66,7 +75,7 @@ func appendOutbox(ctx context.Context, q *txStatements, events []store.OutboxEve
 		}
 		res, err := json.Marshal(resources)
 		if err != nil {
-			return fmt.Errorf("%w: event %d: resources: %w", ErrBadOutboxEvent, i, err)
+			return nil, fmt.Errorf("%w: event %d: resources: %w", ErrBadOutboxEvent, i, err)
 		}
 		if ev.ID == "" {
 			ev.ID = uuid.NewString()
@@ -75,15 +84,33 @@ func appendOutbox(ctx context.Context, q *txStatements, events []store.OutboxEve
 		if at.IsZero() {
 			at = now
 		}
-		rows = append(rows, row{ev.ID, ev.DetailType, ev.Source, ev.Account, ev.Region, at.UnixMilli(), string(res), detail})
+		rows = append(rows, outboxRow{ev.ID, ev.DetailType, ev.Source, ev.Account, ev.Region, at.UnixMilli(), string(res), detail, now.UnixMilli()})
 	}
-	created := now.UnixMilli()
-	for _, r := range rows {
-		if _, err := q.ExecContext(ctx, insertOutboxEvent, r.id, r.detailType, r.source, r.account, r.region, r.at, r.resources, r.detail, created); err != nil {
-			return fmt.Errorf("append outbox event %s: %w", r.id, err)
+	return rows, nil
+}
+
+// outboxRowsAStatement is how many events one INSERT writes (nine parameters each).
+const outboxRowsAStatement = 100
+
+// insertOutboxRows writes rows in order, many a statement; an id already there is skipped.
+func insertOutboxRows(ctx context.Context, q *txStatements, rows []outboxRow) error {
+	for chunk := range chunks(rows, outboxRowsAStatement) {
+		args := make([]any, 0, 9*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r.id, r.detailType, r.source, r.account, r.region, r.at, r.resources, r.detail, r.created)
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO outbox(id, detail_type, source, account, region, time, resources, detail, created_at)
+			VALUES `+rowPlaceholders(len(chunk), 9)+` ON CONFLICT(id) DO NOTHING`, args...); err != nil {
+			return fmt.Errorf("append outbox events %s to %s: %w", chunk[0].id, chunk[len(chunk)-1].id, err)
 		}
 	}
 	return nil
+}
+
+// rowPlaceholders are the placeholders of n rows of k values: (?, ?), (?, ?).
+func rowPlaceholders(n, k int) string {
+	row := "(" + placeholders(k) + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
 // ReadOutbox returns up to limit events with a sequence number above afterSeq, in order.

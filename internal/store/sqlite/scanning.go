@@ -391,6 +391,7 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 		}
 		dicts := newFindingDicts(q)
 		names := newFindingNames()
+		pending := &pendingWrites{}
 		// Partial states only when no target is read after this transaction wrote its findings
 		// (distinct targets): only such writes could name a key list selectedKeySets did not see.
 		var keySets string // the selection's finding_key_sets ids, a JSON array
@@ -441,7 +442,7 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			}
 			// The findings the update was compared with: a partial state's, with what More or
 			// All added to them.
-			n, err := writeScanUpdate(ctx, tx, q, dicts, t, st, up, rules)
+			n, err := writeScanUpdate(ctx, tx, q, dicts, pending, t, st, up, rules)
 			if err != nil {
 				return err
 			}
@@ -452,7 +453,7 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 				}
 			}
 		}
-		return nil
+		return pending.write(ctx, q)
 	})
 	if err == nil && events > 0 {
 		db.reportEffects(store.Effects{Events: make([]store.OutboxEvent, events)})
@@ -771,7 +772,7 @@ func findingDetails(ctx context.Context, q querier, t store.ScanTarget, ids []st
 // others), with the image's findings_observed_at and the target's row id (0: none) as read
 // with them. The suppression rules are applied to the findings written with their detail. It
 // returns how many events it wrote.
-func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *findingDicts, t store.ScanTarget, st *scanState,
+func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *findingDicts, pending *pendingWrites, t store.ScanTarget, st *scanState,
 	up store.ScanUpdate, rules compiledRules) (int, error) {
 	cur, partial, imageObserved := st.Findings, st.Partial, st.observed
 	if up.Scan != nil {
@@ -887,12 +888,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 			}
 		}
 	}
-	for _, u := range up.Usage {
-		if err := q.exec(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES (?, ?, ?, ?, ?)",
-			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At)); err != nil {
-			return 0, err
-		}
-	}
+	pending.usage = append(pending.usage, up.Usage...)
 	ids := make([]int64, 0, len(detailed))
 	for id := range detailed {
 		ids = append(ids, id)
@@ -921,7 +917,39 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 	if len(evs) == 0 {
 		return 0, nil
 	}
-	return len(evs), appendOutbox(ctx, q, evs)
+	rows, err := outboxRows(evs, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	pending.outbox = append(pending.outbox, rows...)
+	return len(evs), nil
+}
+
+// pendingWrites are the rows a transaction over many targets writes at its end, many a
+// statement, rather than one statement each for thousands of images: its events (in target
+// order) and usage records, which none of its other statements read.
+type pendingWrites struct {
+	outbox []outboxRow
+	usage  []store.Usage
+}
+
+// usageRowsAStatement is how many usage records one INSERT writes (five parameters each).
+const usageRowsAStatement = 200
+
+func (p *pendingWrites) write(ctx context.Context, q *txStatements) error {
+	if err := insertOutboxRows(ctx, q, p.outbox); err != nil {
+		return err
+	}
+	for chunk := range chunks(p.usage, usageRowsAStatement) {
+		args := make([]any, 0, 5*len(chunk))
+		for _, u := range chunk {
+			args = append(args, u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At))
+		}
+		if err := q.exec(ctx, "INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES "+rowPlaceholders(len(chunk), 5), args...); err != nil {
+			return fmt.Errorf("record scan usage: %w", err)
+		}
+	}
+	return nil
 }
 
 // materializeObserved copies the image's findings_observed_at into its ACTIVE finding rows, and

@@ -17,16 +17,16 @@ import (
 // read ahead at once (PostgreSQL reads 64 states a round trip), one of them writing more findings
 // than it queues in one batch (2,000 statements): each update is handed its own target's state
 // (manifest, tags sorted and none as nil, scan, findings), a target whose image is gone is
-// skipped without shifting the states of those after it, every write lands, and the events of
-// every update (one that writes nothing else too) are written in target order. The updates may
-// be called concurrently (store.DistinctTargets), each once.
+// skipped without shifting the states of those after it, every write (findings, usage) lands,
+// and the events of every update (one that writes nothing else too) are written in target
+// order. The updates may be called concurrently (store.DistinctTargets), each once.
 func testApplyScansManyTargets(t *testing.T, open Opener) {
 	ctx := context.Background()
 	db := open(t)
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	const n = 150
 	gone := map[int]bool{0: true, 63: true, 64: true, 100: true}
-	const many, manyFindings = 70, 2100 // the target whose update writes many findings, and how many
+	const many, manyFindings, manyUsage = 70, 2100, 450 // the target whose update writes many findings and usage records, and how many
 	noScan := map[int]bool{5: true, 65: true}
 	// Tags as pushed; a state hands them sorted, and none as none.
 	tagsOf := func(i int) []string {
@@ -119,7 +119,15 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 					FirstObservedAt: at, LastObservedAt: at, UpdatedAt: at})
 			}
 		}
-		return store.ScanUpdate{Findings: written, Observed: at, Events: []store.OutboxEvent{event}}, nil
+		usage := []store.Usage{{Repository: st.Target.Repository, Digest: st.Target.Digest, ScanType: st.Target.ScanType, Kind: store.UsageRescan, At: at}}
+		if i == many {
+			// More usage records than a store may write a statement.
+			for j := range manyUsage - 1 {
+				usage = append(usage, store.Usage{Repository: st.Target.Repository, Digest: st.Target.Digest, ScanType: st.Target.ScanType,
+					Kind: store.UsageRescan, At: at.Add(time.Duration(j+1) * time.Millisecond)})
+			}
+		}
+		return store.ScanUpdate{Findings: written, Observed: at, Events: []store.OutboxEvent{event}, Usage: usage}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +148,26 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 	}
 	if got := eventTargets(t, events); !slices.Equal(got, want) {
 		t.Errorf("events of targets %v, want %v", got, want)
+	}
+	usage, err := db.UsageSince(ctx, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]int{}
+	for _, u := range usage {
+		used[u.Digest]++
+	}
+	for i, target := range targets {
+		want := 1
+		switch {
+		case gone[i] || noScan[i]:
+			want = 0
+		case i == many:
+			want = manyUsage
+		}
+		if used[target.Digest] != want {
+			t.Errorf("target %d: %d usage records, want %d", i, used[target.Digest], want)
+		}
 	}
 	for _, i := range []int{1, 62, 66, 149} {
 		fs, err := db.Findings(ctx, targets[i].Repository, targets[i].Digest, targets[i].ScanType)
