@@ -475,9 +475,9 @@ type scanState struct {
 }
 
 // manifestTagsTarget reads an image's manifest with its tags (sorted, a JSON array) and its
-// scan_targets id (NULL when it has none; read here, on the read
-// connections when read ahead, rather than by the writer): one query, not three, for each of
-// the thousands of images a re-evaluation reads.
+// scan_targets id (NULL when it has none; read here, on the read connections when read ahead,
+// rather than by the writer): one query, not three, for each of the thousands of images a
+// re-evaluation reads.
 const manifestTagsTarget = "SELECT " + manifestColumns + `,
 		(SELECT json_group_array(tag ORDER BY tag) FROM tags WHERE tags.repository = ?1 AND tags.digest = ?2),
 		(SELECT id FROM scan_targets WHERE scan_targets.repository = ?1 AND image_digest = ?2 AND scan_type = ?3)

@@ -28,7 +28,7 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 	gone := map[int]bool{0: true, 63: true, 64: true, 100: true}
 	const many, manyFindings, manyUsage = 70, 2100, 450 // the target whose update writes many findings and usage records, and how many
 	noScan := map[int]bool{5: true, 65: true}
-	// Tags as pushed; a state hands them sorted, and none as none.
+	// Tags as pushed; a state hands them sorted, and none as nil.
 	tagsOf := func(i int) []string {
 		switch i % 10 {
 		case 7:
