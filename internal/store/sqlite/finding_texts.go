@@ -213,16 +213,25 @@ func (c *detailIDs) text(ctx context.Context, q rowQuerier, text string) (int64,
 	return id, err
 }
 
-// putFindingDetail stores the detail of finding id, its shared parts once.
-func putFindingDetail(ctx context.Context, q rowQuerier, c *detailIDs, id int64, detail []byte) error {
+// splitDetail is SplitDetailParts with a whole detail's body read by q (a pure expression:
+// any connection gives the same).
+func splitDetail(ctx context.Context, q interface {
+	queryRow(ctx context.Context, query string, args ...any) rowScanner
+}, detail []byte) (DetailParts, error) {
 	p, err := SplitDetailParts(detail, func(whole string) (string, bool, error) {
 		var body sql.NullString
 		err := q.queryRow(ctx, wholeDetailBody, whole).Scan(&body)
 		return body.String, body.Valid, err
 	})
 	if err != nil {
-		return fmt.Errorf("detail packages: %w", err)
+		return p, fmt.Errorf("detail packages: %w", err)
 	}
+	return p, nil
+}
+
+// putDetailParts stores the detail of finding id, split (splitDetail), its shared parts once.
+func putDetailParts(ctx context.Context, q rowQuerier, c *detailIDs, id int64, p DetailParts) error {
+	var err error
 	var setID any
 	if p.HasBody {
 		sid, ok := c.sets[p.Body]

@@ -427,7 +427,7 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			if pre != nil {
 				st, found, up, err = pre.get(ctx, i)
 			} else {
-				st, found, up, err = stateAndUpdate(ctx, q, names, t, keySets, update)
+				st, found, up, err = stateAndUpdate(ctx, q, names, t, keySets, false, update)
 			}
 			if err != nil {
 				return err
@@ -472,6 +472,48 @@ type scanState struct {
 	store.ScanState
 	observed int64
 	targetID int64 // its scan_targets row, 0 when it has none (written with its first finding)
+	// prepared is, for each finding of the update, what its write takes from its detail,
+	// worked out where the state was read ahead; nil when not.
+	prepared []preparedDetail
+}
+
+// preparedDetail is what a finding's write takes from its detail, which takes no lock to work
+// out: read-ahead goroutines do it, on all cores, rather than the one writer.
+type preparedDetail struct {
+	done  bool // false: a finding the write will not rewrite, or none worked out
+	cols  *detailColumns
+	parts DetailParts
+	err   error // of the split, which the write reports
+}
+
+// prepareDetails works out what writeScanUpdate takes from the details of the findings of up
+// it will rewrite (st's findings being those it compares with).
+func prepareDetails(ctx context.Context, q stateReader, st *scanState, up store.ScanUpdate) []preparedDetail {
+	stored := make(map[string]*store.Finding, len(st.Findings))
+	for i := range st.Findings {
+		stored[st.Findings[i].VulnerabilityID] = &st.Findings[i]
+	}
+	prepared := make([]preparedDetail, len(up.Findings))
+	for i, f := range up.Findings {
+		if prev := stored[f.VulnerabilityID]; f.Detail == nil || prev != nil && onlyObserved(*prev, f) {
+			continue
+		}
+		p := &prepared[i]
+		p.done = true
+		p.cols = columnsOfDetail(f.Detail)
+		p.parts, p.err = splitDetail(ctx, q, f.Detail)
+	}
+	return prepared
+}
+
+// columnsOfDetail is what a finding row takes from its detail, read in Go; nil for a detail of
+// a shape FindingColumnsOfDetail refuses, which the SQL indexes instead (indexFinding).
+func columnsOfDetail(detail []byte) *detailColumns {
+	facts, fix, err := FindingColumnsOfDetail(detail)
+	if err != nil {
+		return nil
+	}
+	return &detailColumns{facts: facts, fix: fix}
 }
 
 // manifestTagsTarget reads an image's manifest with its tags (sorted, a JSON array) and its
@@ -525,8 +567,9 @@ func readScanState(ctx context.Context, q stateReader, names *findingNames, t st
 
 // stateAndUpdate reads the state of t through q and, when its image is there, calls update with
 // it; the state's Details, More and All read through q too. The state returned holds what More
-// and All added to it.
-func stateAndUpdate(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, keySets string,
+// and All added to it and, with prepare (read ahead of the writer), what the write takes from
+// the update's details.
+func stateAndUpdate(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, keySets string, prepare bool,
 	update func(store.ScanState) (store.ScanUpdate, error)) (*scanState, bool, store.ScanUpdate, error) {
 	st, found, err := readScanState(ctx, q, names, t, keySets)
 	if err != nil || !found {
@@ -545,6 +588,9 @@ func stateAndUpdate(ctx context.Context, q stateReader, names *findingNames, t s
 		}
 	}
 	up, err := update(s.ScanState)
+	if err == nil && prepare {
+		s.prepared = prepareDetails(ctx, q, s, up)
+	}
 	return s, true, up, err
 }
 
@@ -607,7 +653,7 @@ func (db *DB) prefetchStates(ctx context.Context, names *findingNames, targets [
 		go func() {
 			defer p.wg.Done()
 			for i := range next {
-				st, found, up, err := stateAndUpdate(ctx, p.q, names, targets[i], keySets, update)
+				st, found, up, err := stateAndUpdate(ctx, p.q, names, targets[i], keySets, true, update)
 				p.states[i] = prefetchedState{st, found, up, err}
 				close(p.done[i])
 			}
@@ -807,7 +853,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 	observed := map[int64][]any{}
 	detailed := map[int64]string{}     // finding ids written with their detail -> vulnerability ids
 	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
-	for _, f := range up.Findings {
+	for i, f := range up.Findings {
 		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
 			if at := ms(f.LastObservedAt); at != ms(prev.LastObservedAt) {
 				observed[at] = append(observed[at], f.VulnerabilityID)
@@ -821,19 +867,25 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 		// The row takes its detail's facts and fix state in its own write, read in Go; a
 		// detail of a shape FindingColumnsOfDetail refuses is indexed by the SQL instead,
 		// which reads it as it always has.
-		var cols *detailColumns
-		if f.Detail != nil {
-			if facts, fix, err := FindingColumnsOfDetail(f.Detail); err == nil {
-				cols = &detailColumns{facts: facts, fix: fix}
-			}
+		var pre preparedDetail
+		if i < len(st.prepared) {
+			pre = st.prepared[i]
 		}
+		if f.Detail != nil && !pre.done {
+			pre = preparedDetail{done: true, cols: columnsOfDetail(f.Detail)}
+			pre.parts, pre.err = splitDetail(ctx, q, f.Detail)
+		}
+		cols := pre.cols
 		id, err := rowIDs.upsert(ctx, f, cols)
 		if err != nil {
 			return 0, fmt.Errorf("write finding: %w", err)
 		}
 		if f.Detail != nil {
 			detailed[id] = f.VulnerabilityID
-			if err := putFindingDetail(ctx, q, textIDs, id, f.Detail); err != nil {
+			if pre.err != nil {
+				return 0, fmt.Errorf("write finding detail: %w", pre.err)
+			}
+			if err := putDetailParts(ctx, q, textIDs, id, pre.parts); err != nil {
 				return 0, fmt.Errorf("write finding detail: %w", err)
 			}
 			if cols == nil {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/lading-registry/lading/internal/match"
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -274,4 +277,111 @@ func TestApplyScansResetsTempStore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestApplyScansReadAheadWritesAsAlone checks that targets read ahead, whose writes take what
+// the read-ahead goroutines worked out of the details (facts, fix state, the split), leave the
+// same rows as the same updates applied one target at a time (worked out by the writer): for
+// details the scanner writes, one of another shape (kept whole), one whose facts Go refuses (the
+// SQL indexes it), written new, then rewritten with another detail or only observed.
+func TestApplyScansReadAheadWritesAsAlone(t *testing.T) {
+	ctx := context.Background()
+	const n = 2 * minPrefetch
+	ahead, alone := openTest(t), openTest(t)
+	var targets []store.ScanTarget
+	for i := range n {
+		target := store.ScanTarget{Repository: fmt.Sprintf("app%d", i%3), Digest: fakeDigest(fmt.Sprintf("%02x", i)), ScanType: policy.ScanTypeEnhanced}
+		m := store.Manifest{Repository: target.Repository, Digest: target.Digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2, Content: []byte("{}")}
+		for _, db := range []*DB{ahead, alone} {
+			if _, err := db.PutManifest(ctx, m, nil, []string{fmt.Sprintf("v%d", i)}, store.PutOptions{CreateRepository: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		targets = append(targets, target)
+	}
+	base := "sha256:base"
+	pkgs := []match.VulnerablePackage{
+		{Name: "openssl", Version: "3.0.11", FilePath: "var/lib/dpkg/status", Layer: base, CreatedBy: "ADD rootfs", FixedInVersion: "3.0.13"},
+		{Name: "app", Version: "1.0", FilePath: "app/go.mod", Layer: "sha256:app", CreatedBy: "COPY app /app"},
+	}
+	details := func(round, i int) map[string][]byte {
+		return map[string][]byte{
+			"CVE-1": setDetail(t, "CVE-1", "amd64", pkgs...),
+			"CVE-2": setDetail(t, "CVE-2", "amd64", pkgs[(round+i)%2]), // rewritten on every other target
+			"WHOLE": fmt.Appendf(nil, `{"finding":{"vulnerablePackages":[{"name":"zlib","version":"%d","sourceLayerHash":"%s"}]}}`, round%2, base),
+			"ODD":   fmt.Appendf(nil, `{"finding":{"title":%d,"source":"a number as title: Go refuses, the SQL reads it"}}`, round),
+		}
+	}
+	update := func(round int) func(st store.ScanState) (store.ScanUpdate, error) {
+		return func(st store.ScanState) (store.ScanUpdate, error) {
+			i := slices.Index(targets, st.Target)
+			now := time.Unix(int64(1000+round), 0)
+			prev := map[string]store.Finding{}
+			for _, f := range st.Findings {
+				prev[f.VulnerabilityID] = f
+			}
+			var fs []store.Finding
+			for _, vuln := range []string{"CVE-1", "CVE-2", "WHOLE", "ODD"} {
+				d := details(round, i)[vuln]
+				f := store.Finding{Repository: st.Target.Repository, Digest: st.Target.Digest, ScanType: st.Target.ScanType, VulnerabilityID: vuln,
+					ARN: "arn:" + vuln, Status: "ACTIVE", Severity: "HIGH", Fingerprint: string(d), Detail: d,
+					FirstObservedAt: now, LastObservedAt: now, UpdatedAt: now}
+				if p, ok := prev[vuln]; ok {
+					f.FirstObservedAt, f.UpdatedAt = p.FirstObservedAt, p.UpdatedAt
+					if p.Fingerprint != f.Fingerprint {
+						f.UpdatedAt = now
+					}
+				}
+				fs = append(fs, f)
+			}
+			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: now}, Findings: fs}, nil
+		}
+	}
+	for round := range 3 {
+		if err := ahead.ApplyScans(ctx, targets, update(round)); err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range targets {
+			if err := alone.ApplyScans(ctx, []store.ScanTarget{target}, update(round)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, table := range []string{"finding_rows", "finding_details", "finding_texts", "finding_package_sets", "finding_set_packages",
+			"finding_layers", "finding_facts", "image_finding_counts", "vulnerability_finding_counts"} {
+			a, b := tableDump(t, ahead, table), tableDump(t, alone, table)
+			if !slices.Equal(a, b) {
+				t.Errorf("round %d, %s: read ahead\n%s\none at a time\n%s", round, table, strings.Join(a, "\n"), strings.Join(b, "\n"))
+			}
+		}
+	}
+}
+
+// tableDump is every row of table, each as one string, in the order of its first columns.
+func tableDump(t *testing.T, db *DB, table string) []string {
+	t.Helper()
+	rows, err := db.read.Query("SELECT * FROM " + table + " ORDER BY 1, 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%v", vals))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
