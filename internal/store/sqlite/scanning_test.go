@@ -348,40 +348,11 @@ func TestApplyScansReadAheadWritesAsAlone(t *testing.T) {
 		}
 		for _, table := range []string{"finding_rows", "finding_details", "finding_texts", "finding_package_sets", "finding_set_packages",
 			"finding_layers", "finding_facts", "image_finding_counts", "vulnerability_finding_counts"} {
-			a, b := tableDump(t, ahead, table), tableDump(t, alone, table)
+			query := "SELECT * FROM " + table + " ORDER BY 1, 2"
+			a, b := rowsAsText(t, ahead.read, query), rowsAsText(t, alone.read, query)
 			if !slices.Equal(a, b) {
 				t.Errorf("round %d, %s: read ahead\n%s\none at a time\n%s", round, table, strings.Join(a, "\n"), strings.Join(b, "\n"))
 			}
 		}
 	}
-}
-
-// tableDump is every row of table, each as one string, in the order of its first columns.
-func tableDump(t *testing.T, db *DB, table string) []string {
-	t.Helper()
-	rows, err := db.read.Query("SELECT * FROM " + table + " ORDER BY 1, 2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%v", vals))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
