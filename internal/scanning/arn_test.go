@@ -56,17 +56,11 @@ func TestFindingARNKeyGroupsByVulnerability(t *testing.T) {
 // key from one hash), so that an upgrade renames no finding; one of another account or region
 // is named again.
 func TestDiffFindingsKeepsStoredARN(t *testing.T) {
-	origin := events.Origin{Account: "123456789012", Region: "eu-west-1"}
-	target := store.ScanTarget{Repository: "app", Digest: "sha256:1", ScanType: policy.ScanTypeEnhanced}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	a := match.Finding{VulnerabilityID: "CVE-1", Severity: "HIGH", Packages: []match.VulnerablePackage{{Name: "a", Version: "1"}}}
-	first, _, err := diffFindings(target, nil, []match.Finding{a}, ImageInfo{}, origin, t0)
-	if err != nil || len(first) != 1 {
-		t.Fatalf("first scan: %d writes, %v", len(first), err)
-	}
+	s := newOneFindingScan(t)
+	target, origin, t0, a := s.target, s.origin, s.t0, s.match
 	derived := FindingARN(origin, target.Repository, target.Digest, target.ScanType, a.VulnerabilityID)
-	if first[0].ARN != derived {
-		t.Fatalf("new finding named %s, want %s", first[0].ARN, derived)
+	if s.first.ARN != derived {
+		t.Fatalf("new finding named %s, want %s", s.first.ARN, derived)
 	}
 	sum := sha256.Sum256([]byte("app\x00sha256:1\x00" + policy.ScanTypeEnhanced + "\x00CVE-1"))
 	older := "arn:aws:inspector2:eu-west-1:123456789012:finding/" + hex.EncodeToString(sum[:16])
@@ -79,7 +73,7 @@ func TestDiffFindingsKeepsStoredARN(t *testing.T) {
 		{"as made now", derived, derived, false},
 		{"of another region", "arn:aws:inspector2:us-east-1:123456789012:finding/" + hex.EncodeToString(sum[:16]), derived, false},
 	} {
-		prev := first[0]
+		prev := s.first
 		prev.ARN = c.stored
 		if c.closed {
 			prev.Status = FindingClosed

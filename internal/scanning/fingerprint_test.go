@@ -47,17 +47,34 @@ func TestSameFingerprint(t *testing.T) {
 	}
 }
 
-// A finding stored with the whole SHA-256 (before the upgrade) is unchanged when its detail is.
-func TestDiffFindingsLongStoredFingerprint(t *testing.T) {
-	origin := events.Origin{Account: "123456789012", Region: "eu-west-1"}
-	target := store.ScanTarget{Repository: "app", Digest: "sha256:1", ScanType: policy.ScanTypeEnhanced}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	a := match.Finding{VulnerabilityID: "CVE-1", Severity: "HIGH", Packages: []match.VulnerablePackage{{Name: "a", Version: "1"}}}
-	writes, _, err := diffFindings(target, nil, []match.Finding{a}, ImageInfo{}, origin, t0)
+// oneFindingScan is an image's first scan that matches one vulnerability.
+type oneFindingScan struct {
+	origin events.Origin
+	target store.ScanTarget
+	t0     time.Time
+	match  match.Finding
+	first  store.Finding // what the scan writes
+}
+
+func newOneFindingScan(t *testing.T) oneFindingScan {
+	t.Helper()
+	s := oneFindingScan{origin: events.Origin{Account: "123456789012", Region: "eu-west-1"},
+		target: store.ScanTarget{Repository: "app", Digest: "sha256:1", ScanType: policy.ScanTypeEnhanced},
+		t0:     time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		match:  match.Finding{VulnerabilityID: "CVE-1", Severity: "HIGH", Packages: []match.VulnerablePackage{{Name: "a", Version: "1"}}}}
+	writes, _, err := diffFindings(s.target, nil, []match.Finding{s.match}, ImageInfo{}, s.origin, s.t0)
 	if err != nil || len(writes) != 1 {
 		t.Fatalf("first scan: %d writes, %v", len(writes), err)
 	}
-	old := writes[0]
+	s.first = writes[0]
+	return s
+}
+
+// A finding stored with the whole SHA-256 (before the upgrade) is unchanged when its detail is.
+func TestDiffFindingsLongStoredFingerprint(t *testing.T) {
+	s := newOneFindingScan(t)
+	target, origin, t0, a := s.target, s.origin, s.t0, s.match
+	old := s.first
 	sum := sha256.Sum256(old.Detail)
 	old.Fingerprint = hex.EncodeToString(sum[:])
 	for _, c := range []struct {

@@ -498,22 +498,23 @@ func prepareDetails(ctx context.Context, q stateReader, st *scanState, up store.
 		if prev := stored[f.VulnerabilityID]; f.Detail == nil || prev != nil && onlyObserved(*prev, f) {
 			continue
 		}
-		p := &prepared[i]
-		p.done = true
-		p.cols = columnsOfDetail(f.Detail)
-		p.parts, p.err = splitDetail(ctx, q, f.Detail)
+		prepared[i] = prepareDetail(ctx, q, f.Detail)
 	}
 	return prepared
 }
 
-// columnsOfDetail is what a finding row takes from its detail, read in Go; nil for a detail of
-// a shape FindingColumnsOfDetail refuses, which the SQL indexes instead (indexFinding).
-func columnsOfDetail(detail []byte) *detailColumns {
-	facts, fix, err := FindingColumnsOfDetail(detail)
-	if err != nil {
-		return nil
+// prepareDetail works out what a finding's write takes from its detail: the facts and fix
+// state read in Go (nil for a detail of a shape FindingColumnsOfDetail refuses, which the SQL
+// indexes instead: indexFinding), and the split.
+func prepareDetail(ctx context.Context, q interface {
+	queryRow(ctx context.Context, query string, args ...any) rowScanner
+}, detail []byte) preparedDetail {
+	p := preparedDetail{done: true}
+	if facts, fix, err := FindingColumnsOfDetail(detail); err == nil {
+		p.cols = &detailColumns{facts: facts, fix: fix}
 	}
-	return &detailColumns{facts: facts, fix: fix}
+	p.parts, p.err = splitDetail(ctx, q, detail)
+	return p
 }
 
 // manifestTagsTarget reads an image's manifest with its tags (sorted, a JSON array) and its
@@ -872,8 +873,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 			pre = st.prepared[i]
 		}
 		if f.Detail != nil && !pre.done {
-			pre = preparedDetail{done: true, cols: columnsOfDetail(f.Detail)}
-			pre.parts, pre.err = splitDetail(ctx, q, f.Detail)
+			pre = prepareDetail(ctx, q, f.Detail)
 		}
 		cols := pre.cols
 		id, err := rowIDs.upsert(ctx, f, cols)
