@@ -215,9 +215,7 @@ func (c *detailIDs) text(ctx context.Context, q rowQuerier, text string) (int64,
 
 // splitDetail is SplitDetailParts with a whole detail's body read by q (a pure expression:
 // any connection gives the same).
-func splitDetail(ctx context.Context, q interface {
-	queryRow(ctx context.Context, query string, args ...any) rowScanner
-}, detail []byte) (DetailParts, error) {
+func splitDetail(ctx context.Context, q stateReader, detail []byte) (DetailParts, error) {
 	p, err := SplitDetailParts(detail, func(whole string) (string, bool, error) {
 		var body sql.NullString
 		err := q.queryRow(ctx, wholeDetailBody, whole).Scan(&body)

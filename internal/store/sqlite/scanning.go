@@ -506,9 +506,7 @@ func prepareDetails(ctx context.Context, q stateReader, st *scanState, up store.
 // prepareDetail works out what a finding's write takes from its detail: the facts and fix
 // state read in Go (nil for a detail of a shape FindingColumnsOfDetail refuses, which the SQL
 // indexes instead: indexFinding), and the split.
-func prepareDetail(ctx context.Context, q interface {
-	queryRow(ctx context.Context, query string, args ...any) rowScanner
-}, detail []byte) preparedDetail {
+func prepareDetail(ctx context.Context, q stateReader, detail []byte) preparedDetail {
 	p := preparedDetail{done: true}
 	if facts, fix, err := FindingColumnsOfDetail(detail); err == nil {
 		p.cols = &detailColumns{facts: facts, fix: fix}
