@@ -203,9 +203,12 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			ahead = stateReadAhead
 		}
 		absent := map[string]bool{} // vulnerability ids no finding names (see partialState.more)
+		refs := newFindingRefs()
 		// The events are written once, after every target: the outbox lock they take is then
 		// held only for the inserts and the commit (appendOutboxTx), not across the targets.
+		// The usage records too, many rows a statement.
 		var evs []store.OutboxEvent
+		var usage []store.Usage
 		for start := 0; start < len(targets); start += ahead {
 			chunk := targets[start:min(start+ahead, len(targets))]
 			states, err := readScanStates(ctx, tx, chunk, keySets)
@@ -214,7 +217,7 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			}
 			// The chunk's writes go as one batch too: a target's writes change nothing another
 			// target's update reads (distinct targets; a chunk of one otherwise).
-			w := &writeBatch{b: &pgx.Batch{}}
+			w := &writeBatch{b: &pgx.Batch{}, refs: refs}
 			for i, t := range chunk {
 				rs := states[i]
 				if rs.jobGone {
@@ -233,11 +236,12 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 					if err != nil {
 						return err
 					}
-					p, err := queueScanUpdate(ctx, tx, w.b, t, ps.findings, ps.partial, rs.observed, up)
+					p, err := queueScanUpdate(ctx, tx, w.b, w.refs, t, ps.findings, ps.partial, rs.observed, up)
 					if err != nil {
 						return err
 					}
 					w.pending = append(w.pending, p)
+					usage = append(usage, up.Usage...)
 				}
 				if t.JobID != 0 {
 					w.b.Queue("DELETE FROM scan_jobs WHERE id = $1", t.JobID)
@@ -258,12 +262,36 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			evs = append(evs, more...)
 		}
 		events = len(evs)
+		if err := insertUsage(ctx, tx, usage); err != nil {
+			return err
+		}
 		return appendOutboxTx(ctx, tx, evs)
 	})
 	if err == nil && events > 0 {
 		db.reportEffects(store.Effects{Events: make([]store.OutboxEvent, events)})
 	}
 	return err
+}
+
+// insertUsage writes usage records in the order given, in one statement.
+func insertUsage(ctx context.Context, tx pgx.Tx, usage []store.Usage) error {
+	if len(usage) == 0 {
+		return nil
+	}
+	cols := make([][]string, 4)
+	at := make([]int64, len(usage))
+	for i, u := range usage {
+		for c, v := range []string{u.Repository, u.Digest, u.ScanType, u.Kind} {
+			cols[c] = append(cols[c], v)
+		}
+		at[i] = ms(u.At)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at)
+		SELECT u.r, u.d, u.s, u.k, u.at FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u(r, d, s, k, at, n)
+		ORDER BY u.n`, cols[0], cols[1], cols[2], cols[3], at); err != nil {
+		return fmt.Errorf("write usage records: %w", err)
+	}
+	return nil
 }
 
 // maxWriteBatch bounds the statements applyScans queues before it sends them: a re-evaluation
@@ -274,6 +302,7 @@ const maxWriteBatch = 2000
 // the order queued (nil for a job's removal).
 type writeBatch struct {
 	b       *pgx.Batch
+	refs    *findingRefs // the transaction's, which sets the batch's dictionary ids
 	pending []*pendingUpdate
 }
 
@@ -287,6 +316,9 @@ func (w *writeBatch) flush(ctx context.Context, tx pgx.Tx, rules compiledRules) 
 	err := func() error {
 		if w.b.Len() == 0 {
 			return nil
+		}
+		if err := w.refs.resolve(ctx, tx); err != nil {
+			return err
 		}
 		br := tx.SendBatch(ctx, w.b)
 		defer br.Close()
@@ -530,13 +562,13 @@ func findingDetails(ctx context.Context, tx pgx.Tx, t store.ScanTarget, ids []st
 	return out, rows.Err()
 }
 
-// upsertFinding writes a finding whole into the rows of its image ($1, $2, $3; scan_targets,
-// 0052): a finding is unique by its image and vulnerability ($4), its ARN is kept as a prefix
-// ($5) and the key it ends with ($6, splitARN), its package keys ($11) by the id of the list.
+// upsertFinding writes a finding whole into the rows of its image ($1, the scan_targets id of
+// 0052): a finding is unique by its image and vulnerability ($2), its ARN is kept as a prefix
+// ($3) and the key it ends with ($4, splitARN), its package keys ($9) by the id of the list.
+// The ids are findingRefs'.
 const upsertFinding = `INSERT INTO finding_rows(target_id, vulnerability, arn_prefix, arn_key, status, severity, score, fingerprint,
 		package_keys, first_observed_at, last_observed_at, updated_at)
-	VALUES (finding_target_ref($1, $2, $3), finding_vulnerability_ref($4), finding_arn_prefix_ref($5), $6, $7, $8, $9, $10,
-		finding_key_set_ref($11), $12, $13, $14)
+	VALUES ($1::int4, $2::int4, $3::int4, $4, $5, $6, $7, $8, $9::int4, $10, $11, $12)
 	ON CONFLICT (target_id, vulnerability) DO UPDATE SET arn_prefix = excluded.arn_prefix, arn_key = excluded.arn_key,
 		status = excluded.status, severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint,
 		package_keys = excluded.package_keys, first_observed_at = excluded.first_observed_at,
@@ -578,8 +610,8 @@ type findingWrite struct {
 // findings written with their detail when the update finishes.
 //
 // When partial, cur are those of a partial state: up.Observed observes the others.
-func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, t store.ScanTarget, cur []store.Finding, partial bool, imageObserved int64,
-	up store.ScanUpdate) (*pendingUpdate, error) {
+func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, refs *findingRefs, t store.ScanTarget, cur []store.Finding, partial bool,
+	imageObserved int64, up store.ScanUpdate) (*pendingUpdate, error) {
 	stored := make(map[string]*store.Finding, len(cur))
 	hasDetail := make(map[string]bool, len(cur)) // rows whose detail is stored, or written here
 	for i := range cur {
@@ -623,17 +655,22 @@ func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, t store.ScanT
 		}
 		hasDetail[f.VulnerabilityID] = true
 		prefix, key := splitARN(f.ARN)
-		args := []any{t.Repository, t.Digest, t.ScanType, f.VulnerabilityID, prefix, key, f.Status, f.Severity,
-			f.Score, f.Fingerprint, packageKeysColumn(f.PackageKeys), ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)}
+		keys := packageKeysColumn(f.PackageKeys)
+		// The dictionary ids (0, 1, 2, 8 and the facts) are set by refs before the batch goes.
+		args := []any{nil, nil, nil, key, f.Status, f.Severity, f.Score, f.Fingerprint, nil,
+			ms(f.FirstObservedAt), ms(f.LastObservedAt), ms(f.UpdatedAt)}
+		use := refUse{target: targetKey{t.Repository, t.Digest, t.ScanType}, vuln: f.VulnerabilityID, prefix: prefix, keys: keys}
 		if f.Detail == nil {
-			b.Queue(upsertFinding, args...) // the detail stored stays
+			use.q = b.Queue(upsertFinding, args...) // the detail stored stays
 		} else {
-			more, err := detailArgs(f.Detail)
+			d, err := detailArgs(f.Detail)
 			if err != nil {
 				return nil, err
 			}
-			b.Queue(upsertFindingDetailed, append(args, more...)...)
+			use.facts = &d.facts
+			use.q = b.Queue(upsertFindingDetailed, append(append(args, d.parts...), nil, d.fixAvailable)...)
 		}
+		refs.use(use)
 		p.writes = append(p.writes, findingWrite{vuln: f.VulnerabilityID, detail: f.Detail != nil})
 		if f.Status == findingActive {
 			minWritten = min(minWritten, ms(f.LastObservedAt))
@@ -652,10 +689,6 @@ func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, t store.ScanT
 	if p.together {
 		b.Queue(`UPDATE image_scans SET findings_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
 			AND findings_observed_at <= $1`, at, t.Repository, t.Digest, t.ScanType)
-	}
-	for _, u := range up.Usage {
-		b.Queue("INSERT INTO scan_usage(repository, image_digest, scan_type, kind, at) VALUES ($1, $2, $3, $4, $5)",
-			u.Repository, u.Digest, u.ScanType, u.Kind, ms(u.At))
 	}
 	return p, nil
 }
@@ -683,11 +716,6 @@ func (p *pendingUpdate) read(br pgx.BatchResults) error {
 		}
 		if tag.RowsAffected() == 1 {
 			p.observed, p.unseenAt = nil, 0
-		}
-	}
-	for range p.up.Usage {
-		if _, err := br.Exec(); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -855,30 +883,30 @@ func layerText(packages string) (layer, digest string, ok bool) {
 	return packages[m[0]:m[1]], packages[m[2]:m[3]], true
 }
 
-// upsertFindingDetailed is upsertFinding ($1-$14) with the finding's detail ($15-$34,
+// upsertFindingDetailed is upsertFinding ($1-$12) with the finding's detail ($13-$28,
 // detailArgs), in one statement: the vulnerability's text and the image's facts, each stored
-// once in finding_texts ($15, $16; NULL for a detail stored whole), the packages part stored once
-// per distinct body in finding_package_sets ($17, whole: $18) with its package rows ($19-$26),
-// the finding's layer text ($27, its digest $28) once in finding_layers, and what the queries
-// read of the detail ($29-$34). Written with the row, the parts make no second version of it.
-const upsertFindingDetailed = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $15 LIMIT 1),
-		hw AS (INSERT INTO finding_texts(text) SELECT $15 WHERE $15::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
-		tf AS (SELECT id FROM finding_texts WHERE text = $16 LIMIT 1),
-		tw AS (INSERT INTO finding_texts(text) SELECT $16 WHERE $16::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tf) RETURNING id),
-		lf AS (SELECT id FROM finding_layers WHERE text = $27 LIMIT 1),
-		lw AS (INSERT INTO finding_layers(text, digest) SELECT $27, $28 WHERE $27::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lf) RETURNING id),
-		sf AS (SELECT id FROM finding_package_sets WHERE body = $17 AND whole = $18 LIMIT 1),
-		sw AS (INSERT INTO finding_package_sets(whole, body) SELECT $18, $17 WHERE NOT EXISTS (SELECT 1 FROM sf) RETURNING id),
+// once in finding_texts ($13, $14; NULL for a detail stored whole), the packages part stored once
+// per distinct body in finding_package_sets ($15, whole: $16) with its package rows ($17-$24),
+// the finding's layer text ($25, its digest $26) once in finding_layers, and what the queries
+// read of the detail (the finding_facts id $27, findingRefs', and $28). Written with the row, the
+// parts make no second version of it.
+const upsertFindingDetailed = `WITH hf AS (SELECT id FROM finding_texts WHERE text = $13 LIMIT 1),
+		hw AS (INSERT INTO finding_texts(text) SELECT $13 WHERE $13::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hf) RETURNING id),
+		tf AS (SELECT id FROM finding_texts WHERE text = $14 LIMIT 1),
+		tw AS (INSERT INTO finding_texts(text) SELECT $14 WHERE $14::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tf) RETURNING id),
+		lf AS (SELECT id FROM finding_layers WHERE text = $25 LIMIT 1),
+		lw AS (INSERT INTO finding_layers(text, digest) SELECT $25, $26 WHERE $25::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lf) RETURNING id),
+		sf AS (SELECT id FROM finding_package_sets WHERE body = $15 AND whole = $16 LIMIT 1),
+		sw AS (INSERT INTO finding_package_sets(whole, body) SELECT $16, $15 WHERE NOT EXISTS (SELECT 1 FROM sf) RETURNING id),
 		pw AS (INSERT INTO finding_set_packages(set_id, seq, name, version, release, arch, file_path, source_layer_hash, reachability, epoch)
 			SELECT sw.id, u.seq - 1, u.name, u.version, u.release, u.arch, u.file_path, u.source_layer_hash, u.reachability, u.epoch
-			FROM sw, unnest($19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::bigint[])
+			FROM sw, unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::bigint[])
 				WITH ORDINALITY AS u(name, version, release, arch, file_path, source_layer_hash, reachability, epoch, seq))
 	INSERT INTO finding_rows(target_id, vulnerability, arn_prefix, arn_key, status, severity, score, fingerprint,
 		package_keys, first_observed_at, last_observed_at, updated_at, head_id, tail_id, set_id, layer_id, facts, fix_available)
-	VALUES (finding_target_ref($1, $2, $3), finding_vulnerability_ref($4), finding_arn_prefix_ref($5), $6, $7, $8, $9, $10,
-		finding_key_set_ref($11), $12, $13, $14, (SELECT id FROM hf UNION ALL SELECT id FROM hw), (SELECT id FROM tf UNION ALL SELECT id FROM tw),
-		(SELECT id FROM sf UNION ALL SELECT id FROM sw), (SELECT id FROM lf UNION ALL SELECT id FROM lw),
-		finding_facts_ref($29, $30, $31, $32::jsonb, $33::jsonb), $34)
+	VALUES ($1::int4, $2::int4, $3::int4, $4, $5, $6, $7, $8, $9::int4, $10, $11, $12, (SELECT id FROM hf UNION ALL SELECT id FROM hw),
+		(SELECT id FROM tf UNION ALL SELECT id FROM tw), (SELECT id FROM sf UNION ALL SELECT id FROM sw), (SELECT id FROM lf UNION ALL SELECT id FROM lw),
+		$27::int4, $28)
 	ON CONFLICT (target_id, vulnerability) DO UPDATE SET arn_prefix = excluded.arn_prefix, arn_key = excluded.arn_key,
 		status = excluded.status, severity = excluded.severity, score = excluded.score, fingerprint = excluded.fingerprint,
 		package_keys = excluded.package_keys, first_observed_at = excluded.first_observed_at,
@@ -887,20 +915,28 @@ const upsertFindingDetailed = `WITH hf AS (SELECT id FROM finding_texts WHERE te
 		fix_available = excluded.fix_available
 	RETURNING id`
 
-// detailArgs returns the arguments of upsertFindingDetailed that store a finding's detail
-// ($15-$34): its shared parts, its packages' rows and what the queries read of it.
-func detailArgs(detail []byte) ([]any, error) {
+// detailRow is what upsertFindingDetailed stores of a finding's detail: its shared parts and
+// its packages' rows ($13-$26), the facts the queries read of it (by the id of their
+// finding_facts row, $27) and whether a fix is available ($28).
+type detailRow struct {
+	parts        []any
+	facts        factsKey
+	fixAvailable string
+}
+
+// detailArgs works out the detailRow of a finding's detail.
+func detailArgs(detail []byte) (detailRow, error) {
 	ix, err := indexDetail(detail)
 	if err != nil {
-		return nil, fmt.Errorf("index finding detail: %w", err)
+		return detailRow{}, fmt.Errorf("index finding detail: %w", err)
 	}
 	aliases, err := json.Marshal(ix.aliases)
 	if err != nil {
-		return nil, fmt.Errorf("index finding detail: %w", err)
+		return detailRow{}, fmt.Errorf("index finding detail: %w", err)
 	}
 	related, err := json.Marshal(ix.related)
 	if err != nil {
-		return nil, fmt.Errorf("index finding detail: %w", err)
+		return detailRow{}, fmt.Errorf("index finding detail: %w", err)
 	}
 	// A set's package rows are read from its body alone, so findings with one body can share
 	// them: a split detail's packages part must be the vulnerablePackages value the rows were
@@ -928,8 +964,11 @@ func detailArgs(detail []byte) ([]any, error) {
 		}
 		epochs[i] = p.epoch
 	}
-	return []any{headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3], cols[4], layers, cols[5], epochs, layerArg, digestArg,
-		ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related), ix.fixAvailable}, nil
+	return detailRow{
+		parts:        []any{headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3], cols[4], layers, cols[5], epochs, layerArg, digestArg},
+		facts:        factsKey{ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related)},
+		fixAvailable: ix.fixAvailable,
+	}, nil
 }
 
 // What the finding queries read of a finding's detail is copied into its row and its set's

@@ -38,10 +38,8 @@ func appendOutboxTx(ctx context.Context, tx pgx.Tx, events []store.OutboxEvent) 
 		return nil
 	}
 	now := time.Now()
-	batch := &pgx.Batch{}
-	// Taken in the batch of the inserts, after the change's own work, so the section that every
-	// event-writing transaction passes one at a time is only these inserts and the commit.
-	batch.Queue("SELECT pg_advisory_xact_lock($1)", int64(outboxLock))
+	cols := make([][]string, 7) // id, detail type, source, account, region, resources, detail
+	times := make([]int64, len(events))
 	for i, ev := range events {
 		if ev.DetailType == "" || ev.Source == "" {
 			return fmt.Errorf("%w: event %d: detail type and source are required", store.ErrBadOutboxEvent, i)
@@ -65,15 +63,39 @@ func appendOutboxTx(ctx context.Context, tx pgx.Tx, events []store.OutboxEvent) 
 		if at.IsZero() {
 			at = now
 		}
+		for c, v := range []string{ev.ID, ev.DetailType, ev.Source, ev.Account, ev.Region, string(res), string(detail)} {
+			cols[c] = append(cols[c], v)
+		}
+		times[i] = at.UnixMilli()
+	}
+	batch := &pgx.Batch{}
+	// Taken in the batch of the inserts, after the change's own work, so the section that every
+	// event-writing transaction passes one at a time is only these inserts and the commit.
+	batch.Queue("SELECT pg_advisory_xact_lock($1)", int64(outboxLock))
+	// Many rows a statement (a re-evaluation writes an event per image), numbered in the order
+	// given: the rows are inserted in their ordinality's order, and seq follows.
+	for start := 0; start < len(events); start += outboxRowsPerStatement {
+		end := min(start+outboxRowsPerStatement, len(events))
+		args := []any{}
+		for _, c := range cols {
+			args = append(args, c[start:end])
+		}
+		args = append(args, times[start:end], now.UnixMilli())
 		batch.Queue(`INSERT INTO outbox(id, detail_type, source, account, region, time, resources, detail, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT(id) DO NOTHING`,
-			ev.ID, ev.DetailType, ev.Source, ev.Account, ev.Region, at.UnixMilli(), string(res), detail, now.UnixMilli())
+			SELECT u.id, u.detail_type, u.source, u.account, u.region, u.at, u.resources, u.detail, $9
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+				WITH ORDINALITY AS u(id, detail_type, source, account, region, resources, detail, at, n)
+			ORDER BY u.n
+			ON CONFLICT(id) DO NOTHING`, args...)
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("append outbox: %w", err)
 	}
 	return nil
 }
+
+// outboxRowsPerStatement bounds the events one insert of appendOutboxTx carries.
+const outboxRowsPerStatement = 500
 
 // ReadOutbox returns up to limit events with a sequence number above afterSeq, in order.
 // Readers keep a cursor (the last seq they handled); appendOutboxTx makes that sound.

@@ -26,7 +26,8 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	const n = 150
 	gone := map[int]bool{0: true, 63: true, 64: true, 100: true}
-	const many, manyFindings, manyUsage = 70, 2100, 450 // the target whose update writes many findings and usage records, and how many
+	// The target whose update writes many findings, usage records and events, and how many.
+	const many, manyFindings, manyUsage, manyEvents = 70, 2100, 450, 600
 	noScan := map[int]bool{5: true, 65: true}
 	// Tags as pushed; a state hands them sorted, and none as nil.
 	tagsOf := func(i int) []string {
@@ -127,7 +128,14 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 					Kind: store.UsageRescan, At: at.Add(time.Duration(j+1) * time.Millisecond)})
 			}
 		}
-		return store.ScanUpdate{Findings: written, Observed: at, Events: []store.OutboxEvent{event}, Usage: usage}, nil
+		events := []store.OutboxEvent{event}
+		if i == many {
+			// More events than a store may write a statement.
+			for range manyEvents - 1 {
+				events = append(events, event)
+			}
+		}
+		return store.ScanUpdate{Findings: written, Observed: at, Events: events, Usage: usage}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -146,8 +154,17 @@ func testApplyScansManyTargets(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := eventTargets(t, events); !slices.Equal(got, want) {
-		t.Errorf("events of targets %v, want %v", got, want)
+	var wantEvents []int // in target order, the many target's all together
+	for _, i := range want {
+		wantEvents = append(wantEvents, i)
+		if i == many {
+			for range manyEvents - 1 {
+				wantEvents = append(wantEvents, i)
+			}
+		}
+	}
+	if got := eventTargets(t, events); !slices.Equal(got, wantEvents) {
+		t.Errorf("events of targets %v, want %v", got, wantEvents)
 	}
 	usage, err := db.UsageSince(ctx, at)
 	if err != nil {

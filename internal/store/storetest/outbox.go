@@ -74,6 +74,19 @@ func testAppendAndReadOutbox(t *testing.T, open Opener) {
 	if len(limited) != 1 {
 		t.Errorf("limit 1 returned %d events", len(limited))
 	}
+	// One append naming an event twice, and one already there, adds it once.
+	third := testEvent(`{"n":3}`)
+	third.ID = "4b5e1f4c-3d1a-4a52-9a0e-7d2f6c1b8e90"
+	if err := db.AppendOutbox(ctx, third, first, third); err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.ReadOutbox(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 || all[2].ID != third.ID {
+		t.Errorf("after appending an event twice in one append: %d events, want 3, the last %s", len(all), third.ID)
+	}
 }
 
 func testAppendOutboxRejectsBadEventsWritingNothing(t *testing.T, open Opener) {
