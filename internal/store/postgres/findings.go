@@ -374,10 +374,7 @@ func readScanStates(ctx context.Context, tx pgx.Tx, targets []store.ScanTarget, 
 		if t.JobID != 0 {
 			b.Queue("SELECT 1 FROM scan_jobs WHERE id = $1", t.JobID)
 		}
-		b.Queue("SELECT "+manifestColumns+" FROM manifests WHERE repository = $1 AND digest = $2", t.Repository, t.Digest)
-		b.Queue("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag", t.Repository, t.Digest)
-		b.Queue("SELECT "+imageScanColumns+", findings_observed_at FROM image_scans WHERE repository = $1 AND image_digest = $2 AND scan_type = $3",
-			t.Repository, t.Digest, t.ScanType)
+		b.Queue(imageStateRead, t.Repository, t.Digest, t.ScanType)
 		if keySets != nil {
 			b.Queue(selectedFindings, t.Repository, t.Digest, t.ScanType, keySets)
 		} else {
@@ -401,6 +398,26 @@ func readScanStates(ctx context.Context, tx pgx.Tx, targets []store.ScanTarget, 
 	return out, nil
 }
 
+// imageStateRead reads in one statement what a target's state holds but its findings: the
+// manifest (manifestColumns, of m), its tags (sorted; NULL for none), whether a scan of the type is stored, the image's
+// findings_observed_at and the scan (imageScanColumns; zero values when none). A re-evaluation
+// reads a state for each of hundreds of images; three statements each cost as much again.
+const imageStateRead = `SELECT m.repository, m.digest, m.media_type, m.artifact_type, m.config_media_type, m.config_digest, m.subject,
+		m.annotations, m.size, m.image_size, m.pushed_at, m.last_pulled_at,
+		(SELECT array_agg(t.tag ORDER BY t.tag) FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest),
+		s.scan_type IS NOT NULL, coalesce(s.findings_observed_at, 0),
+		coalesce(s.repository, ''), coalesce(s.image_digest, ''), coalesce(s.scan_type, ''), coalesce(s.status, ''),
+		coalesce(s.description, ''), coalesce(s.frequency, ''), coalesce(s.inventory_id, 0), coalesce(s.last_scan_started_at, 0),
+		coalesce(s.completed_at, 0), coalesce(s.source_updated_at, 0), coalesce(s.updated_at, 0), coalesce(s.image_facts, ''),
+		coalesce(s.not_evaluated, ''), coalesce(s.not_evaluated_packages, 0)
+	FROM manifests m LEFT JOIN image_scans s ON s.repository = m.repository AND s.image_digest = m.digest AND s.scan_type = $3
+	WHERE m.repository = $1 AND m.digest = $2`
+
+// rowFunc is a rowScanner made of a function.
+type rowFunc func(dest ...any) error
+
+func (f rowFunc) Scan(dest ...any) error { return f(dest...) }
+
 // readScanState reads the results readScanStates queued for t.
 func readScanState(ctx context.Context, br pgx.BatchResults, t store.ScanTarget, keySets []int32) (scanStateRead, error) {
 	var r scanStateRead
@@ -414,21 +431,29 @@ func readScanState(ctx context.Context, br pgx.BatchResults, t store.ScanTarget,
 			return r, err
 		}
 	}
-	m, err := scanManifest(br.QueryRow())
+	var (
+		m       store.Manifest
+		tags    []string
+		scanned bool
+	)
+	// One row: the manifest's columns, the tags, whether a scan is stored, the image's
+	// findings_observed_at and the scan's columns (scanImageScan's, scanned after the others).
+	row := br.QueryRow()
+	s, err := scanImageScan(rowFunc(func(dest ...any) error {
+		var err error
+		m, err = scanManifest(row, append([]any{&tags, &scanned, &r.observed}, dest...)...)
+		return err
+	}))
 	r.found = err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return r, err
 	}
-	if m.Tags, err = queryStrings(ctx, batchQuerier{br}, ""); err != nil {
-		return r, err
+	if len(tags) > 0 {
+		m.Tags = tags
 	}
 	r.state = store.ScanState{Target: t, Manifest: m}
-	s, err := scanImageScan(withExtra{br.QueryRow(), []any{&r.observed}})
-	switch {
-	case err == nil:
+	if scanned {
 		r.state.Scan = &s
-	case !errors.Is(err, pgx.ErrNoRows):
-		return r, err
 	}
 	if r.state.Findings, err = readFindings(ctx, batchQuerier{br}, t.Repository, t.Digest, t.ScanType, false, r.observed, ""); err != nil {
 		return r, err
@@ -1101,11 +1126,3 @@ func qualified(alias, columns string) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-// withExtra reads a row's further columns into extra after those its reader asks for.
-type withExtra struct {
-	row   rowScanner
-	extra []any
-}
-
-func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
