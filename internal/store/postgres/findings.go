@@ -658,15 +658,10 @@ func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, refs *finding
 	if err := materializeObserved(ctx, tx, t, imageObserved, up.Findings); err != nil {
 		return nil, err
 	}
-	// The writes are queued in the order they were made one by one: the image's scan, each
-	// finding's row (with its detail, when the update carries one), the observation time, the
-	// usage records.
+	// The writes are queued in this order: each finding's row (with its detail, when the update
+	// carries one), then the image's scan with the findings' observation time (no statement
+	// reads one of these rows after another is written).
 	p := &pendingUpdate{t: t, up: up, cur: cur, observed: map[int64][]string{}, detailed: map[int64]string{}}
-	if up.Scan != nil {
-		s := *up.Scan
-		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
-		b.Queue(putImageScan, imageScanArgs(s)...)
-	}
 	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
 	for _, f := range up.Findings {
 		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
@@ -711,20 +706,41 @@ func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, refs *finding
 	}
 	at, together := observedTogether(cur, up.Findings, p.observed)
 	p.together = together && at <= minWritten
-	if p.together {
+	switch {
+	case up.Scan != nil:
+		s := *up.Scan
+		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
+		if p.together {
+			b.Queue(putImageScanObserved, append(imageScanArgs(s), at)...)
+		} else {
+			b.Queue(putImageScan, imageScanArgs(s)...)
+		}
+	case p.together:
 		b.Queue(`UPDATE image_scans SET findings_observed_at = $1 WHERE repository = $2 AND image_digest = $3 AND scan_type = $4
 			AND findings_observed_at <= $1`, at, t.Repository, t.Digest, t.ScanType)
 	}
 	return p, nil
 }
 
+// putImageScanObserved is putImageScan moving the image's findings_observed_at to $16 too, when
+// not later already: it returns whether it is $16 now, as the UPDATE of queueScanUpdate says
+// by the row it matched. One statement where a re-evaluation would send two an image.
+const putImageScanObserved = `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
+		last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages, architecture,
+		findings_observed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+	ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET status = excluded.status, description = excluded.description,
+		frequency = excluded.frequency, inventory_id = excluded.inventory_id, last_scan_started_at = excluded.last_scan_started_at,
+		completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at,
+		image_facts = CASE WHEN excluded.image_facts = '' THEN image_scans.image_facts ELSE excluded.image_facts END,
+		architecture = CASE WHEN excluded.image_facts = '' THEN image_scans.architecture ELSE excluded.architecture END,
+		not_evaluated = excluded.not_evaluated, not_evaluated_packages = excluded.not_evaluated_packages,
+		findings_observed_at = CASE WHEN image_scans.findings_observed_at <= excluded.findings_observed_at
+			THEN excluded.findings_observed_at ELSE image_scans.findings_observed_at END
+	RETURNING findings_observed_at = $16`
+
 // read takes the results of what queueScanUpdate queued, in order.
 func (p *pendingUpdate) read(br pgx.BatchResults) error {
-	if p.up.Scan != nil {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-	}
 	for _, w := range p.writes {
 		var id int64
 		if err := br.QueryRow().Scan(&id); err != nil {
@@ -734,14 +750,25 @@ func (p *pendingUpdate) read(br pgx.BatchResults) error {
 			p.detailed[id] = w.vuln
 		}
 	}
-	if p.together {
+	moved := false // the image's findings_observed_at moved: every finding observed with it
+	switch {
+	case p.up.Scan != nil && p.together:
+		if err := br.QueryRow().Scan(&moved); err != nil {
+			return fmt.Errorf("write image scan: %w", err)
+		}
+	case p.up.Scan != nil:
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("write image scan: %w", err)
+		}
+	case p.together:
 		tag, err := br.Exec()
 		if err != nil {
 			return fmt.Errorf("write finding: %w", err)
 		}
-		if tag.RowsAffected() == 1 {
-			p.observed, p.unseenAt = nil, 0
-		}
+		moved = tag.RowsAffected() == 1
+	}
+	if moved {
+		p.observed, p.unseenAt = nil, 0
 	}
 	return nil
 }
