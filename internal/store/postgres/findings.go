@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lading-registry/lading/internal/store"
 )
@@ -218,30 +220,43 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			// The chunk's writes go as one batch too: a target's writes change nothing another
 			// target's update reads (distinct targets; a chunk of one otherwise).
 			w := &writeBatch{b: &pgx.Batch{}, refs: refs}
+			// The chunk's updates first, then what their details store worked out side by side
+			// (the server waits meanwhile), then their writes queued in order.
+			ups := make([]*computedUpdate, len(chunk))
+			for i, t := range chunk {
+				rs := states[i]
+				if rs.jobGone || !rs.found {
+					continue
+				}
+				st := rs.state
+				st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
+					return findingDetails(ctx, tx, t, ids)
+				}
+				ps := &partialState{tx: tx, target: t, observed: rs.observed, findings: st.Findings, partial: st.Partial, absent: absent}
+				if st.Partial {
+					st.More, st.All = ps.more, ps.all
+				}
+				up, err := update(st)
+				if err != nil {
+					return err
+				}
+				ups[i] = &computedUpdate{ps: ps, up: up}
+			}
+			if err := prepareDetails(ctx, ups); err != nil {
+				return err
+			}
 			for i, t := range chunk {
 				rs := states[i]
 				if rs.jobGone {
 					continue
 				}
-				if rs.found {
-					st := rs.state
-					st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
-						return findingDetails(ctx, tx, t, ids)
-					}
-					ps := &partialState{tx: tx, target: t, observed: rs.observed, findings: st.Findings, partial: st.Partial, absent: absent}
-					if st.Partial {
-						st.More, st.All = ps.more, ps.all
-					}
-					up, err := update(st)
-					if err != nil {
-						return err
-					}
-					p, err := queueScanUpdate(ctx, tx, w.b, w.refs, t, ps.findings, ps.partial, rs.observed, up)
+				if c := ups[i]; c != nil {
+					p, err := queueScanUpdate(ctx, tx, w.b, w.refs, t, c.ps.findings, c.ps.partial, rs.observed, c.up, c.details)
 					if err != nil {
 						return err
 					}
 					w.pending = append(w.pending, p)
-					usage = append(usage, up.Usage...)
+					usage = append(usage, c.up.Usage...)
 				}
 				if t.JobID != 0 {
 					w.b.Queue("DELETE FROM scan_jobs WHERE id = $1", t.JobID)
@@ -635,21 +650,14 @@ type findingWrite struct {
 // findings written with their detail when the update finishes.
 //
 // When partial, cur are those of a partial state: up.Observed observes the others.
+//
+// details holds, where not nil, the detailRow of each of up.Findings' details (prepareDetails).
 func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, refs *findingRefs, t store.ScanTarget, cur []store.Finding, partial bool,
-	imageObserved int64, up store.ScanUpdate) (*pendingUpdate, error) {
-	stored := make(map[string]*store.Finding, len(cur))
+	imageObserved int64, up store.ScanUpdate, details []*detailRow) (*pendingUpdate, error) {
+	stored := storedFindings(cur, up.Findings)
 	hasDetail := make(map[string]bool, len(cur)) // rows whose detail is stored, or written here
 	for i := range cur {
-		stored[cur[i].VulnerabilityID] = &cur[i]
 		hasDetail[cur[i].VulnerabilityID] = true
-	}
-	seen := make(map[string]bool, len(up.Findings))
-	for _, f := range up.Findings {
-		if seen[f.VulnerabilityID] {
-			stored = nil // written twice: keep the order of the writes
-			break
-		}
-		seen[f.VulnerabilityID] = true
 	}
 	// A finding observed again, and otherwise as stored, only has its lastObservedAt moved:
 	// when that is every ACTIVE finding the update does not rewrite, one write of the image's
@@ -663,7 +671,7 @@ func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, refs *finding
 	// reads one of these rows after another is written).
 	p := &pendingUpdate{t: t, up: up, cur: cur, observed: map[int64][]string{}, detailed: map[int64]string{}}
 	minWritten := int64(math.MaxInt64) // earliest lastObservedAt written to an ACTIVE row
-	for _, f := range up.Findings {
+	for i, f := range up.Findings {
 		if prev := stored[f.VulnerabilityID]; prev != nil && onlyObserved(*prev, f) {
 			if at := ms(f.LastObservedAt); at != ms(prev.LastObservedAt) {
 				p.observed[at] = append(p.observed[at], f.VulnerabilityID)
@@ -683,9 +691,12 @@ func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, refs *finding
 		if f.Detail == nil {
 			use.q = b.Queue(upsertFinding, args...) // the detail stored stays
 		} else {
-			d, err := detailArgs(f.Detail)
-			if err != nil {
-				return nil, err
+			d := details[i]
+			if d == nil {
+				var err error
+				if d, err = detailArgs(f.Detail); err != nil {
+					return nil, err
+				}
 			}
 			use.facts = &d.facts
 			use.q = b.Queue(upsertFindingDetailed, append(append(args, d.parts...), nil, d.fixAvailable)...)
@@ -976,19 +987,76 @@ type detailRow struct {
 	fixAvailable string
 }
 
+// storedFindings maps the vulnerability ids of cur to their findings, which a write only
+// observes when onlyObserved says so; nil when writes name a vulnerability twice (every write
+// is then made, in order).
+func storedFindings(cur, writes []store.Finding) map[string]*store.Finding {
+	seen := make(map[string]bool, len(writes))
+	for _, f := range writes {
+		if seen[f.VulnerabilityID] {
+			return nil
+		}
+		seen[f.VulnerabilityID] = true
+	}
+	stored := make(map[string]*store.Finding, len(cur))
+	for i := range cur {
+		stored[cur[i].VulnerabilityID] = &cur[i]
+	}
+	return stored
+}
+
+// computedUpdate is a target's update in applyScans, with the partial state it was computed on
+// and its details' rows.
+type computedUpdate struct {
+	ps      *partialState
+	up      store.ScanUpdate
+	details []*detailRow // per finding of up; nil where it carries no detail
+}
+
+// prepareDetails works out the detailRow of every detail the updates write, on as many
+// goroutines as there are processors: parsing the details is most of the Go work of a
+// re-evaluation's writes. An update left nil is skipped; a detail that does not parse is left
+// to queueScanUpdate, which says so for the finding.
+func prepareDetails(ctx context.Context, ups []*computedUpdate) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, c := range ups {
+		if c == nil {
+			continue
+		}
+		c.details = make([]*detailRow, len(c.up.Findings))
+		g.Go(func() error {
+			stored := storedFindings(c.ps.findings, c.up.Findings)
+			for i, f := range c.up.Findings {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if prev := stored[f.VulnerabilityID]; f.Detail == nil || prev != nil && onlyObserved(*prev, f) {
+					continue
+				}
+				if d, err := detailArgs(f.Detail); err == nil {
+					c.details[i] = d
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
 // detailArgs works out the detailRow of a finding's detail.
-func detailArgs(detail []byte) (detailRow, error) {
+func detailArgs(detail []byte) (*detailRow, error) {
 	ix, err := indexDetail(detail)
 	if err != nil {
-		return detailRow{}, fmt.Errorf("index finding detail: %w", err)
+		return nil, fmt.Errorf("index finding detail: %w", err)
 	}
 	aliases, err := json.Marshal(ix.aliases)
 	if err != nil {
-		return detailRow{}, fmt.Errorf("index finding detail: %w", err)
+		return nil, fmt.Errorf("index finding detail: %w", err)
 	}
 	related, err := json.Marshal(ix.related)
 	if err != nil {
-		return detailRow{}, fmt.Errorf("index finding detail: %w", err)
+		return nil, fmt.Errorf("index finding detail: %w", err)
 	}
 	// A set's package rows are read from its body alone, so findings with one body can share
 	// them: a split detail's packages part must be the vulnerablePackages value the rows were
@@ -1016,7 +1084,7 @@ func detailArgs(detail []byte) (detailRow, error) {
 		}
 		epochs[i] = p.epoch
 	}
-	return detailRow{
+	return &detailRow{
 		parts:        []any{headArg, tailArg, body, whole, cols[0], cols[1], cols[2], cols[3], cols[4], layers, cols[5], epochs, layerArg, digestArg},
 		facts:        factsKey{ix.title, ix.source, ix.vendorSeverity, string(aliases), string(related)},
 		fixAvailable: ix.fixAvailable,
