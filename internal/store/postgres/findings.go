@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -223,24 +224,51 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 			// The chunk's updates first, then what their details store worked out side by side
 			// (the server waits meanwhile), then their writes queued in order.
 			ups := make([]*computedUpdate, len(chunk))
+			// Distinct targets' updates run side by side (store.DistinctTargets); what they
+			// read of the transaction (More, All, Details) takes its connection in turn.
+			var conn sync.Mutex
+			locked := func(f func() error) error {
+				conn.Lock()
+				defer conn.Unlock()
+				return f()
+			}
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(runtime.GOMAXPROCS(0))
 			for i, t := range chunk {
 				rs := states[i]
 				if rs.jobGone || !rs.found {
 					continue
 				}
-				st := rs.state
-				st.Details = func(ctx context.Context, ids []string) (map[string][]byte, error) {
-					return findingDetails(ctx, tx, t, ids)
-				}
-				ps := &partialState{tx: tx, target: t, observed: rs.observed, findings: st.Findings, partial: st.Partial, absent: absent}
-				if st.Partial {
-					st.More, st.All = ps.more, ps.all
-				}
-				up, err := update(st)
-				if err != nil {
-					return err
-				}
-				ups[i] = &computedUpdate{ps: ps, up: up}
+				g.Go(func() error {
+					if err := gctx.Err(); err != nil {
+						return err
+					}
+					st := rs.state
+					st.Details = func(ctx context.Context, ids []string) (out map[string][]byte, err error) {
+						err = locked(func() error { out, err = findingDetails(ctx, tx, t, ids); return err })
+						return out, err
+					}
+					ps := &partialState{tx: tx, target: t, observed: rs.observed, findings: st.Findings, partial: st.Partial, absent: absent}
+					if st.Partial {
+						st.More = func(ctx context.Context, ids []string) (out []store.Finding, err error) {
+							err = locked(func() error { out, err = ps.more(ctx, ids); return err })
+							return out, err
+						}
+						st.All = func(ctx context.Context) (out []store.Finding, err error) {
+							err = locked(func() error { out, err = ps.all(ctx); return err })
+							return out, err
+						}
+					}
+					up, err := update(st)
+					if err != nil {
+						return err
+					}
+					ups[i] = &computedUpdate{ps: ps, up: up}
+					return nil
+				})
+			}
+			if err := g.Wait(); err != nil {
+				return err
 			}
 			if err := prepareDetails(ctx, ups); err != nil {
 				return err
