@@ -61,38 +61,22 @@ func (r *findingRefs) resolve(ctx context.Context, tx pgx.Tx) error {
 		return nil
 	}
 	var (
-		targets             []targetKey
-		vulns, prefixes     []string
-		keySets             []string
-		facts               []factsKey
-		seenT               = map[targetKey]bool{}
-		seenV, seenP, seenK = map[string]bool{}, map[string]bool{}, map[string]bool{}
-		seenF               = map[factsKey]bool{}
+		targets                  []targetKey
+		vulns, prefixes, keySets []string
+		facts                    []factsKey
+		seenT                    = map[targetKey]bool{}
+		seenV, seenP, seenK      = map[string]bool{}, map[string]bool{}, map[string]bool{}
+		seenF                    = map[factsKey]bool{}
 	)
 	for _, u := range r.pending {
-		if _, ok := r.targets[u.target]; !ok && !seenT[u.target] {
-			seenT[u.target] = true
-			targets = append(targets, u.target)
-		}
-		if _, ok := r.vulns[u.vuln]; !ok && !seenV[u.vuln] {
-			seenV[u.vuln] = true
-			vulns = append(vulns, u.vuln)
-		}
-		if _, ok := r.prefixes[u.prefix]; !ok && !seenP[u.prefix] {
-			seenP[u.prefix] = true
-			prefixes = append(prefixes, u.prefix)
-		}
+		addUnknown(r.targets, seenT, &targets, u.target)
+		addUnknown(r.vulns, seenV, &vulns, u.vuln)
+		addUnknown(r.prefixes, seenP, &prefixes, u.prefix)
 		if u.keys != nil {
-			if _, ok := r.keySets[*u.keys]; !ok && !seenK[*u.keys] {
-				seenK[*u.keys] = true
-				keySets = append(keySets, *u.keys)
-			}
+			addUnknown(r.keySets, seenK, &keySets, *u.keys)
 		}
 		if u.facts != nil {
-			if _, ok := r.facts[*u.facts]; !ok && !seenF[*u.facts] {
-				seenF[*u.facts] = true
-				facts = append(facts, *u.facts)
-			}
+			addUnknown(r.facts, seenF, &facts, *u.facts)
 		}
 	}
 	if err := r.lookUp(ctx, tx, targets, vulns, prefixes, keySets, facts); err != nil {
@@ -110,6 +94,14 @@ func (r *findingRefs) resolve(ctx context.Context, tx pgx.Tx) error {
 	}
 	r.pending = r.pending[:0]
 	return nil
+}
+
+// addUnknown adds k to *out when known holds no id for it and seen does not hold it yet.
+func addUnknown[K comparable](known map[K]int32, seen map[K]bool, out *[]K, k K) {
+	if _, ok := known[k]; !ok && !seen[k] {
+		seen[k] = true
+		*out = append(*out, k)
+	}
 }
 
 // lookUp calls the dictionary functions of 0052 on the values given, one statement per

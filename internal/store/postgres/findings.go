@@ -764,16 +764,9 @@ func queueScanUpdate(ctx context.Context, tx pgx.Tx, b *pgx.Batch, refs *finding
 // putImageScanObserved is putImageScan moving the image's findings_observed_at to $16 too, when
 // not later already: it returns whether it is $16 now, as the UPDATE of queueScanUpdate says
 // by the row it matched. One statement where a re-evaluation would send two an image.
-const putImageScanObserved = `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
-		last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages, architecture,
-		findings_observed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-	ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET status = excluded.status, description = excluded.description,
-		frequency = excluded.frequency, inventory_id = excluded.inventory_id, last_scan_started_at = excluded.last_scan_started_at,
-		completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at,
-		image_facts = CASE WHEN excluded.image_facts = '' THEN image_scans.image_facts ELSE excluded.image_facts END,
-		architecture = CASE WHEN excluded.image_facts = '' THEN image_scans.architecture ELSE excluded.architecture END,
-		not_evaluated = excluded.not_evaluated, not_evaluated_packages = excluded.not_evaluated_packages,
+const putImageScanObserved = `INSERT INTO image_scans(` + putImageScanColumns + `, findings_observed_at)
+		VALUES (` + putImageScanValues + `, $16)
+	ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET ` + putImageScanSet + `,
 		findings_observed_at = CASE WHEN image_scans.findings_observed_at <= excluded.findings_observed_at
 			THEN excluded.findings_observed_at ELSE image_scans.findings_observed_at END
 	RETURNING findings_observed_at = $16`

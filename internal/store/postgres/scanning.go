@@ -121,15 +121,21 @@ func putImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
 
 // putImageScan writes an image scan state; imageScanArgs are its arguments. Image facts written
 // empty are kept: only a write of findings sets them.
-const putImageScan = `INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
-		last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages, architecture)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-	ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET status = excluded.status, description = excluded.description,
+const putImageScan = `INSERT INTO image_scans(` + putImageScanColumns + `) VALUES (` + putImageScanValues + `)
+	ON CONFLICT(repository, image_digest, scan_type) DO UPDATE SET ` + putImageScanSet
+
+// putImageScan's columns, values and conflict update, which putImageScanObserved extends.
+const (
+	putImageScanColumns = `repository, image_digest, scan_type, status, description, frequency, inventory_id,
+		last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts, not_evaluated, not_evaluated_packages, architecture`
+	putImageScanValues = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15`
+	putImageScanSet    = `status = excluded.status, description = excluded.description,
 		frequency = excluded.frequency, inventory_id = excluded.inventory_id, last_scan_started_at = excluded.last_scan_started_at,
 		completed_at = excluded.completed_at, source_updated_at = excluded.source_updated_at, updated_at = excluded.updated_at,
 		image_facts = CASE WHEN excluded.image_facts = '' THEN image_scans.image_facts ELSE excluded.image_facts END,
 		architecture = CASE WHEN excluded.image_facts = '' THEN image_scans.architecture ELSE excluded.architecture END,
 		not_evaluated = excluded.not_evaluated, not_evaluated_packages = excluded.not_evaluated_packages`
+)
 
 func imageScanArgs(s store.ImageScan) []any {
 	var inv any
