@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lading-registry/lading/bench/internal/machine"
+	linventory "github.com/lading-registry/lading/internal/inventory"
 )
 
 // Targets of issue 11 point 5, on every image: Lading at most 0.15x osv-scanner's wall time
@@ -83,6 +84,12 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		machine.CPUModel(), runtime.NumCPU(), runtime.Version(), b.loadStart, b.loadEnd)
 	fmt.Fprintf(out, "lading %s; data: %s (Lading: lading db import, %.1f s, not timed; osv-scanner: the same all.zip files, offline)\n",
 		b.ladingRev, filepath.Join(b.cfg.shared, "osv"), b.importDur.Seconds())
+	if prog, err := linventory.GzipProgram(linventory.GzipDecoderAuto); err == nil && prog != "" {
+		fmt.Fprintf(out, "Lading's gzip decoder: %s (found on PATH) for layers of %d MiB or more, in a child process: its CPU counts in Lading's;\n"+
+			"its peak RSS (about 4 MiB) is not added to Lading's: ru_maxrss of a process that waited for a child is the larger of the two\n", prog, linventory.MinProgramGzipBytes>>20)
+	} else {
+		fmt.Fprintln(out, "Lading's gzip decoder: Go's, in process (igzip is not on PATH; Debian's isal package has it)")
+	}
 	fmt.Fprintf(out, "runs: %d per scanner per corpus image, %d on the big image, alternating which goes first, after an untimed warm-up run of each;\n", b.cfg.reps, b.cfg.bigReps)
 	fmt.Fprintln(out, "wall and CPU (user+sys) are medians; peak RSS is ru_maxrss of the child, median; ratios are Lading / osv-scanner, medians of per-run ratios.")
 	for _, img := range []struct {

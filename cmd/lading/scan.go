@@ -48,6 +48,9 @@ const (
 )
 
 // scanExitHelp is the exit statuses as `lading scan --help` and the README give them.
+// gzipDecoderHelp is the --gzip-decoder flag's usage, for scan and serve.
+const gzipDecoderHelp = "how gzip layers of 1 MiB or more are decompressed: igzip (Intel ISA-L's, Debian's isal package, in a child process: about 3x less CPU), go (in process), or auto (igzip when on PATH, else go)"
+
 const scanExitHelp = `Exit status:
   0  no finding at or above --fail-on (or --exit-code 0, the default)
   N  findings at or above --fail-on, with --exit-code N (conventionally 1; not 2 or 3)
@@ -76,6 +79,7 @@ type scanOptions struct {
 	reachableOnly bool
 	// includeOSOwned reports language packages an OS package installed on their own too.
 	includeOSOwned bool
+	gzipDecoder    string
 	// cpuProfile and memProfile are where to write profiles of the scan (hidden: for developers).
 	cpuProfile, memProfile string
 }
@@ -125,6 +129,7 @@ func newScanCommand() *cobra.Command {
 	f.StringVar(&o.ignoreFile, "ignore-file", "", "leave out the vulnerabilities this file lists: one id per line, optional exp:YYYY-MM-DD and # reason (or Trivy's YAML form)")
 	f.StringSliceVar(&o.vexFiles, "vex", nil, "suppress the findings these VEX documents (OpenVEX 0.2 or CycloneDX JSON) say are not_affected or fixed (repeatable)")
 	f.BoolVar(&o.includeOSOwned, "include-os-owned", false, "also report on their own the language packages an OS package installed (a Debian python3-xyz's dist-info), which are otherwise reported once, as the OS package naming them")
+	f.StringVar(&o.gzipDecoder, "gzip-decoder", inventory.GzipDecoderAuto, gzipDecoderHelp)
 	f.BoolVar(&o.reachableOnly, "reachable-only", false, "hide findings whose every package is a Go package whose binary lacks the advisory's vulnerable symbols (reachability ABSENT; UNKNOWN is kept)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scan to this file")
 	f.StringVar(&o.memProfile, "memprofile", "", "write the heap profile at the heap's peak to this file")
@@ -165,6 +170,10 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	// A typing error in the format is worth knowing before a long scan, not after.
 	if !slices.Contains(report.Formats(), o.format) {
 		return fmt.Errorf("--format %q: want one of %s", o.format, strings.Join(report.Formats(), ", "))
+	}
+	gzipProgram, err := inventory.GzipProgram(o.gzipDecoder)
+	if err != nil {
+		return fmt.Errorf("--gzip-decoder: %w", err)
 	}
 	// Before anything else: a missing file is a typing error to report at once.
 	src, err := imagesrc.ParseSource(source)
@@ -234,7 +243,7 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	layers := pipelineLayers(img)
 	progress := newLayerProgress(os.Stderr, layers)
 	scanner := pipeline.Scanner{MemoryBytes: scanMemoryBytes, Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone,
-		KeepOSOwned: o.includeOSOwned}
+		KeepOSOwned: o.includeOSOwned, GzipProgram: gzipProgram}
 	// Only the advisories of the packages found are loaded, not the whole database.
 	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
 		return vdb.IndexFor(ctx, keys)

@@ -16,6 +16,7 @@ import (
 	"github.com/lading-registry/lading/internal/app"
 	"github.com/lading-registry/lading/internal/auth"
 	"github.com/lading-registry/lading/internal/gc"
+	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/lease"
 	"github.com/lading-registry/lading/internal/vulndb"
 )
@@ -122,6 +123,7 @@ func newServeCommand() *cobra.Command {
 	f.DurationVar(&cfg.MaxDBAge, "max-db-age", 7*24*time.Hour, "/readyz says the advisory database is not current when its newest advisory is older than this (0: no limit)")
 	f.IntVar(&cfg.ScanWorkers, "scan-workers", 2, "scans run at once")
 	f.DurationVar(&cfg.ScanTimeout, "scan-timeout", 10*time.Minute, "a scan taking longer fails")
+	f.StringVar(&cfg.GzipDecoder, "gzip-decoder", inventory.GzipDecoderAuto, gzipDecoderHelp)
 	f.BoolVar(&api, "api", true, "serve the registry, ECR, Inspector and console; --api=false makes a scan-only node (background work, /healthz, /readyz and /metrics only)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", lease.DefaultTTL, "with several nodes on one --metadata, how long a node's hold on a once-per-registry duty (gc, lifecycle, advisory sync, continuous re-evaluation) or on a webhook's delivery lasts unrenewed: how soon another node takes over from one that died")
 	f.DurationVar(&cfg.ScanLease, "scan-lease", 30*time.Second, "a scan job claimed by a node that stops heartbeating (it died) is taken by another node after this long")

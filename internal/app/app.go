@@ -28,6 +28,7 @@ import (
 	"github.com/lading-registry/lading/internal/findings"
 	"github.com/lading-registry/lading/internal/gc"
 	"github.com/lading-registry/lading/internal/inspector"
+	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/kev"
 	"github.com/lading-registry/lading/internal/lease"
 	"github.com/lading-registry/lading/internal/lifecycle"
@@ -76,6 +77,8 @@ type Config struct {
 
 	ScanWorkers int
 	ScanTimeout time.Duration
+	// GzipDecoder is the --gzip-decoder setting for the scans' gzip layers (inventory.GzipProgram).
+	GzipDecoder string
 	ScanLease   time.Duration // how soon another node takes the scan of a node that died
 	// NoAPI serves only /healthz, /readyz and /metrics: a node that does background work
 	// (scans, reports, its share of the leased duties) and answers no client.
@@ -299,6 +302,13 @@ func (a *App) openScanning(ctx context.Context) error {
 	if err := os.MkdirAll(scratch, privateDir); err != nil {
 		return err
 	}
+	gzipProgram, err := inventory.GzipProgram(cfg.GzipDecoder)
+	if err != nil {
+		return fmt.Errorf("--gzip-decoder: %w", err)
+	}
+	if gzipProgram != "" {
+		a.log.Info("large gzip layers are decoded by a child process", "program", gzipProgram)
+	}
 	var scanned func(ctx context.Context, repo, digest, scanType string) error
 	if cfg.AttachSBOM {
 		scanned = sbom.NewAttacher(a.meta, a.blobs, sbom.AttacherConfig{ToolVersion: cfg.Version, Now: cfg.Now,
@@ -307,7 +317,7 @@ func (a *App) openScanning(ctx context.Context) error {
 	a.scans = scanning.New(a.meta, a.blobs, a.watcher, scanning.Config{
 		Origin: origin, Workers: cfg.ScanWorkers, ScanTimeout: cfg.ScanTimeout, ScanLease: cfg.ScanLease, RescanDuration: cfg.RescanDuration,
 		ScratchDir: scratch, Logger: a.log.With("component", "scanning"), Notify: a.events.Notify, Registerer: a.registry,
-		Scanned: scanned, Leases: a.leases,
+		Scanned: scanned, Leases: a.leases, GzipProgram: gzipProgram,
 	})
 	a.meta.SetEffects(a.scans.Effects, a.scans.Committed)
 	return nil

@@ -3,6 +3,7 @@ package inventory
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,14 +31,22 @@ const zstdMaxWindow = 128 << 20
 
 // decompress detects the compression of a layer stream by its magic bytes (media types are
 // not trusted) and returns the decompressed stream, decompressed ahead in a goroutine of its
-// own (readAhead). The returned func stops it.
-func decompress(r io.Reader) (io.Reader, func(), error) {
+// own (readAhead) or, for a gzip layer of at least MinProgramGzipBytes when opts names a gzip
+// program, by that program in a child process. The returned func stops either.
+func decompress(ctx context.Context, r io.Reader, opts Options) (io.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(6)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, fmt.Errorf("read layer: %w", err)
 	}
 	switch {
+	case bytes.HasPrefix(head, magicGzip) && opts.GzipProgram != "" && opts.LayerSize >= MinProgramGzipBytes:
+		g, err := startGunzipProgram(ctx, opts.GzipProgram, br)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The tar reader reads a header at a time: buffered, not a system call each.
+		return bufio.NewReaderSize(g, programReadBuffer), g.Close, nil
 	case bytes.HasPrefix(head, magicGzip):
 		zr, err := gzip.NewReader(br)
 		if err != nil {

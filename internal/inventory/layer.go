@@ -121,7 +121,7 @@ func (ls *layerScan) skip(p, format string, args ...any) {
 }
 
 func (ls *layerScan) run(ctx context.Context, r io.Reader) error {
-	dr, closeDecompressor, err := decompress(plugin.ContextReader(ctx, r))
+	dr, closeDecompressor, err := decompress(ctx, plugin.ContextReader(ctx, r), ls.opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"reflect"
 	"slices"
 	"testing"
@@ -164,5 +165,56 @@ func TestScanLayerSymlinkReplacedByDirectory(t *testing.T) {
 	}
 	if len(inv.Packages) != 1 || len(inv.Skipped) != 0 {
 		t.Errorf("packages %+v, skipped %+v", inv.Packages, inv.Skipped)
+	}
+}
+
+// TestScanLayerGzipProgram: a real layer decoded by igzip gives the inventory Go's decoder
+// gives, and a damaged large layer fails as a corrupt layer with either.
+func TestScanLayerGzipProgram(t *testing.T) {
+	prog, err := inventory.GzipProgram(inventory.GzipDecoderIgzip)
+	if err != nil {
+		t.Fatalf("%v; run `bash .ci/install-tools` (it installs Debian's isal)", err)
+	}
+	img := openImage(t, "debian-family.tar", "debian-base")
+	var raw []byte
+	for _, l := range img.Layers {
+		if l.Digest == debianBaseLayer {
+			rc, err := l.Open(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err = io.ReadAll(rc)
+			_ = rc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(raw) < inventory.MinProgramGzipBytes {
+		t.Fatalf("base layer of %d bytes: too small for the program", len(raw))
+	}
+	scan := func(layer []byte, program string) (*inventory.LayerInventory, error) {
+		return inventory.ScanLayer(context.Background(), bytes.NewReader(layer), debianBaseLayer,
+			inventory.Options{ScratchDir: t.TempDir(), GzipProgram: program, LayerSize: int64(len(layer))})
+	}
+	byGo, err := scan(raw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byProgram, err := scan(raw, prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byGo.OSDatabases) != 1 || len(byGo.OSDatabases[0].Packages) != 88 {
+		t.Fatalf("Go's decoder: %d databases", len(byGo.OSDatabases))
+	}
+	if !reflect.DeepEqual(byGo, byProgram) {
+		t.Errorf("igzip's inventory differs from Go's: stats %+v vs %+v", byProgram.Stats, byGo.Stats)
+	}
+	truncated := raw[:len(raw)*2/3]
+	for _, program := range []string{"", prog} {
+		if _, err := scan(truncated, program); !errors.Is(err, inventory.ErrCorruptLayer) {
+			t.Errorf("truncated, program %q: %v, want ErrCorruptLayer", program, err)
+		}
 	}
 }

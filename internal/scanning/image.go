@@ -94,7 +94,8 @@ func modeOf(scanType string) inventory.Mode {
 // scanner is the scan pipeline for a scan type, with the store's layer inventories as its
 // cache.
 func (s *Service) scanner(scanType string, log *slog.Logger) pipeline.Scanner {
-	return pipeline.Scanner{Mode: modeOf(scanType), ScratchDir: s.cfg.ScratchDir, Cache: layerCache{s.store, s.layerMemo}, Logger: log, Slots: s.layerSlots}
+	return pipeline.Scanner{Mode: modeOf(scanType), ScratchDir: s.cfg.ScratchDir, Cache: layerCache{s.store, s.layerMemo}, Logger: log, Slots: s.layerSlots,
+		GzipProgram: s.cfg.GzipProgram}
 }
 
 // pipelineLayers are the image's layers as the pipeline reads them, from the blob store.

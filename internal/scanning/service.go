@@ -113,6 +113,8 @@ type Config struct {
 	// coverage, as Inspector's ECR rescan duration.
 	RescanDuration time.Duration
 	ScratchDir     string
+	// GzipProgram is the gzip decoder run for large gzip layers (inventory.Options.GzipProgram).
+	GzipProgram string
 	// MaxAttempts bounds retries of a scan that failed for a reason worth retrying.
 	MaxAttempts int
 	Now         func() time.Time

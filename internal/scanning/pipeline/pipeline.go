@@ -124,6 +124,9 @@ type Scanner struct {
 	// KeepOSOwned reports language packages an OS package installed on their own too
 	// (inventory.MergeOptions); by default they are reported once, as the OS package.
 	KeepOSOwned bool
+	// GzipProgram is the gzip decoder run for large gzip layers (inventory.Options.GzipProgram);
+	// "" decodes them in process.
+	GzipProgram string
 }
 
 // Inventory is an image's merged inventory with what matching and storing it need.
@@ -281,7 +284,7 @@ func (s Scanner) layer(ctx context.Context, i int, l Layer) (*inventory.LayerInv
 		r = s.Progress(i, l, r)
 	}
 	li, err := inventory.ScanLayer(ctx, r, l.Digest, inventory.Options{Mode: mode, ScratchDir: s.ScratchDir, Logger: s.Logger,
-		Limits: s.layerLimits()})
+		Limits: s.layerLimits(), GzipProgram: s.GzipProgram, LayerSize: l.Size})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -1,0 +1,193 @@
+package inventory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// igzip is the real igzip (Debian's isal package), which .ci/install-tools installs.
+func igzip(tb testing.TB) string {
+	tb.Helper()
+	p, err := exec.LookPath("igzip")
+	if err != nil {
+		tb.Fatal("igzip is not installed; run `bash .ci/install-tools` (it installs Debian's isal)")
+	}
+	return p
+}
+
+func gzipOf(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		tb.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// readAllOf decompresses stream as a layer scan does, with Go's decoder or the program.
+func readAllOf(tb testing.TB, stream []byte, program string) ([]byte, error) {
+	tb.Helper()
+	r, stop, err := decompress(context.Background(), bytes.NewReader(stream),
+		Options{GzipProgram: program, LayerSize: MinProgramGzipBytes})
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	return io.ReadAll(r)
+}
+
+// TestGunzipProgramAgreesWithGo: igzip gives the bytes Go's decoder gives, and fails where
+// it fails, on good streams and on damaged ones.
+func TestGunzipProgramAgreesWithGo(t *testing.T) {
+	prog := igzip(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	content := make([]byte, 3<<20) // beyond the pipe and the read buffer
+	for i := range content {
+		content[i] = byte(rng.IntN(16)) // compressible, not trivially
+	}
+	one := gzipOf(t, content)
+	damaged := func(at int) []byte {
+		b := bytes.Clone(one)
+		b[at] ^= 0x55
+		return b
+	}
+	tests := []struct {
+		name    string
+		stream  []byte
+		wantErr bool
+	}{
+		{"one member", one, false},
+		{"two members", append(gzipOf(t, []byte("first member\n")), one...), false},
+		{"empty content", gzipOf(t, nil), false},
+		{"truncated", one[:len(one)/2], true},
+		{"truncated in the trailer", one[:len(one)-3], true},
+		{"checksum", damaged(len(one) - 6), true},
+		{"length", damaged(len(one) - 2), true},
+		{"deflate data", damaged(len(one) / 3), true},
+		{"header only", one[:10], true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			goBytes, goErr := readAllOf(t, tt.stream, "")
+			progBytes, progErr := readAllOf(t, tt.stream, prog)
+			if (goErr != nil) != tt.wantErr || (progErr != nil) != tt.wantErr {
+				t.Fatalf("errors: go %v, igzip %v; want an error: %v", goErr, progErr, tt.wantErr)
+			}
+			if tt.wantErr {
+				if !strings.Contains(progErr.Error(), "igzip") {
+					t.Errorf("igzip's error does not name it: %v", progErr)
+				}
+				return
+			}
+			if !bytes.Equal(goBytes, progBytes) {
+				t.Errorf("igzip gave %d bytes, Go %d, or other bytes", len(progBytes), len(goBytes))
+			}
+		})
+	}
+}
+
+// TestGunzipProgramCloseEarly: closing before the end stops the program (a layer walk stops
+// at the tar's end, before the padding), and reads after the end keep returning io.EOF.
+func TestGunzipProgramCloseEarly(t *testing.T) {
+	stream := gzipOf(t, bytes.Repeat([]byte("0123456789abcdef"), 1<<20))
+	g, err := startGunzipProgram(context.Background(), igzip(t), bytes.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(g, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	if g.cmd.ProcessState == nil {
+		t.Fatal("the program was not waited for")
+	}
+
+	g, err = startGunzipProgram(context.Background(), igzip(t), bytes.NewReader(gzipOf(t, []byte("short"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(g); err != nil || string(b) != "short" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if n, err := g.Read(make([]byte, 10)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("a read after the end: %d, %v", n, err)
+	}
+	g.Close() // after the end: nothing left to stop
+}
+
+// TestGunzipProgramCancelled: cancelling the scan stops the program and the read fails.
+func TestGunzipProgramCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stream := gzipOf(t, bytes.Repeat([]byte("0123456789abcdef"), 1<<20))
+	g, err := startGunzipProgram(ctx, igzip(t), bytes.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := io.ReadFull(g, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := io.Copy(io.Discard, g); err == nil {
+		t.Error("the read went on to a clean end after the cancel")
+	}
+}
+
+// TestDecompressSmallLayersInProcess: a layer under MinProgramGzipBytes, or of unknown size,
+// is decoded in process even when a program is set.
+func TestDecompressSmallLayersInProcess(t *testing.T) {
+	stream := gzipOf(t, []byte("content"))
+	for _, size := range []int64{0, -1, MinProgramGzipBytes - 1} {
+		r, stop, err := decompress(context.Background(), bytes.NewReader(stream), Options{GzipProgram: "/nonexistent/igzip", LayerSize: size})
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		b, err := io.ReadAll(r)
+		stop()
+		if err != nil || string(b) != "content" {
+			t.Errorf("size %d: %q, %v", size, b, err)
+		}
+	}
+	if _, _, err := decompress(context.Background(), bytes.NewReader(stream), Options{GzipProgram: "/nonexistent/igzip", LayerSize: MinProgramGzipBytes}); err == nil {
+		t.Error("a large layer did not go to the program")
+	}
+}
+
+func TestGzipProgramSetting(t *testing.T) {
+	prog := igzip(t)
+	tests := []struct {
+		setting, want string
+		wantErr       bool
+	}{
+		{"", prog, false},
+		{GzipDecoderAuto, prog, false},
+		{GzipDecoderIgzip, prog, false},
+		{GzipDecoderGo, "", false},
+		{"pigz", "", true},
+	}
+	for _, tt := range tests {
+		got, err := GzipProgram(tt.setting)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("%q: %q, %v; want %q (error: %v)", tt.setting, got, err, tt.want, tt.wantErr)
+		}
+	}
+	t.Setenv("PATH", t.TempDir())
+	if got, err := GzipProgram(GzipDecoderAuto); got != "" || err != nil {
+		t.Errorf("auto without igzip: %q, %v; want Go's decoder", got, err)
+	}
+	if _, err := GzipProgram(GzipDecoderIgzip); err == nil || !strings.Contains(err.Error(), "isal") {
+		t.Errorf("igzip without igzip: %v; want an error saying how to install it", err)
+	}
+}
