@@ -40,6 +40,8 @@ type config struct {
 	skipTput  bool
 	osvBin    string
 	ladingBin string
+	// gzipDecoder is lading's --gzip-decoder ("" leaves it at its default, auto).
+	gzipDecoder string
 	verbose   bool // list every finding difference, not only a summary per kind
 	only      string
 }
@@ -60,6 +62,7 @@ func main() {
 	flag.BoolVar(&cfg.skipWarm, "skip-warm", false, "do not run the warm-base benchmark (go test -bench in internal/scanning/pipeline)")
 	flag.StringVar(&cfg.osvBin, "osv-scanner", "", "osv-scanner binary (default: $(go env GOPATH)/bin/osv-scanner or PATH; installed at "+osvVersion+" if missing)")
 	flag.StringVar(&cfg.ladingBin, "lading", "", "lading binary (default: built from REPO/cmd/lading)")
+	flag.StringVar(&cfg.gzipDecoder, "gzip-decoder", "", "lading's --gzip-decoder (auto, go, igzip; default: lading's own, auto)")
 	flag.StringVar(&cfg.only, "only", "", "comma-separated image names to run (e.g. neo4j-like,big-1GiB; default: all)")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every differing finding pair (default: at most 20 per image and direction)")
 	flag.Parse()

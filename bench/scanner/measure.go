@@ -80,7 +80,11 @@ func (b *bench) runChild(ctx context.Context, bin string, args, env []string, lo
 
 func (b *bench) ladingArgs(img scanImage, format, out string) []string {
 	// The shared corpus is a snapshot: its age is not what the benchmark measures.
-	return []string{"scan", "--data-dir", b.ladingDB, "--max-db-age", "0", "--format", format, "--output", out, img.path}
+	args := []string{"scan", "--data-dir", b.ladingDB, "--max-db-age", "0", "--format", format, "--output", out}
+	if b.cfg.gzipDecoder != "" {
+		args = append(args, "--gzip-decoder", b.cfg.gzipDecoder)
+	}
+	return append(args, img.path)
 }
 
 func (b *bench) osvArgs(img scanImage, out string, extra ...string) []string {

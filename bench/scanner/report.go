@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -84,11 +85,12 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		machine.CPUModel(), runtime.NumCPU(), runtime.Version(), b.loadStart, b.loadEnd)
 	fmt.Fprintf(out, "lading %s; data: %s (Lading: lading db import, %.1f s, not timed; osv-scanner: the same all.zip files, offline)\n",
 		b.ladingRev, filepath.Join(b.cfg.shared, "osv"), b.importDur.Seconds())
-	if prog, err := linventory.GzipProgram(linventory.GzipDecoderAuto); err == nil && prog != "" {
-		fmt.Fprintf(out, "Lading's gzip decoder: %s (found on PATH) for layers of %d MiB or more, in a child process: its CPU counts in Lading's;\n"+
-			"its peak RSS (about 4 MiB) is not added to Lading's: ru_maxrss of a process that waited for a child is the larger of the two\n", prog, linventory.MinProgramGzipBytes>>20)
+	decoder := cmp.Or(b.cfg.gzipDecoder, linventory.GzipDecoderAuto)
+	if prog, err := linventory.GzipProgram(decoder); err == nil && prog != "" {
+		fmt.Fprintf(out, "Lading's gzip decoder: %s (--gzip-decoder %s) for layers of %d MiB or more, in a child process: its CPU counts in Lading's;\n"+
+			"its peak RSS (about 4 MiB) is not added to Lading's: ru_maxrss of a process that waited for a child is the larger of the two\n", prog, decoder, linventory.MinProgramGzipBytes>>20)
 	} else {
-		fmt.Fprintln(out, "Lading's gzip decoder: Go's, in process (igzip is not on PATH; Debian's isal package has it)")
+		fmt.Fprintf(out, "Lading's gzip decoder: Go's, in process (--gzip-decoder %s; igzip is in Debian's isal package)\n", decoder)
 	}
 	fmt.Fprintf(out, "runs: %d per scanner per corpus image, %d on the big image, alternating which goes first, after an untimed warm-up run of each;\n", b.cfg.reps, b.cfg.bigReps)
 	fmt.Fprintln(out, "wall and CPU (user+sys) are medians; peak RSS is ru_maxrss of the child, median; ratios are Lading / osv-scanner, medians of per-run ratios.")
