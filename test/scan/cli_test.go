@@ -240,3 +240,42 @@ func TestDBCommands(t *testing.T) {
 		t.Error("version changed after a failed import")
 	}
 }
+
+// TestScanGzipDecoders: the same image gives the same findings whichever decoder inflates its
+// layers (each of neo4j-like's three layers is over 1 MiB of gzip, so igzip inflates them all:
+// the log4j jar's layer among them), and a decoder the scan does not know is a flag error
+// (exit 3), not a scan with another one.
+func TestScanGzipDecoders(t *testing.T) {
+	testserver.Tool(t, "igzip")
+	data := t.TempDir()
+	testserver.Run(t, ladingBin, "db", "import", "--data-dir", data, "--log-level", "warn", miniRecords(t, "Maven"))
+	image := testfiles.Path(t, "images", "debian-family.tar") + ":neo4j-like"
+	found := map[string][]string{}
+	for _, decoder := range []string{"go", "igzip"} {
+		out := testserver.Run(t, ladingBin, "scan", "--data-dir", data, "--log-level", "warn", "--max-db-age", "0",
+			"--gzip-decoder", decoder, "--format", "json", image)
+		var got findings
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%s: not JSON: %v", decoder, err)
+		}
+		for _, f := range got.ImageScanFindings.EnhancedFindings {
+			for _, p := range f.PackageVulnerabilityDetails.VulnerablePackages {
+				found[decoder] = append(found[decoder], strings.Join([]string{f.PackageVulnerabilityDetails.VulnerabilityID,
+					p.Name, p.Version, p.FilePath, p.SourceLayerHash}, " "))
+			}
+		}
+		slices.Sort(found[decoder])
+		if !slices.Contains(found[decoder], strings.Join([]string{"CVE-2021-44228", log4jCore, "2.14.1", log4jPath, log4jLayer}, " ")) {
+			t.Errorf("%s: Log4Shell not found in %s: %v", decoder, log4jPath, found[decoder])
+		}
+	}
+	if !slices.Equal(found["go"], found["igzip"]) {
+		t.Errorf("findings differ:\ngo:    %v\nigzip: %v", found["go"], found["igzip"])
+	}
+	cmd := exec.Command(ladingBin, "scan", "--data-dir", data, "--max-db-age", "0", "--gzip-decoder", "pigz", image)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errorsAs(err, &exit) || exit.ExitCode() != 3 || !strings.Contains(string(out), "want one of auto, go, igzip") {
+		t.Errorf("--gzip-decoder pigz: %v\n%s", err, out)
+	}
+}
