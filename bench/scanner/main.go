@@ -42,8 +42,8 @@ type config struct {
 	ladingBin string
 	// gzipDecoder is lading's --gzip-decoder ("" leaves it at its default, auto).
 	gzipDecoder string
-	verbose   bool // list every finding difference, not only a summary per kind
-	only      string
+	verbose     bool // list every finding difference, not only a summary per kind
+	only        string
 }
 
 func main() {
