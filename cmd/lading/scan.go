@@ -47,10 +47,10 @@ const (
 	exitScanError   = 3 // the scan did not run or failed: bad flags, no such image, a read error
 )
 
-// scanExitHelp is the exit statuses as `lading scan --help` and the README give them.
 // gzipDecoderHelp is the --gzip-decoder flag's usage, for scan and serve.
 const gzipDecoderHelp = "how gzip layers of 1 MiB or more are decompressed: igzip (Intel ISA-L's, Debian's isal package, in a child process: about 3x less CPU), go (in process), or auto (igzip when on PATH, else go)"
 
+// scanExitHelp is the exit statuses as `lading scan --help` and the README give them.
 const scanExitHelp = `Exit status:
   0  no finding at or above --fail-on (or --exit-code 0, the default)
   N  findings at or above --fail-on, with --exit-code N (conventionally 1; not 2 or 3)

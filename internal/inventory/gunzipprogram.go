@@ -80,6 +80,9 @@ type gunzipProgram struct {
 func startGunzipProgram(ctx context.Context, program string, in io.Reader) (*gunzipProgram, error) {
 	cmd := exec.CommandContext(ctx, program, "-d", "-c")
 	cmd.Stdin = in
+	// Nothing of this process's environment (a server's credentials among it) is the
+	// decoder's business.
+	cmd.Env = []string{}
 	stderr := &boundedBuffer{max: programStderrMax}
 	cmd.Stderr = stderr
 	cmd.WaitDelay = programWaitDelay

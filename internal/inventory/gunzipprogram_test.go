@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -189,5 +191,23 @@ func TestGzipProgramSetting(t *testing.T) {
 	}
 	if _, err := GzipProgram(GzipDecoderIgzip); err == nil || !strings.Contains(err.Error(), "isal") {
 		t.Errorf("igzip without igzip: %v; want an error saying how to install it", err)
+	}
+}
+
+// TestGunzipProgramEnvironment: the program gets none of this process's environment (a
+// server's credentials), and what it says on failure comes back in the error.
+func TestGunzipProgramEnvironment(t *testing.T) {
+	t.Setenv("LADING_TEST_SECRET", "do-not-pass")
+	prog := filepath.Join(t.TempDir(), "fake-gunzip")
+	script := "#!/bin/sh\necho \"secret: [$LADING_TEST_SECRET]\" >&2\nexit 1\n"
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := readAllOf(t, gzipOf(t, []byte("content")), prog)
+	if err == nil || !strings.Contains(err.Error(), "secret: [") {
+		t.Fatalf("err = %v, want what the program said in it", err)
+	}
+	if !strings.Contains(err.Error(), "secret: []") {
+		t.Errorf("the program saw this process's environment: %v", err)
 	}
 }
