@@ -48,7 +48,7 @@ const (
 )
 
 // gzipDecoderHelp is the --gzip-decoder flag's usage, for scan and serve.
-const gzipDecoderHelp = "how gzip layers of 1 MiB or more are decompressed: igzip (Intel ISA-L's, Debian's isal package, in a child process: about 3x less CPU), go (in process), or auto (igzip when on PATH, else go)"
+const gzipDecoderHelp = "how gzip layers of 1 MiB or more whose content is deflated (not stored) are decompressed: igzip (Intel ISA-L's, Debian's isal package, in a child process: about 3x less CPU), go (in process), or auto (igzip when on PATH, else go)"
 
 // scanExitHelp is the exit statuses as `lading scan --help` and the README give them.
 const scanExitHelp = `Exit status:

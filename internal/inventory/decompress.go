@@ -26,21 +26,46 @@ var (
 	magicBzip2 = []byte{'B', 'Z', 'h'}
 )
 
+// A gzip layer goes to the program only when the first layerSampleBytes of it (compressed)
+// inflate to at least minProgramRatio times as much: the program's output crosses a pipe, two
+// copies more than Go's decoder makes, which its faster inflate pays for on deflated content
+// but not on content gzip stored as it was (compressed files, random bytes: a ratio near 1),
+// where Go's decoder only copies. Inflating the sample costs a fraction of a millisecond.
+const (
+	layerSampleBytes = 64 << 10
+	minProgramRatio  = 1.25
+)
+
+// inflatesMuch tells whether the gzip stream br starts with content that inflates to at least
+// minProgramRatio times its size. It only peeks: a read error here is met again, and reported,
+// when the layer is read.
+func inflatesMuch(br *bufio.Reader) bool {
+	sample, _ := br.Peek(layerSampleBytes)
+	zr, err := gzip.NewReader(bytes.NewReader(sample))
+	if err != nil {
+		return false // a damaged header: Go's decoder reports it
+	}
+	want := int64(float64(len(sample)) * minProgramRatio)
+	n, _ := io.Copy(io.Discard, io.LimitReader(zr, want))
+	return n >= want
+}
+
 // zstdMaxWindow allows `zstd --long=27` layers while bounding the decoder's memory.
 const zstdMaxWindow = 128 << 20
 
 // decompress detects the compression of a layer stream by its magic bytes (media types are
 // not trusted) and returns the decompressed stream, decompressed ahead in a goroutine of its
 // own (readAhead) or, for a gzip layer of at least MinProgramGzipBytes when opts names a gzip
-// program, by that program in a child process. The returned func stops either.
+// program and the layer's head inflates much (inflatesMuch), by that program in a child
+// process. The returned func stops either.
 func decompress(ctx context.Context, r io.Reader, opts Options) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, layerSampleBytes)
 	head, err := br.Peek(6)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, fmt.Errorf("read layer: %w", err)
 	}
 	switch {
-	case bytes.HasPrefix(head, magicGzip) && opts.GzipProgram != "" && opts.LayerSize >= MinProgramGzipBytes:
+	case bytes.HasPrefix(head, magicGzip) && opts.GzipProgram != "" && opts.LayerSize >= MinProgramGzipBytes && inflatesMuch(br):
 		g, err := startGunzipProgram(ctx, opts.GzipProgram, br)
 		if err != nil {
 			return nil, nil, err

@@ -182,8 +182,8 @@ type Options struct {
 	// metadata an OS package installed (MergeOptions.KeepOSOwned).
 	KeepOSOwned bool
 	// GzipProgram, when set, is the gzip decoder run for gzip layers of at least
-	// MinProgramGzipBytes (GzipProgram turns a --gzip-decoder setting into it); "" decodes
-	// every layer in process.
+	// MinProgramGzipBytes whose head inflates much (GzipProgram turns a --gzip-decoder setting
+	// into it); "" decodes every layer in process.
 	GzipProgram string
 	// LayerSize is the layer's compressed size in bytes, 0 or less when unknown (such a
 	// layer is decoded in process).
