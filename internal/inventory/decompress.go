@@ -57,21 +57,25 @@ const zstdMaxWindow = 128 << 20
 // not trusted) and returns the decompressed stream, decompressed ahead in a goroutine of its
 // own (readAhead) or, for a gzip layer of at least MinProgramGzipBytes when opts names a gzip
 // program and the layer's head inflates much (inflatesMuch), by that program in a child
-// process. The returned func stops either.
+// process (in process after all when it does not start). The returned func stops either.
 func decompress(ctx context.Context, r io.Reader, opts Options) (io.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, layerSampleBytes)
 	head, err := br.Peek(6)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, fmt.Errorf("read layer: %w", err)
 	}
-	switch {
-	case bytes.HasPrefix(head, magicGzip) && opts.GzipProgram != "" && opts.LayerSize >= MinProgramGzipBytes && inflatesMuch(br):
+	if bytes.HasPrefix(head, magicGzip) && opts.GzipProgram != "" && opts.LayerSize >= MinProgramGzipBytes && inflatesMuch(br) {
 		g, err := startGunzipProgram(ctx, opts.GzipProgram, br)
-		if err != nil {
-			return nil, nil, err
+		if err == nil {
+			// The tar reader reads a header at a time: buffered, not a system call each.
+			return bufio.NewReaderSize(g, programReadBuffer), g.Close, nil
 		}
-		// The tar reader reads a header at a time: buffered, not a system call each.
-		return bufio.NewReaderSize(g, programReadBuffer), g.Close, nil
+		// A program that does not start is this machine's fault, not the layer's: the layer
+		// is inflated here (the same bytes), and the log says why it was not there.
+		opts.logger().WarnContext(ctx, "gzip program did not start: the layer is inflated in process",
+			"program", opts.GzipProgram, "error", err)
+	}
+	switch {
 	case bytes.HasPrefix(head, magicGzip):
 		zr, err := gzip.NewReader(br)
 		if err != nil {

@@ -190,6 +190,14 @@ type Options struct {
 	LayerSize int64
 }
 
+// logger is o.Logger, or slog.Default() when none is set.
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.Default()
+	}
+	return o.Logger
+}
+
 func (o Options) withDefaults() Options {
 	if o.Mode == "" {
 		o.Mode = ModeEnhanced
@@ -197,9 +205,7 @@ func (o Options) withDefaults() Options {
 	if o.Plugins == nil {
 		o.Plugins = plugins.Default(o.Mode)
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.Logger = o.logger()
 	o.Limits = o.Limits.WithDefaults()
 	return o
 }
