@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/lading-registry/lading/internal/inventory"
 	"github.com/lading-registry/lading/internal/testfiles"
 )
 
@@ -60,18 +60,8 @@ func tarLayer(tb testing.TB, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
-func gzipped(tb testing.TB, b []byte) []byte {
-	tb.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(b); err != nil {
-		tb.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return buf.Bytes()
-}
+// gzipped is the package's own test helper (export_test.go).
+func gzipped(tb testing.TB, b []byte) []byte { return inventory.GzipOf(tb, b) }
 
 func zstded(tb testing.TB, b []byte) []byte {
 	tb.Helper()
