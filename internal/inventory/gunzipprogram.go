@@ -31,20 +31,18 @@ func GzipDecoders() []string {
 // "" for Go's decoder. "auto" falls back to Go's when igzip is not installed; "igzip" insists.
 func GzipProgram(setting string) (string, error) {
 	switch setting {
-	case "", GzipDecoderAuto:
-		p, err := exec.LookPath("igzip")
-		if err != nil {
-			return "", nil
-		}
-		return p, nil
 	case GzipDecoderGo:
 		return "", nil
-	case GzipDecoderIgzip:
+	case "", GzipDecoderAuto, GzipDecoderIgzip:
 		p, err := exec.LookPath("igzip")
-		if err != nil {
+		switch {
+		case err == nil:
+			return p, nil
+		case setting == GzipDecoderIgzip:
 			return "", fmt.Errorf("gzip decoder igzip: %w (Debian and Ubuntu: apt-get install isal)", err)
+		default:
+			return "", nil
 		}
-		return p, nil
 	default:
 		return "", fmt.Errorf("gzip decoder %q: want one of %s", setting, strings.Join(GzipDecoders(), ", "))
 	}
