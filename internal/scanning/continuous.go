@@ -255,7 +255,8 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		if err != nil {
 			return store.ScanUpdate{}, err
 		}
-		var writes, changedFindings []store.Finding
+		var writes []store.Finding
+		var changedFindings []changedFinding
 		var unknown []match.NotEvaluated
 		ok := false
 		if changed != nil {
@@ -316,7 +317,7 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 			unsuppressed := make([]store.OutboxEvent, len(changedFindings))
 			for i, f := range changedFindings {
 				f.Suppressed = false
-				if unsuppressed[i], err = findingEvent(s.cfg.Origin, f, st.Manifest); err != nil {
+				if unsuppressed[i], err = f.event(s.cfg.Origin, st.Manifest); err != nil {
 					return store.ScanUpdate{}, err
 				}
 			}
@@ -327,7 +328,7 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 						evs = append(evs, unsuppressed[i])
 						continue
 					}
-					ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
+					ev, err := f.event(s.cfg.Origin, st.Manifest)
 					if err != nil {
 						return nil, err
 					}
@@ -469,7 +470,7 @@ func (s *Service) matchAll(ctx context.Context, id int64, idx *advisory.Index) (
 // when a stored finding's packages cannot be told (its detail does not decode). unknown is
 // what the touched packages could not be evaluated against.
 func (s *Service) changedFindings(ctx context.Context, st *store.ScanState, invID int64, inv *loadedInventory, idx *advisory.Index, changed keySet,
-	info ImageInfo, now time.Time) (writes, changedOut []store.Finding, unknown []match.NotEvaluated, ok bool, err error) {
+	info ImageInfo, now time.Time) (writes []store.Finding, changedOut []changedFinding, unknown []match.NotEvaluated, ok bool, err error) {
 	var touchedPkgs []inventory.Package
 	for _, p := range inv.pkgs {
 		if changed.holds(p) {

@@ -106,7 +106,7 @@ func SameFingerprint(stored, fp string) bool {
 // to write and those that changed in a way worth an event: new findings (ACTIVE), changed ones
 // (new detail, updatedAt moves), reopened ones, and findings no longer matched (CLOSED).
 // An unchanged ACTIVE finding only has its lastObservedAt moved.
-func diffFindings(t store.ScanTarget, cur []store.Finding, next []match.Finding, info ImageInfo, origin events.Origin, now time.Time) (writes, changed []store.Finding, err error) {
+func diffFindings(t store.ScanTarget, cur []store.Finding, next []match.Finding, info ImageInfo, origin events.Origin, now time.Time) (writes []store.Finding, changed []changedFinding, err error) {
 	return diffTouched(t, cur, next, nil, info, origin, now)
 }
 
@@ -115,7 +115,7 @@ func diffFindings(t store.ScanTarget, cur []store.Finding, next []match.Finding,
 // unchanged and is written as diffFindings writes an unchanged finding, without rebuilding
 // its detail.
 func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, touched map[string]bool, info ImageInfo, origin events.Origin,
-	now time.Time) (writes, changed []store.Finding, err error) {
+	now time.Time) (writes []store.Finding, changed []changedFinding, err error) {
 	// A re-evaluation matches few vulnerabilities against many stored findings: look those
 	// few up in cur rather than indexing all of it.
 	var old map[string]store.Finding
@@ -142,7 +142,8 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 	seen := make(map[string]bool, len(next))
 	for _, m := range next {
 		seen[m.VulnerabilityID] = true
-		detail, err := json.Marshal(Detail{Finding: m, Image: info})
+		built := &Detail{Finding: m, Image: info}
+		detail, err := json.Marshal(built)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -160,12 +161,12 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 		}
 		switch {
 		case !ok:
-			changed = append(changed, f)
+			changed = append(changed, changedFinding{f, built})
 		case prev.Status == FindingActive && SameFingerprint(prev.Fingerprint, fp):
 			f.FirstObservedAt, f.UpdatedAt = prev.FirstObservedAt, prev.UpdatedAt
 		default: // changed, or reopened
 			f.FirstObservedAt = prev.FirstObservedAt
-			changed = append(changed, f)
+			changed = append(changed, changedFinding{f, built})
 		}
 		writes = append(writes, f)
 	}
@@ -185,9 +186,25 @@ func diffTouched(t store.ScanTarget, cur []store.Finding, next []match.Finding, 
 		}
 		f.Status, f.UpdatedAt = FindingClosed, now
 		writes = append(writes, f)
-		changed = append(changed, f)
+		changed = append(changed, changedFinding{Finding: f})
 	}
 	return writes, changed, nil
+}
+
+// changedFinding is a finding a diff changed, with the detail the diff built for it (nil for
+// a finding it closed, whose detail is the stored one): its event is made from that, rather
+// than from the detail's JSON decoded again (a re-evaluation makes thousands of events).
+type changedFinding struct {
+	store.Finding
+	built *Detail
+}
+
+// event builds the "Inspector2 Finding" event of the finding.
+func (c changedFinding) event(origin events.Origin, m store.Manifest) (store.OutboxEvent, error) {
+	if c.built == nil {
+		return findingEvent(origin, c.Finding, m)
+	}
+	return origin.InspectorFinding(EventFinding(c.Finding, *c.built, m))
 }
 
 // findingKeys are the advisory keys of a finding's packages, sorted and distinct: what decides
@@ -246,14 +263,14 @@ func closingDetails(ctx context.Context, st *store.ScanState, next []match.Findi
 
 // withSuppression returns changed with each finding's suppression as the store applied it to
 // the findings written.
-func withSuppression(changed, written []store.Finding) []store.Finding {
+func withSuppression(changed []changedFinding, written []store.Finding) []changedFinding {
 	suppressed := make(map[string]bool, len(written))
 	for _, f := range written {
 		if f.Suppressed {
 			suppressed[f.VulnerabilityID] = true
 		}
 	}
-	out := make([]store.Finding, len(changed))
+	out := make([]changedFinding, len(changed))
 	for i, f := range changed {
 		f.Suppressed = suppressed[f.VulnerabilityID]
 		out[i] = f

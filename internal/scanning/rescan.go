@@ -160,7 +160,7 @@ func (s *Service) closeScans(ctx context.Context, targets []store.ScanTarget, st
 			scan.Status, scan.Description, scan.UpdatedAt = status, desc, now
 			up := store.ScanUpdate{Scan: &scan, Findings: writes}
 			for _, f := range closed {
-				ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
+				ev, err := f.event(s.cfg.Origin, st.Manifest)
 				if err != nil {
 					return up, err
 				}

@@ -346,7 +346,7 @@ func (s *Service) applyScan(ctx context.Context, job store.ScanJob, inv *pipelin
 			var evs []store.OutboxEvent
 			if job.ScanType == policy.ScanTypeEnhanced {
 				for _, f := range withSuppression(changed, written) {
-					ev, err := findingEvent(s.cfg.Origin, f, st.Manifest)
+					ev, err := f.event(s.cfg.Origin, st.Manifest)
 					if err != nil {
 						return nil, err
 					}
