@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,20 +17,62 @@ import (
 // backstop, should the background checkpoints fall behind or fail. It is above what one
 // large transaction writes (a re-evaluation's batch of 2,000 images at a million: about
 // 15,000 pages), or the writer would still checkpoint after each such commit itself.
+//
+// Nor does it copy in the middle of a burst of writes (a re-evaluation's transactions back to
+// back, pushes one after another): while a write transaction runs, or one ended less than
+// checkpointQuiet ago, it waits, for checkpointMaxDefer at most. A copy in a burst takes the
+// CPU the burst's own work needs (at a million images, a fifth of the re-evaluation's system
+// time was the checkpoints beside it) and copies a page the burst writes again once per
+// checkpoint; after the burst each page is copied once.
 const (
-	checkpointEvery = 100 * time.Millisecond
+	checkpointEvery    = 100 * time.Millisecond
+	checkpointQuiet    = 100 * time.Millisecond
+	checkpointMaxDefer = 5 * time.Second
 	// writerAutoCheckpoint is the write connection's threshold, in pages (400 MiB of 4 KiB).
 	writerAutoCheckpoint = 100000
 )
 
-// checkpointer runs PASSIVE checkpoints (which wait for no reader or writer) until closed.
-type checkpointer struct {
-	conn   *sql.DB
-	cancel context.CancelFunc
-	done   chan struct{}
+// writeActivity is what the checkpointer knows of the write transactions: how many run, and
+// when the last one ended.
+type writeActivity struct {
+	running atomic.Int32
+	lastEnd atomic.Int64 // UnixNano
 }
 
-func startCheckpointer(path string, every time.Duration) (*checkpointer, error) {
+// begin marks a write transaction begun; the function returned marks it ended.
+func (a *writeActivity) begin() func() {
+	a.running.Add(1)
+	return func() {
+		a.lastEnd.Store(time.Now().UnixNano())
+		a.running.Add(-1)
+	}
+}
+
+// busy reports whether writes are under way at now: one runs, or one ended within quiet.
+func (a *writeActivity) busy(now time.Time, quiet time.Duration) bool {
+	return a.running.Load() > 0 || now.UnixNano()-a.lastEnd.Load() < int64(quiet)
+}
+
+// checkpointSchedule is when the checkpointer copies: every tick, unless writes are under way
+// (see checkpointQuiet, checkpointMaxDefer).
+type checkpointSchedule struct {
+	every, quiet, maxDefer time.Duration
+}
+
+var defaultCheckpointSchedule = checkpointSchedule{every: checkpointEvery, quiet: checkpointQuiet, maxDefer: checkpointMaxDefer}
+
+// checkpointer runs PASSIVE checkpoints (which wait for no reader or writer) until closed.
+type checkpointer struct {
+	conn     *sql.DB
+	cancel   context.CancelFunc
+	done     chan struct{}
+	activity *writeActivity
+	schedule checkpointSchedule
+	// checkpoints counts the checkpoints run, for tests.
+	checkpoints atomic.Int64
+}
+
+func startCheckpointer(path string, schedule checkpointSchedule, activity *writeActivity) (*checkpointer, error) {
 	conn, err := openPool(path, false, 0)
 	if err != nil {
 		return nil, err
@@ -38,22 +81,28 @@ func startCheckpointer(path string, every time.Duration) (*checkpointer, error) 
 	conn.SetMaxIdleConns(1)
 	conn.SetConnMaxIdleTime(0)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &checkpointer{conn: conn, cancel: cancel, done: make(chan struct{})}
-	go c.run(ctx, every)
+	c := &checkpointer{conn: conn, cancel: cancel, done: make(chan struct{}), activity: activity, schedule: schedule}
+	go c.run(ctx)
 	return c, nil
 }
 
-func (c *checkpointer) run(ctx context.Context, every time.Duration) {
+func (c *checkpointer) run(ctx context.Context) {
 	defer close(c.done)
-	tick := time.NewTicker(every)
+	tick := time.NewTicker(c.schedule.every)
 	defer tick.Stop()
 	failing := false
+	last := time.Now()
 	for {
+		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case now = <-tick.C:
 		}
+		if c.activity.busy(now, c.schedule.quiet) && now.Sub(last) < c.schedule.maxDefer {
+			continue // in a burst of writes: copy after it
+		}
+		last = now
 		err := c.checkpoint(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
@@ -74,6 +123,7 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 	if err := c.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&blocked, &logFrames, &copied); err != nil {
 		return fmt.Errorf("wal checkpoint: %w", err)
 	}
+	c.checkpoints.Add(1)
 	return nil
 }
 

@@ -35,7 +35,9 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 	ckpt  *checkpointer // nil when opened for reading only
-	path  string
+	// writes tells the checkpointer when write transactions run; nil when opened for reading only.
+	writes *writeActivity
+	path   string
 
 	effects   store.EffectsFunc
 	committed func(store.Effects)
@@ -72,12 +74,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
-	ckpt, err := startCheckpointer(path, checkpointEvery)
+	activity := &writeActivity{}
+	ckpt, err := startCheckpointer(path, defaultCheckpointSchedule, activity)
 	if err != nil {
 		_ = errors.Join(r.Close(), w.Close())
 		return nil, err
 	}
-	return &DB{write: w, read: r, ckpt: ckpt, path: path, now: time.Now}, nil
+	return &DB{write: w, read: r, ckpt: ckpt, writes: activity, path: path, now: time.Now}, nil
 }
 
 // ReaderOptions are the settings of a store opened by OpenReader.
@@ -216,7 +219,17 @@ func (db *DB) Reader() *sql.DB { return db.read }
 
 // Tx runs fn in a write transaction, committing when it returns nil.
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	defer db.writing()()
 	return runTx(ctx, db.write, fn)
+}
+
+// writing marks a write transaction under way for the checkpointer; the function returned
+// marks it ended.
+func (db *DB) writing() func() {
+	if db.writes == nil {
+		return func() {}
+	}
+	return db.writes.begin()
 }
 
 // runTx runs fn in a transaction begun on b (the write pool, or a connection taken from it),
@@ -248,6 +261,7 @@ func runTx(ctx context.Context, b interface {
 // whose statements each sort one image's rows at most, and reset after. A connection whose
 // reset fails is closed rather than used again so.
 func (db *DB) txJournalInMemory(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	defer db.writing()()
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
