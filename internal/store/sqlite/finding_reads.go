@@ -20,8 +20,15 @@ import (
 // view, column for column (TestTargetFindingRowsMatchView), without the view's four joins per
 // row. ApplyScans reads the findings of every target it applies (a re-evaluation: a thousand
 // images of some seventy findings each), where those joins were most of the read.
-const targetFindingRows = `SELECT vulnerability, arn_prefix, arn_key, status, severity, score, fingerprint, package_keys,
-	first_observed_at, last_observed_after, updated_after FROM finding_rows WHERE target_id = ` + targetIDQuery
+const targetFindingRows = `SELECT ` + targetFindingColumns + ` FROM finding_rows WHERE target_id = ` + targetIDQuery
+
+// noKeyFindingRows reads, as targetFindingRows does, a target's findings that name no package
+// keys, through the index of those alone (0056) rather than reading every finding of the target.
+const noKeyFindingRows = `SELECT ` + targetFindingColumns + ` FROM finding_rows INDEXED BY finding_rows_no_keys
+	WHERE target_id = ` + targetIDQuery + ` AND package_keys IS NULL`
+
+const targetFindingColumns = `vulnerability, arn_prefix, arn_key, status, severity, score, fingerprint, package_keys,
+	first_observed_at, last_observed_after, updated_after`
 
 // findingNames caches the strings of the dictionary ids finding rows name. An id's row is
 // never rewritten, so a cached string stays right for as long as the id exists; it is safe
@@ -32,10 +39,40 @@ type findingNames struct {
 	vulnIDs  map[string]int64 // the other way, 0 for none (see more)
 	prefixes map[int64]string
 	keySets  map[string][]store.PackageKey // by the package_keys column's text; shared, never modified
+	texts    map[string]int64              // finding_texts ids by text, 0 for none stored (see textIDs)
 }
 
 func newFindingNames() *findingNames {
-	return &findingNames{vulns: map[int64]string{}, vulnIDs: map[string]int64{}, prefixes: map[int64]string{}, keySets: map[string][]store.PackageKey{}}
+	return &findingNames{vulns: map[int64]string{}, vulnIDs: map[string]int64{}, prefixes: map[int64]string{}, keySets: map[string][]store.PackageKey{},
+		texts: map[string]int64{}}
+}
+
+// textIDs returns the finding_texts ids of texts, 0 for a text not stored, read through q
+// (a read connection) and kept for the rest of the transaction. A text row is never deleted
+// nor rewritten, and what this transaction adds it finds itself: an id read here stays right
+// in it. Read ahead, this spares the single writer a lookup for each image's texts.
+func (n *findingNames) textIDs(ctx context.Context, q stateReader, texts []string) ([]int64, error) {
+	ids := make([]int64, len(texts))
+	for i, text := range texts {
+		if text == "" {
+			continue // no such part (a detail without a layer)
+		}
+		n.mu.Lock()
+		id, ok := n.texts[text]
+		n.mu.Unlock()
+		if !ok {
+			// Read without the lock held: it may wait for a connection (see queryTargetFindings).
+			err := q.queryRow(ctx, selectFindingText, text).Scan(&id)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("finding text: %w", err)
+			}
+			n.mu.Lock()
+			n.texts[text] = id
+			n.mu.Unlock()
+		}
+		ids[i] = id
+	}
+	return ids, nil
 }
 
 // name returns the string of id in a dictionary, reading it with query on a miss.
@@ -84,9 +121,10 @@ const (
 
 // queryTargetFindings reads the findings of target t as queryFindingsObserved does without
 // details (ordered by vulnerability id, an ACTIVE finding's lastObservedAt at least observed),
-// those that cond (selectedFindingRows or vulnerabilityRows, or "" for all) chooses.
-func queryTargetFindings(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, observed int64, cond string, args ...any) ([]store.Finding, error) {
-	rows, err := q.QueryContext(ctx, targetFindingRows+cond, append([]any{t.Repository, t.Digest, t.ScanType}, args...)...)
+// those that query chooses: targetFindingRows, with a condition (selectedFindingRows or
+// vulnerabilityRows) or without (all), or noKeyFindingRows.
+func queryTargetFindings(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, observed int64, query string, args ...any) ([]store.Finding, error) {
+	rows, err := q.QueryContext(ctx, query, append([]any{t.Repository, t.Digest, t.ScanType}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +329,7 @@ func (st *scanState) more(ctx context.Context, q stateReader, names *findingName
 	if err != nil {
 		return nil, err
 	}
-	fs, err := queryTargetFindings(ctx, q, names, st.Target, st.observed, vulnerabilityRows, string(raw))
+	fs, err := queryTargetFindings(ctx, q, names, st.Target, st.observed, targetFindingRows+vulnerabilityRows, string(raw))
 	if err != nil {
 		return nil, fmt.Errorf("findings of %s@%s: %w", st.Target.Repository, st.Target.Digest, err)
 	}
@@ -301,7 +339,7 @@ func (st *scanState) more(ctx context.Context, q stateReader, names *findingName
 
 // all reads every finding of the target into the state, which is then whole.
 func (st *scanState) all(ctx context.Context, q stateReader, names *findingNames) ([]store.Finding, error) {
-	fs, err := queryTargetFindings(ctx, q, names, st.Target, st.observed, "")
+	fs, err := queryTargetFindings(ctx, q, names, st.Target, st.observed, targetFindingRows)
 	if err != nil {
 		return nil, fmt.Errorf("findings of %s@%s: %w", st.Target.Repository, st.Target.Digest, err)
 	}

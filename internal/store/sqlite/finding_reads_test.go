@@ -64,7 +64,7 @@ func TestTargetFindingRowsMatchView(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := queryTargetFindings(ctx, txlessReader{db}, names, target, observed, "")
+			got, err := queryTargetFindings(ctx, txlessReader{db}, names, target, observed, targetFindingRows)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -202,6 +202,16 @@ func newDetailIDs() *detailIDs {
 	return &detailIDs{texts: map[string]int64{}, sets: map[string]int64{}, layers: map[string]bool{}}
 }
 
+// known records the ids of p's head, tail and layer texts looked up ahead (prepareDetails;
+// 0: not stored, or not looked up).
+func (c *detailIDs) known(p DetailParts, ids [3]int64) {
+	for i, text := range [3]string{p.Head, p.Tail, p.Layer} {
+		if ids[i] != 0 {
+			c.texts[text] = ids[i]
+		}
+	}
+}
+
 func (c *detailIDs) text(ctx context.Context, q rowQuerier, text string) (int64, error) {
 	if id, ok := c.texts[text]; ok {
 		return id, nil

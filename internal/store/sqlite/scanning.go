@@ -483,12 +483,15 @@ type preparedDetail struct {
 	done  bool // false: a finding the write will not rewrite, or none worked out
 	cols  *detailColumns
 	parts DetailParts
+	// texts are the finding_texts ids of the parts' head, tail and layer texts, 0 for one not
+	// stored (or not looked up): the write looks up, and writes, only those.
+	texts [3]int64
 	err   error // of the split, which the write reports
 }
 
 // prepareDetails works out what writeScanUpdate takes from the details of the findings of up
 // it will rewrite (st's findings being those it compares with).
-func prepareDetails(ctx context.Context, q stateReader, st *scanState, up store.ScanUpdate) []preparedDetail {
+func prepareDetails(ctx context.Context, q stateReader, names *findingNames, st *scanState, up store.ScanUpdate) []preparedDetail {
 	stored := make(map[string]*store.Finding, len(st.Findings))
 	for i := range st.Findings {
 		stored[st.Findings[i].VulnerabilityID] = &st.Findings[i]
@@ -499,6 +502,14 @@ func prepareDetails(ctx context.Context, q stateReader, st *scanState, up store.
 			continue
 		}
 		prepared[i] = prepareDetail(ctx, q, f.Detail)
+		if p := &prepared[i]; p.err == nil && p.parts.Whole == "" {
+			ids, err := names.textIDs(ctx, q, []string{p.parts.Head, p.parts.Tail, p.parts.Layer})
+			if err != nil {
+				p.err = err
+				continue
+			}
+			copy(p.texts[:], ids)
+		}
 	}
 	return prepared
 }
@@ -552,11 +563,17 @@ func readScanState(ctx context.Context, q stateReader, names *findingNames, t st
 	case !errors.Is(err, sql.ErrNoRows):
 		return st, false, err
 	}
-	if keySets != "" {
+	switch keySets {
+	case "":
+		st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed, targetFindingRows)
+	case "[]":
+		// No key list names a changed key (a new advisory for a package no finding holds):
+		// the partial state is the findings naming no keys, which an index of their own holds.
 		st.Partial = true
-		st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed, selectedFindingRows, keySets)
-	} else {
-		st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed, "")
+		st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed, noKeyFindingRows)
+	default:
+		st.Partial = true
+		st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed, targetFindingRows+selectedFindingRows, keySets)
 	}
 	if err != nil {
 		return st, false, err
@@ -588,7 +605,7 @@ func stateAndUpdate(ctx context.Context, q stateReader, names *findingNames, t s
 	}
 	up, err := update(s.ScanState)
 	if err == nil && prepare {
-		s.prepared = prepareDetails(ctx, q, s, up)
+		s.prepared = prepareDetails(ctx, q, names, s, up)
 	}
 	return s, true, up, err
 }
@@ -883,6 +900,7 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 			if pre.err != nil {
 				return 0, fmt.Errorf("write finding detail: %w", pre.err)
 			}
+			textIDs.known(pre.parts, pre.texts)
 			if err := putDetailParts(ctx, q, textIDs, id, pre.parts); err != nil {
 				return 0, fmt.Errorf("write finding detail: %w", err)
 			}

@@ -70,6 +70,19 @@ func testApplyScansSelected(t *testing.T, open Opener) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A selection of a key no finding names (a new advisory for a package no finding
+			// holds yet): the partial state is the findings of unknown keys alone.
+			k3 := store.PackageKey{Ecosystem: "npm", Name: "c"}
+			none := store.FindingSelection{Keys: func(k store.PackageKey) bool { return k == k3 }}
+			err = db.ApplyScansSelected(ctx, []store.ScanTarget{target}, none, func(st store.ScanState) (store.ScanUpdate, error) {
+				if !st.Partial || !slices.Equal(store.VulnerabilityIDs(st.Findings), []string{"V-C"}) {
+					t.Errorf("selecting a key no finding names: partial %v, findings %v; want V-C, of unknown keys, alone", st.Partial, store.VulnerabilityIDs(st.Findings))
+				}
+				return store.ScanUpdate{}, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			// V-A is touched (rewritten), V-C and V-E observed as the partial state held them;
 			// V-B is not held and must be observed by Observed; V-D is CLOSED.
 			err = db.ApplyScansSelected(ctx, []store.ScanTarget{target}, sel, func(st store.ScanState) (store.ScanUpdate, error) {
