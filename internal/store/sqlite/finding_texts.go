@@ -196,18 +196,24 @@ func SplitDetailParts(detail []byte, wholeBody func(string) (string, bool, error
 type detailIDs struct {
 	texts, sets map[string]int64
 	layers      map[string]bool
+	// unstored are texts looked up ahead and not stored before the transaction: unless the
+	// transaction wrote them since (then in texts), they are inserted without a lookup.
+	unstored map[string]bool
 }
 
 func newDetailIDs() *detailIDs {
-	return &detailIDs{texts: map[string]int64{}, sets: map[string]int64{}, layers: map[string]bool{}}
+	return &detailIDs{texts: map[string]int64{}, sets: map[string]int64{}, layers: map[string]bool{}, unstored: map[string]bool{}}
 }
 
-// known records the ids of p's head, tail and layer texts looked up ahead (prepareDetails;
-// 0: not stored, or not looked up).
+// known records the ids of p's head, tail and layer texts looked up ahead in the transaction
+// (prepareDetails; 0: not stored before it).
 func (c *detailIDs) known(p DetailParts, ids [3]int64) {
 	for i, text := range [3]string{p.Head, p.Tail, p.Layer} {
-		if ids[i] != 0 {
+		switch {
+		case ids[i] != 0:
 			c.texts[text] = ids[i]
+		case text != "":
+			c.unstored[text] = true
 		}
 	}
 }
@@ -216,7 +222,14 @@ func (c *detailIDs) text(ctx context.Context, q rowQuerier, text string) (int64,
 	if id, ok := c.texts[text]; ok {
 		return id, nil
 	}
-	id, err := findingTextID(ctx, q, text)
+	var id int64
+	var err error
+	if c.unstored[text] {
+		delete(c.unstored, text)
+		err = q.queryRow(ctx, insertFindingText, text).Scan(&id)
+	} else {
+		id, err = findingTextID(ctx, q, text)
+	}
 	if err == nil {
 		c.texts[text] = id
 	}

@@ -483,10 +483,12 @@ type preparedDetail struct {
 	done  bool // false: a finding the write will not rewrite, or none worked out
 	cols  *detailColumns
 	parts DetailParts
-	// texts are the finding_texts ids of the parts' head, tail and layer texts, 0 for one not
-	// stored (or not looked up): the write looks up, and writes, only those.
-	texts [3]int64
-	err   error // of the split, which the write reports
+	// texts are the finding_texts ids of the parts' head, tail and layer texts, when looked
+	// up (textsRead), 0 for one not stored before the transaction: the write looks up none of
+	// them and writes only those.
+	texts     [3]int64
+	textsRead bool
+	err       error // of the split, which the write reports
 }
 
 // prepareDetails works out what writeScanUpdate takes from the details of the findings of up
@@ -509,6 +511,7 @@ func prepareDetails(ctx context.Context, q stateReader, names *findingNames, st 
 				continue
 			}
 			copy(p.texts[:], ids)
+			p.textsRead = true
 		}
 	}
 	return prepared
@@ -900,7 +903,9 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 			if pre.err != nil {
 				return 0, fmt.Errorf("write finding detail: %w", pre.err)
 			}
-			textIDs.known(pre.parts, pre.texts)
+			if pre.textsRead {
+				textIDs.known(pre.parts, pre.texts)
+			}
 			if err := putDetailParts(ctx, q, textIDs, id, pre.parts); err != nil {
 				return 0, fmt.Errorf("write finding detail: %w", err)
 			}
