@@ -27,6 +27,13 @@ const targetFindingRows = `SELECT ` + targetFindingColumns + ` FROM finding_rows
 const noKeyFindingRows = `SELECT ` + targetFindingColumns + ` FROM finding_rows INDEXED BY finding_rows_no_keys
 	WHERE target_id = ` + targetIDQuery + ` AND package_keys IS NULL`
 
+// anyNoKeyFinding tells whether any finding names no package keys, from the index of those.
+const anyNoKeyFinding = `SELECT EXISTS (SELECT 1 FROM finding_rows INDEXED BY finding_rows_no_keys WHERE package_keys IS NULL)`
+
+// selectsNothing is, in place of a JSON array of finding_key_sets ids, a selection no stored
+// finding meets (none names a selected list, none names no keys): partial states are empty.
+const selectsNothing = "nothing"
+
 const targetFindingColumns = `vulnerability, arn_prefix, arn_key, status, severity, score, fingerprint, package_keys,
 	first_observed_at, last_observed_after, updated_after`
 

@@ -394,11 +394,22 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 		pending := &pendingWrites{}
 		// Partial states only when no target is read after this transaction wrote its findings
 		// (distinct targets): only such writes could name a key list selectedKeySets did not see.
-		var keySets string // the selection's finding_key_sets ids, a JSON array
+		var keySets string // the selection's finding_key_sets ids, a JSON array, or selectsNothing
 		distinct := store.DistinctTargets(targets)
 		if sel != nil && distinct {
 			if keySets, err = selectedKeySets(ctx, q, *sel); err != nil {
 				return err
+			}
+			if keySets == "[]" {
+				// No key list holds a changed key: the partial states are the findings naming no
+				// keys, normally none in the whole store, and then not read at all.
+				var some bool
+				if err := q.queryRow(ctx, anyNoKeyFinding).Scan(&some); err != nil {
+					return fmt.Errorf("findings without keys: %w", err)
+				}
+				if !some {
+					keySets = selectsNothing
+				}
 			}
 		}
 		// Distinct targets are read ahead on the read connections while the transaction
@@ -541,7 +552,7 @@ const manifestTagsTarget = "SELECT " + manifestColumns + `,
 // readScanState reads what update is handed for t; found is false when the image is gone.
 //
 // With keySets (a JSON array of finding_key_sets ids, selectedKeySets) the state is partial: it
-// holds the findings naming one of those lists or none.
+// holds the findings naming one of those lists or none; with selectsNothing it holds none.
 func readScanState(ctx context.Context, q stateReader, names *findingNames, t store.ScanTarget, keySets string) (st scanState, found bool, err error) {
 	var tags string
 	var targetID sql.NullInt64
@@ -569,6 +580,8 @@ func readScanState(ctx context.Context, q stateReader, names *findingNames, t st
 	switch keySets {
 	case "":
 		st.Findings, err = queryTargetFindings(ctx, q, names, t, st.observed, targetFindingRows)
+	case selectsNothing:
+		st.Partial = true
 	case "[]":
 		// No key list names a changed key (a new advisory for a package no finding holds):
 		// the partial state is the findings naming no keys, which an index of their own holds.

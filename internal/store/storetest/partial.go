@@ -111,3 +111,65 @@ func testApplyScansSelected(t *testing.T, open Opener) {
 		})
 	}
 }
+
+// testApplyScansSelectedNoneHeld checks the partial state of a selection that no stored
+// finding's keys meet (a new advisory for a package no finding holds yet): empty while every
+// finding has keys, the findings of unknown keys once one has none; More still reads the others.
+func testApplyScansSelectedNoneHeld(t *testing.T, open Opener) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	db := open(t)
+	k1, unheld := store.PackageKey{Ecosystem: "npm", Name: "a"}, store.PackageKey{Ecosystem: "npm", Name: "new"}
+	var targets []store.ScanTarget
+	for _, repo := range []string{"app", "other"} {
+		target := store.ScanTarget{Repository: repo, Digest: fakeDigest(repo), ScanType: policy.ScanTypeEnhanced}
+		if _, err := db.PutManifest(ctx, manifest(target.Repository, target.Digest), nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, target)
+	}
+	write := func(target store.ScanTarget, vuln string, keys ...store.PackageKey) {
+		t.Helper()
+		f := store.Finding{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, VulnerabilityID: vuln,
+			ARN: "arn:" + target.Repository + ":" + vuln, Status: "ACTIVE", Severity: "HIGH", Fingerprint: "fp-" + vuln, PackageKeys: keys,
+			Detail: []byte(`{"v":"` + vuln + `"}`), FirstObservedAt: t0, LastObservedAt: t0, UpdatedAt: t0}
+		if err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
+			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: t0}, Findings: append(st.Findings, f)}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(targets[0], "V-A", k1)
+	write(targets[1], "V-B", k1)
+	sel := store.FindingSelection{Keys: func(k store.PackageKey) bool { return k == unheld }}
+	states := func() map[string][]string {
+		t.Helper()
+		got := map[string][]string{}
+		if err := db.ApplyScansSelected(ctx, targets, sel, func(st store.ScanState) (store.ScanUpdate, error) {
+			if !st.Partial {
+				t.Errorf("%s: the state is whole, want partial", st.Target.Repository)
+			}
+			got[st.Target.Repository] = store.VulnerabilityIDs(st.Findings)
+			if st.Target == targets[0] {
+				more, err := st.More(ctx, []string{"V-A"})
+				if err != nil {
+					return store.ScanUpdate{}, err
+				}
+				if !slices.Equal(store.VulnerabilityIDs(more), []string{"V-A"}) {
+					t.Errorf("More gave %v, want V-A", store.VulnerabilityIDs(more))
+				}
+			}
+			return store.ScanUpdate{}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := states(); len(got["app"]) != 0 || len(got["other"]) != 0 {
+		t.Errorf("every finding has keys, none selected: partial states %v, want empty", got)
+	}
+	write(targets[1], "V-C") // no keys: of unknown keys, in every selection
+	if got := states(); len(got["app"]) != 0 || !slices.Equal(got["other"], []string{"V-C"}) {
+		t.Errorf("one finding of unknown keys: partial states %v, want V-C alone in other's", got)
+	}
+}

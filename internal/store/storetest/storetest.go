@@ -226,6 +226,7 @@ func Run(t *testing.T, open Opener) {
 		{"AdvisoryStatus", testAdvisoryStatus},
 		{"FindingDetailsReadOnDemand", testFindingDetailsReadOnDemand},
 		{"ApplyScansSelected", testApplyScansSelected},
+		{"ApplyScansSelectedNoneHeld", testApplyScansSelectedNoneHeld},
 		{"ApplyScansManyTargets", testApplyScansManyTargets},
 		{"QueryFindingsCriteria", testQueryFindingsCriteria},
 		{"QueryFindingsSortAndPages", testQueryFindingsSortAndPages},
