@@ -159,6 +159,28 @@ func putImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
 	return err
 }
 
+// sameScanOutcome tells whether scan s, written over the stored prev, leaves the columns that
+// the coverage indexes and triggers read (status, description, inventory) and the scan's
+// times and frequency as they are: what a re-evaluation writes of each of thousands of images.
+func sameScanOutcome(prev, s store.ImageScan) bool {
+	return prev.Status == s.Status && prev.Description == s.Description && prev.Frequency == s.Frequency &&
+		prev.InventoryID == s.InventoryID && ms(prev.LastScanStartedAt) == ms(s.LastScanStartedAt) && ms(prev.CompletedAt) == ms(s.CompletedAt)
+}
+
+// touchImageScanTx writes scan s over a stored scan of the same outcome (sameScanOutcome): only
+// the columns that change, so that SQLite leaves the indexes of the others (image_scans_coverage,
+// image_scans_inventory) and the coverage trigger alone rather than rewrite them unchanged.
+func touchImageScanTx(ctx context.Context, tx execer, s store.ImageScan) error {
+	if s.UpdatedAt.IsZero() {
+		s.UpdatedAt = time.Now()
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE image_scans SET source_updated_at = ?1, updated_at = ?2,
+			image_facts = CASE WHEN ?3 = '' THEN image_facts ELSE ?3 END, not_evaluated = ?4, not_evaluated_packages = ?5
+		WHERE repository = ?6 AND image_digest = ?7 AND scan_type = ?8`,
+		ms(s.SourceUpdatedAt), ms(s.UpdatedAt), string(s.ImageFacts), string(s.NotEvaluated), s.NotEvaluatedPackages, s.Repository, s.Digest, s.ScanType)
+	return err
+}
+
 // ImageScans returns the scan states of a repository's images for the given digests.
 func (db *DB) ImageScans(ctx context.Context, repo string, digests []string) (map[string][]store.ImageScan, error) {
 	out := map[string][]store.ImageScan{}
@@ -856,7 +878,11 @@ func writeScanUpdate(ctx context.Context, tx *sql.Tx, q *txStatements, dicts *fi
 	if up.Scan != nil {
 		s := *up.Scan
 		s.Repository, s.Digest, s.ScanType = t.Repository, t.Digest, t.ScanType
-		if err := putImageScanTx(ctx, q, s); err != nil {
+		write := putImageScanTx
+		if st.Scan != nil && sameScanOutcome(*st.Scan, s) {
+			write = touchImageScanTx
+		}
+		if err := write(ctx, q, s); err != nil {
 			return 0, err
 		}
 	}

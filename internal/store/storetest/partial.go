@@ -173,3 +173,56 @@ func testApplyScansSelectedNoneHeld(t *testing.T, open Opener) {
 		t.Errorf("one finding of unknown keys: partial states %v, want V-C alone in other's", got)
 	}
 }
+
+// testApplyScansRewritesScanState checks what ApplyScans writes of a scan state over a stored
+// one: every column when the outcome changes, and when it does not (a re-evaluation's write:
+// same status, description, frequency, inventory and scan times) the times, the image facts
+// (kept when written empty) and what was not evaluated, replaced.
+func testApplyScansRewritesScanState(t *testing.T, open Opener) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	db := open(t)
+	target := store.ScanTarget{Repository: "app", Digest: fakeDigest("app"), ScanType: policy.ScanTypeEnhanced}
+	if _, err := db.PutManifest(ctx, manifest(target.Repository, target.Digest), nil, nil, store.PutOptions{CreateRepository: true}); err != nil {
+		t.Fatal(err)
+	}
+	first := store.ImageScan{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, Status: "ACTIVE",
+		Description: "COMPLETE", Frequency: "CONTINUOUS_SCAN", LastScanStartedAt: t0, CompletedAt: t0, SourceUpdatedAt: t0, UpdatedAt: t0,
+		ImageFacts: []byte(`{"architecture":"amd64"}`), NotEvaluated: []byte(`[{"name":"a"}]`), NotEvaluatedPackages: 1}
+	sameFacts := first
+	sameFacts.SourceUpdatedAt, sameFacts.UpdatedAt = t0.Add(time.Hour), t0.Add(2*time.Hour)
+	sameFacts.ImageFacts, sameFacts.NotEvaluated, sameFacts.NotEvaluatedPackages = nil, nil, 0
+	newFacts := sameFacts
+	newFacts.UpdatedAt = t0.Add(3 * time.Hour)
+	newFacts.ImageFacts, newFacts.NotEvaluated, newFacts.NotEvaluatedPackages = []byte(`{"architecture":"arm64"}`), []byte(`[{"name":"b"},{"name":"c"}]`), 2
+	closed := newFacts
+	closed.Status, closed.Description, closed.UpdatedAt = "INACTIVE", "PENDING", t0.Add(4*time.Hour)
+	for _, step := range []struct {
+		name        string
+		write, want store.ImageScan
+	}{
+		{"first", first, first},
+		{"same outcome, facts written empty", sameFacts, func() store.ImageScan { s := sameFacts; s.ImageFacts = first.ImageFacts; return s }()},
+		{"same outcome, new facts", newFacts, newFacts},
+		{"another outcome", closed, closed},
+	} {
+		w := step.write
+		if err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(store.ScanState) (store.ScanUpdate, error) {
+			return store.ScanUpdate{Scan: &w}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.ImageScan(ctx, target.Repository, target.Digest, target.ScanType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := step.want
+		if got.Status != want.Status || got.Description != want.Description || got.Frequency != want.Frequency ||
+			!got.LastScanStartedAt.Equal(want.LastScanStartedAt) || !got.CompletedAt.Equal(want.CompletedAt) ||
+			!got.SourceUpdatedAt.Equal(want.SourceUpdatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) ||
+			string(got.ImageFacts) != string(want.ImageFacts) || string(got.NotEvaluated) != string(want.NotEvaluated) ||
+			got.NotEvaluatedPackages != want.NotEvaluatedPackages {
+			t.Errorf("%s: stored\n%+v\nwant\n%+v", step.name, got, want)
+		}
+	}
+}

@@ -227,6 +227,7 @@ func Run(t *testing.T, open Opener) {
 		{"FindingDetailsReadOnDemand", testFindingDetailsReadOnDemand},
 		{"ApplyScansSelected", testApplyScansSelected},
 		{"ApplyScansSelectedNoneHeld", testApplyScansSelectedNoneHeld},
+		{"ApplyScansRewritesScanState", testApplyScansRewritesScanState},
 		{"ApplyScansManyTargets", testApplyScansManyTargets},
 		{"QueryFindingsCriteria", testQueryFindingsCriteria},
 		{"QueryFindingsSortAndPages", testQueryFindingsSortAndPages},
