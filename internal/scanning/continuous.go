@@ -144,9 +144,12 @@ func (s *Service) Reevaluate(ctx context.Context, ch vulndb.Change) (int, error)
 	}
 	idx := s.adv.Index()
 	done := 0
+	// The batches select the same findings: the store may carry what it worked out of the
+	// selection from one to the next.
+	memo := &store.SelectionMemo{}
 	for start := 0; start < len(eligible); start += reevaluateBatch {
 		batch := eligible[start:min(start+reevaluateBatch, len(eligible))]
-		if err := s.reevaluateBatch(ctx, batch, idx, changed, holding, now); err != nil {
+		if err := s.reevaluateBatch(ctx, batch, idx, changed, holding, memo, now); err != nil {
 			return done, err
 		}
 		done += len(batch)
@@ -210,7 +213,8 @@ type loadedInventory struct {
 	matched pipeline.Matched
 }
 
-func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet, holding map[string]bool, now time.Time) error {
+func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef, idx *advisory.Index, changed keySet, holding map[string]bool,
+	memo *store.SelectionMemo, now time.Time) error {
 	// Inventories load on all cores while the store applies the targets in order, each
 	// waiting for its own. One inventory may back the same digest in several repositories:
 	// it is loaded once.
@@ -237,7 +241,7 @@ func (s *Service) reevaluateBatch(ctx context.Context, refs []store.InventoryRef
 		apply = func(ctx context.Context, targets []store.ScanTarget, update func(store.ScanState) (store.ScanUpdate, error)) error {
 			return sel.ApplyScansSelected(ctx, targets, store.FindingSelection{Keys: func(k store.PackageKey) bool {
 				return changed.holdsKey(advisory.PackageKey(k))
-			}}, update)
+			}, Memo: memo}, update)
 		}
 	}
 	err := apply(ctx, targets, func(st store.ScanState) (store.ScanUpdate, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -188,6 +189,30 @@ func DistinctTargets(targets []ScanTarget) bool {
 // changed advisories needs no others (it observes them again, unchanged).
 type FindingSelection struct {
 	Keys func(PackageKey) bool
+	// Memo, when set, carries what a store worked out of the selection from one call to the
+	// next with the same selection (a re-evaluation's batches), for it to reuse while the store
+	// has not changed otherwise. Owned by the store; a new selection takes a new one.
+	Memo *SelectionMemo
+}
+
+// SelectionMemo is a store's memo of a FindingSelection (see FindingSelection.Memo).
+type SelectionMemo struct {
+	mu sync.Mutex
+	v  any
+}
+
+// Load returns what the store kept, nil for nothing.
+func (m *SelectionMemo) Load() any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.v
+}
+
+// Store keeps v (nil forgets).
+func (m *SelectionMemo) Store(v any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.v = v
 }
 
 // Holds reports whether a partial state holds the findings of a package key list: one of its

@@ -419,19 +419,8 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 		var keySets string // the selection's finding_key_sets ids, a JSON array, or selectsNothing
 		distinct := store.DistinctTargets(targets)
 		if sel != nil && distinct {
-			if keySets, err = selectedKeySets(ctx, q, *sel); err != nil {
+			if keySets, err = db.keySetsOf(ctx, q, *sel); err != nil {
 				return err
-			}
-			if keySets == "[]" {
-				// No key list holds a changed key: the partial states are the findings naming no
-				// keys, normally none in the whole store, and then not read at all.
-				var some bool
-				if err := q.queryRow(ctx, anyNoKeyFinding).Scan(&some); err != nil {
-					return fmt.Errorf("findings without keys: %w", err)
-				}
-				if !some {
-					keySets = selectsNothing
-				}
 			}
 		}
 		// Distinct targets are read ahead on the read connections while the transaction
@@ -492,6 +481,57 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 		db.reportEffects(store.Effects{Events: make([]store.OutboxEvent, events)})
 	}
 	return err
+}
+
+// keySetsOf returns what selects the findings of sel's partial states: the JSON array of the
+// finding_key_sets ids it holds (selectedKeySets), or selectsNothing. It runs in the write
+// transaction (q) that reads the states.
+//
+// With sel.Memo, a re-evaluation's later batches reuse what its first worked out, as long as
+// no other write transaction ended since (the count of this process's, and PRAGMA
+// data_version for other processes'): the lists the batches wrote since name only findings
+// of the targets they applied, never of those still to come (distinct targets). Otherwise
+// the first batch's new findings make a list holding the changed key, and every later image
+// had all its findings read to find none naming it.
+func (db *DB) keySetsOf(ctx context.Context, q *txStatements, sel store.FindingSelection) (string, error) {
+	type memo struct {
+		keySets     string
+		ended       int64 // db.writes.ended once the transaction that worked it out ended
+		dataVersion int64
+	}
+	var dataVersion int64
+	if err := q.queryRow(ctx, "PRAGMA data_version").Scan(&dataVersion); err != nil {
+		return "", fmt.Errorf("data version: %w", err)
+	}
+	var ended int64
+	if db.writes != nil {
+		ended = db.writes.ended.Load()
+	}
+	if sel.Memo != nil && db.writes != nil {
+		if m, ok := sel.Memo.Load().(memo); ok && m.ended == ended && m.dataVersion == dataVersion {
+			return m.keySets, nil
+		}
+		sel.Memo.Store(nil)
+	}
+	keySets, err := selectedKeySets(ctx, q, sel)
+	if err != nil {
+		return "", err
+	}
+	if keySets == "[]" {
+		// No key list holds a changed key: the partial states are the findings naming no
+		// keys, normally none in the whole store, and then not read at all.
+		var some bool
+		if err := q.queryRow(ctx, anyNoKeyFinding).Scan(&some); err != nil {
+			return "", fmt.Errorf("findings without keys: %w", err)
+		}
+		if !some {
+			keySets = selectsNothing
+		}
+	}
+	if sel.Memo != nil && db.writes != nil {
+		sel.Memo.Store(memo{keySets: keySets, ended: ended + 1, dataVersion: dataVersion})
+	}
+	return keySets, nil
 }
 
 // stateReader runs the queries of readScanState.
