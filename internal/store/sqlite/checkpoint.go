@@ -37,9 +37,6 @@ const (
 type writeActivity struct {
 	running atomic.Int32
 	lastEnd atomic.Int64 // UnixNano
-	// ended counts the write transactions ended, committed or not: what a memo of this
-	// process's reads checks nothing else wrote since (keySetsMemo).
-	ended atomic.Int64
 }
 
 // begin marks a write transaction begun; the function returned marks it ended.
@@ -47,7 +44,6 @@ func (a *writeActivity) begin() func() {
 	a.running.Add(1)
 	return func() {
 		a.lastEnd.Store(time.Now().UnixNano())
-		a.ended.Add(1)
 		a.running.Add(-1)
 	}
 }

@@ -403,6 +403,8 @@ func (db *DB) ApplyScansSelected(ctx context.Context, targets []store.ScanTarget
 func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *store.FindingSelection, update func(store.ScanState) (store.ScanUpdate, error)) error {
 	var events int
 	err := db.txJournalInMemory(ctx, func(tx *sql.Tx) error {
+		// Counted with the write lock held: a transaction that begins after this one sees it.
+		findingTx := db.findingTxs.Add(1)
 		events = 0
 		// A re-evaluation applies thousands of targets: prepare each statement once.
 		q := &txStatements{tx: tx, stmts: map[string]*sql.Stmt{}}
@@ -419,7 +421,7 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 		var keySets string // the selection's finding_key_sets ids, a JSON array, or selectsNothing
 		distinct := store.DistinctTargets(targets)
 		if sel != nil && distinct {
-			if keySets, err = db.keySetsOf(ctx, q, *sel); err != nil {
+			if keySets, err = db.keySetsOf(ctx, q, *sel, findingTx); err != nil {
 				return err
 			}
 		}
@@ -488,27 +490,21 @@ func (db *DB) applyScans(ctx context.Context, targets []store.ScanTarget, sel *s
 // transaction (q) that reads the states.
 //
 // With sel.Memo, a re-evaluation's later batches reuse what its first worked out, as long as
-// no other write transaction ended since (the count of this process's, and PRAGMA
-// data_version for other processes'): the lists the batches wrote since name only findings
-// of the targets they applied, never of those still to come (distinct targets). Otherwise
-// the first batch's new findings make a list holding the changed key, and every later image
-// had all its findings read to find none naming it.
-func (db *DB) keySetsOf(ctx context.Context, q *txStatements, sel store.FindingSelection) (string, error) {
-	type memo struct {
-		keySets     string
-		ended       int64 // db.writes.ended once the transaction that worked it out ended
-		dataVersion int64
-	}
+// no other transaction wrote findings since (findingTx, this transaction's number among those
+// of ApplyScans, the only writer of findings, follows the memo's) and no other process wrote
+// (PRAGMA data_version): the lists the batches wrote since name only findings of the targets
+// they applied, never of those still to come (distinct targets). Otherwise the first batch's
+// new findings make a list holding the changed key, and every later image had all its
+// findings read to find none naming it.
+func (db *DB) keySetsOf(ctx context.Context, q *txStatements, sel store.FindingSelection, findingTx int64) (string, error) {
+	type memo = keySetsMemo
 	var dataVersion int64
 	if err := q.queryRow(ctx, "PRAGMA data_version").Scan(&dataVersion); err != nil {
 		return "", fmt.Errorf("data version: %w", err)
 	}
-	var ended int64
-	if db.writes != nil {
-		ended = db.writes.ended.Load()
-	}
-	if sel.Memo != nil && db.writes != nil {
-		if m, ok := sel.Memo.Load().(memo); ok && m.ended == ended && m.dataVersion == dataVersion {
+	if sel.Memo != nil {
+		if m, ok := sel.Memo.Load().(memo); ok && m.findingTx == findingTx-1 && m.dataVersion == dataVersion {
+			sel.Memo.Store(memo{keySets: m.keySets, findingTx: findingTx, dataVersion: dataVersion})
 			return m.keySets, nil
 		}
 		sel.Memo.Store(nil)
@@ -528,10 +524,17 @@ func (db *DB) keySetsOf(ctx context.Context, q *txStatements, sel store.FindingS
 			keySets = selectsNothing
 		}
 	}
-	if sel.Memo != nil && db.writes != nil {
-		sel.Memo.Store(memo{keySets: keySets, ended: ended + 1, dataVersion: dataVersion})
+	if sel.Memo != nil {
+		sel.Memo.Store(memo{keySets: keySets, findingTx: findingTx, dataVersion: dataVersion})
 	}
 	return keySets, nil
+}
+
+// keySetsMemo is what keySetsOf keeps in a store.SelectionMemo.
+type keySetsMemo struct {
+	keySets     string
+	findingTx   int64 // of the transaction that worked it out, or last reused it
+	dataVersion int64
 }
 
 // stateReader runs the queries of readScanState.

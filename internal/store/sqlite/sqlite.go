@@ -16,6 +16,7 @@ import (
 	"math"
 	"net/url"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -37,7 +38,9 @@ type DB struct {
 	ckpt  *checkpointer // nil when opened for reading only
 	// writes tells the checkpointer when write transactions run; nil when opened for reading only.
 	writes *writeActivity
-	path   string
+	// findingTxs numbers the transactions of ApplyScans, the writer of findings (keySetsOf).
+	findingTxs atomic.Int64
+	path       string
 
 	effects   store.EffectsFunc
 	committed func(store.Effects)
