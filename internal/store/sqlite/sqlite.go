@@ -78,7 +78,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
 	activity := &writeActivity{}
-	ckpt, err := startCheckpointer(path, defaultCheckpointSchedule, activity)
+	ckpt, err := startCheckpointer(path, checkpointSchedule{every: checkpointEvery, quiet: checkpointQuiet, maxDefer: checkpointMaxDefer}, activity)
 	if err != nil {
 		_ = errors.Join(r.Close(), w.Close())
 		return nil, err
