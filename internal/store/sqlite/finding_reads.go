@@ -58,8 +58,8 @@ func newFindingNames() *findingNames {
 // (a read connection) and kept for the rest of the transaction. A text row is never deleted
 // nor rewritten, and what this transaction adds it finds itself: an id read here stays right
 // in it. Read ahead, this spares the single writer a lookup for each image's texts.
-func (n *findingNames) textIDs(ctx context.Context, q stateReader, texts []string) ([]int64, error) {
-	ids := make([]int64, len(texts))
+func (n *findingNames) textIDs(ctx context.Context, q stateReader, texts [3]string) ([3]int64, error) {
+	var ids [3]int64
 	for i, text := range texts {
 		if text == "" {
 			continue // no such part (a detail without a layer)
@@ -71,7 +71,7 @@ func (n *findingNames) textIDs(ctx context.Context, q stateReader, texts []strin
 			// Read without the lock held: it may wait for a connection (see queryTargetFindings).
 			err := q.queryRow(ctx, selectFindingText, text).Scan(&id)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, fmt.Errorf("finding text: %w", err)
+				return ids, fmt.Errorf("finding text: %w", err)
 			}
 			n.mu.Lock()
 			n.texts[text] = id

@@ -205,10 +205,13 @@ func newDetailIDs() *detailIDs {
 	return &detailIDs{texts: map[string]int64{}, sets: map[string]int64{}, layers: map[string]bool{}, unstored: map[string]bool{}}
 }
 
-// known records the ids of p's head, tail and layer texts looked up ahead in the transaction
+// texts are the parts' texts stored in finding_texts by id: head, tail and layer ("" for none).
+func (p DetailParts) texts() [3]string { return [3]string{p.Head, p.Tail, p.Layer} }
+
+// known records the ids of p's texts (DetailParts.texts) looked up ahead in the transaction
 // (prepareDetails; 0: not stored before it).
 func (c *detailIDs) known(p DetailParts, ids [3]int64) {
-	for i, text := range [3]string{p.Head, p.Tail, p.Layer} {
+	for i, text := range p.texts() {
 		switch {
 		case ids[i] != 0:
 			c.texts[text] = ids[i]

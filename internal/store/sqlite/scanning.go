@@ -507,7 +507,6 @@ func (db *DB) keySetsOf(ctx context.Context, q *txStatements, sel store.FindingS
 			sel.Memo.Store(memo{keySets: m.keySets, findingTx: findingTx, dataVersion: dataVersion})
 			return m.keySets, nil
 		}
-		sel.Memo.Store(nil)
 	}
 	keySets, err := selectedKeySets(ctx, q, sel)
 	if err != nil {
@@ -559,8 +558,8 @@ type preparedDetail struct {
 	done  bool // false: a finding the write will not rewrite, or none worked out
 	cols  *detailColumns
 	parts DetailParts
-	// texts are the finding_texts ids of the parts' head, tail and layer texts, when looked
-	// up (textsRead), 0 for one not stored before the transaction: the write looks up none of
+	// texts are the finding_texts ids of the parts' texts (DetailParts.texts), when looked up
+	// (textsRead), 0 for one not stored before the transaction: the write looks up none of
 	// them and writes only those.
 	texts     [3]int64
 	textsRead bool
@@ -581,13 +580,12 @@ func prepareDetails(ctx context.Context, q stateReader, names *findingNames, st 
 		}
 		prepared[i] = prepareDetail(ctx, q, f.Detail)
 		if p := &prepared[i]; p.err == nil && p.parts.Whole == "" {
-			ids, err := names.textIDs(ctx, q, []string{p.parts.Head, p.parts.Tail, p.parts.Layer})
+			ids, err := names.textIDs(ctx, q, p.parts.texts())
 			if err != nil {
 				p.err = err
 				continue
 			}
-			copy(p.texts[:], ids)
-			p.textsRead = true
+			p.texts, p.textsRead = ids, true
 		}
 	}
 	return prepared

@@ -10,6 +10,13 @@ import (
 	"github.com/lading-registry/lading/internal/store"
 )
 
+// keyedFinding is a finding of target naming package keys, observed and updated at t.
+func keyedFinding(target store.ScanTarget, vuln, status string, t time.Time, keys ...store.PackageKey) store.Finding {
+	return store.Finding{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, VulnerabilityID: vuln,
+		ARN: "arn:" + target.Repository + ":" + vuln, Status: status, Severity: "HIGH", Fingerprint: "fp-" + vuln, PackageKeys: keys,
+		Detail: []byte(`{"v":"` + vuln + `"}`), FirstObservedAt: t, LastObservedAt: t, UpdatedAt: t}
+}
+
 // testApplyScansSelected checks the partial states ApplyScansSelected hands an
 // update: the findings whose package keys the selection accepts or are unknown, More and All
 // for the others, and Observed moving the lastObservedAt of the ACTIVE findings it did not
@@ -19,9 +26,7 @@ func testApplyScansSelected(t *testing.T, open Opener) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	k1, k2 := store.PackageKey{Ecosystem: "npm", Name: "a"}, store.PackageKey{Ecosystem: "npm", Name: "b"}
 	finding := func(target store.ScanTarget, vuln, status string, keys ...store.PackageKey) store.Finding {
-		return store.Finding{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, VulnerabilityID: vuln,
-			ARN: "arn:" + target.Repository + ":" + vuln, Status: status, Severity: "HIGH", Fingerprint: "fp-" + vuln, PackageKeys: keys,
-			Detail: []byte(`{"v":"` + vuln + `"}`), FirstObservedAt: t0, LastObservedAt: t0, UpdatedAt: t0}
+		return keyedFinding(target, vuln, status, t0, keys...)
 	}
 	for _, tt := range []struct {
 		name        string
@@ -130,9 +135,7 @@ func testApplyScansSelectedNoneHeld(t *testing.T, open Opener) {
 	}
 	write := func(target store.ScanTarget, vuln string, keys ...store.PackageKey) {
 		t.Helper()
-		f := store.Finding{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, VulnerabilityID: vuln,
-			ARN: "arn:" + target.Repository + ":" + vuln, Status: "ACTIVE", Severity: "HIGH", Fingerprint: "fp-" + vuln, PackageKeys: keys,
-			Detail: []byte(`{"v":"` + vuln + `"}`), FirstObservedAt: t0, LastObservedAt: t0, UpdatedAt: t0}
+		f := keyedFinding(target, vuln, "ACTIVE", t0, keys...)
 		if err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
 			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: t0}, Findings: append(st.Findings, f)}, nil
 		}); err != nil {
