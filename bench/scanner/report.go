@@ -85,6 +85,13 @@ func (b *bench) report(ctx context.Context, out io.Writer) {
 		machine.CPUModel(), runtime.NumCPU(), runtime.Version(), b.loadStart, b.loadEnd)
 	fmt.Fprintf(out, "lading %s; data: %s (Lading: lading db import, %.1f s, not timed; osv-scanner: the same all.zip files, offline)\n",
 		b.ladingRev, filepath.Join(b.cfg.shared, "osv"), b.importDur.Seconds())
+	built := func(path string) string {
+		if releaseBuilt(ctx, path) {
+			return "as releases are (CGO_ENABLED=0, -trimpath, -ldflags=\"-s -w\")"
+		}
+		return "NOT as releases are (see `go version -m " + path + "`): RSS not comparable"
+	}
+	fmt.Fprintf(out, "builds: lading %s; osv-scanner %s\n", built(b.lading), built(b.osv))
 	decoder := cmp.Or(b.cfg.gzipDecoder, linventory.GzipDecoderAuto)
 	if prog, err := linventory.GzipProgram(decoder); err == nil && prog != "" {
 		fmt.Fprintf(out, "Lading's gzip decoder: %s (--gzip-decoder %s) for layers of %d MiB or more, in a child process: its CPU counts in Lading's;\n"+

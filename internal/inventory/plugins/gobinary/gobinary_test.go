@@ -250,3 +250,23 @@ func TestSymbolTableMatchesGosym(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSymbolTable reads the symbols of this test's own binary (some 10 MB, much like the
+// Go programs in images).
+func BenchmarkSymbolTable(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := symbolTable(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

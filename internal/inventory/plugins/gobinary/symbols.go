@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -40,34 +41,50 @@ func symbolTable(f *elf.File) (map[string][]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Names are substrings of one string; the symbols kept are copied out of it, so that the
-	// inventory does not hold the whole section.
-	set := map[string]map[string]struct{}{}
+	// Each package's symbols, substrings of names (or of a receiver joined to its method)
+	// until copied out below.
+	byPkg := map[string][]string{}
 	for n := range strings.SplitSeq(names, "\x00") {
 		if n == "" {
 			continue
 		}
-		pkg, sym, ok := splitSymbol(n)
-		if !ok {
-			continue
-		}
-		syms := set[pkg]
-		if syms == nil {
-			syms = map[string]struct{}{}
-			set[strings.Clone(pkg)] = syms
-		}
-		if _, ok := syms[sym]; !ok {
-			syms[strings.Clone(sym)] = struct{}{}
+		if pkg, sym, ok := splitSymbol(n); ok {
+			byPkg[pkg] = append(byPkg[pkg], sym)
 		}
 	}
-	out := make(map[string][]string, len(set))
-	for pkg, syms := range set {
-		list := make([]string, 0, len(syms))
-		for s := range syms {
-			list = append(list, s)
+	// The symbols kept are copied into one string, and listed in one slice, that every
+	// package's list is part of (capped: appending to one copies it). The inventory holds
+	// neither the section nor a string per symbol: a 15 MB binary keeps some 13,000 symbols
+	// of an 800 KB section, in three allocations instead of a set per package and a string
+	// per symbol (half the memory allocated, a quarter less time: BenchmarkSymbolTable).
+	pkgs := slices.Sorted(maps.Keys(byPkg))
+	size, count := 0, 0
+	for _, pkg := range pkgs {
+		syms := byPkg[pkg]
+		slices.Sort(syms)
+		syms = slices.Compact(syms)
+		byPkg[pkg] = syms
+		count += len(syms)
+		for _, sym := range syms {
+			size += len(sym)
 		}
-		slices.Sort(list)
-		out[pkg] = list
+	}
+	var text strings.Builder
+	text.Grow(size)
+	for _, pkg := range pkgs {
+		for _, sym := range byPkg[pkg] {
+			text.WriteString(sym)
+		}
+	}
+	all, lists := text.String(), make([]string, 0, count)
+	out := make(map[string][]string, len(pkgs))
+	for _, pkg := range pkgs {
+		first := len(lists)
+		for _, sym := range byPkg[pkg] {
+			lists = append(lists, all[:len(sym)])
+			all = all[len(sym):]
+		}
+		out[strings.Clone(pkg)] = lists[first:len(lists):len(lists)]
 	}
 	return out, nil
 }
@@ -182,7 +199,7 @@ func splitSymbol(name string) (pkg, sym string, ok bool) {
 	base := withoutTypeArgs(s.BaseName())
 	recv := strings.TrimSuffix(strings.TrimPrefix(s.ReceiverName(), "(*"), ")")
 	recv = withoutTypeArgs(recv)
-	if base == "" || generated(base) || strings.Contains(recv, ".") || strings.ContainsAny(recv+base, "() -") {
+	if base == "" || generated(base) || strings.Contains(recv, ".") || strings.ContainsAny(recv, "() -") || strings.ContainsAny(base, "() -") {
 		return "", "", false
 	}
 	// "-": method values' wrappers ("T.M-fm"); the method itself has its own name.
@@ -207,9 +224,18 @@ func withoutTypeArgs(s string) string {
 // wrappers ("gowrap1", "deferwrap1") and numbered initialisers ("0" of "init.0").
 func generated(base string) bool {
 	for _, prefix := range []string{"func", "gowrap", "deferwrap", ""} {
-		if rest, ok := strings.CutPrefix(base, prefix); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+		if rest, ok := strings.CutPrefix(base, prefix); ok && rest != "" && allDigits(rest) {
 			return true
 		}
 	}
 	return false
+}
+
+func allDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
