@@ -177,10 +177,16 @@ func readBuildInfo(r *io.SectionReader) (f *elf.File, bi *debug.BuildInfo, err e
 			f, bi, err = nil, nil, fmt.Errorf("unreadable ELF file: %v", rec)
 		}
 	}()
-	if f, err = elf.NewFile(r); err != nil {
-		return nil, nil, fmt.Errorf("unreadable ELF file: %w", err)
-	}
+	// Most ELF files of an image are not Go's: the build information is read first (which
+	// parses the ELF headers itself), and the headers again only for a Go binary's symbols,
+	// or for why the file is not readable (debug/buildinfo says only "unrecognized").
 	bi, err = buildinfo.Read(r)
+	if err == nil || !strings.Contains(err.Error(), "not a Go executable") {
+		var ferr error
+		if f, ferr = elf.NewFile(r); ferr != nil {
+			return nil, nil, fmt.Errorf("unreadable ELF file: %w", ferr)
+		}
+	}
 	return f, bi, err
 }
 

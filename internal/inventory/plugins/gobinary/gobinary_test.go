@@ -75,6 +75,15 @@ func TestPackages(t *testing.T) {
 	if _, _, err := packages(bytes.NewReader(bin[:4096]), 4096); err == nil || !strings.Contains(err.Error(), "unreadable ELF file") {
 		t.Errorf("truncated binary: err = %v", err)
 	}
+	// A readable ELF file without Go build information (its magic overwritten) is no Go
+	// binary: nothing, and no error.
+	notGo := bytes.ReplaceAll(bin, []byte("\xff Go buildinf:"), []byte("\xff No buildinf:"))
+	if bytes.Equal(notGo, bin) {
+		t.Fatal("no build information magic in the test binary")
+	}
+	if pkgs, symErr, err := packages(bytes.NewReader(notGo), int64(len(notGo))); err != nil || symErr != nil || len(pkgs) != 0 {
+		t.Errorf("ELF file without build information: %+v, %v, %v", pkgs, symErr, err)
+	}
 	if pkgs, _, err := packages(bytes.NewReader([]byte("not an ELF file")), 15); err == nil || len(pkgs) != 0 {
 		t.Errorf("not an ELF file: %+v, %v", pkgs, err)
 	}
