@@ -26,6 +26,17 @@ func igzip(tb testing.TB) string {
 	return p
 }
 
+// deflatable returns n bytes that deflate about three times, as a layer's files do (a string
+// repeated deflates a thousand times, as zeros do, which stays with Go's decoder).
+func deflatable(n int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.IntN(4))
+	}
+	return b
+}
+
 func gzipOf(tb testing.TB, b []byte) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
@@ -151,15 +162,20 @@ func TestGunzipProgramCancelled(t *testing.T) {
 }
 
 // TestDecompressWhichLayersInProcess: a layer under MinProgramGzipBytes, or of unknown size,
-// or whose head gzip stored rather than deflated (random bytes), is decoded in process even
-// when a program is set; a large deflated layer goes to the program.
+// or whose head gzip stored rather than deflated (random bytes), or whose head is runs of one
+// byte (zeros), is decoded in process even when a program is set; a large deflated layer goes
+// to the program.
 func TestDecompressWhichLayersInProcess(t *testing.T) {
-	deflated := bytes.Repeat([]byte("a line of a text file\n"), 100_000)
-	random := make([]byte, 4<<20)
 	rng := rand.New(rand.NewPCG(3, 4))
+	deflated := deflatable(2<<20, 5)
+	random := make([]byte, 4<<20)
 	for i := range random {
 		random[i] = byte(rng.Uint32())
 	}
+	zeros := make([]byte, 64<<20)
+	// Runs of one byte after a head of text still inflate in the program's favour: only the
+	// head decides.
+	zerosAfterText := append(bytes.Clone(deflated[:1<<20]), zeros...)
 	tests := []struct {
 		name    string
 		content []byte
@@ -171,6 +187,8 @@ func TestDecompressWhichLayersInProcess(t *testing.T) {
 		{"deflated, under the minimum", deflated, MinProgramGzipBytes - 1, false},
 		{"deflated, large", deflated, MinProgramGzipBytes, true},
 		{"stored, large", random, int64(len(random)), false},
+		{"runs of zeros, large", zeros, int64(len(zeros)), false},
+		{"text, then zeros", zerosAfterText, int64(len(zerosAfterText)), true},
 	}
 	for _, tt := range tests {
 		// The program does not exist: a layer sent to it is inflated in process after all,
@@ -228,7 +246,7 @@ func TestGunzipProgramEnvironment(t *testing.T) {
 	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := readAllOf(t, gzipOf(t, bytes.Repeat([]byte("content"), 10_000)), prog)
+	_, err := readAllOf(t, gzipOf(t, deflatable(100_000, 6)), prog)
 	if err == nil || !strings.Contains(err.Error(), "secret: [") {
 		t.Fatalf("err = %v, want what the program said in it", err)
 	}
