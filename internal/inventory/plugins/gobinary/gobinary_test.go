@@ -202,15 +202,7 @@ func FuzzPackages(f *testing.F) {
 // debug/gosym's decoding of every function plus that section (what symbolTable read before),
 // on a real Go binary (this test's own).
 func TestSymbolTableMatchesGosym(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Skip(err)
-	}
-	f, err := elf.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := openOwnExecutable(t)
 	got, err := symbolTable(f)
 	if err != nil {
 		t.Fatal(err)
@@ -260,22 +252,29 @@ func TestSymbolTableMatchesGosym(t *testing.T) {
 	}
 }
 
-// BenchmarkSymbolTable reads the symbols of this test's own binary (some 10 MB, much like the
+// BenchmarkSymbolTable reads the symbols of this test's own binary (some 6 MB, much like the
 // Go programs in images).
 func BenchmarkSymbolTable(b *testing.B) {
-	exe, err := os.Executable()
-	if err != nil {
-		b.Skip(err)
-	}
-	f, err := elf.Open(exe)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	f := openOwnExecutable(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := symbolTable(f); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// openOwnExecutable opens this test's binary, a real Go ELF file, closed when tb ends.
+func openOwnExecutable(tb testing.TB) *elf.File {
+	tb.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Skip(err)
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	return f
 }

@@ -56,7 +56,8 @@ func symbolTable(f *elf.File) (map[string][]string, error) {
 	// package's list is part of (capped: appending to one copies it). The inventory holds
 	// neither the section nor a string per symbol: a 15 MB binary keeps some 13,000 symbols
 	// of an 800 KB section, in three allocations instead of a set per package and a string
-	// per symbol (half the memory allocated, a quarter less time: BenchmarkSymbolTable).
+	// per symbol (BenchmarkSymbolTable: 3,900 allocations instead of 9,400, a fifth less
+	// memory allocated, a quarter less time).
 	pkgs := slices.Sorted(maps.Keys(byPkg))
 	size, count := 0, 0
 	for _, pkg := range pkgs {
