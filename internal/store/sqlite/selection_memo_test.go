@@ -8,6 +8,7 @@ import (
 
 	"github.com/lading-registry/lading/internal/scanning/policy"
 	"github.com/lading-registry/lading/internal/store"
+	"github.com/lading-registry/lading/internal/store/storetest"
 )
 
 // TestSelectionMemoSeesOtherWrites: a re-evaluation's later batch reuses what its first worked
@@ -45,9 +46,7 @@ func TestSelectionMemoSeesOtherWrites(t *testing.T) {
 				targets = append(targets, target)
 			}
 			finding := func(target store.ScanTarget, vuln string, keys ...store.PackageKey) store.Finding {
-				return store.Finding{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, VulnerabilityID: vuln,
-					ARN: "arn:" + target.Repository + ":" + vuln, Status: "ACTIVE", Severity: "HIGH", Fingerprint: "fp-" + vuln, PackageKeys: keys,
-					Detail: []byte(`{"v":"` + vuln + `"}`), FirstObservedAt: t0, LastObservedAt: t0, UpdatedAt: t0}
+				return storetest.KeyedFinding(target, vuln, "ACTIVE", t0, keys...)
 			}
 			scan := func(db *DB, target store.ScanTarget, f store.Finding) {
 				t.Helper()

@@ -10,8 +10,9 @@ import (
 	"github.com/lading-registry/lading/internal/store"
 )
 
-// keyedFinding is a finding of target naming package keys, observed and updated at t.
-func keyedFinding(target store.ScanTarget, vuln, status string, t time.Time, keys ...store.PackageKey) store.Finding {
+// KeyedFinding is a finding of target naming package keys, observed and updated at t, with a
+// detail of its own: for tests of partial states, here and in a store's own.
+func KeyedFinding(target store.ScanTarget, vuln, status string, t time.Time, keys ...store.PackageKey) store.Finding {
 	return store.Finding{Repository: target.Repository, Digest: target.Digest, ScanType: target.ScanType, VulnerabilityID: vuln,
 		ARN: "arn:" + target.Repository + ":" + vuln, Status: status, Severity: "HIGH", Fingerprint: "fp-" + vuln, PackageKeys: keys,
 		Detail: []byte(`{"v":"` + vuln + `"}`), FirstObservedAt: t, LastObservedAt: t, UpdatedAt: t}
@@ -26,7 +27,7 @@ func testApplyScansSelected(t *testing.T, open Opener) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	k1, k2 := store.PackageKey{Ecosystem: "npm", Name: "a"}, store.PackageKey{Ecosystem: "npm", Name: "b"}
 	finding := func(target store.ScanTarget, vuln, status string, keys ...store.PackageKey) store.Finding {
-		return keyedFinding(target, vuln, status, t0, keys...)
+		return KeyedFinding(target, vuln, status, t0, keys...)
 	}
 	for _, tt := range []struct {
 		name        string
@@ -135,7 +136,7 @@ func testApplyScansSelectedNoneHeld(t *testing.T, open Opener) {
 	}
 	write := func(target store.ScanTarget, vuln string, keys ...store.PackageKey) {
 		t.Helper()
-		f := keyedFinding(target, vuln, "ACTIVE", t0, keys...)
+		f := KeyedFinding(target, vuln, "ACTIVE", t0, keys...)
 		if err := db.ApplyScans(ctx, []store.ScanTarget{target}, func(st store.ScanState) (store.ScanUpdate, error) {
 			return store.ScanUpdate{Scan: &store.ImageScan{Status: "ACTIVE", UpdatedAt: t0}, Findings: append(st.Findings, f)}, nil
 		}); err != nil {

@@ -68,7 +68,7 @@ func (goBinary) Extract(_ context.Context, in *plugin.Input) (plugin.Found, erro
 func packages(ra io.ReaderAt, size int64) (pkgs []installed.Package, symErr, err error) {
 	f, bi, err := readBuildInfo(io.NewSectionReader(ra, 0, size))
 	if err != nil {
-		if strings.Contains(err.Error(), "not a Go executable") {
+		if notGoExecutable(err) {
 			return nil, nil, nil
 		}
 		if strings.HasPrefix(err.Error(), "unreadable ELF file") {
@@ -168,9 +168,16 @@ func readSymbols(f *elf.File) (table map[string][]string, err error) {
 	return symbolTable(f)
 }
 
-// readBuildInfo reads an ELF file's Go build information, guarding debug/elf and
-// debug/buildinfo against panics on hostile files. It parses the ELF headers first because
-// buildinfo reports an unreadable file like a non-Go one.
+// notGoExecutable tells whether err is debug/buildinfo's answer for a readable file that is no
+// Go binary (it exports no error value to compare with).
+func notGoExecutable(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "not a Go executable")
+}
+
+// readBuildInfo reads an ELF file's Go build information, and its parsed ELF headers for a Go
+// binary (f is nil for a file that is none), guarding debug/elf and debug/buildinfo against
+// panics on hostile files. An unreadable file is told from a non-Go one by parsing its headers
+// again: buildinfo reports both alike ("unrecognized file format").
 func readBuildInfo(r *io.SectionReader) (f *elf.File, bi *debug.BuildInfo, err error) {
 	defer func() {
 		if rec := recover(); rec != nil {
@@ -179,9 +186,9 @@ func readBuildInfo(r *io.SectionReader) (f *elf.File, bi *debug.BuildInfo, err e
 	}()
 	// Most ELF files of an image are not Go's: the build information is read first (which
 	// parses the ELF headers itself), and the headers again only for a Go binary's symbols,
-	// or for why the file is not readable (debug/buildinfo says only "unrecognized").
+	// or for why the file is not readable.
 	bi, err = buildinfo.Read(r)
-	if err == nil || !strings.Contains(err.Error(), "not a Go executable") {
+	if !notGoExecutable(err) {
 		var ferr error
 		if f, ferr = elf.NewFile(r); ferr != nil {
 			return nil, nil, fmt.Errorf("unreadable ELF file: %w", ferr)
