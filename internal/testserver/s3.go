@@ -3,7 +3,7 @@ package testserver
 import (
 	"context"
 	"fmt"
-	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,7 +71,7 @@ func (s *S3) SetEnv(t testing.TB) {
 	}
 }
 
-// Start runs the server (again) and waits until it accepts connections.
+// Start runs the server (again) and waits until it answers.
 func (s *S3) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -92,17 +92,28 @@ func (s *S3) Start() error {
 	s.cmd, s.exited = cmd, exited
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Ready when versitygw answers (an unsigned request is refused), not merely when the port
+	// accepts: another process may hold the port, and then ours has exited or soon will.
+	probe := &http.Client{Timeout: time.Second}
+	defer probe.CloseIdleConnections()
 	for {
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		resp, err := probe.Get("http://" + s.Addr + "/")
 		if err == nil {
-			_ = c.Close()
-			return nil
+			_ = resp.Body.Close()
+			select {
+			case <-exited:
+			default:
+				if resp.Header.Get("Server") == "VERSITYGW" {
+					return nil
+				}
+			}
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("versitygw exited during start-up; see %s", filepath.Join(s.Dir, "..", "versitygw.log"))
+			b, _ := os.ReadFile(filepath.Join(s.Dir, "..", "versitygw.log"))
+			return fmt.Errorf("versitygw exited during start-up; the end of its log:\n%s", tail(b, 2048))
 		case <-ctx.Done():
-			return fmt.Errorf("versitygw not listening after 30s")
+			return fmt.Errorf("versitygw not answering after 30s")
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

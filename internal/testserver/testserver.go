@@ -7,11 +7,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -136,16 +138,56 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
+// FreeAddr returns a loopback address with a port that was free a moment ago. The port is
+// drawn from below the kernel's ephemeral range: one from that range (what listening on port 0
+// gives) may be taken, between this call and the server's bind, as the local port of an
+// outgoing connection or by another test process listening on port 0, and CI runs test
+// packages side by side (a node once exited at start-up there).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
 	return addr
+}
+
+// lowestTestPort is where FreeAddr's ports start: above the well-known and most registered
+// ports of the services the machine runs (PostgreSQL, Redis, RabbitMQ, NATS and others).
+const lowestTestPort = 16384
+
+func freeAddr() (string, error) {
+	top := ephemeralLow()
+	for range 200 {
+		port := lowestTestPort + rand.IntN(top-lowestTestPort)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // in use: draw again
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		return addr, nil
+	}
+	return "", fmt.Errorf("no free port between %d and %d after 200 draws", lowestTestPort, top)
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's default 32768 where
+// it cannot be read).
+func ephemeralLow() int {
+	const linuxDefault = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return linuxDefault
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return linuxDefault
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low <= lowestTestPort+1024 {
+		return linuxDefault
+	}
+	return low
 }
 
 // Restart starts the process again on the same data dir and address (after Kill or Stop).
@@ -183,7 +225,8 @@ func (s *Server) Restart() error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("lading exited during start-up; see %s", filepath.Join(s.DataDir, "..", "server.log"))
+			// The log says why; CI shows only the test's output.
+			return fmt.Errorf("lading exited during start-up; the end of %s:\n%s", filepath.Join(s.DataDir, "..", "server.log"), tail([]byte(s.Logs()), 2048))
 		case <-ctx.Done():
 			return fmt.Errorf("lading not ready after 30s")
 		case <-time.After(50 * time.Millisecond):
