@@ -13,6 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	// First of all initialisers: the heap profiler off (see the package).
+	_ "github.com/lading-registry/lading/internal/memprofileoff"
 )
 
 func main() {
