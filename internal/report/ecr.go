@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -390,7 +389,9 @@ func JSON(w io.Writer, s *Scan, o Options) error {
 		}
 		out.Suppressed = append(out.Suppressed, so)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "    ")
-	return enc.Encode(out)
+	isf := out.ImageScanFindings
+	if len(isf.Findings) > len(isf.EnhancedFindings) {
+		return encodeListStreamed(w, out, isf.Findings, func(l []BasicFinding) { isf.Findings = l })
+	}
+	return encodeListStreamed(w, out, isf.EnhancedFindings, func(l []EnhancedFinding) { isf.EnhancedFindings = l })
 }
