@@ -679,3 +679,85 @@ func TestUnevaluatedAdvisories(t *testing.T) {
 		})
 	}
 }
+
+// TestRelevantAnswersAsAll: an index of Relevant's advisories answers each lookup as an index
+// of all of them does (findings, fixed versions, severities, errors), whether Relevant is
+// given one lookup or all of them, and the advisories all at once or a few at a time.
+func TestRelevantAnswersAsAll(t *testing.T) {
+	var advs []*Advisory
+	for _, raw := range miniRecords(t) {
+		a, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		advs = append(advs, a)
+	}
+	advs = append(advs,
+		rec(t, `{"id":"T-BADFIX","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},
+			"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"x:not-an-epoch"}]}]}]}`),
+		rec(t, `{"id":"T-GOOD","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},
+			"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.0.11-1~deb12u2"}]}]}]}`),
+		rec(t, `{"id":"T-UNORDERED","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"OSS-Fuzz","name":"proj"},
+			"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"1"},{"fixed":"2"}]}]}]}`))
+	all := BuildIndex(1, advs)
+	var lookups []Lookup
+	for k := range all.pkgs {
+		for _, b := range all.BoundaryVersions(k) {
+			for _, v := range []string{b, b + ".1", b + "-1", "0.0.1", "99999", "not a version!", ""} {
+				lookups = append(lookups, Lookup{Ecosystem: k.Ecosystem, Name: k.Name, Version: v})
+			}
+		}
+	}
+	answer := func(ix *Index, l Lookup) string {
+		vs, err := ix.Affecting(l.Ecosystem, l.Name, l.Version)
+		js, jerr := json.Marshal(vs)
+		if jerr != nil {
+			t.Fatal(jerr)
+		}
+		return fmt.Sprintf("%s error: %v", js, err)
+	}
+	// Each lookup alone is given the advisories of its package (and of its bare ecosystem's),
+	// the only ones its answer depends on: an index of many records per lookup is slow.
+	ofKey := map[PackageKey][]*Advisory{}
+	for _, a := range advs {
+		for _, k := range a.Keys() {
+			ofKey[k] = append(ofKey[k], a)
+		}
+	}
+	kept, given, errs := 0, 0, 0
+	for _, l := range lookups {
+		mine := slices.Clone(ofKey[l.Key()])
+		if bare, ok := l.Key().Bare(); ok {
+			mine = append(mine, ofKey[bare]...)
+		}
+		rel := Relevant(mine, []Lookup{l})
+		want := answer(all, l)
+		if got := answer(BuildIndex(1, rel), l); got != want {
+			t.Fatalf("%+v: an index of %d relevant advisories answers\n%s\nwant\n%s", l, len(rel), got, want)
+		}
+		kept, given = kept+len(rel), given+len(mine)
+		if !strings.HasSuffix(want, "error: <nil>") {
+			errs++
+		}
+	}
+	if len(lookups) < 1000 || errs == 0 {
+		t.Fatalf("%d lookups, %d of them answered with an error: too few to tell", len(lookups), errs)
+	}
+	t.Logf("%d lookups (%d answered with an error); Relevant kept %d of %d advisories", len(lookups), errs, kept, given)
+	if kept*3 > given*2 {
+		t.Fatalf("Relevant kept %d of the %d advisories it was given over %d lookups: it sifts too little", kept, given, len(lookups))
+	}
+	var sifted []*Advisory
+	for batch := range slices.Chunk(advs, 7) {
+		sifted = append(sifted, Relevant(batch, lookups)...)
+	}
+	if len(sifted) == 0 {
+		t.Fatal("no advisory kept")
+	}
+	ix := BuildIndex(1, sifted)
+	for _, l := range lookups {
+		if got, want := answer(ix, l), answer(all, l); got != want {
+			t.Fatalf("%+v: an index of the advisories sifted in batches answers\n%s\nwant\n%s", l, got, want)
+		}
+	}
+}
