@@ -175,6 +175,11 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.osv, b.osvVer, err = osvScanner(ctx, b.cfg.osvBin); err != nil {
 		return err
 	}
+	for _, bin := range []string{b.lading, b.osv} {
+		if err := evictFromPageCache(bin); err != nil {
+			return err
+		}
+	}
 	osvData := filepath.Join(b.cfg.shared, "osv")
 	b.ladingDB = filepath.Join(b.work, "lading-data")
 	progress("lading db import %s", osvData)
