@@ -1,6 +1,7 @@
 package advisory
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strings"
@@ -235,6 +236,23 @@ func levelFromWord(w string) FindingSeverity {
 	return SeverityUndefined
 }
 
+// mayName tells whether JSON text m can hold a member named by one of quoted (each written
+// with its opening quote, as it appears in the text): without an escape sequence in m a name
+// is spelled in it as it is, so when none of them appears, decoding m finds none of them. A Go
+// advisory's ecosystem_specific (its imports and their symbols) is most of its record, and
+// names no severity.
+func mayName(m json.RawMessage, quoted ...string) bool {
+	if bytes.IndexByte(m, '\\') >= 0 {
+		return true
+	}
+	for _, q := range quoted {
+		if bytes.Contains(m, []byte(q)) {
+			return true
+		}
+	}
+	return false
+}
+
 // fields reads the top-level members of a JSON object, ignoring anything else.
 func fields(m json.RawMessage) map[string]json.RawMessage {
 	if len(m) == 0 || m[0] != '{' {
@@ -277,36 +295,47 @@ func numberField(f map[string]json.RawMessage, name string) (float64, bool) {
 func fromSpecific(specific ...json.RawMessage) Severity {
 	best := undefined()
 	for _, m := range specific {
-		f := fields(m)
-		if f == nil {
+		if !mayName(m, `"severity"`, `"cvss_`, `"urgency"`) {
 			continue
 		}
-		if w := stringField(f, "severity"); w != "" {
-			if l := levelFromWord(w); l != SeverityUndefined {
-				if s := (Severity{Level: l, Source: SourceDatabaseWord, Raw: w}); s.better(best) {
-					best = s
-				}
-			}
+		if s := fromFields(fields(m)); s.better(best) {
+			best = s
 		}
-		for _, name := range [...]string{"cvss_v3", "cvss_score", "cvss_v4", "cvss_v2"} {
-			n, ok := numberField(f, name)
-			if !ok {
-				continue
-			}
-			l := levelFromScore(n)
-			if name == "cvss_v2" {
-				l = levelFromV2Score(n)
-			}
-			if s := (Severity{Level: l, Source: SourceDatabaseScore, Score: n, HasScore: true, Raw: name}); s.better(best) {
+	}
+	return best
+}
+
+// fromFields is fromSpecific of one object's members.
+func fromFields(f map[string]json.RawMessage) Severity {
+	best := undefined()
+	if f == nil {
+		return best
+	}
+	if w := stringField(f, "severity"); w != "" {
+		if l := levelFromWord(w); l != SeverityUndefined {
+			if s := (Severity{Level: l, Source: SourceDatabaseWord, Raw: w}); s.better(best) {
 				best = s
 			}
-			break
 		}
-		if w := stringField(f, "urgency"); w != "" {
-			if l := levelFromWord(w); l != SeverityUndefined {
-				if s := (Severity{Level: l, Source: SourceDistribution, Raw: w}); s.better(best) {
-					best = s
-				}
+	}
+	for _, name := range [...]string{"cvss_v3", "cvss_score", "cvss_v4", "cvss_v2"} {
+		n, ok := numberField(f, name)
+		if !ok {
+			continue
+		}
+		l := levelFromScore(n)
+		if name == "cvss_v2" {
+			l = levelFromV2Score(n)
+		}
+		if s := (Severity{Level: l, Source: SourceDatabaseScore, Score: n, HasScore: true, Raw: name}); s.better(best) {
+			best = s
+		}
+		break
+	}
+	if w := stringField(f, "urgency"); w != "" {
+		if l := levelFromWord(w); l != SeverityUndefined {
+			if s := (Severity{Level: l, Source: SourceDistribution, Raw: w}); s.better(best) {
+				best = s
 			}
 		}
 	}
