@@ -244,15 +244,14 @@ func runScan(cmd *cobra.Command, source string, o *scanOptions) error {
 	progress := newLayerProgress(os.Stderr, layers)
 	scanner := pipeline.Scanner{MemoryBytes: scanMemoryBytes, Mode: mode, ScratchDir: scratch, Logger: log, Progress: progress.layer, LayerDone: progress.layerDone,
 		KeepOSOwned: o.includeOSOwned, GzipProgram: gzipProgram}
-	// Only the advisories of the packages found are loaded, not the whole database, and of
-	// those only the ones that take part in an answer are kept.
-	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, lookups []advisory.Lookup) (match.Advisories, error) {
+	// Only the advisories of the packages found are loaded, not the whole database.
+	advisories := pipeline.AdvisoriesFunc(func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
 		// The layers are read: what their buffers and parsers left in the heap is garbage.
 		// Collected and handed back to the kernel now, the pages are not resident still while
 		// matching and the report fill the heap again (the end of a scan is where its peak
 		// is): about 0.6 MiB of go-app's peak RSS, for one collection of about a millisecond.
 		debug.FreeOSMemory()
-		return vdb.IndexAnswering(ctx, lookups)
+		return vdb.IndexFor(ctx, keys)
 	})
 	res, err := scanner.Scan(ctx, layers, advisories)
 	progress.finish()

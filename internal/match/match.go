@@ -230,24 +230,6 @@ func Key(p installed.Package) advisory.PackageKey {
 	return advisory.MakeKey(p.Ecosystem, name)
 }
 
-// Lookups are the distinct questions Image asks of the advisories about pkgs, in package
-// order: what an index must answer for them (advisory.Relevant).
-func Lookups(pkgs []installed.Package) []advisory.Lookup {
-	seen := map[advisory.Lookup]bool{}
-	var out []advisory.Lookup
-	for _, p := range pkgs {
-		if p.Ecosystem == "" {
-			continue // as Image: not looked up
-		}
-		name, version := lookup(p)
-		if l := (advisory.Lookup{Ecosystem: p.Ecosystem, Name: name, Version: version}); !seen[l] {
-			seen[l] = true
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // Image matches every package of an image. history maps a layer digest to the created_by of
 // its history entry. Packages whose version cannot be ordered still match what needs no
 // ordering; they, and the advisories whose ranges could not be evaluated, are returned as

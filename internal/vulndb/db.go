@@ -390,29 +390,6 @@ func (d *DB) Changes(ctx context.Context, after int64) (ChangeSet, error) {
 // distributions whose records may omit the release, the same package of the bare ecosystem):
 // what a one-off scan of a known inventory needs, without loading the whole database.
 func (d *DB) IndexFor(ctx context.Context, keys []advisory.PackageKey) (*advisory.Index, error) {
-	return d.indexOf(ctx, keys, nil)
-}
-
-// IndexAnswering builds an index that answers lookups as IndexFor's index of their packages
-// does, holding only the advisories that take part in an answer (advisory.Relevant): what a
-// one-off scan needs to match its packages. The records are parsed and sifted siftBatch at a
-// time, so the advisories of a package that name other versions only (most of a Go binary's
-// standard library advisories, say) are never all held at once.
-func (d *DB) IndexAnswering(ctx context.Context, lookups []advisory.Lookup) (*advisory.Index, error) {
-	keys := make([]advisory.PackageKey, len(lookups))
-	for i, l := range lookups {
-		keys[i] = l.Key()
-	}
-	return d.indexOf(ctx, keys, func(batch []*advisory.Advisory) []*advisory.Advisory {
-		return advisory.Relevant(batch, lookups)
-	})
-}
-
-// siftBatch is how many parsed records IndexAnswering holds before sifting them.
-const siftBatch = 32
-
-// indexOf builds the index of the advisories of keys that sift keeps (all when sift is nil).
-func (d *DB) indexOf(ctx context.Context, keys []advisory.PackageKey, sift func([]*advisory.Advisory) []*advisory.Advisory) (*advisory.Index, error) {
 	want := make([]advisory.PackageKey, 0, len(keys))
 	seen := make(map[advisory.PackageKey]bool, len(keys))
 	add := func(k advisory.PackageKey) {
@@ -428,31 +405,17 @@ func (d *DB) indexOf(ctx context.Context, keys []advisory.PackageKey, sift func(
 			add(bare)
 		}
 	}
-	var advs, batch []*advisory.Advisory
-	flush := func() {
-		advs = append(advs, sift(batch)...)
-		clear(batch) // the records left out are garbage now
-		batch = batch[:0]
-	}
+	var advs []*advisory.Advisory
 	v, err := d.store.LoadAdvisories(ctx, want, func(r StoredRecord) error {
 		a, err := advisory.ParseCanonical(r.Raw, r.Hash)
 		if err != nil {
 			return fmt.Errorf("stored record %s: %w", r.ID, err)
 		}
-		if sift == nil {
-			advs = append(advs, a)
-			return nil
-		}
-		if batch = append(batch, a); len(batch) == siftBatch {
-			flush()
-		}
+		advs = append(advs, a)
 		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if sift != nil {
-		flush()
 	}
 	return advisory.BuildIndex(v, advs), nil
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -407,52 +406,6 @@ func TestIndexForLoadsOnlyTheKeys(t *testing.T) {
 	}
 	if vs, _ := idx.Affecting("npm", "lodash", "4.17.15"); len(vs) != 0 {
 		t.Fatalf("a package not asked for is in the index: %d", len(vs))
-	}
-}
-
-// TestIndexAnsweringKeepsOnlyWhatAnswers: the index IndexAnswering builds answers its lookups
-// as IndexFor's index of the same packages does, and holds fewer advisories: those of other
-// versions are left out.
-func TestIndexAnsweringKeepsOnlyWhatAnswers(t *testing.T) {
-	ctx := context.Background()
-	db, _ := newDB(t, vulndb.Options{})
-	if _, err := db.Import(ctx, testfiles.Path(t, "osv-mini")); err != nil {
-		t.Fatal(err)
-	}
-	lookups := []advisory.Lookup{
-		{Ecosystem: "Maven", Name: "org.apache.logging.log4j:log4j-core", Version: "2.14.1"},
-		{Ecosystem: "Maven", Name: "org.apache.logging.log4j:log4j-core", Version: "2.17.1"},
-		{Ecosystem: "Debian:12", Name: "openssl", Version: "3.0.11-1~deb12u1"},
-		{Ecosystem: "Debian:12", Name: "openssl", Version: "not a version"},
-		{Ecosystem: "Go", Name: "stdlib", Version: "1.20.14"},
-		{Ecosystem: "npm", Name: "lodash", Version: "4.17.21"},
-	}
-	keys := make([]advisory.PackageKey, len(lookups))
-	for i, l := range lookups {
-		keys[i] = l.Key()
-	}
-	full, err := db.IndexFor(ctx, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sifted, err := db.IndexAnswering(ctx, lookups)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := 0
-	for _, l := range lookups {
-		want, wantErr := full.Affecting(l.Ecosystem, l.Name, l.Version)
-		got, gotErr := sifted.Affecting(l.Ecosystem, l.Name, l.Version)
-		if !slices.Equal(ids(got), ids(want)) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
-			t.Errorf("%+v: %v (%v), IndexFor's index answers %v (%v)", l, ids(got), gotErr, ids(want), wantErr)
-		}
-		found += len(want)
-	}
-	if found == 0 {
-		t.Fatal("no lookup finds anything: the comparison says nothing")
-	}
-	if s, f := sifted.Stats().Advisories, full.Stats().Advisories; s == 0 || s >= f {
-		t.Fatalf("IndexAnswering holds %d advisories, IndexFor %d", s, f)
 	}
 }
 

@@ -73,24 +73,23 @@ type Cache interface {
 	Put(ctx context.Context, digest string, mode inventory.Mode, li *inventory.LayerInventory) error
 }
 
-// Advisories gives what matching needs to answer an image's lookups (match.Lookups). The
-// registry hands its in-memory index of every advisory; `lading scan` loads just those that
-// take part in an answer.
+// Advisories gives what matching needs for an image's package keys. The registry hands its
+// in-memory index of every advisory; `lading scan` loads just those of the keys.
 type Advisories interface {
-	For(ctx context.Context, lookups []advisory.Lookup) (match.Advisories, error)
+	For(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error)
 }
 
 // AdvisoriesFunc is an Advisories of a function.
-type AdvisoriesFunc func(ctx context.Context, lookups []advisory.Lookup) (match.Advisories, error)
+type AdvisoriesFunc func(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error)
 
 // For calls f.
-func (f AdvisoriesFunc) For(ctx context.Context, lookups []advisory.Lookup) (match.Advisories, error) {
-	return f(ctx, lookups)
+func (f AdvisoriesFunc) For(ctx context.Context, keys []advisory.PackageKey) (match.Advisories, error) {
+	return f(ctx, keys)
 }
 
 // Index is the Advisories of an index that already holds every advisory.
 func Index(adv match.Advisories) Advisories {
-	return AdvisoriesFunc(func(context.Context, []advisory.Lookup) (match.Advisories, error) { return adv, nil })
+	return AdvisoriesFunc(func(context.Context, []advisory.PackageKey) (match.Advisories, error) { return adv, nil })
 }
 
 // Scanner runs the pipeline. The zero value scans in enhanced mode, without a cache.
@@ -175,7 +174,7 @@ func (s Scanner) Scan(ctx context.Context, layers []Layer, adv Advisories) (*Res
 	if err != nil {
 		return nil, err
 	}
-	a, err := adv.For(ctx, match.Lookups(inv.Packages))
+	a, err := adv.For(ctx, inv.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("load advisories: %w", err)
 	}
