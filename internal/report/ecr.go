@@ -202,11 +202,28 @@ func RenderFindings(registryID, region string, scan store.ImageScan, findings []
 
 // RenderFindingsWith is RenderFindings knowing the exploited vulnerabilities (x may be nil).
 func RenderFindingsWith(registryID, region string, scan store.ImageScan, findings []store.Finding, m store.Manifest, x Exploits) (ImageScanFindings, error) {
+	return renderFindings(registryID, region, scan, findings, nil, m, x)
+}
+
+// renderFindings is RenderFindingsWith; details, when not nil, are the findings' details as
+// built (scanning.SnapshotDetails, one for each finding, in order), used instead of decoding
+// each finding's stored detail.
+func renderFindings(registryID, region string, scan store.ImageScan, findings []store.Finding, details []*scanning.Detail, m store.Manifest, x Exploits) (ImageScanFindings, error) {
 	out := ImageScanFindings{ImageScanCompletedAt: EpochOf(scan.CompletedAt), VulnerabilitySourceUpdatedAt: EpochOf(scan.SourceUpdatedAt),
 		FindingSeverityCounts: map[string]int{}}
-	sorted := append([]store.Finding(nil), findings...)
+	type entry struct {
+		f store.Finding
+		d *scanning.Detail
+	}
+	sorted := make([]entry, len(findings))
+	for i, f := range findings {
+		sorted[i].f = f
+		if details != nil {
+			sorted[i].d = details[i]
+		}
+	}
 	sort.SliceStable(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
+		a, b := sorted[i].f, sorted[j].f
 		if a.Status != b.Status {
 			return a.Status == scanning.FindingActive
 		}
@@ -218,10 +235,16 @@ func RenderFindingsWith(registryID, region string, scan store.ImageScan, finding
 		}
 		return a.VulnerabilityID < b.VulnerabilityID
 	})
-	for _, f := range sorted {
-		d, err := scanning.DecodeDetail(f)
-		if err != nil {
-			return ImageScanFindings{}, err
+	for _, e := range sorted {
+		f := e.f
+		var d scanning.Detail
+		if e.d != nil {
+			d = *e.d
+		} else {
+			var err error
+			if d, err = scanning.DecodeDetail(f); err != nil {
+				return ImageScanFindings{}, err
+			}
 		}
 		if scan.ScanType == policy.ScanTypeEnhanced {
 			if scanning.InspectorStatus(f) == scanning.FindingSuppressed {
@@ -366,7 +389,7 @@ func JSON(w io.Writer, s *Scan, o Options) error {
 	now := o.now()
 	repo := s.Image.repository()
 	info := scanning.ImageInfo{Architecture: s.Image.Architecture, Author: s.Image.Author, Platform: scanning.PlatformName(s.Inventory.OS)}
-	stored, err := scanning.Snapshot(events.Origin{Account: o.RegistryID, Region: o.Region}, repo, s.Image.ManifestDigest, s.ScanType, s.Findings, info, now)
+	stored, details, err := scanning.SnapshotDetails(events.Origin{Account: o.RegistryID, Region: o.Region}, repo, s.Image.ManifestDigest, s.ScanType, s.Findings, info, now)
 	if err != nil {
 		return err
 	}
@@ -376,7 +399,7 @@ func JSON(w io.Writer, s *Scan, o Options) error {
 	if t := s.Image.tag(); t != "" {
 		m.Tags = []string{t}
 	}
-	rendered, err := RenderFindings(o.RegistryID, o.Region, scan, stored, m)
+	rendered, err := renderFindings(o.RegistryID, o.Region, scan, stored, details, m, nil)
 	if err != nil {
 		return err
 	}
