@@ -48,13 +48,19 @@ func encodeListStreamed[T any](w io.Writer, v any, list []T, set func([]T)) erro
 	}
 	bw := bufio.NewWriter(w)
 	bw.Write(envelope[:at+len(first)])
+	// An encoder into one buffer, reset for each element: its text is MarshalIndent's and a
+	// new line, in buffers used again rather than two new ones an element.
+	var elem bytes.Buffer
+	enc := json.NewEncoder(&elem)
+	enc.SetIndent(prefix, jsonIndent)
+	sep := ",\n" + prefix
 	for _, e := range list[1:] {
-		b, err := json.MarshalIndent(e, prefix, jsonIndent)
-		if err != nil {
+		elem.Reset()
+		if err := enc.Encode(e); err != nil {
 			return err
 		}
-		bw.WriteString(",\n" + prefix)
-		bw.Write(b)
+		bw.WriteString(sep)
+		bw.Write(bytes.TrimSuffix(elem.Bytes(), []byte{'\n'}))
 	}
 	bw.Write(envelope[at+len(first):])
 	bw.WriteByte('\n')
