@@ -278,3 +278,35 @@ func openOwnExecutable(tb testing.TB) *elf.File {
 	tb.Cleanup(func() { f.Close() })
 	return f
 }
+
+// FuzzSplitPlainSymbol: the one-pass reading of a name without type arguments gives what
+// debug/gosym's gives, for the names of a real binary and for anything else.
+func FuzzSplitPlainSymbol(f *testing.F) {
+	for _, n := range []string{"golang.org/x/text/language.Parse", "golang.org/x/text/language.(*Tag).String",
+		"gopkg.in/yaml%2ev2.Unmarshal", "net/http.(*Server).Serve.func1", "net/http.init.0", "go:buildid", "go.shape.int",
+		"type:.eq.main.T", "type..eq.main.T", "vendor/golang.org/x/net/http2/hpack.HuffmanDecode", "main.main", "a/b.c/d.T.M",
+		"x.(*T).M-fm", "x.F.gowrap1", ".", "a.", "/.x", "a%zz.F", "a/b%2e.c.(T).M", "p.(*).M", "p.init"} {
+		f.Add(n)
+	}
+	data, err := openOwnExecutable(f).Section(".gopclntab").Data()
+	if err != nil {
+		f.Fatal(err)
+	}
+	names, err := funcNames(data)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := 0; i < len(names); i += 97 {
+		f.Add(names[i])
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if strings.Contains(name, "[") {
+			return
+		}
+		pkg, sym, ok := splitPlainSymbol(name)
+		wantPkg, wantSym, wantOK := splitSymbolGosym(name)
+		if pkg != wantPkg || sym != wantSym || ok != wantOK {
+			t.Fatalf("splitPlainSymbol(%q) = %q, %q, %v; debug/gosym's reading: %q, %q, %v", name, pkg, sym, ok, wantPkg, wantSym, wantOK)
+		}
+	})
+}

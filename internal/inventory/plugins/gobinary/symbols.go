@@ -189,6 +189,15 @@ func funcNames(data []byte) ([]string, error) {
 // wrappers, package initialisers and linker-made functions are left out: advisories never
 // name them, and they are most of the names.
 func splitSymbol(name string) (pkg, sym string, ok bool) {
+	if strings.IndexByte(name, '[') < 0 {
+		return splitPlainSymbol(name)
+	}
+	return splitSymbolGosym(name)
+}
+
+// splitSymbolGosym is splitSymbol through debug/gosym's reading of a name, which knows the
+// type arguments of generic functions.
+func splitSymbolGosym(name string) (pkg, sym string, ok bool) {
 	s := gosym.Sym{Name: name}
 	pkg = s.PackageName()
 	if pkg == "" || strings.ContainsAny(pkg, ": ") || strings.HasPrefix(pkg, "vendor/") {
@@ -206,6 +215,50 @@ func splitSymbol(name string) (pkg, sym string, ok bool) {
 	// "-": method values' wrappers ("T.M-fm"); the method itself has its own name.
 	if recv == "init" || (recv == "" && base == "init") {
 		return "", "", false
+	}
+	if recv != "" {
+		return pkg, recv + "." + base, true
+	}
+	return pkg, base, true
+}
+
+// splitPlainSymbol is splitSymbolGosym for a name without type arguments (no "["), most
+// names, read in one pass instead of a dozen: debug/gosym's package is what precedes the
+// first dot after the last slash, its receiver what lies between that dot and the last one,
+// its base name what follows the last dot (FuzzSplitPlainSymbol compares the two readings).
+// The split is most of the time a Go binary's symbol table takes.
+func splitPlainSymbol(name string) (pkg, sym string, ok bool) {
+	// debug/gosym, as it reads a symbol table without a Go version: "go." and "type." start
+	// the linker's own symbols.
+	if strings.HasPrefix(name, "go.") || strings.HasPrefix(name, "type.") {
+		return "", "", false
+	}
+	pathend := max(strings.LastIndexByte(name, '/'), 0)
+	rest := name[pathend:]
+	first := strings.IndexByte(rest, '.')
+	if first < 0 {
+		return "", "", false // no package
+	}
+	last := strings.LastIndexByte(rest, '.')
+	pkg, base := name[:pathend+first], rest[last+1:]
+	recv := ""
+	if last != first {
+		recv = strings.TrimSuffix(strings.TrimPrefix(rest[first+1:last], "(*"), ")")
+	}
+	if pkg == "" || strings.ContainsAny(pkg, ": ") || strings.HasPrefix(pkg, "vendor/") {
+		return "", "", false
+	}
+	if base == "" || generated(base) || strings.ContainsAny(base, "() -") ||
+		strings.Contains(recv, ".") || strings.ContainsAny(recv, "() -") {
+		return "", "", false
+	}
+	if recv == "init" || (recv == "" && base == "init") {
+		return "", "", false
+	}
+	if strings.IndexByte(pkg, '%') >= 0 {
+		if unescaped, err := url.PathUnescape(pkg); err == nil {
+			pkg = unescaped // the linker escapes dots in the last element: gopkg.in/yaml%2ev2
+		}
 	}
 	if recv != "" {
 		return pkg, recv + "." + base, true
