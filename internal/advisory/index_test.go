@@ -1,12 +1,9 @@
 package advisory
 
 import (
-	"archive/zip"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,36 +16,7 @@ import (
 // per ecosystem).
 func miniRecords(t testing.TB, ecosystems ...string) [][]byte {
 	t.Helper()
-	if len(ecosystems) == 0 {
-		ecosystems = []string{"*"}
-	}
-	var out [][]byte
-	for _, eco := range ecosystems {
-		zips, err := filepath.Glob(filepath.Join(testfiles.Path(t, "osv-mini"), eco, "all.zip"))
-		if err != nil || len(zips) == 0 {
-			t.Fatalf("no osv-mini zip for %s: %v", eco, err)
-		}
-		for _, z := range zips {
-			zr, err := zip.OpenReader(z)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range zr.File {
-				rc, err := f.Open()
-				if err != nil {
-					t.Fatal(err)
-				}
-				raw, err := io.ReadAll(rc)
-				_ = rc.Close()
-				if err != nil {
-					t.Fatalf("%s %s: %v", z, f.Name, err)
-				}
-				out = append(out, raw)
-			}
-			_ = zr.Close()
-		}
-	}
-	return out
+	return testfiles.OSVMini(t, ecosystems...)
 }
 
 // miniIndex builds an index of the osv-mini records.

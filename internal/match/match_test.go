@@ -1,8 +1,6 @@
 package match
 
 import (
-	"archive/zip"
-	"io"
 	"maps"
 	"slices"
 	"testing"
@@ -16,25 +14,12 @@ import (
 func miniIndex(t *testing.T, ecosystems ...string) *advisory.Index {
 	t.Helper()
 	var advs []*advisory.Advisory
-	for _, eco := range ecosystems {
-		zr, err := zip.OpenReader(testfiles.Path(t, "osv-mini", eco, "all.zip"))
+	for _, raw := range testfiles.OSVMini(t, ecosystems...) {
+		a, err := advisory.Parse(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range zr.File {
-			rc, err := f.Open()
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(rc)
-			_ = rc.Close()
-			a, err := advisory.Parse(raw)
-			if err != nil {
-				t.Fatalf("%s: %v", f.Name, err)
-			}
-			advs = append(advs, a)
-		}
-		_ = zr.Close()
+		advs = append(advs, a)
 	}
 	return advisory.BuildIndex(1, advs)
 }

@@ -1,11 +1,8 @@
 package report
 
 import (
-	"archive/zip"
 	"bytes"
 	"encoding/json"
-	"io"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,33 +22,13 @@ import (
 // their boundary versions (every ecosystem, severities from vectors, words and none, aliases,
 // fixed versions or none, withdrawn records), in both scan types.
 func TestRenderFromBuiltDetailsAsFromStored(t *testing.T) {
-	zips, err := filepath.Glob(filepath.Join(testfiles.Path(t, "osv-mini"), "*", "all.zip"))
-	if err != nil || len(zips) == 0 {
-		t.Fatalf("no osv-mini: %v", err)
-	}
 	var advs []*advisory.Advisory
-	for _, z := range zips {
-		zr, err := zip.OpenReader(z)
+	for _, raw := range testfiles.OSVMini(t) {
+		a, err := advisory.Parse(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range zr.File {
-			rc, err := f.Open()
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := advisory.Parse(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			advs = append(advs, a)
-		}
-		zr.Close()
+		advs = append(advs, a)
 	}
 	ix := advisory.BuildIndex(1, advs)
 	var pkgs []installed.Package

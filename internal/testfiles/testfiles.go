@@ -5,7 +5,9 @@
 package testfiles
 
 import (
+	"archive/zip"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -121,4 +123,48 @@ func Shared(tb testing.TB, parts ...string) string {
 		tb.Fatal(err)
 	}
 	return p
+}
+
+// OSVMini returns the raw records of testdata/osv-mini (OSV's bucket layout: one all.zip per
+// ecosystem), of the ecosystems named or of all of them, failing tb when one cannot be read.
+func OSVMini(tb testing.TB, ecosystems ...string) [][]byte {
+	tb.Helper()
+	if len(ecosystems) == 0 {
+		ecosystems = []string{"*"}
+	}
+	var out [][]byte
+	for _, eco := range ecosystems {
+		zips, err := filepath.Glob(filepath.Join(Path(tb, "osv-mini"), eco, "all.zip"))
+		if err != nil || len(zips) == 0 {
+			tb.Fatalf("no osv-mini records of %s: %v", eco, err)
+		}
+		for _, z := range zips {
+			out = append(out, zipFiles(tb, z)...)
+		}
+	}
+	return out
+}
+
+// zipFiles returns the content of every file of the zip archive at path.
+func zipFiles(tb testing.TB, path string) [][]byte {
+	tb.Helper()
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer zr.Close()
+	var out [][]byte
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			tb.Fatalf("%s %s: %v", path, f.Name, err)
+		}
+		raw, err := io.ReadAll(rc)
+		_ = rc.Close()
+		if err != nil {
+			tb.Fatalf("%s %s: %v", path, f.Name, err)
+		}
+		out = append(out, raw)
+	}
+	return out
 }
