@@ -9,12 +9,14 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -223,7 +225,8 @@ func (s Scanner) Inventory(ctx context.Context, layers []Layer) (*Inventory, err
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.parallel())
 	var doneMu sync.Mutex
-	for i, l := range layers {
+	for _, i := range largestFirst(layers) {
+		l := layers[i]
 		// Stop handing out layers once one failed: its error is the answer.
 		if gctx.Err() != nil {
 			break
@@ -250,6 +253,20 @@ func (s Scanner) Inventory(ctx context.Context, layers []Layer) (*Inventory, err
 	}
 	img := inventory.MergeWith(read, inventory.MergeOptions{KeepOSOwned: s.KeepOSOwned})
 	return &Inventory{Image: img, History: history, Keys: Keys(img.Packages)}, nil
+}
+
+// largestFirst is the order in which Inventory hands out the layers: by size, largest first
+// (those of unknown size last, in their order). A scan lasts as long as its busiest reader,
+// and an image's largest layer is often its last (an application's binaries over a small
+// base): handed out last, it was read alone while the other readers had nothing left to do
+// (go-app: 76-88 ms for its layers, its largest started after 21-30 ms).
+func largestFirst(layers []Layer) []int {
+	order := make([]int, len(layers))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(layers[b].Size, layers[a].Size) })
+	return order
 }
 
 func (s Scanner) layer(ctx context.Context, i int, l Layer) (*inventory.LayerInventory, error) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -250,5 +251,40 @@ func TestKeys(t *testing.T) {
 				t.Errorf("Keys = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestInventoryReadsTheLargestLayersFirst: layers are handed to the readers largest first
+// (those of unknown size last, in order), and the inventory is the one read in order.
+func TestInventoryReadsTheLargestLayersFirst(t *testing.T) {
+	ctx := context.Background()
+	padding := func(n int) string { return strings.Repeat("x", n) } // compressed, a few bytes per KiB
+	b := &blobs{opens: map[string]int{}, content: map[string][]byte{
+		"sha256:small":   gzipTar(t, map[string]string{"etc/os-release": debianRelease}),
+		"sha256:large":   gzipTar(t, map[string]string{"var/lib/dpkg/status": dpkgStatus, "pad": padding(4 << 20)}),
+		"sha256:medium":  gzipTar(t, map[string]string{"pad2": padding(1 << 20)}),
+		"sha256:unknown": gzipTar(t, map[string]string{"pad3": padding(8 << 20)}),
+	}}
+	unknown := b.layer("sha256:unknown", "")
+	unknown.Size = -1
+	layers := []pipeline.Layer{b.layer("sha256:small", ""), unknown, b.layer("sha256:large", ""), b.layer("sha256:medium", "")}
+	var order []string
+	s := pipeline.Scanner{Mode: inventory.ModeBasic, ScratchDir: t.TempDir(), Parallel: 1,
+		Progress: func(i int, l pipeline.Layer, r io.Reader) io.Reader {
+			order = append(order, l.Digest)
+			return r
+		}}
+	inv, err := s.Inventory(ctx, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"sha256:large", "sha256:medium", "sha256:small", "sha256:unknown"}; !slices.Equal(order, want) {
+		t.Errorf("layers read in the order %v, want %v", order, want)
+	}
+	if want := []string{"sha256:small", "sha256:unknown", "sha256:large", "sha256:medium"}; !slices.Equal(inv.Layers, want) {
+		t.Errorf("inventory of the layers %v, want them in the image's order %v", inv.Layers, want)
+	}
+	if inv.OS == nil || inv.OS.Ecosystem != "Debian:12" || len(inv.Packages) != 1 || inv.Packages[0].Layer != "sha256:large" {
+		t.Errorf("inventory %+v %+v", inv.OS, inv.Packages)
 	}
 }
