@@ -199,27 +199,8 @@ func splitSymbol(name string) (pkg, sym string, ok bool) {
 // type arguments of generic functions.
 func splitSymbolGosym(name string) (pkg, sym string, ok bool) {
 	s := gosym.Sym{Name: name}
-	pkg = s.PackageName()
-	if pkg == "" || strings.ContainsAny(pkg, ": ") || strings.HasPrefix(pkg, "vendor/") {
-		return "", "", false
-	}
-	if unescaped, err := url.PathUnescape(pkg); err == nil {
-		pkg = unescaped // the linker escapes dots in the last element: gopkg.in/yaml%2ev2
-	}
-	base := withoutTypeArgs(s.BaseName())
-	recv := strings.TrimSuffix(strings.TrimPrefix(s.ReceiverName(), "(*"), ")")
-	recv = withoutTypeArgs(recv)
-	if base == "" || generated(base) || strings.Contains(recv, ".") || strings.ContainsAny(recv, "() -") || strings.ContainsAny(base, "() -") {
-		return "", "", false
-	}
-	// "-": method values' wrappers ("T.M-fm"); the method itself has its own name.
-	if recv == "init" || (recv == "" && base == "init") {
-		return "", "", false
-	}
-	if recv != "" {
-		return pkg, recv + "." + base, true
-	}
-	return pkg, base, true
+	recv := withoutTypeArgs(strings.TrimSuffix(strings.TrimPrefix(s.ReceiverName(), "(*"), ")"))
+	return symbolOf(s.PackageName(), recv, withoutTypeArgs(s.BaseName()))
 }
 
 // splitPlainSymbol is splitSymbolGosym for a name without type arguments (no "["), most
@@ -229,7 +210,7 @@ func splitSymbolGosym(name string) (pkg, sym string, ok bool) {
 // The split is most of the time a Go binary's symbol table takes.
 func splitPlainSymbol(name string) (pkg, sym string, ok bool) {
 	// debug/gosym, as it reads a symbol table without a Go version: "go." and "type." start
-	// the linker's own symbols.
+	// the linker's own symbols, which belong to no package.
 	if strings.HasPrefix(name, "go.") || strings.HasPrefix(name, "type.") {
 		return "", "", false
 	}
@@ -240,18 +221,23 @@ func splitPlainSymbol(name string) (pkg, sym string, ok bool) {
 		return "", "", false // no package
 	}
 	last := strings.LastIndexByte(rest, '.')
-	pkg, base := name[:pathend+first], rest[last+1:]
 	recv := ""
 	if last != first {
 		recv = strings.TrimSuffix(strings.TrimPrefix(rest[first+1:last], "(*"), ")")
 	}
+	return symbolOf(name[:pathend+first], recv, rest[last+1:])
+}
+
+// symbolOf is splitSymbol's answer for a name read as package, receiver (without pointer or
+// type arguments) and base name.
+func symbolOf(pkg, recv, base string) (string, string, bool) {
 	if pkg == "" || strings.ContainsAny(pkg, ": ") || strings.HasPrefix(pkg, "vendor/") {
 		return "", "", false
 	}
-	if base == "" || generated(base) || strings.ContainsAny(base, "() -") ||
-		strings.Contains(recv, ".") || strings.ContainsAny(recv, "() -") {
+	if base == "" || generated(base) || strings.Contains(recv, ".") || strings.ContainsAny(recv, "() -") || strings.ContainsAny(base, "() -") {
 		return "", "", false
 	}
+	// "-": method values' wrappers ("T.M-fm"); the method itself has its own name.
 	if recv == "init" || (recv == "" && base == "init") {
 		return "", "", false
 	}
