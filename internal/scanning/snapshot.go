@@ -12,7 +12,7 @@ import (
 // Snapshot turns the findings of a one-off scan (no stored history, as `lading scan` runs) into
 // the stored shape the API renders, all ACTIVE and first observed now.
 func Snapshot(origin events.Origin, repo, dgst, scanType string, fs []match.Finding, info ImageInfo, now time.Time) ([]store.Finding, error) {
-	writes, _, err := diffFindings(store.ScanTarget{Repository: repo, Digest: dgst, ScanType: scanType}, nil, fs, info, origin, now)
+	writes, _, err := SnapshotDetails(origin, repo, dgst, scanType, fs, info, now)
 	return writes, err
 }
 
