@@ -94,8 +94,11 @@ func goImports(raw json.RawMessage) []GoImport {
 	var es struct {
 		Imports []GoImport `json:"imports"`
 	}
-	if err := json.Unmarshal(raw, &es); err != nil {
-		return nil
+	if !decodeGoImports(raw, &es.Imports) {
+		es.Imports = nil
+		if err := json.Unmarshal(raw, &es); err != nil {
+			return nil
+		}
 	}
 	out := es.Imports[:0]
 	for _, im := range es.Imports {
@@ -264,8 +267,11 @@ func Parse(raw []byte) (*Advisory, error) {
 func ParseCanonical(compact []byte, hash string) (*Advisory, error) {
 	var r osvRecord
 	var err error
-	if err := json.Unmarshal(compact, &r); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+	if !decodeRecord(compact, &r) {
+		r = osvRecord{}
+		if err := json.Unmarshal(compact, &r); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+		}
 	}
 	if err := CheckID(r.ID); err != nil {
 		return nil, err
