@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,11 +150,14 @@ func testApplyScansSelectedNoneHeld(t *testing.T, open Opener) {
 	states := func() map[string][]string {
 		t.Helper()
 		got := map[string][]string{}
+		var mu sync.Mutex // updates of distinct targets may run at once
 		if err := db.ApplyScansSelected(ctx, targets, sel, func(st store.ScanState) (store.ScanUpdate, error) {
 			if !st.Partial {
 				t.Errorf("%s: the state is whole, want partial", st.Target.Repository)
 			}
+			mu.Lock()
 			got[st.Target.Repository] = store.VulnerabilityIDs(st.Findings)
+			mu.Unlock()
 			if st.Target == targets[0] {
 				more, err := st.More(ctx, []string{"V-A"})
 				if err != nil {
