@@ -26,9 +26,9 @@
 // ranges and withdrawn records never match. Versions are ordered with osv-scalibr's semantic
 // package (Debian and Ubuntu, Alpine, the RPM distributions, Go, npm, PyPI, Maven, NuGet,
 // RubyGems, crates.io, Packagist, Hex, Pub and more). Each package's boundary versions are
-// parsed and sorted once, and every range is evaluated once per position among them at
-// build time; a query parses its version once, places it by binary search and reads the
-// verdicts. Versions asked about are remembered, and answers are shared between queries.
+// parsed and sorted once, and every range is evaluated once per position among them, when
+// a query first lands there; a query parses its version once, places it by binary search and
+// reads the verdicts. Versions asked about are remembered, and answers are shared between queries.
 //
 // Records that alias one another (a GHSA record and the CVE it aliases) are merged into one
 // Vulnerability whose id is the CVE. Severity comes from CVSS v3.x or v4 vectors

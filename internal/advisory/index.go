@@ -105,8 +105,9 @@ type pkgEntry struct {
 	vulns     []atomic.Pointer[Vulnerability]
 	vulnStart []int32
 	// verdicts holds, for each rank of the single ordering, a bitset of the advisories
-	// affecting versions at that rank: range evaluation done once, at build time.
-	verdicts []uint64
+	// affecting versions at that rank: range evaluation done once per rank, on the first
+	// query placed there (a scan asks about one version of a package, not all of them).
+	verdicts []atomic.Pointer[[]uint64]
 	// unevaluated are the advisories with a range that could not be compiled, with why; nil
 	// for almost every package, so answers pay nothing for it.
 	unevaluated []Unevaluated
@@ -476,16 +477,7 @@ func (b *builder) compile(key PackageKey, refs []affRef) *pkgEntry {
 		e.vulns = make([]atomic.Pointer[Vulnerability], e.vulnStart[len(e.advs)])
 	}
 	if nranks := 2*len(e.spaces[0].boundsOrNil()) + 2; e.spaces[0] != nil && e.spaces[1] == nil && nranks*e.words() <= maxVerdictWords {
-		words := e.words()
-		e.verdicts = make([]uint64, nranks*words)
-		for r := range nranks {
-			ranks := [2]int32{int32(r), rankUnknown}
-			for i := range e.affs {
-				if adv := e.affs[i].adv; e.verdicts[r*words+int(adv)/64]&(1<<(adv%64)) == 0 && e.affs[i].affects("", &ranks) {
-					e.verdicts[r*words+int(adv)/64] |= 1 << (adv % 64)
-				}
-			}
-		}
+		e.verdicts = make([]atomic.Pointer[[]uint64], nranks)
 		if len(e.advs) <= maxSharedAdvisories {
 			e.byRank = make([]atomic.Pointer[[]*Vulnerability], nranks)
 			e.asked = make([]atomic.Uint32, nranks)
@@ -605,8 +597,7 @@ func (e *pkgEntry) collect(ranks *[2]int32, version string, hits []hit) []hit {
 // the precomputed verdicts.
 func (e *pkgEntry) collectRank(r int32) []hit {
 	ranks := [2]int32{r, rankUnknown}
-	words := e.words()
-	row := e.verdicts[int(r)*words : int(r+1)*words]
+	row := e.verdictRow(r)
 	n := 0
 	for _, bits := range row {
 		n += bits64.OnesCount64(bits)
@@ -623,6 +614,23 @@ func (e *pkgEntry) collectRank(r int32) []hit {
 		}
 	}
 	return hits
+}
+
+// verdictRow is the bitset of the advisories affecting versions at rank r, evaluated on its
+// first use. Queries at the same rank at once may both evaluate it: the rows are equal.
+func (e *pkgEntry) verdictRow(r int32) []uint64 {
+	if p := e.verdicts[r].Load(); p != nil {
+		return *p
+	}
+	row := make([]uint64, e.words())
+	ranks := [2]int32{r, rankUnknown}
+	for i := range e.affs {
+		if adv := e.affs[i].adv; row[int(adv)/64]&(1<<(adv%64)) == 0 && e.affs[i].affects("", &ranks) {
+			row[int(adv)/64] |= 1 << (adv % 64)
+		}
+	}
+	e.verdicts[r].Store(&row)
+	return row
 }
 
 // hit gathers what a match of advisory adv reports: its entries' own severity and vectors,
