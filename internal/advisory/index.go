@@ -594,7 +594,7 @@ func (e *pkgEntry) collect(ranks *[2]int32, version string, hits []hit) []hit {
 }
 
 // collectRank is collect for a version placed at rank r of the single ordering, read from
-// the precomputed verdicts.
+// the verdicts.
 func (e *pkgEntry) collectRank(r int32) []hit {
 	ranks := [2]int32{r, rankUnknown}
 	row := e.verdictRow(r)
