@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/lading-registry/lading/internal/jsonwalk"
 )
 
 // A scan decodes every advisory of the packages it found, and encoding/json spent most of
@@ -16,8 +18,7 @@ import (
 // encoding/json, which then gives the same result or the same error as before.
 // FuzzDecodeRecordAsEncodingJSON compares the two.
 type recordDecoder struct {
-	b []byte
-	i int
+	jsonwalk.Walker
 	// buf is reused to unescape strings.
 	buf []byte
 }
@@ -41,7 +42,7 @@ var (
 // decodeRecord reads data into r (which must be zero) as json.Unmarshal would, or returns
 // false, leaving r partly filled, when it cannot vouch for that.
 func decodeRecord(data []byte, r *osvRecord) bool {
-	d := recordDecoder{b: data}
+	d := recordDecoder{Walker: jsonwalk.Walker{B: data}}
 	ok := d.object(recordMembers, func(k int) bool {
 		switch k {
 		case 0:
@@ -72,13 +73,13 @@ func decodeRecord(data []byte, r *osvRecord) bool {
 			return d.raw(&r.DatabaseSpecific)
 		}
 	})
-	return ok && d.end()
+	return ok && d.End()
 }
 
 // decodeGoImports reads an ecosystem_specific object's imports as json.Unmarshal into
 // struct{ Imports []GoImport } would, or returns false.
 func decodeGoImports(data []byte, imports *[]GoImport) bool {
-	d := recordDecoder{b: data}
+	d := recordDecoder{Walker: jsonwalk.Walker{B: data}}
 	ok := d.object(importsMembers, func(int) bool {
 		return array(&d, imports, func(im *GoImport) bool {
 			return d.object(goImportMembers, func(k int) bool {
@@ -95,7 +96,7 @@ func decodeGoImports(data []byte, imports *[]GoImport) bool {
 			})
 		})
 	})
-	return ok && d.end()
+	return ok && d.End()
 }
 
 func (d *recordDecoder) affected(out *[]osvAffected) bool {
@@ -185,15 +186,15 @@ func (d *recordDecoder) strs(out *[]string) bool {
 // array reads a JSON array into *out, each element read by elem into a zero value; an
 // empty array is an empty slice, not nil, as encoding/json makes it.
 func array[T any](d *recordDecoder, out *[]T, elem func(*T) bool) bool {
-	d.ws()
-	if d.peek() != '[' {
+	d.WS()
+	if d.Peek() != '[' {
 		return false
 	}
-	d.i++
-	d.ws()
+	d.I++
+	d.WS()
 	s := []T{}
-	if d.peek() == ']' {
-		d.i++
+	if d.Peek() == ']' {
+		d.I++
 		*out = s
 		return true
 	}
@@ -201,16 +202,16 @@ func array[T any](d *recordDecoder, out *[]T, elem func(*T) bool) bool {
 		// Read in place: a variable handed to elem would be allocated on the heap.
 		var zero T
 		s = append(s, zero)
-		d.ws()
+		d.WS()
 		if !elem(&s[len(s)-1]) {
 			return false
 		}
-		d.ws()
-		switch d.peek() {
+		d.WS()
+		switch d.Peek() {
 		case ',':
-			d.i++
+			d.I++
 		case ']':
-			d.i++
+			d.I++
 			*out = s
 			return true
 		default:
@@ -224,29 +225,23 @@ func array[T any](d *recordDecoder, out *[]T, elem func(*T) bool) bool {
 // of names in another case (encoding/json matches names without regard to case). A member
 // given twice, or null, is left to encoding/json.
 func (d *recordDecoder) object(names []string, member func(k int) bool) bool {
-	d.ws()
-	if d.peek() != '{' {
+	d.WS()
+	if d.Peek() != '{' {
 		return false
 	}
-	d.i++
-	d.ws()
-	if d.peek() == '}' {
-		d.i++
+	d.I++
+	d.WS()
+	if d.Peek() == '}' {
+		d.I++
 		return true
 	}
 	var seen uint64
 	for {
-		d.ws()
-		key, ok := d.key()
+		d.WS()
+		key, ok := d.Name()
 		if !ok {
 			return false
 		}
-		d.ws()
-		if d.peek() != ':' {
-			return false
-		}
-		d.i++
-		d.ws()
 		k := -1
 		for j, n := range names {
 			if string(key) == n {
@@ -256,10 +251,10 @@ func (d *recordDecoder) object(names []string, member func(k int) bool) bool {
 		}
 		switch {
 		case k < 0:
-			if !lowerASCII(key) || !d.skip(0) {
+			if !lowerASCII(key) || !d.Skip(maxSkipDepth) {
 				return false
 			}
-		case seen&(1<<k) != 0 || d.peek() == 'n':
+		case seen&(1<<k) != 0 || d.Peek() == 'n':
 			return false
 		default:
 			seen |= 1 << k
@@ -267,12 +262,12 @@ func (d *recordDecoder) object(names []string, member func(k int) bool) bool {
 				return false
 			}
 		}
-		d.ws()
-		switch d.peek() {
+		d.WS()
+		switch d.Peek() {
 		case ',':
-			d.i++
+			d.I++
 		case '}':
-			d.i++
+			d.I++
 			return true
 		default:
 			return false
@@ -291,42 +286,24 @@ func lowerASCII(key []byte) bool {
 	return true
 }
 
-// key reads a member name without escapes (one with is left to encoding/json).
-func (d *recordDecoder) key() ([]byte, bool) {
-	if d.peek() != '"' {
-		return nil, false
-	}
-	start := d.i + 1
-	for i := start; i < len(d.b); i++ {
-		switch c := d.b[i]; {
-		case c == '"':
-			d.i = i + 1
-			return d.b[start:i], true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		}
-	}
-	return nil, false
-}
-
 // str reads a JSON string into *out.
 func (d *recordDecoder) str(out *string) bool {
-	if d.peek() != '"' {
+	if d.Peek() != '"' {
 		return false
 	}
-	start := d.i + 1
+	start := d.I + 1
 	ascii := true
-	for i := start; i < len(d.b); i++ {
-		switch c := d.b[i]; {
+	for i := start; i < len(d.B); i++ {
+		switch c := d.B[i]; {
 		case c == '"':
-			if !ascii && !utf8.Valid(d.b[start:i]) {
+			if !ascii && !utf8.Valid(d.B[start:i]) {
 				return false
 			}
-			*out = string(d.b[start:i])
-			d.i = i + 1
+			*out = string(d.B[start:i])
+			d.I = i + 1
 			return true
 		case c == '\\':
-			d.i = i
+			d.I = i
 			return d.escaped(start, out)
 		case c < 0x20:
 			return false
@@ -337,14 +314,14 @@ func (d *recordDecoder) str(out *string) bool {
 	return false
 }
 
-// escaped reads the rest of a string from its first backslash, at d.i.
+// escaped reads the rest of a string from its first backslash, at d.I.
 func (d *recordDecoder) escaped(start int, out *string) bool {
-	buf := append(d.buf[:0], d.b[start:d.i]...)
-	for d.i < len(d.b) {
-		c := d.b[d.i]
+	buf := append(d.buf[:0], d.B[start:d.I]...)
+	for d.I < len(d.B) {
+		c := d.B[d.I]
 		switch {
 		case c == '"':
-			d.i++
+			d.I++
 			d.buf = buf
 			if !utf8.Valid(buf) {
 				return false
@@ -355,14 +332,14 @@ func (d *recordDecoder) escaped(start int, out *string) bool {
 			return false
 		case c != '\\':
 			buf = append(buf, c)
-			d.i++
+			d.I++
 			continue
 		}
-		if d.i+1 >= len(d.b) {
+		if d.I+1 >= len(d.B) {
 			return false
 		}
-		e := d.b[d.i+1]
-		d.i += 2
+		e := d.B[d.I+1]
+		d.I += 2
 		switch e {
 		case '"', '\\', '/':
 			buf = append(buf, e)
@@ -377,218 +354,26 @@ func (d *recordDecoder) escaped(start int, out *string) bool {
 		case 't':
 			buf = append(buf, '\t')
 		case 'u':
-			r, ok := hex4(d.b[d.i:])
+			r, ok := jsonwalk.Hex4(d.B[d.I:])
 			// encoding/json pairs surrogates, and turns a lone one into U+FFFD: not done here.
 			if !ok || utf16.IsSurrogate(r) {
 				return false
 			}
 			buf = utf8.AppendRune(buf, r)
-			d.i += 4
+			d.I += 4
 		default:
 			return false
 		}
 	}
 	return false
-}
-
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }
 
 // raw keeps a value's text, as json.RawMessage does (a copy).
 func (d *recordDecoder) raw(out *json.RawMessage) bool {
-	start := d.i
-	if !d.skip(0) {
+	start := d.I
+	if !d.Skip(maxSkipDepth) {
 		return false
 	}
-	*out = append(json.RawMessage(nil), d.b[start:d.i]...)
+	*out = append(json.RawMessage(nil), d.B[start:d.I]...)
 	return true
-}
-
-// skip passes over one JSON value, checking its syntax as encoding/json does.
-func (d *recordDecoder) skip(depth int) bool {
-	if depth > maxSkipDepth {
-		return false
-	}
-	d.ws()
-	switch c := d.peek(); {
-	case c == '"':
-		return d.skipString()
-	case c == '{':
-		d.i++
-		d.ws()
-		if d.peek() == '}' {
-			d.i++
-			return true
-		}
-		for {
-			d.ws()
-			if d.peek() != '"' || !d.skipString() {
-				return false
-			}
-			d.ws()
-			if d.peek() != ':' {
-				return false
-			}
-			d.i++
-			if !d.skip(depth + 1) {
-				return false
-			}
-			d.ws()
-			switch d.peek() {
-			case ',':
-				d.i++
-			case '}':
-				d.i++
-				return true
-			default:
-				return false
-			}
-		}
-	case c == '[':
-		d.i++
-		d.ws()
-		if d.peek() == ']' {
-			d.i++
-			return true
-		}
-		for {
-			if !d.skip(depth + 1) {
-				return false
-			}
-			d.ws()
-			switch d.peek() {
-			case ',':
-				d.i++
-			case ']':
-				d.i++
-				return true
-			default:
-				return false
-			}
-		}
-	case c == 't':
-		return d.literal("true")
-	case c == 'f':
-		return d.literal("false")
-	case c == 'n':
-		return d.literal("null")
-	case c == '-' || '0' <= c && c <= '9':
-		return d.skipNumber()
-	}
-	return false
-}
-
-func (d *recordDecoder) skipString() bool {
-	for i := d.i + 1; i < len(d.b); i++ {
-		switch c := d.b[i]; {
-		case c == '"':
-			d.i = i + 1
-			return true
-		case c < 0x20:
-			return false
-		case c == '\\':
-			if i+1 >= len(d.b) {
-				return false
-			}
-			switch d.b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i++
-			case 'u':
-				if _, ok := hex4(d.b[i+2:]); !ok {
-					return false
-				}
-				i += 5
-			default:
-				return false
-			}
-		}
-	}
-	return false
-}
-
-func (d *recordDecoder) skipNumber() bool {
-	b, i := d.b, d.i
-	digits := func() bool {
-		n := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		return i > n
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case !digits():
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if !digits() {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if !digits() {
-			return false
-		}
-	}
-	d.i = i
-	return true
-}
-
-func (d *recordDecoder) literal(s string) bool {
-	if len(d.b)-d.i < len(s) || string(d.b[d.i:d.i+len(s)]) != s {
-		return false
-	}
-	d.i += len(s)
-	return true
-}
-
-func (d *recordDecoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-func (d *recordDecoder) peek() byte {
-	if d.i < len(d.b) {
-		return d.b[d.i]
-	}
-	return 0
-}
-
-// end checks that only white space follows the value.
-func (d *recordDecoder) end() bool {
-	d.ws()
-	return d.i == len(d.b)
 }

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lading-registry/lading/internal/inventory"
+	"github.com/lading-registry/lading/internal/jsonwalk"
 )
 
 // errNotSkimmable means a stored inventory is not in the shape skimInventory reads (not what
@@ -24,26 +25,26 @@ const maxSkimDepth = 64
 // makes the package, or the whole inventory (errNotSkimmable), go through encoding/json,
 // so the result is always the full decode's, filtered.
 func skimInventory(b []byte, keep func(inventory.Package) bool) (*storedInventory, error) {
-	s := skimmer{b: b}
+	s := skimmer{jsonwalk.Walker{B: b}}
 	inv := &storedInventory{}
-	s.ws()
-	if !s.eat('{') {
+	s.WS()
+	if !s.Eat('{') {
 		return nil, errNotSkimmable
 	}
 	var seen [4]bool
 	for first := true; ; first = false {
-		s.ws()
-		if s.eat('}') {
+		s.WS()
+		if s.Eat('}') {
 			break
 		}
-		if !first && (!s.eat(',') || !s.wsThen()) {
+		if !first && (!s.Eat(',') || !s.wsThen()) {
 			return nil, errNotSkimmable
 		}
 		name, ok := s.member()
 		if !ok {
 			return nil, errNotSkimmable
 		}
-		start := s.i
+		start := s.I
 		field := -1
 		switch string(name) {
 		case "os":
@@ -72,16 +73,16 @@ func skimInventory(b []byte, keep func(inventory.Package) bool) (*storedInventor
 		case 1:
 			inv.Packages, err = s.packages(keep)
 		default:
-			if !s.skip(0) {
+			if !s.Skip(maxSkimDepth) {
 				return nil, errNotSkimmable
 			}
 			switch field {
 			case 0:
-				err = json.Unmarshal(b[start:s.i], &inv.OS)
+				err = json.Unmarshal(b[start:s.I], &inv.OS)
 			case 2:
-				err = json.Unmarshal(b[start:s.i], &inv.History)
+				err = json.Unmarshal(b[start:s.I], &inv.History)
 			case 3:
-				err = json.Unmarshal(b[start:s.i], &inv.Skipped)
+				err = json.Unmarshal(b[start:s.I], &inv.Skipped)
 			}
 		}
 		if err != nil {
@@ -95,35 +96,35 @@ func skimInventory(b []byte, keep func(inventory.Package) bool) (*storedInventor
 var packageFields = [...]string{"ecosystem", "name", "sourceName", "packageManager"}
 
 func (s *skimmer) packages(keep func(inventory.Package) bool) ([]inventory.Package, error) {
-	if s.literal("null") {
+	if s.Literal("null") {
 		return nil, nil
 	}
-	if !s.eat('[') {
+	if !s.Eat('[') {
 		return nil, errNotSkimmable
 	}
 	out := []inventory.Package{}
 	for first := true; ; first = false {
-		s.ws()
-		if s.eat(']') {
+		s.WS()
+		if s.Eat(']') {
 			return out, nil
 		}
-		if !first && (!s.eat(',') || !s.wsThen()) {
+		if !first && (!s.Eat(',') || !s.wsThen()) {
 			return nil, errNotSkimmable
 		}
-		start := s.i
+		start := s.I
 		var vals [len(packageFields)][]byte
 		var set [len(packageFields)]bool
 		plain := true
 		switch {
-		case s.literal("null"):
+		case s.Literal("null"):
 			plain = false // decodes to a zero package
-		case s.eat('{'):
+		case s.Eat('{'):
 			for firstMember := true; ; firstMember = false {
-				s.ws()
-				if s.eat('}') {
+				s.WS()
+				if s.Eat('}') {
 					break
 				}
-				if !firstMember && (!s.eat(',') || !s.wsThen()) {
+				if !firstMember && (!s.Eat(',') || !s.wsThen()) {
 					return nil, errNotSkimmable
 				}
 				name, ok := s.member()
@@ -140,7 +141,7 @@ func (s *skimmer) packages(keep func(inventory.Package) bool) ([]inventory.Packa
 				}
 				if field < 0 || set[field] {
 					plain = plain && field < 0
-					if !s.skip(0) {
+					if !s.Skip(maxSkimDepth) {
 						return nil, errNotSkimmable
 					}
 					continue
@@ -154,7 +155,7 @@ func (s *skimmer) packages(keep func(inventory.Package) bool) ([]inventory.Packa
 					plain = false
 				default:
 					plain = false
-					if !s.skip(0) {
+					if !s.Skip(maxSkimDepth) {
 						return nil, errNotSkimmable
 					}
 				}
@@ -169,7 +170,7 @@ func (s *skimmer) packages(keep func(inventory.Package) bool) ([]inventory.Packa
 			}
 		}
 		var p inventory.Package
-		if err := json.Unmarshal(s.b[start:s.i], &p); err != nil {
+		if err := json.Unmarshal(s.B[start:s.I], &p); err != nil {
 			return nil, err
 		}
 		if plain || keep(p) {
@@ -180,74 +181,42 @@ func (s *skimmer) packages(keep func(inventory.Package) bool) ([]inventory.Packa
 
 // skimmer walks JSON without decoding it.
 type skimmer struct {
-	b []byte
-	i int
-}
-
-func (s *skimmer) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
+	jsonwalk.Walker
 }
 
 // wsThen skips white space and reports whether input remains.
 func (s *skimmer) wsThen() bool {
-	s.ws()
-	return s.i < len(s.b)
-}
-
-func (s *skimmer) eat(c byte) bool {
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
-}
-
-func (s *skimmer) literal(lit string) bool {
-	if bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
-		s.i += len(lit)
-		return true
-	}
-	return false
-}
-
-func numberByte(c byte) bool {
-	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+	s.WS()
+	return s.I < len(s.B)
 }
 
 // str reads a string and returns its raw content, and whether it holds escapes. On failure
 // it reads nothing.
 func (s *skimmer) str() (raw []byte, escaped, ok bool) {
-	at := s.i
-	if !s.eat('"') {
+	at := s.I
+	if !s.Eat('"') {
 		return nil, false, false
 	}
-	start := s.i
+	start := s.I
 	for {
-		j := bytes.IndexByte(s.b[s.i:], '"')
+		j := bytes.IndexByte(s.B[s.I:], '"')
 		if j < 0 {
-			s.i = at
+			s.I = at
 			return nil, false, false
 		}
-		if k := bytes.IndexByte(s.b[s.i:s.i+j], '\\'); k >= 0 {
+		if k := bytes.IndexByte(s.B[s.I:s.I+j], '\\'); k >= 0 {
 			// Step over the backslash and the character it escapes (perhaps that quote).
 			escaped = true
-			s.i += k + 2
-			if s.i >= len(s.b) {
-				s.i = at
+			s.I += k + 2
+			if s.I >= len(s.B) {
+				s.I = at
 				return nil, false, false
 			}
 			continue
 		}
-		s.i += j
-		raw = s.b[start:s.i]
-		s.i++
+		s.I += j
+		raw = s.B[start:s.I]
+		s.I++
 		return raw, escaped, true
 	}
 }
@@ -255,61 +224,6 @@ func (s *skimmer) str() (raw []byte, escaped, ok bool) {
 // member reads an object member's name and the colon after it; a name with escapes is
 // refused (the caller falls back to encoding/json).
 func (s *skimmer) member() ([]byte, bool) {
-	name, escaped, ok := s.str()
-	if !ok || escaped {
-		return nil, false
-	}
-	s.ws()
-	if !s.eat(':') {
-		return nil, false
-	}
-	s.ws()
-	return name, s.i < len(s.b)
-}
-
-// skip passes over one value.
-func (s *skimmer) skip(depth int) bool {
-	if s.i >= len(s.b) || depth > maxSkimDepth {
-		return false
-	}
-	switch c := s.b[s.i]; {
-	case c == '"':
-		_, _, ok := s.str()
-		return ok
-	case c == '{' || c == '[':
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		s.i++
-		for first := true; ; first = false {
-			s.ws()
-			if s.eat(end) {
-				return true
-			}
-			if !first && (!s.eat(',') || !s.wsThen()) {
-				return false
-			}
-			if c == '{' {
-				if _, ok := s.member(); !ok {
-					return false
-				}
-			}
-			if !s.skip(depth + 1) {
-				return false
-			}
-		}
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	case c == '-' || c >= '0' && c <= '9':
-		for s.i < len(s.b) && numberByte(s.b[s.i]) {
-			s.i++
-		}
-		return true
-	}
-	return false
+	name, ok := s.Name()
+	return name, ok && s.I < len(s.B)
 }
