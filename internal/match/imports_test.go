@@ -27,7 +27,7 @@ const module = "github.com/lading-registry/lading"
 // purePackages are the packages matching is made of.
 func purePackages() []string {
 	return []string{module + "/internal/match", module + "/internal/advisory", module + "/internal/inventory/installed",
-		module + "/internal/scanning/policy"}
+		module + "/internal/scanning/policy", module + "/internal/jsonwalk"}
 }
 
 // forbiddenAnywhere reports whether a package may not be in a pure package's closure.
