@@ -1,6 +1,7 @@
 package advisory
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -104,16 +105,7 @@ func (d *recordDecoder) affected(out *[]osvAffected) bool {
 		return d.object(affectedMembers, func(k int) bool {
 			switch k {
 			case 0:
-				return d.object(packageMembers, func(k int) bool {
-					switch k {
-					case 0:
-						return d.str(&a.Package.Ecosystem)
-					case 1:
-						return d.str(&a.Package.Name)
-					default:
-						return d.str(&a.Package.Purl)
-					}
-				})
+				return d.strings(packageMembers, &a.Package.Ecosystem, &a.Package.Name, &a.Package.Purl)
 			case 1:
 				return d.severities(&a.Severity)
 			case 2:
@@ -139,18 +131,7 @@ func (d *recordDecoder) ranges(out *[]osvRange) bool {
 				return d.str(&r.Repo)
 			default:
 				return array(d, &r.Events, func(e *osvEvent) bool {
-					return d.object(eventMembers, func(k int) bool {
-						switch k {
-						case 0:
-							return d.str(&e.Introduced)
-						case 1:
-							return d.str(&e.Fixed)
-						case 2:
-							return d.str(&e.LastAffected)
-						default:
-							return d.str(&e.Limit)
-						}
-					})
+					return d.strings(eventMembers, &e.Introduced, &e.Fixed, &e.LastAffected, &e.Limit)
 				})
 			}
 		})
@@ -159,24 +140,19 @@ func (d *recordDecoder) ranges(out *[]osvRange) bool {
 
 func (d *recordDecoder) severities(out *[]osvSeverity) bool {
 	return array(d, out, func(s *osvSeverity) bool {
-		return d.object(severityMembers, func(k int) bool {
-			if k == 0 {
-				return d.str(&s.Type)
-			}
-			return d.str(&s.Score)
-		})
+		return d.strings(severityMembers, &s.Type, &s.Score)
 	})
 }
 
 func (d *recordDecoder) references(out *[]Reference) bool {
 	return array(d, out, func(r *Reference) bool {
-		return d.object(referenceMembers, func(k int) bool {
-			if k == 0 {
-				return d.str(&r.Type)
-			}
-			return d.str(&r.URL)
-		})
+		return d.strings(referenceMembers, &r.Type, &r.URL)
 	})
+}
+
+// strings reads an object whose members of interest are all strings: names[k] into *out[k].
+func (d *recordDecoder) strings(names []string, out ...*string) bool {
+	return d.object(names, func(k int) bool { return d.str(out[k]) })
 }
 
 func (d *recordDecoder) strs(out *[]string) bool {
@@ -288,61 +264,32 @@ func lowerASCII(key []byte) bool {
 
 // str reads a JSON string into *out.
 func (d *recordDecoder) str(out *string) bool {
-	if d.Peek() != '"' {
+	raw, escaped, ok := d.String()
+	switch {
+	case !ok:
+		return false
+	case escaped:
+		return d.unescape(raw, out)
+	case !utf8.Valid(raw):
 		return false
 	}
-	start := d.I + 1
-	ascii := true
-	for i := start; i < len(d.B); i++ {
-		switch c := d.B[i]; {
-		case c == '"':
-			if !ascii && !utf8.Valid(d.B[start:i]) {
-				return false
-			}
-			*out = string(d.B[start:i])
-			d.I = i + 1
-			return true
-		case c == '\\':
-			d.I = i
-			return d.escaped(start, out)
-		case c < 0x20:
-			return false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return false
+	*out = string(raw)
+	return true
 }
 
-// escaped reads the rest of a string from its first backslash, at d.I.
-func (d *recordDecoder) escaped(start int, out *string) bool {
-	buf := append(d.buf[:0], d.B[start:d.I]...)
-	for d.I < len(d.B) {
-		c := d.B[d.I]
-		switch {
-		case c == '"':
-			d.I++
-			d.buf = buf
-			if !utf8.Valid(buf) {
-				return false
-			}
-			*out = string(buf)
-			return true
-		case c < 0x20:
-			return false
-		case c != '\\':
-			buf = append(buf, c)
-			d.I++
-			continue
+// unescape decodes raw, a string's text whose escapes String checked, into *out.
+func (d *recordDecoder) unescape(raw []byte, out *string) bool {
+	buf := d.buf[:0]
+	for i := 0; i < len(raw); i++ {
+		// The text up to the next escape, at once.
+		n := bytes.IndexByte(raw[i:], '\\')
+		if n < 0 {
+			buf = append(buf, raw[i:]...)
+			break
 		}
-		if d.I+1 >= len(d.B) {
-			return false
-		}
-		e := d.B[d.I+1]
-		d.I += 2
-		switch e {
-		case '"', '\\', '/':
-			buf = append(buf, e)
+		buf = append(buf, raw[i:i+n]...)
+		i += n + 1
+		switch e := raw[i]; e {
 		case 'b':
 			buf = append(buf, '\b')
 		case 'f':
@@ -354,18 +301,23 @@ func (d *recordDecoder) escaped(start int, out *string) bool {
 		case 't':
 			buf = append(buf, '\t')
 		case 'u':
-			r, ok := jsonwalk.Hex4(d.B[d.I:])
+			r, _ := jsonwalk.Hex4(raw[i+1:]) // String checked the four digits
 			// encoding/json pairs surrogates, and turns a lone one into U+FFFD: not done here.
-			if !ok || utf16.IsSurrogate(r) {
+			if utf16.IsSurrogate(r) {
 				return false
 			}
 			buf = utf8.AppendRune(buf, r)
-			d.I += 4
-		default:
-			return false
+			i += 4
+		default: // '"', '\\', '/'
+			buf = append(buf, e)
 		}
 	}
-	return false
+	d.buf = buf
+	if !utf8.Valid(buf) {
+		return false
+	}
+	*out = string(buf)
+	return true
 }
 
 // raw keeps a value's text, as json.RawMessage does (a copy).

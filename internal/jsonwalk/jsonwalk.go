@@ -57,28 +57,19 @@ func (w *Walker) End() bool {
 }
 
 // Name reads an object member's name and the colon after it, with the white space around;
-// a name holding an escape or a control character is refused (its reader leaves the text to
-// encoding/json), and so is anything but a string at I.
+// a name holding an escape is refused (its reader leaves the text to encoding/json), and so
+// is anything but a string at I.
 func (w *Walker) Name() ([]byte, bool) {
-	if w.Peek() != '"' {
+	name, escaped, ok := w.String()
+	if !ok || escaped {
 		return nil, false
 	}
-	start := w.I + 1
-	for i := start; i < len(w.B); i++ {
-		switch c := w.B[i]; {
-		case c == '"':
-			w.I = i + 1
-			w.WS()
-			if !w.Eat(':') {
-				return nil, false
-			}
-			w.WS()
-			return w.B[start:i], true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		}
+	w.WS()
+	if !w.Eat(':') {
+		return nil, false
 	}
-	return nil, false
+	w.WS()
+	return name, true
 }
 
 // Skip passes over one value (after white space), checking its syntax; a value nested more
@@ -150,40 +141,50 @@ var stringSpecial = func() (t [256]bool) {
 
 // SkipString passes over the string at I, checking its escapes.
 func (w *Walker) SkipString() bool {
+	_, _, ok := w.String()
+	return ok
+}
+
+// String reads the string at I: its text between the quotes, as written, and whether it holds
+// escapes, checked as encoding/json checks them (UTF-8 is left to the caller, as encoding/json's
+// syntax check leaves it to its decoder). On failure it reads nothing.
+func (w *Walker) String() (raw []byte, escaped, ok bool) {
 	if w.Peek() != '"' {
-		return false
+		return nil, false, false
 	}
-	for i := w.I + 1; i < len(w.B); i++ {
+	start := w.I + 1
+	for i := start; i < len(w.B); i++ {
 		for i < len(w.B) && !stringSpecial[w.B[i]] {
 			i++
 		}
 		if i == len(w.B) {
-			return false
+			break
 		}
 		switch c := w.B[i]; {
 		case c == '"':
 			w.I = i + 1
-			return true
+			return w.B[start:i], escaped, true
 		case c < 0x20:
-			return false
-		case c == '\\':
+			return nil, false, false
+		default: // a backslash
+			escaped = true
 			if i+1 >= len(w.B) {
-				return false
+				return nil, false, false
 			}
 			switch w.B[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i++
 			case 'u':
 				if _, ok := Hex4(w.B[i+2:]); !ok {
-					return false
+					return nil, false, false
 				}
 				i += 5
 			default:
-				return false
+				return nil, false, false
 			}
 		}
 	}
-	return false
+	return nil, false, false
 }
 
 // skipNumber passes over a number as JSON writes them: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?

@@ -147,7 +147,7 @@ func (s *skimmer) packages(keep func(inventory.Package) bool) ([]inventory.Packa
 					continue
 				}
 				set[field] = true
-				v, escaped, ok := s.str()
+				v, escaped, ok := s.String()
 				switch {
 				case ok && !escaped && utf8.Valid(v):
 					vals[field] = v
@@ -188,37 +188,6 @@ type skimmer struct {
 func (s *skimmer) wsThen() bool {
 	s.WS()
 	return s.I < len(s.B)
-}
-
-// str reads a string and returns its raw content, and whether it holds escapes. On failure
-// it reads nothing.
-func (s *skimmer) str() (raw []byte, escaped, ok bool) {
-	at := s.I
-	if !s.Eat('"') {
-		return nil, false, false
-	}
-	start := s.I
-	for {
-		j := bytes.IndexByte(s.B[s.I:], '"')
-		if j < 0 {
-			s.I = at
-			return nil, false, false
-		}
-		if k := bytes.IndexByte(s.B[s.I:s.I+j], '\\'); k >= 0 {
-			// Step over the backslash and the character it escapes (perhaps that quote).
-			escaped = true
-			s.I += k + 2
-			if s.I >= len(s.B) {
-				s.I = at
-				return nil, false, false
-			}
-			continue
-		}
-		s.I += j
-		raw = s.B[start:s.I]
-		s.I++
-		return raw, escaped, true
-	}
 }
 
 // member reads an object member's name and the colon after it; a name with escapes is
