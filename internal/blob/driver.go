@@ -75,6 +75,12 @@ type (
 	Opener interface {
 		Open(ctx context.Context, path string) (ReadSeekCloser, error)
 	}
+	// Getter reads a complete file from its start and tells its size in one request, where
+	// Stat then Reader make two (S3: one GET instead of a HEAD and a GET for every blob
+	// pulled). Store uses it to open a blob when the driver has no Opener.
+	Getter interface {
+		Get(ctx context.Context, path string) (r io.ReadCloser, size int64, err error)
+	}
 	// SpaceChecker refuses to go on when the storage is at its reserve (ErrInsufficientStorage);
 	// Store asks before an upload and as it grows.
 	SpaceChecker interface {

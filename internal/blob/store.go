@@ -127,6 +127,13 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (ReadSeekCloser, erro
 		}
 		return f, nil
 	}
+	if g, ok := s.d.(Getter); ok {
+		r, size, err := g.Get(ctx, p)
+		if err != nil {
+			return nil, notFound(fmt.Errorf("open blob: %w", err), ErrNotFound)
+		}
+		return &seekingReader{ctx: ctx, d: s.d, path: p, size: size, r: r}, nil
+	}
 	fi, err := s.d.Stat(ctx, p)
 	if err != nil {
 		return nil, notFound(fmt.Errorf("open blob: %w", err), ErrNotFound)
@@ -730,29 +737,37 @@ func (c contextReader) Read(p []byte) (int, error) {
 }
 
 // seekingReader reads a file of known size through Reader, opening it again at the offset a
-// Seek moved to: a range request costs one ranged read.
+// Seek moved to: a range request costs one ranged read. Seeks alone open nothing: a reader
+// handed in open at offset 0 (Getter) serves a read from the start after a look at the size
+// (Seek to the end and back), as http.ServeContent and CheckSize make.
 type seekingReader struct {
 	ctx  context.Context
 	d    Driver
 	path string
 	size int64
 	pos  int64
-	r    io.ReadCloser // open at pos, or nil
+	r    io.ReadCloser // open at rpos, or nil
+	rpos int64
 }
 
 func (s *seekingReader) Read(p []byte) (int, error) {
 	if s.pos >= s.size {
 		return 0, io.EOF
 	}
+	if s.r != nil && s.rpos != s.pos {
+		_ = s.r.Close()
+		s.r = nil
+	}
 	if s.r == nil {
 		r, err := s.d.Reader(s.ctx, s.path, s.pos)
 		if err != nil {
 			return 0, err
 		}
-		s.r = r
+		s.r, s.rpos = r, s.pos
 	}
 	n, err := s.r.Read(p)
 	s.pos += int64(n)
+	s.rpos = s.pos
 	if err == io.EOF && s.pos < s.size {
 		err = io.ErrUnexpectedEOF
 	}
@@ -773,10 +788,6 @@ func (s *seekingReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	if abs < 0 {
 		return 0, errors.New("seek: negative position")
-	}
-	if abs != s.pos && s.r != nil {
-		_ = s.r.Close()
-		s.r = nil
 	}
 	s.pos = abs
 	return abs, nil

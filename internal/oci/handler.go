@@ -197,10 +197,25 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 	if err != nil {
 		return err
 	}
-	if r.Method == http.MethodGet {
-		if redirected, err := h.redirectBlob(w, r, d, size); redirected || err != nil {
+	hdr := w.Header()
+	if r.Method == http.MethodHead {
+		// Only the size is asked of the storage: opening the blob would start a download
+		// (S3: a GET) that is never read.
+		stored, err := h.blobs.Stat(r.Context(), d)
+		if err != nil {
 			return err
 		}
+		if stored != size {
+			return fmt.Errorf("blob %s: %w: %d bytes stored, %d recorded", d, blob.ErrCorrupt, stored, size)
+		}
+		setBlobHeaders(hdr, d)
+		hdr.Set("Content-Length", strconv.FormatInt(size, 10))
+		hdr.Set("Accept-Ranges", "bytes")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if redirected, err := h.redirectBlob(w, r, d, size); redirected || err != nil {
+		return err
 	}
 	f, err := h.blobs.Open(r.Context(), d)
 	if err != nil {
@@ -210,19 +225,17 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 	if err := blob.CheckSize(f, size); err != nil {
 		return fmt.Errorf("blob %s: %w", d, err)
 	}
-	hdr := w.Header()
+	setBlobHeaders(hdr, d)
+	h.content.ServeContent(w, r, f)
+	return nil
+}
+
+// setBlobHeaders sets the headers of a blob's GET or HEAD.
+func setBlobHeaders(hdr http.Header, d digest.Digest) {
 	hdr.Set("Docker-Content-Digest", d.String())
 	hdr.Set("Content-Type", "application/octet-stream")
 	hdr.Set("ETag", `"`+d.String()+`"`)
 	hdr.Set("Cache-Control", "max-age=31536000")
-	if r.Method == http.MethodHead {
-		hdr.Set("Content-Length", strconv.FormatInt(size, 10))
-		hdr.Set("Accept-Ranges", "bytes")
-		w.WriteHeader(http.StatusOK)
-		return nil
-	}
-	h.content.ServeContent(w, r, f)
-	return nil
 }
 
 // redirectBlob answers a blob GET with a redirect to the storage's own URL, when it gives one;

@@ -254,6 +254,30 @@ func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadClo
 	return out.Body, nil
 }
 
+// Get reads an object whole and tells its size (blob.Getter): one GET, where Stat and Reader
+// make a HEAD and a GET.
+func (d *Driver) Get(ctx context.Context, p string) (io.ReadCloser, int64, error) {
+	k := d.key(p)
+	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &d.bucket, Key: &k})
+	if err != nil {
+		return nil, 0, classify("get", k, err)
+	}
+	if out.ContentLength == nil || *out.ContentLength < 0 {
+		// A response without its length (not seen from S3): ask for it.
+		_ = out.Body.Close()
+		fi, err := d.Stat(ctx, p)
+		if err != nil {
+			return nil, 0, err
+		}
+		if fi.IsDir {
+			return nil, 0, fmt.Errorf("get %s: %w", k, blob.ErrPathNotFound)
+		}
+		r, err := d.Reader(ctx, p, 0)
+		return r, fi.Size, err
+	}
+	return out.Body, *out.ContentLength, nil
+}
+
 // GetContent reads a small object.
 func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 	return d.get(ctx, d.key(p))

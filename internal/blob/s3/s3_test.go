@@ -230,6 +230,27 @@ func TestSmallPushRequests(t *testing.T) {
 		t.Errorf("requests:\n got  %q\n want %q", ops, wantOps)
 	}
 	checkCommitted(t, s, d, want, data)
+
+	// A pull, as the registry serves one (its size checked, then read): one GET, no HEAD.
+	counter.reset()
+	r, err := other.Open(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := blob.CheckSize(r, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	_ = r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("pull: read %d bytes, %v", len(got), err)
+	}
+	counter.mu.Lock()
+	pull := slices.Clone(counter.reqs)
+	counter.mu.Unlock()
+	if wantPull := []string{"GET /" + testserver.S3Bucket + "/blobs/sha256/" + want.Encoded()[:2] + "/" + want.Encoded()}; !slices.Equal(pull, wantPull) {
+		t.Errorf("pull requests:\n got  %q\n want %q", pull, wantPull)
+	}
 }
 
 // commitCounted commits upload id as the digest of data, returning the digest and the S3
