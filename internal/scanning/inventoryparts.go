@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
-	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -44,9 +42,14 @@ const partBuckets = 32
 
 // partBucketOfName is the bit of a part's mask for the packages whose advisory key has name.
 func partBucketOfName(name string) int {
-	h := fnv.New32a()
-	_, _ = io.WriteString(h, name)
-	return int(h.Sum32() % partBuckets)
+	// FNV-1a, 32 bits, as hash/fnv's New32a computes it, without its allocation: the bits
+	// of stored headers were made with it.
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return int(h % partBuckets)
 }
 
 // partBucketOf is a package's bit; packages without an ecosystem, which no key selects,
@@ -227,23 +230,37 @@ func sameSymbols(a, b *inventory.Symbols) bool {
 // Encode is EncodeInventory, with the parts compressed before taken from e.
 func (e *PartEncoder) Encode(osInfo *inventory.OSInfo, pkgs []inventory.Package, history map[string]string, skipped []inventory.Skipped) ([]byte, []store.InventoryPart, error) {
 	h := partedHeader{OS: osInfo, History: history, Skipped: skipped, Packages: len(pkgs), Parts: []partRef{}, Order: []int{}}
+	// Each package's part, then the parts' packages copied once into one array: grown by
+	// appends, the groups' copies were a fifth of encoding an inventory.
 	partOf := map[string]int{}
-	var groups [][]inventory.Package
-	for _, p := range pkgs {
+	partIdx := make([]int, len(pkgs))
+	var counts []int
+	for k, p := range pkgs {
 		i, ok := partOf[p.Layer]
 		if !ok {
-			i = len(groups)
+			i = len(counts)
 			partOf[p.Layer] = i
-			groups = append(groups, nil)
+			counts = append(counts, 0)
 			h.Parts = append(h.Parts, partRef{})
 		}
-		groups[i] = append(groups[i], p)
+		partIdx[k] = i
+		counts[i]++
 		h.Parts[i].Buckets |= 1 << partBucketOf(p)
 		if n := len(h.Order); n > 0 && h.Order[n-2] == i {
 			h.Order[n-1]++
 		} else {
 			h.Order = append(h.Order, i, 1)
 		}
+	}
+	all := make([]inventory.Package, len(pkgs))
+	groups := make([][]inventory.Package, len(counts))
+	start := 0
+	for i, n := range counts {
+		groups[i] = all[start : start : start+n]
+		start += n
+	}
+	for k, p := range pkgs {
+		groups[partIdx[k]] = append(groups[partIdx[k]], p)
 	}
 	zw, err := getGzipWriter()
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -846,5 +848,39 @@ func TestSamePackageTellsEveryField(t *testing.T) {
 				t.Errorf("the same packages encode differently:\n%s\n%s", ja, jb)
 			}
 		})
+	}
+}
+
+// TestPartBucketOfNameIsFNV1a: stored headers carry bucket masks made with hash/fnv's 32-bit
+// FNV-1a; the allocation-free hash must give every name the same bucket.
+func TestPartBucketOfNameIsFNV1a(t *testing.T) {
+	names := []string{"", "a", "openssl", "log4j-core", "org.apache.logging.log4j:log4j-core", "github.com/golang/go", "Ünïcode", strings.Repeat("x", 300)}
+	for i := range 2000 {
+		names = append(names, fmt.Sprintf("pkg-%d", i))
+	}
+	for _, n := range names {
+		h := fnv.New32a()
+		_, _ = io.WriteString(h, n)
+		if want := int(h.Sum32() % partBuckets); partBucketOfName(n) != want {
+			t.Fatalf("bucket of %q: %d, hash/fnv gives %d", n, partBucketOfName(n), want)
+		}
+	}
+}
+
+// BenchmarkPartEncoderEncode encodes images on one base, as a scanning node does: the base's
+// part is taken from the encoder, the image's own parts are encoded.
+func BenchmarkPartEncoderEncode(b *testing.B) {
+	e := NewPartEncoder(partEncoderBudget)
+	invs := make([]storedInventory, 16)
+	for i := range invs {
+		invs[i] = partsSample(fmt.Sprintf("app%d", i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		inv := invs[i%len(invs)]
+		if _, _, err := e.Encode(inv.OS, inv.Packages, inv.History, inv.Skipped); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
