@@ -30,6 +30,8 @@ type countingClient struct {
 	mu   sync.Mutex
 	reqs []string // "METHOD path bytes"
 	down map[string]int64
+	// unsized drops the Content-Length of GET responses, as a server answering in chunks would.
+	unsized bool
 }
 
 // countedStore is a blob store on a fresh versitygw bucket (query: more of the URL's
@@ -72,6 +74,10 @@ func (c *countingClient) Do(r *http.Request) (*http.Response, error) {
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.unsized && r.Method == http.MethodGet {
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+	}
 	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
 	c.down[r.Method+" "+r.URL.Path] += int64(len(b))
 	return resp, err
@@ -424,5 +430,49 @@ func TestCancelAbortsMultipartUploads(t *testing.T) {
 	}
 	if len(objs.Contents) != 0 {
 		t.Errorf("%d objects left, the first %s", len(objs.Contents), aws.ToString(objs.Contents[0].Key))
+	}
+}
+
+// TestOpenWithoutLength: a GET answered without its length (not seen from S3, possible from a
+// server that answers in chunks) is closed and the blob opened as before, its size asked with
+// a HEAD; its bytes read back whole.
+func TestOpenWithoutLength(t *testing.T) {
+	ctx := context.Background()
+	d, locks, counter := countedDriver(t, "")
+	s := blob.NewStore(d, locks, blob.Options{})
+	data := make([]byte, 70<<10)
+	_, _ = rand.Read(data)
+	want := digest.FromBytes(data)
+	id, err := s.NewUpload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, id, 0, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(ctx, id, want); err != nil {
+		t.Fatal(err)
+	}
+	counter.mu.Lock()
+	counter.reqs, counter.unsized = nil, true
+	counter.mu.Unlock()
+	r, err := s.Open(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := blob.CheckSize(r, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	_ = r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+	key := "/" + testserver.S3Bucket + "/blobs/sha256/" + want.Encoded()[:2] + "/" + want.Encoded()
+	counter.mu.Lock()
+	reqs := slices.Clone(counter.reqs)
+	counter.mu.Unlock()
+	if wantReqs := []string{"GET " + key, "HEAD " + key, "GET " + key}; !slices.Equal(reqs, wantReqs) {
+		t.Errorf("requests:\n got  %q\n want %q", reqs, wantReqs)
 	}
 }
