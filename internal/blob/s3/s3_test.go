@@ -239,22 +239,7 @@ func TestSmallPushRequests(t *testing.T) {
 
 	// A pull, as the registry serves one (its size checked, then read): one GET, no HEAD.
 	counter.reset()
-	r, err := other.Open(ctx, want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := blob.CheckSize(r, int64(len(data))); err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(r)
-	_ = r.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("pull: read %d bytes, %v", len(got), err)
-	}
-	counter.mu.Lock()
-	pull := slices.Clone(counter.reqs)
-	counter.mu.Unlock()
-	if wantPull := []string{"GET /" + testserver.S3Bucket + "/blobs/sha256/" + want.Encoded()[:2] + "/" + want.Encoded()}; !slices.Equal(pull, wantPull) {
+	if pull, wantPull := pullCounted(t, other, counter, want, data), []string{"GET /" + testserver.S3Bucket + "/blobs/sha256/" + want.Encoded()[:2] + "/" + want.Encoded()}; !slices.Equal(pull, wantPull) {
 		t.Errorf("pull requests:\n got  %q\n want %q", pull, wantPull)
 	}
 }
@@ -456,7 +441,18 @@ func TestOpenWithoutLength(t *testing.T) {
 	counter.mu.Lock()
 	counter.reqs, counter.unsized = nil, true
 	counter.mu.Unlock()
-	r, err := s.Open(ctx, want)
+	reqs := pullCounted(t, s, counter, want, data)
+	key := "/" + testserver.S3Bucket + "/blobs/sha256/" + want.Encoded()[:2] + "/" + want.Encoded()
+	if wantReqs := []string{"GET " + key, "HEAD " + key, "GET " + key}; !slices.Equal(reqs, wantReqs) {
+		t.Errorf("requests:\n got  %q\n want %q", reqs, wantReqs)
+	}
+}
+
+// pullCounted reads blob want as the registry serves one (its size checked, then read whole),
+// checks it reads back as data, and returns the S3 requests the counter saw since its reset.
+func pullCounted(t *testing.T, s *blob.Store, counter *countingClient, want digest.Digest, data []byte) []string {
+	t.Helper()
+	r, err := s.Open(context.Background(), want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,13 +462,9 @@ func TestOpenWithoutLength(t *testing.T) {
 	got, err := io.ReadAll(r)
 	_ = r.Close()
 	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d bytes, %v", len(got), err)
+		t.Fatalf("pull: read %d bytes, %v", len(got), err)
 	}
-	key := "/" + testserver.S3Bucket + "/blobs/sha256/" + want.Encoded()[:2] + "/" + want.Encoded()
 	counter.mu.Lock()
-	reqs := slices.Clone(counter.reqs)
-	counter.mu.Unlock()
-	if wantReqs := []string{"GET " + key, "HEAD " + key, "GET " + key}; !slices.Equal(reqs, wantReqs) {
-		t.Errorf("requests:\n got  %q\n want %q", reqs, wantReqs)
-	}
+	defer counter.mu.Unlock()
+	return slices.Clone(counter.reqs)
 }
