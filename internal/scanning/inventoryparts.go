@@ -230,8 +230,8 @@ func sameSymbols(a, b *inventory.Symbols) bool {
 // Encode is EncodeInventory, with the parts compressed before taken from e.
 func (e *PartEncoder) Encode(osInfo *inventory.OSInfo, pkgs []inventory.Package, history map[string]string, skipped []inventory.Skipped) ([]byte, []store.InventoryPart, error) {
 	h := partedHeader{OS: osInfo, History: history, Skipped: skipped, Packages: len(pkgs), Parts: []partRef{}, Order: []int{}}
-	// Each package's part, then the parts' packages copied once into one array: grown by
-	// appends, the groups' copies were a fifth of encoding an inventory.
+	// Each package's part first, then each part's packages copied once into an array of its
+	// size: grown by appends, the groups' copies were a fifth of encoding an inventory.
 	partOf := map[string]int{}
 	partIdx := make([]int, len(pkgs))
 	var counts []int
@@ -252,12 +252,11 @@ func (e *PartEncoder) Encode(osInfo *inventory.OSInfo, pkgs []inventory.Package,
 			h.Order = append(h.Order, i, 1)
 		}
 	}
-	all := make([]inventory.Package, len(pkgs))
+	// One array per part, not one for all: the encoder remembers a layer's packages, which must
+	// not keep the rest of the image alive beyond what its budget counts.
 	groups := make([][]inventory.Package, len(counts))
-	start := 0
 	for i, n := range counts {
-		groups[i] = all[start : start : start+n]
-		start += n
+		groups[i] = make([]inventory.Package, 0, n)
 	}
 	for k, p := range pkgs {
 		groups[partIdx[k]] = append(groups[partIdx[k]], p)
