@@ -201,12 +201,8 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 	if r.Method == http.MethodHead {
 		// Only the size is asked of the storage: opening the blob would start a download
 		// (S3: a GET) that is never read.
-		stored, err := h.blobs.Stat(r.Context(), d)
-		if err != nil {
+		if err := h.checkStoredSize(r.Context(), d, size); err != nil {
 			return err
-		}
-		if stored != size {
-			return fmt.Errorf("blob %s: %w: %d bytes stored, %d recorded", d, blob.ErrCorrupt, stored, size)
 		}
 		setBlobHeaders(hdr, d)
 		hdr.Set("Content-Length", strconv.FormatInt(size, 10))
@@ -230,6 +226,19 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, repo, ref stri
 	return nil
 }
 
+// checkStoredSize confirms, asking the storage for the size only, that blob d holds the size
+// recorded when it was verified: a blob that differs was damaged after its commit.
+func (h *Handler) checkStoredSize(ctx context.Context, d digest.Digest, size int64) error {
+	stored, err := h.blobs.Stat(ctx, d)
+	if err != nil {
+		return err
+	}
+	if stored != size {
+		return fmt.Errorf("blob %s: %w: %d bytes stored, %d recorded", d, blob.ErrCorrupt, stored, size)
+	}
+	return nil
+}
+
 // setBlobHeaders sets the headers of a blob's GET or HEAD.
 func setBlobHeaders(hdr http.Header, d digest.Digest) {
 	hdr.Set("Docker-Content-Digest", d.String())
@@ -245,12 +254,8 @@ func (h *Handler) redirectBlob(w http.ResponseWriter, r *http.Request, d digest.
 	if err != nil || u == "" {
 		return false, err
 	}
-	stored, err := h.blobs.Stat(r.Context(), d)
-	if err != nil {
+	if err := h.checkStoredSize(r.Context(), d, size); err != nil {
 		return false, err
-	}
-	if stored != size {
-		return false, fmt.Errorf("blob %s: %w: %d bytes stored, %d recorded", d, blob.ErrCorrupt, stored, size)
 	}
 	w.Header().Set("Docker-Content-Digest", d.String())
 	http.Redirect(w, r, u, http.StatusTemporaryRedirect)

@@ -37,7 +37,7 @@ func skimInventory(b []byte, keep func(inventory.Package) bool) (*storedInventor
 		if s.Eat('}') {
 			break
 		}
-		if !first && (!s.Eat(',') || !s.wsThen()) {
+		if !first && (!s.Eat(',') || s.End()) {
 			return nil, errNotSkimmable
 		}
 		name, ok := s.member()
@@ -108,7 +108,7 @@ func (s *skimmer) packages(keep func(inventory.Package) bool) ([]inventory.Packa
 		if s.Eat(']') {
 			return out, nil
 		}
-		if !first && (!s.Eat(',') || !s.wsThen()) {
+		if !first && (!s.Eat(',') || s.End()) {
 			return nil, errNotSkimmable
 		}
 		start := s.I
@@ -124,7 +124,7 @@ func (s *skimmer) packages(keep func(inventory.Package) bool) ([]inventory.Packa
 				if s.Eat('}') {
 					break
 				}
-				if !firstMember && (!s.Eat(',') || !s.wsThen()) {
+				if !firstMember && (!s.Eat(',') || s.End()) {
 					return nil, errNotSkimmable
 				}
 				name, ok := s.member()
@@ -182,12 +182,6 @@ func (s *skimmer) packages(keep func(inventory.Package) bool) ([]inventory.Packa
 // skimmer walks JSON without decoding it.
 type skimmer struct {
 	jsonwalk.Walker
-}
-
-// wsThen skips white space and reports whether input remains.
-func (s *skimmer) wsThen() bool {
-	s.WS()
-	return s.I < len(s.B)
 }
 
 // member reads an object member's name and the colon after it; a name with escapes is
