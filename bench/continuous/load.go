@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,21 @@ type preparedImage struct {
 	// Per finding, its detail as the store stores it and what the store's indexFinding would
 	// take from it (computed here, on every core, rather than by SQL in the write path).
 	details []*storedDetail
+	// Per finding, its columns of finding_rows that are not the writer's ids, and the image's
+	// counts of ACTIVE findings (image_finding_counts): the writer is the load's critical path.
+	rows   []findingColumns
+	counts [7]int64
+}
+
+// findingColumns are a finding's columns of finding_rows as sqlite's upsert writes them
+// (finding_rows.go), but for the dictionary ids the writer numbers.
+type findingColumns struct {
+	arnPrefix                       string
+	arnKey                          any
+	status, severity, score, finger any
+	keys                            sql.NullString // the package keys, by their finding_key_sets id
+	first, lastAfter, updatedAfter  int64          // milliseconds (0055)
+	fix                             any
 }
 
 // loadStats summarises the store the load wrote.
@@ -101,8 +117,8 @@ type loader struct {
 	parts       *scanning.PartEncoder // the bases' parts compressed once, as a scanning node does
 	// Findings prepared, and those whose detail was split rather than taken from a template.
 	detailsSeen, detailsSplit atomic.Int64
-	// The statements that write an image's findings and their details.
-	findingRows, findingDetails *rowsInsert
+	// The statements that write an image's blob links, references, findings and their details.
+	blobLinks, references, findingRows, findingDetails *rowsInsert
 
 	keyIDs      map[advisory.PackageKey]int64
 	textIDs     map[textKey]int64           // finding_texts
@@ -118,23 +134,22 @@ type loader struct {
 	lastFact    int64                       // finding_facts' largest id, as SQLite numbers a new row
 	nextInv     int64
 	nextFinding int64
-	// What the dropped count triggers would have added up (writeCounts); the images' own
-	// counts are written with each image.
-	vulnerabilityCounts map[vulnerabilityCount]*[5]int64 // all, critical, high, medium, fix available
-	dayCounts           map[dayCount]*[2]int64           // opened, closed
-	stats               loadStats
-	memProfile          string // -setupmemprofile
+	// What the dropped count triggers would have added up (writeCounts), merged from the
+	// workers'; the images' own counts are written with each image.
+	counts     *findingCounts
+	stats      loadStats
+	memProfile string // -setupmemprofile
 }
 
 func newLoader(idx *advisory.Index) *loader {
 	return &loader{idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
 		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		parts:       scanning.NewPartEncoder(64 << 20),
-		findingRows: findingRowsInsert(), findingDetails: findingDetailsInsert(),
+		parts:     scanning.NewPartEncoder(64 << 20),
+		blobLinks: blobLinksInsert(), references: referencesInsert(), findingRows: findingRowsInsert(), findingDetails: findingDetailsInsert(),
 		keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[textKey]int64{}, setIDs: map[textKey]int64{}, dictIDs: map[dictKey]int64{},
 		partIDs: map[[sha256.Size]byte]int64{}, factIDs: map[textKey]int64{}, layers: map[textKey]bool{},
-		vulnerabilityCounts: map[vulnerabilityCount]*[5]int64{}, dayCounts: map[dayCount]*[2]int64{},
-		stats: loadStats{holders: map[advisory.PackageKey]int{}}}
+		counts: newFindingCounts(),
+		stats:  loadStats{holders: map[advisory.PackageKey]int{}}}
 }
 
 func (l *loader) textKey(s string) textKey { return keyOfText(l.seeds, s) }
@@ -144,7 +159,7 @@ func keyOfText(seeds [2]maphash.Seed, s string) textKey {
 	return textKey{maphash.String(seeds[0], s), maphash.String(seeds[1], s)}
 }
 
-func (l *loader) prepare(img genImage, affecting *affectingMemo, templates *findingTemplates) (preparedImage, error) {
+func (l *loader) prepare(img genImage, affecting *affectingMemo, templates *findingTemplates, counts *findingCounts) (preparedImage, error) {
 	p := preparedImage{genImage: img}
 	p.keys = keysOf(img.pkgs, match.Key)
 	var err error
@@ -174,11 +189,22 @@ func (l *loader) prepare(img genImage, affecting *affectingMemo, templates *find
 		own[i] = ly.digest
 	}
 	p.findings, p.details = make([]store.Finding, len(fs)), make([]*storedDetail, len(fs))
+	p.rows = make([]findingColumns, len(fs))
 	for i, m := range fs {
 		if p.findings[i], p.details[i], err = templates.finding(m, img.digest, own, now, l.origin, snapshot, l.storeDetail); err != nil {
 			return p, err
 		}
-		p.findings[i].Detail = nil
+		f := &p.findings[i]
+		f.Detail = nil
+		// Score and fix_available coded, the last observation and update as milliseconds after
+		// the first (0055).
+		prefix, key := sqlite.SplitFindingARN(f.ARN)
+		first := f.FirstObservedAt.UnixMilli()
+		p.rows[i] = findingColumns{arnPrefix: prefix, arnKey: key, status: sqlite.StatusColumn(f.Status),
+			severity: sqlite.SeverityColumn(f.Severity), score: sqlite.ScoreColumn(f.Score), finger: sqlite.FingerprintColumn(f.Fingerprint),
+			keys: sqlite.PackageKeysColumn(f.PackageKeys), first: first, lastAfter: f.LastObservedAt.UnixMilli() - first,
+			updatedAfter: f.UpdatedAt.UnixMilli() - first, fix: sqlite.FixAvailableColumn(p.details[i].fix)}
+		counts.add(*f, p.details[i].facts, p.details[i].fix, &p.counts)
 	}
 	// What the writer does not need goes now: the packages (their keys and count stay), the
 	// history, the own layers' packages.
@@ -312,12 +338,14 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 			defer wg.Done()
 			holders := map[advisory.PackageKey]int{}
 			affecting := newAffectingMemo(l.idx) // the worker's own: no lock on every package
+			counts := newFindingCounts()
 			defer func() {
 				holdersMu.Lock()
 				defer holdersMu.Unlock()
 				for k, n := range holders {
 					l.stats.holders[k] += n
 				}
+				l.counts.merge(counts)
 			}()
 			for {
 				ri := int(next.Add(1) - 1)
@@ -332,7 +360,7 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 				batch := make([]preparedImage, 0, len(imgs))
 				templates := newFindingTemplates(l.seeds)
 				for _, img := range imgs {
-					p, err := l.prepare(img, affecting, templates)
+					p, err := l.prepare(img, affecting, templates, counts)
 					if err != nil {
 						errc <- err
 						cancel()
@@ -417,13 +445,23 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 	return l.writeIndex(ctx)
 }
 
-// count adds a finding to what the dropped count triggers would have written (0053, 0055): the
-// image's counts to image, the vulnerability's and the days' to the loader's.
-func (l *loader) count(f store.Finding, facts sqlite.FindingFacts, fix string, image *[7]int64) {
+// findingCounts are what the dropped count triggers (0053, 0055) would have written for the
+// vulnerabilities and the days, added up by each worker and merged (sums, in any order).
+type findingCounts struct {
+	vulnerabilities map[vulnerabilityCount]*[5]int64 // all, critical, high, medium, fix available
+	days            map[dayCount]*[2]int64           // opened, closed
+}
+
+func newFindingCounts() *findingCounts {
+	return &findingCounts{vulnerabilities: map[vulnerabilityCount]*[5]int64{}, days: map[dayCount]*[2]int64{}}
+}
+
+// add counts a finding: the image's counts to image, the vulnerability's and the days' to c.
+func (c *findingCounts) add(f store.Finding, facts sqlite.FindingFacts, fix string, image *[7]int64) {
 	first := f.FirstObservedAt.UnixMilli()
-	l.addDay(dayCount{f.ScanType, first / 86400000}, 0)
+	c.addDay(dayCount{f.ScanType, first / 86400000}, 0, 1)
 	if f.Status == "CLOSED" {
-		l.addDay(dayCount{f.ScanType, f.UpdatedAt.UnixMilli() / 86400000}, 1)
+		c.addDay(dayCount{f.ScanType, f.UpdatedAt.UnixMilli() / 86400000}, 1, 1)
 	}
 	if f.Status != "ACTIVE" || f.Suppressed {
 		return
@@ -436,28 +474,46 @@ func (l *loader) count(f store.Finding, facts sqlite.FindingFacts, fix string, i
 	}
 	image[0]++
 	image[severity]++
-	k := vulnerabilityCount{f.ScanType, facts.Title, f.VulnerabilityID, facts.Aliases}
-	c := l.vulnerabilityCounts[k]
-	if c == nil {
-		c = new([5]int64)
-		l.vulnerabilityCounts[k] = c
-	}
-	c[0]++
+	var n [5]int64
+	n[0] = 1
 	if severity <= 3 {
-		c[severity]++
+		n[severity] = 1
 	}
 	if fix == "YES" || fix == "PARTIAL" {
-		c[4]++
+		n[4] = 1
+	}
+	c.addVulnerability(vulnerabilityCount{f.ScanType, facts.Title, f.VulnerabilityID, facts.Aliases}, n)
+}
+
+func (c *findingCounts) addVulnerability(k vulnerabilityCount, n [5]int64) {
+	v := c.vulnerabilities[k]
+	if v == nil {
+		v = new([5]int64)
+		c.vulnerabilities[k] = v
+	}
+	for i := range n {
+		v[i] += n[i]
 	}
 }
 
-func (l *loader) addDay(k dayCount, i int) {
-	c := l.dayCounts[k]
-	if c == nil {
-		c = new([2]int64)
-		l.dayCounts[k] = c
+func (c *findingCounts) addDay(k dayCount, i int, n int64) {
+	d := c.days[k]
+	if d == nil {
+		d = new([2]int64)
+		c.days[k] = d
 	}
-	c[i]++
+	d[i] += n
+}
+
+// merge adds o's counts to c's.
+func (c *findingCounts) merge(o *findingCounts) {
+	for k, n := range o.vulnerabilities {
+		c.addVulnerability(k, *n)
+	}
+	for k, n := range o.days {
+		c.addDay(k, 0, n[0])
+		c.addDay(k, 1, n[1])
+	}
 }
 
 // dropCountTriggers drops the triggers that keep the per-image, per-vulnerability and per-day
@@ -487,20 +543,20 @@ func (l *loader) dropCountTriggers(ctx context.Context) error {
 // more memory than the machine has.
 func (l *loader) writeCounts(ctx context.Context) error {
 	return l.loadTx(ctx, func(tx *sql.Tx) error {
-		for _, k := range slices.SortedFunc(maps.Keys(l.vulnerabilityCounts), func(a, b vulnerabilityCount) int {
+		for _, k := range slices.SortedFunc(maps.Keys(l.counts.vulnerabilities), func(a, b vulnerabilityCount) int {
 			return cmp.Or(cmp.Compare(a.scanType, b.scanType), cmp.Compare(a.title, b.title), cmp.Compare(a.vulnerabilityID, b.vulnerabilityID), cmp.Compare(a.aliases, b.aliases))
 		}) {
-			c := l.vulnerabilityCounts[k]
+			c := l.counts.vulnerabilities[k]
 			if _, err := tx.ExecContext(ctx, `INSERT INTO vulnerability_finding_counts(scan_type, title, vulnerability_id, aliases, n_all,
 					n_critical, n_high, n_medium, n_fix) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				k.scanType, k.title, k.vulnerabilityID, k.aliases, c[0], c[1], c[2], c[3], c[4]); err != nil {
 				return fmt.Errorf("counts: %w", err)
 			}
 		}
-		for _, k := range slices.SortedFunc(maps.Keys(l.dayCounts), func(a, b dayCount) int {
+		for _, k := range slices.SortedFunc(maps.Keys(l.counts.days), func(a, b dayCount) int {
 			return cmp.Or(cmp.Compare(a.scanType, b.scanType), cmp.Compare(a.day, b.day))
 		}) {
-			c := l.dayCounts[k]
+			c := l.counts.days[k]
 			if _, err := tx.ExecContext(ctx, `INSERT INTO finding_days(scan_type, day, opened, closed) VALUES (?, ?, ?, ?)`,
 				k.scanType, k.day, c[0], c[1]); err != nil {
 				return fmt.Errorf("counts: %w", err)
@@ -521,35 +577,86 @@ func (l *loader) write(ctx context.Context, imgs []preparedImage) error {
 	// watch it (modernc's interruptOnDone), a tenth of the writer's time for rows of a few
 	// microseconds.
 	stmtCtx := context.WithoutCancel(ctx)
-	return l.loadTx(ctx, func(tx *sql.Tx) error {
-		stmts := map[string]*sql.Stmt{}
-		exec := func(q string, args ...any) error {
-			st := stmts[q]
-			if st == nil {
-				var err error
-				if st, err = tx.PrepareContext(stmtCtx, q); err != nil {
-					return err
-				}
-				stmts[q] = st
-			}
-			_, err := st.ExecContext(stmtCtx, args...)
+	conn, err := l.load.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// On the driver's connection itself: database/sql's locks and argument checks per statement
+	// were a tenth of the writer's time, and the writer is the load's critical path.
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(interface {
+			driver.ConnBeginTx
+			driver.ConnPrepareContext
+		})
+		if !ok {
+			return fmt.Errorf("sqlite driver connection %T: no BeginTx or PrepareContext", dc)
+		}
+		tx, err := c.BeginTx(stmtCtx, driver.TxOptions{})
+		if err != nil {
 			return err
 		}
-		defer func() {
-			for _, st := range stmts {
-				_ = st.Close()
-			}
-		}()
-		for _, img := range imgs {
-			if err := ctx.Err(); err != nil {
+		if err := l.writeImages(ctx, stmtCtx, c, imgs); err != nil {
+			return errors.Join(err, tx.Rollback())
+		}
+		return tx.Commit()
+	})
+}
+
+// writeImages writes imgs in the transaction open on c.
+func (l *loader) writeImages(ctx, stmtCtx context.Context, c driver.ConnPrepareContext, imgs []preparedImage) error {
+	stmts := map[string]driver.StmtExecContext{}
+	var named []driver.NamedValue
+	exec := func(q string, args ...any) error {
+		st := stmts[q]
+		if st == nil {
+			prepared, err := c.PrepareContext(stmtCtx, q)
+			if err != nil {
 				return err
 			}
-			if err := l.writeImage(exec, img); err != nil {
-				return fmt.Errorf("write %s@%s: %w", img.repo, img.digest, err)
+			if st, _ = prepared.(driver.StmtExecContext); st == nil {
+				_ = prepared.Close()
+				return fmt.Errorf("sqlite driver statement %T: no ExecContext", prepared)
 			}
+			stmts[q] = st
 		}
-		return nil
-	})
+		named = named[:0]
+		for i, a := range args {
+			v, err := driverValue(a)
+			if err != nil {
+				return fmt.Errorf("argument %d of %q: %w", i+1, q, err)
+			}
+			named = append(named, driver.NamedValue{Ordinal: i + 1, Value: v})
+		}
+		_, err := st.ExecContext(stmtCtx, named)
+		return err
+	}
+	defer func() {
+		for _, st := range stmts {
+			_ = st.(driver.Stmt).Close()
+		}
+	}()
+	for _, img := range imgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := l.writeImage(exec, img); err != nil {
+			return fmt.Errorf("write %s@%s: %w", img.repo, img.digest, err)
+		}
+	}
+	return nil
+}
+
+// driverValue converts a statement's argument as database/sql would (driver.DefaultParameterConverter),
+// the kinds the loader writes without reflection.
+func driverValue(a any) (driver.Value, error) {
+	switch v := a.(type) {
+	case nil, int64, string, []byte, float64, bool, time.Time:
+		return v, nil
+	case int:
+		return int64(v), nil
+	}
+	return driver.DefaultParameterConverter.ConvertValue(a)
 }
 
 func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) error {
@@ -566,15 +673,16 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		len(img.manifest), imageSize, img.manifest, pushed); err != nil {
 		return err
 	}
+	links, references := make([]any, 0, 4*len(refs)), make([]any, 0, 5*len(refs))
 	for i, r := range refs {
-		if err := exec(`INSERT INTO repository_blobs(repository, digest, size, linked_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			img.repo, r[0], r[2], pushed); err != nil {
-			return err
-		}
-		if err := exec(`INSERT INTO manifest_references(repository, manifest, target, kind, position) VALUES (?, ?, ?, ?, ?)`,
-			img.repo, img.digest, r[0], r[1], i); err != nil {
-			return err
-		}
+		links = append(links, img.repo, r[0], r[2], pushed)
+		references = append(references, img.repo, img.digest, r[0], r[1], int64(i))
+	}
+	if err := l.blobLinks.write(exec, links); err != nil {
+		return err
+	}
+	if err := l.references.write(exec, references); err != nil {
+		return err
 	}
 	if err := exec(`INSERT INTO tags(repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)`, img.repo, img.tag, img.digest, pushed); err != nil {
 		return err
@@ -623,16 +731,15 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	}
 	// The image's scan target is new with it: numbered here, written with its first finding.
 	var target int64
-	var counts [7]int64     // image_finding_counts: all, then critical to informational, then the rest
 	var rows, details []any // the arguments of the image's finding_rows and finding_details rows
 	var err error
 	for fi, f := range img.findings {
 		l.nextFinding++
 		// finding_rows as sqlite's upsert writes it and its indexFinding completes it
 		// (finding_rows.go, findings_index.go): dictionary ids numbered here rather than
-		// looked up, the facts and fix_available computed from the detail here, written at once.
-		prefix, key := sqlite.SplitFindingARN(f.ARN)
-		facts, fix := img.details[fi].facts, img.details[fi].fix
+		// looked up, the other columns as prepare computed them from the finding and its
+		// detail, written at once.
+		c := &img.rows[fi]
 		if target == 0 {
 			l.nextDict++
 			target = l.nextDict
@@ -646,7 +753,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		ids := [4]int64{target}
 		for i, d := range []struct{ insert, key string }{
 			{`INSERT INTO finding_vulnerabilities(id, vulnerability_id) VALUES (?, ?)`, f.VulnerabilityID},
-			{`INSERT INTO finding_arn_prefixes(id, prefix) VALUES (?, ?)`, prefix},
+			{`INSERT INTO finding_arn_prefixes(id, prefix) VALUES (?, ?)`, c.arnPrefix},
 			// The blank facts the store's upsert writes before its indexFinding sets the
 			// detail's (the row stays, as in a scanned store): ids continue from it.
 			{`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, '', '', '', '[]', '[]')`, ""},
@@ -682,6 +789,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			l.lastFact++
 			factID = l.lastFact
 			l.factIDs[img.details[fi].factsKey] = factID
+			facts := img.details[fi].facts
 			if err := exec(`INSERT INTO finding_facts(id, title, source, vendor_severity, aliases, related) VALUES (?, ?, ?, ?, ?, ?)`,
 				factID, facts.Title, facts.Source, facts.VendorSeverity, facts.Aliases, facts.Related); err != nil {
 				return err
@@ -689,7 +797,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		}
 		// The package keys by their finding_key_sets id (0053), numbered as the dictionaries.
 		var keySet sql.NullInt64
-		if keys := sqlite.PackageKeysColumn(f.PackageKeys); keys.Valid {
+		if keys := c.keys; keys.Valid {
 			dk := dictKey{3, keys.String}
 			id, ok := l.dictIDs[dk]
 			if !ok {
@@ -702,16 +810,11 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			}
 			keySet = sql.NullInt64{Int64: id, Valid: true}
 		}
-		// Score and fix_available coded, the last observation and update as milliseconds after
-		// the first (0055).
-		first := f.FirstObservedAt.UnixMilli()
-		rows = append(rows, ids[0], ids[1], l.nextFinding, ids[2], key, sqlite.StatusColumn(f.Status), sqlite.SeverityColumn(f.Severity),
-			sqlite.ScoreColumn(f.Score), sqlite.FingerprintColumn(f.Fingerprint), keySet, first, f.LastObservedAt.UnixMilli()-first,
-			f.UpdatedAt.UnixMilli()-first, factID, sqlite.FixAvailableColumn(fix))
+		rows = append(rows, ids[0], ids[1], l.nextFinding, ids[2], c.arnKey, c.status, c.severity, c.score, c.finger, keySet,
+			c.first, c.lastAfter, c.updatedAfter, factID, c.fix)
 		if details, err = l.writeDetail(exec, details, l.nextFinding, img.details[fi]); err != nil {
 			return err
 		}
-		l.count(f, facts, fix, &counts)
 	}
 	// The image's findings and their details, in statements of many rows each.
 	if err := l.findingRows.write(exec, rows); err != nil {
@@ -720,7 +823,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 	if err := l.findingDetails.write(exec, details); err != nil {
 		return err
 	}
-	if counts[0] > 0 {
+	if counts := img.counts; counts[0] > 0 {
 		// The row the count trigger (0053) would have left after the image's last finding.
 		if err := exec(`INSERT INTO image_finding_counts(repository, image_digest, scan_type, n_all, n_critical, n_high, n_medium,
 				n_low, n_informational, n_undefined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -799,10 +902,10 @@ type rowsInsert struct {
 // insertRowsMax is the most rows a rowsInsert writes in one statement.
 const insertRowsMax = 32
 
-func newRowsInsert(insert, values string, cols int) *rowsInsert {
+func newRowsInsert(insert, values, conflict string, cols int) *rowsInsert {
 	r := &rowsInsert{cols: cols}
 	for n := 1; n <= insertRowsMax; n++ {
-		r.sql[n] = insert + " VALUES " + strings.Repeat(values+", ", n-1) + values
+		r.sql[n] = insert + " VALUES " + strings.Repeat(values+", ", n-1) + values + conflict
 	}
 	return r
 }
@@ -814,12 +917,21 @@ func newRowsInsert(insert, values string, cols int) *rowsInsert {
 func findingRowsInsert() *rowsInsert {
 	return newRowsInsert(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
 		package_keys, first_observed_at, last_observed_after, updated_after, facts, fix_available, suppressed)`,
-		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`, 15)
+		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`, "", 15)
+}
+
+// The image's blob links and references (registry.go's putManifest), in one statement each.
+func blobLinksInsert() *rowsInsert {
+	return newRowsInsert(`INSERT INTO repository_blobs(repository, digest, size, linked_at)`, `(?, ?, ?, ?)`, " ON CONFLICT DO NOTHING", 4)
+}
+
+func referencesInsert() *rowsInsert {
+	return newRowsInsert(`INSERT INTO manifest_references(repository, manifest, target, kind, position)`, `(?, ?, ?, ?, ?)`, "", 5)
 }
 
 func findingDetailsInsert() *rowsInsert {
 	return newRowsInsert(`INSERT INTO finding_details(finding_id, head_id, tail_id, layer_id, set_id, package_layer, detail)`,
-		`(?, ?, ?, ?, ?, (SELECT id FROM finding_layers WHERE digest = ?), NULL)`, 6)
+		`(?, ?, ?, ?, ?, (SELECT id FROM finding_layers WHERE digest = ?), NULL)`, "", 6)
 }
 
 // write inserts rows, r.cols arguments each, in order.

@@ -2,9 +2,10 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,7 +89,8 @@ type findingTemplates struct {
 	seeds        [2]maphash.Seed
 	templates    map[textKey]findingTemplate
 	placeholders []string
-	seen, split  int64 // findings prepared, and those of them made by Snapshot and split
+	detail       []byte // the last finding's detail, made from its template
+	seen, split  int64  // findings prepared, and those of them made by Snapshot and split
 }
 
 // findingTemplate is a finding of an image before, its detail and its split with
@@ -96,9 +98,13 @@ type findingTemplates struct {
 type findingTemplate struct {
 	f      store.Finding // without its detail
 	detail []byte
+	at     []markAt // where detail holds placeholders
 	d      *storedDetail
 	fields uint32 // bit i: text i of storedDetail.texts holds a placeholder
 }
+
+// markAt is a placeholder in a template's detail: at offset off, of own layer layer.
+type markAt struct{ off, layer int }
 
 func newFindingTemplates(seeds [2]maphash.Seed) *findingTemplates {
 	return &findingTemplates{seeds: seeds, templates: map[textKey]findingTemplate{}}
@@ -164,24 +170,21 @@ func replaceEach(b []byte, from, to []string) []byte {
 func (t *findingTemplates) finding(m match.Finding, dgst string, own []string, now time.Time, origin events.Origin,
 	snapshot func(match.Finding) (store.Finding, error), split func([]byte) (*storedDetail, error)) (store.Finding, *storedDetail, error) {
 	marks := t.marks(len(own))
-	pkgs, err := json.Marshal(m.Packages)
-	if err != nil {
-		return store.Finding{}, nil, err
-	}
-	pkgs = replaceEach(pkgs, own, marks)
-	h0, h1 := maphash.Hash{}, maphash.Hash{}
-	h0.SetSeed(t.seeds[0])
-	h1.SetSeed(t.seeds[1])
-	for _, h := range []*maphash.Hash{&h0, &h1} {
-		_, _ = h.WriteString(m.VulnerabilityID)
-		_ = h.WriteByte(0)
-		_, _ = h.Write(pkgs)
-	}
-	k := textKey{h0.Sum64(), h1.Sum64()}
+	k := templateKey(t.seeds, m, own)
 	t.seen++
 	if tmpl, ok := t.templates[k]; ok {
 		f := tmpl.f
-		detail := replaceEach(tmpl.detail, marks, own)
+		detail := tmpl.detail
+		if len(tmpl.at) > 0 {
+			// Only the fingerprint reads it: made in one buffer, reused.
+			t.detail = append(t.detail[:0], tmpl.detail...)
+			for _, at := range tmpl.at {
+				if at.layer < len(own) {
+					copy(t.detail[at.off:], own[at.layer])
+				}
+			}
+			detail = t.detail
+		}
 		f.Digest, f.Fingerprint = dgst, scanning.FindingFingerprint(detail)
 		f.ARN = scanning.FindingARN(origin, f.Repository, f.Digest, f.ScanType, f.VulnerabilityID)
 		f.FirstObservedAt, f.LastObservedAt, f.UpdatedAt = now, now, now
@@ -215,6 +218,7 @@ func (t *findingTemplates) finding(m match.Finding, dgst string, own []string, n
 		return f, nil, err
 	}
 	tmpl := findingTemplate{f: f, detail: replaceEach(f.Detail, own, marks), d: d}
+	tmpl.at = marksIn(tmpl.detail, marks)
 	tmpl.f.Detail = nil
 	c := *d
 	for i, text := range c.texts() {
@@ -230,4 +234,68 @@ func (t *findingTemplates) finding(m match.Finding, dgst string, own []string, n
 	}
 	t.templates[k] = tmpl
 	return f, d, nil
+}
+
+// marksIn returns where b holds each of marks (of the same length, none overlapping another).
+func marksIn(b []byte, marks []string) []markAt {
+	var at []markAt
+	for j, mark := range marks {
+		for off := 0; ; {
+			i := bytes.Index(b[off:], []byte(mark))
+			if i < 0 {
+				break
+			}
+			at = append(at, markAt{off + i, j})
+			off += i + len(mark)
+		}
+	}
+	return at
+}
+
+// templateKey is the key of a template: m's vulnerability and packages as matched, each own
+// layer digest in them written as its number among own. Written field by field, not as their
+// JSON (which was a sixth of preparing an image); TestTemplateKeyTellsEveryField fails when a
+// field is added to the packages and not written here.
+func templateKey(seeds [2]maphash.Seed, m match.Finding, own []string) textKey {
+	var k textKey
+	for i, seed := range seeds {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		writeString(&h, m.VulnerabilityID)
+		writeInt(&h, len(m.Packages))
+		for _, p := range m.Packages {
+			for _, s := range []string{p.Name, p.Version, p.Release, p.Arch, p.Ecosystem, p.PackageManager, p.SourceName,
+				p.SourceVersion, p.PURL, p.FilePath, p.CreatedBy, p.FixedInVersion, p.Remediation, p.Reachability} {
+				writeString(&h, s)
+			}
+			writeInt(&h, p.Epoch)
+			if j := slices.Index(own, p.Layer); j >= 0 {
+				writeInt(&h, j)
+			} else {
+				writeInt(&h, -1)
+				writeString(&h, p.Layer)
+			}
+			// nil and empty alike, as their JSON (omitempty) writes neither.
+			writeInt(&h, len(p.LanguagePackages))
+			for _, lp := range p.LanguagePackages {
+				for _, s := range []string{lp.Ecosystem, lp.Name, lp.Version, lp.Path} {
+					writeString(&h, s)
+				}
+			}
+		}
+		k[i] = h.Sum64()
+	}
+	return k
+}
+
+// writeString writes s with its length, so that no two lists of strings write the same bytes.
+func writeString(h *maphash.Hash, s string) {
+	writeInt(h, len(s))
+	_, _ = h.WriteString(s)
+}
+
+func writeInt(h *maphash.Hash, n int) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(n))
+	_, _ = h.Write(b[:])
 }
