@@ -117,8 +117,9 @@ type loader struct {
 	parts       *scanning.PartEncoder // the bases' parts compressed once, as a scanning node does
 	// Findings prepared, and those whose detail was split rather than taken from a template.
 	detailsSeen, detailsSplit atomic.Int64
-	// The statements that write an image's blob links, references, findings and their details.
-	blobLinks, references, findingRows, findingDetails *rowsInsert
+	// The statements that write an image's blob links, references, inventory part links,
+	// findings and their details.
+	blobLinks, references, partLinks, findingRows, findingDetails *rowsInsert
 
 	keyIDs      map[advisory.PackageKey]int64
 	textIDs     map[textKey]int64           // finding_texts
@@ -145,7 +146,8 @@ func newLoader(idx *advisory.Index) *loader {
 	return &loader{idx: idx, origin: events.Origin{Account: "123456789012", Region: "us-east-1"},
 		fingerprint: inventory.Fingerprint(inventory.ModeEnhanced), seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		parts:     scanning.NewPartEncoder(64 << 20),
-		blobLinks: blobLinksInsert(), references: referencesInsert(), findingRows: findingRowsInsert(), findingDetails: findingDetailsInsert(),
+		blobLinks: blobLinksInsert(), references: referencesInsert(), partLinks: newRowsInsert(`INSERT INTO inventory_part_links(inventory_id, part_id)`, `(?, ?)`, "", 2),
+		findingRows: findingRowsInsert(), findingDetails: findingDetailsInsert(),
 		keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[textKey]int64{}, setIDs: map[textKey]int64{}, dictIDs: map[dictKey]int64{},
 		partIDs: map[[sha256.Size]byte]int64{}, factIDs: map[textKey]int64{}, layers: map[textKey]bool{},
 		counts: newFindingCounts(),
@@ -314,7 +316,7 @@ func (l *loader) run(ctx context.Context, g *generator, progress func(done int))
 	}); err != nil {
 		return err
 	}
-	if err := l.dropCountTriggers(ctx); err != nil {
+	if err := l.dropTriggers(ctx); err != nil {
 		return err
 	}
 	type repoBatch struct {
@@ -516,13 +518,16 @@ func (c *findingCounts) merge(o *findingCounts) {
 	}
 }
 
-// dropCountTriggers drops the triggers that keep the per-image, per-vulnerability and per-day
-// counts as findings are inserted (0045_findings_compact.sql), keeping their definitions: the
-// load writes the counts once at the end (writeCounts), as the triggers' upserts were half the
-// time of writing a finding.
-func (l *loader) dropCountTriggers(ctx context.Context) error {
+// dropTriggers drops, keeping their definitions, the triggers that keep the per-image,
+// per-vulnerability and per-day counts as findings are inserted (0045_findings_compact.sql):
+// the load writes the counts once at the end (writeCounts), as the triggers' upserts were half
+// the time of writing a finding; and those that keep an image's coverage row (0042, 0044) as
+// its manifest, inventory and scan are inserted: the load writes the row once, as the three
+// leave it, instead of inserting it and updating it and its index twice.
+func (l *loader) dropTriggers(ctx context.Context) error {
 	return l.loadTx(ctx, func(tx *sql.Tx) error {
-		for _, name := range []string{"finding_rows_count_insert", "finding_rows_vulnerability_count_insert", "finding_rows_days_insert"} {
+		for _, name := range []string{"finding_rows_count_insert", "finding_rows_vulnerability_count_insert", "finding_rows_days_insert",
+			"image_coverage_manifest_insert", "image_coverage_inventory_insert", "image_coverage_scan_insert"} {
 			var def string
 			if err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?`, name).Scan(&def); err != nil {
 				return fmt.Errorf("trigger %s: %w", name, err)
@@ -673,12 +678,22 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		len(img.manifest), imageSize, img.manifest, pushed); err != nil {
 		return err
 	}
-	links, references := make([]any, 0, 4*len(refs)), make([]any, 0, 5*len(refs))
+	// Its coverage row, numbered where the manifest's trigger inserts it, as the scan's and the
+	// inventory's triggers leave it (0042_image_coverage.sql).
+	noPackages := int64(0)
+	if img.base.os.Ecosystem == "" && img.packages == 0 {
+		noPackages = 1
+	}
+	if err := exec(`INSERT INTO image_coverage(repository, digest, pushed_at, last_pulled_at, status, description_head, no_packages)
+			VALUES (?, ?, ?, 0, ?, substr(?, 1, 32), ?)`, img.repo, img.digest, pushed, scanning.StatusActive, scanning.DescActive, noPackages); err != nil {
+		return err
+	}
+	blobLinks, references := make([]any, 0, 4*len(refs)), make([]any, 0, 5*len(refs))
 	for i, r := range refs {
-		links = append(links, img.repo, r[0], r[2], pushed)
+		blobLinks = append(blobLinks, img.repo, r[0], r[2], pushed)
 		references = append(references, img.repo, img.digest, r[0], r[1], int64(i))
 	}
-	if err := l.blobLinks.write(exec, links); err != nil {
+	if err := l.blobLinks.write(exec, blobLinks); err != nil {
 		return err
 	}
 	if err := l.references.write(exec, references); err != nil {
@@ -696,6 +711,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		return err
 	}
 	l.stats.inventoryBytes += int64(len(img.inventory))
+	links := make([]any, 0, 2*len(img.parts))
 	for _, part := range img.parts {
 		hash := [sha256.Size]byte(part.Hash)
 		id, ok := l.partIDs[hash]
@@ -719,9 +735,10 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 			l.stats.inventoryBytes += int64(len(part.Data))
 			l.stats.inventoryParts++
 		}
-		if err := exec(`INSERT INTO inventory_part_links(inventory_id, part_id) VALUES (?, ?)`, inv, id); err != nil {
-			return err
-		}
+		links = append(links, inv, id)
+	}
+	if err := l.partLinks.write(exec, links); err != nil {
+		return err
 	}
 	if err := exec(`INSERT INTO image_scans(repository, image_digest, scan_type, status, description, frequency, inventory_id,
 			last_scan_started_at, completed_at, source_updated_at, updated_at, image_facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
