@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"maps"
 	"net/url"
 	"os"
@@ -130,7 +131,7 @@ type loader struct {
 	pairs       []uint64                    // key id << 32 | part id (inventory_key_postings, 0054)
 	partIDs     map[[sha256.Size]byte]int64 // inventory_parts (0050)
 	factIDs     map[textKey]int64           // finding_facts by factsKey
-	layers      map[textKey]bool            // finding_layers written
+	layers      map[textKey]int64           // finding_layers by digest
 	triggers    []string                    // the definitions of the count triggers, dropped for the load
 	lastFact    int64                       // finding_facts' largest id, as SQLite numbers a new row
 	nextInv     int64
@@ -149,7 +150,7 @@ func newLoader(idx *advisory.Index) *loader {
 		blobLinks: blobLinksInsert(), references: referencesInsert(), partLinks: newRowsInsert(`INSERT INTO inventory_part_links(inventory_id, part_id)`, `(?, ?)`, "", 2),
 		findingRows: findingRowsInsert(), findingDetails: findingDetailsInsert(),
 		keyIDs: map[advisory.PackageKey]int64{}, textIDs: map[textKey]int64{}, setIDs: map[textKey]int64{}, dictIDs: map[dictKey]int64{},
-		partIDs: map[[sha256.Size]byte]int64{}, factIDs: map[textKey]int64{}, layers: map[textKey]bool{},
+		partIDs: map[[sha256.Size]byte]int64{}, factIDs: map[textKey]int64{}, layers: map[textKey]int64{},
 		counts: newFindingCounts(),
 		stats:  loadStats{holders: map[advisory.PackageKey]int{}}}
 }
@@ -636,6 +637,43 @@ func (l *loader) writeImages(ctx, stmtCtx context.Context, c driver.ConnPrepareC
 		_, err := st.ExecContext(stmtCtx, named)
 		return err
 	}
+	// queryInt runs a query of one integer (prepared anew: the loader asks few).
+	queryInt := func(q string, args ...any) (int64, error) {
+		prepared, err := c.PrepareContext(stmtCtx, q)
+		if err != nil {
+			return 0, err
+		}
+		defer prepared.Close()
+		st, ok := prepared.(driver.StmtQueryContext)
+		if !ok {
+			return 0, fmt.Errorf("sqlite driver statement %T: no QueryContext", prepared)
+		}
+		named := make([]driver.NamedValue, len(args))
+		for i, a := range args {
+			v, err := driverValue(a)
+			if err != nil {
+				return 0, fmt.Errorf("argument %d of %q: %w", i+1, q, err)
+			}
+			named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+		}
+		rows, err := st.QueryContext(stmtCtx, named)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		dest := make([]driver.Value, 1)
+		if err := rows.Next(dest); err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, fmt.Errorf("%q: no row", q)
+			}
+			return 0, err
+		}
+		n, ok := dest[0].(int64)
+		if !ok {
+			return 0, fmt.Errorf("%q: %T, not an integer", q, dest[0])
+		}
+		return n, nil
+	}
 	defer func() {
 		for _, st := range stmts {
 			_ = st.(driver.Stmt).Close()
@@ -645,7 +683,7 @@ func (l *loader) writeImages(ctx, stmtCtx context.Context, c driver.ConnPrepareC
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := l.writeImage(exec, img); err != nil {
+		if err := l.writeImage(exec, queryInt, img); err != nil {
 			return fmt.Errorf("write %s@%s: %w", img.repo, img.digest, err)
 		}
 	}
@@ -664,7 +702,7 @@ func driverValue(a any) (driver.Value, error) {
 	return driver.DefaultParameterConverter.ConvertValue(a)
 }
 
-func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) error {
+func (l *loader) writeImage(exec func(string, ...any) error, queryInt func(string, ...any) (int64, error), img preparedImage) error {
 	pushed := img.pushedAt.UnixMilli()
 	imageSize := int64(4000)
 	refs := [][3]any{{img.configDigest, store.RefConfig, int64(4000)}}
@@ -829,7 +867,7 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 		}
 		rows = append(rows, ids[0], ids[1], l.nextFinding, ids[2], c.arnKey, c.status, c.severity, c.score, c.finger, keySet,
 			c.first, c.lastAfter, c.updatedAfter, factID, c.fix)
-		if details, err = l.writeDetail(exec, details, l.nextFinding, img.details[fi]); err != nil {
+		if details, err = l.writeDetail(exec, queryInt, details, l.nextFinding, img.details[fi]); err != nil {
 			return err
 		}
 	}
@@ -864,7 +902,8 @@ func (l *loader) writeImage(exec func(string, ...any) error, img preparedImage) 
 // and the rest of the packages once, as a package set with its package rows (both numbered
 // here rather than looked up); the detail row holds their ids. The detail was split in
 // prepare (SplitDetailParts), on every core.
-func (l *loader) writeDetail(exec func(string, ...any) error, details []any, id int64, d *storedDetail) ([]any, error) {
+func (l *loader) writeDetail(exec func(string, ...any) error, queryInt func(string, ...any) (int64, error), details []any, id int64,
+	d *storedDetail) ([]any, error) {
 	p := d.parts
 	setID, ok := l.setIDs[d.body]
 	if !ok {
@@ -880,16 +919,23 @@ func (l *loader) writeDetail(exec func(string, ...any) error, details []any, id 
 		}
 	}
 	texts, keys := []string{p.Head, p.Tail}, []textKey{d.head, d.tail}
-	var digest any
+	var layer any
 	if p.Layer != "" {
-		texts, keys, digest = append(texts, p.Layer), append(keys, d.layer), p.LayerDigest
-		// Written once per layer: again, the insert would do nothing.
-		if !l.layers[d.layerDigest] {
-			l.layers[d.layerDigest] = true
+		texts, keys = append(texts, p.Layer), append(keys, d.layer)
+		// Its id looked up once per layer (a package set's rows may have written it first), not
+		// by every detail row.
+		id, ok := l.layers[d.layerDigest]
+		if !ok {
 			if err := exec(sqlite.InsertFindingLayer, p.LayerDigest); err != nil {
 				return nil, err
 			}
+			var err error
+			if id, err = queryInt(`SELECT id FROM finding_layers WHERE digest = ?`, p.LayerDigest); err != nil {
+				return nil, fmt.Errorf("layer %s: %w", p.LayerDigest, err)
+			}
+			l.layers[d.layerDigest] = id
 		}
+		layer = id
 	}
 	ids := []any{nil, nil, nil}
 	for i, text := range texts {
@@ -905,7 +951,7 @@ func (l *loader) writeDetail(exec func(string, ...any) error, details []any, id 
 	}
 	// The detail row, written with the image's others (findingDetailsInsert): the store's
 	// UpsertFindingParts without the conflict clause, which a new finding never meets.
-	return append(details, id, ids[0], ids[1], ids[2], setID, digest), nil
+	return append(details, id, ids[0], ids[1], ids[2], setID, layer), nil
 }
 
 // rowsInsert is an INSERT of one to insertRowsMax rows of a table: one statement of many rows
@@ -929,8 +975,8 @@ func newRowsInsert(insert, values, conflict string, cols int) *rowsInsert {
 
 // The loader's statements of many rows: finding_rows as sqlite's upsert writes it and its
 // indexFinding completes it; finding_details as sqlite.UpsertFindingParts writes a new
-// finding's split detail (its detail column NULL, the layer's id looked up), without the
-// conflict clause, which a new finding never meets.
+// finding's split detail (its detail column NULL, the layer's id numbered by writeDetail),
+// without the conflict clause, which a new finding never meets.
 func findingRowsInsert() *rowsInsert {
 	return newRowsInsert(`INSERT INTO finding_rows(target_id, vulnerability, id, arn_prefix, arn_key, status, severity, score, fingerprint,
 		package_keys, first_observed_at, last_observed_after, updated_after, facts, fix_available, suppressed)`,
@@ -948,7 +994,7 @@ func referencesInsert() *rowsInsert {
 
 func findingDetailsInsert() *rowsInsert {
 	return newRowsInsert(`INSERT INTO finding_details(finding_id, head_id, tail_id, layer_id, set_id, package_layer, detail)`,
-		`(?, ?, ?, ?, ?, (SELECT id FROM finding_layers WHERE digest = ?), NULL)`, "", 6)
+		`(?, ?, ?, ?, ?, ?, NULL)`, "", 6)
 }
 
 // write inserts rows, r.cols arguments each, in order.
