@@ -132,7 +132,7 @@ type loader struct {
 	partIDs     map[[sha256.Size]byte]int64 // inventory_parts (0050)
 	factIDs     map[textKey]int64           // finding_facts by factsKey
 	layers      map[textKey]int64           // finding_layers by digest
-	triggers    []string                    // the definitions of the count triggers, dropped for the load
+	triggers    []string                    // the definitions of the triggers dropped for the load (dropTriggers)
 	lastFact    int64                       // finding_facts' largest id, as SQLite numbers a new row
 	nextInv     int64
 	nextFinding int64
