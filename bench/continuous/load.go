@@ -626,15 +626,11 @@ func (l *loader) writeImages(ctx, stmtCtx context.Context, c driver.ConnPrepareC
 			}
 			stmts[q] = st
 		}
-		named = named[:0]
-		for i, a := range args {
-			v, err := driverValue(a)
-			if err != nil {
-				return fmt.Errorf("argument %d of %q: %w", i+1, q, err)
-			}
-			named = append(named, driver.NamedValue{Ordinal: i + 1, Value: v})
+		var err error
+		if named, err = appendNamed(named[:0], q, args); err != nil {
+			return err
 		}
-		_, err := st.ExecContext(stmtCtx, named)
+		_, err = st.ExecContext(stmtCtx, named)
 		return err
 	}
 	// queryInt runs a query of one integer (prepared anew: the loader asks few).
@@ -648,13 +644,9 @@ func (l *loader) writeImages(ctx, stmtCtx context.Context, c driver.ConnPrepareC
 		if !ok {
 			return 0, fmt.Errorf("sqlite driver statement %T: no QueryContext", prepared)
 		}
-		named := make([]driver.NamedValue, len(args))
-		for i, a := range args {
-			v, err := driverValue(a)
-			if err != nil {
-				return 0, fmt.Errorf("argument %d of %q: %w", i+1, q, err)
-			}
-			named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+		named, err := appendNamed(nil, q, args)
+		if err != nil {
+			return 0, err
 		}
 		rows, err := st.QueryContext(stmtCtx, named)
 		if err != nil {
@@ -688,6 +680,18 @@ func (l *loader) writeImages(ctx, stmtCtx context.Context, c driver.ConnPrepareC
 		}
 	}
 	return nil
+}
+
+// appendNamed appends the arguments of query q to dst, converted by driverValue.
+func appendNamed(dst []driver.NamedValue, q string, args []any) ([]driver.NamedValue, error) {
+	for i, a := range args {
+		v, err := driverValue(a)
+		if err != nil {
+			return dst, fmt.Errorf("argument %d of %q: %w", i+1, q, err)
+		}
+		dst = append(dst, driver.NamedValue{Ordinal: i + 1, Value: v})
+	}
+	return dst, nil
 }
 
 // driverValue converts a statement's argument as database/sql would (driver.DefaultParameterConverter),
